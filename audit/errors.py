@@ -1,0 +1,29 @@
+"""Errors of the audit store (it has its own hierarchy: it knows nothing of pricecalc)."""
+
+from __future__ import annotations
+
+
+class AuditError(Exception):
+    """Base class of every audit store error."""
+
+
+class AppendOnlyViolation(AuditError):
+    """An attempt to update, remove, truncate or upsert records."""
+
+
+class TamperedError(AuditError):
+    """The store's content does not match its hash chain. Names the first bad record."""
+
+    def __init__(self, seq: int | None, problem: str) -> None:
+        self.seq = seq
+        self.problem = problem
+        where = f"record {seq}" if seq is not None else "the store"
+        super().__init__(f"audit store tampered at {where}: {problem}")
+
+
+class StoreUnusable(AuditError):
+    """A write or sync failed; this handle refuses further appends (never retried silently)."""
+
+
+class StoreLocked(AuditError):
+    """The writer lock could not be taken in time."""

@@ -1,0 +1,121 @@
+"""The audit store contract. TinyDB is one implementation; a server database another.
+
+An audit store is an append-only, hash-chained log of JSON payloads. It knows nothing
+about what the payloads mean. Every implementation provides:
+
+``append`` / ``append_many``
+    Durably add records (written and synced before returning; ``append_many`` commits the
+    batch with one sync). Each record may carry an idempotency ``key`` (unique in the
+    store) and lookup ``tags`` (not unique).
+``transaction()``
+    A context manager holding the store's writer lock across read → decide → append, so
+    that reads inside see every record (including the transaction's own pending appends)
+    and no other writer can append in between. Its appends commit, as one group, when the
+    block exits without an exception; nothing is reported durable before that.
+``get(key)``, ``find(tag)``, ``query(...)``
+    Look records up by idempotency key, by tag, and by any payload field and time range.
+``head()``, ``verify(checkpoint=None)``
+    The chain head as a checkpoint; a streaming check of the whole chain.
+``export(out, fmt, records=None)``
+    Stream records as JSON Lines or CSV (formula injection escaped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Literal, Protocol, TextIO, runtime_checkable
+
+import attrs
+
+GENESIS_HASH = "0" * 64
+
+
+@attrs.frozen
+class Entry:
+    """Something to append: a payload with its optional idempotency key and tags."""
+
+    payload: Mapping[str, Any]
+    key: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Record:
+    """One stored record. ``hash`` covers every other field (docs/audit.md)."""
+
+    seq: int
+    id: str
+    recorded_at: str
+    key: str | None
+    tags: tuple[str, ...]
+    payload: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@attrs.frozen
+class Checkpoint:
+    """The chain head: ``seq`` of the last record (0 for an empty store) and its hash."""
+
+    seq: int
+    hash: str
+
+
+@attrs.frozen
+class VerifyReport:
+    """The result of :meth:`AuditStore.verify`.
+
+    ``ok`` with ``count`` records and ``head``; otherwise ``bad_seq`` is the first bad
+    record (or the position where one is missing) and ``problem`` says why.
+    """
+
+    ok: bool
+    count: int
+    head: Checkpoint
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+ExportFormat = Literal["jsonl", "csv"]
+
+
+@runtime_checkable
+class Transaction(Protocol):
+    def get(self, key: str) -> Record | None: ...
+
+    def find(self, tag: str) -> list[Record]: ...
+
+    def append(self, entry: Entry) -> Record: ...
+
+
+@runtime_checkable
+class AuditStore(Protocol):
+    def append(self, entry: Entry) -> Record: ...
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]: ...
+
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    def get(self, key: str) -> Record | None: ...
+
+    def find(self, tag: str) -> list[Record]: ...
+
+    def query(
+        self,
+        where: Mapping[str, Any] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[Record]: ...
+
+    def head(self) -> Checkpoint: ...
+
+    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport: ...
+
+    def export(
+        self, out: TextIO, fmt: ExportFormat, records: Iterable[Record] | None = None
+    ) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,134 @@
+"""Pure evaluation: request → validated input → rule → :class:`Decision`.
+
+``evaluate`` touches no file and no store. The only ambient thing it may read is the
+clock, and only when the caller passes no ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pricecalc.decision import APPROVED, REJECTED, Decision, Outcome, Reason
+from pricecalc.errors import InvalidInput, MissingField, PluginError, UnknownKind
+from pricecalc.fields import Fields
+from pricecalc.plugins import BUILTIN, default_registry, guard
+from pricecalc.policy import Policy
+from pricecalc.registry import History, NoHistory, Registry, RuleContext
+from pricecalc.serialize import jsonable
+
+
+def _check_result(plugin: str, value: Any, path: str = "result") -> None:
+    """A rule's result must be JSON data with money as strings: no floats, no objects."""
+    if isinstance(value, float):
+        raise PluginError(plugin, f"{path} is a float ({value!r}); amounts must be strings")
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise PluginError(plugin, f"{path} has a non-text key {key!r}")
+            _check_result(plugin, item, f"{path}.{key}")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_result(plugin, item, f"{path}[{index}]")
+        return
+    raise PluginError(plugin, f"{path} holds a {type(value).__name__}, not JSON data")
+
+
+def _check_outcome(plugin: str, outcome: Any) -> Outcome:
+    if not isinstance(outcome, Outcome):
+        raise PluginError(plugin, f"rule returned {type(outcome).__name__}, expected Outcome")
+    if not isinstance(outcome.result, Mapping):
+        raise PluginError(plugin, "rule result must be a mapping")
+    _check_result(plugin, outcome.result)
+    for reason in outcome.reasons:
+        if not isinstance(reason, Reason) or not reason.code or not isinstance(reason.message, str):
+            raise PluginError(plugin, f"rule returned an unusable reason {reason!r}")
+    return outcome
+
+
+def split_request(request: Any) -> tuple[str, str | None, Any]:
+    """Check the SPEC §8 envelope and return ``(kind, request_id, input)``."""
+    if not isinstance(request, Mapping):
+        raise InvalidInput("request", request, "must be an object with kind and input")
+    kind = request.get("kind")
+    if kind is None:
+        raise MissingField("kind")
+    if not isinstance(kind, str) or not kind.strip():
+        raise InvalidInput("kind", kind, "must be the name of a decision kind")
+    request_id = request.get("request_id")
+    if request_id is not None and (
+        isinstance(request_id, bool) or not isinstance(request_id, str | int)
+    ):
+        raise InvalidInput("request_id", request_id, "must be text")
+    if request_id is not None:
+        request_id = str(request_id)
+        if not request_id.strip():
+            raise InvalidInput("request_id", request_id, "must not be empty")
+    if "input" not in request or request["input"] is None:
+        raise MissingField("input")
+    unknown = set(request) - {"kind", "request_id", "input"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidInput(
+            name, request[name], "is not a request field (expected kind, request_id, input)"
+        )
+    return kind.strip(), request_id, request["input"]
+
+
+def evaluate(
+    request: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    policy: Policy | None = None,
+    registry: Registry | None = None,
+    history: History | None = None,
+) -> Decision:
+    """Decide one SPEC §8 request. Pure: no I/O; ``now`` defaults to the current UTC time.
+
+    Raises :class:`pricecalc.InvalidInput` (naming the field and value) when the request
+    cannot be decided; ``TypeError`` when a Python float is passed.
+    """
+    canonical = jsonable(request)  # refuses floats anywhere, before anything else
+    kind, request_id, raw_input = split_request(request)
+    registry = registry if registry is not None else default_registry()
+    found = registry.rule(kind)
+    if found is None:
+        raise UnknownKind("kind", kind, f"is not a known kind ({', '.join(registry.kinds())})")
+    plugin, rule = found
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        raise InvalidInput("now", now, "must be a time with a UTC offset")
+    effective = policy if policy is not None else Policy()
+    effective = effective.with_defaults(registry.policy_defaults)
+    effective.check_known()
+    view = effective.view()
+    context = RuleContext(now=now, policy=view, registry=registry, history=history or NoHistory())
+    fields = Fields.of(raw_input, "input")
+    parsed = guard(plugin, f"the {kind} input parser", lambda: rule.parse(fields, context))
+    outcome = _check_outcome(
+        plugin, guard(plugin, f"the {kind} rule", lambda: rule.decide(parsed, context))
+    )
+    participants = {plugin, *context.participants}
+    return Decision(
+        kind=kind,
+        request_id=request_id,
+        status=REJECTED if outcome.reasons else APPROVED,
+        result=jsonable(outcome.result, "result"),
+        reasons=tuple(outcome.reasons),
+        rule_set=rule.rule_set,
+        rule_version=rule.version,
+        request=canonical,
+        policy=jsonable(view.used, "policy"),
+        plugins={
+            name: registry.plugin_versions.get(name, "0+unversioned")
+            for name in sorted(participants)
+        },
+    )
+
+
+__all__ = ["BUILTIN", "evaluate", "split_request"]

@@ -1,0 +1,69 @@
+"""The error hierarchy of pricecalc.
+
+Every error a caller should handle derives from :class:`PricecalcError`.
+:class:`InvalidInput` is raised before any rule runs: nothing is decided and nothing is
+recorded. The audit store has its own hierarchy (``audit.AuditError``) because it knows
+nothing about prices.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PricecalcError(Exception):
+    """Base class of every pricecalc error."""
+
+
+def describe_value(value: Any) -> str:
+    """Show a bad value the way the user wrote it (JSON-ish), briefly."""
+    if isinstance(value, str):
+        shown = repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+        return shown
+    if value is None:
+        return "null (missing)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class InvalidInput(PricecalcError):
+    """The request cannot be decided: a field is missing, malformed or out of range.
+
+    ``field`` is the dotted path of the offending field (``input.lines[1].unit_price``)
+    and ``value`` the value found there. The message names both.
+    """
+
+    def __init__(self, field: str, value: Any, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}: {problem} (got {describe_value(value)})")
+
+
+class MissingField(InvalidInput):
+    """A required field is absent."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.value = None
+        self.problem = "is required"
+        PricecalcError.__init__(self, f"{field}: is required but missing")
+
+
+class UnknownKind(InvalidInput):
+    """The request names a kind no loaded rule decides."""
+
+
+class PluginError(PricecalcError):
+    """A plugin raised or returned something unusable. The message names the plugin."""
+
+    def __init__(self, plugin: str, problem: str) -> None:
+        self.plugin = plugin
+        self.problem = problem
+        super().__init__(f"plugin {plugin!r}: {problem}")
+
+
+class PolicyError(PricecalcError):
+    """The policy file or a policy value is unusable. The message names the key."""

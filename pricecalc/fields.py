@@ -1,0 +1,183 @@
+"""Reading request input: every accessor names the field path in its errors.
+
+Rules parse their input through a :class:`Fields` reader, so that an error always says
+``input.lines[1].unit_price: has more than two decimals (got '1.001')``. Times follow
+SPEC §1: ISO 8601, a time without an offset is Beijing time (+08:00).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from pricecalc.errors import InvalidInput, MissingField
+from pricecalc.money import parse_amount, parse_rate, refuse_float
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+_MISSING = object()
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    """Parse an ISO 8601 date-time; without an offset it is Beijing time (+08:00)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInput(
+                field, value, 'must be an ISO 8601 time such as "2026-11-11T10:00"'
+            ) from exc
+    else:
+        raise InvalidInput(field, value, 'must be an ISO 8601 time such as "2026-11-11T10:00"')
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=BEIJING)
+    return moment
+
+
+def parse_date(value: Any, field: str) -> date:
+    """Parse an ISO 8601 calendar date (``2026-11-11``)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidInput(field, value, 'must be an ISO 8601 date such as "2026-11-11"')
+
+
+def iso(moment: datetime) -> str:
+    """Format a time for output, keeping its offset (``2026-11-11T20:00:00+08:00``)."""
+    return moment.isoformat()
+
+
+@attrs.frozen
+class Fields:
+    """A read-only view of one mapping in a request, remembering its path."""
+
+    data: Mapping[str, Any]
+    path: str = "input"
+
+    @classmethod
+    def of(cls, data: Any, path: str = "input") -> Fields:
+        if not isinstance(data, Mapping):
+            raise InvalidInput(path, data, "must be an object")
+        return cls(data, path)
+
+    def at(self, name: str) -> str:
+        return f"{self.path}.{name}"
+
+    def has(self, name: str) -> bool:
+        return self.data.get(name) is not None
+
+    def raw(self, name: str, default: Any = _MISSING) -> Any:
+        value = self.data.get(name)
+        if value is None:
+            if default is _MISSING:
+                raise MissingField(self.at(name))
+            return default
+        return value
+
+    # -- scalars -----------------------------------------------------------------------
+    def amount(self, name: str, *, positive: bool = False) -> Decimal:
+        return parse_amount(self.raw(name), self.at(name), positive=positive)
+
+    def optional_amount(self, name: str, *, positive: bool = False) -> Decimal | None:
+        value = self.raw(name, None)
+        if value is None:
+            return None
+        return parse_amount(value, self.at(name), positive=positive)
+
+    def rate(self, name: str) -> Decimal:
+        return parse_rate(self.raw(name), self.at(name))
+
+    def string(self, name: str, default: Any = _MISSING) -> str:
+        value = self.raw(name, default)
+        if value is default and default is not _MISSING:
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidInput(self.at(name), value, "must be text")
+        text = str(value).strip()
+        if not text:
+            raise InvalidInput(self.at(name), value, "must not be empty")
+        return text
+
+    def optional_string(self, name: str) -> str | None:
+        if not self.has(name):
+            return None
+        return self.string(name)
+
+    def integer(self, name: str, default: Any = _MISSING, *, minimum: int | None = None) -> int:
+        value = self.raw(name, default)
+        refuse_float(value, self.at(name))
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            value = int(value)
+        elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(self.at(name), value, "must be a whole number")
+        if minimum is not None and value < minimum:
+            raise InvalidInput(self.at(name), value, f"must be at least {minimum}")
+        return value
+
+    def number(self, name: str) -> Decimal:
+        """A plain non-money number (a score, a DSR): any decimal places, not negative."""
+        value = self.raw(name)
+        return parse_rate(value, self.at(name))
+
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        value = self.raw(name, default)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+            return value.strip().lower() == "true"
+        raise InvalidInput(self.at(name), value, "must be true or false")
+
+    def time(self, name: str) -> datetime:
+        return parse_time(self.raw(name), self.at(name))
+
+    def optional_time(self, name: str) -> datetime | None:
+        if not self.has(name):
+            return None
+        return self.time(name)
+
+    def date(self, name: str) -> date:
+        return parse_date(self.raw(name), self.at(name))
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
+        value = self.string(name, default)
+        if value not in choices:
+            raise InvalidInput(self.at(name), value, f"must be one of {', '.join(choices)}")
+        return value
+
+    # -- structures --------------------------------------------------------------------
+    def obj(self, name: str) -> Fields:
+        return Fields.of(self.raw(name), self.at(name))
+
+    def optional_obj(self, name: str) -> Fields | None:
+        if not self.has(name):
+            return None
+        return self.obj(name)
+
+    def items(
+        self, name: str, *, required: bool = True, non_empty: bool = False
+    ) -> Iterator[Fields]:
+        """Iterate over a list of objects, each a reader with its index in the path."""
+        value = self.raw(name) if required else self.raw(name, [])
+        if not isinstance(value, list | tuple):
+            raise InvalidInput(self.at(name), value, "must be a list")
+        if non_empty and not value:
+            raise InvalidInput(self.at(name), value, "must not be empty")
+        for index, item in enumerate(value):
+            yield Fields.of(item, f"{self.at(name)}[{index}]")
+
+    def mapping(self, name: str) -> Fields | None:
+        """An optional object whose keys are data (``already_refunded: {line_id: amount}``)."""
+        if not self.has(name):
+            return None
+        return self.obj(name)

@@ -1,0 +1,175 @@
+"""Money: the one module that parses, quantizes and allocates amounts (SPEC §1).
+
+Nobody else rounds. Amounts are CNY yuan as :class:`decimal.Decimal` with at most two
+decimals (fen). Floats are refused outright (they are already inexact); every
+``quantize`` names its rounding mode and never depends on the ambient context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from pricecalc.errors import InvalidInput
+
+FEN = Decimal("0.01")
+RATE_STEP = Decimal("0.0001")
+ZERO = Decimal("0.00")
+HUNDRED = Decimal(100)
+
+# A plain decimal: optional sign, digits, optional fraction. No exponent, no NaN/Infinity,
+# no spaces, no thousands separators.
+_DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+class FloatRefused(TypeError):
+    """A Python float was passed where an exact amount is needed (SPEC §1)."""
+
+
+def refuse_float(value: Any, field: str) -> None:
+    """Raise ``TypeError`` for a Python float: money never passes through binary floats."""
+    if isinstance(value, float):
+        raise FloatRefused(
+            f"{field}: a float ({value!r}) is not accepted for money; "
+            "pass a string such as '199.90', an int, or a decimal.Decimal"
+        )
+
+
+def to_decimal(value: Any, field: str) -> Decimal:
+    """Turn an int, a Decimal or a decimal string into an exact, finite Decimal.
+
+    bool, float, exponent notation, NaN, Infinity and empty strings are refused.
+    """
+    refuse_float(value, field)
+    if isinstance(value, bool) or value is None:
+        raise InvalidInput(field, value, 'must be an amount such as "199.90"')
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidInput(field, value, "must be a finite amount")
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent > 0:  # Decimal("1E+3"), JSON 1e3
+            raise InvalidInput(field, value, "must be written without an exponent")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not _DECIMAL_TEXT.match(text):
+            raise InvalidInput(field, value, 'must be a plain decimal number such as "199.90"')
+        try:
+            return Decimal(text)
+        except InvalidOperation as exc:  # pragma: no cover - the regex already guards
+            raise InvalidInput(field, value, "is not a number") from exc
+    raise InvalidInput(field, value, f"must be an amount, not {type(value).__name__}")
+
+
+def parse_amount(
+    value: Any,
+    field: str,
+    *,
+    positive: bool = False,
+) -> Decimal:
+    """Parse an amount in yuan (SPEC §1): at most two decimals, never negative.
+
+    With ``positive=True`` zero is refused too. The result keeps its exact value,
+    quantized to the fen (an exact operation: no digit is lost).
+    """
+    amount = to_decimal(value, field)
+    if amount != amount.quantize(FEN, rounding=ROUND_DOWN):
+        raise InvalidInput(field, value, "has more than two decimals (fen is the smallest unit)")
+    if amount < 0:
+        raise InvalidInput(field, value, "must not be negative")
+    if positive and amount == 0:
+        raise InvalidInput(field, value, "must be greater than 0")
+    return amount.quantize(FEN, rounding=ROUND_HALF_UP)  # exact: checked above
+
+
+def parse_rate(value: Any, field: str) -> Decimal:
+    """Parse a rate: a fraction (``"0.0054"``) or a percentage with a sign (``"0.54%"``).
+
+    A bare number is a fraction (SPEC §6). Returned as an exact fraction.
+    """
+    refuse_float(value, field)
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number = to_decimal(value.strip()[:-1], field)
+        rate = number / HUNDRED
+    else:
+        rate = to_decimal(value, field)
+    if rate < 0:
+        raise InvalidInput(field, value, "must not be negative")
+    return rate
+
+
+def fen(amount: Decimal) -> Decimal:
+    """Round an exact amount to the fen, ROUND_HALF_UP (四舍五入). A named rounding step."""
+    return amount.quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def rate_of(part: Decimal, whole: Decimal) -> Decimal:
+    """``part / whole`` to 4 decimals, ROUND_HALF_UP (SPEC §1 rates)."""
+    if whole == 0:
+        return Decimal("0.0000")
+    return (part / whole).quantize(RATE_STEP, rounding=ROUND_HALF_UP)
+
+
+def fmt(amount: Decimal) -> str:
+    """Format an amount for output: a string with exactly two decimals (``"30.00"``).
+
+    Refuses an amount that would need rounding: output never rounds silently.
+    """
+    quantized = amount.quantize(FEN, rounding=ROUND_HALF_UP)
+    if quantized != amount:
+        raise ValueError(f"amount {amount} has sub-fen digits; round it at a named step first")
+    if quantized == 0:
+        quantized = abs(quantized)  # never print "-0.00"
+    return f"{quantized:.2f}"
+
+
+def fmt_rate(rate: Decimal) -> str:
+    """Format a rate with exactly four decimals (``"0.1508"``)."""
+    return f"{rate.quantize(RATE_STEP, rounding=ROUND_HALF_UP):.4f}"
+
+
+def allocate(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
+    """Split ``total`` over ``weights`` by the largest-remainder method in fen (SPEC §1).
+
+    Every exact share ``total × w / Σw`` is floored to the fen; the leftover fen go one
+    each to the largest remainders, ties to the earlier position. The parts sum exactly to
+    ``total`` and each is within one fen of its exact share. ``total`` must be a
+    non-negative amount in fen; weights must be non-negative with a positive sum (a zero
+    total may be spread over zero weights).
+    """
+    if total < 0:
+        raise ValueError(f"cannot allocate a negative total {total}")
+    if total != total.quantize(FEN, rounding=ROUND_DOWN):
+        raise ValueError(f"total {total} has sub-fen digits")
+    if any(w < 0 for w in weights):
+        raise ValueError("allocation weights must not be negative")
+    if not weights:
+        if total != 0:
+            raise ValueError("cannot allocate a non-zero total over no lines")
+        return []
+    if sum(weights, Decimal(0)) == 0:
+        if total != 0:
+            raise ValueError("cannot allocate a non-zero total over zero weights")
+        return [ZERO for _ in weights]
+    # Exact integer arithmetic: weights are scaled to integers, shares compared as
+    # fractions, so no step goes through the decimal context's precision.
+    scale = max(0, *(-int(w.as_tuple().exponent) for w in weights))
+    int_weights = [int(w.scaleb(scale)) for w in weights]
+    whole_int = sum(int_weights)
+    total_fen = int(total.scaleb(2))
+    floors: list[int] = []
+    remainders: list[int] = []
+    for w in int_weights:
+        floor, remainder = divmod(total_fen * w, whole_int)
+        floors.append(floor)
+        remainders.append(remainder)
+    leftover = total_fen - sum(floors)
+    # Largest remainders first; ties go to the earlier line (stable on the index).
+    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+    for i in order[:leftover]:
+        floors[i] += 1
+    return [Decimal(f).scaleb(-2) for f in floors]

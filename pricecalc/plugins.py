@@ -1,0 +1,218 @@
+"""The plugin manager: built-in rules and entry-point plugins, loaded when asked.
+
+Nothing is loaded at import time. :func:`get_plugin_manager` registers the built-in
+plugin (the core's own rules, through the same hooks a stranger uses), loads the
+``pricecalc`` entry-point group, blocks disabled plugins and runs ``check_pending`` so a
+misspelt hook fails loudly. :func:`load_registry` then asks every plugin for its
+contributions, one implementation at a time, so each item is attributed to its plugin and
+a plugin that raises or returns garbage is named in the error.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from pricecalc import hookspecs
+from pricecalc.errors import PluginError, PricecalcError
+from pricecalc.money import FloatRefused
+from pricecalc.offers import OfferType
+from pricecalc.policy import CORE_DEFAULTS, Policy
+from pricecalc.registry import CompensationStandard, Contributed, Registry, Rule
+
+ENTRY_POINT_GROUP = "pricecalc"
+BUILTIN = "builtin"
+
+
+def core_version() -> str:
+    try:
+        return metadata.version("chaozhigou-pricecalc")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def get_plugin_manager(
+    disable: Iterable[str] = (),
+    *,
+    entry_points: bool = True,
+    extra: Iterable[tuple[str, object]] = (),
+) -> pluggy.PluginManager:
+    """A fresh plugin manager with the built-in plugin and (by default) entry points.
+
+    ``disable`` names plugins not to load (the built-in one included, if you must).
+    ``extra`` registers plugin objects directly (tests, embedding applications).
+    """
+    from pricecalc import builtin  # the core's own rules, registered as a plugin
+
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    for name in disable:
+        pm.set_blocked(name)
+    if not pm.is_blocked(BUILTIN):
+        pm.register(builtin, name=BUILTIN)
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # an entry point that fails to import
+            raise PluginError("entry points", f"failed to load: {exc}") from exc
+    for name, plugin in extra:
+        if not pm.is_blocked(name):
+            pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(getattr(exc, "plugin", "unknown"), str(exc)) from exc
+    return pm
+
+
+def _plugin_versions(pm: pluggy.PluginManager) -> dict[str, str]:
+    versions = {BUILTIN: core_version()}
+    for plugin, dist in pm.list_plugin_distinfo():
+        name = pm.get_name(plugin)
+        if name is not None:
+            versions[name] = str(dist.version)
+    for name, _ in pm.list_name_plugin():
+        versions.setdefault(name, "0+unversioned")
+    return versions
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
+    """Call each implementation of a contribution hook alone; name the plugin on failure."""
+    out: list[tuple[str, Any]] = []
+    caller = getattr(pm.hook, hook_name)
+    # pluggy calls implementations last-registered first; we want registration order so
+    # the built-in (platform) contributions come first and win ties.
+    for impl in reversed(caller.get_hookimpls()):
+        try:
+            value = impl.function()
+        except Exception as exc:
+            raise PluginError(
+                impl.plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if value is None:
+            continue
+        out.append((impl.plugin_name, value))
+    return out
+
+
+def _items(plugin: str, hook: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise PluginError(plugin, f"{hook} must return a list, got {type(value).__name__}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, kind):
+            expected = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise PluginError(plugin, f"{hook} returned {item!r}, expected {expected}")
+    return items
+
+
+def build_registry(pm: pluggy.PluginManager) -> Registry:
+    """Ask every plugin for its contributions and check them."""
+    rules: dict[str, Contributed] = {}
+    for plugin, value in _collect(pm, "pricecalc_rules"):
+        for rule in _items(plugin, "pricecalc_rules", value, Rule):
+            if rule.kind in rules:
+                raise PluginError(
+                    plugin,
+                    f"registers kind {rule.kind!r}, already registered by "
+                    f"{rules[rule.kind].plugin!r}",
+                )
+            rules[rule.kind] = Contributed(plugin, rule)
+
+    standards: list[Contributed] = []
+    seen_standards: dict[str, str] = {}
+    for plugin, value in _collect(pm, "pricecalc_compensation_standards"):
+        for standard in _items(
+            plugin, "pricecalc_compensation_standards", value, CompensationStandard
+        ):
+            if standard.name in seen_standards:
+                raise PluginError(
+                    plugin,
+                    f"adds standard {standard.name!r}, already added by "
+                    f"{seen_standards[standard.name]!r}",
+                )
+            seen_standards[standard.name] = plugin
+            standards.append(Contributed(plugin, standard))
+
+    offer_types: dict[str, Contributed] = {}
+    for plugin, value in _collect(pm, "pricecalc_offer_types"):
+        for offer_type in _items(plugin, "pricecalc_offer_types", value, OfferType):
+            if offer_type.name in offer_types:
+                raise PluginError(
+                    plugin,
+                    f"adds offer type {offer_type.name!r}, already added by "
+                    f"{offer_types[offer_type.name].plugin!r}",
+                )
+            offer_types[offer_type.name] = Contributed(plugin, offer_type)
+
+    categories: dict[str, str] = {}
+    for plugin, value in _collect(pm, "pricecalc_clawback_categories"):
+        for category in _items(plugin, "pricecalc_clawback_categories", value, str):
+            categories.setdefault(category, plugin)
+
+    defaults: dict[str, dict[str, Any]] = {k: dict(v) for k, v in CORE_DEFAULTS.items()}
+    for plugin, value in _collect(pm, "pricecalc_policy_defaults"):
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, Mapping) for v in value.values()
+        ):
+            raise PluginError(
+                plugin, "pricecalc_policy_defaults must return {section: {key: value}}"
+            )
+        for section, values in value.items():
+            target = defaults.setdefault(str(section), {})
+            for key, default in values.items():
+                if key in target and section not in CORE_DEFAULTS:
+                    raise PluginError(plugin, f"policy default {section}.{key} is already declared")
+                target.setdefault(str(key), default)
+
+    hooks_by_plugin: dict[str, tuple[str, ...]] = {}
+    for name, plugin_obj in pm.list_name_plugin():
+        callers = pm.get_hookcallers(plugin_obj) or []
+        hooks_by_plugin[name] = tuple(sorted(c.name for c in callers))
+
+    return Registry(
+        rules=rules,
+        standards=tuple(standards),
+        offer_types=offer_types,
+        clawback_categories=categories,
+        policy_defaults=defaults,
+        plugin_versions=_plugin_versions(pm),
+        hooks_by_plugin=hooks_by_plugin,
+    )
+
+
+def load_registry(policy: Policy | None = None, disable: Iterable[str] = ()) -> Registry:
+    """Build a registry from the installed plugins, minus those disabled by name or policy."""
+    names = set(disable)
+    if policy is not None:
+        names.update(policy.disabled_plugins())
+    return build_registry(get_plugin_manager(sorted(names)))
+
+
+_default_lock = threading.Lock()
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The registry of all installed plugins, built on first use and then shared."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = load_registry()
+        return _default
+
+
+def guard(plugin: str, what: str, call: Callable[[], Any]) -> Any:
+    """Run a plugin-provided callable; its unexpected exception becomes a PluginError."""
+    try:
+        return call()
+    except (PricecalcError, FloatRefused):
+        raise
+    except Exception as exc:
+        raise PluginError(plugin, f"{what} raised {type(exc).__name__}: {exc}") from exc
