@@ -1,0 +1,233 @@
+"""The calculator: pure rules wired to the audit store.
+
+``Calculator.decide`` evaluates a request and appends the decision to the audit store
+*before* returning it; the returned decision carries its place in the chain
+(``audit: {seq, hash}``). A ``request_id`` already recorded returns the recorded decision
+and appends nothing. Invalid input raises :class:`pricecalc.InvalidInput` and records
+nothing. Evaluation and append happen under the store's writer lock, so a second claim for
+the same price drop pays 0 even when two processes race.
+
+A calculator is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import attrs
+
+from audit import open_store
+from audit.protocol import AuditStore, Entry, Record, Transaction
+from pricecalc.decision import AuditRef, Decision
+from pricecalc.engine import evaluate, split_request
+from pricecalc.errors import InvalidInput
+from pricecalc.money import parse_amount
+from pricecalc.plugins import core_version, load_registry
+from pricecalc.policy import Policy
+from pricecalc.registry import Registry
+
+AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
+PROTECTION_KIND = "price_protection"
+
+
+def default_operator() -> str:
+    """The OS user running pricecalc (the operator recorded when none is given)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (some containers)
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def refund_tag(order_id: str) -> str:
+    """The audit tag under which approved price-protection refunds of an order are found."""
+    return f"{PROTECTION_KIND}:order:{order_id}"
+
+
+class StoreHistory:
+    """Answers a rule's questions about past decisions from an open store transaction."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def refunds(self, order_id: str) -> Mapping[str, Decimal]:
+        paid: dict[str, Decimal] = {}
+        for record in self._tx.find(refund_tag(order_id)):
+            payload = record.payload
+            if payload.get("kind") != PROTECTION_KIND or payload.get("status") != "approved":
+                continue
+            for line in payload.get("result", {}).get("lines", []):
+                amount = parse_amount(line["refund"], f"audit record {record.seq} refund")
+                paid[line["line_id"]] = paid.get(line["line_id"], Decimal("0.00")) + amount
+        return paid
+
+
+@attrs.frozen
+class BatchItem:
+    """One line of a batch: its decision, or why it could not be decided."""
+
+    index: int
+    decision: Decision | None = None
+    error: InvalidInput | None = None
+
+
+class Calculator:
+    """Evaluate requests and record every decision in an append-only audit store.
+
+    ``audit`` is a path (TinyDB store), a store URL, or an object implementing
+    :class:`audit.protocol.AuditStore`. ``policy`` defaults to the SPEC's defaults;
+    ``operator`` to the OS user. With ``PRICECALC_AUDIT_KEY`` set (or ``hmac_key``), the
+    store chain is keyed with HMAC-SHA256.
+    """
+
+    def __init__(
+        self,
+        audit: str | os.PathLike[str] | AuditStore,
+        policy: Policy | None = None,
+        operator: str | None = None,
+        *,
+        registry: Registry | None = None,
+        disable_plugins: Iterable[str] = (),
+        hmac_key: bytes | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.policy = policy if policy is not None else Policy()
+        self.registry = (
+            registry if registry is not None else load_registry(self.policy, disable_plugins)
+        )
+        self.policy.with_defaults(self.registry.policy_defaults).check_known()
+        self.operator = operator or default_operator()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        if isinstance(audit, str | os.PathLike):
+            if hmac_key is None and os.environ.get(AUDIT_KEY_ENV):
+                hmac_key = os.environ[AUDIT_KEY_ENV].encode("utf-8")
+            self.store: AuditStore = open_store(
+                str(Path(audit)) if isinstance(audit, os.PathLike) else audit, hmac_key=hmac_key
+            )
+            self._owns_store = True
+        else:
+            self.store = audit
+            self._owns_store = False
+
+    # -- the API -------------------------------------------------------------------------
+    def decide(self, request: Mapping[str, Any], *, now: datetime | None = None) -> Decision:
+        """Evaluate one request, record it durably, return the decision with its audit ref."""
+        _, request_id, _ = split_request(request)
+        with self.store.transaction() as tx:
+            decision, record = self._decide_in(tx, request, request_id, now)
+        return attrs.evolve(decision, audit=AuditRef(record.seq, record.hash))
+
+    @overload
+    def decide_many(
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        now: datetime | None = ...,
+        on_invalid: Literal["raise"] = ...,
+    ) -> list[Decision]: ...
+
+    @overload
+    def decide_many(
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        now: datetime | None = ...,
+        on_invalid: Literal["collect"],
+    ) -> list[BatchItem]: ...
+
+    def decide_many(
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        now: datetime | None = None,
+        on_invalid: Literal["raise", "collect"] = "raise",
+    ) -> list[Decision] | list[BatchItem]:
+        """Decide many requests with one group commit (one sync for the whole batch).
+
+        Decisions are returned only after the batch is durable. With
+        ``on_invalid="raise"`` (default) an invalid request aborts the batch before
+        anything is written and raises its :class:`InvalidInput` (the message starts with
+        ``requests[i]``); with ``"collect"`` invalid requests are reported in their slot
+        as :class:`BatchItem` errors and the others are still decided and recorded.
+        """
+        items: list[BatchItem] = []
+        refs: list[tuple[int, Decision, Record]] = []
+        with self.store.transaction() as tx:
+            for index, request in enumerate(requests):
+                try:
+                    _, request_id, _ = split_request(request)
+                    decision, record = self._decide_in(tx, request, request_id, now)
+                except InvalidInput as exc:
+                    if on_invalid == "raise":
+                        raise InvalidInput(
+                            f"requests[{index}].{exc.field}", exc.value, exc.problem
+                        ) from exc
+                    items.append(BatchItem(index, error=exc))
+                    continue
+                refs.append((len(items), decision, record))
+                items.append(BatchItem(index))
+        # The transaction has committed: now, and only now, the decisions are reportable.
+        for slot, decision, record in refs:
+            done = attrs.evolve(decision, audit=AuditRef(record.seq, record.hash))
+            items[slot] = attrs.evolve(items[slot], decision=done)
+        if on_invalid == "raise":
+            return [item.decision for item in items if item.decision is not None]
+        return items
+
+    def evaluate(self, request: Mapping[str, Any], *, now: datetime | None = None) -> Decision:
+        """Evaluate without recording (a what-if; nothing is written)."""
+        return evaluate(
+            request, now=now or self._clock(), policy=self.policy, registry=self.registry
+        )
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Calculator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- inside the writer lock -------------------------------------------------------
+    def _decide_in(
+        self,
+        tx: Transaction,
+        request: Mapping[str, Any],
+        request_id: str | None,
+        now: datetime | None,
+    ) -> tuple[Decision, Record]:
+        if request_id is not None:
+            existing = tx.get(request_id)
+            if existing is not None:
+                return Decision.from_record(existing.payload), existing
+        moment = now or self._clock()
+        decision = evaluate(
+            request,
+            now=moment,
+            policy=self.policy,
+            registry=self.registry,
+            history=StoreHistory(tx),
+        )
+        payload = decision.to_record()
+        payload["operator"] = self.operator
+        payload["decided_at"] = moment.isoformat()
+        payload["pricecalc_version"] = core_version()
+        record = tx.append(Entry(payload=payload, key=request_id, tags=self._tags(decision)))
+        return decision, record
+
+    @staticmethod
+    def _tags(decision: Decision) -> tuple[str, ...]:
+        tags: list[str] = [f"kind:{decision.kind}"]
+        order_id = decision.request.get("input", {}).get("order_id")
+        if isinstance(order_id, str | int):
+            tags.append(f"order:{order_id}")
+            if decision.kind == PROTECTION_KIND and decision.approved:
+                tags.append(refund_tag(str(order_id)))
+        return tuple(tags)
