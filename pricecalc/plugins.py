@@ -46,13 +46,13 @@ def get_plugin_manager(
     ``disable`` names plugins not to load (the built-in one included, if you must).
     ``extra`` registers plugin objects directly (tests, embedding applications).
     """
-    from pricecalc import builtin  # the core's own rules, registered as a plugin
-
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     for name in disable:
         pm.set_blocked(name)
     if not pm.is_blocked(BUILTIN):
+        from pricecalc import builtin  # the core's own rules, registered as a plugin
+
         pm.register(builtin, name=BUILTIN)
     if entry_points:
         try:
@@ -84,9 +84,10 @@ def _collect(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
     """Call each implementation of a contribution hook alone; name the plugin on failure."""
     out: list[tuple[str, Any]] = []
     caller = getattr(pm.hook, hook_name)
-    # pluggy calls implementations last-registered first; we want registration order so
+    # get_hookimpls() lists implementations in registration order (pluggy *calls* them
+    # last-registered first); we want registration order so
     # the built-in (platform) contributions come first and win ties.
-    for impl in reversed(caller.get_hookimpls()):
+    for impl in caller.get_hookimpls():
         try:
             value = impl.function()
         except Exception as exc:
