@@ -1,0 +1,250 @@
+"""subsidy_split — the three price layers of 超值购 (SPEC §2; seed 002, 第五条 1(1)(3)).
+
+原价 ``list_price`` → 报名价 ``registration_price`` (after the merchant's subsidy) →
+补贴价 ``subsidy_price`` (what the consumer pays, after the platform's subsidy).
+
+The rule splits the subsidy between merchant and platform and checks the registration
+against the campaign's price rules. A rejected split still reports every amount exactly as
+computed: a negative difference stays negative (``"-10.00"``), so the operator sees by
+how much a price is off. No amount here needs rounding (differences and multiples of
+fen are exact); the two rates are rounded by :func:`pricecalc.money.rate_of`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from pricecalc.decision import Outcome, Reason
+from pricecalc.errors import InvalidInput
+from pricecalc.fields import Fields
+from pricecalc.money import ZERO, fmt, fmt_rate, rate_of
+from pricecalc.registry import Rule, RuleContext
+
+KIND = "subsidy_split"
+
+# Rejection codes, in SPEC §2 order (reasons are always listed in this order).
+REGISTRATION_ABOVE_LIST = "REGISTRATION_ABOVE_LIST"
+ABOVE_30D_LOWEST = "ABOVE_30D_LOWEST"
+ABOVE_OTHER_PLATFORM = "ABOVE_OTHER_PLATFORM"
+FLOOR_BELOW_COST = "FLOOR_BELOW_COST"
+FLOOR_ABOVE_REGISTRATION = "FLOOR_ABOVE_REGISTRATION"
+BELOW_FLOOR = "BELOW_FLOOR"
+PLATFORM_SUBSIDY_NEGATIVE = "PLATFORM_SUBSIDY_NEGATIVE"
+
+CODES = (
+    REGISTRATION_ABOVE_LIST,
+    ABOVE_30D_LOWEST,
+    ABOVE_OTHER_PLATFORM,
+    FLOOR_BELOW_COST,
+    FLOOR_ABOVE_REGISTRATION,
+    BELOW_FLOOR,
+    PLATFORM_SUBSIDY_NEGATIVE,
+)
+
+
+@attrs.frozen
+class OtherPlatformPrice:
+    """The same product's price in another platform's campaign (百亿补贴, 拼团 …)."""
+
+    platform: str
+    price: Decimal
+
+
+@attrs.frozen
+class SubsidyInput:
+    """A validated subsidy_split request; every amount is per unit, in yuan.
+
+    ``subsidy_price`` is always set: when the request gives ``platform_subsidy`` instead,
+    it is ``registration_price − platform_subsidy``.
+    """
+
+    list_price: Decimal
+    registration_price: Decimal
+    subsidy_price: Decimal
+    floor_price: Decimal
+    cost_price: Decimal
+    lowest_price_30d: Decimal | None = None
+    other_platform_prices: tuple[OtherPlatformPrice, ...] = ()
+    quantity: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    product_id: str | None = None
+    category: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> SubsidyInput:
+        """Parse and validate the ``input`` object (SPEC §2 "Invalid input").
+
+        Raises :class:`pricecalc.InvalidInput` naming the field: a missing field, a
+        non-positive list/registration/subsidy price, a negative cost or floor, both or
+        neither of ``subsidy_price`` / ``platform_subsidy``, a quantity below 1.
+        """
+        list_price = f.amount("list_price", positive=True)
+        registration_price = f.amount("registration_price", positive=True)
+        has_subsidy_price = f.has("subsidy_price")
+        has_platform_subsidy = f.has("platform_subsidy")
+        if has_subsidy_price and has_platform_subsidy:
+            raise InvalidInput(
+                f.at("platform_subsidy"),
+                f.raw("platform_subsidy"),
+                "give exactly one of subsidy_price or platform_subsidy, not both",
+            )
+        if has_subsidy_price:
+            subsidy_price = f.amount("subsidy_price", positive=True)
+        elif has_platform_subsidy:
+            platform_subsidy = f.amount("platform_subsidy")
+            subsidy_price = registration_price - platform_subsidy
+            if subsidy_price <= 0:
+                raise InvalidInput(
+                    f.at("platform_subsidy"),
+                    f.raw("platform_subsidy"),
+                    f"leaves a subsidy price of {fmt(subsidy_price)} "
+                    f"(registration price {fmt(registration_price)} minus the platform "
+                    "subsidy); the consumer must pay more than 0",
+                )
+        else:
+            raise InvalidInput(
+                f.at("subsidy_price"),
+                None,
+                "is required unless platform_subsidy is given (give exactly one of them)",
+            )
+        others = tuple(
+            OtherPlatformPrice(
+                platform=item.string("platform"),
+                price=item.amount("price", positive=True),
+            )
+            for item in f.items("other_platform_prices", required=False)
+        )
+        return cls(
+            list_price=list_price,
+            registration_price=registration_price,
+            subsidy_price=subsidy_price,
+            floor_price=f.amount("floor_price"),
+            cost_price=f.amount("cost_price"),
+            lowest_price_30d=f.optional_amount("lowest_price_30d", positive=True),
+            other_platform_prices=others,
+            quantity=f.integer("quantity", 1, minimum=1),
+            product_id=f.optional_string("product_id"),
+            category=f.optional_string("category"),
+        )
+
+    @property
+    def lowest_other_platform(self) -> OtherPlatformPrice | None:
+        """The lowest other-platform price; on a tie the one listed first."""
+        lowest: OtherPlatformPrice | None = None
+        for other in self.other_platform_prices:
+            if lowest is None or other.price < lowest.price:
+                lowest = other
+        return lowest
+
+
+def _parse(fields: Fields, ctx: RuleContext) -> SubsidyInput:
+    return SubsidyInput.from_fields(fields)
+
+
+def _reasons(inp: SubsidyInput) -> list[Reason]:
+    """Every failing SPEC §2 check, in SPEC order, each naming its value and bound."""
+    reg = inp.registration_price
+    out: list[Reason] = []
+    if reg > inp.list_price:
+        out.append(
+            Reason(
+                REGISTRATION_ABOVE_LIST,
+                f"registration price {fmt(reg)} is above the list price {fmt(inp.list_price)}",
+            )
+        )
+    if inp.lowest_price_30d is not None and reg > inp.lowest_price_30d:
+        out.append(
+            Reason(
+                ABOVE_30D_LOWEST,
+                f"registration price {fmt(reg)} is above the lowest price of the last "
+                f"30 days {fmt(inp.lowest_price_30d)}",
+            )
+        )
+    other = inp.lowest_other_platform
+    if other is not None and reg > other.price:
+        out.append(
+            Reason(
+                ABOVE_OTHER_PLATFORM,
+                f"registration price {fmt(reg)} is above the lowest other-platform price "
+                f"{fmt(other.price)} ({other.platform})",
+            )
+        )
+    if inp.floor_price < inp.cost_price:
+        out.append(
+            Reason(
+                FLOOR_BELOW_COST,
+                f"floor price {fmt(inp.floor_price)} is below the cost price {fmt(inp.cost_price)}",
+            )
+        )
+    if inp.floor_price > reg:
+        out.append(
+            Reason(
+                FLOOR_ABOVE_REGISTRATION,
+                f"floor price {fmt(inp.floor_price)} is above the registration price {fmt(reg)}",
+            )
+        )
+    if inp.subsidy_price < inp.floor_price:
+        out.append(
+            Reason(
+                BELOW_FLOOR,
+                f"subsidy price {fmt(inp.subsidy_price)} is below the floor price "
+                f"{fmt(inp.floor_price)}",
+            )
+        )
+    if inp.subsidy_price > reg:
+        out.append(
+            Reason(
+                PLATFORM_SUBSIDY_NEGATIVE,
+                f"subsidy price {fmt(inp.subsidy_price)} is above the registration price "
+                f"{fmt(reg)} (platform subsidy {fmt(reg - inp.subsidy_price)})",
+            )
+        )
+    return out
+
+
+def subsidy_split(inp: SubsidyInput, ctx: RuleContext | None = None) -> Outcome:
+    """Split the subsidy between merchant and platform and check the price rules (SPEC §2).
+
+    Pure: the outcome depends on ``inp`` alone (the context is not used).
+    """
+    q = inp.quantity
+    merchant_subsidy = inp.list_price - inp.registration_price
+    platform_subsidy = inp.registration_price - inp.subsidy_price
+    total_subsidy = inp.list_price - inp.subsidy_price
+    result: dict[str, Any] = {
+        "merchant_subsidy": fmt(merchant_subsidy),
+        "platform_subsidy": fmt(platform_subsidy),
+        "total_subsidy": fmt(total_subsidy),
+        "merchant_subsidy_rate": fmt_rate(rate_of(merchant_subsidy, inp.list_price)),
+        "platform_subsidy_rate": fmt_rate(rate_of(platform_subsidy, inp.list_price)),
+        "consumer_pays": fmt(inp.subsidy_price),
+        "merchant_receives": fmt(inp.registration_price),
+        "merchant_margin": fmt(inp.registration_price - inp.cost_price),
+        "max_platform_subsidy": fmt(max(ZERO, inp.registration_price - inp.floor_price)),
+        "quantity": q,
+        "merchant_subsidy_total": fmt(merchant_subsidy * q),
+        "platform_subsidy_total": fmt(platform_subsidy * q),
+        "consumer_pays_total": fmt(inp.subsidy_price * q),
+        "merchant_receives_total": fmt(inp.registration_price * q),
+    }
+    other = inp.lowest_other_platform
+    if other is not None:
+        result["lowest_other_platform"] = {"platform": other.platform, "price": fmt(other.price)}
+    return Outcome(result=result, reasons=tuple(_reasons(inp)))
+
+
+def _decide(inp: SubsidyInput, ctx: RuleContext) -> Outcome:
+    return subsidy_split(inp, ctx)
+
+
+RULE = Rule(
+    kind=KIND,
+    rule_set="chaozhigou-standard",
+    version="1.0.0",
+    parse=_parse,
+    decide=_decide,
+    description="超值购 price layers: merchant and platform subsidy, rates and price checks "
+    "(SPEC §2).",
+)
