@@ -1,0 +1,353 @@
+"""counterfeit_compensation — 假一赔十 (SPEC §4; seed 002, 第五条 3).
+
+When the platform confirms a counterfeit, the merchant refunds each line's paid amount
+and pays compensation: the highest of every applicable :class:`CompensationStandard`.
+The core ships two standards; plugins add more (the food-safety law) and simply compete:
+
+``platform_10x``
+    ``max(multiplier × base, minimum)`` — policy ``multiplier`` (10), ``minimum`` (500.00).
+``consumer_law_art55``
+    消费者权益保护法 第五十五条: ``max(consumer_law_multiplier × base, consumer_law_minimum)``
+    — policy 3 and 500.00.
+
+Choices where the SPEC is silent (docs/rules.md lists them too):
+
+* ``base`` is the line's ``paid_amount``; with policy ``include_platform_subsidy = true``
+  the line's optional ``platform_subsidy`` is added to it (0 when absent). The **refund**
+  is always the ``paid_amount`` alone — the platform's subsidy was never the buyer's money.
+* A standard's amount that is not a whole number of fen (only possible with a fractional
+  policy multiplier) is rounded to the fen, ROUND_HALF_UP, by :func:`pricecalc.money.fen`.
+* Ties go to the earlier standard in registration order (the built-in ones first, so
+  ``platform_10x`` wins a tie), and ``standard`` names the winner.
+* ``minimum_per = "order"``: the built-in standards grant ``multiplier × base`` with no
+  per-line minimum; if the order's compensation total is then below the larger of the two
+  built-in minimums, the top-up is spread over the lines with
+  :func:`pricecalc.money.allocate`, proportional to ``paid_amount``; the result then also
+  gives ``minimum_top_up``. Plugin standards keep whatever minimum they apply themselves.
+* A rejected claim (``NOT_CONFIRMED``) pays nothing: every amount is ``"0.00"``, each line
+  has ``standard: null``, and no standard is consulted.
+* A plugin standard must return a finite, non-negative :class:`~decimal.Decimal` with at
+  most two decimals (or ``None``: does not apply); anything else, or an exception, is a
+  :class:`pricecalc.PluginError` naming the plugin — never a silently wrong amount.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any
+
+import attrs
+
+from pricecalc.decision import Outcome, Reason
+from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError
+from pricecalc.fields import Fields
+from pricecalc.money import FEN, ZERO, allocate, fen, fmt, parse_amount, to_decimal
+from pricecalc.plugins import guard
+from pricecalc.policy import PolicyView
+from pricecalc.registry import CompensationLine, CompensationStandard, Rule, RuleContext
+
+KIND = "counterfeit_compensation"
+SECTION = "counterfeit_compensation"
+NOT_CONFIRMED = "NOT_CONFIRMED"
+MINIMUM_PER = ("line", "order")
+
+
+# -- policy values -------------------------------------------------------------------------
+def _policy_number(policy: PolicyView, key: str) -> Decimal:
+    value = policy.get(SECTION, key)
+    try:
+        number = to_decimal(value, f"{SECTION}.{key}")
+    except (InvalidInput, TypeError) as exc:
+        raise PolicyError(
+            f"policy: {SECTION}.{key} must be a number such as 10, got {value!r}"
+        ) from exc
+    if number < 0:
+        raise PolicyError(f"policy: {SECTION}.{key} must not be negative, got {value!r}")
+    return number
+
+
+def _policy_amount(policy: PolicyView, key: str) -> Decimal:
+    value = policy.get(SECTION, key)
+    try:
+        return parse_amount(value, f"{SECTION}.{key}")
+    except (InvalidInput, TypeError) as exc:
+        raise PolicyError(
+            f'policy: {SECTION}.{key} must be an amount such as "500.00", got {value!r}'
+        ) from exc
+
+
+def _policy_bool(policy: PolicyView, key: str) -> bool:
+    value = policy.get(SECTION, key)
+    if not isinstance(value, bool):
+        raise PolicyError(f"policy: {SECTION}.{key} must be true or false, got {value!r}")
+    return value
+
+
+def minimum_per(policy: PolicyView) -> str:
+    """Policy ``minimum_per``: ``"line"`` (default) or ``"order"``."""
+    value = policy.get(SECTION, "minimum_per")
+    if value not in MINIMUM_PER:
+        raise PolicyError(f'policy: {SECTION}.minimum_per must be "line" or "order", got {value!r}')
+    return str(value)
+
+
+# -- the built-in standards ----------------------------------------------------------------
+def _multiple_with_minimum(
+    line: CompensationLine, policy: PolicyView, multiplier_key: str, minimum_key: str
+) -> Decimal:
+    amount = fen(_policy_number(policy, multiplier_key) * line.paid)
+    minimum = _policy_amount(policy, minimum_key)
+    if minimum_per(policy) == "order":
+        return amount  # the minimum is applied once, to the order total
+    return max(amount, minimum)
+
+
+def platform_10x(line: CompensationLine, policy: PolicyView) -> Decimal:
+    """The platform's 假一赔十: ``max(10 × paid, 500.00)`` (policy multiplier, minimum)."""
+    return _multiple_with_minimum(line, policy, "multiplier", "minimum")
+
+
+def consumer_law_art55(line: CompensationLine, policy: PolicyView) -> Decimal:
+    """消费者权益保护法 第五十五条: ``max(3 × paid, 500.00)`` (policy consumer_law_*)."""
+    return _multiple_with_minimum(line, policy, "consumer_law_multiplier", "consumer_law_minimum")
+
+
+STANDARDS: tuple[CompensationStandard, ...] = (
+    CompensationStandard(
+        name="platform_10x",
+        compute=platform_10x,
+        description="假一赔十: ten times the paid amount, at least 500.00 (seed 002 第五条 3)",
+    ),
+    CompensationStandard(
+        name="consumer_law_art55",
+        compute=consumer_law_art55,
+        description="消费者权益保护法 第五十五条: three times the paid amount, at least 500.00",
+    ),
+)
+
+
+def _order_minimum(policy: PolicyView) -> Decimal:
+    return max(_policy_amount(policy, "minimum"), _policy_amount(policy, "consumer_law_minimum"))
+
+
+# -- input ---------------------------------------------------------------------------------
+@attrs.frozen
+class ClaimLine:
+    """One order line of a claim. ``paid_amount`` is what the buyer paid for the line."""
+
+    line_id: str
+    paid_amount: Decimal
+    platform_subsidy: Decimal | None = None
+    category: str | None = None
+    loss: Decimal | None = None
+
+
+@attrs.frozen
+class CompensationInput:
+    """A validated counterfeit_compensation request."""
+
+    order_id: str
+    confirmed: bool
+    lines: tuple[ClaimLine, ...] = attrs.field(validator=attrs.validators.min_len(1))
+    merchant_refused: bool = False
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> CompensationInput:
+        """Parse the ``input`` object; :class:`pricecalc.InvalidInput` names the field.
+
+        Invalid: a missing field, no lines, a duplicate ``line_id``, a ``paid_amount``
+        below 0.01, a negative ``platform_subsidy`` or ``loss``.
+        """
+        order_id = f.string("order_id")
+        confirmed = f.boolean("confirmed")
+        lines: list[ClaimLine] = []
+        seen: dict[str, str] = {}
+        for item in f.items("lines", non_empty=True):
+            line_id = item.string("line_id")
+            if line_id in seen:
+                raise InvalidInput(
+                    item.at("line_id"), line_id, f"duplicates the line id of {seen[line_id]}"
+                )
+            seen[line_id] = item.path
+            paid = item.amount("paid_amount")
+            if paid < FEN:
+                raise InvalidInput(
+                    item.at("paid_amount"), item.raw("paid_amount"), "must be at least 0.01"
+                )
+            lines.append(
+                ClaimLine(
+                    line_id=line_id,
+                    paid_amount=paid,
+                    platform_subsidy=item.optional_amount("platform_subsidy"),
+                    category=item.optional_string("category"),
+                    loss=item.optional_amount("loss"),
+                )
+            )
+        return cls(
+            order_id=order_id,
+            confirmed=confirmed,
+            lines=tuple(lines),
+            merchant_refused=f.boolean("merchant_refused", False),
+        )
+
+
+def _parse(fields: Fields, ctx: RuleContext) -> CompensationInput:
+    return CompensationInput.from_fields(fields)
+
+
+# -- the rule ------------------------------------------------------------------------------
+def _checked(plugin: str, standard: str, line_id: str, value: Any) -> Decimal | None:
+    """A standard's answer must be None or an exact, non-negative amount in fen."""
+    if value is None:
+        return None
+    if not isinstance(value, Decimal):
+        problem = f"returned {type(value).__name__} {value!r}; a decimal.Decimal is required"
+    elif not value.is_finite():
+        problem = f"returned {value}; a finite amount is required"
+    elif value < 0:
+        problem = f"returned a negative amount {value}"
+    else:
+        try:
+            in_fen = fen(value)
+        except InvalidOperation:  # too many digits to be an amount at all
+            in_fen = None
+        if in_fen == value:
+            return in_fen  # exact: the value already was a whole number of fen
+        problem = f"returned {value}, which is not an amount with at most two decimals"
+    raise PluginError(plugin, f"compensation standard {standard!r} for line {line_id} {problem}")
+
+
+def _best(line: CompensationLine, ctx: RuleContext) -> tuple[Decimal, str]:
+    """The highest compensation of every applicable standard; ties to the earlier one."""
+    best: tuple[Decimal, str, str] | None = None
+    for contributed in ctx.registry.standards:
+        plugin, standard = contributed.plugin, contributed.item
+        value = _checked(
+            plugin,
+            standard.name,
+            line.line_id,
+            guard(
+                plugin,
+                f"compensation standard {standard.name!r}",
+                partial(standard.compute, line, ctx.policy),
+            ),
+        )
+        if value is None:
+            continue
+        ctx.took_part(plugin)
+        if best is None or value > best[0]:
+            best = (value, standard.name, plugin)
+    if best is None:
+        raise PricecalcError(
+            f"no compensation standard applies to line {line.line_id}; "
+            "is the built-in plugin disabled?"
+        )
+    return best[0], best[1]
+
+
+def counterfeit_compensation(inp: CompensationInput, ctx: RuleContext) -> Outcome:
+    """Refund plus the highest applicable compensation per line (SPEC §4)."""
+    settlement = "deduct_from_payout" if inp.merchant_refused else "merchant_pays"
+    if not inp.confirmed:
+        zero = fmt(ZERO)
+        return Outcome(
+            result={
+                "order_id": inp.order_id,
+                "lines": [
+                    {
+                        "line_id": line.line_id,
+                        "refund": zero,
+                        "compensation": zero,
+                        "total": zero,
+                        "standard": None,
+                    }
+                    for line in inp.lines
+                ],
+                "refund_total": zero,
+                "compensation_total": zero,
+                "payout_total": zero,
+                "payer": "merchant",
+                "settlement": settlement,
+            },
+            reasons=(
+                Reason(
+                    NOT_CONFIRMED,
+                    f"order {inp.order_id}: the platform has not confirmed a counterfeit "
+                    "(confirmed is false); nothing is paid",
+                ),
+            ),
+        )
+
+    include_subsidy = _policy_bool(ctx.policy, "include_platform_subsidy")
+    per = minimum_per(ctx.policy)
+    compensations: list[Decimal] = []
+    standards: list[str] = []
+    for line in inp.lines:
+        base = line.paid_amount
+        if include_subsidy and line.platform_subsidy is not None:
+            base += line.platform_subsidy
+        amount, name = _best(
+            CompensationLine(line.line_id, base, category=line.category, loss=line.loss), ctx
+        )
+        compensations.append(amount)
+        standards.append(name)
+
+    top_up = ZERO
+    if per == "order":
+        floor = _order_minimum(ctx.policy)
+        subtotal = sum(compensations, ZERO)
+        if subtotal < floor:
+            top_up = floor - subtotal
+            shares = allocate(top_up, [line.paid_amount for line in inp.lines])
+            compensations = [c + s for c, s in zip(compensations, shares, strict=True)]
+
+    lines = []
+    for line, compensation, standard in zip(inp.lines, compensations, standards, strict=True):
+        lines.append(
+            {
+                "line_id": line.line_id,
+                "refund": fmt(line.paid_amount),
+                "compensation": fmt(compensation),
+                "total": fmt(line.paid_amount + compensation),
+                "standard": standard,
+            }
+        )
+    refund_total = sum((line.paid_amount for line in inp.lines), ZERO)
+    compensation_total = sum(compensations, ZERO)
+    result: dict[str, Any] = {
+        "order_id": inp.order_id,
+        "lines": lines,
+        "refund_total": fmt(refund_total),
+        "compensation_total": fmt(compensation_total),
+        "payout_total": fmt(refund_total + compensation_total),
+        "payer": "merchant",
+        "settlement": settlement,
+    }
+    if per == "order":
+        result["minimum_top_up"] = fmt(top_up)
+    return Outcome(result=result)
+
+
+def _decide(inp: CompensationInput, ctx: RuleContext) -> Outcome:
+    return counterfeit_compensation(inp, ctx)
+
+
+RULE = Rule(
+    kind=KIND,
+    rule_set="chaozhigou-standard",
+    version="1.0.0",
+    parse=_parse,
+    decide=_decide,
+    description="假一赔十: refund plus the highest applicable compensation standard (SPEC §4).",
+)
+
+__all__ = [
+    "RULE",
+    "STANDARDS",
+    "ClaimLine",
+    "CompensationInput",
+    "consumer_law_art55",
+    "counterfeit_compensation",
+    "platform_10x",
+]
