@@ -77,13 +77,19 @@ def parse_amount(
     quantized to the fen (an exact operation: no digit is lost).
     """
     amount = to_decimal(value, field)
-    if amount != amount.quantize(FEN, rounding=ROUND_DOWN):
+    try:
+        in_fen = amount.quantize(FEN, rounding=ROUND_DOWN)
+    except InvalidOperation:  # more digits than the decimal context holds
+        raise InvalidInput(field, value, "is too large to be an amount") from None
+    if amount != in_fen:
         raise InvalidInput(field, value, "has more than two decimals (fen is the smallest unit)")
     if amount < 0:
         raise InvalidInput(field, value, "must not be negative")
     if positive and amount == 0:
         raise InvalidInput(field, value, "must be greater than 0")
-    return amount.quantize(FEN, rounding=ROUND_HALF_UP)  # exact: checked above
+    if amount == 0:
+        in_fen = abs(in_fen)  # "-0" is zero: never carry a negative zero
+    return in_fen  # exact: checked above
 
 
 def parse_rate(value: Any, field: str) -> Decimal:
@@ -128,8 +134,11 @@ def fmt(amount: Decimal) -> str:
 
 
 def fmt_rate(rate: Decimal) -> str:
-    """Format a rate with exactly four decimals (``"0.1508"``)."""
-    return f"{rate.quantize(RATE_STEP, rounding=ROUND_HALF_UP):.4f}"
+    """Format a rate with exactly four decimals (``"0.1508"``); never ``"-0.0000"``."""
+    quantized = rate.quantize(RATE_STEP, rounding=ROUND_HALF_UP)
+    if quantized == 0:
+        quantized = abs(quantized)
+    return f"{quantized:.4f}"
 
 
 def allocate(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
