@@ -168,17 +168,31 @@ def allocate(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     # fractions, so no step goes through the decimal context's precision.
     scale = max(0, *(-int(w.as_tuple().exponent) for w in weights))
     int_weights = [int(w.scaleb(scale)) for w in weights]
-    whole_int = sum(int_weights)
     total_fen = int(total.scaleb(2))
+    return [Decimal(f).scaleb(-2) for f in allocate_fen(total_fen, int_weights)]
+
+
+def allocate_fen(total_fen: int, weights: Sequence[int]) -> list[int]:
+    """:func:`allocate` in whole fen: split ``total_fen`` over integer ``weights``.
+
+    The same largest-remainder method (ties to the earlier position), for callers that
+    allocate many times over the same lines and keep amounts as integer fen. ``weights``
+    must be non-negative with a positive sum, ``total_fen`` non-negative.
+    """
+    whole = sum(weights)
+    if total_fen < 0 or whole <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"cannot allocate {total_fen} fen over weights {list(weights)}")
     floors: list[int] = []
     remainders: list[int] = []
-    for w in int_weights:
-        floor, remainder = divmod(total_fen * w, whole_int)
+    for w in weights:
+        floor, remainder = divmod(total_fen * w, whole)
         floors.append(floor)
         remainders.append(remainder)
     leftover = total_fen - sum(floors)
-    # Largest remainders first; ties go to the earlier line (stable on the index).
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
-    for i in order[:leftover]:
-        floors[i] += 1
-    return [Decimal(f).scaleb(-2) for f in floors]
+    if leftover:
+        # Largest remainders first; ties go to the earlier line (the sort is stable, also
+        # with reverse=True).
+        order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
+        for i in order[:leftover]:
+            floors[i] += 1
+    return floors
