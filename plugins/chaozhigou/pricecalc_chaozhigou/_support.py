@@ -10,7 +10,6 @@ Nothing here rounds: numbers are shown exactly as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -66,16 +65,6 @@ def policy_names(policy: PolicyView, section: str, key: str) -> tuple[str, ...]:
     ):
         raise PolicyError(f"policy: {section}.{key} must be a list of names, got {value!r}")
     return tuple(v.strip() for v in value)
-
-
-def policy_rate_table(policy: PolicyView, section: str, key: str) -> dict[str, Decimal]:
-    """A ``{name: rate}`` table from the policy, keyed by :func:`norm` of each name."""
-    value = policy.get(section, key)
-    if not isinstance(value, Mapping):
-        raise PolicyError(f"policy: {section}.{key} must be a table of name = rate, got {value!r}")
-    return {
-        norm(str(name)): as_rate(rate, f"{section}.{key}.{name}") for name, rate in value.items()
-    }
 
 
 # -- input metrics -------------------------------------------------------------------------
