@@ -1,0 +1,137 @@
+"""食品安全法 第一百四十八条 — the higher legal standard for food (SPEC §4, §6).
+
+For food that does not meet the food-safety standards the buyer may claim ten times the
+price paid or three times the loss, and at least 1,000 yuan. As a 假一赔十 compensation
+standard for a line in a food category:
+
+    compensation = max(10 × paid, 3 × loss, 1000.00)        (loss: 0 when not given)
+
+It competes with the platform's ``platform_10x`` (max(10 × paid, 500.00)); the higher wins
+and is named. Example: food, paid 39.90 → 1000.00, total 1039.90, standard
+``food_safety_law_art148``. A line of another category, or without one, is not its
+business (``None``). Disabling the plugin (``--disable-plugin food_safety_law``) leaves
+the platform's standards alone.
+
+Policy section ``food_safety_law``: ``categories`` (food, 食品, fresh, 生鲜, alcohol, 酒类,
+health_food, 保健食品; matched without regard to case or surrounding space),
+``multiplier`` 10, ``loss_multiplier`` 3, ``minimum`` "1000.00". The minimum applies to
+each line whatever the core's ``minimum_per`` says: it is the law's, not the platform's.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from pricecalc import hookimpl
+from pricecalc.errors import InvalidInput, PolicyError
+from pricecalc.money import ZERO, fen, parse_amount, to_decimal
+from pricecalc.policy import PolicyView
+from pricecalc.registry import CompensationLine, CompensationStandard
+
+NAME = "food_safety_law_art148"
+SECTION = "food_safety_law"
+
+FOOD_CATEGORIES: tuple[str, ...] = (
+    "food",
+    "食品",
+    "fresh",
+    "生鲜",
+    "alcohol",
+    "酒类",
+    "health_food",
+    "保健食品",
+)
+
+POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
+    SECTION: {
+        "categories": list(FOOD_CATEGORIES),
+        "multiplier": 10,  # × the price paid
+        "loss_multiplier": 3,  # × the loss
+        "minimum": "1000.00",
+    }
+}
+
+
+def _norm(name: str) -> str:
+    return name.strip().casefold()
+
+
+def _categories(policy: PolicyView) -> frozenset[str]:
+    value = policy.get(SECTION, "categories")
+    if (
+        isinstance(value, str | bytes)
+        or not isinstance(value, list | tuple)
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise PolicyError(f"policy: {SECTION}.categories must be a list of names, got {value!r}")
+    return frozenset(_norm(v) for v in value)
+
+
+def _multiplier(policy: PolicyView, key: str) -> Decimal:
+    value = policy.get(SECTION, key)
+    try:
+        number = to_decimal(value, f"{SECTION}.{key}")
+    except (InvalidInput, TypeError) as exc:
+        raise PolicyError(
+            f"policy: {SECTION}.{key} must be a number such as 10, got {value!r}"
+        ) from exc
+    if number < 0:
+        raise PolicyError(f"policy: {SECTION}.{key} must not be negative, got {value!r}")
+    return number
+
+
+def _minimum(policy: PolicyView) -> Decimal:
+    value = policy.get(SECTION, "minimum")
+    try:
+        return parse_amount(value, f"{SECTION}.minimum")
+    except (InvalidInput, TypeError) as exc:
+        raise PolicyError(
+            f'policy: {SECTION}.minimum must be an amount such as "1000.00", got {value!r}'
+        ) from exc
+
+
+def is_food(line: CompensationLine, policy: PolicyView) -> bool:
+    """Is the line's category one of the policy's food categories?"""
+    return line.category is not None and _norm(line.category) in _categories(policy)
+
+
+def food_safety_law_art148(line: CompensationLine, policy: PolicyView) -> Decimal | None:
+    """``max(10 × paid, 3 × loss, 1000.00)`` for a food line; ``None`` for any other."""
+    if not is_food(line, policy):
+        return None
+    loss = line.loss if line.loss is not None else ZERO
+    # A fractional policy multiplier may leave sub-fen digits: rounded to the fen,
+    # ROUND_HALF_UP, at this one named step (pricecalc.money.fen).
+    by_price = fen(_multiplier(policy, "multiplier") * line.paid)
+    by_loss = fen(_multiplier(policy, "loss_multiplier") * loss)
+    return max(by_price, by_loss, _minimum(policy))
+
+
+STANDARD = CompensationStandard(
+    name=NAME,
+    compute=food_safety_law_art148,
+    description="食品安全法 第一百四十八条: max(10 × paid, 3 × loss, 1000.00) for food categories",
+)
+
+
+@hookimpl
+def pricecalc_compensation_standards() -> Iterable[CompensationStandard]:
+    return [STANDARD]
+
+
+@hookimpl
+def pricecalc_policy_defaults() -> Mapping[str, Mapping[str, Any]]:
+    return copy.deepcopy(POLICY_DEFAULTS)
+
+
+__all__ = [
+    "FOOD_CATEGORIES",
+    "NAME",
+    "POLICY_DEFAULTS",
+    "STANDARD",
+    "food_safety_law_art148",
+    "is_food",
+]
