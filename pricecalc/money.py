@@ -180,18 +180,15 @@ def allocate_fen(total_fen: int, weights: Sequence[int]) -> list[int]:
     must be non-negative with a positive sum, ``total_fen`` non-negative.
     """
     whole = sum(weights)
-    if total_fen < 0 or whole <= 0 or any(w < 0 for w in weights):
+    if total_fen < 0 or whole <= 0 or min(weights) < 0:
         raise ValueError(f"cannot allocate {total_fen} fen over weights {list(weights)}")
-    floors: list[int] = []
-    remainders: list[int] = []
-    for w in weights:
-        floor, remainder = divmod(total_fen * w, whole)
-        floors.append(floor)
-        remainders.append(remainder)
+    products = [total_fen * w for w in weights]
+    floors = [p // whole for p in products]
     leftover = total_fen - sum(floors)
     if leftover:
         # Largest remainders first; ties go to the earlier line (the sort is stable, also
         # with reverse=True).
+        remainders = [p % whole for p in products]
         order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
         for i in order[:leftover]:
             floors[i] += 1

@@ -1,37 +1,106 @@
-"""Merchant offer types for price protection (SPEC §3), and their registry contract.
+"""Merchant offer types for price protection (SPEC §3), and the contract a plugin follows.
 
-An offer type has a ``name`` (the ``type`` in the request), a ``stage`` that says how its
-offers combine, and a parser. Stages:
+Every entry of a 价保 request's ``offers`` list names a ``type``; the registry maps that
+name to an :class:`OfferType` (built-in ones below, more through the
+``pricecalc_offer_types`` hook). The price-protection rule never looks at type names: it
+only reads the type's ``stage`` (and ``group``) and the attributes the stage promises.
 
-``set_price``
-    A new selling price for one SKU from a moment on; the latest at or before ``t`` wins
-    (``direct_drop``). Offers must provide ``sku``, ``at`` and ``unit_price``.
-``lower_price``
-    A price that applies while active; the lower of it and the selling price applies
-    (``flash_sale``). Offers provide ``price_for(sku, t) -> Decimal | None``.
-``order_discount``
-    An order-level amount off, given the goods total at the prices of ``t``
-    (``coupon``, ``full_reduction``). The best active offer of each ``group`` applies, and
-    groups stack; the whole discount never exceeds the goods total. Offers provide
-    ``discount(goods_total) -> Decimal``.
+The contract
+============
 
-Every offer has a :class:`Window` and ``change_times()`` — the moments it starts to apply,
-which are the candidate times for the lowest price. New types are added through the
-``pricecalc_offer_types`` hook; the price-protection loop never names a type.
+``OfferType(name, stage, parse, group=None, description="")``
+
+``name``
+    The ``type`` string in the request (``"direct_drop"``). Unique across plugins.
+``parse(fields) -> offer``
+    Turns one ``input.offers[i]`` object (a :class:`pricecalc.fields.Fields` reader) into
+    a frozen offer object, raising :class:`pricecalc.InvalidInput` through the reader for
+    anything malformed (so the message names ``input.offers[i].<field>``). Amounts are
+    ``Decimal`` in fen (use ``fields.amount``), times aware ``datetime`` (``fields.time``).
+    :func:`check_keys` refuses unknown keys (a misspelt ``threshhold`` must not silently
+    become 0). An offer type is free to require or forbid a window.
+``stage``
+    How the offer changes what the buyer would pay at a moment ``t``. One of:
+
+    ``set_price`` — a new selling price for one SKU from a moment on (直降, a plain price
+    change). The offer has ``sku: str``, ``unit_price: Decimal`` (> 0), ``at: datetime``
+    and ``window: Window``. It *applies* at ``t`` when ``at ≤ t`` and ``window`` contains
+    ``t``. Of the applying offers of a SKU the one with the latest ``at`` sets the
+    selling price (equal ``at``: the lower price, then the earlier-listed offer). Offers
+    with ``at ≤ paid_at`` are already in the line's ``unit_price`` and are ignored.
+
+    ``lower_price`` — a price for one SKU while active (秒杀, a member price). The offer
+    has ``sku: str``, ``unit_price: Decimal`` (> 0) and ``window: Window``; it applies at
+    ``t`` when ``window`` contains ``t``. The unit price at ``t`` is the lower of the
+    selling price and the lowest applying ``lower_price`` offer.
+
+    ``order_discount`` — an amount off the whole order (优惠券, 满减, a cross-store
+    reduction). The offer has ``window: Window`` and ``discount(goods_total) -> Decimal``:
+    the amount off (fen, ``≥ 0``; ``0`` when its threshold is not met) for the order's
+    goods total at the unit prices of ``t``. It applies at ``t`` when ``window`` contains
+    ``t``. The type's ``group`` (required for this stage) says how offers combine: of the
+    applying offers of one group only the best counts (ties: the earlier-listed one);
+    groups stack; the sum never exceeds the goods total. The discount is then allocated
+    over the lines by :func:`pricecalc.money.allocate`.
+``group``
+    For ``order_discount`` only: the stacking group (``"coupon"``, ``"full_reduction"``,
+    or a new name such as ``"cross_store"`` for an offer that stacks with both).
+
+Every offer also provides ``change_times() -> tuple[datetime, ...]``: the moments it begins
+to apply (a window's ``start``; a set-price's ``at``, or its window's start if later).
+These are the candidate times at which the lowest price is looked for; an offer applying
+from the beginning of time has none. :func:`check_offer` verifies a parsed offer against
+its stage before the rule uses it, so a plugin's mistake is reported, not computed with.
+
+A plugin adding a member price is therefore just::
+
+    @attrs.frozen
+    class MemberPrice:
+        sku: str
+        unit_price: Decimal
+        window: Window
+
+        def change_times(self) -> tuple[datetime, ...]:
+            return self.window.starts()
+
+    def parse_member_price(f: Fields) -> MemberPrice:
+        check_keys(f, {"type", "sku", "unit_price", "start", "end"})
+        return MemberPrice(f.string("sku"), f.amount("unit_price", positive=True),
+                           Window.from_fields(f))
+
+    MEMBER_PRICE = OfferType("member_price", "lower_price", parse_member_price)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from decimal import Decimal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
+from pricecalc.money import FEN, ZERO
 
 Stage = Literal["set_price", "lower_price", "order_discount"]
 STAGES: tuple[Stage, ...] = ("set_price", "lower_price", "order_discount")
+
+#: The keys every offer may carry besides its own: its type and its window.
+COMMON_KEYS = frozenset({"type", "start", "end"})
+
+
+def check_keys(fields: Fields, allowed: Collection[str]) -> None:
+    """Refuse keys the offer type does not know, naming the first one (sorted)."""
+    unknown = sorted(set(fields.data) - set(allowed))
+    if unknown:
+        name = unknown[0]
+        raise InvalidInput(
+            fields.at(name),
+            fields.data[name],
+            f"is not a field of this object (expected one of {', '.join(sorted(allowed))})",
+        )
 
 
 @attrs.frozen
@@ -41,8 +110,26 @@ class Window:
     start: datetime | None = None
     end: datetime | None = None
 
+    @classmethod
+    def from_fields(cls, fields: Fields, *, required: bool = False) -> Window:
+        """Read ``start``/``end`` from an offer; with ``required`` both must be there."""
+        if required:
+            start: datetime | None = fields.time("start")
+            end: datetime | None = fields.time("end")
+        else:
+            start, end = fields.optional_time("start"), fields.optional_time("end")
+        if start is not None and end is not None and end < start:
+            raise InvalidInput(
+                fields.at("end"), fields.raw("end"), f"must not be before start {start.isoformat()}"
+            )
+        return cls(start, end)
+
     def contains(self, t: datetime) -> bool:
         return (self.start is None or self.start <= t) and (self.end is None or t <= self.end)
+
+    def starts(self) -> tuple[datetime, ...]:
+        """The window's start as a change time (none for a window open at the start)."""
+        return () if self.start is None else (self.start,)
 
 
 @runtime_checkable
@@ -55,6 +142,38 @@ class Offer(Protocol):
     def change_times(self) -> tuple[datetime, ...]: ...
 
 
+@runtime_checkable
+class SetPriceOffer(Offer, Protocol):
+    """Stage ``set_price``: a new selling price for ``sku`` from ``at`` on."""
+
+    @property
+    def sku(self) -> str: ...
+
+    @property
+    def unit_price(self) -> Decimal: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+@runtime_checkable
+class LowerPriceOffer(Offer, Protocol):
+    """Stage ``lower_price``: ``unit_price`` for ``sku`` while the window is open."""
+
+    @property
+    def sku(self) -> str: ...
+
+    @property
+    def unit_price(self) -> Decimal: ...
+
+
+@runtime_checkable
+class OrderDiscountOffer(Offer, Protocol):
+    """Stage ``order_discount``: an amount off the order for a given goods total."""
+
+    def discount(self, goods_total: Decimal) -> Decimal: ...
+
+
 @attrs.frozen
 class OfferType:
     """A registered offer type: its name, how it combines, and its parser."""
@@ -64,3 +183,197 @@ class OfferType:
     parse: Callable[[Fields], Offer]
     group: str | None = None
     description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.stage == "order_discount" and not self.group:
+            raise ValueError(f"offer type {self.name!r}: an order_discount needs a group")
+        if self.stage != "order_discount" and self.group is not None:
+            raise ValueError(f"offer type {self.name!r}: only an order_discount has a group")
+
+
+def _is_amount(value: Any, *, positive: bool) -> bool:
+    return (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value == value.quantize(FEN)
+        and (value > 0 if positive else value >= 0)
+    )
+
+
+def check_offer(offer_type: OfferType, offer: Any) -> None:
+    """Check that ``offer`` keeps its stage's promises; ``TypeError`` says what is wrong.
+
+    Called on every parsed offer, so a plugin's mistake is reported (naming the plugin)
+    instead of silently computing with it.
+    """
+    name = offer_type.name
+    # Attribute checks rather than isinstance(offer, Offer): a runtime Protocol check is
+    # slow, and a claim may list a thousand offers.
+    change_times = getattr(offer, "change_times", None)
+    if not isinstance(getattr(offer, "window", None), Window) or not callable(change_times):
+        raise TypeError(f"offer type {name!r} parsed to {offer!r}: needs window and change_times")
+    times = change_times()
+    if not isinstance(times, tuple) or not all(
+        isinstance(t, datetime) and t.tzinfo is not None for t in times
+    ):
+        raise TypeError(f"offer type {name!r}: change_times() must be a tuple of aware datetimes")
+    if offer_type.stage == "order_discount":
+        if not callable(getattr(offer, "discount", None)):
+            raise TypeError(f"offer type {name!r}: an order_discount offer needs discount()")
+        return
+    sku = getattr(offer, "sku", None)
+    price = getattr(offer, "unit_price", None)
+    if not isinstance(sku, str) or not _is_amount(price, positive=True):
+        raise TypeError(
+            f"offer type {name!r}: a {offer_type.stage} offer needs sku (text) and "
+            f"unit_price (a positive Decimal in fen), got {sku!r} / {price!r}"
+        )
+    if offer_type.stage == "set_price":
+        at = getattr(offer, "at", None)
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise TypeError(f"offer type {name!r}: a set_price offer needs at (aware datetime)")
+
+
+def check_discount(offer_type: OfferType, value: Any) -> Decimal:
+    """Check one ``discount()`` answer: a non-negative Decimal in fen."""
+    if not _is_amount(value, positive=False):
+        raise TypeError(
+            f"offer type {offer_type.name!r}: discount() returned {value!r}, "
+            "expected a non-negative Decimal in fen"
+        )
+    result: Decimal = value
+    return result
+
+
+# -- the built-in types ---------------------------------------------------------------
+
+
+@attrs.frozen
+class DirectDrop:
+    """直降 (or a plain price change): ``sku`` sells at ``unit_price`` from ``at`` on."""
+
+    sku: str
+    unit_price: Decimal
+    at: datetime
+    window: Window = Window()
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> DirectDrop:
+        check_keys(fields, COMMON_KEYS | {"sku", "unit_price", "at"})
+        return cls(
+            sku=fields.string("sku"),
+            unit_price=fields.amount("unit_price", positive=True),
+            at=fields.time("at"),
+            window=Window.from_fields(fields),
+        )
+
+    def change_times(self) -> tuple[datetime, ...]:
+        first = self.at if self.window.start is None else max(self.at, self.window.start)
+        return (first,) if self.window.contains(first) else ()
+
+
+@attrs.frozen
+class FlashSale:
+    """秒杀: ``sku`` at ``unit_price`` from ``start`` to ``end`` (both required)."""
+
+    sku: str
+    unit_price: Decimal
+    window: Window
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> FlashSale:
+        check_keys(fields, COMMON_KEYS | {"sku", "unit_price"})
+        return cls(
+            sku=fields.string("sku"),
+            unit_price=fields.amount("unit_price", positive=True),
+            window=Window.from_fields(fields, required=True),
+        )
+
+    def change_times(self) -> tuple[datetime, ...]:
+        return self.window.starts()
+
+
+@attrs.frozen
+class Coupon:
+    """优惠券: ``amount`` off an order whose goods total is at least ``threshold``."""
+
+    amount: Decimal
+    threshold: Decimal = ZERO
+    window: Window = Window()
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> Coupon:
+        check_keys(fields, COMMON_KEYS | {"amount", "threshold"})
+        threshold = fields.optional_amount("threshold")
+        return cls(
+            amount=fields.amount("amount", positive=True),
+            threshold=ZERO if threshold is None else threshold,
+            window=Window.from_fields(fields),
+        )
+
+    def change_times(self) -> tuple[datetime, ...]:
+        return self.window.starts()
+
+    def discount(self, goods_total: Decimal) -> Decimal:
+        return self.amount if goods_total >= self.threshold else ZERO
+
+
+@attrs.frozen
+class Tier:
+    """One 满减 tier: ``off`` when the goods total reaches ``threshold``."""
+
+    threshold: Decimal
+    off: Decimal
+
+
+@attrs.frozen
+class FullReduction:
+    """满减: the best tier whose threshold the goods total meets."""
+
+    tiers: tuple[Tier, ...]
+    window: Window = Window()
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> FullReduction:
+        check_keys(fields, COMMON_KEYS | {"tiers"})
+        tiers = []
+        for tier in fields.items("tiers", non_empty=True):
+            check_keys(tier, {"threshold", "off"})
+            tiers.append(Tier(tier.amount("threshold"), tier.amount("off", positive=True)))
+        return cls(tiers=tuple(tiers), window=Window.from_fields(fields))
+
+    def change_times(self) -> tuple[datetime, ...]:
+        return self.window.starts()
+
+    def discount(self, goods_total: Decimal) -> Decimal:
+        return max((t.off for t in self.tiers if goods_total >= t.threshold), default=ZERO)
+
+
+DIRECT_DROP = OfferType(
+    "direct_drop",
+    "set_price",
+    DirectDrop.from_fields,
+    description="直降: a new selling price for a SKU from `at` on (optional window)",
+)
+FLASH_SALE = OfferType(
+    "flash_sale",
+    "lower_price",
+    FlashSale.from_fields,
+    description="秒杀: a unit price for a SKU from `start` to `end`",
+)
+COUPON = OfferType(
+    "coupon",
+    "order_discount",
+    Coupon.from_fields,
+    group="coupon",
+    description="优惠券: `amount` off at a goods total of `threshold` (default 0); one per order",
+)
+FULL_REDUCTION = OfferType(
+    "full_reduction",
+    "order_discount",
+    FullReduction.from_fields,
+    group="full_reduction",
+    description="满减: tiers [{threshold, off}], the best tier met; stacks with one coupon",
+)
+
+BUILTIN_OFFER_TYPES: tuple[OfferType, ...] = (DIRECT_DROP, FLASH_SALE, COUPON, FULL_REDUCTION)
