@@ -32,7 +32,7 @@ def policy_number(policy: PolicyView, section: str, key: str, *, positive: bool 
         number = to_decimal(value, f"{section}.{key}")
     except (InvalidInput, TypeError) as exc:
         raise PolicyError(
-            f"policy: {section}.{key} must be a number such as 70, got {value!r}"
+            f"policy: {section}.{key} must be a number, got {value!r}"
         ) from exc
     if number < 0 or (positive and number == 0):
         need = "greater than 0" if positive else "not negative"
