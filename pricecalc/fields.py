@@ -17,6 +17,8 @@ import attrs
 from pricecalc.errors import InvalidInput, MissingField
 from pricecalc.money import parse_amount, parse_rate, refuse_float
 
+#: Whole numbers (quantities, counts) beyond this are refused as implausible input.
+MAX_INTEGER = 1_000_000_000
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MISSING = object()
 
@@ -123,6 +125,8 @@ class Fields:
             raise InvalidInput(self.at(name), value, "must be a whole number")
         if minimum is not None and value < minimum:
             raise InvalidInput(self.at(name), value, f"must be at least {minimum}")
+        if abs(value) > MAX_INTEGER:
+            raise InvalidInput(self.at(name), value, f"must be at most {MAX_INTEGER:,}")
         return value
 
     def number(self, name: str) -> Decimal:

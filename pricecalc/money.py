@@ -24,6 +24,19 @@ HUNDRED = Decimal(100)
 _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
+#: The largest amount accepted (a trillion yuan less a fen). With quantities capped at a
+#: billion (``pricecalc.fields.MAX_INTEGER``) every product stays far inside the 28 digits of
+#: the decimal context, so no multiplication can round silently.
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+class ExponentNumber(Decimal):
+    """A JSON number written with an exponent (``1e3``, ``1.5e1``): refused as an amount.
+
+    :func:`pricecalc.serialize.loads` produces it, so the refusal can name the field.
+    """
+
+
 class FloatRefused(TypeError):
     """A Python float was passed where an exact amount is needed (SPEC §1)."""
 
@@ -47,6 +60,8 @@ def to_decimal(value: Any, field: str) -> Decimal:
         raise InvalidInput(field, value, 'must be an amount such as "199.90"')
     if isinstance(value, int):
         return Decimal(value)
+    if isinstance(value, ExponentNumber):
+        raise InvalidInput(field, value, "must be written without an exponent")
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidInput(field, value, "must be a finite amount")
@@ -83,6 +98,8 @@ def parse_amount(
         raise InvalidInput(field, value, "is too large to be an amount") from None
     if amount != in_fen:
         raise InvalidInput(field, value, "has more than two decimals (fen is the smallest unit)")
+    if amount > MAX_AMOUNT:
+        raise InvalidInput(field, value, f"is too large to be an amount (at most {MAX_AMOUNT})")
     if amount < 0:
         raise InvalidInput(field, value, "must not be negative")
     if positive and amount == 0:

@@ -13,12 +13,24 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pricecalc.money import FloatRefused
+from pricecalc.money import ExponentNumber, FloatRefused
+
+
+def _number(text: str) -> Decimal:
+    """A JSON number with a fraction or exponent, exactly. Exponent forms are marked so
+    that money parsing refuses them naming the field (SPEC §1: ``1e3`` is invalid)."""
+    if "e" in text or "E" in text:
+        return ExponentNumber(text)
+    return Decimal(text)
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number (JSON allows no NaN or Infinity)")
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse JSON with every non-integer number as an exact Decimal."""
-    return json.loads(text, parse_float=Decimal)
+    """Parse JSON with every non-integer number as an exact Decimal; NaN/Infinity refused."""
+    return json.loads(text, parse_float=_number, parse_constant=_constant)
 
 
 def jsonable(value: Any, path: str = "request") -> Any:

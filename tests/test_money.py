@@ -269,3 +269,31 @@ def test_allocation_equal_weights_favour_earlier_lines(total: Decimal, weight: i
 def test_allocating_zero_gives_zero_everywhere(weights: list[Decimal]) -> None:
     """SPEC §1: a zero total allocates 0.00 to every line."""
     assert allocate(Decimal("0.00"), weights) == [Decimal("0.00")] * len(weights)
+
+
+def test_json_exponent_numbers_and_constants_are_refused() -> None:
+    """JSON ``1.5e1``/``1e3`` are refused naming the field; ``NaN``/``Infinity`` do not parse
+    (SPEC §1: never through float, "1e3" and "NaN" are invalid)."""
+    from pricecalc.serialize import loads
+
+    data = loads('{"a": 1.5e1, "b": 199.9}')
+    with pytest.raises(InvalidInput, match=r"^input\.a: must be written without an exponent"):
+        parse_amount(data["a"], "input.a")
+    assert parse_amount(data["b"], "input.b") == Decimal("199.90")
+    for text in ('{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}'):
+        with pytest.raises(ValueError, match="is not a number"):
+            loads(text)
+
+
+def test_amounts_and_quantities_are_bounded() -> None:
+    """Amounts above 999,999,999,999.99 and quantities above a billion are refused, so no
+    product can exceed the decimal context's 28 digits and round silently."""
+    from pricecalc.fields import Fields
+
+    assert parse_amount("999999999999.99", "x") == Decimal("999999999999.99")
+    with pytest.raises(
+        InvalidInput, match=r"^x: is too large to be an amount \(at most 999999999999\.99\)"
+    ):
+        parse_amount("1000000000000.00", "x")
+    with pytest.raises(InvalidInput, match=r"^input\.quantity: must be at most 1,000,000,000"):
+        Fields.of({"quantity": 10**9 + 1}).integer("quantity", minimum=1)
