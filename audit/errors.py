@@ -27,3 +27,23 @@ class StoreUnusable(AuditError):
 
 class StoreLocked(AuditError):
     """The writer lock could not be taken in time."""
+
+
+class DuplicateKey(AuditError):
+    """An append reused an idempotency key that is already recorded (or pending)."""
+
+    def __init__(self, key: str, seq: int | None, *, pending: bool = False) -> None:
+        self.key = key
+        self.seq = seq
+        self.pending = pending
+        where = "pending in this transaction" if pending else "already recorded"
+        at = f" as record {seq}" if seq is not None else ""
+        super().__init__(f"idempotency key {key!r} is {where}{at}; keys are unique in a store")
+
+
+class IncompleteRecordWarning(UserWarning):
+    """An incomplete last line (a write cut short by a crash) was cut off the log.
+
+    Such a record was never acknowledged: ``append`` returns only after the whole line is
+    written and synced.
+    """

@@ -1,0 +1,943 @@
+"""The embedded backend: a hash-chained JSON Lines file behind TinyDB's extension points.
+
+TinyDB is extended the way it is meant to be (``Storage`` and ``Table`` subclasses), but
+its stock storage model — read the whole database, change it, write it all back — is
+replaced. Stock ``JSONStorage`` rewrites the whole file on every insert (O(n) per insert),
+loses inserts when several processes write, and can leave a half-written file after a
+crash. Here instead:
+
+* :class:`AuditLogStorage` owns the log file. An append writes only the new lines at the
+  end (``O_APPEND``) and fsyncs them, under a thread lock and an inter-process
+  :mod:`filelock` lock, after catching up on what other processes appended.
+* :class:`AppendOnlyTable` (``TinyDB.table_class`` of :class:`AuditTinyDB`) turns
+  ``insert``/``insert_multiple`` into appends, streams ``search``/iteration from the file
+  and refuses ``update``/``remove``/``truncate``/``upsert`` with
+  :class:`~audit.errors.AppendOnlyViolation`.
+* :class:`TinyDBAuditStore` is the :class:`~audit.protocol.AuditStore` over both.
+
+Lookups by key, tag, seq and time go through a rebuildable SQLite sidecar index
+(:mod:`audit.index`); the log file stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TextIO, cast
+
+import attrs
+import filelock
+from tinydb import TinyDB
+from tinydb.queries import QueryLike
+from tinydb.storages import Storage
+from tinydb.table import Document, Table
+
+from audit.canonical import canonical_text, to_json_value
+from audit.errors import (
+    AppendOnlyViolation,
+    AuditError,
+    DuplicateKey,
+    IncompleteRecordWarning,
+    StoreLocked,
+    StoreUnusable,
+    TamperedError,
+)
+from audit.export import write_records
+from audit.index import EMPTY, IndexRow, IndexState, Location, SidecarIndex
+from audit.logfile import LogFile, iter_lines
+from audit.protocol import (
+    GENESIS_HASH,
+    Checkpoint,
+    Entry,
+    ExportFormat,
+    Record,
+    VerifyReport,
+)
+from audit.records import (
+    build_record,
+    check_entry,
+    decode_line,
+    epoch_micros,
+    parse_timestamp,
+    record_to_dict,
+    verify_lines,
+)
+
+__all__ = [
+    "AppendOnlyTable",
+    "AuditLogStorage",
+    "AuditTinyDB",
+    "StoreTransaction",
+    "TinyDBAuditStore",
+]
+
+logger = logging.getLogger("audit")
+
+Clock = Callable[[], datetime]
+
+_INDEX_BATCH = 10_000
+_MISSING = object()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _warn(message: str) -> None:
+    logger.warning("%s", message)
+    warnings.warn(message, IncompleteRecordWarning, stacklevel=2)
+
+
+@attrs.frozen
+class _Pending:
+    records: list[Record]
+    lines: list[bytes]
+
+
+class AuditLogStorage(Storage):
+    """A TinyDB ``Storage`` for one hash-chained, append-only JSON Lines log.
+
+    Besides TinyDB's whole-database ``read`` (a lazy, streaming view) and ``write``
+    (refused: the log is never rewritten), it offers what the store needs: durable
+    appends, transactions, lookups through the sidecar index, streaming and verify.
+
+    Files: ``path`` (the log), ``path + ".lock"`` (the writer lock) and ``path + ".idx"``
+    (the SQLite index, with its ``-wal``/``-shm`` companions). The parent directory must
+    exist.
+    """
+
+    #: The one table an audit log holds (TinyDB's default table name).
+    table_name = TinyDB.default_table_name
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        hmac_key: bytes | None = None,
+        lock_timeout: float = 30.0,
+        clock: Clock | None = None,
+        poll_interval: float = 0.001,
+    ) -> None:
+        super().__init__()
+        if hmac_key is not None and (not isinstance(hmac_key, bytes) or not hmac_key):
+            raise TypeError("hmac_key must be non-empty bytes (or None)")
+        self.path = os.fspath(path)
+        self.hmac_key = hmac_key
+        self.lock_timeout = float(lock_timeout)
+        self._clock: Clock = clock if clock is not None else _utcnow
+        self._poll_interval = poll_interval
+        self._pid = os.getpid()
+        self._closed = False
+        self._tlock = threading.RLock()
+        self._flock = filelock.FileLock(self.path + ".lock")
+        self._depth = 0
+        self._tx_thread: int | None = None
+        self._index = SidecarIndex(self.path + ".idx")
+        # What this handle knows of the file, valid while it holds the lock:
+        self._end: int | None = None  # offset up to which it has read (a line boundary)
+        self._head = Checkpoint(0, GENESIS_HASH)
+        self._head_problem: TamperedError | None = None  # the head cannot be trusted
+        self._cut_back: TamperedError | None = None  # the file shrank under this handle
+        self._unusable: StoreUnusable | None = None  # a write or sync failed
+        self._file = LogFile(self.path)
+        try:
+            with self._locked():
+                pass
+        except BaseException:
+            self._file.close()
+            raise
+
+    # -- locking and catching up ----------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the thread lock and the file lock; on first entry, catch up on the file."""
+        self._check_open()
+        wait = self.lock_timeout if self.lock_timeout >= 0 else -1
+        if not self._tlock.acquire(timeout=wait):
+            raise StoreLocked(
+                f"another thread held the audit store {self.path} for more than "
+                f"{self.lock_timeout:g}s"
+            )
+        try:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._flock.acquire(timeout=self.lock_timeout, poll_interval=self._poll_interval)
+            except filelock.Timeout as exc:
+                raise StoreLocked(
+                    f"could not take the writer lock {self.path}.lock within "
+                    f"{self.lock_timeout:g}s: another process holds it"
+                ) from exc
+            self._depth = 1
+            try:
+                self._refresh()
+                yield
+            finally:
+                self._depth = 0
+                self._flock.release()
+        finally:
+            self._tlock.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AuditError(f"the audit store {self.path} is closed")
+        if os.getpid() != self._pid:
+            raise AuditError(
+                "this audit store handle was opened in another process (before a fork); "
+                "open the store again in this process"
+            )
+
+    def _refresh(self) -> None:
+        """Learn the current head: read what others appended since this handle last looked."""
+        size = self._file.size()
+        if self._end is None:
+            self._load_tail(size)
+        elif size < self._end:
+            self._cut_back = TamperedError(
+                self._head.seq,
+                f"the log shrank from {self._end} to {size} bytes while this handle had it "
+                "open: acknowledged records were removed",
+            )
+            self._load_tail(size)
+        elif size > self._end:
+            self._catch_up(size)
+
+    def _drop_torn_tail(self, complete: int, size: int) -> None:
+        """Cut an incomplete last line (a crash mid-append). Only ever called under the lock,
+        so no writer is half-way through a write."""
+        if complete >= size:
+            return
+        try:
+            self._file.cut(complete)
+        except OSError as exc:
+            raise StoreUnusable(
+                f"cannot cut the incomplete last record off {self.path}: {exc}"
+            ) from exc
+        _warn(
+            f"audit store {self.path}: cut off an incomplete last record "
+            f"({size - complete} bytes at offset {complete}); it was never acknowledged"
+        )
+
+    def _load_tail(self, size: int) -> None:
+        """Find the head by reading the file backwards from its end (never the whole file)."""
+        end = self._file.last_newline_end(size)
+        self._drop_torn_tail(end, size)
+        self._end = end
+        self._head = Checkpoint(0, GENESIS_HASH)
+        self._head_problem = None
+        last = self._file.line_before(end)
+        if last is None:
+            return
+        start, line = last
+        decoded = decode_line(line, self.hmac_key)
+        record = decoded.record
+        if record is None:
+            self._head_problem = TamperedError(
+                None, f"the last line of the log (offset {start}) is not a record: "
+                f"{decoded.problem}"
+            )
+            return
+        self._head = Checkpoint(record.seq, record.hash)
+        problem = decoded.problem
+        if problem is None:
+            before = self._file.line_before(start)
+            if before is None:
+                if record.seq != 1 or record.prev_hash != GENESIS_HASH:
+                    problem = f"record {record.seq} is the first line but does not start the chain"
+            else:
+                prev = decode_line(before[1], self.hmac_key, check=False).record
+                if prev is None or prev.seq != record.seq - 1 or prev.hash != record.prev_hash:
+                    problem = (
+                        f"record {record.seq} does not chain to the line before it "
+                        "(a record was removed, replaced or moved)"
+                    )
+        if problem is not None:
+            self._head_problem = TamperedError(record.seq, problem)
+
+    def _catch_up(self, size: int) -> None:
+        """Read the records other handles appended since ``self._end``, checking each."""
+        assert self._end is not None
+        complete = self._end
+        for offset, line in iter_lines(self.path, self._end, size):
+            complete = offset + len(line)
+            if self._head_problem is not None:
+                continue
+            decoded = decode_line(line, self.hmac_key)
+            record = decoded.record
+            expected = self._head.seq + 1
+            if record is None:
+                problem: str | None = f"record {expected} is unreadable: {decoded.problem}"
+            elif record.seq != expected:
+                problem = f"expected record {expected}, found {record.seq}"
+            elif record.prev_hash != self._head.hash:
+                problem = f"record {record.seq} does not chain to record {self._head.seq}"
+            else:
+                problem = decoded.problem
+            if problem is not None:
+                self._head_problem = TamperedError(expected, problem)
+                continue
+            assert record is not None
+            self._head = Checkpoint(record.seq, record.hash)
+        self._drop_torn_tail(complete, size)
+        self._end = complete
+
+    # -- the index ------------------------------------------------------------------
+    def _sync_index(self) -> None:
+        """Bring the sidecar index up to ``self._end`` (under the lock)."""
+        try:
+            self._sync_index_once()
+        except sqlite3.OperationalError as exc:
+            raise AuditError(f"the index {self._index.path} is unavailable: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            logger.warning("audit index %s is corrupt (%s); rebuilding it", self._index.path, exc)
+            self._index.destroy()
+            self._sync_index_once()
+
+    def _index_matches_file(self, state: IndexState) -> bool:
+        assert self._end is not None
+        if state.end_offset > self._end:
+            return False
+        if state.end_offset == 0:
+            return True
+        if self._file.pread(state.end_offset - 1, 1) != b"\n":
+            return False
+        if state.seq == 0:
+            return True
+        if state.last_offset > 0 and self._file.pread(state.last_offset - 1, 1) != b"\n":
+            return False
+        line = self._file.pread(state.last_offset, state.end_offset - state.last_offset)
+        line = line[: line.find(b"\n") + 1]
+        record = decode_line(line, None, check=False).record
+        return record is not None and record.seq == state.seq and record.hash == state.last_hash
+
+    def _sync_index_once(self) -> None:
+        assert self._end is not None
+        state = self._index.state()
+        if not self._index_matches_file(state):
+            logger.warning("audit index %s does not match the log; rebuilding it", self._index.path)
+            self._index.reset()
+            state = EMPTY
+        if state.end_offset == self._end:
+            return
+        rows: list[IndexRow] = []
+        for offset, line in iter_lines(self.path, state.end_offset, self._end):
+            row = _index_row(offset, line)
+            if row is None:
+                state = attrs.evolve(state, end_offset=offset + len(line))
+                continue
+            rows.append(row[0])
+            state = IndexState(offset + len(line), row[0].seq, offset, row[1])
+            if len(rows) >= _INDEX_BATCH:
+                self._index.add(rows, state)
+                rows = []
+        self._index.add(rows, state)
+
+    def _index_committed(self, at: int, records: Sequence[Record], lines: Sequence[bytes]) -> None:
+        """After a commit, add the new records to the index if it was up to date."""
+        try:
+            if self._index.state().end_offset != at:
+                return  # it lags; the next lookup catches it up from the file
+            rows = []
+            offset = at
+            for record, line in zip(records, lines, strict=True):
+                rows.append(_row_for(record, offset, len(line)))
+                offset += len(line)
+            last = records[-1]
+            self._index.add(rows, IndexState(offset, last.seq, offset - len(lines[-1]), last.hash))
+        except sqlite3.Error as exc:  # the record is durable; the index catches up later
+            logger.warning("audit index %s not updated (%s)", self._index.path, exc)
+
+    # -- writing --------------------------------------------------------------------
+    def _check_appendable(self) -> None:
+        if self._unusable is not None:
+            raise StoreUnusable(str(self._unusable))
+        if self._cut_back is not None:
+            raise TamperedError(self._cut_back.seq, self._cut_back.problem)
+        if self._head_problem is not None:
+            raise TamperedError(
+                self._head_problem.seq,
+                f"{self._head_problem.problem}; refusing to append on top of it",
+            )
+
+    def _check_no_transaction(self) -> None:
+        if self._tx_thread == threading.get_ident():
+            raise AuditError(
+                "a transaction is open on this store in this thread: append through it "
+                "(tx.append), not through the store"
+            )
+
+    def _check_new_keys(self, entries: Sequence[Entry], pending: Mapping[str, Record]) -> None:
+        keys: dict[str, None] = {}
+        for entry in entries:
+            if entry.key is None:
+                continue
+            if entry.key in keys:
+                raise DuplicateKey(entry.key, None, pending=True)
+            if entry.key in pending:
+                raise DuplicateKey(entry.key, pending[entry.key].seq, pending=True)
+            keys[entry.key] = None
+        if not keys:
+            return
+        self._sync_index()
+        for key in keys:
+            found = self._index.by_key(key)
+            if found is not None:
+                raise DuplicateKey(key, found[0])
+
+    def _chain(self, entries: Sequence[Entry], head: Checkpoint) -> _Pending:
+        records: list[Record] = []
+        lines: list[bytes] = []
+        seq, prev = head.seq, head.hash
+        for entry in entries:
+            seq += 1
+            record, line = build_record(
+                entry, seq=seq, prev_hash=prev, recorded_at=self._clock(), hmac_key=self.hmac_key
+            )
+            records.append(record)
+            lines.append(line)
+            prev = record.hash
+        return _Pending(records, lines)
+
+    def _commit(self, pending: _Pending) -> None:
+        """Write and fsync a batch in one go. Any failure makes this handle unusable."""
+        assert self._end is not None
+        at = self._end
+        data = b"".join(pending.lines)
+        try:
+            self._file.append(data, at)
+        except OSError as exc:
+            self._end = None  # re-read the file before anything else
+            self._unusable = StoreUnusable(
+                f"the audit store {self.path} could not record {len(pending.records)} "
+                f"record(s): {exc}. They are NOT recorded. This handle refuses further "
+                "appends; open the store again once the cause is fixed"
+            )
+            raise StoreUnusable(str(self._unusable)) from exc
+        except BaseException:
+            self._end = None
+            self._unusable = StoreUnusable(
+                f"an append to the audit store {self.path} was interrupted; nothing was "
+                "acknowledged. This handle refuses further appends; open the store again"
+            )
+            raise
+        self._end = at + len(data)
+        last = pending.records[-1]
+        self._head = Checkpoint(last.seq, last.hash)
+        self._index_committed(at, pending.records, pending.lines)
+
+    def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
+        """Durably append ``entries`` as one group commit (one write, one fsync)."""
+        entries = list(entries)
+        for entry in entries:
+            check_entry(entry)
+        if not entries:
+            return []
+        with self._locked():
+            self._check_no_transaction()
+            self._check_appendable()
+            self._check_new_keys(entries, {})
+            pending = self._chain(entries, self._head)
+            self._commit(pending)
+            return pending.records
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        """Hold both locks across read → decide → append; commit once on a clean exit."""
+        with self._locked():
+            if self._tx_thread is not None:
+                raise AuditError("a transaction is already open on this store in this thread")
+            self._check_appendable()
+            tx = StoreTransaction(self)
+            self._tx_thread = threading.get_ident()
+            try:
+                yield tx
+                tx._close()
+                if tx.pending:
+                    self._commit(_Pending(list(tx.pending), tx._lines))
+            finally:
+                tx._close()
+                self._tx_thread = None
+
+    # -- reading --------------------------------------------------------------------
+    def _read_at(self, location: Location) -> Record:
+        seq, offset, length = location
+        line = self._file.pread(offset, length)
+        decoded = decode_line(line, self.hmac_key)
+        record = decoded.record
+        if record is None or record.seq != seq or not line.endswith(b"\n"):
+            raise TamperedError(
+                seq,
+                f"record {seq} is not where the index says (offset {offset}): the log was "
+                "changed in place; run verify()",
+            )
+        if decoded.problem is not None:
+            raise TamperedError(seq, decoded.problem)
+        return record
+
+    def _get_locked(self, key: str) -> Record | None:
+        self._sync_index()
+        found = self._index.by_key(key)
+        return None if found is None else self._read_at(found)
+
+    def _find_locked(self, tag: str) -> list[Record]:
+        self._sync_index()
+        return [self._read_at(location) for location in self._index.by_tag(tag)]
+
+    def get(self, key: str) -> Record | None:
+        """The record with idempotency key ``key``, or None."""
+        with self._locked():
+            return self._get_locked(key)
+
+    def find(self, tag: str) -> list[Record]:
+        """Every record tagged ``tag``, in seq order."""
+        with self._locked():
+            return self._find_locked(tag)
+
+    def record_at(self, seq: int) -> Record | None:
+        """Record number ``seq`` (1-based), or None."""
+        with self._locked():
+            self._sync_index()
+            found = self._index.by_seq(seq)
+            return None if found is None else self._read_at(found)
+
+    def head(self) -> Checkpoint:
+        """The chain head; raises :class:`TamperedError` if the tail does not check out."""
+        with self._locked():
+            if self._head_problem is not None:
+                raise TamperedError(self._head_problem.seq, self._head_problem.problem)
+            return self._head
+
+    def count(self) -> int:
+        """How many records the log holds (the head's seq)."""
+        with self._locked():
+            return self._head.seq
+
+    def _snapshot_end(self) -> int:
+        with self._locked():
+            assert self._end is not None
+            return self._end
+
+    def iter_lines(self) -> Iterator[tuple[int, bytes]]:
+        """``(offset, line)`` of every committed line, streamed from a snapshot of the end."""
+        return iter_lines(self.path, 0, self._snapshot_end())
+
+    def iter_dicts(self) -> Iterator[dict[str, Any]]:
+        """Every committed record as a plain dict (TinyDB's document form), streamed."""
+        for offset, line in self.iter_lines():
+            record = decode_line(line, None, check=False).record
+            if record is None:
+                raise TamperedError(None, f"the line at offset {offset} is not a record")
+            yield record_to_dict(record)
+
+    def query(
+        self,
+        where: Mapping[str, Any] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[Record]:
+        """Stream the records whose payload matches ``where`` recorded in ``[since, until)``.
+
+        ``where`` maps dotted payload paths to required values. The snapshot is taken now;
+        records appended later are not included.
+        """
+        conditions = [
+            (tuple(path.split(".")), to_json_value(value)) for path, value in (where or {}).items()
+        ]
+        since_us = None if since is None else epoch_micros(since)
+        until_us = None if until is None else epoch_micros(until)
+        with self._locked():
+            assert self._end is not None
+            start, end = 0, self._end
+            if since_us is not None or until_us is not None:
+                self._sync_index()
+                span = self._index.span(since_us, until_us)
+                if span is None:
+                    return iter(())
+                start, end = span[0], min(span[1], end)
+        return self._scan(start, end, conditions, since_us, until_us)
+
+    def _scan(
+        self,
+        start: int,
+        end: int,
+        conditions: list[tuple[tuple[str, ...], Any]],
+        since_us: int | None,
+        until_us: int | None,
+    ) -> Iterator[Record]:
+        for offset, line in iter_lines(self.path, start, end):
+            record = decode_line(line, None, check=False).record
+            if record is None:
+                raise TamperedError(None, f"the line at offset {offset} is not a record")
+            if since_us is not None or until_us is not None:
+                moment = epoch_micros(parse_timestamp(record.recorded_at))
+                if since_us is not None and moment < since_us:
+                    continue
+                if until_us is not None and moment >= until_us:
+                    continue
+            if all(_matches(record.payload, path, value) for path, value in conditions):
+                yield record
+
+    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport:
+        """Stream the whole log and check every record and link (see docs/audit.md)."""
+        lines = (line for _, line in self.iter_lines())
+        return verify_lines(lines, self.hmac_key, checkpoint)
+
+    # -- TinyDB's Storage interface -------------------------------------------------
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        """TinyDB's whole-database read, as a lazy view that streams from the log."""
+        return {self.table_name: cast(dict[str, Any], RecordsView(self))}
+
+    def write(self, data: dict[str, dict[str, Any]]) -> NoReturn:
+        """TinyDB's whole-database write. Refused: an audit log is only ever appended to."""
+        raise AppendOnlyViolation(
+            "the audit log cannot be rewritten (TinyDB Storage.write); records are only "
+            "ever appended"
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._tlock:
+            self._closed = True
+            self._file.close()
+            self._index.close()
+
+
+def _index_row(offset: int, line: bytes) -> tuple[IndexRow, str] | None:
+    record = decode_line(line, None, check=False).record
+    if record is None:
+        return None
+    try:
+        row = _row_for(record, offset, len(line))
+    except ValueError:
+        return None
+    return row, record.hash
+
+
+def _row_for(record: Record, offset: int, length: int) -> IndexRow:
+    return IndexRow(
+        seq=record.seq,
+        offset=offset,
+        length=length,
+        key=record.key,
+        recorded_us=epoch_micros(parse_timestamp(record.recorded_at)),
+        tags=record.tags,
+    )
+
+
+def _matches(payload: Mapping[str, Any], path: tuple[str, ...], expected: Any) -> bool:
+    value: Any = payload
+    for part in path:
+        if not isinstance(value, Mapping):
+            return False
+        value = value.get(part, _MISSING)
+        if value is _MISSING:
+            return False
+    # ``1 == True`` in Python but not in JSON: confirm an equal value has the same encoding.
+    return bool(value == expected) and canonical_text(value) == canonical_text(expected)
+
+
+class StoreTransaction:
+    """The handle a :meth:`AuditLogStorage.transaction` block works through.
+
+    Reads see committed records and this transaction's pending appends; appends get their
+    seq and hash at once but are written (one write, one fsync) only when the block exits
+    cleanly. Belongs to the thread that opened it.
+    """
+
+    def __init__(self, storage: AuditLogStorage) -> None:
+        self._storage = storage
+        self._thread = threading.get_ident()
+        self._head = storage._head
+        self._records: list[Record] = []
+        self._lines: list[bytes] = []
+        self._by_key: dict[str, Record] = {}
+        self._open = True
+
+    def _check(self) -> None:
+        if not self._open:
+            raise AuditError("this transaction is over; open a new one")
+        if threading.get_ident() != self._thread:
+            raise AuditError("a transaction belongs to the thread that opened it")
+
+    def _close(self) -> None:
+        self._open = False
+
+    @property
+    def pending(self) -> tuple[Record, ...]:
+        """The records appended in this transaction so far (not yet durable)."""
+        return tuple(self._records)
+
+    def get(self, key: str) -> Record | None:
+        self._check()
+        pending = self._by_key.get(key)
+        return pending if pending is not None else self._storage._get_locked(key)
+
+    def find(self, tag: str) -> list[Record]:
+        self._check()
+        committed = self._storage._find_locked(tag)
+        return committed + [r for r in self._records if tag in r.tags]
+
+    def append(self, entry: Entry) -> Record:
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        self._check()
+        entries = list(entries)
+        for entry in entries:
+            check_entry(entry)
+        storage = self._storage
+        storage._check_appendable()
+        storage._check_new_keys(entries, self._by_key)
+        pending = storage._chain(entries, self._head)
+        for record, line in zip(pending.records, pending.lines, strict=True):
+            self._records.append(record)
+            self._lines.append(line)
+            if record.key is not None:
+                self._by_key[record.key] = record
+            self._head = Checkpoint(record.seq, record.hash)
+        return pending.records
+
+
+class RecordsView(Mapping[str, Mapping[str, Any]]):
+    """TinyDB's view of the table (doc_id string → document), read lazily from the log."""
+
+    def __init__(self, storage: AuditLogStorage) -> None:
+        self._storage = storage
+
+    def __getitem__(self, doc_id: str) -> Mapping[str, Any]:
+        try:
+            seq = int(doc_id)
+        except ValueError:
+            raise KeyError(doc_id) from None
+        record = self._storage.record_at(seq)
+        if record is None:
+            raise KeyError(doc_id)
+        return record_to_dict(record)
+
+    def __iter__(self) -> Iterator[str]:
+        for doc in self._storage.iter_dicts():
+            yield str(doc["seq"])
+
+    def __len__(self) -> int:
+        return self._storage.count()
+
+    def items(self) -> _StreamingItems:  # type: ignore[override]
+        return _StreamingItems(self)
+
+
+class _StreamingItems:
+    def __init__(self, view: RecordsView) -> None:
+        self._view = view
+
+    def __iter__(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        for doc in self._view._storage.iter_dicts():
+            yield str(doc["seq"]), doc
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+
+def _refuse(operation: str) -> NoReturn:
+    raise AppendOnlyViolation(
+        f"{operation} is not allowed: the audit table is append-only (records are never "
+        "updated or removed)"
+    )
+
+
+class AppendOnlyTable(Table):
+    """A TinyDB table over an :class:`AuditLogStorage`: insert appends, nothing rewrites.
+
+    Documents are whole records (``seq``, ``id``, ``recorded_at``, ``key``, ``tags``,
+    ``payload``, ``prev_hash``, ``hash``) and ``doc_id`` is ``seq``. ``insert(doc)``
+    appends a record whose payload is ``doc``; use :meth:`append` for a key and tags.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        name: str,
+        cache_size: int = 0,
+        persist_empty: bool = False,
+    ) -> None:
+        if not isinstance(storage, AuditLogStorage):
+            raise TypeError("AppendOnlyTable needs an AuditLogStorage")
+        if name != storage.table_name:
+            raise AuditError(
+                f"an audit store holds one table, {storage.table_name!r}; not {name!r}"
+            )
+        super().__init__(storage, name, cache_size=cache_size)
+        self._log = storage
+
+    # appending
+    def append(self, entry: Entry) -> Record:
+        """Durably append one entry (key and tags included)."""
+        return self._log.append_entries([entry])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        """Durably append entries as one group commit."""
+        return self._log.append_entries(entries)
+
+    def insert(self, document: Mapping[Any, Any]) -> int:
+        if isinstance(document, Document):
+            _refuse(f"insert with an explicit doc_id ({document.doc_id})")
+        if not isinstance(document, Mapping):
+            raise ValueError("Document is not a Mapping")
+        return self.append(Entry(payload=document)).seq
+
+    def insert_multiple(self, documents: Iterable[Mapping[Any, Any]]) -> list[int]:
+        entries = []
+        for document in documents:
+            if isinstance(document, Document):
+                _refuse(f"insert_multiple with an explicit doc_id ({document.doc_id})")
+            if not isinstance(document, Mapping):
+                raise ValueError("Document is not a Mapping")
+            entries.append(Entry(payload=document))
+        return [record.seq for record in self.append_many(entries)]
+
+    # reading: streamed from the log, never cached (other processes append too)
+    def search(self, cond: QueryLike) -> list[Document]:
+        return [
+            self.document_class(doc, self.document_id_class(doc["seq"]))
+            for doc in self._log.iter_dicts()
+            if cond(doc)
+        ]
+
+    def __iter__(self) -> Iterator[Document]:
+        for doc in self._log.iter_dicts():
+            yield self.document_class(doc, self.document_id_class(doc["seq"]))
+
+    def __len__(self) -> int:
+        return self._log.count()
+
+    def _read_table(self) -> dict[str, Mapping[Any, Any]]:
+        return cast(dict[str, Mapping[Any, Any]], RecordsView(self._log))
+
+    # rewriting: refused
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("update")
+
+    def update_multiple(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("update_multiple")
+
+    def upsert(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("upsert")
+
+    def remove(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("remove")
+
+    def truncate(self) -> NoReturn:
+        _refuse("truncate")
+
+    def _update_table(self, updater: Callable[[dict[int, Mapping[Any, Any]]], None]) -> NoReturn:
+        _refuse("rewriting the table")
+
+
+class AuditTinyDB(TinyDB):
+    """``TinyDB`` with :class:`AuditLogStorage` and :class:`AppendOnlyTable` as defaults.
+
+    >>> db = AuditTinyDB(path)                                  # doctest: +SKIP
+    >>> db.insert({"kind": "x"})                                # appends record 1
+    >>> db.search(Query().payload.kind == "x")                  # streams the log
+    """
+
+    table_class = AppendOnlyTable
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # (TinyDB types ``default_storage_class`` as JSONStorage, so default it here.)
+        kwargs.setdefault("storage", AuditLogStorage)
+        super().__init__(*args, **kwargs)
+
+
+class TinyDBAuditStore:
+    """The :class:`~audit.protocol.AuditStore` on a JSON Lines file, through TinyDB.
+
+    ``hmac_key`` makes every hash an HMAC-SHA256 with that key, so that whoever can write
+    the file cannot recompute the chain. ``lock_timeout`` bounds the wait for the writer
+    lock (:class:`~audit.errors.StoreLocked`). ``clock`` returns the aware UTC time stamped
+    on each record (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        hmac_key: bytes | None = None,
+        lock_timeout: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.db = AuditTinyDB(path, hmac_key=hmac_key, lock_timeout=lock_timeout, clock=clock)
+        self.storage = cast(AuditLogStorage, self.db.storage)
+        self.table = cast(AppendOnlyTable, self.db.table(AuditLogStorage.table_name))
+
+    @property
+    def path(self) -> str:
+        return self.storage.path
+
+    def __repr__(self) -> str:
+        return f"TinyDBAuditStore({self.path!r})"
+
+    def __enter__(self) -> TinyDBAuditStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def append(self, entry: Entry) -> Record:
+        """Durably append one record (written and fsynced before this returns)."""
+        return self.table.append(entry)
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        """Durably append records as one group commit (one write, one fsync)."""
+        return self.table.append_many(entries)
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """Hold the writer lock across read → decide → append; commit once on clean exit."""
+        return self.storage.transaction()
+
+    def get(self, key: str) -> Record | None:
+        return self.storage.get(key)
+
+    def find(self, tag: str) -> list[Record]:
+        return self.storage.find(tag)
+
+    def query(
+        self,
+        where: Mapping[str, Any] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[Record]:
+        return self.storage.query(where, since=since, until=until)
+
+    def records(self) -> Iterator[Record]:
+        """Every committed record, in seq order (streamed)."""
+        return self.storage.query()
+
+    def head(self) -> Checkpoint:
+        return self.storage.head()
+
+    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport:
+        return self.storage.verify(checkpoint)
+
+    def export(
+        self, out: TextIO, fmt: ExportFormat, records: Iterable[Record] | None = None
+    ) -> int:
+        """Stream ``records`` (default: all) to ``out`` as JSON Lines or CSV; return the count."""
+        return write_records(out, fmt, self.storage.query() if records is None else records)
+
+    def close(self) -> None:
+        self.db.close()
+
