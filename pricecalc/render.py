@@ -1,0 +1,247 @@
+"""Readable tables for the command line (rich). Data in, renderables out; no decisions.
+
+Amounts are shown exactly as the decisions carry them (two-decimal strings) and totals
+come from :mod:`pricecalc.report` (exact ``Decimal`` sums printed with two decimals).
+Tables use a plain box so that output pasted into an e-mail or a ticket stays readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from pricecalc.report import MONEY_COLUMNS, TOTALS, Summary
+
+#: Friendlier labels for result fields; other fields show their name with spaces.
+LABELS: dict[str, str] = {
+    "merchant_subsidy": "merchant subsidy (per unit)",
+    "platform_subsidy": "platform subsidy (per unit)",
+    "total_subsidy": "total subsidy (per unit)",
+    "merchant_subsidy_rate": "merchant subsidy rate (of list price)",
+    "platform_subsidy_rate": "platform subsidy rate (of list price)",
+    "consumer_pays": "consumer pays (per unit)",
+    "merchant_receives": "merchant receives (per unit)",
+    "merchant_margin": "merchant margin (per unit)",
+    "max_platform_subsidy": "max platform subsidy (per unit)",
+}
+
+
+def label(field: str) -> str:
+    return LABELS.get(field, field.replace("_", " "))
+
+
+def short_hash(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= 12 else f"{text[:12]}…"
+
+
+def cell(value: Any) -> str:
+    """A value as table text: lists joined, objects as ``key value`` pairs, null as —."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {cell(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "; ".join(cell(v) for v in value) if value else "—"
+    return str(value)
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    """A plain table whose long cells wrap (fold) rather than being cut off."""
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def decision_header(decision: Mapping[str, Any]) -> Text:
+    audit = decision.get("audit") or {}
+    status = str(decision.get("status"))
+    text = Text()
+    text.append(f"{decision.get('kind')}: ")
+    text.append(status.upper(), style="bold green" if status == "approved" else "bold red")
+    if decision.get("request_id"):
+        text.append(f"   request {decision['request_id']}")
+    if audit:
+        text.append(f"   audit record {audit.get('seq')} ({short_hash(audit.get('hash'))})")
+    return text
+
+
+def reasons_view(decision: Mapping[str, Any]) -> RenderableType | None:
+    reasons = decision.get("reasons") or []
+    if not reasons:
+        return None
+    table = _table("reason", "why", title="Rejected because")
+    for reason in reasons:
+        table.add_row(str(reason.get("code")), str(reason.get("message")))
+    return table
+
+
+def decision_view(
+    decision: Mapping[str, Any],
+    line_columns: Sequence[str] | None = None,
+    line_cell: Any = None,
+) -> RenderableType:
+    """A decision for people: a header, its scalar results, its per-line results, reasons.
+
+    ``line_columns`` picks and orders the columns of the result's ``lines`` table;
+    ``line_cell(column, value)`` may format a line's cell.
+    """
+    result: Mapping[str, Any] = decision.get("result") or {}
+    parts: list[RenderableType] = [decision_header(decision)]
+    scalars = Table(box=None, show_header=False, padding=(0, 2))
+    scalars.add_column(overflow="fold")
+    scalars.add_column(justify="right", overflow="fold")
+    for field, value in result.items():
+        if field == "lines":
+            continue
+        scalars.add_row(label(field), cell(value))
+    parts.append(scalars)
+    lines = result.get("lines")
+    if isinstance(lines, list) and lines and all(isinstance(x, Mapping) for x in lines):
+        columns = list(line_columns or _union_keys(lines))
+        table = _table(*(label(c) for c in columns), title="Per line")
+        for line in lines:
+            table.add_row(
+                *(
+                    line_cell(c, line.get(c)) if line_cell is not None else cell(line.get(c))
+                    for c in columns
+                )
+            )
+        parts.append(table)
+    reasons = reasons_view(decision)
+    if reasons is not None:
+        parts.append(reasons)
+    return Group(*parts)
+
+
+def _union_keys(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return list(keys)
+
+
+def describe_offer(index: int, offer: Any) -> str:
+    """``offers[1] direct_drop: sku A, unit price 90.00, at 2026-11-11T20:00``."""
+    if not isinstance(offer, Mapping):
+        return f"offers[{index}]"
+    details = ", ".join(
+        f"{label(str(k))} {cell(v)}" for k, v in offer.items() if k != "type" and v is not None
+    )
+    kind = offer.get("type", "offer")
+    return f"offers[{index}] {kind}" + (f": {details}" if details else "")
+
+
+def protection_view(decision: Mapping[str, Any], request: Mapping[str, Any]) -> RenderableType:
+    """A 价保 decision with, per line, which offers gave the lowest price and when."""
+    raw_input = request.get("input")
+    offers = raw_input.get("offers") if isinstance(raw_input, Mapping) else None
+    offers = offers if isinstance(offers, list) else []
+
+    def line_cell(column: str, value: Any) -> str:
+        if column == "lowest_offers":
+            if not value:
+                return "— (no lower price after payment)"
+            return "\n".join(
+                describe_offer(ref.get("index", -1), _offer_at(offers, ref.get("index")))
+                for ref in value
+                if isinstance(ref, Mapping)
+            )
+        return cell(value)
+
+    return decision_view(
+        decision,
+        line_columns=(
+            "line_id",
+            "paid_net",
+            "lowest_net",
+            "lowest_at",
+            "lowest_offers",
+            "entitled",
+            "already_refunded",
+            "refund",
+        ),
+        line_cell=line_cell,
+    )
+
+
+def _offer_at(offers: Sequence[Any], index: Any) -> Any:
+    if isinstance(index, int) and 0 <= index < len(offers):
+        return offers[index]
+    return None
+
+
+def summary_view(summary: Summary) -> RenderableType:
+    """The end-of-batch summary: counts by kind and status, then approved money totals."""
+    head = Text(
+        f"{summary.lines} lines: {summary.decided} decided"
+        + (f" ({summary.replayed} already recorded, replayed)" if summary.replayed else "")
+        + f", {summary.invalid} invalid"
+    )
+    counts = _table("kind", "status", "count", title="Decisions")
+    counts.columns[2].justify = "right"
+    for kind, status, n in summary.rows():
+        counts.add_row(kind, status, str(n))
+    money = _table("total (approved decisions)", "CNY", title="Money")
+    money.columns[1].justify = "right"
+    formatted = summary.totals.formatted()
+    for name, title in TOTALS:
+        money.add_row(title, formatted[name])
+    return Group(head, counts, money)
+
+
+def records_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """``audit show``: one row per record; money columns only where some record has one."""
+    money = [c for c in MONEY_COLUMNS if any(r.get(c) is not None for r in rows)]
+    columns = [
+        "seq",
+        "recorded_at",
+        "kind",
+        "request_id",
+        "status",
+        "reason_codes",
+        "order_id",
+        "operator",
+        *money,
+        "hash",
+    ]
+    table = _table(*(label(c) for c in columns))
+    for column in table.columns:
+        if column.header in {label(c) for c in ("seq", *money)}:
+            column.justify = "right"
+    for row in rows:
+        table.add_row(
+            *(short_hash(row.get(c)) if c == "hash" else cell(row.get(c)) for c in columns)
+        )
+    return table
+
+
+def stats_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    columns = ["day", "kind", "approved", "rejected", *MONEY_COLUMNS]
+    titles = ["day (Beijing)", "kind", "approved", "rejected", *(t for _, t in TOTALS)]
+    table = _table(*titles)
+    for column in table.columns[2:]:
+        column.justify = "right"
+    for row in rows:
+        table.add_row(*(cell(row.get(c)) for c in columns))
+    return table
+
+
+def plugins_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    table = _table("plugin", "version", "kinds", "hooks (pricecalc_…)")
+    for row in rows:
+        table.add_row(
+            str(row["name"]),
+            str(row["version"]),
+            "\n".join(row["kinds"]) or "—",
+            "\n".join(h.removeprefix("pricecalc_") for h in row["hooks"]) or "—",
+        )
+    return table

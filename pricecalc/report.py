@@ -1,0 +1,274 @@
+"""Flat rows and totals for people: what the command line prints, exports and sums.
+
+Nothing here reads or writes a file. The command line (:mod:`pricecalc.cli`) and the
+batch readers/writers (:mod:`pricecalc.batchio`) use these pieces:
+
+* :func:`decision_row` — one batch output row (CSV/XLSX) for a decided or invalid line;
+* :func:`record_row` — the pricecalc-level flat view of one audit record (``audit show``
+  and ``audit export``);
+* :class:`Summary` — decisions by kind and status, and the money totals of a batch;
+* :class:`Stats` — counts and totals per Beijing day and kind (``audit stats``).
+
+Money stays exact: amounts are read from the decisions' two-decimal strings with
+:func:`pricecalc.money.to_decimal`, summed as ``Decimal`` and printed with
+:func:`pricecalc.money.fmt` (two decimals). Totals count **approved** decisions only: a
+rejected split still reports its amounts (SPEC §2), but nothing is paid on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+import attrs
+
+from pricecalc.errors import InvalidInput
+from pricecalc.fields import BEIJING
+from pricecalc.money import FEN, ZERO, fmt, to_decimal
+
+#: The money fields summed in batch summaries and stats, with their column titles.
+#: Each is a field of some kind's result (SPEC §2–§5); a kind without it contributes 0.
+TOTALS: tuple[tuple[str, str], ...] = (
+    ("merchant_subsidy_total", "merchant subsidy"),
+    ("platform_subsidy_total", "platform subsidy"),
+    ("refund_total", "refunds"),
+    ("compensation_total", "compensation"),
+    ("clawback", "clawback"),
+)
+MONEY_COLUMNS: tuple[str, ...] = tuple(name for name, _ in TOTALS)
+
+#: Columns of a batch output row in CSV / Excel (JSON Lines output is the SPEC §8 shape).
+BATCH_COLUMNS: tuple[str, ...] = (
+    "line",
+    "request_id",
+    "kind",
+    "status",
+    "reason_codes",
+    "error",
+    "order_id",
+    *MONEY_COLUMNS,
+    "audit_seq",
+    "audit_hash",
+)
+
+#: Columns of the flat view of an audit record (``audit show`` / ``audit export``).
+RECORD_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "recorded_at",
+    "kind",
+    "request_id",
+    "status",
+    "reason_codes",
+    "order_id",
+    "operator",
+    *MONEY_COLUMNS,
+    "rule_set",
+    "rule_version",
+    "hash",
+)
+
+#: Columns holding whole numbers (written as numbers in Excel).
+INTEGER_COLUMNS: frozenset[str] = frozenset({"line", "seq", "audit_seq"})
+
+
+def amount(value: Any) -> Decimal | None:
+    """A money field of a result as an exact Decimal.
+
+    ``None`` when absent or not an amount in fen (a plugin's free text, say): such a value
+    is left out of totals rather than rounded.
+    """
+    if value is None:
+        return None
+    try:
+        number = to_decimal(value, "amount")
+    except (InvalidInput, TypeError):
+        return None
+    if number != number.quantize(FEN, rounding=ROUND_DOWN):
+        return None
+    return number
+
+
+def order_id_of(request: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
+    """The order a decision is about, from its input or its result (when it has one)."""
+    raw_input = request.get("input")
+    for source in (raw_input if isinstance(raw_input, Mapping) else {}, result):
+        value = source.get("order_id")
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def _money_cells(result: Mapping[str, Any]) -> dict[str, str | None]:
+    cells: dict[str, str | None] = {}
+    for name in MONEY_COLUMNS:
+        value = amount(result.get(name))
+        cells[name] = fmt(value) if value is not None else None
+    return cells
+
+
+def decision_row(
+    line: int,
+    decision: Mapping[str, Any] | None = None,
+    error: str | None = None,
+    *,
+    request: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One batch output row: a decision (SPEC §8 shape, with ``audit``) or an invalid line.
+
+    ``request`` (the line's request) supplies the ``order_id`` when the result has none.
+    """
+    if decision is None:
+        row: dict[str, Any] = dict.fromkeys(BATCH_COLUMNS)
+        row.update(line=line, status="invalid", error=error, reason_codes=[])
+        return row
+    result = decision.get("result") or {}
+    audit = decision.get("audit") or {}
+    return {
+        "line": line,
+        "request_id": decision.get("request_id"),
+        "kind": decision.get("kind"),
+        "status": decision.get("status"),
+        "reason_codes": [r["code"] for r in decision.get("reasons", ())],
+        "error": None,
+        "order_id": order_id_of(request or {}, result),
+        **_money_cells(result),
+        "audit_seq": audit.get("seq"),
+        "audit_hash": audit.get("hash"),
+    }
+
+
+def record_row(record: Any) -> dict[str, Any]:
+    """The pricecalc-level flat view of an :class:`audit.protocol.Record`."""
+    payload: Mapping[str, Any] = record.payload
+    result = payload.get("result") or {}
+    return {
+        "seq": record.seq,
+        "recorded_at": record.recorded_at,
+        "kind": payload.get("kind"),
+        "request_id": payload.get("request_id"),
+        "status": payload.get("status"),
+        "reason_codes": [r.get("code") for r in payload.get("reasons", ())],
+        "order_id": order_id_of(payload.get("request") or {}, result),
+        "operator": payload.get("operator"),
+        **_money_cells(result),
+        "rule_set": payload.get("rule_set"),
+        "rule_version": payload.get("rule_version"),
+        "hash": record.hash,
+    }
+
+
+def beijing_day(recorded_at: str) -> date:
+    """The Beijing calendar date of a ``recorded_at`` UTC time (the campaign's day)."""
+    moment = datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=BEIJING)
+    return moment.astimezone(BEIJING).date()
+
+
+@attrs.define
+class Totals:
+    """Money totals of approved decisions, exact."""
+
+    sums: dict[str, Decimal] = attrs.field(factory=lambda: dict.fromkeys(MONEY_COLUMNS, ZERO))
+
+    def add(self, result: Mapping[str, Any]) -> None:
+        for name in MONEY_COLUMNS:
+            value = amount(result.get(name))
+            if value is not None:
+                self.sums[name] += value
+
+    def formatted(self) -> dict[str, str]:
+        return {name: fmt(value) for name, value in self.sums.items()}
+
+
+@attrs.define
+class Summary:
+    """What a batch did: decisions by kind and status, invalid lines, money totals."""
+
+    counts: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    totals: Totals = attrs.field(factory=Totals)
+    invalid: int = 0
+    replayed: int = 0
+
+    def add_decision(self, decision: Mapping[str, Any], *, replayed: bool = False) -> None:
+        key = (str(decision.get("kind")), str(decision.get("status")))
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if replayed:
+            self.replayed += 1
+        if decision.get("status") == "approved":
+            self.totals.add(decision.get("result") or {})
+
+    def add_invalid(self) -> None:
+        self.invalid += 1
+
+    @property
+    def decided(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def lines(self) -> int:
+        return self.decided + self.invalid
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        """``(kind, status, count)`` sorted by kind then status; invalid lines last."""
+        rows = [(kind, status, n) for (kind, status), n in sorted(self.counts.items())]
+        if self.invalid:
+            rows.append(("—", "invalid", self.invalid))
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "decided": self.decided,
+            "invalid": self.invalid,
+            "replayed": self.replayed,
+            "by_kind": [
+                {"kind": kind, "status": status, "count": n} for kind, status, n in self.rows()
+            ],
+            "approved_totals": self.totals.formatted(),
+        }
+
+
+@attrs.define
+class StatsRow:
+    approved: int = 0
+    rejected: int = 0
+    totals: Totals = attrs.field(factory=Totals)
+
+
+@attrs.define
+class Stats:
+    """Counts and approved totals per Beijing day and kind (``audit stats``)."""
+
+    rows: dict[tuple[date, str], StatsRow] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, records: Iterable[Any]) -> Stats:
+        stats = cls()
+        for record in records:
+            stats.add(record)
+        return stats
+
+    def add(self, record: Any) -> None:
+        payload: Mapping[str, Any] = record.payload
+        key = (beijing_day(record.recorded_at), str(payload.get("kind")))
+        row = self.rows.setdefault(key, StatsRow())
+        if payload.get("status") == "approved":
+            row.approved += 1
+            row.totals.add(payload.get("result") or {})
+        else:
+            row.rejected += 1
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "day": day.isoformat(),
+                "kind": kind,
+                "approved": row.approved,
+                "rejected": row.rejected,
+                **row.totals.formatted(),
+            }
+            for (day, kind), row in sorted(self.rows.items())
+        ]
