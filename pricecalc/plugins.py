@@ -70,13 +70,15 @@ def get_plugin_manager(
 
 
 def _plugin_versions(pm: pluggy.PluginManager) -> dict[str, str]:
-    versions = {BUILTIN: core_version()}
+    """Versions of the plugins loaded; a blocked (disabled) name is registered as None."""
+    versions = {} if pm.is_blocked(BUILTIN) else {BUILTIN: core_version()}
     for plugin, dist in pm.list_plugin_distinfo():
         name = pm.get_name(plugin)
         if name is not None:
             versions[name] = str(dist.version)
-    for name, _ in pm.list_name_plugin():
-        versions.setdefault(name, "0+unversioned")
+    for name, plugin in pm.list_name_plugin():
+        if plugin is not None:
+            versions.setdefault(name, "0+unversioned")
     return versions
 
 
@@ -174,6 +176,8 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
     hooks_by_plugin: dict[str, tuple[str, ...]] = {}
     for name, plugin_obj in pm.list_name_plugin():
+        if plugin_obj is None:  # blocked: disabled by name
+            continue
         callers = pm.get_hookcallers(plugin_obj) or []
         hooks_by_plugin[name] = tuple(sorted(c.name for c in callers))
 
