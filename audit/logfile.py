@@ -5,6 +5,8 @@ Every byte the store writes and every sync goes through the module-level names
 (and anyone who wants to rehearse a full disk) replace them to inject ``ENOSPC``/``EIO``::
 
     monkeypatch.setattr(audit.logfile, "os_fsync", failing_fsync)
+
+They call :mod:`os` at call time, so patching ``os.fsync`` itself is seen as well.
 """
 
 from __future__ import annotations
@@ -16,9 +18,22 @@ from collections.abc import Iterator
 
 __all__ = ["LogFile", "WriteFailed", "iter_lines", "os_fsync", "os_ftruncate", "os_write"]
 
-os_write = os.write
-os_fsync = os.fsync
-os_ftruncate = os.ftruncate
+
+
+def os_write(fd: int, data: bytes | memoryview) -> int:
+    """``os.write`` (looked up at call time, so patching ``os.write`` works too)."""
+    return os.write(fd, data)
+
+
+def os_fsync(fd: int) -> None:
+    """``os.fsync`` (looked up at call time, so patching ``os.fsync`` works too)."""
+    os.fsync(fd)
+
+
+def os_ftruncate(fd: int, length: int) -> None:
+    """``os.ftruncate`` (looked up at call time)."""
+    os.ftruncate(fd, length)
+
 
 _CHUNK = 64 * 1024
 

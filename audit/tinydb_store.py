@@ -750,10 +750,10 @@ class _StreamingItems:
         return len(self._view)
 
 
-def _refuse(operation: str) -> NoReturn:
+def _refuse(operation: str, detail: str = "") -> NoReturn:
     raise AppendOnlyViolation(
-        f"{operation} is not allowed: the audit table is append-only (records are never "
-        "updated or removed)"
+        f"{operation} is not allowed{detail}: the audit table is append-only (records are "
+        "never updated or removed, and seq numbers are assigned by the store)"
     )
 
 
@@ -792,7 +792,7 @@ class AppendOnlyTable(Table):
 
     def insert(self, document: Mapping[Any, Any]) -> int:
         if isinstance(document, Document):
-            _refuse(f"insert with an explicit doc_id ({document.doc_id})")
+            _refuse("insert with an explicit doc_id", f" (doc_id {document.doc_id})")
         if not isinstance(document, Mapping):
             raise ValueError("Document is not a Mapping")
         return self.append(Entry(payload=document)).seq
@@ -801,7 +801,7 @@ class AppendOnlyTable(Table):
         entries = []
         for document in documents:
             if isinstance(document, Document):
-                _refuse(f"insert_multiple with an explicit doc_id ({document.doc_id})")
+                _refuse("insert_multiple with an explicit doc_id", f" (doc_id {document.doc_id})")
             if not isinstance(document, Mapping):
                 raise ValueError("Document is not a Mapping")
             entries.append(Entry(payload=document))
