@@ -27,12 +27,14 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/ruff check pricecalc audit plugins tests bench examples
 	$(BIN)/mypy
+	$(BIN)/mypy $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/pricecalc_*)) tests/plugins
 
 lint: install
 	$(BIN)/ruff check pricecalc audit plugins tests bench examples
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/pricecalc_*)) tests/plugins
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.decision import AuditRef, Decision, Outcome, Reason
 from pricecalc.engine import evaluate
 from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditRef",
+    "BatchItem",
+    "Calculator",
     "Decision",
     "InvalidInput",
     "Outcome",
