@@ -145,6 +145,7 @@ def _parse_json_line(number: int, raw: bytes) -> Line:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Line(number, error=f"line is not UTF-8 text (byte {exc.start + 1})")
+    text = text.rstrip("\r\n")
     if not text.strip():
         return Line(number, error="line is empty; expected a JSON request")
     try:
