@@ -22,10 +22,13 @@ The computation (docs/rules.md explains it for operators):
 - ``entitled = max(0, reference − lowest)`` capped at ``paid_net``;
   ``refund = max(0, entitled − already_refunded)``, and 0 on a rejected claim.
 
-Cost: offers are indexed once (set-price offers per SKU sorted by ``at`` and found by
-bisection, lower-price offers per SKU, order discounts per group), and every line's net
-is computed once per candidate time, so the work grows as
-candidate times × (offers + lines).
+Cost: :class:`PriceBook` indexes the offers once (each offer's range of candidate times
+found by bisection; set-price offers per SKU in a heap by precedence, lower-price offers
+per SKU in a heap by price, order discounts per group) and sweeps the times in order,
+re-pricing only the SKUs whose offers arrive or leave and computing every line's net once
+per time, in integer fen. The work grows as candidate times × (active order discounts +
+lines), plus a logarithm per offer: a 100-line order against 1,000 offers takes tens of
+milliseconds.
 """
 
 from __future__ import annotations
@@ -43,12 +46,7 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError
 from pricecalc.fields import Fields, iso
 from pricecalc.money import ZERO, FloatRefused, allocate, allocate_fen, fmt, parse_amount
-from pricecalc.offers import (
-    OfferType,
-    check_discount,
-    check_keys,
-    check_offer,
-)
+from pricecalc.offers import OfferType, check_discount, check_keys, check_offer
 from pricecalc.plugins import guard
 from pricecalc.registry import Rule, RuleContext
 
@@ -318,7 +316,6 @@ class _Entry:
     first: int
     last: int
     price: int = 0  # unit price in fen (set_price / lower_price)
-    rank: int = 0  # set_price: order of precedence within the SKU
 
 
 class PriceBook:
