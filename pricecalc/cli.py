@@ -26,6 +26,7 @@ from typing import IO, Any, TypeVar
 import attrs
 import click
 from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 import audit
@@ -142,11 +143,12 @@ class App:
         return self._store
 
     @contextmanager
-    def store_errors(self) -> Iterator[None]:
+    def store_errors(self, where: str | None = None) -> Iterator[None]:
+        """Turn a store failure into one sentence naming the store (``where``: another)."""
         try:
             yield
         except (AuditError, OSError) as exc:
-            raise click.ClickException(store_sentence(self.audit, exc)) from exc
+            raise click.ClickException(store_sentence(where or self.audit, exc)) from exc
 
     def close(self) -> None:
         if self._calc is not None:
@@ -246,12 +248,12 @@ def load_plugin_commands(disable: Sequence[str], reserved: set[str]) -> dict[str
 
 
 # -- output helpers ------------------------------------------------------------------------
-PIPE_WIDTH = 120
+PIPE_WIDTH = 160
 
 
 def console(err: bool = False) -> Console:
     """A rich console on stdout or stderr. Not on a terminal (a pipe, a file, a test) and
-    without ``COLUMNS`` set, tables are laid out 120 characters wide."""
+    without ``COLUMNS`` set, tables are laid out 160 characters wide."""
     out = Console(file=sys.stderr if err else sys.stdout, highlight=False, soft_wrap=False)
     if not out.is_terminal and not os.environ.get("COLUMNS"):
         out.width = PIPE_WIDTH
@@ -263,7 +265,14 @@ def echo_json(value: Any, *, indent: int | None = 2) -> None:
 
 
 def show(renderable: RenderableType, *, err: bool = False) -> None:
-    console(err).print(renderable)
+    """Print a table. One too wide for the screen is laid out at the width it needs (the
+    terminal wraps its lines) rather than cut: an amount is never cropped."""
+    out = console(err)
+    needed = Measurement.get(out, out.options.update_width(10_000), renderable).minimum
+    if needed > out.width:
+        out.print(renderable, width=needed, crop=False)
+    else:
+        out.print(renderable)
 
 
 def json_option(func: F) -> F:
@@ -1234,25 +1243,29 @@ def _audit_function(name: str) -> Callable[..., Any]:
 
 @audit_group.command()
 @click.argument("url", required=False, metavar="[URL]")
+@click.option(
+    "--app-role",
+    metavar="ROLE",
+    help="PostgreSQL only: the role the application connects as (granted append and read).",
+)
 @click.pass_obj
-def init(app: App, url: str | None) -> None:
+def init(app: App, url: str | None, app_role: str | None) -> None:
     """Create an empty audit store (a file path or a database URL; default: --audit).
+
+    Running it again changes nothing that is already in place.
 
     Example:
 
     \b
         pricecalc audit init campaign-audit.jsonl
-        pricecalc audit init postgresql://finance@db/pricecalc
+        pricecalc audit init postgresql://owner@db/pricecalc --app-role pricecalc_app
     """
     target = url or app.audit
     init_store = _audit_function("init_store")
-    with app.store_errors():
-        result = init_store(target)
-    head_now = result if isinstance(result, Checkpoint) else None
-    click.echo(
-        f"audit store ready at {target}"
-        + (f" (head seq {head_now.seq})" if head_now is not None else "")
-    )
+    options = {"app_role": app_role} if app_role is not None else {}
+    with app.store_errors(target):
+        done = init_store(target, **options)
+    click.echo(str(done))
 
 
 @audit_group.command()
@@ -1269,8 +1282,8 @@ def migrate(app: App, source: str, target: str) -> None:
             --to postgresql://finance@db/pricecalc
     """
     migrate_store = _audit_function("migrate_store")
-    with app.store_errors():
-        copied, checkpoint = migrate_store(source, target)
+    with app.store_errors(f"{source} (migrating to {target})"):
+        copied, checkpoint = migrate_store(source, target, hmac_key=hmac_key())
     click.echo(
         f"copied {copied} records from {source} to {target}; "
         f"head seq {checkpoint.seq} hash {checkpoint.hash}"

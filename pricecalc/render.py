@@ -8,6 +8,7 @@ Tables use a plain box so that output pasted into an e-mail or a ticket stays re
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -15,6 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from pricecalc.fields import BEIJING
 from pricecalc.report import MONEY_COLUMNS, TOTALS, Summary
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
@@ -35,9 +37,9 @@ def label(field: str) -> str:
     return LABELS.get(field, field.replace("_", " "))
 
 
-def short_hash(value: Any) -> str:
+def short_hash(value: Any, digits: int = 12) -> str:
     text = "" if value is None else str(value)
-    return text if len(text) <= 12 else f"{text[:12]}…"
+    return text if len(text) <= digits else f"{text[:digits]}…"
 
 
 def cell(value: Any) -> str:
@@ -198,6 +200,17 @@ def summary_view(summary: Summary) -> RenderableType:
     return Group(head, counts, money)
 
 
+def beijing_time(recorded_at: Any) -> str:
+    """``2026-11-11T02:00:00.123456Z`` → ``2026-11-11 10:00:00`` (Beijing, for people)."""
+    try:
+        moment = datetime.fromisoformat(str(recorded_at).replace("Z", "+00:00"))
+    except ValueError:
+        return cell(recorded_at)
+    if moment.tzinfo is None:
+        return cell(recorded_at)
+    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def records_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """``audit show``: one row per record; money columns only where some record has one."""
     money = [c for c in MONEY_COLUMNS if any(r.get(c) is not None for r in rows)]
@@ -213,25 +226,49 @@ def records_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         *money,
         "hash",
     ]
-    table = _table(*(label(c) for c in columns))
-    for column in table.columns:
-        if column.header in {label(c) for c in ("seq", *money)}:
-            column.justify = "right"
-    for row in rows:
-        table.add_row(
-            *(short_hash(row.get(c)) if c == "hash" else cell(row.get(c)) for c in columns)
+    titles = {"recorded_at": "recorded (Beijing)", "reason_codes": "reasons", **dict(TOTALS)}
+    cells = [[_record_cell(c, row.get(c)) for c in columns] for row in rows]
+    table = Table(box=box.SIMPLE_HEAD)
+    for index, column in enumerate(columns):
+        whole = column in ("seq", "recorded_at", "kind", "status", "hash", *money)
+        table.add_column(
+            titles.get(column, label(column)),
+            justify="right" if column in ("seq", *money) else "left",
+            # Numbers, times, kinds never shrink below their text: never cut or folded.
+            min_width=_widest(cells, index) if whole else min(8, _widest(cells, index)),
+            overflow="fold",
         )
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
+
+
+def _widest(cells: Sequence[Sequence[str]], index: int) -> int:
+    return max((len(row[index]) for row in cells), default=1)
+
+
+def _record_cell(column: str, value: Any) -> str:
+    if column == "hash":
+        return short_hash(value, 8)
+    if column == "recorded_at":
+        return beijing_time(value)
+    return cell(value)
 
 
 def stats_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     columns = ["day", "kind", "approved", "rejected", *MONEY_COLUMNS]
     titles = ["day (Beijing)", "kind", "approved", "rejected", *(t for _, t in TOTALS)]
-    table = _table(*titles)
-    for column in table.columns[2:]:
-        column.justify = "right"
-    for row in rows:
-        table.add_row(*(cell(row.get(c)) for c in columns))
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    table = Table(box=box.SIMPLE_HEAD)
+    for index, title in enumerate(titles):
+        table.add_column(
+            title,
+            justify="right" if index >= 2 else "left",
+            min_width=_widest(cells, index),
+            overflow="fold",
+        )
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
 
 
