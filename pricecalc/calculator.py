@@ -225,8 +225,12 @@ class Calculator:
     @staticmethod
     def _tags(decision: Decision) -> tuple[str, ...]:
         tags: list[str] = [f"kind:{decision.kind}"]
-        order_id = decision.request.get("input", {}).get("order_id")
-        if isinstance(order_id, str | int):
+        # The rule's own (normalised) order id, so tags match what history looks up.
+        order_id = decision.result.get("order_id")
+        if order_id is None:
+            raw = decision.request.get("input", {}).get("order_id")
+            order_id = str(raw).strip() if isinstance(raw, str | int) else None
+        if isinstance(order_id, str) and order_id:
             tags.append(f"order:{order_id}")
             if decision.kind == PROTECTION_KIND and decision.approved:
                 tags.append(refund_tag(str(order_id)))

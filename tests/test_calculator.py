@@ -274,3 +274,14 @@ def test_recorded_lines_are_json(store_path: Path) -> None:
     lines = store_path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["payload"]["kind"] == "subsidy_split"
+
+
+def test_order_id_with_spaces_still_finds_earlier_refunds(store_path: Path) -> None:
+    """History is keyed by the normalised order id: " O-1 " and "O-1" are one order."""
+    spaced = claim("c2")
+    spaced["input"]["order_id"] = " O-1 "
+    with Calculator(store_path) as calc:
+        calc.decide(claim("c1"), now=NOW)
+        d = calc.decide(spaced, now=NOW)
+    assert d.result["refund_total"] == "0.00"
+    assert [r.code for r in d.reasons] == ["ALREADY_REFUNDED"]
