@@ -1,0 +1,148 @@
+"""The sidecar index keeps lookups cheap and is only a cache: the log file is the truth.
+
+get/find go to the index, not through the file; a missing, corrupt, stale or foreign index
+is rebuilt from the log; opening a store reads only the end of the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from audit_helpers import entry, fill
+
+import audit
+import audit.tinydb_store
+from audit.logfile import LogFile
+
+Opener = Callable[..., audit.TinyDBAuditStore]
+
+
+def no_scans(*args: object) -> Iterator[tuple[int, bytes]]:
+    raise AssertionError("the log file was scanned")
+
+
+def test_lookups_do_not_scan_the_log(open_tinydb: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_tinydb()
+    records = fill(store, 300)
+    store.get("k1")  # the index is up to date from here on
+    monkeypatch.setattr(audit.tinydb_store, "iter_lines", no_scans)
+    assert store.get("k150") == records[149]
+    assert store.get("missing") is None
+    assert store.find("order:O2")[-1] == records[-2]
+    assert store.append(entry(301)).seq == 301  # appending (with a key check) neither
+    assert store.get("k301") is not None
+    assert store.head().seq == 301
+
+
+def test_opening_reads_only_the_tail(
+    open_tinydb: Opener, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head is found by reading the file backwards from its end: opening a big store
+    and appending to it reads a few KiB, not the whole file."""
+    store = open_tinydb()
+    for start in range(0, 5000, 1000):
+        store.append_many([audit.Entry({"n": n}) for n in range(start, start + 1000)])
+    store.close()
+    size = store_path.stat().st_size
+    read: list[int] = []
+    real_pread = LogFile.pread
+
+    def counting_pread(self: LogFile, offset: int, length: int) -> bytes:
+        read.append(length)
+        return real_pread(self, offset, length)
+
+    monkeypatch.setattr(LogFile, "pread", counting_pread)
+    monkeypatch.setattr(audit.tinydb_store, "iter_lines", no_scans)
+    again = open_tinydb()
+    again.append(audit.Entry({"n": "new"}))  # no key: no index needed
+    assert again.head().seq == 5001
+    assert sum(read) < 300 * 1024 < size
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.unlink(), id="missing"),
+        pytest.param(lambda p: p.write_bytes(b"this is not a database" * 100), id="garbage"),
+        pytest.param(lambda p: p.write_bytes(b""), id="empty"),
+    ],
+)
+def test_a_lost_or_corrupt_index_is_rebuilt(
+    open_tinydb: Opener, store_path: Path, damage: Callable[[Path], None]
+) -> None:
+    store = open_tinydb()
+    records = fill(store, 20)
+    store.close()
+    index = Path(str(store_path) + ".idx")
+    for suffix in ("-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    damage(index)
+    again = open_tinydb()
+    assert again.get("k7") == records[6]
+    assert again.find("order:O0") == [r for r in records if r.key and int(r.key[1:]) % 3 == 0]
+
+
+def test_an_index_ahead_of_the_log_is_rebuilt(
+    open_tinydb: Opener, store_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An index of another (longer) log at this path does not match: it is rebuilt."""
+    big = tmp_path / "big.jsonl"
+    other = open_tinydb(big)
+    fill(other, 50)
+    other.close()
+    store = open_tinydb()
+    records = fill(store, 5)
+    store.close()
+    Path(str(store_path) + ".idx").write_bytes(Path(str(big) + ".idx").read_bytes())
+    again = open_tinydb()
+    with caplog.at_level(logging.WARNING, logger="audit"):
+        assert again.get("k5") == records[4]
+        assert again.get("k40") is None
+    assert "does not match the log; rebuilding it" in caplog.text
+
+
+def test_an_index_of_a_different_log_of_the_same_length_is_rebuilt(
+    open_tinydb: Opener, store_path: Path, tmp_path: Path
+) -> None:
+    """The index checks its last record against the log, not just the length."""
+    twin = tmp_path / "twin.jsonl"
+    a = open_tinydb(twin)
+    a.append_many([audit.Entry({"v": "a"}, key="x1")])
+    a.close()
+    b = open_tinydb()
+    b.append_many([audit.Entry({"v": "b"}, key="y1")])
+    b.close()
+    assert twin.stat().st_size == store_path.stat().st_size
+    Path(str(store_path) + ".idx").write_bytes(Path(str(twin) + ".idx").read_bytes())
+    again = open_tinydb()
+    assert again.get("x1") is None
+    assert again.get("y1") is not None
+
+
+def test_the_index_catches_up_on_other_writers(open_tinydb: Opener) -> None:
+    a, b = open_tinydb(), open_tinydb()
+    fill(a, 3)
+    assert b.get("k3") is not None
+    record = a.append(entry(4))
+    assert b.get("k4") == record
+    assert b.find("order:O1")[-1] == record
+
+
+def test_an_unreadable_middle_line_does_not_stop_indexing(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """Damage in the middle is verify()'s to report; lookups of other records still work."""
+    store = open_tinydb()
+    fill(store, 6)
+    store.close()
+    lines = store_path.read_bytes().splitlines(keepends=True)
+    lines[2] = b"garbage\n"
+    store_path.write_bytes(b"".join(lines))
+    Path(str(store_path) + ".idx").unlink()
+    again = open_tinydb()
+    assert again.get("k3") is None
+    assert again.get("k6") is not None and again.get("k2") is not None
+    assert again.verify().bad_seq == 3
