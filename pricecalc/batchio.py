@@ -21,10 +21,12 @@ Choices the SPEC leaves open (docs/cli.md repeats them for users):
   (``lines[0].paid_amount``, ``lines[1].paid_amount``); a cell starting with ``[`` or
   ``{`` is JSON (numbers read as exact decimals); ``other_platform_prices`` may also be
   written ``platform:price;platform:price``. A ``request_id`` column is the request's id.
-* **Output money**: JSON and CSV carry two-decimal strings; Excel cells are numbers built
-  from the exact ``Decimal`` (never a float) with the number format ``0.00``. Text cells
-  in CSV and Excel are escaped against formula injection with
-  :func:`audit.export.escape_csv_cell`.
+* **Output money**: JSON and CSV carry two-decimal strings; Excel cells are numbers made
+  from the exact ``Decimal`` with the number format ``0.00`` (openpyxl writes 16
+  significant digits, exact for every amount below 10^13 yuan; a larger one is written as
+  text). Text cells in CSV and Excel are escaped against formula injection with
+  :func:`audit.export.escape_csv_cell`; amounts and whole numbers, which pricecalc
+  produces itself, are not (a negative amount stays ``-10.00``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import attrs
 
 from pricecalc.calculator import Calculator
 from pricecalc.errors import InvalidInput, PricecalcError
-from pricecalc.report import INTEGER_COLUMNS, MONEY_COLUMNS, Summary, decision_row
+from pricecalc.report import INTEGER_COLUMNS, MONEY_COLUMNS, Summary, as_recorded, decision_row
 from pricecalc.serialize import dumps, loads
 
 InputFormat = Literal["jsonl", "csv"]
@@ -55,6 +57,9 @@ OutputFormat = Literal["jsonl", "csv", "xlsx"]
 INPUT_SUFFIXES: dict[str, InputFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 OUTPUT_SUFFIXES: dict[str, OutputFormat] = {".jsonl": "jsonl", ".csv": "csv", ".xlsx": "xlsx"}
 DEFAULT_CHUNK_SIZE = 500
+#: Amounts below this are exact as spreadsheet numbers (openpyxl writes 16 significant
+#: digits; a double holds every two-decimal amount below 10^13 exactly enough to round-trip).
+EXACT_IN_EXCEL = Decimal(10) ** 13
 _BLOCK = 1 << 20
 
 
@@ -396,8 +401,11 @@ class XlsxWriter:
         if value is None:
             return None
         if column in MONEY_COLUMNS:
+            amount = Decimal(str(value))
+            if abs(amount) >= EXACT_IN_EXCEL:
+                return str(value)  # too large for an exact spreadsheet number: keep as text
             cell = WriteOnlyCell(self._sheet)
-            cell.value = Decimal(str(value))  # exact: openpyxl writes str(Decimal)
+            cell.value = amount  # written with 16 significant digits: exact below 10^13
             cell.number_format = "0.00"
             return cell
         if column in INTEGER_COLUMNS and isinstance(value, int):
@@ -567,7 +575,7 @@ def _emit_chunk(
 def batch_row(line: Line, decision: Mapping[str, Any] | None, error: str | None) -> dict[str, Any]:
     """The JSON Lines output of one line: the SPEC §8 decision, or the invalid-line shape."""
     if decision is not None:
-        return dict(decision)
+        return as_recorded(decision)
     return {"line": line.number, "status": "invalid", "error": error}
 
 

@@ -62,7 +62,7 @@ from pricecalc.render import (
     stats_table,
     summary_view,
 )
-from pricecalc.report import BATCH_COLUMNS, RECORD_COLUMNS, Stats, record_row
+from pricecalc.report import BATCH_COLUMNS, RECORD_COLUMNS, Stats, as_recorded, record_row
 from pricecalc.serialize import jsonable, loads
 
 AUDIT_ENV = "PRICECALC_AUDIT"
@@ -266,13 +266,18 @@ def echo_json(value: Any, *, indent: int | None = 2) -> None:
 
 def show(renderable: RenderableType, *, err: bool = False) -> None:
     """Print a table. One too wide for the screen is laid out at the width it needs (the
-    terminal wraps its lines) rather than cut: an amount is never cropped."""
+    terminal wraps its lines) rather than cut: an amount is never cropped. Off a terminal
+    (a pipe, a file) lines carry no trailing padding."""
     out = console(err)
     needed = Measurement.get(out, out.options.update_width(10_000), renderable).minimum
-    if needed > out.width:
-        out.print(renderable, width=needed, crop=False)
-    else:
-        out.print(renderable)
+    width = needed if needed > out.width else None
+    if out.is_terminal:
+        out.print(renderable, width=width, crop=width is None)
+        return
+    with out.capture() as captured:
+        out.print(renderable, width=width, crop=width is None)
+    text = "\n".join(line.rstrip() for line in captured.get().split("\n"))
+    (sys.stderr if err else sys.stdout).write(text)
 
 
 def json_option(func: F) -> F:
@@ -386,7 +391,7 @@ def decide(app: App, request_file: IO[bytes]) -> None:
     calc = app.calculator()
     with app.store_errors():
         decision = calc.decide(request)
-    echo_json(decision.to_dict())
+    echo_json(as_recorded(decision.to_dict()))
 
 
 # -- batch ---------------------------------------------------------------------------------
@@ -592,7 +597,7 @@ def _decide_and_show(
     with options_named(options), app.store_errors():
         decision = calc.decide(request).to_dict()
     if as_json:
-        echo_json(decision)
+        echo_json(as_recorded(decision))
     else:
         show(view(decision))
 

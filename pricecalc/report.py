@@ -90,6 +90,27 @@ def amount(value: Any) -> Decimal | None:
     return number
 
 
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
+    """The SPEC §8 decision with its ``result`` keys in the audit record's (sorted) order.
+
+    The audit store keeps canonical JSON, so a replayed decision's result comes back with
+    sorted keys. Printing every decision this way makes a replay byte-identical to the
+    first run's output (the top-level keys keep the SPEC §8 order).
+    """
+    out = dict(decision)
+    if "result" in out:
+        out["result"] = _sorted(out["result"])
+    return out
+
+
 def order_id_of(request: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
     """The order a decision is about, from its input or its result (when it has one)."""
     raw_input = request.get("input")
