@@ -24,14 +24,30 @@ def _open_file_url(url: str, **kw: Any) -> AuditStore:
     return TinyDBAuditStore(unquote(parts.path), **kw)
 
 
-_BACKENDS: dict[str, BackendFactory] = {"file": _open_file_url}
+def _open_postgres(url: str, **kw: Any) -> AuditStore:
+    # psycopg is the optional "postgres" extra: import it only when a URL asks for it.
+    try:
+        from audit.postgres import PostgresAuditStore
+    except ImportError as exc:
+        raise AuditError(
+            f"a PostgreSQL audit store needs psycopg ({exc}); install it with "
+            "pip install 'chaozhigou-pricecalc[postgres]'"
+        ) from exc
+    return PostgresAuditStore(url, **kw)
+
+
+_BACKENDS: dict[str, BackendFactory] = {
+    "file": _open_file_url,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
+}
 
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:
     """Dispatch ``scheme://`` URLs to ``factory(url, **kw)``.
 
-    This is the hook for server backends: the PostgreSQL store will register itself for
-    ``postgresql`` and ``postgres`` (``register_backend("postgresql", PostgresAuditStore)``).
+    This is the hook for server backends; ``postgresql`` and ``postgres`` are registered
+    for :class:`~audit.postgres.PostgresAuditStore` (imported when first used).
     """
     _BACKENDS[scheme.lower()] = factory
 
@@ -40,7 +56,8 @@ def open_store(url_or_path: str | os.PathLike[str], **kw: Any) -> AuditStore:
     """Open an audit store.
 
     A plain path (or ``file://`` URL) opens the embedded :class:`TinyDBAuditStore`
-    (keyword arguments: ``hmac_key``, ``lock_timeout``, ``clock``). A URL with another
+    (keyword arguments: ``hmac_key``, ``lock_timeout``, ``clock``); a ``postgresql://``
+    URL the :class:`~audit.postgres.PostgresAuditStore` (same keywords). A URL with another
     scheme goes to the backend registered for it with :func:`register_backend`; an
     unknown scheme raises :class:`AuditError`.
     """
@@ -51,11 +68,6 @@ def open_store(url_or_path: str | os.PathLike[str], **kw: Any) -> AuditStore:
     if factory is not None:
         return factory(url_or_path, **kw)
     known = ", ".join(sorted(f"{s}://" for s in _BACKENDS))
-    if scheme in ("postgresql", "postgres"):
-        raise AuditError(
-            f"no PostgreSQL audit backend is installed yet (got a {scheme}:// URL); "
-            f"known: {known}, or a plain path for the embedded TinyDB store"
-        )
     raise AuditError(
         f"unknown audit store URL scheme {scheme!r}; known: {known}, or a plain path for "
         "the embedded TinyDB store"

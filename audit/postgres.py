@@ -1,0 +1,878 @@
+"""The audit store on PostgreSQL (psycopg 3): many writers, one chain, enforced by the database.
+
+Records are the same records as in the embedded store (:mod:`audit.records` builds, hashes
+and checks them), kept one row each in ``pricecalc_audit_record``; a record copied from one
+backend to the other keeps its hash. The schema is created by :func:`init_store`
+(``pricecalc audit init``); the store itself only reads and inserts, and should connect as
+the application role (``pricecalc_app``), which may not UPDATE, DELETE or TRUNCATE.
+
+How the guarantees are kept:
+
+* **One linear chain.** Every write transaction first takes a transaction-scoped advisory
+  lock on the record table (``pg_advisory_xact_lock``), then reads the head, so appends from
+  any number of connections serialise and each one chains onto the last committed record.
+  A ``BEFORE INSERT`` trigger refuses a row whose ``seq`` is not the next one or whose
+  ``prev_hash`` is not the hash of the record before it, so even a writer that skipped the
+  lock cannot fork the chain or leave a gap.
+* **Append-only.** The application role has SELECT and INSERT only; ``BEFORE UPDATE OR
+  DELETE`` (row) and ``BEFORE TRUNCATE`` (statement) triggers refuse the rest for everyone
+  else, and are ``ENABLE ALWAYS`` so ``session_replication_role = replica`` does not skip
+  them.
+* **Durable.** A write commits with ``synchronous_commit = on`` before it returns; a batch
+  (``append_many``, ``transaction()``) is one database transaction: all of it or none.
+* **Failures.** A lost connection makes the handle unusable (:class:`StoreUnusable`); it is
+  never retried silently. The server rolls back a transaction whose connection died, so a
+  batch is either wholly recorded or not at all; when the connection died while the COMMIT
+  was in flight the error says so, and a retry of a keyed batch is safe (keys are unique).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, LiteralString, TextIO
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
+
+from audit.canonical import to_json_value
+from audit.errors import (
+    AppendOnlyViolation,
+    AuditError,
+    DuplicateKey,
+    StoreLocked,
+    StoreUnusable,
+    TamperedError,
+)
+from audit.export import write_records
+from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
+from audit.records import (
+    ChainChecker,
+    build_record,
+    check_entry,
+    check_record,
+    encode_line,
+    epoch_micros,
+    parse_timestamp,
+)
+
+__all__ = [
+    "APP_ROLE",
+    "RECORD_TABLE",
+    "SCHEMA_VERSION",
+    "VERSION_TABLE",
+    "PostgresAuditStore",
+    "init_store",
+    "is_postgres_url",
+]
+
+RECORD_TABLE = "pricecalc_audit_record"
+VERSION_TABLE = "pricecalc_audit_schema_version"
+APP_ROLE = "pricecalc_app"
+SCHEMA_VERSION = 1
+
+# The advisory lock of a chain is (LOCK_CLASS, oid of its record table): one lock per store,
+# even with several stores (schemas) in one database. 0x70636175 is "pcau".
+LOCK_CLASS = 0x70636175
+# init_store serialises concurrent runs on this single advisory lock.
+_INIT_LOCK = (LOCK_CLASS, 0)
+
+_APPLICATION_NAME = "pricecalc-audit"
+_FETCH = 2000  # rows per round trip when streaming
+
+
+def is_postgres_url(target: str) -> bool:
+    """True for ``postgresql://…`` and ``postgres://…`` URLs (the PostgreSQL backend)."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+# --------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------
+
+# Each migration is applied once, in order, in the same transaction as its row in the
+# version table. Identifiers: {schema} (the schema the store lives in), {record},
+# {app} (the application role), {refuse}, {link} (the trigger functions).
+_MIGRATIONS: tuple[tuple[int, str, LiteralString], ...] = (
+    (
+        1,
+        "record table, chain-link and append-only triggers",
+        """
+CREATE TABLE {schema}.{record} (
+    seq         bigint  PRIMARY KEY CHECK (seq > 0),
+    id          text    NOT NULL,
+    recorded_at text    NOT NULL,
+    recorded_us bigint  NOT NULL,
+    key         text    UNIQUE,
+    tags        text[]  NOT NULL,
+    payload     jsonb   NOT NULL CHECK (jsonb_typeof(payload) = 'object'),
+    prev_hash   text    NOT NULL CHECK (prev_hash ~ '^[0-9a-f]{{64}}$'),
+    hash        text    NOT NULL CHECK (hash ~ '^[0-9a-f]{{64}}$'),
+    CONSTRAINT recorded_us_matches_recorded_at CHECK (
+        recorded_us = (extract(epoch FROM recorded_at::timestamptz) * 1000000)::bigint
+    )
+);
+COMMENT ON TABLE {schema}.{record} IS
+    'pricecalc audit records: append-only, hash-chained (docs/audit.md)';
+CREATE INDEX ON {schema}.{record} USING gin (tags);
+CREATE INDEX ON {schema}.{record} USING gin (payload jsonb_path_ops);
+CREATE INDEX ON {schema}.{record} (recorded_us);
+
+CREATE FUNCTION {schema}.{refuse}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'the audit store is append-only: % on %.% is refused',
+        TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'audit records are never changed or removed; append a new record';
+END
+$fn$;
+
+CREATE FUNCTION {schema}.{link}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    previous text;
+BEGIN
+    IF NEW.seq = 1 THEN
+        previous := repeat('0', 64);
+    ELSE
+        SELECT r.hash INTO previous FROM {schema}.{record} AS r WHERE r.seq = NEW.seq - 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'audit record % would leave a gap: record % is not in the store',
+                NEW.seq, NEW.seq - 1 USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+    END IF;
+    IF NEW.prev_hash IS DISTINCT FROM previous THEN
+        RAISE EXCEPTION 'audit record % does not chain onto record %: prev_hash % is not %',
+            NEW.seq, NEW.seq - 1, NEW.prev_hash, previous
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE TRIGGER pricecalc_audit_no_update_delete
+    BEFORE UPDATE OR DELETE ON {schema}.{record}
+    FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}();
+CREATE TRIGGER pricecalc_audit_no_truncate
+    BEFORE TRUNCATE ON {schema}.{record}
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}();
+CREATE TRIGGER pricecalc_audit_chain_link
+    BEFORE INSERT ON {schema}.{record}
+    FOR EACH ROW EXECUTE FUNCTION {schema}.{link}();
+""",
+    ),
+)
+
+# Re-asserted on every init_store run, so a drifted grant or a disabled trigger is repaired.
+_ENFORCE = """
+ALTER TABLE {schema}.{record} ENABLE ALWAYS TRIGGER pricecalc_audit_no_update_delete;
+ALTER TABLE {schema}.{record} ENABLE ALWAYS TRIGGER pricecalc_audit_no_truncate;
+ALTER TABLE {schema}.{record} ENABLE ALWAYS TRIGGER pricecalc_audit_chain_link;
+REVOKE ALL ON TABLE {schema}.{record} FROM PUBLIC;
+REVOKE ALL ON TABLE {schema}.{version} FROM PUBLIC;
+REVOKE ALL ON TABLE {schema}.{record} FROM {app};
+GRANT USAGE ON SCHEMA {schema} TO {app};
+GRANT SELECT, INSERT ON TABLE {schema}.{record} TO {app};
+GRANT SELECT ON TABLE {schema}.{version} TO {app};
+"""
+
+_VERSION_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.{version} (
+    version     integer     PRIMARY KEY,
+    description text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    applied_by  text        NOT NULL DEFAULT current_user
+)
+"""
+
+
+def _identifiers(schema: str, app_role: str) -> dict[str, sql.Composable]:
+    return {
+        "schema": sql.Identifier(schema),
+        "record": sql.Identifier(RECORD_TABLE),
+        "version": sql.Identifier(VERSION_TABLE),
+        "app": sql.Identifier(app_role),
+        "refuse": sql.Identifier("pricecalc_audit_refuse"),
+        "link": sql.Identifier("pricecalc_audit_chain_link"),
+    }
+
+
+def _lock_sql(key: tuple[int, int]) -> sql.Composed:
+    return sql.SQL("SELECT pg_advisory_xact_lock({}, {})").format(
+        sql.Literal(key[0]), sql.Literal(key[1])
+    )
+
+
+def init_store(url: str, *, app_role: str = APP_ROLE) -> str:
+    """Create or upgrade the audit schema at ``url``; return what was done, in a sentence.
+
+    Idempotent: run it again and it applies only the migrations not yet recorded in
+    ``pricecalc_audit_schema_version``. Every run also creates the application role when
+    it is absent (``LOGIN``, no password: set one, or map it in ``pg_hba.conf``), grants it
+    SELECT and INSERT on the records (and nothing else), and re-enables the append-only
+    triggers as ``ENABLE ALWAYS``. The tables go into the first schema of the connection's
+    ``search_path`` (``public`` by default; choose another with
+    ``?options=-csearch_path%3Dmy_schema``). Connect as the schema owner or a superuser,
+    never as the application role. Everything happens in one transaction.
+    """
+    try:
+        conn = psycopg.connect(_conninfo(url), autocommit=True)
+    except psycopg.Error as exc:
+        raise AuditError(f"cannot connect to the audit database: {_first_line(exc)}") from exc
+    done: list[str] = []
+    try:
+        with conn.transaction():
+            conn.execute(_lock_sql(_INIT_LOCK))
+            row = conn.execute("SELECT current_schema()").fetchone()
+            schema = row[0] if row else None
+            if schema is None:
+                raise AuditError(
+                    "no schema to create the audit tables in: the search_path names no "
+                    "existing schema"
+                )
+            names = _identifiers(schema, app_role)
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (app_role,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(names["app"]))
+                done.append(f"created role {app_role}")
+            conn.execute(sql.SQL(_VERSION_DDL).format(**names))
+            vrow = conn.execute(
+                sql.SQL("SELECT coalesce(max(version), 0) FROM {schema}.{version}").format(**names)
+            ).fetchone()
+            current = int(vrow[0]) if vrow else 0
+            if current > SCHEMA_VERSION:
+                raise AuditError(
+                    f"the audit schema in {schema} is at version {current}, newer than this "
+                    f"pricecalc ({SCHEMA_VERSION}); upgrade pricecalc"
+                )
+            for version, description, ddl in _MIGRATIONS:
+                if version <= current:
+                    continue
+                conn.execute(sql.SQL(ddl).format(**names))
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {schema}.{version} (version, description) VALUES (%s, %s)"
+                    ).format(**names),
+                    (version, description),
+                )
+                done.append(f"applied migration {version} ({description})")
+            conn.execute(sql.SQL(_ENFORCE).format(**names))
+    except psycopg.Error as exc:
+        raise AuditError(f"audit schema set-up failed: {_first_line(exc)}") from exc
+    finally:
+        conn.close()
+    if not any(step.startswith("applied") for step in done):
+        done.append(f"schema already at version {SCHEMA_VERSION}, nothing to migrate")
+    done.append(f"{app_role} may SELECT and INSERT only; append-only triggers enabled ALWAYS")
+    return f"audit store in schema {schema}: " + "; ".join(done) + "."
+
+
+# --------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------
+
+_COLUMNS = "seq, id, recorded_at, key, tags, payload, prev_hash, hash"
+
+
+def _conninfo(url: str, **extra: Any) -> str:
+    """``url`` with our defaults (application name, connect timeout) where it names none."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise AuditError(f"not a PostgreSQL URL or connection string: {exc}") from exc
+    params.setdefault("application_name", _APPLICATION_NAME)
+    params.setdefault("connect_timeout", 10)
+    params.update(extra)
+    return make_conninfo("", **params)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _record(row: Sequence[Any]) -> Record:
+    seq, rid, recorded_at, key, tags, payload, prev_hash, digest = row[:8]
+    return Record(
+        seq=seq,
+        id=rid,
+        recorded_at=recorded_at,
+        key=key,
+        tags=tuple(tags),
+        payload=payload,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    """The columns of ``record``: its fields plus ``recorded_us`` (the time index)."""
+    return (
+        record.seq,
+        record.id,
+        record.recorded_at,
+        epoch_micros(parse_timestamp(record.recorded_at)),
+        record.key,
+        list(record.tags),
+        Jsonb(record.payload),
+        record.prev_hash,
+        record.hash,
+    )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _check_entries(entries: Sequence[Entry]) -> None:
+    """Refuse bad entries before anything is locked or written (as the embedded store does),
+    including the one thing PostgreSQL cannot store: U+0000 in text."""
+    seen: set[str] = set()
+    for entry in entries:
+        key, tags, payload = check_entry(entry)
+        if _has_nul(key) or _has_nul(tags) or _has_nul(payload):
+            raise ValueError(
+                "PostgreSQL cannot store the character U+0000 in text; remove it from the "
+                "payload, key or tags"
+            )
+        if key is not None:
+            if key in seen:
+                raise DuplicateKey(key, None, pending=True)
+            seen.add(key)
+
+
+class PostgresAuditStore:
+    """The :class:`~audit.protocol.AuditStore` in a PostgreSQL database (module docstring).
+
+    ``url`` is a libpq URL or connection string (``postgresql://pricecalc_app@db/pricing``);
+    the schema must exist (:func:`init_store`). ``hmac_key`` makes every hash an HMAC-SHA256
+    with that key, exactly as in the embedded store. ``lock_timeout`` (seconds) bounds the
+    wait for the chain lock (:class:`~audit.errors.StoreLocked`). ``clock`` returns the aware
+    time stamped on each record; by default the database server's clock, read after the
+    chain lock is taken, so times never go backwards along the chain however many machines
+    write.
+
+    One handle is one connection. It is safe to share between threads (calls serialise,
+    and a transaction holds the handle); any number of handles, in any number of processes
+    and machines, may write to the same store at once.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        hmac_key: bytes | None = None,
+        lock_timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if hmac_key is not None and (not isinstance(hmac_key, bytes) or not hmac_key):
+            raise TypeError("hmac_key must be non-empty bytes (or None)")
+        self.hmac_key = hmac_key
+        self.lock_timeout = float(lock_timeout)
+        self._conninfo = _conninfo(url)
+        self._clock = clock
+        self._mutex = threading.RLock()
+        self._pid = os.getpid()
+        self._closed = False
+        self._broken: str | None = None
+        self._tx_thread: int | None = None
+        try:
+            self._conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
+                self._conninfo, autocommit=True
+            )
+        except psycopg.Error as exc:
+            raise StoreUnusable(
+                f"cannot connect to the audit database {self.location}: {_first_line(exc)}"
+            ) from exc
+        try:
+            self._setup()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _setup(self) -> None:
+        conn = self._conn
+        try:
+            conn.execute("SET synchronous_commit = on")
+            conn.execute(
+                sql.SQL("SET lock_timeout = {}").format(
+                    sql.Literal(f"{max(1, round(self.lock_timeout * 1000))}ms")
+                )
+            )
+            row = conn.execute(
+                "SELECT c.oid, n.nspname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = to_regclass(%s)",
+                (RECORD_TABLE,),
+            ).fetchone()
+            if row is None:
+                raise AuditError(
+                    f"no audit store at {self.location}: table {RECORD_TABLE} not found; "
+                    "create it with `pricecalc audit init URL` (audit.init_store)"
+                )
+            oid, schema = int(row[0]), str(row[1])
+            vrow = conn.execute(
+                sql.SQL("SELECT max(version) FROM {}").format(sql.Identifier(schema, VERSION_TABLE))
+            ).fetchone()
+        except psycopg.Error as exc:
+            raise AuditError(
+                f"cannot open the audit store at {self.location}: {_first_line(exc)}"
+            ) from exc
+        version = vrow[0] if vrow else None
+        if version != SCHEMA_VERSION:
+            raise AuditError(
+                f"the audit schema in {schema} is at version {version}, this pricecalc needs "
+                f"{SCHEMA_VERSION}: run `pricecalc audit init URL` (audit.init_store)"
+            )
+        self.schema = schema
+        self._table = sql.Identifier(schema, RECORD_TABLE)
+
+        def q(text: LiteralString) -> bytes:
+            return sql.SQL(text).format(t=self._table, cols=sql.SQL(_COLUMNS)).as_bytes(conn)
+
+        # The chain lock: (LOCK_CLASS, table oid) as signed int4s (oids are unsigned).
+        lock = _lock_sql((LOCK_CLASS, oid - 2**32 if oid >= 2**31 else oid))
+        self._sql_begin = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; " + lock.as_bytes(conn)
+        # After the lock, in one round trip: the head, the server clock, and which of the
+        # batch's keys are already recorded (key -> seq).
+        self._sql_prepare = q(
+            "SELECT h.seq, h.hash, clock_timestamp(), "
+            "(SELECT jsonb_object_agg(key, seq) FROM {t} WHERE key = ANY(%s::text[])) "
+            "FROM (SELECT 1) AS one LEFT JOIN LATERAL "
+            "(SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1) AS h ON true"
+        )
+        self._sql_insert = q(
+            "INSERT INTO {t} (seq, id, recorded_at, recorded_us, key, tags, payload, "
+            "prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self._sql_copy = q(
+            "COPY {t} (seq, id, recorded_at, recorded_us, key, tags, payload, prev_hash, hash) "
+            "FROM STDIN"
+        )
+        self._sql_head = q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")
+        self._sql_get = q("SELECT {cols} FROM {t} WHERE key = %s")
+        self._sql_find = q("SELECT {cols} FROM {t} WHERE tags @> ARRAY[%s]::text[] ORDER BY seq")
+        self._sql_verify = q("SELECT {cols}, recorded_us FROM {t} ORDER BY seq")
+
+    # -- plumbing ------------------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        """Where the store is, without credentials (``postgresql://host:port/db#schema``)."""
+        params = conninfo_to_dict(self._conninfo)
+        host = params.get("host") or params.get("hostaddr") or "localhost"
+        where = f"postgresql://{host}:{params.get('port') or 5432}/{params.get('dbname', '')}"
+        schema = getattr(self, "schema", None)
+        return where if schema is None else f"{where}#{schema}"
+
+    def __repr__(self) -> str:
+        return f"PostgresAuditStore({self.location!r})"
+
+    def __enter__(self) -> PostgresAuditStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _usable(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._closed:
+            raise AuditError(f"the audit store {self.location} is closed")
+        if os.getpid() != self._pid:
+            raise AuditError(
+                "this audit store handle was opened in another process (before a fork); "
+                "open the store again in this process"
+            )
+        if self._broken is not None:
+            raise StoreUnusable(self._broken)
+        return self._conn
+
+    def _failure(self, exc: psycopg.Error, doing: str, *, committing: bool = False) -> AuditError:
+        """The audit error to raise for a database error (a lost connection kills the handle)."""
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return StoreLocked(
+                f"could not take the audit chain lock of {self.location} within "
+                f"{self.lock_timeout:g}s ({doing}): another writer holds it"
+            )
+        if self._conn.broken or self._conn.closed or isinstance(exc, psycopg.OperationalError):
+            if committing:
+                outcome = (
+                    "it was lost while the COMMIT was in flight, so the batch may or may not "
+                    "be recorded: open a new store and look its records up by key before "
+                    "retrying (a keyed record is never recorded twice)"
+                )
+            else:
+                outcome = "nothing of the batch was recorded (the database rolled it back)"
+            self._broken = (
+                f"the connection to the audit database {self.location} was lost ({doing}: "
+                f"{_first_line(exc)}); {outcome}. This handle refuses further use; open the "
+                "store again"
+            )
+            self._conn.close()
+            return StoreUnusable(self._broken)
+        if (
+            isinstance(exc, psycopg.errors.UniqueViolation)
+            and exc.diag.constraint_name
+            and ("key" in exc.diag.constraint_name)
+        ):
+            match = re.search(r"\(key\)=\((.*)\)", exc.diag.message_detail or "")
+            return DuplicateKey(match.group(1) if match else "?", None)
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return AppendOnlyViolation(f"{doing} refused by the database: {_first_line(exc)}")
+        return AuditError(f"{doing} failed in {self.location}: {_first_line(exc)}")
+
+    def _rollback(self) -> None:
+        if not (self._conn.broken or self._conn.closed):
+            try:
+                self._conn.execute(b"ROLLBACK")
+            except psycopg.Error as exc:
+                self._failure(exc, "rolling back")
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[_Writer]:
+        """Hold the chain lock in one database transaction; commit when the block ends."""
+        with self._mutex:
+            conn = self._usable()
+            if self._tx_thread is not None:
+                raise AuditError(
+                    "a transaction is open on this store in this thread: append through it "
+                    "(tx.append), not through the store"
+                )
+            try:
+                conn.execute(self._sql_begin)
+            except psycopg.Error as exc:
+                failure = self._failure(exc, f"{doing}: taking the chain lock")
+                self._rollback()
+                raise failure from exc
+            writer = _Writer(self, conn)
+            self._tx_thread = threading.get_ident()
+            try:
+                yield writer
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                writer.closed = True
+                self._tx_thread = None
+            if writer.aborted is not None:
+                self._rollback()
+                raise AuditError(
+                    f"the transaction was aborted by an earlier error ({writer.aborted}); "
+                    "nothing of it was recorded"
+                )
+            try:
+                conn.execute(b"COMMIT")
+            except psycopg.Error as exc:
+                raise self._failure(exc, f"{doing}: commit", committing=True) from exc
+
+    def _read(self, doing: str, query: bytes, params: Sequence[Any] = ()) -> list[Record]:
+        with self._mutex:
+            conn = self._usable()
+            try:
+                rows = conn.execute(query, params).fetchall()
+            except psycopg.Error as exc:
+                raise self._failure(exc, doing) from exc
+        return [_record(row) for row in rows]
+
+    # -- writing -------------------------------------------------------------------------
+    def append(self, entry: Entry) -> Record:
+        """Durably append one record (committed, synchronously, before this returns)."""
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        """Durably append records in one database transaction: all of them, or none."""
+        entries = list(entries)
+        _check_entries(entries)
+        if not entries:
+            return []
+        with self._write("append") as writer:
+            return writer.append_many(entries)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Writer]:
+        """Hold the chain lock across read → decide → append; commit once on a clean exit.
+
+        Reads inside see every committed record and the block's own appends; no other
+        writer can append until the block ends. An exception rolls everything back.
+        """
+        with self._write("transaction") as writer:
+            yield writer
+
+    def import_records(self, records: Iterable[Record]) -> Checkpoint:
+        """Copy records made elsewhere onto the end of this chain, unchanged (migration).
+
+        Each record must be the next ``seq``, chain onto the current head and hash
+        correctly under this store's ``hmac_key``; otherwise :class:`TamperedError` names it
+        and nothing is copied. One transaction (``COPY``). Returns the new head.
+        """
+        with self._write("import") as writer:
+            return writer.import_records(records)
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, key: str) -> Record | None:
+        """The record with idempotency key ``key``, or None."""
+        found = self._read("get", self._sql_get, (key,))
+        return found[0] if found else None
+
+    def find(self, tag: str) -> list[Record]:
+        """Every record tagged ``tag``, in seq order."""
+        return self._read("find", self._sql_find, (tag,))
+
+    def head(self) -> Checkpoint:
+        """The chain head: the last committed record's seq and hash."""
+        with self._mutex:
+            conn = self._usable()
+            try:
+                row = conn.execute(self._sql_head).fetchone()
+            except psycopg.Error as exc:
+                raise self._failure(exc, "head") from exc
+        return Checkpoint(0, GENESIS_HASH) if row is None else Checkpoint(row[0], row[1])
+
+    def query(
+        self,
+        where: Mapping[str, Any] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[Record]:
+        """Stream the records whose payload matches ``where`` recorded in ``[since, until)``.
+
+        ``where`` maps dotted payload paths (``"request.input.order_id"``) to required
+        values (compared as JSON: ``true`` is not ``1``). Streams in seq order, a page at a
+        time, without holding the handle between pages.
+        """
+        conditions: list[sql.Composable] = []
+        params: list[Any] = []
+        for path, value in (where or {}).items():
+            keys = path.split(".")
+            expected = to_json_value(value)
+            nested: Any = expected
+            for name in reversed(keys):
+                nested = {name: nested}
+            # containment narrows through the GIN index; #> = pins the exact value
+            conditions.append(sql.SQL("payload @> %s AND payload #> %s = %s"))
+            params.extend([Jsonb(nested), keys, Jsonb(expected)])
+        if since is not None:
+            conditions.append(sql.SQL("recorded_us >= %s"))
+            params.append(epoch_micros(since))
+        if until is not None:
+            conditions.append(sql.SQL("recorded_us < %s"))
+            params.append(epoch_micros(until))
+        conditions.append(sql.SQL("seq > %s"))
+        query = sql.SQL("SELECT {cols} FROM {t} WHERE {cond} ORDER BY seq LIMIT {n}").format(
+            cols=sql.SQL(_COLUMNS),
+            t=self._table,
+            cond=sql.SQL(" AND ").join(conditions),
+            n=sql.Literal(_FETCH),
+        )
+        self._usable()
+        return self._pages(query, params)
+
+    def _pages(self, query: sql.Composed, params: list[Any]) -> Iterator[Record]:
+        last = 0
+        while True:
+            with self._mutex:
+                conn = self._usable()
+                try:
+                    rows = conn.execute(query, [*params, last]).fetchall()
+                except psycopg.Error as exc:
+                    raise self._failure(exc, "query") from exc
+            for row in rows:
+                yield _record(row)
+            if len(rows) < _FETCH:
+                return
+            last = rows[-1][0]
+
+    def records(self) -> Iterator[Record]:
+        """Every committed record, in seq order (streamed)."""
+        return self.query()
+
+    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport:
+        """Check every record and link in one consistent snapshot (see docs/audit.md).
+
+        Streams through a server-side cursor on a connection of its own, so appends go on
+        meanwhile (records committed after the snapshot are left for the next run).
+        """
+        self._usable()
+        checker = ChainChecker(self.hmac_key, checkpoint)
+        count, head = 0, Checkpoint(0, GENESIS_HASH)  # what checked out so far
+        try:
+            with psycopg.connect(self._conninfo) as conn:
+                conn.read_only = True
+                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                with conn.cursor(name="pricecalc_audit_verify") as cur:
+                    cur.itersize = _FETCH
+                    cur.execute(self._sql_verify)
+                    for row in cur:
+                        record = _record(row)
+                        try:
+                            line = encode_line(record)
+                        except (TypeError, ValueError) as exc:  # e.g. a float planted in SQL
+                            problem = f"record {record.seq} has no canonical form ({exc})"
+                            return VerifyReport(False, count, head, record.seq, problem)
+                        if not checker.feed(line):
+                            break
+                        problem = _time_index_problem(record, row[8])
+                        if problem is not None:
+                            return VerifyReport(False, count, head, record.seq, problem)
+                        count, head = count + 1, Checkpoint(record.seq, record.hash)
+                conn.rollback()
+        except psycopg.Error as exc:
+            raise AuditError(f"verify of {self.location} failed: {_first_line(exc)}") from exc
+        return checker.report()
+
+    def export(
+        self, out: TextIO, fmt: ExportFormat, records: Iterable[Record] | None = None
+    ) -> int:
+        """Stream ``records`` (default: all) to ``out`` as JSON Lines or CSV; return the count."""
+        return write_records(out, fmt, self.query() if records is None else records)
+
+    def close(self) -> None:
+        """Close the connection (closing twice is harmless)."""
+        with self._mutex:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+
+def _time_index_problem(record: Record, recorded_us: int) -> str | None:
+    try:
+        moment = epoch_micros(parse_timestamp(record.recorded_at))
+    except ValueError:
+        moment = None
+    if moment != recorded_us:
+        return (
+            f"record {record.seq} is indexed at another time than its recorded_at "
+            "(recorded_us was edited): time-range queries would miss it"
+        )
+    return None
+
+
+class _Writer:
+    """The open write transaction of a :class:`PostgresAuditStore` (a ``Transaction``).
+
+    Its appends are inserted at once, inside the database transaction, so its reads see
+    them; they become durable (and visible to others) only when the block commits.
+    """
+
+    def __init__(self, store: PostgresAuditStore, conn: psycopg.Connection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+        self._thread = threading.get_ident()
+        self._pending: list[Record] = []
+        self._by_key: dict[str, Record] = {}
+        self.closed = False
+        self.aborted: str | None = None  # a database error inside spoilt the transaction
+
+    @property
+    def pending(self) -> tuple[Record, ...]:
+        """The records appended in this transaction so far (not yet durable)."""
+        return tuple(self._pending)
+
+    def _check(self) -> None:
+        if self.closed:
+            raise AuditError("this transaction is over; open a new one")
+        if threading.get_ident() != self._thread:
+            raise AuditError("a transaction belongs to the thread that opened it")
+
+    def _failed(self, exc: psycopg.Error, doing: str) -> AuditError:
+        self.aborted = _first_line(exc)
+        return self._store._failure(exc, doing)
+
+    def _select(self, doing: str, query: bytes, param: str) -> list[Record]:
+        try:
+            rows = self._conn.execute(query, (param,)).fetchall()
+        except psycopg.Error as exc:
+            raise self._failed(exc, doing) from exc
+        return [_record(row) for row in rows]
+
+    def get(self, key: str) -> Record | None:
+        self._check()
+        found = self._select("get", self._store._sql_get, key)
+        return found[0] if found else None
+
+    def find(self, tag: str) -> list[Record]:
+        self._check()
+        return self._select("find", self._store._sql_find, tag)
+
+    def append(self, entry: Entry) -> Record:
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        self._check()
+        entries = list(entries)
+        _check_entries(entries)
+        if not entries:
+            return []
+        store = self._store
+        keys = [e.key for e in entries if e.key is not None]
+        for key in keys:
+            if key in self._by_key:
+                raise DuplicateKey(key, self._by_key[key].seq, pending=True)
+        try:
+            row = self._conn.execute(store._sql_prepare, (keys,)).fetchone()
+        except psycopg.Error as exc:
+            raise self._failed(exc, "append") from exc
+        assert row is not None
+        seq, prev, server_now, taken = row
+        if taken:
+            key = next(k for k in keys if k in taken)
+            raise DuplicateKey(key, int(taken[key]))
+        seq, prev = seq or 0, prev or GENESIS_HASH
+        records: list[Record] = []
+        for entry in entries:
+            seq += 1
+            record, _ = build_record(
+                entry,
+                seq=seq,
+                prev_hash=prev,
+                recorded_at=store._clock() if store._clock is not None else server_now,
+                hmac_key=store.hmac_key,
+            )
+            records.append(record)
+            prev = record.hash
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(store._sql_insert, [_row(r) for r in records])
+        except psycopg.Error as exc:
+            raise self._failed(exc, "append") from exc
+        self._pending.extend(records)
+        self._by_key.update((r.key, r) for r in records if r.key is not None)
+        return records
+
+    def import_records(self, records: Iterable[Record]) -> Checkpoint:
+        self._check()
+        store = self._store
+        try:
+            row = self._conn.execute(store._sql_head).fetchone()
+            head = Checkpoint(0, GENESIS_HASH) if row is None else Checkpoint(row[0], row[1])
+            with self._conn.cursor() as cur, cur.copy(store._sql_copy) as copy:
+                for record in records:
+                    problem = _import_problem(record, head, store.hmac_key)
+                    if problem is not None:
+                        self.aborted = problem
+                        raise TamperedError(record.seq, problem)
+                    copy.write_row(_row(record))
+                    head = Checkpoint(record.seq, record.hash)
+        except psycopg.Error as exc:
+            raise self._failed(exc, "import") from exc
+        return head
+
+
+def _import_problem(record: Record, head: Checkpoint, hmac_key: bytes | None) -> str | None:
+    if record.seq != head.seq + 1:
+        return f"expected record {head.seq + 1} next, got record {record.seq}"
+    if record.prev_hash != head.hash:
+        return f"record {record.seq} prev_hash does not match record {head.seq}'s hash"
+    return check_record(record, None, hmac_key)
