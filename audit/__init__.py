@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from audit.admin import init_store, migrate_store
 from audit.canonical import canonical_bytes, canonical_text
 from audit.errors import (
     AppendOnlyViolation,
@@ -58,6 +59,8 @@ __all__ = [
     "canonical_bytes",
     "canonical_text",
     "escape_csv_cell",
+    "init_store",
+    "migrate_store",
     "open_store",
     "record_hash",
     "record_to_dict",
