@@ -15,11 +15,12 @@ from typing import Any, Protocol
 
 import pytest
 from audit_helpers import FakeClock
+from postgres_helpers import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
 
 import audit
 from audit.protocol import AuditStore
 
-BACKENDS = ["tinydb"]
+BACKENDS = ["tinydb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 class StoreFactory(Protocol):
@@ -38,7 +39,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store_factory(backend: str, tmp_path: Path) -> Iterator[StoreFactory]:
+def store_factory(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StoreFactory]:
     """Open (or reopen) a store by name; every handle is closed after the test.
 
     Two calls with the same name open two handles on the same store. ``clock`` gives the
@@ -56,6 +59,9 @@ def store_factory(backend: str, tmp_path: Path) -> Iterator[StoreFactory]:
             store: AuditStore = audit.TinyDBAuditStore(
                 tmp_path / f"{name}.jsonl", hmac_key=hmac_key, clock=clock
             )
+        elif backend == "postgres":  # a schema of its own per name (postgres_helpers.py)
+            url = request.getfixturevalue("pg_store_url")(name)
+            store = audit.open_store(url, hmac_key=hmac_key, clock=clock)
         else:  # pragma: no cover - one more backend goes here
             raise AssertionError(f"unknown backend {backend}")
         opened.append(store)

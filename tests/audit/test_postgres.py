@@ -1,0 +1,465 @@
+"""The audit store on PostgreSQL: what the database itself enforces, many writers, failures,
+and migration from the embedded store (issue 7, SPEC §7).
+
+The backend-neutral behaviour is pinned by test_contract.py, which runs against PostgreSQL
+as well; these tests cover what only a server database has. They talk to a real server
+(postgres_helpers.py says which), never to a mock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from audit_helpers import FakeClock, entry, fill
+from postgres_helpers import (
+    PgStore,
+    append_worker,
+    backends_of,
+    claim_worker,
+    count_rows,
+    make_url,
+)
+
+import audit
+from audit.postgres import APP_ROLE, SCHEMA_VERSION, PostgresAuditStore
+from audit.protocol import Checkpoint, Entry
+
+pytestmark = pytest.mark.postgres
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def pg(pg_store: Callable[..., PgStore]) -> PgStore:
+    return pg_store()
+
+
+@pytest.fixture
+def open_pg(pg: PgStore) -> Iterator[Callable[..., PostgresAuditStore]]:
+    """Open handles on the test's store as the application role; all closed afterwards."""
+    opened: list[PostgresAuditStore] = []
+
+    def make(url: str | None = None, **kw: Any) -> PostgresAuditStore:
+        store = PostgresAuditStore(url or pg.app_url, **kw)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+# -- schema, roles and URL selection -----------------------------------------------------
+
+
+def test_open_store_selects_postgres_by_url(pg: PgStore) -> None:
+    """``audit.open_store("postgresql://…")`` opens the PostgreSQL backend."""
+    with audit.open_store(pg.app_url) as store:
+        assert isinstance(store, PostgresAuditStore)
+        assert store.append(entry(1)).seq == 1
+    postgres_scheme = pg.app_url.replace("postgresql://", "postgres://", 1)
+    with audit.open_store(postgres_scheme) as store:
+        assert store.head().seq == 1
+
+
+def test_init_store_is_versioned_and_idempotent(pg_store: Callable[..., PgStore]) -> None:
+    """The first run applies migration 1 and records it; a second run changes nothing."""
+    bare = pg_store("bare", init=False)
+    first = audit.init_store(bare.admin_url)
+    assert f"audit store in schema {bare.schema}:" in first
+    assert "applied migration 1 (record table, chain-link and append-only triggers)" in first
+    again = audit.init_store(bare.admin_url)
+    assert "schema already at version 1, nothing to migrate" in again
+    assert "applied" not in again
+    with bare.admin() as conn:
+        rows = conn.execute(
+            "SELECT version, description FROM pricecalc_audit_schema_version"
+        ).fetchall()
+    assert rows == [(1, "record table, chain-link and append-only triggers")]
+    assert SCHEMA_VERSION == 1
+
+
+def test_an_uninitialised_database_names_the_command_to_run(
+    pg_store: Callable[..., PgStore],
+) -> None:
+    bare = pg_store("bare", init=False)
+    expected = "table pricecalc_audit_record not found; create it with `pricecalc audit init URL`"
+    with pytest.raises(audit.AuditError, match=re.escape(expected)):
+        PostgresAuditStore(bare.admin_url)
+
+
+def test_init_repairs_drifted_grants_and_disabled_triggers(pg: PgStore) -> None:
+    """Re-running init revokes a stray UPDATE grant and re-enables the triggers ALWAYS."""
+    with pg.admin() as conn:
+        conn.execute(f"GRANT UPDATE ON pricecalc_audit_record TO {APP_ROLE}")
+        conn.execute(
+            "ALTER TABLE pricecalc_audit_record DISABLE TRIGGER pricecalc_audit_no_truncate"
+        )
+    audit.init_store(pg.admin_url)
+    with pg.admin() as conn:
+        granted = conn.execute(
+            "SELECT has_table_privilege(%s, 'pricecalc_audit_record', 'UPDATE')", (APP_ROLE,)
+        ).fetchone()
+        states = conn.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger "
+            "WHERE tgrelid = 'pricecalc_audit_record'::regclass AND NOT tgisinternal "
+            "ORDER BY tgname"
+        ).fetchall()
+    assert granted == (False,)
+    assert states == [
+        ("pricecalc_audit_chain_link", "A"),
+        ("pricecalc_audit_no_truncate", "A"),
+        ("pricecalc_audit_no_update_delete", "A"),
+    ]
+
+
+def test_the_app_role_may_select_and_insert_only(pg: PgStore) -> None:
+    with pg.admin() as conn:
+        rows = conn.execute(
+            "SELECT p, has_table_privilege(%s, 'pricecalc_audit_record', p) "
+            "FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES',"
+            "'TRIGGER']) AS p",
+            (APP_ROLE,),
+        ).fetchall()
+    assert dict(rows) == {
+        "SELECT": True, "INSERT": True, "UPDATE": False, "DELETE": False,
+        "TRUNCATE": False, "REFERENCES": False, "TRIGGER": False,
+    }  # fmt: skip
+
+
+# -- append-only, enforced by the database -------------------------------------------------
+
+CHANGES = {
+    "UPDATE": "UPDATE pricecalc_audit_record SET payload = '{\"n\": 0}' WHERE seq = 2",
+    "DELETE": "DELETE FROM pricecalc_audit_record WHERE seq = 3",
+    "TRUNCATE": "TRUNCATE pricecalc_audit_record",
+}
+
+
+@pytest.mark.parametrize("operation", CHANGES)
+def test_the_app_role_cannot_change_or_remove_records(
+    operation: str, pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """As the application role, UPDATE/DELETE/TRUNCATE are refused: permission denied."""
+    store = open_pg()
+    fill(store, 3)
+    head = store.head()
+    with pg.app() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+        conn.execute(CHANGES[operation])
+    assert "permission denied for table pricecalc_audit_record" in str(caught.value)
+    assert store.head() == head and store.verify().ok
+
+
+@pytest.mark.parametrize("replication_role", ["origin", "replica"])
+@pytest.mark.parametrize("operation", CHANGES)
+def test_the_triggers_refuse_even_a_superuser(
+    operation: str,
+    replication_role: str,
+    pg: PgStore,
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """A superuser (who has every privilege) is stopped by the triggers — also with
+    ``session_replication_role = replica``, which skips ordinary triggers (they are
+    ENABLE ALWAYS)."""
+    store = open_pg()
+    fill(store, 3)
+    head = store.head()
+    with pg.admin() as conn:
+        conn.execute(f"SET session_replication_role = {replication_role}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            conn.execute(CHANGES[operation])
+    assert re.search(rf"append-only: {operation} on t_\w+\.pricecalc_audit_record is refused",
+                     str(caught.value))  # fmt: skip
+    assert store.head() == head and store.verify().ok
+    assert count_rows(pg) == 3
+
+
+def test_the_database_refuses_a_gap_or_a_fork(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """Even a writer that skips the store's code cannot leave a gap in seq, chain a record
+    onto anything but the last one, or reuse a seq or a key."""
+    store = open_pg()
+    records = fill(store, 2)
+    row = (
+        "INSERT INTO pricecalc_audit_record (seq, id, recorded_at, recorded_us, key, tags, "
+        "payload, prev_hash, hash) VALUES (%s, 'x', '2025-06-18T08:00:00.000000Z', "
+        "1750233600000000, %s, '{}', '{}', %s, %s)"
+    )
+    with pg.app() as conn:
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="leave a gap"):
+            conn.execute(row, (4, None, records[1].hash, "c" * 64))
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="does not chain"):
+            conn.execute(row, (3, None, records[0].hash, "c" * 64))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(row, (2, None, records[0].hash, "c" * 64))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(row, (3, "k1", records[1].hash, "c" * 64))
+    assert store.verify() == audit.VerifyReport(ok=True, count=2, head=store.head())
+
+
+def test_verify_catches_what_the_owner_can_still_do(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """The table owner can switch the triggers off; the hash chain still gives it away,
+    naming the first bad record."""
+    store = open_pg()
+    fill(store, 5)
+    with pg.admin() as conn:
+        conn.execute("ALTER TABLE pricecalc_audit_record DISABLE TRIGGER USER")
+        conn.execute(
+            "UPDATE pricecalc_audit_record SET payload = jsonb_set(payload, '{n}', '40') "
+            "WHERE seq = 4"
+        )
+    edited = store.verify()
+    assert (edited.ok, edited.bad_seq, edited.count) == (False, 4, 3)
+    assert edited.problem is not None and "record 4 hash mismatch" in edited.problem
+    with pg.admin() as conn:
+        conn.execute("DELETE FROM pricecalc_audit_record WHERE seq = 2")
+    deleted = store.verify()
+    assert (deleted.ok, deleted.bad_seq) == (False, 2)
+    assert deleted.problem is not None and "record 2 is missing (deleted)" in deleted.problem
+
+
+def test_verify_reports_a_value_json_cannot_hash(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """A float planted in a payload by SQL is reported (no canonical form), not raised."""
+    store = open_pg()
+    fill(store, 3)
+    with pg.admin() as conn:
+        conn.execute("ALTER TABLE pricecalc_audit_record DISABLE TRIGGER USER")
+        conn.execute("UPDATE pricecalc_audit_record SET payload = '{\"n\": 1.5}' WHERE seq = 3")
+    report = store.verify()
+    assert (report.ok, report.bad_seq, report.count, report.head.seq) == (False, 3, 2, 2)
+    assert report.problem is not None and "record 3 has no canonical form" in report.problem
+
+
+def test_verify_catches_an_edited_time_index(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """``recorded_us`` (the time index, not hashed) must match ``recorded_at``."""
+    store = open_pg(clock=FakeClock())
+    fill(store, 3)
+    with pg.admin() as conn:
+        conn.execute("ALTER TABLE pricecalc_audit_record DISABLE TRIGGER USER")
+        conn.execute(
+            "ALTER TABLE pricecalc_audit_record DROP CONSTRAINT recorded_us_matches_recorded_at"
+        )
+        conn.execute("UPDATE pricecalc_audit_record SET recorded_us = 0 WHERE seq = 2")
+    report = store.verify()
+    assert (report.ok, report.bad_seq, report.count) == (False, 2, 1)
+    assert report.problem is not None and "recorded_us was edited" in report.problem
+
+
+# -- the handle -----------------------------------------------------------------------------
+
+
+def test_the_server_clock_stamps_records_in_chain_order(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """Without a clock, recorded_at comes from the server, taken under the chain lock."""
+    a, b = open_pg(), open_pg()
+    stamps = [(a if n % 2 else b).append(entry(n)).recorded_at for n in range(1, 7)]
+    assert stamps == sorted(stamps)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", s) for s in stamps)
+
+
+def test_a_held_chain_lock_times_out_as_store_locked(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    holder, waiter = open_pg(), open_pg(lock_timeout=0.2)
+    with holder.transaction() as tx:
+        tx.append(entry(1))
+        with pytest.raises(audit.StoreLocked, match=r"within 0\.2s \(append: taking the chain"):
+            waiter.append(entry(2))
+    assert waiter.append(entry(2)).seq == 2
+
+
+def test_text_postgresql_cannot_hold_is_refused_before_writing(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    store = open_pg()
+    with pytest.raises(ValueError, match="cannot store the character U\\+0000"):
+        store.append(Entry(payload={"note": "a\x00b"}, key="n1"))
+    assert store.head().seq == 0
+    with store.transaction() as tx:  # a refused append does not spoil the transaction
+        with pytest.raises(ValueError, match="U\\+0000"):
+            tx.append(Entry(payload={}, tags=("a\x00",)))
+        tx.append(entry(1))
+    assert store.head().seq == 1
+
+
+def test_query_streams_across_pages(open_pg: Callable[..., PostgresAuditStore]) -> None:
+    """More records than one page: every one comes back once, in order, also filtered."""
+    store = open_pg()
+    store.append_many([entry(n) for n in range(1, 4501)])
+    assert [r.seq for r in store.query()] == list(range(1, 4501))
+    assert [r.seq for r in store.query({"request.input.order_id": "O1"})] == list(range(1, 4501, 3))
+    assert [r.seq for r in store.find("order:O2")] == list(range(2, 4501, 3))
+    report = store.verify()
+    assert (report.ok, report.count) == (True, 4500)
+
+
+# -- many writers ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_eight_processes_append_into_one_chain(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """8 processes × 500 durable appends on their own connections: 4,000 records, seq
+    1..4000 without a gap, one chain that verifies, every key exactly once."""
+    workers, each = 8, 500
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(workers, mp_context=SPAWN) as pool:
+        start = manager.Barrier(workers)
+        futures = [pool.submit(append_worker, pg.app_url, w, each, start) for w in range(workers)]
+        assert [f.result(timeout=300) for f in futures] == [each] * workers
+    store = open_pg()
+    report = store.verify()
+    assert (report.ok, report.count) == (True, workers * each)
+    records = list(store.query())
+    assert [r.seq for r in records] == list(range(1, workers * each + 1))
+    keys = sorted(r.key or "" for r in records)
+    assert keys == sorted(f"w{w}-{i}" for w in range(workers) for i in range(each))
+    # the writers really interleaved: no process got one contiguous run of the chain
+    runs = sum(1 for a, b in itertools.pairwise(records)
+               if a.payload["worker"] != b.payload["worker"])  # fmt: skip
+    assert runs > workers
+
+
+@pytest.mark.slow
+def test_a_claim_raced_by_two_processes_is_paid_once(pg: PgStore) -> None:
+    """Two processes check-then-append the same claims at the same moment (a barrier per
+    claim): for every claim exactly one of them appends (the price-protection rule "paid
+    once", at the store level)."""
+    tags = [f"claim:O{n}:L1" for n in range(25)]
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(2, mp_context=SPAWN) as pool:
+        start = manager.Barrier(2)
+        futures = [pool.submit(claim_worker, pg.app_url, w, tags, start) for w in range(2)]
+        paid = [f.result(timeout=120) for f in futures]
+    assert sorted(paid[0] + paid[1]) == sorted(tags)  # each claim paid by exactly one
+    with audit.open_store(pg.app_url) as store:
+        assert [len(store.find(tag)) for tag in tags] == [1] * len(tags)
+        assert store.verify().count == len(tags)
+
+
+# -- a dropped connection -------------------------------------------------------------------
+
+
+def _kill(pg: PgStore, application_name: str) -> None:
+    with pg.admin() as conn:
+        pids = backends_of(conn, application_name)
+        assert len(pids) == 1
+        conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pids[0],))
+
+
+def test_a_connection_killed_mid_batch_records_nothing_and_a_keyed_retry_is_safe(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """The server kills the writer's connection inside its transaction (after three
+    appends): the batch is reported failed, nothing of it is recorded, the handle refuses
+    further use, and retrying the keyed batch on a new handle records it exactly once."""
+    store = open_pg(make_url(pg.app_url, application_name="pricecalc-doomed"))
+    store.append(entry(0))
+    batch = [entry(n) for n in range(1, 6)]
+    with pytest.raises(audit.StoreUnusable) as caught, store.transaction() as tx:
+        for item in batch[:3]:
+            tx.append(item)
+        _kill(pg, "pricecalc-doomed")
+        for item in batch[3:]:
+            tx.append(item)
+    message = str(caught.value)
+    assert "connection to the audit database" in message and "was lost" in message
+    assert "nothing of the batch was recorded (the database rolled it back)" in message
+    with pytest.raises(audit.StoreUnusable, match="refuses further use"):
+        store.get("k0")
+
+    fresh = open_pg()
+    assert fresh.head().seq == 1 and count_rows(pg) == 1
+    assert [fresh.get(item.key or "") for item in batch] == [None] * 5
+    retried = fresh.append_many(batch)
+    assert [r.seq for r in retried] == [2, 3, 4, 5, 6]
+    with pytest.raises(audit.DuplicateKey, match="'k1' is already recorded as record 2"):
+        fresh.append_many(batch)  # a second retry is refused: never recorded twice
+    assert fresh.verify().count == 6
+
+
+def test_a_connection_killed_between_batches_fails_the_next_one_cleanly(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    store = open_pg(make_url(pg.app_url, application_name="pricecalc-idle"))
+    fill(store, 2)
+    _kill(pg, "pricecalc-idle")
+    with pytest.raises(audit.StoreUnusable, match="nothing of the batch was recorded"):
+        store.append_many([entry(3), entry(4)])
+    assert open_pg().head().seq == 2
+
+
+# -- migration ------------------------------------------------------------------------------
+
+
+def test_migrate_from_tinydb_keeps_every_record_and_the_head(
+    tmp_path: Path, pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """Every record arrives with the same seq, id, recorded_at, prev_hash and hash; the
+    head hash is proved unchanged; the chain then continues on PostgreSQL."""
+    key = b"finance-key-2025"
+    path = tmp_path / "audit.jsonl"
+    with audit.TinyDBAuditStore(path, hmac_key=key, clock=FakeClock()) as source:
+        fill(source, 40)
+        source.append(Entry(payload={"note": "=cmd|' /C calc'!A0", "ü": "价保"}, key="odd"))
+        expected = list(source.query())
+        head = source.head()
+    count, checkpoint = audit.migrate_store(str(path), pg.app_url, hmac_key=key)
+    assert (count, checkpoint) == (41, head)
+    target = open_pg(hmac_key=key)
+    assert list(target.query()) == expected
+    assert target.head() == head and target.verify(head).ok
+    nxt = target.append(entry(99))
+    assert (nxt.seq, nxt.prev_hash) == (42, head.hash)
+
+
+def test_migrate_refuses_a_tampered_source_and_a_non_empty_target(
+    tmp_path: Path, pg_store: Callable[..., PgStore], open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with audit.TinyDBAuditStore(path, clock=FakeClock()) as source:
+        fill(source, 3)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"n":2', b'"n":7')
+    path.write_bytes(b"".join(lines))
+    empty = pg_store("empty")
+    with pytest.raises(audit.TamperedError, match="the source does not verify, nothing copied"):
+        audit.migrate_store(str(path), empty.app_url)
+    assert count_rows(empty) == 0
+
+    busy = open_pg()
+    busy.append(entry(1))
+    with pytest.raises(audit.AuditError, match="already holds 1 records; migrate into an empty"):
+        audit.migrate_store(str(path), busy)
+
+
+def test_import_refuses_a_record_that_does_not_chain(
+    open_pg: Callable[..., PostgresAuditStore], tmp_path: Path
+) -> None:
+    """Records copied in must hash and chain under the target's key; nothing is copied
+    otherwise (one transaction)."""
+    with audit.TinyDBAuditStore(tmp_path / "a.jsonl", clock=FakeClock()) as source:
+        records = fill(source, 3)
+    target = open_pg(hmac_key=b"another key")
+    with pytest.raises(audit.TamperedError, match="record 1 hash mismatch"):
+        target.import_records(records)
+    plain = open_pg()
+    with pytest.raises(audit.TamperedError, match="expected record 1 next, got record 2"):
+        plain.import_records(records[1:])
+    assert plain.head() == Checkpoint(0, audit.GENESIS_HASH)
+    assert plain.import_records(records) == Checkpoint(3, records[-1].hash)
