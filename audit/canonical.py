@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["canonical_bytes", "canonical_text", "to_json_value"]
+__all__ = ["canonical_bytes", "canonical_text", "dumps_plain", "to_json_value"]
 
 JSONValue = None | bool | int | str | list["JSONValue"] | dict[str, "JSONValue"]
 
@@ -57,8 +57,19 @@ def to_json_value(value: Any) -> JSONValue:
 
 def canonical_text(value: Any) -> str:
     """The canonical JSON text of ``value`` (see the module docstring for the rule)."""
+    return _dumps(to_json_value(value))
+
+
+def dumps_plain(value: Any) -> bytes:
+    """:func:`canonical_bytes` for data that is already plain JSON (what :func:`json.loads`
+    returns without floats, or what :func:`to_json_value` returned): skips the conversion.
+    """
+    return _dumps(value).encode("utf-8")
+
+
+def _dumps(value: Any) -> str:
     return json.dumps(
-        to_json_value(value),
+        value,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from audit.canonical import canonical_bytes, to_json_value
+from audit.canonical import canonical_bytes, dumps_plain, to_json_value
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, Record, VerifyReport
 
 __all__ = [
@@ -86,19 +86,23 @@ def record_body(
     tags: Iterable[str],
     payload: Mapping[str, Any],
     prev_hash: str,
+    plain: bool = False,
 ) -> bytes:
-    """The canonical JSON bytes that ``hash`` is computed over (the record minus ``hash``)."""
-    return canonical_bytes(
-        {
-            "seq": seq,
-            "id": id,
-            "recorded_at": recorded_at,
-            "key": key,
-            "tags": list(tags),
-            "payload": payload,
-            "prev_hash": prev_hash,
-        }
-    )
+    """The canonical JSON bytes that ``hash`` is computed over (the record minus ``hash``).
+
+    ``plain=True`` promises that ``payload`` is already plain JSON data (no Decimal, no
+    float, str keys), which skips the conversion; otherwise it is converted and checked.
+    """
+    fields = {
+        "seq": seq,
+        "id": id,
+        "recorded_at": recorded_at,
+        "key": key,
+        "tags": list(tags),
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+    return dumps_plain(fields) if plain else canonical_bytes(fields)
 
 
 def _line_from_body(body: bytes, digest: str) -> bytes:
@@ -181,6 +185,7 @@ def build_record(
         tags=tags,
         payload=payload,
         prev_hash=prev_hash,
+        plain=True,
     )
     digest = record_hash(body, hmac_key)
     record = Record(
@@ -221,7 +226,7 @@ def decode_line(line: bytes, hmac_key: bytes | None, *, check: bool = True) -> D
     """
     text = line[:-1] if line.endswith(b"\n") else line
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_float=_no_float, parse_constant=_no_float)
     except (UnicodeDecodeError, ValueError) as exc:
         return _malformed(f"not valid JSON ({exc})")
     if not isinstance(obj, dict):
@@ -256,11 +261,21 @@ def decode_line(line: bytes, hmac_key: bytes | None, *, check: bool = True) -> D
     )
     if not check:
         return Decoded(record=record, problem=None)
-    return Decoded(record=record, problem=check_record(record, text, hmac_key))
+    return Decoded(record=record, problem=check_record(record, text, hmac_key, plain=True))
 
 
-def check_record(record: Record, stored: bytes | None, hmac_key: bytes | None) -> str | None:
-    """What is wrong with one record on its own (hash, form, timestamp), or None."""
+def _no_float(text: str) -> Any:
+    raise ValueError(f"a float ({text}) has no canonical form")
+
+
+def check_record(
+    record: Record, stored: bytes | None, hmac_key: bytes | None, *, plain: bool = False
+) -> str | None:
+    """What is wrong with one record on its own (hash, form, timestamp), or None.
+
+    ``stored``, when given, are the bytes the record was read from (without the newline):
+    they must be exactly its canonical encoding. ``plain`` as in :func:`record_body`.
+    """
     if not (_HEX64.fullmatch(record.prev_hash) and _HEX64.fullmatch(record.hash)):
         return f"record {record.seq}: prev_hash and hash must be 64 lowercase hex digits"
     try:
@@ -272,6 +287,7 @@ def check_record(record: Record, stored: bytes | None, hmac_key: bytes | None) -
             tags=record.tags,
             payload=record.payload,
             prev_hash=record.prev_hash,
+            plain=plain,
         )
     except (TypeError, ValueError) as exc:
         return f"record {record.seq} has no canonical form ({exc})"

@@ -139,6 +139,7 @@ class AuditLogStorage(Storage):
         self._depth = 0
         self._tx_thread: int | None = None
         self._index = SidecarIndex(self.path + ".idx")
+        self._index_checked: IndexState | None = None  # an index state known to match
         # What this handle knows of the file, valid while it holds the lock:
         self._end: int | None = None  # offset up to which it has read (a line boundary)
         self._head = Checkpoint(0, GENESIS_HASH)
@@ -302,6 +303,7 @@ class AuditLogStorage(Storage):
         except sqlite3.DatabaseError as exc:
             logger.warning("audit index %s is corrupt (%s); rebuilding it", self._index.path, exc)
             self._index.destroy()
+            self._index_checked = None
             self._sync_index_once()
 
     def _index_matches_file(self, state: IndexState) -> bool:
@@ -324,10 +326,11 @@ class AuditLogStorage(Storage):
     def _sync_index_once(self) -> None:
         assert self._end is not None
         state = self._index.state()
-        if not self._index_matches_file(state):
+        if state != self._index_checked and not self._index_matches_file(state):
             logger.warning("audit index %s does not match the log; rebuilding it", self._index.path)
             self._index.reset()
             state = EMPTY
+        self._index_checked = state
         if state.end_offset == self._end:
             return
         rows: list[IndexRow] = []
@@ -342,6 +345,7 @@ class AuditLogStorage(Storage):
                 self._index.add(rows, state)
                 rows = []
         self._index.add(rows, state)
+        self._index_checked = state
 
     def _index_committed(self, at: int, records: Sequence[Record], lines: Sequence[bytes]) -> None:
         """After a commit, add the new records to the index if it was up to date."""
@@ -354,7 +358,9 @@ class AuditLogStorage(Storage):
                 rows.append(_row_for(record, offset, len(line)))
                 offset += len(line)
             last = records[-1]
-            self._index.add(rows, IndexState(offset, last.seq, offset - len(lines[-1]), last.hash))
+            state = IndexState(offset, last.seq, offset - len(lines[-1]), last.hash)
+            self._index.add(rows, state)
+            self._index_checked = state
         except sqlite3.Error as exc:  # the record is durable; the index catches up later
             logger.warning("audit index %s not updated (%s)", self._index.path, exc)
 
