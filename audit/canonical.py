@@ -67,14 +67,13 @@ def dumps_plain(value: Any) -> bytes:
     return _dumps(value).encode("utf-8")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    return _ENCODER.encode(value)
 
 
 def canonical_bytes(value: Any) -> bytes:

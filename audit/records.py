@@ -226,7 +226,7 @@ def decode_line(line: bytes, hmac_key: bytes | None, *, check: bool = True) -> D
     """
     text = line[:-1] if line.endswith(b"\n") else line
     try:
-        obj = json.loads(text, parse_float=_no_float, parse_constant=_no_float)
+        obj = _DECODER.decode(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         return _malformed(f"not valid JSON ({exc})")
     if not isinstance(obj, dict):
@@ -266,6 +266,9 @@ def decode_line(line: bytes, hmac_key: bytes | None, *, check: bool = True) -> D
 
 def _no_float(text: str) -> Any:
     raise ValueError(f"a float ({text}) has no canonical form")
+
+
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
 
 
 def check_record(
