@@ -595,11 +595,17 @@ def _decide_and_show(
 ) -> None:
     calc = app.calculator()
     with options_named(options), app.store_errors():
+        before = calc.store.head().seq
         decision = calc.decide(request).to_dict()
     if as_json:
         echo_json(as_recorded(decision))
-    else:
-        show(view(decision))
+        return
+    show(view(decision))
+    if decision["audit"]["seq"] <= before:
+        click.echo(
+            f"(request {decision['request_id']} was already recorded: this is the recorded "
+            "decision, replayed; nothing new was recorded)"
+        )
 
 
 def _other_platforms(values: Sequence[str]) -> list[dict[str, str]]:
