@@ -10,6 +10,7 @@ a plugin that raises or returns garbage is named in the error.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
@@ -28,7 +29,9 @@ ENTRY_POINT_GROUP = "pricecalc"
 BUILTIN = "builtin"
 
 
+@functools.cache
 def core_version() -> str:
+    """The installed distribution's version (read once: the metadata lookup parses files)."""
     try:
         return metadata.version("chaozhigou-pricecalc")
     except metadata.PackageNotFoundError:  # running from a source tree
