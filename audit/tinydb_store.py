@@ -180,6 +180,8 @@ class AuditLogStorage(Storage):
                     f"could not take the writer lock {self.path}.lock within "
                     f"{self.lock_timeout:g}s: another process holds it"
                 ) from exc
+            except RuntimeError as exc:  # filelock refuses a wait that could never end
+                raise StoreLocked(f"the writer lock {self.path}.lock: {exc}") from exc
             self._depth = 1
             try:
                 self._refresh()

@@ -105,3 +105,23 @@ def test_query_needs_aware_datetimes(open_tinydb: Opener) -> None:
     store = open_tinydb()
     with pytest.raises(ValueError, match="aware datetime"):
         store.query(since=datetime(2025, 1, 1))
+
+
+def test_a_handle_does_not_cross_a_fork(open_tinydb: Opener) -> None:
+    """A forked child must open the store itself; the parent's handle refuses to work."""
+    import os
+
+    store = open_tinydb()
+    store.append(entry(1))
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            store.append(entry(2))
+        except audit.AuditError as exc:
+            code = 0 if "opened in another process" in str(exc) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.head().seq == 1
