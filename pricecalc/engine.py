@@ -38,16 +38,75 @@ def _check_result(plugin: str, value: Any, path: str = "result") -> None:
     raise PluginError(plugin, f"{path} holds a {type(value).__name__}, not JSON data")
 
 
+class _NotPlain(Exception):
+    """Raised by :func:`_plain_result` on anything it does not take; the checked walk follows."""
+
+
+def _plain_result(value: Any) -> Any:
+    """A copy of a result made only of exact dict, list, str, int, bool and None, or
+    :class:`_NotPlain` (for anything else, including floats and Decimals)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            out[key] = _plain_result(item)
+        return out
+    if kind is list:
+        return [_plain_result(item) for item in value]
+    raise _NotPlain
+
+
+def _result_copy(plugin: str, result: Any) -> Any:
+    """The outcome's result checked (:func:`_check_result`) and copied as JSON data."""
+    try:
+        return _plain_result(result)
+    except _NotPlain:  # tuples, other mappings — or a mistake, named by the checked walk
+        _check_result(plugin, result)
+        return jsonable(result, "result")
+
+
 def _check_outcome(plugin: str, outcome: Any) -> Outcome:
     if not isinstance(outcome, Outcome):
         raise PluginError(plugin, f"rule returned {type(outcome).__name__}, expected Outcome")
     if not isinstance(outcome.result, Mapping):
         raise PluginError(plugin, "rule result must be a mapping")
-    _check_result(plugin, outcome.result)
     for reason in outcome.reasons:
         if not isinstance(reason, Reason) or not reason.code or not isinstance(reason.message, str):
             raise PluginError(plugin, f"rule returned an unusable reason {reason!r}")
     return outcome
+
+
+_DEFAULT_POLICY: Policy | None = None
+_EFFECTIVE: dict[tuple[int, int], tuple[Policy, Registry, Policy]] = {}
+_EFFECTIVE_MAX = 64
+
+
+def effective_policy(policy: Policy | None, registry: Registry) -> Policy:
+    """``policy`` (default: the SPEC's defaults) over the registry's plugin defaults, with
+    every key checked (:meth:`Policy.check_known`).
+
+    Policies and registries are immutable, so the merged policy is kept per pair (by
+    identity: a script holding one policy and one registry merges and checks once).
+    """
+    global _DEFAULT_POLICY
+    if policy is None:
+        if _DEFAULT_POLICY is None:
+            _DEFAULT_POLICY = Policy()
+        policy = _DEFAULT_POLICY
+    key = (id(policy), id(registry))
+    hit = _EFFECTIVE.get(key)
+    if hit is not None and hit[0] is policy and hit[1] is registry:
+        return hit[2]
+    effective = policy.with_defaults(registry.policy_defaults)
+    effective.check_known()
+    if len(_EFFECTIVE) >= _EFFECTIVE_MAX:
+        _EFFECTIVE.clear()
+    _EFFECTIVE[key] = (policy, registry, effective)
+    return effective
 
 
 def split_request(request: Any) -> tuple[str, str | None, Any]:
@@ -103,22 +162,20 @@ def evaluate(
         now = datetime.now(UTC)
     elif now.tzinfo is None:
         raise InvalidInput("now", now, "must be a time with a UTC offset")
-    effective = policy if policy is not None else Policy()
-    effective = effective.with_defaults(registry.policy_defaults)
-    effective.check_known()
-    view = effective.view()
+    view = effective_policy(policy, registry).view()
     context = RuleContext(now=now, policy=view, registry=registry, history=history or NoHistory())
     fields = Fields.of(raw_input, "input")
     parsed = guard(plugin, f"the {kind} input parser", lambda: rule.parse(fields, context))
     outcome = _check_outcome(
         plugin, guard(plugin, f"the {kind} rule", lambda: rule.decide(parsed, context))
     )
+    result = _result_copy(plugin, outcome.result)
     participants = {plugin, *context.participants}
     return Decision(
         kind=kind,
         request_id=request_id,
         status=REJECTED if outcome.reasons else APPROVED,
-        result=jsonable(outcome.result, "result"),
+        result=result,
         reasons=tuple(outcome.reasons),
         rule_set=rule.rule_set,
         rule_version=rule.version,

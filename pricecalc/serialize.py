@@ -33,8 +33,35 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=_number, parse_constant=_constant)
 
 
+class _NotPlain(Exception):
+    """Raised by :func:`_plain` on anything but the common types; the checked walk follows."""
+
+
+def _plain(value: Any) -> Any:
+    """:func:`jsonable` for the common case — exact dict, list, str, int, bool, None and
+    Decimal — without building a path per value. Anything else raises :class:`_NotPlain`.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _plain(v) for k, v in value.items()}
+    if kind is list:
+        return [_plain(v) for v in value]
+    if kind is Decimal:
+        return str(value)
+    raise _NotPlain
+
+
 def jsonable(value: Any, path: str = "request") -> Any:
     """A deep copy of ``value`` made of JSON types, Decimals as strings; floats refused."""
+    try:
+        return _plain(value)
+    except _NotPlain:  # a float (refused below, naming its path), a tuple, a time, ...
+        return _checked(value, path)
+
+
+def _checked(value: Any, path: str) -> Any:
     if isinstance(value, float):
         raise FloatRefused(
             f"{path}: a float ({value!r}) is not accepted; pass a string such as '199.90'"
@@ -46,9 +73,9 @@ def jsonable(value: Any, path: str = "request") -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v, f"{path}.{k}") for k, v in value.items()}
+        return {str(k): _checked(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_checked(v, f"{path}[{i}]") for i, v in enumerate(value)]
     raise TypeError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
