@@ -36,7 +36,7 @@ class DuplicateKey(AuditError):
         self.key = key
         self.seq = seq
         self.pending = pending
-        where = "pending in this transaction" if pending else "already recorded"
+        where = "pending in this transaction (or batch)" if pending else "already recorded"
         at = f" as record {seq}" if seq is not None else ""
         super().__init__(f"idempotency key {key!r} is {where}{at}; keys are unique in a store")
 
