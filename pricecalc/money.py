@@ -22,6 +22,9 @@ HUNDRED = Decimal(100)
 # A plain decimal: optional sign, digits, optional fraction. No exponent, no NaN/Infinity,
 # no spaces, no thousands separators.
 _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# The usual amount text ("199", "199.9", "199.00"): unsigned, at most 12 integer digits
+# (so within MAX_AMOUNT) and at most two decimals. Parsed without the general checks.
+_FEN_TEXT = re.compile(r"\d{1,12}(?:\.\d{1,2})?")
 
 
 #: The largest amount accepted (a trillion yuan less a fen). With quantities capped at a
@@ -91,6 +94,12 @@ def parse_amount(
     With ``positive=True`` zero is refused too. The result keeps its exact value,
     quantized to the fen (an exact operation: no digit is lost).
     """
+    if type(value) is str and _FEN_TEXT.fullmatch(value):
+        # Exact (two decimals at most), non-negative and within MAX_AMOUNT by its form;
+        # a zero where a positive amount is needed goes the general way (its message).
+        in_fen = Decimal(value).quantize(FEN, rounding=ROUND_DOWN)
+        if in_fen or not positive:
+            return in_fen
     amount = to_decimal(value, field)
     try:
         in_fen = amount.quantize(FEN, rounding=ROUND_DOWN)
@@ -145,9 +154,8 @@ def fmt(amount: Decimal) -> str:
     quantized = amount.quantize(FEN, rounding=ROUND_HALF_UP)
     if quantized != amount:
         raise ValueError(f"amount {amount} has sub-fen digits; round it at a named step first")
-    if quantized == 0:
-        quantized = abs(quantized)  # never print "-0.00"
-    return f"{quantized:.2f}"
+    # Exponent -2 after the quantize: str() gives plain notation with exactly two decimals.
+    return str(quantized) if quantized else "0.00"  # never print "-0.00"
 
 
 def fmt_rate(rate: Decimal) -> str:
