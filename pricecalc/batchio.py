@@ -318,6 +318,29 @@ def read_csv(fp: IO[bytes], kind: str) -> Iterator[tuple[Line, int]]:
             yield Line(number, error=str(exc)), counting.count
 
 
+def read_lines(fp: IO[bytes], fmt: InputFormat, kind: str | None) -> Iterator[tuple[Line, int]]:
+    """The input's lines (with the bytes read so far), JSON Lines or CSV.
+
+    A CSV header is read at once, so an unusable one raises ``ValueError`` here, before
+    anything is decided.
+    """
+    if fmt == "jsonl":
+        return read_jsonl(fp)
+    if not kind:
+        raise ValueError("a CSV file holds one kind of request: give its kind")
+    rows = read_csv(fp, kind)
+    first = next(rows, None)
+    return _prepend(first, rows)
+
+
+def _prepend(
+    first: tuple[Line, int] | None, rest: Iterator[tuple[Line, int]]
+) -> Iterator[tuple[Line, int]]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
 # -- output --------------------------------------------------------------------------------
 class RowWriter(Protocol):
     """Where batch and export rows go. ``tabular`` writers want flat rows."""

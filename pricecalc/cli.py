@@ -45,8 +45,7 @@ from pricecalc.batchio import (
     batch_row,
     flat_batch_row,
     open_source,
-    read_csv,
-    read_jsonl,
+    read_lines,
     run_batch,
 )
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
@@ -521,29 +520,19 @@ def batch(
     stdout = sys.stdout
     to_stdout = output_name == "-"
     with open_source(input_name, stdin) as source, source.path.open("rb") as fp:
-        if fmt_in == "csv":
-            assert kind is not None
-            try:
-                lines = read_csv(fp, kind)
-                first = next(lines, None)
-            except ValueError as exc:
-                raise click.UsageError(str(exc)) from exc
-            items: Any = _prepend(first, lines)
-        else:
-            items = read_jsonl(fp)
+        try:
+            items = read_lines(fp, fmt_in, kind)
+        except ValueError as exc:  # an unusable CSV header: the whole file is refused
+            raise click.UsageError(str(exc)) from exc
         output = Output(output_name, fmt_out, BATCH_COLUMNS, stdout, title="decisions")
         row_of = flat_batch_row if output.writer.tabular else batch_row
 
         def emit(line: Line, decision: Mapping[str, Any] | None, error: str | None) -> None:
             output.writer.write(row_of(line, decision, error))
 
-        done = 0
-
         def advance(position: int) -> None:
-            nonlocal done
-            done = position
             tick(position)
-            output.flush()
+            output.flush()  # a consumer of stdout sees each chunk as soon as it is recorded
 
         try:
             with progress_bar(source.size, progress) as tick, app.store_errors():
@@ -575,14 +564,6 @@ def batch(
             err=True,
         )
         click.get_current_context().exit(1)
-
-
-def _prepend(
-    first: tuple[Line, int] | None, rest: Iterator[tuple[Line, int]]
-) -> Iterator[tuple[Line, int]]:
-    if first is not None:
-        yield first
-        yield from rest
 
 
 # -- human commands ------------------------------------------------------------------------
@@ -963,8 +944,7 @@ class Filters:
 
     def matches(self, record: Record) -> bool:
         payload = record.payload
-        row = record_row(record)
-        if self.order_id is not None and row["order_id"] != self.order_id:
+        if self.order_id is not None and record_row(record)["order_id"] != self.order_id:
             return False
         for field, wanted in self.where().items():
             if payload.get(field) != wanted:
