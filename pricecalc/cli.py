@@ -13,6 +13,7 @@ when the command line is asked for its commands, never at import time, honouring
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -285,6 +286,18 @@ def json_option(func: F) -> F:
     )
 
 
+def request_file_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--request", "request_file", type=click.File("rb"), default="-", metavar="FILE",
+        help=help_text,
+    )  # fmt: skip
+
+
+request_id_option = click.option(
+    "--request-id", metavar="ID", help="Idempotency key: the same id again replays, never twice."
+)
+
+
 def read_request(stream: IO[bytes], what: str) -> Any:
     """Parse one JSON document (numbers as exact decimals); bad JSON is invalid input."""
     raw = stream.read()
@@ -361,14 +374,7 @@ def cli(
 
 # -- decide --------------------------------------------------------------------------------
 @cli.command()
-@click.option(
-    "--request",
-    "request_file",
-    type=click.File("rb"),
-    default="-",
-    metavar="FILE",
-    help="Read the request from FILE instead of standard input.",
-)
+@request_file_option("Read the request from FILE instead of standard input.")
 @click.pass_obj
 def decide(app: App, request_file: IO[bytes]) -> None:
     """Decide one request (SPEC §8 JSON) and print the decision as JSON.
@@ -648,7 +654,7 @@ SPLIT_OPTIONS = {
 @click.option("--quantity", metavar="N", help="Units (default 1).")
 @click.option("--product-id", metavar="ID")
 @click.option("--category", metavar="NAME")
-@click.option("--request-id", metavar="ID", help="Idempotency key: replays, never twice.")
+@request_id_option
 @json_option
 @click.pass_obj
 def split(
@@ -716,7 +722,7 @@ COMPENSATE_OPTIONS = {
 @click.option(
     "--merchant-refused", is_flag=True, help="The merchant refuses: deduct from the payout."
 )
-@click.option("--request-id", metavar="ID", help="Idempotency key: replays, never twice.")
+@request_id_option
 @json_option
 @click.pass_obj
 def compensate(
@@ -758,13 +764,8 @@ def compensate(
 
 
 @cli.command()
-@click.option(
-    "--request",
-    "request_file",
-    type=click.File("rb"),
-    default="-",
-    metavar="FILE",
-    help="The claim: a price_protection request, or just its input object (- for stdin).",
+@request_file_option(
+    "The claim: a price_protection request, or just its input object (- for stdin)."
 )
 @json_option
 @click.pass_obj
@@ -820,7 +821,7 @@ CLAWBACK_OPTIONS = {
     help="Whether forwarding (转寄) was detected.",
 )
 @click.option("--product-id", metavar="ID")
-@click.option("--request-id", metavar="ID", help="Idempotency key: replays, never twice.")
+@request_id_option
 @json_option
 @click.pass_obj
 def clawback(
@@ -958,7 +959,25 @@ class Filters:
         return True
 
 
-def filter_options(func: F) -> F:
+FILTER_NAMES = ("order_id", "kind", "status", "since", "until", "operator")
+
+
+def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The record filters of ``audit show/export/stats``, handed over as one ``filters``."""
+
+    @functools.wraps(func)
+    def with_filters(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in FILTER_NAMES}
+        kwargs["filters"] = Filters(
+            order_id=given["order_id"],
+            kind=given["kind"],
+            status=given["status"],
+            since=_moment(given["since"], end_of_day=False),
+            until=_moment(given["until"], end_of_day=True),
+            operator=given["operator"],
+        )
+        return func(*args, **kwargs)
+
     decorators = [
         click.option("--order-id", metavar="ID", help="Only this order's records."),
         click.option("--kind", metavar="KIND", help="Only this kind (subsidy_split, …)."),
@@ -973,27 +992,10 @@ def filter_options(func: F) -> F:
         ),
         click.option("--operator", metavar="NAME", help="Only decisions by this operator."),
     ]
+    wrapped: Callable[..., Any] = with_filters
     for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
-
-
-def make_filters(
-    order_id: str | None,
-    kind: str | None,
-    status: str | None,
-    since: str | None,
-    until: str | None,
-    operator: str | None,
-) -> Filters:
-    return Filters(
-        order_id=order_id,
-        kind=kind,
-        status=status,
-        since=_moment(since, end_of_day=False),
-        until=_moment(until, end_of_day=True),
-        operator=operator,
-    )
+        wrapped = decorator(wrapped)
+    return wrapped
 
 
 def _read_checkpoint(path: str) -> Checkpoint:
@@ -1092,12 +1094,7 @@ def head(app: App, as_json: bool) -> None:
 @click.pass_obj
 def show_records(
     app: App,
-    order_id: str | None,
-    kind: str | None,
-    status: str | None,
-    since: str | None,
-    until: str | None,
-    operator: str | None,
+    filters: Filters,
     as_json: bool,
     as_nl: bool,
     limit: int | None,
@@ -1113,7 +1110,6 @@ def show_records(
         pricecalc audit show --order-id O-1001
         pricecalc audit show --kind subsidy_split --status rejected --since 2026-11-11 --json
     """
-    filters = make_filters(order_id, kind, status, since, until, operator)
     store = app.store()
     with app.store_errors():
         rows = (record_row(r) for r in filters.records(store))
@@ -1151,12 +1147,7 @@ def show_records(
 def export(
     app: App,
     output_name: str,
-    order_id: str | None,
-    kind: str | None,
-    status: str | None,
-    since: str | None,
-    until: str | None,
-    operator: str | None,
+    filters: Filters,
 ) -> None:
     """Export recorded decisions as flat rows to CSV, JSON Lines or Excel.
 
@@ -1172,7 +1163,6 @@ def export(
             --since 2026-11-11 --until 2026-11-11
     """
     fmt = output_format(output_name)
-    filters = make_filters(order_id, kind, status, since, until, operator)
     store = app.store()
     output = Output(output_name, fmt, RECORD_COLUMNS, sys.stdout, title="audit")
     count = 0
@@ -1195,12 +1185,7 @@ def export(
 @click.pass_obj
 def stats(
     app: App,
-    order_id: str | None,
-    kind: str | None,
-    status: str | None,
-    since: str | None,
-    until: str | None,
-    operator: str | None,
+    filters: Filters,
     as_json: bool,
 ) -> None:
     """Counts and approved money totals per day (Beijing) and kind.
@@ -1211,7 +1196,6 @@ def stats(
         pricecalc audit stats
         pricecalc audit stats --since 2026-11-10 --until 2026-11-12 --json
     """
-    filters = make_filters(order_id, kind, status, since, until, operator)
     store = app.store()
     with app.store_errors():
         rows = Stats.of(filters.records(store)).to_list()
