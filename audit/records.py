@@ -172,9 +172,14 @@ def build_record(
     recorded_at: datetime,
     hmac_key: bytes | None,
     record_id: str | None = None,
+    checked: tuple[str | None, tuple[str, ...], dict[str, Any]] | None = None,
 ) -> tuple[Record, bytes]:
-    """Make record ``seq`` from ``entry`` chained to ``prev_hash``; return it and its line."""
-    key, tags, payload = check_entry(entry)
+    """Make record ``seq`` from ``entry`` chained to ``prev_hash``; return it and its line.
+
+    ``checked`` is what :func:`check_entry` already returned for ``entry`` (so a batch
+    validated up front is not walked twice).
+    """
+    key, tags, payload = checked if checked is not None else check_entry(entry)
     rid = record_id if record_id is not None else uuid.uuid4().hex
     stamp = format_timestamp(recorded_at)
     body = record_body(
@@ -338,8 +343,18 @@ class ChainChecker:
         """Check the next line. ``next_line`` (if known) tells a deletion from a reordering."""
         if self._problem is not None:
             return False
+        return self._feed(decode_line(line, self._key), next_line)
+
+    def feed_record(self, record: Record) -> bool:
+        """Check the next record of a backend that keeps fields rather than lines
+        (PostgreSQL): the checks of :meth:`feed`, without encoding and decoding a line.
+        ``record.payload`` must be what :func:`json.loads` gives (plain JSON data)."""
+        if self._problem is not None:
+            return False
+        return self._feed(Decoded(record, check_record(record, None, self._key, plain=True)), None)
+
+    def _feed(self, decoded: Decoded, next_line: bytes | None) -> bool:
         expected = self._head.seq + 1
-        decoded = decode_line(line, self._key)
         record = decoded.record
         if record is None:
             return self._fail(expected, f"record {expected} is unreadable: {decoded.problem}")
