@@ -28,18 +28,20 @@ How the guarantees are kept:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, LiteralString, TextIO
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from audit.canonical import to_json_value
 from audit.errors import (
@@ -57,7 +59,6 @@ from audit.records import (
     build_record,
     check_entry,
     check_record,
-    encode_line,
     epoch_micros,
     parse_timestamp,
 )
@@ -327,27 +328,25 @@ def _row(record: Record) -> tuple[Any, ...]:
     )
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
+# U+0000 in any string of a record, as canonical JSON writes it: ``\u0000`` after an even
+# number of backslashes (``\\`` is an escaped backslash, not the start of an escape).
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _refuse_nul(line: bytes) -> None:
+    """PostgreSQL cannot store U+0000 in text or jsonb: refuse it before writing."""
+    if b"\\u0000" in line and _NUL.search(line):
+        raise ValueError(
+            "PostgreSQL cannot store the character U+0000 in text; remove it from the "
+            "payload, key or tags"
+        )
 
 
 def _check_entries(entries: Sequence[Entry]) -> None:
-    """Refuse bad entries before anything is locked or written (as the embedded store does),
-    including the one thing PostgreSQL cannot store: U+0000 in text."""
+    """Refuse bad entries before anything is locked or written (as the embedded store does)."""
     seen: set[str] = set()
     for entry in entries:
-        key, tags, payload = check_entry(entry)
-        if _has_nul(key) or _has_nul(tags) or _has_nul(payload):
-            raise ValueError(
-                "PostgreSQL cannot store the character U+0000 in text; remove it from the "
-                "payload, key or tags"
-            )
+        key, _, _ = check_entry(entry)
         if key is not None:
             if key in seen:
                 raise DuplicateKey(key, None, pending=True)
@@ -445,7 +444,7 @@ class PostgresAuditStore:
 
         # The chain lock: (LOCK_CLASS, table oid) as signed int4s (oids are unsigned).
         lock = _lock_sql((LOCK_CLASS, oid - 2**32 if oid >= 2**31 else oid))
-        self._sql_begin = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; " + lock.as_bytes(conn)
+        self._sql_lock = lock.as_bytes(conn)
         # After the lock, in one round trip: the head, the server clock, and which of the
         # batch's keys are already recorded (key -> seq).
         self._sql_prepare = q(
@@ -505,7 +504,7 @@ class PostgresAuditStore:
                 f"could not take the audit chain lock of {self.location} within "
                 f"{self.lock_timeout:g}s ({doing}): another writer holds it"
             )
-        if self._conn.broken or self._conn.closed or isinstance(exc, psycopg.OperationalError):
+        if self._conn.broken or self._conn.closed:
             if committing:
                 outcome = (
                     "it was lost while the COMMIT was in flight, so the batch may or may not "
@@ -540,8 +539,12 @@ class PostgresAuditStore:
                 self._failure(exc, "rolling back")
 
     @contextmanager
-    def _write(self, doing: str) -> Iterator[_Writer]:
-        """Hold the chain lock in one database transaction; commit when the block ends."""
+    def _write(self, doing: str, keys: list[str] | None = None) -> Iterator[_Writer]:
+        """Hold the chain lock in one database transaction; commit when the block ends.
+
+        BEGIN, the lock and (given the ``keys`` of a batch about to be appended) the head
+        read go to the server in one pipeline: one round trip.
+        """
         with self._mutex:
             conn = self._usable()
             if self._tx_thread is not None:
@@ -550,12 +553,17 @@ class PostgresAuditStore:
                     "(tx.append), not through the store"
                 )
             try:
-                conn.execute(self._sql_begin)
+                with conn.pipeline():
+                    conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
+                    conn.execute(self._sql_lock)
+                    # runs after the lock is granted, so it reads the current head
+                    cur = None if keys is None else conn.execute(self._sql_prepare, (keys,))
+                prepared = None if cur is None else cur.fetchone()
             except psycopg.Error as exc:
                 failure = self._failure(exc, f"{doing}: taking the chain lock")
                 self._rollback()
                 raise failure from exc
-            writer = _Writer(self, conn)
+            writer = _Writer(self, conn, prepared)
             self._tx_thread = threading.get_ident()
             try:
                 yield writer
@@ -571,6 +579,8 @@ class PostgresAuditStore:
                     f"the transaction was aborted by an earlier error ({writer.aborted}); "
                     "nothing of it was recorded"
                 )
+            if writer.committed:
+                return
             try:
                 conn.execute(b"COMMIT")
             except psycopg.Error as exc:
@@ -596,8 +606,9 @@ class PostgresAuditStore:
         _check_entries(entries)
         if not entries:
             return []
-        with self._write("append") as writer:
-            return writer.append_many(entries)
+        keys = [e.key for e in entries if e.key is not None]
+        with self._write("append", keys) as writer:
+            return writer._append(entries, commit=True)
 
     @contextmanager
     def transaction(self) -> Iterator[_Writer]:
@@ -709,6 +720,9 @@ class PostgresAuditStore:
         count, head = 0, Checkpoint(0, GENESIS_HASH)  # what checked out so far
         try:
             with psycopg.connect(self._conninfo) as conn:
+                # A float (only SQL can put one there) becomes a Decimal, which has no
+                # canonical form: reported as such rather than hashed as something else.
+                set_json_loads(_loads_exact, conn)
                 conn.read_only = True
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 with conn.cursor(name="pricecalc_audit_verify") as cur:
@@ -716,12 +730,7 @@ class PostgresAuditStore:
                     cur.execute(self._sql_verify)
                     for row in cur:
                         record = _record(row)
-                        try:
-                            line = encode_line(record)
-                        except (TypeError, ValueError) as exc:  # e.g. a float planted in SQL
-                            problem = f"record {record.seq} has no canonical form ({exc})"
-                            return VerifyReport(False, count, head, record.seq, problem)
-                        if not checker.feed(line):
+                        if not checker.feed_record(record):
                             break
                         problem = _time_index_problem(record, row[8])
                         if problem is not None:
@@ -746,6 +755,10 @@ class PostgresAuditStore:
                 self._conn.close()
 
 
+def _loads_exact(data: str | bytes) -> Any:
+    return json.loads(data, parse_float=Decimal)
+
+
 def _time_index_problem(record: Record, recorded_us: int) -> str | None:
     try:
         moment = epoch_micros(parse_timestamp(record.recorded_at))
@@ -766,13 +779,20 @@ class _Writer:
     them; they become durable (and visible to others) only when the block commits.
     """
 
-    def __init__(self, store: PostgresAuditStore, conn: psycopg.Connection[Any]) -> None:
+    def __init__(
+        self,
+        store: PostgresAuditStore,
+        conn: psycopg.Connection[Any],
+        prepared: tuple[Any, ...] | None = None,
+    ) -> None:
         self._store = store
         self._conn = conn
+        self._prepared = prepared  # the head read pipelined with the lock, if any
         self._thread = threading.get_ident()
         self._pending: list[Record] = []
         self._by_key: dict[str, Record] = {}
         self.closed = False
+        self.committed = False  # the last append carried the COMMIT
         self.aborted: str | None = None  # a database error inside spoilt the transaction
 
     @property
@@ -813,17 +833,22 @@ class _Writer:
         self._check()
         entries = list(entries)
         _check_entries(entries)
-        if not entries:
-            return []
+        return self._append(entries) if entries else []
+
+    def _append(self, entries: list[Entry], *, commit: bool = False) -> list[Record]:
+        """Chain and insert checked ``entries``; with ``commit``, COMMIT in the same round
+        trip (a plain append: nothing follows it in the transaction)."""
         store = self._store
         keys = [e.key for e in entries if e.key is not None]
         for key in keys:
             if key in self._by_key:
                 raise DuplicateKey(key, self._by_key[key].seq, pending=True)
-        try:
-            row = self._conn.execute(store._sql_prepare, (keys,)).fetchone()
-        except psycopg.Error as exc:
-            raise self._failed(exc, "append") from exc
+        row, self._prepared = self._prepared, None
+        if row is None:
+            try:
+                row = self._conn.execute(store._sql_prepare, (keys,)).fetchone()
+            except psycopg.Error as exc:
+                raise self._failed(exc, "append") from exc
         assert row is not None
         seq, prev, server_now, taken = row
         if taken:
@@ -833,20 +858,25 @@ class _Writer:
         records: list[Record] = []
         for entry in entries:
             seq += 1
-            record, _ = build_record(
+            record, line = build_record(
                 entry,
                 seq=seq,
                 prev_hash=prev,
                 recorded_at=store._clock() if store._clock is not None else server_now,
                 hmac_key=store.hmac_key,
             )
+            _refuse_nul(line)
             records.append(record)
             prev = record.hash
         try:
-            with self._conn.cursor() as cur:
+            with self._conn.pipeline(), self._conn.cursor() as cur:
                 cur.executemany(store._sql_insert, [_row(r) for r in records])
+                if commit:
+                    self._conn.execute(b"COMMIT")
         except psycopg.Error as exc:
-            raise self._failed(exc, "append") from exc
+            self.aborted = _first_line(exc)
+            raise store._failure(exc, "append", committing=commit) from exc
+        self.committed = commit
         self._pending.extend(records)
         self._by_key.update((r.key, r) for r in records if r.key is not None)
         return records
