@@ -239,18 +239,6 @@ class Summary:
             rows.append(("—", "invalid", self.invalid))
         return rows
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "decided": self.decided,
-            "invalid": self.invalid,
-            "replayed": self.replayed,
-            "by_kind": [
-                {"kind": kind, "status": status, "count": n} for kind, status, n in self.rows()
-            ],
-            "approved_totals": self.totals.formatted(),
-        }
-
 
 @attrs.define
 class StatsRow:
