@@ -84,6 +84,10 @@ def migrate_store(
     Returns ``(records copied, head)``. Stop the writers of the source first: records
     appended after its verification are not copied.
     """
+    if isinstance(source, str | os.PathLike) and not _is_postgres(source):
+        path = os.fspath(source)
+        if "://" not in path and not os.path.exists(path):
+            raise AuditError(f"there is no audit store at {path} to migrate from")
     with ExitStack() as stack:
         src = _opened(source, hmac_key, stack)
         dst = _opened(target, hmac_key, stack)

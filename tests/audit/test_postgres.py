@@ -447,6 +447,11 @@ def test_migrate_refuses_a_tampered_source_and_a_non_empty_target(
     with pytest.raises(audit.AuditError, match="already holds 1 records; migrate into an empty"):
         audit.migrate_store(str(path), busy)
 
+    missing = tmp_path / "typo.jsonl"
+    with pytest.raises(audit.AuditError, match=r"there is no audit store at .*typo\.jsonl"):
+        audit.migrate_store(str(missing), empty.app_url)
+    assert not missing.exists()  # not created as an empty store "migrated" with 0 records
+
 
 def test_import_refuses_a_record_that_does_not_chain(
     open_pg: Callable[..., PostgresAuditStore], tmp_path: Path
