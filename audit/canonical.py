@@ -32,6 +32,19 @@ def to_json_value(value: Any) -> JSONValue:
     Raises :class:`TypeError` for floats, non-``str`` object keys and anything else that
     has no canonical JSON form.
     """
+    kind = type(value)  # the common exact types first: this runs over every payload
+    if kind is str or kind is int or kind is bool or value is None:
+        plain: JSONValue = value
+        return plain
+    if kind is dict:
+        out: dict[str, JSONValue] = {}
+        for k, v in value.items():
+            if type(k) is not str and not isinstance(k, str):
+                raise TypeError(f"JSON object keys must be str, not {type(k).__name__} ({k!r})")
+            out[k] = to_json_value(v)
+        return out
+    if kind is list:
+        return [to_json_value(v) for v in value]
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -44,12 +57,12 @@ def to_json_value(value: Any) -> JSONValue:
             "pass a Decimal or a string"
         )
     if isinstance(value, Mapping):
-        out: dict[str, JSONValue] = {}
+        mapped: dict[str, JSONValue] = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"JSON object keys must be str, not {type(k).__name__} ({k!r})")
-            out[k] = to_json_value(v)
-        return out
+            mapped[k] = to_json_value(v)
+        return mapped
     if isinstance(value, list | tuple):
         return [to_json_value(v) for v in value]
     raise TypeError(f"{type(value).__name__} has no canonical JSON form ({value!r})")

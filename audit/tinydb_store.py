@@ -403,14 +403,24 @@ class AuditLogStorage(Storage):
             if found is not None:
                 raise DuplicateKey(key, found[0])
 
-    def _chain(self, entries: Sequence[Entry], head: Checkpoint) -> _Pending:
+    def _chain(
+        self,
+        entries: Sequence[Entry],
+        head: Checkpoint,
+        checked: Sequence[tuple[str | None, tuple[str, ...], dict[str, Any]]],
+    ) -> _Pending:
         records: list[Record] = []
         lines: list[bytes] = []
         seq, prev = head.seq, head.hash
-        for entry in entries:
+        for entry, valid in zip(entries, checked, strict=True):
             seq += 1
             record, line = build_record(
-                entry, seq=seq, prev_hash=prev, recorded_at=self._clock(), hmac_key=self.hmac_key
+                entry,
+                seq=seq,
+                prev_hash=prev,
+                recorded_at=self._clock(),
+                hmac_key=self.hmac_key,
+                checked=valid,
             )
             records.append(record)
             lines.append(line)
@@ -447,15 +457,14 @@ class AuditLogStorage(Storage):
     def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append ``entries`` as one group commit (one write, one fsync)."""
         entries = list(entries)
-        for entry in entries:
-            check_entry(entry)
+        checked = [check_entry(entry) for entry in entries]
         if not entries:
             return []
         with self._locked():
             self._check_no_transaction()
             self._check_appendable()
             self._check_new_keys(entries, {})
-            pending = self._chain(entries, self._head)
+            pending = self._chain(entries, self._head, checked)
             self._commit(pending)
             return pending.records
 
@@ -704,12 +713,11 @@ class StoreTransaction:
     def append_many(self, entries: Sequence[Entry]) -> list[Record]:
         self._check()
         entries = list(entries)
-        for entry in entries:
-            check_entry(entry)
+        checked = [check_entry(entry) for entry in entries]
         storage = self._storage
         storage._check_appendable()
         storage._check_new_keys(entries, self._by_key)
-        pending = storage._chain(entries, self._head)
+        pending = storage._chain(entries, self._head, checked)
         for record, line in zip(pending.records, pending.lines, strict=True):
             self._records.append(record)
             self._lines.append(line)

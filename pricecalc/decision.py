@@ -18,6 +18,18 @@ APPROVED: Status = "approved"
 REJECTED: Status = "rejected"
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data (what decisions hold); other values by ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    return copy.deepcopy(value)
+
+
 @attrs.frozen
 class Reason:
     """Why a request was rejected: a stable code and a sentence naming value and bound."""
@@ -79,7 +91,7 @@ class Decision:
             "request_id": self.request_id,
             "kind": self.kind,
             "status": self.status,
-            "result": copy.deepcopy(dict(self.result)),
+            "result": _copy(dict(self.result)),
             "reasons": [r.to_dict() for r in self.reasons],
         }
         if self.audit is not None:
@@ -92,12 +104,12 @@ class Decision:
             "kind": self.kind,
             "request_id": self.request_id,
             "status": self.status,
-            "request": copy.deepcopy(dict(self.request)),
-            "result": copy.deepcopy(dict(self.result)),
+            "request": _copy(dict(self.request)),
+            "result": _copy(dict(self.result)),
             "reasons": [r.to_dict() for r in self.reasons],
             "rule_set": self.rule_set,
             "rule_version": self.rule_version,
-            "policy": copy.deepcopy(dict(self.policy)),
+            "policy": _copy(dict(self.policy)),
             "plugins": dict(self.plugins),
         }
 
