@@ -35,7 +35,7 @@ def os_ftruncate(fd: int, length: int) -> None:
     os.ftruncate(fd, length)
 
 
-_CHUNK = 64 * 1024
+_CHUNK = 1024 * 1024
 
 
 class WriteFailed(OSError):
@@ -94,14 +94,14 @@ class LogFile:
 
     def last_newline_end(self, size: int) -> int:
         """The offset just after the last ``\\n`` before ``size`` (0 when there is none)."""
-        end = size
+        end, step = size, 4096  # records are usually small: start small, grow
         while end > 0:
-            start = max(0, end - _CHUNK)
+            start = max(0, end - step)
             chunk = self.pread(start, end - start)
             pos = chunk.rfind(b"\n")
             if pos >= 0:
                 return start + pos + 1
-            end = start
+            end, step = start, min(step * 2, _CHUNK)
         return 0
 
     def line_before(self, end: int) -> tuple[int, bytes] | None:
