@@ -1,0 +1,252 @@
+"""Benchmark: the audit store on PostgreSQL next to the embedded TinyDB store.
+
+Not a test (nothing here asserts a time). For each backend, on one store that grows as the
+scenarios run, we time:
+
+* ``single``: durable appends one at a time (one commit / fsync each, idempotency key
+  checked), with 1 writer and with 8 writer processes;
+* ``batch``: ``append_many`` of 100 records (one commit each), 1 and 8 writers;
+* ``verify``: a full verify of everything appended above (records/s).
+
+With 8 writers every process opens its own handle, waits at a barrier, and the rate is
+all records over the span from the first start to the last finish.
+
+PostgreSQL: the server at ``PRICECALC_BENCH_PG`` (else ``PRICECALC_TEST_PG``, else
+``postgresql://postgres@127.0.0.1:5432/postgres``), a superuser URL. The benchmark creates
+a database of its own, initialises it with :func:`audit.init_store`, writes as the
+application role where the server lets it log in, and drops the database at the end.
+
+Run ``python -m bench.audit_postgres`` or with ``--quick`` (a fifth of the records).
+Prints a table and writes bench/results/audit_postgres.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+import audit
+
+RESULTS = Path(__file__).resolve().parent / "results" / "audit_postgres.json"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+WRITERS = 8
+BATCH = 100
+SPAWN = multiprocessing.get_context("spawn")
+
+# records per scenario (full run); --quick divides by 5
+SIZES = {"single_1": 2_000, "single_8": 4_000, "batch_1": 20_000, "batch_8": 40_000}
+
+
+def payload(n: int, writer: int) -> dict[str, Any]:
+    """A payload shaped like a pricecalc decision (about 450 bytes of JSON)."""
+    return {
+        "kind": "price_protection",
+        "status": "approved",
+        "request": {
+            "request_id": f"req-{writer}-{n}",
+            "input": {"order_id": f"O{n}", "lines": [{"line_id": "L1", "unit_price": "99.00"}]},
+        },
+        "result": {"refund_total": "10.00", "lines": [{"line_id": "L1", "refund": "10.00"}]},
+        "reasons": [],
+        "rules": {"set": "chaozhigou", "version": "2025.06"},
+        "policy": {"claim_days": 15},
+        "operator": f"bench-{writer}",
+    }
+
+
+def entries(writer: int, start: int, count: int, scenario: str) -> list[audit.Entry]:
+    return [
+        audit.Entry(
+            payload(n, writer), key=f"{scenario}-{writer}-{n}", tags=(f"order:O{n % 1000}",)
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def work(target: str, writer: int, count: int, batch: int, scenario: str, start: Any) -> Any:
+    """One writer: open a handle, wait for the others, append ``count`` records in groups of
+    ``batch`` (1 = single durable appends). Returns (started, finished) wall-clock times."""
+    store = audit.open_store(target)
+    try:
+        todo = [entries(writer, i, min(batch, count - i), scenario) for i in range(0, count, batch)]
+        start.wait()
+        began = time.time()
+        for group in todo:
+            if batch == 1:
+                store.append(group[0])
+            else:
+                store.append_many(group)
+        return began, time.time()
+    finally:
+        store.close()
+
+
+def run_scenario(target: str, writers: int, count: int, batch: int, scenario: str) -> float:
+    """Records per second for ``count`` records written by ``writers`` processes."""
+    each = count // writers
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(writers, mp_context=SPAWN) as pool:
+        start = manager.Barrier(writers)
+        futures = [
+            pool.submit(work, target, w, each, batch, scenario, start) for w in range(writers)
+        ]
+        spans = [f.result() for f in futures]
+    elapsed = max(end for _, end in spans) - min(began for began, _ in spans)
+    return each * writers / elapsed
+
+
+def measure(target: str, scale: float) -> dict[str, Any]:
+    sizes = {name: max(WRITERS * BATCH, round(n * scale)) for name, n in SIZES.items()}
+    sizes["single_1"] = max(200, round(SIZES["single_1"] * scale))
+    result: dict[str, Any] = {}
+    result["single_1_writer_appends_per_s"] = round(
+        run_scenario(target, 1, sizes["single_1"], 1, "s1")
+    )
+    result["single_8_writers_appends_per_s"] = round(
+        run_scenario(target, WRITERS, sizes["single_8"], 1, "s8")
+    )
+    result["batch100_1_writer_records_per_s"] = round(
+        run_scenario(target, 1, sizes["batch_1"], BATCH, "b1")
+    )
+    result["batch100_8_writers_records_per_s"] = round(
+        run_scenario(target, WRITERS, sizes["batch_8"], BATCH, "b8")
+    )
+    store = audit.open_store(target)
+    try:
+        began = time.perf_counter()
+        report = store.verify()
+        elapsed = time.perf_counter() - began
+    finally:
+        store.close()
+    assert report.ok, report
+    result["verify_records"] = report.count
+    result["verify_records_per_s"] = round(report.count / elapsed)
+    return result
+
+
+# -- the PostgreSQL side ---------------------------------------------------------------
+
+
+def _with(url: str, **changes: Any) -> str:
+    params = dict(conninfo_to_dict(url))
+    params.update(changes)
+    return make_conninfo("", **params)
+
+
+def _url(conninfo: str) -> str:
+    """A key=value connection string as a postgresql:// URL (what open_store dispatches on)."""
+    from urllib.parse import quote, urlencode
+
+    params = dict(conninfo_to_dict(conninfo))
+    user = quote(str(params.pop("user", "")), safe="")
+    host = quote(str(params.pop("host", "")), safe="")
+    port = params.pop("port", None)
+    dbname = quote(str(params.pop("dbname", "")), safe="")
+    password = params.pop("password", None)
+    auth = user + (f":{quote(str(password), safe='')}" if password else "")
+    netloc = (f"{auth}@" if auth else "") + host + (f":{port}" if port else "")
+    query = urlencode({k: str(v) for k, v in params.items()})
+    return f"postgresql://{netloc}/{dbname}" + (f"?{query}" if query else "")
+
+
+@contextmanager
+def postgres_store(server: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A fresh database with the audit schema: (URL to write with, server facts)."""
+    name = f"pricecalc_audit_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        facts: dict[str, Any] = {}
+        for key in ("server_version", "fsync", "synchronous_commit", "wal_sync_method"):
+            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(key))).fetchone()
+            facts[key] = row[0] if row else None
+    try:
+        admin = _with(server, dbname=name)
+        audit.init_store(_url(admin))
+        app = _with(admin, user=audit.postgres.APP_ROLE)
+        try:
+            psycopg.connect(app, connect_timeout=3).close()
+            facts["role"] = audit.postgres.APP_ROLE
+        except psycopg.OperationalError:
+            app = _with(admin, options=f"-c role={audit.postgres.APP_ROLE}")
+            facts["role"] = f"{audit.postgres.APP_ROLE} (SET ROLE from the superuser)"
+        yield _url(app), facts
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@contextmanager
+def tinydb_store() -> Iterator[tuple[str, dict[str, Any]]]:
+    directory = tempfile.mkdtemp(prefix="pricecalc-bench-")
+    try:
+        yield os.path.join(directory, "audit.jsonl"), {"directory": directory}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a fifth of the records")
+    args = parser.parse_args(argv)
+    scale = 0.2 if args.quick else 1.0
+    server = os.environ.get("PRICECALC_BENCH_PG") or os.environ.get("PRICECALC_TEST_PG")
+    server = server or DEFAULT_PG
+    import audit.postgres  # noqa: F401  (psycopg is the "postgres" extra)
+
+    backends: list[tuple[str, Callable[[], Any]]] = [
+        ("tinydb", tinydb_store),
+        ("postgres", lambda: postgres_store(server)),
+    ]
+    results: dict[str, Any] = {}
+    for name, make in backends:
+        with make() as (target, facts):
+            print(f"{name}: running ...", flush=True)
+            results[name] = {**measure(target, scale), "setup": facts}
+    columns = [
+        ("single, 1 writer (appends/s)", "single_1_writer_appends_per_s"),
+        ("single, 8 writers (appends/s)", "single_8_writers_appends_per_s"),
+        ("batch 100, 1 writer (records/s)", "batch100_1_writer_records_per_s"),
+        ("batch 100, 8 writers (records/s)", "batch100_8_writers_records_per_s"),
+        ("verify (records/s)", "verify_records_per_s"),
+    ]
+    width = max(len(label) for label, _ in columns)
+    print()
+    print(f"{'':{width}}  {'tinydb':>10}  {'postgres':>10}")
+    for label, key in columns:
+        print(f"{label:{width}}  {results['tinydb'][key]:>10,}  {results['postgres'][key]:>10,}")
+    document = {
+        "benchmark": "audit_postgres",
+        "quick": args.quick,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "writers": WRITERS,
+        "batch": BATCH,
+        "results": results,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
