@@ -140,6 +140,9 @@ class AuditLogStorage(Storage):
         self._tx_thread: int | None = None
         self._index = SidecarIndex(self.path + ".idx")
         self._index_checked: IndexState | None = None  # an index state known to match
+        # The log end the index was brought up to during the current lock hold (None: not
+        # yet). Only lock holders write the index, so it stays current until release.
+        self._index_synced_to: int | None = None
         # What this handle knows of the file, valid while it holds the lock:
         self._end: int | None = None  # offset up to which it has read (a line boundary)
         self._head = Checkpoint(0, GENESIS_HASH)
@@ -183,10 +186,12 @@ class AuditLogStorage(Storage):
             except RuntimeError as exc:  # filelock refuses a wait that could never end
                 raise StoreLocked(f"the writer lock {self.path}.lock: {exc}") from exc
             self._depth = 1
+            self._index_synced_to = None
             try:
                 self._refresh()
                 yield
             finally:
+                self._index_synced_to = None
                 self._depth = 0
                 self._flock.release()
         finally:
@@ -297,7 +302,14 @@ class AuditLogStorage(Storage):
 
     # -- the index ------------------------------------------------------------------
     def _sync_index(self) -> None:
-        """Bring the sidecar index up to ``self._end`` (under the lock)."""
+        """Bring the sidecar index up to ``self._end`` (under the lock).
+
+        Once per lock hold and log end: while this handle holds the lock nobody else
+        writes the index, so a second lookup in the same transaction skips the check.
+        """
+        if self._index_synced_to is not None and self._index_synced_to == self._end:
+            return
+        self._index_synced_to = None
         try:
             self._sync_index_once()
         except sqlite3.OperationalError as exc:
@@ -307,6 +319,7 @@ class AuditLogStorage(Storage):
             self._index.destroy()
             self._index_checked = None
             self._sync_index_once()
+        self._index_synced_to = self._end
 
     def _index_matches_file(self, state: IndexState) -> bool:
         assert self._end is not None
