@@ -181,8 +181,10 @@ def _isolated(func: Any, size: int, workdir: str) -> dict[str, Any]:
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     header = [label for _, label in columns]
-    body = [[f"{row[key]:,}" if isinstance(row[key], int) else str(row[key])
-             for key, _ in columns] for row in rows]
+    body = [
+        [f"{row[key]:,}" if isinstance(row[key], int) else str(row[key]) for key, _ in columns]
+        for row in rows
+    ]
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
     lines = [title, "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
@@ -212,32 +214,54 @@ def main(argv: list[str] | None = None) -> int:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(_table(
-        "audit.TinyDBAuditStore (JSON Lines + sidecar index)",
-        ours,
-        [("records", "records"), ("single_append_us", "single µs"),
-         ("group_append_us_per_record", "group µs/rec"), ("get_us", "get µs"),
-         ("open_ms", "open ms"), ("verify_records_per_s", "verify rec/s"),
-         ("tracemalloc_peak_open_and_append_kb", "traced KiB"),
-         ("peak_rss_mb", "RSS MB"), ("file_mb", "file MB"), ("index_mb", "index MB")],
-    ))
+    print(
+        _table(
+            "audit.TinyDBAuditStore (JSON Lines + sidecar index)",
+            ours,
+            [
+                ("records", "records"),
+                ("single_append_us", "single µs"),
+                ("group_append_us_per_record", "group µs/rec"),
+                ("get_us", "get µs"),
+                ("open_ms", "open ms"),
+                ("verify_records_per_s", "verify rec/s"),
+                ("tracemalloc_peak_open_and_append_kb", "traced KiB"),
+                ("peak_rss_mb", "RSS MB"),
+                ("file_mb", "file MB"),
+                ("index_mb", "index MB"),
+            ],
+        )
+    )
     print()
-    print(_table(
-        "TinyDB stock JSONStorage (same payloads)",
-        stock,
-        [("records", "records"), ("single_append_us", "single µs"),
-         ("group_append_us_per_record", "group µs/rec"), ("peak_rss_mb", "RSS MB"),
-         ("file_mb", "file MB")],
-    ))
+    print(
+        _table(
+            "TinyDB stock JSONStorage (same payloads)",
+            stock,
+            [
+                ("records", "records"),
+                ("single_append_us", "single µs"),
+                ("group_append_us_per_record", "group µs/rec"),
+                ("peak_rss_mb", "RSS MB"),
+                ("file_mb", "file MB"),
+            ],
+        )
+    )
     result = {
         "benchmark": "audit_growth",
         "quick": args.quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
-        "method": {"prefill_batch": PREFILL_BATCH, "group_appends": GROUP_APPENDS,
-                   "group_size": GROUP_SIZE, "single_appends": SINGLE_APPENDS,
-                   "lookups": LOOKUPS},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "method": {
+            "prefill_batch": PREFILL_BATCH,
+            "group_appends": GROUP_APPENDS,
+            "group_size": GROUP_SIZE,
+            "single_appends": SINGLE_APPENDS,
+            "lookups": LOOKUPS,
+        },
         "audit_store": ours,
         "tinydb_stock": stock,
     }
