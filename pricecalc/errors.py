@@ -8,6 +8,7 @@ nothing about prices.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 
@@ -24,6 +25,8 @@ def describe_value(value: Any) -> str:
         return "null (missing)"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return str(value)  # as a number, the way JSON wrote it: 1E+3, 199.9
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
