@@ -371,6 +371,7 @@ class PriceBook:
         # Precedence among a SKU's set-prices: latest `at`; at an equal `at` the lower
         # price, then the earlier-listed offer.
         self.rank: dict[int, int] = {}
+        self._checked: dict[int, tuple[Any, int]] = {}  # discount answers already checked
         for sku_drops in drops.values():
             sku_drops.sort(key=lambda o: (o.offer.at, -o.offer.unit_price, -o.index))
             self.rank.update((o.index, r) for r, o in enumerate(sku_drops))
@@ -499,7 +500,7 @@ class PriceBook:
             best: ListedOffer | None = None
             best_amount = 0
             for listed in active[group].values():
-                amount = _discount(listed, goods_total)
+                amount = _discount(listed, goods_total, self._checked)
                 if amount > best_amount or (
                     amount == best_amount and best is not None and listed.index < best.index
                 ):
@@ -510,10 +511,26 @@ class PriceBook:
         return min(total, goods), tuple(winners)
 
 
-def _discount(listed: ListedOffer, goods_total: Decimal) -> int:
-    """Ask an order-discount offer for its discount in fen; a failure names the plugin."""
+def _discount(
+    listed: ListedOffer, goods_total: Decimal, seen: dict[int, tuple[Any, int]] | None = None
+) -> int:
+    """Ask an order-discount offer for its discount in fen; a failure names the plugin.
+
+    ``seen`` remembers answers already checked, by object: offers answer with the same few
+    Decimal objects again and again (a coupon's amount, a tier's ``off``, zero), and an
+    answer's validity depends on the value alone. The entry keeps the object alive, so its
+    id is not reused while the cache lives.
+    """
     try:
-        return _fen(check_discount(listed.offer_type, listed.offer.discount(goods_total)))
+        value = listed.offer.discount(goods_total)
+        if seen is not None:
+            known = seen.get(id(value))
+            if known is not None and known[0] is value:
+                return known[1]
+        fen_count = _fen(check_discount(listed.offer_type, value))
+        if seen is not None:
+            seen[id(value)] = (value, fen_count)
+        return fen_count
     except (PricecalcError, FloatRefused):
         raise
     except Exception as exc:
