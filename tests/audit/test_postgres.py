@@ -284,6 +284,26 @@ def test_a_held_chain_lock_times_out_as_store_locked(
     assert waiter.append(entry(2)).seq == 2
 
 
+def test_a_database_error_spoils_the_whole_transaction(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """When the database refuses an append inside a transaction (here: the INSERT grant
+    was revoked meanwhile), carrying on and leaving the block cleanly still records
+    nothing, and says so."""
+    store = open_pg()
+    store.append(entry(0))
+    aborted = "transaction was aborted by an earlier error"
+    with pytest.raises(audit.AuditError, match=aborted), store.transaction() as tx:
+        tx.append(entry(1))
+        with pg.admin() as conn:
+            conn.execute(f"REVOKE INSERT ON pricecalc_audit_record FROM {APP_ROLE}")
+        with pytest.raises(audit.AppendOnlyViolation, match="refused by the database"):
+            tx.append(entry(2))
+    audit.init_store(pg.admin_url)  # gives the grant back
+    assert store.head().seq == 1 and store.get("k1") is None
+    assert store.append(entry(1)).seq == 2
+
+
 def test_text_postgresql_cannot_hold_is_refused_before_writing(
     open_pg: Callable[..., PostgresAuditStore],
 ) -> None:
