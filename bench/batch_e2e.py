@@ -1,0 +1,170 @@
+"""Benchmark 4: ``pricecalc batch`` end to end on campaign files of 10⁴, 10⁵ and 10⁶ lines.
+
+The files are the bundled ``examples/campaign.jsonl`` (every kind, approved, rejected and
+invalid lines, price-protection claims with their history) repeated with each copy's
+``request_id`` and ``order_id`` made unique, so every line is a new decision and an
+order's history stays as long as in the original. Each file runs once through
+``pricecalc --audit <fresh store> --policy examples/policy.toml batch FILE --output OUT``
+as a child process; the figures are lines per second (wall time of the child) and its
+peak memory (``ru_maxrss`` from ``wait4``). Memory goal: the largest file within 1.2× the
+peak memory of the 10⁴ file (streaming, not loading the file).
+
+``--quick`` runs 10⁴ and 10⁵ lines; the full run adds 10⁶ (several minutes).
+
+Run: ``python -m bench.batch_e2e [--quick] [--sizes 10000,100000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench._common import table, verdict, write_results
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMPAIGN = ROOT / "examples" / "campaign.jsonl"
+POLICY = ROOT / "examples" / "policy.toml"
+_ID = re.compile(rb'("(?:request_id|order_id)"\s*:\s*")([^"]*)(")')
+
+
+def make_file(path: Path, lines: int) -> dict[str, int]:
+    """Write ``lines`` lines cycling through the campaign with unique ids; count the kinds."""
+    source = CAMPAIGN.read_bytes().splitlines(keepends=True)
+    written = 0
+    cycle = 0
+    with path.open("wb") as out:
+        while written < lines:
+            template = rb"\1\2" + f"-c{cycle}".encode() + rb"\3"
+            for raw in source:
+                if written >= lines:
+                    break
+                out.write(_ID.sub(template, raw))
+                written += 1
+            cycle += 1
+    return {"lines": written, "cycles": cycle}
+
+
+def run_one(work: Path, size: int) -> dict[str, Any]:
+    infile = work / f"campaign-{size}.jsonl"
+    make_file(infile, size)
+    store = work / f"audit-{size}" / "audit.jsonl"
+    store.parent.mkdir()
+    outfile = work / f"decisions-{size}.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "pricecalc",
+        "--audit",
+        str(store),
+        "--policy",
+        str(POLICY),
+        "batch",
+        str(infile),
+        "--output",
+        str(outfile),
+    ]
+    env = {**os.environ, "PRICECALC_AUDIT_KEY": ""}
+    env.pop("PRICECALC_AUDIT_KEY")
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=work
+    )
+    assert child.stderr is not None
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    out_lines = sum(1 for _ in outfile.open("rb")) if outfile.exists() else 0
+    store_bytes = store.stat().st_size if store.exists() else 0
+    # Exit 1 is expected: the campaign holds deliberate invalid lines.
+    ok = child.returncode in (0, 1) and out_lines == size
+    for path in (infile, outfile):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(store.parent, ignore_errors=True)
+    return {
+        "lines": size,
+        "seconds": elapsed,
+        "lines_per_second": size / elapsed,
+        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux: kilobytes
+        "exit_code": child.returncode,
+        "output_lines": out_lines,
+        "audit_bytes": store_bytes,
+        "completed": ok,
+        "stderr_tail": stderr.decode("utf-8", "replace")[-400:] if not ok else "",
+    }
+
+
+def run(quick: bool = False, sizes: Sequence[int] | None = None) -> dict[str, Any]:
+    if sizes is None:
+        sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
+    work = Path(tempfile.mkdtemp(prefix="pricecalc-bench-batch-"))
+    figures = []
+    try:
+        for size in sizes:
+            figure = run_one(work, size)
+            figures.append(figure)
+            print(
+                f"  {size:>9,} lines: {figure['seconds']:.1f} s, "
+                f"{figure['lines_per_second']:,.0f} lines/s, peak {figure['peak_rss_mb']:.0f} MB"
+                + ("" if figure["completed"] else f"  FAILED: {figure['stderr_tail']}"),
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = [
+        (
+            f"{f['lines']:,} lines",
+            f["seconds"],
+            f["lines_per_second"],
+            f["peak_rss_mb"],
+            f["audit_bytes"] / 1e6,
+            "yes" if f["completed"] else "NO",
+        )
+        for f in figures
+    ]
+    print(
+        table(
+            "pricecalc batch end to end (one child process per file)",
+            ("file", "seconds", "lines/s", "peak MB", "audit MB", "completed"),
+            rows,
+        )
+    )
+    first, last = figures[0], figures[-1]
+    memory_ratio = last["peak_rss_mb"] / first["peak_rss_mb"]
+    goals = {
+        f"peak memory of {last['lines']:,} lines within 1.2x of {first['lines']:,}": memory_ratio
+        <= 1.2,
+        "every file completed": all(f["completed"] for f in figures),
+    }
+    print(f"peak memory {last['lines']:,} / {first['lines']:,} lines: {memory_ratio:.2f}×")
+    for goal, ok in goals.items():
+        print(f"  {goal}: {verdict(ok)}")
+    not_run = [s for s in (10_000, 100_000, 1_000_000) if s not in sizes]
+    if not_run:
+        print("  not run: " + ", ".join(f"{s:,} lines" for s in not_run))
+    result = {"sizes": figures, "memory_ratio": memory_ratio, "goals": goals, "not_run": not_run}
+    write_results("batch_e2e", result)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="10^4 and 10^5 lines only")
+    parser.add_argument("--sizes", help="comma-separated line counts (overrides --quick)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
+    run(quick=args.quick, sizes=sizes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
