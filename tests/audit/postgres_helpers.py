@@ -12,7 +12,9 @@ Where the server comes from, in order:
 
 Each session gets its own database (dropped at the end) and each test store its own
 schema, initialised with :func:`audit.init_store`, so tests never see each other's records.
-Stores are opened as the application role ``pricecalc_app``, as in production.
+Stores are opened as the application role ``pricecalc_app``, as in production. The tests
+need PostgreSQL 14 or later (``DROP DATABASE … WITH (FORCE)``, ``pg_terminate_backend``
+with a timeout); the store itself works from 11.
 
 Imported by name (tests/audit is on ``sys.path``), also by the processes the tests spawn.
 """
