@@ -72,7 +72,7 @@ def _result_copy(plugin: str, result: Any) -> Any:
 def _check_outcome(plugin: str, outcome: Any) -> Outcome:
     if not isinstance(outcome, Outcome):
         raise PluginError(plugin, f"rule returned {type(outcome).__name__}, expected Outcome")
-    if not isinstance(outcome.result, Mapping):
+    if type(outcome.result) is not dict and not isinstance(outcome.result, Mapping):
         raise PluginError(plugin, "rule result must be a mapping")
     for reason in outcome.reasons:
         if not isinstance(reason, Reason) or not reason.code or not isinstance(reason.message, str):
@@ -111,7 +111,7 @@ def effective_policy(policy: Policy | None, registry: Registry) -> Policy:
 
 def split_request(request: Any) -> tuple[str, str | None, Any]:
     """Check the SPEC §8 envelope and return ``(kind, request_id, input)``."""
-    if not isinstance(request, Mapping):
+    if type(request) is not dict and not isinstance(request, Mapping):
         raise InvalidInput("request", request, "must be an object with kind and input")
     kind = request.get("kind")
     if kind is None:

@@ -67,7 +67,7 @@ class Fields:
 
     @classmethod
     def of(cls, data: Any, path: str = "input") -> Fields:
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):  # dict: skip the ABC check
             raise InvalidInput(path, data, "must be an object")
         return cls(data, path)
 
