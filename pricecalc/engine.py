@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pricecalc.decision import APPROVED, REJECTED, Decision, Outcome, Reason
-from pricecalc.errors import InvalidInput, MissingField, PluginError, UnknownKind
+from pricecalc.errors import InvalidInput, MissingField, PluginError, PricecalcError, UnknownKind
 from pricecalc.fields import Fields
-from pricecalc.plugins import BUILTIN, default_registry, guard
+from pricecalc.money import FloatRefused
+from pricecalc.plugins import BUILTIN, default_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import History, NoHistory, Registry, RuleContext
 from pricecalc.serialize import jsonable
@@ -165,10 +166,17 @@ def evaluate(
     view = effective_policy(policy, registry).view()
     context = RuleContext(now=now, policy=view, registry=registry, history=history or NoHistory())
     fields = Fields.of(raw_input, "input")
-    parsed = guard(plugin, f"the {kind} input parser", lambda: rule.parse(fields, context))
-    outcome = _check_outcome(
-        plugin, guard(plugin, f"the {kind} rule", lambda: rule.decide(parsed, context))
-    )
+    # What pricecalc.plugins.guard does, without building its message on every call.
+    step = "input parser"
+    try:
+        parsed = rule.parse(fields, context)
+        step = "rule"
+        decided = rule.decide(parsed, context)
+    except (PricecalcError, FloatRefused):
+        raise
+    except Exception as exc:
+        raise PluginError(plugin, f"the {kind} {step} raised {type(exc).__name__}: {exc}") from exc
+    outcome = _check_outcome(plugin, decided)
     result = _result_copy(plugin, outcome.result)
     participants = {plugin, *context.participants}
     return Decision(
