@@ -58,6 +58,18 @@ def get_plugin_manager(
 
         pm.register(builtin, name=BUILTIN)
     if entry_points:
+        # Import each (not disabled) entry point first, so one that fails to import is
+        # named; pluggy's loader below then finds the modules already imported.
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if pm.is_blocked(entry_point.name):
+                continue
+            try:
+                entry_point.load()
+            except Exception as exc:
+                raise PluginError(
+                    entry_point.name,
+                    f"failed to load ({entry_point.value}): {type(exc).__name__}: {exc}",
+                ) from exc
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         except Exception as exc:  # an entry point that fails to import

@@ -17,9 +17,9 @@ changes; the plugin must be picked up through its distribution's metadata alone:
   policy file);
 * its command ``pricecalc member-points``, and its row in ``pricecalc plugins --json``;
 * ``--disable-plugin member_club`` and ``[plugins] disabled`` make all of it unknown;
-* when it misbehaves (an environment variable it reads makes a hook raise, return
-  garbage, or a rule return a float) the command line says so in one sentence naming the
-  plugin, exits 1, and records nothing.
+* when it misbehaves (an environment variable it reads makes its import fail, a hook
+  raise or return garbage, or a rule return a float) the command line says so in one
+  sentence naming the plugin, exits 1, and records nothing.
 
 Robustness: the distribution name is one no real project uses and is fixed, so a leftover
 of a run that was killed is replaced (and removed first); a file lock serialises
@@ -115,6 +115,10 @@ SOURCE = textwrap.dedent(
 
     def breaking(how: str) -> bool:
         return os.environ.get(BREAK_ENV) == how
+
+
+    if breaking("import"):
+        raise ImportError("No module named 'member_db'")
 
 
     # -- the decision kind -------------------------------------------------------------
@@ -705,6 +709,12 @@ def test_disabled_it_is_gone(installed: Path, tmp_path: Path, how: str) -> None:
             "decide",
             points("mp-2"),
             "plugin 'member_club': result.redeemed is a float (9.0); amounts must be strings",
+        ),
+        (
+            "import",
+            points("mp-2"),
+            "plugin 'member_club': failed to load (pricecalc_throwaway_member_club): "
+            "ImportError: No module named 'member_db'",
         ),
         (
             # the broken plugin is named even when another plugin's kind is decided
