@@ -40,8 +40,7 @@ from pricecalc.errors import PolicyError
 from pricecalc.fields import Fields
 from pricecalc.policy import PolicyView
 from pricecalc.registry import Rule, RuleContext
-from pricecalc_chaozhigou import DISTRIBUTION, __version__
-from pricecalc_chaozhigou._support import (
+from pricecalc.toolkit import (
     fraction,
     norm,
     percent,
@@ -52,6 +51,7 @@ from pricecalc_chaozhigou._support import (
     rate,
     score,
 )
+from pricecalc_chaozhigou import DISTRIBUTION, __version__
 
 KIND = "chaozhigou_admission"
 SECTION = "chaozhigou_admission"
@@ -332,21 +332,36 @@ class Check:
 
 def _at_least(criterion: str, code: str, what: str, value: Decimal, bound: Decimal) -> Check:
     return Check(
-        criterion, code, value >= bound, plain(value), ">=", plain(bound),
+        criterion,
+        code,
+        value >= bound,
+        plain(value),
+        ">=",
+        plain(bound),
         f"{what} {plain(value)} is below the minimum {plain(bound)}",
     )
 
 
 def _rate_at_least(criterion: str, code: str, what: str, value: Decimal, bound: Decimal) -> Check:
     return Check(
-        criterion, code, value >= bound, fraction(value), ">=", fraction(bound),
+        criterion,
+        code,
+        value >= bound,
+        fraction(value),
+        ">=",
+        fraction(bound),
         f"{what} {percent(value)} is below the minimum {percent(bound)}",
     )
 
 
 def _rate_at_most(criterion: str, code: str, what: str, value: Decimal, bound: Decimal) -> Check:
     return Check(
-        criterion, code, value <= bound, fraction(value), "<=", fraction(bound),
+        criterion,
+        code,
+        value <= bound,
+        fraction(value),
+        "<=",
+        fraction(bound),
         f"{what} {percent(value)} is above the maximum {percent(bound)}",
     )
 
@@ -355,7 +370,12 @@ def merchant_checks(m: MerchantInput, limits: Limits) -> list[Check]:
     """第五条 2, in the seed's order."""
     checks = [
         Check(
-            "newcomer", NEWCOMER, not m.newcomer, m.newcomer, "==", False,
+            "newcomer",
+            NEWCOMER,
+            not m.newcomer,
+            m.newcomer,
+            "==",
+            False,
             "the merchant is in the newcomer period (新手期); newcomers are not admitted",
         ),
     ]
@@ -363,36 +383,57 @@ def merchant_checks(m: MerchantInput, limits: Limits) -> list[Check]:
     for service in limits.required_services:
         checks.append(
             Check(
-                service, SERVICE_NOT_ENABLED, services[service], services[service], "==", True,
+                service,
+                SERVICE_NOT_ENABLED,
+                services[service],
+                services[service],
+                "==",
+                True,
                 f"service {service} ({SERVICES[service]}) is not enabled; it must be on",
             )
         )
     checks += [
         _at_least(
-            "experience_score", EXPERIENCE_SCORE_LOW, "experience score",
-            m.experience_score, limits.min_experience_score,
+            "experience_score",
+            EXPERIENCE_SCORE_LOW,
+            "experience score",
+            m.experience_score,
+            limits.min_experience_score,
         ),
         _at_least(
-            "logistics_score", LOGISTICS_SCORE_LOW, "logistics score",
-            m.logistics_score, limits.min_logistics_score,
+            "logistics_score",
+            LOGISTICS_SCORE_LOW,
+            "logistics score",
+            m.logistics_score,
+            limits.min_logistics_score,
         ),
         Check(
-            "avg_response_seconds", RESPONSE_TOO_SLOW,
+            "avg_response_seconds",
+            RESPONSE_TOO_SLOW,
             m.avg_response_seconds <= limits.max_avg_response_seconds,
-            plain(m.avg_response_seconds), "<=", plain(limits.max_avg_response_seconds),
+            plain(m.avg_response_seconds),
+            "<=",
+            plain(limits.max_avg_response_seconds),
             f"average response time {plain(m.avg_response_seconds)} s is above the maximum "
             f"{plain(limits.max_avg_response_seconds)} s",
         ),
         Check(
-            "shop_type", SHOP_TYPE_NOT_ALLOWED,
+            "shop_type",
+            SHOP_TYPE_NOT_ALLOWED,
             m.shop_type in limits.allowed_shop_types and m.shop_type != PERSONAL,
-            m.shop_type, "in", list(limits.allowed_shop_types),
+            m.shop_type,
+            "in",
+            list(limits.allowed_shop_types),
             f"shop type {_label(m.shop_type, SHOP_TYPES)} is not allowed; allowed: "
             f"{_labels(limits.allowed_shop_types, SHOP_TYPES)}",
         ),
         Check(
-            "accepts_inspection", NO_INSPECTION, m.accepts_inspection, m.accepts_inspection,
-            "==", True,
+            "accepts_inspection",
+            NO_INSPECTION,
+            m.accepts_inspection,
+            m.accepts_inspection,
+            "==",
+            True,
             "the merchant does not accept warehouse and goods inspection (验仓验货); "
             "it is required",
         ),
@@ -404,36 +445,59 @@ def product_checks(p: ProductInput, limits: Limits) -> list[Check]:
     """第五条 3, in the seed's order."""
     return [
         _rate_at_least(
-            "good_review_rate", GOOD_REVIEW_RATE_LOW, "good review rate",
-            p.good_review_rate, limits.min_good_review_rate,
+            "good_review_rate",
+            GOOD_REVIEW_RATE_LOW,
+            "good review rate",
+            p.good_review_rate,
+            limits.min_good_review_rate,
         ),
         _rate_at_most(
-            "quality_return_rate", QUALITY_RETURN_RATE_HIGH, "quality return rate",
-            p.quality_return_rate, limits.max_quality_return_rate,
+            "quality_return_rate",
+            QUALITY_RETURN_RATE_HIGH,
+            "quality return rate",
+            p.quality_return_rate,
+            limits.max_quality_return_rate,
         ),
         _rate_at_most(
-            "negative_review_rate", NEGATIVE_REVIEW_RATE_HIGH, "negative review rate",
-            p.negative_review_rate, limits.max_negative_review_rate,
+            "negative_review_rate",
+            NEGATIVE_REVIEW_RATE_HIGH,
+            "negative review rate",
+            p.negative_review_rate,
+            limits.max_negative_review_rate,
         ),
         _rate_at_most(
-            "complaint_rate", COMPLAINT_RATE_HIGH, "complaint rate",
-            p.complaint_rate, limits.max_complaint_rate,
+            "complaint_rate",
+            COMPLAINT_RATE_HIGH,
+            "complaint rate",
+            p.complaint_rate,
+            limits.max_complaint_rate,
         ),
         Check(
-            "shipping_mode", NOT_SPOT_GOODS, p.shipping_mode in limits.allowed_shipping_modes,
-            p.shipping_mode, "in", list(limits.allowed_shipping_modes),
+            "shipping_mode",
+            NOT_SPOT_GOODS,
+            p.shipping_mode in limits.allowed_shipping_modes,
+            p.shipping_mode,
+            "in",
+            list(limits.allowed_shipping_modes),
             f"shipping mode {_label(p.shipping_mode, SHIPPING_MODES)} is not allowed; "
             f"allowed: {_labels(limits.allowed_shipping_modes, SHIPPING_MODES)}",
         ),
         Check(
-            "white_background", NO_WHITE_BACKGROUND, p.white_background, p.white_background,
-            "==", True,
+            "white_background",
+            NO_WHITE_BACKGROUND,
+            p.white_background,
+            p.white_background,
+            "==",
+            True,
             "the main image is not on a white background (白底图); it must be",
         ),
         Check(
-            "product_type", PRODUCT_TYPE_EXCLUDED,
+            "product_type",
+            PRODUCT_TYPE_EXCLUDED,
             p.product_type not in limits.excluded_product_types,
-            p.product_type, "not in", list(limits.excluded_product_types),
+            p.product_type,
+            "not in",
+            list(limits.excluded_product_types),
             f"product type {_label(p.product_type, PRODUCT_TYPES)} is excluded from 超值购 "
             f"(excluded: {_labels(limits.excluded_product_types, PRODUCT_TYPES)})",
         ),

@@ -35,8 +35,8 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import BEIJING, Fields, iso
 from pricecalc.registry import Rule, RuleContext
+from pricecalc.toolkit import norm, plain, policy_names, policy_number
 from pricecalc_chaozhigou import DISTRIBUTION, __version__
-from pricecalc_chaozhigou._support import norm, plain, policy_names, policy_number
 
 KIND = "shipping_check"
 SECTION = "shipping_check"

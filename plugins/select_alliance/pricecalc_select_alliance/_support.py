@@ -1,124 +1,52 @@
-"""Small helpers shared by the Select Alliance rules: policy values, input metrics, text.
+"""Helpers specific to the Select Alliance rules (DSR, closures, shared reasons).
 
-Policy values come from a TOML file (numbers arrive as ``Decimal`` or ``int``) or from the
-defaults (strings such as ``"0.54%"``); a value of the wrong shape is a
-:class:`pricecalc.PolicyError` naming ``section.key``. Metrics in the input are read with
-:class:`pricecalc.fields.Fields`, so every error names the field path.
-
-Nothing here rounds: numbers are shown exactly as they are.
+The general helpers (policy values, rates, how numbers are shown) come from
+:mod:`pricecalc.toolkit` and are re-exported here for the rule modules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 from pricecalc.decision import Reason
-from pricecalc.errors import InvalidInput, PolicyError
+from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
-from pricecalc.money import parse_rate, to_decimal
-from pricecalc.policy import PolicyView
+from pricecalc.toolkit import (
+    fraction,
+    norm,
+    percent,
+    plain,
+    policy_bool,
+    policy_count,
+    policy_names,
+    policy_number,
+    policy_rate,
+    policy_rate_table,
+    rate,
+    score,
+)
 
-ONE = Decimal(1)
-HUNDRED = Decimal(100)
-
-
-# -- policy values -------------------------------------------------------------------------
-def policy_number(policy: PolicyView, section: str, key: str, *, positive: bool = False) -> Decimal:
-    """A non-negative number (a score, seconds, hours) from the policy."""
-    value = policy.get(section, key)
-    try:
-        number = to_decimal(value, f"{section}.{key}")
-    except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            f"policy: {section}.{key} must be a number, got {value!r}"
-        ) from exc
-    if number < 0 or (positive and number == 0):
-        need = "greater than 0" if positive else "not negative"
-        raise PolicyError(f"policy: {section}.{key} must be {need}, got {value!r}")
-    return number
-
-
-def as_rate(value: Any, where: str) -> Decimal:
-    """A policy rate: a fraction (``"0.0054"``) or a percentage (``"0.54%"``), at most 100%."""
-    try:
-        rate = parse_rate(value, where)
-    except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            f'policy: {where} must be a rate such as "0.54%" or "0.0054", got {value!r}'
-        ) from exc
-    if rate > ONE:
-        raise PolicyError(f"policy: {where} must be at most 100%, got {value!r}")
-    return rate
-
-
-def policy_rate(policy: PolicyView, section: str, key: str) -> Decimal:
-    return as_rate(policy.get(section, key), f"{section}.{key}")
-
-
-def policy_names(policy: PolicyView, section: str, key: str) -> tuple[str, ...]:
-    """A list of non-empty names from the policy."""
-    value = policy.get(section, key)
-    if (
-        isinstance(value, str | bytes)
-        or not isinstance(value, list | tuple)
-        or not all(isinstance(v, str) and v.strip() for v in value)
-    ):
-        raise PolicyError(f"policy: {section}.{key} must be a list of names, got {value!r}")
-    return tuple(v.strip() for v in value)
-
-
-def policy_rate_table(policy: PolicyView, section: str, key: str) -> dict[str, Decimal]:
-    """A ``{name: rate}`` table from the policy, keyed by :func:`norm` of each name."""
-    value = policy.get(section, key)
-    if not isinstance(value, Mapping):
-        raise PolicyError(f"policy: {section}.{key} must be a table of name = rate, got {value!r}")
-    return {
-        norm(str(name)): as_rate(rate, f"{section}.{key}.{name}") for name, rate in value.items()
-    }
-
-
-# -- input metrics -------------------------------------------------------------------------
-def score(fields: Fields, name: str) -> Decimal:
-    """A plain non-negative number (a score, seconds): a percentage sign is refused."""
-    raw = fields.raw(name)
-    if isinstance(raw, str) and raw.strip().endswith("%"):
-        raise InvalidInput(fields.at(name), raw, "must be a plain number, not a percentage")
-    return fields.number(name)
-
-
-def rate(fields: Fields, name: str) -> Decimal:
-    """A rate: a fraction (``"0.0054"``) or a percentage (``"0.54%"``), at most 100%."""
-    value = fields.rate(name)
-    if value > ONE:
-        raise InvalidInput(fields.at(name), fields.raw(name), "must be at most 100% (1)")
-    return value
-
-
-# -- text ----------------------------------------------------------------------------------
-def norm(name: str) -> str:
-    """How names are compared: surrounding space removed, case folded (``Flagship``)."""
-    return name.strip().casefold()
-
-
-def plain(number: Decimal) -> str:
-    """A number as people write it, exactly: ``70``, ``69.99``, ``0.5``."""
-    text = format(number.normalize(), "f")
-    return text
-
-
-def percent(value: Decimal) -> str:
-    """A rate as an exact percentage: ``0.0054`` → ``0.54%``."""
-    return f"{plain(value * HUNDRED)}%"
-
-
-def fraction(value: Decimal) -> str:
-    """A rate for output: a fraction with at least four decimals, never rounded."""
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= -4:
-        return f"{value:.4f}"  # exact: the value has at most four decimals
-    return plain(value)
+__all__ = [
+    "BANNED",
+    "DSR_TOO_LOW",
+    "FAVORABLE_RATE_TOO_LOW",
+    "banned_reason",
+    "dsr",
+    "dsr_reason",
+    "favorable_reason",
+    "fraction",
+    "norm",
+    "percent",
+    "plain",
+    "policy_bool",
+    "policy_count",
+    "policy_names",
+    "policy_number",
+    "policy_rate",
+    "policy_rate_table",
+    "rate",
+    "score",
+]
 
 
 # -- Select Alliance specifics -------------------------------------------------------------
@@ -130,25 +58,6 @@ def dsr(fields: Fields, name: str = "dsr") -> Decimal:
     value = score(fields, name)
     if value > DSR_MAX:
         raise InvalidInput(fields.at(name), fields.raw(name), "must be at most 5")
-    return value
-
-
-def policy_count(policy: PolicyView, section: str, key: str, *, minimum: int = 0) -> int:
-    """A whole number from the policy (a count of reviews or closures)."""
-    value = policy.get(section, key)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PolicyError(
-            f"policy: {section}.{key} must be a whole number of at least {minimum}, got {value!r}"
-        )
-    return value
-
-
-def policy_bool(policy: PolicyView, section: str, key: str) -> bool:
-    value = policy.get(section, key)
-    if not isinstance(value, bool):
-        raise PolicyError(f"policy: {section}.{key} must be true or false, got {value!r}")
     return value
 
 

@@ -121,7 +121,7 @@ def _weekday(policy: PolicyView) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 7:
         return value
     raise PolicyError(
-        f"policy: {SECTION}.closure_weekday must be a day name such as \"wednesday\" or "
+        f'policy: {SECTION}.closure_weekday must be a day name such as "wednesday" or '
         f"an ISO weekday 1-7, got {value!r}"
     )
 

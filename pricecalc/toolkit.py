@@ -1,4 +1,8 @@
-"""Small helpers shared by this distribution's rules: policy values, input metrics, text.
+"""Helpers for rule authors: policy values, input metrics and how numbers are shown.
+
+Public API for plugins (first-party and third-party alike): a plugin is its own
+distribution and can only share code through pricecalc, so the helpers every rule set
+needs live here rather than copied into each plugin.
 
 Policy values come from a TOML file (numbers arrive as ``Decimal`` or ``int``) or from the
 defaults (strings such as ``"0.54%"``); a value of the wrong shape is a
@@ -10,6 +14,7 @@ Nothing here rounds: numbers are shown exactly as they are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -29,9 +34,7 @@ def policy_number(policy: PolicyView, section: str, key: str, *, positive: bool 
     try:
         number = to_decimal(value, f"{section}.{key}")
     except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            f"policy: {section}.{key} must be a number, got {value!r}"
-        ) from exc
+        raise PolicyError(f"policy: {section}.{key} must be a number, got {value!r}") from exc
     if number < 0 or (positive and number == 0):
         need = "greater than 0" if positive else "not negative"
         raise PolicyError(f"policy: {section}.{key} must be {need}, got {value!r}")
@@ -107,3 +110,33 @@ def fraction(value: Decimal) -> str:
     if isinstance(exponent, int) and exponent >= -4:
         return f"{value:.4f}"  # exact: the value has at most four decimals
     return plain(value)
+
+
+# -- more policy shapes ----------------------------------------------------------------------
+def policy_rate_table(policy: PolicyView, section: str, key: str) -> dict[str, Decimal]:
+    """A ``{name: rate}`` table from the policy, keyed by :func:`norm` of each name."""
+    value = policy.get(section, key)
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"policy: {section}.{key} must be a table of name = rate, got {value!r}")
+    return {
+        norm(str(name)): as_rate(rate, f"{section}.{key}.{name}") for name, rate in value.items()
+    }
+
+
+def policy_count(policy: PolicyView, section: str, key: str, *, minimum: int = 0) -> int:
+    """A whole number from the policy (a count of reviews or closures)."""
+    value = policy.get(section, key)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise PolicyError(
+            f"policy: {section}.{key} must be a whole number of at least {minimum}, got {value!r}"
+        )
+    return value
+
+
+def policy_bool(policy: PolicyView, section: str, key: str) -> bool:
+    value = policy.get(section, key)
+    if not isinstance(value, bool):
+        raise PolicyError(f"policy: {section}.{key} must be true or false, got {value!r}")
+    return value
