@@ -26,7 +26,7 @@ import os
 import sqlite3
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO, cast
@@ -398,7 +398,14 @@ class AuditLogStorage(Storage):
                 "(tx.append), not through the store"
             )
 
-    def _check_new_keys(self, entries: Sequence[Entry], pending: Mapping[str, Record]) -> None:
+    def _check_new_keys(
+        self,
+        entries: Sequence[Entry],
+        pending: Mapping[str, Record],
+        absent: Collection[str] = (),
+    ) -> None:
+        """Refuse keys already used; ``absent`` are keys this lock hold already looked up
+        in the committed records and did not find (no need to ask the index again)."""
         keys: dict[str, None] = {}
         for entry in entries:
             if entry.key is None:
@@ -408,6 +415,7 @@ class AuditLogStorage(Storage):
             if entry.key in pending:
                 raise DuplicateKey(entry.key, pending[entry.key].seq, pending=True)
             keys[entry.key] = None
+        keys = {key: None for key in keys if key not in absent}
         if not keys:
             return
         self._sync_index()
@@ -694,6 +702,9 @@ class StoreTransaction:
         self._records: list[Record] = []
         self._lines: list[bytes] = []
         self._by_key: dict[str, Record] = {}
+        # Keys get() looked up and found in no committed record. The lock is held for the
+        # whole transaction, so they stay absent; append need not look them up again.
+        self._absent: set[str] = set()
         self._open = True
 
     def _check(self) -> None:
@@ -713,7 +724,12 @@ class StoreTransaction:
     def get(self, key: str) -> Record | None:
         self._check()
         pending = self._by_key.get(key)
-        return pending if pending is not None else self._storage._get_locked(key)
+        if pending is not None:
+            return pending
+        found = self._storage._get_locked(key)
+        if found is None:
+            self._absent.add(key)
+        return found
 
     def find(self, tag: str) -> list[Record]:
         self._check()
@@ -729,7 +745,7 @@ class StoreTransaction:
         checked = [check_entry(entry) for entry in entries]
         storage = self._storage
         storage._check_appendable()
-        storage._check_new_keys(entries, self._by_key)
+        storage._check_new_keys(entries, self._by_key, self._absent)
         pending = storage._chain(entries, self._head, checked)
         for record, line in zip(pending.records, pending.lines, strict=True):
             self._records.append(record)
