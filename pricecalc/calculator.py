@@ -215,7 +215,7 @@ class Calculator:
             registry=self.registry,
             history=StoreHistory(tx),
         )
-        payload = decision.to_record()
+        payload = decision.to_record(copy_data=False)  # the store copies what it keeps
         payload["operator"] = self.operator
         payload["decided_at"] = moment.isoformat()
         payload["pricecalc_version"] = core_version()

@@ -98,18 +98,24 @@ class Decision:
             out["audit"] = {"seq": self.audit.seq, "hash": self.audit.hash}
         return out
 
-    def to_record(self) -> dict[str, Any]:
-        """Everything the audit record holds about the decision (SPEC §7)."""
+    def to_record(self, *, copy_data: bool = True) -> dict[str, Any]:
+        """Everything the audit record holds about the decision (SPEC §7).
+
+        With ``copy_data=False`` the request, result and policy are this decision's own
+        objects, not copies: for a caller that hands the record straight to an audit store
+        (which copies what it keeps) and does not change it.
+        """
+        copy_of = _copy if copy_data else dict
         return {
             "kind": self.kind,
             "request_id": self.request_id,
             "status": self.status,
-            "request": _copy(dict(self.request)),
-            "result": _copy(dict(self.result)),
+            "request": copy_of(dict(self.request)),
+            "result": copy_of(dict(self.result)),
             "reasons": [r.to_dict() for r in self.reasons],
             "rule_set": self.rule_set,
             "rule_version": self.rule_version,
-            "policy": _copy(dict(self.policy)),
+            "policy": copy_of(dict(self.policy)),
             "plugins": dict(self.plugins),
         }
 
