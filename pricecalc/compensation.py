@@ -42,10 +42,11 @@ import attrs
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError
 from pricecalc.fields import Fields
-from pricecalc.money import FEN, ZERO, allocate, fen, fmt, parse_amount, to_decimal
+from pricecalc.money import FEN, ZERO, allocate, fen, fmt
 from pricecalc.plugins import guard
 from pricecalc.policy import PolicyView
 from pricecalc.registry import CompensationLine, CompensationStandard, Rule, RuleContext
+from pricecalc.toolkit import policy_amount, policy_bool, policy_number
 
 KIND = "counterfeit_compensation"
 SECTION = "counterfeit_compensation"
@@ -54,36 +55,6 @@ MINIMUM_PER = ("line", "order")
 
 
 # -- policy values -------------------------------------------------------------------------
-def _policy_number(policy: PolicyView, key: str) -> Decimal:
-    value = policy.get(SECTION, key)
-    try:
-        number = to_decimal(value, f"{SECTION}.{key}")
-    except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            f"policy: {SECTION}.{key} must be a number such as 10, got {value!r}"
-        ) from exc
-    if number < 0:
-        raise PolicyError(f"policy: {SECTION}.{key} must not be negative, got {value!r}")
-    return number
-
-
-def _policy_amount(policy: PolicyView, key: str) -> Decimal:
-    value = policy.get(SECTION, key)
-    try:
-        return parse_amount(value, f"{SECTION}.{key}")
-    except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            f'policy: {SECTION}.{key} must be an amount such as "500.00", got {value!r}'
-        ) from exc
-
-
-def _policy_bool(policy: PolicyView, key: str) -> bool:
-    value = policy.get(SECTION, key)
-    if not isinstance(value, bool):
-        raise PolicyError(f"policy: {SECTION}.{key} must be true or false, got {value!r}")
-    return value
-
-
 def minimum_per(policy: PolicyView) -> str:
     """Policy ``minimum_per``: ``"line"`` (default) or ``"order"``."""
     value = policy.get(SECTION, "minimum_per")
@@ -96,8 +67,8 @@ def minimum_per(policy: PolicyView) -> str:
 def _multiple_with_minimum(
     line: CompensationLine, policy: PolicyView, multiplier_key: str, minimum_key: str
 ) -> Decimal:
-    amount = fen(_policy_number(policy, multiplier_key) * line.paid)
-    minimum = _policy_amount(policy, minimum_key)
+    amount = fen(policy_number(policy, SECTION, multiplier_key) * line.paid)
+    minimum = policy_amount(policy, SECTION, minimum_key)
     if minimum_per(policy) == "order":
         return amount  # the minimum is applied once, to the order total
     return max(amount, minimum)
@@ -128,7 +99,10 @@ STANDARDS: tuple[CompensationStandard, ...] = (
 
 
 def _order_minimum(policy: PolicyView) -> Decimal:
-    return max(_policy_amount(policy, "minimum"), _policy_amount(policy, "consumer_law_minimum"))
+    return max(
+        policy_amount(policy, SECTION, "minimum"),
+        policy_amount(policy, SECTION, "consumer_law_minimum"),
+    )
 
 
 # -- input ---------------------------------------------------------------------------------
@@ -279,7 +253,7 @@ def counterfeit_compensation(inp: CompensationInput, ctx: RuleContext) -> Outcom
             ),
         )
 
-    include_subsidy = _policy_bool(ctx.policy, "include_platform_subsidy")
+    include_subsidy = policy_bool(ctx.policy, SECTION, "include_platform_subsidy")
     per = minimum_per(ctx.policy)
     compensations: list[Decimal] = []
     standards: list[str] = []

@@ -30,10 +30,10 @@ from typing import Any
 import attrs
 
 from pricecalc.decision import Outcome, Reason
-from pricecalc.errors import PolicyError
 from pricecalc.fields import Fields
 from pricecalc.money import ZERO, fmt
 from pricecalc.registry import Rule, RuleContext
+from pricecalc.toolkit import policy_names
 
 KIND = "forwarding_clawback"
 SECTION = "forwarding_clawback"
@@ -94,14 +94,7 @@ def _parse(fields: Fields, ctx: RuleContext) -> ForwardingInput:
 
 
 def _policy_categories(ctx: RuleContext) -> tuple[str, ...]:
-    value = ctx.policy.get(SECTION, "extra_categories")
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(v, str) and v.strip() for v in value
-    ):
-        raise PolicyError(
-            f"policy: {SECTION}.extra_categories must be a list of category names, got {value!r}"
-        )
-    return tuple(value)
+    return policy_names(ctx.policy, SECTION, "extra_categories")
 
 
 def covering(

@@ -20,7 +20,7 @@ from typing import Any
 
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import Fields
-from pricecalc.money import parse_rate, to_decimal
+from pricecalc.money import parse_amount, parse_rate, to_decimal
 from pricecalc.policy import PolicyView
 
 ONE = Decimal(1)
@@ -35,9 +35,10 @@ def policy_number(policy: PolicyView, section: str, key: str, *, positive: bool 
         number = to_decimal(value, f"{section}.{key}")
     except (InvalidInput, TypeError) as exc:
         raise PolicyError(f"policy: {section}.{key} must be a number, got {value!r}") from exc
-    if number < 0 or (positive and number == 0):
-        need = "greater than 0" if positive else "not negative"
-        raise PolicyError(f"policy: {section}.{key} must be {need}, got {value!r}")
+    if number < 0:
+        raise PolicyError(f"policy: {section}.{key} must not be negative, got {value!r}")
+    if positive and number == 0:
+        raise PolicyError(f"policy: {section}.{key} must be greater than 0, got {value!r}")
     return number
 
 
@@ -133,6 +134,17 @@ def policy_count(policy: PolicyView, section: str, key: str, *, minimum: int = 0
             f"policy: {section}.{key} must be a whole number of at least {minimum}, got {value!r}"
         )
     return value
+
+
+def policy_amount(policy: PolicyView, section: str, key: str) -> Decimal:
+    """An amount in yuan from the policy (at most two decimals, not negative)."""
+    value = policy.get(section, key)
+    try:
+        return parse_amount(value, f"{section}.{key}")
+    except (InvalidInput, TypeError) as exc:
+        raise PolicyError(
+            f'policy: {section}.{key} must be an amount such as "500.00", got {value!r}'
+        ) from exc
 
 
 def policy_bool(policy: PolicyView, section: str, key: str) -> bool:

@@ -26,10 +26,10 @@ from decimal import Decimal
 from typing import Any
 
 from pricecalc import hookimpl
-from pricecalc.errors import InvalidInput, PolicyError
-from pricecalc.money import ZERO, fen, parse_amount, to_decimal
+from pricecalc.money import ZERO, fen
 from pricecalc.policy import PolicyView
 from pricecalc.registry import CompensationLine, CompensationStandard
+from pricecalc.toolkit import norm, policy_amount, policy_names, policy_number
 
 NAME = "food_safety_law_art148"
 SECTION = "food_safety_law"
@@ -55,47 +55,13 @@ POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _norm(name: str) -> str:
-    return name.strip().casefold()
-
-
 def _categories(policy: PolicyView) -> frozenset[str]:
-    value = policy.get(SECTION, "categories")
-    if (
-        isinstance(value, str | bytes)
-        or not isinstance(value, list | tuple)
-        or not all(isinstance(v, str) and v.strip() for v in value)
-    ):
-        raise PolicyError(f"policy: {SECTION}.categories must be a list of names, got {value!r}")
-    return frozenset(_norm(v) for v in value)
-
-
-def _multiplier(policy: PolicyView, key: str) -> Decimal:
-    value = policy.get(SECTION, key)
-    try:
-        number = to_decimal(value, f"{SECTION}.{key}")
-    except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            f"policy: {SECTION}.{key} must be a number such as 10, got {value!r}"
-        ) from exc
-    if number < 0:
-        raise PolicyError(f"policy: {SECTION}.{key} must not be negative, got {value!r}")
-    return number
-
-
-def _minimum(policy: PolicyView) -> Decimal:
-    value = policy.get(SECTION, "minimum")
-    try:
-        return parse_amount(value, f"{SECTION}.minimum")
-    except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            f'policy: {SECTION}.minimum must be an amount such as "1000.00", got {value!r}'
-        ) from exc
+    return frozenset(norm(v) for v in policy_names(policy, SECTION, "categories"))
 
 
 def is_food(line: CompensationLine, policy: PolicyView) -> bool:
     """Is the line's category one of the policy's food categories?"""
-    return line.category is not None and _norm(line.category) in _categories(policy)
+    return line.category is not None and norm(line.category) in _categories(policy)
 
 
 def food_safety_law_art148(line: CompensationLine, policy: PolicyView) -> Decimal | None:
@@ -105,9 +71,9 @@ def food_safety_law_art148(line: CompensationLine, policy: PolicyView) -> Decima
     loss = line.loss if line.loss is not None else ZERO
     # A fractional policy multiplier may leave sub-fen digits: rounded to the fen,
     # ROUND_HALF_UP, at this one named step (pricecalc.money.fen).
-    by_price = fen(_multiplier(policy, "multiplier") * line.paid)
-    by_loss = fen(_multiplier(policy, "loss_multiplier") * loss)
-    return max(by_price, by_loss, _minimum(policy))
+    by_price = fen(policy_number(policy, SECTION, "multiplier") * line.paid)
+    by_loss = fen(policy_number(policy, SECTION, "loss_multiplier") * loss)
+    return max(by_price, by_loss, policy_amount(policy, SECTION, "minimum"))
 
 
 STANDARD = CompensationStandard(
