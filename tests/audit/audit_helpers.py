@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from audit.protocol import AuditStore, Entry, Record
 
 T0 = datetime(2025, 6, 18, 8, 0, 0, tzinfo=UTC)
+
+
+class StoreFactory(Protocol):
+    """The ``store_factory`` fixture: open (or reopen) a store of the backend under test."""
+
+    def __call__(
+        self,
+        name: str = ...,
+        *,
+        hmac_key: bytes | None = ...,
+        clock: Callable[[], datetime] | None = ...,
+    ) -> AuditStore: ...
 
 
 class FakeClock:

@@ -11,26 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
-from audit_helpers import FakeClock
+from audit_helpers import FakeClock, StoreFactory
 from postgres_helpers import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
 
 import audit
 from audit.protocol import AuditStore
 
 BACKENDS = ["tinydb", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-class StoreFactory(Protocol):
-    def __call__(
-        self,
-        name: str = ...,
-        *,
-        hmac_key: bytes | None = ...,
-        clock: Callable[[], datetime] | None = ...,
-    ) -> AuditStore: ...
 
 
 @pytest.fixture(params=BACKENDS)
@@ -75,6 +65,7 @@ def store_factory(
 @pytest.fixture
 def store(store_factory: StoreFactory) -> AuditStore:
     return store_factory(clock=FakeClock())
+
 
 # -- TinyDB-specific helpers ---------------------------------------------------------------
 

@@ -15,8 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from audit_helpers import T0, FakeClock, entry, fill
-from conftest import StoreFactory
+from audit_helpers import T0, FakeClock, StoreFactory, entry, fill
 
 import audit
 from audit.canonical import canonical_bytes
@@ -283,7 +282,7 @@ def test_export_jsonl_round_trip(store: AuditStore) -> None:
 def test_export_csv_round_trip_with_formula_escaping(store: AuditStore) -> None:
     """CSV export: a header and one row per record; cells that a spreadsheet would run as a
     formula (= + - @ tab CR) are prefixed with ', and unescaping gives the values back."""
-    hostile = ["=HYPERLINK(\"http://x\")", "+1", "-5", "@SUM(A1)", "\tx", "\rx", "'q", "ok"]
+    hostile = ['=HYPERLINK("http://x")', "+1", "-5", "@SUM(A1)", "\tx", "\rx", "'q", "ok"]
     records = store.append_many(
         [Entry(payload={"note": k}, key=k, tags=(k,)) for k in hostile]
         + [Entry(payload={"note": "no key"})]
@@ -293,8 +292,17 @@ def test_export_csv_round_trip_with_formula_escaping(store: AuditStore) -> None:
     rows = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
     assert tuple(rows[0]) == CSV_COLUMNS
     keys = [row[3] for row in rows[1:]]
-    assert keys == ["'=HYPERLINK(\"http://x\")", "'+1", "'-5", "'@SUM(A1)", "'\tx", "'\rx",
-                    "''q", "ok", ""]
+    assert keys == [
+        '\'=HYPERLINK("http://x")',
+        "'+1",
+        "'-5",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+        "''q",
+        "ok",
+        "",
+    ]
     for row, record in zip(rows[1:], records, strict=True):
         cells = dict(zip(CSV_COLUMNS, (unescape_csv_cell(c) for c in row), strict=True))
         assert int(cells["seq"]) == record.seq
