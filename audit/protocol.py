@@ -34,11 +34,22 @@ GENESIS_HASH = "0" * 64
 
 @attrs.frozen
 class Entry:
-    """Something to append: a payload with its optional idempotency key and tags."""
+    """Something to append: a payload with its optional idempotency key and tags.
+
+    The store converts the payload to plain JSON data (``Decimal`` to text, tuples to
+    lists, refusing floats) and keeps that copy. ``plain=True`` is the caller's promise
+    that ``payload`` is a ``dict`` already made only of exact ``dict``, ``list``, ``str``,
+    ``int``, ``bool`` and ``None`` with ``str`` keys, and that it will not change it: the
+    store then keeps it as it is, without the walk. A payload that is not a ``dict`` is
+    converted anyway. Breaking the promise is not detected on append (it would store a
+    line that ``verify`` cannot re-encode); it is for callers that built the payload
+    through such a conversion themselves.
+    """
 
     payload: Mapping[str, Any]
     key: str | None = None
     tags: tuple[str, ...] = ()
+    plain: bool = False
 
 
 @attrs.frozen

@@ -157,6 +157,8 @@ def check_entry(entry: Entry) -> tuple[str | None, tuple[str, ...], dict[str, An
     for tag in tags:
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"every tag must be a non-empty string, got {tag!r}")
+    if entry.plain and type(entry.payload) is dict:
+        return key, tags, entry.payload  # already plain JSON data (see Entry.plain)
     if not isinstance(entry.payload, Mapping):
         raise TypeError(f"payload must be a mapping, got {type(entry.payload).__name__}")
     payload = to_json_value(entry.payload)

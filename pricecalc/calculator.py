@@ -23,6 +23,7 @@ from typing import Any, Literal, overload
 import attrs
 
 from audit import open_store
+from audit.canonical import to_json_value
 from audit.protocol import AuditStore, Entry, Record, Transaction
 from pricecalc.decision import AuditRef, Decision
 from pricecalc.engine import evaluate, split_request
@@ -34,6 +35,8 @@ from pricecalc.registry import Registry
 
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
 PROTECTION_KIND = "price_protection"
+#: The parts of a decision's record that ``evaluate`` already made plain JSON data.
+_EVALUATED = ("request", "result", "policy")
 
 
 def default_operator() -> str:
@@ -215,12 +218,31 @@ class Calculator:
             registry=self.registry,
             history=StoreHistory(tx),
         )
-        payload = decision.to_record(copy_data=False)  # the store copies what it keeps
-        payload["operator"] = self.operator
-        payload["decided_at"] = moment.isoformat()
-        payload["pricecalc_version"] = core_version()
-        record = tx.append(Entry(payload=payload, key=request_id, tags=self._tags(decision)))
-        return decision, record
+        entry = Entry(
+            payload=self._payload(decision, moment),
+            key=request_id,
+            tags=self._tags(decision),
+            plain=True,
+        )
+        return decision, tx.append(entry)
+
+    def _payload(self, decision: Decision, moment: datetime) -> dict[str, Any]:
+        """The audit record's payload as plain JSON data, so the store need not walk it.
+
+        ``evaluate`` made the request, result and policy plain JSON data (its own checked
+        copies, held only by this decision); the rest is converted here, with the store's
+        own conversion and its errors.
+        """
+        data = decision.to_record(copy_data=False)
+        rest = {name: value for name, value in data.items() if name not in _EVALUATED}
+        rest["operator"] = self.operator
+        rest["decided_at"] = moment.isoformat()
+        rest["pricecalc_version"] = core_version()
+        payload = to_json_value(rest)
+        assert isinstance(payload, dict)
+        for name in _EVALUATED:
+            payload[name] = data[name]
+        return payload
 
     @staticmethod
     def _tags(decision: Decision) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import json
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from types import MappingProxyType
 
 import pytest
 from audit_helpers import T0, FakeClock, StoreFactory, entry, fill
@@ -96,6 +97,24 @@ def test_floats_are_refused_and_nothing_is_recorded(store: AuditStore) -> None:
         store.append_many([entry(1), Entry(payload={"x": [1.5]})])
     assert store.head().seq == 0
     assert store.get("f1") is None and store.get("k1") is None
+
+
+def test_a_plain_payload_is_kept_as_given_and_recorded_alike(store: AuditStore) -> None:
+    """``Entry(plain=True)`` skips the conversion, not the record: the same canonical
+    line and hash as the converted payload; a non-dict payload is converted anyway."""
+    payload = {"amount": "12.30", "lines": ["L1", "L2"], "n": 2, "ok": True, "none": None}
+    plain = store.append(Entry(payload=payload, key="p1", plain=True))
+    assert plain.payload == payload
+    converted = store.append(Entry(payload=dict(payload), key="p2"))
+    assert converted.payload == plain.payload
+    body = {**record_to_dict(plain)}
+    del body["hash"]
+    assert record_hash(canonical_bytes(body), None) == plain.hash
+    mapping = store.append(
+        Entry(payload=MappingProxyType({"amount": Decimal("1.00")}), key="p3", plain=True)
+    )
+    assert mapping.payload == {"amount": "1.00"}
+    assert store.verify().ok
 
 
 def test_bad_keys_and_tags_are_refused(store: AuditStore) -> None:
