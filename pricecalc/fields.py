@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from pricecalc.errors import InvalidInput, MissingField
-from pricecalc.money import parse_amount, parse_rate, refuse_float
+from pricecalc.money import parse_amount, parse_rate, refuse_float, usual_amount
 
 #: Whole numbers (quantities, counts) beyond this are refused as implausible input.
 MAX_INTEGER = 1_000_000_000
@@ -87,13 +87,17 @@ class Fields:
 
     # -- scalars -----------------------------------------------------------------------
     def amount(self, name: str, *, positive: bool = False) -> Decimal:
-        return parse_amount(self.raw(name), self.at(name), positive=positive)
+        value = self.raw(name)
+        # The usual text needs no field name; anything else is checked, naming the field.
+        usual = usual_amount(value, positive=positive)
+        if usual is not None:
+            return usual
+        return parse_amount(value, self.at(name), positive=positive)
 
     def optional_amount(self, name: str, *, positive: bool = False) -> Decimal | None:
-        value = self.raw(name, None)
-        if value is None:
+        if self.data.get(name) is None:
             return None
-        return parse_amount(value, self.at(name), positive=positive)
+        return self.amount(name, positive=positive)
 
     def rate(self, name: str) -> Decimal:
         return parse_rate(self.raw(name), self.at(name))
@@ -177,8 +181,9 @@ class Fields:
             raise InvalidInput(self.at(name), value, "must be a list")
         if non_empty and not value:
             raise InvalidInput(self.at(name), value, "must not be empty")
+        path = self.at(name)
         for index, item in enumerate(value):
-            yield Fields.of(item, f"{self.at(name)}[{index}]")
+            yield Fields.of(item, f"{path}[{index}]")
 
     def mapping(self, name: str) -> Fields | None:
         """An optional object whose keys are data (``already_refunded: {line_id: amount}``)."""

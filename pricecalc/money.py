@@ -83,6 +83,20 @@ def to_decimal(value: Any, field: str) -> Decimal:
     raise InvalidInput(field, value, f"must be an amount, not {type(value).__name__}")
 
 
+def usual_amount(value: Any, *, positive: bool = False) -> Decimal | None:
+    """:func:`parse_amount` for the usual amount text (``"199"``, ``"199.9"``,
+    ``"199.00"``), or None for anything else, which :func:`parse_amount` then checks.
+
+    Such text is exact (two decimals at most), non-negative and within MAX_AMOUNT by its
+    form; a zero where a positive amount is needed gives None (the general way names it).
+    """
+    if type(value) is str and _FEN_TEXT.fullmatch(value):
+        in_fen = Decimal(value).quantize(FEN, rounding=ROUND_DOWN)
+        if in_fen or not positive:
+            return in_fen
+    return None
+
+
 def parse_amount(
     value: Any,
     field: str,
@@ -94,12 +108,9 @@ def parse_amount(
     With ``positive=True`` zero is refused too. The result keeps its exact value,
     quantized to the fen (an exact operation: no digit is lost).
     """
-    if type(value) is str and _FEN_TEXT.fullmatch(value):
-        # Exact (two decimals at most), non-negative and within MAX_AMOUNT by its form;
-        # a zero where a positive amount is needed goes the general way (its message).
-        in_fen = Decimal(value).quantize(FEN, rounding=ROUND_DOWN)
-        if in_fen or not positive:
-            return in_fen
+    usual = usual_amount(value, positive=positive)
+    if usual is not None:
+        return usual
     amount = to_decimal(value, field)
     try:
         in_fen = amount.quantize(FEN, rounding=ROUND_DOWN)
