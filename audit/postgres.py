@@ -822,6 +822,10 @@ class _Writer:
         found = self._select("get", self._store._sql_get, key)
         return found[0] if found else None
 
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """A hint only: each ``get`` is one indexed query on the server."""
+        self._check()
+
     def find(self, tag: str) -> list[Record]:
         self._check()
         return self._select("find", self._store._sql_find, tag)

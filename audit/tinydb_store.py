@@ -528,6 +528,10 @@ class AuditLogStorage(Storage):
         found = self._index.by_key(key)
         return None if found is None else self._read_at(found)
 
+    def _keys_present_locked(self, keys: Collection[str]) -> set[str]:
+        self._sync_index()
+        return self._index.keys_present(keys)
+
     def _find_locked(self, tag: str) -> list[Record]:
         self._sync_index()
         return [self._read_at(location) for location in self._index.by_tag(tag)]
@@ -726,10 +730,21 @@ class StoreTransaction:
         pending = self._by_key.get(key)
         if pending is not None:
             return pending
+        if key in self._absent:
+            return None
         found = self._storage._get_locked(key)
         if found is None:
             self._absent.add(key)
         return found
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Look ``keys`` up in the index in one query; ``get`` then answers those that are
+        not recorded without asking the index again (the lock keeps them absent)."""
+        self._check()
+        wanted = {key for key in keys if key not in self._by_key and key not in self._absent}
+        if wanted:
+            present = self._storage._keys_present_locked(wanted)
+            self._absent.update(wanted - present)
 
     def find(self, tag: str) -> list[Record]:
         self._check()

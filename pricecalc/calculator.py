@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -68,6 +68,18 @@ class StoreHistory:
                 amount = parse_amount(line["refund"], f"audit record {record.seq} refund")
                 paid[line["line_id"]] = paid.get(line["line_id"], Decimal("0.00")) + amount
         return paid
+
+
+def _request_ids(requests: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The request ids of the requests that have one (invalid ones are skipped here and
+    reported when they are decided)."""
+    for request in requests:
+        try:
+            _, request_id, _ = split_request(request)
+        except InvalidInput:
+            continue
+        if request_id is not None:
+            yield request_id
 
 
 @attrs.frozen
@@ -158,9 +170,11 @@ class Calculator:
         ``requests[i]``); with ``"collect"`` invalid requests are reported in their slot
         as :class:`BatchItem` errors and the others are still decided and recorded.
         """
+        requests = list(requests)
         items: list[BatchItem] = []
-        refs: list[tuple[int, Decision, Record]] = []
+        refs: list[tuple[int, int, Decision, Record]] = []  # (slot, index, decision, record)
         with self.store.transaction() as tx:
+            tx.prefetch(_request_ids(requests))  # one look-up for the batch's keys
             for index, request in enumerate(requests):
                 try:
                     _, request_id, _ = split_request(request)
@@ -172,12 +186,12 @@ class Calculator:
                         ) from exc
                     items.append(BatchItem(index, error=exc))
                     continue
-                refs.append((len(items), decision, record))
+                refs.append((len(items), index, decision, record))
                 items.append(BatchItem(index))
         # The transaction has committed: now, and only now, the decisions are reportable.
-        for slot, decision, record in refs:
+        for slot, index, decision, record in refs:
             done = attrs.evolve(decision, audit=AuditRef(record.seq, record.hash))
-            items[slot] = attrs.evolve(items[slot], decision=done)
+            items[slot] = BatchItem(index, decision=done)
         if on_invalid == "raise":
             return [item.decision for item in items if item.decision is not None]
         return items

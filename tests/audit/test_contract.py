@@ -133,6 +133,22 @@ def test_get_by_idempotency_key(store: AuditStore) -> None:
     assert store.get("nope") is None
 
 
+def test_prefetch_is_only_a_hint(store: AuditStore) -> None:
+    """``tx.prefetch(keys)`` changes no answer of ``tx.get``: recorded, pending and absent
+    keys read the same, and a prefetched absent key can still be appended once."""
+    records = fill(store, 3)
+    with store.transaction() as tx:
+        tx.prefetch(["k1", "k3", "k4", "nope"])
+        assert tx.get("k1") == records[0] and tx.get("k3") == records[2]
+        assert tx.get("k4") is None and tx.get("nope") is None
+        pending = tx.append(entry(4))
+        tx.prefetch(["k4"])
+        assert tx.get("k4") == pending
+        with pytest.raises(audit.DuplicateKey, match="'k4' is pending"):
+            tx.append(entry(4))
+    assert store.get("k4") == pending and store.get("nope") is None
+
+
 def test_a_key_is_recorded_once(store: AuditStore) -> None:
     """Reusing an idempotency key raises DuplicateKey naming the record; nothing is added."""
     store.append(entry(1))
