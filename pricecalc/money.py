@@ -14,6 +14,10 @@ from typing import Any
 
 from pricecalc.errors import InvalidInput
 
+# Every quantize names its rounding mode. The hot paths (parsing the usual amount text,
+# fen, rate_of, fmt, fmt_rate: dozens of calls per decision) pass it positionally, as
+# Decimal.quantize(exp, rounding) allows: a keyword argument costs as much as the rounding.
+
 FEN = Decimal("0.01")
 RATE_STEP = Decimal("0.0001")
 ZERO = Decimal("0.00")
@@ -91,7 +95,7 @@ def usual_amount(value: Any, *, positive: bool = False) -> Decimal | None:
     form; a zero where a positive amount is needed gives None (the general way names it).
     """
     if type(value) is str and _FEN_TEXT.fullmatch(value):
-        in_fen = Decimal(value).quantize(FEN, rounding=ROUND_DOWN)
+        in_fen = Decimal(value).quantize(FEN, ROUND_DOWN)
         if in_fen or not positive:
             return in_fen
     return None
@@ -147,14 +151,14 @@ def parse_rate(value: Any, field: str) -> Decimal:
 
 def fen(amount: Decimal) -> Decimal:
     """Round an exact amount to the fen, ROUND_HALF_UP (四舍五入). A named rounding step."""
-    return amount.quantize(FEN, rounding=ROUND_HALF_UP)
+    return amount.quantize(FEN, ROUND_HALF_UP)
 
 
 def rate_of(part: Decimal, whole: Decimal) -> Decimal:
     """``part / whole`` to 4 decimals, ROUND_HALF_UP (SPEC §1 rates)."""
     if whole == 0:
         return Decimal("0.0000")
-    return (part / whole).quantize(RATE_STEP, rounding=ROUND_HALF_UP)
+    return (part / whole).quantize(RATE_STEP, ROUND_HALF_UP)
 
 
 def fmt(amount: Decimal) -> str:
@@ -162,7 +166,7 @@ def fmt(amount: Decimal) -> str:
 
     Refuses an amount that would need rounding: output never rounds silently.
     """
-    quantized = amount.quantize(FEN, rounding=ROUND_HALF_UP)
+    quantized = amount.quantize(FEN, ROUND_HALF_UP)
     if quantized != amount:
         raise ValueError(f"amount {amount} has sub-fen digits; round it at a named step first")
     # Exponent -2 after the quantize: str() gives plain notation with exactly two decimals.
@@ -171,7 +175,7 @@ def fmt(amount: Decimal) -> str:
 
 def fmt_rate(rate: Decimal) -> str:
     """Format a rate with exactly four decimals (``"0.1508"``); never ``"-0.0000"``."""
-    quantized = rate.quantize(RATE_STEP, rounding=ROUND_HALF_UP)
+    quantized = rate.quantize(RATE_STEP, ROUND_HALF_UP)
     if quantized == 0:
         quantized = abs(quantized)
     return f"{quantized:.4f}"
