@@ -135,7 +135,7 @@ class Calculator:
         _, request_id, _ = split_request(request)
         with self.store.transaction() as tx:
             decision, record = self._decide_in(tx, request, request_id, now)
-        return attrs.evolve(decision, audit=AuditRef(record.seq, record.hash))
+        return decision.with_audit(AuditRef(record.seq, record.hash))
 
     @overload
     def decide_many(
@@ -190,7 +190,7 @@ class Calculator:
                 items.append(BatchItem(index))
         # The transaction has committed: now, and only now, the decisions are reportable.
         for slot, index, decision, record in refs:
-            done = attrs.evolve(decision, audit=AuditRef(record.seq, record.hash))
+            done = decision.with_audit(AuditRef(record.seq, record.hash))
             items[slot] = BatchItem(index, decision=done)
         if on_invalid == "raise":
             return [item.decision for item in items if item.decision is not None]

@@ -85,6 +85,23 @@ class Decision:
     def approved(self) -> bool:
         return self.status == APPROVED
 
+    def with_audit(self, audit: AuditRef) -> Decision:
+        """This decision with its place in the audit store (what ``attrs.evolve`` would
+        give, built directly: every recorded decision goes through here)."""
+        return Decision(
+            kind=self.kind,
+            request_id=self.request_id,
+            status=self.status,
+            result=self.result,
+            reasons=self.reasons,
+            rule_set=self.rule_set,
+            rule_version=self.rule_version,
+            request=self.request,
+            policy=self.policy,
+            plugins=self.plugins,
+            audit=audit,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §8 decision shape (``audit`` only once the decision is recorded)."""
         out: dict[str, Any] = {

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import pricecalc
 from pricecalc.calculator import Calculator
+from pricecalc.decision import AuditRef, Decision, Reason
 
 NOW = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
 
@@ -285,3 +287,15 @@ def test_order_id_with_spaces_still_finds_earlier_refunds(store_path: Path) -> N
         d = calc.decide(spaced, now=NOW)
     assert d.result["refund_total"] == "0.00"
     assert [r.code for r in d.reasons] == ["ALREADY_REFUNDED"]
+
+
+def test_with_audit_keeps_every_field_of_the_decision() -> None:
+    """``Decision.with_audit`` is ``attrs.evolve(decision, audit=ref)``: a field added to
+    ``Decision`` must be carried over too (SPEC §8: the returned decision is the recorded one)."""
+    values = {
+        field.name: f"<{field.name}>" for field in attrs.fields(Decision) if field.name != "audit"
+    }
+    values["reasons"] = (Reason("CODE", "message"),)
+    decision = Decision(**values)
+    ref = AuditRef(7, "ab" * 32)
+    assert decision.with_audit(ref) == attrs.evolve(decision, audit=ref)
