@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pricecalc.fields import BEIJING
-from pricecalc.report import MONEY_COLUMNS, TOTALS, Summary
+from pricecalc.report import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
 LABELS: dict[str, str] = {
@@ -211,20 +211,18 @@ def beijing_time(recorded_at: Any) -> str:
     return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
+_SCREEN_HIDDEN = frozenset({"rule_set", "rule_version"})
+
+
 def records_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """``audit show``: one row per record; money columns only where some record has one."""
     money = [c for c in MONEY_COLUMNS if any(r.get(c) is not None for r in rows)]
+    # The export's columns (report.RECORD_COLUMNS), less the rule-set detail a screen does
+    # not need and the money columns no record here has.
     columns = [
-        "seq",
-        "recorded_at",
-        "kind",
-        "request_id",
-        "status",
-        "reason_codes",
-        "order_id",
-        "operator",
-        *money,
-        "hash",
+        c
+        for c in RECORD_COLUMNS
+        if c not in _SCREEN_HIDDEN and (c not in MONEY_COLUMNS or c in money)
     ]
     titles = {"recorded_at": "recorded (Beijing)", "reason_codes": "reasons", **dict(TOTALS)}
     cells = [[_record_cell(c, row.get(c)) for c in columns] for row in rows]
