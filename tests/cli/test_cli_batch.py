@@ -30,7 +30,7 @@ from cli_support import (
 )
 
 import audit
-import pricecalc.batchio
+import pricecalc.batch
 from pricecalc.calculator import Calculator
 
 BAD_DECIMALS = {
@@ -406,4 +406,4 @@ def _env() -> dict[str, str]:
 
 def test_stable_ids_depend_on_the_file_and_the_line() -> None:
     """The derived id: the first 16 hex digits of the file's SHA-256 and the line number."""
-    assert pricecalc.batchio.stable_request_id("ab" * 32, 7) == "batch-abababababababab-line-7"
+    assert pricecalc.batch.stable_request_id("ab" * 32, 7) == "batch-abababababababab-line-7"

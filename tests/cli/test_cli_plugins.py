@@ -14,6 +14,7 @@ from cli_support import Invoke
 
 import pricecalc
 import pricecalc.cli
+import pricecalc.cli.app
 from pricecalc.plugins import get_plugin_manager
 
 
@@ -82,7 +83,7 @@ def with_plugin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     def manager(disable: Iterable[str] = (), **kw: Any) -> pluggy.PluginManager:
         return get_plugin_manager(disable, entry_points=False, extra=extra)
 
-    monkeypatch.setattr(pricecalc.cli, "get_plugin_manager", manager)
+    monkeypatch.setattr(pricecalc.cli.app, "get_plugin_manager", manager)
     return extra
 
 

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 import audit
 import pricecalc
 import pricecalc.cli
+import pricecalc.cli.app
 from pricecalc import InvalidInput, Outcome, PluginError, PolicyError, Reason
 from pricecalc.fields import Fields
 from pricecalc.money import fen, fmt
@@ -381,7 +382,7 @@ def cli_with(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, object
     def manager(disable: Iterable[str] = (), **kw: Any) -> Any:
         return real(disable, entry_points=False, extra=extra)
 
-    monkeypatch.setattr(pricecalc.cli, "get_plugin_manager", manager)
+    monkeypatch.setattr(pricecalc.cli.app, "get_plugin_manager", manager)
     monkeypatch.setattr(pricecalc.plugins, "get_plugin_manager", manager)
     yield extra
 

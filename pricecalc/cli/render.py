@@ -1,7 +1,7 @@
 """Readable tables for the command line (rich). Data in, renderables out; no decisions.
 
 Amounts are shown exactly as the decisions carry them (two-decimal strings) and totals
-come from :mod:`pricecalc.report` (exact ``Decimal`` sums printed with two decimals).
+come from :mod:`pricecalc.rows` (exact ``Decimal`` sums printed with two decimals).
 Tables use a plain box so that output pasted into an e-mail or a ticket stays readable.
 """
 
@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pricecalc.fields import BEIJING
-from pricecalc.report import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary
+from pricecalc.rows import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
 LABELS: dict[str, str] = {

@@ -1,7 +1,7 @@
 """Flat rows and totals for people: what the command line prints, exports and sums.
 
 Nothing here reads or writes a file. The command line (:mod:`pricecalc.cli`) and the
-batch readers/writers (:mod:`pricecalc.batchio`) use these pieces:
+batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) use these pieces:
 
 * :func:`decision_row` — one batch output row (CSV/XLSX) for a decided or invalid line;
 * :func:`record_row` — the pricecalc-level flat view of one audit record (``audit show``

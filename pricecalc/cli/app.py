@@ -1,0 +1,204 @@
+"""The command line's application object, its errors and the top-level group's behaviour.
+
+:class:`App` is what the global options select (the audit store, the policy, the operator,
+disabled plugins); the calculator and store are opened on first use and closed when the
+command ends. :class:`PricecalcGroup` turns domain errors into one sentence (exit 1, or 2
+for invalid input) and loads plugin commands only when a command is looked up, never at
+import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+import audit
+from audit.errors import AuditError
+from audit.protocol import AuditStore
+from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
+from pricecalc.errors import InvalidInput, PluginError, PricecalcError
+from pricecalc.plugins import get_plugin_manager
+from pricecalc.policy import Policy
+
+AUDIT_ENV = "PRICECALC_AUDIT"
+DEFAULT_AUDIT = "pricecalc-audit.jsonl"
+CHUNK_ENV = "PRICECALC_BATCH_CHUNK_SIZE"
+
+
+# -- errors --------------------------------------------------------------------------------
+class InvalidRequest(click.ClickException):
+    """Invalid input: exit 2, the message names the field; nothing was recorded."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return f"invalid input, nothing recorded: {self.message}"
+
+
+class Interrupted(click.ClickException):
+    exit_code = 130
+
+
+def store_sentence(where: str, exc: BaseException) -> str:
+    """One sentence about an unusable audit store (no traceback)."""
+    if isinstance(exc, AuditError):
+        return f"the audit store {where} cannot be used: {exc}"
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        target = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"the audit store {where} cannot be used: {reason}{target}"
+    return f"the audit store {where} cannot be used: {exc}"
+
+
+# -- the application object --------------------------------------------------------------
+@attrs.define
+class App:
+    """What the global options select; the calculator and store are opened on first use."""
+
+    audit: str
+    policy_file: str | None = None
+    operator: str | None = None
+    disabled: tuple[str, ...] = ()
+    _policy: Policy | None = None
+    _calc: Calculator | None = None
+    _store: AuditStore | None = None
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self._policy = (
+                Policy.from_toml(self.policy_file) if self.policy_file is not None else Policy()
+            )
+        return self._policy
+
+    def calculator(self) -> Calculator:
+        if self._calc is None:
+            policy = self.policy  # a policy error is not a store error
+            with self.store_errors():
+                self._calc = Calculator(
+                    self.audit, policy, self.operator, disable_plugins=self.disabled
+                )
+        return self._calc
+
+    def store(self) -> AuditStore:
+        """The audit store for reading commands; it must already exist."""
+        if self._calc is not None:
+            return self._calc.store
+        if self._store is None:
+            if not is_url(self.audit) and not Path(self.audit).exists():
+                raise click.ClickException(
+                    f"there is no audit store at {self.audit} (decide something first, "
+                    "or create one with `pricecalc audit init`)"
+                )
+            with self.store_errors():
+                self._store = audit.open_store(self.audit, hmac_key=hmac_key())
+        return self._store
+
+    @contextmanager
+    def store_errors(self, where: str | None = None) -> Iterator[None]:
+        """Turn a store failure into one sentence naming the store (``where``: another)."""
+        try:
+            yield
+        except (AuditError, OSError) as exc:
+            raise click.ClickException(store_sentence(where or self.audit, exc)) from exc
+
+    def close(self) -> None:
+        if self._calc is not None:
+            self._calc.close()
+        if self._store is not None:
+            self._store.close()
+
+
+def is_url(name: str) -> bool:
+    return "://" in name
+
+
+def hmac_key() -> bytes | None:
+    key = os.environ.get(AUDIT_KEY_ENV)
+    return key.encode("utf-8") if key else None
+
+
+# -- the group: error mapping and lazily loaded plugin commands -------------------------
+class PricecalcGroup(click.Group):
+    """The top-level group: turns domain errors into one sentence and loads plugin commands
+    only when a command is looked up (never at import time)."""
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        root = ctx.find_root()
+        disabled = set(root.params.get("disable_plugin") or ())
+        policy_file = root.params.get("policy")
+        if policy_file:
+            disabled.update(Policy.from_toml(policy_file).disabled_plugins())
+        cache: dict[frozenset[str], dict[str, click.Command]] = root.meta.setdefault(
+            "pricecalc.plugin_commands", {}
+        )
+        key = frozenset(disabled)
+        if key not in cache:
+            cache[key] = load_plugin_commands(sorted(disabled), reserved=set(self.commands))
+        return cache[key]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(self.commands)
+        try:
+            names.update(self._plugin_commands(ctx))
+        except PricecalcError as exc:
+            click.echo(f"Warning: plugin commands are not available: {exc}", err=True)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            return command
+        try:
+            return self._plugin_commands(ctx).get(cmd_name)
+        except PricecalcError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidInput as exc:
+            raise InvalidRequest(str(exc)) from exc
+        except PricecalcError as exc:  # policy, plugin and rule errors
+            raise click.ClickException(str(exc)) from exc
+        except AuditError as exc:
+            app = ctx.find_object(App)
+            raise click.ClickException(store_sentence(app.audit if app else "", exc)) from exc
+        except BrokenPipeError:  # e.g. `pricecalc audit show | head`
+            sys.stderr.close()
+            ctx.exit(1)
+        except OSError as exc:
+            raise click.ClickException(
+                f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+            ) from exc
+
+
+def load_plugin_commands(disable: Sequence[str], reserved: set[str]) -> dict[str, click.Command]:
+    """Ask each plugin's ``pricecalc_register_commands`` for its commands, one at a time.
+
+    Commands are collected on a scratch group, so nothing leaks between invocations; a
+    plugin command may not replace a built-in one (the built-in wins). A plugin whose
+    hook raises is named.
+    """
+    pm = get_plugin_manager(disable)
+    collected: dict[str, click.Command] = {}
+    for impl in pm.hook.pricecalc_register_commands.get_hookimpls():
+        scratch = click.Group("pricecalc")
+        try:
+            impl.function(cli=scratch)
+        except Exception as exc:
+            raise PluginError(
+                impl.plugin_name,
+                f"pricecalc_register_commands raised {type(exc).__name__}: {exc}",
+            ) from exc
+        for name, command in scratch.commands.items():
+            if name not in reserved:
+                collected.setdefault(name, command)
+    return collected

@@ -1,0 +1,406 @@
+"""``pricecalc audit …``: verify, search, export, summarise, create and migrate the store."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+import audit
+from audit.protocol import AuditStore, Checkpoint, Record
+from pricecalc.cli.app import App, hmac_key
+from pricecalc.cli.batch import output_format
+from pricecalc.cli.console import echo_json, show
+from pricecalc.cli.main import CONTEXT_SETTINGS, cli
+from pricecalc.cli.options import json_option
+from pricecalc.cli.render import records_table, stats_table
+from pricecalc.errors import InvalidInput
+from pricecalc.fields import BEIJING, parse_time
+from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
+from pricecalc.writers import Output
+
+
+@cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
+def audit_group() -> None:
+    """Verify, search, export and summarise the audit store.
+
+    Example:
+
+    \b
+        pricecalc --audit campaign-audit.jsonl audit verify
+        pricecalc audit show --kind price_protection --since 2026-11-11
+    """
+
+
+def _moment(value: str | None, *, end_of_day: bool) -> datetime | None:
+    """A filter bound: a date (a Beijing day) or an ISO time (Beijing time by default)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        day = date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        day = None
+    if day is not None:
+        start = datetime.combine(day, time(0), tzinfo=BEIJING)
+        return start + timedelta(days=1) if end_of_day else start
+    try:
+        moment = parse_time(text, "time")
+    except InvalidInput as exc:
+        raise click.BadParameter(
+            f"{value!r} is not a date (2026-11-11) or an ISO time (2026-11-11T10:00)"
+        ) from exc
+    return moment + timedelta(microseconds=1) if end_of_day else moment
+
+
+@attrs.frozen
+class Filters:
+    order_id: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+    operator: str | None = None
+
+    def where(self) -> dict[str, Any]:
+        wanted = {"kind": self.kind, "status": self.status, "operator": self.operator}
+        return {k: v for k, v in wanted.items() if v is not None}
+
+    def records(self, store: AuditStore) -> Iterator[Record]:
+        """The matching records in chain order (streamed, except an order's few records)."""
+        if self.order_id is not None:
+            found: Any = sorted(store.find(f"order:{self.order_id}"), key=lambda r: r.seq)
+        else:
+            found = store.query(self.where() or None, since=self.since, until=self.until)
+        for record in found:
+            if self.matches(record):
+                yield record
+
+    def matches(self, record: Record) -> bool:
+        payload = record.payload
+        if self.order_id is not None and record_row(record)["order_id"] != self.order_id:
+            return False
+        for field, wanted in self.where().items():
+            if payload.get(field) != wanted:
+                return False
+        if self.since is not None or self.until is not None:
+            moment = datetime.fromisoformat(record.recorded_at.replace("Z", "+00:00"))
+            if self.since is not None and moment < self.since:
+                return False
+            if self.until is not None and moment >= self.until:
+                return False
+        return True
+
+
+FILTER_NAMES = ("order_id", "kind", "status", "since", "until", "operator")
+
+
+def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The record filters of ``audit show/export/stats``, handed over as one ``filters``."""
+
+    @functools.wraps(func)
+    def with_filters(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in FILTER_NAMES}
+        kwargs["filters"] = Filters(
+            order_id=given["order_id"],
+            kind=given["kind"],
+            status=given["status"],
+            since=_moment(given["since"], end_of_day=False),
+            until=_moment(given["until"], end_of_day=True),
+            operator=given["operator"],
+        )
+        return func(*args, **kwargs)
+
+    decorators = [
+        click.option("--order-id", metavar="ID", help="Only this order's records."),
+        click.option("--kind", metavar="KIND", help="Only this kind (subsidy_split, …)."),
+        click.option(
+            "--status", type=click.Choice(["approved", "rejected"]), help="Only this status."
+        ),
+        click.option(
+            "--since", metavar="WHEN", help="Recorded at or after (date or ISO time, Beijing)."
+        ),
+        click.option(
+            "--until", metavar="WHEN", help="Recorded up to (a date includes the whole day)."
+        ),
+        click.option("--operator", metavar="NAME", help="Only decisions by this operator."),
+    ]
+    wrapped: Callable[..., Any] = with_filters
+    for decorator in reversed(decorators):
+        wrapped = decorator(wrapped)
+    return wrapped
+
+
+def _read_checkpoint(path: str) -> Checkpoint:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        seq, digest = data["seq"], data["hash"]
+        if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(digest, str):
+            raise TypeError
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(
+            f'{path} is not a checkpoint (expected {{"seq": 12, "hash": "…"}})'
+        ) from exc
+    return Checkpoint(seq, digest)
+
+
+def _checkpoint_dict(head: Checkpoint) -> dict[str, Any]:
+    return {"seq": head.seq, "hash": head.hash}
+
+
+@audit_group.command()
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also check the store still contains this saved head (JSON {seq, hash}).",
+)
+@click.option(
+    "--save-checkpoint",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="After a successful check, save the head to FILE (JSON).",
+)
+@click.pass_obj
+def verify(app: App, checkpoint_file: str | None, save_checkpoint: str | None) -> None:
+    """Check the whole hash chain; exit 1 naming the first bad record.
+
+    With --checkpoint, also check that the chain still passes through a head saved
+    earlier (so records cannot have been cut off or rewritten since).
+
+    Example:
+
+    \b
+        pricecalc audit verify --save-checkpoint head-2026-11-11.json
+        pricecalc audit verify --checkpoint head-2026-11-11.json
+    """
+    checkpoint = _read_checkpoint(checkpoint_file) if checkpoint_file else None
+    store = app.store()
+    with app.store_errors():
+        report = store.verify(checkpoint)
+    if not report.ok:
+        where = f"record {report.bad_seq}" if report.bad_seq is not None else "the store"
+        raise click.ClickException(
+            f"the audit store {app.audit} failed verification at {where}: {report.problem}"
+        )
+    click.echo(
+        f"OK: {report.count} records, chain intact; head seq {report.head.seq} "
+        f"hash {report.head.hash}"
+        + (f" (checkpoint seq {checkpoint.seq} found)" if checkpoint else "")
+    )
+    if save_checkpoint:
+        Path(save_checkpoint).write_text(
+            json.dumps(_checkpoint_dict(report.head)) + "\n", encoding="utf-8"
+        )
+        click.echo(f"checkpoint saved to {save_checkpoint}")
+
+
+@audit_group.command()
+@json_option
+@click.pass_obj
+def head(app: App, as_json: bool) -> None:
+    """Print the chain head: the last record's seq and hash (0 for an empty store).
+
+    Example:
+
+    \b
+        pricecalc audit head
+        pricecalc audit head --json > head.json
+    """
+    store = app.store()
+    with app.store_errors():
+        current = store.head()
+    if as_json:
+        echo_json(_checkpoint_dict(current), indent=None)
+    else:
+        click.echo(f"seq {current.seq} hash {current.hash}")
+
+
+@audit_group.command(name="show")
+@filter_options
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of rows.")
+@click.option("--nl", "as_nl", is_flag=True, help="Newline-delimited JSON, one row a line.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N records.")
+@click.pass_obj
+def show_records(
+    app: App,
+    filters: Filters,
+    as_json: bool,
+    as_nl: bool,
+    limit: int | None,
+) -> None:
+    """Show recorded decisions, filtered; a table, or --json / --nl rows.
+
+    Rows carry seq, recorded_at, kind, request_id, status, reason codes, order_id,
+    operator, the main amounts, rule set and hash — the same rows `audit export` writes.
+
+    Example:
+
+    \b
+        pricecalc audit show --order-id O-1001
+        pricecalc audit show --kind subsidy_split --status rejected --since 2026-11-11 --json
+    """
+    store = app.store()
+    with app.store_errors():
+        rows = (record_row(r) for r in filters.records(store))
+        if limit is not None:
+            rows = (row for _, row in zip(range(limit), rows, strict=False))
+        if as_json or as_nl:
+            out = sys.stdout
+            if as_nl:
+                for row in rows:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                out.write("[")
+                for n, row in enumerate(rows):
+                    out.write(("," if n else "") + "\n  " + json.dumps(row, ensure_ascii=False))
+                out.write("\n]\n")
+            return
+        table_rows = list(rows)
+    if not table_rows:
+        click.echo("no matching records")
+        return
+    show(records_table(table_rows))
+
+
+@audit_group.command()
+@click.option(
+    "--output",
+    "-o",
+    "output_name",
+    required=True,
+    metavar="FILE",
+    help="FILE.csv, FILE.jsonl or FILE.xlsx (- for JSON Lines on stdout).",
+)
+@filter_options
+@click.pass_obj
+def export(
+    app: App,
+    output_name: str,
+    filters: Filters,
+) -> None:
+    """Export recorded decisions as flat rows to CSV, JSON Lines or Excel.
+
+    Columns: seq, recorded_at, kind, request_id, status, reason_codes, order_id, operator,
+    merchant/platform subsidy totals, refund_total, compensation_total, clawback,
+    rule_set, rule_version, hash. Money has two decimals; text cells are escaped against
+    formula injection. Filters as for `audit show`.
+
+    Example:
+
+    \b
+        pricecalc audit export --output refunds-1111.csv --kind price_protection \\
+            --since 2026-11-11 --until 2026-11-11
+    """
+    fmt = output_format(output_name)
+    store = app.store()
+    output = Output(output_name, fmt, RECORD_COLUMNS, sys.stdout, title="audit")
+    count = 0
+    try:
+        with app.store_errors():
+            for record in filters.records(store):
+                output.writer.write(record_row(record))
+                count += 1
+        output.commit()
+    except BaseException:
+        output.abandon()
+        raise
+    if output_name != "-":
+        click.echo(f"exported {count} records to {output_name}")
+
+
+@audit_group.command()
+@filter_options
+@json_option
+@click.pass_obj
+def stats(
+    app: App,
+    filters: Filters,
+    as_json: bool,
+) -> None:
+    """Counts and approved money totals per day (Beijing) and kind.
+
+    Example:
+
+    \b
+        pricecalc audit stats
+        pricecalc audit stats --since 2026-11-10 --until 2026-11-12 --json
+    """
+    store = app.store()
+    with app.store_errors():
+        rows = Stats.of(filters.records(store)).to_list()
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("no matching records")
+    else:
+        show(stats_table(rows))
+
+
+def _audit_function(name: str) -> Callable[..., Any]:
+    function = getattr(audit, name, None)
+    if function is None:
+        raise click.ClickException(
+            f"`{name}` is not available in this version of the audit package"
+        )
+    return function  # type: ignore[no-any-return]
+
+
+@audit_group.command()
+@click.argument("url", required=False, metavar="[URL]")
+@click.option(
+    "--app-role",
+    metavar="ROLE",
+    help="PostgreSQL only: the role the application connects as (granted append and read).",
+)
+@click.pass_obj
+def init(app: App, url: str | None, app_role: str | None) -> None:
+    """Create an empty audit store (a file path or a database URL; default: --audit).
+
+    Running it again changes nothing that is already in place.
+
+    Example:
+
+    \b
+        pricecalc audit init campaign-audit.jsonl
+        pricecalc audit init postgresql://owner@db/pricecalc --app-role pricecalc_app
+    """
+    target = url or app.audit
+    init_store = _audit_function("init_store")
+    options = {"app_role": app_role} if app_role is not None else {}
+    with app.store_errors(target):
+        done = init_store(target, **options)
+    click.echo(str(done))
+
+
+@audit_group.command()
+@click.option("--from", "source", required=True, metavar="PATH", help="The store to copy.")
+@click.option("--to", "target", required=True, metavar="URL", help="The new store.")
+@click.pass_obj
+def migrate(app: App, source: str, target: str) -> None:
+    """Copy every record to another store, chain and hashes unchanged, then verify it.
+
+    Example:
+
+    \b
+        pricecalc audit migrate --from pricecalc-audit.jsonl \\
+            --to postgresql://finance@db/pricecalc
+    """
+    migrate_store = _audit_function("migrate_store")
+    with app.store_errors(f"{source} (migrating to {target})"):
+        copied, checkpoint = migrate_store(source, target, hmac_key=hmac_key())
+    click.echo(
+        f"copied {copied} records from {source} to {target}; "
+        f"head seq {checkpoint.seq} hash {checkpoint.hash}"
+    )
+

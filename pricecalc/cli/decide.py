@@ -1,0 +1,39 @@
+"""``pricecalc decide``: one SPEC §8 request in, its recorded decision out (JSON)."""
+
+from __future__ import annotations
+
+from typing import IO
+
+import click
+
+from pricecalc.cli.app import App
+from pricecalc.cli.console import echo_json
+from pricecalc.cli.main import cli
+from pricecalc.cli.options import read_request, request_file_option
+from pricecalc.rows import as_recorded
+
+
+@cli.command()
+@request_file_option("Read the request from FILE instead of standard input.")
+@click.pass_obj
+def decide(app: App, request_file: IO[bytes]) -> None:
+    """Decide one request (SPEC §8 JSON) and print the decision as JSON.
+
+    The decision (approved or rejected) is recorded in the audit store before it is
+    printed, with its place in the chain: "audit": {"seq", "hash"}. Exit 0 when a decision
+    was recorded, 2 for invalid input (the field is named; nothing recorded), 1 when the
+    audit store cannot be used.
+
+    Example:
+
+    \b
+        echo '{"kind": "counterfeit_compensation", "request_id": "cc-1",
+               "input": {"order_id": "O-77", "confirmed": true,
+                         "lines": [{"line_id": "L1", "paid_amount": "68.00"}]}}' \\
+          | pricecalc decide
+    """
+    request = read_request(request_file, "the request")
+    calc = app.calculator()
+    with app.store_errors():
+        decision = calc.decide(request)
+    echo_json(as_recorded(decision.to_dict()))

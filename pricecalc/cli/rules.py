@@ -1,0 +1,313 @@
+"""The rule commands — ``split``, ``compensate``, ``protect``, ``clawback`` — for people.
+
+They are registered by the built-in plugin through ``pricecalc_register_commands``, the
+same hook a stranger's plugin uses (:func:`register`). Each builds a SPEC §8 request from
+its options, has it decided and recorded, and prints a table (or ``--json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
+
+import click
+from rich.console import RenderableType
+
+from pricecalc.cli.app import App, InvalidRequest
+from pricecalc.cli.console import echo_json, show
+from pricecalc.cli.options import (
+    json_option,
+    options_named,
+    read_request,
+    request_file_option,
+    request_id_option,
+)
+from pricecalc.cli.render import decision_view, protection_view
+from pricecalc.rows import as_recorded
+
+
+def _decide_and_show(
+    app: App,
+    request: dict[str, Any],
+    as_json: bool,
+    options: Mapping[str, str],
+    view: Callable[[Mapping[str, Any]], RenderableType] = decision_view,
+) -> None:
+    calc = app.calculator()
+    with options_named(options), app.store_errors():
+        before = calc.store.head().seq
+        decision = calc.decide(request).to_dict()
+    if as_json:
+        echo_json(as_recorded(decision))
+        return
+    show(view(decision))
+    if decision["audit"]["seq"] <= before:
+        click.echo(
+            f"(request {decision['request_id']} was already recorded: this is the recorded "
+            "decision, replayed; nothing new was recorded)"
+        )
+
+
+def _other_platforms(values: Sequence[str]) -> list[dict[str, str]]:
+    out = []
+    for value in values:
+        name, sep, price = value.rpartition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(
+                f"{value!r} is not NAME=PRICE (e.g. 百亿补贴=172.00)",
+                param_hint="'--other-platform'",
+            )
+        out.append({"platform": name.strip(), "price": price.strip()})
+    return out
+
+
+def _put(target: dict[str, Any], **values: Any) -> dict[str, Any]:
+    target.update({k: v for k, v in values.items() if v is not None})
+    return target
+
+
+def _request(kind: str, request_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    return _put({"kind": kind}, request_id=request_id, input=data)
+
+
+SPLIT_OPTIONS = {
+    "input.list_price": "--list-price",
+    "input.registration_price": "--registration-price",
+    "input.subsidy_price": "--subsidy-price",
+    "input.platform_subsidy": "--platform-subsidy",
+    "input.floor_price": "--floor-price",
+    "input.cost_price": "--cost-price",
+    "input.lowest_price_30d": "--lowest-30d",
+    "input.other_platform_prices": "--other-platform",
+    "input.quantity": "--quantity",
+    "input.product_id": "--product-id",
+    "input.category": "--category",
+    "request_id": "--request-id",
+}
+
+
+@click.command()
+@click.option("--list-price", required=True, metavar="AMOUNT", help="原价, per unit.")
+@click.option("--registration-price", required=True, metavar="AMOUNT", help="报名价, per unit.")
+@click.option("--subsidy-price", metavar="AMOUNT", help="补贴价 the consumer pays, per unit.")
+@click.option(
+    "--platform-subsidy",
+    metavar="AMOUNT",
+    help="The platform's subsidy per unit (instead of --subsidy-price).",
+)
+@click.option("--floor-price", required=True, metavar="AMOUNT", help="The merchant's floor.")
+@click.option("--cost-price", required=True, metavar="AMOUNT", help="进货价 / cost, per unit.")
+@click.option("--lowest-30d", metavar="AMOUNT", help="The lowest price of the last 30 days.")
+@click.option(
+    "--other-platform",
+    multiple=True,
+    metavar="NAME=PRICE",
+    help="Another platform's price (repeatable), e.g. 百亿补贴=172.00.",
+)
+@click.option("--quantity", metavar="N", help="Units (default 1).")
+@click.option("--product-id", metavar="ID")
+@click.option("--category", metavar="NAME")
+@request_id_option
+@json_option
+@click.pass_obj
+def split(
+    app: App,
+    list_price: str,
+    registration_price: str,
+    subsidy_price: str | None,
+    platform_subsidy: str | None,
+    floor_price: str,
+    cost_price: str,
+    lowest_30d: str | None,
+    other_platform: tuple[str, ...],
+    quantity: str | None,
+    product_id: str | None,
+    category: str | None,
+    request_id: str | None,
+    as_json: bool,
+) -> None:
+    """Split a 超值购 subsidy between merchant and platform and check the prices (SPEC §2).
+
+    Records the decision and prints a table (or --json): merchant and platform subsidy,
+    rates, margin, totals, and every failed price check.
+
+    Example:
+
+    \b
+        pricecalc split --list-price 199 --registration-price 169 --subsidy-price 149 \\
+            --floor-price 139 --cost-price 120 --lowest-30d 175 \\
+            --other-platform 百亿补贴=172 --quantity 2
+    """
+    data = _put(
+        {},
+        list_price=list_price,
+        registration_price=registration_price,
+        subsidy_price=subsidy_price,
+        platform_subsidy=platform_subsidy,
+        floor_price=floor_price,
+        cost_price=cost_price,
+        lowest_price_30d=lowest_30d,
+        other_platform_prices=_other_platforms(other_platform) if other_platform else None,
+        quantity=quantity,
+        product_id=product_id,
+        category=category,
+    )
+    _decide_and_show(app, _request("subsidy_split", request_id, data), as_json, SPLIT_OPTIONS)
+
+
+COMPENSATE_OPTIONS = {
+    "input.order_id": "--order-id",
+    "input.lines[0].line_id": "--line-id",
+    "input.lines[0].paid_amount": "--paid",
+    "input.lines[0].category": "--category",
+    "input.lines[0].loss": "--loss",
+    "request_id": "--request-id",
+}
+
+
+@click.command()
+@click.option("--paid", required=True, metavar="AMOUNT", help="What the buyer paid (the line).")
+@click.option("--order-id", required=True, metavar="ID")
+@click.option("--line-id", default="L1", show_default=True, metavar="ID")
+@click.option("--category", metavar="NAME", help="e.g. food: the food-safety law may apply.")
+@click.option("--loss", metavar="AMOUNT", help="The buyer's proven loss (food-safety law).")
+@click.option("--not-confirmed", is_flag=True, help="The platform has not confirmed a counterfeit.")
+@click.option(
+    "--merchant-refused", is_flag=True, help="The merchant refuses: deduct from the payout."
+)
+@request_id_option
+@json_option
+@click.pass_obj
+def compensate(
+    app: App,
+    paid: str,
+    order_id: str,
+    line_id: str,
+    category: str | None,
+    loss: str | None,
+    not_confirmed: bool,
+    merchant_refused: bool,
+    request_id: str | None,
+    as_json: bool,
+) -> None:
+    """假一赔十: refund plus compensation for a confirmed counterfeit (SPEC §4).
+
+    One order line; the highest applicable standard wins and is named (ten times the
+    paid amount, at least 500.00; the food-safety law for food categories).
+
+    Example:
+
+    \b
+        pricecalc compensate --paid 39.90 --order-id O-1001
+        pricecalc compensate --paid 39.90 --category food --order-id O-1002 --json
+    """
+    line = _put({"line_id": line_id, "paid_amount": paid}, category=category, loss=loss)
+    data = {
+        "order_id": order_id,
+        "confirmed": not not_confirmed,
+        "merchant_refused": merchant_refused,
+        "lines": [line],
+    }
+    _decide_and_show(
+        app,
+        _request("counterfeit_compensation", request_id, data),
+        as_json,
+        COMPENSATE_OPTIONS,
+    )
+
+
+@click.command()
+@request_file_option(
+    "The claim: a price_protection request, or just its input object (- for stdin)."
+)
+@json_option
+@click.pass_obj
+def protect(app: App, request_file: IO[bytes], as_json: bool) -> None:
+    """Decide a 价保 price-protection claim (SPEC §3) and show it line by line.
+
+    For each order line: the net price paid, the lowest net price after payment, when it
+    was reached and which offers gave it, what the buyer is entitled to, what was already
+    refunded and this claim's refund. FILE holds a price_protection request (SPEC §8) or
+    just its "input" object.
+
+    Example:
+
+    \b
+        pricecalc protect --request claim-O-1.json
+        pricecalc protect --request claim-O-1.json --json
+    """
+    raw = read_request(request_file, "the claim")
+    if isinstance(raw, dict) and "kind" not in raw and "input" not in raw:
+        raw = {"kind": "price_protection", "input": raw}
+    if isinstance(raw, dict) and raw.get("kind") != "price_protection":
+        raise InvalidRequest(
+            f"kind: protect decides price_protection claims, not {raw.get('kind')!r} "
+            "(use pricecalc decide for other kinds)"
+        )
+    request: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    _decide_and_show(
+        app, raw, as_json, {}, view=lambda decision: protection_view(decision, request)
+    )
+
+
+CLAWBACK_OPTIONS = {
+    "input.order_id": "--order-id",
+    "input.category": "--category",
+    "input.platform_subsidy": "--platform-subsidy",
+    "input.quantity": "--quantity",
+    "input.product_id": "--product-id",
+    "request_id": "--request-id",
+}
+
+
+@click.command()
+@click.option("--order-id", required=True, metavar="ID")
+@click.option("--category", required=True, metavar="NAME", help="e.g. 手机, 酒类, 生活电器.")
+@click.option(
+    "--platform-subsidy", required=True, metavar="AMOUNT", help="The platform subsidy per unit."
+)
+@click.option("--quantity", metavar="N", help="Units (default 1).")
+@click.option(
+    "--forwarded/--not-forwarded",
+    default=True,
+    show_default=True,
+    help="Whether forwarding (转寄) was detected.",
+)
+@click.option("--product-id", metavar="ID")
+@request_id_option
+@json_option
+@click.pass_obj
+def clawback(
+    app: App,
+    order_id: str,
+    category: str,
+    platform_subsidy: str,
+    quantity: str | None,
+    forwarded: bool,
+    product_id: str | None,
+    request_id: str | None,
+    as_json: bool,
+) -> None:
+    """禁止转寄: claw back the platform subsidy of a forwarded order (SPEC §5).
+
+    Example:
+
+    \b
+        pricecalc clawback --order-id O-2001 --category 手机 --platform-subsidy 200 \\
+            --quantity 1
+    """
+    data = _put(
+        {"order_id": order_id, "category": category, "platform_subsidy": platform_subsidy},
+        forwarded=forwarded,
+        quantity=quantity,
+        product_id=product_id,
+    )
+    _decide_and_show(
+        app, _request("forwarding_clawback", request_id, data), as_json, CLAWBACK_OPTIONS
+    )
+
+
+def register(group: click.Group) -> None:
+    """Add the rule commands to ``group`` (the built-in plugin's command hook)."""
+    for command in (split, compensate, protect, clawback):
+        group.add_command(command)
