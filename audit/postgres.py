@@ -464,6 +464,7 @@ class PostgresAuditStore:
         self._sql_head = q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")
         self._sql_get = q("SELECT {cols} FROM {t} WHERE key = %s")
         self._sql_find = q("SELECT {cols} FROM {t} WHERE tags @> ARRAY[%s]::text[] ORDER BY seq")
+        self._sql_record = q("SELECT {cols} FROM {t} WHERE seq = %s")
         self._sql_verify = q("SELECT {cols}, recorded_us FROM {t} ORDER BY seq")
 
     # -- plumbing ------------------------------------------------------------------------
@@ -640,6 +641,11 @@ class PostgresAuditStore:
         """Every record tagged ``tag``, in seq order."""
         return self._read("find", self._sql_find, (tag,))
 
+    def record(self, seq: int) -> Record | None:
+        """Record number ``seq`` (1-based), or None."""
+        found = self._read("record", self._sql_record, (seq,))
+        return found[0] if found else None
+
     def head(self) -> Checkpoint:
         """The chain head: the last committed record's seq and hash."""
         with self._mutex:
@@ -810,7 +816,7 @@ class _Writer:
         self.aborted = _first_line(exc)
         return self._store._failure(exc, doing)
 
-    def _select(self, doing: str, query: bytes, param: str) -> list[Record]:
+    def _select(self, doing: str, query: bytes, param: str | int) -> list[Record]:
         try:
             rows = self._conn.execute(query, (param,)).fetchall()
         except psycopg.Error as exc:
@@ -829,6 +835,11 @@ class _Writer:
     def find(self, tag: str) -> list[Record]:
         self._check()
         return self._select("find", self._store._sql_find, tag)
+
+    def record(self, seq: int) -> Record | None:
+        self._check()
+        found = self._select("record", self._store._sql_record, seq)
+        return found[0] if found else None
 
     def append(self, entry: Entry) -> Record:
         return self.append_many([entry])[0]

@@ -12,8 +12,9 @@ about what the payloads mean. Every implementation provides:
     that reads inside see every record (including the transaction's own pending appends)
     and no other writer can append in between. Its appends commit, as one group, when the
     block exits without an exception; nothing is reported durable before that.
-``get(key)``, ``find(tag)``, ``query(...)``
-    Look records up by idempotency key, by tag, and by any payload field and time range.
+``get(key)``, ``find(tag)``, ``record(seq)``, ``query(...)``
+    Look records up by idempotency key, by tag, by seq, and by any payload field and time
+    range.
 ``head()``, ``verify(checkpoint=None)``
     The chain head as a checkpoint; a streaming check of the whole chain.
 ``export(out, fmt, records=None)``
@@ -103,6 +104,10 @@ class Transaction(Protocol):
 
     def find(self, tag: str) -> list[Record]: ...
 
+    def record(self, seq: int) -> Record | None:
+        """Record number ``seq`` (committed or pending in this transaction), or None."""
+        ...
+
     def append(self, entry: Entry) -> Record: ...
 
 
@@ -117,6 +122,10 @@ class AuditStore(Protocol):
     def get(self, key: str) -> Record | None: ...
 
     def find(self, tag: str) -> list[Record]: ...
+
+    def record(self, seq: int) -> Record | None:
+        """Record number ``seq`` (1-based), or None when the store has no such record."""
+        ...
 
     def query(
         self,

@@ -546,12 +546,15 @@ class AuditLogStorage(Storage):
         with self._locked():
             return self._find_locked(tag)
 
+    def _record_locked(self, seq: int) -> Record | None:
+        self._sync_index()
+        found = self._index.by_seq(seq)
+        return None if found is None else self._read_at(found)
+
     def record_at(self, seq: int) -> Record | None:
         """Record number ``seq`` (1-based), or None."""
         with self._locked():
-            self._sync_index()
-            found = self._index.by_seq(seq)
-            return None if found is None else self._read_at(found)
+            return self._record_locked(seq)
 
     def head(self) -> Checkpoint:
         """The chain head; raises :class:`TamperedError` if the tail does not check out."""
@@ -750,6 +753,13 @@ class StoreTransaction:
         self._check()
         committed = self._storage._find_locked(tag)
         return committed + [r for r in self._records if tag in r.tags]
+
+    def record(self, seq: int) -> Record | None:
+        self._check()
+        if self._records and seq >= self._records[0].seq:
+            index = seq - self._records[0].seq
+            return self._records[index] if index < len(self._records) else None
+        return self._storage._record_locked(seq) if seq >= 1 else None
 
     def append(self, entry: Entry) -> Record:
         return self.append_many([entry])[0]
@@ -972,6 +982,10 @@ class TinyDBAuditStore:
 
     def find(self, tag: str) -> list[Record]:
         return self.storage.find(tag)
+
+    def record(self, seq: int) -> Record | None:
+        """Record number ``seq`` (1-based), or None."""
+        return self.storage.record_at(seq) if seq >= 1 else None
 
     def query(
         self,

@@ -169,6 +169,20 @@ def test_find_by_tag_in_seq_order(store: AuditStore) -> None:
     assert store.find("order:O9") == []
 
 
+def test_record_by_seq(store: AuditStore) -> None:
+    """``record(seq)`` returns record number ``seq``, or None outside 1..head; inside a
+    transaction it sees committed and pending records alike."""
+    records = fill(store, 4)
+    assert [store.record(n) for n in (1, 4)] == [records[0], records[3]]
+    assert store.record(0) is None and store.record(5) is None and store.record(-1) is None
+    with store.transaction() as tx:
+        pending = tx.append(entry(5))
+        assert tx.record(2) == records[1]
+        assert tx.record(5) == pending
+        assert tx.record(6) is None and tx.record(0) is None
+    assert store.record(5) == pending
+
+
 def test_append_many_is_one_contiguous_group(store: AuditStore) -> None:
     """A group commit's records are consecutive and chained."""
     store.append(entry(0))
