@@ -10,10 +10,16 @@
 
 from __future__ import annotations
 
+from pricecalc.api import evaluate
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.decision import AuditRef, Decision, Outcome, Reason
-from pricecalc.engine import evaluate
-from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError
+from pricecalc.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    PluginError,
+    PolicyError,
+    PricecalcError,
+)
 from pricecalc.hookspecs import hookimpl
 from pricecalc.policy import Policy
 
@@ -24,6 +30,7 @@ __all__ = [
     "BatchItem",
     "Calculator",
     "Decision",
+    "IdempotencyConflict",
     "InvalidInput",
     "Outcome",
     "PluginError",

@@ -4,9 +4,13 @@ A file is read, decided and written ``chunk_size`` lines at a time (one group co
 chunk), so memory stays flat whatever the file's size. One output row per input line, in
 order; nothing is reported before it is durable.
 
-**Stable ids.** A request without ``request_id`` gets
-``batch-<first 16 hex digits of the file's SHA-256>-line-<n>`` — the same file run again
-gives the same ids, so an interrupted batch re-run records nothing twice.
+**Keys** (SPEC §7). A request without ``request_id`` is keyed by its content
+(:func:`pricecalc.envelope.content_key`), never by its place in the file: re-running the
+same file, or an edited one, records only the lines that are new or changed, and two
+identical lines are one decision (the second a replay). Files decided by pricecalc 0.1
+keyed such lines ``batch-<16 hex digits of the file's SHA-256>-line-<n>``
+(:func:`legacy_request_id`); that key is looked up too, so a file decided before the
+upgrade records nothing new when it is run again.
 """
 
 from __future__ import annotations
@@ -14,24 +18,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pricecalc.calculator import Calculator
-from pricecalc.errors import InvalidInput, PricecalcError
+import attrs
+
+from pricecalc.calculator import BatchItem, Calculator
+from pricecalc.envelope import Envelope
+from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
 from pricecalc.reading import FileLine
 from pricecalc.rows import Summary, as_recorded, decision_row
+from pricecalc.serialize import text_problem
 
 DEFAULT_CHUNK_SIZE = 500
 
 
-def stable_request_id(digest: str, number: int) -> str:
-    """The id given to a request without ``request_id``: file content hash + line number."""
+def legacy_request_id(digest: str, number: int) -> str:
+    """The key pricecalc 0.1 gave a batch line without ``request_id``: the file's content
+    hash and the line number (still looked up, never given any more)."""
     return f"batch-{digest[:16]}-line-{number}"
-
-
-def with_request_id(request: Any, digest: str, number: int) -> Any:
-    """The request with a stable ``request_id`` when it has none (objects only)."""
-    if isinstance(request, dict) and request.get("request_id") is None:
-        return {**request, "request_id": stable_request_id(digest, number)}
-    return request
 
 
 class BatchStopped(PricecalcError):
@@ -47,7 +49,74 @@ class BatchStopped(PricecalcError):
         super().__init__(f"line {line}: {cause}")
 
 
-Emit = Callable[[FileLine, Mapping[str, Any] | None, str | None], None]
+@attrs.frozen
+class LineResult:
+    """What became of one input line: its decision (the SPEC §8 shape, with ``audit`` and
+    ``replayed``), or why none — invalid input (``error``) or an idempotency conflict
+    (``conflict``). ``request_id`` and ``kind`` are the line's own, as far as it could be
+    read (SPEC §8)."""
+
+    line: FileLine
+    decision: Mapping[str, Any] | None = None
+    error: str | None = None
+    conflict: IdempotencyConflict | None = None
+    request_id: str | None = None
+    kind: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.decision is not None:
+            return str(self.decision["status"])
+        return "conflict" if self.conflict is not None else "invalid"
+
+
+Emit = Callable[[LineResult], None]
+
+
+def _readable(request: Any, name: str) -> str | None:
+    """A line's ``request_id`` or ``kind`` when it is usable text (for an invalid row)."""
+    if not isinstance(request, Mapping):
+        return None
+    value = request.get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and name == "request_id":
+        value = str(value)
+    if isinstance(value, str) and value.strip() and text_problem(value) is None:
+        return value if len(value) <= 256 else None
+    return None
+
+
+def _envelope(
+    line: FileLine, digest: str, merchant: str | None, campaign: str | None
+) -> Envelope | LineResult:
+    """The line's request, parsed, labelled with the file's merchant/campaign and keyed."""
+    if line.error is not None:
+        return LineResult(line, error=line.error)
+    try:
+        envelope = Envelope.parse(line.request).with_labels(merchant, campaign)
+    except (InvalidInput, TypeError) as exc:
+        return LineResult(
+            line,
+            error=str(exc),
+            request_id=_readable(line.request, "request_id"),
+            kind=_readable(line.request, "kind"),
+        )
+    return envelope.keyed(aliases=(legacy_request_id(digest, line.number),))
+
+
+def _result(line: FileLine, envelope: Envelope, item: BatchItem) -> LineResult:
+    if item.decision is not None:
+        return LineResult(
+            line,
+            decision=item.decision.to_dict(),
+            request_id=item.decision.request_id,
+            kind=item.decision.kind,
+        )
+    if item.conflict is not None:
+        return LineResult(
+            line, conflict=item.conflict, request_id=envelope.request_id, kind=envelope.kind
+        )
+    given = _readable(line.request, "request_id")
+    return LineResult(line, error=str(item.error), request_id=given, kind=envelope.kind)
 
 
 def _chunks(
@@ -71,80 +140,85 @@ def run_batch(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[int], None] = lambda position: None,
+    merchant: str | None = None,
+    campaign: str | None = None,
 ) -> Summary:
-    """Decide ``lines`` in chunks (one group commit each), emitting one row per line in order.
-
-    ``emit(line, decision_dict, error)`` gets the SPEC §8 decision (with ``audit``) or the
-    error of an invalid line. Requests without ``request_id`` get a stable one
-    (:func:`stable_request_id`). Decisions already in the store are replayed, not recorded
-    again. Raises :class:`BatchStopped` when a line fails for a reason that is not its input.
-    """
+    """Decide ``lines`` in chunks (one group commit each), emitting one result per line in
+    order, each only once it is durable. ``merchant``/``campaign`` label the lines that
+    name none. Raises :class:`BatchStopped` when a line fails for a reason that is not its
+    input (the lines before it are recorded and emitted)."""
     summary = Summary()
-    start_seq = calc.store.head().seq
     for chunk in _chunks(lines, max(1, chunk_size)):
-        pending = [
-            (line, with_request_id(line.request, digest, line.number))
-            for line, _ in chunk
-            if line.error is None
-        ]
-        decided: dict[int, Mapping[str, Any] | str] = {}
+        prepared = [(line, _envelope(line, digest, merchant, campaign)) for line, _ in chunk]
+        pending = [(line, env) for line, env in prepared if isinstance(env, Envelope)]
+        decided: dict[int, LineResult] = {}
         try:
-            items = calc.decide_many([req for _, req in pending], on_invalid="collect")
+            items = calc.decide_many([env for _, env in pending], on_invalid="collect")
         except (PricecalcError, TypeError):
             # Something other than one line's input failed (a plugin, the policy): decide
             # the chunk line by line so that the lines before it are kept, and name it.
-            for line, req in pending:
+            for line, env in pending:
                 try:
-                    decided[line.number] = calc.decide(req).to_dict()
-                except InvalidInput as exc:
-                    decided[line.number] = str(exc)
+                    [item] = calc.decide_many([env], on_invalid="collect")
                 except (PricecalcError, TypeError) as exc:
-                    _emit_chunk(chunk, decided, emit, summary, start_seq, stop=line.number)
+                    _emit_chunk(prepared, decided, emit, summary, stop=line.number)
                     raise BatchStopped(line.number, exc) from exc
+                decided[line.number] = _result(line, env, item)
         else:
-            for (line, _), item in zip(pending, items, strict=True):
-                if item.decision is not None:
-                    decided[line.number] = item.decision.to_dict()
-                else:
-                    decided[line.number] = str(item.error)
-        _emit_chunk(chunk, decided, emit, summary, start_seq)
+            for (line, env), item in zip(pending, items, strict=True):
+                decided[line.number] = _result(line, env, item)
+        _emit_chunk(prepared, decided, emit, summary)
         progress(chunk[-1][1])
     return summary
 
 
 def _emit_chunk(
-    chunk: Sequence[tuple[FileLine, int]],
-    decided: Mapping[int, Mapping[str, Any] | str],
+    prepared: Sequence[tuple[FileLine, Envelope | LineResult]],
+    decided: Mapping[int, LineResult],
     emit: Emit,
     summary: Summary,
-    start_seq: int,
     stop: int | None = None,
 ) -> None:
-    for line, _ in chunk:
+    for line, envelope in prepared:
         if stop is not None and line.number >= stop:
             return
-        outcome = decided.get(line.number, line.error)
-        if isinstance(outcome, Mapping):
-            audit = outcome.get("audit") or {}
-            summary.add_decision(outcome, replayed=int(audit.get("seq", 0)) <= start_seq)
-            emit(line, outcome, None)
-        else:
-            summary.add_invalid()
-            emit(line, None, outcome)
+        result = envelope if isinstance(envelope, LineResult) else decided[line.number]
+        summary.add(result.status, result.decision)
+        emit(result)
 
 
-def batch_row(
-    line: FileLine, decision: Mapping[str, Any] | None, error: str | None
-) -> dict[str, Any]:
-    """The JSON Lines output of one line: the SPEC §8 decision, or the invalid-line shape."""
-    if decision is not None:
-        return as_recorded(decision)
-    return {"line": line.number, "status": "invalid", "error": error}
+def batch_row(result: LineResult) -> dict[str, Any]:
+    """The JSON Lines output of one line (SPEC §8): the decision, or the invalid or
+    conflict shape."""
+    if result.decision is not None:
+        return as_recorded(result.decision)
+    row: dict[str, Any] = {"line": result.line.number, "status": result.status}
+    if result.conflict is not None:
+        row["error"] = str(result.conflict)
+        row["request_id"] = result.request_id
+        row["kind"] = result.kind
+        row["audit"] = {"seq": result.conflict.seq, "hash": result.conflict.hash}
+        return row
+    row["error"] = result.error
+    if result.request_id is not None:
+        row["request_id"] = result.request_id
+    if result.kind is not None:
+        row["kind"] = result.kind
+    return row
 
 
-def flat_batch_row(
-    line: FileLine, decision: Mapping[str, Any] | None, error: str | None
-) -> dict[str, Any]:
+def flat_batch_row(result: LineResult) -> dict[str, Any]:
     """The CSV / Excel output of one line (:data:`pricecalc.rows.BATCH_COLUMNS`)."""
-    request = line.request if isinstance(line.request, Mapping) else {}
-    return decision_row(line.number, decision, error, request=request)
+    request = result.line.request if isinstance(result.line.request, Mapping) else {}
+    return decision_row(
+        result.line.number,
+        result.decision,
+        result.error if result.conflict is None else str(result.conflict),
+        request=request,
+        status=result.status,
+        request_id=result.request_id,
+        kind=result.kind,
+        audit=None
+        if result.conflict is None
+        else {"seq": result.conflict.seq, "hash": result.conflict.hash},
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from pricecalc import compensation, forwarding, offers, protection, subsidy
+from pricecalc import compensation, corrections, forwarding, offers, protection, subsidy
 from pricecalc.hookspecs import hookimpl
 from pricecalc.offers import OfferType
 from pricecalc.registry import CompensationStandard, Rule
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def pricecalc_rules() -> Iterable[Rule]:
-    return [subsidy.RULE, protection.RULE, compensation.RULE, forwarding.RULE]
+    return [subsidy.RULE, protection.RULE, compensation.RULE, forwarding.RULE, corrections.RULE]
 
 
 @hookimpl

@@ -2,10 +2,14 @@
 
 ``Calculator.decide`` evaluates a request and appends the decision to the audit store
 *before* returning it; the returned decision carries its place in the chain
-(``audit: {seq, hash}``). A ``request_id`` already recorded returns the recorded decision
-and appends nothing. Invalid input raises :class:`pricecalc.InvalidInput` and records
-nothing. Evaluation and append happen under the store's writer lock, so a second claim for
-the same price drop pays 0 even when two processes race.
+(``audit: {seq, hash}``). Evaluation and append happen under the store's writer lock, so
+the rules that read history (a second claim for the same price drop pays 0, a line is
+compensated once, a record is voided once) stay right when two processes race.
+
+Idempotency (SPEC §7): a ``request_id`` already recorded with the same request (kind,
+input, merchant_id, campaign) returns the recorded decision, ``replayed``, and records
+nothing; with a different request it raises :class:`pricecalc.IdempotencyConflict` and
+records nothing. Invalid input raises :class:`pricecalc.InvalidInput` and records nothing.
 
 A calculator is safe to share between threads.
 """
@@ -14,29 +18,36 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import attrs
 
 from audit import open_store
-from audit.canonical import to_json_value
 from audit.protocol import AuditStore, Entry, Record, Transaction
-from pricecalc.decision import AuditRef, Decision
-from pricecalc.engine import evaluate, split_request
-from pricecalc.errors import InvalidInput
-from pricecalc.money import parse_amount
+from pricecalc import engine
+from pricecalc.corrections import VOID_KIND, voided_seq
+from pricecalc.decision import AuditRef, Decision, recorded_request
+from pricecalc.envelope import Envelope
+from pricecalc.errors import IdempotencyConflict, InvalidInput
+from pricecalc.history import (
+    NO_HISTORY,
+    PastDecision,
+    campaign_tag,
+    kind_tag,
+    merchant_tag,
+    order_tag,
+    voids_tag,
+)
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
+from pricecalc.serialize import text_problem
 
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
-PROTECTION_KIND = "price_protection"
-#: The parts of a decision's record that ``evaluate`` already made plain JSON data.
-_EVALUATED = ("request", "result", "policy")
+MAX_OPERATOR = 128
 
 
 def default_operator() -> str:
@@ -47,48 +58,81 @@ def default_operator() -> str:
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
-def refund_tag(order_id: str) -> str:
-    """The audit tag under which approved price-protection refunds of an order are found."""
-    return f"{PROTECTION_KIND}:order:{order_id}"
+def _operator(name: str) -> str:
+    problem = text_problem(name) if isinstance(name, str) else "must be text"
+    if problem is None and not name.strip():
+        problem = "must not be empty"
+    if problem is None and len(name) > MAX_OPERATOR:
+        problem = f"must be at most {MAX_OPERATOR} characters"
+    if problem is not None:
+        raise InvalidInput("operator", name, problem)
+    return name
+
+
+def past_decision(record: Record, voided_by: int | None = None) -> PastDecision:
+    """A recorded decision as a rule sees it (:class:`pricecalc.history.PastDecision`)."""
+    payload = record.payload
+    request = recorded_request(payload)
+    result = payload.get("result")
+    return PastDecision(
+        seq=record.seq,
+        kind=str(payload.get("kind")),
+        status=str(payload.get("status")),
+        result=result if isinstance(result, Mapping) else {},
+        voided_by=voided_by,
+        request_id=record.key if record.key is not None else payload.get("request_id"),
+        merchant_id=request.get("merchant_id"),
+        campaign=request.get("campaign"),
+    )
+
+
+def _is_void(record: Record) -> bool:
+    return record.payload.get("kind") == VOID_KIND and record.payload.get("status") == "approved"
 
 
 class StoreHistory:
-    """Answers a rule's questions about past decisions from an open store transaction."""
+    """Answers a rule's questions about past decisions from an open store transaction
+    (committed records and the transaction's own pending ones). It reads only what every
+    decision's record holds — kind, status, result, the void that withdrew it — and hands
+    the results to the rules, which read their own layouts."""
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
-    def refunds(self, order_id: str) -> Mapping[str, Decimal]:
-        paid: dict[str, Decimal] = {}
-        for record in self._tx.find(refund_tag(order_id)):
-            payload = record.payload
-            if payload.get("kind") != PROTECTION_KIND or payload.get("status") != "approved":
-                continue
-            for line in payload.get("result", {}).get("lines", []):
-                amount = parse_amount(line["refund"], f"audit record {record.seq} refund")
-                paid[line["line_id"]] = paid.get(line["line_id"], Decimal("0.00")) + amount
-        return paid
+    def decisions(self, order_id: str) -> tuple[PastDecision, ...]:
+        records = self._tx.find(order_tag(order_id))
+        voided: dict[int, int] = {}
+        for record in records:
+            if _is_void(record):
+                target = voided_seq(record.payload.get("result"))
+                if target is not None:
+                    voided.setdefault(target, record.seq)
+        return tuple(
+            past_decision(record, voided.get(record.seq))
+            for record in records
+            if record.payload.get("kind") != VOID_KIND
+        )
 
-
-def _request_ids(requests: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    """The request ids of the requests that have one (invalid ones are skipped here and
-    reported when they are decided)."""
-    for request in requests:
-        try:
-            _, request_id, _ = split_request(request)
-        except InvalidInput:
-            continue
-        if request_id is not None:
-            yield request_id
+    def decision(self, seq: int) -> PastDecision | None:
+        record = self._tx.record(seq)
+        if record is None or not isinstance(record.payload.get("kind"), str):
+            return None
+        voids = [v.seq for v in self._tx.find(voids_tag(seq)) if _is_void(v)]
+        return past_decision(record, voids[0] if voids else None)
 
 
 @attrs.frozen
 class BatchItem:
-    """One line of a batch: its decision, or why it could not be decided."""
+    """One request of a batch: its decision, or why it was not decided — invalid input
+    (``error``) or an idempotency conflict (``conflict``)."""
 
     index: int
     decision: Decision | None = None
     error: InvalidInput | None = None
+    conflict: IdempotencyConflict | None = None
+
+
+Request = Mapping[str, Any] | Envelope
 
 
 class Calculator:
@@ -96,8 +140,9 @@ class Calculator:
 
     ``audit`` is a path (TinyDB store), a store URL, or an object implementing
     :class:`audit.protocol.AuditStore`. ``policy`` defaults to the SPEC's defaults;
-    ``operator`` to the OS user. With ``PRICECALC_AUDIT_KEY`` set (or ``hmac_key``), the
-    store chain is keyed with HMAC-SHA256.
+    ``operator`` to the OS user (a ``void`` needs an operator named here). With
+    ``PRICECALC_AUDIT_KEY`` set (or ``hmac_key``), the store chain is keyed with
+    HMAC-SHA256.
     """
 
     def __init__(
@@ -115,8 +160,10 @@ class Calculator:
         self.registry = (
             registry if registry is not None else load_registry(self.policy, disable_plugins)
         )
-        self.policy.with_defaults(self.registry.policy_defaults).check_known()
-        self.operator = operator or default_operator()
+        #: The policy merged with the plugins' defaults, once: what every decision reads.
+        self.rules_policy = self.policy.merged(self.registry.policy_defaults)
+        self.named_operator = None if operator is None else _operator(operator)
+        self.operator = self.named_operator or default_operator()
         self._clock = clock or (lambda: datetime.now(UTC))
         if isinstance(audit, str | os.PathLike):
             if hmac_key is None and os.environ.get(AUDIT_KEY_ENV):
@@ -130,17 +177,22 @@ class Calculator:
             self._owns_store = False
 
     # -- the API -------------------------------------------------------------------------
-    def decide(self, request: Mapping[str, Any], *, now: datetime | None = None) -> Decision:
-        """Evaluate one request, record it durably, return the decision with its audit ref."""
-        _, request_id, _ = split_request(request)
+    def decide(self, request: Request, *, now: datetime | None = None) -> Decision:
+        """Evaluate one request, record it durably, return the decision with its audit ref.
+
+        A request already recorded under its ``request_id`` is replayed (nothing new is
+        recorded); a different request under a recorded ``request_id`` raises
+        :class:`pricecalc.IdempotencyConflict`.
+        """
+        envelope = Envelope.parse(request)
         with self.store.transaction() as tx:
-            decision, record = self._decide_in(tx, request, request_id, now)
-        return decision.with_audit(AuditRef(record.seq, record.hash))
+            decision, record = self._decide_in(tx, envelope, now)
+        return decision if decision.replayed else _recorded(decision, record)
 
     @overload
     def decide_many(
         self,
-        requests: Iterable[Mapping[str, Any]],
+        requests: Iterable[Request],
         *,
         now: datetime | None = ...,
         on_invalid: Literal["raise"] = ...,
@@ -149,7 +201,7 @@ class Calculator:
     @overload
     def decide_many(
         self,
-        requests: Iterable[Mapping[str, Any]],
+        requests: Iterable[Request],
         *,
         now: datetime | None = ...,
         on_invalid: Literal["collect"],
@@ -157,7 +209,7 @@ class Calculator:
 
     def decide_many(
         self,
-        requests: Iterable[Mapping[str, Any]],
+        requests: Iterable[Request],
         *,
         now: datetime | None = None,
         on_invalid: Literal["raise", "collect"] = "raise",
@@ -165,41 +217,61 @@ class Calculator:
         """Decide many requests with one group commit (one sync for the whole batch).
 
         Decisions are returned only after the batch is durable. With
-        ``on_invalid="raise"`` (default) an invalid request aborts the batch before
-        anything is written and raises its :class:`InvalidInput` (the message starts with
-        ``requests[i]``); with ``"collect"`` invalid requests are reported in their slot
-        as :class:`BatchItem` errors and the others are still decided and recorded.
+        ``on_invalid="raise"`` (default) an invalid request or an idempotency conflict
+        aborts the batch before anything is written and raises (an invalid request's
+        message starts with ``requests[i]``); with ``"collect"`` they are reported in
+        their slot as :class:`BatchItem` errors or conflicts and the others are still
+        decided and recorded.
         """
-        requests = list(requests)
+        parsed: list[Envelope | InvalidInput] = []
+        for index, request in enumerate(requests):
+            try:
+                parsed.append(Envelope.parse(request))
+            except InvalidInput as exc:
+                if on_invalid == "raise":
+                    raise _in_batch(index, exc) from exc
+                parsed.append(exc)
         items: list[BatchItem] = []
-        refs: list[tuple[int, int, Decision, Record]] = []  # (slot, index, decision, record)
+        done: list[tuple[int, Decision, Record]] = []
         with self.store.transaction() as tx:
-            tx.prefetch(_request_ids(requests))  # one look-up for the batch's keys
-            for index, request in enumerate(requests):
+            tx.prefetch(_keys(parsed))  # one look-up for the batch's keys
+            for index, envelope in enumerate(parsed):
+                if isinstance(envelope, InvalidInput):
+                    items.append(BatchItem(index, error=envelope))
+                    continue
                 try:
-                    _, request_id, _ = split_request(request)
-                    decision, record = self._decide_in(tx, request, request_id, now)
+                    decision, record = self._decide_in(tx, envelope, now)
                 except InvalidInput as exc:
                     if on_invalid == "raise":
-                        raise InvalidInput(
-                            f"requests[{index}].{exc.field}", exc.value, exc.problem
-                        ) from exc
+                        raise _in_batch(index, exc) from exc
                     items.append(BatchItem(index, error=exc))
                     continue
-                refs.append((len(items), index, decision, record))
-                items.append(BatchItem(index))
+                except IdempotencyConflict as exc:
+                    if on_invalid == "raise":
+                        raise
+                    items.append(BatchItem(index, conflict=exc))
+                    continue
+                if decision.replayed:
+                    items.append(BatchItem(index, decision=decision))
+                else:
+                    done.append((len(items), decision, record))
+                    items.append(BatchItem(index))
         # The transaction has committed: now, and only now, the decisions are reportable.
-        for slot, index, decision, record in refs:
-            done = decision.with_audit(AuditRef(record.seq, record.hash))
-            items[slot] = BatchItem(index, decision=done)
+        for slot, decision, record in done:
+            items[slot] = BatchItem(items[slot].index, decision=_recorded(decision, record))
         if on_invalid == "raise":
             return [item.decision for item in items if item.decision is not None]
         return items
 
-    def evaluate(self, request: Mapping[str, Any], *, now: datetime | None = None) -> Decision:
-        """Evaluate without recording (a what-if; nothing is written)."""
-        return evaluate(
-            request, now=now or self._clock(), policy=self.policy, registry=self.registry
+    def evaluate(self, request: Request, *, now: datetime | None = None) -> Decision:
+        """Evaluate without recording (a what-if; nothing is written, no history read)."""
+        return engine.evaluate(
+            Envelope.parse(request),
+            registry=self.registry,
+            policy=self.rules_policy,
+            now=now or self._clock(),
+            history=NO_HISTORY,
+            operator=self.named_operator,
         )
 
     def close(self) -> None:
@@ -214,60 +286,119 @@ class Calculator:
 
     # -- inside the writer lock -------------------------------------------------------
     def _decide_in(
-        self,
-        tx: Transaction,
-        request: Mapping[str, Any],
-        request_id: str | None,
-        now: datetime | None,
+        self, tx: Transaction, envelope: Envelope, now: datetime | None
     ) -> tuple[Decision, Record]:
-        if request_id is not None:
-            existing = tx.get(request_id)
+        """Replay the recorded decision of this request, or decide and append it."""
+        if envelope.request_id is not None:
+            existing = tx.get(envelope.request_id)
             if existing is not None:
-                return Decision.from_record(existing.payload), existing
+                return self._replay(existing, envelope), existing
+            for alias in envelope.aliases:
+                existing = tx.get(alias)
+                if (
+                    existing is not None
+                    and envelope.describe_difference(recorded_request(existing.payload)) is None
+                ):
+                    return self._replay(existing, envelope), existing
         moment = now or self._clock()
-        decision = evaluate(
-            request,
-            now=moment,
-            policy=self.policy,
+        decision = engine.evaluate(
+            envelope,
             registry=self.registry,
+            policy=self.rules_policy,
+            now=moment,
             history=StoreHistory(tx),
+            operator=self.named_operator,
         )
+        return decision, self._append(tx, decision, moment)
+
+    def _append(self, tx: Transaction, decision: Decision, moment: datetime) -> Record:
         entry = Entry(
             payload=self._payload(decision, moment),
-            key=request_id,
-            tags=self._tags(decision),
+            key=decision.request_id,
+            tags=decision_tags(decision),
             plain=True,
         )
-        return decision, tx.append(entry)
-
-    def _payload(self, decision: Decision, moment: datetime) -> dict[str, Any]:
-        """The audit record's payload as plain JSON data, so the store need not walk it.
-
-        ``evaluate`` made the request, result and policy plain JSON data (its own checked
-        copies, held only by this decision); the rest is converted here, with the store's
-        own conversion and its errors.
-        """
-        data = decision.to_record(copy_data=False)
-        rest = {name: value for name, value in data.items() if name not in _EVALUATED}
-        rest["operator"] = self.operator
-        rest["decided_at"] = moment.isoformat()
-        rest["pricecalc_version"] = core_version()
-        payload = to_json_value(rest)
-        assert isinstance(payload, dict)
-        for name in _EVALUATED:
-            payload[name] = data[name]
-        return payload
+        return tx.append(entry)
 
     @staticmethod
-    def _tags(decision: Decision) -> tuple[str, ...]:
-        tags: list[str] = [f"kind:{decision.kind}"]
-        # The rule's own (normalised) order id, so tags match what history looks up.
-        order_id = decision.result.get("order_id")
-        if order_id is None:
-            raw = decision.request.get("input", {}).get("order_id")
-            order_id = str(raw).strip() if isinstance(raw, str | int) else None
-        if isinstance(order_id, str) and order_id:
-            tags.append(f"order:{order_id}")
-            if decision.kind == PROTECTION_KIND and decision.approved:
-                tags.append(refund_tag(str(order_id)))
-        return tuple(tags)
+    def _replay(record: Record, envelope: Envelope) -> Decision:
+        difference = envelope.describe_difference(recorded_request(record.payload))
+        if difference is not None:
+            raise IdempotencyConflict(
+                str(envelope.request_id), record.seq, record.hash, envelope.kind, difference
+            )
+        return Decision.from_record(
+            record.payload, AuditRef(record.seq, record.hash), key=record.key, replayed=True
+        )
+
+    def _payload(self, decision: Decision, moment: datetime) -> dict[str, Any]:
+        """The audit record's payload (docs/audit.md, "What pricecalc records").
+
+        Plain JSON data throughout: the canonical request and the checked result come from
+        the envelope and the engine, the rest is text made here. The request id is the
+        record's key and is not repeated in the payload.
+        """
+        request = decision.request
+        payload: dict[str, Any] = {"kind": decision.kind, "input": request["input"]}
+        if decision.merchant_id is not None:
+            payload["merchant_id"] = decision.merchant_id
+        if decision.campaign is not None:
+            payload["campaign"] = decision.campaign
+        payload["status"] = decision.status
+        payload["result"] = decision.result
+        payload["reasons"] = [r.to_dict() for r in decision.reasons]
+        payload["rule_set"] = decision.rule_set
+        payload["rule_version"] = decision.rule_version
+        payload["policy"] = decision.policy
+        payload["plugins"] = dict(decision.plugins)
+        payload["operator"] = self.operator
+        payload["decided_at"] = moment.isoformat()
+        payload["pricecalc_version"] = core_version()
+        return payload
+
+
+def order_id_of(decision: Decision) -> str | None:
+    """The order a decision is about: the rule's own (normalised) ``order_id`` in the
+    result, else the request's, so tags match what history looks up."""
+    order_id = decision.result.get("order_id")
+    if order_id is None:
+        raw = decision.request.get("input", {}).get("order_id")
+        order_id = (
+            str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else None
+        )
+    return order_id if isinstance(order_id, str) and order_id else None
+
+
+def decision_tags(decision: Decision) -> tuple[str, ...]:
+    """The lookup tags of a decision's record: its kind, order, merchant and campaign, and
+    whatever its rule added (a void: the record it withdraws)."""
+    tags = [kind_tag(decision.kind)]
+    order_id = order_id_of(decision)
+    if order_id is not None:
+        tags.append(order_tag(order_id))
+    if decision.merchant_id is not None:
+        tags.append(merchant_tag(decision.merchant_id))
+    if decision.campaign is not None:
+        tags.append(campaign_tag(decision.campaign))
+    tags.extend(tag for tag in decision.tags if tag not in tags)
+    return tuple(tags)
+
+
+def _recorded(decision: Decision, record: Record) -> Decision:
+    return decision.with_audit(AuditRef(record.seq, record.hash))
+
+
+def _in_batch(index: int, exc: InvalidInput) -> InvalidInput:
+    return InvalidInput(f"requests[{index}].{exc.field}", exc.value, exc.problem, shown=exc.shown)
+
+
+def _keys(parsed: Sequence[Envelope | InvalidInput]) -> list[str]:
+    keys: list[str] = []
+    for envelope in parsed:
+        if isinstance(envelope, Envelope) and envelope.request_id is not None:
+            keys.append(envelope.request_id)
+            keys.extend(envelope.aliases)
+    return keys
+
+
+__all__ = ["AUDIT_KEY_ENV", "BatchItem", "Calculator", "StoreHistory", "decision_tags"]

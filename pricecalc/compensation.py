@@ -24,8 +24,12 @@ Choices where the SPEC is silent (docs/rules.md lists them too):
   built-in minimums, the top-up is spread over the lines with
   :func:`pricecalc.money.allocate`, proportional to ``paid_amount``; the result then also
   gives ``minimum_top_up``. Plugin standards keep whatever minimum they apply themselves.
-* A rejected claim (``NOT_CONFIRMED``) pays nothing: every amount is ``"0.00"``, each line
-  has ``standard: null``, and no standard is consulted.
+* A rejected claim (``NOT_CONFIRMED``, ``ALREADY_COMPENSATED``) pays nothing: every
+  amount is ``"0.00"``, each line has ``standard: null``, and no standard is consulted.
+* **Once per line** (SPEC §4): a claim naming an ``order_id`` + ``line_id`` that an
+  approved, not voided compensation already paid is rejected ``ALREADY_COMPENSATED`` — one
+  reason per such line, naming the record that paid it — whatever the amounts say. The
+  history is read from the store (``ctx.history``); a void is the way to decide again.
 * A plugin standard must return a finite, non-negative :class:`~decimal.Decimal` with at
   most two decimals (or ``None``: does not apply); anything else, or an exception, is a
   :class:`pricecalc.PluginError` naming the plugin — never a silently wrong amount.
@@ -33,6 +37,7 @@ Choices where the SPEC is silent (docs/rules.md lists them too):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
@@ -40,10 +45,10 @@ from typing import Any
 import attrs
 
 from pricecalc.decision import Outcome, Reason
-from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError
+from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError, guard
 from pricecalc.fields import Fields
+from pricecalc.history import PastDecision
 from pricecalc.money import FEN, ZERO, allocate, fen, fmt
-from pricecalc.plugins import guard
 from pricecalc.policy import PolicyView
 from pricecalc.registry import CompensationLine, CompensationStandard, Rule, RuleContext
 from pricecalc.toolkit import policy_amount, policy_bool, policy_number
@@ -51,6 +56,7 @@ from pricecalc.toolkit import policy_amount, policy_bool, policy_number
 KIND = "counterfeit_compensation"
 SECTION = "counterfeit_compensation"
 NOT_CONFIRMED = "NOT_CONFIRMED"
+ALREADY_COMPENSATED = "ALREADY_COMPENSATED"
 MINIMUM_PER = ("line", "order")
 
 
@@ -192,8 +198,9 @@ def _checked(plugin: str, standard: str, line_id: str, value: Any) -> Decimal | 
     raise PluginError(plugin, f"compensation standard {standard!r} for line {line_id} {problem}")
 
 
-def _best(line: CompensationLine, ctx: RuleContext) -> tuple[Decimal, str]:
-    """The highest compensation of every applicable standard; ties to the earlier one."""
+def _best(line: CompensationLine, ctx: RuleContext, used: set[str]) -> tuple[Decimal, str]:
+    """The highest compensation of every applicable standard; ties to the earlier one.
+    Adds the plugin of every standard that applied to ``used``."""
     best: tuple[Decimal, str, str] | None = None
     for contributed in ctx.registry.standards:
         plugin, standard = contributed.plugin, contributed.item
@@ -209,7 +216,7 @@ def _best(line: CompensationLine, ctx: RuleContext) -> tuple[Decimal, str]:
         )
         if value is None:
             continue
-        ctx.took_part(plugin)
+        used.add(plugin)
         if best is None or value > best[0]:
             best = (value, standard.name, plugin)
     if best is None:
@@ -220,10 +227,60 @@ def _best(line: CompensationLine, ctx: RuleContext) -> tuple[Decimal, str]:
     return best[0], best[1]
 
 
+def compensations_paid(past: Iterable[PastDecision]) -> dict[str, PastDecision]:
+    """The order lines already compensated, each with the decision that paid it: approved,
+    not voided counterfeit compensations (this rule's own result layout, ``lines``)."""
+    paid: dict[str, PastDecision] = {}
+    for decision in past:
+        if decision.kind != KIND or not decision.counts:
+            continue
+        for line in decision.result.get("lines", ()):
+            if isinstance(line, Mapping) and isinstance(line.get("line_id"), str):
+                paid.setdefault(line["line_id"], decision)
+    return paid
+
+
+def _already_compensated(inp: CompensationInput, ctx: RuleContext) -> list[Reason]:
+    """SPEC §4: a line is compensated once, whatever the amounts said."""
+    paid = compensations_paid(ctx.history.decisions(inp.order_id))
+    reasons = []
+    for line in inp.lines:
+        earlier = paid.get(line.line_id)
+        if earlier is not None:
+            payout = next(
+                (
+                    x.get("total")
+                    for x in earlier.result.get("lines", ())
+                    if x.get("line_id") == line.line_id
+                ),
+                None,
+            )
+            reasons.append(
+                Reason(
+                    ALREADY_COMPENSATED,
+                    f"line {line.line_id} of order {inp.order_id} was already compensated by "
+                    f"record {earlier.seq}"
+                    + (f" (paid {payout})" if isinstance(payout, str) else "")
+                    + f"; to decide it again, void record {earlier.seq} first",
+                )
+            )
+    return reasons
+
+
 def counterfeit_compensation(inp: CompensationInput, ctx: RuleContext) -> Outcome:
-    """Refund plus the highest applicable compensation per line (SPEC §4)."""
+    """Refund plus the highest applicable compensation per line (SPEC §4), once per line."""
     settlement = "deduct_from_payout" if inp.merchant_refused else "merchant_pays"
+    refused: list[Reason] = []
     if not inp.confirmed:
+        refused.append(
+            Reason(
+                NOT_CONFIRMED,
+                f"order {inp.order_id}: the platform has not confirmed a counterfeit "
+                "(confirmed is false); nothing is paid",
+            )
+        )
+    refused.extend(_already_compensated(inp, ctx))
+    if refused:
         zero = fmt(ZERO)
         return Outcome(
             result={
@@ -244,25 +301,22 @@ def counterfeit_compensation(inp: CompensationInput, ctx: RuleContext) -> Outcom
                 "payer": "merchant",
                 "settlement": settlement,
             },
-            reasons=(
-                Reason(
-                    NOT_CONFIRMED,
-                    f"order {inp.order_id}: the platform has not confirmed a counterfeit "
-                    "(confirmed is false); nothing is paid",
-                ),
-            ),
+            reasons=tuple(refused),
         )
 
     include_subsidy = policy_bool(ctx.policy, SECTION, "include_platform_subsidy")
     per = minimum_per(ctx.policy)
     compensations: list[Decimal] = []
     standards: list[str] = []
+    used: set[str] = set()
     for line in inp.lines:
         base = line.paid_amount
         if include_subsidy and line.platform_subsidy is not None:
             base += line.platform_subsidy
         amount, name = _best(
-            CompensationLine(line.line_id, base, category=line.category, loss=line.loss), ctx
+            CompensationLine(line.line_id, base, category=line.category, loss=line.loss),
+            ctx,
+            used,
         )
         compensations.append(amount)
         standards.append(name)
@@ -300,7 +354,7 @@ def counterfeit_compensation(inp: CompensationInput, ctx: RuleContext) -> Outcom
     }
     if per == "order":
         result["minimum_top_up"] = fmt(top_up)
-    return Outcome(result=result)
+    return Outcome(result=result, plugins=frozenset(used))
 
 
 def _decide(inp: CompensationInput, ctx: RuleContext) -> Outcome:

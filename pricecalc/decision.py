@@ -2,12 +2,13 @@
 
 A rule returns an :class:`Outcome`; :func:`pricecalc.engine.evaluate` turns it into a
 :class:`Decision`, which the calculator appends to the audit store and then returns with
-its :class:`AuditRef`. Serialisation lives in :mod:`pricecalc.serialize`.
+its :class:`AuditRef`. The layout of a decision's audit record lives here too
+(:func:`recorded_request`, :meth:`Decision.from_record`), so the code that writes a record
+and the code that reads one back agree; JSON in and out is :mod:`pricecalc.serialize`.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -16,18 +17,6 @@ import attrs
 Status = Literal["approved", "rejected"]
 APPROVED: Status = "approved"
 REJECTED: Status = "rejected"
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of JSON data (what decisions hold); other values by ``copy.deepcopy``."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value
-    if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy(v) for v in value]
-    return copy.deepcopy(value)
 
 
 @attrs.frozen
@@ -43,14 +32,17 @@ class Reason:
 
 @attrs.frozen
 class Outcome:
-    """What a pure rule returns: the result (strings, as the SPEC names them) and reasons.
+    """What a pure rule returns: the result (strings, as the SPEC names them), the
+    reasons, the plugins whose contributions it used (beyond the rule's own plugin) and
+    extra lookup tags its record should carry (a void names the record it withdraws).
 
-    ``status`` is ``rejected`` exactly when there is at least one reason, unless a rule
-    sets it explicitly.
+    ``status`` is ``rejected`` exactly when there is at least one reason.
     """
 
     result: Mapping[str, Any]
     reasons: tuple[Reason, ...] = ()
+    plugins: frozenset[str] = frozenset()
+    tags: tuple[str, ...] = ()
 
     @property
     def status(self) -> Status:
@@ -67,7 +59,12 @@ class AuditRef:
 
 @attrs.frozen
 class Decision:
-    """One decision: what was asked, what was decided, why, and under which rules."""
+    """One decision: what was asked, what was decided, why, and under which rules.
+
+    ``request`` is the canonical request (``kind``, ``input`` and, when given,
+    ``merchant_id`` and ``campaign``: what idempotency compares, SPEC §7); ``replayed`` is
+    true for a decision read back from the store for a request already recorded.
+    """
 
     kind: str
     request_id: str | None
@@ -80,6 +77,10 @@ class Decision:
     policy: Mapping[str, Any] = attrs.field(factory=dict)
     plugins: Mapping[str, str] = attrs.field(factory=dict)
     audit: AuditRef | None = None
+    merchant_id: str | None = None
+    campaign: str | None = None
+    tags: tuple[str, ...] = ()
+    replayed: bool = False
 
     @property
     def approved(self) -> bool:
@@ -100,55 +101,93 @@ class Decision:
             policy=self.policy,
             plugins=self.plugins,
             audit=audit,
+            merchant_id=self.merchant_id,
+            campaign=self.campaign,
+            tags=self.tags,
+            replayed=self.replayed,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §8 decision shape (``audit`` only once the decision is recorded)."""
+        """The SPEC §8 decision shape (``audit`` once recorded; ``replayed`` when true).
+
+        A fresh dict each call; the result inside is a copy (JSON data, cheap to copy).
+        """
         out: dict[str, Any] = {
             "request_id": self.request_id,
             "kind": self.kind,
             "status": self.status,
-            "result": _copy(dict(self.result)),
+            "result": _copy(self.result),
             "reasons": [r.to_dict() for r in self.reasons],
         }
         if self.audit is not None:
             out["audit"] = {"seq": self.audit.seq, "hash": self.audit.hash}
+        if self.replayed:
+            out["replayed"] = True
         return out
 
-    def to_record(self, *, copy_data: bool = True) -> dict[str, Any]:
-        """Everything the audit record holds about the decision (SPEC §7).
-
-        With ``copy_data=False`` the request, result and policy are this decision's own
-        objects, not copies: for a caller that hands the record straight to an audit store
-        (which copies what it keeps) and does not change it.
-        """
-        copy_of = _copy if copy_data else dict
-        return {
-            "kind": self.kind,
-            "request_id": self.request_id,
-            "status": self.status,
-            "request": copy_of(dict(self.request)),
-            "result": copy_of(dict(self.result)),
-            "reasons": [r.to_dict() for r in self.reasons],
-            "rule_set": self.rule_set,
-            "rule_version": self.rule_version,
-            "policy": copy_of(dict(self.policy)),
-            "plugins": dict(self.plugins),
-        }
-
     @classmethod
-    def from_record(cls, payload: Mapping[str, Any], audit: AuditRef | None = None) -> Decision:
-        """Rebuild a decision from the payload of its audit record (idempotent replay)."""
+    def from_record(
+        cls,
+        payload: Mapping[str, Any],
+        audit: AuditRef | None = None,
+        *,
+        key: str | None = None,
+        replayed: bool = False,
+    ) -> Decision:
+        """Rebuild a decision from the payload of its audit record (idempotent replay).
+
+        ``key`` is the record's idempotency key: the decision's ``request_id`` (records
+        written by pricecalc 0.1 also carry it in the payload).
+        """
+        request = recorded_request(payload)
         return cls(
             kind=payload["kind"],
-            request_id=payload.get("request_id"),
+            request_id=key if key is not None else payload.get("request_id"),
             status=payload["status"],
             result=payload["result"],
             reasons=tuple(Reason(r["code"], r["message"]) for r in payload.get("reasons", ())),
             rule_set=payload["rule_set"],
             rule_version=payload["rule_version"],
-            request=payload.get("request", {}),
+            request=request,
             policy=payload.get("policy", {}),
             plugins=payload.get("plugins", {}),
             audit=audit,
+            merchant_id=request.get("merchant_id"),
+            campaign=request.get("campaign"),
+            replayed=replayed,
         )
+
+
+def recorded_request(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical request a decision's record holds: ``kind``, ``input`` and the
+    optional ``merchant_id``/``campaign`` (SPEC §7, §8).
+
+    Records of pricecalc 0.2 keep them at the top of the payload (the key is the record's
+    ``key``); records of 0.1 kept the whole request, ``request_id`` included, under
+    ``request``. Both read the same.
+    """
+    old = payload.get("request")
+    if isinstance(old, Mapping) and "input" not in payload:
+        source: Mapping[str, Any] = old
+    else:
+        source = payload
+    out: dict[str, Any] = {
+        "kind": source.get("kind", payload.get("kind")),
+        "input": source.get("input"),
+    }
+    for name in ("merchant_id", "campaign"):
+        if source.get(name) is not None:
+            out[name] = source[name]
+    return out
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON data (what decisions hold)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    return value

@@ -8,8 +8,11 @@ nothing about prices.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class PricecalcError(Exception):
@@ -38,11 +41,13 @@ class InvalidInput(PricecalcError):
     and ``value`` the value found there. The message names both.
     """
 
-    def __init__(self, field: str, value: Any, problem: str) -> None:
+    def __init__(self, field: str, value: Any, problem: str, *, shown: str | None = None) -> None:
         self.field = field
         self.value = value
         self.problem = problem
-        super().__init__(f"{field}: {problem} (got {describe_value(value)})")
+        self.shown = shown
+        got = describe_value(value) if shown is None else shown
+        super().__init__(f"{field}: {problem} (got {got})")
 
 
 class MissingField(InvalidInput):
@@ -52,6 +57,7 @@ class MissingField(InvalidInput):
         self.field = field
         self.value = None
         self.problem = "is required"
+        self.shown = None
         PricecalcError.__init__(self, f"{field}: is required but missing")
 
 
@@ -70,3 +76,43 @@ class PluginError(PricecalcError):
 
 class PolicyError(PricecalcError):
     """The policy file or a policy value is unusable. The message names the key."""
+
+
+class IdempotencyConflict(PricecalcError):
+    """A ``request_id`` already names another request (SPEC §7): nothing is recorded.
+
+    ``request_id`` is the key, ``seq`` and ``hash`` the record that holds the request it
+    names, ``kind`` the kind of the request that was refused, and ``difference`` says what
+    differs (the kind, the input, the merchant or the campaign).
+    """
+
+    def __init__(
+        self, request_id: str, seq: int, hash: str, kind: str | None, difference: str
+    ) -> None:
+        self.request_id = request_id
+        self.seq = seq
+        self.hash = hash
+        self.kind = kind
+        self.difference = difference
+        super().__init__(
+            f"request_id {request_id!r} is already recorded as record {seq} for a "
+            f"different request ({difference}); nothing was recorded — a new request "
+            "needs a new request_id"
+        )
+
+
+class FloatRefused(TypeError):
+    """A Python float was passed where an exact amount is needed (SPEC §1)."""
+
+
+def guard(plugin: str, what: str, call: Callable[[], T]) -> T:
+    """Run a plugin-provided callable; its unexpected exception becomes a PluginError.
+
+    pricecalc's own errors and a refused float pass through unchanged.
+    """
+    try:
+        return call()
+    except (PricecalcError, FloatRefused):
+        raise
+    except Exception as exc:
+        raise PluginError(plugin, f"{what} raised {type(exc).__name__}: {exc}") from exc

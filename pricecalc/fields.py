@@ -7,6 +7,7 @@ SPEC §1: ISO 8601, a time without an offset is Beijing time (+08:00).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -15,12 +16,20 @@ from typing import Any
 import attrs
 
 from pricecalc.errors import InvalidInput, MissingField
-from pricecalc.money import parse_amount, parse_rate, refuse_float, usual_amount
+from pricecalc.money import (
+    ASCII_DIGITS,
+    has_other_digits,
+    parse_amount,
+    parse_rate,
+    refuse_float,
+    usual_amount,
+)
 
 #: Whole numbers (quantities, counts) beyond this are refused as implausible input.
 MAX_INTEGER = 1_000_000_000
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MISSING = object()
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_time(value: Any, field: str) -> datetime:
@@ -119,19 +128,34 @@ class Fields:
         return self.string(name)
 
     def integer(self, name: str, default: Any = _MISSING, *, minimum: int | None = None) -> int:
+        """A count (SPEC §1): a JSON integer or integer text in ASCII digits. ``2.0``,
+        ``1e2`` (JSON numbers with a fraction or an exponent) and ``"１０"`` are refused."""
         value = self.raw(name, default)
-        refuse_float(value, self.at(name))
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            value = int(value)
-        elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(self.at(name), value, "must be a whole number")
+        if type(value) is not int:
+            value = self._integer_text(name, value)
         if minimum is not None and value < minimum:
             raise InvalidInput(self.at(name), value, f"must be at least {minimum}")
         if abs(value) > MAX_INTEGER:
             raise InvalidInput(self.at(name), value, f"must be at most {MAX_INTEGER:,}")
         return value
+
+    def _integer_text(self, name: str, value: Any) -> int:
+        refuse_float(value, self.at(name))
+        if isinstance(value, str):
+            text = value.strip()
+            if _INTEGER_TEXT.fullmatch(text):
+                if len(text.lstrip("+-0")) > 12:  # far beyond MAX_INTEGER: no int() of it
+                    raise InvalidInput(self.at(name), value, f"must be at most {MAX_INTEGER:,}")
+                return int(text)
+            if has_other_digits(text):
+                raise InvalidInput(self.at(name), value, f"{ASCII_DIGITS} (such as 2)")
+        elif isinstance(value, Decimal):  # a JSON number written 2.0 or 1e2
+            raise InvalidInput(
+                self.at(name), value, "must be a whole number (a JSON integer such as 2)"
+            )
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(self.at(name), value, "must be a whole number")
+        return int(value)
 
     def number(self, name: str) -> Decimal:
         """A plain non-money number (a score, a DSR): any decimal places, not negative."""

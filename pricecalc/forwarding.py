@@ -17,6 +17,9 @@ Covered categories are the built-in :data:`CATEGORIES`, those plugins add throug
   built-in list is the ``builtin`` plugin), then the policy (``covered_by: "policy"``).
 * A ``platform_subsidy`` of 0 is accepted (the clawback is then 0.00).
 * A rejected request claws back nothing: ``clawback`` is ``"0.00"``.
+* **Once per order** (SPEC §5): an order an approved, not voided clawback already clawed
+  back is rejected ``ALREADY_CLAWED_BACK`` naming that record (read from the store through
+  ``ctx.history``); a void is the way to decide again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.fields import Fields
+from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, fmt
 from pricecalc.registry import Rule, RuleContext
 from pricecalc.toolkit import policy_names
@@ -41,6 +45,7 @@ POLICY = "policy"
 
 CATEGORY_NOT_COVERED = "CATEGORY_NOT_COVERED"
 NOT_FORWARDED = "NOT_FORWARDED"
+ALREADY_CLAWED_BACK = "ALREADY_CLAWED_BACK"
 
 #: The categories seed 002 lists (第五条 1(5)), exactly as SPEC §5 names them.
 CATEGORIES: tuple[str, ...] = (
@@ -129,14 +134,22 @@ def forwarding_clawback(inp: ForwardingInput, ctx: RuleContext) -> Outcome:
                 "forwarding clawback",
             )
         )
-    elif found[1] != POLICY:
-        ctx.took_part(found[1])
     if not inp.forwarded:
         reasons.append(
             Reason(
                 NOT_FORWARDED,
                 f"order {inp.order_id} was not forwarded (forwarded is false); "
                 "the platform subsidy stands",
+            )
+        )
+    earlier = clawed_back(ctx.history.decisions(inp.order_id))
+    if earlier is not None:
+        reasons.append(
+            Reason(
+                ALREADY_CLAWED_BACK,
+                f"order {inp.order_id} was already clawed back by record {earlier.seq}"
+                f" (clawback {earlier.result.get('clawback')}); to decide it again, void "
+                f"record {earlier.seq} first",
             )
         )
     clawback = ZERO if reasons else inp.platform_subsidy * inp.quantity
@@ -149,7 +162,13 @@ def forwarding_clawback(inp: ForwardingInput, ctx: RuleContext) -> Outcome:
         "quantity": inp.quantity,
         "clawback": fmt(clawback),
     }
-    return Outcome(result=result, reasons=tuple(reasons))
+    used = frozenset() if found is None or found[1] == POLICY else frozenset({found[1]})
+    return Outcome(result=result, reasons=tuple(reasons), plugins=used)
+
+
+def clawed_back(past: Iterable[PastDecision]) -> PastDecision | None:
+    """The approved, not voided clawback already recorded for the order, if any (SPEC §5)."""
+    return next((d for d in past if d.kind == KIND and d.counts), None)
 
 
 def _decide(inp: ForwardingInput, ctx: RuleContext) -> Outcome:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from pricecalc.errors import FloatRefused as FloatRefused
 from pricecalc.errors import InvalidInput
 
 # Every quantize names its rounding mode. The hot paths (parsing the usual amount text,
@@ -23,12 +24,19 @@ RATE_STEP = Decimal("0.0001")
 ZERO = Decimal("0.00")
 HUNDRED = Decimal(100)
 
-# A plain decimal: optional sign, digits, optional fraction. No exponent, no NaN/Infinity,
-# no spaces, no thousands separators.
-_DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# A plain decimal: optional sign, ASCII digits, optional fraction. No exponent, no
+# NaN/Infinity, no spaces, no thousands separators, no full-width or other digits (\d would
+# take them, and so would Decimal(): "１０" is ten to Python, not to a finance file).
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 # The usual amount text ("199", "199.9", "199.00"): unsigned, at most 12 integer digits
 # (so within MAX_AMOUNT) and at most two decimals. Parsed without the general checks.
-_FEN_TEXT = re.compile(r"\d{1,12}(?:\.\d{1,2})?")
+_FEN_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
+ASCII_DIGITS = "must be written with ASCII digits 0-9"
+
+
+def has_other_digits(text: str) -> bool:
+    """True when ``text`` holds a digit other than ASCII 0-9 (full-width ``１``, ``٣`` …)."""
+    return not text.isascii() and any(ch.isdigit() for ch in text)
 
 
 #: The largest amount accepted (a trillion yuan less a fen). With quantities capped at a
@@ -42,10 +50,6 @@ class ExponentNumber(Decimal):
 
     :func:`pricecalc.serialize.loads` produces it, so the refusal can name the field.
     """
-
-
-class FloatRefused(TypeError):
-    """A Python float was passed where an exact amount is needed (SPEC §1)."""
 
 
 def refuse_float(value: Any, field: str) -> None:
@@ -78,7 +82,9 @@ def to_decimal(value: Any, field: str) -> Decimal:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if not _DECIMAL_TEXT.match(text):
+        if has_other_digits(text):
+            raise InvalidInput(field, value, f'{ASCII_DIGITS} (such as "199.90")')
+        if not _DECIMAL_TEXT.fullmatch(text):
             raise InvalidInput(field, value, 'must be a plain decimal number such as "199.90"')
         try:
             return Decimal(text)

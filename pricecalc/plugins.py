@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
 import pluggy
 
 from pricecalc import hookspecs
-from pricecalc.errors import PluginError, PricecalcError
-from pricecalc.money import FloatRefused
+from pricecalc.errors import PluginError
 from pricecalc.offers import OfferType
 from pricecalc.policy import CORE_DEFAULTS, Policy
 from pricecalc.registry import CompensationStandard, Contributed, Registry, Rule
@@ -226,13 +225,3 @@ def default_registry() -> Registry:
         if _default is None:
             _default = load_registry()
         return _default
-
-
-def guard(plugin: str, what: str, call: Callable[[], Any]) -> Any:
-    """Run a plugin-provided callable; its unexpected exception becomes a PluginError."""
-    try:
-        return call()
-    except (PricecalcError, FloatRefused):
-        raise
-    except Exception as exc:
-        raise PluginError(plugin, f"{what} raised {type(exc).__name__}: {exc}") from exc

@@ -99,6 +99,16 @@ class Policy:
         """A copy whose defaults also hold ``extra`` (plugin-contributed sections)."""
         return attrs.evolve(self, defaults=_merge(self.defaults, extra))
 
+    def merged(self, plugin_defaults: Sections) -> Policy:
+        """This policy over the plugins' defaults, every key checked: what rules read.
+
+        Merge once, where the policy and the plugins are chosen (a calculator, a script),
+        and hand the result on; :func:`pricecalc.engine.evaluate` takes it as it is.
+        """
+        merged = self.with_defaults(plugin_defaults)
+        merged.check_known()
+        return merged
+
     def check_known(self) -> None:
         """Refuse policy keys no default declares: a misspelt key must not pass silently."""
         for section, values in self.overrides.items():

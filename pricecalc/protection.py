@@ -43,11 +43,11 @@ from typing import Any, Literal
 import attrs
 
 from pricecalc.decision import Outcome, Reason
-from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError
+from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError, guard
 from pricecalc.fields import Fields, iso
+from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, FloatRefused, allocate, allocate_fen, fmt, parse_amount
 from pricecalc.offers import OfferType, check_discount, check_keys, check_offer
-from pricecalc.plugins import guard
 from pricecalc.registry import Rule, RuleContext
 
 KIND = "price_protection"
@@ -615,17 +615,24 @@ def lines_outcome(inp: ProtectionInput, already: Mapping[str, Decimal]) -> list[
     return out
 
 
+def refunds_paid(past: Iterable[PastDecision]) -> dict[str, Decimal]:
+    """The refunds already paid per order line: the ``lines[].refund`` of every approved,
+    not voided price-protection decision (this rule's own result layout)."""
+    paid: dict[str, Decimal] = {}
+    for decision in past:
+        if decision.kind != KIND or not decision.counts:
+            continue
+        for line in decision.result.get("lines", ()):
+            amount = parse_amount(line["refund"], f"audit record {decision.seq} refund")
+            paid[line["line_id"]] = paid.get(line["line_id"], ZERO) + amount
+    return paid
+
+
 def _already(inp: ProtectionInput, ctx: RuleContext) -> dict[str, Decimal]:
     if inp.already_refunded is not None:
         return dict(inp.already_refunded)
-    recorded = ctx.history.refunds(inp.order_id)
-    return {
-        line.line_id: parse_amount(
-            recorded[line.line_id], f"audit store refunds of {inp.order_id}.{line.line_id}"
-        )
-        for line in inp.lines
-        if line.line_id in recorded
-    }
+    recorded = refunds_paid(ctx.history.decisions(inp.order_id))
+    return {line.line_id: recorded[line.line_id] for line in inp.lines if line.line_id in recorded}
 
 
 def _line_list(lines: Sequence[LineOutcome], show: Any, limit: int = 5) -> str:

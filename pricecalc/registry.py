@@ -12,47 +12,35 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from pricecalc.decision import Outcome
 from pricecalc.fields import Fields
+from pricecalc.history import NO_HISTORY, History
 from pricecalc.policy import PolicyView
 
 if TYPE_CHECKING:
     from pricecalc.offers import OfferType
 
 
-class History(Protocol):
-    """What a rule may ask of past decisions (the calculator answers from the audit store).
-
-    ``refunds(order_id)`` gives the approved price-protection refunds already paid per
-    order line. Pure evaluation (no store) answers with nothing.
-    """
-
-    def refunds(self, order_id: str) -> Mapping[str, Decimal]: ...
-
-
-class NoHistory:
-    """History for pure evaluation: nothing was paid before."""
-
-    def refunds(self, order_id: str) -> Mapping[str, Decimal]:
-        return {}
-
-
 @attrs.define
 class RuleContext:
-    """Everything a rule may use besides its input: the clock, policy and extensions."""
+    """Everything a rule may use besides its input: the clock, the policy, the registry's
+    extensions, the history of past decisions and the operator who asked (``None`` when
+    no one was named: the calculator's default, the OS user, does not count)."""
 
     now: datetime
     policy: PolicyView
     registry: Registry
-    history: History = attrs.field(factory=NoHistory)
+    history: History = NO_HISTORY
+    operator: str | None = None
     participants: set[str] = attrs.field(factory=set)
 
     def took_part(self, plugin: str) -> None:
-        """Note that a plugin's contribution was used for this decision."""
+        """Note that a plugin's contribution was used (parse-time use; a rule's decide
+        reports the plugins it used in its :class:`~pricecalc.decision.Outcome`)."""
         self.participants.add(plugin)
 
 

@@ -3,10 +3,12 @@
 Nothing here reads or writes a file. The command line (:mod:`pricecalc.cli`) and the
 batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) use these pieces:
 
-* :func:`decision_row` — one batch output row (CSV/XLSX) for a decided or invalid line;
+* :func:`decision_row` — one batch output row (CSV/XLSX) for a decided, invalid or
+  conflicting line;
 * :func:`record_row` — the pricecalc-level flat view of one audit record (``audit show``
   and ``audit export``);
-* :class:`Summary` — decisions by kind and status, and the money totals of a batch;
+* :class:`Summary` — decisions by kind and status and the money totals of a batch, new
+  and replayed apart (SPEC §8: nobody pays from an output file twice);
 * :class:`Stats` — counts and totals per Beijing day and kind (``audit stats``).
 
 Money stays exact: amounts are read from the decisions' two-decimal strings with
@@ -24,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from pricecalc.decision import recorded_request
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
 from pricecalc.money import FEN, ZERO, fmt, to_decimal
@@ -45,6 +48,9 @@ BATCH_COLUMNS: tuple[str, ...] = (
     "request_id",
     "kind",
     "status",
+    "replayed",
+    "merchant_id",
+    "campaign",
     "reason_codes",
     "error",
     "order_id",
@@ -135,29 +141,55 @@ def decision_row(
     error: str | None = None,
     *,
     request: Mapping[str, Any] | None = None,
+    status: str = "invalid",
+    request_id: str | None = None,
+    kind: str | None = None,
+    audit: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One batch output row: a decision (SPEC §8 shape, with ``audit``) or an invalid line.
+    """One batch output row: a decision (SPEC §8 shape, with ``audit``), or a line without
+    one (``status`` invalid or conflict, its ``error``, the line's ``request_id`` and
+    ``kind`` as far as it could be read, and for a conflict the recorded ``audit``).
 
-    ``request`` (the line's request) supplies the ``order_id`` when the result has none.
+    ``request`` (the line's request) supplies the ``order_id`` when the result has none,
+    and the ``merchant_id``/``campaign``.
     """
+    request = request or {}
+    labels = {name: _label(request.get(name)) for name in ("merchant_id", "campaign")}
     if decision is None:
         row: dict[str, Any] = dict.fromkeys(BATCH_COLUMNS)
-        row.update(line=line, status="invalid", error=error, reason_codes=[])
+        row.update(
+            line=line,
+            status=status,
+            error=error,
+            reason_codes=[],
+            request_id=request_id,
+            kind=kind,
+            replayed=False,
+            **labels,
+        )
+        if audit is not None:
+            row.update(audit_seq=audit.get("seq"), audit_hash=audit.get("hash"))
         return row
     result = decision.get("result") or {}
-    audit = decision.get("audit") or {}
+    recorded = decision.get("audit") or {}
     return {
         "line": line,
         "request_id": decision.get("request_id"),
         "kind": decision.get("kind"),
         "status": decision.get("status"),
+        "replayed": bool(decision.get("replayed")),
+        **labels,
         "reason_codes": [r["code"] for r in decision.get("reasons", ())],
         "error": None,
-        "order_id": order_id_of(request or {}, result),
+        "order_id": order_id_of(request, result),
         **_money_cells(result),
-        "audit_seq": audit.get("seq"),
-        "audit_hash": audit.get("hash"),
+        "audit_seq": recorded.get("seq"),
+        "audit_hash": recorded.get("hash"),
     }
+
+
+def _label(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def record_row(record: Any) -> dict[str, Any]:
@@ -168,10 +200,10 @@ def record_row(record: Any) -> dict[str, Any]:
         "seq": record.seq,
         "recorded_at": record.recorded_at,
         "kind": payload.get("kind"),
-        "request_id": payload.get("request_id"),
+        "request_id": record.key if record.key is not None else payload.get("request_id"),
         "status": payload.get("status"),
         "reason_codes": [r.get("code") for r in payload.get("reasons", ())],
-        "order_id": order_id_of(payload.get("request") or {}, result),
+        "order_id": order_id_of(recorded_request(payload), result),
         "operator": payload.get("operator"),
         **_money_cells(result),
         "rule_set": payload.get("rule_set"),
@@ -206,37 +238,54 @@ class Totals:
 
 @attrs.define
 class Summary:
-    """What a batch did: decisions by kind and status, invalid lines, money totals."""
+    """What a batch did, new and replayed apart (SPEC §8): decisions by kind and status,
+    money totals of approved decisions, invalid lines and idempotency conflicts."""
 
-    counts: dict[tuple[str, str], int] = attrs.field(factory=dict)
-    totals: Totals = attrs.field(factory=Totals)
+    #: (kind, status) → [new, replayed]
+    counts: dict[tuple[str, str], list[int]] = attrs.field(factory=dict)
+    totals: Totals = attrs.field(factory=Totals)  # new decisions
+    replayed_totals: Totals = attrs.field(factory=Totals)
     invalid: int = 0
-    replayed: int = 0
+    conflicts: int = 0
 
-    def add_decision(self, decision: Mapping[str, Any], *, replayed: bool = False) -> None:
+    def add(self, status: str, decision: Mapping[str, Any] | None) -> None:
+        """Count one line: its decision (SPEC §8 shape), or an invalid or conflict line."""
+        if decision is None:
+            if status == "conflict":
+                self.conflicts += 1
+            else:
+                self.invalid += 1
+            return
+        replayed = bool(decision.get("replayed"))
         key = (str(decision.get("kind")), str(decision.get("status")))
-        self.counts[key] = self.counts.get(key, 0) + 1
-        if replayed:
-            self.replayed += 1
+        self.counts.setdefault(key, [0, 0])[1 if replayed else 0] += 1
         if decision.get("status") == "approved":
-            self.totals.add(decision.get("result") or {})
+            (self.replayed_totals if replayed else self.totals).add(decision.get("result") or {})
 
-    def add_invalid(self) -> None:
-        self.invalid += 1
+    @property
+    def new(self) -> int:
+        return sum(n for n, _ in self.counts.values())
+
+    @property
+    def replayed(self) -> int:
+        return sum(r for _, r in self.counts.values())
 
     @property
     def decided(self) -> int:
-        return sum(self.counts.values())
+        return self.new + self.replayed
 
     @property
     def lines(self) -> int:
-        return self.decided + self.invalid
+        return self.decided + self.invalid + self.conflicts
 
-    def rows(self) -> list[tuple[str, str, int]]:
-        """``(kind, status, count)`` sorted by kind then status; invalid lines last."""
-        rows = [(kind, status, n) for (kind, status), n in sorted(self.counts.items())]
+    def rows(self) -> list[tuple[str, str, int, int]]:
+        """``(kind, status, new, replayed)`` sorted by kind then status; invalid and
+        conflict lines last."""
+        rows = [(kind, status, n, r) for (kind, status), (n, r) in sorted(self.counts.items())]
+        if self.conflicts:
+            rows.append(("—", "conflict", self.conflicts, 0))
         if self.invalid:
-            rows.append(("—", "invalid", self.invalid))
+            rows.append(("—", "invalid", self.invalid, 0))
         return rows
 
 

@@ -1,8 +1,13 @@
-"""Turning requests and decisions into JSON, and JSON into requests, without floats.
+"""JSON in and out without floats, and the one walk that turns values into plain JSON data.
 
-Requests are read with ``parse_float=Decimal`` (SPEC §1: never through float). Values
-written out are JSON-able: ``Decimal`` as its string, times in ISO 8601. A Python ``float``
-anywhere in a request is refused with ``TypeError`` naming its path.
+Requests are read with ``parse_float=Decimal`` (SPEC §1: never through float).
+:func:`plain_request` makes the canonical copy of a request — the data a decision records
+and its content key is computed over — and refuses, naming the field, whatever SPEC §1
+calls invalid at any depth: a Python ``float`` (``TypeError``), text that is not valid
+Unicode (a lone surrogate) or holds U+0000, an integer beyond 64 bits, nesting deeper
+than :data:`MAX_DEPTH` levels. :func:`plain_result` checks and copies what a rule returns:
+JSON data with money as strings. Both are one walk (:func:`_walk`), run first without
+building paths; only a value that fails is walked again, to name the place.
 """
 
 from __future__ import annotations
@@ -11,9 +16,16 @@ import json
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
-from pricecalc.money import ExponentNumber, FloatRefused
+from pricecalc.errors import FloatRefused, InvalidInput, PluginError
+from pricecalc.money import ExponentNumber
+
+#: A request nested deeper than this many objects and lists is invalid input (SPEC §1).
+MAX_DEPTH = 32
+#: Integers beyond 64 bits have no place in a request (counts are at most a billion and
+#: amounts a trillion); refusing them keeps every number printable and encodable.
+MAX_INT = 2**63 - 1
 
 
 def _number(text: str) -> Decimal:
@@ -33,52 +45,226 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=_number, parse_constant=_constant)
 
 
-class _NotPlain(Exception):
-    """Raised by :func:`_plain` on anything but the common types; the checked walk follows."""
+def text_problem(text: str) -> str | None:
+    """What makes ``text`` unfit for a finance record (SPEC §1), or None: U+0000, or a
+    lone surrogate (not valid Unicode, so it cannot be written as UTF-8)."""
+    if "\x00" in text:
+        return "must not contain the character U+0000"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (
+                f"is not valid Unicode text (a lone surrogate U+{ord(text[exc.start]):04X} "
+                f"at character {exc.start + 1})"
+            )
+    return None
 
 
-def _plain(value: Any) -> Any:
-    """:func:`jsonable` for the common case — exact dict, list, str, int, bool, None and
-    Decimal — without building a path per value. Anything else raises :class:`_NotPlain`.
-    """
+# -- the walk ------------------------------------------------------------------------------
+class _Refused(Exception):
+    """Raised by the walk without paths; the walk with paths then names the place."""
+
+
+def _short(path: str) -> str:
+    return path if len(path) <= 80 else f"{path[:60]}…{path[-16:]}"
+
+
+def _big(value: int) -> str:
+    if value.bit_length() < 14_000:  # str() refuses more than 4,300 digits
+        return f"an integer of {len(str(abs(value)))} digits"
+    return "an integer of thousands of digits"
+
+
+class _Rules:
+    """What one kind of walk accepts besides plain JSON data, and how it refuses."""
+
+    #: Decimal becomes its text (requests) or is refused (results, where money is text).
+    decimals = False
+    #: Times become ISO 8601 and whole-number keys text (values a script may pass in).
+    loose = False
+
+    def refuse(self, path: str, value: Any, problem: str) -> Exception:
+        raise NotImplementedError
+
+    def child(self, path: str, key: str) -> str:
+        return f"{path}.{key}"
+
+
+class _RequestRules(_Rules):
+    decimals = True
+    loose = True
+
+    def refuse(self, path: str, value: Any, problem: str) -> Exception:
+        where = path or "request"
+        if problem == "float":
+            return FloatRefused(
+                f"request.{path}: a float ({value!r}) is not accepted; "
+                "pass a string such as '199.90'"
+            )
+        if problem == "type":
+            return TypeError(f"{where}: {type(value).__name__} is not a JSON value")
+        if problem == "key":
+            return TypeError(f"{where}: a field name must be text, not {type(value).__name__}")
+        if problem == "deep":
+            return InvalidInput(
+                _short(where),
+                None,
+                f"is nested deeper than {MAX_DEPTH} levels of objects and lists",
+                shown="more levels",
+            )
+        if problem == "int":
+            return InvalidInput(
+                where, value, f"is too large a number (at most {MAX_INT})", shown=_big(value)
+            )
+        return InvalidInput(_short(where), value, problem)
+
+    def child(self, path: str, key: str) -> str:
+        return f"{path}.{key}" if path else key
+
+
+class _ResultRules(_Rules):
+    def __init__(self, plugin: str) -> None:
+        self.plugin = plugin
+
+    def refuse(self, path: str, value: Any, problem: str) -> Exception:
+        where = _short(path)
+        why = {
+            "float": f"{where} is a float ({value!r}); amounts must be strings",
+            "key": f"{where} has a non-text key {value!r}",
+            "type": f"{where} holds a {type(value).__name__}, not JSON data",
+            "deep": f"{where} is nested deeper than {MAX_DEPTH} levels",
+            "int": f"{where} is an integer beyond 64 bits",
+        }.get(problem, f"{where} {problem}")
+        return PluginError(self.plugin, why)
+
+
+def _fail(rules: _Rules, path: str | None, value: Any, problem: str) -> NoReturn:
+    if path is None:
+        raise _Refused
+    raise rules.refuse(path, value, problem)
+
+
+def _walk(value: Any, rules: _Rules, path: str | None, depth: int) -> Any:
+    """The plain-JSON copy of ``value``. With ``path`` None this is the fast walk, which
+    raises :class:`_Refused` at the first problem; otherwise the problem is named."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str:
+        if value.isascii() and "\x00" not in value:
+            return value
+        problem = text_problem(value)
+        return value if problem is None else _fail(rules, path, value, problem)
+    if kind is int:
+        return value if -MAX_INT <= value <= MAX_INT else _fail(rules, path, value, "int")
+    if kind is bool or value is None:
         return value
     if kind is dict:
-        return {k if type(k) is str else str(k): _plain(v) for k, v in value.items()}
+        return _object(value, rules, path, depth)
     if kind is list:
-        return [_plain(v) for v in value]
-    if kind is Decimal:
+        return _array(value, rules, path, depth)
+    if kind is Decimal and rules.decimals:
         return str(value)
-    raise _NotPlain
+    return _uncommon(value, rules, path, depth)
 
 
-def jsonable(value: Any, path: str = "request") -> Any:
-    """A deep copy of ``value`` made of JSON types, Decimals as strings; floats refused."""
-    try:
-        return _plain(value)
-    except _NotPlain:  # a float (refused below, naming its path), a tuple, a time, ...
-        return _checked(value, path)
+def _object(value: Mapping[Any, Any], rules: _Rules, path: str | None, depth: int) -> Any:
+    if depth >= MAX_DEPTH:
+        _fail(rules, path, value, "deep")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            key = _key(key, rules, path)
+        out[key] = _walk(item, rules, None if path is None else rules.child(path, key), depth + 1)
+    return out
 
 
-def _checked(value: Any, path: str) -> Any:
+def _array(value: list[Any] | tuple[Any, ...], rules: _Rules, path: str | None, depth: int) -> Any:
+    if depth >= MAX_DEPTH:
+        _fail(rules, path, value, "deep")
+    if path is None:
+        return [_walk(item, rules, None, depth + 1) for item in value]
+    return [_walk(item, rules, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+
+
+def _key(key: Any, rules: _Rules, path: str | None) -> str:
+    if isinstance(key, str):
+        problem = text_problem(key)
+        if problem is None:
+            return str.__str__(key)
+        where = None if path is None else rules.child(path, repr(key))
+        _fail(rules, where, key, f"(a field name) {problem}")
+    if rules.loose and isinstance(key, int) and not isinstance(key, bool):
+        return str(int(key))
+    _fail(rules, path, key, "key")
+
+
+def _uncommon(value: Any, rules: _Rules, path: str | None, depth: int) -> Any:
+    """Everything but the exact JSON types: converted where the rules allow, else refused."""
     if isinstance(value, float):
-        raise FloatRefused(
-            f"{path}: a float ({value!r}) is not accepted; pass a string such as '199.90'"
-        )
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
+        _fail(rules, path, value, "float")
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):  # an int subclass (IntEnum …): as a plain int
+        return _walk(int(value), rules, path, depth)
+    if isinstance(value, str):
+        return _walk(str.__str__(value), rules, path, depth)
     if isinstance(value, Mapping):
-        return {str(k): _checked(v, f"{path}.{k}") for k, v in value.items()}
+        return _object(value, rules, path, depth)
     if isinstance(value, list | tuple):
-        return [_checked(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    raise TypeError(f"{path}: {type(value).__name__} is not a JSON value")
+        return _array(value, rules, path, depth)
+    if rules.decimals and isinstance(value, Decimal):  # ExponentNumber and other subclasses
+        return str(value)
+    if rules.loose and isinstance(value, datetime | date):
+        return value.isoformat()
+    _fail(rules, path, value, "type")
+
+
+def _walked(value: Any, rules: _Rules, path: str) -> Any:
+    try:
+        return _walk(value, rules, None, 0)
+    except _Refused:
+        return _walk(value, rules, path, 0)
+
+
+_REQUEST = _RequestRules()
+
+
+def plain_request(value: Any, path: str = "") -> Any:
+    """The canonical copy of (a part of) a request: plain JSON data, every ``Decimal`` as
+    its text, tuples as lists, times in ISO 8601.
+
+    Raises ``TypeError`` for a float (or another value JSON has no form for) and
+    :class:`~pricecalc.errors.InvalidInput` for text with U+0000 or a lone surrogate, an
+    integer beyond 64 bits or nesting deeper than :data:`MAX_DEPTH`, naming the field
+    (``path`` is where ``value`` sits in the request: ``""`` for the whole of it).
+    """
+    return _walked(value, _REQUEST, path)
+
+
+def plain_result(plugin: str, value: Any) -> Any:
+    """A rule's result, checked and copied: JSON data with money as strings (no float, no
+    Decimal, text keys, valid text). A problem is a :class:`~pricecalc.errors.PluginError`
+    naming ``plugin`` and the path (``result.lines[0].refund is a float …``)."""
+    return _walked(value, _ResultRules(plugin), "result")
+
+
+def jsonable(value: Any, path: str = "") -> Any:
+    """:func:`plain_request` for any value pricecalc writes out (policy values, output)."""
+    return plain_request(value, path)
 
 
 def dumps(value: Any) -> str:
     """Compact JSON of a JSON-able value, non-ASCII kept readable."""
     return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT",
+    "dumps",
+    "jsonable",
+    "loads",
+    "plain_request",
+    "plain_result",
+    "text_problem",
+]

@@ -72,9 +72,9 @@ def test_decision_is_recorded_with_everything_spec_7_names(store_path: Path) -> 
     assert (d.audit.seq, d.audit.hash) == (record.seq, record.hash) == (1, record.hash)
     payload = record.payload
     assert payload["kind"] == "subsidy_split"
-    assert payload["request_id"] == "split-1"
+    assert record.key == "split-1" and "request_id" not in payload  # held once: the key
     assert payload["status"] == "approved"
-    assert payload["request"]["input"]["list_price"] == "199.00"
+    assert payload["input"]["list_price"] == "199.00"
     assert payload["result"]["platform_subsidy_total"] == "40.00"
     assert payload["reasons"] == []
     assert payload["rule_set"] == "chaozhigou-standard"
@@ -86,13 +86,33 @@ def test_decision_is_recorded_with_everything_spec_7_names(store_path: Path) -> 
 
 
 def test_replaying_a_request_id_returns_the_recorded_decision(store_path: Path) -> None:
-    """A request_id already recorded returns the recorded decision, not a second one."""
+    """SPEC §7: the same request_id with the same request returns the recorded decision,
+    marked replayed, and records nothing."""
     with Calculator(store_path) as calc:
         first = calc.decide(SPLIT, now=NOW)
-        changed = {**SPLIT, "input": {**SPLIT["input"], "subsidy_price": "100.00"}}
-        again = calc.decide(changed, now=NOW)
+        again = calc.decide(SPLIT, now=NOW)
         assert calc.store.head().seq == 1
-    assert again.to_dict() == first.to_dict()
+    assert again.replayed and not first.replayed
+    assert again.to_dict() == {**first.to_dict(), "replayed": True}
+
+
+def test_a_request_id_with_another_request_is_a_conflict(store_path: Path) -> None:
+    """SPEC §7: the same request_id with a different request is an idempotency conflict
+    naming the request_id and the recorded seq; nothing is recorded, and the old decision
+    is never passed off as the answer."""
+    changed = {**SPLIT, "input": {**SPLIT["input"], "subsidy_price": "100.00"}}
+    with Calculator(store_path) as calc:
+        first = calc.decide(SPLIT, now=NOW)
+        with pytest.raises(pricecalc.IdempotencyConflict) as caught:
+            calc.decide(changed, now=NOW)
+        assert calc.store.head().seq == 1
+    assert first.audit is not None
+    assert (caught.value.request_id, caught.value.seq) == ("split-1", 1)
+    assert caught.value.hash == first.audit.hash
+    assert str(caught.value) == (
+        "request_id 'split-1' is already recorded as record 1 for a different request "
+        "(another input); nothing was recorded — a new request needs a new request_id"
+    )
 
 
 def test_invalid_input_records_nothing(store_path: Path) -> None:

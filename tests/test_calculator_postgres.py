@@ -63,7 +63,7 @@ def test_decisions_are_recorded_and_replayed_on_postgres(
     assert first.audit is not None and record is not None
     assert (record.seq, record.hash) == (first.audit.seq, first.audit.hash)
     assert record.payload["operator"] == "pg-clerk"
-    assert again.to_dict() == first.to_dict()
+    assert again.to_dict() == {**first.to_dict(), "replayed": True}
     assert first.result["refund_total"] == "20.00"
     assert second.result["refund_total"] == "0.00"
     assert report.ok and report.count == 2

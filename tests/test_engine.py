@@ -95,7 +95,8 @@ def test_rejection_lists_reasons_and_policy_override_is_recorded() -> None:
         ({"kind": "triple", "input": {}}, "kind: is not a known kind (double) (got 'triple')"),
         (
             {"kind": "double", "input": {}, "extra": 1},
-            "extra: is not a request field (expected kind, request_id, input) (got 1)",
+            "extra: is not a request field (expected kind, request_id, merchant_id, campaign, "
+            "input) (got 1)",
         ),
         (
             {"kind": "double", "input": {"amount": "1.001"}},

@@ -25,6 +25,7 @@ import pricecalc
 from pricecalc.decision import Decision
 from pricecalc.errors import PluginError
 from pricecalc.fields import Fields, parse_time
+from pricecalc.history import PastDecision
 from pricecalc.money import allocate
 from pricecalc.offers import OfferType, Window, check_keys
 from pricecalc.plugins import build_registry, get_plugin_manager
@@ -558,15 +559,23 @@ def test_deeper_later_drop_pays_only_the_increment() -> None:
 
 
 class Recorded:
-    """History as the audit store would answer it (SPEC §3 already_refunded default)."""
+    """History as the audit store would answer it (SPEC §3 already_refunded default): one
+    approved price-protection decision per order, refunding the given amounts per line."""
 
     def __init__(self, refunds: Mapping[str, Mapping[str, Decimal]]) -> None:
         self.asked: list[str] = []
         self.recorded = refunds
 
-    def refunds(self, order_id: str) -> Mapping[str, Decimal]:
+    def decisions(self, order_id: str) -> tuple[PastDecision, ...]:
         self.asked.append(order_id)
-        return self.recorded.get(order_id, {})
+        paid = self.recorded.get(order_id)
+        if paid is None:
+            return ()
+        lines = [{"line_id": line, "refund": f"{amount:.2f}"} for line, amount in paid.items()]
+        return (PastDecision(1, "price_protection", "approved", {"lines": lines}),)
+
+    def decision(self, seq: int) -> PastDecision | None:
+        return None
 
 
 def test_history_gives_already_refunded_when_absent() -> None:

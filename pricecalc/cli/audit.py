@@ -403,4 +403,3 @@ def migrate(app: App, source: str, target: str) -> None:
         f"copied {copied} records from {source} to {target}; "
         f"head seq {checkpoint.seq} hash {checkpoint.hash}"
     )
-

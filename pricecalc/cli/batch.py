@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from pricecalc.batch import DEFAULT_CHUNK_SIZE, BatchStopped, batch_row, flat_batch_row, run_batch
+from pricecalc.batch import (
+    DEFAULT_CHUNK_SIZE,
+    BatchStopped,
+    LineResult,
+    batch_row,
+    flat_batch_row,
+    run_batch,
+)
 from pricecalc.cli.app import CHUNK_ENV, App, Interrupted
 from pricecalc.cli.console import console, show
 from pricecalc.cli.main import cli
 from pricecalc.cli.render import summary_view
-from pricecalc.reading import INPUT_SUFFIXES, FileLine, InputFormat, open_source, read_lines
+from pricecalc.reading import INPUT_SUFFIXES, InputFormat, open_source, read_lines
 from pricecalc.rows import BATCH_COLUMNS
 from pricecalc.writers import OUTPUT_SUFFIXES, Output, OutputFormat
 
@@ -91,6 +97,16 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
     help="The kind of every request in a CSV file (subsidy_split, …).",
 )
 @click.option(
+    "--merchant",
+    metavar="ID",
+    help="The merchant_id of every line that names none (a line naming another is invalid).",
+)
+@click.option(
+    "--campaign",
+    metavar="NAME",
+    help="The campaign of every line that names none (a line naming another is invalid).",
+)
+@click.option(
     "--input-format",
     type=click.Choice(["jsonl", "csv"]),
     help="The input's format when its name does not tell (standard input is jsonl).",
@@ -115,6 +131,8 @@ def batch(
     input_name: str,
     output_name: str,
     kind: str | None,
+    merchant: str | None,
+    campaign: str | None,
     input_format: str | None,
     progress: bool,
     chunk_size: int,
@@ -123,10 +141,12 @@ def batch(
 
     INPUT is JSON Lines (SPEC §8 requests), CSV (one kind per file, --kind; columns named
     as the SPEC's fields, see docs/cli.md), or - for standard input. Invalid lines become
-    {"line": n, "status": "invalid", "error": ...} rows and the rest still runs; exit 1
-    if any line was invalid. Run again after an interruption: nothing is recorded twice
-    (requests without request_id get an id from the file's hash and line number) and the
-    rest is finished. A summary table follows (on stderr when OUT is stdout).
+    {"line": n, "status": "invalid", "error": ...} rows and the rest still runs; a line
+    reusing a recorded request_id for another request is a "conflict" row; exit 1 if any
+    line was invalid or conflicting. A line without request_id is keyed by its content:
+    run the same (or an edited) file again and only new or changed lines are recorded —
+    the rest are replayed ("replayed": true). A summary follows (on stderr when OUT is
+    stdout), new and replayed decisions counted and totalled apart.
 
     Example:
 
@@ -154,8 +174,8 @@ def batch(
         output = Output(output_name, fmt_out, BATCH_COLUMNS, stdout, title="decisions")
         row_of = flat_batch_row if output.writer.tabular else batch_row
 
-        def emit(line: FileLine, decision: Mapping[str, Any] | None, error: str | None) -> None:
-            output.writer.write(row_of(line, decision, error))
+        def emit(result: LineResult) -> None:
+            output.writer.write(row_of(result))
 
         def advance(position: int) -> None:
             tick(position)
@@ -164,7 +184,14 @@ def batch(
         try:
             with progress_bar(source.size, progress) as tick, app.store_errors():
                 summary = run_batch(
-                    calc, items, source.digest, emit, chunk_size=chunk_size, progress=advance
+                    calc,
+                    items,
+                    source.digest,
+                    emit,
+                    chunk_size=chunk_size,
+                    progress=advance,
+                    merchant=merchant,
+                    campaign=campaign,
                 )
             output.commit()
         except BatchStopped as exc:
@@ -183,11 +210,19 @@ def batch(
             output.abandon()
             raise
     show(summary_view(summary), err=to_stdout)
+    where = "standard output" if to_stdout else output_name
+    if summary.conflicts:
+        click.echo(
+            f"{summary.conflicts} of {summary.lines} lines reuse a request_id already "
+            f'recorded for another request (rows with status "conflict" in {where}); '
+            "nothing was recorded for them.",
+            err=True,
+        )
     if summary.invalid:
-        where = "standard output" if to_stdout else output_name
         click.echo(
             f"{summary.invalid} of {summary.lines} lines were invalid "
             f'(rows with status "invalid" in {where}).',
             err=True,
         )
+    if summary.invalid or summary.conflicts:
         click.get_current_context().exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -10,7 +11,9 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from pricecalc.cli.app import InvalidRequest
+from pricecalc.cli.app import App, InvalidRequest
+from pricecalc.decision import Decision
+from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.serialize import loads
 
@@ -31,8 +34,50 @@ def request_file_option(help_text: str) -> Callable[[F], F]:
 
 
 request_id_option = click.option(
-    "--request-id", metavar="ID", help="Idempotency key: the same id again replays, never twice."
+    "--request-id",
+    metavar="ID",
+    help="Idempotency key (default: one derived from the request's content). The same "
+    "request again replays; another id records a new decision.",
 )
+
+
+def label_options(func: F) -> F:
+    """``--merchant`` and ``--campaign`` (SPEC §8), handed over as one ``labels`` dict."""
+
+    @functools.wraps(func)
+    def with_labels(*args: Any, **kwargs: Any) -> Any:
+        kwargs["labels"] = {
+            "merchant_id": kwargs.pop("merchant"),
+            "campaign": kwargs.pop("campaign"),
+        }
+        return func(*args, **kwargs)
+
+    wrapped = click.option(
+        "--campaign", metavar="NAME", help="The campaign the decision belongs to (recorded)."
+    )(with_labels)
+    wrapped = click.option(
+        "--merchant", metavar="ID", help="The merchant the decision concerns (recorded)."
+    )(wrapped)
+    return wrapped  # type: ignore[return-value]
+
+
+def decide_keyed(app: App, request: Any) -> Decision:
+    """Decide one request from the command line and record it: a request without
+    ``request_id`` is keyed by its content (SPEC §7), so the same command run twice records
+    once. An idempotency conflict propagates (one sentence, exit 1)."""
+    envelope = Envelope.parse(request).keyed()
+    calc = app.calculator()
+    with app.store_errors():
+        return calc.decide(envelope)
+
+
+def replay_note(decision: Mapping[str, Any]) -> str:
+    """What a one-shot command says when it replays instead of recording."""
+    seq = (decision.get("audit") or {}).get("seq")
+    return (
+        f"(already recorded as record {seq}: request {decision.get('request_id')} — this is "
+        "the recorded decision, replayed; nothing new was recorded)"
+    )
 
 
 def read_request(stream: IO[bytes], what: str) -> Any:

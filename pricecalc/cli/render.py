@@ -181,23 +181,33 @@ def _offer_at(offers: Sequence[Any], index: Any) -> Any:
     return None
 
 
+def summary_head(summary: Summary) -> str:
+    """``9 lines: 3 new decisions recorded, 2 already recorded (replayed), 4 invalid``."""
+    parts = [
+        f"{summary.new} new decision{'s' if summary.new != 1 else ''} recorded",
+        f"{summary.replayed} already recorded (replayed)",
+    ]
+    if summary.conflicts:
+        parts.append(f"{summary.conflicts} conflict{'s' if summary.conflicts != 1 else ''}")
+    parts.append(f"{summary.invalid} invalid")
+    return f"{summary.lines} lines: " + ", ".join(parts)
+
+
 def summary_view(summary: Summary) -> RenderableType:
-    """The end-of-batch summary: counts by kind and status, then approved money totals."""
-    head = Text(
-        f"{summary.lines} lines: {summary.decided} decided"
-        + (f" ({summary.replayed} already recorded, replayed)" if summary.replayed else "")
-        + f", {summary.invalid} invalid"
-    )
-    counts = _table("kind", "status", "count", title="Decisions")
-    counts.columns[2].justify = "right"
-    for kind, status, n in summary.rows():
-        counts.add_row(kind, status, str(n))
-    money = _table("total (approved decisions)", "CNY", title="Money")
-    money.columns[1].justify = "right"
-    formatted = summary.totals.formatted()
+    """The end-of-batch summary: counts by kind and status, then approved money totals,
+    new and replayed apart (SPEC §8: pay from the new column only)."""
+    counts = _table("kind", "status", "new", "replayed", title="Decisions")
+    for column in counts.columns[2:]:
+        column.justify = "right"
+    for kind, status, new, replayed in summary.rows():
+        counts.add_row(kind, status, str(new), str(replayed))
+    money = _table("total (approved decisions)", "new (CNY)", "replayed (CNY)", title="Money")
+    for column in money.columns[1:]:
+        column.justify = "right"
+    fresh, again = summary.totals.formatted(), summary.replayed_totals.formatted()
     for name, title in TOTALS:
-        money.add_row(title, formatted[name])
-    return Group(head, counts, money)
+        money.add_row(title, fresh[name], again[name])
+    return Group(Text(summary_head(summary)), counts, money)
 
 
 def beijing_time(recorded_at: Any) -> str:

@@ -16,9 +16,12 @@ from rich.console import RenderableType
 from pricecalc.cli.app import App, InvalidRequest
 from pricecalc.cli.console import echo_json, show
 from pricecalc.cli.options import (
+    decide_keyed,
     json_option,
+    label_options,
     options_named,
     read_request,
+    replay_note,
     request_file_option,
     request_id_option,
 )
@@ -33,19 +36,14 @@ def _decide_and_show(
     options: Mapping[str, str],
     view: Callable[[Mapping[str, Any]], RenderableType] = decision_view,
 ) -> None:
-    calc = app.calculator()
-    with options_named(options), app.store_errors():
-        before = calc.store.head().seq
-        decision = calc.decide(request).to_dict()
+    with options_named(options):
+        decision = decide_keyed(app, request).to_dict()
     if as_json:
         echo_json(as_recorded(decision))
         return
     show(view(decision))
-    if decision["audit"]["seq"] <= before:
-        click.echo(
-            f"(request {decision['request_id']} was already recorded: this is the recorded "
-            "decision, replayed; nothing new was recorded)"
-        )
+    if decision.get("replayed"):
+        click.echo(replay_note(decision))
 
 
 def _other_platforms(values: Sequence[str]) -> list[dict[str, str]]:
@@ -66,8 +64,10 @@ def _put(target: dict[str, Any], **values: Any) -> dict[str, Any]:
     return target
 
 
-def _request(kind: str, request_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
-    return _put({"kind": kind}, request_id=request_id, input=data)
+def _request(
+    kind: str, request_id: str | None, data: dict[str, Any], labels: Mapping[str, str | None]
+) -> dict[str, Any]:
+    return _put({"kind": kind}, request_id=request_id, input=data, **labels)
 
 
 SPLIT_OPTIONS = {
@@ -108,6 +108,7 @@ SPLIT_OPTIONS = {
 @click.option("--product-id", metavar="ID")
 @click.option("--category", metavar="NAME")
 @request_id_option
+@label_options
 @json_option
 @click.pass_obj
 def split(
@@ -124,6 +125,7 @@ def split(
     product_id: str | None,
     category: str | None,
     request_id: str | None,
+    labels: dict[str, str | None],
     as_json: bool,
 ) -> None:
     """Split a 超值购 subsidy between merchant and platform and check the prices (SPEC §2).
@@ -152,7 +154,9 @@ def split(
         product_id=product_id,
         category=category,
     )
-    _decide_and_show(app, _request("subsidy_split", request_id, data), as_json, SPLIT_OPTIONS)
+    _decide_and_show(
+        app, _request("subsidy_split", request_id, data, labels), as_json, SPLIT_OPTIONS
+    )
 
 
 COMPENSATE_OPTIONS = {
@@ -176,6 +180,7 @@ COMPENSATE_OPTIONS = {
     "--merchant-refused", is_flag=True, help="The merchant refuses: deduct from the payout."
 )
 @request_id_option
+@label_options
 @json_option
 @click.pass_obj
 def compensate(
@@ -188,6 +193,7 @@ def compensate(
     not_confirmed: bool,
     merchant_refused: bool,
     request_id: str | None,
+    labels: dict[str, str | None],
     as_json: bool,
 ) -> None:
     """假一赔十: refund plus compensation for a confirmed counterfeit (SPEC §4).
@@ -210,7 +216,7 @@ def compensate(
     }
     _decide_and_show(
         app,
-        _request("counterfeit_compensation", request_id, data),
+        _request("counterfeit_compensation", request_id, data, labels),
         as_json,
         COMPENSATE_OPTIONS,
     )
@@ -220,9 +226,17 @@ def compensate(
 @request_file_option(
     "The claim: a price_protection request, or just its input object (- for stdin)."
 )
+@request_id_option
+@label_options
 @json_option
 @click.pass_obj
-def protect(app: App, request_file: IO[bytes], as_json: bool) -> None:
+def protect(
+    app: App,
+    request_file: IO[bytes],
+    request_id: str | None,
+    labels: dict[str, str | None],
+    as_json: bool,
+) -> None:
     """Decide a 价保 price-protection claim (SPEC §3) and show it line by line.
 
     For each order line: the net price paid, the lowest net price after payment, when it
@@ -244,6 +258,8 @@ def protect(app: App, request_file: IO[bytes], as_json: bool) -> None:
             f"kind: protect decides price_protection claims, not {raw.get('kind')!r} "
             "(use pricecalc decide for other kinds)"
         )
+    if isinstance(raw, dict):
+        raw = _put(dict(raw), request_id=request_id, **labels)
     request: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     _decide_and_show(
         app, raw, as_json, {}, view=lambda decision: protection_view(decision, request)
@@ -275,6 +291,7 @@ CLAWBACK_OPTIONS = {
 )
 @click.option("--product-id", metavar="ID")
 @request_id_option
+@label_options
 @json_option
 @click.pass_obj
 def clawback(
@@ -286,6 +303,7 @@ def clawback(
     forwarded: bool,
     product_id: str | None,
     request_id: str | None,
+    labels: dict[str, str | None],
     as_json: bool,
 ) -> None:
     """禁止转寄: claw back the platform subsidy of a forwarded order (SPEC §5).
@@ -303,7 +321,7 @@ def clawback(
         product_id=product_id,
     )
     _decide_and_show(
-        app, _request("forwarding_clawback", request_id, data), as_json, CLAWBACK_OPTIONS
+        app, _request("forwarding_clawback", request_id, data, labels), as_json, CLAWBACK_OPTIONS
     )
 
 

@@ -32,6 +32,7 @@ from cli_support import (
 import audit
 import pricecalc.batch
 from pricecalc.calculator import Calculator
+from pricecalc.envelope import content_key
 
 BAD_DECIMALS = {
     **SPLIT,
@@ -56,29 +57,30 @@ MIXED = jsonl(
     NO_ID,
 )
 SUMMARY = """\
-9 lines: 5 decided, 4 invalid
+9 lines: 5 new decisions recorded, 0 already recorded (replayed), 4 invalid
 Decisions
 
-  kind                       status     count
- ─────────────────────────────────────────────
-  counterfeit_compensation   approved       1
-  forwarding_clawback        approved       1
-  price_protection           approved       1
-  subsidy_split              approved       1
-  subsidy_split              rejected       1
-  —                          invalid        4
+  kind                       status     new   replayed
+ ──────────────────────────────────────────────────────
+  counterfeit_compensation   approved     1          0
+  forwarding_clawback        approved     1          0
+  price_protection           approved     1          0
+  subsidy_split              approved     1          0
+  subsidy_split              rejected     1          0
+  —                          invalid      4          0
 
 Money
 
-  total (approved decisions)      CNY
- ─────────────────────────────────────
-  merchant subsidy              60.00
-  platform subsidy              40.00
-  refunds                      110.00
-  compensation                 680.00
-  clawback                     400.00
+  total (approved decisions)   new (CNY)   replayed (CNY)
+ ─────────────────────────────────────────────────────────
+  merchant subsidy                 60.00             0.00
+  platform subsidy                 40.00             0.00
+  refunds                         110.00             0.00
+  compensation                    680.00             0.00
+  clawback                        400.00             0.00
 
 """
+NO_ID_KEY = content_key({"kind": NO_ID["kind"], "input": NO_ID["input"]})
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -112,7 +114,7 @@ def test_mixed_batch_with_invalid_lines_in_the_middle(
         "split-1",
         2,
         "claim-1",
-        4,
+        "split-3",
         "cf-1",
         6,
         "fw-1",
@@ -135,20 +137,24 @@ def test_mixed_batch_with_invalid_lines_in_the_middle(
         "status": "invalid",
         "error": "not valid JSON: Expecting property name enclosed in double quotes at column 37",
     }
-    assert rows[3] == {
+    assert rows[3] == {  # SPEC §8: request_id and kind, as far as the line could be read
         "line": 4,
         "status": "invalid",
         "error": "input.subsidy_price: has more than two decimals (fen is the smallest unit) "
         "(got '149.005')",
+        "request_id": "split-3",
+        "kind": "subsidy_split",
     }
     assert rows[5]["error"].startswith("kind: is not a known kind (")
+    assert rows[5]["kind"] == "bogus" and "request_id" not in rows[5]
     assert rows[7] == {
         "line": 8,
         "status": "invalid",
         "error": "line is empty; expected a JSON request",
     }
-    # The request without request_id got a stable one: the file's hash and its line number.
-    assert rows[8]["request_id"].startswith("batch-") and rows[8]["request_id"].endswith("-line-9")
+    # The request without request_id is keyed by its content (SPEC §7), not its line.
+    assert rows[8]["request_id"] == NO_ID_KEY
+    assert NO_ID_KEY.startswith("content-") and len(NO_ID_KEY) == len("content-") + 32
     assert rows[2]["result"]["refund_total"] == "42.00"  # SPEC §3 worked example
     assert [r["audit"]["seq"] for r in rows if "audit" in r] == [1, 2, 3, 4, 5]
     assert store_count(store) == 5
@@ -157,33 +163,127 @@ def test_mixed_batch_with_invalid_lines_in_the_middle(
 def test_the_same_batch_twice_records_nothing_twice(
     invoke: Invoke, mixed: Path, tmp_path: Path, store: Path
 ) -> None:
-    """SPEC §7: a re-run replays every recorded decision; the output is byte-identical."""
+    """SPEC §7, §8: a re-run replays every recorded decision, each marked "replayed": true,
+    and the summary counts and totals them apart from new ones."""
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     assert invoke("batch", str(mixed), "--output", str(first)).exit_code == 1
     count = store_count(store)
     result = invoke("batch", str(mixed), "--output", str(second))
     assert result.exit_code == 1
     assert store_count(store) == count == 5
-    assert second.read_bytes() == first.read_bytes()
+    again = [
+        {k: v for k, v in row.items() if k != "replayed"} for row in read_jsonl(second)
+    ]
+    assert again == read_jsonl(first)
+    assert [row.get("replayed") for row in read_jsonl(second)] == [
+        True, None, True, None, True, None, True, None, True,
+    ]  # fmt: skip
     assert result.stdout.splitlines()[0] == (
-        "9 lines: 5 decided (5 already recorded, replayed), 4 invalid"
+        "9 lines: 0 new decisions recorded, 5 already recorded (replayed), 4 invalid"
+    )
+    money = result.stdout.split("Money", 1)[1]
+    assert "  refunds                           0.00           110.00" in money
+
+
+def test_an_edited_file_records_only_what_changed(
+    invoke: Invoke, tmp_path: Path, store: Path
+) -> None:
+    """SPEC §7: lines without request_id are keyed by content, so fixing one typo and
+    re-running the file records only the corrected line; two identical lines in one file
+    are one decision (the second a replay)."""
+    typo = {**NO_ID, "input": {**NO_ID["input"], "cost_price": "9O.00"}}
+    path = tmp_path / "splits.jsonl"
+    path.write_text(jsonl(SPLIT, typo, {**SPLIT, "request_id": None}, SPLIT), encoding="utf-8")
+    first = invoke("batch", str(path), "--output", str(tmp_path / "1.jsonl"))
+    assert first.exit_code == 1  # the typo is invalid input
+    assert first.stdout.splitlines()[0] == (
+        "4 lines: 2 new decisions recorded, 1 already recorded (replayed), 1 invalid"
+    )
+    path.write_text(jsonl(SPLIT, NO_ID, {**SPLIT, "request_id": None}, SPLIT), encoding="utf-8")
+    second = invoke("batch", str(path), "--output", str(tmp_path / "2.jsonl"))
+    assert second.exit_code == 0, second.output
+    assert second.stdout.splitlines()[0] == (
+        "4 lines: 1 new decision recorded, 3 already recorded (replayed), 0 invalid"
+    )
+    assert store_count(store) == 3
+
+
+def test_a_reused_request_id_is_a_conflict_row(invoke: Invoke, tmp_path: Path, store: Path) -> None:
+    """SPEC §7, §8: the same request_id with a different request gives a "conflict" row
+    naming the recorded record, records nothing, and the other lines still run; exit 1."""
+    changed = {**SPLIT, "input": {**SPLIT["input"], "quantity": 3}}
+    path = tmp_path / "in.jsonl"
+    path.write_text(jsonl(SPLIT, changed, COUNTERFEIT), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = invoke("batch", str(path), "--output", str(out))
+    assert result.exit_code == 1
+    rows = read_jsonl(out)
+    assert rows[1] == {
+        "line": 2,
+        "status": "conflict",
+        "error": "request_id 'split-1' is already recorded as record 1 for a different "
+        "request (another input); nothing was recorded — a new request needs a new "
+        "request_id",
+        "request_id": "split-1",
+        "kind": "subsidy_split",
+        "audit": rows[0]["audit"],
+    }
+    assert rows[2]["status"] == "approved" and rows[2]["audit"]["seq"] == 2
+    assert store_count(store) == 2
+    assert result.stdout.splitlines()[0] == (
+        "3 lines: 2 new decisions recorded, 0 already recorded (replayed), 1 conflict, "
+        "0 invalid"
+    )
+    assert result.stderr == (
+        "1 of 3 lines reuse a request_id already recorded for another request (rows with "
+        f'status "conflict" in {out}); nothing was recorded for them.\n'
     )
 
 
+def test_a_file_decided_by_pricecalc_0_1_records_nothing_new(
+    invoke: Invoke, tmp_path: Path, store: Path
+) -> None:
+    """SPEC §7: keys written by earlier versions are still recognised. The fixture store
+    was made by pricecalc 0.1 running the fixture file (lines without request_id keyed by
+    the file's hash and line number); running it again now replays every line."""
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    store.write_bytes((fixtures / "store-0.1.jsonl").read_bytes())
+    source = tmp_path / "decided-by-0.1.jsonl"
+    source.write_bytes((fixtures / "decided-by-0.1.jsonl").read_bytes())
+    out = tmp_path / "out.jsonl"
+    result = invoke("batch", str(source), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        "6 lines: 0 new decisions recorded, 6 already recorded (replayed), 0 invalid"
+    )
+    rows = read_jsonl(out)
+    assert [row["audit"]["seq"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[0]["request_id"] == pricecalc.batch.legacy_request_id(
+        "36d36421cfb98a0a" + "0" * 48, 1
+    )
+    assert rows[5]["request_id"] == "given-1"
+    assert store_count(store) == 6
+
+
 def test_stdin_gets_stable_ids_from_its_content(invoke: Invoke, store: Path) -> None:
-    """Standard input is hashed like a file: the same content piped twice records once.
-    Output to stdout is JSON Lines; the summary then goes to stderr."""
+    """Standard input is keyed like a file, by content: the same lines piped twice record
+    once. Output to stdout is JSON Lines; the summary then goes to stderr."""
     text = jsonl(NO_ID, {**COUNTERFEIT, "request_id": None})
     first = invoke("batch", "-", "--output", "-", input=text)
     second = invoke("batch", "-", "--output", "-", input=text)
     assert first.exit_code == second.exit_code == 0
-    assert first.stdout == second.stdout
     rows = [json.loads(line) for line in first.stdout.splitlines()]
-    assert [r["request_id"][-7:] for r in rows] == ["-line-1", "-line-2"]
+    assert [r["request_id"] for r in rows] == [
+        NO_ID_KEY,
+        content_key({"kind": COUNTERFEIT["kind"], "input": COUNTERFEIT["input"]}),
+    ]
+    assert [json.loads(line)["replayed"] for line in second.stdout.splitlines()] == [True, True]
     assert store_count(store) == 2
-    assert first.stderr.startswith("2 lines: 2 decided, 0 invalid\n")
+    assert first.stderr.startswith(
+        "2 lines: 2 new decisions recorded, 0 already recorded (replayed), 0 invalid\n"
+    )
     assert second.stderr.startswith(
-        "2 lines: 2 decided (2 already recorded, replayed), 0 invalid\n"
+        "2 lines: 0 new decisions recorded, 2 already recorded (replayed), 0 invalid\n"
     )
 
 
@@ -235,6 +335,8 @@ def test_csv_input_flattening(invoke: Invoke, tmp_path: Path) -> None:
         "status": "invalid",
         "error": "input.subsidy_price: has more than two decimals (fen is the smallest unit) "
         "(got '149.001')",
+        "request_id": "s-3",
+        "kind": "subsidy_split",
     }
 
     claims = tmp_path / "claims.csv"
@@ -290,11 +392,14 @@ def test_excel_output_has_exact_two_decimal_money(
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
     header = list(rows[0])
-    assert header[:7] == [
+    assert header[:10] == [
         "line",
         "request_id",
         "kind",
         "status",
+        "replayed",
+        "merchant_id",
+        "campaign",
         "reason_codes",
         "error",
         "order_id",
@@ -354,8 +459,9 @@ def test_batch_as_a_process_without_a_terminal(tmp_path: Path, mixed: Path) -> N
 
 
 def test_a_killed_batch_finishes_on_rerun_with_one_record_per_line(tmp_path: Path) -> None:
-    """SIGKILL mid-way, then the same command again: every valid line is recorded exactly
-    once (ids from request_id, or the file hash and line number), and the chain verifies."""
+    """SIGKILL mid-way, then the same command again: every request is recorded exactly
+    once (keys from request_id, or from the content: the lines without one are one request,
+    SPEC §7), and the chain verifies."""
     requests: list[Any] = []
     for i in range(300):
         request: dict[str, Any] = {**COUNTERFEIT, "request_id": f"cf-{i}"}
@@ -366,7 +472,7 @@ def test_a_killed_batch_finishes_on_rerun_with_one_record_per_line(tmp_path: Pat
             requests.append('{"kind": "broken"')  # invalid lines mid-file
     path = tmp_path / "big.jsonl"
     path.write_text(jsonl(*requests), encoding="utf-8")
-    valid = sum(1 for r in requests if isinstance(r, dict))
+    valid = len({r.get("request_id") for r in requests if isinstance(r, dict)})
     args = [sys.executable, "-m", "pricecalc", "--audit", "a.jsonl", "batch", str(path), "-o", "-"]
     env = {**_env(), "PRICECALC_BATCH_CHUNK_SIZE": "1"}
     proc = subprocess.Popen(
@@ -382,7 +488,9 @@ def test_a_killed_batch_finishes_on_rerun_with_one_record_per_line(tmp_path: Pat
     assert proc.stderr is not None
     proc.stderr.close()
     recorded_before = store_count(tmp_path / "a.jsonl")
-    assert recorded_before >= 35  # the kill came after at least this many decisions
+    # The kill came after 40 output lines: at most one is invalid, and the lines without
+    # request_id are one request (recorded once, then replayed).
+    assert recorded_before >= 30
 
     again = run_pricecalc(
         ["--audit", "a.jsonl", "batch", str(path), "--output", "out.jsonl"], cwd=tmp_path
@@ -395,7 +503,7 @@ def test_a_killed_batch_finishes_on_rerun_with_one_record_per_line(tmp_path: Pat
         keys = [r.key for r in store.query()]
     assert report.ok and report.count == valid
     assert len(set(keys)) == len(keys) == valid
-    assert sorted(keys) == sorted(r["request_id"] for r in rows if "request_id" in r)
+    assert sorted(keys) == sorted({r["request_id"] for r in rows if "request_id" in r})
 
 
 def _env() -> dict[str, str]:
@@ -404,6 +512,7 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PRICECALC_")}
 
 
-def test_stable_ids_depend_on_the_file_and_the_line() -> None:
-    """The derived id: the first 16 hex digits of the file's SHA-256 and the line number."""
-    assert pricecalc.batch.stable_request_id("ab" * 32, 7) == "batch-abababababababab-line-7"
+def test_legacy_ids_depend_on_the_file_and_the_line() -> None:
+    """The key pricecalc 0.1 gave a line without request_id (still looked up): the first 16
+    hex digits of the file's SHA-256 and the line number."""
+    assert pricecalc.batch.legacy_request_id("ab" * 32, 7) == "batch-abababababababab-line-7"

@@ -59,11 +59,47 @@ def test_a_rejected_decision_exits_0(invoke: Invoke, store: Path, tmp_path: Path
 
 
 def test_replaying_a_request_id_returns_the_recorded_decision(invoke: Invoke, store: Path) -> None:
-    """SPEC §7: the same request_id twice gives the same decision; one record."""
+    """SPEC §7, §8: the same request twice gives the same decision, the second marked
+    "replayed": true with a note on stderr; one record."""
     first = invoke("decide", input=json.dumps(SPLIT))
     second = invoke("decide", input=json.dumps(SPLIT))
     assert first.exit_code == second.exit_code == 0
-    assert first.stdout == second.stdout
+    assert json.loads(second.stdout) == {**json.loads(first.stdout), "replayed": True}
+    assert "replayed" not in json.loads(first.stdout)
+    assert second.stderr == (
+        "(already recorded as record 1: request split-1 — this is the recorded decision, "
+        "replayed; nothing new was recorded)\n"
+    )
+    assert store_count(store) == 1
+
+
+def test_decide_keys_a_request_without_request_id_by_content(invoke: Invoke, store: Path) -> None:
+    """SPEC §7: the command line gives a request without request_id a key derived from its
+    content, so the same command run twice records once; --request-id records anew."""
+    bare = {k: v for k, v in SPLIT.items() if k != "request_id"}
+    first = json.loads(invoke("decide", input=json.dumps(bare)).stdout)
+    second = json.loads(invoke("decide", input=json.dumps(bare)).stdout)
+    assert first["request_id"] == second["request_id"]
+    assert first["request_id"].startswith("content-") and second["replayed"] is True
+    assert store_count(store) == 1
+    fresh = invoke("decide", "--request-id", "again-1", input=json.dumps(bare))
+    assert json.loads(fresh.stdout)["audit"]["seq"] == 2
+    assert store_count(store) == 2
+
+
+def test_a_conflicting_request_id_exits_1_in_one_sentence(invoke: Invoke, store: Path) -> None:
+    """SPEC §7: the same request_id with another request: exit 1, one sentence naming the
+    request_id and the recorded seq, nothing recorded."""
+    invoke("decide", input=json.dumps(SPLIT))
+    changed = {**SPLIT, "kind": "counterfeit_compensation"}
+    result = invoke("decide", input=json.dumps(changed))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "Error: request_id 'split-1' is already recorded as record 1 for a different request "
+        "(kind 'subsidy_split' recorded, 'counterfeit_compensation' asked); nothing was "
+        "recorded — a new request needs a new request_id\n"
+    )
     assert store_count(store) == 1
 
 

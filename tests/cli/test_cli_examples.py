@@ -61,4 +61,6 @@ def test_the_campaign_runs_with_only_its_planted_mistakes_invalid(tmp_path: Path
     again = run_pricecalc(args, cwd=tmp_path)
     assert again.returncode == 1
     decided = len(rows) - len(errors)
-    assert f"{decided} decided ({decided} already recorded, replayed)" in again.stdout.decode()
+    assert (
+        f"0 new decisions recorded, {decided} already recorded (replayed)" in again.stdout.decode()
+    )

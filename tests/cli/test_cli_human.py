@@ -44,7 +44,7 @@ subsidy_split: APPROVED   request s1   audit record 1 (HASH)
 """
 
 REJECTED_TABLE = """\
-subsidy_split: REJECTED   audit record 1 (HASH)
+subsidy_split: REJECTED   request content-7c7eb9c13a7ee5a6b931929b61223706   audit record 1 (HASH)
   merchant subsidy (per unit)               -10.00
   platform subsidy (per unit)                20.00
   total subsidy (per unit)                   10.00
@@ -92,8 +92,8 @@ def test_split_prints_the_spec_example_as_a_table(invoke: Invoke, store: Path) -
     assert HASH.sub("(HASH)", result.stdout) == SPLIT_TABLE
     again = invoke(*SPLIT_ARGS)
     assert again.stdout.endswith(
-        "(request s1 was already recorded: this is the recorded decision, replayed; "
-        "nothing new was recorded)\n"
+        "(already recorded as record 1: request s1 — this is the recorded decision, "
+        "replayed; nothing new was recorded)\n"
     )
     assert store_count(store) == 1
 
@@ -209,7 +209,7 @@ def test_clawback(invoke: Invoke) -> None:
     decision = json.loads(result.stdout)
     assert decision["result"]["clawback"] == "400.00"
     not_covered = invoke(
-        "clawback", "--order-id", "O-9", "--category", "图书", "--platform-subsidy", "20",
+        "clawback", "--order-id", "O-10", "--category", "图书", "--platform-subsidy", "20",
         "--not-forwarded", "--json",
     )  # fmt: skip
     kept = json.loads(not_covered.stdout)

@@ -26,6 +26,7 @@ def test_plugins_lists_name_version_kinds_and_hooks(invoke: Invoke) -> None:
         "forwarding_clawback",
         "price_protection",
         "subsidy_split",
+        "void",
     ]
     assert "pricecalc_rules" in rows["builtin"]["hooks"]
     assert rows["builtin"]["version"] == pricecalc.cli.load_registry().plugin_versions["builtin"]

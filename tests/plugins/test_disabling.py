@@ -32,12 +32,13 @@ FOOD_LAW = "food_safety_law_art148"
 
 
 def food_claim(request_id: str) -> dict[str, Any]:
-    """SPEC §4: food, paid 39.90 → 1000.00 under the food-safety law, 500.00 without it."""
+    """SPEC §4: food, paid 39.90 → 1000.00 under the food-safety law, 500.00 without it.
+    Each request is its own order (a line is compensated once, SPEC §4)."""
     return {
         "kind": "counterfeit_compensation",
         "request_id": request_id,
         "input": {
-            "order_id": "O-F",
+            "order_id": f"O-F-{request_id}",
             "confirmed": True,
             "lines": [{"line_id": "L1", "paid_amount": "39.90", "category": "food"}],
         },

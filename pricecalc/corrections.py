@@ -1,0 +1,144 @@
+"""void — corrections without edits (SPEC §7).
+
+A decision is never edited. A clerk who finds an approved decision wrong records a
+**void**: a decision of its own (input ``{"seq", "reason"}``, an operator named), which
+withdraws record ``seq``. The withdrawn record stays in the log; statements show it with
+a reversal row so totals net out (SPEC §10); and the once-only rules of SPEC §3–§5 no
+longer count it, so the corrected request can then be decided.
+
+Rejected (recorded like any decision, nothing withdrawn): a seq with no record
+(``NO_SUCH_RECORD``), a void of a void (``CANNOT_VOID_A_VOID``), of a rejected decision
+(``NOT_APPROVED``), of a record already voided (``ALREADY_VOIDED``, naming the void; two
+voids racing for one record: the one recorded first wins, under the store's writer lock).
+
+The rule reads the record it withdraws through the history (``ctx.history.decision``);
+its result names it (``seq``, ``voided_kind``, ``voided_request_id``, ``order_id``, and
+the ``merchant_id``/``campaign`` it was for) and an approved void is tagged
+``voids:<seq>`` — and with the order, merchant and campaign of what it withdraws, so that
+history, statements and filters find it beside the record it withdraws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from pricecalc.decision import Outcome, Reason
+from pricecalc.errors import InvalidInput
+from pricecalc.fields import Fields
+from pricecalc.history import PastDecision, campaign_tag, merchant_tag, voids_tag
+from pricecalc.offers import check_keys
+from pricecalc.registry import Rule, RuleContext
+
+VOID_KIND = "void"
+RULE_SET = "pricecalc-corrections"
+VERSION = "1.0.0"
+MAX_REASON = 500
+
+NO_SUCH_RECORD = "NO_SUCH_RECORD"
+CANNOT_VOID_A_VOID = "CANNOT_VOID_A_VOID"
+NOT_APPROVED = "NOT_APPROVED"
+ALREADY_VOIDED = "ALREADY_VOIDED"
+CODES = (NO_SUCH_RECORD, CANNOT_VOID_A_VOID, NOT_APPROVED, ALREADY_VOIDED)
+
+
+def voided_seq(result: Any) -> int | None:
+    """The seq a void's result withdraws (the void's own layout), or None."""
+    if isinstance(result, Mapping):
+        seq = result.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            return seq
+    return None
+
+
+@attrs.frozen
+class VoidInput:
+    """A validated void: the record to withdraw, why, and who decided it."""
+
+    seq: int
+    reason: str
+    operator: str
+
+    @classmethod
+    def from_fields(cls, fields: Fields, ctx: RuleContext) -> VoidInput:
+        check_keys(fields, {"seq", "reason"})
+        seq = fields.integer("seq", minimum=1)
+        reason = fields.string("reason")
+        if len(reason) > MAX_REASON:
+            raise InvalidInput(
+                fields.at("reason"), reason, f"must be at most {MAX_REASON} characters"
+            )
+        if ctx.operator is None:
+            raise InvalidInput(
+                "operator",
+                None,
+                "is required for a void: a correction names who made it "
+                "(pricecalc --operator NAME void …, or Calculator(operator=...))",
+                shown="no operator named",
+            )
+        return cls(seq=seq, reason=reason, operator=ctx.operator)
+
+
+def _parse(fields: Fields, ctx: RuleContext) -> VoidInput:
+    return VoidInput.from_fields(fields, ctx)
+
+
+def _why_not(seq: int, target: PastDecision | None) -> Reason | None:
+    if target is None:
+        return Reason(NO_SUCH_RECORD, f"there is no record {seq} in the audit store")
+    if target.kind == VOID_KIND:
+        withdrawn = voided_seq(target.result)
+        return Reason(
+            CANNOT_VOID_A_VOID,
+            f"record {seq} is itself a void (of record {withdrawn}); a void is not withdrawn",
+        )
+    if target.status != "approved":
+        return Reason(
+            NOT_APPROVED,
+            f"record {seq} is a rejected {target.kind} decision: it paid nothing, "
+            "so there is nothing to withdraw",
+        )
+    if target.voided_by is not None:
+        return Reason(
+            ALREADY_VOIDED, f"record {seq} was already voided by record {target.voided_by}"
+        )
+    return None
+
+
+def void(inp: VoidInput, ctx: RuleContext) -> Outcome:
+    """Withdraw record ``inp.seq`` (SPEC §7). Pure: the record comes from the history."""
+    target = ctx.history.decision(inp.seq)
+    order_id = None if target is None else target.result.get("order_id")
+    result: dict[str, Any] = {
+        "seq": inp.seq,
+        "voided_kind": None if target is None else target.kind,
+        "voided_request_id": None if target is None else target.request_id,
+        "order_id": order_id if isinstance(order_id, str) else None,
+        "merchant_id": None if target is None else target.merchant_id,
+        "campaign": None if target is None else target.campaign,
+        "reason": inp.reason,
+    }
+    refused = _why_not(inp.seq, target)
+    if refused is not None:
+        return Outcome(result=result, reasons=(refused,))
+    assert target is not None
+    tags = [voids_tag(inp.seq)]
+    if target.merchant_id is not None:
+        tags.append(merchant_tag(target.merchant_id))
+    if target.campaign is not None:
+        tags.append(campaign_tag(target.campaign))
+    return Outcome(result=result, tags=tuple(tags))
+
+
+RULE = Rule(
+    kind=VOID_KIND,
+    rule_set=RULE_SET,
+    version=VERSION,
+    parse=_parse,
+    decide=void,
+    description="void: withdraw an approved decision, with a reason (SPEC §7)",
+)
+
+__all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "void", "voided_seq"]
