@@ -34,6 +34,7 @@ from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput
 from pricecalc.history import (
     NO_HISTORY,
+    AskedHistory,
     PastDecision,
     campaign_tag,
     kind_tag,
@@ -290,30 +291,63 @@ class Calculator:
     ) -> tuple[Decision, Record]:
         """Replay the recorded decision of this request, or decide and append it."""
         if envelope.request_id is not None:
-            existing = tx.get(envelope.request_id)
+            key, existing = self._current(tx, envelope, envelope.request_id)
+            if existing is None and key == envelope.request_id:
+                for alias in envelope.aliases:
+                    found = tx.get(alias)
+                    if (
+                        found is not None
+                        and envelope.describe_difference(recorded_request(found.payload)) is None
+                    ):
+                        key, existing = self._current(tx, envelope, alias)
+                        break
             if existing is not None:
-                return self._replay(existing, envelope), existing
-            for alias in envelope.aliases:
-                existing = tx.get(alias)
-                if (
-                    existing is not None
-                    and envelope.describe_difference(recorded_request(existing.payload)) is None
-                ):
-                    return self._replay(existing, envelope), existing
+                return self._replay(existing), existing
+            if key != envelope.request_id:
+                envelope = attrs.evolve(envelope, request_id=key, aliases=())
         moment = now or self._clock()
+        asked = AskedHistory(StoreHistory(tx))
         decision = engine.evaluate(
             envelope,
             registry=self.registry,
             policy=self.rules_policy,
             now=moment,
-            history=StoreHistory(tx),
+            history=asked,
             operator=self.named_operator,
         )
-        return decision, self._append(tx, decision, moment)
+        return decision, self._append(tx, decision, moment, relied_on(asked, decision.kind))
 
-    def _append(self, tx: Transaction, decision: Decision, moment: datetime) -> Record:
+    def _current(self, tx: Transaction, envelope: Envelope, key: str) -> tuple[str, Record | None]:
+        """The key this request is (or will be) recorded under, and its record if any.
+
+        A key names one request (a different one is an :class:`IdempotencyConflict`). A
+        recorded decision that a void has since withdrawn — or that relied on a decision
+        since withdrawn — is stale: the request is decided again, under the successor key
+        ``<key>~void-<seq of that void>`` (SPEC §7: to re-decide, void first). Following
+        the successors finds the current decision.
+        """
+        while True:
+            record = tx.get(key)
+            if record is None:
+                return key, None
+            difference = envelope.describe_difference(recorded_request(record.payload))
+            if difference is not None:
+                raise IdempotencyConflict(
+                    str(envelope.request_id), record.seq, record.hash, envelope.kind, difference
+                )
+            void = _withdrawn_by(tx, record)
+            if void is None:
+                return key, record
+            key = successor_key(key, void)
+
+    def _append(
+        self, tx: Transaction, decision: Decision, moment: datetime, relied: Sequence[int] = ()
+    ) -> Record:
+        payload = self._payload(decision, moment)
+        if relied:
+            payload["relied_on"] = list(relied)
         entry = Entry(
-            payload=self._payload(decision, moment),
+            payload=payload,
             key=decision.request_id,
             tags=decision_tags(decision),
             plain=True,
@@ -321,12 +355,7 @@ class Calculator:
         return tx.append(entry)
 
     @staticmethod
-    def _replay(record: Record, envelope: Envelope) -> Decision:
-        difference = envelope.describe_difference(recorded_request(record.payload))
-        if difference is not None:
-            raise IdempotencyConflict(
-                str(envelope.request_id), record.seq, record.hash, envelope.kind, difference
-            )
+    def _replay(record: Record) -> Decision:
         return Decision.from_record(
             record.payload, AuditRef(record.seq, record.hash), key=record.key, replayed=True
         )
@@ -382,6 +411,34 @@ def decision_tags(decision: Decision) -> tuple[str, ...]:
         tags.append(campaign_tag(decision.campaign))
     tags.extend(tag for tag in decision.tags if tag not in tags)
     return tuple(tags)
+
+
+def successor_key(key: str, void: int) -> str:
+    """The key a request is decided again under once void ``void`` made its decision stale."""
+    return f"{key}~void-{void}"
+
+
+def relied_on(asked: AskedHistory, kind: str) -> list[int]:
+    """The past decisions of ``kind`` a rule was shown that counted (approved, not voided):
+    if one of them is withdrawn later, this decision is stale (:meth:`Calculator._current`).
+    (The once-only rules of SPEC §3–§5 read the decisions of their own kind.)"""
+    seqs: set[int] = set()
+    for (question, _), answer in asked.asked:
+        if question == "decisions":
+            seqs.update(past.seq for past in answer if past.counts and past.kind == kind)
+    return sorted(seqs)
+
+
+def _withdrawn_by(tx: Transaction, record: Record) -> int | None:
+    """The approved void that withdrew ``record``, or one it relied on, if any (the first)."""
+    relied = record.payload.get("relied_on")
+    seqs = (
+        [record.seq, *(s for s in relied if isinstance(s, int))]
+        if isinstance(relied, list)
+        else [record.seq]
+    )
+    voids = [void.seq for seq in seqs for void in tx.find(voids_tag(seq)) if _is_void(void)]
+    return min(voids) if voids else None
 
 
 def _recorded(decision: Decision, record: Record) -> Decision:

@@ -11,7 +11,8 @@ progress bar). Choices the SPEC leaves open (docs/cli.md repeats them for users)
   ``merchant.experience_score``); ``a[0].b`` fills the objects of a list
   (``lines[0].paid_amount``, ``lines[1].paid_amount``); a cell starting with ``[`` or
   ``{`` is JSON (numbers read as exact decimals); ``other_platform_prices`` may also be
-  written ``platform:price;platform:price``. A ``request_id`` column is the request's id.
+  written ``platform:price;platform:price``. ``request_id``, ``merchant_id`` and
+  ``campaign`` columns are the request's envelope fields (SPEC §8).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from pricecalc.serialize import loads
 InputFormat = Literal["jsonl", "csv"]
 INPUT_SUFFIXES: dict[str, InputFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _BLOCK = 1 << 20
+#: CSV columns that are envelope fields (SPEC §8), not input fields.
+ENVELOPE_TEXT = ("request_id", "merchant_id", "campaign")
 
 
 @attrs.frozen
@@ -223,8 +226,8 @@ def csv_request(
     for column, path, cell in zip(header, paths, cells, strict=True):
         if cell is None or not cell.strip():
             continue
-        if path == (("request_id", None),):
-            request["request_id"] = cell.strip()
+        if len(path) == 1 and path[0][0] in ENVELOPE_TEXT and path[0][1] is None:
+            request[path[0][0]] = cell.strip()
         elif path == (("kind", None),):
             if cell.strip() != kind:
                 raise ValueError(f"column kind says {cell.strip()!r} but --kind is {kind!r}")

@@ -68,15 +68,20 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "status",
     "reason_codes",
     "order_id",
+    "merchant_id",
+    "campaign",
     "operator",
     *MONEY_COLUMNS,
+    "settlement",
+    "voided_by",
+    "voids",
     "rule_set",
     "rule_version",
     "hash",
 )
 
 #: Columns holding whole numbers (written as numbers in Excel).
-INTEGER_COLUMNS: frozenset[str] = frozenset({"line", "seq", "audit_seq"})
+INTEGER_COLUMNS: frozenset[str] = frozenset({"line", "seq", "audit_seq", "voided_by", "voids"})
 
 
 def amount(value: Any) -> Decimal | None:
@@ -192,10 +197,17 @@ def _label(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def record_row(record: Any) -> dict[str, Any]:
-    """The pricecalc-level flat view of an :class:`audit.protocol.Record`."""
+def record_row(record: Any, voided_by: int | None = None) -> dict[str, Any]:
+    """The pricecalc-level flat view of an :class:`audit.protocol.Record`.
+
+    ``voided_by`` is the seq of the approved void that withdrew the record, if any
+    (:func:`pricecalc.selection.voids_of`); a void's own row names what it ``voids``.
+    """
     payload: Mapping[str, Any] = record.payload
     result = payload.get("result") or {}
+    request = recorded_request(payload)
+    is_void = payload.get("kind") == "void" and payload.get("status") == "approved"
+    settlement = result.get("settlement")
     return {
         "seq": record.seq,
         "recorded_at": record.recorded_at,
@@ -203,9 +215,14 @@ def record_row(record: Any) -> dict[str, Any]:
         "request_id": record.key if record.key is not None else payload.get("request_id"),
         "status": payload.get("status"),
         "reason_codes": [r.get("code") for r in payload.get("reasons", ())],
-        "order_id": order_id_of(recorded_request(payload), result),
+        "order_id": order_id_of(request, result),
+        "merchant_id": _label(request.get("merchant_id") or result.get("merchant_id")),
+        "campaign": _label(request.get("campaign") or result.get("campaign")),
         "operator": payload.get("operator"),
         **_money_cells(result),
+        "settlement": settlement if isinstance(settlement, str) else None,
+        "voided_by": voided_by,
+        "voids": result.get("seq") if is_void and isinstance(result.get("seq"), int) else None,
         "rule_set": payload.get("rule_set"),
         "rule_version": payload.get("rule_version"),
         "hash": record.hash,

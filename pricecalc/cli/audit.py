@@ -5,16 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import click
 
 import audit
-from audit.protocol import AuditStore, Checkpoint, Record
+from audit.protocol import Checkpoint
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.batch import output_format
 from pricecalc.cli.console import echo_json, show
@@ -22,8 +20,9 @@ from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import json_option
 from pricecalc.cli.render import records_table, stats_table
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import BEIJING, parse_time
+from pricecalc.plugins import load_registry
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
+from pricecalc.selection import Filters, period_bound, voids_of
 from pricecalc.writers import Output
 
 
@@ -39,67 +38,17 @@ def audit_group() -> None:
     """
 
 
-def _moment(value: str | None, *, end_of_day: bool) -> datetime | None:
-    """A filter bound: a date (a Beijing day) or an ISO time (Beijing time by default)."""
-    if value is None:
-        return None
-    text = value.strip()
+FILTER_NAMES = (
+    "order_id", "kind", "status", "since", "until", "operator", "merchant", "campaign",
+)  # fmt: skip
+
+
+def _bound(value: str | None, *, end: bool, option: str) -> Any:
     try:
-        day = date.fromisoformat(text) if len(text) == 10 else None
-    except ValueError:
-        day = None
-    if day is not None:
-        start = datetime.combine(day, time(0), tzinfo=BEIJING)
-        return start + timedelta(days=1) if end_of_day else start
-    try:
-        moment = parse_time(text, "time")
+        return period_bound(value, end=end)
     except InvalidInput as exc:
-        raise click.BadParameter(
-            f"{value!r} is not a date (2026-11-11) or an ISO time (2026-11-11T10:00)"
-        ) from exc
-    return moment + timedelta(microseconds=1) if end_of_day else moment
-
-
-@attrs.frozen
-class Filters:
-    order_id: str | None = None
-    kind: str | None = None
-    status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None  # exclusive
-    operator: str | None = None
-
-    def where(self) -> dict[str, Any]:
-        wanted = {"kind": self.kind, "status": self.status, "operator": self.operator}
-        return {k: v for k, v in wanted.items() if v is not None}
-
-    def records(self, store: AuditStore) -> Iterator[Record]:
-        """The matching records in chain order (streamed, except an order's few records)."""
-        if self.order_id is not None:
-            found: Any = sorted(store.find(f"order:{self.order_id}"), key=lambda r: r.seq)
-        else:
-            found = store.query(self.where() or None, since=self.since, until=self.until)
-        for record in found:
-            if self.matches(record):
-                yield record
-
-    def matches(self, record: Record) -> bool:
-        payload = record.payload
-        if self.order_id is not None and record_row(record)["order_id"] != self.order_id:
-            return False
-        for field, wanted in self.where().items():
-            if payload.get(field) != wanted:
-                return False
-        if self.since is not None or self.until is not None:
-            moment = datetime.fromisoformat(record.recorded_at.replace("Z", "+00:00"))
-            if self.since is not None and moment < self.since:
-                return False
-            if self.until is not None and moment >= self.until:
-                return False
-        return True
-
-
-FILTER_NAMES = ("order_id", "kind", "status", "since", "until", "operator")
+        raise click.BadParameter(exc.problem.replace("is not", f"{value!r} is not"),
+                                 param_hint=f"'{option}'") from exc  # fmt: skip
 
 
 def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,13 +57,17 @@ def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def with_filters(*args: Any, **kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in FILTER_NAMES}
+        if given["kind"] is not None:
+            known_kind(click.get_current_context().find_object(App), given["kind"])
         kwargs["filters"] = Filters(
             order_id=given["order_id"],
             kind=given["kind"],
             status=given["status"],
-            since=_moment(given["since"], end_of_day=False),
-            until=_moment(given["until"], end_of_day=True),
+            since=_bound(given["since"], end=False, option="--since"),
+            until=_bound(given["until"], end=True, option="--until"),
             operator=given["operator"],
+            merchant_id=given["merchant"],
+            campaign=given["campaign"],
         )
         return func(*args, **kwargs)
 
@@ -131,11 +84,24 @@ def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--until", metavar="WHEN", help="Recorded up to (a date includes the whole day)."
         ),
         click.option("--operator", metavar="NAME", help="Only decisions by this operator."),
+        click.option("--merchant", metavar="ID", help="Only this merchant's records."),
+        click.option("--campaign", metavar="NAME", help="Only this campaign's records."),
     ]
     wrapped: Callable[..., Any] = with_filters
     for decorator in reversed(decorators):
         wrapped = decorator(wrapped)
     return wrapped
+
+
+def known_kind(app: App | None, kind: str) -> None:
+    """Refuse a ``--kind`` that no loaded plugin decides (a misspelling must not silently
+    match nothing)."""
+    registry = load_registry(app.policy if app else None, app.disabled if app else ())
+    if kind not in registry.rules:
+        raise click.BadParameter(
+            f"{kind!r} is not a kind pricecalc decides (known: {', '.join(registry.kinds())})",
+            param_hint="'--kind'",
+        )
 
 
 def _read_checkpoint(path: str) -> Checkpoint:
@@ -252,7 +218,8 @@ def show_records(
     """
     store = app.store()
     with app.store_errors():
-        rows = (record_row(r) for r in filters.records(store))
+        voids = voids_of(store)
+        rows = (record_row(r, voids.get(r.seq)) for r in filters.records(store))
         if limit is not None:
             rows = (row for _, row in zip(range(limit), rows, strict=False))
         if as_json or as_nl:
@@ -308,8 +275,9 @@ def export(
     count = 0
     try:
         with app.store_errors():
+            voids = voids_of(store)
             for record in filters.records(store):
-                output.writer.write(record_row(record))
+                output.writer.write(record_row(record, voids.get(record.seq)))
                 count += 1
         output.commit()
     except BaseException:

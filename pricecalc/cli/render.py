@@ -222,19 +222,29 @@ def beijing_time(recorded_at: Any) -> str:
 
 
 _SCREEN_HIDDEN = frozenset({"rule_set", "rule_version"})
+_OPTIONAL = frozenset(
+    {*MONEY_COLUMNS, "merchant_id", "campaign", "settlement", "voided_by", "voids"}
+)
 
 
 def records_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """``audit show``: one row per record; money columns only where some record has one."""
     money = [c for c in MONEY_COLUMNS if any(r.get(c) is not None for r in rows)]
-    # The export's columns (report.RECORD_COLUMNS), less the rule-set detail a screen does
-    # not need and the money columns no record here has.
+    # The export's columns (rows.RECORD_COLUMNS), less the rule-set detail a screen does
+    # not need and the optional columns no record here has.
     columns = [
         c
         for c in RECORD_COLUMNS
-        if c not in _SCREEN_HIDDEN and (c not in MONEY_COLUMNS or c in money)
+        if c not in _SCREEN_HIDDEN
+        and (c not in _OPTIONAL or c in money or any(r.get(c) is not None for r in rows))
     ]
-    titles = {"recorded_at": "recorded (Beijing)", "reason_codes": "reasons", **dict(TOTALS)}
+    titles = {
+        "recorded_at": "recorded (Beijing)",
+        "reason_codes": "reasons",
+        "merchant_id": "merchant",
+        "voided_by": "voided by",
+        **dict(TOTALS),
+    }
     cells = [[_record_cell(c, row.get(c)) for c in columns] for row in rows]
     table = Table(box=box.SIMPLE_HEAD)
     for index, column in enumerate(columns):

@@ -1,4 +1,5 @@
-"""The rule commands — ``split``, ``compensate``, ``protect``, ``clawback`` — for people.
+"""The rule commands — ``split``, ``compensate``, ``protect``, ``clawback``, ``void`` — for
+people.
 
 They are registered by the built-in plugin through ``pricecalc_register_commands``, the
 same hook a stranger's plugin uses (:func:`register`). Each builds a SPEC §8 request from
@@ -325,7 +326,37 @@ def clawback(
     )
 
 
+@click.command()
+@click.argument("seq", type=click.IntRange(min=1), metavar="SEQ")
+@click.option("--reason", required=True, metavar="TEXT", help="Why it is withdrawn (recorded).")
+@request_id_option
+@json_option
+@click.pass_obj
+def void(app: App, seq: int, reason: str, request_id: str | None, as_json: bool) -> None:
+    """Withdraw an approved decision: record a void of record SEQ (SPEC §7).
+
+    Nothing is edited: the void is a decision of its own, recorded like any other, and
+    the withdrawn record stays in the log (statements show a reversal row). The once-only
+    rules no longer count the withdrawn decision, so the corrected request can then be
+    decided. A void names its operator: give the global --operator. A void of a void, of
+    a rejected decision, of a record that does not exist, or of a record already voided
+    is rejected (and recorded as such).
+
+    Example:
+
+    \b
+        pricecalc --operator clerk-li void 12 --reason "paid amount was 49.90, not 39.90"
+    """
+    if app.operator is None:
+        raise click.UsageError(
+            "a void names who made it: give the global --operator NAME "
+            "(pricecalc --operator clerk-li void …)"
+        )
+    request = _put({"kind": "void", "input": {"seq": seq, "reason": reason}}, request_id=request_id)
+    _decide_and_show(app, request, as_json, {"input.reason": "--reason"})
+
+
 def register(group: click.Group) -> None:
     """Add the rule commands to ``group`` (the built-in plugin's command hook)."""
-    for command in (split, compensate, protect, clawback):
+    for command in (split, compensate, protect, clawback, void):
         group.add_command(command)

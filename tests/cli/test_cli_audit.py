@@ -96,12 +96,17 @@ def test_show_filters(invoke: Invoke, filled: Path) -> None:
         "status": "approved",
         "reason_codes": [],
         "order_id": None,
+        "merchant_id": None,
+        "campaign": None,
         "operator": "clerk-1",
         "merchant_subsidy_total": "60.00",
         "platform_subsidy_total": "40.00",
         "refund_total": None,
         "compensation_total": None,
         "clawback": None,
+        "settlement": None,
+        "voided_by": None,
+        "voids": None,
         "rule_set": "chaozhigou-standard",
         "rule_version": "1.0.0",
         "hash": everything[0]["hash"],
@@ -134,11 +139,12 @@ def test_show_table(invoke: Invoke, filled: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[1].split() == [
         "seq", "recorded", "(Beijing)", "kind", "request", "id", "status", "reasons",
-        "order", "id", "operator", "refunds", "compensation", "hash",
+        "order", "id", "operator", "refunds", "compensation", "settlement", "hash",
     ]  # fmt: skip
     assert lines[3].split()[3:] == ["counterfeit_compensation", "cf-1", "approved", "—", "O-77",
-                                    "clerk-1", "68.00", "680.00", lines[3].split()[-1]]  # fmt: skip
-    assert invoke("audit", "show", "--kind", "nothing").stdout == "no matching records\n"
+                                    "clerk-1", "68.00", "680.00", "merchant_pays",
+                                    lines[3].split()[-1]]  # fmt: skip
+    assert invoke("audit", "show", "--order-id", "O-404").stdout == "no matching records\n"
 
 
 def test_export_jsonl_round_trips_show_json(invoke: Invoke, filled: Path, tmp_path: Path) -> None:
@@ -171,8 +177,9 @@ def test_export_csv_escapes_formula_injection(invoke: Invoke, filled: Path, tmp_
     assert rows[1]["reason_codes"] == "REGISTRATION_ABOVE_LIST;FLOOR_BELOW_COST"
     assert list(rows[0]) == [
         "seq", "recorded_at", "kind", "request_id", "status", "reason_codes", "order_id",
-        "operator", "merchant_subsidy_total", "platform_subsidy_total", "refund_total",
-        "compensation_total", "clawback", "rule_set", "rule_version", "hash",
+        "merchant_id", "campaign", "operator", "merchant_subsidy_total",
+        "platform_subsidy_total", "refund_total", "compensation_total", "clawback",
+        "settlement", "voided_by", "voids", "rule_set", "rule_version", "hash",
     ]  # fmt: skip
 
 
