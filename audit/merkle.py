@@ -43,6 +43,7 @@ __all__ = [
     "inclusion_path",
     "inclusion_ranges",
     "leaf_hash",
+    "node_at",
     "node_hash",
     "range_nodes",
     "root_from_frontier",
@@ -374,3 +375,15 @@ class CompactTree:
 
     def copy(self) -> CompactTree:
         return CompactTree(self.size, self._frontier)
+
+
+def node_at(position: int) -> Node:
+    """The ``(level, index)`` of the node stored at ``position`` (inverse of
+    :func:`stored_index`)."""
+    if position < 0:
+        raise ValueError(f"no node at position {position}")
+    n = (position + 64) // 2  # stored_count(n) = 2n - popcount(n) and popcount(n) < 64
+    while stored_count(n) > position:
+        n -= 1
+    level = position - stored_count(n)
+    return level, n >> level

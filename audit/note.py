@@ -87,10 +87,16 @@ def key_id(name: str, public_key: bytes) -> int:
 
 
 def _b64decode(text: str, what: str) -> bytes:
+    """Strict RFC 4648 base64: the alphabet, the padding, and the canonical encoding (the
+    unused low bits of the last character zero), so one text has one reading."""
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        raw = text.encode("ascii")
+        data = base64.b64decode(raw, validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise NoteError(f"{what} is not valid base64") from exc
+    if base64.b64encode(data) != raw:
+        raise NoteError(f"{what} is not canonical base64")
+    return data
 
 
 def _b64(data: bytes) -> str:
