@@ -58,7 +58,7 @@ def test_a_tampered_tree_node_is_found_and_rebuilt(open_tinydb: Opener, store_pa
     with sqlite3.connect(index_of(store_path)) as conn:
         conn.execute("UPDATE tree SET hash = zeroblob(32) WHERE id = 2")  # node (1, 0)
     again = open_tinydb()
-    with pytest.raises(TreeMismatch, match="does not match the log.*rebuilt from the log"):
+    with pytest.raises(TreeMismatch, match=r"does not match the log.*rebuilt from the log"):
         again.inclusion_proof(3)
     assert again.inclusion_proof(3) == good_path
     again.close()
