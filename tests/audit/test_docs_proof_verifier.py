@@ -38,7 +38,9 @@ def checker(script: Path) -> Any:
     return namespace["check"]
 
 
-def made(store: audit.AuditStore, key: SigningKey, keyed: bool = False) -> tuple[dict[str, Any], str]:
+def made(
+    store: audit.AuditStore, key: SigningKey, keyed: bool = False
+) -> tuple[dict[str, Any], str]:
     for n in range(1, 8):
         store.append(audit.Entry({"kind": "price_protection", "n": n, "note": "价保 ok"},
                                  key=f"claim-{n}", tags=(f"order:O{n}",)))  # fmt: skip
