@@ -6,6 +6,11 @@ remembers the offset it has indexed up to and the last record it indexed; the st
 that record against the file before trusting the index, catches the index up from that
 offset, and rebuilds it from scratch when it is missing, corrupt or does not match the file.
 Because it can always be rebuilt, it runs with ``synchronous=OFF``.
+
+It also keeps the log's Merkle tree (RFC 9162, SPEC §9): table ``tree`` holds the hash of
+every complete subtree, ``id`` being its position in completion order
+(:func:`audit.merkle.stored_index`), and ``state.tree_size`` the number of leaves. Rows
+and tree nodes move forward together, in one SQLite transaction.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
 __all__ = ["IndexRow", "IndexState", "SidecarIndex"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the Merkle tree (table tree, state.tree_size)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
@@ -28,7 +33,8 @@ CREATE TABLE IF NOT EXISTS state (
     end_offset INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     last_offset INTEGER NOT NULL,
-    last_hash TEXT NOT NULL
+    last_hash TEXT NOT NULL,
+    tree_size INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
@@ -39,6 +45,10 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_key ON records (key) WHERE key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_by_time ON records (recorded_us);
+CREATE TABLE IF NOT EXISTS tree (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tags (
     tag TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -55,9 +65,10 @@ class IndexState:
     seq: int
     last_offset: int
     last_hash: str
+    tree_size: int = 0
 
 
-EMPTY = IndexState(end_offset=0, seq=0, last_offset=0, last_hash="")
+EMPTY = IndexState(end_offset=0, seq=0, last_offset=0, last_hash="", tree_size=0)
 
 
 @attrs.frozen
@@ -93,7 +104,7 @@ class SidecarIndex:
             row = conn.execute("SELECT version FROM state WHERE id = 1").fetchone()
             if row is None:
                 conn.execute(
-                    "INSERT OR IGNORE INTO state VALUES (1, ?, 0, 0, 0, '')", (SCHEMA_VERSION,)
+                    "INSERT OR IGNORE INTO state VALUES (1, ?, 0, 0, 0, '', 0)", (SCHEMA_VERSION,)
                 )
             elif row[0] != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"index schema {row[0]} is not {SCHEMA_VERSION}")
@@ -132,11 +143,13 @@ class SidecarIndex:
     # -- state -----------------------------------------------------------------------
     def state(self) -> IndexState:
         row = self.conn.execute(
-            "SELECT end_offset, seq, last_offset, last_hash FROM state WHERE id = 1"
+            "SELECT end_offset, seq, last_offset, last_hash, tree_size FROM state WHERE id = 1"
         ).fetchone()
         if row is None:
             return EMPTY
-        return IndexState(end_offset=row[0], seq=row[1], last_offset=row[2], last_hash=row[3])
+        return IndexState(
+            end_offset=row[0], seq=row[1], last_offset=row[2], last_hash=row[3], tree_size=row[4]
+        )
 
     def reset(self) -> None:
         """Forget everything (the caller then re-indexes from offset 0)."""
@@ -145,16 +158,24 @@ class SidecarIndex:
         try:
             conn.execute("DELETE FROM records")
             conn.execute("DELETE FROM tags")
+            conn.execute("DELETE FROM tree")
             conn.execute(
-                "UPDATE state SET end_offset = 0, seq = 0, last_offset = 0, last_hash = ''"
+                "UPDATE state SET end_offset = 0, seq = 0, last_offset = 0, last_hash = '', "
+                "tree_size = 0"
             )
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
-    def add(self, rows: Iterable[IndexRow], state: IndexState) -> None:
-        """Index ``rows`` and move the state to ``state``, atomically."""
+    def add(
+        self,
+        rows: Iterable[IndexRow],
+        state: IndexState,
+        nodes: Sequence[tuple[int, bytes]] = (),
+    ) -> None:
+        """Index ``rows``, keep the tree ``nodes`` (stored index, hash) and move the state
+        to ``state``, atomically."""
         rows = list(rows)
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -167,14 +188,39 @@ class SidecarIndex:
                 "INSERT OR IGNORE INTO tags VALUES (?, ?)",
                 [(tag, r.seq) for r in rows for tag in r.tags],
             )
+            if nodes:
+                conn.executemany("INSERT OR REPLACE INTO tree VALUES (?, ?)", nodes)
             conn.execute(
-                "UPDATE state SET end_offset = ?, seq = ?, last_offset = ?, last_hash = ?",
-                (state.end_offset, state.seq, state.last_offset, state.last_hash),
+                "UPDATE state SET end_offset = ?, seq = ?, last_offset = ?, last_hash = ?, "
+                "tree_size = ?",
+                (
+                    state.end_offset,
+                    state.seq,
+                    state.last_offset,
+                    state.last_hash,
+                    state.tree_size,
+                ),
             )
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    # -- the tree --------------------------------------------------------------------
+    def nodes(self, ids: Iterable[int]) -> dict[int, bytes]:
+        """The stored tree nodes with these ids (those that exist)."""
+        wanted = list(ids)
+        found: dict[int, bytes] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                (row[0], bytes(row[1]))
+                for row in self.conn.execute(
+                    f"SELECT id, hash FROM tree WHERE id IN ({marks})", chunk
+                )
+            )
+        return found
 
     # -- lookups ---------------------------------------------------------------------
     def by_key(self, key: str) -> Location | None:

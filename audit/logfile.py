@@ -13,10 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 from collections.abc import Iterator
 
-__all__ = ["LogFile", "WriteFailed", "iter_lines", "os_fsync", "os_ftruncate", "os_write"]
+__all__ = [
+    "LogFile",
+    "WriteFailed",
+    "iter_lines",
+    "os_fsync",
+    "os_ftruncate",
+    "os_write",
+    "read_lines",
+]
 
 
 
@@ -177,3 +186,24 @@ def iter_lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
             offset += len(line)
             if offset >= end:
                 return
+
+
+def read_lines(path: str, end: int, chunk: int = _CHUNK) -> Iterator[bytes]:
+    """Yield the complete lines of ``path`` in ``[0, end)`` **without** their ``\\n``,
+    reading in large chunks: the streaming read of ``verify`` (:func:`iter_lines` without
+    offsets or newlines). Like :func:`iter_lines`, it stops before a last line that has no
+    ``\\n``."""
+    return itertools.chain.from_iterable(_line_blocks(path, end, chunk))
+
+
+def _line_blocks(path: str, end: int, chunk: int) -> Iterator[list[bytes]]:
+    with open(path, "rb", buffering=0) as fh:
+        done, rest = 0, b""
+        while done < end:
+            data = fh.read(min(chunk, end - done))
+            if not data:
+                break
+            done += len(data)
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            yield lines

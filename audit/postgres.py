@@ -38,12 +38,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, LiteralString, TextIO
 
+import attrs
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb, set_json_loads
 
 from audit.canonical import to_json_value
+from audit.chain import (
+    TreeMismatch,
+    consistency_proof,
+    grow,
+    inclusion_proof,
+    record_leaf,
+    root_at,
+    seal_batch,
+)
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
@@ -53,20 +63,22 @@ from audit.errors import (
     TamperedError,
 )
 from audit.export import write_records
+from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash, node_at
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
 from audit.records import (
     ChainChecker,
-    build_record,
     check_entry,
-    check_record,
+    checked_leaf,
     epoch_micros,
     parse_timestamp,
+    record_leaf_data,
 )
 
 __all__ = [
     "APP_ROLE",
     "RECORD_TABLE",
     "SCHEMA_VERSION",
+    "TREE_TABLE",
     "VERSION_TABLE",
     "PostgresAuditStore",
     "init_store",
@@ -74,9 +86,10 @@ __all__ = [
 ]
 
 RECORD_TABLE = "pricecalc_audit_record"
+TREE_TABLE = "pricecalc_audit_tree"
 VERSION_TABLE = "pricecalc_audit_schema_version"
 APP_ROLE = "pricecalc_app"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # The advisory lock of a chain is (LOCK_CLASS, oid of its record table): one lock per store,
 # even with several stores (schemas) in one database. 0x70636175 is "pcau".
@@ -167,6 +180,61 @@ CREATE TRIGGER pricecalc_audit_chain_link
     FOR EACH ROW EXECUTE FUNCTION {schema}.{link}();
 """,
     ),
+    (
+        2,
+        "Merkle tree table, its link and append-only triggers",
+        """
+CREATE TABLE {schema}.{tree} (
+    id    bigint   PRIMARY KEY CHECK (id >= 0),
+    level smallint NOT NULL CHECK (level BETWEEN 0 AND 62),
+    idx   bigint   NOT NULL CHECK (idx >= 0),
+    hash  bytea    NOT NULL CHECK (length(hash) = 32),
+    UNIQUE (level, idx)
+);
+COMMENT ON TABLE {schema}.{tree} IS
+    'pricecalc audit Merkle tree (RFC 9162): every complete subtree, append-only';
+
+CREATE FUNCTION {schema}.{tree_link}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    left_hash bytea;
+    right_hash bytea;
+BEGIN
+    IF NEW.id > 0 AND NOT EXISTS (SELECT 1 FROM {schema}.{tree} AS t WHERE t.id = NEW.id - 1)
+    THEN
+        RAISE EXCEPTION 'audit tree node % would leave a gap', NEW.id
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF NEW.level = 0 THEN
+        IF NOT EXISTS (SELECT 1 FROM {schema}.{record} AS r WHERE r.seq = NEW.idx + 1) THEN
+            RAISE EXCEPTION 'audit tree leaf % has no record %', NEW.idx, NEW.idx + 1
+                USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+    ELSE
+        SELECT t.hash INTO left_hash FROM {schema}.{tree} AS t
+            WHERE t.level = NEW.level - 1 AND t.idx = 2 * NEW.idx;
+        SELECT t.hash INTO right_hash FROM {schema}.{tree} AS t
+            WHERE t.level = NEW.level - 1 AND t.idx = 2 * NEW.idx + 1;
+        IF left_hash IS NULL OR right_hash IS NULL
+           OR NEW.hash IS DISTINCT FROM sha256('\\x01'::bytea || left_hash || right_hash) THEN
+            RAISE EXCEPTION 'audit tree node (%, %) is not the hash of its two children',
+                NEW.level, NEW.idx USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE TRIGGER pricecalc_audit_tree_no_update_delete
+    BEFORE UPDATE OR DELETE ON {schema}.{tree}
+    FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}();
+CREATE TRIGGER pricecalc_audit_tree_no_truncate
+    BEFORE TRUNCATE ON {schema}.{tree}
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}();
+CREATE TRIGGER pricecalc_audit_tree_link
+    BEFORE INSERT ON {schema}.{tree}
+    FOR EACH ROW EXECUTE FUNCTION {schema}.{tree_link}();
+""",
+    ),
 )
 
 # Re-asserted on every init_store run, so a drifted grant or a disabled trigger is repaired.
@@ -180,6 +248,12 @@ REVOKE ALL ON TABLE {schema}.{record} FROM {app};
 GRANT USAGE ON SCHEMA {schema} TO {app};
 GRANT SELECT, INSERT ON TABLE {schema}.{record} TO {app};
 GRANT SELECT ON TABLE {schema}.{version} TO {app};
+ALTER TABLE {schema}.{tree} ENABLE ALWAYS TRIGGER pricecalc_audit_tree_no_update_delete;
+ALTER TABLE {schema}.{tree} ENABLE ALWAYS TRIGGER pricecalc_audit_tree_no_truncate;
+ALTER TABLE {schema}.{tree} ENABLE ALWAYS TRIGGER pricecalc_audit_tree_link;
+REVOKE ALL ON TABLE {schema}.{tree} FROM PUBLIC;
+REVOKE ALL ON TABLE {schema}.{tree} FROM {app};
+GRANT SELECT, INSERT ON TABLE {schema}.{tree} TO {app};
 """
 
 _VERSION_DDL = """
@@ -196,6 +270,8 @@ def _identifiers(schema: str, app_role: str) -> dict[str, sql.Composable]:
     return {
         "schema": sql.Identifier(schema),
         "record": sql.Identifier(RECORD_TABLE),
+        "tree": sql.Identifier(TREE_TABLE),
+        "tree_link": sql.Identifier("pricecalc_audit_tree_link"),
         "version": sql.Identifier(VERSION_TABLE),
         "app": sql.Identifier(app_role),
         "refuse": sql.Identifier("pricecalc_audit_refuse"),
@@ -264,6 +340,10 @@ def init_store(url: str, *, app_role: str = APP_ROLE) -> str:
                     (version, description),
                 )
                 done.append(f"applied migration {version} ({description})")
+                if version == 2:
+                    filled = _backfill_tree(conn, names)
+                    if filled:
+                        done.append(f"built the Merkle tree of the {filled} existing records")
             conn.execute(sql.SQL(_ENFORCE).format(**names))
     except psycopg.Error as exc:
         raise AuditError(f"audit schema set-up failed: {_first_line(exc)}") from exc
@@ -273,6 +353,34 @@ def init_store(url: str, *, app_role: str = APP_ROLE) -> str:
         done.append(f"schema already at version {SCHEMA_VERSION}, nothing to migrate")
     done.append(f"{app_role} may SELECT and INSERT only; append-only triggers enabled ALWAYS")
     return f"audit store in schema {schema}: " + "; ".join(done) + "."
+
+
+def _tree_copy_rows(nodes: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, int, int, bytes]]:
+    """Rows of the tree table for stored nodes ``(position, hash)``."""
+    for position, value in nodes:
+        level, index = node_at(position)
+        yield position, level, index, value
+
+
+def _backfill_tree(conn: psycopg.Connection[Any], names: dict[str, sql.Composable]) -> int:
+    """Build the tree of the records already in a store (migration 2), in one pass."""
+    tree = CompactTree()
+    cols = sql.SQL(_COLUMNS)
+    query = sql.SQL("SELECT {cols} FROM {schema}.{record} ORDER BY seq").format(
+        cols=cols, **names
+    )
+    copy_sql = sql.SQL("COPY {schema}.{tree} (id, level, idx, hash) FROM STDIN").format(**names)
+    with conn.cursor(name="pricecalc_audit_backfill") as cur:
+        cur.itersize = _FETCH
+        cur.execute(query)
+        leaves = []
+        for row in cur:
+            leaves.append(leaf_hash(record_leaf_data(_record(row))))
+    with conn.cursor() as out, out.copy(copy_sql) as copy:
+        for leaf in leaves:
+            for node in _tree_copy_rows(tree.append(leaf)):
+                copy.write_row(node)
+    return tree.size
 
 
 # --------------------------------------------------------------------------------------
@@ -328,20 +436,6 @@ def _row(record: Record) -> tuple[Any, ...]:
     )
 
 
-# U+0000 in any string of a record, as canonical JSON writes it: ``\u0000`` after an even
-# number of backslashes (``\\`` is an escaped backslash, not the start of an escape).
-_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
-
-def _refuse_nul(line: bytes) -> None:
-    """PostgreSQL cannot store U+0000 in text or jsonb: refuse it before writing."""
-    if b"\\u0000" in line and _NUL.search(line):
-        raise ValueError(
-            "PostgreSQL cannot store the character U+0000 in text; remove it from the "
-            "payload, key or tags"
-        )
-
-
 def _check_entries(entries: Sequence[Entry]) -> None:
     """Refuse bad entries before anything is locked or written (as the embedded store does)."""
     seen: set[str] = set()
@@ -388,6 +482,7 @@ class PostgresAuditStore:
         self._closed = False
         self._broken: str | None = None
         self._tx_thread: int | None = None
+        self._tree_cache: CompactTree | None = None  # the tree's right edge, last seen
         try:
             self._conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
                 self._conninfo, autocommit=True
@@ -439,8 +534,14 @@ class PostgresAuditStore:
         self.schema = schema
         self._table = sql.Identifier(schema, RECORD_TABLE)
 
+        self._tree_table = sql.Identifier(schema, TREE_TABLE)
+
         def q(text: LiteralString) -> bytes:
-            return sql.SQL(text).format(t=self._table, cols=sql.SQL(_COLUMNS)).as_bytes(conn)
+            return (
+                sql.SQL(text)
+                .format(t=self._table, tr=self._tree_table, cols=sql.SQL(_COLUMNS))
+                .as_bytes(conn)
+            )
 
         # The chain lock: (LOCK_CLASS, table oid) as signed int4s (oids are unsigned).
         lock = _lock_sql((LOCK_CLASS, oid - 2**32 if oid >= 2**31 else oid))
@@ -449,10 +550,21 @@ class PostgresAuditStore:
         # batch's keys are already recorded (key -> seq).
         self._sql_prepare = q(
             "SELECT h.seq, h.hash, clock_timestamp(), "
-            "(SELECT jsonb_object_agg(key, seq) FROM {t} WHERE key = ANY(%s::text[])) "
+            "(SELECT jsonb_object_agg(key, seq) FROM {t} WHERE key = ANY(%s::text[])), "
+            "(SELECT idx + 1 FROM {tr} WHERE level = 0 ORDER BY idx DESC LIMIT 1) "
             "FROM (SELECT 1) AS one LEFT JOIN LATERAL "
             "(SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1) AS h ON true"
         )
+        self._sql_tree_size = q(
+            "SELECT idx + 1 FROM {tr} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+        )
+        self._sql_nodes = q(
+            "SELECT level, idx, hash FROM {tr} WHERE (level, idx) IN "
+            "(SELECT * FROM unnest(%s::smallint[], %s::bigint[]))"
+        )
+        self._sql_tree_insert = q("INSERT INTO {tr} (id, level, idx, hash) VALUES (%s, %s, %s, %s)")
+        self._sql_tree_copy = q("COPY {tr} (id, level, idx, hash) FROM STDIN")
+        self._sql_range = q("SELECT {cols} FROM {t} WHERE seq > %s AND seq <= %s ORDER BY seq")
         self._sql_insert = q(
             "INSERT INTO {t} (seq, id, recorded_at, recorded_us, key, tags, payload, "
             "prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -581,11 +693,13 @@ class PostgresAuditStore:
                     "nothing of it was recorded"
                 )
             if writer.committed:
+                self._tree_cache = writer.tree
                 return
             try:
                 conn.execute(b"COMMIT")
             except psycopg.Error as exc:
                 raise self._failure(exc, f"{doing}: commit", committing=True) from exc
+            self._tree_cache = writer.tree
 
     def _read(self, doing: str, query: bytes, params: Sequence[Any] = ()) -> list[Record]:
         with self._mutex:
@@ -715,7 +829,7 @@ class PostgresAuditStore:
         """Every committed record, in seq order (streamed)."""
         return self.query()
 
-    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport:
+    def verify(self, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> VerifyReport:
         """Check every record and link in one consistent snapshot (see docs/audit.md).
 
         Streams through a server-side cursor on a connection of its own, so appends go on
@@ -742,16 +856,71 @@ class PostgresAuditStore:
                         if problem is not None:
                             return VerifyReport(False, count, head, record.seq, problem)
                         count, head = count + 1, Checkpoint(record.seq, record.hash)
+                report = checker.report()
+                tree_problem = None
+                if report.count:  # the stored tree, in the same snapshot, against the log's
+                    view = _PgTreeView(self, conn)
+                    try:
+                        stored = root_at(view, report.count)
+                    except (TreeMismatch, ValueError) as exc:
+                        tree_problem = f"{exc}"
+                    else:
+                        if stored != report.root:
+                            tree_problem = (
+                                f"its root at size {report.count} is {stored.hex()[:16]}…, "
+                                f"the records' is {(report.root or b'').hex()[:16]}…"
+                            )
                 conn.rollback()
         except psycopg.Error as exc:
             raise AuditError(f"verify of {self.location} failed: {_first_line(exc)}") from exc
-        return checker.report()
+        if tree_problem is not None:
+            return attrs.evolve(
+                report,
+                ok=False,
+                bad_seq=None,
+                problem=f"the Merkle tree table does not match the records: {tree_problem}",
+            )
+        return report
 
     def export(
         self, out: TextIO, fmt: ExportFormat, records: Iterable[Record] | None = None
     ) -> int:
         """Stream ``records`` (default: all) to ``out`` as JSON Lines or CSV; return the count."""
         return write_records(out, fmt, self.query() if records is None else records)
+
+    # -- the Merkle tree (SPEC §9) ---------------------------------------------------------
+    @contextmanager
+    def _tree_view(self) -> Iterator[_PgTreeView]:
+        with self._mutex:
+            conn = self._usable()
+            try:
+                yield _PgTreeView(self, conn)
+            except psycopg.Error as exc:
+                raise self._failure(exc, "reading the tree") from exc
+            except TreeMismatch as exc:
+                raise TreeMismatch(
+                    f"the Merkle tree in {self.location} does not match its records: {exc}"
+                ) from exc
+
+    def tree_size(self) -> int:
+        """How many records the Merkle tree holds."""
+        with self._tree_view() as view:
+            return view.size()
+
+    def root(self, size: int | None = None) -> bytes:
+        """The tree's root hash at ``size`` (default: now)."""
+        with self._tree_view() as view:
+            return root_at(view, size)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion path of record ``seq`` at tree ``size``."""
+        with self._tree_view() as view:
+            return inclusion_proof(view, seq, size)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency path from tree size ``old`` to ``new``."""
+        with self._tree_view() as view:
+            return consistency_proof(view, old, new)
 
     def close(self) -> None:
         """Close the connection (closing twice is harmless)."""
@@ -798,6 +967,7 @@ class _Writer:
         self._pending: list[Record] = []
         self._by_key: dict[str, Record] = {}
         self.closed = False
+        self.tree: CompactTree | None = None  # the tree as this transaction grows it
         self.committed = False  # the last append carried the COMMIT
         self.aborted: str | None = None  # a database error inside spoilt the transaction
 
@@ -865,24 +1035,25 @@ class _Writer:
             except psycopg.Error as exc:
                 raise self._failed(exc, "append") from exc
         assert row is not None
-        seq, prev, server_now, taken = row
+        seq, prev, server_now, taken, tree_size = row
         if taken:
             key = next(k for k in keys if k in taken)
             raise DuplicateKey(key, int(taken[key]))
         seq, prev = seq or 0, prev or GENESIS_HASH
-        records: list[Record] = []
-        for entry in entries:
-            seq += 1
-            record, line = build_record(
-                entry,
-                seq=seq,
-                prev_hash=prev,
-                recorded_at=store._clock() if store._clock is not None else server_now,
-                hmac_key=store.hmac_key,
-            )
-            _refuse_nul(line)
-            records.append(record)
-            prev = record.hash
+        clock = store._clock if store._clock is not None else (lambda: server_now)
+        sealed = seal_batch(
+            (check_entry(entry) for entry in entries),
+            Checkpoint(seq, prev),
+            clock,
+            store.hmac_key,
+        )
+        records = [s.record for s in sealed]
+        try:
+            tree = self._tree_at(seq, tree_size or 0)
+        except psycopg.Error as exc:
+            raise self._failed(exc, "append") from exc
+        grown = tree.copy()
+        nodes = list(_tree_copy_rows(grow(grown, (s.leaf for s in sealed))))
         # One record: INSERT and COMMIT in one round trip. A batch: COPY (a third faster
         # than row-by-row INSERTs at 100 records; triggers fire the same), then COMMIT.
         committing = False
@@ -891,22 +1062,56 @@ class _Writer:
                 committing = commit
                 with self._conn.pipeline():
                     self._conn.execute(store._sql_insert, _row(records[0]))
+                    with self._conn.cursor() as cur:
+                        cur.executemany(store._sql_tree_insert, nodes)
                     if commit:
                         self._conn.execute(b"COMMIT")
             else:
-                with self._conn.cursor() as cur, cur.copy(store._sql_copy) as copy:
-                    for record in records:
-                        copy.write_row(_row(record))
+                with self._conn.cursor() as cur:
+                    with cur.copy(store._sql_copy) as copy:
+                        for record in records:
+                            copy.write_row(_row(record))
+                    with cur.copy(store._sql_tree_copy) as copy:
+                        for node in nodes:
+                            copy.write_row(node)
                 if commit:
                     committing = True
                     self._conn.execute(b"COMMIT")
         except psycopg.Error as exc:
             self.aborted = _first_line(exc)
             raise store._failure(exc, "append", committing=committing) from exc
+        self.tree = grown
         self.committed = commit
         self._pending.extend(records)
         self._by_key.update((r.key, r) for r in records if r.key is not None)
         return records
+
+    def _tree_at(self, head_seq: int, tree_size: int) -> CompactTree:
+        """The tree's right edge at ``tree_size`` leaves, grown to ``head_seq`` if records
+        were added without their leaves (by SQL, or before the tree existed)."""
+        store = self._store
+        tree = self.tree if self.tree is not None and self.tree.size == head_seq else None
+        if tree is None:
+            cached = store._tree_cache
+            if cached is not None and cached.size == tree_size:
+                tree = cached.copy()
+            else:
+                wanted = frontier_nodes(tree_size)
+                found = _PgTreeView(store, self._conn).nodes(wanted)
+                tree = CompactTree(tree_size, [found[node] for node in wanted])
+        if tree.size < head_seq:
+            rows = self._conn.execute(store._sql_range, (tree.size, head_seq)).fetchall()
+            leaves = []
+            for row in rows:
+                leaves.append(leaf_hash(record_leaf_data(_record(row))))
+            lagging = tree.copy()
+            nodes = list(_tree_copy_rows(_grow_hashes(lagging, leaves)))
+            with self._conn.cursor() as cur, cur.copy(store._sql_tree_copy) as copy:
+                for node in nodes:
+                    copy.write_row(node)
+            tree = lagging
+        self.tree = tree
+        return tree
 
     def import_records(self, records: Iterable[Record]) -> Checkpoint:
         self._check()
@@ -914,22 +1119,71 @@ class _Writer:
         try:
             row = self._conn.execute(store._sql_head).fetchone()
             head = Checkpoint(0, GENESIS_HASH) if row is None else Checkpoint(row[0], row[1])
+            tree_row = self._conn.execute(store._sql_tree_size).fetchone()
+            tree = self._tree_at(head.seq, tree_row[0] if tree_row else 0).copy()
+            leaves: list[bytes] = []
             with self._conn.cursor() as cur, cur.copy(store._sql_copy) as copy:
                 for record in records:
-                    problem = _import_problem(record, head, store.hmac_key)
+                    problem, leaf = _import_problem(record, head, store.hmac_key)
                     if problem is not None:
                         self.aborted = problem
                         raise TamperedError(record.seq, problem)
                     copy.write_row(_row(record))
+                    assert leaf is not None
+                    leaves.append(leaf)
                     head = Checkpoint(record.seq, record.hash)
+            with self._conn.cursor() as cur, cur.copy(store._sql_tree_copy) as copy:
+                for node in _tree_copy_rows(grow(tree, leaves)):
+                    copy.write_row(node)
+            self.tree = tree
         except psycopg.Error as exc:
             raise self._failed(exc, "import") from exc
         return head
 
 
-def _import_problem(record: Record, head: Checkpoint, hmac_key: bytes | None) -> str | None:
+def _import_problem(
+    record: Record, head: Checkpoint, hmac_key: bytes | None
+) -> tuple[str | None, bytes | None]:
     if record.seq != head.seq + 1:
-        return f"expected record {head.seq + 1} next, got record {record.seq}"
+        return f"expected record {head.seq + 1} next, got record {record.seq}", None
     if record.prev_hash != head.hash:
-        return f"record {record.seq} prev_hash does not match record {head.seq}'s hash"
-    return check_record(record, None, hmac_key)
+        return f"record {record.seq} prev_hash does not match record {head.seq}'s hash", None
+    return checked_leaf(record, None, hmac_key)
+
+
+def _grow_hashes(tree: CompactTree, leaf_hashes: Iterable[bytes]) -> list[tuple[int, bytes]]:
+    nodes: list[tuple[int, bytes]] = []
+    for value in leaf_hashes:
+        nodes.extend(tree.append(value))
+    return nodes
+
+
+class _PgTreeView:
+    """The PostgreSQL store's tree (chain.TreeView) through one connection."""
+
+    def __init__(self, store: PostgresAuditStore, conn: psycopg.Connection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+
+    def size(self) -> int:
+        row = self._conn.execute(self._store._sql_tree_size).fetchone()
+        return int(row[0]) if row else 0
+
+    def nodes(self, wanted: Sequence[Node]) -> dict[Node, bytes]:
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            self._store._sql_nodes, ([n[0] for n in wanted], [n[1] for n in wanted])
+        ).fetchall()
+        found = {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
+        missing = [node for node in wanted if node not in found]
+        if missing:
+            raise TreeMismatch(f"node {missing[0]} is missing")
+        return found
+
+    def leaf(self, seq: int) -> bytes:
+        rows = self._conn.execute(self._store._sql_record, (seq,)).fetchall()
+        if not rows:
+            raise TreeMismatch(f"record {seq} is missing")
+        record = _record(rows[0])
+        return record_leaf(record, checked_leaf(record, None, self._store.hmac_key, plain=True))

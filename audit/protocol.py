@@ -15,8 +15,10 @@ about what the payloads mean. Every implementation provides:
 ``get(key)``, ``find(tag)``, ``record(seq)``, ``query(...)``
     Look records up by idempotency key, by tag, by seq, and by any payload field and time
     range.
-``head()``, ``verify(checkpoint=None)``
-    The chain head as a checkpoint; a streaming check of the whole chain.
+``head()``, ``verify(checkpoint=None, deep=False)``
+    The chain head as a checkpoint; a streaming check of the whole chain and its tree.
+``tree_size()``, ``root(size)``, ``inclusion_proof(seq, size)``, ``consistency_proof(old, new)``
+    The Merkle tree over the records (RFC 9162, SPEC §9) and its proofs.
 ``export(out, fmt, records=None)``
     Stream records as JSON Lines or CSV (formula injection escaped).
 """
@@ -80,7 +82,8 @@ class VerifyReport:
     """The result of :meth:`AuditStore.verify`.
 
     ``ok`` with ``count`` records and ``head``; otherwise ``bad_seq`` is the first bad
-    record (or the position where one is missing) and ``problem`` says why.
+    record (or the position where one is missing) and ``problem`` says why. ``root`` is
+    the tree root of the good records as the log itself gives it.
     """
 
     ok: bool
@@ -88,6 +91,9 @@ class VerifyReport:
     head: Checkpoint
     bad_seq: int | None = None
     problem: str | None = None
+    #: The Merkle tree root (RFC 9162, SPEC §9) of the ``count`` good records, computed
+    #: from the log itself; not part of equality (reports compare by their verdict).
+    root: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
 
 ExportFormat = Literal["jsonl", "csv"]
@@ -137,7 +143,27 @@ class AuditStore(Protocol):
 
     def head(self) -> Checkpoint: ...
 
-    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport: ...
+    def verify(self, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> VerifyReport:
+        """Check the chain and the Merkle tree against the records; ``deep`` also requires
+        every record to be stored exactly in its canonical form."""
+        ...
+
+    def tree_size(self) -> int:
+        """How many records the Merkle tree (RFC 9162, SPEC §9) holds."""
+        ...
+
+    def root(self, size: int | None = None) -> bytes:
+        """The tree's root hash at ``size`` leaves (default: the whole tree)."""
+        ...
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion path of record ``seq`` (leaf ``seq - 1``) at ``size``."""
+        ...
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency path from size ``old`` to ``new`` (empty from 0 or when
+        the sizes are equal)."""
+        ...
 
     def export(
         self, out: TextIO, fmt: ExportFormat, records: Iterable[Record] | None = None

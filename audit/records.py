@@ -12,6 +12,7 @@ record's ``hash``, or :data:`GENESIS_HASH` for record 1.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import json
@@ -24,21 +25,28 @@ from typing import Any
 import attrs
 
 from audit.canonical import canonical_bytes, dumps_plain, to_json_value
+from audit.merkle import CompactTree, leaf_hash
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, Record, VerifyReport
 
 __all__ = [
     "RECORD_FIELDS",
     "ChainChecker",
     "Decoded",
+    "Sealed",
     "build_record",
     "check_entry",
+    "checked_leaf",
     "decode_line",
     "encode_line",
     "format_timestamp",
+    "line_fields",
     "parse_timestamp",
     "record_body",
     "record_hash",
+    "record_leaf_data",
     "record_to_dict",
+    "refuse_nul",
+    "seal_record",
     "verify_lines",
 ]
 
@@ -74,7 +82,7 @@ def record_hash(body: bytes, hmac_key: bytes | None) -> str:
     """SHA-256 hex of ``body``, or HMAC-SHA256 hex with ``hmac_key`` when one is given."""
     if hmac_key is None:
         return hashlib.sha256(body).hexdigest()
-    return hmac.new(hmac_key, body, hashlib.sha256).hexdigest()
+    return hmac.digest(hmac_key, body, "sha256").hex()
 
 
 def record_body(
@@ -139,6 +147,40 @@ def record_to_dict(record: Record) -> dict[str, Any]:
     }
 
 
+def _check_text(text: str, what: str) -> None:
+    """Keys and tags are looked up before a record is built: refuse what no store can keep
+    (U+0000, lone surrogates) here, with the messages the payload check gives."""
+    if "\x00" in text:
+        raise ValueError(
+            f"the audit store cannot store the character U+0000 (NUL) in text; remove it "
+            f"from {what}"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"text must be valid Unicode: {what} holds the lone surrogate "
+            f"U+{ord(text[exc.start]):04X}, which UTF-8 cannot encode"
+        ) from None
+
+
+def record_leaf_data(record: Record) -> bytes:
+    """SHA-256 of ``record``'s canonical body (its leaf data, SPEC §9), unchecked; the
+    payload must be plain JSON data."""
+    return hashlib.sha256(
+        record_body(
+            seq=record.seq,
+            id=record.id,
+            recorded_at=record.recorded_at,
+            key=record.key,
+            tags=record.tags,
+            payload=record.payload,
+            prev_hash=record.prev_hash,
+            plain=True,
+        )
+    ).digest()
+
+
 def check_entry(entry: Entry) -> tuple[str | None, tuple[str, ...], dict[str, Any]]:
     """Validate an :class:`Entry`; return its key, tags and payload as plain JSON data.
 
@@ -150,6 +192,8 @@ def check_entry(entry: Entry) -> tuple[str | None, tuple[str, ...], dict[str, An
     key = entry.key
     if key is not None and (not isinstance(key, str) or not key):
         raise ValueError(f"an idempotency key must be a non-empty string, got {key!r}")
+    if key is not None:
+        _check_text(key, "the idempotency key")
     raw_tags: Any = entry.tags
     if isinstance(raw_tags, str) or not isinstance(raw_tags, Iterable):
         raise TypeError(f"tags must be a sequence of strings, got {raw_tags!r}")
@@ -157,6 +201,7 @@ def check_entry(entry: Entry) -> tuple[str | None, tuple[str, ...], dict[str, An
     for tag in tags:
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"every tag must be a non-empty string, got {tag!r}")
+        _check_text(tag, "a tag")
     if entry.plain and type(entry.payload) is dict:
         return key, tags, entry.payload  # already plain JSON data (see Entry.plain)
     if not isinstance(entry.payload, Mapping):
@@ -181,9 +226,57 @@ def build_record(
     ``checked`` is what :func:`check_entry` already returned for ``entry`` (so a batch
     validated up front is not walked twice).
     """
-    key, tags, payload = checked if checked is not None else check_entry(entry)
+    sealed = seal_record(
+        checked if checked is not None else check_entry(entry),
+        seq=seq,
+        prev_hash=prev_hash,
+        stamp=format_timestamp(recorded_at),
+        hmac_key=hmac_key,
+        record_id=record_id,
+    )
+    return sealed.record, sealed.line
+
+
+@attrs.frozen
+class Sealed:
+    """A new record, its stored line and its leaf data (SHA-256 of the body, SPEC §9)."""
+
+    record: Record
+    line: bytes
+    leaf: bytes
+
+
+# U+0000 in any string of a record, as canonical JSON writes it: ``\u0000`` after an even
+# number of backslashes (``\\`` is an escaped backslash, not the start of an escape).
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def refuse_nul(body: bytes) -> None:
+    """Refuse U+0000 in any text of a record (PostgreSQL cannot store it; neither store
+    keeps what the other could not)."""
+    if b"\\u0000" in body and _NUL.search(body):
+        raise ValueError(
+            "the audit store cannot store the character U+0000 (NUL) in text; remove it "
+            "from the payload, key or tags"
+        )
+
+
+def seal_record(
+    checked: tuple[str | None, tuple[str, ...], dict[str, Any]],
+    *,
+    seq: int,
+    prev_hash: str,
+    stamp: str,
+    hmac_key: bytes | None,
+    record_id: str | None = None,
+) -> Sealed:
+    """Encode, check and hash record ``seq`` (checked entry data, ``recorded_at`` text).
+
+    Raises :class:`ValueError` for text that is not valid Unicode or holds U+0000, before
+    anything is written anywhere.
+    """
+    key, tags, payload = checked
     rid = record_id if record_id is not None else uuid.uuid4().hex
-    stamp = format_timestamp(recorded_at)
     body = record_body(
         seq=seq,
         id=rid,
@@ -194,7 +287,9 @@ def build_record(
         prev_hash=prev_hash,
         plain=True,
     )
-    digest = record_hash(body, hmac_key)
+    refuse_nul(body)
+    leaf = hashlib.sha256(body).digest()
+    digest = leaf.hex() if hmac_key is None else hmac.digest(hmac_key, body, "sha256").hex()
     record = Record(
         seq=seq,
         id=rid,
@@ -205,7 +300,7 @@ def build_record(
         prev_hash=prev_hash,
         hash=digest,
     )
-    return record, _line_from_body(body, digest)
+    return Sealed(record, _line_from_body(body, digest), leaf)
 
 
 @attrs.frozen
@@ -286,8 +381,16 @@ def check_record(
     ``stored``, when given, are the bytes the record was read from (without the newline):
     they must be exactly its canonical encoding. ``plain`` as in :func:`record_body`.
     """
+    return checked_leaf(record, stored, hmac_key, plain=plain)[0]
+
+
+def checked_leaf(
+    record: Record, stored: bytes | None, hmac_key: bytes | None, *, plain: bool = False
+) -> tuple[str | None, bytes | None]:
+    """:func:`check_record`'s verdict and the record's leaf data (SHA-256 of its canonical
+    body, SPEC §9) when it has a canonical form."""
     if not (_HEX64.fullmatch(record.prev_hash) and _HEX64.fullmatch(record.hash)):
-        return f"record {record.seq}: prev_hash and hash must be 64 lowercase hex digits"
+        return f"record {record.seq}: prev_hash and hash must be 64 lowercase hex digits", None
     try:
         body = record_body(
             seq=record.seq,
@@ -300,38 +403,100 @@ def check_record(
             plain=plain,
         )
     except (TypeError, ValueError) as exc:
-        return f"record {record.seq} has no canonical form ({exc})"
-    if not hmac.compare_digest(record_hash(body, hmac_key), record.hash):
+        return f"record {record.seq} has no canonical form ({exc})", None
+    leaf = hashlib.sha256(body).digest()
+    mac = leaf.hex() if hmac_key is None else record_hash(body, hmac_key)
+    if not hmac.compare_digest(mac, record.hash):
         return (
             f"record {record.seq} hash mismatch: its content was edited "
             "(or it was hashed with a different hmac_key)"
-        )
+        ), leaf
     if stored is not None and _line_from_body(body, record.hash)[:-1] != stored.rstrip(b"\n"):
-        return f"record {record.seq} is not stored in canonical form: the line was edited"
+        return f"record {record.seq} is not stored in canonical form: the line was edited", leaf
     try:
         parse_timestamp(record.recorded_at)
     except ValueError:
-        return f"record {record.seq} has an unreadable recorded_at ({record.recorded_at!r})"
-    return None
+        return (
+            f"record {record.seq} has an unreadable recorded_at ({record.recorded_at!r})"
+        ), leaf
+    return None, leaf
+
+
+_PREFIX = b'{"hash":"'
+_TAGS = b',"tags":['
+_SEQ = b',"seq":'
+_PREV = b',"prev_hash":"'
+_AFTER_PREV = b'","recorded_at":"'
+
+
+def line_fields(line: bytes, hmac_key: bytes | None) -> tuple[int, bytes, bytes, bytes] | None:
+    """The byte-level check of one stored line: ``(seq, prev_hash, hash, leaf data)`` when
+    the line has the stored layout and its own bytes hash to the hash it claims; None
+    otherwise (the caller then decodes it fully, to say what is wrong).
+
+    A stored line is ``{"hash":"<64 hex>",`` + the rest of the canonical body, so the body
+    is recovered by slicing, and ``prev_hash`` and ``seq`` are found from the end (the
+    record's last members, in sorted order: ``prev_hash``, ``recorded_at``, ``seq``,
+    ``tags``; no text inside a string can hold ``,"seq":`` — its quotes would be escaped).
+    It does not re-derive the canonical form: that is :meth:`ChainChecker` ``deep``.
+    """
+    if line[:9] != _PREFIX or line[73:75] != b'",' or line[-1:] != b"\n":
+        return None
+    claimed = line[9:73]
+    body = b"{" + line[75:-1]
+    leaf = hashlib.sha256(body).digest()
+    if hmac_key is None:
+        if leaf.hex().encode("ascii") != claimed:
+            return None
+    elif hmac.digest(hmac_key, body, "sha256").hex().encode("ascii") != claimed:
+        return None
+    tags = body.rfind(_TAGS)
+    at = body.rfind(_SEQ, 0, tags)
+    prev = body.rfind(_PREV, 0, at)
+    if prev < 0 or body[prev + 78 : prev + 95] != _AFTER_PREV:
+        return None
+    digits = body[at + 7 : tags]
+    if not digits.isdigit() or digits[:1] == b"0":
+        return None
+    return int(digits), body[prev + 14 : prev + 78], claimed, leaf
 
 
 class ChainChecker:
-    """Check a stream of stored lines, in file order, against the hash chain.
+    """Check a stream of stored lines, in file order, against the hash chain and build the
+    Merkle tree of the good records (SPEC §9) as it goes.
 
     Feed it every line with :meth:`feed` (False once a problem was found) and read the
     result with :meth:`report`. ``checkpoint`` (a head taken earlier and kept elsewhere)
-    additionally catches a store that was cut back or re-hashed since.
+    additionally catches a store that was cut back or re-hashed since. By default a line
+    whose bytes hash to its claimed hash and link to the record before is accepted without
+    being parsed (:func:`line_fields`); ``deep`` parses every line and requires it to be
+    exactly the canonical encoding of the record it holds. Any line the fast check does
+    not accept is decoded fully, so the problem reported is the same either way.
     """
 
-    def __init__(self, hmac_key: bytes | None, checkpoint: Checkpoint | None = None) -> None:
+    def __init__(
+        self,
+        hmac_key: bytes | None,
+        checkpoint: Checkpoint | None = None,
+        *,
+        deep: bool = False,
+    ) -> None:
         self._key = hmac_key
         self._checkpoint = checkpoint
-        self._head = Checkpoint(0, GENESIS_HASH)
+        self._cp_seq = checkpoint.seq if checkpoint is not None else -1
+        self._deep = deep
+        self._seq = 0
+        self._hash = GENESIS_HASH.encode("ascii")
         self._count = 0
         self._bad_seq: int | None = None
         self._problem: str | None = None
+        self.tree = CompactTree()
         if checkpoint is not None and checkpoint.seq == 0 and checkpoint.hash != GENESIS_HASH:
             self._fail(0, "the checkpoint is invalid: seq 0 must carry the genesis hash")
+
+    @property
+    def _head(self) -> Checkpoint:
+        return Checkpoint(self._seq, self._hash.decode("ascii"))
 
     @property
     def failed(self) -> bool:
@@ -345,7 +510,82 @@ class ChainChecker:
         """Check the next line. ``next_line`` (if known) tells a deletion from a reordering."""
         if self._problem is not None:
             return False
-        return self._feed(decode_line(line, self._key), next_line)
+        if not self._deep:
+            fields = line_fields(line, self._key)
+            if (
+                fields is not None
+                and fields[0] == self._seq + 1
+                and fields[1] == self._hash
+                and fields[0] != self._cp_seq
+            ):
+                self._seq, self._hash = fields[0], fields[2]
+                self._count += 1
+                self.tree.append(leaf_hash(fields[3]))
+                return True
+        return self._feed(decode_line(line, self._key), next_line, line)
+
+    def feed_all(self, lines: Iterable[bytes]) -> bool:
+        """Check every line of a stream, in order, given **without** their newlines (as
+        :func:`audit.logfile.read_lines` yields them); False once a problem was found.
+
+        The byte-level check of :meth:`feed` in one tight loop: verify's hot path. A line
+        it does not accept goes through :meth:`feed`, so the problem reported is the same.
+        """
+        it: Iterator[bytes] = iter(lines)
+        line = next(it, None)
+        while line is not None:
+            if not self._deep:
+                line = self._feed_fast(line, it)
+                if line is None:
+                    break
+            following = next(it, None)
+            if not self.feed(line + b"\n", None if following is None else following + b"\n"):
+                return False
+            line = following
+        return not self.failed
+
+    def _feed_fast(self, line: bytes | None, it: Iterator[bytes]) -> bytes | None:
+        """Accept bare lines while the byte-level check passes; return the first that does
+        not (None at the end of the stream)."""
+        digest, key, hexlify, sha256 = hmac.digest, self._key, binascii.hexlify, hashlib.sha256
+        frontier = self.tree._frontier
+        size = self.tree.size
+        seq, prev, count, cp_seq = self._seq, self._hash, self._count, self._cp_seq
+        try:
+            while line is not None:
+                if line[:9] != _PREFIX or line[73:75] != b'",':
+                    return line
+                claimed = line[9:73]
+                body = b"{" + line[75:]
+                leaf = sha256(body).digest()
+                if hexlify(leaf if key is None else digest(key, body, "sha256")) != claimed:
+                    return line
+                # The record's last members, in sorted order, end the line: prev_hash,
+                # recorded_at (27 characters as the store writes it), seq, tags. Found
+                # from the end and compared in place; anything else takes the slow path.
+                tags = line.rfind(_TAGS)
+                number = b',"seq":%d' % (seq + 1)
+                at = tags - len(number)
+                if (
+                    line[at:tags] != number
+                    or line[at - 123 : at - 28] != _PREV + prev + _AFTER_PREV
+                    or line[at - 1 : at] != b'"'
+                    or seq + 1 == cp_seq
+                ):
+                    return line
+                seq, prev, count = seq + 1, claimed, count + 1
+                value = sha256(b"\x00" + leaf).digest()
+                n = size
+                while n & 1:
+                    value = sha256(b"\x01" + frontier.pop() + value).digest()
+                    n >>= 1
+                frontier.append(value)
+                size += 1
+                line = next(it, None)
+            return None
+        finally:
+            self._seq, self._hash, self._count = seq, prev, count
+            self.tree.size = size
 
     def feed_record(self, record: Record) -> bool:
         """Check the next record of a backend that keeps fields rather than lines
@@ -353,10 +593,17 @@ class ChainChecker:
         ``record.payload`` must be what :func:`json.loads` gives (plain JSON data)."""
         if self._problem is not None:
             return False
-        return self._feed(Decoded(record, check_record(record, None, self._key, plain=True)), None)
+        problem, leaf = checked_leaf(record, None, self._key, plain=True)
+        return self._feed(Decoded(record, problem), None, None, leaf)
 
-    def _feed(self, decoded: Decoded, next_line: bytes | None) -> bool:
-        expected = self._head.seq + 1
+    def _feed(
+        self,
+        decoded: Decoded,
+        next_line: bytes | None,
+        line: bytes | None,
+        leaf: bytes | None = None,
+    ) -> bool:
+        expected = self._seq + 1
         record = decoded.record
         if record is None:
             return self._fail(expected, f"record {expected} is unreadable: {decoded.problem}")
@@ -372,7 +619,7 @@ class ChainChecker:
                 )
             return self._fail(expected, f"seq gap: expected {expected}, found {record.seq}: {why}")
         if record.seq < expected:
-            if record.seq == self._head.seq and record.hash == self._head.hash:
+            if record.seq == self._seq and record.hash == self._hash.decode("ascii"):
                 return self._fail(record.seq, f"record {record.seq} appears twice (duplicated)")
             return self._fail(
                 expected,
@@ -381,10 +628,10 @@ class ChainChecker:
             )
         if decoded.problem is not None:
             return self._fail(record.seq, decoded.problem)
-        if record.prev_hash != self._head.hash:
+        if record.prev_hash != self._hash.decode("ascii"):
             return self._fail(
                 record.seq,
-                f"record {record.seq} prev_hash does not match record {self._head.seq}'s hash: "
+                f"record {record.seq} prev_hash does not match record {self._seq}'s hash: "
                 "a record before it was replaced or inserted, or the chain was forked",
             )
         cp = self._checkpoint
@@ -394,17 +641,21 @@ class ChainChecker:
                 f"record {record.seq} was rewritten since the checkpoint "
                 f"(hash {record.hash[:16]}…, checkpoint {cp.hash[:16]}…)",
             )
-        self._head = Checkpoint(record.seq, record.hash)
+        if leaf is None:
+            assert line is not None
+            leaf = hashlib.sha256(b"{" + line[75:].rstrip(b"\n")).digest()
+        self._seq, self._hash = record.seq, record.hash.encode("ascii")
         self._count += 1
+        self.tree.append(leaf_hash(leaf))
         return True
 
     def report(self) -> VerifyReport:
         """The verdict so far (call it after the last line)."""
         cp = self._checkpoint
-        if self._problem is None and cp is not None and cp.seq > self._head.seq:
+        if self._problem is None and cp is not None and cp.seq > self._seq:
             self._fail(
-                self._head.seq + 1,
-                f"the store ends at record {self._head.seq} but the checkpoint names record "
+                self._seq + 1,
+                f"the store ends at record {self._seq} but the checkpoint names record "
                 f"{cp.seq}: records were cut off (truncated) since the checkpoint",
             )
         return VerifyReport(
@@ -413,6 +664,7 @@ class ChainChecker:
             head=self._head,
             bad_seq=self._bad_seq,
             problem=self._problem,
+            root=self.tree.root(),
         )
 
 
@@ -427,15 +679,14 @@ def _peek_seq(line: bytes | None) -> int | None:
 
 
 def verify_lines(
-    lines: Iterable[bytes], hmac_key: bytes | None, checkpoint: Checkpoint | None = None
+    lines: Iterable[bytes],
+    hmac_key: bytes | None,
+    checkpoint: Checkpoint | None = None,
+    *,
+    deep: bool = False,
 ) -> VerifyReport:
-    """Check a whole stream of stored lines (see :class:`ChainChecker`)."""
-    checker = ChainChecker(hmac_key, checkpoint)
-    it: Iterator[bytes] = iter(lines)
-    current = next(it, None)
-    while current is not None:
-        following = next(it, None)
-        if not checker.feed(current, following):
-            break
-        current = following
+    """Check a whole stream of stored lines, given without their newlines (see
+    :class:`ChainChecker`)."""
+    checker = ChainChecker(hmac_key, checkpoint, deep=deep)
+    checker.feed_all(lines)
     return checker.report()

@@ -39,6 +39,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from audit.canonical import canonical_text, to_json_value
+from audit.chain import TreeMismatch, consistency_proof, inclusion_proof, root_at, seal_batch
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
@@ -50,7 +51,8 @@ from audit.errors import (
 )
 from audit.export import write_records
 from audit.index import EMPTY, IndexRow, IndexState, Location, SidecarIndex
-from audit.logfile import LogFile, iter_lines
+from audit.logfile import LogFile, iter_lines, read_lines
+from audit.merkle import CompactTree, frontier_nodes, leaf_hash, stored_index
 from audit.protocol import (
     GENESIS_HASH,
     Checkpoint,
@@ -60,10 +62,10 @@ from audit.protocol import (
     VerifyReport,
 )
 from audit.records import (
-    build_record,
     check_entry,
     decode_line,
     epoch_micros,
+    line_fields,
     parse_timestamp,
     record_to_dict,
     verify_lines,
@@ -98,6 +100,7 @@ def _warn(message: str) -> None:
 class _Pending:
     records: list[Record]
     lines: list[bytes]
+    leaves: list[bytes]  # each record's leaf data (SHA-256 of its body, SPEC §9)
 
 
 class AuditLogStorage(Storage):
@@ -140,6 +143,8 @@ class AuditLogStorage(Storage):
         self._tx_thread: int | None = None
         self._index = SidecarIndex(self.path + ".idx")
         self._index_checked: IndexState | None = None  # an index state known to match
+        # The tree's right edge for ``self._index_checked`` (None: load it from the index).
+        self._tree: CompactTree | None = None
         # The log end the index was brought up to during the current lock hold (None: not
         # yet). Only lock holders write the index, so it stays current until release.
         self._index_synced_to: int | None = None
@@ -346,37 +351,68 @@ class AuditLogStorage(Storage):
             self._index.reset()
             state = EMPTY
         self._index_checked = state
+        tree = self._tree_for(state)
         if state.end_offset == self._end:
             return
         rows: list[IndexRow] = []
+        nodes: list[tuple[int, bytes]] = []
         for offset, line in iter_lines(self.path, state.end_offset, self._end):
             row = _index_row(offset, line)
             if row is None:
                 state = attrs.evolve(state, end_offset=offset + len(line))
                 continue
             rows.append(row[0])
-            state = IndexState(offset + len(line), row[0].seq, offset, row[1])
+            # A leaf only for the next record whose bytes hash to its claimed hash; the
+            # tree stops at a damaged record (verify names it), the rows go on.
+            fields = line_fields(line, self.hmac_key)
+            if fields is not None and fields[0] == tree.size + 1 == row[0].seq:
+                nodes.extend(tree.append(leaf_hash(fields[3])))
+            state = IndexState(offset + len(line), row[0].seq, offset, row[1], tree.size)
             if len(rows) >= _INDEX_BATCH:
-                self._index.add(rows, state)
-                rows = []
-        self._index.add(rows, state)
+                self._index.add(rows, state, nodes)
+                rows, nodes = [], []
+        self._index.add(rows, state, nodes)
         self._index_checked = state
 
-    def _index_committed(self, at: int, records: Sequence[Record], lines: Sequence[bytes]) -> None:
-        """After a commit, add the new records to the index if it was up to date."""
+    def _tree_for(self, state: IndexState) -> CompactTree:
+        """The tree's right edge at ``state`` (kept in memory; loaded from the index)."""
+        tree = self._tree
+        if tree is None or tree.size != state.tree_size:
+            wanted = [stored_index(*node) for node in frontier_nodes(state.tree_size)]
+            found = self._index.nodes(wanted)
+            if len(found) != len(wanted):
+                logger.warning("audit index %s lost tree nodes; rebuilding it", self._index.path)
+                raise sqlite3.DatabaseError("tree nodes missing")
+            tree = CompactTree(state.tree_size, [found[i] for i in wanted])
+            self._tree = tree
+        return tree
+
+    def _index_committed(self, at: int, pending: _Pending) -> None:
+        """After a commit, add the new records (and their tree nodes) to the index if it
+        was up to date."""
+        records, lines = pending.records, pending.lines
         try:
-            if self._index.state().end_offset != at:
+            state = self._index.state()
+            if state.end_offset != at or state != self._index_checked:
                 return  # it lags; the next lookup catches it up from the file
+            tree = self._tree_for(state)
+            grow = tree.size == records[0].seq - 1
+            grown = tree.copy() if grow else tree
+            nodes: list[tuple[int, bytes]] = []
             rows = []
             offset = at
-            for record, line in zip(records, lines, strict=True):
+            for record, line, leaf in zip(records, lines, pending.leaves, strict=True):
                 rows.append(_row_for(record, offset, len(line)))
                 offset += len(line)
+                if grow:
+                    nodes.extend(grown.append(leaf_hash(leaf)))
             last = records[-1]
-            state = IndexState(offset, last.seq, offset - len(lines[-1]), last.hash)
-            self._index.add(rows, state)
+            state = IndexState(offset, last.seq, offset - len(lines[-1]), last.hash, grown.size)
+            self._index.add(rows, state, nodes)
             self._index_checked = state
+            self._tree = grown
         except sqlite3.Error as exc:  # the record is durable; the index catches up later
+            self._tree = None
             logger.warning("audit index %s not updated (%s)", self._index.path, exc)
 
     # -- writing --------------------------------------------------------------------
@@ -430,23 +466,10 @@ class AuditLogStorage(Storage):
         head: Checkpoint,
         checked: Sequence[tuple[str | None, tuple[str, ...], dict[str, Any]]],
     ) -> _Pending:
-        records: list[Record] = []
-        lines: list[bytes] = []
-        seq, prev = head.seq, head.hash
-        for entry, valid in zip(entries, checked, strict=True):
-            seq += 1
-            record, line = build_record(
-                entry,
-                seq=seq,
-                prev_hash=prev,
-                recorded_at=self._clock(),
-                hmac_key=self.hmac_key,
-                checked=valid,
-            )
-            records.append(record)
-            lines.append(line)
-            prev = record.hash
-        return _Pending(records, lines)
+        sealed = seal_batch(checked, head, self._clock, self.hmac_key)
+        return _Pending(
+            [s.record for s in sealed], [s.line for s in sealed], [s.leaf for s in sealed]
+        )
 
     def _commit(self, pending: _Pending) -> None:
         """Write and fsync a batch in one go. Any failure makes this handle unusable."""
@@ -473,7 +496,7 @@ class AuditLogStorage(Storage):
         self._end = at + len(data)
         last = pending.records[-1]
         self._head = Checkpoint(last.seq, last.hash)
-        self._index_committed(at, pending.records, pending.lines)
+        self._index_committed(at, pending)
 
     def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append ``entries`` as one group commit (one write, one fsync)."""
@@ -502,7 +525,7 @@ class AuditLogStorage(Storage):
                 yield tx
                 tx._close()
                 if tx.pending:
-                    self._commit(_Pending(list(tx.pending), tx._lines))
+                    self._commit(_Pending(list(tx.pending), tx._lines, tx._leaves))
             finally:
                 tx._close()
                 self._tx_thread = None
@@ -634,10 +657,77 @@ class AuditLogStorage(Storage):
             if all(_matches(record.payload, path, value) for path, value in conditions):
                 yield record
 
-    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport:
-        """Stream the whole log and check every record and link (see docs/audit.md)."""
-        lines = (line for _, line in self.iter_lines())
-        return verify_lines(lines, self.hmac_key, checkpoint)
+    def verify(self, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> VerifyReport:
+        """Stream the whole log and check every record and link, and the Merkle tree kept in
+        the index against the tree of the log (see docs/audit.md). ``deep`` re-derives
+        every record's canonical form instead of checking its bytes against its hash."""
+        report = verify_lines(
+            read_lines(self.path, self._snapshot_end()), self.hmac_key, checkpoint, deep=deep
+        )
+        if report.root is None or report.count == 0:
+            return report
+        with self._locked():
+            self._sync_index()
+            size = self._index_checked.tree_size if self._index_checked else 0
+            cached = self._root_locked(report.count) if size >= report.count else None
+            if cached == report.root:
+                return report
+            self._reset_index()
+        problem = (
+            f"the Merkle tree kept in {self._index.path} does not match the log "
+            + (
+                f"(it ends at size {size}, the log's verified records at {report.count})"
+                if cached is None
+                else f"at size {report.count} (root {cached.hex()[:16]}…, the log's "
+                f"{report.root.hex()[:16]}…)"
+            )
+            + "; it was reset and will be rebuilt from the log"
+        )
+        return attrs.evolve(report, ok=False, bad_seq=None, problem=problem)
+
+    # -- the Merkle tree (SPEC §9) ----------------------------------------------------
+    def _reset_index(self) -> None:
+        self._index.reset()
+        self._index_checked = None
+        self._index_synced_to = None
+        self._tree = None
+
+    @contextmanager
+    def _tree_view(self) -> Iterator[_TreeView]:
+        """The tree under the lock, caught up with the log; a mismatch resets the index."""
+        with self._locked():
+            self._sync_index()
+            try:
+                yield _TreeView(self)
+            except TreeMismatch as exc:
+                self._reset_index()
+                raise TreeMismatch(
+                    f"the Merkle tree kept in {self._index.path} does not match the log: "
+                    f"{exc}; it was reset and will be rebuilt from the log, try again"
+                ) from exc
+
+    def _root_locked(self, size: int) -> bytes:
+        return root_at(_TreeView(self), size)
+
+    def tree_size(self) -> int:
+        """How many records the Merkle tree holds (all of them, unless one is damaged)."""
+        with self._tree_view() as view:
+            return view.size()
+
+    def root(self, size: int | None = None) -> bytes:
+        """The tree's root hash at ``size`` (default: now)."""
+        with self._tree_view() as view:
+            return root_at(view, size)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion path of record ``seq`` (leaf ``seq - 1``) at tree ``size``."""
+        with self._tree_view() as view:
+            return inclusion_proof(view, seq, size)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency path from tree size ``old`` to ``new`` (default: now)."""
+        with self._tree_view() as view:
+            return consistency_proof(view, old, new)
 
     # -- TinyDB's Storage interface -------------------------------------------------
     def read(self) -> dict[str, dict[str, Any]] | None:
@@ -658,6 +748,34 @@ class AuditLogStorage(Storage):
             self._closed = True
             self._file.close()
             self._index.close()
+
+
+class _TreeView:
+    """The TinyDB store's tree (chain.TreeView), read under the store's lock."""
+
+    def __init__(self, storage: AuditLogStorage) -> None:
+        self._storage = storage
+
+    def size(self) -> int:
+        state = self._storage._index_checked
+        return state.tree_size if state is not None else 0
+
+    def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        ids = {node: stored_index(*node) for node in wanted}
+        found = self._storage._index.nodes(ids.values())
+        missing = [node for node, i in ids.items() if i not in found]
+        if missing:
+            raise TreeMismatch(f"node {missing[0]} is missing")
+        return {node: found[i] for node, i in ids.items()}
+
+    def leaf(self, seq: int) -> bytes:
+        storage = self._storage
+        found = storage._index.by_seq(seq)
+        line = storage._file.pread(found[1], found[2]) if found is not None else b""
+        fields = line_fields(line, storage.hmac_key)
+        if fields is None or fields[0] != seq:
+            raise TamperedError(seq, f"record {seq} does not check out; run verify()")
+        return leaf_hash(fields[3])
 
 
 def _index_row(offset: int, line: bytes) -> tuple[IndexRow, str] | None:
@@ -708,6 +826,7 @@ class StoreTransaction:
         self._head = storage._head
         self._records: list[Record] = []
         self._lines: list[bytes] = []
+        self._leaves: list[bytes] = []
         self._by_key: dict[str, Record] = {}
         # Keys get() looked up and found in no committed record. The lock is held for the
         # whole transaction, so they stay absent; append need not look them up again.
@@ -772,6 +891,7 @@ class StoreTransaction:
         storage._check_appendable()
         storage._check_new_keys(entries, self._by_key, self._absent)
         pending = storage._chain(entries, self._head, checked)
+        self._leaves.extend(pending.leaves)
         for record, line in zip(pending.records, pending.lines, strict=True):
             self._records.append(record)
             self._lines.append(line)
@@ -1003,8 +1123,24 @@ class TinyDBAuditStore:
     def head(self) -> Checkpoint:
         return self.storage.head()
 
-    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport:
-        return self.storage.verify(checkpoint)
+    def verify(self, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> VerifyReport:
+        return self.storage.verify(checkpoint, deep=deep)
+
+    def tree_size(self) -> int:
+        """How many records the Merkle tree holds (SPEC §9)."""
+        return self.storage.tree_size()
+
+    def root(self, size: int | None = None) -> bytes:
+        """The Merkle tree's root hash at ``size`` (default: the current size)."""
+        return self.storage.root(size)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        """The RFC 9162 inclusion path of record ``seq`` in the tree of ``size``."""
+        return self.storage.inclusion_proof(seq, size)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """The RFC 9162 consistency path from tree size ``old`` to ``new``."""
+        return self.storage.consistency_proof(old, new)
 
     def export(
         self, out: TextIO, fmt: ExportFormat, records: Iterable[Record] | None = None

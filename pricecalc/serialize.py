@@ -219,8 +219,62 @@ def _uncommon(value: Any, rules: _Rules, path: str | None, depth: int) -> Any:
     _fail(rules, path, value, "type")
 
 
+def _fast_object(value: dict[Any, Any], decimals: bool, depth: int) -> dict[str, Any]:
+    """The walk's fast pass over exact JSON types (plus Decimal when ``decimals``): the
+    same copy :func:`_walk` makes, or :class:`_Refused` for anything else, anything wrong
+    or anything uncommon — the full walk then converts it or names the problem. Scalars
+    are handled inline: a request is mostly text and numbers."""
+    if depth >= MAX_DEPTH:
+        raise _Refused
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            raise _Refused
+        kind = type(item)
+        if kind is str:
+            if (not item.isascii() or "\x00" in item) and text_problem(item) is not None:
+                raise _Refused
+            out[key] = item
+        elif kind is Decimal:
+            if not decimals:
+                raise _Refused
+            out[key] = str(item)
+        elif kind is int:
+            if not -MAX_INT <= item <= MAX_INT:
+                raise _Refused
+            out[key] = item
+        elif kind is dict:
+            out[key] = _fast_object(item, decimals, depth + 1)
+        elif kind is list:
+            out[key] = _fast_array(item, decimals, depth + 1)
+        elif kind is bool or item is None:
+            out[key] = item
+        else:
+            raise _Refused
+    return out
+
+
+def _fast_array(value: list[Any], decimals: bool, depth: int) -> list[Any]:
+    if depth >= MAX_DEPTH:
+        raise _Refused
+    out: list[Any] = []
+    for item in value:
+        kind = type(item)
+        if kind is dict:
+            out.append(_fast_object(item, decimals, depth + 1))
+        elif kind is str:
+            if (not item.isascii() or "\x00" in item) and text_problem(item) is not None:
+                raise _Refused
+            out.append(item)
+        else:
+            out.append(_fast_object({"": item}, decimals, depth)[""])
+    return out
+
+
 def _walked(value: Any, rules: _Rules, path: str) -> Any:
     try:
+        if type(value) is dict:
+            return _fast_object(value, rules.decimals, 0)
         return _walk(value, rules, None, 0)
     except _Refused:
         return _walk(value, rules, path, 0)

@@ -243,3 +243,25 @@ def test_fuzz_only_invalid_input_escapes_and_nothing_is_recorded_for_it(
     assert len(
         {i.decision.audit.seq for i in decided if i.decision and not i.decision.replayed}
     ) == len([i for i in decided if i.decision and not i.decision.replayed])
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=4), JSON_VALUES, max_size=5))
+def test_the_fast_pass_of_the_walk_is_the_walk(value: dict[str, Any]) -> None:
+    """The walk's fast pass (exact JSON types, inline) gives exactly what the full walk
+    gives, or steps aside for it: the same copy, or the same refusal."""
+    from pricecalc import serialize
+
+    def outcome(walk: Any) -> Any:
+        try:
+            return ("copy", walk())
+        except (pricecalc.InvalidInput, TypeError) as exc:
+            return ("refused", type(exc), str(exc))
+
+    full = outcome(lambda: serialize._walk(value, serialize._REQUEST, "", 0))
+    assert outcome(lambda: serialize.plain_request(value)) == full
+    try:
+        fast = serialize._fast_object(value, True, 0)
+    except serialize._Refused:
+        return
+    assert full == ("copy", fast)

@@ -18,7 +18,7 @@ commands, never at import time, honouring ``--disable-plugin`` and the policy's
 
 from __future__ import annotations
 
-from pricecalc.cli import audit, batch, decide, plugin_list  # noqa: F401  (register commands)
+from pricecalc.cli import audit, batch, decide, plugin_list, proofs  # noqa: F401  (register commands)
 from pricecalc.cli.app import AUDIT_ENV, App, PricecalcGroup
 from pricecalc.cli.main import cli
 from pricecalc.plugins import load_registry

@@ -12,7 +12,9 @@ from typing import Any
 import click
 
 import audit
-from audit.protocol import Checkpoint
+from audit.merkle import ProofError, verify_consistency
+from audit.note import NoteError, load_verifier_key, open_checkpoint
+from audit.protocol import AuditStore, Checkpoint
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.batch import output_format
 from pricecalc.cli.console import echo_json, show
@@ -104,17 +106,26 @@ def known_kind(app: App | None, kind: str) -> None:
         )
 
 
-def _read_checkpoint(path: str) -> Checkpoint:
+def _read_checkpoint(path: str) -> Checkpoint | str:
+    """A saved head (JSON ``{"seq", "hash"}``) or a signed checkpoint (a note), told apart
+    by form: the note's text is returned as it is, to be opened with a verifier key."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not a checkpoint (not UTF-8 text)") from exc
+    if not text.lstrip().startswith("{") and "\n\n\u2014 " in text:
+        return text
+    try:
+        data = json.loads(text)
         seq, digest = data["seq"], data["hash"]
         if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(digest, str):
             raise TypeError
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise click.BadParameter(
-            f'{path} is not a checkpoint (expected {{"seq": 12, "hash": "…"}})'
+            f'{path} is not a checkpoint (expected {{"seq": 12, "hash": "…"}} or a signed '
+            "checkpoint)"
         ) from exc
     return Checkpoint(seq, digest)
 
@@ -123,14 +134,46 @@ def _checkpoint_dict(head: Checkpoint) -> dict[str, Any]:
     return {"seq": head.seq, "hash": head.hash}
 
 
+def _signed_extension(
+    app: App, store: AuditStore, note: str, vkey: str, root: bytes, size: int
+) -> str:
+    """Prove the verified log (``size`` records, ``root``) extends a signed checkpoint."""
+    try:
+        signed = open_checkpoint(note, load_verifier_key(vkey))
+    except (NoteError, OSError) as exc:
+        raise click.ClickException(f"the signed checkpoint does not verify: {exc}") from exc
+    if signed.size > size:
+        raise click.ClickException(
+            f"the audit store {app.audit} failed verification: it holds {size} records but "
+            f"the signed checkpoint names {signed.size}: records were cut off (truncated)"
+        )
+    with app.store_errors():
+        path = store.consistency_proof(signed.size, size)
+    try:
+        verify_consistency(signed.size, size, signed.root, root, path)
+    except ProofError as exc:
+        raise click.ClickException(
+            f"the audit store {app.audit} failed verification: it is not an extension of "
+            f"the signed checkpoint of size {signed.size} ({exc}): the log was rewritten"
+        ) from exc
+    return f" (signed checkpoint of size {signed.size}: the log is an extension of it)"
+
+
 @audit_group.command()
 @click.option(
     "--checkpoint",
     "checkpoint_file",
     type=click.Path(dir_okay=False),
     metavar="FILE",
-    help="Also check the store still contains this saved head (JSON {seq, hash}).",
+    help="Also check the store against a saved head (JSON {seq, hash}) or a signed checkpoint.",
 )
+@click.option(
+    "--verifier-key",
+    "vkey",
+    metavar="VKEY",
+    help="The log's verifier key (or a file with it), to check a signed --checkpoint.",
+)
+@click.option("--deep", is_flag=True, help="Also re-derive every record's canonical form.")
 @click.option(
     "--save-checkpoint",
     type=click.Path(dir_okay=False, writable=True),
@@ -138,31 +181,46 @@ def _checkpoint_dict(head: Checkpoint) -> dict[str, Any]:
     help="After a successful check, save the head to FILE (JSON).",
 )
 @click.pass_obj
-def verify(app: App, checkpoint_file: str | None, save_checkpoint: str | None) -> None:
-    """Check the whole hash chain; exit 1 naming the first bad record.
+def verify(
+    app: App,
+    checkpoint_file: str | None,
+    vkey: str | None,
+    deep: bool,
+    save_checkpoint: str | None,
+) -> None:
+    """Check the whole hash chain and the Merkle tree; exit 1 naming the first bad record.
 
     With --checkpoint, also check that the chain still passes through a head saved
-    earlier (so records cannot have been cut off or rewritten since).
+    earlier, or — given a signed checkpoint and --verifier-key — that the log is an
+    extension of it (a consistency proof from its size): nothing was cut off or
+    rewritten since. --deep also re-derives every record's canonical form.
 
     Example:
 
     \b
         pricecalc audit verify --save-checkpoint head-2026-11-11.json
         pricecalc audit verify --checkpoint head-2026-11-11.json
+        pricecalc audit verify --checkpoint cp.txt --verifier-key finance.vkey
     """
-    checkpoint = _read_checkpoint(checkpoint_file) if checkpoint_file else None
+    given = _read_checkpoint(checkpoint_file) if checkpoint_file else None
+    checkpoint = given if isinstance(given, Checkpoint) else None
+    if isinstance(given, str) and vkey is None:
+        raise click.UsageError("a signed --checkpoint needs --verifier-key VKEY to check it")
     store = app.store()
     with app.store_errors():
-        report = store.verify(checkpoint)
+        report = store.verify(checkpoint, deep=deep)
     if not report.ok:
         where = f"record {report.bad_seq}" if report.bad_seq is not None else "the store"
         raise click.ClickException(
             f"the audit store {app.audit} failed verification at {where}: {report.problem}"
         )
+    extra = f" (checkpoint seq {checkpoint.seq} found)" if checkpoint else ""
+    if isinstance(given, str):
+        assert report.root is not None and vkey is not None
+        extra = _signed_extension(app, store, given, vkey, report.root, report.count)
     click.echo(
         f"OK: {report.count} records, chain intact; head seq {report.head.seq} "
-        f"hash {report.head.hash}"
-        + (f" (checkpoint seq {checkpoint.seq} found)" if checkpoint else "")
+        f"hash {report.head.hash}" + extra
     )
     if save_checkpoint:
         Path(save_checkpoint).write_text(

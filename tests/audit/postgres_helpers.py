@@ -8,7 +8,8 @@ Where the server comes from, in order:
 2. otherwise a throwaway cluster made with ``initdb`` and started with ``pg_ctl`` in a
    temporary directory on a free port (needs the PostgreSQL server binaries; as root they
    run as the ``postgres`` user); stopped and deleted when the session ends;
-3. otherwise the PostgreSQL tests are skipped, saying how to enable them.
+3. otherwise the PostgreSQL tests are skipped, saying how to enable them — except in CI
+   (``CI=true``), where they fail loudly instead, saying what to install or start.
 
 Each session gets its own database (dropped at the end) and each test store its own
 schema, initialised with :func:`audit.init_store`, so tests never see each other's records.
@@ -179,7 +180,15 @@ def pg_server() -> Iterator[str]:
         return
     cluster = start_throwaway()
     if isinstance(cluster, str):
-        pytest.skip(SKIP_MESSAGE.format(url=url, why=why, throwaway=cluster, env=ENV))
+        message = SKIP_MESSAGE.format(url=url, why=why, throwaway=cluster, env=ENV)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            # In CI the PostgreSQL tests must run: a missing server fails loudly.
+            pytest.fail(
+                "CI=true and " + message + "; on Debian: apt-get install postgresql, then "
+                "pg_ctlcluster <version> main start",
+                pytrace=False,
+            )
+        pytest.skip(message)
     try:
         late = _probe(cluster.url)
         if late is not None:

@@ -71,20 +71,25 @@ def test_open_store_selects_postgres_by_url(pg: PgStore) -> None:
 
 
 def test_init_store_is_versioned_and_idempotent(pg_store: Callable[..., PgStore]) -> None:
-    """The first run applies migration 1 and records it; a second run changes nothing."""
+    """The first run applies migrations 1 and 2 and records them; a second run changes
+    nothing."""
     bare = pg_store("bare", init=False)
     first = audit.init_store(bare.admin_url)
     assert f"audit store in schema {bare.schema}:" in first
     assert "applied migration 1 (record table, chain-link and append-only triggers)" in first
+    assert "applied migration 2 (Merkle tree table, its link and append-only triggers)" in first
     again = audit.init_store(bare.admin_url)
-    assert "schema already at version 1, nothing to migrate" in again
+    assert "schema already at version 2, nothing to migrate" in again
     assert "applied" not in again
     with bare.admin() as conn:
         rows = conn.execute(
-            "SELECT version, description FROM pricecalc_audit_schema_version"
+            "SELECT version, description FROM pricecalc_audit_schema_version ORDER BY version"
         ).fetchall()
-    assert rows == [(1, "record table, chain-link and append-only triggers")]
-    assert SCHEMA_VERSION == 1
+    assert rows == [
+        (1, "record table, chain-link and append-only triggers"),
+        (2, "Merkle tree table, its link and append-only triggers"),
+    ]
+    assert SCHEMA_VERSION == 2
 
 
 def test_an_uninitialised_database_names_the_command_to_run(
