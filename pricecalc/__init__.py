@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from pricecalc.api import evaluate
+from pricecalc.api import Engine, evaluate
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.decision import AuditRef, Decision, Outcome, Reason
 from pricecalc.errors import (
@@ -30,6 +30,7 @@ __all__ = [
     "BatchItem",
     "Calculator",
     "Decision",
+    "Engine",
     "IdempotencyConflict",
     "InvalidInput",
     "Outcome",

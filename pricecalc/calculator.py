@@ -28,12 +28,12 @@ import attrs
 from audit import open_store
 from audit.protocol import AuditStore, Entry, Record, Transaction
 from pricecalc import engine
+from pricecalc.api import Engine
 from pricecalc.corrections import VOID_KIND, voided_seq
 from pricecalc.decision import AuditRef, Decision, recorded_request
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput
 from pricecalc.history import (
-    NO_HISTORY,
     AskedHistory,
     PastDecision,
     campaign_tag,
@@ -157,12 +157,14 @@ class Calculator:
         hmac_key: bytes | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.policy = policy if policy is not None else Policy()
-        self.registry = (
-            registry if registry is not None else load_registry(self.policy, disable_plugins)
+        policy = policy if policy is not None else Policy()
+        #: The rules and the policy, merged once (pricecalc.Engine).
+        self.engine = Engine(
+            registry if registry is not None else load_registry(policy, disable_plugins), policy
         )
-        #: The policy merged with the plugins' defaults, once: what every decision reads.
-        self.rules_policy = self.policy.merged(self.registry.policy_defaults)
+        self.policy = policy
+        self.registry = self.engine.registry
+        self.rules_policy = self.engine.merged_policy
         self.named_operator = None if operator is None else _operator(operator)
         self.operator = self.named_operator or default_operator()
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -266,14 +268,7 @@ class Calculator:
 
     def evaluate(self, request: Request, *, now: datetime | None = None) -> Decision:
         """Evaluate without recording (a what-if; nothing is written, no history read)."""
-        return engine.evaluate(
-            Envelope.parse(request),
-            registry=self.registry,
-            policy=self.rules_policy,
-            now=now or self._clock(),
-            history=NO_HISTORY,
-            operator=self.named_operator,
-        )
+        return self.engine.evaluate(request, now=now or self._clock(), operator=self.named_operator)
 
     def close(self) -> None:
         if self._owns_store:

@@ -182,12 +182,16 @@ def recorded_request(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _copy(value: Any) -> Any:
-    """A copy of JSON data (what decisions hold)."""
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy(v) for v in value]
+    """A copy of JSON data (what decisions hold): containers are copied, the rest shared
+    (text, numbers, booleans and None are immutable)."""
+    if type(value) is dict:
+        out = value.copy()
+        for key, item in out.items():
+            if type(item) is dict or type(item) is list:
+                out[key] = _copy(item)
+        return out
+    if type(value) is list:
+        return [_copy(item) if type(item) is dict or type(item) is list else item for item in value]
     if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
+        return {key: _copy(item) for key, item in value.items()}
     return value

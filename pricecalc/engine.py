@@ -75,8 +75,11 @@ def evaluate(
     result = plain_result(plugin, outcome.result)
     if type(result) is not dict:
         raise PluginError(plugin, "rule result must be a mapping")
-    participants = {plugin, *outcome.plugins, *context.participants}
     versions = registry.plugin_versions
+    if outcome.plugins or context.participants:
+        participants = sorted({plugin, *outcome.plugins, *context.participants})
+    else:  # the usual case: the rule's own plugin alone
+        participants = [plugin]
     return Decision(
         kind=envelope.kind,
         request_id=envelope.request_id,
@@ -87,7 +90,7 @@ def evaluate(
         rule_version=rule.version,
         request=envelope.canonical,
         policy=jsonable(view.used, "policy") if view.used else {},
-        plugins={name: versions.get(name, "0+unversioned") for name in sorted(participants)},
+        plugins={name: versions.get(name, "0+unversioned") for name in participants},
         merchant_id=envelope.merchant_id,
         campaign=envelope.campaign,
         tags=tuple(outcome.tags),

@@ -13,8 +13,6 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from pricecalc.errors import InvalidInput, MissingField
 from pricecalc.money import (
     ASCII_DIGITS,
@@ -62,17 +60,66 @@ def parse_date(value: Any, field: str) -> date:
     raise InvalidInput(field, value, 'must be an ISO 8601 date such as "2026-11-11"')
 
 
+class _Named:
+    """The path of a field of a :class:`Fields`, spelt out when first needed."""
+
+    __slots__ = ("_fields", "_name", "_text")
+
+    def __init__(self, fields: Fields, name: str) -> None:
+        self._fields, self._name = fields, name
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            text = self._text = self._fields.at(self._name)
+        return text
+
+
 def iso(moment: datetime) -> str:
     """Format a time for output, keeping its offset (``2026-11-11T20:00:00+08:00``)."""
     return moment.isoformat()
 
 
-@attrs.frozen
 class Fields:
-    """A read-only view of one mapping in a request, remembering its path."""
+    """A read-only view of one mapping in a request, remembering its path.
 
-    data: Mapping[str, Any]
-    path: str = "input"
+    The path (``input.lines[1]``) is only spelt out when a message needs it: an item of a
+    list keeps its parent and index (``Fields.items``), so reading a valid request builds
+    no path text at all.
+    """
+
+    __slots__ = ("_index", "_parent", "_path", "data")
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        path: str | None = "input",
+        *,
+        parent: Fields | _Named | str | None = None,
+        index: int = 0,
+    ) -> None:
+        self.data = data
+        self._path = path
+        self._parent = parent
+        self._index = index
+
+    @property
+    def path(self) -> str:
+        path = self._path
+        if path is None:
+            parent = self._parent
+            base = parent.path if isinstance(parent, Fields) else str(parent)
+            path = self._path = f"{base}[{self._index}]"
+        return path
+
+    def __repr__(self) -> str:
+        return f"Fields({self.data!r}, {self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fields) and (self.data, self.path) == (other.data, other.path)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def of(cls, data: Any, path: str = "input") -> Fields:
@@ -96,11 +143,13 @@ class Fields:
 
     # -- scalars -----------------------------------------------------------------------
     def amount(self, name: str, *, positive: bool = False) -> Decimal:
-        value = self.raw(name)
+        value = self.data.get(name)
         # The usual text needs no field name; anything else is checked, naming the field.
         usual = usual_amount(value, positive=positive)
         if usual is not None:
             return usual
+        if value is None:
+            raise MissingField(self.at(name))
         return parse_amount(value, self.at(name), positive=positive)
 
     def optional_amount(self, name: str, *, positive: bool = False) -> Decimal | None:
@@ -205,9 +254,11 @@ class Fields:
             raise InvalidInput(self.at(name), value, "must be a list")
         if non_empty and not value:
             raise InvalidInput(self.at(name), value, "must not be empty")
-        path = self.at(name)
+        parent = _Named(self, name)
         for index, item in enumerate(value):
-            yield Fields.of(item, f"{path}[{index}]")
+            if type(item) is not dict and not isinstance(item, Mapping):
+                raise InvalidInput(f"{parent}[{index}]", item, "must be an object")
+            yield Fields(item, None, parent=parent, index=index)
 
     def mapping(self, name: str) -> Fields | None:
         """An optional object whose keys are data (``already_refunded: {line_id: amount}``)."""

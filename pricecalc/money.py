@@ -28,9 +28,6 @@ HUNDRED = Decimal(100)
 # NaN/Infinity, no spaces, no thousands separators, no full-width or other digits (\d would
 # take them, and so would Decimal(): "１０" is ten to Python, not to a finance file).
 _DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
-# The usual amount text ("199", "199.9", "199.00"): unsigned, at most 12 integer digits
-# (so within MAX_AMOUNT) and at most two decimals. Parsed without the general checks.
-_FEN_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 ASCII_DIGITS = "must be written with ASCII digits 0-9"
 
 
@@ -100,10 +97,21 @@ def usual_amount(value: Any, *, positive: bool = False) -> Decimal | None:
     Such text is exact (two decimals at most), non-negative and within MAX_AMOUNT by its
     form; a zero where a positive amount is needed gives None (the general way names it).
     """
-    if type(value) is str and _FEN_TEXT.fullmatch(value):
-        in_fen = Decimal(value).quantize(FEN, ROUND_DOWN)
-        if in_fen or not positive:
-            return in_fen
+    if type(value) is not str or not value.isascii():
+        return None
+    whole, point, cents = value.partition(".")
+    if not whole.isdigit() or len(whole) > 12:  # ASCII digits only (isascii above)
+        return None
+    if point:
+        if not cents.isdigit() or len(cents) > 2:
+            return None
+        # Written with exactly two decimals the text is already in fen; else pad it (the
+        # value is unchanged: "199.9" is "199.90"), instead of a quantize.
+        in_fen = Decimal(value if len(cents) == 2 else f"{value}0")
+    else:
+        in_fen = Decimal(f"{value}.00")
+    if in_fen or not positive:
+        return in_fen
     return None
 
 
@@ -172,6 +180,11 @@ def fmt(amount: Decimal) -> str:
 
     Refuses an amount that would need rounding: output never rounds silently.
     """
+    text = str(amount)
+    # Most amounts already carry exactly two decimals (sums and differences of fen): their
+    # text is the answer as it is — plain digits, a point, two digits, exact by its form.
+    if text[-3:-2] == "." and "E" not in text and text != "-0.00":
+        return text
     quantized = amount.quantize(FEN, ROUND_HALF_UP)
     if quantized != amount:
         raise ValueError(f"amount {amount} has sub-fen digits; round it at a named step first")
@@ -180,7 +193,13 @@ def fmt(amount: Decimal) -> str:
 
 
 def fmt_rate(rate: Decimal) -> str:
-    """Format a rate with exactly four decimals (``"0.1508"``); never ``"-0.0000"``."""
+    """Format a rate with exactly four decimals (``"0.1508"``); never ``"-0.0000"``.
+
+    A rate with more decimals is rounded here, ROUND_HALF_UP (SPEC §1: rates have four).
+    """
+    text = str(rate)
+    if text[-5:-4] == "." and "E" not in text and text != "-0.0000":
+        return text  # already four decimals (what rate_of gives): exact as it is
     quantized = rate.quantize(RATE_STEP, ROUND_HALF_UP)
     if quantized == 0:
         quantized = abs(quantized)

@@ -25,22 +25,31 @@ if TYPE_CHECKING:
     from pricecalc.offers import OfferType
 
 
-@attrs.define
 class RuleContext:
     """Everything a rule may use besides its input: the clock, the policy, the registry's
     extensions, the history of past decisions and the operator who asked (``None`` when
     no one was named: the calculator's default, the OS user, does not count)."""
 
-    now: datetime
-    policy: PolicyView
-    registry: Registry
-    history: History = NO_HISTORY
-    operator: str | None = None
-    participants: set[str] = attrs.field(factory=set)
+    __slots__ = ("history", "now", "operator", "participants", "policy", "registry")
+
+    def __init__(
+        self,
+        now: datetime,
+        policy: PolicyView,
+        registry: Registry,
+        history: History = NO_HISTORY,
+        operator: str | None = None,
+    ) -> None:
+        self.now = now
+        self.policy = policy
+        self.registry = registry
+        self.history = history
+        self.operator = operator
+        self.participants: set[str] = set()
 
     def took_part(self, plugin: str) -> None:
-        """Note that a plugin's contribution was used (parse-time use; a rule's decide
-        reports the plugins it used in its :class:`~pricecalc.decision.Outcome`)."""
+        """Note that a plugin's contribution was used while parsing the input (a rule's
+        decide reports the plugins it used in its :class:`~pricecalc.decision.Outcome`)."""
         self.participants.add(plugin)
 
 

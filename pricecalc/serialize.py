@@ -219,6 +219,12 @@ def _uncommon(value: Any, rules: _Rules, path: str | None, depth: int) -> Any:
     _fail(rules, path, value, "type")
 
 
+#: Field names the fast pass has seen to be plain ASCII text (requests and results use the
+#: same few dozen names); bounded, so hostile input cannot grow it without end.
+_KNOWN_KEYS: set[str] = set()
+_KNOWN_KEYS_MAX = 4096
+
+
 def _fast_object(value: dict[Any, Any], decimals: bool, depth: int) -> dict[str, Any]:
     """The walk's fast pass over exact JSON types (plus Decimal when ``decimals``): the
     same copy :func:`_walk` makes, or :class:`_Refused` for anything else, anything wrong
@@ -227,9 +233,13 @@ def _fast_object(value: dict[Any, Any], decimals: bool, depth: int) -> dict[str,
     if depth >= MAX_DEPTH:
         raise _Refused
     out: dict[str, Any] = {}
+    known = _KNOWN_KEYS
     for key, item in value.items():
-        if type(key) is not str or not key.isascii() or "\x00" in key:
-            raise _Refused
+        if key not in known:
+            if type(key) is not str or not key.isascii() or "\x00" in key:
+                raise _Refused
+            if len(known) < _KNOWN_KEYS_MAX:
+                known.add(key)
         kind = type(item)
         if kind is str:
             if (not item.isascii() or "\x00" in item) and text_problem(item) is not None:
