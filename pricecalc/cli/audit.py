@@ -227,7 +227,7 @@ def show_records(
 
 
 @audit_group.command()
-@output_options(what="records")
+@output_options(what="records", example="audit")
 @filter_options
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N records.")
 @click.pass_obj

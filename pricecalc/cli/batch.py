@@ -65,7 +65,7 @@ def _peek(lines: Iterator[tuple[FileLine, int]]) -> Iterator[tuple[FileLine, int
     metavar="INPUT",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),
 )
-@output_options(what="decisions")
+@output_options(what="decisions", example="decisions")
 @input_options
 @click.option(
     "--progress/--no-progress",

@@ -33,7 +33,14 @@ from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.reading import INPUT_SUFFIXES, InputFormat, json_problem
 from pricecalc.serialize import loads
-from pricecalc.writers import OUTPUT_SUFFIXES, Headers, Output, OutputFormat, OutputProblem
+from pricecalc.writers import (
+    OUTPUT_SUFFIXES,
+    Headers,
+    Output,
+    OutputFormat,
+    OutputProblem,
+    writable_target,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "csv", "xlsx")
@@ -108,9 +115,10 @@ def output_format(name: str, given: str | None = None) -> OutputFormat:
     return fmt
 
 
-def output_options(*, what: str) -> Callable[[F], F]:
+def output_options(*, what: str, example: str) -> Callable[[F], F]:
     """The output bundle (module docstring), handed over as one ``out``
-    (:class:`OutputOptions`). ``what`` names the rows in the help (``decisions``)."""
+    (:class:`OutputOptions`). ``what`` names the rows in the help (``decisions``);
+    ``example`` is the file name suggested for a folder (``decisions``)."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
@@ -119,6 +127,12 @@ def output_options(*, what: str) -> Callable[[F], F]:
             given = kwargs.pop("output_format")
             headers = kwargs.pop("headers")
             excel = kwargs.pop("excel")
+            if name != "-":  # a folder, or a folder that is not there, before the format
+                guess = given or OUTPUT_SUFFIXES.get(Path(name).suffix.lower(), "jsonl")
+                try:
+                    writable_target(name, f"{example}.{guess}")
+                except OutputProblem as exc:
+                    raise click.BadParameter(str(exc), param_hint="'--output'") from exc
             fmt = output_format(name, given)
             if excel and fmt != "csv":
                 raise click.UsageError(
