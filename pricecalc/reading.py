@@ -84,7 +84,9 @@ def json_problem(exc: ValueError | RecursionError) -> str:
 
 @attrs.frozen
 class FileLine:
-    """One input line: its number and its request, or why it could not be read."""
+    """One input line: its number and its request, or why it could not be read. A CSV row
+    that could not be made a request still carries, as ``request``, what was read of its
+    envelope (its ``kind`` and ``request_id``: SPEC §8 wants them on its invalid row)."""
 
     number: int
     request: Any = None
@@ -412,6 +414,17 @@ def csv_request(
     return request
 
 
+def _envelope_cells(
+    kind: str, header: Sequence[str], cells: Sequence[str | None]
+) -> dict[str, str]:
+    """What a row says of its envelope: the file's kind and the row's ``request_id``."""
+    read = {"kind": kind}
+    for column, cell in zip(header, cells, strict=True):
+        if column == "request_id" and cell is not None and cell.strip():
+            read["request_id"] = cell.strip()
+    return read
+
+
 def read_csv(
     fp: IO[bytes],
     kind: str,
@@ -446,7 +459,10 @@ def read_csv(
             yield FileLine(number, error=f"row is not text: {exc.reason}"), counting.count
             return  # the decoder cannot resynchronise: the rest of the file is unreadable
         except csv.Error as exc:
-            yield FileLine(number, error=f"row is not valid CSV: {exc}"), counting.count
+            problem = str(exc)
+            if "field limit" in problem:
+                problem = f"a cell is longer than {csv.field_size_limit():,} characters"
+            yield FileLine(number, error=f"row is not valid CSV: {problem}"), counting.count
             continue
         if not row or not any(cell.strip() for cell in row):
             yield FileLine(number, error="row is empty"), counting.count
@@ -461,7 +477,8 @@ def read_csv(
         try:
             yield FileLine(number, request=csv_request(kind, header, paths, cells)), counting.count
         except ValueError as exc:
-            yield FileLine(number, error=str(exc)), counting.count
+            read = _envelope_cells(kind, header, cells)
+            yield FileLine(number, request=read, error=str(exc)), counting.count
 
 
 def read_lines(
