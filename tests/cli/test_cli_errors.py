@@ -358,3 +358,12 @@ def test_excel_output_of_an_empty_file_has_its_sheets(invoke: Invoke, tmp_path: 
     book = openpyxl.load_workbook(tmp_path / "out.xlsx")
     assert book["decisions"].max_row == 1
     assert book["summary"]["B3"].value == 0
+
+
+def test_an_export_without_a_store_leaves_no_file(invoke: Invoke, tmp_path: Path) -> None:
+    """audit export creates its output first (so a bad folder is found before the store is
+    read); when the store then turns out missing, nothing is left behind."""
+    result = invoke("audit", "export", "-o", "records.xlsx")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: there is no audit store at ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
