@@ -90,7 +90,12 @@ def _envelope(
 ) -> Envelope | LineResult:
     """The line's request, parsed, labelled with the file's merchant/campaign and keyed."""
     if line.error is not None:
-        return LineResult(line, error=line.error)
+        return LineResult(
+            line,
+            error=line.error,
+            request_id=_readable(line.request, "request_id"),
+            kind=_readable(line.request, "kind"),
+        )
     try:
         envelope = Envelope.parse(line.request).with_labels(merchant, campaign)
     except (InvalidInput, TypeError) as exc:

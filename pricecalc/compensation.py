@@ -368,6 +368,7 @@ RULE = Rule(
     parse=_parse,
     decide=_decide,
     description="假一赔十: refund plus the highest applicable compensation standard (SPEC §4).",
+    input_fields=frozenset({"order_id", "confirmed", "lines", "merchant_refused"}),
 )
 
 __all__ = [

@@ -139,6 +139,7 @@ RULE = Rule(
     parse=_parse,
     decide=void,
     description="void: withdraw an approved decision, with a reason (SPEC §7)",
+    input_fields=frozenset({"seq", "reason"}),
 )
 
 __all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "void", "voided_seq"]

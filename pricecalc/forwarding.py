@@ -182,4 +182,7 @@ RULE = Rule(
     parse=_parse,
     decide=_decide,
     description="禁止转寄: claw back the platform subsidy of a forwarded order (SPEC §5).",
+    input_fields=frozenset(
+        {"order_id", "category", "platform_subsidy", "forwarded", "quantity", "product_id"}
+    ),
 )

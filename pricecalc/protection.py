@@ -719,4 +719,5 @@ RULE = Rule(
     parse=parse,
     decide=decide,
     description="价保: refund the in-event markdown after payment (SPEC §3)",
+    input_fields=INPUT_KEYS,
 )

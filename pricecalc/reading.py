@@ -12,37 +12,81 @@ progress bar). Choices the SPEC leaves open (docs/cli.md repeats them for users)
   (``lines[0].paid_amount``, ``lines[1].paid_amount``); a cell starting with ``[`` or
   ``{`` is JSON (numbers read as exact decimals); ``other_platform_prices`` may also be
   written ``platform:price;platform:price``. ``request_id``, ``merchant_id`` and
-  ``campaign`` columns are the request's envelope fields (SPEC §8).
+  ``campaign`` columns are the request's envelope fields (SPEC §8). A column that is no
+  field of the kind (``list_prize``, for a rule that declares its
+  :attr:`~pricecalc.registry.Rule.input_fields`) refuses the whole file, naming it.
+* **CSV text** is UTF-8 unless the caller names another encoding (``gb18030``, ``gbk``:
+  what Excel on Chinese Windows saves as "CSV"); a file starting with the UTF-8
+  byte-order mark is UTF-8 whatever was named. :func:`open_source` decodes the whole
+  file once, as it hashes it, so bytes that do not decode refuse the file before anything
+  is decided, with the line and byte and the encoding that would read it
+  (:class:`EncodingProblem`). JSON Lines are UTF-8 (RFC 8259): a line that is not is an
+  invalid line, and the others still run.
+* **Hostile JSON** — nesting beyond what the parser can follow, a number of more than
+  4,300 digits — is an invalid line (a request too deep for SPEC §1 is refused later, by
+  the envelope, naming the field).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import difflib
 import hashlib
 import io
 import json
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import attrs
 
-from pricecalc.serialize import loads
+from pricecalc.serialize import MAX_DEPTH, loads
 
 InputFormat = Literal["jsonl", "csv"]
 INPUT_SUFFIXES: dict[str, InputFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _BLOCK = 1 << 20
 #: CSV columns that are envelope fields (SPEC §8), not input fields.
 ENVELOPE_TEXT = ("request_id", "merchant_id", "campaign")
+#: Every column a CSV file may have besides the kind's input fields.
+ENVELOPE_COLUMNS = frozenset({*ENVELOPE_TEXT, "kind"})
+UTF8_BOM = codecs.BOM_UTF8
+#: Encoding families: when a file does not decode as one, the other is tried, to suggest.
+_UTF = frozenset({"utf-8", "utf-8-sig"})
+_GB = frozenset({"gb18030", "gbk", "gb2312"})
+
+
+class EncodingProblem(ValueError):
+    """The input's bytes are not text in the encoding asked for; the message says where
+    and which encoding to pass. Raised before anything is read as a request."""
+
+
+def json_problem(exc: ValueError | RecursionError) -> str:
+    """Why a JSON text could not be read, in a clerk's words (not Python's)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"it is not UTF-8 text (byte {exc.start + 1:,})"
+    if isinstance(exc, RecursionError):
+        return (
+            f"it is nested too deeply to read (a request may nest at most {MAX_DEPTH} "
+            "levels of objects and lists)"
+        )
+    if "integer string conversion" in str(exc):
+        return f"a number has more than {sys.get_int_max_str_digits():,} digits"
+    return str(exc)
 
 
 @attrs.frozen
 class FileLine:
-    """One input line: its number and its request, or why it could not be read."""
+    """One input line: its number and its request, or why it could not be read. A CSV row
+    that could not be made a request still carries, as ``request``, what was read of its
+    envelope (its ``kind`` and ``request_id``: SPEC §8 wants them on its invalid row)."""
 
     number: int
     request: Any = None
@@ -51,35 +95,155 @@ class FileLine:
 
 @attrs.frozen
 class Source:
-    """An input file ready to read: its path (a spooled copy for stdin) and SHA-256."""
+    """An input file ready to read: its path (a spooled copy for stdin), SHA-256 and size.
+
+    ``encoding`` is what its text is read as (``utf-8-sig`` for UTF-8: a byte-order mark
+    is dropped); ``note`` says when that is not what the caller asked (a byte-order mark
+    overrode it). ``empty``: no bytes but, perhaps, a byte-order mark.
+    """
 
     path: Path
     digest: str
     size: int
+    encoding: str = "utf-8-sig"
+    note: str | None = None
+    empty: bool = False
+
+
+class _TextCheck:
+    """Decodes the input block by block as it is hashed: where the first bytes that do
+    not decode are (line and byte), and whether the other family of encodings (UTF-8 for
+    a GB file, GB18030 for a UTF-8 one) reads the whole file — to say what to pass."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        family = "utf-8" if encoding in _UTF else "gb18030" if encoding in _GB else None
+        self.other = {"utf-8": "gb18030", "gb18030": "utf-8"}.get(family or "")
+        self._decoder = codecs.getincrementaldecoder(encoding)("strict")
+        self._other = codecs.getincrementaldecoder(self.other)("strict") if self.other else None
+        self.other_reads = self._other is not None
+        self.offset = 0
+        self.lines = 1
+        self.bad: tuple[int, int, bytes] | None = None  # line, 1-based byte, the bytes
+        self.ascii = True
+
+    def feed(self, block: bytes, final: bool = False) -> None:
+        if self.ascii and not block.isascii():
+            self.ascii = False
+        if self.bad is None:
+            pending = self._decoder.getstate()[0]
+            try:
+                self._decoder.decode(block, final)
+            except UnicodeDecodeError as exc:
+                data = pending + block
+                at = self.offset - len(pending) + exc.start
+                line = self.lines + block[: max(0, at - self.offset)].count(b"\n")
+                self.bad = (line, at + 1, data[exc.start : min(exc.end, exc.start + 4)])
+        if self._other is not None and self.other_reads:
+            try:
+                self._other.decode(block, final)
+            except UnicodeDecodeError:
+                self.other_reads = False
+        self.lines += block.count(b"\n")
+        self.offset += len(block)
+
+    def problem(self, display: str) -> str | None:
+        """What is wrong with the file as text, or None (call after the last block)."""
+        asked = _encoding_name(self.encoding)
+        if self.bad is not None:
+            line, byte, data = self.bad
+            shown = " ".join(f"0x{b:02x}" for b in data)
+            head = (
+                f"{display} is not {asked} text: line {line} has bytes that do not decode "
+                f"({shown} at byte {byte:,})"
+            )
+            if self.other == "gb18030" and self.other_reads:
+                return (
+                    f"{head}; it reads as GB18030, the Chinese encoding Excel on Windows "
+                    "saves CSV files in: run again with --encoding gb18030 (or save it from "
+                    'Excel as "CSV UTF-8")'
+                )
+            if self.other == "utf-8" and self.other_reads:
+                return f"{head}; it reads as UTF-8: run again with --encoding utf-8"
+            return (
+                f"{head}: give the encoding it was saved in with --encoding (gb18030, "
+                'gbk, big5, …), or save it from Excel as "CSV UTF-8"'
+            )
+        if self.other == "utf-8" and self.other_reads and not self.ascii:
+            return (
+                f"{display} is UTF-8 text, not {asked}: read as {asked} its Chinese would "
+                "be garbled; run again with --encoding utf-8"
+            )
+        return None
+
+
+def _encoding_name(encoding: str) -> str:
+    return {"utf-8-sig": "UTF-8", "utf-8": "UTF-8"}.get(encoding, encoding.upper())
 
 
 @contextmanager
-def open_source(name: str, stdin: IO[bytes]) -> Iterator[Source]:
-    """Hash the input (one streaming pass). ``-`` copies stdin to a temporary file first."""
-    if name != "-":
-        path = Path(name)
-        digest = hashlib.sha256()
-        with path.open("rb") as fp:
-            for block in iter(lambda: fp.read(_BLOCK), b""):
-                digest.update(block)
-        yield Source(path, digest.hexdigest(), path.stat().st_size)
-        return
-    spool = tempfile.NamedTemporaryFile(prefix="pricecalc-stdin-", delete=False)  # noqa: SIM115
+def open_source(
+    name: str, stdin: IO[bytes], *, encoding: str | None = None
+) -> Iterator[Source]:
+    """Hash the input (one streaming pass). ``-`` copies stdin to a temporary file first.
+
+    With ``encoding`` (CSV input) the same pass decodes the file as that encoding — a
+    UTF-8 byte-order mark makes it UTF-8 — and raises :class:`EncodingProblem` when its
+    bytes are not that text (module docstring).
+    """
+    display = "standard input" if name == "-" else name
+    spool = None
+    if name == "-":
+        spool = tempfile.NamedTemporaryFile(prefix="pricecalc-stdin-", delete=False)  # noqa: SIM115
     try:
         digest = hashlib.sha256()
-        with spool:
-            for block in iter(lambda: stdin.read(_BLOCK), b""):
+        check: _TextCheck | None = None
+        note = None
+        first = True
+        with (spool if spool is not None else Path(name).open("rb")) as fp:
+            reader = stdin if spool is not None else fp
+            for block in iter(lambda: reader.read(_BLOCK), b""):
                 digest.update(block)
-                spool.write(block)
-        path = Path(spool.name)
-        yield Source(path, digest.hexdigest(), path.stat().st_size)
+                if spool is not None:
+                    spool.write(block)
+                if first and encoding is not None:
+                    effective = _effective_encoding(encoding, block)
+                    if _encoding_name(effective) != _encoding_name(encoding):
+                        note = (
+                            f"{display} starts with a UTF-8 byte-order mark: read as UTF-8, "
+                            f"not {_encoding_name(encoding)}"
+                        )
+                    check = _TextCheck(effective)
+                first = False
+                if check is not None:
+                    check.feed(block)
+        if check is not None:
+            check.feed(b"", final=True)
+            problem = check.problem(display)
+            if problem is not None:
+                raise EncodingProblem(problem)
+        path = Path(spool.name) if spool is not None else Path(name)
+        size = path.stat().st_size
+        empty = size == 0 or (size == len(UTF8_BOM) and path.read_bytes() == UTF8_BOM)
+        yield Source(
+            path,
+            digest.hexdigest(),
+            size,
+            encoding=check.encoding if check is not None else "utf-8-sig",
+            note=note,
+            empty=empty,
+        )
     finally:
-        os.unlink(spool.name)
+        if spool is not None:
+            os.unlink(spool.name)
+
+
+def _effective_encoding(asked: str, head: bytes) -> str:
+    """UTF-8 (dropping the mark) for a file that starts with the UTF-8 byte-order mark or
+    was asked as UTF-8; otherwise the encoding asked for."""
+    if head.startswith(UTF8_BOM) or asked in _UTF:
+        return "utf-8-sig"
+    return asked
 
 
 class _Counting(io.RawIOBase):
@@ -119,10 +283,8 @@ def _parse_json_line(number: int, raw: bytes) -> FileLine:
         return FileLine(number, error="line is empty; expected a JSON request")
     try:
         return FileLine(number, request=loads(text))
-    except json.JSONDecodeError as exc:
-        return FileLine(number, error=f"not valid JSON: {exc.msg} at column {exc.colno}")
     except (ValueError, RecursionError) as exc:
-        return FileLine(number, error=f"not valid JSON: {exc}")
+        return FileLine(number, error=f"not valid JSON: {json_problem(exc)}")
 
 
 _SEGMENT = re.compile(r"^(?P<name>[^\W\d]\w*)(?:\[(?P<index>\d+)\])?$")
@@ -144,9 +306,24 @@ def parse_column(column: str) -> Path_:
     return tuple(parts)
 
 
-def check_header(header: Sequence[str]) -> list[Path_]:
-    """Parse every column; refuse duplicates and a column that is also a parent of another."""
+def check_header(
+    header: Sequence[str], fields: Collection[str] | None = None, kind: str | None = None
+) -> list[Path_]:
+    """Parse every column; refuse duplicates, a column that is also a parent of another
+    and — when the kind's ``fields`` are known — a column that is no field of it."""
     paths = [parse_column(name) for name in header]
+    if fields is not None:
+        allowed = sorted({*fields, *ENVELOPE_COLUMNS})
+        for name, path in zip(header, paths, strict=True):
+            top = path[0][0]
+            if top not in allowed:
+                close = difflib.get_close_matches(top, allowed, n=1, cutoff=0.75)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(
+                    f"CSV column {name!r} is not a field of {kind or 'this kind'}{hint}; "
+                    f"its fields are {', '.join(sorted(fields))} (and request_id, "
+                    "merchant_id, campaign)"
+                )
     seen: dict[Path_, str] = {}
     for name, path in zip(header, paths, strict=True):
         if path in seen:
@@ -185,7 +362,7 @@ def _cell_value(column: str, path: Path_, text: str) -> Any:
             return loads(stripped)
         except (ValueError, RecursionError) as exc:
             raise ValueError(
-                f"column {column}: the cell looks like JSON but is not ({exc})"
+                f"column {column}: the cell looks like JSON but is not ({json_problem(exc)})"
             ) from exc
     if path == (("other_platform_prices", None),):
         return other_platform_cell(stripped)
@@ -237,13 +414,31 @@ def csv_request(
     return request
 
 
-def read_csv(fp: IO[bytes], kind: str) -> Iterator[tuple[FileLine, int]]:
+def _envelope_cells(
+    kind: str, header: Sequence[str], cells: Sequence[str | None]
+) -> dict[str, str]:
+    """What a row says of its envelope: the file's kind and the row's ``request_id``."""
+    read = {"kind": kind}
+    for column, cell in zip(header, cells, strict=True):
+        if column == "request_id" and cell is not None and cell.strip():
+            read["request_id"] = cell.strip()
+    return read
+
+
+def read_csv(
+    fp: IO[bytes],
+    kind: str,
+    *,
+    encoding: str = "utf-8-sig",
+    fields: Collection[str] | None = None,
+) -> Iterator[tuple[FileLine, int]]:
     """Each CSV row as a request (or an error), with the bytes read so far.
 
-    Raises ``ValueError`` for an unusable header (the whole file is refused).
+    Raises ``ValueError`` for an unusable header (the whole file is refused): a column
+    that is no field of ``kind`` when its ``fields`` are given.
     """
     counting = _Counting(fp)
-    text = io.TextIOWrapper(io.BufferedReader(counting), encoding="utf-8-sig", newline="")
+    text = io.TextIOWrapper(io.BufferedReader(counting), encoding=encoding, newline="")
     reader = csv.reader(text)
     try:
         header = next(reader)
@@ -251,8 +446,8 @@ def read_csv(fp: IO[bytes], kind: str) -> Iterator[tuple[FileLine, int]]:
         return
     except (csv.Error, UnicodeDecodeError) as exc:
         raise ValueError(f"the CSV header cannot be read: {exc}") from exc
-    header = [name.strip() for name in header]
-    paths = check_header(header)
+    header = [name.strip().lstrip("\ufeff") for name in header]
+    paths = check_header(header, fields, kind)
     number = 1
     while True:
         number += 1
@@ -260,11 +455,14 @@ def read_csv(fp: IO[bytes], kind: str) -> Iterator[tuple[FileLine, int]]:
             row = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as exc:
-            yield FileLine(number, error=f"row is not UTF-8 text: {exc.reason}"), counting.count
+        except UnicodeDecodeError as exc:  # the file changed since open_source checked it
+            yield FileLine(number, error=f"row is not text: {exc.reason}"), counting.count
             return  # the decoder cannot resynchronise: the rest of the file is unreadable
         except csv.Error as exc:
-            yield FileLine(number, error=f"row is not valid CSV: {exc}"), counting.count
+            problem = str(exc)
+            if "field limit" in problem:
+                problem = f"a cell is longer than {csv.field_size_limit():,} characters"
+            yield FileLine(number, error=f"row is not valid CSV: {problem}"), counting.count
             continue
         if not row or not any(cell.strip() for cell in row):
             yield FileLine(number, error="row is empty"), counting.count
@@ -279,20 +477,28 @@ def read_csv(fp: IO[bytes], kind: str) -> Iterator[tuple[FileLine, int]]:
         try:
             yield FileLine(number, request=csv_request(kind, header, paths, cells)), counting.count
         except ValueError as exc:
-            yield FileLine(number, error=str(exc)), counting.count
+            read = _envelope_cells(kind, header, cells)
+            yield FileLine(number, request=read, error=str(exc)), counting.count
 
 
-def read_lines(fp: IO[bytes], fmt: InputFormat, kind: str | None) -> Iterator[tuple[FileLine, int]]:
+def read_lines(
+    fp: IO[bytes],
+    fmt: InputFormat,
+    kind: str | None,
+    *,
+    encoding: str = "utf-8-sig",
+    fields: Collection[str] | None = None,
+) -> Iterator[tuple[FileLine, int]]:
     """The input's lines (with the bytes read so far), JSON Lines or CSV.
 
     A CSV header is read at once, so an unusable one raises ``ValueError`` here, before
-    anything is decided.
+    anything is decided. ``encoding`` and ``fields`` are for CSV (:func:`read_csv`).
     """
     if fmt == "jsonl":
         return read_jsonl(fp)
     if not kind:
         raise ValueError("a CSV file holds one kind of request: give its kind")
-    rows = read_csv(fp, kind)
+    rows = read_csv(fp, kind, encoding=encoding, fields=fields)
     first = next(rows, None)
     return _prepend(first, rows)
 

@@ -60,6 +60,9 @@ class Rule:
     ``parse`` turns the request's ``input`` into the rule's own input object, raising
     :class:`pricecalc.InvalidInput` (naming the field) for anything malformed.
     ``decide`` is pure: the same input and context always give the same outcome.
+    ``input_fields`` names the top-level keys of ``input`` the rule accepts, when it
+    declares them (``None``: not declared). The command line uses it to refuse a CSV
+    column that is no field of the kind (``list_prize``) before anything is decided.
     """
 
     kind: str
@@ -68,6 +71,7 @@ class Rule:
     parse: Callable[[Fields, RuleContext], Any]
     decide: Callable[[Any, RuleContext], Outcome]
     description: str = ""
+    input_fields: frozenset[str] | None = None
 
 
 @attrs.frozen

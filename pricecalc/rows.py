@@ -9,7 +9,11 @@ batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) u
   and ``audit export``);
 * :class:`Summary` — decisions by kind and status and the money totals of a batch, new
   and replayed apart (SPEC §8: nobody pays from an output file twice);
-* :class:`Stats` — counts and totals per Beijing day and kind (``audit stats``).
+* :class:`Stats` — counts and totals per Beijing day and kind (``audit stats``);
+* :data:`COLUMN_LABELS` and :data:`COLUMN_WIDTHS` — the one table of column headings a
+  Chinese finance clerk reads without a glossary (平台补贴合计 for
+  ``platform_subsidy_total``) and of spreadsheet column widths, for every file pricecalc
+  writes; the machine names stay the JSON keys and the ``--headers en`` heading row.
 
 Money stays exact: amounts are read from the decisions' two-decimal strings with
 :func:`pricecalc.money.to_decimal`, summed as ``Decimal`` and printed with
@@ -30,6 +34,7 @@ from pricecalc.decision import recorded_request
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
 from pricecalc.money import FEN, ZERO, fmt, to_decimal
+from pricecalc.serialize import text_problem
 
 #: The money fields summed in batch summaries and stats, with their column titles.
 #: Each is a field of some kind's result (SPEC §2–§5); a kind without it contributes 0.
@@ -63,6 +68,7 @@ BATCH_COLUMNS: tuple[str, ...] = (
 RECORD_COLUMNS: tuple[str, ...] = (
     "seq",
     "recorded_at",
+    "recorded_at_beijing",
     "kind",
     "request_id",
     "status",
@@ -82,6 +88,102 @@ RECORD_COLUMNS: tuple[str, ...] = (
 
 #: Columns holding whole numbers (written as numbers in Excel).
 INTEGER_COLUMNS: frozenset[str] = frozenset({"line", "seq", "audit_seq", "voided_by", "voids"})
+#: Columns holding a Beijing time as text ``YYYY-MM-DD HH:MM:SS`` (a date cell in Excel).
+TIME_COLUMNS: frozenset[str] = frozenset({"recorded_at_beijing"})
+
+#: Column headings for people (``--headers zh``, the Excel default), one per machine name.
+COLUMN_LABELS: dict[str, str] = {
+    "line": "行号",
+    "request_id": "请求号",
+    "kind": "类型",
+    "status": "状态",
+    "replayed": "是否重放",
+    "merchant_id": "商家",
+    "campaign": "活动",
+    "reason_codes": "原因代码",
+    "error": "错误",
+    "order_id": "订单号",
+    "merchant_subsidy_total": "商家补贴合计",
+    "platform_subsidy_total": "平台补贴合计",
+    "refund_total": "退款合计",
+    "compensation_total": "赔付合计",
+    "clawback": "追回补贴",
+    "audit_seq": "记录号",
+    "audit_hash": "哈希",
+    "seq": "记录号",
+    "recorded_at": "记录时间(UTC)",
+    "recorded_at_beijing": "记录时间(北京时间)",
+    "operator": "操作员",
+    "settlement": "结算方式",
+    "voided_by": "被作废(作废记录号)",
+    "voids": "作废的记录号",
+    "rule_set": "规则集",
+    "rule_version": "规则版本",
+    "hash": "哈希",
+}
+#: How wide (in characters) a column's content usually is, for spreadsheet columns; a
+#: column also fits its heading. Hashes and errors are cut at a readable width.
+COLUMN_WIDTHS: dict[str, int] = {
+    "line": 6,
+    "request_id": 26,
+    "kind": 24,
+    "status": 10,
+    "replayed": 8,
+    "merchant_id": 14,
+    "campaign": 14,
+    "reason_codes": 28,
+    "error": 60,
+    "order_id": 16,
+    **dict.fromkeys(MONEY_COLUMNS, 14),
+    "audit_seq": 8,
+    "audit_hash": 20,
+    "seq": 8,
+    "recorded_at": 28,
+    "recorded_at_beijing": 20,
+    "operator": 14,
+    "settlement": 20,
+    "voided_by": 10,
+    "voids": 10,
+    "rule_set": 22,
+    "rule_version": 10,
+    "hash": 20,
+}
+
+
+#: The batch summary's words, machine name → (English as the terminal prints it, Chinese):
+#: the Excel summary sheet's headings and row titles.
+SUMMARY_WORDS: dict[str, tuple[str, str]] = {
+    "summary": ("Summary", "汇总"),
+    "lines": ("lines", "行数"),
+    "new": ("new decisions recorded", "新记录的决定"),
+    "replayed": ("already recorded (replayed)", "已记录过(重放)"),
+    "conflicts": ("conflicts", "冲突"),
+    "invalid": ("invalid", "无效行"),
+    "decisions": ("Decisions", "决定"),
+    "kind": ("kind", "类型"),
+    "status": ("status", "状态"),
+    "new_column": ("new", "新记录"),
+    "replayed_column": ("replayed", "重放"),
+    "money": ("Money", "金额"),
+    "total": ("total (approved decisions)", "合计(仅已批准的决定)"),
+    "new_money": ("new (CNY)", "新记录(元)"),
+    "replayed_money": ("replayed (CNY)", "重放(元)"),
+    "pay_note": (
+        "Pay from the new column only: replayed decisions were reported by the run that "
+        "recorded them.",
+        "只按「新记录」一列付款：重放的决定已由记录它们的那次运行报告过。",
+    ),
+}
+
+
+def summary_word(name: str, headers: str) -> str:
+    english, chinese = SUMMARY_WORDS[name]
+    return chinese if headers == "zh" else english
+
+
+def column_label(column: str, headers: str) -> str:
+    """A column's heading: the machine name (``en``) or the clerk's label (``zh``)."""
+    return COLUMN_LABELS.get(column, column) if headers == "zh" else column
 
 
 def amount(value: Any) -> Decimal | None:
@@ -194,7 +296,9 @@ def decision_row(
 
 
 def _label(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    """A line's ``merchant_id``/``campaign`` for its row: text fit for a file, else nothing
+    (an invalid line's label may be a lone surrogate or hold U+0000)."""
+    return value if isinstance(value, str) and text_problem(value) is None else None
 
 
 def record_row(record: Any, voided_by: int | None = None) -> dict[str, Any]:
@@ -211,6 +315,7 @@ def record_row(record: Any, voided_by: int | None = None) -> dict[str, Any]:
     return {
         "seq": record.seq,
         "recorded_at": record.recorded_at,
+        "recorded_at_beijing": beijing_text(record.recorded_at),
         "kind": payload.get("kind"),
         "request_id": record.key if record.key is not None else payload.get("request_id"),
         "status": payload.get("status"),
@@ -235,6 +340,21 @@ def beijing_day(recorded_at: str) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=BEIJING)
     return moment.astimezone(BEIJING).date()
+
+
+BEIJING_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def beijing_text(recorded_at: Any) -> str | None:
+    """``2026-11-11T02:00:00.123456Z`` → ``2026-11-11 10:00:00``: a recorded (UTC) time as
+    Beijing wall-clock time to the second, for people; ``None`` when it is no time."""
+    try:
+        moment = datetime.fromisoformat(str(recorded_at).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(BEIJING).strftime(BEIJING_FORMAT)
 
 
 @attrs.define
@@ -294,6 +414,35 @@ class Summary:
     @property
     def lines(self) -> int:
         return self.decided + self.invalid + self.conflicts
+
+    def headline(self, headers: str = "en") -> str:
+        """``9 lines: 3 new decisions recorded, 2 already recorded (replayed), 4 invalid``
+        (``headers="zh"``: the same in Chinese, for the Excel summary sheet)."""
+        if headers == "zh":
+            conflicts = f"，冲突 {self.conflicts} 行" if self.conflicts else ""
+            return (
+                f"共 {self.lines} 行：新记录 {self.new} 个决定，{self.replayed} 个已记录过"
+                f"(重放){conflicts}，无效 {self.invalid} 行"
+            )
+        parts = [
+            f"{self.new} new decision{'s' if self.new != 1 else ''} recorded",
+            f"{self.replayed} already recorded (replayed)",
+        ]
+        if self.conflicts:
+            parts.append(f"{self.conflicts} conflict{'s' if self.conflicts != 1 else ''}")
+        parts.append(f"{self.invalid} invalid")
+        return f"{self.lines} line{'s' if self.lines != 1 else ''}: " + ", ".join(parts)
+
+    def counts_table(self) -> list[tuple[str, int]]:
+        """``(what, how many)``: lines, new, replayed, conflicts, invalid — the headline's
+        figures, one a row (the Excel summary sheet)."""
+        return [
+            ("lines", self.lines),
+            ("new", self.new),
+            ("replayed", self.replayed),
+            ("conflicts", self.conflicts),
+            ("invalid", self.invalid),
+        ]
 
     def rows(self) -> list[tuple[str, str, int, int]]:
         """``(kind, status, new, replayed)`` sorted by kind then status; invalid and

@@ -247,4 +247,19 @@ RULE = Rule(
     decide=_decide,
     description="超值购 price layers: merchant and platform subsidy, rates and price checks "
     "(SPEC §2).",
+    input_fields=frozenset(
+        {
+            "list_price",
+            "registration_price",
+            "subsidy_price",
+            "platform_subsidy",
+            "floor_price",
+            "cost_price",
+            "lowest_price_30d",
+            "other_platform_prices",
+            "quantity",
+            "product_id",
+            "category",
+        }
+    ),
 )

@@ -2,138 +2,408 @@
 
 Output money: JSON and CSV carry two-decimal strings; Excel cells are numbers made from
 the exact ``Decimal`` with the number format ``0.00`` (openpyxl writes 16 significant
-digits, exact for every amount below 10^13 yuan; a larger one is written as text). Text
-cells in CSV and Excel are escaped against formula injection with
-:func:`audit.export.escape_csv_cell`; amounts and whole numbers, which pricecalc produces
-itself, are not (a negative amount stays ``-10.00``).
+digits, exact for every amount below 10^13 yuan; a larger one is written as text).
+
+**Text.** Everything is written as UTF-8 (CSV ``excel`` flavour: with a byte-order mark,
+so Excel on Windows reads Chinese correctly; CSV lines always end CRLF, RFC 4180). A
+lone surrogate or U+0000 can never reach a file: SPEC §1 refuses both in requests, and
+:func:`safe_text` escapes them here too (``\\ud800``), so one hostile line cannot stop a
+batch or leave a file that is not UTF-8.
+
+**Formulas.** A CSV text cell that a spreadsheet would read as a formula — one starting
+with ``= + - @``, a tab or CR (:func:`audit.export.escape_csv_cell`), with their full-width
+forms ``＝ ＋ － ＠``, or with spaces before any of them — is prefixed with ``'``
+(:func:`neutralise`; :func:`audit.unescape_csv_cell` undoes it). Amounts and whole
+numbers, which pricecalc produces itself, are not (a negative amount stays ``-10.00``).
+Excel cells need no prefix: text is written as a string cell, never a formula, so an id
+reads exactly as recorded.
+
+**Excel workbooks** (:class:`XlsxWriter`): a bold, frozen heading row with an auto-filter,
+column widths from :data:`pricecalc.rows.COLUMN_WIDTHS`, Beijing times as real date cells,
+a ``summary`` sheet with the batch summary's figures (from the same
+:class:`~pricecalc.rows.Summary` the terminal prints) and, with Chinese headings, a
+``columns`` sheet pairing each heading with its field name.
+
+**Where output goes** (:class:`Output`): standard output, or a file written under a
+hidden name beside it (``.NAME.partial``) and renamed when the run completes. That file
+is created when the :class:`Output` is made — before anything is decided — so a folder,
+a missing or read-only folder is refused (:class:`OutputProblem`) naming the path as the
+user typed it, never the hidden one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from pricecalc.rows import INTEGER_COLUMNS, MONEY_COLUMNS
-from pricecalc.serialize import dumps
+from audit.export import FORMULA_TRIGGERS, escape_csv_cell
+from pricecalc.errors import InvalidInput
+from pricecalc.rows import (
+    BEIJING_FORMAT,
+    COLUMN_LABELS,
+    COLUMN_WIDTHS,
+    INTEGER_COLUMNS,
+    MONEY_COLUMNS,
+    TIME_COLUMNS,
+    TOTALS,
+    Summary,
+    column_label,
+    summary_word,
+)
+from pricecalc.serialize import dumps, text_problem
 
 OutputFormat = Literal["jsonl", "csv", "xlsx"]
+Headers = Literal["zh", "en"]
 OUTPUT_SUFFIXES: dict[str, OutputFormat] = {".jsonl": "jsonl", ".csv": "csv", ".xlsx": "xlsx"}
 #: Amounts below this are exact as spreadsheet numbers (openpyxl writes 16 significant
 #: digits; a double holds every two-decimal amount below 10^13 exactly enough to round-trip).
 EXACT_IN_EXCEL = Decimal(10) ** 13
+#: The most characters an Excel cell holds.
+EXCEL_CELL_LIMIT = 32_767
+#: The full-width forms of the formula triggers (an IME types them; spreadsheets read them).
+FULL_WIDTH_TRIGGERS = ("＝", "＋", "－", "＠")
+_TRIGGERS = (*FORMULA_TRIGGERS, *FULL_WIDTH_TRIGGERS)
+EXCEL_TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+EXCEL_MONEY_FORMAT = "0.00"
 
 
+class OutputProblem(ValueError):
+    """The output cannot be written where asked (a folder, a folder that does not exist or
+    cannot be written, Excel to standard output). The message names the path as the user
+    typed it; it is raised before anything is decided."""
+
+
+# -- cells ---------------------------------------------------------------------------------
+def safe_text(text: str) -> str:
+    """Text fit for any file: a lone surrogate becomes its escape (``\\ud800``) and U+0000
+    ``\\x00``. Text without either is returned as it is."""
+    if text_problem(text) is None:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def neutralise(text: str) -> str:
+    """Defuse formula injection in a CSV text cell (module docstring): ``'`` before a cell
+    a spreadsheet would read as a formula.
+
+    >>> neutralise("=1+2"), neutralise(" =1+2"), neutralise("＝1+2"), neutralise("O-1")
+    ("'=1+2", "' =1+2", "'＝1+2", 'O-1')
+    """
+    escaped = escape_csv_cell(text)
+    if len(escaped) != len(text):
+        return escaped
+    if text.startswith(FULL_WIDTH_TRIGGERS) or (
+        text[:1].isspace() and text.lstrip().startswith(_TRIGGERS)
+    ):
+        return "'" + text
+    return text
+
+
+def _plain_text(value: Any) -> str:
+    """A cell's value as text: lists joined with ``;``, objects as JSON."""
+    if isinstance(value, list | tuple):
+        return ";".join("" if v is None else str(v) for v in value)
+    if isinstance(value, Mapping):
+        return dumps(_scrubbed(value))
+    return str(value)
+
+
+def text_cell(column: str, value: Any) -> str:
+    """A cell as CSV text: lists joined with ``;``, objects as JSON, text neutralised."""
+    if value is None:
+        return ""
+    text = safe_text(_plain_text(value))
+    if column in MONEY_COLUMNS or column in INTEGER_COLUMNS:
+        return text  # produced by pricecalc: an amount or a whole number, never text
+    return neutralise(text)
+
+
+def _scrubbed(value: Any) -> Any:
+    """``value`` with every text (keys too) made :func:`safe_text`."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, Mapping):
+        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
+def display_width(text: str) -> int:
+    """How many columns ``text`` takes in a spreadsheet (CJK characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def column_width(column: str, heading: str) -> int:
+    """A spreadsheet column's width: its usual content, or its heading if wider."""
+    return max(COLUMN_WIDTHS.get(column, 14), display_width(heading) + 2)
+
+
+# -- writers -------------------------------------------------------------------------------
 class RowWriter(Protocol):
-    """Where batch and export rows go. ``tabular`` writers want flat rows."""
+    """Where batch and export rows go. ``tabular`` writers want flat rows. ``close`` is
+    given the run's :class:`~pricecalc.rows.Summary` when there is one (a workbook writes
+    it as its ``summary`` sheet)."""
 
     tabular: bool
 
     def write(self, row: Mapping[str, Any]) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, summary: Summary | None = None) -> None: ...
 
 
-def _escape(text: str) -> str:
-    from audit.export import escape_csv_cell  # the audit package owns the escaping rule
+class TextSink:
+    """Text written as UTF-8 bytes to a binary stream (a file, or standard output's bytes,
+    whatever the console's own encoding). What cannot be encoded is escaped."""
 
-    return escape_csv_cell(text)
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
 
+    def write(self, text: str) -> int:
+        self._raw.write(text.encode("utf-8", "backslashreplace"))
+        return len(text)
 
-def text_cell(column: str, value: Any) -> str:
-    """A cell as CSV text: lists joined with ``;``, objects as JSON, text escaped."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        value = ";".join("" if v is None else str(v) for v in value)
-    elif isinstance(value, Mapping):
-        value = dumps(value)
-    if column in MONEY_COLUMNS or column in INTEGER_COLUMNS:
-        return str(value)  # produced by pricecalc: an amount or a whole number, never text
-    return _escape(str(value))
+    def flush(self) -> None:
+        self._raw.flush()
 
 
 class JsonlWriter:
     tabular = False
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: TextSink | IO[str]) -> None:
         self._out = out
 
     def write(self, row: Mapping[str, Any]) -> None:
-        self._out.write(dumps(row) + "\n")
+        try:
+            text = dumps(row)
+        except (InvalidInput, TypeError):  # text SPEC §1 refuses: escape it, never stop
+            text = dumps(_scrubbed(row))
+        self._out.write(text + "\n")
 
-    def close(self) -> None:
+    def close(self, summary: Summary | None = None) -> None:
         self._out.flush()
 
 
 class CsvWriter:
     tabular = True
 
-    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+    def __init__(
+        self, out: TextSink | IO[str], columns: Sequence[str], headers: Headers = "en"
+    ) -> None:
         self._out = out
         self._columns = tuple(columns)
         self._csv = csv.writer(out, lineterminator="\r\n")
-        self._csv.writerow(self._columns)
+        self._csv.writerow([column_label(c, headers) for c in self._columns])
 
     def write(self, row: Mapping[str, Any]) -> None:
         self._csv.writerow([text_cell(c, row.get(c)) for c in self._columns])
 
-    def close(self) -> None:
+    def close(self, summary: Summary | None = None) -> None:
         self._out.flush()
 
 
 class XlsxWriter:
-    """An Excel workbook written row by row (openpyxl's write-only mode streams to disk).
-
-    Money cells are numbers made from the exact ``Decimal`` with the format ``0.00``.
-    """
+    """An Excel workbook written row by row (openpyxl's write-only mode streams to disk,
+    so memory stays flat). See the module docstring for what the workbook holds."""
 
     tabular = True
 
-    def __init__(self, path: Path, columns: Sequence[str], title: str) -> None:
+    def __init__(
+        self, path: Path, columns: Sequence[str], title: str, headers: Headers = "zh"
+    ) -> None:
         from openpyxl import Workbook
+        from openpyxl.utils import get_column_letter
 
         self._path = path
         self._columns = tuple(columns)
+        self._headers = headers
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title)
-        self._sheet.append(list(self._columns))
+        headings = [column_label(c, headers) for c in self._columns]
+        # Widths and the frozen row go before the first row (write-only mode streams).
+        for index, (column, heading) in enumerate(zip(self._columns, headings, strict=True), 1):
+            self._sheet.column_dimensions[get_column_letter(index)].width = column_width(
+                column, heading
+            )
+        self._sheet.freeze_panes = "A2"
+        self._sheet.append([self._bold(h) for h in headings])
+        self._rows = 1
 
-    def _cell(self, column: str, value: Any) -> Any:
+    def _bold(self, value: Any) -> Any:
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Font
+
+        cell = WriteOnlyCell(self._sheet, value=value)
+        cell.font = Font(bold=True)
+        return cell
+
+    def _formatted(self, value: Any, number_format: str, sheet: Any = None) -> Any:
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(sheet or self._sheet, value=value)
+        cell.number_format = number_format
+        return cell
+
+    def _money(self, value: Decimal, sheet: Any = None) -> Any:
+        if abs(value) >= EXACT_IN_EXCEL:
+            return str(value)  # too large for an exact spreadsheet number: keep as text
+        return self._formatted(value, EXCEL_MONEY_FORMAT, sheet)  # 16 digits: exact
+
+    def _text(self, text: str) -> Any:
         from openpyxl.cell import WriteOnlyCell
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", safe_text(text))[:EXCEL_CELL_LIMIT]
+        if not text.startswith("="):
+            return text
+        cell = WriteOnlyCell(self._sheet, value=text)  # openpyxl takes "=…" for a formula:
+        cell.data_type = "s"  # a string cell is never evaluated, so it needs no "'"
+        return cell
+
+    def _cell(self, column: str, value: Any) -> Any:
         if value is None:
             return None
         if column in MONEY_COLUMNS:
-            amount = Decimal(str(value))
-            if abs(amount) >= EXACT_IN_EXCEL:
-                return str(value)  # too large for an exact spreadsheet number: keep as text
-            cell = WriteOnlyCell(self._sheet)
-            cell.value = amount  # written with 16 significant digits: exact below 10^13
-            cell.number_format = "0.00"
-            return cell
-        if column in INTEGER_COLUMNS and isinstance(value, int):
+            return self._money(Decimal(str(value)))
+        if column in INTEGER_COLUMNS and isinstance(value, int) and not isinstance(value, bool):
             return value
-        text = text_cell(column, value)
-        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+        if column in TIME_COLUMNS and isinstance(value, str):
+            try:  # naive, in Beijing time: what the clerk's clock said
+                moment = datetime.strptime(value, BEIJING_FORMAT)
+            except ValueError:
+                return self._text(value)
+            return self._formatted(moment, EXCEL_TIME_FORMAT)
+        if isinstance(value, bool):
+            return value
+        return self._text(_plain_text(value))
 
     def write(self, row: Mapping[str, Any]) -> None:
         self._sheet.append([self._cell(c, row.get(c)) for c in self._columns])
+        self._rows += 1
 
-    def close(self) -> None:
+    def close(self, summary: Summary | None = None) -> None:
+        from openpyxl.utils import get_column_letter
+
+        last = get_column_letter(len(self._columns))
+        self._sheet.auto_filter.ref = f"A1:{last}{self._rows}"
+        if summary is not None:
+            self._summary_sheet(summary)
+        if self._headers == "zh":
+            self._columns_sheet()
         self._book.save(self._path)
+
+    def discard(self) -> None:
+        """Give the workbook up (an interrupted run): close its streams quietly, so that
+        nothing is left to fail when the interpreter exits."""
+        for sheet in self._book.worksheets:
+            with contextlib.suppress(Exception):  # already closed, or cut off mid-row
+                sheet.close()
+
+    def _summary_sheet(self, summary: Summary) -> None:
+        """The batch summary, figure for figure as the terminal prints it (new and replayed
+        apart; money of approved decisions as numbers ``0.00``)."""
+        sheet = self._book.create_sheet("summary")
+        for letter, width in zip("ABCD", (34, 16, 16, 16), strict=True):
+            sheet.column_dimensions[letter].width = width
+
+        def word(name: str) -> str:
+            return summary_word(name, self._headers)
+
+        def bold(value: Any) -> Any:
+            from openpyxl.cell import WriteOnlyCell
+            from openpyxl.styles import Font
+
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.font = Font(bold=True)
+            return cell
+
+        sheet.append([bold(word("summary"))])
+        sheet.append([summary.headline(self._headers)])
+        for name, count in summary.counts_table():
+            sheet.append([word(name), count])
+        sheet.append([])
+        sheet.append([bold(word("decisions"))])
+        sheet.append([bold(word(n)) for n in ("kind", "status", "new_column", "replayed_column")])
+        for kind, status, new, replayed in summary.rows():
+            sheet.append([kind, status, new, replayed])
+        sheet.append([])
+        sheet.append([bold(word("money"))])
+        sheet.append([bold(word(n)) for n in ("total", "new_money", "replayed_money")])
+        for name, title in TOTALS:
+            sheet.append(
+                [
+                    COLUMN_LABELS.get(name, name) if self._headers == "zh" else title,
+                    self._money(summary.totals.sums[name], sheet),
+                    self._money(summary.replayed_totals.sums[name], sheet),
+                ]
+            )
+        sheet.append([])
+        sheet.append([word("pay_note")])
+
+    def _columns_sheet(self) -> None:
+        """Each Chinese heading with its field name (what JSON Lines and ``--headers en``
+        call the column), so that nothing needs a glossary either way."""
+        sheet = self._book.create_sheet("columns")
+        sheet.column_dimensions["A"].width = 24
+        sheet.column_dimensions["B"].width = 26
+        sheet.append([self._bold("列名"), self._bold("字段名 (field)")])
+        for column in self._columns:
+            sheet.append([COLUMN_LABELS.get(column, column), column])
+
+
+# -- where the rows go ---------------------------------------------------------------------
+def writable_target(name: str, example: str) -> Path:
+    """The file ``name`` names, when it can be one: not a folder, in a folder that exists.
+    ``example`` is a file name to suggest (``decisions.xlsx``)."""
+    target = Path(name)
+    if name.endswith(("/", os.sep)) or target.is_dir():
+        suggestion = str(Path(name) / example)
+        raise OutputProblem(
+            f"{name!r} is a folder; give the name of a file to write, such as {suggestion!r}"
+        )
+    folder = target.parent
+    if not folder.exists():
+        raise OutputProblem(
+            f"the folder {str(folder)!r} does not exist (for {name!r}): create it first, "
+            "or write somewhere else"
+        )
+    if not folder.is_dir():
+        raise OutputProblem(
+            f"{str(folder)!r} is a file, not a folder, so {name!r} cannot be written"
+        )
+    return target
+
+
+def _cannot_create(name: str, target: Path, exc: OSError) -> str:
+    folder = str(target.parent)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"cannot write {name!r}: the folder {folder!r} is read-only for you "
+            "(permission denied)"
+        )
+    if exc.errno == errno.EROFS:
+        return f"cannot write {name!r}: the folder {folder!r} is on a read-only disk"
+    if exc.errno == errno.ENOSPC:
+        return f"cannot write {name!r}: the disk is full"
+    return f"cannot write {name!r}: {(exc.strerror or str(exc)).lower()}"
 
 
 class Output:
-    """An output destination: stdout, or a file replaced only when the run completes.
+    """An output destination: standard output, or a file replaced only when the run
+    completes (module docstring). ``headers`` picks the heading row of CSV and Excel
+    (``en``: the field names; ``zh``: :data:`pricecalc.rows.COLUMN_LABELS`); ``excel``
+    writes CSV with a UTF-8 byte-order mark.
 
-    A file is written under a hidden temporary name beside it and renamed over the target
-    by :meth:`commit`, so an interrupted run never leaves a half-written file that looks
-    complete.
+    Raises :class:`OutputProblem` when the file cannot be created — at once, before the
+    caller decides anything.
     """
 
     def __init__(
@@ -143,22 +413,42 @@ class Output:
         columns: Sequence[str],
         stdout: IO[str],
         title: str = "pricecalc",
+        *,
+        headers: Headers = "en",
+        excel: bool = False,
     ) -> None:
         self.name = name
+        self.fmt = fmt
         self.to_stdout = name == "-"
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._partial: Path | None = None
+        self._stdout = stdout
         self.writer: RowWriter
+        sink: TextSink | IO[str]
         if self.to_stdout:
-            self._partial = None
-            self.writer = JsonlWriter(stdout)
-            return
-        target = Path(name)
-        self._partial = target.with_name(f".{target.name}.partial")
-        if fmt == "xlsx":
-            self.writer = XlsxWriter(self._partial, columns, title)
-            return
-        self._file = self._partial.open("w", encoding="utf-8", newline="")
-        self.writer = JsonlWriter(self._file) if fmt == "jsonl" else CsvWriter(self._file, columns)
+            if fmt == "xlsx":
+                raise OutputProblem(
+                    "an Excel workbook cannot be written to standard output: give a file name"
+                )
+            stdout.flush()
+            raw = getattr(stdout, "buffer", None)
+            sink = TextSink(raw) if raw is not None else stdout
+        else:
+            target = writable_target(name, f"{title}.{fmt}")
+            self._partial = target.with_name(f".{target.name}.partial")
+            try:
+                self._file = self._partial.open("wb")
+            except OSError as exc:
+                raise OutputProblem(_cannot_create(name, target, exc)) from exc
+            if fmt == "xlsx":
+                self._file.close()
+                self._file = None
+                self.writer = XlsxWriter(self._partial, columns, title, headers)
+                return
+            sink = TextSink(self._file)
+        if excel and fmt == "csv":
+            sink.write("\ufeff")  # the UTF-8 byte-order mark: Excel then reads UTF-8
+        self.writer = JsonlWriter(sink) if fmt == "jsonl" else CsvWriter(sink, columns, headers)
 
     def flush(self) -> None:
         if self._file is not None:
@@ -166,17 +456,22 @@ class Output:
         elif self.to_stdout:
             self.writer.close()
 
-    def commit(self) -> None:
-        """Finish the output: flush, and move a file into place."""
-        self.writer.close()
+    def commit(self, summary: Summary | None = None) -> None:
+        """Finish the output (a workbook gets ``summary`` as its summary sheet): flush, and
+        move a file into place."""
+        self.writer.close(summary)
         if self._file is not None:
             self._file.close()
         if self._partial is not None:
             os.replace(self._partial, self.name)
 
     def abandon(self) -> None:
-        """Drop a partial file (the run did not complete)."""
+        """Drop a partial file (the run did not complete). Never raises for the file."""
+        if isinstance(self.writer, XlsxWriter):
+            self.writer.discard()
         if self._file is not None:
-            self._file.close()
-        if self._partial is not None and self._partial.exists():
-            self._partial.unlink()
+            with contextlib.suppress(OSError):
+                self._file.close()
+        if self._partial is not None:
+            with contextlib.suppress(OSError):
+                self._partial.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from audit.errors import AuditError
 from audit.protocol import AuditStore
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.errors import InvalidInput, PluginError, PricecalcError
-from pricecalc.plugins import get_plugin_manager
+from pricecalc.plugins import BUILTIN, ENTRY_POINT_GROUP, get_plugin_manager, load_registry
 from pricecalc.policy import Policy
+from pricecalc.registry import Registry
 
 AUDIT_ENV = "PRICECALC_AUDIT"
 DEFAULT_AUDIT = "pricecalc-audit.jsonl"
@@ -67,6 +69,7 @@ class App:
     operator: str | None = None
     disabled: tuple[str, ...] = ()
     _policy: Policy | None = None
+    _registry: Registry | None = None
     _calc: Calculator | None = None
     _store: AuditStore | None = None
 
@@ -78,13 +81,19 @@ class App:
             )
         return self._policy
 
+    def registry(self) -> Registry:
+        """The rules and extensions of the loaded plugins (built once per command, shared
+        by option checks such as ``--kind`` and by the calculator)."""
+        if self._registry is None:
+            self._registry = load_registry(self.policy, self.disabled)
+        return self._registry
+
     def calculator(self) -> Calculator:
         if self._calc is None:
             policy = self.policy  # a policy error is not a store error
+            registry = self.registry()
             with self.store_errors():
-                self._calc = Calculator(
-                    self.audit, policy, self.operator, disable_plugins=self.disabled
-                )
+                self._calc = Calculator(self.audit, policy, self.operator, registry=registry)
         return self._calc
 
     def store(self) -> AuditStore:
@@ -106,6 +115,8 @@ class App:
         """Turn a store failure into one sentence naming the store (``where``: another)."""
         try:
             yield
+        except BrokenPipeError:  # the reader of standard output went away: not the store
+            raise
         except (AuditError, OSError) as exc:
             raise click.ClickException(store_sentence(where or self.audit, exc)) from exc
 
@@ -114,6 +125,26 @@ class App:
             self._calc.close()
         if self._store is not None:
             self._store.close()
+
+
+#: The exit code when the reader of standard output went away (``| head``): a process
+#: killed by SIGPIPE ends with 128 + 13 in a shell, and ``set -o pipefail`` sees it.
+PIPE_CLOSED = 141
+
+
+def pipe_closed() -> None:
+    """Standard output's reader went away: send what is still buffered to /dev/null, so
+    the interpreter's last flush does not complain, and say nothing."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner)
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def is_url(name: str) -> bool:
@@ -171,13 +202,29 @@ class PricecalcGroup(click.Group):
         except AuditError as exc:
             app = ctx.find_object(App)
             raise click.ClickException(store_sentence(app.audit if app else "", exc)) from exc
-        except BrokenPipeError:  # e.g. `pricecalc audit show | head`
-            sys.stderr.close()
-            ctx.exit(1)
+        except BrokenPipeError:  # e.g. `pricecalc audit show --nl | head -1`
+            pipe_closed()
+            ctx.exit(PIPE_CLOSED)
         except OSError as exc:
             raise click.ClickException(
                 f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
             ) from exc
+
+
+def plugin_names(asked: Sequence[str] = ()) -> list[str]:
+    """The plugins ``--disable-plugin`` may name: ``builtin`` and the installed entry
+    points (read without importing them, so a plugin that fails to load can be disabled),
+    and — only when ``asked`` names another — whatever else the plugin manager registers
+    (an embedding application's plugins)."""
+    names = {BUILTIN, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))}
+    if not set(asked) <= names:
+        try:
+            pm = get_plugin_manager(())
+        except PricecalcError:
+            pass
+        else:
+            names.update(name for name, plugin in pm.list_name_plugin() if plugin is not None)
+    return sorted(names)
 
 
 def load_plugin_commands(disable: Sequence[str], reserved: set[str]) -> dict[str, click.Command]:

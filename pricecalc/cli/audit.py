@@ -15,17 +15,14 @@ import audit
 from audit.merkle import ProofError, verify_consistency
 from audit.note import NoteError, load_verifier_key, open_checkpoint
 from audit.protocol import AuditStore, Checkpoint
-from pricecalc.cli.app import App, hmac_key
-from pricecalc.cli.batch import output_format
+from pricecalc.cli.app import App, Interrupted, hmac_key
 from pricecalc.cli.console import echo_json, show
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
-from pricecalc.cli.options import json_option
+from pricecalc.cli.options import OutputOptions, json_option, known_kind, output_options
 from pricecalc.cli.render import records_table, stats_table
 from pricecalc.errors import InvalidInput
-from pricecalc.plugins import load_registry
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
 from pricecalc.selection import Filters, period_bound, voids_of
-from pricecalc.writers import Output
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -93,17 +90,6 @@ def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         wrapped = decorator(wrapped)
     return wrapped
-
-
-def known_kind(app: App | None, kind: str) -> None:
-    """Refuse a ``--kind`` that no loaded plugin decides (a misspelling must not silently
-    match nothing)."""
-    registry = load_registry(app.policy if app else None, app.disabled if app else ())
-    if kind not in registry.rules:
-        raise click.BadParameter(
-            f"{kind!r} is not a kind pricecalc decides (known: {', '.join(registry.kinds())})",
-            param_hint="'--kind'",
-        )
 
 
 def _read_checkpoint(path: str) -> Checkpoint | str:
@@ -299,50 +285,52 @@ def show_records(
 
 
 @audit_group.command()
-@click.option(
-    "--output",
-    "-o",
-    "output_name",
-    required=True,
-    metavar="FILE",
-    help="FILE.csv, FILE.jsonl or FILE.xlsx (- for JSON Lines on stdout).",
-)
+@output_options(what="records", example="audit")
 @filter_options
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N records.")
 @click.pass_obj
 def export(
     app: App,
-    output_name: str,
+    out: OutputOptions,
     filters: Filters,
+    limit: int | None,
 ) -> None:
     """Export recorded decisions as flat rows to CSV, JSON Lines or Excel.
 
-    Columns: seq, recorded_at, kind, request_id, status, reason_codes, order_id, operator,
-    merchant/platform subsidy totals, refund_total, compensation_total, clawback,
-    rule_set, rule_version, hash. Money has two decimals; text cells are escaped against
-    formula injection. Filters as for `audit show`.
+    Columns: seq, recorded_at (UTC) and recorded_at_beijing, kind, request_id, status,
+    reason_codes, order_id, merchant_id, campaign, operator, the money totals,
+    settlement, voids, rule_set, rule_version, hash. Money has two decimals; CSV text
+    cells are escaped against formula injection; an .xlsx file has Chinese headings (or
+    --headers en), numbers 0.00 and Beijing times as date cells. Filters as for `audit
+    show`; --format wins over the extension.
 
     Example:
 
     \b
-        pricecalc audit export --output refunds-1111.csv --kind price_protection \\
+        pricecalc audit export --output refunds-1111.xlsx --kind price_protection \\
             --since 2026-11-11 --until 2026-11-11
+        pricecalc audit export -o - --format csv --limit 100 | head
     """
-    fmt = output_format(output_name)
-    store = app.store()
-    output = Output(output_name, fmt, RECORD_COLUMNS, sys.stdout, title="audit")
+    output = out.open(RECORD_COLUMNS, title="audit")  # before the store: nothing half-done
     count = 0
     try:
+        store = app.store()
         with app.store_errors():
             voids = voids_of(store)
             for record in filters.records(store):
+                if limit is not None and count >= limit:
+                    break
                 output.writer.write(record_row(record, voids.get(record.seq)))
                 count += 1
         output.commit()
+    except KeyboardInterrupt:
+        output.abandon()
+        raise Interrupted("interrupted; nothing was written (the store is unchanged)") from None
     except BaseException:
         output.abandon()
         raise
-    if output_name != "-":
-        click.echo(f"exported {count} records to {output_name}")
+    if not out.to_stdout and not out.quiet:
+        click.echo(f"exported {count} records to {out.name}")
 
 
 @audit_group.command()

@@ -1,14 +1,20 @@
-"""``pricecalc batch``: decide every request of a file, one output row per input line."""
+"""``pricecalc batch``: decide every request of a file, one output row per input line.
+
+Everything that can be wrong with the invocation is found before the calculator (and the
+audit store) is opened, so nothing is decided for a command that cannot finish: the
+input's format and kind, its encoding (the whole file is decoded as it is hashed), an
+unknown CSV column, and the output — a folder, a folder that does not exist or cannot be
+written, Excel to standard output. An empty input is not an error: a warning, an empty
+output and exit 0.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from pricecalc.batch import (
     DEFAULT_CHUNK_SIZE,
@@ -18,63 +24,39 @@ from pricecalc.batch import (
     flat_batch_row,
     run_batch,
 )
-from pricecalc.cli.app import CHUNK_ENV, App, Interrupted
-from pricecalc.cli.console import console, show
+from pricecalc.cli.app import CHUNK_ENV, App, Interrupted, is_url
+from pricecalc.cli.console import progress_bar, show, warn
 from pricecalc.cli.main import cli
+from pricecalc.cli.options import (
+    InputOptions,
+    OutputOptions,
+    input_options,
+    output_format,
+    output_options,
+)
 from pricecalc.cli.render import summary_view
-from pricecalc.reading import INPUT_SUFFIXES, InputFormat, open_source, read_lines
-from pricecalc.rows import BATCH_COLUMNS
-from pricecalc.writers import OUTPUT_SUFFIXES, Output, OutputFormat
+from pricecalc.reading import EncodingProblem, FileLine, open_source, read_lines
+from pricecalc.rows import BATCH_COLUMNS, Summary
+from pricecalc.writers import Output
+
+__all__ = ["batch", "output_format"]
 
 
-def _input_format(name: str, given: str | None, kind: str | None) -> InputFormat:
-    if given is not None:
-        fmt: InputFormat = "csv" if given == "csv" else "jsonl"
-    elif name == "-":
-        fmt = "jsonl"
-    else:
-        suffix = Path(name).suffix.lower()
-        if suffix not in INPUT_SUFFIXES:
-            raise click.UsageError(
-                f"cannot tell the format of {name!r}: name it .jsonl or .csv, "
-                "or give --input-format"
-            )
-        fmt = INPUT_SUFFIXES[suffix]
-    if fmt == "csv" and not kind:
-        raise click.UsageError("a CSV file holds one kind of request: give --kind")
-    if fmt == "jsonl" and kind:
-        raise click.UsageError("--kind is for CSV input; JSON Lines requests name their kind")
-    return fmt
+def _same_file(a: str, b: str) -> bool:
+    return a != "-" and b != "-" and Path(a).resolve() == Path(b).resolve()
 
 
-def output_format(name: str) -> OutputFormat:
-    if name == "-":
-        return "jsonl"
-    suffix = Path(name).suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise click.UsageError(
-            f"cannot tell the output format of {name!r}: name it .jsonl, .csv or .xlsx "
-            "(or - for JSON Lines on standard output)"
-        )
-    return OUTPUT_SUFFIXES[suffix]
+def _peek(lines: Iterator[tuple[FileLine, int]]) -> Iterator[tuple[FileLine, int]] | None:
+    """The lines again, or None when there are none."""
+    first = next(lines, None)
+    if first is None:
+        return None
 
+    def again() -> Iterator[tuple[FileLine, int]]:
+        yield first
+        yield from lines
 
-@contextmanager
-def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A progress bar on standard error when it is a terminal; otherwise nothing."""
-    err = console(err=True)
-    if not enabled or not err.is_terminal:
-        yield lambda position: None
-        return
-    columns = (
-        TextColumn("deciding"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("batch", total=total or None)
-        yield lambda position: bar.update(task, completed=position)
+    return again()
 
 
 @cli.command()
@@ -83,39 +65,13 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
     metavar="INPUT",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),
 )
-@click.option(
-    "--output",
-    "-o",
-    "output_name",
-    required=True,
-    metavar="OUT",
-    help="Where decisions go: .jsonl, .csv or .xlsx, or - for JSON Lines on stdout.",
-)
-@click.option(
-    "--kind",
-    metavar="KIND",
-    help="The kind of every request in a CSV file (subsidy_split, …).",
-)
-@click.option(
-    "--merchant",
-    metavar="ID",
-    help="The merchant_id of every line that names none (a line naming another is invalid).",
-)
-@click.option(
-    "--campaign",
-    metavar="NAME",
-    help="The campaign of every line that names none (a line naming another is invalid).",
-)
-@click.option(
-    "--input-format",
-    type=click.Choice(["jsonl", "csv"]),
-    help="The input's format when its name does not tell (standard input is jsonl).",
-)
+@output_options(what="decisions", example="decisions")
+@input_options
 @click.option(
     "--progress/--no-progress",
     default=True,
     show_default=True,
-    help="Show a progress bar (only ever on a terminal).",
+    help="Show a progress bar (only ever on a terminal; never with --quiet).",
 )
 @click.option(
     "--chunk-size",
@@ -129,88 +85,66 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
 def batch(
     app: App,
     input_name: str,
-    output_name: str,
-    kind: str | None,
-    merchant: str | None,
-    campaign: str | None,
-    input_format: str | None,
+    out: OutputOptions,
+    source: InputOptions,
     progress: bool,
     chunk_size: int,
 ) -> None:
     """Decide every request of a file; write one output row per input line, in order.
 
     INPUT is JSON Lines (SPEC §8 requests), CSV (one kind per file, --kind; columns named
-    as the SPEC's fields, see docs/cli.md), or - for standard input. Invalid lines become
-    {"line": n, "status": "invalid", "error": ...} rows and the rest still runs; a line
-    reusing a recorded request_id for another request is a "conflict" row; exit 1 if any
-    line was invalid or conflicting. A line without request_id is keyed by its content:
-    run the same (or an edited) file again and only new or changed lines are recorded —
-    the rest are replayed ("replayed": true). A summary follows (on stderr when OUT is
-    stdout), new and replayed decisions counted and totalled apart.
+    as the SPEC's fields, see docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or
+    - for standard input. Invalid lines become {"line": n, "status": "invalid", "error":
+    ...} rows and the rest still runs; a line reusing a recorded request_id for another
+    request is a "conflict" row; exit 1 if any line was invalid or conflicting. A line
+    without request_id is keyed by its content: run the same (or an edited) file again
+    and only new or changed lines are recorded — the rest are replayed ("replayed":
+    true). A summary follows (on stderr when OUT is stdout), new and replayed decisions
+    counted and totalled apart; an .xlsx output has it as its summary sheet.
 
     Example:
 
     \b
         pricecalc batch examples/campaign.jsonl --output out/decisions.jsonl
-        pricecalc batch splits.csv --kind subsidy_split --output splits-decided.xlsx
+        pricecalc batch splits.csv --kind subsidy_split --encoding gb18030 -o splits.xlsx
+        pricecalc batch requests.jsonl -o - --format csv > decisions.csv
     """
-    fmt_in = _input_format(input_name, input_format, kind)
-    fmt_out = output_format(output_name)
-    if (
-        output_name != "-"
-        and input_name != "-"
-        and Path(output_name).resolve() == Path(input_name).resolve()
-    ):
+    fmt_in = source.format_of(input_name)
+    if _same_file(out.name, input_name):
         raise click.UsageError("--output must not be the input file")
-    calc = app.calculator()
-    stdin = sys.stdin.buffer
-    stdout = sys.stdout
-    to_stdout = output_name == "-"
-    with open_source(input_name, stdin) as source, source.path.open("rb") as fp:
-        try:
-            items = read_lines(fp, fmt_in, kind)
-        except ValueError as exc:  # an unusable CSV header: the whole file is refused
-            raise click.UsageError(str(exc)) from exc
-        output = Output(output_name, fmt_out, BATCH_COLUMNS, stdout, title="decisions")
-        row_of = flat_batch_row if output.writer.tabular else batch_row
-
-        def emit(result: LineResult) -> None:
-            output.writer.write(row_of(result))
-
-        def advance(position: int) -> None:
-            tick(position)
-            output.flush()  # a consumer of stdout sees each chunk as soon as it is recorded
-
-        try:
-            with progress_bar(source.size, progress) as tick, app.store_errors():
-                summary = run_batch(
-                    calc,
-                    items,
-                    source.digest,
-                    emit,
-                    chunk_size=chunk_size,
-                    progress=advance,
-                    merchant=merchant,
-                    campaign=campaign,
+    if not is_url(app.audit) and _same_file(out.name, app.audit):
+        raise click.UsageError(f"--output must not be the audit store ({app.audit})")
+    fields = None
+    if source.kind is not None:
+        found = app.registry().rule(source.kind)
+        fields = found[1].input_fields if found is not None else None
+    display = "standard input" if input_name == "-" else input_name
+    try:
+        opened = open_source(
+            input_name, sys.stdin.buffer, encoding=source.encoding or "utf-8"
+        ) if fmt_in == "csv" else open_source(input_name, sys.stdin.buffer)  # fmt: skip
+        with opened as src, src.path.open("rb") as fp:
+            if src.note is not None:
+                warn(src.note)
+            try:
+                lines = _peek(
+                    read_lines(fp, fmt_in, source.kind, encoding=src.encoding, fields=fields)
                 )
-            output.commit()
-        except BatchStopped as exc:
-            output.abandon()
-            raise click.ClickException(
-                f"stopped at line {exc.line}: {exc.cause}. The lines before it are "
-                "recorded; fix the cause and run the same command again to finish."
-            ) from exc
-        except KeyboardInterrupt:
-            output.abandon()
-            raise Interrupted(
-                "interrupted. Run the same command again to finish: lines already "
-                "recorded are replayed from the audit store, never recorded twice."
-            ) from None
-        except BaseException:
-            output.abandon()
-            raise
-    show(summary_view(summary), err=to_stdout)
-    where = "standard output" if to_stdout else output_name
+            except ValueError as exc:  # an unusable CSV header: the whole file is refused
+                raise click.UsageError(str(exc)) from exc
+            output = out.open(BATCH_COLUMNS, title="decisions")
+            if lines is None:
+                output.commit(Summary())
+                what = "is empty" if src.empty else "has a header row but no requests"
+                warn(f"{display} {what}: nothing was decided.")
+                return
+            summary = _run(app, output, out, lines, src.digest, src.size, source, progress,
+                           chunk_size)  # fmt: skip
+    except EncodingProblem as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not out.quiet:
+        show(summary_view(summary), err=out.to_stdout)
+    where = "standard output" if out.to_stdout else out.name
     if summary.conflicts:
         click.echo(
             f"{summary.conflicts} of {summary.lines} lines reuse a request_id already "
@@ -226,3 +160,58 @@ def batch(
         )
     if summary.invalid or summary.conflicts:
         click.get_current_context().exit(1)
+
+
+def _run(
+    app: App,
+    output: Output,
+    out: OutputOptions,
+    lines: Iterator[tuple[FileLine, int]],
+    digest: str,
+    size: int,
+    source: InputOptions,
+    progress: bool,
+    chunk_size: int,
+) -> Summary:
+    """Decide the lines into ``output`` and commit it; on any failure the partial output
+    is dropped (decisions already recorded stay recorded: a re-run replays them)."""
+    try:
+        calc = app.calculator()
+        row_of = flat_batch_row if output.writer.tabular else batch_row
+        with progress_bar(size, progress and not out.quiet) as bar, app.store_errors():
+
+            def emit(result: LineResult) -> None:
+                output.writer.write(row_of(result))
+                bar.line_done()
+
+            def advance(position: int) -> None:
+                bar.at(position)
+                output.flush()  # a consumer of stdout sees each chunk once it is recorded
+
+            summary = run_batch(
+                calc,
+                lines,
+                digest,
+                emit,
+                chunk_size=chunk_size,
+                progress=advance,
+                merchant=source.merchant,
+                campaign=source.campaign,
+            )
+        output.commit(summary)
+    except BatchStopped as exc:
+        output.abandon()
+        raise click.ClickException(
+            f"stopped at line {exc.line}: {exc.cause}. The lines before it are "
+            "recorded; fix the cause and run the same command again to finish."
+        ) from exc
+    except KeyboardInterrupt:
+        output.abandon()
+        raise Interrupted(
+            "interrupted. Run the same command again to finish: lines already "
+            "recorded are replayed from the audit store, never recorded twice."
+        ) from None
+    except BaseException:
+        output.abandon()
+        raise
+    return summary

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from pricecalc import __version__
-from pricecalc.cli.app import AUDIT_ENV, DEFAULT_AUDIT, App, PricecalcGroup
+from pricecalc.cli.app import AUDIT_ENV, DEFAULT_AUDIT, App, PricecalcGroup, plugin_names
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -56,6 +56,14 @@ def cli(
         pricecalc split --list-price 199 --registration-price 169 \\
             --subsidy-price 149 --floor-price 139 --cost-price 120
     """
+    if disable_plugin:
+        known = plugin_names(disable_plugin)
+        unknown = [name for name in disable_plugin if name not in known]
+        if unknown:  # a misspelt name must not silently leave the plugin on
+            raise click.BadParameter(
+                f"{unknown[0]!r} is not a plugin pricecalc has (plugins: {', '.join(known)})",
+                param_hint="'--disable-plugin'",
+            )
     app = App(audit_path, policy, operator, tuple(disable_plugin))
     ctx.obj = app
     ctx.call_on_close(app.close)

@@ -1,23 +1,293 @@
-"""Option bundles and request reading shared by the commands."""
+"""Option bundles and request reading shared by the commands.
+
+Two bundles carry the file options, each handed to the command as one value:
+
+* the **output bundle** (:func:`output_options` → :class:`OutputOptions`): ``--output/-o``,
+  ``--format``, ``--headers``, ``--excel``, ``--quiet``. One rule everywhere: ``--format``
+  wins over the file's extension; ``-`` is standard output (JSON Lines unless
+  ``--format csv``); an Excel workbook never goes to standard output (exit 2).
+* the **input bundle** (:func:`input_options` → :class:`InputOptions`): ``--kind``,
+  ``--merchant``, ``--campaign``, ``--encoding``, ``--input-format``. A ``--kind`` no
+  loaded plugin decides and an encoding Python does not know are refused at once.
+"""
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import IO, Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar, cast
 
+import attrs
 import click
 
 from pricecalc.cli.app import App, InvalidRequest
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
+from pricecalc.reading import INPUT_SUFFIXES, InputFormat, json_problem
 from pricecalc.serialize import loads
+from pricecalc.writers import (
+    OUTPUT_SUFFIXES,
+    Headers,
+    Output,
+    OutputFormat,
+    OutputProblem,
+    writable_target,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "csv", "xlsx")
+
+
+# -- kinds -------------------------------------------------------------------------------
+def known_kind(app: App | None, kind: str, option: str = "--kind") -> None:
+    """Refuse a kind that no loaded plugin decides (a misspelling must not silently match
+    nothing, nor make every line of a file fail): exit 2, naming the closest kind."""
+    registry = app.registry() if app is not None else None
+    if registry is None:
+        from pricecalc.plugins import load_registry
+
+        registry = load_registry()
+    if kind not in registry.rules:
+        close = difflib.get_close_matches(kind, registry.kinds(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise click.BadParameter(
+            f"{kind!r} is not a kind pricecalc decides ({hint}known: "
+            f"{', '.join(registry.kinds())})",
+            param_hint=f"'{option}'",
+        )
+
+
+# -- the output bundle -------------------------------------------------------------------
+@attrs.frozen
+class OutputOptions:
+    """Where a command's rows go and how (the output bundle, checked)."""
+
+    name: str
+    format: OutputFormat
+    headers: Headers
+    excel: bool = False
+    quiet: bool = False
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.name == "-"
+
+    def open(self, columns: Sequence[str], title: str) -> Output:
+        """Create the output now — before anything is decided — or refuse it naming the
+        path as typed (exit 2): a folder, a missing or read-only folder."""
+        try:
+            return Output(
+                self.name, self.format, columns, sys.stdout, title,
+                headers=self.headers, excel=self.excel,
+            )  # fmt: skip
+        except OutputProblem as exc:
+            raise click.BadParameter(str(exc), param_hint="'--output'") from exc
+
+
+def output_format(name: str, given: str | None = None) -> OutputFormat:
+    """The output's format: ``--format`` when given, else the name's extension (``-``:
+    JSON Lines). Excel to standard output is a usage error."""
+    if given is not None:
+        fmt = cast(OutputFormat, given)
+    elif name == "-":
+        fmt = "jsonl"
+    else:
+        suffix = Path(name).suffix.lower()
+        if suffix not in OUTPUT_SUFFIXES:
+            raise click.UsageError(
+                f"cannot tell the output format of {name!r}: name it .jsonl, .csv or .xlsx, "
+                "or give --format jsonl|csv|xlsx"
+            )
+        fmt = OUTPUT_SUFFIXES[suffix]
+    if fmt == "xlsx" and name == "-":
+        raise click.UsageError(
+            "an Excel workbook cannot be written to standard output: give a file name "
+            "(--output decisions.xlsx), or --format csv or jsonl for standard output"
+        )
+    return fmt
+
+
+def output_options(*, what: str, example: str) -> Callable[[F], F]:
+    """The output bundle (module docstring), handed over as one ``out``
+    (:class:`OutputOptions`). ``what`` names the rows in the help (``decisions``);
+    ``example`` is the file name suggested for a folder (``decisions``)."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def with_output(*args: Any, **kwargs: Any) -> Any:
+            name = kwargs.pop("output_name")
+            given = kwargs.pop("output_format")
+            headers = kwargs.pop("headers")
+            excel = kwargs.pop("excel")
+            if name != "-":  # a folder, or a folder that is not there, before the format
+                guess = given or OUTPUT_SUFFIXES.get(Path(name).suffix.lower(), "jsonl")
+                try:
+                    writable_target(name, f"{example}.{guess}")
+                except OutputProblem as exc:
+                    raise click.BadParameter(str(exc), param_hint="'--output'") from exc
+            fmt = output_format(name, given)
+            if excel and fmt != "csv":
+                raise click.UsageError(
+                    "--excel is a CSV flavour (UTF-8 with a byte-order mark, CRLF line "
+                    "ends) for Excel on Windows; an .xlsx workbook opens in Excel as it is"
+                )
+            if headers is not None and fmt == "jsonl":
+                raise click.UsageError(
+                    "--headers is for CSV and Excel output: JSON Lines keys are always the "
+                    "field names"
+                )
+            kwargs["out"] = OutputOptions(
+                name,
+                fmt,
+                headers or ("zh" if fmt == "xlsx" else "en"),
+                excel=excel,
+                quiet=kwargs.pop("quiet"),
+            )
+            return func(*args, **kwargs)
+
+        decorators = [
+            click.option(
+                "--output", "-o", "output_name", required=True, metavar="OUT",
+                help=f"Where the {what} go: a .jsonl, .csv or .xlsx file, or - for standard "
+                "output (JSON Lines, or CSV with --format csv).",
+            ),
+            click.option(
+                "--format", "output_format", type=click.Choice(OUTPUT_FORMATS),
+                help="The output's format; wins over OUT's extension. Excel never goes to "
+                "standard output.",
+            ),
+            click.option(
+                "--headers", type=click.Choice(["zh", "en"]),
+                help="Column headings: zh (中文, what finance reads; the default for .xlsx) "
+                "or en (the field names; the default for CSV).",
+            ),
+            click.option(
+                "--excel", is_flag=True,
+                help="CSV for Excel on Windows: UTF-8 with a byte-order mark, CRLF line ends.",
+            ),
+            click.option(
+                "--quiet", "-q", is_flag=True,
+                help="Print no summary and no progress (warnings and errors still go to "
+                "standard error).",
+            ),
+        ]  # fmt: skip
+        wrapped: Callable[..., Any] = with_output
+        for decorator in reversed(decorators):
+            wrapped = decorator(wrapped)
+        return cast(F, wrapped)
+
+    return decorate
+
+
+# -- the input bundle --------------------------------------------------------------------
+@attrs.frozen
+class InputOptions:
+    """How to read a batch file (the input bundle, checked): the kind of a CSV file's
+    requests, the merchant/campaign of lines that name none, the CSV text encoding."""
+
+    kind: str | None = None
+    merchant: str | None = None
+    campaign: str | None = None
+    encoding: str | None = None
+    input_format: str | None = None
+
+    def format_of(self, name: str) -> InputFormat:
+        """The input's format (``--input-format``, else its name; standard input is JSON
+        Lines), checked against ``--kind`` and ``--encoding``."""
+        if self.input_format is not None:
+            fmt: InputFormat = "csv" if self.input_format == "csv" else "jsonl"
+        elif name == "-":
+            fmt = "jsonl"
+        else:
+            suffix = Path(name).suffix.lower()
+            if suffix not in INPUT_SUFFIXES:
+                raise click.UsageError(
+                    f"cannot tell the format of {name!r}: name it .jsonl or .csv, "
+                    "or give --input-format"
+                )
+            fmt = INPUT_SUFFIXES[suffix]
+        if fmt == "csv" and not self.kind:
+            raise click.UsageError("a CSV file holds one kind of request: give --kind")
+        if fmt == "jsonl" and self.kind:
+            raise click.UsageError("--kind is for CSV input; JSON Lines requests name their kind")
+        if fmt == "jsonl" and self.encoding not in (None, "utf-8", "utf-8-sig"):
+            raise click.UsageError(
+                "JSON Lines are always UTF-8 (RFC 8259): --encoding is for CSV input"
+            )
+        return fmt
+
+
+def text_encoding(name: str) -> str:
+    """An encoding Python knows for text, by its canonical name (``GBK`` → ``gbk``)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise click.BadParameter(
+            f"{name!r} is not a text encoding pricecalc knows (Excel on Chinese Windows "
+            "saves gb18030 or gbk; otherwise files are utf-8)",
+            param_hint="'--encoding'",
+        )
+    return info.name
+
+
+def input_options(func: F) -> F:
+    """The input bundle (module docstring), handed over as one ``source``
+    (:class:`InputOptions`)."""
+
+    @functools.wraps(func)
+    def with_input(*args: Any, **kwargs: Any) -> Any:
+        kind = kwargs.pop("kind")
+        if kind is not None:
+            known_kind(click.get_current_context().find_object(App), kind)
+        encoding = kwargs.pop("encoding")
+        kwargs["source"] = InputOptions(
+            kind=kind,
+            merchant=kwargs.pop("merchant"),
+            campaign=kwargs.pop("campaign"),
+            encoding=text_encoding(encoding) if encoding is not None else None,
+            input_format=kwargs.pop("input_format"),
+        )
+        return func(*args, **kwargs)
+
+    decorators = [
+        click.option(
+            "--kind", metavar="KIND",
+            help="The kind of every request in a CSV file (subsidy_split, …).",
+        ),
+        click.option(
+            "--merchant", metavar="ID",
+            help="The merchant_id of every line that names none (a line naming another is "
+            "invalid).",
+        ),
+        click.option(
+            "--campaign", metavar="NAME",
+            help="The campaign of every line that names none (a line naming another is "
+            "invalid).",
+        ),
+        click.option(
+            "--encoding", "-e", metavar="ENCODING",
+            help="The CSV file's text encoding: utf-8 (the default; a byte-order mark is "
+            "read as UTF-8 always), gb18030 or gbk (Excel on Chinese Windows).",
+        ),
+        click.option(
+            "--input-format", type=click.Choice(["jsonl", "csv"]),
+            help="The input's format when its name does not tell (standard input is jsonl).",
+        ),
+    ]  # fmt: skip
+    wrapped: Callable[..., Any] = with_input
+    for decorator in reversed(decorators):
+        wrapped = decorator(wrapped)
+    return cast(F, wrapped)
 
 
 def json_option(func: F) -> F:
@@ -81,7 +351,8 @@ def replay_note(decision: Mapping[str, Any]) -> str:
 
 
 def read_request(stream: IO[bytes], what: str) -> Any:
-    """Parse one JSON document (numbers as exact decimals); bad JSON is invalid input."""
+    """Parse one JSON document (numbers as exact decimals); bad JSON is invalid input, and
+    so is JSON nested too deeply to read or a number of thousands of digits (SPEC §1)."""
     raw = stream.read()
     try:
         return loads(raw)
@@ -89,8 +360,8 @@ def read_request(stream: IO[bytes], what: str) -> Any:
         raise InvalidRequest(
             f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequest(f"{what} is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidRequest(f"{what} is not valid JSON: {json_problem(exc)}") from exc
 
 
 @contextmanager

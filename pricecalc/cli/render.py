@@ -8,7 +8,6 @@ Tables use a plain box so that output pasted into an e-mail or a ticket stays re
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -16,8 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from pricecalc.fields import BEIJING
-from pricecalc.rows import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary
+from pricecalc.rows import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary, beijing_text
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
 LABELS: dict[str, str] = {
@@ -181,21 +179,11 @@ def _offer_at(offers: Sequence[Any], index: Any) -> Any:
     return None
 
 
-def summary_head(summary: Summary) -> str:
-    """``9 lines: 3 new decisions recorded, 2 already recorded (replayed), 4 invalid``."""
-    parts = [
-        f"{summary.new} new decision{'s' if summary.new != 1 else ''} recorded",
-        f"{summary.replayed} already recorded (replayed)",
-    ]
-    if summary.conflicts:
-        parts.append(f"{summary.conflicts} conflict{'s' if summary.conflicts != 1 else ''}")
-    parts.append(f"{summary.invalid} invalid")
-    return f"{summary.lines} lines: " + ", ".join(parts)
-
-
 def summary_view(summary: Summary) -> RenderableType:
     """The end-of-batch summary: counts by kind and status, then approved money totals,
-    new and replayed apart (SPEC §8: pay from the new column only)."""
+    new and replayed apart (SPEC §8: pay from the new column only). The Excel summary
+    sheet is written from the same :class:`~pricecalc.rows.Summary`
+    (:class:`pricecalc.writers.XlsxWriter`)."""
     counts = _table("kind", "status", "new", "replayed", title="Decisions")
     for column in counts.columns[2:]:
         column.justify = "right"
@@ -207,21 +195,17 @@ def summary_view(summary: Summary) -> RenderableType:
     fresh, again = summary.totals.formatted(), summary.replayed_totals.formatted()
     for name, title in TOTALS:
         money.add_row(title, fresh[name], again[name])
-    return Group(Text(summary_head(summary)), counts, money)
+    return Group(Text(summary.headline()), counts, money)
 
 
 def beijing_time(recorded_at: Any) -> str:
     """``2026-11-11T02:00:00.123456Z`` → ``2026-11-11 10:00:00`` (Beijing, for people)."""
-    try:
-        moment = datetime.fromisoformat(str(recorded_at).replace("Z", "+00:00"))
-    except ValueError:
-        return cell(recorded_at)
-    if moment.tzinfo is None:
-        return cell(recorded_at)
-    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    text = beijing_text(recorded_at)
+    return cell(recorded_at) if text is None else text
 
 
-_SCREEN_HIDDEN = frozenset({"rule_set", "rule_version"})
+#: The screen shows recorded_at in Beijing time already; the rule-set detail is for files.
+_SCREEN_HIDDEN = frozenset({"rule_set", "rule_version", "recorded_at_beijing"})
 _OPTIONAL = frozenset(
     {*MONEY_COLUMNS, "merchant_id", "campaign", "settlement", "voided_by", "voids"}
 )

@@ -14,6 +14,7 @@ import pytest
 from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Invoke, jsonl
 
 import audit
+from pricecalc.rows import beijing_text
 
 
 @pytest.fixture
@@ -91,6 +92,7 @@ def test_show_filters(invoke: Invoke, filled: Path) -> None:
     assert everything[0] == {
         "seq": 1,
         "recorded_at": everything[0]["recorded_at"],
+        "recorded_at_beijing": beijing_text(everything[0]["recorded_at"]),
         "kind": "subsidy_split",
         "request_id": "split-1",
         "status": "approved",
@@ -176,17 +178,20 @@ def test_export_csv_escapes_formula_injection(invoke: Invoke, filled: Path, tmp_
     assert rows[1]["merchant_subsidy_total"] == "-10.00"
     assert rows[1]["reason_codes"] == "REGISTRATION_ABOVE_LIST;FLOOR_BELOW_COST"
     assert list(rows[0]) == [
-        "seq", "recorded_at", "kind", "request_id", "status", "reason_codes", "order_id",
-        "merchant_id", "campaign", "operator", "merchant_subsidy_total",
+        "seq", "recorded_at", "recorded_at_beijing", "kind", "request_id", "status",
+        "reason_codes", "order_id", "merchant_id", "campaign", "operator", "merchant_subsidy_total",
         "platform_subsidy_total", "refund_total", "compensation_total", "clawback",
         "settlement", "voided_by", "voids", "rule_set", "rule_version", "hash",
     ]  # fmt: skip
 
 
 def test_export_xlsx(invoke: Invoke, filled: Path, tmp_path: Path) -> None:
-    """Excel export: money cells are numbers formatted 0.00; formula text is escaped."""
+    """Excel export: money cells are numbers formatted 0.00; formula text is a string
+    cell, shown exactly as recorded (no "'": a string cell is never evaluated)."""
     out = tmp_path / "export.xlsx"
-    assert invoke("audit", "export", "--output", str(out), "--status", "approved").exit_code == 0
+    result = invoke("audit", "export", "--output", str(out), "--status", "approved",
+                    "--headers", "en")  # fmt: skip
+    assert result.exit_code == 0
     sheet = openpyxl.load_workbook(out).active
     assert sheet is not None
     header = [c.value for c in sheet[1]]
@@ -194,7 +199,7 @@ def test_export_xlsx(invoke: Invoke, filled: Path, tmp_path: Path) -> None:
     assert [r["seq"].value for r in rows] == [1, 3, 4, 5]
     assert rows[0]["platform_subsidy_total"].value == 40
     assert rows[0]["platform_subsidy_total"].number_format == "0.00"
-    assert rows[3]["request_id"].value == "'=HYPERLINK(\"http://evil\")"
+    assert rows[3]["request_id"].value == "=HYPERLINK(\"http://evil\")"
     assert rows[3]["request_id"].data_type == "s"
 
 

@@ -376,7 +376,7 @@ def test_excel_output_has_exact_two_decimal_money(
     invoke: Invoke, mixed: Path, tmp_path: Path
 ) -> None:
     """Excel: money cells are numbers from the exact Decimal with format 0.00; text cells
-    are escaped against formula injection."""
+    are string cells, never formulas, so an id reads exactly as recorded (no "'")."""
     evil = tmp_path / "evil.jsonl"
     evil.write_text(
         MIXED
@@ -387,7 +387,7 @@ def test_excel_output_has_exact_two_decimal_money(
         encoding="utf-8",
     )
     out = tmp_path / "out.xlsx"
-    assert invoke("batch", str(evil), "--output", str(out)).exit_code == 1
+    assert invoke("batch", str(evil), "--output", str(out), "--headers", "en").exit_code == 1
     sheet = openpyxl.load_workbook(out).active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
@@ -410,7 +410,8 @@ def test_excel_output_has_exact_two_decimal_money(
     assert by_line[5]["compensation_total"] == 680
     assert by_line[9]["merchant_subsidy_total"] == -10  # a rejected split reports amounts
     assert by_line[2]["status"] == "invalid"
-    assert by_line[10]["request_id"] == '\'=HYPERLINK("http://x","y")'
+    assert by_line[10]["request_id"] == '=HYPERLINK("http://x","y")'
+    assert sheet.cell(row=11, column=2).data_type == "s"
     money_cells = [
         c
         for row in sheet.iter_rows(min_row=2)
@@ -425,6 +426,7 @@ def test_excel_output_has_exact_two_decimal_money(
     # is exact for any amount below 10^13 yuan): no binary-float artefact such as 39.8999….
     with zipfile.ZipFile(out) as book:
         xml = book.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in xml  # no formula anywhere
     stored = re.findall(r"<v>([-0-9.E+]+)</v>", xml)
     assert "39.9" in stored and "500" in stored
     assert all(Decimal(v) == Decimal(v).quantize(Decimal("0.01")) for v in stored)

@@ -533,6 +533,9 @@ RULE = Rule(
     parse=_parse,
     decide=chaozhigou_admission,
     description="超值购 admission: merchant and product criteria (SPEC §6; seed 002 第五条 2, 3).",
+    # merchant_id is not read: files written before it became an envelope field (SPEC §8)
+    # carry it in input, the bundled campaign among them.
+    input_fields=frozenset({"merchant", "product", "merchant_id"}),
 )
 
 

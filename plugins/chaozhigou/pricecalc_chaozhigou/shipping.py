@@ -137,6 +137,9 @@ RULE = Rule(
     parse=_parse,
     decide=shipping_check,
     description="Ship within 48 hours of payment; jewelry exempt (SPEC §6; seed 002 第五条 1(2)).",
+    # order_id is not read, but names the order a check is about (the bundled campaign
+    # and real files carry it).
+    input_fields=frozenset({"paid_at", "shipped_at", "category", "order_id"}),
 )
 
 

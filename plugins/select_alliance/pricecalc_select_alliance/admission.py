@@ -157,6 +157,7 @@ RULE = Rule(
     parse=_parse,
     decide=select_alliance_admission,
     description="Select Alliance admission: full or trial version, or banned (SPEC §6).",
+    input_fields=frozenset({"effective_reviews", "dsr", "favorable_rate", "closures"}),
 )
 
 

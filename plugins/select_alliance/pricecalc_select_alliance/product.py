@@ -207,6 +207,9 @@ RULE = Rule(
     parse=_parse,
     decide=select_alliance_product,
     description="Select Alliance product: below the category's quality return threshold (SPEC §6).",
+    input_fields=frozenset(
+        {"category", "quality_return_rate", "shipping_24h_rate", "cs_satisfaction"}
+    ),
 )
 
 

@@ -214,6 +214,7 @@ RULE = Rule(
     parse=_parse,
     decide=select_alliance_review,
     description="Select Alliance daily review: warn, close on Wednesdays, ban on the third.",
+    input_fields=frozenset({"date", "dsr", "favorable_rate", "closures"}),
 )
 
 
