@@ -27,9 +27,8 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import Fields
+from pricecalc.fields import Fields, check_keys
 from pricecalc.history import PastDecision, campaign_tag, merchant_tag, voids_tag
-from pricecalc.offers import check_keys
 from pricecalc.registry import Rule, RuleContext
 
 VOID_KIND = "void"

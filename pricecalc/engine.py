@@ -15,7 +15,7 @@ from typing import Any
 from pricecalc.decision import APPROVED, REJECTED, Decision, Outcome, Reason
 from pricecalc.envelope import Envelope
 from pricecalc.errors import FloatRefused, InvalidInput, PluginError, PricecalcError, UnknownKind
-from pricecalc.fields import Fields
+from pricecalc.fields import Fields, check_keys
 from pricecalc.history import NO_HISTORY, History
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
@@ -56,9 +56,11 @@ def evaluate(
     plugin, rule = found
     if now.tzinfo is None:
         raise InvalidInput("now", now, "must be a time with a UTC offset")
+    fields = Fields.of(envelope.input, "input")
+    if rule.input_fields is not None and not rule.input_fields.issuperset(envelope.input):
+        check_keys(fields, rule.input_fields)  # names the first unknown key
     view = policy.view()
     context = RuleContext(now, view, registry, history, operator)
-    fields = Fields.of(envelope.input, "input")
     # What pricecalc.errors.guard does, without building its message on every call.
     step = "input parser"
     try:

@@ -8,7 +8,7 @@ SPEC §1: ISO 8601, a time without an offset is Beijing time (+08:00).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -265,3 +265,15 @@ class Fields:
         if not self.has(name):
             return None
         return self.obj(name)
+
+
+def check_keys(fields: Fields, allowed: Collection[str]) -> None:
+    """Refuse keys the offer type does not know, naming the first one (sorted)."""
+    unknown = sorted(set(fields.data) - set(allowed))
+    if unknown:
+        name = unknown[0]
+        raise InvalidInput(
+            fields.at(name),
+            fields.data[name],
+            f"is not a field of this object (expected one of {', '.join(sorted(allowed))})",
+        )

@@ -73,7 +73,7 @@ A plugin adding a member price is therefore just::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -82,6 +82,7 @@ import attrs
 
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
+from pricecalc.fields import check_keys as check_keys  # part of the offer-type contract
 from pricecalc.money import FEN, ZERO
 
 Stage = Literal["set_price", "lower_price", "order_discount"]
@@ -89,18 +90,6 @@ STAGES: tuple[Stage, ...] = ("set_price", "lower_price", "order_discount")
 
 #: The keys every offer may carry besides its own: its type and its window.
 COMMON_KEYS = frozenset({"type", "start", "end"})
-
-
-def check_keys(fields: Fields, allowed: Collection[str]) -> None:
-    """Refuse keys the offer type does not know, naming the first one (sorted)."""
-    unknown = sorted(set(fields.data) - set(allowed))
-    if unknown:
-        name = unknown[0]
-        raise InvalidInput(
-            fields.at(name),
-            fields.data[name],
-            f"is not a field of this object (expected one of {', '.join(sorted(allowed))})",
-        )
 
 
 @attrs.frozen

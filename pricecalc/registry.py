@@ -61,8 +61,9 @@ class Rule:
     :class:`pricecalc.InvalidInput` (naming the field) for anything malformed.
     ``decide`` is pure: the same input and context always give the same outcome.
     ``input_fields`` names the top-level keys of ``input`` the rule accepts, when it
-    declares them (``None``: not declared). The command line uses it to refuse a CSV
-    column that is no field of the kind (``list_prize``) before anything is decided.
+    declares them (``None``: not declared): a request with another key is invalid input
+    naming it (a misspelt optional field must not pass silently), and the command line
+    refuses such a CSV column (``list_prize``) before anything is decided.
     """
 
     kind: str

@@ -199,3 +199,17 @@ def test_disabled_plugin_is_not_loaded() -> None:
         ["builtin", "doubler"], entry_points=False, extra=[("doubler", Doubler())]
     )
     assert build_registry(pm).kinds() == ()
+
+
+def test_a_field_the_rule_does_not_know_is_invalid_input() -> None:
+    """A rule declaring its input fields refuses any other (a misspelt optional field such
+    as lowest_price_30day must not pass silently and change the decision)."""
+    request = {"kind": "subsidy_split", "input": {
+        "list_price": "199.00", "registration_price": "169.00", "subsidy_price": "149.00",
+        "floor_price": "139.00", "cost_price": "120.00", "lowest_price_30day": "150.00"}}  # fmt: skip
+    with pytest.raises(pricecalc.InvalidInput) as err:
+        pricecalc.evaluate(request, now=NOW)
+    assert str(err.value).startswith(
+        "input.lowest_price_30day: is not a field of this object (expected one of "
+        "category, cost_price, floor_price, list_price, lowest_price_30d, "
+    )
