@@ -206,7 +206,8 @@ def test_a_field_the_rule_does_not_know_is_invalid_input() -> None:
     as lowest_price_30day must not pass silently and change the decision)."""
     request = {"kind": "subsidy_split", "input": {
         "list_price": "199.00", "registration_price": "169.00", "subsidy_price": "149.00",
-        "floor_price": "139.00", "cost_price": "120.00", "lowest_price_30day": "150.00"}}  # fmt: skip
+        "floor_price": "139.00", "cost_price": "120.00", "lowest_price_30day": "150.00",
+    }}  # fmt: skip
     with pytest.raises(pricecalc.InvalidInput) as err:
         pricecalc.evaluate(request, now=NOW)
     assert str(err.value).startswith(
