@@ -17,8 +17,9 @@ The computation (docs/rules.md explains it for operators):
   ``paid_merchant_discount``, or ``net(paid_at)`` when that is not given;
 - ``reference = min(paid_net, net(paid_at))``;
 - ``lowest`` = the minimum of ``net(t)`` over the candidate times (every offer's change
-  time in ``(paid_at, event.end]``), earliest time on a tie; with no candidate time
-  ``lowest = reference`` and ``lowest_at`` is ``None``;
+  time in ``(paid_at, min(event.end, claimed_at)]``: a markdown scheduled after the claim
+  is not paid in advance, a later claim pays it), earliest time on a tie; with no
+  candidate time ``lowest = reference`` and ``lowest_at`` is ``None``;
 - ``entitled = max(0, reference − lowest)`` capped at ``paid_net``;
   ``refund = max(0, entitled − already_refunded)``, and 0 on a rejected claim.
 
@@ -582,9 +583,17 @@ def claim_days(inp: ProtectionInput, ctx: RuleContext) -> int:
     return value
 
 
+def markdowns_until(inp: ProtectionInput) -> datetime:
+    """The last moment a markdown counts for this claim: ``min(event.end, claimed_at)``.
+
+    A markdown scheduled after the claim is not paid in advance; a later claim pays it.
+    """
+    return min(inp.event.end, inp.claimed_at)
+
+
 def lines_outcome(inp: ProtectionInput, already: Mapping[str, Decimal]) -> list[LineOutcome]:
     """Every line's paid_net, lowest net, entitlement and refund before any rejection."""
-    found = PriceBook(inp.lines, inp.offers, inp.paid_at, inp.event.end).sweep()
+    found = PriceBook(inp.lines, inp.offers, inp.paid_at, markdowns_until(inp)).sweep()
     if inp.paid_merchant_discount is None:
         paid_nets = list(found.at_paid)
     else:
@@ -669,11 +678,15 @@ def decide(inp: ProtectionInput, ctx: RuleContext) -> Outcome:
     entitled = sum((line.entitled for line in lines), ZERO)
     payable = sum((line.refund for line in lines), ZERO)
     if entitled == 0:
+        if inp.claimed_at < inp.event.end:
+            bound = f"the claim at {iso(inp.claimed_at)}"
+        else:
+            bound = f"the event end {iso(inp.event.end)}"
         reasons.append(
             Reason(
                 NO_PRICE_DROP,
-                f"no line sold lower between payment {iso(inp.paid_at)} and the event end "
-                f"{iso(inp.event.end)}: the lowest net is not below the price paid ("
+                f"no line sold lower between payment {iso(inp.paid_at)} and {bound}: "
+                "the lowest net is not below the price paid ("
                 + _line_list(lines, lambda x: f"paid {fmt(x.paid_net)}, lowest {fmt(x.lowest_net)}")
                 + ")",
             )

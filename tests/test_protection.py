@@ -398,6 +398,49 @@ def test_drop_after_event_end_is_ignored(at: str, refund: str) -> None:
     assert decision.result["refund_total"] == refund
 
 
+def test_drop_after_the_claim_is_not_paid() -> None:
+    """SPEC §3: markdowns count when t ≤ min(event.end, claimed_at): a drop scheduled
+    after the claim is not paid in advance, and the message names the claim as the bound."""
+    decision = claim(spec_order(claimed_at="2026-11-11T19:00"))
+    assert codes(decision) == ["NO_PRICE_DROP"]
+    assert decision.reasons[0].message == (
+        "no line sold lower between payment 2026-11-11T10:00:00+08:00 and the claim at "
+        "2026-11-11T19:00:00+08:00: the lowest net is not below the price paid "
+        "(L1: paid 190.00, lowest 190.00)"
+    )
+    assert line(decision)["lowest_at"] is None
+    assert decision.result["refund_total"] == "0.00"
+
+
+def test_a_later_claim_pays_the_drop_after_the_first_claim() -> None:
+    """SPEC §3: a markdown after a claim is paid by a later claim (the increment over what
+    the first claim refunded, given as already_refunded)."""
+    deeper = {"type": "direct_drop", "sku": "A", "unit_price": "85.00", "at": "2026-11-12T09:00"}
+    offers = [COUPON_10, DROP_90, deeper]
+    first = claim(spec_order(offers=offers, claimed_at="2026-11-11T21:00"))
+    assert first.result["refund_total"] == "20.00"
+    assert line(first)["lowest_net"] == "170.00"
+    assert line(first)["lowest_at"] == "2026-11-11T20:00:00+08:00"
+    second = claim(
+        spec_order(offers=offers, claimed_at="2026-11-12T10:00", already_refunded={"L1": "20.00"})
+    )
+    assert line(second)["lowest_net"] == "160.00"
+    assert line(second)["lowest_at"] == "2026-11-12T09:00:00+08:00"
+    assert line(second)["entitled"] == "30.00"
+    assert second.result["refund_total"] == "10.00"
+
+
+@pytest.mark.parametrize(
+    ("claimed_at", "refund"),
+    [("2026-11-11T20:00:00", "20.00"), ("2026-11-11T19:59:59", "0.00")],
+)
+def test_drop_exactly_at_the_claim_counts(claimed_at: str, refund: str) -> None:
+    """SPEC §1/§3: the window (paid_at, min(event.end, claimed_at)] is closed at its end:
+    a drop at the very moment of the claim counts, one second after it does not."""
+    decision = claim(spec_order(claimed_at=claimed_at))
+    assert decision.result["refund_total"] == refund
+
+
 @pytest.mark.parametrize(("threshold", "refund"), [("180.00", "50.00"), ("180.01", "20.00")])
 def test_coupon_threshold_met_exactly(threshold: str, refund: str) -> None:
     """SPEC §3: thresholds are met by the goods total at the prices of t (after the drop:
@@ -910,8 +953,10 @@ def literal(data: Mapping[str, Any]) -> list[tuple[Decimal, Decimal, datetime | 
     """SPEC §3 read word for word, slowly: (paid_net, lowest_net, lowest_at, entitled) per
     line. Built-in offer types only. Used to check the indexed sweep."""
     paid = t(data["paid_at"])
-    end = t(data["event"]["end"])
-    assert paid is not None and end is not None
+    event_end = t(data["event"]["end"])
+    claimed = t(data["claimed_at"]) if "claimed_at" in data else NOW
+    assert paid is not None and event_end is not None and claimed is not None
+    end = min(event_end, claimed)  # markdowns count in (paid_at, min(event.end, claimed_at)]
     lines = data["lines"]
     offers = list(enumerate(data["offers"]))
 
@@ -1049,10 +1094,14 @@ def claims(draw: st.DrawFn) -> dict[str, Any]:
         }
         for i in range(draw(st.integers(1, 3)))
     ]
+    paid = draw(st.integers(5, 14))  # inside the event
+    # The claim: after the event (every markdown counts) or at any hour from payment on,
+    # often before the event ends (later markdowns wait for a later claim).
+    claimed_at = draw(st.one_of(st.just("2026-11-13T12:00"), st.sampled_from(HOURS[paid:])))
     data: dict[str, Any] = {
         "order_id": "O-P",
-        "paid_at": draw(st.sampled_from(HOURS[5:15])),  # inside the event
-        "claimed_at": "2026-11-13T12:00",
+        "paid_at": HOURS[paid],
+        "claimed_at": claimed_at,
         "order_status": "paid",
         "event": dict(EVENT),
         "lines": lines,
