@@ -52,7 +52,6 @@ from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcEr
 from pricecalc.fields import Fields, iso
 from pricecalc.money import ZERO, FloatRefused, allocate, allocate_fen, fmt, parse_amount
 from pricecalc.offers import OfferType, check_discount, check_keys, check_offer, check_tiers
-from pricecalc.plugins import guard
 from pricecalc.registry import Rule, RuleContext
 
 KIND = "price_protection"
@@ -158,8 +157,17 @@ class ListedOffer:
             known = ", ".join(sorted(ctx.registry.offer_types)) or "none registered"
             raise InvalidInput(fields.at("type"), name, f"is not a known offer type ({known})")
         plugin, offer_type = found
-        offer = guard(plugin, f"the {name!r} offer parser", lambda: offer_type.parse(fields))
-        guard(plugin, f"the {name!r} offer parser", lambda: check_offer(offer_type, offer))
+        # What pricecalc.plugins.guard does, without building its message for every offer
+        # (a claim may list thousands).
+        try:
+            offer = offer_type.parse(fields)
+            check_offer(offer_type, offer)
+        except (PricecalcError, FloatRefused):
+            raise
+        except Exception as exc:
+            raise PluginError(
+                plugin, f"the {name!r} offer parser raised {type(exc).__name__}: {exc}"
+            ) from exc
         ctx.took_part(plugin)
         return cls(index, offer_type, plugin, offer)
 
@@ -556,11 +564,13 @@ class PriceBook:
         lowest_used: list[tuple[ListedOffer, ...]] = [()] * count
         lowest_won: list[tuple[ListedOffer, ...]] = [()] * count
 
+        lines_of, rank, checked = self.lines_of, self.rank, self._checked
+        push, pop = heapq.heappush, heapq.heappop
         moves = zip(self.departures, self.arrivals, strict=True)
         for k, (departures, arrivals) in enumerate(moves):
             if k > 1 and not departures and not arrivals:
                 continue  # nothing arrived or left: every net is as at the previous time
-            dirty: set[str] = set(self.lines_of) if k == 0 else set()
+            dirty: set[str] = set(lines_of) if k == 0 else set()
             stale: set[_DiscountGroup] = set(groups) if k == 0 else set()
             for entry in departures:
                 if entry.group is not None:
@@ -574,13 +584,13 @@ class PriceBook:
                     entry.group.arrive(listed)
                     stale.add(entry.group)
                 elif listed.offer_type.stage == "set_price":
-                    heapq.heappush(
+                    push(
                         setters.setdefault(entry.sku, []),
-                        (-self.rank[listed.index], entry.last, listed, entry.price),
+                        (-rank[listed.index], entry.last, listed, entry.price),
                     )
                     dirty.add(entry.sku)
                 else:
-                    heapq.heappush(
+                    push(
                         lowers.setdefault(entry.sku, []),
                         (entry.price, listed.index, entry.last, listed),
                     )
@@ -590,11 +600,11 @@ class PriceBook:
             for sku in dirty:
                 setter_heap = setters.get(sku, [])
                 while setter_heap and setter_heap[0][1] < k:
-                    heapq.heappop(setter_heap)
+                    pop(setter_heap)
                 lower_heap = lowers.get(sku, [])
                 while lower_heap and lower_heap[0][2] < k:
-                    heapq.heappop(lower_heap)
-                for i in self.lines_of[sku]:
+                    pop(lower_heap)
+                for i in lines_of[sku]:
                     if setter_heap:
                         _, _, setter, price = setter_heap[0]
                         by: tuple[ListedOffer, ...] = (setter,)
@@ -616,7 +626,7 @@ class PriceBook:
             if stale:
                 renewed = False
                 for group in stale:
-                    key = group.best(goods, self._checked)
+                    key = group.best(goods, checked)
                     if key != keys[group]:
                         keys[group], renewed = key, True
                 if renewed:  # another offer wins, or the same one gives another amount
