@@ -295,6 +295,13 @@ def check_tiers(offer_type: OfferType, value: Any) -> tuple[DiscountTier, ...]:
 
 # -- the built-in types ---------------------------------------------------------------
 
+# Each type's keys, built once: a claim may list thousands of offers.
+_DIRECT_DROP_KEYS = COMMON_KEYS | {"sku", "unit_price", "at"}
+_FLASH_SALE_KEYS = COMMON_KEYS | {"sku", "unit_price"}
+_COUPON_KEYS = COMMON_KEYS | {"amount", "threshold"}
+_FULL_REDUCTION_KEYS = COMMON_KEYS | {"tiers"}
+_TIER_KEYS = frozenset({"threshold", "off"})
+
 
 @attrs.frozen
 class DirectDrop:
@@ -307,7 +314,7 @@ class DirectDrop:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> DirectDrop:
-        check_keys(fields, COMMON_KEYS | {"sku", "unit_price", "at"})
+        check_keys(fields, _DIRECT_DROP_KEYS)
         return cls(
             sku=fields.string("sku"),
             unit_price=fields.amount("unit_price", positive=True),
@@ -330,7 +337,7 @@ class FlashSale:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> FlashSale:
-        check_keys(fields, COMMON_KEYS | {"sku", "unit_price"})
+        check_keys(fields, _FLASH_SALE_KEYS)
         return cls(
             sku=fields.string("sku"),
             unit_price=fields.amount("unit_price", positive=True),
@@ -351,7 +358,7 @@ class Coupon:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> Coupon:
-        check_keys(fields, COMMON_KEYS | {"amount", "threshold"})
+        check_keys(fields, _COUPON_KEYS)
         threshold = fields.optional_amount("threshold")
         return cls(
             amount=fields.amount("amount", positive=True),
@@ -387,10 +394,10 @@ class FullReduction:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> FullReduction:
-        check_keys(fields, COMMON_KEYS | {"tiers"})
+        check_keys(fields, _FULL_REDUCTION_KEYS)
         tiers = []
         for tier in fields.items("tiers", non_empty=True):
-            check_keys(tier, {"threshold", "off"})
+            check_keys(tier, _TIER_KEYS)
             tiers.append(Tier(tier.amount("threshold"), tier.amount("off", positive=True)))
         return cls(tiers=tuple(tiers), window=Window.from_fields(fields))
 
