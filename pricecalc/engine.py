@@ -78,8 +78,8 @@ def evaluate(
     if type(result) is not dict:
         raise PluginError(plugin, "rule result must be a mapping")
     versions = registry.plugin_versions
-    if outcome.plugins or context.participants:
-        participants = sorted({plugin, *outcome.plugins, *context.participants})
+    if outcome.plugins and outcome.plugins != {plugin}:
+        participants = sorted({plugin, *outcome.plugins})
     else:  # the usual case: the rule's own plugin alone
         participants = [plugin]
     return Decision(

@@ -268,10 +268,10 @@ class Fields:
 
 
 def check_keys(fields: Fields, allowed: Collection[str]) -> None:
-    """Refuse keys the offer type does not know, naming the first one (sorted)."""
-    unknown = sorted(set(fields.data) - set(allowed))
+    """Refuse keys the object does not know, naming the first one (sorted)."""
+    unknown = fields.data.keys() - allowed
     if unknown:
-        name = unknown[0]
+        name = min(unknown)
         raise InvalidInput(
             fields.at(name),
             fields.data[name],

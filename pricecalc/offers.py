@@ -42,6 +42,17 @@ The contract
     applying offers of one group only the best counts (ties: the earlier-listed one);
     groups stack; the sum never exceeds the goods total. The discount is then allocated
     over the lines by :func:`pricecalc.money.allocate`.
+
+    Optionally ``discount_tiers() -> tuple[tuple[Decimal, Decimal], ...]``, for a
+    threshold-tiered discount: the pairs ``(threshold, off)`` (each a non-negative
+    Decimal in fen; any order, thresholds may repeat) such that ``discount(g)`` is the
+    largest ``off`` whose ``threshold ≤ g``, or ``0`` when none is met — a coupon is one
+    tier, a 满减 one per step. An offer that provides it is indexed: the price-protection
+    rule asks it once, then finds the best applying offer of its group in ``O(log A)``
+    per goods total as offers start and end, and does not call ``discount()`` (so the two
+    must agree). An offer without it is asked ``discount()`` at every moment that
+    matters (the simple scan). Both kinds may share a group; the best of either wins,
+    the earlier-listed on a tie.
 ``group``
     For ``order_discount`` only: the stacking group (``"coupon"``, ``"full_reduction"``,
     or a new name such as ``"cross_store"`` for an offer that stacks with both).
@@ -50,7 +61,9 @@ Every offer also provides ``change_times() -> tuple[datetime, ...]``: the moment
 to apply (a window's ``start``; a set-price's ``at``, or its window's start if later).
 These are the candidate times at which the lowest price is looked for; an offer applying
 from the beginning of time has none. :func:`check_offer` verifies a parsed offer against
-its stage before the rule uses it, so a plugin's mistake is reported, not computed with.
+its stage before the rule uses it, so a plugin's mistake is reported, not computed with;
+every answer of ``discount()`` and ``discount_tiers()`` is checked as it is used
+(:func:`check_discount`, :func:`check_tiers`), naming the plugin when it is wrong.
 
 A plugin adding a member price is therefore just::
 
@@ -163,6 +176,17 @@ class OrderDiscountOffer(Offer, Protocol):
     def discount(self, goods_total: Decimal) -> Decimal: ...
 
 
+#: One tier of a threshold-tiered discount: ``(threshold, off)``.
+DiscountTier = tuple[Decimal, Decimal]
+
+
+@runtime_checkable
+class TieredDiscountOffer(OrderDiscountOffer, Protocol):
+    """An ``order_discount`` whose discount is the best tier met: it can be indexed."""
+
+    def discount_tiers(self) -> tuple[DiscountTier, ...]: ...
+
+
 @attrs.frozen
 class OfferType:
     """A registered offer type: its name, how it combines, and its parser."""
@@ -209,6 +233,9 @@ def check_offer(offer_type: OfferType, offer: Any) -> None:
     if offer_type.stage == "order_discount":
         if not callable(getattr(offer, "discount", None)):
             raise TypeError(f"offer type {name!r}: an order_discount offer needs discount()")
+        tiers = getattr(offer, "discount_tiers", None)
+        if tiers is not None and not callable(tiers):
+            raise TypeError(f"offer type {name!r}: discount_tiers must be a method, got {tiers!r}")
         return
     sku = getattr(offer, "sku", None)
     price = getattr(offer, "unit_price", None)
@@ -234,7 +261,35 @@ def check_discount(offer_type: OfferType, value: Any) -> Decimal:
     return result
 
 
+def check_tiers(offer_type: OfferType, value: Any) -> tuple[DiscountTier, ...]:
+    """Check one ``discount_tiers()`` answer: a tuple of ``(threshold, off)`` pairs, each a
+    non-negative Decimal in fen."""
+    if isinstance(value, tuple):
+        for tier in value:
+            if not (
+                isinstance(tier, tuple)
+                and len(tier) == 2
+                and _is_amount(tier[0], positive=False)
+                and _is_amount(tier[1], positive=False)
+            ):
+                break
+        else:
+            result: tuple[DiscountTier, ...] = value
+            return result
+    raise TypeError(
+        f"offer type {offer_type.name!r}: discount_tiers() returned {value!r}, "
+        "expected a tuple of (threshold, off) pairs of non-negative Decimals in fen"
+    )
+
+
 # -- the built-in types ---------------------------------------------------------------
+
+# Each type's keys, built once: a claim may list thousands of offers.
+_DIRECT_DROP_KEYS = COMMON_KEYS | {"sku", "unit_price", "at"}
+_FLASH_SALE_KEYS = COMMON_KEYS | {"sku", "unit_price"}
+_COUPON_KEYS = COMMON_KEYS | {"amount", "threshold"}
+_FULL_REDUCTION_KEYS = COMMON_KEYS | {"tiers"}
+_TIER_KEYS = frozenset({"threshold", "off"})
 
 
 @attrs.frozen
@@ -248,7 +303,7 @@ class DirectDrop:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> DirectDrop:
-        check_keys(fields, COMMON_KEYS | {"sku", "unit_price", "at"})
+        check_keys(fields, _DIRECT_DROP_KEYS)
         return cls(
             sku=fields.string("sku"),
             unit_price=fields.amount("unit_price", positive=True),
@@ -271,7 +326,7 @@ class FlashSale:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> FlashSale:
-        check_keys(fields, COMMON_KEYS | {"sku", "unit_price"})
+        check_keys(fields, _FLASH_SALE_KEYS)
         return cls(
             sku=fields.string("sku"),
             unit_price=fields.amount("unit_price", positive=True),
@@ -292,7 +347,7 @@ class Coupon:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> Coupon:
-        check_keys(fields, COMMON_KEYS | {"amount", "threshold"})
+        check_keys(fields, _COUPON_KEYS)
         threshold = fields.optional_amount("threshold")
         return cls(
             amount=fields.amount("amount", positive=True),
@@ -305,6 +360,10 @@ class Coupon:
 
     def discount(self, goods_total: Decimal) -> Decimal:
         return self.amount if goods_total >= self.threshold else ZERO
+
+    def discount_tiers(self) -> tuple[DiscountTier, ...]:
+        """One tier: ``amount`` off from ``threshold`` on."""
+        return ((self.threshold, self.amount),)
 
 
 @attrs.frozen
@@ -324,10 +383,10 @@ class FullReduction:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> FullReduction:
-        check_keys(fields, COMMON_KEYS | {"tiers"})
+        check_keys(fields, _FULL_REDUCTION_KEYS)
         tiers = []
         for tier in fields.items("tiers", non_empty=True):
-            check_keys(tier, {"threshold", "off"})
+            check_keys(tier, _TIER_KEYS)
             tiers.append(Tier(tier.amount("threshold"), tier.amount("off", positive=True)))
         return cls(tiers=tuple(tiers), window=Window.from_fields(fields))
 
@@ -336,6 +395,10 @@ class FullReduction:
 
     def discount(self, goods_total: Decimal) -> Decimal:
         return max((t.off for t in self.tiers if goods_total >= t.threshold), default=ZERO)
+
+    def discount_tiers(self) -> tuple[DiscountTier, ...]:
+        """Its tiers as ``(threshold, off)`` pairs: the best one met is the discount."""
+        return tuple((t.threshold, t.off) for t in self.tiers)
 
 
 DIRECT_DROP = OfferType(

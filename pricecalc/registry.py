@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 class RuleContext:
     """Everything a rule may use besides its input: the clock, the policy, the registry's
     extensions, the history of past decisions and the operator who asked (``None`` when
-    no one was named: the calculator's default, the OS user, does not count)."""
+    no one was named: the calculator's default, the OS user, does not count). A rule reports
+    the plugins whose contributions it used in its :class:`~pricecalc.decision.Outcome`;
+    nothing flows back through the context."""
 
-    __slots__ = ("history", "now", "operator", "participants", "policy", "registry")
+    __slots__ = ("history", "now", "operator", "policy", "registry")
 
     def __init__(
         self,
@@ -45,12 +47,6 @@ class RuleContext:
         self.registry = registry
         self.history = history
         self.operator = operator
-        self.participants: set[str] = set()
-
-    def took_part(self, plugin: str) -> None:
-        """Note that a plugin's contribution was used while parsing the input (a rule's
-        decide reports the plugins it used in its :class:`~pricecalc.decision.Outcome`)."""
-        self.participants.add(plugin)
 
 
 @attrs.frozen

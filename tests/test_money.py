@@ -17,7 +17,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricecalc.errors import InvalidInput
-from pricecalc.money import allocate, fen, fmt, fmt_rate, parse_amount, parse_rate, rate_of
+from pricecalc.money import (
+    allocate,
+    allocate_fen,
+    fen,
+    fmt,
+    fmt_rate,
+    parse_amount,
+    parse_rate,
+    rate_of,
+)
 from pricecalc.serialize import loads
 
 FIELD = "input.list_price"
@@ -263,6 +272,32 @@ def test_allocation_equal_weights_favour_earlier_lines(total: Decimal, weight: i
     parts = allocate(total, [Decimal(weight)] * n)
     assert parts == sorted(parts, reverse=True)
     assert parts[0] - parts[-1] <= Decimal("0.01")
+
+
+def largest_remainder(total_fen: int, weights: list[int]) -> list[int]:
+    """SPEC §1 allocation read literally: floor every exact share, then one leftover fen
+    each to the lines in order of remainder, largest first, the earlier line on a tie."""
+    whole = sum(weights)
+    shares = [Fraction(total_fen * w, whole) for w in weights]
+    floors = [s.numerator // s.denominator for s in shares]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(shares[i] - floors[i]), i))
+    for i in by_remainder[: total_fen - sum(floors)]:
+        floors[i] += 1
+    return floors
+
+
+# Small weights and totals as well as large ones: equal remainders are common.
+fen_weights = st.lists(
+    st.one_of(st.integers(0, 6), st.integers(0, 10**9)), min_size=1, max_size=40
+).filter(lambda ws: sum(ws) > 0)
+
+
+@given(total_fen=st.one_of(st.integers(0, 50), st.integers(0, 10**12)), weights=fen_weights)
+def test_allocate_fen_is_the_sorted_definition(total_fen: int, weights: list[int]) -> None:
+    """SPEC §1: allocate_fen (what price protection allocates with at every candidate
+    time) gives exactly the largest-remainder split defined by sorting the remainders,
+    ties to the earlier line."""
+    assert allocate_fen(total_fen, weights) == largest_remainder(total_fen, weights)
 
 
 @given(weights=weight_lists)

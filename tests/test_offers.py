@@ -23,8 +23,10 @@ from pricecalc.offers import (
     OfferType,
     OrderDiscountOffer,
     SetPriceOffer,
+    TieredDiscountOffer,
     Window,
     check_offer,
+    check_tiers,
 )
 
 BJ = timezone(timedelta(hours=8))
@@ -171,3 +173,64 @@ def test_offer_type_group_rules() -> None:
         OfferType("member_price", "lower_price", COUPON.parse, group="coupon")
     with pytest.raises(ValueError, match="'stage' must be in"):
         OfferType("x", "bogus", COUPON.parse)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "goods", ["0.00", "99.99", "100.00", "150.00", "199.99", "200.00", "250.00", "1000.00"]
+)
+def test_discount_tiers_agree_with_discount(goods: str) -> None:
+    """SPEC §3 offer contract: a built-in order discount's discount_tiers() describe the
+    same discount as discount(): the largest off whose threshold the goods total meets."""
+    coupon = parse(COUPON, {"amount": "10.00", "threshold": "100.00"})
+    full = parse(
+        FULL_REDUCTION,
+        {
+            "tiers": [
+                {"threshold": "200", "off": "20"},
+                {"threshold": "100", "off": "5"},
+                {"threshold": "100", "off": "8"},
+                {"threshold": "250", "off": "15"},
+            ]
+        },
+    )
+    for offer in (coupon, full):
+        assert isinstance(offer, TieredDiscountOffer)
+        tiers = check_tiers(COUPON, offer.discount_tiers())
+        best = max((off for threshold, off in tiers if Decimal(goods) >= threshold), default=0)
+        assert offer.discount(Decimal(goods)) == best
+    assert coupon.discount_tiers() == ((Decimal("100.00"), Decimal("10.00")),)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [(Decimal("1.00"), Decimal("1.00"))],  # a list, not a tuple
+        ((Decimal("1.00"),),),  # not a pair
+        ((Decimal("1.00"), Decimal("0.001")),),  # sub-fen
+        ((Decimal("-1.00"), Decimal("1.00")),),  # negative threshold
+        ((Decimal("1.00"), 1),),  # not a Decimal
+        ((Decimal("NaN"), Decimal("1.00")),),
+    ],
+)
+def test_check_tiers_refuses_a_bad_answer(answer: Any) -> None:
+    """SPEC §3 offer contract: a discount_tiers() answer must be a tuple of (threshold,
+    off) pairs of non-negative Decimals in fen; anything else is named, never used."""
+    with pytest.raises(TypeError) as err:
+        check_tiers(COUPON, answer)
+    assert str(err.value) == (
+        f"offer type 'coupon': discount_tiers() returned {answer!r}, expected a tuple of "
+        "(threshold, off) pairs of non-negative Decimals in fen"
+    )
+
+
+def test_check_offer_refuses_discount_tiers_that_is_not_a_method() -> None:
+    """SPEC §3 offer contract: discount_tiers, when an offer has it, must be callable."""
+
+    class Odd(Coupon):
+        discount_tiers = ((Decimal("0.00"), Decimal("1.00")),)  # type: ignore[assignment]
+
+    with pytest.raises(TypeError) as err:
+        check_offer(COUPON, Odd(Decimal("1.00")))
+    assert str(err.value).startswith(
+        "offer type 'coupon': discount_tiers must be a method, got ((Decimal('0.00')"
+    )

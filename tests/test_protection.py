@@ -26,9 +26,19 @@ from pricecalc.decision import Decision
 from pricecalc.errors import PluginError
 from pricecalc.fields import Fields, parse_time
 from pricecalc.history import PastDecision
-from pricecalc.money import allocate
-from pricecalc.offers import OfferType, Window, check_keys
+from pricecalc.money import ZERO, allocate
+from pricecalc.offers import (
+    COUPON,
+    FULL_REDUCTION,
+    Coupon,
+    FullReduction,
+    OfferType,
+    Tier,
+    Window,
+    check_keys,
+)
 from pricecalc.plugins import build_registry, get_plugin_manager
+from pricecalc.protection import ListedOffer, _DiscountGroup, _fen, _tiers
 from pricecalc.registry import Registry
 
 BJ = timezone(timedelta(hours=8))
@@ -399,6 +409,49 @@ def test_drop_after_event_end_is_ignored(at: str, refund: str) -> None:
     assert decision.result["refund_total"] == refund
 
 
+def test_drop_after_the_claim_is_not_paid() -> None:
+    """SPEC §3: markdowns count when t ≤ min(event.end, claimed_at): a drop scheduled
+    after the claim is not paid in advance, and the message names the claim as the bound."""
+    decision = claim(spec_order(claimed_at="2026-11-11T19:00"))
+    assert codes(decision) == ["NO_PRICE_DROP"]
+    assert decision.reasons[0].message == (
+        "no line sold lower between payment 2026-11-11T10:00:00+08:00 and the claim at "
+        "2026-11-11T19:00:00+08:00: the lowest net is not below the price paid "
+        "(L1: paid 190.00, lowest 190.00)"
+    )
+    assert line(decision)["lowest_at"] is None
+    assert decision.result["refund_total"] == "0.00"
+
+
+def test_a_later_claim_pays_the_drop_after_the_first_claim() -> None:
+    """SPEC §3: a markdown after a claim is paid by a later claim (the increment over what
+    the first claim refunded, given as already_refunded)."""
+    deeper = {"type": "direct_drop", "sku": "A", "unit_price": "85.00", "at": "2026-11-12T09:00"}
+    offers = [COUPON_10, DROP_90, deeper]
+    first = claim(spec_order(offers=offers, claimed_at="2026-11-11T21:00"))
+    assert first.result["refund_total"] == "20.00"
+    assert line(first)["lowest_net"] == "170.00"
+    assert line(first)["lowest_at"] == "2026-11-11T20:00:00+08:00"
+    second = claim(
+        spec_order(offers=offers, claimed_at="2026-11-12T10:00", already_refunded={"L1": "20.00"})
+    )
+    assert line(second)["lowest_net"] == "160.00"
+    assert line(second)["lowest_at"] == "2026-11-12T09:00:00+08:00"
+    assert line(second)["entitled"] == "30.00"
+    assert second.result["refund_total"] == "10.00"
+
+
+@pytest.mark.parametrize(
+    ("claimed_at", "refund"),
+    [("2026-11-11T20:00:00", "20.00"), ("2026-11-11T19:59:59", "0.00")],
+)
+def test_drop_exactly_at_the_claim_counts(claimed_at: str, refund: str) -> None:
+    """SPEC §1/§3: the window (paid_at, min(event.end, claimed_at)] is closed at its end:
+    a drop at the very moment of the claim counts, one second after it does not."""
+    decision = claim(spec_order(claimed_at=claimed_at))
+    assert decision.result["refund_total"] == refund
+
+
 @pytest.mark.parametrize(("threshold", "refund"), [("180.00", "50.00"), ("180.01", "20.00")])
 def test_coupon_threshold_met_exactly(threshold: str, refund: str) -> None:
     """SPEC §3: thresholds are met by the goods total at the prices of t (after the drop:
@@ -752,10 +805,287 @@ def test_misbehaving_offer_plugin_is_named(offer_type: OfferType, message: str) 
     assert str(err.value).startswith(message)
 
 
+@attrs.frozen
+class ScanCoupon:
+    """A plugin's coupon in the built-in "coupon" group without discount_tiers(): it is
+    priced by the simple scan, competing with the indexed built-in coupons."""
+
+    amount: Decimal
+    threshold: Decimal
+    window: Window
+
+    def change_times(self) -> tuple[datetime, ...]:
+        return self.window.starts()
+
+    def discount(self, goods_total: Decimal) -> Decimal:
+        return self.amount if goods_total >= self.threshold else Decimal("0.00")
+
+
+def parse_scan_coupon(fields: Fields) -> ScanCoupon:
+    check_keys(fields, {"type", "amount", "threshold", "start", "end"})
+    return ScanCoupon(
+        fields.amount("amount", positive=True),
+        fields.amount("threshold"),
+        Window.from_fields(fields),
+    )
+
+
+@attrs.frozen
+class TieredBonus:
+    """A plugin's threshold-tiered reduction (its own group, shared with the scanned
+    cross-store reduction) that opts into the index through discount_tiers()."""
+
+    tiers: tuple[tuple[Decimal, Decimal], ...]
+    window: Window
+
+    def change_times(self) -> tuple[datetime, ...]:
+        return self.window.starts()
+
+    def discount(self, goods_total: Decimal) -> Decimal:
+        return max((off for t, off in self.tiers if goods_total >= t), default=Decimal("0.00"))
+
+    def discount_tiers(self) -> tuple[tuple[Decimal, Decimal], ...]:
+        return self.tiers
+
+
+def parse_tiered_bonus(fields: Fields) -> TieredBonus:
+    check_keys(fields, {"type", "tiers", "start", "end"})
+    tiers = tuple((f.amount("threshold"), f.amount("off")) for f in fields.items("tiers"))
+    return TieredBonus(tiers, Window.from_fields(fields))
+
+
+SCAN_COUPON = OfferType("scan_coupon", "order_discount", parse_scan_coupon, group="coupon")
+TIERED_BONUS = OfferType("tiered_bonus", "order_discount", parse_tiered_bonus, group="cross_store")
+MIXED_GROUPS = registry(("mixed_test", OfferPlugin(SCAN_COUPON, TIERED_BONUS, CROSS)))
+
+
+def test_scanned_and_indexed_offers_share_a_group() -> None:
+    """SPEC §3: of one group only the best applying offer counts, the earlier-listed on
+    a tie — also when a plugin's coupon (scanned) competes with built-in coupons
+    (indexed): the larger one wins whichever kind it is, and on equal amounts the one
+    listed first."""
+    scan = {"type": "scan_coupon", "amount": "15.00", "threshold": "0.00"}
+    later = "2026-11-11T12:00"
+    offers = [
+        COUPON_10,
+        {**scan, "start": later},
+        {"type": "coupon", "amount": "15.00", "start": later},
+        {"type": "coupon", "amount": "12.00", "start": "2026-11-11T14:00"},
+    ]
+    decision = claim(spec_order(offers=offers), reg=MIXED_GROUPS)
+    assert line(decision)["lowest_net"] == "185.00"
+    assert line(decision)["lowest_offers"] == [{"index": 1, "type": "scan_coupon"}]
+    swapped = [offers[0], offers[2], offers[1], offers[3]]
+    decision = claim(spec_order(offers=swapped), reg=MIXED_GROUPS)
+    assert line(decision)["lowest_offers"] == [{"index": 1, "type": "coupon"}]
+    bigger = [*offers, {**scan, "amount": "16.00", "start": "2026-11-11T16:00"}]
+    decision = claim(spec_order(offers=bigger), reg=MIXED_GROUPS)
+    assert (line(decision)["lowest_net"], line(decision)["lowest_at"]) == (
+        "184.00",
+        "2026-11-11T16:00:00+08:00",
+    )
+    assert line(decision)["lowest_offers"] == [{"index": 4, "type": "scan_coupon"}]
+
+
+def test_plugin_discount_tiers_are_indexed() -> None:
+    """SPEC §3 plugins: an order discount giving discount_tiers() is priced from its tiers
+    (best tier met, a threshold met exactly counts) and stacks in its own group, where a
+    scanned cross-store reduction competes with it."""
+    bonus = {
+        "type": "tiered_bonus",
+        "tiers": [{"threshold": "180.00", "off": "7.00"}, {"threshold": "150.00", "off": "4.00"}],
+        "start": "2026-11-11T20:00",
+    }
+    cross = {"type": "cross_store", "per": "100.00", "off": "3.00", "start": "2026-11-11T20:00"}
+    # from 20:00 the goods total is 2 × 90.00 = 180.00: tier 180 met, 7.00 over 3.00
+    decision = claim(spec_order(offers=[COUPON_10, DROP_90, bonus, cross]), reg=MIXED_GROUPS)
+    assert line(decision)["lowest_net"] == "163.00"
+    assert line(decision)["lowest_offers"] == [
+        {"index": 0, "type": "coupon"},
+        {"index": 1, "type": "direct_drop"},
+        {"index": 2, "type": "tiered_bonus"},
+    ]
+    raised = {**DROP_90, "unit_price": "89.99"}  # 179.98: only the 150 tier, 4.00 > 3.00
+    decision = claim(spec_order(offers=[COUPON_10, raised, bonus, cross]), reg=MIXED_GROUPS)
+    assert line(decision)["lowest_net"] == "165.98"
+
+
+@attrs.frozen
+class BadTiers(BadDiscount):
+    answer: Any = ((Decimal("1.00"), Decimal("0.001")),)
+
+    def discount(self, goods_total: Decimal) -> Decimal:
+        return Decimal("0.00")
+
+    def discount_tiers(self) -> Any:
+        if self.answer is ZeroDivisionError:
+            raise ZeroDivisionError("no tiers")
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("offer", "message"),
+    [
+        (
+            BadTiers(),
+            "plugin 'bad_test': offer 'bad' (input.offers[2]) discount_tiers() failed: "
+            "TypeError: offer type 'bad': discount_tiers() returned ((Decimal('1.00'), "
+            "Decimal('0.001')),), expected a tuple of (threshold, off) pairs of "
+            "non-negative Decimals in fen",
+        ),
+        (
+            BadTiers(answer=[(Decimal("1.00"), Decimal("1.00"))]),
+            "plugin 'bad_test': offer 'bad' (input.offers[2]) discount_tiers() failed: "
+            "TypeError: offer type 'bad': discount_tiers() returned [(Decimal('1.00'), "
+            "Decimal('1.00'))], expected a tuple",
+        ),
+        (
+            BadTiers(answer=ZeroDivisionError),
+            "plugin 'bad_test': offer 'bad' (input.offers[2]) discount_tiers() failed: "
+            "ZeroDivisionError: no tiers",
+        ),
+    ],
+)
+def test_misbehaving_discount_tiers_are_named(offer: BadTiers, message: str) -> None:
+    """SPEC §3 plugins: a discount_tiers() that raises or breaks its promise (a tuple of
+    (threshold, off) pairs of non-negative Decimals in fen) is reported naming the plugin
+    and the offer, never computed with."""
+    bad = OfferType("bad", "order_discount", lambda f: offer, group="g")
+    reg = registry(("bad_test", OfferPlugin(bad)))
+    with pytest.raises(PluginError) as err:
+        claim(spec_order(offers=[COUPON_10, DROP_90, {"type": "bad"}]), reg=reg)
+    assert str(err.value).startswith(message)
+
+
 def test_order_discount_type_needs_a_group() -> None:
     """SPEC §3 offer contract: an order_discount without a group cannot be registered."""
     with pytest.raises(ValueError, match="an order_discount needs a group"):
         OfferType("x", "order_discount", parse_cross_store)
+
+
+# -- the order-discount index ---------------------------------------------------------
+
+
+def listed(index: int, offer: Any) -> ListedOffer:
+    """An order-discount offer as listed at ``index`` (built-in types, or a scan coupon)."""
+    types = {Coupon: COUPON, FullReduction: FULL_REDUCTION, ScanCoupon: SCAN_COUPON}
+    return ListedOffer(index, types[type(offer)], "builtin", offer)
+
+
+def coupon(amount: str, threshold: str = "0.00") -> Coupon:
+    return Coupon(Decimal(amount), Decimal(threshold))
+
+
+def full(*tiers: tuple[str, str]) -> FullReduction:
+    return FullReduction(tuple(Tier(Decimal(t), Decimal(off)) for t, off in tiers))
+
+
+def group_of(*offers: ListedOffer) -> _DiscountGroup:
+    group = _DiscountGroup(scale=100)
+    for o in offers:
+        group.add(o, _tiers(o))
+    group.build()
+    return group
+
+
+def best(group: _DiscountGroup, goods_fen: int) -> tuple[int, int | None]:
+    amount, winner = group.winner(group.best(goods_fen, {}))
+    return amount, None if winner is None else winner.index
+
+
+def test_index_ties_go_to_the_earlier_listed_offer() -> None:
+    """SPEC §3: of one group the best offer counts; on an equal amount the one listed
+    first, whatever the order in which they arrived."""
+    a, b, c = listed(3, coupon("10.00")), listed(1, coupon("10.00")), listed(2, coupon("9.99"))
+    group = group_of(a, b, c)
+    for o in (a, c, b):
+        group.arrive(o)
+    assert best(group, 100_00) == (1000, 1)
+    group.leave(b)
+    assert best(group, 100_00) == (1000, 3)
+
+
+def test_index_forgets_an_offer_that_leaves() -> None:
+    """SPEC §3: an offer applies only inside its window: once it has left, the next best
+    applying offer counts, and with none left there is no discount."""
+    big, small = listed(0, full(("100.00", "30.00"))), listed(1, coupon("5.00"))
+    group = group_of(big, small)
+    assert best(group, 500_00) == (0, None)
+    group.arrive(big)
+    group.arrive(small)
+    assert best(group, 500_00) == (3000, 0)
+    group.leave(big)
+    assert best(group, 500_00) == (500, 1)
+    group.leave(small)
+    assert best(group, 500_00) == (0, None)
+
+
+def test_index_threshold_met_exactly() -> None:
+    """SPEC §3: a threshold is met when the goods total is ≥ it: at exactly the threshold
+    the tier counts, one fen below it does not (the best tier met, not the best tier)."""
+    tiers = listed(0, full(("100.00", "5.00"), ("200.00", "20.00"), ("200.00", "18.00")))
+    other = listed(1, coupon("8.00", "150.00"))
+    group = group_of(tiers, other)
+    group.arrive(tiers)
+    group.arrive(other)
+    assert [best(group, g) for g in (99_99, 100_00, 149_99, 150_00, 199_99, 200_00)] == [
+        (0, None),
+        (500, 0),
+        (500, 0),
+        (800, 1),
+        (800, 1),
+        (2000, 0),
+    ]
+
+
+def test_index_and_scan_in_one_group() -> None:
+    """SPEC §3: a scanned offer (a plugin's discount() alone) and indexed ones in one
+    group: the best of both counts, the earlier-listed on a tie across the two kinds."""
+    scanned, indexed = (
+        listed(2, ScanCoupon(Decimal("10.00"), ZERO, Window())),
+        listed(5, coupon("10.00")),
+    )
+    group = group_of(scanned, indexed)
+    group.arrive(indexed)
+    group.arrive(scanned)
+    assert best(group, 50_00) == (1000, 2)
+    group.leave(scanned)
+    assert best(group, 50_00) == (1000, 5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_index_agrees_with_a_scan(data: st.DataObject) -> None:
+    """SPEC §3: as offers of one group arrive and leave in any order, the index answers
+    what scanning every applying offer's discount() answers: the best amount, and on a
+    tie the earlier-listed offer."""
+    money = st.sampled_from(["0.00", "5.00", "10.00", "10.01", "20.00", "100.00", "150.00"])
+    offers = []
+    for index in range(data.draw(st.integers(1, 12))):
+        kind = data.draw(st.sampled_from(["coupon", "full", "scan"]))
+        if kind == "coupon":
+            offer: Any = coupon(data.draw(money.filter(lambda m: m != "0.00")), data.draw(money))
+        elif kind == "full":
+            pairs = st.tuples(money, money.filter(lambda m: m != "0.00"))
+            offer = full(*data.draw(st.lists(pairs, min_size=1, max_size=4)))
+        else:
+            amount = data.draw(money.filter(lambda m: m != "0.00"))
+            offer = ScanCoupon(Decimal(amount), Decimal(data.draw(money)), Window())
+        offers.append(listed(index, offer))
+    group = group_of(*offers)
+    active: set[int] = set()
+    for _ in range(data.draw(st.integers(1, 30))):
+        index = data.draw(st.integers(0, len(offers) - 1))
+        if index in active:
+            group.leave(offers[index])
+            active.remove(index)
+        else:
+            group.arrive(offers[index])
+            active.add(index)
+        goods = data.draw(st.sampled_from([0, 5_00, 10_00, 10_01, 99_99, 100_00, 150_00, 10**6]))
+        scan = [(_fen(offers[i].offer.discount(Decimal(goods).scaleb(-2))), -i) for i in active]
+        top = max([(a, i) for a, i in scan if a], default=None)
+        assert best(group, goods) == ((0, None) if top is None else (top[0], -top[1]))
 
 
 # -- invalid input ---------------------------------------------------------------------
@@ -915,12 +1245,36 @@ def D(text: Any) -> Decimal:
     return Decimal(str(text))
 
 
-def literal(data: Mapping[str, Any]) -> list[tuple[Decimal, Decimal, datetime | None, Decimal]]:
-    """SPEC §3 read word for word, slowly: (paid_net, lowest_net, lowest_at, entitled) per
-    line. Built-in offer types only. Used to check the indexed sweep."""
+#: How each order-discount type of the literal reading gives its amount, and its group.
+def _tier_best(goods: Decimal, tiers: Iterable[Mapping[str, Any]]) -> Decimal:
+    return max(
+        (D(tier["off"]) for tier in tiers if goods >= D(tier["threshold"])), default=Decimal(0)
+    )
+
+
+LITERAL_DISCOUNTS: dict[str, tuple[str, Any]] = {
+    "coupon": (
+        "coupon",
+        lambda o, g: D(o["amount"]) if g >= D(o.get("threshold", 0)) else Decimal(0),
+    ),
+    "scan_coupon": ("coupon", lambda o, g: D(o["amount"]) if g >= D(o["threshold"]) else 0),
+    "full_reduction": ("full_reduction", lambda o, g: _tier_best(g, o["tiers"])),
+    "tiered_bonus": ("cross_store", lambda o, g: _tier_best(g, o["tiers"])),
+    "cross_store": ("cross_store", lambda o, g: D(o["off"]) * int(g // D(o["per"]))),
+}
+Literal = tuple[Decimal, Decimal, datetime | None, Decimal, list[int]]
+
+
+def literal(data: Mapping[str, Any]) -> list[Literal]:
+    """SPEC §3 read word for word, slowly: (paid_net, lowest_net, lowest_at, entitled,
+    the indexes of the offers behind the lowest) per line. The built-in offer types and
+    the test plugins' order discounts (scanned and indexed, in shared groups). Used to
+    check the indexed sweep."""
     paid = t(data["paid_at"])
-    end = t(data["event"]["end"])
-    assert paid is not None and end is not None
+    event_end = t(data["event"]["end"])
+    claimed = t(data["claimed_at"]) if "claimed_at" in data else NOW
+    assert paid is not None and event_end is not None and claimed is not None
+    end = min(event_end, claimed)  # markdowns count in (paid_at, min(event.end, claimed_at)]
     lines = data["lines"]
     offers = list(enumerate(data["offers"]))
 
@@ -928,10 +1282,13 @@ def literal(data: Mapping[str, Any]) -> list[tuple[Decimal, Decimal, datetime | 
         start, stop = t(offer.get("start")), t(offer.get("end"))
         return (start is None or start <= at) and (stop is None or at <= stop)
 
-    def nets(at: datetime) -> list[Decimal]:
+    def nets(at: datetime) -> tuple[list[Decimal], list[list[int]]]:
+        """net(at) per line, and the offers pricing each line at ``at`` (by index)."""
         grosses = []
+        used: list[list[int]] = []
         for row in lines:
             price = D(row["unit_price"])
+            by = []
             drops = [
                 (t(o["at"]), -D(o["unit_price"]), -i, D(o["unit_price"]))
                 for i, o in offers
@@ -941,34 +1298,33 @@ def literal(data: Mapping[str, Any]) -> list[tuple[Decimal, Decimal, datetime | 
                 and active(o, at)
             ]
             if drops:
-                price = max(drops)[3]
-            for _, o in offers:
-                if o["type"] == "flash_sale" and o["sku"] == row["sku"] and active(o, at):
-                    price = min(price, D(o["unit_price"]))
+                price, by = max(drops)[3], [-max(drops)[2]]
+            flash = [
+                (D(o["unit_price"]), i)
+                for i, o in offers
+                if o["type"] == "flash_sale" and o["sku"] == row["sku"] and active(o, at)
+            ]
+            if flash and min(flash)[0] < price:  # the lower price; equal ones: listed first
+                price, by = min(flash)[0], [*by, min(flash)[1]]
             grosses.append(price * row["quantity"])
+            used.append(by)
         goods = sum(grosses, Decimal(0))
-        best_coupon = max(
-            (
-                D(o["amount"])
-                for _, o in offers
-                if o["type"] == "coupon" and active(o, at) and goods >= D(o.get("threshold", 0))
-            ),
-            default=Decimal(0),
+        best: dict[str, tuple[Decimal, int]] = {}  # group → (amount, −index)
+        for i, o in offers:
+            if o["type"] in LITERAL_DISCOUNTS and active(o, at):
+                group, amount_of = LITERAL_DISCOUNTS[o["type"]]
+                amount = D(amount_of(o, goods))
+                if amount > 0 and (amount, -i) > best.get(group, (Decimal(0), 0)):
+                    best[group] = (amount, -i)
+        discount = min(sum((a for a, _ in best.values()), Decimal(0)), goods)
+        winners = [-i for _, i in best.values()]
+        shares = allocate(discount, grosses)
+        return (
+            [g - s for g, s in zip(grosses, shares, strict=True)],
+            [sorted(by + winners) for by in used],
         )
-        best_full = max(
-            (
-                D(tier["off"])
-                for _, o in offers
-                if o["type"] == "full_reduction" and active(o, at)
-                for tier in o["tiers"]
-                if goods >= D(tier["threshold"])
-            ),
-            default=Decimal(0),
-        )
-        discount = min(best_coupon + best_full, goods)
-        return [g - s for g, s in zip(grosses, allocate(discount, grosses), strict=True)]
 
-    at_paid = nets(paid)
+    at_paid, _ = nets(paid)
     if "paid_merchant_discount" in data:
         grosses = [D(r["unit_price"]) * r["quantity"] for r in lines]
         shares = allocate(D(data["paid_merchant_discount"]), grosses)
@@ -985,15 +1341,17 @@ def literal(data: Mapping[str, Any]) -> list[tuple[Decimal, Decimal, datetime | 
         elif start is not None:
             starts.add(start)
     times = sorted(x for x in starts if paid < x <= end)
-    per_time = [(x, nets(x)) for x in times]
+    per_time = [(x, *nets(x)) for x in times]
     out = []
     for i in range(len(lines)):
         reference = min(paid_nets[i], at_paid[i])
-        lowest, lowest_at = reference, None
-        if per_time:
-            lowest_at, lowest = min(((x, n[i]) for x, n in per_time), key=lambda p: (p[1], p[0]))
+        lowest, lowest_at, behind = reference, None, list[int]()
+        if per_time:  # the lowest net, the earliest time on a tie
+            lowest, lowest_at, behind = min(
+                ((n[i], x, by[i]) for x, n, by in per_time), key=lambda p: (p[0], p[1])
+            )
         entitled = min(max(Decimal(0), reference - lowest), paid_nets[i])
-        out.append((paid_nets[i], lowest, lowest_at, entitled))
+        out.append((paid_nets[i], lowest, lowest_at, entitled, behind))
     return out
 
 
@@ -1024,31 +1382,45 @@ def windows(draw: st.DrawFn, *, required: bool = False) -> dict[str, str]:
     return out
 
 
+# Few distinct amounts and thresholds as well as any: equal thresholds, offers that tie.
+thresholds = st.one_of(st.sampled_from(["0.00", "100.00", "150.00", "200.00", "300.00"]), prices)
+offs = st.one_of(st.sampled_from(["5.00", "10.00", "20.00"]), prices)
+# Order discounts twice as often as price offers: several offers compete in each group.
+BUILTIN_KINDS = ["direct_drop", "flash_sale"] + 2 * ["coupon", "full_reduction"]
+# The test plugins' order discounts: a scanned coupon in the coupon group, an indexed
+# tiered bonus and a scanned cross-store reduction sharing their own group.
+PLUGIN_KINDS = ["scan_coupon", "tiered_bonus", "cross_store"]
+
+
 @st.composite
-def offer_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
+def offer_lists(draw: st.DrawFn, *, plugins: bool = False) -> list[dict[str, Any]]:
+    kinds = BUILTIN_KINDS + (PLUGIN_KINDS if plugins else [])
     offers: list[dict[str, Any]] = []
-    for _ in range(draw(st.integers(0, 7))):
-        kind = draw(st.sampled_from(["direct_drop", "flash_sale", "coupon", "full_reduction"]))
+    for _ in range(draw(st.integers(0, 14))):
+        kind = draw(st.sampled_from(kinds))
         if kind == "direct_drop":
             offer: dict[str, Any] = {"sku": draw(skus), "unit_price": draw(prices)}
             offer["at"] = draw(times)
             offer.update(draw(windows()) if draw(st.booleans()) else {})
         elif kind == "flash_sale":
             offer = {"sku": draw(skus), "unit_price": draw(prices), **draw(windows(required=True))}
-        elif kind == "coupon":
-            offer = {"amount": draw(prices), "threshold": draw(prices), **draw(windows())}
-        else:
+        elif kind in ("coupon", "scan_coupon"):
+            offer = {"amount": draw(offs), "threshold": draw(thresholds), **draw(windows())}
+        elif kind in ("full_reduction", "tiered_bonus"):
             tiers = [
-                {"threshold": draw(prices), "off": draw(prices)}
-                for _ in range(draw(st.integers(1, 3)))
+                {"threshold": draw(thresholds), "off": draw(offs)}
+                for _ in range(draw(st.integers(1, 4)))
             ]
             offer = {"tiers": tiers, **draw(windows())}
+        else:
+            per = draw(st.sampled_from(["50.00", "99.99", "100.00"]))
+            offer = {"per": per, "off": draw(offs), **draw(windows())}
         offers.append({"type": kind, **offer})
     return offers
 
 
 @st.composite
-def claims(draw: st.DrawFn) -> dict[str, Any]:
+def claims(draw: st.DrawFn, *, plugins: bool = False) -> dict[str, Any]:
     lines: list[dict[str, Any]] = [
         {
             "line_id": f"L{i}",
@@ -1058,14 +1430,18 @@ def claims(draw: st.DrawFn) -> dict[str, Any]:
         }
         for i in range(draw(st.integers(1, 3)))
     ]
+    paid = draw(st.integers(5, 14))  # inside the event
+    # The claim: after the event (every markdown counts) or at any hour from payment on,
+    # often before the event ends (later markdowns wait for a later claim).
+    claimed_at = draw(st.one_of(st.just("2026-11-13T12:00"), st.sampled_from(HOURS[paid:])))
     data: dict[str, Any] = {
         "order_id": "O-P",
-        "paid_at": draw(st.sampled_from(HOURS[5:15])),  # inside the event
-        "claimed_at": "2026-11-13T12:00",
+        "paid_at": HOURS[paid],
+        "claimed_at": claimed_at,
         "order_status": "paid",
         "event": dict(EVENT),
         "lines": lines,
-        "offers": draw(offer_lists()),
+        "offers": draw(offer_lists(plugins=plugins)),
     }
     if draw(st.booleans()):
         goods = sum((D(r["unit_price"]) * r["quantity"] for r in lines), Decimal(0))
@@ -1083,24 +1459,32 @@ def amounts(decision: Decision) -> dict[str, Any]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(claims())
+@given(claims(plugins=True))
 def test_sweep_agrees_with_the_literal_spec(data: dict[str, Any]) -> None:
     """SPEC §3: the indexed sweep computes exactly what the rule book says, read literally
-    (paid_net, lowest_net, lowest_at and entitled on every line)."""
-    decision = claim(data)
+    (paid_net, lowest_net, lowest_at, entitled and the offers behind the lowest — the
+    earlier-listed of equal offers — on every line), with built-in and plugin order
+    discounts, scanned and indexed, competing in the same groups."""
+    decision = claim(data, reg=MIXED_GROUPS)
     got = [
-        (D(r["paid_net"]), D(r["lowest_net"]), t(r["lowest_at"]), D(r["entitled"]))
+        (
+            D(r["paid_net"]),
+            D(r["lowest_net"]),
+            t(r["lowest_at"]),
+            D(r["entitled"]),
+            [o["index"] for o in r["lowest_offers"]],
+        )
         for r in decision.result["lines"]
     ]
     assert got == literal(data)
 
 
 @settings(max_examples=200, deadline=None)
-@given(claims())
+@given(claims(plugins=True))
 def test_refund_bounds_and_sum(data: dict[str, Any]) -> None:
     """SPEC §3: a refund is never negative, never above paid_net, and the line refunds
     sum to refund_total."""
-    decision = claim(data)
+    decision = claim(data, reg=MIXED_GROUPS)
     total = Decimal(0)
     for row in decision.result["lines"]:
         assert Decimal(0) <= D(row["refund"]) <= D(row["paid_net"])
