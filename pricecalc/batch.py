@@ -15,7 +15,10 @@ upgrade records nothing new when it is run again.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -23,6 +26,7 @@ import attrs
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
+from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
 from pricecalc.reading import FileLine
 from pricecalc.rows import Summary, as_recorded, decision_row
 from pricecalc.serialize import text_problem
@@ -137,6 +141,36 @@ def _chunks(
         yield chunk
 
 
+Prepared = list[tuple[FileLine, "Envelope | LineResult", "Evaluated | None"]]
+
+
+def prepare_chunk(
+    chunk: Sequence[FileLine], digest: str, merchant: str | None, campaign: str | None
+) -> Prepared:
+    """Parse and key a chunk's lines (no store needed): each line's envelope, or its
+    invalid result."""
+    return [(line, _envelope(line, digest, merchant, campaign), None) for line in chunk]
+
+
+def _prepare_away(
+    chunk: Sequence[FileLine],
+    digest: str,
+    merchant: str | None,
+    campaign: str | None,
+    moment: datetime,
+) -> Prepared:
+    """:func:`prepare_chunk` and the rules, in a worker process (:mod:`pricecalc.parallel`)."""
+    engine, operator = worker_engine()
+    return [
+        (
+            line,
+            env,
+            evaluate_away(engine, env, moment, operator) if isinstance(env, Envelope) else None,
+        )
+        for line, env, _ in prepare_chunk(chunk, digest, merchant, campaign)
+    ]
+
+
 def run_batch(
     calc: Calculator,
     lines: Iterable[tuple[FileLine, int]],
@@ -147,44 +181,94 @@ def run_batch(
     progress: Callable[[int], None] = lambda position: None,
     merchant: str | None = None,
     campaign: str | None = None,
+    jobs: int = 1,
 ) -> Summary:
     """Decide ``lines`` in chunks (one group commit each), emitting one result per line in
     order, each only once it is durable. ``merchant``/``campaign`` label the lines that
-    name none. Raises :class:`BatchStopped` when a line fails for a reason that is not its
-    input (the lines before it are recorded and emitted)."""
+    name none. With ``jobs`` > 1 and more than one chunk, the lines are parsed and decided
+    in that many worker processes, ahead of this one, which records them in order
+    (:mod:`pricecalc.parallel`); a single chunk is decided here (no workers started).
+    Raises :class:`BatchStopped` when a line fails for a reason that is not its input
+    (the lines before it are recorded and emitted)."""
     summary = Summary()
-    for chunk in _chunks(lines, max(1, chunk_size)):
-        prepared = [(line, _envelope(line, digest, merchant, campaign)) for line, _ in chunk]
-        pending = [(line, env) for line, env in prepared if isinstance(env, Envelope)]
-        decided: dict[int, LineResult] = {}
-        try:
-            items = calc.decide_many([env for _, env in pending], on_invalid="collect")
-        except (PricecalcError, TypeError):
-            # Something other than one line's input failed (a plugin, the policy): decide
-            # the chunk line by line so that the lines before it are kept, and name it.
-            for line, env in pending:
-                try:
-                    [item] = calc.decide_many([env], on_invalid="collect")
-                except (PricecalcError, TypeError) as exc:
-                    _emit_chunk(prepared, decided, emit, summary, stop=line.number)
-                    raise BatchStopped(line.number, exc) from exc
-                decided[line.number] = _result(line, env, item)
-        else:
-            for (line, env), item in zip(pending, items, strict=True):
-                decided[line.number] = _result(line, env, item)
-        _emit_chunk(prepared, decided, emit, summary)
-        progress(chunk[-1][1])
+    chunks = _chunks(lines, max(1, chunk_size))
+    first = next(chunks, None)
+    if first is None:
+        return summary
+    second = next(chunks, None)
+    workers = calc.workers(jobs) if second is not None else None
+    ahead: deque[tuple[list[tuple[FileLine, int]], Any]] = deque()
+
+    def dispatch(chunk: list[tuple[FileLine, int]]) -> None:
+        if workers is None:
+            ahead.append((chunk, None))
+            return
+        moment = calc.now()
+        future = workers.submit(
+            _prepare_away, [line for line, _ in chunk], digest, merchant, campaign, moment
+        )
+        ahead.append((chunk, (future, moment)))
+
+    window = 2 * jobs if workers is not None else 1
+    for chunk in itertools.chain([first] if second is None else [first, second], chunks):
+        dispatch(chunk)
+        while len(ahead) >= window:
+            _record_chunk(
+                calc, ahead.popleft(), digest, merchant, campaign, emit, summary, progress
+            )
+    while ahead:
+        _record_chunk(calc, ahead.popleft(), digest, merchant, campaign, emit, summary, progress)
     return summary
 
 
+def _record_chunk(
+    calc: Calculator,
+    task: tuple[list[tuple[FileLine, int]], Any],
+    digest: str,
+    merchant: str | None,
+    campaign: str | None,
+    emit: Emit,
+    summary: Summary,
+    progress: Callable[[int], None],
+) -> None:
+    chunk, away = task
+    now = None
+    if away is None:
+        prepared = prepare_chunk([line for line, _ in chunk], digest, merchant, campaign)
+    else:
+        future, now = away
+        prepared = future.result()
+    pending = [(line, env, ev) for line, env, ev in prepared if isinstance(env, Envelope)]
+    decided: dict[int, LineResult] = {}
+    try:
+        items = calc.decide_prepared(
+            [env for _, env, _ in pending], [ev for _, _, ev in pending], now=now
+        )
+    except (PricecalcError, TypeError):
+        # Something other than one line's input failed (a plugin, the policy): decide
+        # the chunk line by line so that the lines before it are kept, and name it.
+        for line, env, _ in pending:
+            try:
+                [item] = calc.decide_prepared([env], now=now)
+            except (PricecalcError, TypeError) as exc:
+                _emit_chunk(prepared, decided, emit, summary, stop=line.number)
+                raise BatchStopped(line.number, exc) from exc
+            decided[line.number] = _result(line, env, item)
+    else:
+        for (line, env, _), item in zip(pending, items, strict=True):
+            decided[line.number] = _result(line, env, item)
+    _emit_chunk(prepared, decided, emit, summary)
+    progress(chunk[-1][1])
+
+
 def _emit_chunk(
-    prepared: Sequence[tuple[FileLine, Envelope | LineResult]],
+    prepared: Prepared,
     decided: Mapping[int, LineResult],
     emit: Emit,
     summary: Summary,
     stop: int | None = None,
 ) -> None:
-    for line, envelope in prepared:
+    for line, envelope, _ in prepared:
         if stop is not None and line.number >= stop:
             return
         result = envelope if isinstance(envelope, LineResult) else decided[line.number]

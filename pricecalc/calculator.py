@@ -40,8 +40,10 @@ from pricecalc.history import (
     kind_tag,
     merchant_tag,
     order_tag,
+    same_answers,
     voids_tag,
 )
+from pricecalc.parallel import Evaluated, Workers
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
@@ -164,6 +166,9 @@ class Calculator:
         )
         self.policy = policy
         self.registry = self.engine.registry
+        self._plugins_from_entry_points = registry is None
+        self._disabled = tuple(disable_plugins)
+        self._workers: Workers | None = None
         self.rules_policy = self.engine.merged_policy
         self.named_operator = None if operator is None else _operator(operator)
         self.operator = self.named_operator or default_operator()
@@ -199,6 +204,7 @@ class Calculator:
         *,
         now: datetime | None = ...,
         on_invalid: Literal["raise"] = ...,
+        jobs: int = ...,
     ) -> list[Decision]: ...
 
     @overload
@@ -208,6 +214,7 @@ class Calculator:
         *,
         now: datetime | None = ...,
         on_invalid: Literal["collect"],
+        jobs: int = ...,
     ) -> list[BatchItem]: ...
 
     def decide_many(
@@ -216,8 +223,12 @@ class Calculator:
         *,
         now: datetime | None = None,
         on_invalid: Literal["raise", "collect"] = "raise",
+        jobs: int = 1,
     ) -> list[Decision] | list[BatchItem]:
         """Decide many requests with one group commit (one sync for the whole batch).
+
+        With ``jobs`` > 1 the rules run in that many worker processes while this process
+        records, in order, with the same guarantees (:mod:`pricecalc.parallel`).
 
         Decisions are returned only after the batch is durable. With
         ``on_invalid="raise"`` (default) an invalid request or an idempotency conflict
@@ -234,6 +245,26 @@ class Calculator:
                 if on_invalid == "raise":
                     raise _in_batch(index, exc) from exc
                 parsed.append(exc)
+        moment = now or self._clock()
+        evaluated = self._evaluate_in_workers(parsed, moment, jobs)
+        items = self.decide_prepared(parsed, evaluated, now=moment, on_invalid=on_invalid)
+        if on_invalid == "raise":
+            return [item.decision for item in items if item.decision is not None]
+        return items
+
+    def decide_prepared(
+        self,
+        parsed: Sequence[Envelope | InvalidInput],
+        evaluated: Sequence[Evaluated | None] | None = None,
+        *,
+        now: datetime | None = None,
+        on_invalid: Literal["raise", "collect"] = "collect",
+    ) -> list[BatchItem]:
+        """:meth:`decide_many` for requests already parsed (an :class:`InvalidInput` in a
+        slot is reported there) and, optionally, already evaluated away from the store
+        (:mod:`pricecalc.parallel`; ``evaluated[i]`` for ``parsed[i]``, or None): one
+        transaction, each decision checked against the store's history before it is
+        recorded. The batch runner feeds it a chunk at a time."""
         items: list[BatchItem] = []
         done: list[tuple[int, Decision, Record]] = []
         with self.store.transaction() as tx:
@@ -242,8 +273,9 @@ class Calculator:
                 if isinstance(envelope, InvalidInput):
                     items.append(BatchItem(index, error=envelope))
                     continue
+                away = evaluated[index] if evaluated is not None else None
                 try:
-                    decision, record = self._decide_in(tx, envelope, now)
+                    decision, record = self._decide_in(tx, envelope, now, away)
                 except InvalidInput as exc:
                     if on_invalid == "raise":
                         raise _in_batch(index, exc) from exc
@@ -262,15 +294,47 @@ class Calculator:
         # The transaction has committed: now, and only now, the decisions are reportable.
         for slot, decision, record in done:
             items[slot] = BatchItem(items[slot].index, decision=_recorded(decision, record))
-        if on_invalid == "raise":
-            return [item.decision for item in items if item.decision is not None]
         return items
+
+    def workers(self, jobs: int) -> Workers | None:
+        """The worker processes for ``jobs`` > 1 (started on first use, kept until
+        :meth:`close`), or None when this calculator runs in one process: ``jobs`` is 1,
+        or its registry was given in-process (worker processes could not load it)."""
+        if jobs <= 1 or not self._plugins_from_entry_points:
+            return None
+        if self._workers is None or self._workers.jobs != jobs:
+            if self._workers is not None:
+                self._workers.close()
+            self._workers = Workers(self.policy, self._disabled, self.named_operator, jobs)
+        return self._workers
+
+    def _evaluate_in_workers(
+        self, parsed: Sequence[Envelope | InvalidInput], moment: datetime, jobs: int
+    ) -> list[Evaluated | None] | None:
+        workers = self.workers(jobs)
+        envelopes = [p for p in parsed if isinstance(p, Envelope)]
+        if workers is None or len(envelopes) < 2:
+            return None
+        size = -(-len(envelopes) // jobs)
+        futures = [
+            workers.evaluate(envelopes[i : i + size], moment)
+            for i in range(0, len(envelopes), size)
+        ]
+        results = iter([e for future in futures for e in future.result()])
+        return [next(results) if isinstance(p, Envelope) else None for p in parsed]
 
     def evaluate(self, request: Request, *, now: datetime | None = None) -> Decision:
         """Evaluate without recording (a what-if; nothing is written, no history read)."""
         return self.engine.evaluate(request, now=now or self._clock(), operator=self.named_operator)
 
+    def now(self) -> datetime:
+        """The calculator's clock (the time a decision is made at, unless one is given)."""
+        return self._clock()
+
     def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
         if self._owns_store:
             self.store.close()
 
@@ -282,9 +346,18 @@ class Calculator:
 
     # -- inside the writer lock -------------------------------------------------------
     def _decide_in(
-        self, tx: Transaction, envelope: Envelope, now: datetime | None
+        self,
+        tx: Transaction,
+        envelope: Envelope,
+        now: datetime | None,
+        away: Evaluated | None = None,
     ) -> tuple[Decision, Record]:
-        """Replay the recorded decision of this request, or decide and append it."""
+        """Replay the recorded decision of this request, or decide and append it.
+
+        ``away`` is the decision a worker made without the store (:mod:`pricecalc.parallel`):
+        it is recorded only when the store answers the rule's history questions as no
+        history did; otherwise the request is decided here, with the store's history.
+        """
         if envelope.request_id is not None:
             key, existing = self._current(tx, envelope, envelope.request_id)
             if existing is None and key == envelope.request_id:
@@ -300,8 +373,21 @@ class Calculator:
                 return self._replay(existing), existing
             if key != envelope.request_id:
                 envelope = attrs.evolve(envelope, request_id=key, aliases=())
+                away = None  # decided for the stale key: decide again here
+        history = StoreHistory(tx)
+        if (
+            away is not None
+            and (away.decision is not None or away.invalid is not None)
+            and (not away.asked or same_answers(list(away.asked), history))
+        ):
+            if away.invalid is not None:
+                raise away.invalid
+            assert away.decision is not None
+            decision = away.decision
+            relied = relied_on(away.asked, decision.kind)
+            return decision, self._append(tx, decision, away.moment, relied)
         moment = now or self._clock()
-        asked = AskedHistory(StoreHistory(tx))
+        asked = AskedHistory(history)
         decision = engine.evaluate(
             envelope,
             registry=self.registry,
@@ -310,7 +396,7 @@ class Calculator:
             history=asked,
             operator=self.named_operator,
         )
-        return decision, self._append(tx, decision, moment, relied_on(asked, decision.kind))
+        return decision, self._append(tx, decision, moment, relied_on(asked.asked, decision.kind))
 
     def _current(self, tx: Transaction, envelope: Envelope, key: str) -> tuple[str, Record | None]:
         """The key this request is (or will be) recorded under, and its record if any.
@@ -413,12 +499,12 @@ def successor_key(key: str, void: int) -> str:
     return f"{key}~void-{void}"
 
 
-def relied_on(asked: AskedHistory, kind: str) -> list[int]:
+def relied_on(asked: Iterable[tuple[Any, Any]], kind: str) -> list[int]:
     """The past decisions of ``kind`` a rule was shown that counted (approved, not voided):
     if one of them is withdrawn later, this decision is stale (:meth:`Calculator._current`).
     (The once-only rules of SPEC §3–§5 read the decisions of their own kind.)"""
     seqs: set[int] = set()
-    for (question, _), answer in asked.asked:
+    for (question, _), answer in asked:
         if question == "decisions":
             seqs.update(past.seq for past in answer if past.counts and past.kind == kind)
     return sorted(seqs)

@@ -49,6 +49,11 @@ class InvalidInput(PricecalcError):
         got = describe_value(value) if shown is None else shown
         super().__init__(f"{field}: {problem} (got {got})")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its parts (not its message), so it crosses to and from the worker
+        # processes of a parallel batch intact.
+        return (_rebuild_invalid, (type(self), self.field, self.value, self.problem, self.shown))
+
 
 class MissingField(InvalidInput):
     """A required field is absent."""
@@ -65,6 +70,14 @@ class UnknownKind(InvalidInput):
     """The request names a kind no loaded rule decides."""
 
 
+def _rebuild_invalid(
+    cls: type[InvalidInput], field: str, value: Any, problem: str, shown: str | None
+) -> InvalidInput:
+    if issubclass(cls, MissingField):
+        return cls(field)
+    return cls(field, value, problem, shown=shown)
+
+
 class PluginError(PricecalcError):
     """A plugin raised or returned something unusable. The message names the plugin."""
 
@@ -72,6 +85,9 @@ class PluginError(PricecalcError):
         self.plugin = plugin
         self.problem = problem
         super().__init__(f"plugin {plugin!r}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.plugin, self.problem))
 
 
 class PolicyError(PricecalcError):
@@ -99,6 +115,9 @@ class IdempotencyConflict(PricecalcError):
             f"different request ({difference}); nothing was recorded — a new request "
             "needs a new request_id"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.request_id, self.seq, self.hash, self.kind, self.difference))
 
 
 class FloatRefused(TypeError):

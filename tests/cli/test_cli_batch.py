@@ -293,14 +293,14 @@ def test_batches_are_decided_in_chunks(
     """Memory stays flat: the file goes to decide_many a chunk at a time (one group commit
     each), never whole; the hidden --chunk-size sets the chunk."""
     sizes: list[int] = []
-    real = Calculator.decide_many
+    real = Calculator.decide_prepared
 
-    def spy(self: Calculator, requests: Any, **kw: Any) -> Any:
+    def spy(self: Calculator, requests: Any, *args: Any, **kw: Any) -> Any:
         requests = list(requests)
         sizes.append(len(requests))
-        return real(self, requests, **kw)
+        return real(self, requests, *args, **kw)
 
-    monkeypatch.setattr(Calculator, "decide_many", spy)
+    monkeypatch.setattr(Calculator, "decide_prepared", spy)
     path = tmp_path / "many.jsonl"
     path.write_text(
         jsonl(*({**COUNTERFEIT, "request_id": f"cf-{i}"} for i in range(7))), encoding="utf-8"
