@@ -11,12 +11,21 @@ within 1.2× the peak memory of the 10⁴ file (streaming, not loading the file)
 
 ``--quick`` runs 10⁴ and 10⁵ lines; the full run adds 10⁶ (several minutes).
 
+**Throughput against the raw loop** (issue 11): 60,000 ``subsidy_split`` lines (benchmark
+1's requests, unique ids) through ``pricecalc batch`` into a fresh store — with the default
+``--jobs`` (the cores available) and with ``--jobs 1`` — against the raw chained-append
+loop of the proofs issue over the same lines (each request one canonical JSON line
+chained with SHA-256, fresh id and timestamp, one fsync at the end:
+``bench.recorded.limit_loop``), interleaved, three rounds (one with ``--quick``, on
+20,000 lines). Goal: pricecalc's lines/s at least 1/3 of the raw loop's; minimum 1/8.
+
 Run: ``python -m bench.batch_e2e [--quick] [--sizes 10000,100000]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -119,6 +128,68 @@ def run_one(work: Path, size: int) -> dict[str, Any]:
     }
 
 
+def run_split_file(work: Path, path: Path, jobs: int | None) -> float:
+    """Seconds for ``pricecalc batch`` of ``path`` into a fresh store (a child process)."""
+    store = work / f"audit-split-{jobs}" / "audit.jsonl"
+    shutil.rmtree(store.parent, ignore_errors=True)
+    store.parent.mkdir()
+    command = [sys.executable, "-m", "pricecalc", "--audit", str(store), "batch", str(path),
+               "--output", str(work / "split-out.jsonl"), "--quiet"]  # fmt: skip
+    if jobs is not None:
+        command += ["--jobs", str(jobs)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRICECALC_")}
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=work, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"pricecalc batch failed: {done.stderr.decode()[-400:]}")
+    shutil.rmtree(store.parent, ignore_errors=True)
+    return elapsed
+
+
+def run_throughput(quick: bool) -> dict[str, Any]:
+    """pricecalc batch lines/s against the raw chained-append loop, side by side."""
+    from bench._common import interleaved, median
+    from bench.recorded import limit_loop
+    from bench.rules_vs_engine import make_requests
+
+    count = 20_000 if quick else 60_000
+    requests = make_requests(count)
+    for n, request in enumerate(requests):
+        request["request_id"] = f"thru-{n}"
+    work = Path(tempfile.mkdtemp(prefix="pricecalc-bench-thru-"))
+    try:
+        path = work / "splits.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
+        entries = [(r["request_id"], [], r) for r in requests]
+        contenders = {
+            "pricecalc batch (default --jobs)": lambda: run_split_file(work, path, None),
+            "pricecalc batch --jobs 1": lambda: run_split_file(work, path, 1),
+            "raw chained-append loop": lambda: limit_loop(
+                entries, str(work / f"raw-{time.perf_counter_ns()}.jsonl"), fsync_each=False
+            ),
+        }
+        times = interleaved(contenders, 1 if quick else 3, warmup=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rate = {name: count / median(t) for name, t in times.items()}
+    raw = rate["raw chained-append loop"]
+    print(
+        table(
+            f"batch throughput: {count:,} subsidy_split lines, fresh store, interleaved",
+            ("contender", "lines/s", "of the raw loop"),
+            [(name, r, f"1/{raw / r:.1f}" if r < raw else "1") for name, r in rate.items()],
+        )
+    )
+    best = rate["pricecalc batch (default --jobs)"]
+    goals = {
+        "minimum: batch lines/s >= 1/8 of the raw loop": best >= raw / 8,
+        "goal: batch lines/s >= 1/3 of the raw loop": best >= raw / 3,
+    }
+    return {"lines": count, "lines_per_second": rate, "raw_over_batch": raw / best,
+            "goals": goals}  # fmt: skip
+
+
 def run(quick: bool = False, sizes: Sequence[int] | None = None) -> dict[str, Any]:
     if sizes is None:
         sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
@@ -167,7 +238,12 @@ def run(quick: bool = False, sizes: Sequence[int] | None = None) -> dict[str, An
     not_run = [s for s in (10_000, 100_000, 1_000_000) if s not in sizes]
     if not_run:
         print("  not run: " + ", ".join(f"{s:,} lines" for s in not_run))
-    result = {"sizes": figures, "memory_ratio": memory_ratio, "goals": goals, "not_run": not_run}
+    throughput = run_throughput(quick)
+    goals.update(throughput["goals"])
+    for goal, ok in throughput["goals"].items():
+        print(f"  {goal}: {verdict(ok)}")
+    result = {"sizes": figures, "memory_ratio": memory_ratio, "goals": goals, "not_run": not_run,
+              "throughput": throughput}  # fmt: skip
     write_results("batch_e2e", result)
     return result
 

@@ -29,11 +29,12 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import attrs
+import orjson
 
 from pricecalc.decision import recorded_request
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
-from pricecalc.money import FEN, ZERO, fmt, to_decimal
+from pricecalc.money import FEN, ZERO, fmt, to_decimal, usual_amount
 from pricecalc.serialize import text_problem
 
 #: The money fields summed in batch summaries and stats, with their column titles.
@@ -194,6 +195,10 @@ def amount(value: Any) -> Decimal | None:
     """
     if value is None:
         return None
+    if type(value) is str:  # what fmt wrote: the usual text, perhaps negative
+        usual = usual_amount(value[1:] if value[:1] == "-" else value)
+        if usual is not None:
+            return -usual if value[:1] == "-" else usual
     try:
         number = to_decimal(value, "amount")
     except (InvalidInput, TypeError):
@@ -220,7 +225,10 @@ def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     """
     out = dict(decision)
     if "result" in out:
-        out["result"] = _sorted(out["result"])
+        try:  # the same sorted copy, in C: a result is plain JSON data (the engine checked)
+            out["result"] = orjson.loads(orjson.dumps(out["result"], option=orjson.OPT_SORT_KEYS))
+        except TypeError:
+            out["result"] = _sorted(out["result"])
     return out
 
 

@@ -18,6 +18,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
+import orjson
+
 from pricecalc.errors import FloatRefused, InvalidInput, PluginError
 from pricecalc.money import ExponentNumber
 
@@ -318,8 +320,17 @@ def jsonable(value: Any, path: str = "") -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON of a JSON-able value, non-ASCII kept readable."""
-    return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON of a JSON-able value, non-ASCII kept readable: what
+    ``json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))`` writes.
+
+    Plain JSON data (what decisions and rows are) is written by orjson, byte for byte the
+    same text (audit.canonical proves the encoding identical); anything else — a Decimal,
+    a time, a tuple, a non-text key — goes through :func:`jsonable` first.
+    """
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:  # not plain JSON data (orjson.JSONEncodeError is a TypeError)
+        return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
 
 
 __all__ = [
