@@ -28,7 +28,10 @@ def test_doc_examples_run(doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PRICECALC_AUDIT_KEY", raising=False)
     namespace: dict[str, object] = {"__name__": f"doc:{doc.name}"}
-    for line, source in python_blocks(doc):
+    blocks = python_blocks(doc)
+    # A page without examples would pass whatever it says: every page shows code that runs.
+    assert blocks, f"{doc.name} has no ```python example that runs"
+    for line, source in blocks:
         code = compile(source, f"{doc.relative_to(ROOT)}:{line}", "exec")
         exec(code, namespace)
 
