@@ -220,6 +220,14 @@ class Fields:
         raise InvalidInput(self.at(name), value, "must be true or false")
 
     def time(self, name: str) -> datetime:
+        value = self.data.get(name)
+        if type(value) is str:  # the usual case, without spelling out the path
+            try:
+                moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                pass
+            else:
+                return moment if moment.tzinfo is not None else moment.replace(tzinfo=BEIJING)
         return parse_time(self.raw(name), self.at(name))
 
     def optional_time(self, name: str) -> datetime | None:
