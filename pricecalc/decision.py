@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import attrs
 
+from pricecalc.serialize import copy_json
+
 Status = Literal["approved", "rejected"]
 APPROVED: Status = "approved"
 REJECTED: Status = "rejected"
@@ -116,7 +118,7 @@ class Decision:
             "request_id": self.request_id,
             "kind": self.kind,
             "status": self.status,
-            "result": _copy(self.result),
+            "result": copy_json(self.result),
             "reasons": [r.to_dict() for r in self.reasons],
         }
         if self.audit is not None:
@@ -179,19 +181,3 @@ def recorded_request(payload: Mapping[str, Any]) -> dict[str, Any]:
         if source.get(name) is not None:
             out[name] = source[name]
     return out
-
-
-def _copy(value: Any) -> Any:
-    """A copy of JSON data (what decisions hold): containers are copied, the rest shared
-    (text, numbers, booleans and None are immutable)."""
-    if type(value) is dict:
-        out = value.copy()
-        for key, item in out.items():
-            if type(item) is dict or type(item) is list:
-                out[key] = _copy(item)
-        return out
-    if type(value) is list:
-        return [_copy(item) if type(item) is dict or type(item) is list else item for item in value]
-    if isinstance(value, Mapping):
-        return {key: _copy(item) for key, item in value.items()}
-    return value

@@ -29,13 +29,12 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import attrs
-import orjson
 
 from pricecalc.decision import recorded_request
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
 from pricecalc.money import FEN, ZERO, fmt, to_decimal, usual_amount
-from pricecalc.serialize import text_problem
+from pricecalc.serialize import sorted_json, text_problem
 
 #: The money fields summed in batch summaries and stats, with their column titles.
 #: Each is a field of some kind's result (SPEC §2–§5); a kind without it contributes 0.
@@ -208,14 +207,6 @@ def amount(value: Any) -> Decimal | None:
     return number
 
 
-def _sorted(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _sorted(value[key]) for key in sorted(value)}
-    if isinstance(value, list | tuple):
-        return [_sorted(item) for item in value]
-    return value
-
-
 def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     """The SPEC §8 decision with its ``result`` keys in the audit record's (sorted) order.
 
@@ -225,10 +216,7 @@ def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     """
     out = dict(decision)
     if "result" in out:
-        try:  # the same sorted copy, in C: a result is plain JSON data (the engine checked)
-            out["result"] = orjson.loads(orjson.dumps(out["result"], option=orjson.OPT_SORT_KEYS))
-        except TypeError:
-            out["result"] = _sorted(out["result"])
+        out["result"] = sorted_json(out["result"])
     return out
 
 

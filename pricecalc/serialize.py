@@ -319,6 +319,35 @@ def jsonable(value: Any, path: str = "") -> Any:
     return plain_request(value, path)
 
 
+def copy_json(value: Any) -> Any:
+    """A copy of plain JSON data (what decisions hold): containers copied, the rest shared
+    (text, numbers, booleans and None are immutable). Other mappings become dicts."""
+    if type(value) is dict:
+        out = value.copy()
+        for key, item in out.items():
+            if type(item) is dict or type(item) is list:
+                out[key] = copy_json(item)
+        return out
+    if type(value) is list:
+        return [copy_json(i) if type(i) is dict or type(i) is list else i for i in value]
+    if isinstance(value, Mapping):
+        return {key: copy_json(item) for key, item in value.items()}
+    return value
+
+
+def sorted_json(value: Any) -> Any:
+    """A copy of plain JSON data with every object's keys in sorted order — the order the
+    audit store's canonical JSON gives a replayed decision (made in C by orjson)."""
+    try:
+        return orjson.loads(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # not plain JSON data: the same, the slow way
+        if isinstance(value, Mapping):
+            return {key: sorted_json(value[key]) for key in sorted(value)}
+        if isinstance(value, list | tuple):
+            return [sorted_json(item) for item in value]
+        return value
+
+
 def dumps(value: Any) -> str:
     """Compact JSON of a JSON-able value, non-ASCII kept readable: what
     ``json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))`` writes.
@@ -336,10 +365,12 @@ def dumps(value: Any) -> str:
 __all__ = [
     "MAX_DEPTH",
     "MAX_INT",
+    "copy_json",
     "dumps",
     "jsonable",
     "loads",
     "plain_request",
     "plain_result",
+    "sorted_json",
     "text_problem",
 ]
