@@ -18,9 +18,11 @@ commands, never at import time, honouring ``--disable-plugin`` and the policy's
 
 from __future__ import annotations
 
-from pricecalc.cli import audit, batch, decide, plugin_list, proofs  # noqa: F401  (register commands)
-from pricecalc.cli.app import AUDIT_ENV, App, PricecalcGroup
+from pricecalc.cli import audit, batch, decide, plugin_list, proofs, rules  # noqa: F401
+from pricecalc.cli.app import AUDIT_ENV, COMMAND_PLUGINS, App, PricecalcGroup
 from pricecalc.cli.main import cli
 from pricecalc.plugins import load_registry
+
+COMMAND_PLUGINS[rules.PLUGIN_NAME] = rules
 
 __all__ = ["AUDIT_ENV", "App", "PricecalcGroup", "cli", "load_registry"]

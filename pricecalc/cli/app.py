@@ -227,6 +227,12 @@ def plugin_names(asked: Sequence[str] = ()) -> list[str]:
     return sorted(names)
 
 
+#: Plugins the command line itself brings (name → plugin object): the rule commands
+#: (``pricecalc.cli.rules``), registered by ``pricecalc.cli`` when it is imported. They
+#: add their commands through ``pricecalc_register_commands``, as a stranger's plugin.
+COMMAND_PLUGINS: dict[str, object] = {}
+
+
 def load_plugin_commands(disable: Sequence[str], reserved: set[str]) -> dict[str, click.Command]:
     """Ask each plugin's ``pricecalc_register_commands`` for its commands, one at a time.
 
@@ -235,6 +241,9 @@ def load_plugin_commands(disable: Sequence[str], reserved: set[str]) -> dict[str
     hook raises is named.
     """
     pm = get_plugin_manager(disable)
+    for name, plugin in COMMAND_PLUGINS.items():
+        if name not in disable and not pm.is_registered(plugin):
+            pm.register(plugin, name=name)
     collected: dict[str, click.Command] = {}
     for impl in pm.hook.pricecalc_register_commands.get_hookimpls():
         scratch = click.Group("pricecalc")

@@ -1,9 +1,10 @@
 """The rule commands — ``split``, ``compensate``, ``protect``, ``clawback``, ``void`` — for
 people.
 
-They are registered by the built-in plugin through ``pricecalc_register_commands``, the
-same hook a stranger's plugin uses (:func:`register`). Each builds a SPEC §8 request from
-its options, has it decided and recorded, and prints a table (or ``--json``).
+This module is a plugin of the command line's own (``builtin_commands``): it adds them
+through ``pricecalc_register_commands``, the same hook a stranger's plugin uses. Each
+builds a SPEC §8 request from its options, has it decided and recorded, and prints a
+table (or ``--json``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pricecalc.cli.options import (
     request_id_option,
 )
 from pricecalc.cli.render import decision_view, protection_view
+from pricecalc.hookspecs import hookimpl
 from pricecalc.rows import as_recorded
 
 
@@ -356,7 +358,12 @@ def void(app: App, seq: int, reason: str, request_id: str | None, as_json: bool)
     _decide_and_show(app, request, as_json, {"input.reason": "--reason"})
 
 
-def register(group: click.Group) -> None:
-    """Add the rule commands to ``group`` (the built-in plugin's command hook)."""
+#: The name this module is registered under as a plugin (``--disable-plugin`` takes it).
+PLUGIN_NAME = "builtin_commands"
+
+
+@hookimpl
+def pricecalc_register_commands(cli: click.Group) -> None:
+    """Add the rule commands to ``cli``, through the hook a stranger's plugin uses."""
     for command in (split, compensate, protect, clawback, void):
-        group.add_command(command)
+        cli.add_command(command)
