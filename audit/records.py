@@ -16,11 +16,11 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import re
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -32,7 +32,10 @@ __all__ = [
     "RECORD_FIELDS",
     "ChainChecker",
     "Decoded",
+    "RecordIds",
     "Sealed",
+    "Sealer",
+    "Stamper",
     "build_record",
     "check_entry",
     "checked_leaf",
@@ -54,6 +57,7 @@ RECORD_FIELDS = ("seq", "id", "recorded_at", "key", "tags", "payload", "prev_has
 _FIELD_SET = frozenset(RECORD_FIELDS)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -61,6 +65,62 @@ def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"the clock must give aware datetimes, got {moment!r}")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Stamper:
+    """:func:`format_timestamp` for a stream of clock readings, and each reading's
+    microseconds since the epoch (the index's time column) with it.
+
+    The date and seconds (``strftime``, the slow part) are formatted once per second of
+    clock time; each reading then only adds its microseconds. Same text as
+    :func:`format_timestamp` for every aware datetime (tests/audit compare them).
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[int, str] | None = None  # (second since the epoch, its text)
+
+    def stamp(self, moment: datetime) -> tuple[str, int]:
+        """``(recorded_at text, microseconds since 1970-01-01 UTC)`` of ``moment``."""
+        zone = moment.tzinfo
+        if zone is not UTC and (zone is None or moment.utcoffset() is None):
+            raise ValueError(f"the clock must give aware datetimes, got {moment!r}")
+        micros = (moment - _EPOCH) // _MICROSECOND
+        second, fraction = divmod(micros, 1_000_000)
+        last = self._last
+        if last is None or last[0] != second:
+            last = (second, moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+            self._last = last  # one assignment: a reader sees a matching pair
+        return f"{last[1]}.{fraction:06d}Z", micros
+
+
+# The variant nibble of a UUID (RFC 9562: binary 10xx) from any random hex digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+class RecordIds:
+    """Record ids: random UUID4s in hex (``uuid.uuid4().hex``'s form: 32 lowercase hex
+    digits, version nibble 4, variant 8–b), drawn from :func:`os.urandom` 128 at a time
+    instead of one system call (and one ``uuid.UUID`` object) per record.
+
+    One per store handle (a handle never crosses a ``fork``, so two processes never
+    share a pool); callers serialise their use (the store's locks).
+    """
+
+    __slots__ = ("_at", "_pool")
+
+    def __init__(self) -> None:
+        self._pool = ""
+        self._at = 0
+
+    def next(self) -> str:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(2048).hex(), 0
+        self._at = at + 32
+        raw = self._pool[at : at + 32]
+        return raw[:12] + "4" + raw[13:16] + _VARIANT[raw[16]] + raw[17:]
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -75,7 +135,7 @@ def epoch_micros(moment: datetime) -> int:
     """Microseconds since 1970-01-01 UTC of an aware datetime (an index-friendly integer)."""
     if moment.tzinfo is None:
         raise ValueError(f"expected an aware datetime, got {moment!r}")
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def record_hash(body: bytes, hmac_key: bytes | None) -> str:
@@ -181,7 +241,11 @@ def record_leaf_data(record: Record) -> bytes:
     ).digest()
 
 
-def check_entry(entry: Entry) -> tuple[str | None, tuple[str, ...], dict[str, Any]]:
+#: What :func:`check_entry` returns: an entry's key, tags and payload as plain JSON data.
+Checked = tuple[str | None, tuple[str, ...], dict[str, Any]]
+
+
+def check_entry(entry: Entry) -> Checked:
     """Validate an :class:`Entry`; return its key, tags and payload as plain JSON data.
 
     Raises :class:`TypeError` / :class:`ValueError` naming what is wrong (a float in the
@@ -219,31 +283,34 @@ def build_record(
     recorded_at: datetime,
     hmac_key: bytes | None,
     record_id: str | None = None,
-    checked: tuple[str | None, tuple[str, ...], dict[str, Any]] | None = None,
+    checked: Checked | None = None,
 ) -> tuple[Record, bytes]:
     """Make record ``seq`` from ``entry`` chained to ``prev_hash``; return it and its line.
 
     ``checked`` is what :func:`check_entry` already returned for ``entry`` (so a batch
     validated up front is not walked twice).
     """
+    stamp, micros = Stamper().stamp(recorded_at)
     sealed = seal_record(
         checked if checked is not None else check_entry(entry),
         seq=seq,
         prev_hash=prev_hash,
-        stamp=format_timestamp(recorded_at),
+        stamp=stamp,
         hmac_key=hmac_key,
-        record_id=record_id,
+        record_id=record_id if record_id is not None else RecordIds().next(),
+        recorded_us=micros,
     )
     return sealed.record, sealed.line
 
 
-@attrs.frozen
-class Sealed:
-    """A new record, its stored line and its leaf data (SHA-256 of the body, SPEC §9)."""
+class Sealed(NamedTuple):
+    """A new record, its stored line, its leaf data (SHA-256 of the body, SPEC §9) and its
+    time in microseconds since the epoch (the index's time column)."""
 
     record: Record
     line: bytes
     leaf: bytes
+    recorded_us: int
 
 
 # U+0000 in any string of a record, as canonical JSON writes it: ``\u0000`` after an even
@@ -261,38 +328,46 @@ def refuse_nul(body: bytes) -> None:
         )
 
 
+_sha256 = hashlib.sha256
+_hmac_digest = hmac.digest
+
+
 def seal_record(
-    checked: tuple[str | None, tuple[str, ...], dict[str, Any]],
+    checked: Checked,
     *,
     seq: int,
     prev_hash: str,
     stamp: str,
     hmac_key: bytes | None,
-    record_id: str | None = None,
+    record_id: str,
+    recorded_us: int,
 ) -> Sealed:
-    """Encode, check and hash record ``seq`` (checked entry data, ``recorded_at`` text).
+    """Encode, check and hash record ``seq`` (checked entry data, ``recorded_at`` text and
+    its microseconds).
 
     Raises :class:`ValueError` for text that is not valid Unicode or holds U+0000, before
     anything is written anywhere.
     """
     key, tags, payload = checked
-    rid = record_id if record_id is not None else uuid.uuid4().hex
-    body = record_body(
-        seq=seq,
-        id=rid,
-        recorded_at=stamp,
-        key=key,
-        tags=tags,
-        payload=payload,
-        prev_hash=prev_hash,
-        plain=True,
+    # record_body(plain=True), inline: this runs once per record appended.
+    body = dumps_plain(
+        {
+            "seq": seq,
+            "id": record_id,
+            "recorded_at": stamp,
+            "key": key,
+            "tags": tags,
+            "payload": payload,
+            "prev_hash": prev_hash,
+        }
     )
-    refuse_nul(body)
-    leaf = hashlib.sha256(body).digest()
-    digest = leaf.hex() if hmac_key is None else hmac.digest(hmac_key, body, "sha256").hex()
+    if b"\\u0000" in body:
+        refuse_nul(body)
+    leaf = _sha256(body).digest()
+    digest = leaf.hex() if hmac_key is None else _hmac_digest(hmac_key, body, "sha256").hex()
     record = Record(
         seq=seq,
-        id=rid,
+        id=record_id,
         recorded_at=stamp,
         key=key,
         tags=tags,
@@ -300,7 +375,42 @@ def seal_record(
         prev_hash=prev_hash,
         hash=digest,
     )
-    return Sealed(record, _line_from_body(body, digest), leaf)
+    line = b'{"hash":"' + digest.encode("ascii") + b'",' + body[1:] + b"\n"
+    return Sealed(record, line, leaf, recorded_us)
+
+
+class Sealer:
+    """Chains new records for one store handle: each sealed (encoded, checked, hashed) in
+    turn onto the head given, stamped by a clock, with a fresh random id."""
+
+    __slots__ = ("_ids", "_key", "_stamper")
+
+    def __init__(self, hmac_key: bytes | None) -> None:
+        self._key = hmac_key
+        self._stamper = Stamper()
+        self._ids = RecordIds()
+
+    def seal(
+        self, checked: Iterable[Checked], seq: int, prev_hash: str, clock: Callable[[], datetime]
+    ) -> list[Sealed]:
+        """Records ``seq + 1``, ``seq + 2``, … chained onto ``prev_hash``."""
+        out: list[Sealed] = []
+        stamp, new_id, key = self._stamper.stamp, self._ids.next, self._key
+        for valid in checked:
+            seq += 1
+            text, micros = stamp(clock())
+            sealed = seal_record(
+                valid,
+                seq=seq,
+                prev_hash=prev_hash,
+                stamp=text,
+                hmac_key=key,
+                record_id=new_id(),
+                recorded_us=micros,
+            )
+            out.append(sealed)
+            prev_hash = sealed.record.hash
+        return out
 
 
 @attrs.frozen

@@ -39,7 +39,14 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from audit.canonical import canonical_text, to_json_value
-from audit.chain import TreeMismatch, consistency_proof, inclusion_proof, root_at, seal_batch
+from audit.chain import (
+    ChainTransaction,
+    TreeMismatch,
+    check_entries,
+    consistency_proof,
+    inclusion_proof,
+    root_at,
+)
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
@@ -62,7 +69,8 @@ from audit.protocol import (
     VerifyReport,
 )
 from audit.records import (
-    check_entry,
+    Sealed,
+    Sealer,
     decode_line,
     epoch_micros,
     line_fields,
@@ -96,13 +104,6 @@ def _warn(message: str) -> None:
     warnings.warn(message, IncompleteRecordWarning, stacklevel=2)
 
 
-@attrs.frozen
-class _Pending:
-    records: list[Record]
-    lines: list[bytes]
-    leaves: list[bytes]  # each record's leaf data (SHA-256 of its body, SPEC §9)
-
-
 class AuditLogStorage(Storage):
     """A TinyDB ``Storage`` for one hash-chained, append-only JSON Lines log.
 
@@ -134,6 +135,7 @@ class AuditLogStorage(Storage):
         self.hmac_key = hmac_key
         self.lock_timeout = float(lock_timeout)
         self._clock: Clock = clock if clock is not None else _utcnow
+        self._sealer = Sealer(hmac_key)
         self._poll_interval = poll_interval
         self._pid = os.getpid()
         self._closed = False
@@ -387,30 +389,28 @@ class AuditLogStorage(Storage):
             self._tree = tree
         return tree
 
-    def _index_committed(self, at: int, pending: _Pending) -> None:
-        """After a commit, add the new records (and their tree nodes) to the index if it
-        was up to date."""
-        records, lines = pending.records, pending.lines
+    def _index_committed(self, at: int, tx: StoreTransaction) -> None:
+        """After a commit, add the new records and the tree nodes they completed to the
+        index — when the transaction knew the tree, which means the index was brought up
+        to ``at`` during this lock hold (only lock holders write it). Otherwise it lags
+        and the next lookup catches it up from the file."""
+        if tx.tree is None or self._index_synced_to != at:
+            return
+        records, lines = tx._records, tx._lines
         try:
-            state = self._index.state()
-            if state.end_offset != at or state != self._index_checked:
-                return  # it lags; the next lookup catches it up from the file
-            tree = self._tree_for(state)
-            grow = tree.size == records[0].seq - 1
-            grown = tree.copy() if grow else tree
-            nodes: list[tuple[int, bytes]] = []
             rows = []
             offset = at
-            for record, line, leaf in zip(records, lines, pending.leaves, strict=True):
-                rows.append(_row_for(record, offset, len(line)))
+            for record, line, micros in zip(records, lines, tx._micros, strict=True):
+                rows.append(
+                    IndexRow(record.seq, offset, len(line), record.key, micros, record.tags)
+                )
                 offset += len(line)
-                if grow:
-                    nodes.extend(grown.append(leaf_hash(leaf)))
             last = records[-1]
-            state = IndexState(offset, last.seq, offset - len(lines[-1]), last.hash, grown.size)
-            self._index.add(rows, state, nodes)
+            state = IndexState(offset, last.seq, offset - len(lines[-1]), last.hash, tx.tree.size)
+            self._index.add(rows, state, tx._nodes)
             self._index_checked = state
-            self._tree = grown
+            self._index_synced_to = offset
+            self._tree = tx.tree
         except sqlite3.Error as exc:  # the record is durable; the index catches up later
             self._tree = None
             logger.warning("audit index %s not updated (%s)", self._index.path, exc)
@@ -434,54 +434,18 @@ class AuditLogStorage(Storage):
                 "(tx.append), not through the store"
             )
 
-    def _check_new_keys(
-        self,
-        entries: Sequence[Entry],
-        pending: Mapping[str, Record],
-        absent: Collection[str] = (),
-    ) -> None:
-        """Refuse keys already used; ``absent`` are keys this lock hold already looked up
-        in the committed records and did not find (no need to ask the index again)."""
-        keys: dict[str, None] = {}
-        for entry in entries:
-            if entry.key is None:
-                continue
-            if entry.key in keys:
-                raise DuplicateKey(entry.key, None, pending=True)
-            if entry.key in pending:
-                raise DuplicateKey(entry.key, pending[entry.key].seq, pending=True)
-            keys[entry.key] = None
-        keys = {key: None for key in keys if key not in absent}
-        if not keys:
-            return
-        self._sync_index()
-        for key in keys:
-            found = self._index.by_key(key)
-            if found is not None:
-                raise DuplicateKey(key, found[0])
-
-    def _chain(
-        self,
-        entries: Sequence[Entry],
-        head: Checkpoint,
-        checked: Sequence[tuple[str | None, tuple[str, ...], dict[str, Any]]],
-    ) -> _Pending:
-        sealed = seal_batch(checked, head, self._clock, self.hmac_key)
-        return _Pending(
-            [s.record for s in sealed], [s.line for s in sealed], [s.leaf for s in sealed]
-        )
-
-    def _commit(self, pending: _Pending) -> None:
-        """Write and fsync a batch in one go. Any failure makes this handle unusable."""
+    def _commit(self, tx: StoreTransaction) -> None:
+        """Write and fsync a transaction's records in one go. Any failure makes this handle
+        unusable."""
         assert self._end is not None
         at = self._end
-        data = b"".join(pending.lines)
+        data = b"".join(tx._lines)
         try:
             self._file.append(data, at)
         except OSError as exc:
             self._end = None  # re-read the file before anything else
             self._unusable = StoreUnusable(
-                f"the audit store {self.path} could not record {len(pending.records)} "
+                f"the audit store {self.path} could not record {len(tx._records)} "
                 f"record(s): {exc}. They are NOT recorded. This handle refuses further "
                 "appends; open the store again once the cause is fixed"
             )
@@ -494,23 +458,24 @@ class AuditLogStorage(Storage):
             )
             raise
         self._end = at + len(data)
-        last = pending.records[-1]
+        last = tx._records[-1]
         self._head = Checkpoint(last.seq, last.hash)
-        self._index_committed(at, pending)
+        self._index_committed(at, tx)
 
     def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append ``entries`` as one group commit (one write, one fsync)."""
-        entries = list(entries)
-        checked = [check_entry(entry) for entry in entries]
-        if not entries:
+        checked = check_entries(entries)
+        if not checked:
             return []
         with self._locked():
             self._check_no_transaction()
-            self._check_appendable()
-            self._check_new_keys(entries, {})
-            pending = self._chain(entries, self._head, checked)
-            self._commit(pending)
-            return pending.records
+            tx = StoreTransaction(self)
+            try:
+                records = tx.append_checked(checked)
+            finally:
+                tx.close()
+            self._commit(tx)
+            return records
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
@@ -523,11 +488,11 @@ class AuditLogStorage(Storage):
             self._tx_thread = threading.get_ident()
             try:
                 yield tx
-                tx._close()
-                if tx.pending:
-                    self._commit(_Pending(list(tx.pending), tx._lines, tx._leaves))
+                tx.close()
+                if tx._records:
+                    self._commit(tx)
             finally:
-                tx._close()
+                tx.close()
                 self._tx_thread = None
 
     # -- reading --------------------------------------------------------------------
@@ -812,8 +777,9 @@ def _matches(payload: Mapping[str, Any], path: tuple[str, ...], expected: Any) -
     return bool(value == expected) and canonical_text(value) == canonical_text(expected)
 
 
-class StoreTransaction:
-    """The handle a :meth:`AuditLogStorage.transaction` block works through.
+class StoreTransaction(ChainTransaction):
+    """The handle a :meth:`AuditLogStorage.transaction` block works through
+    (:class:`audit.chain.ChainTransaction` over the log file).
 
     Reads see committed records and this transaction's pending appends; appends get their
     seq and hash at once but are written (one write, one fsync) only when the block exits
@@ -821,84 +787,53 @@ class StoreTransaction:
     """
 
     def __init__(self, storage: AuditLogStorage) -> None:
+        super().__init__(storage._sealer)
         self._storage = storage
-        self._thread = threading.get_ident()
         self._head = storage._head
-        self._records: list[Record] = []
         self._lines: list[bytes] = []
-        self._leaves: list[bytes] = []
-        self._by_key: dict[str, Record] = {}
-        # Keys get() looked up and found in no committed record. The lock is held for the
-        # whole transaction, so they stay absent; append need not look them up again.
-        self._absent: set[str] = set()
-        self._open = True
+        self._micros: list[int] = []  # each pending record's time (the index's column)
+        self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
 
-    def _check(self) -> None:
-        if not self._open:
-            raise AuditError("this transaction is over; open a new one")
-        if threading.get_ident() != self._thread:
-            raise AuditError("a transaction belongs to the thread that opened it")
+    def _committed_get(self, key: str) -> Record | None:
+        return self._storage._get_locked(key)
 
-    def _close(self) -> None:
-        self._open = False
+    def _committed_keys(self, keys: set[str]) -> set[str]:
+        return self._storage._keys_present_locked(keys)
 
-    @property
-    def pending(self) -> tuple[Record, ...]:
-        """The records appended in this transaction so far (not yet durable)."""
-        return tuple(self._records)
+    def _committed_find(self, tag: str) -> list[Record]:
+        return self._storage._find_locked(tag)
 
-    def get(self, key: str) -> Record | None:
-        self._check()
-        pending = self._by_key.get(key)
-        if pending is not None:
-            return pending
-        if key in self._absent:
-            return None
-        found = self._storage._get_locked(key)
-        if found is None:
-            self._absent.add(key)
-        return found
+    def _committed_record(self, seq: int) -> Record | None:
+        return self._storage._record_locked(seq)
 
-    def prefetch(self, keys: Iterable[str]) -> None:
-        """Look ``keys`` up in the index in one query; ``get`` then answers those that are
-        not recorded without asking the index again (the lock keeps them absent)."""
-        self._check()
-        wanted = {key for key in keys if key not in self._by_key and key not in self._absent}
-        if wanted:
-            present = self._storage._keys_present_locked(wanted)
-            self._absent.update(wanted - present)
-
-    def find(self, tag: str) -> list[Record]:
-        self._check()
-        committed = self._storage._find_locked(tag)
-        return committed + [r for r in self._records if tag in r.tags]
-
-    def record(self, seq: int) -> Record | None:
-        self._check()
-        if self._records and seq >= self._records[0].seq:
-            index = seq - self._records[0].seq
-            return self._records[index] if index < len(self._records) else None
-        return self._storage._record_locked(seq) if seq >= 1 else None
-
-    def append(self, entry: Entry) -> Record:
-        return self.append_many([entry])[0]
-
-    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
-        self._check()
-        entries = list(entries)
-        checked = [check_entry(entry) for entry in entries]
+    def _begin(self, keys: list[str]) -> tuple[Checkpoint, Clock]:
         storage = self._storage
         storage._check_appendable()
-        storage._check_new_keys(entries, self._by_key, self._absent)
-        pending = storage._chain(entries, self._head, checked)
-        self._leaves.extend(pending.leaves)
-        for record, line in zip(pending.records, pending.lines, strict=True):
-            self._records.append(record)
-            self._lines.append(line)
-            if record.key is not None:
-                self._by_key[record.key] = record
-            self._head = Checkpoint(record.seq, record.hash)
-        return pending.records
+        if keys:
+            storage._sync_index()
+            for key in keys:
+                found = storage._index.by_key(key)
+                if found is not None:
+                    raise DuplicateKey(key, found[0])
+        return self._head, storage._clock
+
+    def _tree_at(self, head: Checkpoint) -> CompactTree | None:
+        storage = self._storage
+        try:
+            storage._sync_index()
+        except AuditError as exc:  # appends go on; the index catches up later
+            logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
+            return None
+        tree = storage._tree
+        return tree.copy() if tree is not None and tree.size == head.seq else None
+
+    def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
+        for item in sealed:
+            self._lines.append(item.line)
+            self._micros.append(item.recorded_us)
+        self._nodes.extend(nodes)
+        last = sealed[-1].record
+        self._head = Checkpoint(last.seq, last.hash)
 
 
 class RecordsView(Mapping[str, Mapping[str, Any]]):
