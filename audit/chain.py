@@ -75,14 +75,13 @@ class TreeView(Protocol):
         ...
 
 
-def grow(tree: CompactTree, leaves: Iterable[bytes]) -> list[tuple[int, bytes]]:
-    """Append leaf data to ``tree``; return the new stored nodes ``(position, hash)`` —
-    the tree step of every append (bench/audit_verify.py times appends without it)."""
-    nodes: list[tuple[int, bytes]] = []
-    append = tree.append
-    for data in leaves:
-        nodes.extend(append(leaf_hash(data)))
-    return nodes
+def grow(
+    tree: CompactTree, leaves: Iterable[bytes], min_level: int = 0
+) -> list[tuple[int, bytes]]:
+    """Append leaf data to ``tree``; return the new nodes ``(position, hash)`` of level
+    ``min_level`` and above — the tree step of every append (bench/audit_verify.py times
+    appends without it)."""
+    return tree.extend(leaves, min_level)
 
 
 def check_entries(entries: Iterable[Entry]) -> list[Checked]:
@@ -111,6 +110,9 @@ class ChainTransaction(ABC):
     tree at the head, or None when the backend cannot tell now) and ``_keep`` (where the
     sealed records and the tree's new nodes go).
     """
+
+    #: The lowest tree level the backend keeps (levels below are recomputed from records).
+    kept_from_level = 0
 
     def __init__(self, sealer: Sealer) -> None:
         self._sealer = sealer
@@ -235,7 +237,11 @@ class ChainTransaction(ABC):
         if tree is None or tree.size != head.seq:
             tree = self._tree_at(head)
         try:
-            nodes = grow(tree, [s.leaf for s in sealed]) if tree is not None else []
+            nodes = (
+                grow(tree, [s.leaf for s in sealed], self.kept_from_level)
+                if tree is not None
+                else []
+            )
             self._keep(sealed, nodes)
         except BaseException:
             self.tree = None  # it may have grown past what was kept

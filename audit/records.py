@@ -15,6 +15,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import re
@@ -55,6 +56,7 @@ __all__ = [
     "record_to_dict",
     "refuse_nul",
     "seal_record",
+    "verify_blocks",
     "verify_lines",
 ]
 
@@ -613,13 +615,14 @@ class ChainChecker:
     """Check a stream of stored lines, in file order, against the hash chain and build the
     Merkle tree of the good records (SPEC §9) as it goes.
 
-    Feed it every line with :meth:`feed` (False once a problem was found) and read the
-    result with :meth:`report`. ``checkpoint`` (a head taken earlier and kept elsewhere)
-    additionally catches a store that was cut back or re-hashed since. By default a line
-    whose bytes hash to its claimed hash and link to the record before is accepted without
-    being parsed (:func:`line_fields`); ``deep`` parses every line and requires it to be
-    exactly the canonical encoding of the record it holds. Any line the fast check does
-    not accept is decoded fully, so the problem reported is the same either way.
+    Feed it every line with :meth:`feed` (False once a problem was found), or whole
+    blocks of lines with :meth:`feed_blocks` (the hot path), and read the result with
+    :meth:`report`. ``checkpoint`` (a head taken earlier and kept elsewhere) additionally
+    catches a store that was cut back or re-hashed since. By default a line whose bytes
+    hash to its claimed hash and link to the record before is accepted without being
+    parsed (:func:`line_fields`); ``deep`` parses every line and requires it to be exactly
+    the canonical encoding of the record it holds. Any line the fast check does not accept
+    is decoded fully, so the problem reported is the same either way.
     """
 
     def __init__(
@@ -654,6 +657,9 @@ class ChainChecker:
         self._bad_seq, self._problem = seq, problem
         return False
 
+    def _grow(self, leaf: bytes) -> None:
+        self.tree.append(leaf_hash(leaf))
+
     def feed(self, line: bytes, next_line: bytes | None = None) -> bool:
         """Check the next line. ``next_line`` (if known) tells a deletion from a reordering."""
         if self._problem is not None:
@@ -668,60 +674,76 @@ class ChainChecker:
             ):
                 self._seq, self._hash = fields[0], fields[2]
                 self._count += 1
-                self.tree.append(leaf_hash(fields[3]))
+                self._grow(fields[3])
                 return True
         return self._feed(decode_line(line, self._key), next_line, line)
 
-    def feed_all(self, lines: Iterable[bytes]) -> bool:
-        """Check every line of a stream, in order, given **without** their newlines (as
-        :func:`audit.logfile.read_lines` yields them); False once a problem was found.
+    def feed_blocks(self, blocks: Iterable[list[bytes]]) -> bool:
+        """Check every line of a stream given as blocks of lines **without** their
+        newlines (as :func:`audit.logfile.read_blocks` yields them); False once a problem
+        was found. Verify's hot path: whole blocks through the byte-level check in one
+        tight loop; from the first line it does not accept on, :meth:`feed_all`."""
+        if self._deep:
+            return self.feed_all(itertools.chain.from_iterable(blocks))
+        it = iter(blocks)
+        for block in it:
+            done = self._fast(block)
+            if done < len(block):
+                rest = itertools.chain(block[done:], itertools.chain.from_iterable(it))
+                return self.feed_all(rest)
+        return not self.failed
 
-        The byte-level check of :meth:`feed` in one tight loop: verify's hot path. A line
-        it does not accept goes through :meth:`feed`, so the problem reported is the same.
-        """
+    def feed_all(self, lines: Iterable[bytes]) -> bool:
+        """Check every line of a stream, in order, given **without** their newlines;
+        False once a problem was found. A line the byte-level check does not accept goes
+        through :meth:`feed`, so the problem reported is the same."""
         it: Iterator[bytes] = iter(lines)
         line = next(it, None)
         while line is not None:
-            if not self._deep:
-                line = self._feed_fast(line, it)
-                if line is None:
-                    break
+            if not self._deep and self._problem is None and self._fast([line]):
+                line = next(it, None)
+                continue
             following = next(it, None)
             if not self.feed(line + b"\n", None if following is None else following + b"\n"):
                 return False
             line = following
         return not self.failed
 
-    def _feed_fast(self, line: bytes | None, it: Iterator[bytes]) -> bytes | None:
-        """Accept bare lines while the byte-level check passes; return the first that does
-        not (None at the end of the stream)."""
+    def _fast(self, block: list[bytes]) -> int:
+        """Accept lines of ``block`` while the byte-level check passes; return how many."""
         digest, key, hexlify, sha256 = hmac.digest, self._key, binascii.hexlify, hashlib.sha256
         frontier = self.tree._frontier
         size = self.tree.size
-        seq, prev, count, cp_seq = self._seq, self._hash, self._count, self._cp_seq
+        start = seq = self._seq
+        prev, cp_seq = self._hash, self._cp_seq
+        link = _PREV + prev + _AFTER_PREV  # what must stand before this line's recorded_at
         try:
-            while line is not None:
+            for line in block:
                 if line[:9] != _PREFIX or line[73:75] != b'",':
-                    return line
+                    break
                 claimed = line[9:73]
                 body = b"{" + line[75:]
                 leaf = sha256(body).digest()
                 if hexlify(leaf if key is None else digest(key, body, "sha256")) != claimed:
-                    return line
+                    break
                 # The record's last members, in sorted order, end the line: prev_hash,
                 # recorded_at (27 characters as the store writes it), seq, tags. Found
                 # from the end and compared in place; anything else takes the slow path.
                 tags = line.rfind(_TAGS)
-                number = b',"seq":%d' % (seq + 1)
+                number = b'","seq":%d' % (seq + 1)  # from the '"' closing recorded_at
                 at = tags - len(number)
                 if (
-                    line[at:tags] != number
-                    or line[at - 123 : at - 28] != _PREV + prev + _AFTER_PREV
-                    or line[at - 1 : at] != b'"'
+                    tags < 0
+                    or line[-1] != 125  # the '}' closing the record
+                    or line[at:tags] != number
+                    or line[at - 122 : at - 27] != link
                     or seq + 1 == cp_seq
                 ):
-                    return line
-                seq, prev, count = seq + 1, claimed, count + 1
+                    break
+                seq, prev = seq + 1, claimed
+                link = _PREV + claimed + _AFTER_PREV
+                # The tree, inline (audit.merkle.CompactTree.append): the leaf, then each
+                # complete subtree it closes, bottom up.
                 value = sha256(b"\x00" + leaf).digest()
                 n = size
                 while n & 1:
@@ -729,10 +751,10 @@ class ChainChecker:
                     n >>= 1
                 frontier.append(value)
                 size += 1
-                line = next(it, None)
-            return None
+            return seq - start
         finally:
-            self._seq, self._hash, self._count = seq, prev, count
+            self._count += seq - start
+            self._seq, self._hash = seq, prev
             self.tree.size = size
 
     def feed_record(self, record: Record) -> bool:
@@ -794,7 +816,7 @@ class ChainChecker:
             leaf = hashlib.sha256(b"{" + line[75:].rstrip(b"\n")).digest()
         self._seq, self._hash = record.seq, record.hash.encode("ascii")
         self._count += 1
-        self.tree.append(leaf_hash(leaf))
+        self._grow(leaf)
         return True
 
     def report(self) -> VerifyReport:
@@ -837,4 +859,17 @@ def verify_lines(
     :class:`ChainChecker`)."""
     checker = ChainChecker(hmac_key, checkpoint, deep=deep)
     checker.feed_all(lines)
+    return checker.report()
+
+
+def verify_blocks(
+    blocks: Iterable[list[bytes]],
+    hmac_key: bytes | None,
+    checkpoint: Checkpoint | None = None,
+    *,
+    deep: bool = False,
+) -> VerifyReport:
+    """:func:`verify_lines` for blocks of lines (:func:`audit.logfile.read_blocks`)."""
+    checker = ChainChecker(hmac_key, checkpoint, deep=deep)
+    checker.feed_blocks(blocks)
     return checker.report()

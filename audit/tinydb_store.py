@@ -58,8 +58,8 @@ from audit.errors import (
 )
 from audit.export import write_records
 from audit.index import EMPTY, IndexRow, IndexState, Location, SidecarIndex
-from audit.logfile import LogFile, iter_lines, read_lines
-from audit.merkle import CompactTree, frontier_nodes, leaf_hash, stored_index
+from audit.logfile import LogFile, iter_lines, read_blocks
+from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
 from audit.protocol import (
     GENESIS_HASH,
     Checkpoint,
@@ -76,7 +76,7 @@ from audit.records import (
     line_fields,
     parse_timestamp,
     record_to_dict,
-    verify_lines,
+    verify_blocks,
 )
 
 __all__ = [
@@ -92,6 +92,10 @@ logger = logging.getLogger("audit")
 Clock = Callable[[], datetime]
 
 _INDEX_BATCH = 10_000
+#: The index keeps the Merkle tree's nodes of this level and above (a node per 16 records,
+#: 1/32 of all); a node below is recomputed from the at most 8 records it covers, each
+#: checked against its hash, when a root or a proof needs it (docs/audit.md).
+KEPT_FROM_LEVEL = 4
 _MISSING = object()
 
 
@@ -368,8 +372,10 @@ class AuditLogStorage(Storage):
             # tree stops at a damaged record (verify names it), the rows go on.
             fields = line_fields(line, self.hmac_key)
             if fields is not None and fields[0] == tree.size + 1 == row[0].seq:
-                nodes.extend(tree.append(leaf_hash(fields[3])))
-            state = IndexState(offset + len(line), row[0].seq, offset, row[1], tree.size)
+                nodes.extend(tree.extend((fields[3],), KEPT_FROM_LEVEL))
+            state = IndexState(
+                offset + len(line), row[0].seq, offset, row[1], tree.size, _edge(tree)
+            )
             if len(rows) >= _INDEX_BATCH:
                 self._index.add(rows, state, nodes)
                 rows, nodes = [], []
@@ -380,14 +386,33 @@ class AuditLogStorage(Storage):
         """The tree's right edge at ``state`` (kept in memory; loaded from the index)."""
         tree = self._tree
         if tree is None or tree.size != state.tree_size:
-            wanted = [stored_index(*node) for node in frontier_nodes(state.tree_size)]
-            found = self._index.nodes(wanted)
-            if len(found) != len(wanted):
-                logger.warning("audit index %s lost tree nodes; rebuilding it", self._index.path)
-                raise sqlite3.DatabaseError("tree nodes missing")
-            tree = CompactTree(state.tree_size, [found[i] for i in wanted])
+            edge = state.frontier
+            hashes = [edge[i : i + 32] for i in range(0, len(edge), 32)]
+            if len(hashes) != state.tree_size.bit_count() or len(edge) % 32:
+                logger.warning("audit index %s lost the tree's edge; rebuilding", self._index.path)
+                raise sqlite3.DatabaseError("tree frontier missing")
+            tree = CompactTree(state.tree_size, hashes)
             self._tree = tree
         return tree
+
+    def _subtree(self, level: int, index: int) -> bytes:
+        """The hash of tree node ``(level, index)`` recomputed from the records it covers
+        (a level the index does not keep), each checked against its own hash."""
+        first = (index << level) + 1
+        last = first + (1 << level) - 1
+        start, end = self._index.by_seq(first), self._index.by_seq(last)
+        if start is None or end is None:
+            raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
+        data = self._file.pread(start[1], end[1] + end[2] - start[1])
+        leaves = []
+        for seq, line in enumerate(data.splitlines(keepends=True), first):
+            fields = line_fields(line, self.hmac_key)
+            if fields is None or fields[0] != seq:
+                raise TamperedError(seq, f"record {seq} does not check out; run verify()")
+            leaves.append(leaf_hash(fields[3]))
+        if len(leaves) != last - first + 1:
+            raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
+        return root_of_leaves(leaves)
 
     def _index_committed(self, at: int, tx: StoreTransaction) -> None:
         """After a commit, add the new records and the tree nodes they completed to the
@@ -406,7 +431,9 @@ class AuditLogStorage(Storage):
                 )
                 offset += len(line)
             last = records[-1]
-            state = IndexState(offset, last.seq, offset - len(lines[-1]), last.hash, tx.tree.size)
+            state = IndexState(
+                offset, last.seq, offset - len(lines[-1]), last.hash, tx.tree.size, _edge(tx.tree)
+            )
             self._index.add(rows, state, tx._nodes)
             self._index_checked = state
             self._index_synced_to = offset
@@ -625,28 +652,43 @@ class AuditLogStorage(Storage):
     def verify(self, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> VerifyReport:
         """Stream the whole log and check every record and link, and the Merkle tree kept in
         the index against the tree of the log (see docs/audit.md). ``deep`` re-derives
-        every record's canonical form instead of checking its bytes against its hash."""
-        report = verify_lines(
-            read_lines(self.path, self._snapshot_end()), self.hmac_key, checkpoint, deep=deep
+        every record's canonical form instead of checking its bytes against its hash.
+
+        Of the kept tree, the root at the verified size is compared: it is what every proof
+        is checked against before it leaves the store (with the record's own leaf), so a
+        kept node that is wrong elsewhere can never make a wrong proof — the proof that
+        needs it is refused, and the tree is reset and rebuilt from the log.
+        """
+        report = verify_blocks(
+            read_blocks(self.path, self._snapshot_end()), self.hmac_key, checkpoint, deep=deep
         )
         if report.root is None or report.count == 0:
             return report
         with self._locked():
             self._sync_index()
             size = self._index_checked.tree_size if self._index_checked else 0
-            cached = self._root_locked(report.count) if size >= report.count else None
+            try:
+                cached = self._root_locked(report.count) if size >= report.count else None
+            except (TreeMismatch, TamperedError) as exc:
+                if not report.ok:
+                    return report  # a damaged record: that is what to report
+                cached, why = None, f"(its root at size {report.count}: {exc})"
+            else:
+                why = (
+                    f"(it ends at size {size}, the log's verified records at {report.count})"
+                    if cached is None
+                    else f"at size {report.count} (root {cached.hex()[:16]}…, the log's "
+                    f"{report.root.hex()[:16]}…)"
+                )
+            edge = self._tree if size == report.count else None
             if cached == report.root:
-                return report
+                if edge is None or edge.root() == report.root:
+                    return report
+                why = f"(the right edge it grows the tree from, at size {size})"
             self._reset_index()
         problem = (
-            f"the Merkle tree kept in {self._index.path} does not match the log "
-            + (
-                f"(it ends at size {size}, the log's verified records at {report.count})"
-                if cached is None
-                else f"at size {report.count} (root {cached.hex()[:16]}…, the log's "
-                f"{report.root.hex()[:16]}…)"
-            )
-            + "; it was reset and will be rebuilt from the log"
+            f"the Merkle tree kept in {self._index.path} does not match the log {why}; "
+            "it was reset and will be rebuilt from the log"
         )
         return attrs.evolve(report, ok=False, bad_seq=None, problem=problem)
 
@@ -726,12 +768,16 @@ class _TreeView:
         return state.tree_size if state is not None else 0
 
     def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        ids = {node: stored_index(*node) for node in wanted}
+        ids = {node: stored_index(*node) for node in wanted if node[0] >= KEPT_FROM_LEVEL}
         found = self._storage._index.nodes(ids.values())
         missing = [node for node, i in ids.items() if i not in found]
         if missing:
             raise TreeMismatch(f"node {missing[0]} is missing")
-        return {node: found[i] for node, i in ids.items()}
+        out = {node: found[i] for node, i in ids.items()}
+        for level, index in wanted:
+            if level < KEPT_FROM_LEVEL:
+                out[(level, index)] = self._storage._subtree(level, index)
+        return out
 
     def leaf(self, seq: int) -> bytes:
         storage = self._storage
@@ -741,6 +787,10 @@ class _TreeView:
         if fields is None or fields[0] != seq:
             raise TamperedError(seq, f"record {seq} does not check out; run verify()")
         return leaf_hash(fields[3])
+
+
+def _edge(tree: CompactTree) -> bytes:
+    return b"".join(tree.frontier)
 
 
 def _index_row(offset: int, line: bytes) -> tuple[IndexRow, str] | None:
@@ -788,6 +838,7 @@ class StoreTransaction(ChainTransaction):
 
     def __init__(self, storage: AuditLogStorage) -> None:
         super().__init__(storage._sealer)
+        self.kept_from_level = KEPT_FROM_LEVEL
         self._storage = storage
         self._head = storage._head
         self._lines: list[bytes] = []
