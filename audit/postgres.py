@@ -965,10 +965,6 @@ class _Writer(ChainTransaction):
         self.committed = False  # the last append carried the COMMIT
         self.aborted: str | None = None  # a database error inside spoilt the transaction
 
-    @property
-    def closed(self) -> bool:
-        return not self._open
-
     def _failed(self, exc: psycopg.Error, doing: str) -> AuditError:
         self.aborted = _first_line(exc)
         return self._store._failure(exc, doing)
