@@ -1,9 +1,16 @@
-"""What both backends share about the chain: sealing new records with their tree leaves,
-and answering for the Merkle tree (SPEC §9) — roots and proofs, each proof checked
-against the log before it is handed out.
+"""What both backends share about the chain: the transaction that seals new records onto
+the head (the duplicate-key rule, the pending records, the Merkle tree grown with them),
+and answering for the tree (SPEC §9) — roots and proofs, each proof checked against the
+log before it is handed out.
 
-A backend gives a :class:`TreeView` (how many leaves its tree holds, its stored nodes,
-and a record's leaf recomputed from the record itself); :func:`root_at`,
+A backend's transaction subclasses :class:`ChainTransaction` and keeps only its storage:
+how committed records are looked up, what the head and the tree are when an append
+begins, and where sealed records and new tree nodes go. Everything else — the protocol's
+``get`` / ``prefetch`` / ``find`` / ``record`` / ``append`` / ``append_many`` /
+``pending``, the thread and open checks, which keys are refused — is here, once.
+
+A backend also gives a :class:`TreeView` (how many leaves its tree holds, its stored
+nodes, and a record's leaf recomputed from the record itself); :func:`root_at`,
 :func:`inclusion_proof` and :func:`consistency_proof` do the rest. Because every proof is
 verified (RFC 9162 §2.1.3.2 / §2.1.4.2) against the view's own root and the record's own
 leaf before it leaves the store, a damaged node in a backend's tree raises
@@ -12,11 +19,13 @@ leaf before it leaves the store, a damaged node in a backend's tree raises
 
 from __future__ import annotations
 
+import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from audit.errors import AuditError
+from audit.errors import AuditError, DuplicateKey
 from audit.merkle import (
     CompactTree,
     Node,
@@ -29,20 +38,21 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.protocol import Checkpoint, Record
-from audit.records import Sealed, format_timestamp, seal_record
+from audit.protocol import Checkpoint, Entry, Record
+from audit.records import Checked, Sealed, Sealer, check_entry
 
 __all__ = [
+    "ChainTransaction",
     "TreeMismatch",
     "TreeView",
+    "check_entries",
     "consistency_proof",
     "grow",
     "inclusion_proof",
     "root_at",
-    "seal_batch",
 ]
 
-Checked = tuple[str | None, tuple[str, ...], dict[str, Any]]
+Clock = Callable[[], datetime]
 
 
 class TreeMismatch(AuditError):
@@ -65,31 +75,185 @@ class TreeView(Protocol):
         ...
 
 
-def seal_batch(
-    checked: Iterable[Checked],
-    head: Checkpoint,
-    clock: Callable[[], datetime],
-    hmac_key: bytes | None,
-) -> list[Sealed]:
-    """Chain new records onto ``head``: each sealed (encoded, checked, hashed) in turn."""
-    out: list[Sealed] = []
-    seq, prev = head.seq, head.hash
-    for valid in checked:
-        seq += 1
-        sealed = seal_record(
-            valid, seq=seq, prev_hash=prev, stamp=format_timestamp(clock()), hmac_key=hmac_key
-        )
-        out.append(sealed)
-        prev = sealed.record.hash
-    return out
+def grow(
+    tree: CompactTree, leaves: Iterable[bytes], min_level: int = 0
+) -> list[tuple[int, bytes]]:
+    """Append leaf data to ``tree``; return the new nodes ``(position, hash)`` of level
+    ``min_level`` and above — the tree step of every append (bench/audit_verify.py times
+    appends without it)."""
+    return tree.extend(leaves, min_level)
 
 
-def grow(tree: CompactTree, leaves: Iterable[bytes]) -> list[tuple[int, bytes]]:
-    """Append leaf data to ``tree``; return the new stored nodes ``(position, hash)``."""
-    nodes: list[tuple[int, bytes]] = []
-    for data in leaves:
-        nodes.extend(tree.append(leaf_hash(data)))
-    return nodes
+def check_entries(entries: Iterable[Entry]) -> list[Checked]:
+    """Validate a batch before anything is locked: each entry (:func:`check_entry`), and
+    no idempotency key twice in it (:class:`DuplicateKey`, ``pending``)."""
+    checked = [check_entry(entry) for entry in entries]
+    if len(checked) > 1:
+        seen: set[str] = set()
+        for key, _, _ in checked:
+            if key is not None:
+                if key in seen:
+                    raise DuplicateKey(key, None, pending=True)
+                seen.add(key)
+    return checked
+
+
+class ChainTransaction(ABC):
+    """The protocol's ``Transaction``, for every backend: reads see the committed records
+    and this transaction's own pending ones; appends are sealed at once (seq, hash, tree
+    leaf) onto the head; a key is refused when it is already recorded, pending, or twice
+    in a batch. Belongs to the thread that opened it, until :meth:`close`.
+
+    A subclass supplies the storage: the ``_committed_*`` lookups (which never need to
+    return this transaction's own records: they are answered here first), ``_begin`` (the
+    head to chain onto, the clock, refusing keys already committed), ``_tree_at`` (the
+    tree at the head, or None when the backend cannot tell now) and ``_keep`` (where the
+    sealed records and the tree's new nodes go).
+    """
+
+    #: The lowest tree level the backend keeps (levels below are recomputed from records).
+    kept_from_level = 0
+
+    def __init__(self, sealer: Sealer) -> None:
+        self._sealer = sealer
+        self._thread = threading.get_ident()
+        self._open = True
+        self._records: list[Record] = []
+        self._by_key: dict[str, Record] = {}
+        # Keys looked up and found in no committed record. The store's lock is held for
+        # the whole transaction, so they stay absent; an append need not ask again.
+        self._absent: set[str] = set()
+        #: The Merkle tree as this transaction grows it (None: not known to the backend).
+        self.tree: CompactTree | None = None
+
+    # -- what a backend provides ---------------------------------------------------------
+    @abstractmethod
+    def _committed_get(self, key: str) -> Record | None: ...
+
+    @abstractmethod
+    def _committed_keys(self, keys: set[str]) -> set[str]:
+        """Which of ``keys`` committed records hold."""
+
+    @abstractmethod
+    def _committed_find(self, tag: str) -> list[Record]: ...
+
+    @abstractmethod
+    def _committed_record(self, seq: int) -> Record | None: ...
+
+    @abstractmethod
+    def _begin(self, keys: list[str]) -> tuple[Checkpoint, Clock]:
+        """Before an append: refuse ``keys`` already committed (:class:`DuplicateKey`) or
+        a store that cannot be appended to; return the head and the clock to stamp with."""
+
+    @abstractmethod
+    def _tree_at(self, head: Checkpoint) -> CompactTree | None:
+        """The tree of the ``head.seq`` records before them (a copy the transaction may
+        grow), or None when it is not known now."""
+
+    @abstractmethod
+    def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
+        """Keep newly sealed records and the tree nodes they completed (``(position,
+        hash)``, empty when the tree is not known)."""
+
+    # -- the protocol --------------------------------------------------------------------
+    def _check(self) -> None:
+        if not self._open:
+            raise AuditError("this transaction is over; open a new one")
+        if threading.get_ident() != self._thread:
+            raise AuditError("a transaction belongs to the thread that opened it")
+
+    def close(self) -> None:
+        """End the transaction: every later call is refused."""
+        self._open = False
+
+    @property
+    def pending(self) -> tuple[Record, ...]:
+        """The records appended in this transaction so far (not yet durable)."""
+        return tuple(self._records)
+
+    def get(self, key: str) -> Record | None:
+        self._check()
+        pending = self._by_key.get(key)
+        if pending is not None:
+            return pending
+        if key in self._absent:
+            return None
+        found = self._committed_get(key)
+        if found is None:
+            self._absent.add(key)
+        return found
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Look ``keys`` up in one go; ``get`` then answers those that are not recorded
+        without asking the backend again (the lock keeps them absent)."""
+        self._check()
+        wanted = {key for key in keys if key not in self._by_key and key not in self._absent}
+        if wanted:
+            self._absent.update(wanted - self._committed_keys(wanted))
+
+    def find(self, tag: str) -> list[Record]:
+        self._check()
+        committed = self._committed_find(tag)
+        if not self._records:
+            return committed
+        first = self._records[0].seq  # a backend that already holds them: not twice
+        return [r for r in committed if r.seq < first] + [
+            r for r in self._records if tag in r.tags
+        ]
+
+    def record(self, seq: int) -> Record | None:
+        self._check()
+        if self._records and seq >= self._records[0].seq:
+            index = seq - self._records[0].seq
+            return self._records[index] if index < len(self._records) else None
+        return self._committed_record(seq) if seq >= 1 else None
+
+    def append(self, entry: Entry) -> Record:
+        self._check()
+        return self.append_checked([check_entry(entry)])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        self._check()
+        return self.append_checked(check_entries(entries))
+
+    def append_checked(self, checked: list[Checked]) -> list[Record]:
+        """Append entries :func:`check_entries` already validated (the stores' own
+        ``append_many`` validates before taking the lock)."""
+        self._check()
+        if not checked:
+            return []
+        keys: list[str] = []
+        by_key = self._by_key
+        for key, _, _ in checked:
+            if key is not None:
+                pending = by_key.get(key)
+                if pending is not None:
+                    raise DuplicateKey(key, pending.seq, pending=True)
+                if key not in self._absent:
+                    keys.append(key)
+        head, clock = self._begin(keys)
+        sealed = self._sealer.seal(checked, head.seq, head.hash, clock)
+        tree = self.tree
+        if tree is None or tree.size != head.seq:
+            tree = self._tree_at(head)
+        try:
+            nodes = (
+                grow(tree, [s.leaf for s in sealed], self.kept_from_level)
+                if tree is not None
+                else []
+            )
+            self._keep(sealed, nodes)
+        except BaseException:
+            self.tree = None  # it may have grown past what was kept
+            raise
+        self.tree = tree
+        records = [s.record for s in sealed]
+        self._records.extend(records)
+        for record in records:
+            if record.key is not None:
+                by_key[record.key] = record
+        return records
+
 
 
 def _size(view: TreeView, size: int | None, what: str = "tree size") -> int:

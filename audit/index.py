@@ -8,8 +8,10 @@ offset, and rebuilds it from scratch when it is missing, corrupt or does not mat
 Because it can always be rebuilt, it runs with ``synchronous=OFF``.
 
 It also keeps the log's Merkle tree (RFC 9162, SPEC §9): table ``tree`` holds the hash of
-every complete subtree, ``id`` being its position in completion order
-(:func:`audit.merkle.stored_index`), and ``state.tree_size`` the number of leaves. Rows
+every complete subtree of 16 leaves or more (levels below are recomputed from the log when
+needed), ``id`` being its position in completion order
+(:func:`audit.merkle.stored_index`); ``state.tree_size`` is the number of leaves and
+``state.frontier`` the tree's right edge (what appends grow, without reading records). Rows
 and tree nodes move forward together, in one SQLite transaction.
 """
 
@@ -24,7 +26,7 @@ import attrs
 
 __all__ = ["IndexRow", "IndexState", "SidecarIndex"]
 
-SCHEMA_VERSION = 2  # 2: the Merkle tree (table tree, state.tree_size)
+SCHEMA_VERSION = 3  # 2: the Merkle tree; 3: its nodes of level >= 4 and state.frontier
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS state (
     seq INTEGER NOT NULL,
     last_offset INTEGER NOT NULL,
     last_hash TEXT NOT NULL,
-    tree_size INTEGER NOT NULL
+    tree_size INTEGER NOT NULL,
+    frontier BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
@@ -66,6 +69,8 @@ class IndexState:
     last_offset: int
     last_hash: str
     tree_size: int = 0
+    #: The tree's right edge at ``tree_size`` (its frontier hashes, 32 bytes each).
+    frontier: bytes = b""
 
 
 EMPTY = IndexState(end_offset=0, seq=0, last_offset=0, last_hash="", tree_size=0)
@@ -104,7 +109,8 @@ class SidecarIndex:
             row = conn.execute("SELECT version FROM state WHERE id = 1").fetchone()
             if row is None:
                 conn.execute(
-                    "INSERT OR IGNORE INTO state VALUES (1, ?, 0, 0, 0, '', 0)", (SCHEMA_VERSION,)
+                    "INSERT OR IGNORE INTO state VALUES (1, ?, 0, 0, 0, '', 0, x'')",
+                    (SCHEMA_VERSION,),
                 )
             elif row[0] != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"index schema {row[0]} is not {SCHEMA_VERSION}")
@@ -143,12 +149,18 @@ class SidecarIndex:
     # -- state -----------------------------------------------------------------------
     def state(self) -> IndexState:
         row = self.conn.execute(
-            "SELECT end_offset, seq, last_offset, last_hash, tree_size FROM state WHERE id = 1"
+            "SELECT end_offset, seq, last_offset, last_hash, tree_size, frontier FROM state "
+            "WHERE id = 1"
         ).fetchone()
         if row is None:
             return EMPTY
         return IndexState(
-            end_offset=row[0], seq=row[1], last_offset=row[2], last_hash=row[3], tree_size=row[4]
+            end_offset=row[0],
+            seq=row[1],
+            last_offset=row[2],
+            last_hash=row[3],
+            tree_size=row[4],
+            frontier=bytes(row[5]),
         )
 
     def reset(self) -> None:
@@ -161,7 +173,7 @@ class SidecarIndex:
             conn.execute("DELETE FROM tree")
             conn.execute(
                 "UPDATE state SET end_offset = 0, seq = 0, last_offset = 0, last_hash = '', "
-                "tree_size = 0"
+                "tree_size = 0, frontier = x''"
             )
         except BaseException:
             conn.execute("ROLLBACK")
@@ -192,13 +204,14 @@ class SidecarIndex:
                 conn.executemany("INSERT OR REPLACE INTO tree VALUES (?, ?)", nodes)
             conn.execute(
                 "UPDATE state SET end_offset = ?, seq = ?, last_offset = ?, last_hash = ?, "
-                "tree_size = ?",
+                "tree_size = ?, frontier = ?",
                 (
                     state.end_offset,
                     state.seq,
                     state.last_offset,
                     state.last_hash,
                     state.tree_size,
+                    state.frontier,
                 ),
             )
         except BaseException:

@@ -24,6 +24,7 @@ __all__ = [
     "os_fsync",
     "os_ftruncate",
     "os_write",
+    "read_blocks",
     "read_lines",
 ]
 
@@ -190,13 +191,14 @@ def iter_lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
 
 def read_lines(path: str, end: int, chunk: int = _CHUNK) -> Iterator[bytes]:
     """Yield the complete lines of ``path`` in ``[0, end)`` **without** their ``\\n``,
-    reading in large chunks: the streaming read of ``verify`` (:func:`iter_lines` without
-    offsets or newlines). Like :func:`iter_lines`, it stops before a last line that has no
-    ``\\n``."""
-    return itertools.chain.from_iterable(_line_blocks(path, end, chunk))
+    reading in large chunks (:func:`iter_lines` without offsets or newlines). Like
+    :func:`iter_lines`, it stops before a last line that has no ``\\n``."""
+    return itertools.chain.from_iterable(read_blocks(path, end, chunk))
 
 
-def _line_blocks(path: str, end: int, chunk: int) -> Iterator[list[bytes]]:
+def read_blocks(path: str, end: int, chunk: int = _CHUNK) -> Iterator[list[bytes]]:
+    """:func:`read_lines` a block at a time: the lines of each ``chunk`` bytes read, as a
+    list (the streaming read of ``verify``, which loops over each list)."""
     with open(path, "rb", buffering=0) as fh:
         done, rest = 0, b""
         while done < end:

@@ -46,13 +46,14 @@ from psycopg.types.json import Jsonb, set_json_loads
 
 from audit.canonical import to_json_value
 from audit.chain import (
+    ChainTransaction,
     TreeMismatch,
+    check_entries,
     consistency_proof,
     grow,
     inclusion_proof,
     record_leaf,
     root_at,
-    seal_batch,
 )
 from audit.errors import (
     AppendOnlyViolation,
@@ -67,7 +68,8 @@ from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash, node_at
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
 from audit.records import (
     ChainChecker,
-    check_entry,
+    Sealed,
+    Sealer,
     checked_leaf,
     epoch_micros,
     parse_timestamp,
@@ -421,30 +423,20 @@ def _record(row: Sequence[Any]) -> Record:
     )
 
 
-def _row(record: Record) -> tuple[Any, ...]:
-    """The columns of ``record``: its fields plus ``recorded_us`` (the time index)."""
+def _row(record: Record, recorded_us: int | None = None) -> tuple[Any, ...]:
+    """The columns of ``record``: its fields plus ``recorded_us`` (the time index; from
+    ``recorded_at`` unless given)."""
     return (
         record.seq,
         record.id,
         record.recorded_at,
-        epoch_micros(parse_timestamp(record.recorded_at)),
+        epoch_micros(parse_timestamp(record.recorded_at)) if recorded_us is None else recorded_us,
         record.key,
         list(record.tags),
         Jsonb(record.payload),
         record.prev_hash,
         record.hash,
     )
-
-
-def _check_entries(entries: Sequence[Entry]) -> None:
-    """Refuse bad entries before anything is locked or written (as the embedded store does)."""
-    seen: set[str] = set()
-    for entry in entries:
-        key, _, _ = check_entry(entry)
-        if key is not None:
-            if key in seen:
-                raise DuplicateKey(key, None, pending=True)
-            seen.add(key)
 
 
 class PostgresAuditStore:
@@ -483,6 +475,7 @@ class PostgresAuditStore:
         self._broken: str | None = None
         self._tx_thread: int | None = None
         self._tree_cache: CompactTree | None = None  # the tree's right edge, last seen
+        self._sealer = Sealer(hmac_key)
         try:
             self._conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
                 self._conninfo, autocommit=True
@@ -575,6 +568,7 @@ class PostgresAuditStore:
         )
         self._sql_head = q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")
         self._sql_get = q("SELECT {cols} FROM {t} WHERE key = %s")
+        self._sql_keys = q("SELECT key FROM {t} WHERE key = ANY(%s::text[])")
         self._sql_find = q("SELECT {cols} FROM {t} WHERE tags @> ARRAY[%s]::text[] ORDER BY seq")
         self._sql_record = q("SELECT {cols} FROM {t} WHERE seq = %s")
         self._sql_verify = q("SELECT {cols}, recorded_us FROM {t} ORDER BY seq")
@@ -684,7 +678,7 @@ class PostgresAuditStore:
                 self._rollback()
                 raise
             finally:
-                writer.closed = True
+                writer.close()
                 self._tx_thread = None
             if writer.aborted is not None:
                 self._rollback()
@@ -717,13 +711,13 @@ class PostgresAuditStore:
 
     def append_many(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append records in one database transaction: all of them, or none."""
-        entries = list(entries)
-        _check_entries(entries)
-        if not entries:
+        checked = check_entries(entries)
+        if not checked:
             return []
-        keys = [e.key for e in entries if e.key is not None]
+        keys = [key for key, _, _ in checked if key is not None]
         with self._write("append", keys) as writer:
-            return writer._append(entries, commit=True)
+            writer.commit_with_append = True
+            return writer.append_checked(checked)
 
     @contextmanager
     def transaction(self) -> Iterator[_Writer]:
@@ -947,11 +941,13 @@ def _time_index_problem(record: Record, recorded_us: int) -> str | None:
     return None
 
 
-class _Writer:
-    """The open write transaction of a :class:`PostgresAuditStore` (a ``Transaction``).
+class _Writer(ChainTransaction):
+    """The open write transaction of a :class:`PostgresAuditStore` (a ``Transaction``:
+    :class:`audit.chain.ChainTransaction` over the database).
 
-    Its appends are inserted at once, inside the database transaction, so its reads see
-    them; they become durable (and visible to others) only when the block commits.
+    Its appends are inserted at once, inside the database transaction, so the database
+    enforces the chain on them as they come; they become durable (and visible to others)
+    only when the block commits.
     """
 
     def __init__(
@@ -960,74 +956,43 @@ class _Writer:
         conn: psycopg.Connection[Any],
         prepared: tuple[Any, ...] | None = None,
     ) -> None:
+        super().__init__(store._sealer)
         self._store = store
         self._conn = conn
         self._prepared = prepared  # the head read pipelined with the lock, if any
-        self._thread = threading.get_ident()
-        self._pending: list[Record] = []
-        self._by_key: dict[str, Record] = {}
-        self.closed = False
-        self.tree: CompactTree | None = None  # the tree as this transaction grows it
+        self._tree_size = 0  # the tree table's size, as read with the head
+        self.commit_with_append = False  # the next append carries the COMMIT
         self.committed = False  # the last append carried the COMMIT
         self.aborted: str | None = None  # a database error inside spoilt the transaction
-
-    @property
-    def pending(self) -> tuple[Record, ...]:
-        """The records appended in this transaction so far (not yet durable)."""
-        return tuple(self._pending)
-
-    def _check(self) -> None:
-        if self.closed:
-            raise AuditError("this transaction is over; open a new one")
-        if threading.get_ident() != self._thread:
-            raise AuditError("a transaction belongs to the thread that opened it")
 
     def _failed(self, exc: psycopg.Error, doing: str) -> AuditError:
         self.aborted = _first_line(exc)
         return self._store._failure(exc, doing)
 
-    def _select(self, doing: str, query: bytes, param: str | int) -> list[Record]:
+    def _select(self, doing: str, query: bytes, param: Any) -> list[Any]:
         try:
-            rows = self._conn.execute(query, (param,)).fetchall()
+            return self._conn.execute(query, (param,)).fetchall()
         except psycopg.Error as exc:
             raise self._failed(exc, doing) from exc
-        return [_record(row) for row in rows]
 
-    def get(self, key: str) -> Record | None:
-        self._check()
+    def _committed_get(self, key: str) -> Record | None:
         found = self._select("get", self._store._sql_get, key)
-        return found[0] if found else None
+        return _record(found[0]) if found else None
 
-    def prefetch(self, keys: Iterable[str]) -> None:
-        """A hint only: each ``get`` is one indexed query on the server."""
-        self._check()
+    def _committed_keys(self, keys: set[str]) -> set[str]:
+        return {row[0] for row in self._select("get", self._store._sql_keys, list(keys))}
 
-    def find(self, tag: str) -> list[Record]:
-        self._check()
-        return self._select("find", self._store._sql_find, tag)
+    def _committed_find(self, tag: str) -> list[Record]:
+        return [_record(row) for row in self._select("find", self._store._sql_find, tag)]
 
-    def record(self, seq: int) -> Record | None:
-        self._check()
+    def _committed_record(self, seq: int) -> Record | None:
         found = self._select("record", self._store._sql_record, seq)
-        return found[0] if found else None
+        return _record(found[0]) if found else None
 
-    def append(self, entry: Entry) -> Record:
-        return self.append_many([entry])[0]
-
-    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
-        self._check()
-        entries = list(entries)
-        _check_entries(entries)
-        return self._append(entries) if entries else []
-
-    def _append(self, entries: list[Entry], *, commit: bool = False) -> list[Record]:
-        """Chain and insert checked ``entries``; with ``commit``, COMMIT in the same round
-        trip (a plain append: nothing follows it in the transaction)."""
+    def _begin(self, keys: list[str]) -> tuple[Checkpoint, Callable[[], datetime]]:
+        """The head, the server's clock and the keys already taken, in one round trip
+        after the chain lock (pipelined with the lock for a plain append)."""
         store = self._store
-        keys = [e.key for e in entries if e.key is not None]
-        for key in keys:
-            if key in self._by_key:
-                raise DuplicateKey(key, self._by_key[key].seq, pending=True)
         row, self._prepared = self._prepared, None
         if row is None:
             try:
@@ -1039,40 +1004,42 @@ class _Writer:
         if taken:
             key = next(k for k in keys if k in taken)
             raise DuplicateKey(key, int(taken[key]))
-        seq, prev = seq or 0, prev or GENESIS_HASH
+        self._tree_size = tree_size or 0
         clock = store._clock if store._clock is not None else (lambda: server_now)
-        sealed = seal_batch(
-            (check_entry(entry) for entry in entries),
-            Checkpoint(seq, prev),
-            clock,
-            store.hmac_key,
-        )
-        records = [s.record for s in sealed]
+        return Checkpoint(seq or 0, prev or GENESIS_HASH), clock
+
+    def _tree_at(self, head: Checkpoint) -> CompactTree:
         try:
-            tree = self._tree_at(seq, tree_size or 0)
+            return self._grown_tree(head.seq, self._tree_size).copy()
         except psycopg.Error as exc:
             raise self._failed(exc, "append") from exc
-        grown = tree.copy()
-        nodes = list(_tree_copy_rows(grow(grown, (s.leaf for s in sealed))))
+
+    def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
+        """Insert the records and their tree nodes; with :attr:`commit_with_append`, COMMIT
+        in the same round trip (a plain append: nothing follows it in the transaction)."""
+        store = self._store
+        commit, self.commit_with_append = self.commit_with_append, False
+        rows = [_row(s.record, s.recorded_us) for s in sealed]
+        tree_rows = list(_tree_copy_rows(nodes))
         # One record: INSERT and COMMIT in one round trip. A batch: COPY (a third faster
         # than row-by-row INSERTs at 100 records; triggers fire the same), then COMMIT.
         committing = False
         try:
-            if len(records) == 1:
+            if len(rows) == 1:
                 committing = commit
                 with self._conn.pipeline():
-                    self._conn.execute(store._sql_insert, _row(records[0]))
+                    self._conn.execute(store._sql_insert, rows[0])
                     with self._conn.cursor() as cur:
-                        cur.executemany(store._sql_tree_insert, nodes)
+                        cur.executemany(store._sql_tree_insert, tree_rows)
                     if commit:
                         self._conn.execute(b"COMMIT")
             else:
                 with self._conn.cursor() as cur:
                     with cur.copy(store._sql_copy) as copy:
-                        for record in records:
-                            copy.write_row(_row(record))
+                        for row in rows:
+                            copy.write_row(row)
                     with cur.copy(store._sql_tree_copy) as copy:
-                        for node in nodes:
+                        for node in tree_rows:
                             copy.write_row(node)
                 if commit:
                     committing = True
@@ -1080,13 +1047,9 @@ class _Writer:
         except psycopg.Error as exc:
             self.aborted = _first_line(exc)
             raise store._failure(exc, "append", committing=committing) from exc
-        self.tree = grown
         self.committed = commit
-        self._pending.extend(records)
-        self._by_key.update((r.key, r) for r in records if r.key is not None)
-        return records
 
-    def _tree_at(self, head_seq: int, tree_size: int) -> CompactTree:
+    def _grown_tree(self, head_seq: int, tree_size: int) -> CompactTree:
         """The tree's right edge at ``tree_size`` leaves, grown to ``head_seq`` if records
         were added without their leaves (by SQL, or before the tree existed)."""
         store = self._store
@@ -1120,7 +1083,7 @@ class _Writer:
             row = self._conn.execute(store._sql_head).fetchone()
             head = Checkpoint(0, GENESIS_HASH) if row is None else Checkpoint(row[0], row[1])
             tree_row = self._conn.execute(store._sql_tree_size).fetchone()
-            tree = self._tree_at(head.seq, tree_row[0] if tree_row else 0).copy()
+            tree = self._grown_tree(head.seq, tree_row[0] if tree_row else 0).copy()
             leaves: list[bytes] = []
             with self._conn.cursor() as cur, cur.copy(store._sql_copy) as copy:
                 for record in records:

@@ -126,7 +126,7 @@ def _path(doc: Mapping[str, Any], name: str) -> list[bytes]:
 
 def _checkpoint(text: str | None, verifier: VerifierKey, what: str) -> TreeCheckpoint:
     if text is None:
-        raise ProofError(f"no {what} to check the proof against")
+        raise ProofError(f"{what} is missing: there is nothing to check the proof against")
     try:
         return open_checkpoint(text, verifier)
     except NoteError as exc:

@@ -116,6 +116,13 @@ class Transaction(Protocol):
 
     def append(self, entry: Entry) -> Record: ...
 
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]: ...
+
+    @property
+    def pending(self) -> tuple[Record, ...]:
+        """The records appended in this transaction so far (not yet durable)."""
+        ...
+
 
 @runtime_checkable
 class AuditStore(Protocol):

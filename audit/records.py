@@ -15,16 +15,22 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import itertools
 import json
+import os
 import re
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
 from audit.canonical import canonical_bytes, dumps_plain, to_json_value
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - a dependency (see audit.canonical)
+    _orjson = None  # type: ignore[assignment]
 from audit.merkle import CompactTree, leaf_hash
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, Record, VerifyReport
 
@@ -32,7 +38,10 @@ __all__ = [
     "RECORD_FIELDS",
     "ChainChecker",
     "Decoded",
+    "RecordIds",
     "Sealed",
+    "Sealer",
+    "Stamper",
     "build_record",
     "check_entry",
     "checked_leaf",
@@ -47,6 +56,7 @@ __all__ = [
     "record_to_dict",
     "refuse_nul",
     "seal_record",
+    "verify_blocks",
     "verify_lines",
 ]
 
@@ -54,6 +64,7 @@ RECORD_FIELDS = ("seq", "id", "recorded_at", "key", "tags", "payload", "prev_has
 _FIELD_SET = frozenset(RECORD_FIELDS)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -61,6 +72,67 @@ def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"the clock must give aware datetimes, got {moment!r}")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Stamper:
+    """:func:`format_timestamp` for a stream of clock readings, and each reading's
+    microseconds since the epoch (the index's time column) with it.
+
+    The date and seconds (``strftime``, the slow part) are formatted once per second of
+    clock time; each reading then only adds its microseconds. Same text as
+    :func:`format_timestamp` for every aware datetime (tests/audit compare them).
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        # (the UTC reading without its microseconds, its text, its epoch microseconds)
+        self._last: tuple[datetime, str, int] | None = None
+
+    def stamp(self, moment: datetime) -> tuple[str, int]:
+        """``(recorded_at text, microseconds since 1970-01-01 UTC)`` of ``moment``."""
+        if moment.tzinfo is not UTC:
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(f"the clock must give aware datetimes, got {moment!r}")
+            moment = moment.astimezone(UTC)
+        fraction = moment.microsecond
+        second = moment.replace(microsecond=0)
+        last = self._last
+        if last is None or last[0] != second:
+            last = (second, second.strftime("%Y-%m-%dT%H:%M:%S"), epoch_micros(second))
+            self._last = last  # one assignment: a reader never sees a mixed triple
+        return f"{last[1]}.{fraction:06d}Z", last[2] + fraction
+
+
+# The variant nibble of a UUID (RFC 9562: binary 10xx) from any random hex digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+class RecordIds:
+    """Record ids: random UUID4s in hex (``uuid.uuid4().hex``'s form: 32 lowercase hex
+    digits, version nibble 4, variant 8–b), drawn from :func:`os.urandom` 128 at a time
+    instead of one system call (and one ``uuid.UUID`` object) per record.
+
+    One per store handle (a handle never crosses a ``fork``, so two processes never
+    share a pool); callers serialise their use (the store's locks).
+    """
+
+    __slots__ = ("_ready",)
+
+    def __init__(self) -> None:
+        self._ready: list[str] = []
+
+    def next(self) -> str:
+        try:
+            return self._ready.pop()
+        except IndexError:
+            raw = os.urandom(2048).hex()
+            self._ready = [
+                raw[i : i + 12] + "4" + raw[i + 13 : i + 16] + _VARIANT[raw[i + 16]]
+                + raw[i + 17 : i + 32]
+                for i in range(0, len(raw), 32)
+            ]  # fmt: skip
+            return self._ready.pop()
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -75,7 +147,7 @@ def epoch_micros(moment: datetime) -> int:
     """Microseconds since 1970-01-01 UTC of an aware datetime (an index-friendly integer)."""
     if moment.tzinfo is None:
         raise ValueError(f"expected an aware datetime, got {moment!r}")
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def record_hash(body: bytes, hmac_key: bytes | None) -> str:
@@ -181,7 +253,11 @@ def record_leaf_data(record: Record) -> bytes:
     ).digest()
 
 
-def check_entry(entry: Entry) -> tuple[str | None, tuple[str, ...], dict[str, Any]]:
+#: What :func:`check_entry` returns: an entry's key, tags and payload as plain JSON data.
+Checked = tuple[str | None, tuple[str, ...], dict[str, Any]]
+
+
+def check_entry(entry: Entry) -> Checked:
     """Validate an :class:`Entry`; return its key, tags and payload as plain JSON data.
 
     Raises :class:`TypeError` / :class:`ValueError` naming what is wrong (a float in the
@@ -219,31 +295,36 @@ def build_record(
     recorded_at: datetime,
     hmac_key: bytes | None,
     record_id: str | None = None,
-    checked: tuple[str | None, tuple[str, ...], dict[str, Any]] | None = None,
+    checked: Checked | None = None,
 ) -> tuple[Record, bytes]:
     """Make record ``seq`` from ``entry`` chained to ``prev_hash``; return it and its line.
 
     ``checked`` is what :func:`check_entry` already returned for ``entry`` (so a batch
     validated up front is not walked twice).
     """
+    stamp, micros = Stamper().stamp(recorded_at)
+    if record_id is not None and not _SAFE_TEXT.fullmatch(record_id):
+        raise ValueError(f"a record id is letters, digits and ':.+-' only, got {record_id!r}")
     sealed = seal_record(
         checked if checked is not None else check_entry(entry),
         seq=seq,
         prev_hash=prev_hash,
-        stamp=format_timestamp(recorded_at),
+        stamp=stamp,
         hmac_key=hmac_key,
-        record_id=record_id,
+        record_id=record_id if record_id is not None else RecordIds().next(),
+        recorded_us=micros,
     )
     return sealed.record, sealed.line
 
 
-@attrs.frozen
-class Sealed:
-    """A new record, its stored line and its leaf data (SHA-256 of the body, SPEC §9)."""
+class Sealed(NamedTuple):
+    """A new record, its stored line, its leaf data (SHA-256 of the body, SPEC §9) and its
+    time in microseconds since the epoch (the index's time column)."""
 
     record: Record
     line: bytes
     leaf: bytes
+    recorded_us: int
 
 
 # U+0000 in any string of a record, as canonical JSON writes it: ``\u0000`` after an even
@@ -261,25 +342,46 @@ def refuse_nul(body: bytes) -> None:
         )
 
 
-def seal_record(
-    checked: tuple[str | None, tuple[str, ...], dict[str, Any]],
-    *,
-    seq: int,
-    prev_hash: str,
-    stamp: str,
-    hmac_key: bytes | None,
-    record_id: str | None = None,
-) -> Sealed:
-    """Encode, check and hash record ``seq`` (checked entry data, ``recorded_at`` text).
+_sha256 = hashlib.sha256
+_hmac_digest = hmac.digest
+_SAFE_TEXT = re.compile(r"[0-9A-Za-z:.+-]*")  # needs no JSON escape
+_BODY = b'{"id":"%s","key":%s,"payload":%s,"prev_hash":"%s","recorded_at":"%s","seq":%d,"tags":%s}'
 
-    Raises :class:`ValueError` for text that is not valid Unicode or holds U+0000, before
-    anything is written anywhere.
+
+def _body(
+    seq: int,
+    record_id: str,
+    stamp: str,
+    key: str | None,
+    tags: tuple[str, ...],
+    payload: Mapping[str, Any],
+    prev_hash: str,
+) -> bytes:
+    """:func:`record_body` (``plain=True``) for a record being sealed.
+
+    The record's members in sorted order, the id, time and prev_hash written as they are
+    (:func:`seal_record`'s callers make them of letters, digits and ``:.+-``, which JSON
+    never escapes), the rest by orjson: the same bytes as the canonical encoding of the whole record
+    (tests/audit compare them), without building and sorting an outer object. Anything
+    else goes the general way.
     """
-    key, tags, payload = checked
-    rid = record_id if record_id is not None else uuid.uuid4().hex
-    body = record_body(
+    if _orjson is not None:
+        dumps = _orjson.dumps
+        try:
+            return _BODY % (
+                record_id.encode("ascii"),
+                dumps(key),
+                dumps(payload, option=_orjson.OPT_SORT_KEYS),
+                prev_hash.encode("ascii"),
+                stamp.encode("ascii"),
+                seq,
+                dumps(tags),
+            )
+        except (TypeError, UnicodeEncodeError):
+            pass  # the general way encodes it or says what is wrong
+    return record_body(
         seq=seq,
-        id=rid,
+        id=record_id,
         recorded_at=stamp,
         key=key,
         tags=tags,
@@ -287,20 +389,68 @@ def seal_record(
         prev_hash=prev_hash,
         plain=True,
     )
-    refuse_nul(body)
-    leaf = hashlib.sha256(body).digest()
-    digest = leaf.hex() if hmac_key is None else hmac.digest(hmac_key, body, "sha256").hex()
-    record = Record(
-        seq=seq,
-        id=rid,
-        recorded_at=stamp,
-        key=key,
-        tags=tags,
-        payload=payload,
-        prev_hash=prev_hash,
-        hash=digest,
-    )
-    return Sealed(record, _line_from_body(body, digest), leaf)
+
+
+def seal_record(
+    checked: Checked,
+    *,
+    seq: int,
+    prev_hash: str,
+    stamp: str,
+    hmac_key: bytes | None,
+    record_id: str,
+    recorded_us: int,
+) -> Sealed:
+    """Encode, check and hash record ``seq`` (checked entry data, ``recorded_at`` text and
+    its microseconds). ``record_id`` and ``stamp`` are written as they are: letters,
+    digits and ``:.+-`` only (what :class:`RecordIds` and :class:`Stamper` make).
+
+    Raises :class:`ValueError` for text that is not valid Unicode or holds U+0000, before
+    anything is written anywhere.
+    """
+    key, tags, payload = checked
+    body = _body(seq, record_id, stamp, key, tags, payload, prev_hash)
+    if b"\\" in body:  # a backslash (rare): maybe an escaped U+0000
+        refuse_nul(body)
+    leaf = _sha256(body).digest()
+    digest = leaf.hex() if hmac_key is None else _hmac_digest(hmac_key, body, "sha256").hex()
+    record = Record(seq, record_id, stamp, key, tags, payload, prev_hash, digest)
+    line = b'{"hash":"' + digest.encode("ascii") + b'",' + body[1:] + b"\n"
+    return Sealed(record, line, leaf, recorded_us)
+
+
+class Sealer:
+    """Chains new records for one store handle: each sealed (encoded, checked, hashed) in
+    turn onto the head given, stamped by a clock, with a fresh random id."""
+
+    __slots__ = ("_ids", "_key", "_stamper")
+
+    def __init__(self, hmac_key: bytes | None) -> None:
+        self._key = hmac_key
+        self._stamper = Stamper()
+        self._ids = RecordIds()
+
+    def seal(
+        self, checked: Iterable[Checked], seq: int, prev_hash: str, clock: Callable[[], datetime]
+    ) -> list[Sealed]:
+        """Records ``seq + 1``, ``seq + 2``, … chained onto ``prev_hash``."""
+        out: list[Sealed] = []
+        stamp, new_id, key = self._stamper.stamp, self._ids.next, self._key
+        for valid in checked:
+            seq += 1
+            text, micros = stamp(clock())
+            sealed = seal_record(
+                valid,
+                seq=seq,
+                prev_hash=prev_hash,
+                stamp=text,
+                hmac_key=key,
+                record_id=new_id(),
+                recorded_us=micros,
+            )
+            out.append(sealed)
+            prev_hash = sealed.record.hash
+        return out
 
 
 @attrs.frozen
@@ -465,13 +615,14 @@ class ChainChecker:
     """Check a stream of stored lines, in file order, against the hash chain and build the
     Merkle tree of the good records (SPEC §9) as it goes.
 
-    Feed it every line with :meth:`feed` (False once a problem was found) and read the
-    result with :meth:`report`. ``checkpoint`` (a head taken earlier and kept elsewhere)
-    additionally catches a store that was cut back or re-hashed since. By default a line
-    whose bytes hash to its claimed hash and link to the record before is accepted without
-    being parsed (:func:`line_fields`); ``deep`` parses every line and requires it to be
-    exactly the canonical encoding of the record it holds. Any line the fast check does
-    not accept is decoded fully, so the problem reported is the same either way.
+    Feed it every line with :meth:`feed` (False once a problem was found), or whole
+    blocks of lines with :meth:`feed_blocks` (the hot path), and read the result with
+    :meth:`report`. ``checkpoint`` (a head taken earlier and kept elsewhere) additionally
+    catches a store that was cut back or re-hashed since. By default a line whose bytes
+    hash to its claimed hash and link to the record before is accepted without being
+    parsed (:func:`line_fields`); ``deep`` parses every line and requires it to be exactly
+    the canonical encoding of the record it holds. Any line the fast check does not accept
+    is decoded fully, so the problem reported is the same either way.
     """
 
     def __init__(
@@ -506,6 +657,9 @@ class ChainChecker:
         self._bad_seq, self._problem = seq, problem
         return False
 
+    def _grow(self, leaf: bytes) -> None:
+        self.tree.append(leaf_hash(leaf))
+
     def feed(self, line: bytes, next_line: bytes | None = None) -> bool:
         """Check the next line. ``next_line`` (if known) tells a deletion from a reordering."""
         if self._problem is not None:
@@ -520,60 +674,76 @@ class ChainChecker:
             ):
                 self._seq, self._hash = fields[0], fields[2]
                 self._count += 1
-                self.tree.append(leaf_hash(fields[3]))
+                self._grow(fields[3])
                 return True
         return self._feed(decode_line(line, self._key), next_line, line)
 
-    def feed_all(self, lines: Iterable[bytes]) -> bool:
-        """Check every line of a stream, in order, given **without** their newlines (as
-        :func:`audit.logfile.read_lines` yields them); False once a problem was found.
+    def feed_blocks(self, blocks: Iterable[list[bytes]]) -> bool:
+        """Check every line of a stream given as blocks of lines **without** their
+        newlines (as :func:`audit.logfile.read_blocks` yields them); False once a problem
+        was found. Verify's hot path: whole blocks through the byte-level check in one
+        tight loop; from the first line it does not accept on, :meth:`feed_all`."""
+        if self._deep:
+            return self.feed_all(itertools.chain.from_iterable(blocks))
+        it = iter(blocks)
+        for block in it:
+            done = self._fast(block)
+            if done < len(block):
+                rest = itertools.chain(block[done:], itertools.chain.from_iterable(it))
+                return self.feed_all(rest)
+        return not self.failed
 
-        The byte-level check of :meth:`feed` in one tight loop: verify's hot path. A line
-        it does not accept goes through :meth:`feed`, so the problem reported is the same.
-        """
+    def feed_all(self, lines: Iterable[bytes]) -> bool:
+        """Check every line of a stream, in order, given **without** their newlines;
+        False once a problem was found. A line the byte-level check does not accept goes
+        through :meth:`feed`, so the problem reported is the same."""
         it: Iterator[bytes] = iter(lines)
         line = next(it, None)
         while line is not None:
-            if not self._deep:
-                line = self._feed_fast(line, it)
-                if line is None:
-                    break
+            if not self._deep and self._problem is None and self._fast([line]):
+                line = next(it, None)
+                continue
             following = next(it, None)
             if not self.feed(line + b"\n", None if following is None else following + b"\n"):
                 return False
             line = following
         return not self.failed
 
-    def _feed_fast(self, line: bytes | None, it: Iterator[bytes]) -> bytes | None:
-        """Accept bare lines while the byte-level check passes; return the first that does
-        not (None at the end of the stream)."""
+    def _fast(self, block: list[bytes]) -> int:
+        """Accept lines of ``block`` while the byte-level check passes; return how many."""
         digest, key, hexlify, sha256 = hmac.digest, self._key, binascii.hexlify, hashlib.sha256
         frontier = self.tree._frontier
         size = self.tree.size
-        seq, prev, count, cp_seq = self._seq, self._hash, self._count, self._cp_seq
+        start = seq = self._seq
+        prev, cp_seq = self._hash, self._cp_seq
+        link = _PREV + prev + _AFTER_PREV  # what must stand before this line's recorded_at
         try:
-            while line is not None:
+            for line in block:
                 if line[:9] != _PREFIX or line[73:75] != b'",':
-                    return line
+                    break
                 claimed = line[9:73]
                 body = b"{" + line[75:]
                 leaf = sha256(body).digest()
                 if hexlify(leaf if key is None else digest(key, body, "sha256")) != claimed:
-                    return line
+                    break
                 # The record's last members, in sorted order, end the line: prev_hash,
                 # recorded_at (27 characters as the store writes it), seq, tags. Found
                 # from the end and compared in place; anything else takes the slow path.
                 tags = line.rfind(_TAGS)
-                number = b',"seq":%d' % (seq + 1)
+                number = b'","seq":%d' % (seq + 1)  # from the '"' closing recorded_at
                 at = tags - len(number)
                 if (
-                    line[at:tags] != number
-                    or line[at - 123 : at - 28] != _PREV + prev + _AFTER_PREV
-                    or line[at - 1 : at] != b'"'
+                    tags < 0
+                    or line[-1] != 125  # the '}' closing the record
+                    or line[at:tags] != number
+                    or line[at - 122 : at - 27] != link
                     or seq + 1 == cp_seq
                 ):
-                    return line
-                seq, prev, count = seq + 1, claimed, count + 1
+                    break
+                seq, prev = seq + 1, claimed
+                link = _PREV + claimed + _AFTER_PREV
+                # The tree, inline (audit.merkle.CompactTree.append): the leaf, then each
+                # complete subtree it closes, bottom up.
                 value = sha256(b"\x00" + leaf).digest()
                 n = size
                 while n & 1:
@@ -581,10 +751,10 @@ class ChainChecker:
                     n >>= 1
                 frontier.append(value)
                 size += 1
-                line = next(it, None)
-            return None
+            return seq - start
         finally:
-            self._seq, self._hash, self._count = seq, prev, count
+            self._count += seq - start
+            self._seq, self._hash = seq, prev
             self.tree.size = size
 
     def feed_record(self, record: Record) -> bool:
@@ -646,7 +816,7 @@ class ChainChecker:
             leaf = hashlib.sha256(b"{" + line[75:].rstrip(b"\n")).digest()
         self._seq, self._hash = record.seq, record.hash.encode("ascii")
         self._count += 1
-        self.tree.append(leaf_hash(leaf))
+        self._grow(leaf)
         return True
 
     def report(self) -> VerifyReport:
@@ -689,4 +859,17 @@ def verify_lines(
     :class:`ChainChecker`)."""
     checker = ChainChecker(hmac_key, checkpoint, deep=deep)
     checker.feed_all(lines)
+    return checker.report()
+
+
+def verify_blocks(
+    blocks: Iterable[list[bytes]],
+    hmac_key: bytes | None,
+    checkpoint: Checkpoint | None = None,
+    *,
+    deep: bool = False,
+) -> VerifyReport:
+    """:func:`verify_lines` for blocks of lines (:func:`audit.logfile.read_blocks`)."""
+    checker = ChainChecker(hmac_key, checkpoint, deep=deep)
+    checker.feed_blocks(blocks)
     return checker.report()

@@ -39,7 +39,14 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from audit.canonical import canonical_text, to_json_value
-from audit.chain import TreeMismatch, consistency_proof, inclusion_proof, root_at, seal_batch
+from audit.chain import (
+    ChainTransaction,
+    TreeMismatch,
+    check_entries,
+    consistency_proof,
+    inclusion_proof,
+    root_at,
+)
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
@@ -51,8 +58,8 @@ from audit.errors import (
 )
 from audit.export import write_records
 from audit.index import EMPTY, IndexRow, IndexState, Location, SidecarIndex
-from audit.logfile import LogFile, iter_lines, read_lines
-from audit.merkle import CompactTree, frontier_nodes, leaf_hash, stored_index
+from audit.logfile import LogFile, iter_lines, read_blocks
+from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
 from audit.protocol import (
     GENESIS_HASH,
     Checkpoint,
@@ -62,13 +69,14 @@ from audit.protocol import (
     VerifyReport,
 )
 from audit.records import (
-    check_entry,
+    Sealed,
+    Sealer,
     decode_line,
     epoch_micros,
     line_fields,
     parse_timestamp,
     record_to_dict,
-    verify_lines,
+    verify_blocks,
 )
 
 __all__ = [
@@ -84,6 +92,10 @@ logger = logging.getLogger("audit")
 Clock = Callable[[], datetime]
 
 _INDEX_BATCH = 10_000
+#: The index keeps the Merkle tree's nodes of this level and above (a node per 16 records,
+#: 1/32 of all); a node below is recomputed from the at most 8 records it covers, each
+#: checked against its hash, when a root or a proof needs it (docs/audit.md).
+KEPT_FROM_LEVEL = 4
 _MISSING = object()
 
 
@@ -94,13 +106,6 @@ def _utcnow() -> datetime:
 def _warn(message: str) -> None:
     logger.warning("%s", message)
     warnings.warn(message, IncompleteRecordWarning, stacklevel=2)
-
-
-@attrs.frozen
-class _Pending:
-    records: list[Record]
-    lines: list[bytes]
-    leaves: list[bytes]  # each record's leaf data (SHA-256 of its body, SPEC §9)
 
 
 class AuditLogStorage(Storage):
@@ -134,6 +139,7 @@ class AuditLogStorage(Storage):
         self.hmac_key = hmac_key
         self.lock_timeout = float(lock_timeout)
         self._clock: Clock = clock if clock is not None else _utcnow
+        self._sealer = Sealer(hmac_key)
         self._poll_interval = poll_interval
         self._pid = os.getpid()
         self._closed = False
@@ -366,8 +372,10 @@ class AuditLogStorage(Storage):
             # tree stops at a damaged record (verify names it), the rows go on.
             fields = line_fields(line, self.hmac_key)
             if fields is not None and fields[0] == tree.size + 1 == row[0].seq:
-                nodes.extend(tree.append(leaf_hash(fields[3])))
-            state = IndexState(offset + len(line), row[0].seq, offset, row[1], tree.size)
+                nodes.extend(tree.extend((fields[3],), KEPT_FROM_LEVEL))
+            state = IndexState(
+                offset + len(line), row[0].seq, offset, row[1], tree.size, _edge(tree)
+            )
             if len(rows) >= _INDEX_BATCH:
                 self._index.add(rows, state, nodes)
                 rows, nodes = [], []
@@ -378,39 +386,58 @@ class AuditLogStorage(Storage):
         """The tree's right edge at ``state`` (kept in memory; loaded from the index)."""
         tree = self._tree
         if tree is None or tree.size != state.tree_size:
-            wanted = [stored_index(*node) for node in frontier_nodes(state.tree_size)]
-            found = self._index.nodes(wanted)
-            if len(found) != len(wanted):
-                logger.warning("audit index %s lost tree nodes; rebuilding it", self._index.path)
-                raise sqlite3.DatabaseError("tree nodes missing")
-            tree = CompactTree(state.tree_size, [found[i] for i in wanted])
+            edge = state.frontier
+            hashes = [edge[i : i + 32] for i in range(0, len(edge), 32)]
+            if len(hashes) != state.tree_size.bit_count() or len(edge) % 32:
+                logger.warning("audit index %s lost the tree's edge; rebuilding", self._index.path)
+                raise sqlite3.DatabaseError("tree frontier missing")
+            tree = CompactTree(state.tree_size, hashes)
             self._tree = tree
         return tree
 
-    def _index_committed(self, at: int, pending: _Pending) -> None:
-        """After a commit, add the new records (and their tree nodes) to the index if it
-        was up to date."""
-        records, lines = pending.records, pending.lines
+    def _subtree(self, level: int, index: int) -> bytes:
+        """The hash of tree node ``(level, index)`` recomputed from the records it covers
+        (a level the index does not keep), each checked against its own hash."""
+        first = (index << level) + 1
+        last = first + (1 << level) - 1
+        start, end = self._index.by_seq(first), self._index.by_seq(last)
+        if start is None or end is None:
+            raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
+        data = self._file.pread(start[1], end[1] + end[2] - start[1])
+        leaves = []
+        for seq, line in enumerate(data.splitlines(keepends=True), first):
+            fields = line_fields(line, self.hmac_key)
+            if fields is None or fields[0] != seq:
+                raise TamperedError(seq, f"record {seq} does not check out; run verify()")
+            leaves.append(leaf_hash(fields[3]))
+        if len(leaves) != last - first + 1:
+            raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
+        return root_of_leaves(leaves)
+
+    def _index_committed(self, at: int, tx: StoreTransaction) -> None:
+        """After a commit, add the new records and the tree nodes they completed to the
+        index — when the transaction knew the tree, which means the index was brought up
+        to ``at`` during this lock hold (only lock holders write it). Otherwise it lags
+        and the next lookup catches it up from the file."""
+        if tx.tree is None or self._index_synced_to != at:
+            return
+        records, lines = tx._records, tx._lines
         try:
-            state = self._index.state()
-            if state.end_offset != at or state != self._index_checked:
-                return  # it lags; the next lookup catches it up from the file
-            tree = self._tree_for(state)
-            grow = tree.size == records[0].seq - 1
-            grown = tree.copy() if grow else tree
-            nodes: list[tuple[int, bytes]] = []
             rows = []
             offset = at
-            for record, line, leaf in zip(records, lines, pending.leaves, strict=True):
-                rows.append(_row_for(record, offset, len(line)))
+            for record, line, micros in zip(records, lines, tx._micros, strict=True):
+                rows.append(
+                    IndexRow(record.seq, offset, len(line), record.key, micros, record.tags)
+                )
                 offset += len(line)
-                if grow:
-                    nodes.extend(grown.append(leaf_hash(leaf)))
             last = records[-1]
-            state = IndexState(offset, last.seq, offset - len(lines[-1]), last.hash, grown.size)
-            self._index.add(rows, state, nodes)
+            state = IndexState(
+                offset, last.seq, offset - len(lines[-1]), last.hash, tx.tree.size, _edge(tx.tree)
+            )
+            self._index.add(rows, state, tx._nodes)
             self._index_checked = state
-            self._tree = grown
+            self._index_synced_to = offset
+            self._tree = tx.tree
         except sqlite3.Error as exc:  # the record is durable; the index catches up later
             self._tree = None
             logger.warning("audit index %s not updated (%s)", self._index.path, exc)
@@ -434,54 +461,18 @@ class AuditLogStorage(Storage):
                 "(tx.append), not through the store"
             )
 
-    def _check_new_keys(
-        self,
-        entries: Sequence[Entry],
-        pending: Mapping[str, Record],
-        absent: Collection[str] = (),
-    ) -> None:
-        """Refuse keys already used; ``absent`` are keys this lock hold already looked up
-        in the committed records and did not find (no need to ask the index again)."""
-        keys: dict[str, None] = {}
-        for entry in entries:
-            if entry.key is None:
-                continue
-            if entry.key in keys:
-                raise DuplicateKey(entry.key, None, pending=True)
-            if entry.key in pending:
-                raise DuplicateKey(entry.key, pending[entry.key].seq, pending=True)
-            keys[entry.key] = None
-        keys = {key: None for key in keys if key not in absent}
-        if not keys:
-            return
-        self._sync_index()
-        for key in keys:
-            found = self._index.by_key(key)
-            if found is not None:
-                raise DuplicateKey(key, found[0])
-
-    def _chain(
-        self,
-        entries: Sequence[Entry],
-        head: Checkpoint,
-        checked: Sequence[tuple[str | None, tuple[str, ...], dict[str, Any]]],
-    ) -> _Pending:
-        sealed = seal_batch(checked, head, self._clock, self.hmac_key)
-        return _Pending(
-            [s.record for s in sealed], [s.line for s in sealed], [s.leaf for s in sealed]
-        )
-
-    def _commit(self, pending: _Pending) -> None:
-        """Write and fsync a batch in one go. Any failure makes this handle unusable."""
+    def _commit(self, tx: StoreTransaction) -> None:
+        """Write and fsync a transaction's records in one go. Any failure makes this handle
+        unusable."""
         assert self._end is not None
         at = self._end
-        data = b"".join(pending.lines)
+        data = b"".join(tx._lines)
         try:
             self._file.append(data, at)
         except OSError as exc:
             self._end = None  # re-read the file before anything else
             self._unusable = StoreUnusable(
-                f"the audit store {self.path} could not record {len(pending.records)} "
+                f"the audit store {self.path} could not record {len(tx._records)} "
                 f"record(s): {exc}. They are NOT recorded. This handle refuses further "
                 "appends; open the store again once the cause is fixed"
             )
@@ -494,23 +485,24 @@ class AuditLogStorage(Storage):
             )
             raise
         self._end = at + len(data)
-        last = pending.records[-1]
+        last = tx._records[-1]
         self._head = Checkpoint(last.seq, last.hash)
-        self._index_committed(at, pending)
+        self._index_committed(at, tx)
 
     def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append ``entries`` as one group commit (one write, one fsync)."""
-        entries = list(entries)
-        checked = [check_entry(entry) for entry in entries]
-        if not entries:
+        checked = check_entries(entries)
+        if not checked:
             return []
         with self._locked():
             self._check_no_transaction()
-            self._check_appendable()
-            self._check_new_keys(entries, {})
-            pending = self._chain(entries, self._head, checked)
-            self._commit(pending)
-            return pending.records
+            tx = StoreTransaction(self)
+            try:
+                records = tx.append_checked(checked)
+            finally:
+                tx.close()
+            self._commit(tx)
+            return records
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
@@ -523,11 +515,11 @@ class AuditLogStorage(Storage):
             self._tx_thread = threading.get_ident()
             try:
                 yield tx
-                tx._close()
-                if tx.pending:
-                    self._commit(_Pending(list(tx.pending), tx._lines, tx._leaves))
+                tx.close()
+                if tx._records:
+                    self._commit(tx)
             finally:
-                tx._close()
+                tx.close()
                 self._tx_thread = None
 
     # -- reading --------------------------------------------------------------------
@@ -660,28 +652,43 @@ class AuditLogStorage(Storage):
     def verify(self, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> VerifyReport:
         """Stream the whole log and check every record and link, and the Merkle tree kept in
         the index against the tree of the log (see docs/audit.md). ``deep`` re-derives
-        every record's canonical form instead of checking its bytes against its hash."""
-        report = verify_lines(
-            read_lines(self.path, self._snapshot_end()), self.hmac_key, checkpoint, deep=deep
+        every record's canonical form instead of checking its bytes against its hash.
+
+        Of the kept tree, the root at the verified size is compared: it is what every proof
+        is checked against before it leaves the store (with the record's own leaf), so a
+        kept node that is wrong elsewhere can never make a wrong proof — the proof that
+        needs it is refused, and the tree is reset and rebuilt from the log.
+        """
+        report = verify_blocks(
+            read_blocks(self.path, self._snapshot_end()), self.hmac_key, checkpoint, deep=deep
         )
         if report.root is None or report.count == 0:
             return report
         with self._locked():
             self._sync_index()
             size = self._index_checked.tree_size if self._index_checked else 0
-            cached = self._root_locked(report.count) if size >= report.count else None
+            try:
+                cached = self._root_locked(report.count) if size >= report.count else None
+            except (TreeMismatch, TamperedError) as exc:
+                if not report.ok:
+                    return report  # a damaged record: that is what to report
+                cached, why = None, f"(its root at size {report.count}: {exc})"
+            else:
+                why = (
+                    f"(it ends at size {size}, the log's verified records at {report.count})"
+                    if cached is None
+                    else f"at size {report.count} (root {cached.hex()[:16]}…, the log's "
+                    f"{report.root.hex()[:16]}…)"
+                )
+            edge = self._tree if size == report.count else None
             if cached == report.root:
-                return report
+                if edge is None or edge.root() == report.root:
+                    return report
+                why = f"(the right edge it grows the tree from, at size {size})"
             self._reset_index()
         problem = (
-            f"the Merkle tree kept in {self._index.path} does not match the log "
-            + (
-                f"(it ends at size {size}, the log's verified records at {report.count})"
-                if cached is None
-                else f"at size {report.count} (root {cached.hex()[:16]}…, the log's "
-                f"{report.root.hex()[:16]}…)"
-            )
-            + "; it was reset and will be rebuilt from the log"
+            f"the Merkle tree kept in {self._index.path} does not match the log {why}; "
+            "it was reset and will be rebuilt from the log"
         )
         return attrs.evolve(report, ok=False, bad_seq=None, problem=problem)
 
@@ -761,12 +768,16 @@ class _TreeView:
         return state.tree_size if state is not None else 0
 
     def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        ids = {node: stored_index(*node) for node in wanted}
+        ids = {node: stored_index(*node) for node in wanted if node[0] >= KEPT_FROM_LEVEL}
         found = self._storage._index.nodes(ids.values())
         missing = [node for node, i in ids.items() if i not in found]
         if missing:
             raise TreeMismatch(f"node {missing[0]} is missing")
-        return {node: found[i] for node, i in ids.items()}
+        out = {node: found[i] for node, i in ids.items()}
+        for level, index in wanted:
+            if level < KEPT_FROM_LEVEL:
+                out[(level, index)] = self._storage._subtree(level, index)
+        return out
 
     def leaf(self, seq: int) -> bytes:
         storage = self._storage
@@ -776,6 +787,10 @@ class _TreeView:
         if fields is None or fields[0] != seq:
             raise TamperedError(seq, f"record {seq} does not check out; run verify()")
         return leaf_hash(fields[3])
+
+
+def _edge(tree: CompactTree) -> bytes:
+    return b"".join(tree.frontier)
 
 
 def _index_row(offset: int, line: bytes) -> tuple[IndexRow, str] | None:
@@ -812,8 +827,9 @@ def _matches(payload: Mapping[str, Any], path: tuple[str, ...], expected: Any) -
     return bool(value == expected) and canonical_text(value) == canonical_text(expected)
 
 
-class StoreTransaction:
-    """The handle a :meth:`AuditLogStorage.transaction` block works through.
+class StoreTransaction(ChainTransaction):
+    """The handle a :meth:`AuditLogStorage.transaction` block works through
+    (:class:`audit.chain.ChainTransaction` over the log file).
 
     Reads see committed records and this transaction's pending appends; appends get their
     seq and hash at once but are written (one write, one fsync) only when the block exits
@@ -821,84 +837,54 @@ class StoreTransaction:
     """
 
     def __init__(self, storage: AuditLogStorage) -> None:
+        super().__init__(storage._sealer)
+        self.kept_from_level = KEPT_FROM_LEVEL
         self._storage = storage
-        self._thread = threading.get_ident()
         self._head = storage._head
-        self._records: list[Record] = []
         self._lines: list[bytes] = []
-        self._leaves: list[bytes] = []
-        self._by_key: dict[str, Record] = {}
-        # Keys get() looked up and found in no committed record. The lock is held for the
-        # whole transaction, so they stay absent; append need not look them up again.
-        self._absent: set[str] = set()
-        self._open = True
+        self._micros: list[int] = []  # each pending record's time (the index's column)
+        self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
 
-    def _check(self) -> None:
-        if not self._open:
-            raise AuditError("this transaction is over; open a new one")
-        if threading.get_ident() != self._thread:
-            raise AuditError("a transaction belongs to the thread that opened it")
+    def _committed_get(self, key: str) -> Record | None:
+        return self._storage._get_locked(key)
 
-    def _close(self) -> None:
-        self._open = False
+    def _committed_keys(self, keys: set[str]) -> set[str]:
+        return self._storage._keys_present_locked(keys)
 
-    @property
-    def pending(self) -> tuple[Record, ...]:
-        """The records appended in this transaction so far (not yet durable)."""
-        return tuple(self._records)
+    def _committed_find(self, tag: str) -> list[Record]:
+        return self._storage._find_locked(tag)
 
-    def get(self, key: str) -> Record | None:
-        self._check()
-        pending = self._by_key.get(key)
-        if pending is not None:
-            return pending
-        if key in self._absent:
-            return None
-        found = self._storage._get_locked(key)
-        if found is None:
-            self._absent.add(key)
-        return found
+    def _committed_record(self, seq: int) -> Record | None:
+        return self._storage._record_locked(seq)
 
-    def prefetch(self, keys: Iterable[str]) -> None:
-        """Look ``keys`` up in the index in one query; ``get`` then answers those that are
-        not recorded without asking the index again (the lock keeps them absent)."""
-        self._check()
-        wanted = {key for key in keys if key not in self._by_key and key not in self._absent}
-        if wanted:
-            present = self._storage._keys_present_locked(wanted)
-            self._absent.update(wanted - present)
-
-    def find(self, tag: str) -> list[Record]:
-        self._check()
-        committed = self._storage._find_locked(tag)
-        return committed + [r for r in self._records if tag in r.tags]
-
-    def record(self, seq: int) -> Record | None:
-        self._check()
-        if self._records and seq >= self._records[0].seq:
-            index = seq - self._records[0].seq
-            return self._records[index] if index < len(self._records) else None
-        return self._storage._record_locked(seq) if seq >= 1 else None
-
-    def append(self, entry: Entry) -> Record:
-        return self.append_many([entry])[0]
-
-    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
-        self._check()
-        entries = list(entries)
-        checked = [check_entry(entry) for entry in entries]
+    def _begin(self, keys: list[str]) -> tuple[Checkpoint, Clock]:
         storage = self._storage
         storage._check_appendable()
-        storage._check_new_keys(entries, self._by_key, self._absent)
-        pending = storage._chain(entries, self._head, checked)
-        self._leaves.extend(pending.leaves)
-        for record, line in zip(pending.records, pending.lines, strict=True):
-            self._records.append(record)
-            self._lines.append(line)
-            if record.key is not None:
-                self._by_key[record.key] = record
-            self._head = Checkpoint(record.seq, record.hash)
-        return pending.records
+        if keys:
+            storage._sync_index()
+            for key in keys:
+                found = storage._index.by_key(key)
+                if found is not None:
+                    raise DuplicateKey(key, found[0])
+        return self._head, storage._clock
+
+    def _tree_at(self, head: Checkpoint) -> CompactTree | None:
+        storage = self._storage
+        try:
+            storage._sync_index()
+        except AuditError as exc:  # appends go on; the index catches up later
+            logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
+            return None
+        tree = storage._tree
+        return tree.copy() if tree is not None and tree.size == head.seq else None
+
+    def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
+        for item in sealed:
+            self._lines.append(item.line)
+            self._micros.append(item.recorded_us)
+        self._nodes.extend(nodes)
+        last = sealed[-1].record
+        self._head = Checkpoint(last.seq, last.hash)
 
 
 class RecordsView(Mapping[str, Mapping[str, Any]]):

@@ -3,8 +3,9 @@
 Benchmarks, in order: ``rules_vs_engine`` (subsidy_split: pricecalc vs zen-engine vs a
 bare loop), ``recorded`` (Calculator vs a bare hash-chained append loop),
 ``protection_size`` (one 价保 claim at growing sizes), ``batch_e2e`` (``pricecalc batch``
-on 10⁴–10⁶ lines) and ``audit_growth`` (the store's append rate, verify rate and memory
-as it grows, vs TinyDB's stock storage). Each prints its table and writes
+on 10⁴–10⁶ lines), ``audit_growth`` (the store's append rate, verify rate and memory
+as it grows, vs TinyDB's stock storage) and ``audit_verify`` (verify against SHA-256 per
+line, the tree's share of an append, bytes per record). Each prints its table and writes
 ``bench/results/<name>.json``; a summary of every goal follows and goes to
 ``bench/results/summary.json``.
 
@@ -21,7 +22,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import audit_growth, batch_e2e, protection_size, recorded, rules_vs_engine
+from bench import (
+    audit_growth,
+    audit_verify,
+    batch_e2e,
+    protection_size,
+    recorded,
+    rules_vs_engine,
+)
 from bench._common import RESULTS, table, verdict, write_results
 
 
@@ -56,6 +64,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "protection_size": lambda quick: protection_size.run(quick=quick),
     "batch_e2e": lambda quick: batch_e2e.run(quick=quick),
     "audit_growth": _audit_growth,
+    "audit_verify": lambda quick: audit_verify.run(quick=quick),
 }
 
 

@@ -17,6 +17,22 @@ Contenders, each into a fresh store in a fresh directory (set-up not timed):
 The requests are the subsidy_split requests of benchmark 1 (fixed seed). Goal: each
 calculator mode within 3× of the limit with the same fsync policy.
 
+Recording (issue 10) is everything ``decide_many`` does beyond deciding: two more
+contenders run interleaved with the others over the same requests,
+
+``evaluate only``
+    the calculator's engine alone (``pricecalc.engine.evaluate(Envelope.parse(r), ...)``
+    with the calculator's registry and rules policy, a clock reading per request, the
+    decisions kept as ``decide_many`` keeps them);
+``store only``
+    the audit store fed the records' own entries (payload, key, tags, ``plain=True``) the
+    way ``decide_many`` feeds it: one transaction, ``prefetch`` of the keys, then
+    ``get`` and ``append`` per request, one commit;
+
+recording = ``decide_many`` − ``evaluate only``, against the one-fsync limit: goal
+≤ 2×, minimum ≤ 4×. Of the recording, ``store only`` is the store's part; the rest is the
+calculator's (payload, tags, entry, the recorded decision).
+
 Run: ``python -m bench.recorded [--quick]``.
 """
 
@@ -34,9 +50,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import audit
+from audit.protocol import Entry
 from bench._common import interleaved, median, table, verdict, write_results
 from bench.rules_vs_engine import make_requests
-from pricecalc import Calculator, Policy
+from pricecalc import Calculator, Policy, engine
+from pricecalc.envelope import Envelope
+from pricecalc.history import NO_HISTORY
 from pricecalc.plugins import default_registry
 
 GENESIS = "0" * 64
@@ -101,7 +121,7 @@ def limit_loop(
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    n_many = 2_000 if quick else 10_000
+    n_many = 3_000 if quick else 10_000
     n_each = 300 if quick else 1_000
     requests = make_requests(max(n_many, n_each))
     root = tempfile.mkdtemp(prefix="pricecalc-bench-recorded-")
@@ -132,17 +152,58 @@ def run(quick: bool = False) -> dict[str, Any]:
         def limit_group() -> float:
             return limit_loop(entries[:n_many], tempfile.mktemp(dir=root), fsync_each=False)
 
+        engine_calc = _fresh_calculator(root)
+
+        def evaluate_only() -> float:
+            kept = []
+            registry, policy = engine_calc.registry, engine_calc.rules_policy
+            operator = engine_calc.named_operator
+            start = time.perf_counter()
+            for request in requests[:n_many]:
+                kept.append(
+                    engine.evaluate(
+                        Envelope.parse(request),
+                        registry=registry,
+                        policy=policy,
+                        now=datetime.now(UTC),
+                        history=NO_HISTORY,
+                        operator=operator,
+                    )
+                )
+            return time.perf_counter() - start
+
+        store_entries = [
+            Entry(payload, key=key, tags=tuple(tags), plain=True)
+            for key, tags, payload in entries[:n_many]
+        ]
+
+        def store_only() -> float:
+            directory = tempfile.mkdtemp(dir=root)
+            with audit.open_store(os.path.join(directory, "audit.jsonl")) as store:
+                start = time.perf_counter()
+                with store.transaction() as tx:
+                    tx.prefetch([e.key for e in store_entries if e.key is not None])
+                    for item in store_entries:
+                        if item.key is not None:
+                            tx.get(item.key)
+                        tx.append(item)
+                return time.perf_counter() - start
+
         def limit_each() -> float:
             return limit_loop(entries[:n_each], tempfile.mktemp(dir=root), fsync_each=True)
 
         contenders: dict[str, Callable[[], object]] = {
             "Calculator.decide_many (group commit)": many,
+            "evaluate only (same requests)": evaluate_only,
+            "store only (same entries)": store_only,
             "limit, one fsync": limit_group,
             "Calculator.decide (fsync each)": each,
             "limit, fsync per line": limit_each,
         }
         counts = {
             "Calculator.decide_many (group commit)": n_many,
+            "evaluate only (same requests)": n_many,
+            "store only (same entries)": n_many,
             "limit, one fsync": n_many,
             "Calculator.decide (fsync each)": n_each,
             "limit, fsync per line": n_each,
@@ -163,11 +224,21 @@ def run(quick: bool = False) -> dict[str, Any]:
             rows,
         )
     )
+    recording = per["Calculator.decide_many (group commit)"] - per["evaluate only (same requests)"]
+    store_part = per["store only (same entries)"]
+    ratio_recording = recording / per["limit, one fsync"]
     goals = {
         "decide_many within 3x of the one-fsync limit": ratio_many <= 3,
         "decide within 3x of the fsync-per-line limit": ratio_each <= 3,
+        "recording (decide_many - evaluate) <= 2x the one-fsync limit": ratio_recording <= 2,
+        "recording <= 4x the one-fsync limit (minimum)": ratio_recording <= 4,
     }
     print(f"decide_many / limit: {ratio_many:.2f}×; decide / limit: {ratio_each:.2f}×")
+    print(
+        f"recording (decide_many - evaluate): {recording:.1f} µs/record = "
+        f"{ratio_recording:.2f}× the one-fsync limit; of it the store {store_part:.1f} µs "
+        f"({store_part / recording:.0%}), the calculator {recording - store_part:.1f} µs"
+    )
     for goal, ok in goals.items():
         print(f"  {goal}: {verdict(ok)}")
     result = {
@@ -176,7 +247,16 @@ def run(quick: bool = False) -> dict[str, Any]:
         "seconds": times,
         "median_seconds": med,
         "us_per_record": per,
-        "ratios": {"decide_many_over_limit": ratio_many, "decide_over_limit": ratio_each},
+        "ratios": {
+            "decide_many_over_limit": ratio_many,
+            "decide_over_limit": ratio_each,
+            "recording_over_limit": ratio_recording,
+        },
+        "recording_us_per_record": {
+            "total": recording,
+            "store": store_part,
+            "calculator": recording - store_part,
+        },
         "goals": goals,
     }
     write_results("recorded", result)

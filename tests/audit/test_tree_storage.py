@@ -10,11 +10,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from audit_helpers import FakeClock, fill, read_lines, write_lines
+from audit_helpers import FakeClock, entry, fill, read_lines, write_lines
 from postgres_helpers import PgStore
 
 import audit
 from audit.chain import TreeMismatch
+from audit.merkle import stored_index
 
 Opener = Callable[..., audit.TinyDBAuditStore]
 
@@ -50,25 +51,44 @@ def test_an_index_of_the_previous_version_is_rebuilt(open_tinydb: Opener, store_
 
 def test_a_tampered_tree_node_is_found_and_rebuilt(open_tinydb: Opener, store_path: Path) -> None:
     """verify compares the cached tree with the log's; a proof is checked before it is
-    handed out. Either way a bad node resets the cache, which is rebuilt from the log."""
+    handed out. Either way a bad node resets the cache, which is rebuilt from the log.
+    (The index keeps the nodes of 16 records and more: 40 records give some to damage.)"""
     store = open_tinydb()
-    fill(store, 12)
+    fill(store, 40)
     good_root, good_path = store.root(), store.inclusion_proof(3)
     store.close()
-    with sqlite3.connect(index_of(store_path)) as conn:
-        conn.execute("UPDATE tree SET hash = zeroblob(32) WHERE id = 2")  # node (1, 0)
+    with sqlite3.connect(index_of(store_path)) as conn:  # node (4, 1): on record 3's path
+        conn.execute("UPDATE tree SET hash = zeroblob(32) WHERE id = ?", (stored_index(4, 1),))
     again = open_tinydb()
     with pytest.raises(TreeMismatch, match=r"does not match the log.*rebuilt from the log"):
         again.inclusion_proof(3)
     assert again.inclusion_proof(3) == good_path
     again.close()
-    with sqlite3.connect(index_of(store_path)) as conn:
-        conn.execute("UPDATE tree SET hash = zeroblob(32) WHERE id = 21")  # the size-12 frontier
+    with sqlite3.connect(index_of(store_path)) as conn:  # node (5, 0): the size-40 frontier
+        conn.execute("UPDATE tree SET hash = zeroblob(32) WHERE id = ?", (stored_index(5, 0),))
     third = open_tinydb()
     report = third.verify()
     assert not report.ok and report.problem is not None
-    assert "does not match the log at size 12" in report.problem
+    assert "does not match the log at size 40" in report.problem
     assert third.verify().ok and third.root() == good_root
+
+
+def test_a_tampered_tree_edge_is_found_and_rebuilt(open_tinydb: Opener, store_path: Path) -> None:
+    """The tree's right edge the index keeps for appends (state.frontier) is checked by
+    verify too: a wrong one is reset and rebuilt before it grows a wrong tree."""
+    store = open_tinydb()
+    fill(store, 21)
+    good_root = store.root()
+    store.close()
+    with sqlite3.connect(index_of(store_path)) as conn:
+        conn.execute("UPDATE state SET frontier = zeroblob(96)")  # 21 = 16 + 4 + 1
+    again = open_tinydb()
+    report = again.verify()
+    assert not report.ok and report.problem is not None
+    assert "does not match the log" in report.problem
+    assert again.verify().ok and again.root() == good_root
+    again.append(entry(22))
+    assert again.verify().ok
 
 
 def test_the_tree_stops_at_a_damaged_record(open_tinydb: Opener, store_path: Path) -> None:
