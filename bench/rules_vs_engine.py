@@ -5,8 +5,9 @@ reasons, a fifth giving ``platform_subsidy`` instead of ``subsidy_price``) go th
 
 ``pricecalc``
     ``engine.evaluate(request).to_dict()`` with a :class:`pricecalc.Engine` built once (its
-    registry and merged policy), as a checkout script holds it: envelope and field validation, exact Decimal arithmetic, reason
-    messages, a full :class:`~pricecalc.Decision` ready for the audit store.
+    registry and merged policy), as a checkout script holds it: envelope and field
+    validation, exact Decimal arithmetic, reason messages, a full
+    :class:`~pricecalc.Decision` ready for the audit store.
 ``zen``
     GoRules zen-engine (Rust, Python binding) with an equivalent decision graph built here
     as JSON (input → expression node computing every result field → collect-policy
