@@ -459,7 +459,8 @@ class Calculator:
         payload["reasons"] = [r.to_dict() for r in decision.reasons]
         payload["rule_set"] = decision.rule_set
         payload["rule_version"] = decision.rule_version
-        payload["policy"] = decision.policy
+        if decision.policy:  # the policy values the rule read (none read: none recorded)
+            payload["policy"] = decision.policy
         payload["plugins"] = dict(decision.plugins)
         payload["operator"] = self.operator
         payload["decided_at"] = moment.isoformat()
@@ -490,7 +491,8 @@ def decision_tags(decision: Decision) -> tuple[str, ...]:
         tags.append(merchant_tag(decision.merchant_id))
     if decision.campaign is not None:
         tags.append(campaign_tag(decision.campaign))
-    tags.extend(tag for tag in decision.tags if tag not in tags)
+    if decision.tags:
+        tags.extend(tag for tag in decision.tags if tag not in tags)
     return tuple(tags)
 
 
