@@ -38,7 +38,7 @@ from pricecalc.offers import (
     check_keys,
 )
 from pricecalc.plugins import build_registry, get_plugin_manager
-from pricecalc.protection import ListedOffer, _DiscountGroup, _fen, _tiers
+from pricecalc.pricebook import ListedOffer, _DiscountGroup, _fen, _tiers
 from pricecalc.registry import Registry
 
 BJ = timezone(timedelta(hours=8))
