@@ -86,8 +86,16 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "hash",
 )
 
+#: The settlement statement's three money columns (SPEC §10; named and read in
+#: :mod:`pricecalc.settlement`, which pins them to these names).
+SETTLEMENT_MONEY: tuple[str, ...] = ("deduct_from_payout", "merchant_pays", "subsidy_clawback")
+#: Every column holding an amount (written as numbers ``0.00`` in Excel, never neutralised
+#: in CSV: pricecalc produced it).
+AMOUNT_COLUMNS: frozenset[str] = frozenset({*MONEY_COLUMNS, *SETTLEMENT_MONEY})
 #: Columns holding whole numbers (written as numbers in Excel).
-INTEGER_COLUMNS: frozenset[str] = frozenset({"line", "seq", "audit_seq", "voided_by", "voids"})
+INTEGER_COLUMNS: frozenset[str] = frozenset(
+    {"line", "seq", "audit_seq", "voided_by", "voids", "reverses"}
+)
 #: Columns holding a Beijing time as text ``YYYY-MM-DD HH:MM:SS`` (a date cell in Excel).
 TIME_COLUMNS: frozenset[str] = frozenset({"recorded_at_beijing"})
 
@@ -120,6 +128,10 @@ COLUMN_LABELS: dict[str, str] = {
     "rule_set": "规则集",
     "rule_version": "规则版本",
     "hash": "哈希",
+    "deduct_from_payout": "从货款扣除",
+    "merchant_pays": "商家直接赔付",
+    "subsidy_clawback": "追回补贴",
+    "reverses": "冲销的记录号",
 }
 #: How wide (in characters) a column's content usually is, for spreadsheet columns; a
 #: column also fits its heading. Hashes and errors are cut at a readable width.
@@ -147,6 +159,8 @@ COLUMN_WIDTHS: dict[str, int] = {
     "rule_set": 22,
     "rule_version": 10,
     "hash": 20,
+    **dict.fromkeys(SETTLEMENT_MONEY, 14),
+    "reverses": 10,
 }
 
 

@@ -21,8 +21,9 @@ reads exactly as recorded.
 **Excel workbooks** (:class:`XlsxWriter`): a bold, frozen heading row with an auto-filter,
 column widths from :data:`pricecalc.rows.COLUMN_WIDTHS`, Beijing times as real date cells,
 a ``summary`` sheet with the batch summary's figures (from the same
-:class:`~pricecalc.rows.Summary` the terminal prints) and, with Chinese headings, a
-``columns`` sheet pairing each heading with its field name.
+:class:`~pricecalc.rows.Summary` the terminal prints) or any other command's summary given
+as rows (:class:`SummarySheet`: the settlement statement's totals and checkpoint) and,
+with Chinese headings, a ``columns`` sheet pairing each heading with its field name.
 
 **Where output goes** (:class:`Output`): standard output, or a file written under a
 hidden name beside it (``.NAME.partial``) and renamed when the run completes. That file
@@ -44,14 +45,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
+import attrs
+
 from audit.export import FORMULA_TRIGGERS, escape_csv_cell
 from pricecalc.errors import InvalidInput
 from pricecalc.rows import (
+    AMOUNT_COLUMNS,
     BEIJING_FORMAT,
     COLUMN_LABELS,
     COLUMN_WIDTHS,
     INTEGER_COLUMNS,
-    MONEY_COLUMNS,
     TIME_COLUMNS,
     TOTALS,
     Summary,
@@ -121,7 +124,7 @@ def text_cell(column: str, value: Any) -> str:
     if value is None:
         return ""
     text = safe_text(_plain_text(value))
-    if column in MONEY_COLUMNS or column in INTEGER_COLUMNS:
+    if column in AMOUNT_COLUMNS or column in INTEGER_COLUMNS:
         return text  # produced by pricecalc: an amount or a whole number, never text
     return neutralise(text)
 
@@ -148,16 +151,37 @@ def column_width(column: str, heading: str) -> int:
 
 
 # -- writers -------------------------------------------------------------------------------
+@attrs.frozen
+class Heading:
+    """A bold cell of a :class:`SummarySheet`."""
+
+    text: str
+
+
+@attrs.frozen
+class SummarySheet:
+    """A workbook's ``summary`` sheet given as rows of cells: a :class:`Heading` is bold, a
+    ``Decimal`` an amount (a number ``0.00``), an ``int`` a number, anything else text;
+    an empty row is a blank line. ``widths``: the columns' widths, from A."""
+
+    rows: tuple[tuple[Any, ...], ...]
+    widths: tuple[int, ...] = (34, 16)
+
+
+#: What a writer's ``close`` may be given for a workbook's summary sheet.
+SummaryOf = Summary | SummarySheet
+
+
 class RowWriter(Protocol):
     """Where batch and export rows go. ``tabular`` writers want flat rows. ``close`` is
-    given the run's :class:`~pricecalc.rows.Summary` when there is one (a workbook writes
-    it as its ``summary`` sheet)."""
+    given the run's :class:`~pricecalc.rows.Summary` (or :class:`SummarySheet`) when there
+    is one (a workbook writes it as its ``summary`` sheet)."""
 
     tabular: bool
 
     def write(self, row: Mapping[str, Any]) -> None: ...
 
-    def close(self, summary: Summary | None = None) -> None: ...
+    def close(self, summary: SummaryOf | None = None) -> None: ...
 
 
 class TextSink:
@@ -188,7 +212,7 @@ class JsonlWriter:
             text = dumps(_scrubbed(row))
         self._out.write(text + "\n")
 
-    def close(self, summary: Summary | None = None) -> None:
+    def close(self, summary: SummaryOf | None = None) -> None:
         self._out.flush()
 
 
@@ -206,7 +230,14 @@ class CsvWriter:
     def write(self, row: Mapping[str, Any]) -> None:
         self._csv.writerow([text_cell(c, row.get(c)) for c in self._columns])
 
-    def close(self, summary: Summary | None = None) -> None:
+    def write_line(self, cells: Sequence[Any]) -> None:
+        """A line outside the columns (a statement's closing lines): text cells
+        neutralised, whole numbers as they are."""
+        self._csv.writerow(
+            [str(c) if isinstance(c, int) else text_cell("", c) for c in cells]
+        )
+
+    def close(self, summary: SummaryOf | None = None) -> None:
         self._out.flush()
 
 
@@ -237,11 +268,11 @@ class XlsxWriter:
         self._sheet.append([self._bold(h) for h in headings])
         self._rows = 1
 
-    def _bold(self, value: Any) -> Any:
+    def _bold(self, value: Any, sheet: Any = None) -> Any:
         from openpyxl.cell import WriteOnlyCell
         from openpyxl.styles import Font
 
-        cell = WriteOnlyCell(self._sheet, value=value)
+        cell = WriteOnlyCell(sheet or self._sheet, value=value)
         cell.font = Font(bold=True)
         return cell
 
@@ -271,7 +302,7 @@ class XlsxWriter:
     def _cell(self, column: str, value: Any) -> Any:
         if value is None:
             return None
-        if column in MONEY_COLUMNS:
+        if column in AMOUNT_COLUMNS:
             return self._money(Decimal(str(value)))
         if column in INTEGER_COLUMNS and isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -289,12 +320,14 @@ class XlsxWriter:
         self._sheet.append([self._cell(c, row.get(c)) for c in self._columns])
         self._rows += 1
 
-    def close(self, summary: Summary | None = None) -> None:
+    def close(self, summary: SummaryOf | None = None) -> None:
         from openpyxl.utils import get_column_letter
 
         last = get_column_letter(len(self._columns))
         self._sheet.auto_filter.ref = f"A1:{last}{self._rows}"
-        if summary is not None:
+        if isinstance(summary, SummarySheet):
+            self._rows_sheet(summary)
+        elif summary is not None:
             self._summary_sheet(summary)
         if self._headers == "zh":
             self._columns_sheet()
@@ -347,6 +380,26 @@ class XlsxWriter:
             )
         sheet.append([])
         sheet.append([word("pay_note")])
+
+    def _rows_sheet(self, summary: SummarySheet) -> None:
+        """A :class:`SummarySheet`, row by row."""
+        from openpyxl.utils import get_column_letter
+
+        sheet = self._book.create_sheet("summary")
+        for index, width in enumerate(summary.widths, 1):
+            sheet.column_dimensions[get_column_letter(index)].width = width
+
+        def cell(value: Any) -> Any:
+            if isinstance(value, Heading):
+                return self._bold(value.text, sheet)
+            if isinstance(value, Decimal):
+                return self._money(value, sheet)
+            if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+                return value
+            return self._text(_plain_text(value))
+
+        for row in summary.rows:
+            sheet.append([cell(v) for v in row])
 
     def _columns_sheet(self) -> None:
         """Each Chinese heading with its field name (what JSON Lines and ``--headers en``
@@ -456,7 +509,7 @@ class Output:
         elif self.to_stdout:
             self.writer.close()
 
-    def commit(self, summary: Summary | None = None) -> None:
+    def commit(self, summary: SummaryOf | None = None) -> None:
         """Finish the output (a workbook gets ``summary`` as its summary sheet): flush, and
         move a file into place."""
         self.writer.close(summary)

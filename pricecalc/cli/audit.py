@@ -18,11 +18,16 @@ from audit.protocol import AuditStore, Checkpoint
 from pricecalc.cli.app import App, Interrupted, hmac_key
 from pricecalc.cli.console import echo_json, show
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
-from pricecalc.cli.options import OutputOptions, json_option, known_kind, output_options
+from pricecalc.cli.options import (
+    OutputOptions,
+    json_option,
+    known_kind,
+    output_options,
+    period_option,
+)
 from pricecalc.cli.render import records_table, stats_table
-from pricecalc.errors import InvalidInput
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
-from pricecalc.selection import Filters, period_bound, voids_of
+from pricecalc.selection import Filters, voids_of
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -42,14 +47,6 @@ FILTER_NAMES = (
 )  # fmt: skip
 
 
-def _bound(value: str | None, *, end: bool, option: str) -> Any:
-    try:
-        return period_bound(value, end=end)
-    except InvalidInput as exc:
-        raise click.BadParameter(exc.problem.replace("is not", f"{value!r} is not"),
-                                 param_hint=f"'{option}'") from exc  # fmt: skip
-
-
 def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The record filters of ``audit show/export/stats``, handed over as one ``filters``."""
 
@@ -62,8 +59,8 @@ def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
             order_id=given["order_id"],
             kind=given["kind"],
             status=given["status"],
-            since=_bound(given["since"], end=False, option="--since"),
-            until=_bound(given["until"], end=True, option="--until"),
+            since=period_option(given["since"], end=False, option="--since"),
+            until=period_option(given["until"], end=True, option="--until"),
             operator=given["operator"],
             merchant_id=given["merchant"],
             campaign=given["campaign"],

@@ -32,6 +32,7 @@ from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.reading import INPUT_SUFFIXES, InputFormat, json_problem
+from pricecalc.selection import period_bound
 from pricecalc.serialize import loads
 from pricecalc.writers import (
     OUTPUT_SUFFIXES,
@@ -63,6 +64,18 @@ def known_kind(app: App | None, kind: str, option: str = "--kind") -> None:
             f"{', '.join(registry.kinds())})",
             param_hint=f"'{option}'",
         )
+
+
+# -- periods -----------------------------------------------------------------------------
+def period_option(value: str | None, *, end: bool, option: str) -> Any:
+    """``--since``/``--until`` read as finance reads them
+    (:func:`pricecalc.selection.period_bound`: a date is a whole Beijing day, an ISO time
+    is Beijing time, an end is inclusive); a value that is neither is exit 2 naming it."""
+    try:
+        return period_bound(value, end=end)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.problem.replace("is not", f"{value!r} is not"),
+                                 param_hint=f"'{option}'") from exc  # fmt: skip
 
 
 # -- the output bundle -------------------------------------------------------------------

@@ -94,14 +94,29 @@ def checkpoint(app: App, key_file: str | None, output: str | None) -> None:
     """
     if key_file is None:
         raise click.UsageError(f"name the signing key with --signing-key or ${SIGNING_KEY_ENV}")
+    key = load_signing_key(key_file)
+    size, note = signed_head(app, key)
+    _write(output, note)
+    if output not in (None, "-"):
+        click.echo(f"checkpoint of {size} records signed by {key.name} saved to {output}")
+
+
+def load_signing_key(key_file: str) -> SigningKey:
+    """The signing key in ``key_file`` (``--signing-key``): a missing file is exit 2, a
+    file others may read or that holds no key exit 1, each one sentence."""
     try:
-        key = read_signing_key(key_file)
+        return read_signing_key(key_file)
     except FileNotFoundError as exc:
         raise click.BadParameter(
             f"no signing key at {key_file}", param_hint="--signing-key"
         ) from exc
     except NoteError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def signed_head(app: App, key: SigningKey) -> tuple[int, str]:
+    """Verify the whole store, then sign its tree: ``(size, signed checkpoint)``. Only a
+    root the log itself gives is signed."""
     store = app.store()
     with app.store_errors():
         report = store.verify()
@@ -113,10 +128,7 @@ def checkpoint(app: App, key_file: str | None, output: str | None) -> None:
             )
         if store.root(report.count) != report.root:
             raise click.ClickException("not signing: the store's tree does not match its log")
-    note = sign_checkpoint(key, report.count, report.root)
-    _write(output, note)
-    if output not in (None, "-"):
-        click.echo(f"checkpoint of {report.count} records signed by {key.name} saved to {output}")
+    return report.count, sign_checkpoint(key, report.count, report.root)
 
 
 @audit_group.command()
