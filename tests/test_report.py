@@ -10,7 +10,7 @@ import re
 import shutil
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,10 @@ from report_support import (
     expected_figures,
     nonzero,
     raw_records,
+    synthetic_store,
 )
 
 import audit
-from audit.protocol import Entry
 from pricecalc import Calculator
 from pricecalc.cli import cli
 from pricecalc.report import (
@@ -460,40 +460,6 @@ def test_the_report_is_cut_at_the_checkpoint_size(
 
 
 # -- memory ----------------------------------------------------------------------------
-
-
-def synthetic_store(path: Path, count: int) -> audit.AuditStore:
-    """``count`` records shaped like real decisions (every money kind, five merchants, ten
-    categories), stamped on seven days, appended through the audit store API."""
-    start = datetime(2026, 11, 9, 16, tzinfo=UTC)
-    ticks = iter(start + timedelta(seconds=600 * 1000 * 7 * i // count) for i in range(count + 1))
-    store = audit.open_store(str(path), clock=lambda: next(ticks))
-    kinds = [
-        ("subsidy_split", {"merchant_subsidy_total": "12.30", "platform_subsidy_total": "4.50"}),
-        ("price_protection", {"refund_total": "8.80", "settlement": "deduct_from_payout"}),
-        ("counterfeit_compensation", {"payout_total": "519.90", "settlement": "merchant_pays",
-                                      "lines": [{"standard": "platform_10x",
-                                                 "compensation": "500.00"}]}),
-        ("forwarding_clawback", {"clawback": "20.00", "category": "手机"}),
-    ]  # fmt: skip
-    batch: list[Entry] = []
-    for i in range(count):
-        kind, result = kinds[i % 4]
-        payload = {
-            "kind": kind, "status": "rejected" if i % 7 == 0 else "approved",
-            "merchant_id": f"M-{1001 + i % 5}", "campaign": "双11-2026",
-            "input": {"category": f"类目{i % 10}", "order_id": f"O-{i}"},
-            "reasons": [{"code": "SOME_CODE", "message": "m"}] if i % 7 == 0 else [],
-            "result": result,
-        }  # fmt: skip
-        tags = (f"kind:{kind}", f"merchant:M-{1001 + i % 5}")
-        batch.append(Entry(payload, key=f"k-{i}", tags=tags))
-        if len(batch) == 5_000:
-            store.append_many(batch)
-            batch = []
-    if batch:
-        store.append_many(batch)
-    return store
 
 
 def peak_memory(store: audit.AuditStore) -> tuple[int, CampaignFigures]:
