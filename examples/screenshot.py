@@ -1,6 +1,6 @@
 """Screenshot a report page in headless Chromium (the Debian package, never a download).
 
-    python examples/screenshot.py out/report.html out/report.png [--width 1200]
+    python examples/screenshot.py out/report.html out/report.png [--width 1200] [--height 900]
 
 Playwright drives the system's ``chromium`` (``shutil.which("chromium")``); the page is
 opened from a ``file://`` URL with the network off, exactly as a reader opens it offline.
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("page", type=Path)
     parser.add_argument("png", type=Path)
     parser.add_argument("--width", type=int, default=1200)
+    parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--full-page", action="store_true", help="the whole page, not a screen")
     args = parser.parse_args(argv)
     chromium = shutil.which("chromium")
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": args.width, "height": 900})
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.route("http*://**", lambda route: route.abort())  # offline, as promised
             page.goto(args.page.resolve().as_uri())
             page.screenshot(path=str(args.png), full_page=args.full_page)
