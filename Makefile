@@ -46,6 +46,18 @@ run: install
 	@$(BIN)/pricecalc --audit out/pricecalc-audit.jsonl audit prove 1 \
 		--checkpoint out/checkpoint.txt --output out/proof-1.json
 	@$(BIN)/pricecalc audit verify-proof out/proof-1.json --verifier-key out/audit-verifier.key
+	@# The campaign report, cut from that signed checkpoint (docs/report.md), a screenshot of
+	@# it in headless chromium, and one merchant's settlement statement from the same tree.
+	@$(BIN)/pricecalc --audit out/pricecalc-audit.jsonl report \
+		--checkpoint out/checkpoint.txt --output out/report.html
+	@# The screenshot needs Debian's chromium (.ci/run installs it); without it the page
+	@# is still written and the step says how to get the picture.
+	@$(BIN)/python examples/screenshot.py out/report.html out/report.png; \
+	code=$$?; if [ $$code -eq 3 ]; then echo "(no screenshot: apt-get install chromium)"; \
+	elif [ $$code -ne 0 ]; then exit $$code; fi
+	@$(BIN)/pricecalc --audit out/pricecalc-audit.jsonl statement --merchant M-1001 \
+		--since 2026-01-01 --until 2099-12-31 --checkpoint out/checkpoint.txt \
+		--output out/statement-M-1001.xlsx
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -5,7 +5,8 @@ bare loop), ``recorded`` (Calculator vs a bare hash-chained append loop),
 ``protection_size`` (one 价保 claim at growing sizes), ``batch_e2e`` (``pricecalc batch``
 on 10⁴–10⁶ lines), ``audit_growth`` (the store's append rate, verify rate and memory
 as it grows, vs TinyDB's stock storage) and ``audit_verify`` (verify against SHA-256 per
-line, the tree's share of an append, bytes per record). Each prints its table and writes
+line, the tree's share of an append, bytes per record) and ``report_build`` (the campaign
+report's pass and page at 10⁴ and 10⁵ records). Each prints its table and writes
 ``bench/results/<name>.json``; a summary of every goal follows and goes to
 ``bench/results/summary.json``.
 
@@ -28,6 +29,7 @@ from bench import (
     batch_e2e,
     protection_size,
     recorded,
+    report_build,
     rules_vs_engine,
 )
 from bench._common import RESULTS, table, verdict, write_results
@@ -65,6 +67,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "batch_e2e": lambda quick: batch_e2e.run(quick=quick),
     "audit_growth": _audit_growth,
     "audit_verify": lambda quick: audit_verify.run(quick=quick),
+    "report_build": lambda quick: report_build.run(quick=quick),
 }
 
 

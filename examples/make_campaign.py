@@ -40,6 +40,14 @@ FOOD = ["food", "食品", "生鲜", "酒类"]
 NON_FOOD = ["服饰", "数码", "家居", None]
 OTHER_PLATFORMS = ["百亿补贴", "拼团", "秒杀频道", "品牌特卖"]
 SHOP_TYPES = ["flagship", "exclusive", "specialty", "mall", "hypermarket", "personal"]
+# The merchants and campaigns the money requests are for (SPEC §8 labels: no rule reads
+# them; statements and the campaign report select by them). Drawn from the request's
+# counter, not from the random stream, so every rule's figures stay as they were. The
+# pattern gives the merchants different weights (M-1001 busiest), as real campaigns have.
+MERCHANTS = ["M-1001", "M-1002", "M-1003", "M-1004", "M-1005"]
+MERCHANT_PATTERN = [0, 0, 0, 1, 1, 2, 2, 3, 4]
+CAMPAIGNS = ["双11-2026", "双12-2026"]
+SPLIT_CATEGORIES = ["手机", "笔记本电脑", "女装", "家居", "零食", "生活电器", None]
 
 
 def D(value: str | int) -> Decimal:
@@ -72,11 +80,24 @@ class Campaign:
             return None
         return f"cz-{prefix}-{self.counter:05d}"
 
-    def add(self, when: datetime, kind: str, data: dict[str, Any], prefix: str) -> None:
+    def add(
+        self,
+        when: datetime,
+        kind: str,
+        data: dict[str, Any],
+        prefix: str,
+        *,
+        labelled: bool = False,
+    ) -> None:
+        """One request; ``labelled`` ones (the kinds that move money) name a merchant and
+        a campaign (one in five is 双12-2026)."""
         request: dict[str, Any] = {"kind": kind}
         request_id = self.rid(prefix)
         if request_id is not None:
             request["request_id"] = request_id
+        if labelled:
+            request["merchant_id"] = MERCHANTS[MERCHANT_PATTERN[self.counter % 9]]
+            request["campaign"] = CAMPAIGNS[1 if self.counter % 5 == 0 else 0]
         request["input"] = data
         self.lines.append((when, json.dumps(request, ensure_ascii=False)))
 
@@ -105,6 +126,9 @@ class Campaign:
                 "cost_price": money(cost),
                 "quantity": rng.choice([1, 1, 1, 2, 3, 5]),
             }
+            category = SPLIT_CATEGORIES[i % len(SPLIT_CATEGORIES)]
+            if category is not None:  # every seventh has none: the report's 未分类
+                data["category"] = category
             if rng.random() < 0.5:
                 data["subsidy_price"] = money(subsidy)
             else:
@@ -131,7 +155,8 @@ class Campaign:
             elif trouble < 0.34:
                 data["floor_price"] = money(subsidy + 4)
                 data["cost_price"] = money(cost)
-            self.add(self.moment(EVENT_START - timedelta(days=3), 60), "subsidy_split", data, "ss")
+            when = self.moment(EVENT_START - timedelta(days=3), 60)
+            self.add(when, "subsidy_split", data, "ss", labelled=True)
 
     # -- SPEC §3 -------------------------------------------------------------------------
     def claims(self, orders: int) -> None:
@@ -201,7 +226,7 @@ class Campaign:
                 "offers": offers,
                 "merchant_refused": rng.random() < 0.1,
             }
-            self.add(claimed, "price_protection", claim, "pp")
+            self.add(claimed, "price_protection", claim, "pp", labelled=True)
             if rng.random() < 0.3:
                 # The buyer claims again a day later: the same drop pays 0 (ALREADY_REFUNDED);
                 # with a deeper drop added meanwhile, only the increment is paid.
@@ -214,7 +239,9 @@ class Campaign:
                         "at": at(drop_at + timedelta(hours=6)),
                     }
                     again["offers"] = [*offers, deeper]
-                self.add(claimed + timedelta(days=1), "price_protection", again, "pp")
+                self.add(
+                    claimed + timedelta(days=1), "price_protection", again, "pp", labelled=True
+                )
 
     # -- SPEC §4 -------------------------------------------------------------------------
     def counterfeits(self, n: int) -> None:
@@ -240,7 +267,8 @@ class Campaign:
                 "merchant_refused": rng.random() < 0.15,
                 "lines": lines,
             }
-            self.add(self.moment(EVENT_END, 96), "counterfeit_compensation", data, "cf")
+            when = self.moment(EVENT_END, 96)
+            self.add(when, "counterfeit_compensation", data, "cf", labelled=True)
 
     # -- SPEC §5 -------------------------------------------------------------------------
     def clawbacks(self, n: int) -> None:
@@ -254,7 +282,7 @@ class Campaign:
                 "quantity": rng.choice([1, 1, 2]),
                 "forwarded": rng.random() > 0.2,
             }
-            self.add(self.moment(EVENT_START, 96), "forwarding_clawback", data, "fw")
+            self.add(self.moment(EVENT_START, 96), "forwarding_clawback", data, "fw", labelled=True)
 
     # -- SPEC §6 (first-party plugins) ---------------------------------------------------
     def admissions(self, n: int) -> None:

@@ -47,46 +47,59 @@ FILTER_NAMES = (
 )  # fmt: skip
 
 
-def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The record filters of ``audit show/export/stats``, handed over as one ``filters``."""
+_FILTER_OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "order_id": click.option("--order-id", metavar="ID", help="Only this order's records."),
+    "kind": click.option("--kind", metavar="KIND", help="Only this kind (subsidy_split, …)."),
+    "status": click.option(
+        "--status", type=click.Choice(["approved", "rejected"]), help="Only this status."
+    ),
+    "since": click.option(
+        "--since", metavar="WHEN", help="Recorded at or after (date or ISO time, Beijing)."
+    ),
+    "until": click.option(
+        "--until", metavar="WHEN", help="Recorded up to (a date includes the whole day)."
+    ),
+    "operator": click.option("--operator", metavar="NAME", help="Only decisions by this operator."),
+    "merchant": click.option("--merchant", metavar="ID", help="Only this merchant's records."),
+    "campaign": click.option("--campaign", metavar="NAME", help="Only this campaign's records."),
+}
 
-    @functools.wraps(func)
-    def with_filters(*args: Any, **kwargs: Any) -> Any:
-        given = {name: kwargs.pop(name) for name in FILTER_NAMES}
-        if given["kind"] is not None:
-            known_kind(click.get_current_context().find_object(App), given["kind"])
-        kwargs["filters"] = Filters(
-            order_id=given["order_id"],
-            kind=given["kind"],
-            status=given["status"],
-            since=period_option(given["since"], end=False, option="--since"),
-            until=period_option(given["until"], end=True, option="--until"),
-            operator=given["operator"],
-            merchant_id=given["merchant"],
-            campaign=given["campaign"],
-        )
-        return func(*args, **kwargs)
 
-    decorators = [
-        click.option("--order-id", metavar="ID", help="Only this order's records."),
-        click.option("--kind", metavar="KIND", help="Only this kind (subsidy_split, …)."),
-        click.option(
-            "--status", type=click.Choice(["approved", "rejected"]), help="Only this status."
-        ),
-        click.option(
-            "--since", metavar="WHEN", help="Recorded at or after (date or ISO time, Beijing)."
-        ),
-        click.option(
-            "--until", metavar="WHEN", help="Recorded up to (a date includes the whole day)."
-        ),
-        click.option("--operator", metavar="NAME", help="Only decisions by this operator."),
-        click.option("--merchant", metavar="ID", help="Only this merchant's records."),
-        click.option("--campaign", metavar="NAME", help="Only this campaign's records."),
-    ]
-    wrapped: Callable[..., Any] = with_filters
-    for decorator in reversed(decorators):
-        wrapped = decorator(wrapped)
-    return wrapped
+def filter_options_for(
+    *names: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The record filters ``names`` (of :data:`FILTER_NAMES`) as options, handed over as
+    one ``filters`` (:class:`~pricecalc.selection.Filters`); ``report`` takes four."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def with_filters(*args: Any, **kwargs: Any) -> Any:
+            given = dict.fromkeys(FILTER_NAMES)
+            given.update({name: kwargs.pop(name) for name in names})
+            if given["kind"] is not None:
+                known_kind(click.get_current_context().find_object(App), given["kind"])
+            kwargs["filters"] = Filters(
+                order_id=given["order_id"],
+                kind=given["kind"],
+                status=given["status"],
+                since=period_option(given["since"], end=False, option="--since"),
+                until=period_option(given["until"], end=True, option="--until"),
+                operator=given["operator"],
+                merchant_id=given["merchant"],
+                campaign=given["campaign"],
+            )
+            return func(*args, **kwargs)
+
+        wrapped: Callable[..., Any] = with_filters
+        for name in reversed([n for n in FILTER_NAMES if n in names]):
+            wrapped = _FILTER_OPTIONS[name](wrapped)
+        return wrapped
+
+    return decorate
+
+
+#: The record filters of ``audit show/export/stats``, handed over as one ``filters``.
+filter_options = filter_options_for(*FILTER_NAMES)
 
 
 def _read_checkpoint(path: str) -> Checkpoint | str:

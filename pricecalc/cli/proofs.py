@@ -13,6 +13,7 @@ from audit.merkle import ProofError
 from audit.note import (
     NoteError,
     SigningKey,
+    TreeCheckpoint,
     check_key_name,
     load_verifier_key,
     parse_checkpoint,
@@ -21,6 +22,7 @@ from audit.note import (
     write_signing_key,
 )
 from audit.proofdoc import consistency_document, inclusion_document, load_document, verify_document
+from audit.protocol import AuditStore
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.audit import audit_group
 
@@ -39,6 +41,40 @@ def _read(path: str, what: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise click.BadParameter(f"cannot read {what} {path}: {exc}") from exc
+
+
+def load_signing_key(key_file: str) -> SigningKey:
+    """The signing key in ``key_file`` (``--signing-key`` or $PRICECALC_AUDIT_SIGNING_KEY)."""
+    try:
+        return read_signing_key(key_file)
+    except FileNotFoundError as exc:
+        raise click.BadParameter(
+            f"no signing key at {key_file}", param_hint="--signing-key"
+        ) from exc
+    except NoteError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def sign_store(app: App, store: AuditStore, key: SigningKey) -> tuple[str, int]:
+    """Verify the whole store, then sign its tree: the note and the tree size it names.
+    Only a root the log itself gives is signed."""
+    with app.store_errors():
+        report = store.verify()
+        if not report.ok or report.root is None:
+            where = f"record {report.bad_seq}" if report.bad_seq is not None else "the store"
+            raise click.ClickException(
+                f"not signing: the audit store {app.audit} failed verification at {where}: "
+                f"{report.problem}"
+            )
+        if store.root(report.count) != report.root:
+            raise click.ClickException("not signing: the store's tree does not match its log")
+    return sign_checkpoint(key, report.count, report.root), report.count
+
+
+def is_of_store(store: AuditStore, checkpoint: TreeCheckpoint) -> bool:
+    """Whether a (published) checkpoint names this store's tree: the store holds at least
+    its size and its root at that size is the checkpoint's."""
+    return checkpoint.size <= store.tree_size() and store.root(checkpoint.size) == checkpoint.root
 
 
 @audit_group.command()
@@ -95,40 +131,11 @@ def checkpoint(app: App, key_file: str | None, output: str | None) -> None:
     if key_file is None:
         raise click.UsageError(f"name the signing key with --signing-key or ${SIGNING_KEY_ENV}")
     key = load_signing_key(key_file)
-    size, note = signed_head(app, key)
+    store = app.store()
+    note, size = sign_store(app, store, key)
     _write(output, note)
     if output not in (None, "-"):
         click.echo(f"checkpoint of {size} records signed by {key.name} saved to {output}")
-
-
-def load_signing_key(key_file: str) -> SigningKey:
-    """The signing key in ``key_file`` (``--signing-key``): a missing file is exit 2, a
-    file others may read or that holds no key exit 1, each one sentence."""
-    try:
-        return read_signing_key(key_file)
-    except FileNotFoundError as exc:
-        raise click.BadParameter(
-            f"no signing key at {key_file}", param_hint="--signing-key"
-        ) from exc
-    except NoteError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def signed_head(app: App, key: SigningKey) -> tuple[int, str]:
-    """Verify the whole store, then sign its tree: ``(size, signed checkpoint)``. Only a
-    root the log itself gives is signed."""
-    store = app.store()
-    with app.store_errors():
-        report = store.verify()
-        if not report.ok or report.root is None:
-            where = f"record {report.bad_seq}" if report.bad_seq is not None else "the store"
-            raise click.ClickException(
-                f"not signing: the audit store {app.audit} failed verification at {where}: "
-                f"{report.problem}"
-            )
-        if store.root(report.count) != report.root:
-            raise click.ClickException("not signing: the store's tree does not match its log")
-    return report.count, sign_checkpoint(key, report.count, report.root)
 
 
 @audit_group.command()
@@ -173,7 +180,7 @@ def prove(
                     f"--size {size} is not the checkpoint's size {cp.size}", param_hint="--size"
                 )
             size = cp.size
-            if size > store.tree_size() or store.root(size) != cp.root:
+            if not is_of_store(store, cp):
                 raise click.ClickException(
                     f"the checkpoint {checkpoint_file} is not of this store (its root at size "
                     f"{size} differs, or the store is smaller)"

@@ -20,7 +20,7 @@ from audit.proofdoc import inclusion_document
 from pricecalc.cli.app import App, Interrupted, hmac_key
 from pricecalc.cli.main import cli
 from pricecalc.cli.options import OutputOptions, output_options, period_option
-from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, signed_head
+from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.rows import column_label
 from pricecalc.settlement import SETTLEMENT_COLUMNS
 from pricecalc.statement import (
@@ -141,7 +141,7 @@ def statement(
     store = app.store()
     with app.store_errors():
         if key is not None:
-            note = signed_head(app, key)[1]
+            note = sign_store(app, store, key)[0]
         cut = _cut(store, note, checkpoint_file)
         found = build_statement(store, merchant_id, start, end, cut=cut)
         proofs = {

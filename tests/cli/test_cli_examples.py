@@ -64,3 +64,34 @@ def test_the_campaign_runs_with_only_its_planted_mistakes_invalid(tmp_path: Path
     assert (
         f"0 new decisions recorded, {decided} already recorded (replayed)" in again.stdout.decode()
     )
+
+
+def test_the_campaign_names_five_merchants_and_two_campaigns() -> None:
+    """Every request of a kind that moves money (SPEC §2–§5) names one of five merchants
+    and one of two campaigns (SPEC §8 labels), so statements and the campaign report have
+    something to select; splits carry a category, every seventh none (the report's 未分类)."""
+    requests = []
+    for line in CAMPAIGN.read_text(encoding="utf-8").splitlines():
+        try:
+            requests.append(json.loads(line))
+        except ValueError:
+            continue  # the planted cut-off line
+    money_kinds = {
+        "subsidy_split", "price_protection", "counterfeit_compensation", "forwarding_clawback",
+    }  # fmt: skip
+    # The planted mistakes (splits without a product_id) name nobody; every other does.
+    planted = [
+        r for r in requests if r["kind"] == "subsidy_split" and "product_id" not in r["input"]
+    ]
+    assert planted and all("merchant_id" not in r for r in planted)
+    labelled = [r for r in requests if r["kind"] in money_kinds and r not in planted]
+    assert all("merchant_id" in r and "campaign" in r for r in labelled)
+    merchants = Counter(r.get("merchant_id") for r in labelled)
+    assert set(merchants) == {"M-1001", "M-1002", "M-1003", "M-1004", "M-1005"}
+    assert merchants.most_common(1)[0][0] == "M-1001"
+    assert {r.get("campaign") for r in labelled} == {"双11-2026", "双12-2026"}
+    splits = [r for r in requests if r["kind"] == "subsidy_split" and "product_id" in r["input"]]
+    assert len(splits) == 110
+    assert sum("category" not in r["input"] for r in splits) == 15  # i % 7 == 6, i < 110
+    others = [r for r in requests if r["kind"] not in money_kinds]
+    assert all("merchant_id" not in r for r in others)

@@ -1,0 +1,160 @@
+"""``pricecalc report``: the campaign report (SPEC §10) as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from audit import GENESIS_HASH
+from audit.note import NoteError, parse_checkpoint
+from pricecalc.cli.app import App, Interrupted
+from pricecalc.cli.audit import filter_options_for
+from pricecalc.cli.main import CONTEXT_SETTINGS, cli
+from pricecalc.cli.proofs import SIGNING_KEY_ENV, is_of_store, load_signing_key, sign_store
+from pricecalc.fields import BEIJING
+from pricecalc.report import Cut, ReportHeader, collect, render_report
+from pricecalc.selection import Filters
+
+
+def _check_output(output: str) -> Path:
+    """Refuse, before anything is read, a page that could not be written."""
+    path = Path(output)
+    if path.is_dir():
+        raise click.BadParameter(
+            f"{output} is a folder; name the page to write, e.g. {path / 'report.html'}",
+            param_hint="'--output'",
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist", param_hint="'--output'")
+    return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write the page under a temporary name beside it, then rename: a reader never finds
+    half a page, and an interrupted run leaves the old one."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        umask = os.umask(0)  # mkstemp makes the file 0600; a report is as readable as any
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@filter_options_for("since", "until", "merchant", "campaign")
+@click.option(
+    "--output", "-o", required=True, metavar="FILE.html",
+    help="Where to write the page (one self-contained HTML file).",
+)  # fmt: skip
+@click.option(
+    "--signing-key", "key_file", envvar=SIGNING_KEY_ENV, metavar="KEYFILE",
+    type=click.Path(dir_okay=False),
+    help=f"Sign the tree the report is cut from (or ${SIGNING_KEY_ENV}).",
+)  # fmt: skip
+@click.option(
+    "--checkpoint", "checkpoint_file", metavar="CP.txt",
+    help="Cut the report from this published signed checkpoint (wins over a signing key).",
+)  # fmt: skip
+@click.pass_obj
+def report(
+    app: App,
+    filters: Filters,
+    output: str,
+    key_file: str | None,
+    checkpoint_file: str | None,
+) -> None:
+    """Write the campaign report: counts, rejections, subsidies, refunds, payouts,
+    compensation, clawbacks and the top merchants by deductions, as one HTML page that
+    opens offline and prints to PDF.
+
+    The report covers the records up to the tree size of the checkpoint it names: a
+    published --checkpoint, one signed now with --signing-key, or else the store's own
+    size when it starts. Periods are Beijing days, both ends included; a voided
+    decision's money is reversed on the void's day.
+
+    Example:
+
+    \b
+        pricecalc --audit campaign-audit.jsonl report --since 2026-11-10 \\
+            --until 2026-11-12 --checkpoint cp-2026-11-12.txt --output report.html
+        pricecalc report --merchant M-1001 --signing-key ~/keys/audit.key -o m1001.html
+    """
+    given = click.get_current_context().params
+    since, until = given["since"], given["until"]
+    path = _check_output(output)
+    if filters.since is not None and filters.until is not None and filters.since >= filters.until:
+        raise click.UsageError(f"--since {since} is after --until {until}: the period is empty")
+    note: str | None = None
+    if checkpoint_file is not None:
+        try:
+            note = Path(checkpoint_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+            raise click.BadParameter(
+                f"cannot read {checkpoint_file}: {reason}", param_hint="'--checkpoint'"
+            ) from exc
+    key = load_signing_key(key_file) if key_file is not None and note is None else None
+    store = app.store()
+    source: str | None = None
+    with app.store_errors():
+        if note is not None:
+            try:
+                published = parse_checkpoint(note)
+            except NoteError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--checkpoint'") from exc
+            if not is_of_store(store, published):
+                raise click.BadParameter(
+                    f"{checkpoint_file} is not a checkpoint of {app.audit} (its root at size "
+                    f"{published.size} differs, or the store is smaller)",
+                    param_hint="'--checkpoint'",
+                )
+            size = published.size
+            source = (
+                f"已发布的检查点 published checkpoint {checkpoint_file}，"
+                f"与审计库在该大小的树根一致 (it matches the store's root at size {size})"
+            )
+        elif key is not None:
+            note, size = sign_store(app, store, key)
+            source = f"由 {key.name} 的密钥现签 signed now with the key of {key.name}"
+        else:
+            size = store.tree_size()
+        root = store.root(size).hex()
+        last = store.record(size) if size else None
+        try:
+            figures = collect(store, Cut(filters, size))
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; no report was written") from None
+    header = ReportHeader(
+        store=app.audit,
+        size=size,
+        root=root,
+        head_seq=last.seq if last is not None else 0,
+        head_hash=last.hash if last is not None else GENESIS_HASH,
+        since=since,
+        until=until,
+        merchant=filters.merchant_id,
+        campaign=filters.campaign,
+        checkpoint=note,
+        checkpoint_source=source,
+        checkpoint_file=checkpoint_file,
+        generated_at=datetime.now(UTC).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S 北京时间"),
+    )
+    try:
+        _write_atomically(path, render_report(figures, header))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
+    click.echo(
+        f"report of {figures.records} decisions (records up to seq {size}) written to {output}"
+    )

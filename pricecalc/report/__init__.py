@@ -1,0 +1,25 @@
+"""The campaign report (SPEC §10): figures summed in one streaming pass
+(:mod:`~pricecalc.report.aggregate`), drawn as inline SVG (:mod:`~pricecalc.report.charts`)
+and written as one self-contained HTML page (:mod:`~pricecalc.report.page`)."""
+
+from __future__ import annotations
+
+from pricecalc.report.aggregate import (
+    UNCATEGORISED,
+    CampaignFigures,
+    Cut,
+    aggregate,
+    collect,
+)
+from pricecalc.report.page import ReportHeader, render_report, report_tables
+
+__all__ = [
+    "UNCATEGORISED",
+    "CampaignFigures",
+    "Cut",
+    "ReportHeader",
+    "aggregate",
+    "collect",
+    "render_report",
+    "report_tables",
+]

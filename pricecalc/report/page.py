@@ -1,0 +1,321 @@
+"""The campaign report as one self-contained HTML page (Jinja2, autoescaped, inline SVG).
+
+:func:`report_tables` turns :class:`~pricecalc.report.aggregate.CampaignFigures` into the
+page's tables (Chinese label first, the machine name or English beside it), each with
+its CSV as a ``data:text/csv`` link (UTF-8 with a BOM, so Excel reads the Chinese; text
+cells defused against formula injection as ``audit export`` does). :func:`render_report`
+fills ``templates/report.html.j2``. The page loads nothing: no script at all, no font,
+no stylesheet, no image but inline SVG, so it opens offline and prints as it shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+import jinja2
+from markupsafe import Markup
+
+from audit.export import escape_csv_cell
+from pricecalc.money import ZERO, fmt
+from pricecalc.report.aggregate import (
+    COUNTERFEIT_KIND,
+    PROTECTION_KIND,
+    SETTLED_SERIES,
+    SPLIT_FIELDS,
+    CampaignFigures,
+)
+from pricecalc.report.charts import bar_chart, stacked_bars
+from pricecalc.rows import COLUMN_LABELS
+from pricecalc.settlement import DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK
+
+KIND_LABELS: dict[str, str] = {
+    "subsidy_split": "补贴分摊",
+    "price_protection": "价保",
+    "counterfeit_compensation": "假一赔十",
+    "forwarding_clawback": "禁止转寄追回",
+    "void": "作废",
+    "chaozhigou_admission": "超值购准入",
+    "shipping_check": "发货时效",
+    "select_alliance_admission": "精选联盟准入",
+    "select_alliance_product": "精选联盟商品",
+    "select_alliance_review": "精选联盟考核",
+}
+STATUS_LABELS: dict[str, str] = {"approved": "已批准", "rejected": "已驳回"}
+STANDARD_LABELS: dict[str, str] = {
+    "platform_10x": "平台假一赔十",
+    "consumer_law_art55": "消费者权益保护法第55条",
+    "food_safety_law_art148": "食品安全法第148条",
+}
+#: Headings: Chinese first, English beside it.
+WORDS: dict[str, str] = {
+    "kind": "类型 kind",
+    "status": "状态 status",
+    "decisions": "决定数 decisions",
+    "code": "原因代码 reason code",
+    "rejected": "被驳回的决定 rejected decisions",
+    "category": "类目 category",
+    "day": "日期(北京时间) Beijing day",
+    "merchant_subsidy_total": f"{COLUMN_LABELS['merchant_subsidy_total']} merchant-funded",
+    "platform_subsidy_total": f"{COLUMN_LABELS['platform_subsidy_total']} platform-funded",
+    "standard": "赔付标准 winning standard",
+    "compensation": "赔付金额 compensation",
+    "clawback": f"{COLUMN_LABELS['clawback']} clawback",
+    "rank": "排名 rank",
+    "merchant": f"{COLUMN_LABELS['merchant_id']} merchant",
+    DEDUCT_FROM_PAYOUT: "从货款扣除 deduct from payout",
+    MERCHANT_PAYS: "商家直接赔付 merchant pays",
+    SUBSIDY_CLAWBACK: "追回补贴 subsidy clawback",
+    "deductions": "扣款合计 deductions",
+    "command": "对账单命令 statement command",
+}
+SERIES_LABELS: dict[tuple[str, str], str] = {
+    (PROTECTION_KIND, DEDUCT_FROM_PAYOUT): "价保·从货款扣除 refunds deducted",
+    (PROTECTION_KIND, MERCHANT_PAYS): "价保·商家直付 refunds merchant pays",
+    (COUNTERFEIT_KIND, DEDUCT_FROM_PAYOUT): "假一赔十·从货款扣除 payouts deducted",
+    (COUNTERFEIT_KIND, MERCHANT_PAYS): "假一赔十·商家直付 payouts merchant pays",
+}
+
+
+def kind_label(kind: str) -> str:
+    zh = KIND_LABELS.get(kind)
+    return f"{zh} {kind}" if zh else kind
+
+
+def money_text(value: Decimal) -> str:
+    """Two decimals with thousands separators, for people (the CSV keeps plain 1234.50)."""
+    return f"{value:,.2f}"
+
+
+@attrs.frozen
+class Cell:
+    text: str
+    value: str | None = None  # machine-readable (data-value): plain two-decimal text
+    numeric: bool = False
+
+
+def _money(value: Decimal) -> Cell:
+    return Cell(money_text(value), fmt(value), numeric=True)
+
+
+def _count(value: int) -> Cell:
+    return Cell(f"{value:,}", str(value), numeric=True)
+
+
+@attrs.frozen
+class Table:
+    """One table of the page and its CSV download."""
+
+    id: str
+    title: str
+    columns: tuple[tuple[str, str], ...]  # (machine name, heading)
+    rows: tuple[tuple[Cell, ...], ...]
+    chart: Markup = attrs.field(factory=Markup)
+    note: str = ""
+
+    def csv_text(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow([heading for _, heading in self.columns])
+        for row in self.rows:
+            writer.writerow(
+                [c.value if c.value is not None else escape_csv_cell(c.text) for c in row]
+            )
+        return out.getvalue()
+
+    def csv_href(self) -> str:
+        return "data:text/csv;charset=utf-8," + quote("\ufeff" + self.csv_text())
+
+
+@attrs.frozen
+class ReportHeader:
+    """What the page says about itself: the store, the period and filters, and the tree
+    (size, root, head) — with the signed checkpoint's note when there is one."""
+
+    store: str
+    size: int
+    root: str
+    head_seq: int
+    head_hash: str
+    since: str | None = None
+    until: str | None = None
+    merchant: str | None = None
+    campaign: str | None = None
+    checkpoint: str | None = None
+    checkpoint_source: str | None = None
+    checkpoint_file: str | None = None
+    generated_at: str | None = None
+
+
+_UNSAFE_FILE = re.compile(r"[^\w.-]", re.UNICODE)
+
+
+def statement_command(header: ReportHeader, merchant: str, since: str, until: str) -> str:
+    """The command line that writes ``merchant``'s statement for the report's period,
+    every argument shell-quoted (a merchant id is anybody's text)."""
+    name = _UNSAFE_FILE.sub("_", merchant)[:80] or "merchant"
+    args = ["pricecalc", "--audit", header.store, "statement", "--merchant", merchant,
+            "--since", since, "--until", until]  # fmt: skip
+    if header.checkpoint_file is not None:
+        args += ["--checkpoint", header.checkpoint_file]
+    args += ["--output", f"statement-{name}.xlsx"]
+    return shlex.join(args)
+
+
+def headline(figures: CampaignFigures) -> list[tuple[str, str, Cell]]:
+    """The page's key figures: (id, label, cell); ids are ``data-figure`` in the page."""
+    totals = figures.settlement
+    out: list[tuple[str, str, Cell]] = [
+        ("decisions", "决定数 decisions", _count(figures.records)),
+    ]
+    for name in SPLIT_FIELDS:
+        out.append((name, WORDS[name], _money(figures.split_total(name))))
+    for kind, column in SETTLED_SERIES:
+        out.append(
+            (f"{kind}.{column}", SERIES_LABELS[(kind, column)],
+             _money(figures.settled_total(kind, column)))
+        )  # fmt: skip
+    out.append(
+        ("compensation", WORDS["compensation"], _money(sum(figures.compensation.values(), ZERO)))
+    )
+    out.append((SUBSIDY_CLAWBACK, WORDS[SUBSIDY_CLAWBACK], _money(totals.sums[SUBSIDY_CLAWBACK])))
+    out.append(("deductions", WORDS["deductions"], _money(totals.deductions)))
+    return out
+
+
+def _stacked(
+    table_rows: Sequence[tuple[str, Mapping[Any, Decimal]]],
+    keys: Sequence[Any],
+    names: Sequence[str],
+    title: str,
+) -> Markup:
+    return stacked_bars(
+        [label for label, _ in table_rows],
+        names,
+        [[row[k] for k in keys] for _, row in table_rows],
+        title=title,
+    )
+
+
+def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]:
+    """Every table of the page, in the page's order."""
+    tables: list[Table] = []
+    counts = sorted(figures.counts.items())
+    tables.append(Table(
+        "counts", "决定数(按类型和状态) Decisions by kind and status",
+        (("kind", WORDS["kind"]), ("status", WORDS["status"]), ("decisions", WORDS["decisions"])),
+        tuple(
+            (Cell(kind_label(kind)), Cell(f"{STATUS_LABELS.get(status, '')} {status}".strip()),
+             _count(n))
+            for (kind, status), n in counts
+        ),
+    ))  # fmt: skip
+    codes = sorted(figures.rejections.items(), key=lambda item: (-item[1], item[0]))
+    tables.append(Table(
+        "rejections", "驳回原因 Rejections by reason code",
+        (("code", WORDS["code"]), ("rejected", WORDS["rejected"])),
+        tuple((Cell(code), _count(n)) for code, n in codes),
+        chart=bar_chart(codes, title="驳回原因 Rejections by reason code"),
+        note="一个决定可有多个原因 A decision may carry several codes: each is counted once.",
+    ))  # fmt: skip
+    split_names = [WORDS[name] for name in SPLIT_FIELDS]
+    by_category = sorted(figures.split_by_category.items())
+    tables.append(Table(
+        "split-by-category", "补贴分摊(按类目) Subsidy split by category",
+        (("category", WORDS["category"]), *((n, WORDS[n]) for n in SPLIT_FIELDS)),
+        tuple((Cell(c), *(_money(row[n]) for n in SPLIT_FIELDS)) for c, row in by_category),
+        chart=_stacked(by_category, SPLIT_FIELDS, split_names, "补贴分摊(按类目)"),
+    ))  # fmt: skip
+    by_day = [(day.isoformat(), row) for day, row in sorted(figures.split_by_day.items())]
+    tables.append(Table(
+        "split-by-day", "补贴分摊(按日) Subsidy split by Beijing day",
+        (("day", WORDS["day"]), *((n, WORDS[n]) for n in SPLIT_FIELDS)),
+        tuple((Cell(d), *(_money(row[n]) for n in SPLIT_FIELDS)) for d, row in by_day),
+        chart=_stacked(by_day, SPLIT_FIELDS, split_names, "补贴分摊(按日)"),
+    ))  # fmt: skip
+    settled = [(day.isoformat(), row) for day, row in sorted(figures.settled_by_day.items())]
+    tables.append(Table(
+        "settled-by-day", "价保退款与假一赔十赔付(按日、按结算方式) Refunds and payouts by day",
+        (("day", WORDS["day"]),
+         *((f"{k}.{c}", SERIES_LABELS[(k, c)]) for k, c in SETTLED_SERIES)),
+        tuple((Cell(d), *(_money(row[s]) for s in SETTLED_SERIES)) for d, row in settled),
+        chart=_stacked(settled, SETTLED_SERIES, [SERIES_LABELS[s] for s in SETTLED_SERIES],
+                       "价保退款与假一赔十赔付(按日)"),
+    ))  # fmt: skip
+    standards = sorted(figures.compensation.items())
+    tables.append(Table(
+        "compensation-by-standard", "赔付(按胜出标准) Compensation by winning standard",
+        (("standard", WORDS["standard"]), ("compensation", WORDS["compensation"])),
+        tuple((Cell(f"{STANDARD_LABELS.get(s, '')} {s}".strip()), _money(v))
+              for s, v in standards),
+        chart=bar_chart([(s, v) for s, v in standards], title="赔付(按胜出标准)"),
+    ))  # fmt: skip
+    clawbacks = sorted(figures.clawback_by_category.items())
+    tables.append(Table(
+        "clawback-by-category", "禁止转寄追回(按类目) Forwarding clawbacks by category",
+        (("category", WORDS["category"]), ("clawback", WORDS["clawback"])),
+        tuple((Cell(c), _money(v)) for c, v in clawbacks),
+        chart=bar_chart(clawbacks, title="禁止转寄追回(按类目)"),
+    ))  # fmt: skip
+    since = header.since or (figures.first_day.isoformat() if figures.first_day else "")
+    until = header.until or (figures.last_day.isoformat() if figures.last_day else "")
+    top = figures.top_merchants()
+    tables.append(Table(
+        "top-merchants", f"扣款最多的商家(前{len(top)}名) Top merchants by deductions",
+        (("rank", WORDS["rank"]), ("merchant_id", WORDS["merchant"]),
+         (DEDUCT_FROM_PAYOUT, WORDS[DEDUCT_FROM_PAYOUT]),
+         (SUBSIDY_CLAWBACK, WORDS[SUBSIDY_CLAWBACK]), ("deductions", WORDS["deductions"]),
+         (MERCHANT_PAYS, WORDS[MERCHANT_PAYS]), ("command", WORDS["command"])),
+        tuple(
+            (_count(rank), Cell(merchant), _money(t.sums[DEDUCT_FROM_PAYOUT]),
+             _money(t.sums[SUBSIDY_CLAWBACK]), _money(t.deductions),
+             _money(t.sums[MERCHANT_PAYS]),
+             Cell(statement_command(header, merchant, since, until)))
+            for rank, (merchant, t) in enumerate(top, start=1)
+        ),
+        note=(
+            "扣款 = 从货款扣除 + 追回补贴 deductions = deduct from payout + subsidy clawback; "
+            "未标明商家的决定 decisions without a merchant_id: "
+            f"{money_text(figures.no_merchant.deductions)}"
+        ),
+    ))  # fmt: skip
+    return tables
+
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("pricecalc.report", "templates"),
+    autoescape=True,  # every value, a merchant id above all, is text from somebody else
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render_report(figures: CampaignFigures, header: ReportHeader) -> str:
+    """The whole page as text (UTF-8 when written)."""
+    return TEMPLATES.get_template("report.html.j2").render(
+        header=header,
+        headline=headline(figures),
+        tables=report_tables(figures, header),
+        figures=figures,
+    )
+
+
+__all__ = [
+    "KIND_LABELS",
+    "Cell",
+    "ReportHeader",
+    "Table",
+    "headline",
+    "kind_label",
+    "render_report",
+    "report_tables",
+    "statement_command",
+]
