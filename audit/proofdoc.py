@@ -34,6 +34,7 @@ from audit.records import record_to_dict
 __all__ = [
     "consistency_document",
     "inclusion_document",
+    "is_of_store",
     "load_document",
     "verify_document",
 ]
@@ -43,6 +44,13 @@ HASH_RULES = ("sha256", "hmac-sha256")
 
 def _b64(values: list[bytes]) -> list[str]:
     return [base64.b64encode(v).decode("ascii") for v in values]
+
+
+def is_of_store(store: AuditStore, checkpoint: TreeCheckpoint) -> bool:
+    """Whether a (published) checkpoint names this store's tree: the store holds at least
+    its size and its root at that size is the checkpoint's. The signature is the reader's
+    to check, with the log's verifier key."""
+    return checkpoint.size <= store.tree_size() and store.root(checkpoint.size) == checkpoint.root
 
 
 def inclusion_document(

@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 
 from audit.note import TreeCheckpoint, parse_checkpoint, signature_names
+from audit.proofdoc import is_of_store
 from audit.protocol import GENESIS_HASH, AuditStore
 from pricecalc.fields import BEIJING
 from pricecalc.history import merchant_tag
@@ -130,7 +131,7 @@ def checkpoint_cut(store: AuditStore, note: str, where: str = "the checkpoint") 
     if not signature_names(note):
         raise CheckpointProblem(f"{where} is not signed (it has no signature line)")
     size = checkpoint.size
-    if size > store.tree_size() or store.root(size) != checkpoint.root:
+    if not is_of_store(store, checkpoint):
         raise CheckpointProblem(
             f"{where} is not of this store (its root at size {size} differs, or the store "
             "is smaller)"

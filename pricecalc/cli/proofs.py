@@ -13,7 +13,6 @@ from audit.merkle import ProofError
 from audit.note import (
     NoteError,
     SigningKey,
-    TreeCheckpoint,
     check_key_name,
     load_verifier_key,
     parse_checkpoint,
@@ -21,7 +20,13 @@ from audit.note import (
     sign_checkpoint,
     write_signing_key,
 )
-from audit.proofdoc import consistency_document, inclusion_document, load_document, verify_document
+from audit.proofdoc import (
+    consistency_document,
+    inclusion_document,
+    is_of_store,
+    load_document,
+    verify_document,
+)
 from audit.protocol import AuditStore
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.audit import audit_group
@@ -69,12 +74,6 @@ def sign_store(app: App, store: AuditStore, key: SigningKey) -> tuple[str, int]:
         if store.root(report.count) != report.root:
             raise click.ClickException("not signing: the store's tree does not match its log")
     return sign_checkpoint(key, report.count, report.root), report.count
-
-
-def is_of_store(store: AuditStore, checkpoint: TreeCheckpoint) -> bool:
-    """Whether a (published) checkpoint names this store's tree: the store holds at least
-    its size and its root at that size is the checkpoint's."""
-    return checkpoint.size <= store.tree_size() and store.root(checkpoint.size) == checkpoint.root
 
 
 @audit_group.command()

@@ -12,10 +12,11 @@ import click
 
 from audit import GENESIS_HASH
 from audit.note import NoteError, parse_checkpoint
+from audit.proofdoc import is_of_store
 from pricecalc.cli.app import App, Interrupted
 from pricecalc.cli.audit import filter_options_for
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
-from pricecalc.cli.proofs import SIGNING_KEY_ENV, is_of_store, load_signing_key, sign_store
+from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.fields import BEIJING
 from pricecalc.report import Cut, ReportHeader, collect, render_report
 from pricecalc.selection import Filters

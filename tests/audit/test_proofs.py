@@ -20,6 +20,8 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from audit.note import TreeCheckpoint
+from audit.proofdoc import is_of_store
 from audit.protocol import AuditStore, Entry, Record
 from audit.records import record_to_dict
 
@@ -66,6 +68,17 @@ def test_a_keyed_store_keeps_plain_sha256_leaves(store_factory: StoreFactory) ->
     assert leaf_data(records[2]).hex() != records[2].hash
     path = keyed.inclusion_proof(3, 5)
     verify_inclusion(leaf_hash(leaf_data(records[2])), 2, 5, path, keyed.root(5))
+
+
+def test_is_of_store_names_only_this_stores_tree(store: AuditStore) -> None:
+    """A checkpoint is of a store when the store holds its size with the same root there:
+    a later, larger or foreign checkpoint is not."""
+    fill(store, 5)
+    ours = TreeCheckpoint("example.invalid/log", 3, store.root(3))
+    assert is_of_store(store, ours)
+    assert not is_of_store(store, TreeCheckpoint("example.invalid/log", 6, store.root(5)))
+    assert not is_of_store(store, TreeCheckpoint("example.invalid/log", 3, store.root(4)))
+    assert is_of_store(store, TreeCheckpoint("example.invalid/log", 0, EMPTY_ROOT))
 
 
 def test_verify_reports_the_logs_own_root(store: AuditStore) -> None:
