@@ -67,7 +67,6 @@ from audit.export import write_records
 from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash, node_at
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
 from audit.records import (
-    ChainChecker,
     Sealed,
     Sealer,
     checked_leaf,
@@ -75,6 +74,7 @@ from audit.records import (
     parse_timestamp,
     record_leaf_data,
 )
+from audit.verifying import ChainChecker
 
 __all__ = [
     "APP_ROLE",

@@ -73,11 +73,10 @@ from audit.records import (
     Sealer,
     decode_line,
     epoch_micros,
-    line_fields,
     parse_timestamp,
     record_to_dict,
-    verify_blocks,
 )
+from audit.verifying import line_fields, verify_blocks
 
 __all__ = [
     "AppendOnlyTable",
