@@ -40,6 +40,7 @@ from pricecalc.report import (
 )
 from pricecalc.report.page import report_tables
 from pricecalc.selection import Filters, period_bound
+from pricecalc.statement import build_statement
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +168,17 @@ def test_one_merchant(
     check_figure_by_figure(as_plain(figures), recomputed(campaign[0], merchant=merchant))
     assert set(figures.merchants) == {merchant}
     assert figures.counts[("shipping_check", "approved")] == 0
+
+
+def test_the_report_and_every_statement_agree(store: audit.AuditStore) -> None:
+    """SPEC §10: the report's per-merchant columns are what each merchant's statement over
+    the same records totals, to the fen (both read money through pricecalc.settlement)."""
+    figures = figures_of(store)
+    assert len(figures.merchants) >= 5
+    for merchant, totals in figures.merchants.items():
+        statement = build_statement(store, merchant)
+        assert statement.totals.sums == totals.sums, merchant
+        assert statement.totals.rows == totals.rows, merchant
 
 
 def test_one_campaign(campaign: tuple[Path, dict[str, int]], store: audit.AuditStore) -> None:
