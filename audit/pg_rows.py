@@ -1,0 +1,82 @@
+"""How the PostgreSQL audit store's rows look, and how it connects: what both
+the store (:mod:`audit.postgres`) and its schema (:mod:`audit.pg_schema`) need.
+
+The record table's columns as a :class:`~audit.protocol.Record` reads them
+(:func:`_record`) and writes them (:func:`_row`); the rows of the Merkle tree table
+(:func:`_tree_copy_rows`); the libpq connection string with our defaults and an error's
+first line. Nothing here talks to a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
+
+from audit.errors import AuditError
+from audit.merkle import node_at
+from audit.protocol import Record
+from audit.records import epoch_micros, parse_timestamp
+
+_APPLICATION_NAME = "pricecalc-audit"
+_FETCH = 2000  # rows per round trip when streaming
+
+_COLUMNS = "seq, id, recorded_at, key, tags, payload, prev_hash, hash"
+
+
+def _conninfo(url: str, **extra: Any) -> str:
+    """``url`` with our defaults (application name, connect timeout) where it names none."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise AuditError(f"not a PostgreSQL URL or connection string: {exc}") from exc
+    params.setdefault("application_name", _APPLICATION_NAME)
+    params.setdefault("connect_timeout", 10)
+    params.update(extra)
+    return make_conninfo("", **params)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _record(row: Sequence[Any]) -> Record:
+    seq, rid, recorded_at, key, tags, payload, prev_hash, digest = row[:8]
+    return Record(
+        seq=seq,
+        id=rid,
+        recorded_at=recorded_at,
+        key=key,
+        tags=tuple(tags),
+        payload=payload,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+def _row(record: Record, recorded_us: int | None = None) -> tuple[Any, ...]:
+    """The columns of ``record``: its fields plus ``recorded_us`` (the time index; from
+    ``recorded_at`` unless given)."""
+    return (
+        record.seq,
+        record.id,
+        record.recorded_at,
+        epoch_micros(parse_timestamp(record.recorded_at)) if recorded_us is None else recorded_us,
+        record.key,
+        list(record.tags),
+        Jsonb(record.payload),
+        record.prev_hash,
+        record.hash,
+    )
+
+
+def _tree_copy_rows(nodes: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, int, int, bytes]]:
+    """Rows of the tree table for stored nodes ``(position, hash)``."""
+    for position, value in nodes:
+        level, index = node_at(position)
+        yield position, level, index, value
+
