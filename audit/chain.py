@@ -11,10 +11,11 @@ begins, and where sealed records and new tree nodes go. Everything else — the 
 
 A backend also gives a :class:`TreeView` (how many leaves its tree holds, its stored
 nodes, and a record's leaf recomputed from the record itself); :func:`root_at`,
-:func:`inclusion_proof` and :func:`consistency_proof` do the rest. Because every proof is
-verified (RFC 9162 §2.1.3.2 / §2.1.4.2) against the view's own root and the record's own
-leaf before it leaves the store, a damaged node in a backend's tree raises
-:class:`TreeMismatch` instead of producing a proof nobody can check.
+:func:`inclusion_proof` and :func:`consistency_proof` do the rest, and
+:class:`TreeQuestions` asks them through the backend's view for the store's protocol.
+Because every proof is verified (RFC 9162 §2.1.3.2 / §2.1.4.2) against the view's own
+root and the record's own leaf before it leaves the store, a damaged node in a backend's
+tree raises :class:`TreeMismatch` instead of producing a proof nobody can check.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -44,6 +46,7 @@ from audit.records import Checked, Sealed, Sealer, check_entry
 __all__ = [
     "ChainTransaction",
     "TreeMismatch",
+    "TreeQuestions",
     "TreeView",
     "check_entries",
     "consistency_proof",
@@ -300,6 +303,35 @@ def consistency_proof(view: TreeView, old: int, new: int | None = None) -> list[
     except ProofError as exc:
         raise TreeMismatch(f"the stored tree is not consistent with itself ({exc})") from exc
     return path
+
+
+class TreeQuestions(ABC):
+    """The store's four tree questions (SPEC §9), answered through the backend's
+    :meth:`_tree_view` — a context giving a :class:`TreeView` under whatever lock and
+    connection the backend needs, and turning its failures into the store's errors."""
+
+    @abstractmethod
+    def _tree_view(self) -> AbstractContextManager[TreeView]: ...
+
+    def tree_size(self) -> int:
+        """How many records the Merkle tree holds."""
+        with self._tree_view() as view:
+            return view.size()
+
+    def root(self, size: int | None = None) -> bytes:
+        """The tree's root hash at ``size`` (default: now)."""
+        with self._tree_view() as view:
+            return root_at(view, size)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion path of record ``seq`` (leaf ``seq - 1``) at tree ``size``."""
+        with self._tree_view() as view:
+            return inclusion_proof(view, seq, size)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency path from tree size ``old`` to ``new`` (default: now)."""
+        with self._tree_view() as view:
+            return consistency_proof(view, old, new)
 
 
 def record_leaf(record: Record, checked: tuple[str | None, bytes | None]) -> bytes:

@@ -53,9 +53,8 @@ from psycopg.types.json import Jsonb, set_json_loads
 from audit.canonical import to_json_value
 from audit.chain import (
     TreeMismatch,
+    TreeQuestions,
     check_entries,
-    consistency_proof,
-    inclusion_proof,
     root_at,
 )
 from audit.errors import (
@@ -104,7 +103,7 @@ def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-class PostgresAuditStore:
+class PostgresAuditStore(TreeQuestions):
     """The :class:`~audit.protocol.AuditStore` in a PostgreSQL database (module docstring).
 
     ``url`` is a libpq URL or connection string (``postgresql://pricecalc_app@db/pricing``);
@@ -561,25 +560,6 @@ class PostgresAuditStore:
                     f"the Merkle tree in {self.location} does not match its records: {exc}"
                 ) from exc
 
-    def tree_size(self) -> int:
-        """How many records the Merkle tree holds."""
-        with self._tree_view() as view:
-            return view.size()
-
-    def root(self, size: int | None = None) -> bytes:
-        """The tree's root hash at ``size`` (default: now)."""
-        with self._tree_view() as view:
-            return root_at(view, size)
-
-    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
-        """RFC 9162 inclusion path of record ``seq`` at tree ``size``."""
-        with self._tree_view() as view:
-            return inclusion_proof(view, seq, size)
-
-    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
-        """RFC 9162 consistency path from tree size ``old`` to ``new``."""
-        with self._tree_view() as view:
-            return consistency_proof(view, old, new)
 
     def close(self) -> None:
         """Close the connection (closing twice is harmless)."""

@@ -42,9 +42,8 @@ from audit.canonical import canonical_text, to_json_value
 from audit.chain import (
     ChainTransaction,
     TreeMismatch,
+    TreeQuestions,
     check_entries,
-    consistency_proof,
-    inclusion_proof,
     root_at,
 )
 from audit.errors import (
@@ -107,7 +106,7 @@ def _warn(message: str) -> None:
     warnings.warn(message, IncompleteRecordWarning, stacklevel=2)
 
 
-class AuditLogStorage(Storage):
+class AuditLogStorage(Storage, TreeQuestions):
     """A TinyDB ``Storage`` for one hash-chained, append-only JSON Lines log.
 
     Besides TinyDB's whole-database ``read`` (a lazy, streaming view) and ``write``
@@ -715,25 +714,6 @@ class AuditLogStorage(Storage):
     def _root_locked(self, size: int) -> bytes:
         return root_at(_TreeView(self), size)
 
-    def tree_size(self) -> int:
-        """How many records the Merkle tree holds (all of them, unless one is damaged)."""
-        with self._tree_view() as view:
-            return view.size()
-
-    def root(self, size: int | None = None) -> bytes:
-        """The tree's root hash at ``size`` (default: now)."""
-        with self._tree_view() as view:
-            return root_at(view, size)
-
-    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
-        """RFC 9162 inclusion path of record ``seq`` (leaf ``seq - 1``) at tree ``size``."""
-        with self._tree_view() as view:
-            return inclusion_proof(view, seq, size)
-
-    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
-        """RFC 9162 consistency path from tree size ``old`` to ``new`` (default: now)."""
-        with self._tree_view() as view:
-            return consistency_proof(view, old, new)
 
     # -- TinyDB's Storage interface -------------------------------------------------
     def read(self) -> dict[str, dict[str, Any]] | None:
