@@ -179,6 +179,20 @@ def record_body(
     return dumps_plain(fields) if plain else canonical_bytes(fields)
 
 
+def body_of(record: Record, *, plain: bool = False) -> bytes:
+    """:func:`record_body` of a stored record's own fields (everything but ``hash``)."""
+    return record_body(
+        seq=record.seq,
+        id=record.id,
+        recorded_at=record.recorded_at,
+        key=record.key,
+        tags=record.tags,
+        payload=record.payload,
+        prev_hash=record.prev_hash,
+        plain=plain,
+    )
+
+
 def _line_from_body(body: bytes, digest: str) -> bytes:
     # "hash" sorts before every other field name, so the canonical JSON of the whole record
     # is the body with the hash member put first. No second encoding pass is needed.
@@ -187,16 +201,7 @@ def _line_from_body(body: bytes, digest: str) -> bytes:
 
 def encode_line(record: Record) -> bytes:
     """The stored form of ``record``: its canonical JSON (``hash`` included) and ``\\n``."""
-    body = record_body(
-        seq=record.seq,
-        id=record.id,
-        recorded_at=record.recorded_at,
-        key=record.key,
-        tags=record.tags,
-        payload=record.payload,
-        prev_hash=record.prev_hash,
-    )
-    return _line_from_body(body, record.hash)
+    return _line_from_body(body_of(record), record.hash)
 
 
 def record_to_dict(record: Record) -> dict[str, Any]:
@@ -233,18 +238,7 @@ def _check_text(text: str, what: str) -> None:
 def record_leaf_data(record: Record) -> bytes:
     """SHA-256 of ``record``'s canonical body (its leaf data, SPEC §9), unchecked; the
     payload must be plain JSON data."""
-    return hashlib.sha256(
-        record_body(
-            seq=record.seq,
-            id=record.id,
-            recorded_at=record.recorded_at,
-            key=record.key,
-            tags=record.tags,
-            payload=record.payload,
-            prev_hash=record.prev_hash,
-            plain=True,
-        )
-    ).digest()
+    return hashlib.sha256(body_of(record, plain=True)).digest()
 
 
 #: What :func:`check_entry` returns: an entry's key, tags and payload as plain JSON data.
@@ -536,16 +530,7 @@ def checked_leaf(
     if not (_HEX64.fullmatch(record.prev_hash) and _HEX64.fullmatch(record.hash)):
         return f"record {record.seq}: prev_hash and hash must be 64 lowercase hex digits", None
     try:
-        body = record_body(
-            seq=record.seq,
-            id=record.id,
-            recorded_at=record.recorded_at,
-            key=record.key,
-            tags=record.tags,
-            payload=record.payload,
-            prev_hash=record.prev_hash,
-            plain=plain,
-        )
+        body = body_of(record, plain=plain)
     except (TypeError, ValueError) as exc:
         return f"record {record.seq} has no canonical form ({exc})", None
     leaf = hashlib.sha256(body).digest()
