@@ -24,6 +24,7 @@ from pricecalc.cli.options import (
     known_kind,
     output_options,
     period_option,
+    record_text,
 )
 from pricecalc.cli.render import records_table, stats_table
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
@@ -48,7 +49,9 @@ FILTER_NAMES = (
 
 
 _FILTER_OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
-    "order_id": click.option("--order-id", metavar="ID", help="Only this order's records."),
+    "order_id": click.option(
+        "--order-id", metavar="ID", callback=record_text, help="Only this order's records."
+    ),
     "kind": click.option("--kind", metavar="KIND", help="Only this kind (subsidy_split, …)."),
     "status": click.option(
         "--status", type=click.Choice(["approved", "rejected"]), help="Only this status."
@@ -59,9 +62,15 @@ _FILTER_OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] =
     "until": click.option(
         "--until", metavar="WHEN", help="Recorded up to (a date includes the whole day)."
     ),
-    "operator": click.option("--operator", metavar="NAME", help="Only decisions by this operator."),
-    "merchant": click.option("--merchant", metavar="ID", help="Only this merchant's records."),
-    "campaign": click.option("--campaign", metavar="NAME", help="Only this campaign's records."),
+    "operator": click.option(
+        "--operator", metavar="NAME", callback=record_text, help="Only decisions by this operator."
+    ),
+    "merchant": click.option(
+        "--merchant", metavar="ID", callback=record_text, help="Only this merchant's records."
+    ),
+    "campaign": click.option(
+        "--campaign", metavar="NAME", callback=record_text, help="Only this campaign's records."
+    ),
 }
 
 

@@ -9,6 +9,7 @@ import click
 
 from pricecalc import __version__
 from pricecalc.cli.app import AUDIT_ENV, DEFAULT_AUDIT, App, PricecalcGroup, plugin_names
+from pricecalc.cli.options import record_text
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -29,7 +30,12 @@ CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_
     metavar="FILE.toml",
     help="A policy file overriding the SPEC's configurable defaults.",
 )
-@click.option("--operator", metavar="NAME", help="Who is deciding (default: the OS user).")
+@click.option(
+    "--operator",
+    metavar="NAME",
+    callback=record_text,
+    help="Who is deciding (default: the OS user).",
+)
 @click.option(
     "--disable-plugin",
     multiple=True,

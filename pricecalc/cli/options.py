@@ -33,7 +33,7 @@ from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.reading import INPUT_SUFFIXES, InputFormat, json_problem
 from pricecalc.selection import period_bound
-from pricecalc.serialize import loads
+from pricecalc.serialize import loads, text_problem
 from pricecalc.writers import (
     OUTPUT_SUFFIXES,
     Headers,
@@ -67,6 +67,18 @@ def known_kind(app: App | None, kind: str, option: str = "--kind") -> None:
 
 
 # -- periods -----------------------------------------------------------------------------
+def record_text(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An option's text as a record can hold it (SPEC §1): no U+0000 and valid Unicode.
+    Bytes that are not UTF-8 reach Python as lone surrogates; they are refused here,
+    naming the option (exit 2), before any store is opened or any file written. Used as
+    ``callback=`` by every text option that reaches a record or a lookup."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise click.BadParameter(f"{value!r} {problem}", ctx=ctx, param=param)
+    return value
+
+
 def period_option(value: str | None, *, end: bool, option: str) -> Any:
     """``--since``/``--until`` read as finance reads them
     (:func:`pricecalc.selection.period_bound`: a date is a whole Beijing day, an ISO time
@@ -278,12 +290,12 @@ def input_options(func: F) -> F:
             help="The kind of every request in a CSV file (subsidy_split, …).",
         ),
         click.option(
-            "--merchant", metavar="ID",
+            "--merchant", metavar="ID", callback=record_text,
             help="The merchant_id of every line that names none (a line naming another is "
             "invalid).",
         ),
         click.option(
-            "--campaign", metavar="NAME",
+            "--campaign", metavar="NAME", callback=record_text,
             help="The campaign of every line that names none (a line naming another is "
             "invalid).",
         ),
@@ -336,10 +348,12 @@ def label_options(func: F) -> F:
         return func(*args, **kwargs)
 
     wrapped = click.option(
-        "--campaign", metavar="NAME", help="The campaign the decision belongs to (recorded)."
+        "--campaign", metavar="NAME", callback=record_text,
+        help="The campaign the decision belongs to (recorded).",
     )(with_labels)
     wrapped = click.option(
-        "--merchant", metavar="ID", help="The merchant the decision concerns (recorded)."
+        "--merchant", metavar="ID", callback=record_text,
+        help="The merchant the decision concerns (recorded).",
     )(wrapped)
     return wrapped  # type: ignore[return-value]
 

@@ -19,7 +19,7 @@ import click
 from audit.proofdoc import inclusion_document
 from pricecalc.cli.app import App, Interrupted, hmac_key
 from pricecalc.cli.main import cli
-from pricecalc.cli.options import OutputOptions, output_options, period_option
+from pricecalc.cli.options import OutputOptions, output_options, period_option, record_text
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.rows import column_label
 from pricecalc.settlement import SETTLEMENT_COLUMNS
@@ -68,7 +68,7 @@ def _read_note(path: str) -> str:
 
 
 @cli.command()
-@click.option("--merchant", "merchant_id", required=True, metavar="ID",
+@click.option("--merchant", "merchant_id", required=True, metavar="ID", callback=record_text,
               help="The merchant the statement is for.")  # fmt: skip
 @click.option("--since", required=True, metavar="WHEN",
               help="Recorded at or after (a date: a whole Beijing day; or ISO time).")  # fmt: skip

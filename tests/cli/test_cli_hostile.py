@@ -10,6 +10,7 @@ around it are, and every output file is complete and valid UTF-8.
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from cli_support import CLEAN_ENV, Invoke, store_count
+from cli_support import CLEAN_ENV, Invoke, run_pricecalc, store_count
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -368,3 +369,59 @@ def test_batch_survives_any_hostile_line(plan: list[bytes | None], fmt: str) -> 
         ]
         assert store_count(store) == valid
 
+
+
+SPLIT_ARGS = ("split", "--list-price", "199", "--registration-price", "169",
+              "--subsidy-price", "149", "--floor-price", "139", "--cost-price", "120")  # fmt: skip
+HOSTILE_OPTIONS = {
+    "statement --merchant": ("statement", "--merchant", "{x}", "--since", "2026-11-01",
+                             "--until", "2026-11-30", "-o", "s.csv"),
+    "report --merchant": ("report", "--merchant", "{x}", "-o", "r.html"),
+    "report --campaign": ("report", "--campaign", "{x}", "-o", "r.html"),
+    "audit show --merchant": ("audit", "show", "--merchant", "{x}"),
+    "audit show --order-id": ("audit", "show", "--order-id", "{x}"),
+    "audit export --operator": ("audit", "export", "--operator", "{x}", "-o", "e.csv"),
+    "batch --merchant": ("batch", "in.jsonl", "--merchant", "{x}", "-o", "b.jsonl"),
+    "batch --campaign": ("batch", "in.jsonl", "--campaign", "{x}", "-o", "b.jsonl"),
+    "split --merchant": (*SPLIT_ARGS, "--merchant", "{x}"),
+    "--operator": ("--operator", "{x}", *SPLIT_ARGS),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("args", HOSTILE_OPTIONS.values(), ids=list(HOSTILE_OPTIONS))
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("M\udcff", "is not valid Unicode text (a lone surrogate U+DCFF at character 2)"),
+        ("M\x00", "must not contain the character U+0000"),
+    ],
+    ids=["non-UTF-8 bytes", "U+0000"],
+)
+def test_hostile_text_options_are_refused_before_anything_happens(
+    invoke: Invoke, store: Path, tmp_path: Path, args: tuple[str, ...], text: str, problem: str
+) -> None:
+    """Bytes that are not UTF-8 (a lone surrogate once decoded) or U+0000 in a text option
+    that reaches a record or a lookup: exit 2 naming the option, no traceback, nothing
+    recorded, no file written."""
+    assert invoke(*SPLIT_ARGS, "--request-id", "first").exit_code == 0
+    (tmp_path / "in.jsonl").write_text(json.dumps({"kind": "subsidy_split", "input": {}}) + "\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [text if a == "{x}" else a for a in args]
+    result = invoke(*argv)
+    option = next(a for a, b in itertools.pairwise(argv) if b == text)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"Invalid value for '{option}': {text!r} {problem}" in result.output
+    assert store_count(store) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_non_utf8_argv_bytes_in_a_real_process(tmp_path: Path) -> None:
+    """The same through a real process: the shell hands Python raw bytes."""
+    result = run_pricecalc(
+        ["--audit", str(tmp_path / "a.jsonl"), "audit", "show", "--merchant", b"M\xff"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert b"Invalid value for '--merchant': 'M\\udcff' is not valid Unicode text" in result.stderr
+    assert b"Traceback" not in result.stderr
