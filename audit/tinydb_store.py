@@ -16,14 +16,15 @@ crash. Here instead:
 * :class:`TinyDBAuditStore` is the :class:`~audit.protocol.AuditStore` over both.
 
 Lookups by key, tag, seq and time go through a rebuildable SQLite sidecar index
-(:mod:`audit.index`); the log file stays the single source of truth.
+(:mod:`audit.index`), which :class:`audit.tinydb_index.IndexKeeper` keeps in step with the
+log, along with the Merkle tree's cache; the log file stays the single source of truth.
+This module owns the log; the keeper knows nothing of it but a file and a line reader.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -43,8 +44,8 @@ from audit.chain import (
     ChainTransaction,
     TreeMismatch,
     TreeQuestions,
+    TreeView,
     check_entries,
-    root_at,
 )
 from audit.errors import (
     AppendOnlyViolation,
@@ -56,9 +57,9 @@ from audit.errors import (
     TamperedError,
 )
 from audit.export import write_records
-from audit.index import EMPTY, IndexRow, IndexState, Location, SidecarIndex
+from audit.index import Location, SidecarIndex
 from audit.logfile import LogFile, iter_lines, read_blocks
-from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
+from audit.merkle import CompactTree
 from audit.protocol import (
     GENESIS_HASH,
     Checkpoint,
@@ -75,7 +76,8 @@ from audit.records import (
     parse_timestamp,
     record_to_dict,
 )
-from audit.verifying import line_fields, verify_blocks
+from audit.tinydb_index import KEPT_FROM_LEVEL, IndexKeeper
+from audit.verifying import verify_blocks
 
 __all__ = [
     "AppendOnlyTable",
@@ -89,11 +91,6 @@ logger = logging.getLogger("audit")
 
 Clock = Callable[[], datetime]
 
-_INDEX_BATCH = 10_000
-#: The index keeps the Merkle tree's nodes of this level and above (a node per 16 records,
-#: 1/32 of all); a node below is recomputed from the at most 8 records it covers, each
-#: checked against its hash, when a root or a proof needs it (docs/audit.md).
-KEPT_FROM_LEVEL = 4
 _MISSING = object()
 
 
@@ -146,12 +143,6 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._depth = 0
         self._tx_thread: int | None = None
         self._index = SidecarIndex(self.path + ".idx")
-        self._index_checked: IndexState | None = None  # an index state known to match
-        # The tree's right edge for ``self._index_checked`` (None: load it from the index).
-        self._tree: CompactTree | None = None
-        # The log end the index was brought up to during the current lock hold (None: not
-        # yet). Only lock holders write the index, so it stays current until release.
-        self._index_synced_to: int | None = None
         # What this handle knows of the file, valid while it holds the lock:
         self._end: int | None = None  # offset up to which it has read (a line boundary)
         self._head = Checkpoint(0, GENESIS_HASH)
@@ -159,6 +150,8 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._cut_back: TamperedError | None = None  # the file shrank under this handle
         self._unusable: StoreUnusable | None = None  # a write or sync failed
         self._file = LogFile(self.path)
+        # Keeps the index and the tree cache in step with the log, under ``_locked()``.
+        self._keeper = IndexKeeper(self._index, self._file, hmac_key, self._log_lines)
         try:
             with self._locked():
                 pass
@@ -195,12 +188,12 @@ class AuditLogStorage(Storage, TreeQuestions):
             except RuntimeError as exc:  # filelock refuses a wait that could never end
                 raise StoreLocked(f"the writer lock {self.path}.lock: {exc}") from exc
             self._depth = 1
-            self._index_synced_to = None
+            self._keeper.forget_sync()
             try:
                 self._refresh()
                 yield
             finally:
-                self._index_synced_to = None
+                self._keeper.forget_sync()
                 self._depth = 0
                 self._flock.release()
         finally:
@@ -309,136 +302,16 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._drop_torn_tail(complete, size)
         self._end = complete
 
-    # -- the index ------------------------------------------------------------------
+    # -- the index (kept by audit.tinydb_index) --------------------------------------
     def _sync_index(self) -> None:
-        """Bring the sidecar index up to ``self._end`` (under the lock).
-
-        Once per lock hold and log end: while this handle holds the lock nobody else
-        writes the index, so a second lookup in the same transaction skips the check.
-        """
-        if self._index_synced_to is not None and self._index_synced_to == self._end:
-            return
-        self._index_synced_to = None
-        try:
-            self._sync_index_once()
-        except sqlite3.OperationalError as exc:
-            raise AuditError(f"the index {self._index.path} is unavailable: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            logger.warning("audit index %s is corrupt (%s); rebuilding it", self._index.path, exc)
-            self._index.destroy()
-            self._index_checked = None
-            self._sync_index_once()
-        self._index_synced_to = self._end
-
-    def _index_matches_file(self, state: IndexState) -> bool:
+        """Bring the sidecar index up to ``self._end`` (under the lock)."""
         assert self._end is not None
-        if state.end_offset > self._end:
-            return False
-        if state.end_offset == 0:
-            return True
-        if self._file.pread(state.end_offset - 1, 1) != b"\n":
-            return False
-        if state.seq == 0:
-            return True
-        if state.last_offset > 0 and self._file.pread(state.last_offset - 1, 1) != b"\n":
-            return False
-        line = self._file.pread(state.last_offset, state.end_offset - state.last_offset)
-        line = line[: line.find(b"\n") + 1]
-        record = decode_line(line, None, check=False).record
-        return record is not None and record.seq == state.seq and record.hash == state.last_hash
+        self._keeper.sync(self._end)
 
-    def _sync_index_once(self) -> None:
-        assert self._end is not None
-        state = self._index.state()
-        if state != self._index_checked and not self._index_matches_file(state):
-            logger.warning("audit index %s does not match the log; rebuilding it", self._index.path)
-            self._index.reset()
-            state = EMPTY
-        self._index_checked = state
-        tree = self._tree_for(state)
-        if state.end_offset == self._end:
-            return
-        rows: list[IndexRow] = []
-        nodes: list[tuple[int, bytes]] = []
-        for offset, line in iter_lines(self.path, state.end_offset, self._end):
-            row = _index_row(offset, line)
-            if row is None:
-                state = attrs.evolve(state, end_offset=offset + len(line))
-                continue
-            rows.append(row[0])
-            # A leaf only for the next record whose bytes hash to its claimed hash; the
-            # tree stops at a damaged record (verify names it), the rows go on.
-            fields = line_fields(line, self.hmac_key)
-            if fields is not None and fields[0] == tree.size + 1 == row[0].seq:
-                nodes.extend(tree.extend((fields[3],), KEPT_FROM_LEVEL))
-            state = IndexState(
-                offset + len(line), row[0].seq, offset, row[1], tree.size, _edge(tree)
-            )
-            if len(rows) >= _INDEX_BATCH:
-                self._index.add(rows, state, nodes)
-                rows, nodes = [], []
-        self._index.add(rows, state, nodes)
-        self._index_checked = state
-
-    def _tree_for(self, state: IndexState) -> CompactTree:
-        """The tree's right edge at ``state`` (kept in memory; loaded from the index)."""
-        tree = self._tree
-        if tree is None or tree.size != state.tree_size:
-            edge = state.frontier
-            hashes = [edge[i : i + 32] for i in range(0, len(edge), 32)]
-            if len(hashes) != state.tree_size.bit_count() or len(edge) % 32:
-                logger.warning("audit index %s lost the tree's edge; rebuilding", self._index.path)
-                raise sqlite3.DatabaseError("tree frontier missing")
-            tree = CompactTree(state.tree_size, hashes)
-            self._tree = tree
-        return tree
-
-    def _subtree(self, level: int, index: int) -> bytes:
-        """The hash of tree node ``(level, index)`` recomputed from the records it covers
-        (a level the index does not keep), each checked against its own hash."""
-        first = (index << level) + 1
-        last = first + (1 << level) - 1
-        start, end = self._index.by_seq(first), self._index.by_seq(last)
-        if start is None or end is None:
-            raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
-        data = self._file.pread(start[1], end[1] + end[2] - start[1])
-        leaves = []
-        for seq, line in enumerate(data.splitlines(keepends=True), first):
-            fields = line_fields(line, self.hmac_key)
-            if fields is None or fields[0] != seq:
-                raise TamperedError(seq, f"record {seq} does not check out; run verify()")
-            leaves.append(leaf_hash(fields[3]))
-        if len(leaves) != last - first + 1:
-            raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
-        return root_of_leaves(leaves)
-
-    def _index_committed(self, at: int, tx: StoreTransaction) -> None:
-        """After a commit, add the new records and the tree nodes they completed to the
-        index — when the transaction knew the tree, which means the index was brought up
-        to ``at`` during this lock hold (only lock holders write it). Otherwise it lags
-        and the next lookup catches it up from the file."""
-        if tx.tree is None or self._index_synced_to != at:
-            return
-        records, lines = tx._records, tx._lines
-        try:
-            rows = []
-            offset = at
-            for record, line, micros in zip(records, lines, tx._micros, strict=True):
-                rows.append(
-                    IndexRow(record.seq, offset, len(line), record.key, micros, record.tags)
-                )
-                offset += len(line)
-            last = records[-1]
-            state = IndexState(
-                offset, last.seq, offset - len(lines[-1]), last.hash, tx.tree.size, _edge(tx.tree)
-            )
-            self._index.add(rows, state, tx._nodes)
-            self._index_checked = state
-            self._index_synced_to = offset
-            self._tree = tx.tree
-        except sqlite3.Error as exc:  # the record is durable; the index catches up later
-            self._tree = None
-            logger.warning("audit index %s not updated (%s)", self._index.path, exc)
+    def _log_lines(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """``(offset, line)`` of the log's lines in ``[start, end)`` (how the keeper reads
+        the log to catch the index up)."""
+        return iter_lines(self.path, start, end)
 
     # -- writing --------------------------------------------------------------------
     def _check_appendable(self) -> None:
@@ -485,7 +358,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._end = at + len(data)
         last = tx._records[-1]
         self._head = Checkpoint(last.seq, last.hash)
-        self._index_committed(at, tx)
+        self._keeper.committed(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
 
     def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append ``entries`` as one group commit (one write, one fsync)."""
@@ -664,26 +537,10 @@ class AuditLogStorage(Storage, TreeQuestions):
             return report
         with self._locked():
             self._sync_index()
-            size = self._index_checked.tree_size if self._index_checked else 0
-            try:
-                cached = self._root_locked(report.count) if size >= report.count else None
-            except (TreeMismatch, TamperedError) as exc:
-                if not report.ok:
-                    return report  # a damaged record: that is what to report
-                cached, why = None, f"(its root at size {report.count}: {exc})"
-            else:
-                why = (
-                    f"(it ends at size {size}, the log's verified records at {report.count})"
-                    if cached is None
-                    else f"at size {report.count} (root {cached.hex()[:16]}…, the log's "
-                    f"{report.root.hex()[:16]}…)"
-                )
-            edge = self._tree if size == report.count else None
-            if cached == report.root:
-                if edge is None or edge.root() == report.root:
-                    return report
-                why = f"(the right edge it grows the tree from, at size {size})"
-            self._reset_index()
+            why = self._keeper.tree_mismatch(report.count, report.root, damaged=not report.ok)
+            if why is None:
+                return report
+            self._keeper.reset()
         problem = (
             f"the Merkle tree kept in {self._index.path} does not match the log {why}; "
             "it was reset and will be rebuilt from the log"
@@ -691,29 +548,19 @@ class AuditLogStorage(Storage, TreeQuestions):
         return attrs.evolve(report, ok=False, bad_seq=None, problem=problem)
 
     # -- the Merkle tree (SPEC §9) ----------------------------------------------------
-    def _reset_index(self) -> None:
-        self._index.reset()
-        self._index_checked = None
-        self._index_synced_to = None
-        self._tree = None
-
     @contextmanager
-    def _tree_view(self) -> Iterator[_TreeView]:
+    def _tree_view(self) -> Iterator[TreeView]:
         """The tree under the lock, caught up with the log; a mismatch resets the index."""
         with self._locked():
             self._sync_index()
             try:
-                yield _TreeView(self)
+                yield self._keeper.view()
             except TreeMismatch as exc:
-                self._reset_index()
+                self._keeper.reset()
                 raise TreeMismatch(
                     f"the Merkle tree kept in {self._index.path} does not match the log: "
                     f"{exc}; it was reset and will be rebuilt from the log, try again"
                 ) from exc
-
-    def _root_locked(self, size: int) -> bytes:
-        return root_at(_TreeView(self), size)
-
 
     # -- TinyDB's Storage interface -------------------------------------------------
     def read(self) -> dict[str, dict[str, Any]] | None:
@@ -734,64 +581,6 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._closed = True
             self._file.close()
             self._index.close()
-
-
-class _TreeView:
-    """The TinyDB store's tree (chain.TreeView), read under the store's lock."""
-
-    def __init__(self, storage: AuditLogStorage) -> None:
-        self._storage = storage
-
-    def size(self) -> int:
-        state = self._storage._index_checked
-        return state.tree_size if state is not None else 0
-
-    def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        ids = {node: stored_index(*node) for node in wanted if node[0] >= KEPT_FROM_LEVEL}
-        found = self._storage._index.nodes(ids.values())
-        missing = [node for node, i in ids.items() if i not in found]
-        if missing:
-            raise TreeMismatch(f"node {missing[0]} is missing")
-        out = {node: found[i] for node, i in ids.items()}
-        for level, index in wanted:
-            if level < KEPT_FROM_LEVEL:
-                out[(level, index)] = self._storage._subtree(level, index)
-        return out
-
-    def leaf(self, seq: int) -> bytes:
-        storage = self._storage
-        found = storage._index.by_seq(seq)
-        line = storage._file.pread(found[1], found[2]) if found is not None else b""
-        fields = line_fields(line, storage.hmac_key)
-        if fields is None or fields[0] != seq:
-            raise TamperedError(seq, f"record {seq} does not check out; run verify()")
-        return leaf_hash(fields[3])
-
-
-def _edge(tree: CompactTree) -> bytes:
-    return b"".join(tree.frontier)
-
-
-def _index_row(offset: int, line: bytes) -> tuple[IndexRow, str] | None:
-    record = decode_line(line, None, check=False).record
-    if record is None:
-        return None
-    try:
-        row = _row_for(record, offset, len(line))
-    except ValueError:
-        return None
-    return row, record.hash
-
-
-def _row_for(record: Record, offset: int, length: int) -> IndexRow:
-    return IndexRow(
-        seq=record.seq,
-        offset=offset,
-        length=length,
-        key=record.key,
-        recorded_us=epoch_micros(parse_timestamp(record.recorded_at)),
-        tags=record.tags,
-    )
 
 
 def _matches(payload: Mapping[str, Any], path: tuple[str, ...], expected: Any) -> bool:
@@ -854,7 +643,7 @@ class StoreTransaction(ChainTransaction):
         except AuditError as exc:  # appends go on; the index catches up later
             logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
             return None
-        tree = storage._tree
+        tree = storage._keeper.tree
         return tree.copy() if tree is not None and tree.size == head.seq else None
 
     def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
