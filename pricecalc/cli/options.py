@@ -117,21 +117,34 @@ class OutputOptions:
             raise click.BadParameter(str(exc), param_hint="'--output'") from exc
 
 
+FormatName = TypeVar("FormatName", bound=str)
+
+
+def format_by_name(
+    name: str, suffixes: Mapping[str, FormatName], refusal: str
+) -> FormatName:
+    """A file's format from its name: ``-`` (a standard stream) is JSON Lines, else its
+    extension in ``suffixes``; an unknown extension is the usage error ``refusal``."""
+    if name == "-":
+        return cast(FormatName, "jsonl")
+    found = suffixes.get(Path(name).suffix.lower())
+    if found is None:
+        raise click.UsageError(refusal)
+    return found
+
+
 def output_format(name: str, given: str | None = None) -> OutputFormat:
     """The output's format: ``--format`` when given, else the name's extension (``-``:
     JSON Lines). Excel to standard output is a usage error."""
     if given is not None:
         fmt = cast(OutputFormat, given)
-    elif name == "-":
-        fmt = "jsonl"
     else:
-        suffix = Path(name).suffix.lower()
-        if suffix not in OUTPUT_SUFFIXES:
-            raise click.UsageError(
-                f"cannot tell the output format of {name!r}: name it .jsonl, .csv or .xlsx, "
-                "or give --format jsonl|csv|xlsx"
-            )
-        fmt = OUTPUT_SUFFIXES[suffix]
+        fmt = format_by_name(
+            name,
+            OUTPUT_SUFFIXES,
+            f"cannot tell the output format of {name!r}: name it .jsonl, .csv or .xlsx, "
+            "or give --format jsonl|csv|xlsx",
+        )
     if fmt == "xlsx" and name == "-":
         raise click.UsageError(
             "an Excel workbook cannot be written to standard output: give a file name "
@@ -229,16 +242,13 @@ class InputOptions:
         Lines), checked against ``--kind`` and ``--encoding``."""
         if self.input_format is not None:
             fmt: InputFormat = "csv" if self.input_format == "csv" else "jsonl"
-        elif name == "-":
-            fmt = "jsonl"
         else:
-            suffix = Path(name).suffix.lower()
-            if suffix not in INPUT_SUFFIXES:
-                raise click.UsageError(
-                    f"cannot tell the format of {name!r}: name it .jsonl or .csv, "
-                    "or give --input-format"
-                )
-            fmt = INPUT_SUFFIXES[suffix]
+            fmt = format_by_name(
+                name,
+                INPUT_SUFFIXES,
+                f"cannot tell the format of {name!r}: name it .jsonl or .csv, "
+                "or give --input-format",
+            )
         if fmt == "csv" and not self.kind:
             raise click.UsageError("a CSV file holds one kind of request: give --kind")
         if fmt == "jsonl" and self.kind:
