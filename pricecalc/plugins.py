@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from pricecalc import hookspecs
-from pricecalc.errors import PluginError
+from pricecalc.errors import PluginError, PolicyError, PricecalcError
 from pricecalc.offers import OfferType
 from pricecalc.policy import CORE_DEFAULTS, Policy
 from pricecalc.registry import CompensationStandard, Contributed, Registry, Rule
@@ -206,11 +206,37 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     )
 
 
+def plugin_names(asked: Iterable[str] = ()) -> list[str]:
+    """The plugins a disable list (``--disable-plugin``, the policy's ``[plugins]
+    disabled``) may name: ``builtin`` and the installed entry
+    points (read without importing them, so a plugin that fails to load can be disabled),
+    and — only when ``asked`` names another — whatever else the plugin manager registers
+    (an embedding application's plugins)."""
+    names = {BUILTIN, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))}
+    if not set(asked) <= names:
+        try:
+            pm = get_plugin_manager(())
+        except PricecalcError:
+            pass
+        else:
+            names.update(name for name, plugin in pm.list_name_plugin() if plugin is not None)
+    return sorted(names)
+
+
 def load_registry(policy: Policy | None = None, disable: Iterable[str] = ()) -> Registry:
     """Build a registry from the installed plugins, minus those disabled by name or policy."""
     names = set(disable)
     if policy is not None:
-        names.update(policy.disabled_plugins())
+        from_policy = policy.disabled_plugins()
+        if from_policy:
+            known = plugin_names(from_policy)
+            unknown = [name for name in from_policy if name not in known]
+            if unknown:  # a misspelt name must not silently leave the plugin on
+                raise PolicyError(
+                    f"policy: plugins.disabled names {unknown[0]!r}, which is not a plugin "
+                    f"pricecalc has (plugins: {', '.join(known)})"
+                )
+        names.update(from_policy)
     return build_registry(get_plugin_manager(sorted(names)))
 
 

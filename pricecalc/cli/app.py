@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from audit.errors import AuditError
 from audit.protocol import AuditStore
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.errors import InvalidInput, PluginError, PricecalcError
-from pricecalc.plugins import BUILTIN, ENTRY_POINT_GROUP, get_plugin_manager, load_registry
+from pricecalc.plugins import get_plugin_manager, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
 
@@ -209,22 +208,6 @@ class PricecalcGroup(click.Group):
             raise click.ClickException(
                 f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
             ) from exc
-
-
-def plugin_names(asked: Sequence[str] = ()) -> list[str]:
-    """The plugins ``--disable-plugin`` may name: ``builtin`` and the installed entry
-    points (read without importing them, so a plugin that fails to load can be disabled),
-    and — only when ``asked`` names another — whatever else the plugin manager registers
-    (an embedding application's plugins)."""
-    names = {BUILTIN, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))}
-    if not set(asked) <= names:
-        try:
-            pm = get_plugin_manager(())
-        except PricecalcError:
-            pass
-        else:
-            names.update(name for name, plugin in pm.list_name_plugin() if plugin is not None)
-    return sorted(names)
 
 
 #: Plugins the command line itself brings (name → plugin object): the rule commands

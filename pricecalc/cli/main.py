@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from pricecalc import __version__
-from pricecalc.cli.app import AUDIT_ENV, DEFAULT_AUDIT, App, PricecalcGroup, plugin_names
+from pricecalc.cli.app import AUDIT_ENV, DEFAULT_AUDIT, App, PricecalcGroup
 from pricecalc.cli.options import record_text
+from pricecalc.plugins import plugin_names
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -23,7 +23,7 @@ import pricecalc
 from pricecalc import Calculator, Outcome, PluginError, Policy
 from pricecalc.cli import cli
 from pricecalc.fields import Fields
-from pricecalc.plugins import build_registry, get_plugin_manager
+from pricecalc.plugins import build_registry, get_plugin_manager, plugin_names
 from pricecalc.registry import Rule, RuleContext
 
 NOW = datetime(2026, 11, 13, 2, 0, tzinfo=UTC)
@@ -146,6 +146,31 @@ def test_policy_disabled_must_be_a_list_of_names(tmp_path: Path) -> None:
         cli, ["--audit", str(tmp_path / "a.jsonl"), "--policy", str(file), "plugins"], env=ENV
     )
     assert (result.exit_code, result.stderr) == (1, f"Error: {message}\n")
+
+
+def test_policy_disabled_refuses_a_name_that_is_no_plugin(tmp_path: Path) -> None:
+    """A misspelt name in ``[plugins] disabled`` is refused naming it, as
+    ``--disable-plugin`` refuses one: a typo must never leave the plugin on (here the food
+    law would otherwise pay 1000.00 where the policy meant 500.00). Nothing is recorded."""
+    file = tmp_path / "policy.toml"
+    file.write_text('[plugins]\ndisabled = ["food_saftey_law"]\n', encoding="utf-8")
+    known = ", ".join(plugin_names())
+    message = (
+        "policy: plugins.disabled names 'food_saftey_law', which is not a plugin pricecalc "
+        f"has (plugins: {known})"
+    )
+    assert "food_safety_law" in known.split(", ")
+    with pytest.raises(pricecalc.PolicyError) as caught:
+        Calculator(tmp_path / "a.jsonl", Policy.from_toml(file))
+    assert str(caught.value) == message
+    result = CliRunner().invoke(
+        cli,
+        ["--audit", str(tmp_path / "a.jsonl"), "--policy", str(file), "decide"],
+        input=json.dumps(food_claim("typo-1")),
+        env=ENV,
+    )
+    assert (result.exit_code, result.stderr) == (1, f"Error: {message}\n")
+    assert not (tmp_path / "a.jsonl").exists() or (tmp_path / "a.jsonl").stat().st_size == 0
 
 
 # -- misbehaving plugins: named, and nothing recorded --------------------------------------
