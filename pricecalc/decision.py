@@ -119,7 +119,7 @@ class Decision:
             "kind": self.kind,
             "status": self.status,
             "result": copy_json(self.result),
-            "reasons": [r.to_dict() for r in self.reasons],
+            "reasons": [r.to_dict() for r in self.reasons] if self.reasons else [],
         }
         if self.audit is not None:
             out["audit"] = {"seq": self.audit.seq, "hash": self.audit.hash}

@@ -28,7 +28,7 @@ def _check_outcome(plugin: str, outcome: Any) -> Outcome:
     for reason in outcome.reasons:
         if not isinstance(reason, Reason) or not reason.code or not isinstance(reason.message, str):
             raise PluginError(plugin, f"rule returned an unusable reason {reason!r}")
-    if not all(isinstance(tag, str) and tag for tag in outcome.tags):
+    if outcome.tags and not all(isinstance(tag, str) and tag for tag in outcome.tags):
         raise PluginError(plugin, f"rule returned unusable tags {outcome.tags!r}")
     return outcome
 
@@ -80,8 +80,9 @@ def evaluate(
     versions = registry.plugin_versions
     if outcome.plugins and outcome.plugins != {plugin}:
         participants = sorted({plugin, *outcome.plugins})
+        plugins = {name: versions.get(name, "0+unversioned") for name in participants}
     else:  # the usual case: the rule's own plugin alone
-        participants = [plugin]
+        plugins = {plugin: versions.get(plugin, "0+unversioned")}
     return Decision(
         kind=envelope.kind,
         request_id=envelope.request_id,
@@ -92,7 +93,7 @@ def evaluate(
         rule_version=rule.version,
         request=envelope.canonical,
         policy=jsonable(view.used, "policy") if view.used else {},
-        plugins={name: versions.get(name, "0+unversioned") for name in participants},
+        plugins=plugins,
         merchant_id=envelope.merchant_id,
         campaign=envelope.campaign,
         tags=tuple(outcome.tags),
