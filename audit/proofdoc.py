@@ -27,15 +27,24 @@ from typing import Any
 
 from audit.canonical import canonical_bytes
 from audit.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
-from audit.note import NoteError, TreeCheckpoint, VerifierKey, open_checkpoint
+from audit.note import (
+    NoteError,
+    TreeCheckpoint,
+    VerifierKey,
+    open_checkpoint,
+    parse_checkpoint,
+    signature_names,
+)
 from audit.protocol import AuditStore
 from audit.records import record_to_dict
 
 __all__ = [
+    "CheckpointProblem",
     "consistency_document",
     "inclusion_document",
     "is_of_store",
     "load_document",
+    "published_checkpoint",
     "verify_document",
 ]
 
@@ -51,6 +60,38 @@ def is_of_store(store: AuditStore, checkpoint: TreeCheckpoint) -> bool:
     its size and its root at that size is the checkpoint's. The signature is the reader's
     to check, with the log's verifier key."""
     return checkpoint.size <= store.tree_size() and store.root(checkpoint.size) == checkpoint.root
+
+
+class CheckpointProblem(ValueError):
+    """A checkpoint that cannot serve: not a signed checkpoint, or (``foreign``) a
+    checkpoint but not one of this store. The message is one sentence naming it."""
+
+    def __init__(self, message: str, *, foreign: bool = False) -> None:
+        super().__init__(message)
+        self.foreign = foreign
+
+
+def published_checkpoint(
+    store: AuditStore, note: str, where: str = "the checkpoint"
+) -> TreeCheckpoint:
+    """A published checkpoint's text, read and checked against ``store``: a signed note
+    (at least one signature line) whose root at its size is the store's
+    (:func:`is_of_store`). ``where`` names it in messages (its file). Raises
+    :class:`CheckpointProblem`. The signature itself is the reader's to check, with the
+    log's verifier key (:func:`verify_document`)."""
+    try:
+        checkpoint = parse_checkpoint(note)
+    except ValueError as exc:
+        raise CheckpointProblem(f"{where} is not a signed checkpoint ({exc})") from exc
+    if not signature_names(note):
+        raise CheckpointProblem(f"{where} is not signed (it has no signature line)")
+    if not is_of_store(store, checkpoint):
+        raise CheckpointProblem(
+            f"{where} is not of this store (its root at size {checkpoint.size} differs, or "
+            "the store is smaller)",
+            foreign=True,
+        )
+    return checkpoint
 
 
 def inclusion_document(

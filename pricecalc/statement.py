@@ -31,8 +31,7 @@ from typing import Any
 
 import attrs
 
-from audit.note import TreeCheckpoint, parse_checkpoint, signature_names
-from audit.proofdoc import is_of_store
+from audit.proofdoc import CheckpointProblem, published_checkpoint
 from audit.protocol import GENESIS_HASH, AuditStore
 from pricecalc.fields import BEIJING
 from pricecalc.history import merchant_tag
@@ -67,11 +66,6 @@ CUT_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 SIGNED = "signed_checkpoint"
 HEAD = "store_head"
-
-
-class CheckpointProblem(ValueError):
-    """A checkpoint the statement cannot be cut from (not a signed checkpoint, or not one
-    of this store); the message is one sentence."""
 
 
 @attrs.frozen
@@ -120,22 +114,11 @@ def head_cut(store: AuditStore) -> Cut:
 
 def checkpoint_cut(store: AuditStore, note: str, where: str = "the checkpoint") -> Cut:
     """A published signed checkpoint (``note``'s text) as the statement's cut, checked
-    against ``store``: its root at the checkpoint's size must be the store's (as
-    ``audit prove --checkpoint`` checks). ``where`` names it in messages (its file).
-    Raises :class:`CheckpointProblem`. The signature is the reader's to check, with the
-    log's verifier key; this only refuses a note that carries none."""
-    try:
-        checkpoint: TreeCheckpoint = parse_checkpoint(note)
-    except ValueError as exc:
-        raise CheckpointProblem(f"{where} is not a signed checkpoint ({exc})") from exc
-    if not signature_names(note):
-        raise CheckpointProblem(f"{where} is not signed (it has no signature line)")
+    against ``store`` (:func:`audit.proofdoc.published_checkpoint`, as ``audit prove`` and
+    ``report`` check it). ``where`` names it in messages (its file). Raises
+    :class:`CheckpointProblem`."""
+    checkpoint = published_checkpoint(store, note, where)
     size = checkpoint.size
-    if not is_of_store(store, checkpoint):
-        raise CheckpointProblem(
-            f"{where} is not of this store (its root at size {size} differs, or the store "
-            "is smaller)"
-        )
     return Cut(size, checkpoint.root, _head_hash(store, size), note, checkpoint.origin)
 
 

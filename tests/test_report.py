@@ -393,7 +393,7 @@ def test_report_command_writes_the_page(
          "Invalid value for '--until': 'yesterday' is not a date (2026-11-11) or an ISO time "
          "(2026-11-11T10:00)"),
         (["-o", "r.html", "--checkpoint", "missing.txt"],
-         "Invalid value for '--checkpoint': cannot read missing.txt: No such file or directory"),
+         "Invalid value for '--checkpoint': cannot read missing.txt: no such file or directory"),
         (["-o", "r.html", "--signing-key", "missing.key"],
          "Invalid value for --signing-key: no signing key at missing.key"),
     ],
@@ -431,7 +431,7 @@ def test_a_foreign_checkpoint_is_refused(
     done = run("--audit", str(campaign[0]), "report", "--checkpoint", "cp.txt", "-o", "r.html")
     assert done.exit_code == 2
     assert done.output.splitlines()[-1] == (
-        f"Error: Invalid value for '--checkpoint': cp.txt is not a checkpoint of {campaign[0]} "
+        "Error: Invalid value for '--checkpoint': cp.txt is not of this store "
         "(its root at size 1 differs, or the store is smaller)"
     )
 

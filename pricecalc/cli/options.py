@@ -66,6 +66,20 @@ def known_kind(app: App | None, kind: str, option: str = "--kind") -> None:
         )
 
 
+# -- files read as text ---------------------------------------------------------------------
+def read_text_file(path: str, option: str | None = None) -> str:
+    """A file a command reads whole as UTF-8 text (a checkpoint, a proof document), or a
+    usage error (exit 2) in one sentence naming it and, when given, its ``option``."""
+    hint = f"'{option}'" if option else None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise click.BadParameter(f"cannot read {path}: {reason}", param_hint=hint) from exc
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text", param_hint=hint) from exc
+
+
 # -- periods -----------------------------------------------------------------------------
 def record_text(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """An option's text as a record can hold it (SPEC §1): no U+0000 and valid Unicode.

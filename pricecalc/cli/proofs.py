@@ -15,21 +15,22 @@ from audit.note import (
     SigningKey,
     check_key_name,
     load_verifier_key,
-    parse_checkpoint,
     read_signing_key,
     sign_checkpoint,
     write_signing_key,
 )
 from audit.proofdoc import (
+    CheckpointProblem,
     consistency_document,
     inclusion_document,
-    is_of_store,
     load_document,
+    published_checkpoint,
     verify_document,
 )
 from audit.protocol import AuditStore
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.audit import audit_group
+from pricecalc.cli.options import read_text_file
 
 SIGNING_KEY_ENV = "PRICECALC_AUDIT_SIGNING_KEY"
 
@@ -39,13 +40,6 @@ def _write(output: str | None, text: str) -> None:
         sys.stdout.write(text)
         return
     Path(output).write_text(text, encoding="utf-8")
-
-
-def _read(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {what} {path}: {exc}") from exc
 
 
 def load_signing_key(key_file: str) -> SigningKey:
@@ -166,24 +160,21 @@ def prove(
     """
     if (seq is None) == (old is None):
         raise click.UsageError("give either SEQ or --consistency OLD")
-    note = _read(checkpoint_file, "the checkpoint") if checkpoint_file else None
+    note = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     store = app.store()
     with app.store_errors():
         if note is not None:
             try:
-                cp = parse_checkpoint(note)
-            except NoteError as exc:
+                cp = published_checkpoint(store, note, f"the checkpoint {checkpoint_file}")
+            except CheckpointProblem as exc:
+                if exc.foreign:  # a checkpoint, but of another store: a domain problem
+                    raise click.ClickException(str(exc)) from exc
                 raise click.BadParameter(str(exc), param_hint="--checkpoint") from exc
             if size is not None and size != cp.size:
                 raise click.BadParameter(
                     f"--size {size} is not the checkpoint's size {cp.size}", param_hint="--size"
                 )
             size = cp.size
-            if not is_of_store(store, cp):
-                raise click.ClickException(
-                    f"the checkpoint {checkpoint_file} is not of this store (its root at size "
-                    f"{size} differs, or the store is smaller)"
-                )
         try:
             if old is not None:
                 doc = consistency_document(store, old, size, checkpoint=note)
@@ -223,12 +214,11 @@ def verify_proof(
         verifier = load_verifier_key(vkey)
     except (NoteError, OSError) as exc:
         raise click.BadParameter(str(exc), param_hint="--verifier-key") from exc
-    text = _read(proof_file, "the proof")
-    checkpoint_text = _read(checkpoint_file, "the checkpoint") if checkpoint_file else None
-    old_text = _read(old_file, "the old checkpoint") if old_file else None
+    text = read_text_file(proof_file)
+    checkpoint_text = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
+    old_text = read_text_file(old_file, "--old-checkpoint") if old_file else None
     try:
         line = verify_document(load_document(text), verifier, checkpoint_text, old_text)
     except ProofError as exc:
         raise click.ClickException(f"proof refused: {exc}") from exc
     click.echo(line)
-

@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from audit import GENESIS_HASH
-from audit.note import NoteError, parse_checkpoint
-from audit.proofdoc import is_of_store
+from audit.proofdoc import CheckpointProblem, published_checkpoint
 from pricecalc.cli.app import App, Interrupted
 from pricecalc.cli.audit import filter_options_for
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
+from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.fields import BEIJING
 from pricecalc.report import Cut, ReportHeader, collect, render_report
@@ -97,30 +97,16 @@ def report(
     path = _check_output(output)
     if filters.since is not None and filters.until is not None and filters.since >= filters.until:
         raise click.UsageError(f"--since {since} is after --until {until}: the period is empty")
-    note: str | None = None
-    if checkpoint_file is not None:
-        try:
-            note = Path(checkpoint_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
-            raise click.BadParameter(
-                f"cannot read {checkpoint_file}: {reason}", param_hint="'--checkpoint'"
-            ) from exc
+    note = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     key = load_signing_key(key_file) if key_file is not None and note is None else None
     store = app.store()
     source: str | None = None
     with app.store_errors():
         if note is not None:
             try:
-                published = parse_checkpoint(note)
-            except NoteError as exc:
+                published = published_checkpoint(store, note, str(checkpoint_file))
+            except CheckpointProblem as exc:
                 raise click.BadParameter(str(exc), param_hint="'--checkpoint'") from exc
-            if not is_of_store(store, published):
-                raise click.BadParameter(
-                    f"{checkpoint_file} is not a checkpoint of {app.audit} (its root at size "
-                    f"{published.size} differs, or the store is smaller)",
-                    param_hint="'--checkpoint'",
-                )
             size = published.size
             source = (
                 f"已发布的检查点 published checkpoint {checkpoint_file}，"

@@ -19,7 +19,13 @@ import click
 from audit.proofdoc import inclusion_document
 from pricecalc.cli.app import App, Interrupted, hmac_key
 from pricecalc.cli.main import cli
-from pricecalc.cli.options import OutputOptions, output_options, period_option, record_text
+from pricecalc.cli.options import (
+    OutputOptions,
+    output_options,
+    period_option,
+    read_text_file,
+    record_text,
+)
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.rows import column_label
 from pricecalc.settlement import SETTLEMENT_COLUMNS
@@ -52,19 +58,6 @@ def proofs_folder(output: str) -> Path:
 
 def proof_name(seq: int) -> str:
     return f"seq-{seq}.json"
-
-
-def _read_note(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise click.BadParameter(
-            f"cannot read {path}: {(exc.strerror or str(exc)).lower()}", param_hint="'--checkpoint'"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise click.BadParameter(
-            f"{path} is not a signed checkpoint (not UTF-8 text)", param_hint="'--checkpoint'"
-        ) from exc
 
 
 @cli.command()
@@ -117,13 +110,12 @@ def statement(
     end = period_option(until, end=True, option="--until")
     if start >= end:
         raise click.UsageError(f"--since {since} is after --until {until}: the period is empty")
-    note = _read_note(checkpoint_file) if checkpoint_file is not None else None
+    note = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     folder: Path | None = None
     if prove:
         if out.to_stdout:
             raise click.UsageError(
-                "--prove writes the proofs beside the statement: give --output a file name, "
-                "not -"
+                "--prove writes the proofs beside the statement: give --output a file name, not -"
             )
         if note is None and key_file is None:
             raise click.UsageError(

@@ -235,6 +235,56 @@ def test_prove_refuses_a_checkpoint_of_another_size_or_store(log: Log) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read {cp}: no such file or directory"),
+        (b"\xff\xfe not text", "{cp} is not UTF-8 text"),
+        ("unsigned", "{cp} is not signed (it has no signature line)"),
+    ],
+)
+def test_every_command_reads_a_checkpoint_file_one_way(
+    log: Log, content: bytes | str | None, problem: str
+) -> None:
+    """``audit prove``, ``statement`` and ``report`` read ``--checkpoint`` with one reader
+    and check it with one check (audit.proofdoc.published_checkpoint): the same file
+    problem is the same sentence, exit 2, in each (a checkpoint of another store stays exit
+    1 for ``prove``, above). A note without a signature line is no published checkpoint."""
+    cp = log.dir / "cp.txt"
+    if content == "unsigned":  # cp3's text up to its blank line: no signature
+        text = log.cp3.read_text(encoding="utf-8")
+        cp.write_text(text[: text.index("\n\n") + 2], encoding="utf-8")
+    elif isinstance(content, bytes):
+        cp.write_bytes(content)
+    sentence = problem.format(cp=cp)
+    if content == "unsigned":  # the check names it as each command does
+        sentence = {
+            "prove": f"Invalid value for --checkpoint: the checkpoint {sentence}",
+            "statement": f"--checkpoint {sentence}",
+            "report": f"Invalid value for '--checkpoint': {sentence}",
+        }  # type: ignore[assignment]
+    commands = {
+        "prove": ("audit", "prove", "1", "--checkpoint", str(cp)),
+        "statement": ("statement", "--merchant", "M-1", "--since", "2026-11-01",
+                      "--until", "2026-12-01", "-o", str(log.dir / "s.csv"),
+                      "--checkpoint", str(cp)),
+        "report": ("report", "-o", str(log.dir / "r.html"), "--checkpoint", str(cp)),
+    }  # fmt: skip
+    for name, args in commands.items():
+        result = log.invoke(*args)
+        expected = (
+            sentence[name]
+            if isinstance(sentence, dict)
+            else f"Invalid value for '--checkpoint': {sentence}"
+        )
+        assert (name, result.exit_code, result.stderr.splitlines()[-1]) == (
+            name,
+            2,
+            f"Error: {expected}",
+        )
+    assert not (log.dir / "s.csv").exists() and not (log.dir / "r.html").exists()
+
+
 # -- verify-proof ---------------------------------------------------------------------------
 
 
