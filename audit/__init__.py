@@ -34,7 +34,8 @@ from audit.protocol import (
     VerifyReport,
 )
 from audit.records import record_hash, record_to_dict
-from audit.tinydb_store import AppendOnlyTable, AuditLogStorage, AuditTinyDB, TinyDBAuditStore
+from audit.tinydb_log import AuditLogStorage
+from audit.tinydb_store import AppendOnlyTable, AuditTinyDB, TinyDBAuditStore
 
 __all__ = [
     "GENESIS_HASH",

@@ -14,7 +14,7 @@ import pytest
 from audit_helpers import entry, fill
 
 import audit
-import audit.tinydb_store
+import audit.tinydb_log
 from audit.logfile import LogFile
 
 Opener = Callable[..., audit.TinyDBAuditStore]
@@ -28,7 +28,7 @@ def test_lookups_do_not_scan_the_log(open_tinydb: Opener, monkeypatch: pytest.Mo
     store = open_tinydb()
     records = fill(store, 300)
     store.get("k1")  # the index is up to date from here on
-    monkeypatch.setattr(audit.tinydb_store, "iter_lines", no_scans)
+    monkeypatch.setattr(audit.tinydb_log, "iter_lines", no_scans)
     assert store.get("k150") == records[149]
     assert store.get("missing") is None
     assert store.find("order:O2")[-1] == records[-2]
@@ -55,7 +55,7 @@ def test_opening_reads_only_the_tail(
         return real_pread(self, offset, length)
 
     monkeypatch.setattr(LogFile, "pread", counting_pread)
-    monkeypatch.setattr(audit.tinydb_store, "iter_lines", no_scans)
+    monkeypatch.setattr(audit.tinydb_log, "iter_lines", no_scans)
     again = open_tinydb()
     again.append(audit.Entry({"n": "new"}))  # no key: no index needed
     assert again.head().seq == 5001
