@@ -48,7 +48,7 @@ from typing import IO, Any, Literal, Protocol
 import attrs
 
 from audit.export import FORMULA_TRIGGERS, escape_csv_cell
-from pricecalc.errors import InvalidInput
+from pricecalc.errors import InvalidInput, PricecalcError
 from pricecalc.rows import (
     AMOUNT_COLUMNS,
     BEIJING_FORMAT,
@@ -71,6 +71,9 @@ OUTPUT_SUFFIXES: dict[str, OutputFormat] = {".jsonl": "jsonl", ".csv": "csv", ".
 EXACT_IN_EXCEL = Decimal(10) ** 13
 #: The most characters an Excel cell holds.
 EXCEL_CELL_LIMIT = 32_767
+#: The most rows an Excel sheet holds, the heading row included (Excel's own limit: a
+#: workbook with more opens with rows lost, or not at all).
+EXCEL_MAX_ROWS = 1_048_576
 #: The full-width forms of the formula triggers (an IME types them; spreadsheets read them).
 FULL_WIDTH_TRIGGERS = ("＝", "＋", "－", "＠")
 _TRIGGERS = (*FORMULA_TRIGGERS, *FULL_WIDTH_TRIGGERS)
@@ -82,6 +85,18 @@ class OutputProblem(ValueError):
     """The output cannot be written where asked (a folder, a folder that does not exist or
     cannot be written, Excel to standard output). The message names the path as the user
     typed it; it is raised before anything is decided."""
+
+
+class TooManyRows(PricecalcError):
+    """More rows than an Excel sheet holds: the workbook is not written (the command drops
+    its partial file) rather than written with rows missing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"an Excel sheet holds at most {EXCEL_MAX_ROWS - 1:,} rows below its heading, and "
+            "this output has more: write CSV or JSON Lines instead (--format csv), or "
+            "narrow what is written; no workbook was written"
+        )
 
 
 # -- cells ---------------------------------------------------------------------------------
@@ -317,6 +332,8 @@ class XlsxWriter:
         return self._text(_plain_text(value))
 
     def write(self, row: Mapping[str, Any]) -> None:
+        if self._rows >= EXCEL_MAX_ROWS:
+            raise TooManyRows
         self._sheet.append([self._cell(c, row.get(c)) for c in self._columns])
         self._rows += 1
 

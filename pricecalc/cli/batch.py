@@ -38,7 +38,7 @@ from pricecalc.cli.render import summary_view
 from pricecalc.parallel import available_cores
 from pricecalc.reading import EncodingProblem, FileLine, open_source, read_lines
 from pricecalc.rows import BATCH_COLUMNS, Summary
-from pricecalc.writers import Output
+from pricecalc.writers import Output, TooManyRows
 
 __all__ = ["batch", "output_format"]
 
@@ -212,6 +212,13 @@ def _run(
                 jobs=jobs,
             )
         output.commit(summary)
+    except TooManyRows as exc:
+        output.abandon()
+        raise click.ClickException(
+            f"{exc}. The lines decided so far are recorded: run the same command with "
+            "--format csv (or a .csv or .jsonl --output) to finish; they are replayed, "
+            "never recorded twice."
+        ) from exc
     except BatchStopped as exc:
         output.abandon()
         raise click.ClickException(

@@ -354,6 +354,40 @@ def test_audit_export_formats_limit_and_beijing_time(
     assert count(store) == 5
 
 
+def test_more_rows_than_an_excel_sheet_holds_write_no_workbook(
+    invoke: Invoke, recorded: Path, tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Excel holds 1,048,576 rows a sheet, the heading included (here lowered to 4: a
+    heading and 3 rows). Three rows fit; a fourth is refused in one sentence (exit 1) and no
+    workbook is left, instead of one Excel opens with rows lost. In a batch the decisions
+    are recorded, and the message says how to finish."""
+    import pricecalc.writers
+
+    monkeypatch.setattr(pricecalc.writers, "EXCEL_MAX_ROWS", 4)
+    fits = invoke("audit", "export", "-o", "three.xlsx", "--limit", "3")
+    assert fits.exit_code == 0, fits.output
+    assert openpyxl.load_workbook(tmp_path / "three.xlsx")["audit"].max_row == 4
+    refusal = (
+        "an Excel sheet holds at most 3 rows below its heading, and this output has more: "
+        "write CSV or JSON Lines instead (--format csv), or narrow what is written; no "
+        "workbook was written"
+    )
+    export = invoke("audit", "export", "-o", "all.xlsx")
+    assert (export.exit_code, export.stderr) == (1, f"Error: {refusal}\n")
+    assert not (tmp_path / "all.xlsx").exists()
+    batch = invoke("batch", str(recorded), "-o", "decisions.xlsx", "--quiet")
+    assert (batch.exit_code, batch.stderr) == (
+        1,
+        f"Error: {refusal}. The lines decided so far are recorded: run the same command with "
+        "--format csv (or a .csv or .jsonl --output) to finish; they are replayed, never "
+        "recorded twice.\n",
+    )
+    assert not (tmp_path / "decisions.xlsx").exists()
+    assert count(store) == 5  # the batch's lines were recorded once, by the fixture
+    again = invoke("batch", str(recorded), "-o", "decisions.csv", "--quiet")
+    assert again.exit_code == 0 and count(store) == 5
+
+
 def test_excel_never_goes_to_standard_output(invoke: Invoke, recorded: Path) -> None:
     """xlsx to standard output is refused (exit 2), by --format or otherwise."""
     for args in (("batch", str(recorded)), ("audit", "export")):
