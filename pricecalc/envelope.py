@@ -32,6 +32,7 @@ from pricecalc.serialize import plain_request
 
 #: The fields of a request envelope (SPEC §8).
 ENVELOPE_FIELDS = ("kind", "request_id", "merchant_id", "campaign", "input")
+_FIELD_NAMES = frozenset(ENVELOPE_FIELDS)
 #: ``merchant_id`` and ``campaign`` are text of at most this many characters (SPEC §8).
 MAX_LABEL = 128
 #: Idempotency keys (given or derived) are text of at most this many characters.
@@ -96,25 +97,27 @@ class Envelope:
             request_id = _text("request_id", request_id, MAX_REQUEST_ID, numbers=True)
         if plain.get("input") is None:
             raise MissingField("input")
-        for name in plain:
-            if name not in ENVELOPE_FIELDS:
-                raise InvalidInput(
-                    name,
-                    plain[name],
-                    "is not a request field (expected kind, request_id, merchant_id, "
-                    "campaign, input)",
-                )
+        if not _FIELD_NAMES.issuperset(plain):
+            name = next(name for name in plain if name not in _FIELD_NAMES)
+            raise InvalidInput(
+                name,
+                plain[name],
+                "is not a request field (expected kind, request_id, merchant_id, "
+                "campaign, input)",
+            )
         labels = {}
-        for name in ("merchant_id", "campaign"):
-            value = plain.get(name)
-            if value is not None:
-                labels[name] = _text(name, value, MAX_LABEL)
+        if "merchant_id" in plain or "campaign" in plain:
+            for name in ("merchant_id", "campaign"):
+                value = plain.get(name)
+                if value is not None:
+                    labels[name] = _text(name, value, MAX_LABEL)
         raw_input = request["input"]
         if type(raw_input) is not dict and not isinstance(raw_input, Mapping):
             raise InvalidInput("input", plain["input"], "must be an object")
-        canonical: dict[str, Any] = {"kind": kind.strip(), "input": plain["input"], **labels}
+        kind = kind.strip()
+        canonical: dict[str, Any] = {"kind": kind, "input": plain["input"], **labels}
         return cls(
-            kind=kind.strip(),
+            kind=kind,
             input=raw_input,
             canonical=canonical,
             request_id=request_id,

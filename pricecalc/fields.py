@@ -161,6 +161,11 @@ class Fields:
         return parse_rate(self.raw(name), self.at(name))
 
     def string(self, name: str, default: Any = _MISSING) -> str:
+        value = self.data.get(name)
+        if type(value) is str:  # the usual case, without spelling out the path
+            text = value.strip()
+            if text:
+                return text
         value = self.raw(name, default)
         if value is default and default is not _MISSING:
             return value  # type: ignore[no-any-return]
@@ -172,7 +177,7 @@ class Fields:
         return text
 
     def optional_string(self, name: str) -> str | None:
-        if not self.has(name):
+        if self.data.get(name) is None:
             return None
         return self.string(name)
 
@@ -257,11 +262,18 @@ class Fields:
         self, name: str, *, required: bool = True, non_empty: bool = False
     ) -> Iterator[Fields]:
         """Iterate over a list of objects, each a reader with its index in the path."""
-        value = self.raw(name) if required else self.raw(name, [])
+        value = self.raw(name) if required else self.data.get(name, ())
         if not isinstance(value, list | tuple):
+            if value is None and not required:
+                return iter(())
             raise InvalidInput(self.at(name), value, "must be a list")
-        if non_empty and not value:
-            raise InvalidInput(self.at(name), value, "must not be empty")
+        if not value:
+            if non_empty:
+                raise InvalidInput(self.at(name), value, "must not be empty")
+            return iter(())
+        return self._items(name, value)
+
+    def _items(self, name: str, value: list[Any] | tuple[Any, ...]) -> Iterator[Fields]:
         parent = _Named(self, name)
         for index, item in enumerate(value):
             if type(item) is not dict and not isinstance(item, Mapping):

@@ -143,8 +143,9 @@ def _parse(fields: Fields, ctx: RuleContext) -> SubsidyInput:
     return SubsidyInput.from_fields(fields)
 
 
-def _reasons(inp: SubsidyInput) -> list[Reason]:
-    """Every failing SPEC §2 check, in SPEC order, each naming its value and bound."""
+def _reasons(inp: SubsidyInput, other: OtherPlatformPrice | None) -> list[Reason]:
+    """Every failing SPEC §2 check, in SPEC order, each naming its value and bound
+    (``other``: the lowest other-platform price)."""
     reg = inp.registration_price
     out: list[Reason] = []
     if reg > inp.list_price:
@@ -162,7 +163,6 @@ def _reasons(inp: SubsidyInput) -> list[Reason]:
                 f"30 days {fmt(inp.lowest_price_30d)}",
             )
         )
-    other = inp.lowest_other_platform
     if other is not None and reg > other.price:
         out.append(
             Reason(
@@ -232,7 +232,7 @@ def subsidy_split(inp: SubsidyInput, ctx: RuleContext | None = None) -> Outcome:
     other = inp.lowest_other_platform
     if other is not None:
         result["lowest_other_platform"] = {"platform": other.platform, "price": fmt(other.price)}
-    return Outcome(result=result, reasons=tuple(_reasons(inp)))
+    return Outcome(result=result, reasons=tuple(_reasons(inp, other)))
 
 
 def _decide(inp: SubsidyInput, ctx: RuleContext) -> Outcome:
