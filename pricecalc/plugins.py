@@ -208,10 +208,10 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
 def plugin_names(asked: Iterable[str] = ()) -> list[str]:
     """The plugins a disable list (``--disable-plugin``, the policy's ``[plugins]
-    disabled``) may name: ``builtin`` and the installed entry
-    points (read without importing them, so a plugin that fails to load can be disabled),
-    and — only when ``asked`` names another — whatever else the plugin manager registers
-    (an embedding application's plugins)."""
+    disabled``) may name: ``builtin`` and the installed entry points (read without
+    importing them, so a plugin that fails to load can be disabled), and — only when
+    ``asked`` names another — whatever else the plugin manager registers (an embedding
+    application's plugins)."""
     names = {BUILTIN, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))}
     if not set(asked) <= names:
         try:

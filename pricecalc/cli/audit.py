@@ -24,6 +24,7 @@ from pricecalc.cli.options import (
     known_kind,
     output_options,
     period_option,
+    read_text_file,
     record_text,
 )
 from pricecalc.cli.render import records_table, stats_table
@@ -114,12 +115,7 @@ filter_options = filter_options_for(*FILTER_NAMES)
 def _read_checkpoint(path: str) -> Checkpoint | str:
     """A saved head (JSON ``{"seq", "hash"}``) or a signed checkpoint (a note), told apart
     by form: the note's text is returned as it is, to be opened with a verifier key."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise click.BadParameter(f"{path} is not a checkpoint (not UTF-8 text)") from exc
+    text = read_text_file(path, "--checkpoint")
     if not text.lstrip().startswith("{") and "\n\n\u2014 " in text:
         return text
     try:
