@@ -626,7 +626,7 @@ def test_a_keyed_stores_ok_line_does_not_show_the_hmac_as_proven(
     monkeypatch.chdir(tmp_path)
     keyed = {"PRICECALC_AUDIT_KEY": "the-stores-secret", "PRICECALC_AUDIT": str(store)}
 
-    def run(*args: str, env: dict[str, str | None] = keyed) -> Any:  # noqa: B006
+    def run(*args: str, env: dict[str, str | None] = keyed) -> Any:
         return CliRunner().invoke(cli, list(args), env=env)
 
     key = tmp_path / "k.key"
