@@ -228,6 +228,11 @@ def _check_text(text: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise NoteError(f"{what} is not valid UTF-8 (a lone surrogate)") from exc
+    if "\r" in text:
+        raise NoteError(
+            f"{what} holds a carriage return (CR): a note's lines end in a line feed only "
+            "(C2SP signed-note; saved with Windows line ends?)"
+        )
     for ch in text:
         if ord(ch) < 0x20 and ch != "\n":
             raise NoteError(f"{what} holds the control character {ch!r}")
@@ -367,6 +372,7 @@ def parse_checkpoint(note: str | bytes) -> TreeCheckpoint:
     """The checkpoint inside a signed note, **without** checking any signature (for the
     log's own operator; a reader must use :func:`open_checkpoint`)."""
     msg = _decode(note)
+    _check_text(msg, "malformed note: it")
     split = msg.rfind("\n\n")
     if split < 0:
         raise NoteError("malformed note: no blank line before the signatures")
@@ -377,20 +383,57 @@ def parse_checkpoint(note: str | bytes) -> TreeCheckpoint:
 
 
 def write_signing_key(path: str | os.PathLike[str], key: SigningKey) -> None:
-    """Write a new key file: created mode 0600, never overwriting (FileExistsError)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    """Write a new key file: mode 0600, never overwriting (FileExistsError), all or nothing.
+
+    The key is written and fsynced under a temporary name in the same folder (created
+    0600, exclusively) and then hard-linked to ``path``, which fails if anything — a file,
+    a symbolic link — is already there; the temporary name is removed either way. A
+    failure at any step leaves no file at ``path``, so a rerun is not told "already
+    exists" about an empty key. The key's name may be any signed-note name (UTF-8)."""
+    target = os.fspath(path)
+    data = (key.to_text() + "\n").encode("utf-8")
+    folder = os.path.dirname(target) or "."
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}.tmp")
+        try:
+            fd = os.open(temporary, flags, 0o600)
+        except FileExistsError:
+            continue
+        break
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"cannot make a temporary file beside {target}")
     try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        data = (key.to_text() + "\n").encode("ascii")
-        while data:
-            data = data[os.write(fd, data) :]
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(temporary, target)  # never over an existing file, never through a link
+    finally:
+        os.unlink(temporary)
+    _sync_folder(folder)
+
+
+def _sync_folder(folder: str) -> None:
+    """fsync a folder so a new name in it survives a crash (where the system allows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
 
 def read_signing_key(path: str | os.PathLike[str]) -> SigningKey:
-    """Read a key file; refuse one that others than its owner may read (as ssh does)."""
+    """Read a key file; refuse one that others than its owner may read (as ssh does). The
+    file is UTF-8 (a key name may be non-ASCII, as Go's note package allows)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(fd).st_mode
@@ -404,7 +447,7 @@ def read_signing_key(path: str | os.PathLike[str]) -> SigningKey:
     finally:
         os.close(fd)
     try:
-        return SigningKey.parse(raw.decode("ascii"))
+        return SigningKey.parse(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise NoteError(f"{os.fspath(path)} is not a signing key") from exc
 

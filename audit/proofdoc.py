@@ -234,8 +234,14 @@ def verify_document(
     if rule == "sha256" and record.get("hash") != data.hex():
         raise ProofError("record: its hash field is not the SHA-256 of its content")
     verify_inclusion(leaf_hash(data), index, size, _path(doc, "inclusion_path"), cp.root)
+    signed = f"checkpoint signed by {verifier.name}+{verifier.key_id:08x}"
+    if rule == "hmac-sha256":  # the hash field was not checked: say so, never show it as proven
+        return (
+            f"OK: record {seq} (content SHA-256 {data.hex()[:16]}…) is in the log "
+            f"{verifier.name} at tree size {size}, unchanged; its hash field is the store's "
+            f"HMAC, which only the store's keeper can check (not checked here); {signed}"
+        )
     return (
         f"OK: record {seq} (hash {str(record.get('hash'))[:16]}…) is in the log "
-        f"{verifier.name} at tree size {size}, unchanged; checkpoint signed by "
-        f"{verifier.name}+{verifier.key_id:08x}"
+        f"{verifier.name} at tree size {size}, unchanged; {signed}"
     )

@@ -42,3 +42,41 @@ def test_checkout_script_example(tmp_path: Path) -> None:
     }
     assert [r["audit"]["seq"] for r in rows[:5]] == [1, 2, 3, 4, 5]
     assert len(store.read_text(encoding="utf-8").splitlines()) == 5
+
+
+def _screenshot(tmp_path: Path, tools: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """examples/screenshot.py with only ``tools`` (name → shell script) on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in tools.items():
+        tool = bin_dir / name
+        tool.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+        tool.chmod(0o755)
+    page = tmp_path / "report.html"
+    page.write_text("<p>家居 手机 零食</p>", encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "screenshot.py"), str(page),
+         str(tmp_path / "report.png")],
+        capture_output=True, text=True, check=False, timeout=120, env={"PATH": str(bin_dir)},
+    )  # fmt: skip
+
+
+def test_the_screenshot_names_what_to_install_rather_than_draw_tofu(tmp_path: Path) -> None:
+    """Issue 24: without chromium or a CJK font (fc-list :lang=zh finds none) `make run`'s
+    screenshot step takes no picture of boxes; it names the packages and exits 0."""
+    page = tmp_path / "report.html"
+    neither = _screenshot(tmp_path, {})
+    assert (neither.returncode, neither.stdout) == (0, "")
+    assert neither.stderr == (
+        f"screenshot: no picture of {page}: chromium and a CJK font (fc-list :lang=zh finds "
+        "none) not installed; the page is written — for the picture: apt-get install "
+        "chromium fonts-noto-cjk\n"
+    )
+    (tmp_path / "bin").rename(tmp_path / "bin-0")
+    no_font = _screenshot(tmp_path, {"chromium": "exit 1", "fc-list": "exit 0"})
+    assert (no_font.returncode, no_font.stderr) == (
+        0,
+        f"screenshot: no picture of {page}: a CJK font (fc-list :lang=zh finds none) not "
+        "installed; the page is written — for the picture: apt-get install fonts-noto-cjk\n",
+    )
+    assert not (tmp_path / "report.png").exists()

@@ -116,7 +116,7 @@ def _read_checkpoint(path: str) -> Checkpoint | str:
     """A saved head (JSON ``{"seq", "hash"}``) or a signed checkpoint (a note), told apart
     by form: the note's text is returned as it is, to be opened with a verifier key."""
     text = read_text_file(path, "--checkpoint")
-    if not text.lstrip().startswith("{") and "\n\n\u2014 " in text:
+    if not text.lstrip().startswith("{") and "\u2014 " in text:  # CR ends: refused later
         return text
     try:
         data = json.loads(text)

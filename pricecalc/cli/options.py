@@ -69,10 +69,15 @@ def known_kind(app: App | None, kind: str, option: str = "--kind") -> None:
 # -- files read as text ---------------------------------------------------------------------
 def read_text_file(path: str, option: str | None = None) -> str:
     """A file a command reads whole as UTF-8 text (a checkpoint, a proof document), or a
-    usage error (exit 2) in one sentence naming it and, when given, its ``option``."""
+    usage error (exit 2) in one sentence naming it and, when given, its ``option``.
+
+    Read as bytes and decoded as they are: no newline translation, so a checkpoint with
+    CRLF or CR line ends reaches the note reader as written and is refused there (C2SP
+    signed-note allows only LF; Go's note package refuses CR too) rather than silently
+    repaired into a different text than the one that was signed."""
     hint = f"'{option}'" if option else None
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         raise click.BadParameter(f"cannot read {path}: {reason}", param_hint=hint) from exc

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from audit.note import NoteError, VerifierKey, load_verifier_key, open_checkpoint
 from audit.proofdoc import inclusion_document
 from pricecalc.cli.app import App, Interrupted, hmac_key
 from pricecalc.cli.main import cli
@@ -60,6 +61,59 @@ def proof_name(seq: int) -> str:
     return f"seq-{seq}.json"
 
 
+#: What ``--prove --verifier-key`` adds to the proofs folder, for a merchant checking alone.
+VERIFIER_KEY_FILE = "verifier-key.txt"
+CHECKPOINT_FILE = "checkpoint.txt"
+README_FILE = "README.txt"
+
+
+def proofs_readme(verifier: VerifierKey, size: int, seqs: list[int]) -> str:
+    """The proofs folder's README.txt: how a merchant checks one row alone, in Chinese and
+    English (one command, or the standalone script), and that the key must be compared
+    with the one the platform publishes."""
+    proof = proof_name(seqs[0]) if seqs else "seq-N.json"
+    key = f"{verifier.name}+{verifier.key_id:08x}"
+    log = f"log {verifier.name}, tree size {size}"
+    one = (
+        f"pricecalc audit verify-proof {proof} --checkpoint {CHECKPOINT_FILE} "
+        f"--verifier-key {VERIFIER_KEY_FILE}"
+    )
+    return f"""对账单证明 Statement proofs
+=============================
+
+本文件夹 This folder
+  seq-<记录号>.json  对账单每个记录号的包含证明 the inclusion proof of each seq the statement names
+  {CHECKPOINT_FILE}     对账单所依据的签名检查点（日志 {verifier.name}，树大小 {size}）
+                     the signed checkpoint the statement was cut from ({log})
+  {VERIFIER_KEY_FILE}   该日志的验证公钥 the log's verifier key ({key})
+
+1. 先核对公钥 First, compare the key
+   {VERIFIER_KEY_FILE} 必须与平台公开发布的验证公钥逐字相同。只随这些文件一起收到的公钥
+   什么也证明不了：做这些文件的人也能做一把公钥。
+   {VERIFIER_KEY_FILE} must be, character for character, the verifier key the platform
+   publishes. A key that only came with these files proves nothing: whoever made the
+   files could have made the key too.
+
+2. 核对一行 Check one row (例如 e.g. {proof})
+   用 pricecalc With pricecalc:
+     {one}
+   或者只用 Python 3 和 cryptography（pip install cryptography），运行 pricecalc 文档
+   docs/audit.md「The merchant's side, step by step」里的独立脚本 verify_proof.py：
+   Or, with only Python 3 and cryptography, the standalone script verify_proof.py from
+   pricecalc's docs/audit.md, "The merchant's side, step by step":
+     python3 verify_proof.py {proof} {CHECKPOINT_FILE} "$(cat {VERIFIER_KEY_FILE})"
+   （Windows：把 "$(cat …)" 换成加引号的公钥文本 put the key's text in quotes instead）
+   输出以 OK 开头即证明该记录在日志中且未被改动；否则说明哪一项不符。
+   A line starting with OK proves the record is in the log, unchanged; anything else
+   names what failed.
+
+3. 以后 Later
+   拿到平台更新的检查点后，可要求一致性证明（pricecalc audit prove --consistency {size}），
+   证明日志只增不改。 With a newer published checkpoint, ask for a consistency proof
+   (pricecalc audit prove --consistency {size}): it proves the log only grew.
+"""
+
+
 @cli.command()
 @click.option("--merchant", "merchant_id", required=True, metavar="ID", callback=record_text,
               help="The merchant the statement is for.")  # fmt: skip
@@ -77,6 +131,10 @@ def proof_name(seq: int) -> str:
               type=click.Path(dir_okay=False),
               help=f"With --prove and no --checkpoint: sign the store's current tree with "
               f"this key (or ${SIGNING_KEY_ENV}) and cut the statement from it.")  # fmt: skip
+@click.option("--verifier-key", "vkey", metavar="VKEY",
+              help="With --prove: the log's verifier key (or a file with it), checked "
+              "against the checkpoint and put in the proofs folder with a README.txt on "
+              "how the merchant checks a row.")  # fmt: skip
 @output_options(what="statement rows", example="statement")
 @click.pass_obj
 def statement(
@@ -87,6 +145,7 @@ def statement(
     checkpoint_file: str | None,
     prove: bool,
     key_file: str | None,
+    vkey: str | None,
     out: OutputOptions,
 ) -> None:
     """Write a merchant's settlement statement for a period (SPEC §10).
@@ -97,13 +156,16 @@ def statement(
     row (amounts negated, at the void's seq) for each void; then the totals and the
     checkpoint the statement was cut from. With --prove, each seq the statement names
     gets its inclusion proof (as `audit prove` writes it) in OUT's .proofs folder, for
-    `audit verify-proof`; an existing proofs folder is never overwritten.
+    `audit verify-proof`; an existing proofs folder is never overwritten. --verifier-key
+    adds the log's verifier key, the checkpoint and a README.txt (中文 and English) that
+    tells the merchant how to check a row alone.
 
     Example:
 
     \b
         pricecalc statement --merchant M1 --since 2026-11-01 --until 2026-11-30 \\
-            --checkpoint cp-2026-11-30.txt --prove --output statement-M1-2026-11.xlsx
+            --checkpoint cp-2026-11-30.txt --prove --verifier-key finance.vkey \\
+            --output statement-M1-2026-11.xlsx
         pricecalc statement --merchant M1 --since 2026-11-11 --until 2026-11-11 -o - --format csv
     """
     start = period_option(since, end=False, option="--since")
@@ -129,12 +191,23 @@ def statement(
                 f"the proofs folder {str(folder)!r} already exists: remove it, or write the "
                 "statement elsewhere (proofs are never overwritten)"
             )
+    verifier: VerifierKey | None = None
+    if vkey is not None:
+        if not prove:
+            raise click.UsageError(
+                "--verifier-key goes into the proofs folder: give it with --prove"
+            )
+        try:
+            verifier = load_verifier_key(vkey)
+        except (NoteError, OSError) as exc:
+            raise click.BadParameter(str(exc), param_hint="'--verifier-key'") from exc
     key = load_signing_key(key_file) if prove and note is None and key_file else None
     store = app.store()
     with app.store_errors():
         if key is not None:
             note = sign_store(app, store, key)[0]
         cut = _cut(store, note, checkpoint_file)
+        extras = _for_the_merchant(verifier, cut) if verifier is not None else {}
         found = build_statement(store, merchant_id, start, end, cut=cut)
         proofs = {
             seq: inclusion_document(
@@ -142,7 +215,9 @@ def statement(
             )
             for seq in (found.proven_seqs() if prove else ())
         }
-    _write(found, out, proofs, folder)
+    if verifier is not None:
+        extras[README_FILE] = proofs_readme(verifier, cut.size, sorted(proofs))
+    _write(found, out, proofs, folder, extras)
     if not out.to_stdout and not out.quiet:
         sums = ", ".join(f"{k} {v}" for k, v in found.totals.formatted().items())
         whence = (
@@ -155,6 +230,11 @@ def statement(
         )
         if folder is not None:
             click.echo(f"{len(proofs)} inclusion proofs written to {folder}")
+        if extras:
+            click.echo(
+                f"the verifier key, the checkpoint and {README_FILE} (how to check a row) "
+                f"written to {folder}"
+            )
 
 
 def _cut(store: Any, note: str | None, checkpoint_file: str | None) -> Cut:
@@ -167,8 +247,28 @@ def _cut(store: Any, note: str | None, checkpoint_file: str | None) -> Cut:
         raise click.UsageError(str(exc)) from exc
 
 
+def _for_the_merchant(verifier: VerifierKey, cut: Cut) -> dict[str, str]:
+    """The verifier key and checkpoint files of the proofs folder, once the key is seen to
+    verify the checkpoint the statement was cut from (else exit 2: a merchant must never
+    be handed a key that does not check its proofs)."""
+    assert cut.note is not None  # --prove always cuts from a signed checkpoint
+    try:
+        open_checkpoint(cut.note, verifier)
+    except NoteError as exc:
+        raise click.BadParameter(
+            f"{verifier.name}+{verifier.key_id:08x} does not verify the statement's "
+            f"checkpoint ({exc})",
+            param_hint="'--verifier-key'",
+        ) from exc
+    return {VERIFIER_KEY_FILE: f"{verifier}\n", CHECKPOINT_FILE: cut.note}
+
+
 def _write(
-    found: Statement, out: OutputOptions, proofs: dict[int, Any], folder: Path | None
+    found: Statement,
+    out: OutputOptions,
+    proofs: dict[int, Any],
+    folder: Path | None,
+    extras: dict[str, str] | None = None,
 ) -> None:
     """The statement, then its proofs; on any failure nothing is left (the statement's
     partial file and the proofs folder are removed)."""
@@ -186,6 +286,8 @@ def _write(
             for seq, doc in proofs.items():
                 text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
                 (folder / proof_name(seq)).write_text(text, encoding="utf-8")
+            for name, content in (extras or {}).items():  # bytes as they are: no CR added
+                (folder / name).write_bytes(content.encode("utf-8"))
         output.commit(summary)
     except KeyboardInterrupt:
         _undo(output, folder if made else None)

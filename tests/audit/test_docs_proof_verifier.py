@@ -108,3 +108,22 @@ def test_every_single_byte_change_is_refused(store_factory: StoreFactory, checke
             raise AssertionError(f"accepted: {doc['record']!r} {cp!r}")
         with pytest.raises(ValueError):  # ProofError is a ValueError
             verify_document(load_document(json.dumps(doc)), key.verifier, cp)
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b"\r"], ids=["CRLF", "lone CR"])
+def test_the_docs_verifier_refuses_a_checkpoint_with_cr_line_ends(
+    store_factory: StoreFactory, script: Path, tmp_path: Path, ending: bytes
+) -> None:
+    """The script reads the checkpoint file as bytes, as pricecalc does (issue 24): with
+    CRLF or lone CR line ends it is refused (C2SP and Go's note package refuse a CR), the
+    same note with LF accepted."""
+    key = SigningKey.generate(NAME)
+    proof, note = made(store_factory(clock=FakeClock()), key)
+    assert run(script, tmp_path, proof, note, str(key.verifier)).returncode == 0
+    (tmp_path / "cp.txt").write_bytes(note.encode("utf-8").replace(b"\n", ending))
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "p.json"), str(tmp_path / "cp.txt"),
+         str(key.verifier)], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "proof refused: AssertionError('malformed note')\n"

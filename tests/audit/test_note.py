@@ -217,3 +217,81 @@ def test_key_files(tmp_path: Path, key: SigningKey) -> None:
     vkey = tmp_path / "log.vkey"
     vkey.write_text(str(key.verifier) + "\n")
     assert load_verifier_key(str(vkey)) == key.verifier == load_verifier_key(str(key.verifier))
+
+
+# -- issue 24: the edges a stranger's verifier showed ------------------------------------
+
+#: Made by Go's ``note.GenerateKey(rand.Reader, "财务.example/日志-2026")`` (tests/go/verify).
+GO_CJK_SKEY = (
+    "PRIVATE+KEY+财务.example/日志-2026+b2e522eb+AertVaPVxK9re6rNz1oD1ltZHVmnGImm6vrBv6CAj8eA"
+)
+GO_CJK_VKEY = "财务.example/日志-2026+b2e522eb+AZTrRut8dHYoSUQnSK+LuE81bcJuN+duHBxWrsAO8xSZ"
+CR_MESSAGE = (
+    r"malformed note: it holds a carriage return \(CR\): a note's lines end in a line feed "
+    r"only \(C2SP signed-note; saved with Windows line ends\?\)"
+)
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\r"], ids=["CRLF", "lone CR"])
+def test_a_note_with_cr_line_ends_is_refused(key: SigningKey, ending: str) -> None:
+    """C2SP signed-note allows LF only, and Go's note.Open refuses a CR (issue 24): a
+    checkpoint saved with Windows line ends is refused by the reader and by the
+    operator's unsigned look alike, never repaired into another text than was signed."""
+    note = sign_checkpoint(key, 3, ROOT)
+    crlf = note.replace("\n", ending)
+    for reader in (lambda n: open_checkpoint(n, key.verifier), parse_checkpoint):
+        with pytest.raises(NoteError, match=CR_MESSAGE):
+            reader(crlf)
+        with pytest.raises(NoteError, match=CR_MESSAGE):
+            reader(crlf.encode("utf-8"))
+    one = note.replace("\n", "\r\n", 1)  # one CR, in the origin line
+    with pytest.raises(NoteError, match=CR_MESSAGE):
+        parse_checkpoint(one)
+
+
+def test_a_go_made_key_with_a_cjk_name(tmp_path: Path) -> None:
+    """A key name C2SP allows may be any Unicode without '+' or spaces (issue 24): a key
+    Go's note package made for 财务.example/日志-2026 is read from its file, signs a
+    checkpoint its Go verifier key opens, and our own keys with that name round-trip."""
+    path = tmp_path / "go.key"
+    path.write_bytes((GO_CJK_SKEY + "\n").encode("utf-8"))
+    path.chmod(0o600)
+    key = read_signing_key(path)
+    assert (key.name, f"{key.key_id:08x}") == ("财务.example/日志-2026", "b2e522eb")
+    assert str(key.verifier) == GO_CJK_VKEY and key.to_text() == GO_CJK_SKEY
+    note = sign_checkpoint(key, 2, ROOT)
+    assert note.startswith("财务.example/日志-2026\n2\n")
+    assert open_checkpoint(note, VerifierKey.parse(GO_CJK_VKEY)) == TreeCheckpoint(
+        "财务.example/日志-2026", 2, ROOT
+    )
+    ours = SigningKey.generate("财务.example/日志-2026")
+    write_signing_key(tmp_path / "ours.key", ours)
+    assert read_signing_key(tmp_path / "ours.key").verifier == ours.verifier
+    assert (tmp_path / "ours.key").read_bytes() == (ours.to_text() + "\n").encode("utf-8")
+
+
+def test_a_key_file_is_all_or_nothing(
+    tmp_path: Path, key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is written under a temporary name and linked into place (issue 24): a
+    failure (here a full disk at fsync) leaves neither the key file nor the temporary
+    one, so the rerun writes the key; a symbolic link at the path is never followed."""
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    path = tmp_path / "log.key"
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", full)
+        with pytest.raises(OSError, match="No space left on device"):
+            write_signing_key(path, key)
+    assert list(tmp_path.iterdir()) == []
+    write_signing_key(path, key)
+    assert [p.name for p in tmp_path.iterdir()] == ["log.key"]
+    target = tmp_path / "elsewhere"
+    link = tmp_path / "link.key"
+    link.symlink_to(target)
+    with pytest.raises(FileExistsError):
+        write_signing_key(link, key)
+    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.key", "log.key"]

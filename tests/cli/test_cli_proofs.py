@@ -510,3 +510,145 @@ def test_the_proof_steps_of_make_run(invoke: Invoke, tmp_path: Path) -> None:
     assert f"is in the log example.invalid/pricecalc-run at tree size {size}, unchanged" in (
         checked.stdout
     )
+
+
+# -- issue 24: proof edges ------------------------------------------------------------------
+
+CR_SENTENCE = (
+    "malformed note: it holds a carriage return (CR): a note's lines end in a line feed only "
+    "(C2SP signed-note; saved with Windows line ends?)"
+)
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\r"], ids=["CRLF", "lone CR"])
+def test_a_checkpoint_file_with_cr_line_ends_is_refused_everywhere(
+    log: Log, ending: str
+) -> None:
+    """Checkpoint files are read as bytes (issue 24): a copy of cp3 with CRLF or lone CR
+    line ends is refused by verify-proof and verify (exit 1: it does not verify) and by
+    prove, statement and report (exit 2: not a signed checkpoint), each naming the CR —
+    C2SP and Go's note package refuse it; it used to be accepted by newline translation."""
+    cp = log.dir / "cp-crlf.txt"
+    cp.write_bytes(log.cp3.read_bytes().replace(b"\n", ending.encode()))
+    doc = log.prove("2")
+    checked = log.verify_proof(doc, "--checkpoint", str(cp))
+    assert (checked.exit_code, checked.stderr) == (
+        1,
+        f"Error: proof refused: the checkpoint: {CR_SENTENCE}\n",
+    )
+    embedded = log.verify_proof({**doc, "checkpoint": cp.read_bytes().decode("utf-8")})
+    assert (embedded.exit_code, embedded.stderr) == (
+        1,
+        f"Error: proof refused: the checkpoint: {CR_SENTENCE}\n",
+    )
+    verified = log.invoke("audit", "verify", "--checkpoint", str(cp), "--verifier-key", log.vkey)
+    assert (verified.exit_code, verified.stderr) == (
+        1,
+        f"Error: the signed checkpoint does not verify: {CR_SENTENCE}\n",
+    )
+    not_signed = f"is not a signed checkpoint ({CR_SENTENCE})"
+    commands = {
+        "prove": (("audit", "prove", "1", "--checkpoint", str(cp)),
+                  f"Invalid value for --checkpoint: the checkpoint {cp} {not_signed}"),
+        "statement": (("statement", "--merchant", "M-1", "--since", "2026-11-01", "--until",
+                       "2026-12-01", "-o", str(log.dir / "s.csv"), "--checkpoint", str(cp)),
+                      f"--checkpoint {cp} {not_signed}"),
+        "report": (("report", "-o", str(log.dir / "r.html"), "--checkpoint", str(cp)),
+                   f"Invalid value for '--checkpoint': {cp} {not_signed}"),
+    }  # fmt: skip
+    for name, (args, sentence) in commands.items():
+        result = log.invoke(*args)
+        assert (name, result.exit_code, result.stderr.splitlines()[-1]) == (
+            name, 2, f"Error: {sentence}",
+        )  # fmt: skip
+    assert not (log.dir / "s.csv").exists() and not (log.dir / "r.html").exists()
+    assert log.verify_proof(doc, "--checkpoint", str(log.cp3)).exit_code == 0
+
+
+CJK_NAME = "财务.example/日志-2026"
+
+
+def test_a_cjk_key_name_works_end_to_end(invoke: Invoke, tmp_path: Path) -> None:
+    """`audit keygen "财务.example/日志-2026"` (a name C2SP allows): no traceback, the
+    key file holds the name in UTF-8, and checkpoint, prove and verify-proof work with
+    it (issue 24)."""
+    key = tmp_path / "财务.key"
+    made = invoke("audit", "keygen", CJK_NAME, "--output", str(key), audit=False)
+    assert (made.exit_code, made.stderr) == (0, "")
+    vkey = made.stdout.strip()
+    assert re.fullmatch(re.escape(CJK_NAME) + r"\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}", vkey)
+    assert key.read_bytes().startswith(f"PRIVATE+KEY+{CJK_NAME}+".encode())
+    assert str(read_signing_key(key).verifier) == vkey
+    decide(invoke, tmp_path, 1, 2)
+    cp = tmp_path / "cp.txt"
+    signed = invoke("audit", "checkpoint", "--signing-key", str(key), "--output", str(cp))
+    assert signed.stdout == f"checkpoint of 2 records signed by {CJK_NAME} saved to {cp}\n"
+    proof = tmp_path / "proof.json"
+    assert invoke("audit", "prove", "2", "--checkpoint", str(cp), "-o", str(proof)).exit_code == 0
+    checked = invoke("audit", "verify-proof", str(proof), "--verifier-key", vkey, audit=False)
+    assert checked.exit_code == 0, checked.output
+    assert f"is in the log {CJK_NAME} at tree size 2, unchanged" in checked.stdout
+
+
+def test_a_failed_keygen_leaves_no_file(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keygen that fails while writing (a full disk) says so (exit 1) and leaves no key
+    file and no temporary one, so the rerun is not told "already exists" (issue 24)."""
+    import os
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    key = tmp_path / "keys" / "audit.key"
+    key.parent.mkdir()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", full)
+        failed = invoke("audit", "keygen", CJK_NAME, "--output", str(key), audit=False)
+    assert (failed.exit_code, failed.stdout) == (1, "")
+    assert failed.stderr == f"Error: cannot write {key}: No space left on device\n"
+    assert list(key.parent.iterdir()) == []
+    again = invoke("audit", "keygen", CJK_NAME, "--output", str(key), audit=False)
+    assert again.exit_code == 0, again.output
+    assert [p.name for p in key.parent.iterdir()] == ["audit.key"]
+
+
+def test_a_keyed_stores_ok_line_does_not_show_the_hmac_as_proven(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an HMAC-keyed store the record's hash field is the HMAC, which a merchant
+    cannot check (SPEC §9): verify-proof's OK line names the content SHA-256 it did check
+    and says the HMAC was not checked, instead of printing the hash as if proven."""
+    from click.testing import CliRunner
+
+    from pricecalc.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    keyed = {"PRICECALC_AUDIT_KEY": "the-stores-secret", "PRICECALC_AUDIT": str(store)}
+
+    def run(*args: str, env: dict[str, str | None] = keyed) -> Any:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    key = tmp_path / "k.key"
+    vkey = run("audit", "keygen", NAME, "-o", str(key)).stdout.strip()
+    batch = tmp_path / "in.jsonl"
+    batch.write_text(jsonl(split(1), split(2)), encoding="utf-8")
+    assert run("batch", str(batch), "-o", str(tmp_path / "out.jsonl")).exit_code == 0
+    cp = tmp_path / "cp.txt"
+    assert run("audit", "checkpoint", "--signing-key", str(key), "-o", str(cp)).exit_code == 0
+    proof = tmp_path / "proof.json"
+    assert run("audit", "prove", "2", "--checkpoint", str(cp), "-o", str(proof)).exit_code == 0
+    doc = json.loads(proof.read_text(encoding="utf-8"))
+    body = {k: v for k, v in doc["record"].items() if k != "hash"}
+    content = hashlib.sha256(canonical_bytes(body)).hexdigest()
+    assert doc["hash_rule"] == "hmac-sha256" and doc["record"]["hash"] != content
+    merchant = run("audit", "verify-proof", str(proof), "--verifier-key", vkey,
+                   env={"PRICECALC_AUDIT_KEY": None, "PRICECALC_AUDIT": None})  # fmt: skip
+    key_id = load_verifier_key(vkey).key_id
+    assert (merchant.exit_code, merchant.stdout) == (
+        0,
+        f"OK: record 2 (content SHA-256 {content[:16]}…) is in the log {NAME} at tree size 2, "
+        "unchanged; its hash field is the store's HMAC, which only the store's keeper can "
+        f"check (not checked here); checkpoint signed by {NAME}+{key_id:08x}\n",
+    )
+    assert doc["record"]["hash"][:16] not in merchant.stdout

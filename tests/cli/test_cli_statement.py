@@ -5,6 +5,10 @@ inclusion proof beside it (docs/report.md "The settlement statement")."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +16,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from cli_support import Invoke
+from cli_support import ROOT, Invoke
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from statement_support import EXPECTED_ROWS, EXPECTED_TOTALS, campaign
@@ -304,3 +308,79 @@ def test_a_checkpoint_of_another_store_is_refused(
         "differs, or the store is smaller)\n",
     )
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_prove_with_the_verifier_key_leaves_the_merchant_everything(
+    invoke: Invoke, filled: Path, tmp_path: Path
+) -> None:
+    """--prove --verifier-key FILE (issue 24): the proofs folder also holds the verifier
+    key, the checkpoint (bytes as signed) and a README.txt in Chinese and English whose
+    two ways of checking a row both work as written, run from inside the folder."""
+    key, vkey = keys(invoke, tmp_path)
+    (tmp_path / "finance.vkey").write_text(vkey + "\n", encoding="utf-8")
+    assert invoke("audit", "checkpoint", "--signing-key", str(key), "-o", "cp.txt").exit_code == 0
+    result = invoke("statement", *PERIOD, "--checkpoint", "cp.txt", "--prove",
+                    "--verifier-key", "finance.vkey", "-o", "s.xlsx")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(
+        "5 inclusion proofs written to s.proofs\nthe verifier key, the checkpoint and "
+        "README.txt (how to check a row) written to s.proofs\n"
+    )
+    folder = tmp_path / "s.proofs"
+    assert {p.name for p in folder.iterdir()} == {
+        "README.txt", "checkpoint.txt", "verifier-key.txt",
+        *(f"seq-{n}.json" for n in (2, 5, 6, 7, 9)),
+    }  # fmt: skip
+    assert (folder / "verifier-key.txt").read_text(encoding="utf-8") == vkey + "\n"
+    assert (folder / "checkpoint.txt").read_bytes() == (tmp_path / "cp.txt").read_bytes()
+    readme = (folder / "README.txt").read_text(encoding="utf-8")
+    assert "先核对公钥 First, compare the key" in readme
+    assert "the verifier key the platform\n   publishes" in readme
+    starts = ("pricecalc audit verify-proof", "python3 ")
+    commands = [line.strip() for line in readme.splitlines() if line.strip().startswith(starts)]
+    assert commands == [
+        "pricecalc audit verify-proof seq-2.json --checkpoint checkpoint.txt "
+        "--verifier-key verifier-key.txt",
+        'python3 verify_proof.py seq-2.json checkpoint.txt "$(cat verifier-key.txt)"',
+    ]
+    os.chdir(folder)
+    args = shlex.split(commands[0])[1:]
+    checked = invoke(*args, audit=False)
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.startswith("OK: record 2 ")
+    blocks = re.findall(r"^```python[^\n]*\n(.*?)^```", (ROOT / "docs" / "audit.md").read_text(
+        "utf-8"), re.S | re.M)  # fmt: skip
+    (folder / "verify_proof.py").write_text(
+        next(b for b in blocks if "verify_proof.py" in b), encoding="utf-8"
+    )
+    script = subprocess.run(
+        [sys.executable, "verify_proof.py", "seq-2.json", "checkpoint.txt", vkey],
+        capture_output=True, text=True, check=False, cwd=folder,
+    )  # fmt: skip
+    assert (script.returncode, script.stdout) == (0, f"OK: record 2 is in {NAME} at size 11\n")
+
+
+def test_a_verifier_key_that_does_not_check_the_checkpoint_is_refused(
+    invoke: Invoke, filled: Path, tmp_path: Path
+) -> None:
+    """A merchant must never be handed a key that does not check its proofs: another
+    log's key is exit 2 naming it, and nothing is written; --verifier-key without --prove
+    is a usage error too (issue 24)."""
+    key, _ = keys(invoke, tmp_path)
+    other = invoke("audit", "keygen", NAME, "--output", str(tmp_path / "o.key"), audit=False)
+    wrong = other.stdout.strip()
+    assert invoke("audit", "checkpoint", "--signing-key", str(key), "-o", "cp.txt").exit_code == 0
+    refused = invoke("statement", *PERIOD, "--checkpoint", "cp.txt", "--prove",
+                     "--verifier-key", wrong, "-o", "s.csv")  # fmt: skip
+    named = "+".join(wrong.split("+")[:2])
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        f"{USAGE}Error: Invalid value for '--verifier-key': {named} does not verify the "
+        f"statement's checkpoint (signature: the note is not signed by {named} (signed by "
+        "another key, or a key with the same name that is not ours))\n",
+    )
+    alone = invoke("statement", *PERIOD, "--verifier-key", wrong, "-o", "s.csv")
+    assert (alone.exit_code, alone.stderr) == (
+        2, f"{USAGE}Error: --verifier-key goes into the proofs folder: give it with --prove\n",
+    )  # fmt: skip
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.proofs").exists()
