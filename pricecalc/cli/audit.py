@@ -6,7 +6,6 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -31,6 +30,7 @@ from pricecalc.cli.render import records_table, stats_table
 from pricecalc.once_only import once_only_violations
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
 from pricecalc.selection import Filters, voids_of
+from pricecalc.writers import OutputProblem, write_file
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -240,9 +240,12 @@ def verify(
         f"hash {report.head.hash}" + extra
     )
     if save_checkpoint:
-        Path(save_checkpoint).write_text(
-            json.dumps(_checkpoint_dict(report.head)) + "\n", encoding="utf-8"
-        )
+        try:
+            write_file(
+                save_checkpoint, json.dumps(_checkpoint_dict(report.head)) + "\n", store=app.audit
+            )
+        except OutputProblem as exc:
+            raise click.BadParameter(str(exc), param_hint="'--save-checkpoint'") from exc
         click.echo(f"checkpoint saved to {save_checkpoint}")
 
 
@@ -342,7 +345,7 @@ def export(
             --since 2026-11-11 --until 2026-11-11
         pricecalc audit export -o - --format csv --limit 100 | head
     """
-    output = out.open(RECORD_COLUMNS, title="audit")  # before the store: nothing half-done
+    output = out.open(RECORD_COLUMNS, title="audit", store=app.audit)  # before the store
     count = 0
     try:
         store = app.store()

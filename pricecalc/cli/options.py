@@ -119,13 +119,14 @@ class OutputOptions:
     def to_stdout(self) -> bool:
         return self.name == "-"
 
-    def open(self, columns: Sequence[str], title: str) -> Output:
+    def open(self, columns: Sequence[str], title: str, store: str | None = None) -> Output:
         """Create the output now — before anything is decided — or refuse it naming the
-        path as typed (exit 2): a folder, a missing or read-only folder."""
+        path as typed (exit 2): a folder, a missing or read-only folder, the audit store
+        at ``store`` or one of its files."""
         try:
             return Output(
                 self.name, self.format, columns, sys.stdout, title,
-                headers=self.headers, excel=self.excel,
+                headers=self.headers, excel=self.excel, store=store,
             )  # fmt: skip
         except OutputProblem as exc:
             raise click.BadParameter(str(exc), param_hint="'--output'") from exc

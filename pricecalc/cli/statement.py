@@ -41,7 +41,7 @@ from pricecalc.statement import (
     statement_row,
     statement_word,
 )
-from pricecalc.writers import CsvWriter, Heading, Output, SummarySheet
+from pricecalc.writers import CsvWriter, Heading, Output, SummarySheet, write_file
 
 #: What ends a statement's JSON Lines: its totals line and its checkpoint line.
 TOTALS_LINE = "totals"
@@ -142,7 +142,7 @@ def statement(
             )
             for seq in (found.proven_seqs() if prove else ())
         }
-    _write(found, out, proofs, folder)
+    _write(found, out, proofs, folder, app.audit)
     if not out.to_stdout and not out.quiet:
         sums = ", ".join(f"{k} {v}" for k, v in found.totals.formatted().items())
         whence = (
@@ -168,11 +168,15 @@ def _cut(store: Any, note: str | None, checkpoint_file: str | None) -> Cut:
 
 
 def _write(
-    found: Statement, out: OutputOptions, proofs: dict[int, Any], folder: Path | None
+    found: Statement,
+    out: OutputOptions,
+    proofs: dict[int, Any],
+    folder: Path | None,
+    store: str | None = None,
 ) -> None:
     """The statement, then its proofs; on any failure nothing is left (the statement's
     partial file and the proofs folder are removed)."""
-    output = out.open(STATEMENT_COLUMNS, title="statement")
+    output = out.open(STATEMENT_COLUMNS, title="statement", store=store)
     made = False
     try:
         jsonl = not output.writer.tabular
@@ -185,7 +189,7 @@ def _write(
             made = True
             for seq, doc in proofs.items():
                 text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-                (folder / proof_name(seq)).write_text(text, encoding="utf-8")
+                write_file(folder / proof_name(seq), text)
         output.commit(summary)
     except KeyboardInterrupt:
         _undo(output, folder if made else None)
