@@ -369,7 +369,7 @@ def void(
             "(pricecalc --operator clerk-li void …)"
         )
     if target is None:
-        if not sys.stdin.isatty():
+        if not _on_terminal():
             raise click.UsageError(
                 "--target is required when not on a terminal: name the record to withdraw "
                 "(its request_id, or sha256: and at least 8 hex digits of its hash; "
@@ -383,6 +383,11 @@ def void(
     )
     options = {"input.reason": "--reason", "input.target": "--target"}
     _decide_and_show(app, request, as_json, options)
+
+
+def _on_terminal() -> bool:
+    """Whether a person can be asked (standard input is a terminal)."""
+    return sys.stdin.isatty()
 
 
 def _confirmed_target(app: App, seq: int) -> str:
