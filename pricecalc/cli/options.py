@@ -396,9 +396,11 @@ def decide_keyed(app: App, request: Any) -> Decision:
 def replay_note(decision: Mapping[str, Any]) -> str:
     """What a one-shot command says when it replays instead of recording."""
     seq = (decision.get("audit") or {}).get("seq")
+    voided = decision.get("voided_by")
+    withdrawn = f", since withdrawn by void record {voided}" if voided is not None else ""
     return (
         f"(already recorded as record {seq}: request {decision.get('request_id')} — this is "
-        "the recorded decision, replayed; nothing new was recorded)"
+        f"the recorded decision, replayed{withdrawn}; nothing new was recorded)"
     )
 
 
