@@ -86,6 +86,7 @@ def past_decision(record: Record, voided_by: int | None = None) -> PastDecision:
         request_id=record.key if record.key is not None else payload.get("request_id"),
         merchant_id=request.get("merchant_id"),
         campaign=request.get("campaign"),
+        hash=record.hash,
     )
 
 
@@ -359,7 +360,7 @@ class Calculator:
         history did; otherwise the request is decided here, with the store's history.
         """
         if envelope.request_id is not None:
-            key, existing = self._current(tx, envelope, envelope.request_id)
+            key, existing, voided_by = self._current(tx, envelope, envelope.request_id)
             if existing is None and key == envelope.request_id:
                 for alias in envelope.aliases:
                     found = tx.get(alias)
@@ -367,10 +368,10 @@ class Calculator:
                         found is not None
                         and envelope.describe_difference(recorded_request(found.payload)) is None
                     ):
-                        key, existing = self._current(tx, envelope, alias)
+                        key, existing, voided_by = self._current(tx, envelope, alias)
                         break
             if existing is not None:
-                return self._replay(existing), existing
+                return self._replay(existing, voided_by), existing
             if key != envelope.request_id:
                 envelope = attrs.evolve(envelope, request_id=key, aliases=())
                 away = None  # decided for the stale key: decide again here
@@ -398,28 +399,53 @@ class Calculator:
         )
         return decision, self._append(tx, decision, moment, relied_on(asked.asked, decision.kind))
 
-    def _current(self, tx: Transaction, envelope: Envelope, key: str) -> tuple[str, Record | None]:
-        """The key this request is (or will be) recorded under, and its record if any.
+    def _current(
+        self, tx: Transaction, envelope: Envelope, key: str
+    ) -> tuple[str, Record | None, int | None]:
+        """The key this request is (or will be) recorded under, its record if any, and the
+        void that withdrew that record when it is replayed withdrawn (SPEC §7).
 
-        A key names one request (a different one is an :class:`IdempotencyConflict`). A
-        recorded decision that a void has since withdrawn — or that relied on a decision
-        since withdrawn — is stale: the request is decided again, under the successor key
-        ``<key>~void-<seq of that void>`` (SPEC §7: to re-decide, void first). Following
-        the successors finds the current decision.
+        A key names one request: a different one under a live key is an
+        :class:`IdempotencyConflict`. After a void:
+
+        - the **same** request under the voided key replays the recorded decision marked
+          ``voided_by`` and records nothing — a client's retry never undoes a void;
+        - a **different** (corrected) request under it is decided under the successor key
+          ``<key>~void-<seq of the void>``;
+        - a *rejection* that relied on a since-voided record (its ``relied_on``) is decided
+          again, under the successor key, when the same request is sent;
+        - a key that already has a successor replays its latest successor (what 0.2 wrote
+          after its voids), unless that successor holds another request: then the voided
+          decision of this very request is replayed.
         """
+        voided: tuple[Record, int] | None = None  # this request's own, withdrawn decision
         while True:
             record = tx.get(key)
             if record is None:
-                return key, None
+                return key, None, None
             difference = envelope.describe_difference(recorded_request(record.payload))
+            void = _voided_by(tx, record.seq)
             if difference is not None:
-                raise IdempotencyConflict(
-                    str(envelope.request_id), record.seq, record.hash, envelope.kind, difference
-                )
-            void = _withdrawn_by(tx, record)
-            if void is None:
-                return key, record
-            key = successor_key(key, void)
+                if voided is not None:  # the successor holds the correction: replay ours
+                    return voided[0].key or key, voided[0], voided[1]
+                if void is None:
+                    raise IdempotencyConflict(
+                        str(envelope.request_id), record.seq, record.hash, envelope.kind, difference
+                    )
+                key = successor_key(key, void)  # the void released the key for a correction
+                continue
+            if void is not None:
+                after = successor_key(key, void)
+                if tx.get(after) is None:
+                    return key, record, void
+                voided = (record, void)
+                key = after
+                continue
+            stale = _relied_voided(tx, record)
+            if stale is not None:
+                key = successor_key(key, stale)
+                continue
+            return key, record, None
 
     def _append(
         self, tx: Transaction, decision: Decision, moment: datetime, relied: Sequence[int] = ()
@@ -436,9 +462,13 @@ class Calculator:
         return tx.append(entry)
 
     @staticmethod
-    def _replay(record: Record) -> Decision:
+    def _replay(record: Record, voided_by: int | None = None) -> Decision:
         return Decision.from_record(
-            record.payload, AuditRef(record.seq, record.hash), key=record.key, replayed=True
+            record.payload,
+            AuditRef(record.seq, record.hash),
+            key=record.key,
+            replayed=True,
+            voided_by=voided_by,
         )
 
     def _payload(self, decision: Decision, moment: datetime) -> dict[str, Any]:
@@ -512,15 +542,26 @@ def relied_on(asked: Iterable[tuple[Any, Any]], kind: str) -> list[int]:
     return sorted(seqs)
 
 
-def _withdrawn_by(tx: Transaction, record: Record) -> int | None:
-    """The approved void that withdrew ``record``, or one it relied on, if any (the first)."""
+def _voided_by(tx: Transaction, seq: int) -> int | None:
+    """The first approved void that withdrew record ``seq``, if any."""
+    voids = [void.seq for void in tx.find(voids_tag(seq)) if _is_void(void)]
+    return min(voids) if voids else None
+
+
+def _relied_voided(tx: Transaction, record: Record) -> int | None:
+    """For a rejection, the first void that withdrew a record it relied on (SPEC §7: such
+    a rejection is decided again); None for an approved decision or a rejection whose
+    grounds still stand."""
     relied = record.payload.get("relied_on")
-    seqs = (
-        [record.seq, *(s for s in relied if isinstance(s, int))]
-        if isinstance(relied, list)
-        else [record.seq]
-    )
-    voids = [void.seq for seq in seqs for void in tx.find(voids_tag(seq)) if _is_void(void)]
+    if record.payload.get("status") != "rejected" or not isinstance(relied, list):
+        return None
+    voids = [
+        void
+        for seq in relied
+        if isinstance(seq, int) and not isinstance(seq, bool)
+        for void in (_voided_by(tx, seq),)
+        if void is not None
+    ]
     return min(voids) if voids else None
 
 

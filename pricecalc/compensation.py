@@ -46,7 +46,7 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError, guard
-from pricecalc.fields import Fields
+from pricecalc.fields import Fields, stored_identifier
 from pricecalc.history import PastDecision
 from pricecalc.money import FEN, ZERO, allocate, fen, fmt
 from pricecalc.policy import PolicyView
@@ -139,12 +139,12 @@ class CompensationInput:
         Invalid: a missing field, no lines, a duplicate ``line_id``, a ``paid_amount``
         below 0.01, a negative ``platform_subsidy`` or ``loss``.
         """
-        order_id = f.string("order_id")
+        order_id = f.identifier("order_id")
         confirmed = f.boolean("confirmed")
         lines: list[ClaimLine] = []
         seen: dict[str, str] = {}
         for item in f.items("lines", non_empty=True):
-            line_id = item.string("line_id")
+            line_id = item.identifier("line_id")
             if line_id in seen:
                 raise InvalidInput(
                     item.at("line_id"), line_id, f"duplicates the line id of {seen[line_id]}"
@@ -236,7 +236,8 @@ def compensations_paid(past: Iterable[PastDecision]) -> dict[str, PastDecision]:
             continue
         for line in decision.result.get("lines", ()):
             if isinstance(line, Mapping) and isinstance(line.get("line_id"), str):
-                paid.setdefault(line["line_id"], decision)
+                # compared as SPEC §1 reads it: records written before normalisation count
+                paid.setdefault(stored_identifier(line["line_id"]), decision)
     return paid
 
 
@@ -251,7 +252,7 @@ def _already_compensated(inp: CompensationInput, ctx: RuleContext) -> list[Reaso
                 (
                     x.get("total")
                     for x in earlier.result.get("lines", ())
-                    if x.get("line_id") == line.line_id
+                    if stored_identifier(x.get("line_id")) == line.line_id
                 ),
                 None,
             )

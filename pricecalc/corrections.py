@@ -1,15 +1,21 @@
 """void — corrections without edits (SPEC §7).
 
 A decision is never edited. A clerk who finds an approved decision wrong records a
-**void**: a decision of its own (input ``{"seq", "reason"}``, an operator named), which
-withdraws record ``seq``. The withdrawn record stays in the log; statements show it with
-a reversal row so totals net out (SPEC §10); and the once-only rules of SPEC §3–§5 no
-longer count it, so the corrected request can then be decided.
+**void**: a decision of its own (input ``{"seq", "reason", "target"}``, an operator
+named), which withdraws record ``seq``. ``target`` names that record: its ``request_id``
+as is, or ``sha256:`` and at least the first 8 hex digits of its hash — a void run
+against the wrong store or the wrong seq is rejected ``VOID_TARGET_MISMATCH`` instead of
+withdrawing an unrelated payout. A void without ``target`` is invalid input (a 0.2 void
+line without one, already recorded, replays before it is read). The withdrawn record
+stays in the log; statements show it with a reversal row so totals net out (SPEC §10);
+and the once-only rules of SPEC §3–§5 no longer count it, so the corrected request can
+then be decided.
 
 Rejected (recorded like any decision, nothing withdrawn): a seq with no record
-(``NO_SUCH_RECORD``), a void of a void (``CANNOT_VOID_A_VOID``), of a rejected decision
-(``NOT_APPROVED``), of a record already voided (``ALREADY_VOIDED``, naming the void; two
-voids racing for one record: the one recorded first wins, under the store's writer lock).
+(``NO_SUCH_RECORD``), a target that is not that record (``VOID_TARGET_MISMATCH``), a
+void of a void (``CANNOT_VOID_A_VOID``), of a rejected decision (``NOT_APPROVED``), of a
+record already voided (``ALREADY_VOIDED``, naming the void; two voids racing for one
+record: the one recorded first wins, under the store's writer lock).
 
 The rule reads the record it withdraws through the history (``ctx.history.decision``);
 its result names it (``seq``, ``voided_kind``, ``voided_request_id``, ``order_id``, and
@@ -20,6 +26,7 @@ history, statements and filters find it beside the record it withdraws.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +34,7 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import Fields, check_keys
+from pricecalc.fields import Fields, check_keys, stored_identifier
 from pricecalc.history import PastDecision, campaign_tag, merchant_tag, voids_tag
 from pricecalc.registry import Rule, RuleContext
 
@@ -35,12 +42,21 @@ VOID_KIND = "void"
 RULE_SET = "pricecalc-corrections"
 VERSION = "1.0.0"
 MAX_REASON = 500
+#: A target is a request_id (at most a successor key's length) or ``sha256:`` + hex.
+MAX_TARGET = 300
+HASH_TARGET_PREFIX = "sha256:"
+_HASH_TARGET = re.compile(r"[0-9a-f]{8,64}")
 
 NO_SUCH_RECORD = "NO_SUCH_RECORD"
 CANNOT_VOID_A_VOID = "CANNOT_VOID_A_VOID"
 NOT_APPROVED = "NOT_APPROVED"
 ALREADY_VOIDED = "ALREADY_VOIDED"
-CODES = (NO_SUCH_RECORD, CANNOT_VOID_A_VOID, NOT_APPROVED, ALREADY_VOIDED)
+VOID_TARGET_MISMATCH = "VOID_TARGET_MISMATCH"
+CODES = (NO_SUCH_RECORD, VOID_TARGET_MISMATCH, CANNOT_VOID_A_VOID, NOT_APPROVED, ALREADY_VOIDED)
+_TARGET_HELP = (
+    "names the record to withdraw: its request_id as is, or sha256: and at least the "
+    "first 8 hex digits of its hash (pricecalc audit show SEQ shows both)"
+)
 
 
 def voided_seq(result: Any) -> int | None:
@@ -59,16 +75,18 @@ class VoidInput:
     seq: int
     reason: str
     operator: str
+    target: str = ""
 
     @classmethod
     def from_fields(cls, fields: Fields, ctx: RuleContext) -> VoidInput:
-        check_keys(fields, {"seq", "reason"})
+        check_keys(fields, {"seq", "reason", "target"})
         seq = fields.integer("seq", minimum=1)
         reason = fields.string("reason")
         if len(reason) > MAX_REASON:
             raise InvalidInput(
                 fields.at("reason"), reason, f"must be at most {MAX_REASON} characters"
             )
+        target = _target(fields)
         if ctx.operator is None:
             raise InvalidInput(
                 "operator",
@@ -77,16 +95,65 @@ class VoidInput:
                 "(pricecalc --operator NAME void …, or Calculator(operator=...))",
                 shown="no operator named",
             )
-        return cls(seq=seq, reason=reason, operator=ctx.operator)
+        return cls(seq=seq, reason=reason, operator=ctx.operator, target=target)
+
+
+def _target(fields: Fields) -> str:
+    if not fields.has("target"):
+        raise InvalidInput(
+            fields.at("target"), None, f"is required: it {_TARGET_HELP}", shown="missing"
+        )
+    value = fields.raw("target")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidInput(fields.at("target"), value, f"must be text that {_TARGET_HELP}")
+    target = str(value).strip()
+    if not target or len(target) > MAX_TARGET:
+        raise InvalidInput(
+            fields.at("target"),
+            value,
+            f"must be at most {MAX_TARGET} characters that {_TARGET_HELP}",
+        )
+    if target.lower().startswith(HASH_TARGET_PREFIX):
+        digits = target[len(HASH_TARGET_PREFIX) :].lower()
+        if not _HASH_TARGET.fullmatch(digits):
+            raise InvalidInput(
+                fields.at("target"),
+                value,
+                "must be sha256: followed by 8 to 64 hex digits of the record's hash",
+            )
+        return HASH_TARGET_PREFIX + digits
+    return target
+
+
+def target_matches(target: str, record: PastDecision) -> bool:
+    """Whether a void's ``target`` names ``record``: its request_id (as is, or as SPEC §1
+    reads it), or a prefix of its hash."""
+    if target.startswith(HASH_TARGET_PREFIX):
+        return record.hash is not None and record.hash.startswith(target[len(HASH_TARGET_PREFIX) :])
+    return record.request_id is not None and (
+        target == record.request_id
+        or stored_identifier(target) == stored_identifier(record.request_id)
+    )
 
 
 def _parse(fields: Fields, ctx: RuleContext) -> VoidInput:
     return VoidInput.from_fields(fields, ctx)
 
 
-def _why_not(seq: int, target: PastDecision | None) -> Reason | None:
+def _why_not(seq: int, target: PastDecision | None, named: str = "") -> Reason | None:
     if target is None:
         return Reason(NO_SUCH_RECORD, f"there is no record {seq} in the audit store")
+    if named and not target_matches(named, target):
+        if named.startswith(HASH_TARGET_PREFIX):  # named as it was named
+            digits = len(named) - len(HASH_TARGET_PREFIX)
+            shown = f"hash sha256:{(target.hash or '')[:digits]}"
+        else:
+            shown = f"request_id {target.request_id!r}"
+        return Reason(
+            VOID_TARGET_MISMATCH,
+            f"record {seq} is the {target.kind} decision with {shown}, not the target "
+            f"{named!r}: is this the right store and the right seq? Nothing was withdrawn",
+        )
     if target.kind == VOID_KIND:
         withdrawn = voided_seq(target.result)
         return Reason(
@@ -118,8 +185,9 @@ def void(inp: VoidInput, ctx: RuleContext) -> Outcome:
         "merchant_id": None if target is None else target.merchant_id,
         "campaign": None if target is None else target.campaign,
         "reason": inp.reason,
+        "target": inp.target,
     }
-    refused = _why_not(inp.seq, target)
+    refused = _why_not(inp.seq, target, inp.target)
     if refused is not None:
         return Outcome(result=result, reasons=(refused,))
     assert target is not None
@@ -138,7 +206,7 @@ RULE = Rule(
     parse=_parse,
     decide=void,
     description="void: withdraw an approved decision, with a reason (SPEC §7)",
-    input_fields=frozenset({"seq", "reason"}),
+    input_fields=frozenset({"seq", "reason", "target"}),
 )
 
-__all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "void", "voided_seq"]
+__all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "target_matches", "void", "voided_seq"]

@@ -65,7 +65,9 @@ class Decision:
 
     ``request`` is the canonical request (``kind``, ``input`` and, when given,
     ``merchant_id`` and ``campaign``: what idempotency compares, SPEC §7); ``replayed`` is
-    true for a decision read back from the store for a request already recorded.
+    true for a decision read back from the store for a request already recorded, and
+    ``voided_by`` the seq of the void that has since withdrawn it (``"voided_by"`` in
+    :meth:`to_dict`): a client's retry is answered, never decided again.
     """
 
     kind: str
@@ -83,6 +85,8 @@ class Decision:
     campaign: str | None = None
     tags: tuple[str, ...] = ()
     replayed: bool = False
+    #: For a replayed decision a void has since withdrawn: that void's seq (SPEC §7).
+    voided_by: int | None = None
 
     @property
     def approved(self) -> bool:
@@ -107,6 +111,7 @@ class Decision:
             campaign=self.campaign,
             tags=self.tags,
             replayed=self.replayed,
+            voided_by=self.voided_by,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +130,8 @@ class Decision:
             out["audit"] = {"seq": self.audit.seq, "hash": self.audit.hash}
         if self.replayed:
             out["replayed"] = True
+        if self.voided_by is not None:
+            out["voided_by"] = self.voided_by
         return out
 
     @classmethod
@@ -135,6 +142,7 @@ class Decision:
         *,
         key: str | None = None,
         replayed: bool = False,
+        voided_by: int | None = None,
     ) -> Decision:
         """Rebuild a decision from the payload of its audit record (idempotent replay).
 
@@ -157,6 +165,7 @@ class Decision:
             merchant_id=request.get("merchant_id"),
             campaign=request.get("campaign"),
             replayed=replayed,
+            voided_by=voided_by,
         )
 
 

@@ -28,6 +28,7 @@ import attrs
 
 from audit.canonical import canonical_bytes
 from pricecalc.errors import InvalidInput, MissingField
+from pricecalc.fields import identifier
 from pricecalc.serialize import plain_request
 
 #: The fields of a request envelope (SPEC §8).
@@ -35,8 +36,6 @@ ENVELOPE_FIELDS = ("kind", "request_id", "merchant_id", "campaign", "input")
 _FIELD_NAMES = frozenset(ENVELOPE_FIELDS)
 #: ``merchant_id`` and ``campaign`` are text of at most this many characters (SPEC §8).
 MAX_LABEL = 128
-#: Idempotency keys (given or derived) are text of at most this many characters.
-MAX_REQUEST_ID = 256
 CONTENT_KEY_PREFIX = "content-"
 
 
@@ -46,11 +45,9 @@ def content_key(canonical: Mapping[str, Any]) -> str:
     return f"{CONTENT_KEY_PREFIX}{digest[:32]}"
 
 
-def _text(name: str, value: Any, limit: int, *, numbers: bool = False) -> str:
-    """An envelope text field: text (or, with ``numbers``, a whole number), not blank."""
-    if isinstance(value, bool) or not (
-        isinstance(value, str) or (numbers and isinstance(value, int))
-    ):
+def _text(name: str, value: Any, limit: int) -> str:
+    """An envelope text field: text, not blank."""
+    if not isinstance(value, str):
         raise InvalidInput(name, value, "must be text")
     text = str(value)
     if not text.strip():
@@ -60,6 +57,12 @@ def _text(name: str, value: Any, limit: int, *, numbers: bool = False) -> str:
             name, value, f"must be at most {limit} characters (it has {len(text):,})"
         )
     return text
+
+
+def _label(name: str, value: Any) -> str:
+    """``merchant_id`` (text, an identifier per SPEC §1) or ``campaign`` (text)."""
+    text = _text(name, value, MAX_LABEL)
+    return identifier(text, name) if name == "merchant_id" else text
 
 
 @attrs.frozen
@@ -94,7 +97,16 @@ class Envelope:
             raise InvalidInput("kind", kind, "must be the name of a decision kind")
         request_id = plain.get("request_id")
         if request_id is not None:
-            request_id = _text("request_id", request_id, MAX_REQUEST_ID, numbers=True)
+            # Text or a JSON integer (its decimal text), an identifier per SPEC §1, §8: the
+            # walk above wrote a JSON number 1.5 as text, so the given value is checked.
+            given = request.get("request_id")
+            if not isinstance(given, str) and (
+                isinstance(given, bool) or not isinstance(given, int)
+            ):
+                raise InvalidInput(
+                    "request_id", given, "must be text or a whole number (a JSON integer)"
+                )
+            request_id = identifier(request_id, "request_id")
         if plain.get("input") is None:
             raise MissingField("input")
         if not _FIELD_NAMES.issuperset(plain):
@@ -110,7 +122,7 @@ class Envelope:
             for name in ("merchant_id", "campaign"):
                 value = plain.get(name)
                 if value is not None:
-                    labels[name] = _text(name, value, MAX_LABEL)
+                    labels[name] = _label(name, value)
         raw_input = request["input"]
         if type(raw_input) is not dict and not isinstance(raw_input, Mapping):
             raise InvalidInput("input", plain["input"], "must be an object")
@@ -141,7 +153,7 @@ class Envelope:
         for name, given in (("merchant_id", merchant_id), ("campaign", campaign)):
             if given is None:
                 continue
-            value = _text(name, given, MAX_LABEL)
+            value = _label(name, given)
             own = getattr(self, name)
             if own is None:
                 changes[name] = canonical[name] = value

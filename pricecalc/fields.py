@@ -8,6 +8,7 @@ SPEC §1: ISO 8601, a time without an offset is Beijing time (+08:00).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -28,6 +29,98 @@ MAX_INTEGER = 1_000_000_000
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MISSING = object()
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+#: Identifiers (SPEC §1) hold at most this many characters.
+MAX_IDENTIFIER = 128
+#: A number Excel rewrote in scientific notation: ``6.91234567890124E+018``, ``1.2E+5``.
+_EXCEL_SCIENTIFIC = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]+")
+#: The Unicode categories an identifier must not hold: control, format (zero-width
+#: space, byte-order mark …), line and paragraph separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+#: Dashes that are not Unicode "Pd" but read as one: minus signs, the hyphen bullet.
+_DASH_LIKE = frozenset("\u2212\u2043\u02d7\u2796\u207b\u208b")
+
+
+def _is_dash(c: str) -> bool:
+    return c != "-" and (c in _DASH_LIKE or unicodedata.category(c) == "Pd")
+
+
+def _shown(text: str) -> str:
+    """An identifier as a message shows it: escaped, so an invisible character is seen
+    (``'O-1\\u200b'``), and cut short when long."""
+    cut = text if len(text) <= 60 else text[:57] + "..."
+    return cut.encode("ascii", "backslashreplace").decode("ascii").join("''")
+
+
+def identifier(value: Any, field: str | _Named) -> str:
+    """An identifier (``order_id``, ``line_id``, ``sku``, ``product_id``, ``request_id``,
+    ``merchant_id``; SPEC §1): text — or a JSON integer, read as its decimal text — with
+    surrounding whitespace removed and NFKC applied (full-width ``Ｏ-１`` is ``O-1``).
+
+    Refused, naming the field and showing the value escaped: an empty one; one longer than
+    :data:`MAX_IDENTIFIER` characters (checked first, so a huge value is refused before
+    anything else is done with it); one holding an invisible or control character (Unicode
+    categories Cc, Cf, Zl, Zp) or a dash other than ASCII ``-``; one that looks like a
+    number Excel rewrote in scientific notation (its digits are lost). Look-alikes must
+    never make one order line two.
+    """
+    if type(value) is str:
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise InvalidInput(str(field), value, "must be text")
+    if len(text) > 4 * MAX_IDENTIFIER:  # before any copy of a huge value
+        raise InvalidInput(
+            str(field),
+            value,
+            f"must be at most {MAX_IDENTIFIER} characters (it has {len(text):,})",
+            shown=_shown(text),
+        )
+    text = text.strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).strip()
+    if not text:
+        raise InvalidInput(str(field), value, "must not be empty")
+    if len(text) > MAX_IDENTIFIER:
+        raise InvalidInput(
+            str(field),
+            value,
+            f"must be at most {MAX_IDENTIFIER} characters (it has {len(text):,})",
+            shown=_shown(text),
+        )
+    if text.isascii():
+        bad = next((c for c in text if c < " " or c == "\x7f"), None)
+    else:
+        bad = next(
+            (
+                c
+                for c in text
+                if unicodedata.category(c) in _INVISIBLE
+                or _is_dash(c)
+            ),
+            None,
+        )
+    if bad is not None:
+        what = (
+            f"a dash other than ASCII '-' (U+{ord(bad):04X} {unicodedata.name(bad, '')})"
+            if _is_dash(bad)
+            else f"an invisible or control character (U+{ord(bad):04X})"
+        )
+        raise InvalidInput(
+            str(field),
+            value,
+            f"must not contain {what}: look-alike ids would make one order two",
+            shown=_shown(value),
+        )
+    if ("E" in text or "e" in text) and _EXCEL_SCIENTIFIC.fullmatch(text):
+        raise InvalidInput(
+            str(field),
+            value,
+            f"Excel turned a long number into {text}: its digits are lost — "
+            "format the column as text",
+        )
+    return text
 
 
 def parse_time(value: Any, field: str) -> datetime:
@@ -58,6 +151,16 @@ def parse_date(value: Any, field: str) -> date:
         except ValueError:
             pass
     raise InvalidInput(field, value, 'must be an ISO 8601 date such as "2026-11-11"')
+
+
+def stored_identifier(value: Any) -> Any:
+    """An identifier read back from a record, compared as SPEC §1 reads a new one
+    (surrounding whitespace removed, NFKC): records written before normalisation still
+    match. Never refuses — anything but text is returned unchanged."""
+    if type(value) is not str:
+        return value
+    text = value.strip()
+    return text if text.isascii() else unicodedata.normalize("NFKC", text).strip()
 
 
 class _Named:
@@ -175,6 +278,27 @@ class Fields:
         if not text:
             raise InvalidInput(self.at(name), value, "must not be empty")
         return text
+
+    def identifier(self, name: str) -> str:
+        """An identifier field (SPEC §1, :func:`identifier`)."""
+        value = self.data.get(name)
+        if value is None:
+            raise MissingField(self.at(name))
+        if type(value) is str and value.isascii() and 0 < len(value) <= MAX_IDENTIFIER:
+            # the usual case: plain ASCII, checked without spelling out the path
+            text = value.strip()
+            if (
+                text
+                and text.isprintable()
+                and not (("E" in text or "e" in text) and _EXCEL_SCIENTIFIC.fullmatch(text))
+            ):
+                return text
+        return identifier(value, _Named(self, name))
+
+    def optional_identifier(self, name: str) -> str | None:
+        if self.data.get(name) is None:
+            return None
+        return self.identifier(name)
 
     def optional_string(self, name: str) -> str | None:
         if self.data.get(name) is None:

@@ -85,12 +85,12 @@ class ForwardingInput:
     def from_fields(cls, f: Fields) -> ForwardingInput:
         """Parse the ``input`` object; :class:`pricecalc.InvalidInput` names the field."""
         return cls(
-            order_id=f.string("order_id"),
+            order_id=f.identifier("order_id"),
             category=f.string("category"),
             platform_subsidy=f.amount("platform_subsidy"),
             forwarded=f.boolean("forwarded"),
             quantity=f.integer("quantity", 1, minimum=1),
-            product_id=f.optional_string("product_id"),
+            product_id=f.optional_identifier("product_id"),
         )
 
 

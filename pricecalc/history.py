@@ -59,6 +59,8 @@ class PastDecision:
     request_id: str | None = None
     merchant_id: str | None = None
     campaign: str | None = None
+    #: The record's hash (a void's ``target`` may name it, SPEC §7).
+    hash: str | None = None
 
     @property
     def counts(self) -> bool:

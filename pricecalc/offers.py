@@ -78,7 +78,7 @@ A plugin adding a member price is therefore just::
 
     def parse_member_price(f: Fields) -> MemberPrice:
         check_keys(f, {"type", "sku", "unit_price", "start", "end"})
-        return MemberPrice(f.string("sku"), f.amount("unit_price", positive=True),
+        return MemberPrice(f.identifier("sku"), f.amount("unit_price", positive=True),
                            Window.from_fields(f))
 
     MEMBER_PRICE = OfferType("member_price", "lower_price", parse_member_price)
@@ -305,7 +305,7 @@ class DirectDrop:
     def from_fields(cls, fields: Fields) -> DirectDrop:
         check_keys(fields, _DIRECT_DROP_KEYS)
         return cls(
-            sku=fields.string("sku"),
+            sku=fields.identifier("sku"),
             unit_price=fields.amount("unit_price", positive=True),
             at=fields.time("at"),
             window=Window.from_fields(fields),
@@ -328,7 +328,7 @@ class FlashSale:
     def from_fields(cls, fields: Fields) -> FlashSale:
         check_keys(fields, _FLASH_SALE_KEYS)
         return cls(
-            sku=fields.string("sku"),
+            sku=fields.identifier("sku"),
             unit_price=fields.amount("unit_price", positive=True),
             window=Window.from_fields(fields, required=True),
         )

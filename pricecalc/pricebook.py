@@ -57,8 +57,8 @@ class Line:
     def from_fields(cls, fields: Fields) -> Line:
         check_keys(fields, LINE_KEYS)
         return cls(
-            line_id=fields.string("line_id"),
-            sku=fields.string("sku"),
+            line_id=fields.identifier("line_id"),
+            sku=fields.identifier("sku"),
             quantity=fields.integer("quantity", minimum=1),
             unit_price=fields.amount("unit_price", positive=True),
         )

@@ -39,7 +39,7 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
-from pricecalc.fields import Fields, iso
+from pricecalc.fields import Fields, identifier, iso, stored_identifier
 from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, allocate, fmt, parse_amount
 from pricecalc.offers import check_keys
@@ -127,7 +127,7 @@ class ProtectionInput:
     def from_fields(cls, fields: Fields, ctx: RuleContext) -> ProtectionInput:
         """Read and check a request's ``input``, field by field in SPEC order."""
         check_keys(fields, INPUT_KEYS)
-        order_id = fields.string("order_id")
+        order_id = fields.identifier("order_id")
         paid_at = fields.time("paid_at")
         claimed_at = fields.optional_time("claimed_at")
         if claimed_at is not None and claimed_at < paid_at:
@@ -196,11 +196,12 @@ def _already_refunded(fields: Fields, line_ids: Sequence[str]) -> dict[str, Deci
         return None
     amounts: dict[str, Decimal] = {}
     for key in given.data:
-        if key not in line_ids:
+        line_id = identifier(key, given.at(str(key)))  # the line's id as the lines read it
+        if line_id not in line_ids:
             raise InvalidInput(
                 given.at(str(key)), key, f"is not a line of this order ({', '.join(line_ids)})"
             )
-        amounts[key] = given.amount(key)
+        amounts[line_id] = given.amount(key)
     return amounts
 
 
@@ -224,8 +225,11 @@ class LineOutcome:
     entitled: Decimal
     already_refunded: Decimal
     refund: Decimal
+    already_refunded_given: Decimal | None = None
+    already_refunded_recorded: Decimal = ZERO
 
     def to_dict(self) -> dict[str, Any]:
+        given = self.already_refunded_given
         return {
             "line_id": self.line_id,
             "paid_net": fmt(self.paid_net),
@@ -234,6 +238,8 @@ class LineOutcome:
             "lowest_offers": [o.ref() for o in self.lowest_offers],
             "entitled": fmt(self.entitled),
             "already_refunded": fmt(self.already_refunded),
+            "already_refunded_given": None if given is None else fmt(given),
+            "already_refunded_recorded": fmt(self.already_refunded_recorded),
             "refund": fmt(self.refund),
         }
 
@@ -258,8 +264,16 @@ def markdowns_until(inp: ProtectionInput) -> datetime:
     return min(inp.event.end, inp.claimed_at)
 
 
-def lines_outcome(inp: ProtectionInput, already: Mapping[str, Decimal]) -> list[LineOutcome]:
-    """Every line's paid_net, lowest net, entitlement and refund before any rejection."""
+def lines_outcome(
+    inp: ProtectionInput, recorded: Mapping[str, Decimal] | None = None
+) -> list[LineOutcome]:
+    """Every line's paid_net, lowest net, entitlement and refund before any rejection.
+
+    A line's ``already_refunded`` is the larger of the amount the request gives and the
+    approved, not voided refunds ``recorded`` for it in the audit store (SPEC §3: a caller
+    can add to the store's history, never erase it); the result shows both."""
+    recorded = recorded or {}
+    given_all = inp.already_refunded or {}
     found = PriceBook(inp.lines, inp.offers, inp.paid_at, markdowns_until(inp)).sweep()
     if inp.paid_merchant_discount is None:
         paid_nets = list(found.at_paid)
@@ -275,7 +289,9 @@ def lines_outcome(inp: ProtectionInput, already: Mapping[str, Decimal]) -> list[
         lowest = found.lowest[i]
         lowest_net = reference if lowest is None else lowest.net
         entitled = min(max(ZERO, reference - lowest_net), paid_nets[i])
-        paid_before = already.get(line.line_id, ZERO)
+        given = given_all.get(line.line_id)
+        in_store = recorded.get(line.line_id, ZERO)
+        paid_before = in_store if given is None else max(given, in_store)
         out.append(
             LineOutcome(
                 line_id=line.line_id,
@@ -286,6 +302,8 @@ def lines_outcome(inp: ProtectionInput, already: Mapping[str, Decimal]) -> list[
                 entitled=entitled,
                 already_refunded=paid_before,
                 refund=max(ZERO, entitled - paid_before),
+                already_refunded_given=given,
+                already_refunded_recorded=in_store,
             )
         )
     return out
@@ -300,13 +318,15 @@ def refunds_paid(past: Iterable[PastDecision]) -> dict[str, Decimal]:
             continue
         for line in decision.result.get("lines", ()):
             amount = parse_amount(line["refund"], f"audit record {decision.seq} refund")
-            paid[line["line_id"]] = paid.get(line["line_id"], ZERO) + amount
+            # compared as SPEC §1 reads it: a record written before normalisation counts
+            line_id = stored_identifier(line["line_id"])
+            paid[line_id] = paid.get(line_id, ZERO) + amount
     return paid
 
 
-def _already(inp: ProtectionInput, ctx: RuleContext) -> dict[str, Decimal]:
-    if inp.already_refunded is not None:
-        return dict(inp.already_refunded)
+def _recorded(inp: ProtectionInput, ctx: RuleContext) -> dict[str, Decimal]:
+    """The approved, not voided refunds in the store for this order's lines — always read,
+    whatever the request gives (SPEC §3)."""
     recorded = refunds_paid(ctx.history.decisions(inp.order_id))
     return {line.line_id: recorded[line.line_id] for line in inp.lines if line.line_id in recorded}
 
@@ -322,7 +342,7 @@ def decide(inp: ProtectionInput, ctx: RuleContext) -> Outcome:
     """Decide a 价保 claim (SPEC §3). Pure: the clock comes in through ``ctx.now``."""
     days = claim_days(inp, ctx)
     deadline = inp.event.end + timedelta(days=days)
-    lines = lines_outcome(inp, _already(inp, ctx))
+    lines = lines_outcome(inp, _recorded(inp, ctx))
 
     reasons: list[Reason] = []
     if not inp.event.contains(inp.paid_at):

@@ -287,6 +287,9 @@ def _parse_json_line(number: int, raw: bytes) -> FileLine:
         return FileLine(number, error=f"not valid JSON: {json_problem(exc)}")
 
 
+#: The most columns a CSV header may have (docs/cli.md): a request has a few dozen fields
+#: at most; a wider file is refused at once, naming this cap.
+MAX_COLUMNS = 1_000
 _SEGMENT = re.compile(r"^(?P<name>[^\W\d]\w*)(?:\[(?P<index>\d+)\])?$")
 Path_ = tuple[tuple[str, int | None], ...]
 
@@ -309,8 +312,15 @@ def parse_column(column: str) -> Path_:
 def check_header(
     header: Sequence[str], fields: Collection[str] | None = None, kind: str | None = None
 ) -> list[Path_]:
-    """Parse every column; refuse duplicates, a column that is also a parent of another
-    and — when the kind's ``fields`` are known — a column that is no field of it."""
+    """Parse every column; refuse more than :data:`MAX_COLUMNS` columns, duplicates, a
+    column that is also a parent of another and — when the kind's ``fields`` are known — a
+    column that is no field of it. Linear in the columns (times their depth)."""
+    if len(header) > MAX_COLUMNS:
+        raise ValueError(
+            f"the CSV header has {len(header):,} columns; at most {MAX_COLUMNS:,} are read "
+            "(a request has far fewer fields): remove the extra columns, or check the "
+            "file's delimiter"
+        )
     paths = [parse_column(name) for name in header]
     if fields is not None:
         allowed = sorted({*fields, *ENVELOPE_COLUMNS})
@@ -330,12 +340,21 @@ def check_header(
             raise ValueError(f"CSV column {name!r} appears twice")
         seen[path] = name
     flat = [tuple(x for seg in p for x in (seg[0], seg[1]) if x is not None) for p in paths]
-    for i, a in enumerate(flat):
-        for j, b in enumerate(flat):
-            if i != j and len(a) < len(b) and b[: len(a)] == a:
-                raise ValueError(
-                    f"CSV columns {header[i]!r} and {header[j]!r} both give {header[i]!r}"
-                )
+    index = {path: i for i, path in enumerate(flat)}
+    # A column that is a parent of another: look each column's own prefixes up (not every
+    # pair of columns); the first such pair in header order is named.
+    clash = min(
+        (
+            (index[b[:cut]], j)
+            for j, b in enumerate(flat)
+            for cut in range(1, len(b))
+            if b[:cut] in index
+        ),
+        default=None,
+    )
+    if clash is not None:
+        i, j = clash
+        raise ValueError(f"CSV columns {header[i]!r} and {header[j]!r} both give {header[i]!r}")
     return paths
 
 

@@ -125,7 +125,7 @@ class SubsidyInput:
             lowest_price_30d=f.optional_amount("lowest_price_30d", positive=True),
             other_platform_prices=others,
             quantity=f.integer("quantity", 1, minimum=1),
-            product_id=f.optional_string("product_id"),
+            product_id=f.optional_identifier("product_id"),
             category=f.optional_string("category"),
         )
 

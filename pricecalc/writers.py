@@ -25,11 +25,18 @@ a ``summary`` sheet with the batch summary's figures (from the same
 as rows (:class:`SummarySheet`: the settlement statement's totals and checkpoint) and,
 with Chinese headings, a ``columns`` sheet pairing each heading with its field name.
 
-**Where output goes** (:class:`Output`): standard output, or a file written under a
-hidden name beside it (``.NAME.partial``) and renamed when the run completes. That file
-is created when the :class:`Output` is made — before anything is decided — so a folder,
-a missing or read-only folder is refused (:class:`OutputProblem`) naming the path as the
-user typed it, never the hidden one.
+**Where output goes** (:class:`Output`): standard output, or a file written through
+:class:`AtomicFile` — the one writer of every output file (batch output, ``audit
+export``, ``statement``, ``report``, proofs, checkpoints): a fresh temporary with a
+random name created in the target's folder without following links (``mkstemp``:
+``O_CREAT | O_EXCL | O_NOFOLLOW``), written, fsynced, then renamed onto the target with
+``os.replace`` — a planted ``.NAME.partial`` symlink is never opened, an existing file
+is never truncated in place, a reader never finds half a file. The temporary is created
+when the :class:`Output` is made — before anything is decided — so a folder, a missing
+or read-only folder is refused (:class:`OutputProblem`) naming the path as the user
+typed it, never the hidden one. An output that is the audit store, its index, its lock
+or any file of the store beside it (by name, by resolved path or as a hard link) is
+refused (:func:`refuse_store_files`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import contextlib
 import csv
 import errno
 import os
+import tempfile
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -466,6 +474,106 @@ def _cannot_create(name: str, target: Path, exc: OSError) -> str:
     return f"cannot write {name!r}: {(exc.strerror or str(exc)).lower()}"
 
 
+def refuse_store_files(name: str, store: str | None) -> None:
+    """Refuse (:class:`OutputProblem`, naming both) an output ``name`` that would land on
+    the audit store at ``store`` or a file of it: the log itself, and every file beside it
+    whose name starts with the log's name and a dot (its index, lock, high-water mark,
+    SQLite sidecars) — compared by resolved path (``realpath``: symlinks followed) and as
+    the same file (``samefile``: hard links). A store URL has no files to protect."""
+    if store is None or name == "-" or "://" in store:
+        return
+    log = Path(os.path.realpath(store))
+    target = Path(os.path.realpath(name))
+    folder = log.parent
+
+    def refuse(what: Path) -> OutputProblem:
+        return OutputProblem(
+            f"{name!r} is the audit store's own file {str(what)!r}: an output never "
+            "overwrites the store, its index or its lock — write somewhere else"
+        )
+
+    if target == log or (target.parent == folder and target.name.startswith(f"{log.name}.")):
+        raise refuse(target)
+    try:
+        written = os.stat(target)
+    except OSError:
+        return  # nothing there yet: a new file cannot be a link to the store
+    try:
+        neighbours = [log, *(folder / n for n in os.listdir(folder) if n.startswith(log.name))]
+    except OSError:
+        neighbours = [log]
+    for path in neighbours:
+        with contextlib.suppress(OSError):
+            found = os.stat(path)
+            if (found.st_dev, found.st_ino) == (written.st_dev, written.st_ino):
+                raise refuse(path)
+
+
+class AtomicFile:
+    """One output file written whole or not at all (module docstring): a temporary with a
+    random name in ``target``'s folder, created without following links and never over
+    an existing file; :meth:`commit` fsyncs it, gives it the mode a new file would have
+    (the umask's) and renames it onto ``target``; :meth:`discard` removes it.
+
+    Raises ``OSError`` when the temporary cannot be created."""
+
+    def __init__(self, target: str | os.PathLike[str]) -> None:
+        self.target = Path(target)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent or "."
+        )
+        self.path = Path(temporary)
+        self.file: IO[bytes] = os.fdopen(handle, "wb")
+
+    def commit(self) -> None:
+        try:
+            if not self.file.closed:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+                self.file.close()
+            else:  # written by a library through its path (a workbook): sync that
+                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            umask = os.umask(0)  # mkstemp makes the file 0600; an output is as readable
+            os.umask(umask)  # as any new file
+            os.chmod(self.path, 0o666 & ~umask)
+            os.replace(self.path, self.target)
+        except BaseException:
+            self.discard()
+            raise
+        with contextlib.suppress(OSError):  # the rename itself, durable
+            fd = os.open(self.target.parent or ".", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def discard(self) -> None:
+        """Drop the temporary (never raises for it)."""
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+
+def write_file(
+    name: str | os.PathLike[str], data: str | bytes, *, store: str | None = None
+) -> None:
+    """Write a whole output file at once through :class:`AtomicFile` (text as UTF-8),
+    refusing the store's files (:func:`refuse_store_files`)."""
+    refuse_store_files(os.fspath(name), store)
+    out = AtomicFile(name)
+    try:
+        out.file.write(data.encode("utf-8") if isinstance(data, str) else data)
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
+
+
 class Output:
     """An output destination: standard output, or a file replaced only when the run
     completes (module docstring). ``headers`` picks the heading row of CSV and Excel
@@ -486,12 +594,13 @@ class Output:
         *,
         headers: Headers = "en",
         excel: bool = False,
+        store: str | None = None,
     ) -> None:
         self.name = name
         self.fmt = fmt
         self.to_stdout = name == "-"
         self._file: IO[bytes] | None = None
-        self._partial: Path | None = None
+        self._atomic: AtomicFile | None = None
         self._stdout = stdout
         self.writer: RowWriter
         sink: TextSink | IO[str]
@@ -505,15 +614,16 @@ class Output:
             sink = TextSink(raw) if raw is not None else stdout
         else:
             target = writable_target(name, f"{title}.{fmt}")
-            self._partial = target.with_name(f".{target.name}.partial")
+            refuse_store_files(name, store)
             try:
-                self._file = self._partial.open("wb")
+                self._atomic = AtomicFile(target)
             except OSError as exc:
                 raise OutputProblem(_cannot_create(name, target, exc)) from exc
+            self._file = self._atomic.file
             if fmt == "xlsx":
                 self._file.close()
                 self._file = None
-                self.writer = XlsxWriter(self._partial, columns, title, headers)
+                self.writer = XlsxWriter(self._atomic.path, columns, title, headers)
                 return
             sink = TextSink(self._file)
         if excel and fmt == "csv":
@@ -530,18 +640,12 @@ class Output:
         """Finish the output (a workbook gets ``summary`` as its summary sheet): flush, and
         move a file into place."""
         self.writer.close(summary)
-        if self._file is not None:
-            self._file.close()
-        if self._partial is not None:
-            os.replace(self._partial, self.name)
+        if self._atomic is not None:
+            self._atomic.commit()
 
     def abandon(self) -> None:
         """Drop a partial file (the run did not complete). Never raises for the file."""
         if isinstance(self.writer, XlsxWriter):
             self.writer.discard()
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-        if self._partial is not None:
-            with contextlib.suppress(OSError):
-                self._partial.unlink(missing_ok=True)
+        if self._atomic is not None:
+            self._atomic.discard()

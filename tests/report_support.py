@@ -76,7 +76,11 @@ def build_campaign_store(path: Path) -> dict[str, int]:
                 continue
             chosen.setdefault(key, record["seq"])
         for seq in chosen.values():
-            calc.decide({"kind": "void", "input": {"seq": seq, "reason": "test correction"}})
+            withdrawn = calc.store.record(seq)
+            assert withdrawn is not None
+            target = withdrawn.key or f"sha256:{withdrawn.hash[:16]}"
+            body = {"seq": seq, "reason": "test correction", "target": target}
+            calc.decide({"kind": "void", "input": body})
     store.close()
     return chosen
 

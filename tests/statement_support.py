@@ -135,7 +135,11 @@ def split(merchant: str) -> dict[str, Any]:
 
 
 def void(seq: int) -> dict[str, Any]:
-    return {"kind": "void", "input": {"seq": seq, "reason": "decided in error"}}
+    """A void of record ``seq``, which :func:`campaign` records under ``req-<seq>``."""
+    return {
+        "kind": "void",
+        "input": {"seq": seq, "reason": "decided in error", "target": f"req-{seq}"},
+    }
 
 
 CAMPAIGN: list[tuple[str, dict[str, Any]]] = [

@@ -65,8 +65,24 @@ def clawback(subsidy: str, *, order: str = "O-1", **extra: Any) -> dict[str, Any
     }
 
 
-def void(seq: int, reason: str = "wrong amount", **extra: Any) -> dict[str, Any]:
-    return {"kind": "void", **extra, "input": {"seq": seq, "reason": reason}}
+def void(
+    seq: int,
+    reason: str = "wrong amount",
+    *,
+    of: Calculator | None = None,
+    target: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A void of ``seq``; its target (SPEC §7) read from the store of ``of`` when not given:
+    the record's request_id, else the first 16 hex digits of its hash."""
+    if target is None and of is not None:
+        record = of.store.record(seq)
+        found = None if record is None else record.key or f"sha256:{record.hash[:16]}"
+        target = found or "sha256:00000000"
+    body: dict[str, Any] = {"seq": seq, "reason": reason}
+    if target is not None:
+        body["target"] = target
+    return {"kind": "void", **extra, "input": body}
 
 
 def codes(decision: Decision) -> list[str]:
@@ -79,7 +95,7 @@ def test_the_clerks_example(store_url: Callable[[str], str]) -> None:
     with Calculator(store_url("clerk"), operator="clerk-li") as calc:
         first = calc.decide(compensation("39.90"), now=NOW)
         again = calc.decide(compensation("49.90"), now=NOW)
-        voided = calc.decide(void(1, "paid amount was 49.90, not 39.90"), now=NOW)
+        voided = calc.decide(void(1, "paid amount was 49.90, not 39.90", of=calc), now=NOW)
         fixed = calc.decide(compensation("49.90"), now=NOW)
         assert calc.store.verify().ok
     assert (first.status, first.result["payout_total"]) == ("approved", "539.90")
@@ -100,6 +116,7 @@ def test_the_clerks_example(store_url: Callable[[str], str]) -> None:
         "merchant_id": None,
         "campaign": None,
         "reason": "paid amount was 49.90, not 39.90",
+        "target": f"sha256:{first.audit.hash[:16]}" if first.audit else None,
     }
     assert (fixed.status, fixed.result["payout_total"]) == ("approved", "549.90")
 
@@ -112,12 +129,12 @@ def test_a_void_is_rejected_for_every_reason_the_spec_names(
     with Calculator(store_url("voids"), operator="clerk-li") as calc:
         calc.decide(compensation("39.90"), now=NOW)  # 1 approved
         calc.decide(compensation("49.90"), now=NOW)  # 2 rejected: already compensated
-        calc.decide(void(1), now=NOW)  # 3 approved void
+        calc.decide(void(1, of=calc), now=NOW)  # 3 approved void
         cases = {
-            "twice": calc.decide(void(1), now=NOW),
-            "of a void": calc.decide(void(3), now=NOW),
-            "of a rejection": calc.decide(void(2), now=NOW),
-            "missing": calc.decide(void(99), now=NOW),
+            "twice": calc.decide(void(1, of=calc), now=NOW),
+            "of a void": calc.decide(void(3, of=calc), now=NOW),
+            "of a rejection": calc.decide(void(2, of=calc), now=NOW),
+            "missing": calc.decide(void(99, of=calc), now=NOW),
         }
         count = calc.store.head().seq
     assert {name: [(r.code, r.message) for r in d.reasons] for name, d in cases.items()} == {
@@ -146,9 +163,9 @@ def test_a_void_needs_an_operator_and_a_reason(tmp_path: Path) -> None:
     with Calculator(tmp_path / "a.jsonl") as calc:
         calc.decide(compensation("39.90"), now=NOW)
         with pytest.raises(pricecalc.InvalidInput) as missing:
-            calc.decide(void(1), now=NOW)
+            calc.decide(void(1, of=calc), now=NOW)
         with pytest.raises(pricecalc.InvalidInput, match=r"input\.reason: must not be empty"):
-            calc.decide(void(1, " "), now=NOW)
+            calc.decide(void(1, " ", of=calc), now=NOW)
         assert calc.store.head().seq == 1
     assert str(missing.value) == (
         "operator: is required for a void: a correction names who made it (pricecalc "
@@ -163,7 +180,7 @@ def test_clawbacks_are_once_per_order_until_voided(store_url: Callable[[str], st
         first = calc.decide(clawback("200.00"), now=NOW)
         second = calc.decide(clawback("150.00"), now=NOW)
         other = calc.decide(clawback("150.00", order="O-2"), now=NOW)
-        calc.decide(void(1), now=NOW)
+        calc.decide(void(1, of=calc), now=NOW)
         fixed = calc.decide(clawback("150.00"), now=NOW)
     assert first.result["clawback"] == "200.00"
     assert [(r.code, r.message) for r in second.reasons] == [
@@ -203,7 +220,7 @@ def test_price_protection_leaves_voided_refunds_out(store_url: Callable[[str], s
     with Calculator(store_url("pp"), operator="ops") as calc:
         paid = calc.decide(claim, now=NOW)
         twice = calc.decide(claim, now=NOW)
-        calc.decide(void(1), now=NOW)
+        calc.decide(void(1, of=calc), now=NOW)
         again = calc.decide(claim, now=NOW)
     assert [d.result["refund_total"] for d in (paid, twice, again)] == ["20.00", "0.00", "20.00"]
     assert codes(twice) == ["ALREADY_REFUNDED"]
@@ -212,13 +229,14 @@ def test_price_protection_leaves_voided_refunds_out(store_url: Callable[[str], s
 def test_a_stale_keyed_decision_is_decided_again_under_its_successor_key(
     store_url: Callable[[str], str],
 ) -> None:
-    """SPEC §7, "to re-decide, void first": a keyed request whose decision was voided is
-    decided again under <key>~void-<seq>; asked again, that decision is replayed. A request
-    whose rejection relied on the voided record is decided again too."""
+    """SPEC §7 (issue 19): a rejection that relied on a since-voided record is decided
+    again, under <key>~void-<seq>, and asked again that decision is replayed; the voided
+    request itself asked again (a client's retry) replays its recorded decision marked
+    voided_by and records nothing."""
     with Calculator(store_url("keys"), operator="ops") as calc:
         first = calc.decide(compensation("39.90", request_id="cf-1"), now=NOW)
         rejected = calc.decide(compensation("49.90", request_id="cf-2"), now=NOW)
-        calc.decide(void(1, request_id="v-1"), now=NOW)
+        calc.decide(void(1, request_id="v-1", of=calc), now=NOW)
         redone = calc.decide(compensation("49.90", request_id="cf-2"), now=NOW)
         replay = calc.decide(compensation("49.90", request_id="cf-2"), now=NOW)
         old = calc.decide(compensation("39.90", request_id="cf-1"), now=NOW)
@@ -230,9 +248,11 @@ def test_a_stale_keyed_decision_is_decided_again_under_its_successor_key(
         4,
     )
     assert replay.replayed and replay.audit == redone.audit
-    # The voided request asked again is decided again — and refused: the line is paid.
-    assert (old.request_id, codes(old)) == ("cf-1~void-3", ["ALREADY_COMPENSATED"])
-    assert count == 5
+    # The voided request asked again is a retry: its decision, marked, nothing recorded.
+    assert (old.request_id, old.replayed, old.voided_by) == ("cf-1", True, 3)
+    assert old.audit == first.audit
+    assert old.to_dict()["voided_by"] == 3
+    assert count == 4
     assert first.audit is not None and first.audit.seq == 1
 
 
@@ -241,7 +261,7 @@ def test_merchant_and_campaign_are_recorded_and_carried_by_voids(tmp_path: Path)
     a void carries those of the record it withdraws."""
     with Calculator(tmp_path / "m.jsonl", operator="ops") as calc:
         calc.decide(compensation("39.90", merchant_id="shop-1", campaign="双11"), now=NOW)
-        calc.decide(void(1), now=NOW)
+        calc.decide(void(1, of=calc), now=NOW)
         records = list(calc.store.query())
     assert records[0].payload["merchant_id"] == "shop-1"
     assert records[0].payload["campaign"] == "双11"
@@ -289,8 +309,9 @@ def test_two_voids_racing_one_wins(store_url: Callable[[str], str]) -> None:
     with Calculator(url, operator="ops") as calc:
         seqs = [calc.decide(clawback("9.00", order=f"O-V{n}"), now=NOW).audit.seq  # type: ignore[union-attr]
                 for n in range(2)]  # fmt: skip
-    for seq in seqs:
-        outcomes = _run_pair(url, [void(seq, "one"), void(seq, "two")])
+        pairs = [[void(seq, "one", of=calc), void(seq, "two", of=calc)] for seq in seqs]
+    for pair in pairs:
+        outcomes = _run_pair(url, pair)
         assert outcomes == [("approved", []), ("rejected", ["ALREADY_VOIDED"])]
 
 
@@ -327,7 +348,7 @@ def test_any_sequence_pays_each_line_at_most_once(
             elif step == "clawback":
                 calc.decide(clawback(value), now=NOW)
             else:
-                calc.decide(void(value), now=NOW)
+                calc.decide(void(value, of=calc), now=NOW)
         records = list(calc.store.query())
     voided = {
         r.payload["result"]["seq"]

@@ -194,7 +194,7 @@ FIELDS = {
                          "lines", "offers", "already_refunded", "merchant_refused"],
     "counterfeit_compensation": ["order_id", "confirmed", "lines", "merchant_refused"],
     "forwarding_clawback": ["order_id", "category", "platform_subsidy", "forwarded", "quantity"],
-    "void": ["seq", "reason"],
+    "void": ["seq", "reason", "target"],
 }  # fmt: skip
 
 

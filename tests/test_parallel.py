@@ -109,9 +109,10 @@ REQUESTS = st.one_of(
     st.builds(claim, ORDERS, st.sampled_from(["90.00", "85.00", "99.00"])),
     st.builds(compensation, ORDERS, st.sampled_from(["39.90", "49.90"])),
     st.builds(split, st.sampled_from(["149.00", "129.00"])),
-    st.builds(
-        lambda seq: {"kind": "void", "input": {"seq": seq, "reason": "fix"}},
+    st.builds(  # approved when seq holds that key, else VOID_TARGET_MISMATCH (SPEC §7)
+        lambda seq, to: {"kind": "void", "input": {"seq": seq, "reason": "fix", "target": to}},
         st.integers(min_value=1, max_value=8),
+        st.sampled_from(["k-1", "k-2", "k-3"]),
     ),
     st.just({"kind": "subsidy_split", "input": {"list_price": "-1"}}),
     st.builds(

@@ -184,6 +184,8 @@ def test_spec_example_full_result() -> None:
                 ],
                 "entitled": "20.00",
                 "already_refunded": "0.00",
+                "already_refunded_given": None,
+                "already_refunded_recorded": "0.00",
                 "refund": "20.00",
             }
         ],
@@ -641,12 +643,33 @@ def test_history_gives_already_refunded_when_absent() -> None:
     assert decision.result["refund_total"] == "22.00"
 
 
-def test_given_already_refunded_overrides_history() -> None:
-    """SPEC §3: an explicit already_refunded is used as given; history is not asked."""
+@pytest.mark.parametrize(
+    ("given", "used", "shown_given", "refund_total"),
+    [
+        ({}, "20.00", None, "22.00"),
+        ({"L1": "0"}, "20.00", "0.00", "22.00"),
+        ({"L1": "5.00"}, "20.00", "5.00", "22.00"),
+        ({"L1": "30.00"}, "30.00", "30.00", "12.00"),
+    ],
+)
+def test_given_already_refunded_never_erases_history(
+    given: dict[str, str], used: str, shown_given: str | None, refund_total: str
+) -> None:
+    """SPEC §3 (issue 19): the amount used is the larger of the given already_refunded and
+    the approved refunds recorded for the line; the result shows both. A caller can add to
+    the store's history ({"L1": "30.00"}), never erase it ({} or {"L1": "0"})."""
     history = Recorded({"O-1": {"L1": Decimal("20.00")}})
-    decision = claim(spec_order(already_refunded={}), history=history)
-    assert history.asked == []
-    assert decision.result["refund_total"] == "20.00"
+    decision = claim(
+        spec_order(offers=[COUPON_10, DROP_90, FLASH_79], already_refunded=given),
+        history=history,
+    )
+    assert history.asked == ["O-1"]
+    assert (
+        line(decision)["already_refunded"],
+        line(decision)["already_refunded_given"],
+        line(decision)["already_refunded_recorded"],
+    ) == (used, shown_given, "20.00")
+    assert decision.result["refund_total"] == refund_total
 
 
 def test_claimed_at_defaults_to_now() -> None:

@@ -122,7 +122,9 @@ def _void_of(path: Path, request: dict[str, object]) -> tuple[Decimal, Decimal, 
     """Decide ``request``, void it: (its amount, the reversal's, the column)."""
     with Calculator(path, operator="clerk-li") as calc:
         calc.decide({**request, "request_id": "x"}, now=NOW)
-        calc.decide({"kind": "void", "input": {"seq": 1, "reason": "wrong"}}, now=NOW)
+        calc.decide(
+            {"kind": "void", "input": {"seq": 1, "reason": "wrong", "target": "x"}}, now=NOW
+        )
         first, void = calc.store.record(1), calc.store.record(2)
     assert first is not None and void is not None
     moved, reversal = movement_of(first), reversal_of(void, first)

@@ -6,7 +6,6 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -28,8 +27,10 @@ from pricecalc.cli.options import (
     record_text,
 )
 from pricecalc.cli.render import records_table, stats_table
+from pricecalc.once_only import once_only_violations
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
 from pricecalc.selection import Filters, voids_of
+from pricecalc.writers import OutputProblem, write_file
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -174,7 +175,12 @@ def _signed_extension(
     metavar="VKEY",
     help="The log's verifier key (or a file with it), to check a signed --checkpoint.",
 )
-@click.option("--deep", is_flag=True, help="Also re-derive every record's canonical form.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also re-derive every record's canonical form and report once-only violations "
+    "(a line paid twice, a key recorded twice, a seq voided twice).",
+)
 @click.option(
     "--save-checkpoint",
     type=click.Path(dir_okay=False, writable=True),
@@ -194,7 +200,9 @@ def verify(
     With --checkpoint, also check that the chain still passes through a head saved
     earlier, or — given a signed checkpoint and --verifier-key — that the log is an
     extension of it (a consistency proof from its size): nothing was cut off or
-    rewritten since. --deep also re-derives every record's canonical form.
+    rewritten since. --deep also re-derives every record's canonical form and reports
+    once-only violations already in the log: two approved, not voided payouts for one
+    order line, a key recorded twice, a seq voided twice (exit 1, naming the records).
 
     Example:
 
@@ -215,6 +223,14 @@ def verify(
         raise click.ClickException(
             f"the audit store {app.audit} failed verification at {where}: {report.problem}"
         )
+    if deep:
+        with app.store_errors():
+            violations = once_only_violations(store.query())
+        if violations:
+            raise click.ClickException(
+                f"the audit store {app.audit} holds {len(violations)} once-only "
+                "violation(s) (SPEC §7): " + "; ".join(str(v) for v in violations)
+            )
     extra = f" (checkpoint seq {checkpoint.seq} found)" if checkpoint else ""
     if isinstance(given, str):
         assert report.root is not None and vkey is not None
@@ -224,9 +240,12 @@ def verify(
         f"hash {report.head.hash}" + extra
     )
     if save_checkpoint:
-        Path(save_checkpoint).write_text(
-            json.dumps(_checkpoint_dict(report.head)) + "\n", encoding="utf-8"
-        )
+        try:
+            write_file(
+                save_checkpoint, json.dumps(_checkpoint_dict(report.head)) + "\n", store=app.audit
+            )
+        except OutputProblem as exc:
+            raise click.BadParameter(str(exc), param_hint="'--save-checkpoint'") from exc
         click.echo(f"checkpoint saved to {save_checkpoint}")
 
 
@@ -326,7 +345,7 @@ def export(
             --since 2026-11-11 --until 2026-11-11
         pricecalc audit export -o - --format csv --limit 100 | head
     """
-    output = out.open(RECORD_COLUMNS, title="audit")  # before the store: nothing half-done
+    output = out.open(RECORD_COLUMNS, title="audit", store=app.audit)  # before the store
     count = 0
     try:
         store = app.store()

@@ -143,7 +143,7 @@ def batch(
                 )
             except ValueError as exc:  # an unusable CSV header: the whole file is refused
                 raise click.UsageError(str(exc)) from exc
-            output = out.open(BATCH_COLUMNS, title="decisions")
+            output = out.open(BATCH_COLUMNS, title="decisions", store=app.audit)
             if lines is None:
                 output.commit(Summary())
                 what = "is empty" if src.empty else "has a header row but no requests"

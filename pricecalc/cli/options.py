@@ -124,13 +124,14 @@ class OutputOptions:
     def to_stdout(self) -> bool:
         return self.name == "-"
 
-    def open(self, columns: Sequence[str], title: str) -> Output:
+    def open(self, columns: Sequence[str], title: str, store: str | None = None) -> Output:
         """Create the output now — before anything is decided — or refuse it naming the
-        path as typed (exit 2): a folder, a missing or read-only folder."""
+        path as typed (exit 2): a folder, a missing or read-only folder, the audit store
+        at ``store`` or one of its files."""
         try:
             return Output(
                 self.name, self.format, columns, sys.stdout, title,
-                headers=self.headers, excel=self.excel,
+                headers=self.headers, excel=self.excel, store=store,
             )  # fmt: skip
         except OutputProblem as exc:
             raise click.BadParameter(str(exc), param_hint="'--output'") from exc
@@ -400,9 +401,11 @@ def decide_keyed(app: App, request: Any) -> Decision:
 def replay_note(decision: Mapping[str, Any]) -> str:
     """What a one-shot command says when it replays instead of recording."""
     seq = (decision.get("audit") or {}).get("seq")
+    voided = decision.get("voided_by")
+    withdrawn = f", since withdrawn by void record {voided}" if voided is not None else ""
     return (
         f"(already recorded as record {seq}: request {decision.get('request_id')} — this is "
-        "the recorded decision, replayed; nothing new was recorded)"
+        f"the recorded decision, replayed{withdrawn}; nothing new was recorded)"
     )
 
 

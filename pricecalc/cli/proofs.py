@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
@@ -31,6 +30,7 @@ from audit.protocol import AuditStore
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
+from pricecalc.writers import write_file
 
 SIGNING_KEY_ENV = "PRICECALC_AUDIT_SIGNING_KEY"
 
@@ -39,7 +39,7 @@ def _write(output: str | None, text: str) -> None:
     if output is None or output == "-":
         sys.stdout.write(text)
         return
-    Path(output).write_text(text, encoding="utf-8")
+    write_file(output, text)
 
 
 def load_signing_key(key_file: str) -> SigningKey:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +17,16 @@ from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.fields import BEIJING
 from pricecalc.report import Cut, ReportHeader, collect, render_report
 from pricecalc.selection import Filters
+from pricecalc.writers import OutputProblem, refuse_store_files, write_file
 
 
-def _check_output(output: str) -> Path:
-    """Refuse, before anything is read, a page that could not be written."""
+def _check_output(output: str, store: str) -> Path:
+    """Refuse, before anything is read, a page that could not be written, or that would
+    overwrite the audit store or one of its files."""
+    try:
+        refuse_store_files(output, store)
+    except OutputProblem as exc:
+        raise click.BadParameter(str(exc), param_hint="'--output'") from exc
     path = Path(output)
     if path.is_dir():
         raise click.BadParameter(
@@ -34,23 +37,6 @@ def _check_output(output: str) -> Path:
     if not folder.is_dir():
         raise click.BadParameter(f"the folder {folder} does not exist", param_hint="'--output'")
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write the page under a temporary name beside it, then rename: a reader never finds
-    half a page, and an interrupted run leaves the old one."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        umask = os.umask(0)  # mkstemp makes the file 0600; a report is as readable as any
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -94,7 +80,7 @@ def report(
     """
     given = click.get_current_context().params
     since, until = given["since"], given["until"]
-    path = _check_output(output)
+    path = _check_output(output, app.audit)
     if filters.since is not None and filters.until is not None and filters.since >= filters.until:
         raise click.UsageError(f"--since {since} is after --until {until}: the period is empty")
     note = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
@@ -139,7 +125,7 @@ def report(
         generated_at=datetime.now(UTC).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S 北京时间"),
     )
     try:
-        _write_atomically(path, render_report(figures, header))
+        write_file(path, render_report(figures, header), store=app.audit)
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(

@@ -9,6 +9,7 @@ table (or ``--json``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
@@ -29,7 +30,7 @@ from pricecalc.cli.options import (
 )
 from pricecalc.cli.render import decision_view, protection_view
 from pricecalc.hookspecs import hookimpl
-from pricecalc.rows import as_recorded
+from pricecalc.rows import MONEY_COLUMNS, as_recorded, record_row
 
 
 def _decide_and_show(
@@ -331,31 +332,85 @@ def clawback(
 @click.command()
 @click.argument("seq", type=click.IntRange(min=1), metavar="SEQ")
 @click.option("--reason", required=True, metavar="TEXT", help="Why it is withdrawn (recorded).")
+@click.option(
+    "--target",
+    metavar="T",
+    help="The record withdrawn: its request_id as is, or sha256: and at least 8 hex digits "
+    "of its hash (required when not on a terminal; on a terminal the record is shown and "
+    "you are asked).",
+)
 @request_id_option
 @json_option
 @click.pass_obj
-def void(app: App, seq: int, reason: str, request_id: str | None, as_json: bool) -> None:
+def void(
+    app: App, seq: int, reason: str, target: str | None, request_id: str | None, as_json: bool
+) -> None:
     """Withdraw an approved decision: record a void of record SEQ (SPEC §7).
 
     Nothing is edited: the void is a decision of its own, recorded like any other, and
     the withdrawn record stays in the log (statements show a reversal row). The once-only
     rules no longer count the withdrawn decision, so the corrected request can then be
-    decided. A void names its operator: give the global --operator. A void of a void, of
-    a rejected decision, of a record that does not exist, or of a record already voided
-    is rejected (and recorded as such).
+    decided. A void names its operator (the global --operator) and its target: the
+    record's request_id, or sha256: and the first digits of its hash, so that a void run
+    against the wrong store or the wrong seq is rejected (VOID_TARGET_MISMATCH) instead
+    of withdrawing an unrelated payout. On a terminal without --target, the record is
+    shown and you are asked. A void of a void, of a rejected decision, of a record that
+    does not exist, or of a record already voided is rejected (and recorded as such).
 
     Example:
 
     \b
-        pricecalc --operator clerk-li void 12 --reason "paid amount was 49.90, not 39.90"
+        pricecalc --operator clerk-li void 12 --target cc-12 \\
+            --reason "paid amount was 49.90, not 39.90"
     """
     if app.operator is None:
         raise click.UsageError(
             "a void names who made it: give the global --operator NAME "
             "(pricecalc --operator clerk-li void …)"
         )
-    request = _put({"kind": "void", "input": {"seq": seq, "reason": reason}}, request_id=request_id)
-    _decide_and_show(app, request, as_json, {"input.reason": "--reason"})
+    if target is None:
+        if not _on_terminal():
+            raise click.UsageError(
+                "--target is required when not on a terminal: name the record to withdraw "
+                "(its request_id, or sha256: and at least 8 hex digits of its hash; "
+                "pricecalc audit show shows both)",
+                ctx=click.get_current_context(),
+            )
+        target = _confirmed_target(app, seq)
+    request = _put(
+        {"kind": "void", "input": {"seq": seq, "reason": reason, "target": target}},
+        request_id=request_id,
+    )
+    options = {"input.reason": "--reason", "input.target": "--target"}
+    _decide_and_show(app, request, as_json, options)
+
+
+def _on_terminal() -> bool:
+    """Whether a person can be asked (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
+def _confirmed_target(app: App, seq: int) -> str:
+    """On a terminal: show record ``seq`` (kind, order, merchant, request_id, amounts), ask,
+    and name it by its request_id (else its hash's first 16 hex digits)."""
+    with app.store_errors():
+        record = app.calculator().store.record(seq)
+    if record is None:
+        raise click.ClickException(
+            f"there is no record {seq} in the audit store {app.audit}: nothing to withdraw"
+        )
+    row = record_row(record)
+    amounts = ", ".join(
+        f"{name} {row[name]}" for name in MONEY_COLUMNS if row.get(name) not in (None, "")
+    )
+    click.echo(
+        f"Record {seq}: {row.get('kind')} {row.get('status')}, order {row.get('order_id')}, "
+        f"merchant {row.get('merchant_id')}, request_id {record.key}"
+        + (f", {amounts}" if amounts else "")
+        + f", hash sha256:{record.hash[:16]}"
+    )
+    click.confirm(f"Withdraw record {seq}?", abort=True)
+    return record.key if record.key is not None else f"sha256:{record.hash[:16]}"
 
 
 #: The name this module is registered under as a plugin (``--disable-plugin`` takes it).

@@ -42,7 +42,7 @@ from pricecalc.statement import (
     statement_row,
     statement_word,
 )
-from pricecalc.writers import CsvWriter, Heading, Output, SummarySheet
+from pricecalc.writers import CsvWriter, Heading, Output, SummarySheet, write_file
 
 #: What ends a statement's JSON Lines: its totals line and its checkpoint line.
 TOTALS_LINE = "totals"
@@ -217,7 +217,7 @@ def statement(
         }
     if verifier is not None:
         extras[README_FILE] = proofs_readme(verifier, cut.size, sorted(proofs))
-    _write(found, out, proofs, folder, extras)
+    _write(found, out, proofs, folder, app.audit, extras)
     if not out.to_stdout and not out.quiet:
         sums = ", ".join(f"{k} {v}" for k, v in found.totals.formatted().items())
         whence = (
@@ -268,11 +268,12 @@ def _write(
     out: OutputOptions,
     proofs: dict[int, Any],
     folder: Path | None,
+    store: str | None = None,
     extras: dict[str, str] | None = None,
 ) -> None:
     """The statement, then its proofs; on any failure nothing is left (the statement's
     partial file and the proofs folder are removed)."""
-    output = out.open(STATEMENT_COLUMNS, title="statement")
+    output = out.open(STATEMENT_COLUMNS, title="statement", store=store)
     made = False
     try:
         jsonl = not output.writer.tabular
@@ -285,9 +286,9 @@ def _write(
             made = True
             for seq, doc in proofs.items():
                 text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-                (folder / proof_name(seq)).write_text(text, encoding="utf-8")
+                write_file(folder / proof_name(seq), text)
             for name, content in (extras or {}).items():  # bytes as they are: no CR added
-                (folder / name).write_bytes(content.encode("utf-8"))
+                write_file(folder / name, content)
         output.commit(summary)
     except KeyboardInterrupt:
         _undo(output, folder if made else None)

@@ -27,9 +27,8 @@ def test_the_clerks_example_on_the_command_line(invoke: Invoke, store: Path) -> 
         "line L1 of order O-1 was already compensated by record 1 (paid 539.90); to decide it "
         "again, void record 1 first" in " ".join(rerun.stdout.split())
     )
-    voided = decided(
-        invoke("--operator", "clerk-li", "void", "1", "--reason", "paid amount was 49.90", "--json")
-    )
+    args = ["void", "1", "--reason", "paid amount was 49.90", "--target", first["request_id"]]
+    voided = decided(invoke("--operator", "clerk-li", *args, "--json"))
     assert (voided["status"], voided["audit"]["seq"]) == ("approved", 3)
     fixed = decided(invoke("compensate", "--paid", "49.90", "--order-id", "O-1", "--json"))
     assert (fixed["status"], fixed["result"]["payout_total"]) == ("approved", "549.90")
@@ -56,7 +55,8 @@ def test_void_needs_the_global_operator(invoke: Invoke, store: Path) -> None:
 
 def test_a_rejected_void_is_recorded_and_shown(invoke: Invoke, store: Path) -> None:
     """A void of a record that does not exist is a rejected decision, recorded."""
-    result = invoke("--operator", "clerk-li", "void", "7", "--reason", "typo")
+    result = invoke("--operator", "clerk-li", "void", "7", "--reason", "typo",
+                    "--target", "sha256:00000000")  # fmt: skip
     assert result.exit_code == 0
     assert "NO_SUCH_RECORD" in result.stdout and "there is no record 7" in result.stdout
     assert store_count(store) == 1
@@ -64,8 +64,10 @@ def test_a_rejected_void_is_recorded_and_shown(invoke: Invoke, store: Path) -> N
 
 def test_audit_show_marks_voided_records_and_their_voids(invoke: Invoke, store: Path) -> None:
     """Issue 14: audit show and export mark the voided record and the void that withdrew it."""
-    invoke("compensate", "--paid", "39.90", "--order-id", "O-1", "--merchant", "shop-1")
-    invoke("--operator", "clerk-li", "void", "1", "--reason", "typo")
+    paid = decided(invoke("compensate", "--paid", "39.90", "--order-id", "O-1",
+                          "--merchant", "shop-1", "--json"))  # fmt: skip
+    invoke("--operator", "clerk-li", "void", "1", "--reason", "typo",
+           "--target", "sha256:" + paid["audit"]["hash"][:8])  # fmt: skip
     rows = json.loads(invoke("audit", "show", "--json").stdout)
     assert [(r["seq"], r["kind"], r["voided_by"], r["voids"]) for r in rows] == [
         (1, "counterfeit_compensation", 2, None),
