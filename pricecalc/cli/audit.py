@@ -174,7 +174,12 @@ def _signed_extension(
     metavar="VKEY",
     help="The log's verifier key (or a file with it), to check a signed --checkpoint.",
 )
-@click.option("--deep", is_flag=True, help="Also re-derive every record's canonical form.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also re-derive every record's canonical form and run the deep checks (the "
+    "file store's index against its log).",
+)
 @click.option(
     "--save-checkpoint",
     type=click.Path(dir_okay=False, writable=True),
@@ -194,7 +199,9 @@ def verify(
     With --checkpoint, also check that the chain still passes through a head saved
     earlier, or — given a signed checkpoint and --verifier-key — that the log is an
     extension of it (a consistency proof from its size): nothing was cut off or
-    rewritten since. --deep also re-derives every record's canonical form.
+    rewritten since. --deep also re-derives every record's canonical form and, once the
+    chain is intact, runs the deep checks (a full read each): the file store's index
+    cross-checked against its log.
 
     Example:
 
@@ -215,6 +222,13 @@ def verify(
         raise click.ClickException(
             f"the audit store {app.audit} failed verification at {where}: {report.problem}"
         )
+    if deep:
+        with app.store_errors():
+            problems = [problem for check in DEEP_CHECKS for problem in check(store)]
+        if problems:
+            raise click.ClickException(
+                f"the audit store {app.audit} failed the deep checks: " + "; ".join(problems)
+            )
     extra = f" (checkpoint seq {checkpoint.seq} found)" if checkpoint else ""
     if isinstance(given, str):
         assert report.root is not None and vkey is not None
@@ -228,6 +242,20 @@ def verify(
             json.dumps(_checkpoint_dict(report.head)) + "\n", encoding="utf-8"
         )
         click.echo(f"checkpoint saved to {save_checkpoint}")
+
+
+def _index_problems(store: AuditStore) -> list[str]:
+    """The file store's index cross-checked against its log (issue 19); a disagreeing
+    index is rebuilt by the store, and reported here."""
+    check = getattr(store, "check_index", None)
+    if check is None:  # a backend without a sidecar index
+        return []
+    return [f"its index {problem} (the index was rebuilt from the log)" for problem in check()]
+
+
+#: What ``audit verify --deep`` runs after the chain checked out, in order: each takes the
+#: store and returns its problems as sentences (empty: none).
+DEEP_CHECKS: list[Callable[[AuditStore], list[str]]] = [_index_problems]
 
 
 @audit_group.command()
@@ -409,6 +437,27 @@ def init(app: App, url: str | None, app_role: str | None) -> None:
     options = {"app_role": app_role} if app_role is not None else {}
     with app.store_errors(target):
         done = init_store(target, **options)
+    click.echo(str(done))
+
+
+@audit_group.command(name="accept-rollback")
+@click.pass_obj
+def accept_rollback(app: App) -> None:
+    """Accept a file store whose log is behind its high-water mark (restored from an older
+    copy), so that decisions can be recorded again.
+
+    Appends to such a log are refused, naming the lost record. Run this only once you know
+    why the log went back: what the lost records decided may be decided again. It records
+    nothing; it says which record it gives up.
+
+    Example:
+
+    \b
+        pricecalc --audit campaign-audit.jsonl audit accept-rollback
+    """
+    accept = _audit_function("accept_rollback")
+    with app.store_errors():
+        done = accept(app.audit, hmac_key=hmac_key())
     click.echo(str(done))
 
 
