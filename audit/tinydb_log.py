@@ -559,9 +559,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         except (IndexUnavailable, sqlite3.OperationalError) as exc:
             if self._tx_thread is not None:  # a decision waits on it: never guess
                 raise AuditError(f"the index {self._index.path} is unavailable: {exc}") from exc
-            logger.warning(
-                "audit index %s unavailable (%s); reading the log instead", self._index.path, exc
-            )
+            logger.warning("audit: %s; reading the log instead", _unavailable(self, exc))
             return scan()
 
     def _checked_line(self, seq: int, line: bytes, name: str | None, offset: int) -> Record:
@@ -782,7 +780,7 @@ class AuditLogStorage(Storage, TreeQuestions):
             try:
                 self._sync_index()
             except IndexUnavailable as exc:  # a full disk: the log itself verified
-                logger.warning("audit index %s not checked (%s)", self._index.path, exc)
+                logger.warning("audit: %s; its tree was not checked", exc)
                 return report
             why = self._keeper.tree_mismatch(report.count, report.root, damaged=False)
             if why is None:
@@ -817,9 +815,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 if self._tx_thread is not None:
                     raise
                 logger.warning(
-                    "audit index %s unavailable (%s); the tree is recomputed from the log",
-                    self._index.path,
-                    exc,
+                    "audit: %s; the tree is recomputed from the log", _unavailable(self, exc)
                 )
                 yield LogTree(iter_lines(self.path, 0, self._end), self.hmac_key)
                 return
@@ -851,6 +847,12 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._closed = True
             self._file.close()
             self._index.close()
+
+
+def _unavailable(storage: AuditLogStorage, exc: Exception) -> str:
+    if isinstance(exc, IndexUnavailable):
+        return str(exc)
+    return f"the index {storage._index.path} is unavailable: {exc}"
 
 
 def _outside(line: bytes, since_us: int | None, until_us: int | None) -> bool:
