@@ -400,6 +400,12 @@ class SidecarIndex:
         ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
+    def record_rows(self) -> tuple[int, int]:
+        """(how many record rows, the highest seq among them): both the head's seq when no
+        row is missing (one pass over the table inside SQLite)."""
+        row = self.conn.execute("SELECT count(*), max(seq) FROM records").fetchone()
+        return int(row[0]), int(row[1] or 0)
+
     def span(self, since_us: int | None, until_us: int | None) -> tuple[int, int] | None:
         """(first offset, end offset) of the records recorded in ``[since, until]``."""
         lo = since_us if since_us is not None else -(2**62)

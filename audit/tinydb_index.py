@@ -143,6 +143,15 @@ class IndexKeeper:
         """The seqs of the records tagged ``tag`` (proven complete)."""
         return self.index.lookup(tag_name(tag))
 
+    def span(self, since_us: int | None, until_us: int | None) -> tuple[int, int] | None:
+        """The index's span of the records in ``[since, until]``, from a records table
+        with no row missing (:class:`IndexBroken` otherwise)."""
+        state = self.checked
+        seq = state.seq if state is not None else 0
+        if self.index.record_rows() != (seq, seq):
+            raise IndexBroken("the index lost record rows")
+        return self.index.span(since_us, until_us)
+
     def location(self, seq: int) -> Location | None:
         """Where record ``seq`` sits; None only for a seq past the indexed head."""
         found = self.index.location(seq)

@@ -725,7 +725,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         log unless the lines just outside it are outside the period (the records' times
         rise with their seq, so then nothing in the period lies beyond the span)."""
         assert self._end is not None
-        span = self._index.span(since_us, until_us)
+        span = self._keeper.span(since_us, until_us)
         if span is None:
             return 0, self._end  # a none that cannot be proven cheaply: stream it all
         start, end = span[0], min(span[1], self._end)
