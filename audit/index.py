@@ -12,9 +12,9 @@ that ``get``/``find`` do not scan the file. What it answers is checked:
   ``(name, seq)`` pairs in which every row names its successor and carries a MAC over both
   (HMAC-SHA256 with the store's key when keyed, SHA-256 otherwise), from a sentinel row
   ``('', 0)`` on. :meth:`SidecarIndex.lookup` reads a name's rows together with the row
-  before them and the row after them and checks that the links run unbroken from one to
-  the other: a deleted, edited or unreachable row breaks the chain and raises
-  :class:`IndexBroken` — three indexed reads per lookup, whatever the index's size;
+  before them and checks that the links run unbroken from that row through every row of
+  the name and on past it: a deleted, edited or unreachable row breaks the chain and
+  raises :class:`IndexBroken` — two indexed reads per lookup, whatever the index's size;
 * the ``state`` row records the head it covers (seq, hash, offsets) and a running digest
   of every row it was given, and carries a MAC over all of it; the keeper compares that
   head with the log before using the index.
@@ -160,8 +160,10 @@ class Macs:
         return hmac.digest(self._key, data, "sha256")
 
     def link(self, name: str, seq: int, next_name: str | None, next_seq: int | None) -> bytes:
-        data = json.dumps([name, seq, next_name, next_seq], ensure_ascii=False)
-        return self._digest(b"link\n" + data.encode("utf-8", "surrogatepass"))[:16]
+        data = f"link\n{len(name)}:{name}{seq}\n"
+        if next_name is not None:
+            data += f"{len(next_name)}:{next_name}{next_seq}"
+        return self._digest(data.encode("utf-8", "surrogatepass"))[:16]
 
     def state(self, state: IndexState) -> bytes:
         data = json.dumps(
@@ -298,9 +300,7 @@ class SidecarIndex:
                 "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
                 [(r.seq, r.offset, r.length, r.recorded_us) for r in rows],
             )
-            for row in rows:
-                for name in row.names:
-                    self._link(conn, name, row.seq)
+            self._link(conn, sorted({(name, row.seq) for row in rows for name in row.names}))
             if nodes:
                 conn.executemany("INSERT OR REPLACE INTO tree VALUES (?, ?)", nodes)
             conn.execute(
@@ -323,25 +323,46 @@ class SidecarIndex:
         conn.execute("COMMIT")
         return state
 
-    def _link(self, conn: sqlite3.Connection, name: str, seq: int) -> None:
-        """Insert ``(name, seq)`` into the chain after the row before it."""
-        pred = conn.execute(
-            "SELECT name, seq, next_name, next_seq FROM names WHERE (name, seq) < (?, ?) "
-            "ORDER BY name DESC, seq DESC LIMIT 1",
-            (name, seq),
-        ).fetchone()
-        if pred is None:
-            raise IndexBroken("the index lost its first row")
-        if (pred[2], pred[3]) == (name, seq):
-            return  # already there
+    def _link(self, conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> None:
+        """Insert the ``(name, seq)`` pairs (sorted) into the chain: each goes after the row
+        before it; pairs that fall between the same two rows are chained to each other."""
         macs = self.macs
-        conn.execute(
-            "INSERT INTO names VALUES (?, ?, ?, ?, ?)",
-            (name, seq, pred[2], pred[3], macs.link(name, seq, pred[2], pred[3])),
-        )
-        conn.execute(
+        inserts: list[tuple[str, int, str | None, int | None, bytes]] = []
+        updates: list[tuple[str, int, bytes, str, int]] = []
+        run: list[tuple[str, int]] = []  # new pairs after ``pred``, in order
+        pred: tuple[str, int, str | None, int | None] | None = None
+
+        def close_run() -> None:
+            if pred is None or not run:
+                return
+            first = run[0]
+            updates.append((*first, macs.link(pred[0], pred[1], *first), pred[0], pred[1]))
+            ends: list[tuple[str | None, int | None]] = [*run[1:], (pred[2], pred[3])]
+            for (name, seq), (after_name, after_seq) in zip(run, ends, strict=True):
+                inserts.append(
+                    (name, seq, after_name, after_seq, macs.link(name, seq, after_name, after_seq))
+                )
+
+        for pair in pairs:
+            row = conn.execute(
+                "SELECT name, seq, next_name, next_seq FROM names WHERE (name, seq) < (?, ?) "
+                "ORDER BY name DESC, seq DESC LIMIT 1",
+                pair,
+            ).fetchone()
+            if row is None:
+                raise IndexBroken("the index lost its first row")
+            if (row[2], row[3]) == pair:
+                continue  # already there
+            found = (row[0], row[1], row[2], row[3])
+            if found != pred:
+                close_run()
+                pred, run = found, []
+            run.append(pair)
+        close_run()
+        conn.executemany("INSERT INTO names VALUES (?, ?, ?, ?, ?)", inserts)
+        conn.executemany(
             "UPDATE names SET next_name = ?, next_seq = ?, mac = ? WHERE name = ? AND seq = ?",
-            (name, seq, macs.link(pred[0], pred[1], name, seq), pred[0], pred[1]),
+            updates,
         )
 
     # -- the tree --------------------------------------------------------------------
@@ -363,7 +384,9 @@ class SidecarIndex:
     # -- lookups ---------------------------------------------------------------------
     def lookup(self, name: str) -> list[int]:
         """The seqs of the rows named ``name``, in order — proven complete by the chain
-        (:class:`IndexBroken` when a link or a MAC does not hold)."""
+        (:class:`IndexBroken` when a link or a MAC does not hold): the row before the name
+        must link to its first row (or past the name), each row to the next, the last
+        past the name. Two indexed reads, whatever the index's size."""
         conn = self.conn
         macs = self.macs
         pred = conn.execute(
@@ -385,12 +408,9 @@ class SidecarIndex:
             _check_link(macs, row)
             seqs.append(int(row[1]))
             expected = (row[2], row[3])
-        succ = conn.execute(
-            "SELECT name, seq FROM names WHERE name > ? ORDER BY name, seq LIMIT 1", (name,)
-        ).fetchone()
-        if (succ is None and expected != (None, None)) or (
-            succ is not None and (succ[0], succ[1]) != expected
-        ):
+        # The last row's link must leave the name: to a later name, or to the chain's end.
+        after = expected[0]
+        if (after is None) != (expected[1] is None) or (after is not None and after <= name):
             raise IndexBroken(f"the index's chain is broken after {name!r}")
         return seqs
 

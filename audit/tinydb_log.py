@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -372,38 +373,48 @@ class AuditLogStorage(Storage, TreeQuestions):
     # -- the high-water mark (SPEC §7: a rolled-back log is refused for writing) -------
     def _read_mark(self) -> tuple[int, str, int] | None:
         """The high-water mark ``(seq, hash, offset of its line)``; None when there is none
-        (a store written before marks existed) or it is unreadable (a crash while it was
-        replaced: it is written again at the next append)."""
+        (a store written before marks existed)."""
+        best = self._mark_slots()
+        return None if best is None else (best[1], best[2], best[3])
+
+    def _mark_slots(self) -> tuple[int, int, str, int] | None:
+        """The newest good slot of the mark file: ``(generation, seq, hash, offset)``.
+
+        The file holds two slots written in turn, each with a checksum, so that a write torn
+        by a crash spoils one slot and the other still holds the mark before it."""
         try:
-            with open(self._mark_path, "rb") as fh:
-                data = fh.read(4096)
+            fd = os.open(self._mark_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         try:
-            obj = json.loads(data)
-            seq, digest, offset = obj["seq"], obj["hash"], obj["offset"]
-            if not (isinstance(seq, int) and isinstance(digest, str) and isinstance(offset, int)):
-                raise TypeError("wrong types")
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("audit store %s: its high-water mark is unreadable (%s)", self.path, exc)
-            return None
-        return seq, digest, offset
+            data = os.pread(fd, 2 * _MARK_SLOT, 0)
+        finally:
+            os.close(fd)
+        best = None
+        for i in (0, 1):
+            slot = _parse_mark(data[i * _MARK_SLOT : (i + 1) * _MARK_SLOT])
+            if slot is not None and (best is None or slot[0] > best[0]):
+                best = slot
+        if best is None and data.strip(b"\0 \n"):
+            logger.warning("audit store %s: its high-water mark is unreadable", self.path)
+        return best
 
     def _write_mark(self, head: Checkpoint, offset: int) -> None:
-        """Replace the high-water mark atomically (a fresh file renamed over it). It is not
-        fsynced: the log is, first, so a mark can lag the log after a crash, never lead it."""
-        temporary = f"{self._mark_path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        data = json.dumps({"seq": head.seq, "hash": head.hash, "offset": offset}) + "\n"
+        """Move the high-water mark to ``head`` (its line at ``offset``): the next slot is
+        overwritten in place. It is not fsynced: the log is, first, so after a crash the
+        mark can lag the log, never lead it."""
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            best = self._mark_slots()
+            generation = best[0] + 1 if best is not None else 1
+            fd = os.open(
+                self._mark_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            )
             try:
-                os.write(fd, data.encode("ascii"))
+                data = _format_mark(generation, head, offset)
+                os.pwrite(fd, data, (generation % 2) * _MARK_SLOT)
             finally:
                 os.close(fd)
-            os.replace(temporary, self._mark_path)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
             logger.warning(
                 "audit store %s: could not write its high-water mark (%s)", self.path, exc
             )
@@ -847,6 +858,34 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._closed = True
             self._file.close()
             self._index.close()
+
+
+_MARK_SLOT = 256
+
+
+def _format_mark(generation: int, head: Checkpoint, offset: int) -> bytes:
+    body = json.dumps(
+        {"gen": generation, "seq": head.seq, "hash": head.hash, "offset": offset},
+        separators=(",", ":"),
+    )
+    check = hashlib.sha256(body.encode("ascii")).hexdigest()[:16]
+    line = f"{body} {check}\n".encode("ascii")
+    return line.ljust(_MARK_SLOT - 1, b" ") + b"\n"
+
+
+def _parse_mark(slot: bytes) -> tuple[int, int, str, int] | None:
+    text = slot.rstrip(b" \n\0")
+    body, _, check = text.rpartition(b" ")
+    if not body or hashlib.sha256(body).hexdigest()[:16].encode("ascii") != check:
+        return None
+    try:
+        obj = json.loads(body)
+        found = (obj["gen"], obj["seq"], obj["hash"], obj["offset"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(isinstance(v, t) for v, t in zip(found, (int, int, str, int), strict=True)):
+        return None
+    return found
 
 
 def _unavailable(storage: AuditLogStorage, exc: Exception) -> str:
