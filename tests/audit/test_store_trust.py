@@ -10,8 +10,8 @@ import logging
 import shutil
 import sqlite3
 import threading
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
