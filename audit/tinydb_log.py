@@ -793,7 +793,13 @@ class AuditLogStorage(Storage, TreeQuestions):
             except IndexUnavailable as exc:  # a full disk: the log itself verified
                 logger.warning("audit: %s; its tree was not checked", exc)
                 return report
-            why = self._keeper.tree_mismatch(report.count, report.root, damaged=False)
+            try:
+                why = self._keeper.tree_mismatch(report.count, report.root, damaged=False)
+            except sqlite3.OperationalError as exc:
+                logger.warning("audit: the index's tree was not checked (%s)", exc)
+                return report
+            except INDEX_FAILURES as exc:
+                why = f"(it cannot be read: {exc})"
             if why is None:
                 return report
             self._keeper.reset()
@@ -837,6 +843,14 @@ class AuditLogStorage(Storage, TreeQuestions):
                 raise TreeMismatch(
                     f"the Merkle tree kept in {self._index.path} does not match the log: "
                     f"{exc}; it was reset and will be rebuilt from the log, try again"
+                ) from exc
+            except sqlite3.OperationalError:
+                raise
+            except INDEX_FAILURES as exc:  # a damaged index: never a raw traceback
+                self._keeper.reset()
+                raise TreeMismatch(
+                    f"the Merkle tree kept in {self._index.path} cannot be read ({exc}); "
+                    "it was reset and will be rebuilt from the log, try again"
                 ) from exc
 
     # -- TinyDB's Storage interface -------------------------------------------------

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import audit
 from pricecalc.calculator import Calculator
 from pricecalc.cli import cli
 
@@ -98,10 +99,15 @@ def test_a_statement_totals_right_with_merchant_rows_deleted(tmp_path: Path) -> 
     assert (after.exit_code, after.output) == (0, before.output)
 
 
+ROOT: list[Any] = []
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "audit.jsonl"
     make_store(path)
+    with audit.TinyDBAuditStore(path) as store:
+        ROOT[:] = [store.root(), store.inclusion_proof(2)]
     return path
 
 
@@ -125,4 +131,11 @@ def test_one_byte_flipped_in_the_index_pays_nothing_twice(
         at = (page * 4096 + offset) % len(data)
         data[at] ^= flip
         Path(f"{path}.idx").write_bytes(bytes(data))
+        with audit.TinyDBAuditStore(path) as store:
+            try:  # the tree's cache may be what was hit: a clear error, then it is rebuilt
+                proof = store.inclusion_proof(2)
+            except audit.AuditError as exc:
+                assert "rebuilt from the log" in str(exc)
+                proof = store.inclusion_proof(2)
+            assert (store.root(), proof) == (ROOT[0], ROOT[1])
         assert_paid_once(path)
