@@ -456,6 +456,7 @@ def accept_rollback(app: App) -> None:
         pricecalc --audit campaign-audit.jsonl audit accept-rollback
     """
     accept = _audit_function("accept_rollback")
+    app.store()  # says so when there is no store there (never creates one)
     with app.store_errors():
         done = accept(app.audit, hmac_key=hmac_key())
     click.echo(str(done))

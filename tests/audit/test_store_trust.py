@@ -248,9 +248,17 @@ def test_a_forked_log_of_the_same_length_is_refused(open_tinydb: Opener, store_p
     assert json.loads(lines[-1])["hash"].encode("ascii") in mark
 
 
-def test_accept_rollback_on_a_store_that_is_not_behind(store_path: Path) -> None:
-    """`audit accept-rollback` on a log at its mark says so and records nothing."""
+def test_accept_rollback_on_a_store_that_is_not_behind(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """`audit accept-rollback` on a log at its mark says so and records nothing; on a
+    path with no store it creates none."""
     runner = CliRunner()
+    missing = runner.invoke(cli, ["--audit", str(store_path), "audit", "accept-rollback"])
+    assert missing.exit_code == 1
+    assert f"there is no audit store at {store_path}" in missing.output
+    assert not store_path.exists()
+    open_tinydb().close()
     result = runner.invoke(cli, ["--audit", str(store_path), "audit", "accept-rollback"])
     assert result.exit_code == 0
     assert result.output == (
