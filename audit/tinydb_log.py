@@ -846,7 +846,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 ) from exc
             except sqlite3.OperationalError:
                 raise
-            except INDEX_FAILURES as exc:  # a damaged index: never a raw traceback
+            except (sqlite3.DatabaseError, IndexBroken) as exc:  # never a raw traceback
                 self._keeper.reset()
                 raise TreeMismatch(
                     f"the Merkle tree kept in {self._index.path} cannot be read ({exc}); "
