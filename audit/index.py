@@ -195,10 +195,7 @@ class Macs:
 
 class SidecarIndex:
     """One connection to the index file. Callers serialise access (the store's locks).
-
-    ``read_only`` opens an existing index without ever writing it (nor creating its
-    ``-wal``/``-shm``): what a read on a full disk can still use.
-    """
+    ``hmac_key`` is the store's: the index's MACs are made with it."""
 
     def __init__(self, path: str, hmac_key: bytes | None = None) -> None:
         self.path = path

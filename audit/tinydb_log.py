@@ -2,8 +2,9 @@
 
 :class:`AuditLogStorage` is TinyDB's ``Storage`` for :mod:`audit.tinydb_store`, with its
 stock model (read the whole database, write it all back) replaced: an append writes only
-the new lines at the end (``O_APPEND``) and fsyncs them, under a thread lock and an
-inter-process :mod:`filelock` lock, after catching up on what other processes appended.
+the new lines at the end (``O_APPEND``) and fsyncs them, under a thread lock, an
+inter-process :mod:`filelock` lock and a lock on the log file itself, after catching up on
+what other processes appended.
 :class:`StoreTransaction` is one such append (the chain rules of :mod:`audit.chain`);
 :class:`RecordsView` is the read-only, streaming view TinyDB's table reads through. The
 sidecar index and the tree cache are kept in step by :class:`audit.tinydb_index.IndexKeeper`.
