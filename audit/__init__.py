@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
-from audit.admin import init_store, migrate_store
+from audit.admin import accept_rollback, init_store, migrate_store
 from audit.canonical import canonical_bytes, canonical_text
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
     DuplicateKey,
     IncompleteRecordWarning,
+    RolledBack,
     StoreLocked,
     StoreUnusable,
     TamperedError,
@@ -51,12 +52,14 @@ __all__ = [
     "ExportFormat",
     "IncompleteRecordWarning",
     "Record",
+    "RolledBack",
     "StoreLocked",
     "StoreUnusable",
     "TamperedError",
     "TinyDBAuditStore",
     "Transaction",
     "VerifyReport",
+    "accept_rollback",
     "canonical_bytes",
     "canonical_text",
     "escape_csv_cell",

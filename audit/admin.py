@@ -16,7 +16,7 @@ from audit.errors import AuditError, TamperedError
 from audit.factory import open_store
 from audit.protocol import AuditStore, Checkpoint, Record
 
-__all__ = ["RecordImporter", "init_store", "migrate_store"]
+__all__ = ["RecordImporter", "accept_rollback", "init_store", "migrate_store"]
 
 Target = str | os.PathLike[str]
 
@@ -51,6 +51,31 @@ def init_store(url_or_path: Target, *, app_role: str | None = None) -> str:
     if existed:
         return f"audit store {path} already exists ({head.seq} records); nothing to do."
     return f"created the audit store {path}."
+
+
+def accept_rollback(path: Target, *, hmac_key: bytes | None = None) -> str:
+    """Accept a file store's log as it is now, though it is behind the high-water mark its
+    writers left (restored from an older copy): move the mark to the log's head so that
+    appends are allowed again. Returns what was accepted, in a sentence; records nothing
+    in the log. Records after the head are gone: whatever they decided may be decided again.
+    """
+    if _is_postgres(path) or (isinstance(path, str) and "://" in path):
+        raise AuditError("accept-rollback applies to the file store (a path) only")
+    from audit.tinydb_store import TinyDBAuditStore
+
+    with TinyDBAuditStore(path, hmac_key=hmac_key) as store:
+        lost, head = store.accept_rollback()
+    where = f"record {head.seq} (hash {head.hash})" if head.seq else "no record (empty)"
+    if lost is None:
+        return (
+            f"the audit store {os.fspath(path)} is not behind its high-water mark; it ends at "
+            f"{where}. Nothing to accept."
+        )
+    return (
+        f"accepted the rollback of the audit store {os.fspath(path)}: its log ends at "
+        f"{where}; record {lost.seq} (hash {lost.hash}), which was written to it, is no "
+        "longer there. Appends are allowed again; nothing else was recorded."
+    )
 
 
 @runtime_checkable

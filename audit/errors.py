@@ -25,6 +25,16 @@ class StoreUnusable(AuditError):
     """A write or sync failed; this handle refuses further appends (never retried silently)."""
 
 
+class RolledBack(AuditError):
+    """The log is behind the high-water mark its writers left: record ``seq`` (``hash``)
+    was written and is gone. Appends are refused until an operator accepts the rollback."""
+
+    def __init__(self, seq: int, digest: str, message: str) -> None:
+        self.seq = seq
+        self.hash = digest
+        super().__init__(message)
+
+
 class StoreLocked(AuditError):
     """The writer lock could not be taken in time."""
 

@@ -22,14 +22,30 @@ import attrs
 
 from audit.chain import TreeMismatch, root_at
 from audit.errors import AuditError, TamperedError
-from audit.index import EMPTY, IndexRow, IndexState, SidecarIndex
+from audit.index import (
+    IndexBroken,
+    IndexRow,
+    IndexState,
+    Location,
+    SidecarIndex,
+    key_name,
+    tag_name,
+)
 from audit.logfile import LogFile
 from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
 from audit.protocol import Record
 from audit.records import decode_line, epoch_micros, parse_timestamp
 from audit.verifying import line_fields
 
-__all__ = ["KEPT_FROM_LEVEL", "IndexKeeper", "LogLines"]
+__all__ = [
+    "INDEX_FAILURES",
+    "KEPT_FROM_LEVEL",
+    "IndexKeeper",
+    "IndexUnavailable",
+    "LogLines",
+    "LogTree",
+    "record_names",
+]
 
 logger = logging.getLogger("audit")
 
@@ -37,10 +53,20 @@ logger = logging.getLogger("audit")
 LogLines = Callable[[int, int], Iterator[tuple[int, bytes]]]
 
 _INDEX_BATCH = 10_000
+
+#: What a damaged index can raise: each means "rebuild it from the log" (never a traceback,
+#: never a decision on its answer). ``sqlite3.OperationalError`` (locked, disk full, …) is
+#: not among them: rebuilding would not help.
+INDEX_FAILURES = (IndexBroken, sqlite3.DatabaseError, TypeError, ValueError, IndexError)
 #: The index keeps the Merkle tree's nodes of this level and above (a node per 16 records,
 #: 1/32 of all); a node below is recomputed from the at most 8 records it covers, each
 #: checked against its hash, when a root or a proof needs it (docs/audit.md).
 KEPT_FROM_LEVEL = 4
+
+
+class IndexUnavailable(AuditError):
+    """The index cannot be opened or written now (locked, disk full, read-only): rebuilding
+    it would not help. A read may go on by streaming the log instead."""
 
 
 class IndexKeeper:
@@ -72,7 +98,8 @@ class IndexKeeper:
         """Bring the sidecar index up to the log end ``end``.
 
         Once per lock hold and log end: while this handle holds the lock nobody else
-        writes the index, so a second lookup in the same transaction skips the check.
+        writes the index, so a second lookup in the same transaction skips the check. A
+        damaged index (any of :data:`INDEX_FAILURES`) is rebuilt from the log.
         """
         if self.synced_to is not None and self.synced_to == end:
             return
@@ -80,13 +107,60 @@ class IndexKeeper:
         try:
             self._sync_once(end)
         except sqlite3.OperationalError as exc:
-            raise AuditError(f"the index {self.index.path} is unavailable: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            logger.warning("audit index %s is corrupt (%s); rebuilding it", self.index.path, exc)
-            self.index.destroy()
-            self.checked = None
-            self._sync_once(end)
+            raise IndexUnavailable(f"the index {self.index.path} is unavailable: {exc}") from exc
+        except INDEX_FAILURES as exc:
+            self.rebuild(end, exc)
+            return
         self.synced_to = end
+
+    def rebuild(self, end: int, why: BaseException) -> None:
+        """Throw the index away and build it again from the log up to ``end``."""
+        logger.warning(
+            "audit index %s cannot be trusted (%s); rebuilding it from the log",
+            self.index.path,
+            why or type(why).__name__,
+        )
+        self.index.destroy()
+        self.checked = None
+        self.tree = None
+        self.synced_to = None
+        try:
+            self._sync_once(end)
+        except sqlite3.OperationalError as exc:
+            raise IndexUnavailable(f"the index {self.index.path} is unavailable: {exc}") from exc
+        except INDEX_FAILURES as exc:
+            raise AuditError(
+                f"the index {self.index.path} could not be rebuilt from the log: {exc}"
+            ) from exc
+        self.synced_to = end
+
+    # -- lookups (after sync, under the lock) ----------------------------------------
+    def seqs_by_key(self, key: str) -> list[int]:
+        """The seqs of the records holding idempotency key ``key`` (proven complete)."""
+        return self.index.lookup(key_name(key))
+
+    def seqs_by_tag(self, tag: str) -> list[int]:
+        """The seqs of the records tagged ``tag`` (proven complete)."""
+        return self.index.lookup(tag_name(tag))
+
+    def span(self, since_us: int | None, until_us: int | None) -> tuple[int, int] | None:
+        """The index's span of the records in ``[since, until]``, from a records table
+        with no row missing (:class:`IndexBroken` otherwise)."""
+        state = self.checked
+        seq = state.seq if state is not None else 0
+        if self.index.record_rows() != (seq, seq):
+            raise IndexBroken("the index lost record rows")
+        return self.index.span(since_us, until_us)
+
+    def location(self, seq: int) -> Location | None:
+        """Where record ``seq`` sits; None only for a seq past the indexed head."""
+        found = self.index.location(seq)
+        state = self.checked
+        if found is None and state is not None and 1 <= seq <= state.seq:
+            raise IndexBroken(f"the index lost record {seq}'s row")
+        if found is not None and found[0] != seq:
+            raise IndexBroken(f"the index's row for record {seq} names record {found[0]}")
+        return found
 
     def _matches_file(self, state: IndexState, end: int) -> bool:
         if state.end_offset > end:
@@ -107,9 +181,7 @@ class IndexKeeper:
     def _sync_once(self, end: int) -> None:
         state = self.index.state()
         if state != self.checked and not self._matches_file(state, end):
-            logger.warning("audit index %s does not match the log; rebuilding it", self.index.path)
-            self.index.reset()
-            state = EMPTY
+            raise IndexBroken("it does not match the log (its head is not the log's)")
         self.checked = state
         tree = self._tree_for(state)
         if state.end_offset == end:
@@ -128,13 +200,13 @@ class IndexKeeper:
             if fields is not None and fields[0] == tree.size + 1 == row[0].seq:
                 nodes.extend(tree.extend((fields[3],), KEPT_FROM_LEVEL))
             state = IndexState(
-                offset + len(line), row[0].seq, offset, row[1], tree.size, _edge(tree)
+                offset + len(line), row[0].seq, offset, row[1], tree.size, _edge(tree),
+                state.digest,
             )
             if len(rows) >= _INDEX_BATCH:
-                self.index.add(rows, state, nodes)
+                state = self.index.add(rows, state, nodes)
                 rows, nodes = [], []
-        self.index.add(rows, state, nodes)
-        self.checked = state
+        self.checked = self.index.add(rows, state, nodes)
 
     def _tree_for(self, state: IndexState) -> CompactTree:
         """The tree's right edge at ``state`` (kept in memory; loaded from the index)."""
@@ -154,7 +226,7 @@ class IndexKeeper:
         (a level the index does not keep), each checked against its own hash."""
         first = (index << level) + 1
         last = first + (1 << level) - 1
-        start, end = self.index.by_seq(first), self.index.by_seq(last)
+        start, end = self.location(first), self.location(last)
         if start is None or end is None:
             raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
         data = self._file.pread(start[1], end[1] + end[2] - start[1])
@@ -187,24 +259,74 @@ class IndexKeeper:
             rows = []
             offset = at
             for record, line, us in zip(records, lines, micros, strict=True):
-                rows.append(IndexRow(record.seq, offset, len(line), record.key, us, record.tags))
+                rows.append(IndexRow(record.seq, offset, len(line), us, record_names(record)))
                 offset += len(line)
             last = records[-1]
             state = IndexState(
                 offset, last.seq, offset - len(lines[-1]), last.hash, tree.size, _edge(tree)
             )
-            self.index.add(rows, state, nodes)
-            self.checked = state
+            self.checked = self.index.add(rows, state, nodes)
             self.synced_to = offset
             self.tree = tree
-        except sqlite3.Error as exc:  # the record is durable; the index catches up later
+        except (sqlite3.Error, *INDEX_FAILURES) as exc:
+            # The records are durable; the index is caught up (or rebuilt) at next use.
             self.tree = None
+            self.checked = None
+            self.synced_to = None
             logger.warning("audit index %s not updated (%s)", self.index.path, exc)
+
+    # -- the cross-check (verify --deep) ---------------------------------------------
+    def check(self, end: int) -> list[str]:
+        """Compare the whole index with the log up to ``end`` (a full read of both):
+        every problem found, as sentences; empty when the index is exactly what the log
+        makes. Nothing is repaired here."""
+        try:
+            return self._check(end)
+        except (sqlite3.Error, *INDEX_FAILURES) as exc:
+            return [f"the index cannot be read: {exc}"]
+
+    def _check(self, end: int) -> list[str]:
+        problems: list[str] = []
+        state = self.index.state()
+        rows: list[IndexRow] = []
+        last: tuple[int, str] | None = None
+        for offset, line in self._lines(0, end):
+            found = _index_row(offset, line)
+            if found is not None:
+                rows.append(found[0])
+                last = (found[0].seq, found[1])
+        if state.end_offset != end or (last is not None and (state.seq, state.last_hash) != last):
+            problems.append(
+                f"its head (record {state.seq} ending at offset {state.end_offset}) is not "
+                f"the log's (record {last[0] if last else 0} ending at offset {end})"
+            )
+        if state.digest != self.index.macs.digest_of(bytes(32), rows):
+            problems.append("its running digest is not the digest of the log's rows")
+        kept = self.index.all_records()
+        for row in rows:
+            at = kept.pop(row.seq, None)
+            if at is None:
+                problems.append(f"record {row.seq} has no row")
+            elif at != (row.offset, row.length, row.recorded_us):
+                problems.append(f"record {row.seq}'s row is wrong {at}")
+        problems.extend(f"a row for record {seq}, which the log does not hold" for seq in kept)
+        want = {(name, row.seq) for row in rows for name in row.names}
+        links = self.index.all_names()
+        for name, seq in sorted(want - links.keys()):
+            problems.append(f"the {_what(name)} row of record {seq} is missing")
+        for name, seq in sorted(links.keys() - want):
+            problems.append(f"a {_what(name)} row for record {seq} that the log does not hold")
+        order = [("", 0), *sorted(links)]
+        for here, there in zip(order, [*order[1:], None], strict=True):
+            link = links.get(here) if here != ("", 0) else None
+            if link is not None and (link if link != (None, None) else None) != there:
+                problems.append(f"the link after the {_what(here[0])} row of record {here[1]}")
+        return problems
 
     # -- the Merkle tree (SPEC §9) ----------------------------------------------------
     def reset(self) -> None:
-        """Empty the index (it is rebuilt from the log at the next sync)."""
-        self.index.reset()
+        """Throw the index away (it is rebuilt from the log at the next sync)."""
+        self.index.destroy()
         self.checked = None
         self.synced_to = None
         self.tree = None
@@ -264,12 +386,45 @@ class _TreeView:
 
     def leaf(self, seq: int) -> bytes:
         keeper = self._keeper
-        found = keeper.index.by_seq(seq)
+        found = keeper.location(seq)
         line = keeper._file.pread(found[1], found[2]) if found is not None else b""
         fields = line_fields(line, keeper._hmac_key)
         if fields is None or fields[0] != seq:
             raise TamperedError(seq, f"record {seq} does not check out; run verify()")
         return leaf_hash(fields[3])
+
+
+class LogTree:
+    """The tree recomputed from the log itself (:class:`audit.chain.TreeView`), for reads
+    when the index cannot be opened (a full disk): every leaf from a line whose bytes
+    hash to its claimed hash, up to the first that does not."""
+
+    def __init__(self, lines: Iterator[tuple[int, bytes]], hmac_key: bytes | None) -> None:
+        leaves: list[bytes] = []
+        for _, line in lines:
+            fields = line_fields(line, hmac_key)
+            if fields is None or fields[0] != len(leaves) + 1:
+                break
+            leaves.append(leaf_hash(fields[3]))
+        self._leaves = leaves
+
+    def size(self) -> int:
+        return len(self._leaves)
+
+    def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        out = {}
+        for level, index in wanted:
+            first = index << level
+            part = self._leaves[first : first + (1 << level)]
+            if len(part) != 1 << level:
+                raise TreeMismatch(f"node ({level}, {index}) is past the log's end")
+            out[(level, index)] = root_of_leaves(part)
+        return out
+
+    def leaf(self, seq: int) -> bytes:
+        if not 1 <= seq <= len(self._leaves):
+            raise TamperedError(seq, f"record {seq} does not check out; run verify()")
+        return self._leaves[seq - 1]
 
 
 def _edge(tree: CompactTree) -> bytes:
@@ -292,7 +447,19 @@ def _row_for(record: Record, offset: int, length: int) -> IndexRow:
         seq=record.seq,
         offset=offset,
         length=length,
-        key=record.key,
         recorded_us=epoch_micros(parse_timestamp(record.recorded_at)),
-        tags=record.tags,
+        names=record_names(record),
     )
+
+
+def _what(name: str) -> str:
+    kind, _, text = name.partition(":")
+    return f"{'key' if kind == 'k' else 'tag'} {text!r}"
+
+
+def record_names(record: Record) -> tuple[str, ...]:
+    """The index names of a record's key and tags (distinct, in a fixed order)."""
+    names = [tag_name(tag) for tag in record.tags]
+    if record.key is not None:
+        names.append(key_name(record.key))
+    return tuple(dict.fromkeys(names))

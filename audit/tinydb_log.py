@@ -2,8 +2,9 @@
 
 :class:`AuditLogStorage` is TinyDB's ``Storage`` for :mod:`audit.tinydb_store`, with its
 stock model (read the whole database, write it all back) replaced: an append writes only
-the new lines at the end (``O_APPEND``) and fsyncs them, under a thread lock and an
-inter-process :mod:`filelock` lock, after catching up on what other processes appended.
+the new lines at the end (``O_APPEND``) and fsyncs them, under a thread lock, an
+inter-process :mod:`filelock` lock and a lock on the log file itself, after catching up on
+what other processes appended.
 :class:`StoreTransaction` is one such append (the chain rules of :mod:`audit.chain`);
 :class:`RecordsView` is the read-only, streaming view TinyDB's table reads through. The
 sidecar index and the tree cache are kept in step by :class:`audit.tinydb_index.IndexKeeper`.
@@ -11,14 +12,20 @@ sidecar index and the tree cache are kept in step by :class:`audit.tinydb_index.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import logging
 import os
+import sqlite3
 import threading
+import time
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import attrs
 import filelock
@@ -38,11 +45,12 @@ from audit.errors import (
     AuditError,
     DuplicateKey,
     IncompleteRecordWarning,
+    RolledBack,
     StoreLocked,
     StoreUnusable,
     TamperedError,
 )
-from audit.index import Location, SidecarIndex
+from audit.index import IndexBroken, SidecarIndex, key_name, tag_name
 from audit.logfile import LogFile, iter_lines, read_blocks
 from audit.merkle import CompactTree
 from audit.protocol import (
@@ -60,8 +68,15 @@ from audit.records import (
     parse_timestamp,
     record_to_dict,
 )
-from audit.tinydb_index import KEPT_FROM_LEVEL, IndexKeeper
-from audit.verifying import verify_blocks
+from audit.tinydb_index import (
+    INDEX_FAILURES,
+    KEPT_FROM_LEVEL,
+    IndexKeeper,
+    IndexUnavailable,
+    LogTree,
+    record_names,
+)
+from audit.verifying import line_fields, verify_blocks
 
 __all__ = ["AuditLogStorage", "RecordsView", "StoreTransaction"]
 
@@ -70,6 +85,17 @@ logger = logging.getLogger("audit")
 Clock = Callable[[], datetime]
 
 _MISSING = object()
+
+_T = TypeVar("_T")
+
+
+class _BadRecord(IndexBroken):
+    """A record found through the index does not check out against its own hash."""
+
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(problem)
+        self.seq = seq
+        self.problem = problem
 
 
 def _utcnow() -> datetime:
@@ -88,9 +114,11 @@ class AuditLogStorage(Storage, TreeQuestions):
     (refused: the log is never rewritten), it offers what the store needs: durable
     appends, transactions, lookups through the sidecar index, streaming and verify.
 
-    Files: ``path`` (the log), ``path + ".lock"`` (the writer lock) and ``path + ".idx"``
-    (the SQLite index, with its ``-wal``/``-shm`` companions). The parent directory must
-    exist.
+    Files: ``path`` (the log, which the writer also locks itself), ``path + ".lock"``
+    (the writer lock of earlier versions, still taken first), ``path + ".head"`` (the
+    high-water mark: the last record a writer wrote, see :meth:`accept_rollback`) and
+    ``path + ".idx"`` (the SQLite index, with its ``-wal``/``-shm`` companions). The parent
+    directory must exist.
     """
 
     #: The one table an audit log holds (TinyDB's default table name).
@@ -120,7 +148,9 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._flock = filelock.FileLock(self.path + ".lock")
         self._depth = 0
         self._tx_thread: int | None = None
-        self._index = SidecarIndex(self.path + ".idx")
+        self._index = SidecarIndex(self.path + ".idx", hmac_key)
+        self._mark_path = self.path + ".head"
+        self._mark_ok: Checkpoint | None = None  # a head known to be at or past the mark
         # What this handle knows of the file, valid while it holds the lock:
         self._end: int | None = None  # offset up to which it has read (a line boundary)
         self._head = Checkpoint(0, GENESIS_HASH)
@@ -165,6 +195,11 @@ class AuditLogStorage(Storage, TreeQuestions):
                 ) from exc
             except RuntimeError as exc:  # filelock refuses a wait that could never end
                 raise StoreLocked(f"the writer lock {self.path}.lock: {exc}") from exc
+            try:
+                self._lock_log()
+            except BaseException:
+                self._flock.release()
+                raise
             self._depth = 1
             self._keeper.forget_sync()
             try:
@@ -173,9 +208,41 @@ class AuditLogStorage(Storage, TreeQuestions):
             finally:
                 self._keeper.forget_sync()
                 self._depth = 0
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._file.fd, fcntl.LOCK_UN)
                 self._flock.release()
         finally:
             self._tlock.release()
+
+    def _lock_log(self) -> None:
+        """Lock the log file itself (its inode, through this handle's descriptor).
+
+        The ``.lock`` file alone can be deleted or replaced under a writer, letting a second
+        one in; the log's own inode cannot be swapped without the handle noticing (below),
+        so the log's lock is what really keeps writers one at a time.
+        """
+        deadline = time.monotonic() + self.lock_timeout if self.lock_timeout >= 0 else None
+        while True:
+            try:
+                fcntl.flock(self._file.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise StoreLocked(
+                        f"could not lock the audit log {self.path} within "
+                        f"{self.lock_timeout:g}s: another writer holds it"
+                    ) from None
+                time.sleep(max(self._poll_interval, 0.0005))
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(self._file.fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            fcntl.flock(self._file.fd, fcntl.LOCK_UN)
+            raise StoreUnusable(
+                f"the audit log {self.path} was replaced or removed while this handle had it "
+                "open; open the store again"
+            )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -302,6 +369,109 @@ class AuditLogStorage(Storage, TreeQuestions):
                 self._head_problem.seq,
                 f"{self._head_problem.problem}; refusing to append on top of it",
             )
+        self._check_mark()
+
+    # -- the high-water mark (SPEC §7: a rolled-back log is refused for writing) -------
+    def _read_mark(self) -> tuple[int, str, int] | None:
+        """The high-water mark ``(seq, hash, offset of its line)``; None when there is none
+        (a store written before marks existed)."""
+        best = self._mark_slots()
+        return None if best is None else (best[1], best[2], best[3])
+
+    def _mark_slots(self) -> tuple[int, int, str, int] | None:
+        """The newest good slot of the mark file: ``(generation, seq, hash, offset)``.
+
+        The file holds two slots written in turn, each with a checksum, so that a write torn
+        by a crash spoils one slot and the other still holds the mark before it."""
+        try:
+            fd = os.open(self._mark_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            data = os.pread(fd, 2 * _MARK_SLOT, 0)
+        finally:
+            os.close(fd)
+        best = None
+        for i in (0, 1):
+            slot = _parse_mark(data[i * _MARK_SLOT : (i + 1) * _MARK_SLOT])
+            if slot is not None and (best is None or slot[0] > best[0]):
+                best = slot
+        if best is None and data.strip(b"\0 \n"):
+            logger.warning("audit store %s: its high-water mark is unreadable", self.path)
+        return best
+
+    def _write_mark(self, head: Checkpoint, offset: int) -> None:
+        """Move the high-water mark to ``head`` (its line at ``offset``): the next slot is
+        overwritten in place. It is not fsynced: the log is, first, so after a crash the
+        mark can lag the log, never lead it."""
+        try:
+            best = self._mark_slots()
+            generation = best[0] + 1 if best is not None else 1
+            fd = os.open(
+                self._mark_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            )
+            try:
+                data = _format_mark(generation, head, offset)
+                os.pwrite(fd, data, (generation % 2) * _MARK_SLOT)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            logger.warning(
+                "audit store %s: could not write its high-water mark (%s)", self.path, exc
+            )
+            return
+        self._mark_ok = head
+
+    def _log_holds(self, seq: int, digest: str, offset: int) -> bool:
+        """Whether the log still holds record ``seq`` with hash ``digest`` at ``offset``."""
+        if seq == 0:
+            return True
+        if seq > self._head.seq:
+            return False
+        if seq == self._head.seq:
+            return digest == self._head.hash
+        assert self._end is not None
+        for _, line in iter_lines(self.path, offset, self._end):
+            record = decode_line(line, None, check=False).record
+            return record is not None and record.seq == seq and record.hash == digest
+        return False
+
+    def _check_mark(self) -> None:
+        """Refuse to write on a log behind its high-water mark (restored from an old copy,
+        cut back, or replaced by a fork), naming the lost head."""
+        head = self._head
+        if self._mark_ok == head:
+            return
+        mark = self._read_mark()
+        if mark is not None and not self._log_holds(*mark):
+            seq, digest, _ = mark
+            raise RolledBack(
+                seq,
+                digest,
+                f"the audit log {self.path} was rolled back: record {seq} (hash {digest}) "
+                f"was written to it, but the log now ends at record {head.seq} and does not "
+                "hold it (restored from an older copy, cut back, or replaced). Records up "
+                f"to {seq} may be lost; appends are refused until an operator accepts the "
+                "rollback (audit accept-rollback)",
+            )
+        self._mark_ok = head
+
+    def accept_rollback(self) -> tuple[Checkpoint | None, Checkpoint]:
+        """Accept the log as it is: move the high-water mark to its head. Returns the mark
+        that was given up (None when the log was not behind it) and the head accepted.
+        Records nothing in the log."""
+        with self._locked():
+            assert self._end is not None
+            head = self._head
+            mark = self._read_mark()
+            lost = None
+            if mark is not None and not self._log_holds(*mark):
+                lost = Checkpoint(mark[0], mark[1])
+            last = self._file.line_before(self._end)
+            self._write_mark(head, last[0] if last is not None else 0)
+            if self._mark_ok != head:
+                raise AuditError(f"could not write the high-water mark {self._mark_path}")
+            return lost, head
 
     def _check_no_transaction(self) -> None:
         if self._tx_thread == threading.get_ident():
@@ -337,6 +507,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         last = tx._records[-1]
         self._head = Checkpoint(last.seq, last.hash)
         self._keeper.committed(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
+        self._write_mark(self._head, self._end - len(tx._lines[-1]))
 
     def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append ``entries`` as one group commit (one write, one fsync)."""
@@ -372,33 +543,107 @@ class AuditLogStorage(Storage, TreeQuestions):
                 self._tx_thread = None
 
     # -- reading --------------------------------------------------------------------
-    def _read_at(self, location: Location) -> Record:
-        seq, offset, length = location
-        line = self._file.pread(offset, length)
-        decoded = decode_line(line, self.hmac_key)
-        record = decoded.record
-        if record is None or record.seq != seq or not line.endswith(b"\n"):
-            raise TamperedError(
-                seq,
-                f"record {seq} is not where the index says (offset {offset}): the log was "
-                "changed in place; run verify()",
-            )
-        if decoded.problem is not None:
-            raise TamperedError(seq, decoded.problem)
+    # Every record found through the index is read from the log and checked (its hash or
+    # HMAC, its seq, the key or tag it was found by); an answer of none comes only from an
+    # index whose head is the log's and whose chain proves it complete (audit.index).
+    # Anything else rebuilds the index from the log and asks once more.
+    def _lookup(self, find: Callable[[], _T], scan: Callable[[], _T]) -> _T:
+        assert self._end is not None
+        try:
+            try:
+                self._sync_index()
+                return find()
+            except sqlite3.OperationalError:
+                raise
+            except INDEX_FAILURES as exc:
+                self._keeper.rebuild(self._end, exc)
+            try:
+                return find()
+            except _BadRecord as exc:
+                raise TamperedError(exc.seq, exc.problem) from None
+            except sqlite3.OperationalError:
+                raise
+            except INDEX_FAILURES as exc:
+                raise AuditError(
+                    f"the index {self._index.path} disagrees with the log even after a "
+                    f"rebuild: {exc}"
+                ) from exc
+        except (IndexUnavailable, sqlite3.OperationalError) as exc:
+            if self._tx_thread is not None:  # a decision waits on it: never guess
+                raise AuditError(f"the index {self._index.path} is unavailable: {exc}") from exc
+            logger.warning("audit: %s; reading the log instead", _unavailable(self, exc))
+            return scan()
+
+    def _checked_line(self, seq: int, line: bytes, name: str | None, offset: int) -> Record:
+        """The record in ``line`` — which the index placed at ``offset`` as record ``seq``
+        holding ``name`` — once its hash (one hash of the line) and all that hold."""
+        fields = line_fields(line, self.hmac_key)
+        if fields is None:
+            decoded = decode_line(line, self.hmac_key)
+            if decoded.record is None or decoded.record.seq != seq:
+                raise IndexBroken(
+                    f"record {seq} is not where the index says (offset {offset})"
+                )
+            raise _BadRecord(seq, decoded.problem or f"record {seq} does not check out")
+        if fields[0] != seq:
+            raise IndexBroken(f"record {seq} is not where the index says (offset {offset})")
+        record = decode_line(line, None, check=False).record
+        if record is None:  # its bytes hash right, so this cannot happen but by a bug
+            raise _BadRecord(seq, f"record {seq} cannot be decoded")
+        if name is not None and name not in record_names(record):
+            raise IndexBroken(f"record {seq} does not hold the {name!r} it was found by")
         return record
 
+    def _read_seq(self, seq: int, name: str | None) -> Record:
+        found = self._keeper.location(seq)
+        if found is None:
+            raise IndexBroken(f"the index names record {seq}, past its own head")
+        _, offset, length = found
+        return self._checked_line(seq, self._file.pread(offset, length), name, offset)
+
+    def _scan_names(self, name: str) -> list[Record]:
+        """The records holding ``name``, by streaming the log (when the index cannot be
+        used), each checked."""
+        assert self._end is not None
+        found = []
+        for offset, line in iter_lines(self.path, 0, self._end):
+            record = decode_line(line, None, check=False).record
+            if record is not None and name in record_names(record):
+                try:
+                    found.append(self._checked_line(record.seq, line, name, offset))
+                except _BadRecord as exc:
+                    raise TamperedError(exc.seq, exc.problem) from None
+        return found
+
     def _get_locked(self, key: str) -> Record | None:
-        self._sync_index()
-        found = self._index.by_key(key)
-        return None if found is None else self._read_at(found)
+        name = key_name(key)
+
+        def find() -> Record | None:
+            seqs = self._keeper.seqs_by_key(key)
+            return self._read_seq(seqs[0], name) if seqs else None
+
+        def scan() -> Record | None:
+            found = self._scan_names(name)
+            return found[0] if found else None
+
+        return self._lookup(find, scan)
 
     def _keys_present_locked(self, keys: Collection[str]) -> set[str]:
-        self._sync_index()
-        return self._index.keys_present(keys)
+        def find() -> set[str]:
+            return {key for key in keys if self._keeper.seqs_by_key(key)}
+
+        def scan() -> set[str]:
+            return {key for key in keys if self._scan_names(key_name(key))}
+
+        return self._lookup(find, scan)
 
     def _find_locked(self, tag: str) -> list[Record]:
-        self._sync_index()
-        return [self._read_at(location) for location in self._index.by_tag(tag)]
+        name = tag_name(tag)
+
+        def find() -> list[Record]:
+            return [self._read_seq(seq, name) for seq in self._keeper.seqs_by_tag(tag)]
+
+        return self._lookup(find, lambda: self._scan_names(name))
 
     def get(self, key: str) -> Record | None:
         """The record with idempotency key ``key``, or None."""
@@ -411,9 +656,21 @@ class AuditLogStorage(Storage, TreeQuestions):
             return self._find_locked(tag)
 
     def _record_locked(self, seq: int) -> Record | None:
-        self._sync_index()
-        found = self._index.by_seq(seq)
-        return None if found is None else self._read_at(found)
+        assert self._end is not None
+        if seq > self._head.seq or seq < 1:
+            return None
+
+        def scan() -> Record | None:
+            for offset, line in iter_lines(self.path, 0, self._end or 0):
+                record = decode_line(line, None, check=False).record
+                if record is not None and record.seq == seq:
+                    try:
+                        return self._checked_line(seq, line, None, offset)
+                    except _BadRecord as exc:
+                        raise TamperedError(exc.seq, exc.problem) from None
+            return None
+
+        return self._lookup(lambda: self._read_seq(seq, None), scan)
 
     def record_at(self, seq: int) -> Record | None:
         """Record number ``seq`` (1-based), or None."""
@@ -470,12 +727,28 @@ class AuditLogStorage(Storage, TreeQuestions):
             assert self._end is not None
             start, end = 0, self._end
             if since_us is not None or until_us is not None:
-                self._sync_index()
-                span = self._index.span(since_us, until_us)
-                if span is None:
-                    return iter(())
-                start, end = span[0], min(span[1], end)
+                start, end = self._lookup(
+                    lambda: self._checked_span(since_us, until_us), lambda: (0, end)
+                )
         return self._scan(start, end, conditions, since_us, until_us)
+
+    def _checked_span(self, since_us: int | None, until_us: int | None) -> tuple[int, int]:
+        """Where to stream ``[since, until)`` from: the index's span, widened to the whole
+        log unless the lines just outside it are outside the period (the records' times
+        rise with their seq, so then nothing in the period lies beyond the span)."""
+        assert self._end is not None
+        span = self._keeper.span(since_us, until_us)
+        if span is None:
+            return 0, self._end  # a none that cannot be proven cheaply: stream it all
+        start, end = span[0], min(span[1], self._end)
+        before = self._file.line_before(start) if start > 0 else None
+        if before is not None and not _outside(before[1], since_us, None):
+            start = 0
+        if end < self._end:
+            after = next(iter_lines(self.path, end, self._end), None)
+            if after is not None and not _outside(after[1], None, until_us):
+                end = self._end
+        return start, end
 
     def _scan(
         self,
@@ -511,11 +784,23 @@ class AuditLogStorage(Storage, TreeQuestions):
         report = verify_blocks(
             read_blocks(self.path, self._snapshot_end()), self.hmac_key, checkpoint, deep=deep
         )
-        if report.root is None or report.count == 0:
+        if not report.ok or report.root is None or report.count == 0:
+            # The chain's own diagnosis (with its record number) comes first: a tree cache
+            # built over a damaged log cannot be judged before the log is.
             return report
         with self._locked():
-            self._sync_index()
-            why = self._keeper.tree_mismatch(report.count, report.root, damaged=not report.ok)
+            try:
+                self._sync_index()
+            except IndexUnavailable as exc:  # a full disk: the log itself verified
+                logger.warning("audit: %s; its tree was not checked", exc)
+                return report
+            try:
+                why = self._keeper.tree_mismatch(report.count, report.root, damaged=False)
+            except sqlite3.OperationalError as exc:
+                logger.warning("audit: the index's tree was not checked (%s)", exc)
+                return report
+            except INDEX_FAILURES as exc:
+                why = f"(it cannot be read: {exc})"
             if why is None:
                 return report
             self._keeper.reset()
@@ -525,12 +810,33 @@ class AuditLogStorage(Storage, TreeQuestions):
         )
         return attrs.evolve(report, ok=False, bad_seq=None, problem=problem)
 
+    def check_index(self) -> list[str]:
+        """Cross-check the whole index against the log (``audit verify --deep``): every
+        disagreement, as sentences (empty: the index is exactly what the log makes). A
+        disagreeing index is thrown away, to be rebuilt from the log at its next use."""
+        with self._locked():
+            assert self._end is not None
+            problems = self._keeper.check(self._end)
+            if problems:
+                self._keeper.reset()
+            return problems
+
     # -- the Merkle tree (SPEC §9) ----------------------------------------------------
     @contextmanager
     def _tree_view(self) -> Iterator[TreeView]:
         """The tree under the lock, caught up with the log; a mismatch resets the index."""
         with self._locked():
-            self._sync_index()
+            assert self._end is not None
+            try:
+                self._sync_index()
+            except IndexUnavailable as exc:
+                if self._tx_thread is not None:
+                    raise
+                logger.warning(
+                    "audit: %s; the tree is recomputed from the log", _unavailable(self, exc)
+                )
+                yield LogTree(iter_lines(self.path, 0, self._end), self.hmac_key)
+                return
             try:
                 yield self._keeper.view()
             except TreeMismatch as exc:
@@ -538,6 +844,14 @@ class AuditLogStorage(Storage, TreeQuestions):
                 raise TreeMismatch(
                     f"the Merkle tree kept in {self._index.path} does not match the log: "
                     f"{exc}; it was reset and will be rebuilt from the log, try again"
+                ) from exc
+            except sqlite3.OperationalError:
+                raise
+            except (sqlite3.DatabaseError, IndexBroken) as exc:  # never a raw traceback
+                self._keeper.reset()
+                raise TreeMismatch(
+                    f"the Merkle tree kept in {self._index.path} cannot be read ({exc}); "
+                    "it was reset and will be rebuilt from the log, try again"
                 ) from exc
 
     # -- TinyDB's Storage interface -------------------------------------------------
@@ -559,6 +873,55 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._closed = True
             self._file.close()
             self._index.close()
+
+
+_MARK_SLOT = 256
+
+
+def _format_mark(generation: int, head: Checkpoint, offset: int) -> bytes:
+    body = json.dumps(
+        {"gen": generation, "seq": head.seq, "hash": head.hash, "offset": offset},
+        separators=(",", ":"),
+    )
+    check = hashlib.sha256(body.encode("ascii")).hexdigest()[:16]
+    line = f"{body} {check}\n".encode("ascii")
+    return line.ljust(_MARK_SLOT - 1, b" ") + b"\n"
+
+
+def _parse_mark(slot: bytes) -> tuple[int, int, str, int] | None:
+    text = slot.rstrip(b" \n\0")
+    body, _, check = text.rpartition(b" ")
+    if not body or hashlib.sha256(body).hexdigest()[:16].encode("ascii") != check:
+        return None
+    try:
+        obj = json.loads(body)
+        found = (obj["gen"], obj["seq"], obj["hash"], obj["offset"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(isinstance(v, t) for v, t in zip(found, (int, int, str, int), strict=True)):
+        return None
+    return found
+
+
+def _unavailable(storage: AuditLogStorage, exc: Exception) -> str:
+    if isinstance(exc, IndexUnavailable):
+        return str(exc)
+    return f"the index {storage._index.path} is unavailable: {exc}"
+
+
+def _outside(line: bytes, since_us: int | None, until_us: int | None) -> bool:
+    """Whether the record in ``line`` was recorded before ``since`` / at or after
+    ``until`` (False when it cannot be read: then the span is not trusted)."""
+    record = decode_line(line, None, check=False).record
+    if record is None:
+        return False
+    try:
+        moment = epoch_micros(parse_timestamp(record.recorded_at))
+    except ValueError:
+        return False
+    if since_us is not None:
+        return moment < since_us
+    return until_us is not None and moment > until_us
 
 
 def _matches(payload: Mapping[str, Any], path: tuple[str, ...], expected: Any) -> bool:
@@ -607,11 +970,10 @@ class StoreTransaction(ChainTransaction):
         storage = self._storage
         storage._check_appendable()
         if keys:
-            storage._sync_index()
             for key in keys:
-                found = storage._index.by_key(key)
+                found = storage._get_locked(key)
                 if found is not None:
-                    raise DuplicateKey(key, found[0])
+                    raise DuplicateKey(key, found.seq)
         return self._head, storage._clock
 
     def _tree_at(self, head: Checkpoint) -> CompactTree | None:

@@ -244,6 +244,16 @@ class TinyDBAuditStore:
     def verify(self, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> VerifyReport:
         return self.storage.verify(checkpoint, deep=deep)
 
+    def check_index(self) -> list[str]:
+        """Cross-check the sidecar index against the log (``audit verify --deep``): the
+        disagreements found, as sentences (an index that disagrees is rebuilt)."""
+        return self.storage.check_index()
+
+    def accept_rollback(self) -> tuple[Checkpoint | None, Checkpoint]:
+        """Accept a log behind its high-water mark (see :func:`audit.accept_rollback`):
+        the mark given up (None: the log was not behind it) and the head accepted."""
+        return self.storage.accept_rollback()
+
     def tree_size(self) -> int:
         """How many records the Merkle tree holds (SPEC §9)."""
         return self.storage.tree_size()

@@ -178,8 +178,9 @@ def _signed_extension(
 @click.option(
     "--deep",
     is_flag=True,
-    help="Also re-derive every record's canonical form and report once-only violations "
-    "(a line paid twice, a key recorded twice, a seq voided twice).",
+    help="Also re-derive every record's canonical form, cross-check the file store's index "
+    "against its log and report once-only violations (a line paid twice, a key recorded "
+    "twice, a seq voided twice).",
 )
 @click.option(
     "--save-checkpoint",
@@ -200,9 +201,11 @@ def verify(
     With --checkpoint, also check that the chain still passes through a head saved
     earlier, or — given a signed checkpoint and --verifier-key — that the log is an
     extension of it (a consistency proof from its size): nothing was cut off or
-    rewritten since. --deep also re-derives every record's canonical form and reports
-    once-only violations already in the log: two approved, not voided payouts for one
-    order line, a key recorded twice, a seq voided twice (exit 1, naming the records).
+    rewritten since. --deep also re-derives every record's canonical form and, once the
+    chain is intact, runs the deep checks (a full read each): the file store's index
+    cross-checked against its log, then the once-only violations already in the log: two
+    approved, not voided payouts for one order line, a key recorded twice, a seq voided
+    twice (exit 1, naming the records).
 
     Example:
 
@@ -224,6 +227,12 @@ def verify(
             f"the audit store {app.audit} failed verification at {where}: {report.problem}"
         )
     if deep:
+        with app.store_errors():
+            problems = [problem for check in DEEP_CHECKS for problem in check(store)]
+        if problems:
+            raise click.ClickException(
+                f"the audit store {app.audit} failed the deep checks: " + "; ".join(problems)
+            )
         with app.store_errors():
             violations = once_only_violations(store.query())
         if violations:
@@ -247,6 +256,20 @@ def verify(
         except OutputProblem as exc:
             raise click.BadParameter(str(exc), param_hint="'--save-checkpoint'") from exc
         click.echo(f"checkpoint saved to {save_checkpoint}")
+
+
+def _index_problems(store: AuditStore) -> list[str]:
+    """The file store's index cross-checked against its log (issue 19); a disagreeing
+    index is rebuilt by the store, and reported here."""
+    check = getattr(store, "check_index", None)
+    if check is None:  # a backend without a sidecar index
+        return []
+    return [f"its index {problem} (the index was rebuilt from the log)" for problem in check()]
+
+
+#: What ``audit verify --deep`` runs after the chain checked out, in order: each takes the
+#: store and returns its problems as sentences (empty: none).
+DEEP_CHECKS: list[Callable[[AuditStore], list[str]]] = [_index_problems]
 
 
 @audit_group.command()
@@ -428,6 +451,28 @@ def init(app: App, url: str | None, app_role: str | None) -> None:
     options = {"app_role": app_role} if app_role is not None else {}
     with app.store_errors(target):
         done = init_store(target, **options)
+    click.echo(str(done))
+
+
+@audit_group.command(name="accept-rollback")
+@click.pass_obj
+def accept_rollback(app: App) -> None:
+    """Accept a file store whose log is behind its high-water mark (restored from an older
+    copy), so that decisions can be recorded again.
+
+    Appends to such a log are refused, naming the lost record. Run this only once you know
+    why the log went back: what the lost records decided may be decided again. It records
+    nothing; it says which record it gives up.
+
+    Example:
+
+    \b
+        pricecalc --audit campaign-audit.jsonl audit accept-rollback
+    """
+    accept = _audit_function("accept_rollback")
+    app.store()  # says so when there is no store there (never creates one)
+    with app.store_errors():
+        done = accept(app.audit, hmac_key=hmac_key())
     click.echo(str(done))
 
 

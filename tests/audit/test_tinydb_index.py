@@ -101,7 +101,7 @@ def test_an_index_ahead_of_the_log_is_rebuilt(
     with caplog.at_level(logging.WARNING, logger="audit"):
         assert again.get("k5") == records[4]
         assert again.get("k40") is None
-    assert "does not match the log; rebuilding it" in caplog.text
+    assert "does not match the log (its head is not the log's)); rebuilding it" in caplog.text
 
 
 def test_an_index_of_a_different_log_of_the_same_length_is_rebuilt(
