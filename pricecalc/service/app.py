@@ -529,7 +529,14 @@ async def post_batch(request: Request) -> Response:
                 break
             if isinstance(item, BaseException):
                 # The rows so far are durable; the rest were not decided. A last row says so.
-                detail = str(item) if isinstance(item, PricecalcError) else "the store failed"
+                if isinstance(item, PricecalcError):
+                    detail = str(item)
+                else:
+                    detail = "the server could not go on; the rows before this are recorded"
+                    print(
+                        f"pricecalc serve: POST /v1/batches stopped: {type(item).__name__}",
+                        file=sys.stderr,
+                    )
                 yield orjson.dumps({"status": "stopped", "error": detail}) + b"\n"
                 break
             yield item
@@ -636,14 +643,19 @@ ROUTES = (
 async def _http_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        problem = Problem("method-not-allowed", f"{request.method} is not allowed here")
+        problem = Problem(
+            "method-not-allowed",
+            f"{request.method} is not allowed here",
+            headers=dict(exc.headers or {}),  # Allow: what is (RFC 9110 §15.5.6)
+        )
     else:
         problem = Problem("not-found", f"there is nothing at {request.url.path}")
     return _problem_response(problem)
 
 
-def create_app(service: Service) -> Starlette:
-    """The application over ``service`` (closed when the application shuts down)."""
+def create_app(service: Service, *, close: bool = True) -> Starlette:
+    """The application over ``service``, closed when the application shuts down unless
+    ``close`` is false (a test client that starts and stops it for every call)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -653,7 +665,8 @@ def create_app(service: Service) -> Starlette:
         try:
             yield
         finally:
-            service.close()
+            if close:
+                service.close()
 
     app = Starlette(
         routes=[

@@ -110,8 +110,10 @@ def kind_schemas(kind: str, rule: Rule) -> dict[str, dict[str, Any]]:
 
 
 def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The documented answers: ``ok`` for the 2xx codes, a problem document for the rest
+    and for 503 (the store cannot be used), which any call touching it may answer."""
     out: dict[str, Any] = {}
-    for code in codes:
+    for code in sorted({*codes, 503}):
         if code < 300 and ok is not None:
             out[str(code)] = ok
         else:

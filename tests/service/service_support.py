@@ -45,9 +45,7 @@ class Env:
             ("m1", ["decide", "read", "void"], "M-1"),
             ("m2", ["decide", "read", "void"], "M-2"),
         ):
-            self.secrets[name] = tokens_file.add(
-                self.tokens, name, f"op-{name}", rights, merchant
-            )
+            self.secrets[name] = tokens_file.add(self.tokens, name, f"op-{name}", rights, merchant)
         self.log = io.StringIO()
         self.service = Service(
             Settings(audit=str(tmp_path / "audit.jsonl"), tokens=str(self.tokens), **settings),
@@ -60,5 +58,3 @@ class Env:
         if key is not None:
             headers["Idempotency-Key"] = f'"{key}"'
         return headers
-
-

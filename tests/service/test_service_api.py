@@ -120,8 +120,7 @@ def test_invalid_input_names_field_and_value(env: Env) -> None:
     assert response.status_code == 422
     assert response.json() == problem(
         "invalid-input",
-        "input.list_price: has more than two decimals (fen is the smallest unit) "
-        "(got '1.001')",
+        "input.list_price: has more than two decimals (fen is the smallest unit) (got '1.001')",
         field="input.list_price",
         value="1.001",
     )
@@ -246,8 +245,7 @@ def test_batches_stream_rows_in_order(env: Env) -> None:
     assert rows[2] == {
         "line": 3,
         "status": "invalid",
-        "error": "input.cost_price: must be a plain decimal number such as \"199.90\" "
-        "(got 'x')",
+        "error": "input.cost_price: must be a plain decimal number such as \"199.90\" (got 'x')",
         "kind": "subsidy_split",
     }
 
@@ -258,7 +256,9 @@ def test_batch_limit_is_413(tmp_path: Path) -> None:
     with env.client:
         response = env.client.post("/v1/batches", content=b"x" * 101, headers=env.auth("all"))
     assert response.status_code == 413
-    assert response.json() == problem("payload-too-large", "the body is over the limit of 100 bytes")
+    assert response.json() == problem(
+        "payload-too-large", "the body is over the limit of 100 bytes"
+    )
 
 
 def test_proofs_and_checkpoint(tmp_path: Path) -> None:
@@ -294,9 +294,7 @@ def test_proofs_and_checkpoint(tmp_path: Path) -> None:
 def test_checkpoint_without_key_is_404(env: Env) -> None:
     """SPEC §11: /v1/checkpoint is 404 when the server has no signing key."""
     response = env.client.get("/v1/checkpoint", headers=env.auth("reader"))
-    assert response.json() == problem(
-        "not-found", "this server was started without --signing-key"
-    )
+    assert response.json() == problem("not-found", "this server was started without --signing-key")
 
 
 def test_health_ready_and_not_ready(env: Env, tmp_path: Path) -> None:
@@ -341,7 +339,10 @@ def test_metrics_count_requests_and_decisions(env: Env) -> None:
         'pricecalc_decisions_total{kind="subsidy_split",replayed="true",status="approved"} 1.0'
         in text
     )
-    assert 'pricecalc_http_requests_total{method="POST",route="/v1/decisions",status="201"} 1.0' in text
+    assert (
+        'pricecalc_http_requests_total{method="POST",route="/v1/decisions",status="201"} 1.0'
+        in text
+    )
     assert "pricecalc_http_request_seconds_bucket" in text
     assert "pricecalc_decide_seconds_count 2.0" in text
 
@@ -371,9 +372,7 @@ def test_internal_error_has_no_trace(env: Env, capsys: pytest.CaptureFixture[str
     env.service.calculator = broken  # type: ignore[assignment]
     response = env.client.post("/v1/decisions", json=split(), headers=env.auth("all", "k"))
     assert response.status_code == 500
-    assert response.json() == problem(
-        "internal-error", "the server could not answer this request"
-    )
+    assert response.json() == problem("internal-error", "the server could not answer this request")
     err = capsys.readouterr().err
     assert "secret detail" not in err and "Traceback" not in err
     assert err == "pricecalc serve: POST /v1/decisions failed: ZeroDivisionError\n"
