@@ -22,7 +22,6 @@ from service_support import Env
 
 from pricecalc.service.app import create_app
 
-
 # A /v1/batches body is JSON Lines text: sent as the text schemathesis makes.
 schemathesis.serializer.alias("application/jsonl", "text/plain")
 
