@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+from types import FrameType
+from typing import Any
 
 import attrs
 import uvicorn
@@ -20,6 +23,7 @@ from starlette.applications import Starlette
 from pricecalc.service.app import Service, Settings, create_app
 
 SETTINGS_ENV = "PRICECALC_SERVE_SETTINGS"
+APP = "pricecalc.service.server:app_from_environment"
 
 
 def app_from_environment() -> Starlette:
@@ -41,16 +45,28 @@ def serve(
     """Run until SIGTERM or SIGINT. The settings were checked by the caller (it built one
     :class:`Service` and closed it), so a worker fails only on what changed since."""
     os.environ[SETTINGS_ENV] = json.dumps(attrs.asdict(settings))
-    uvicorn.run(
-        "pricecalc.service.server:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-        access_log=False,  # pricecalc's own JSON Lines log (no bodies, no tokens)
-        log_level="warning",
-        server_header=False,
-        timeout_graceful_shutdown=None,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "ssl_certfile": certfile,
+        "ssl_keyfile": keyfile,
+        "access_log": False,  # pricecalc's own JSON Lines log (no bodies, no tokens)
+        "log_level": "warning",
+        "server_header": False,
+        "timeout_graceful_shutdown": None,  # in-flight requests (and groups) finish
+    }
+    if workers > 1:
+        uvicorn.run(APP, workers=workers, **options)
+        return
+    _Server(uvicorn.Config(APP, **options)).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, exiting 0 after a graceful stop on SIGTERM (uvicorn raises the
+    signal again once it has stopped, which would end the process by the signal)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)
