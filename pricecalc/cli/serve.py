@@ -101,7 +101,15 @@ def serve(
 
 @cli.group()
 def token() -> None:
-    """Make and withdraw the service's bearer tokens (SPEC §11)."""
+    """Make and withdraw the service's bearer tokens (SPEC §11).
+
+    Example:
+
+    \b
+        pricecalc token add checkout --tokens tokens.json --operator checkout-svc \\
+            --rights decide,read
+        pricecalc token remove checkout --tokens tokens.json
+    """
 
 
 @token.command("add")
