@@ -27,7 +27,7 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import Fields, check_keys
+from pricecalc.fields import Declared, Fields, check_keys, count_field, shape
 from pricecalc.history import PastDecision, campaign_tag, merchant_tag, voids_tag
 from pricecalc.registry import Rule, RuleContext
 
@@ -41,6 +41,26 @@ CANNOT_VOID_A_VOID = "CANNOT_VOID_A_VOID"
 NOT_APPROVED = "NOT_APPROVED"
 ALREADY_VOIDED = "ALREADY_VOIDED"
 CODES = (NO_SUCH_RECORD, CANNOT_VOID_A_VOID, NOT_APPROVED, ALREADY_VOIDED)
+
+
+#: The input as :meth:`VoidInput.from_fields` reads it (SPEC §7).
+INPUT = shape(
+    ("seq", count_field(minimum=1)),
+    (
+        "reason",
+        Declared(
+            "string",
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"\S"},
+                    {"type": "integer"},
+                ]
+            },
+            checks=f"Why the decision is withdrawn: text, at most {MAX_REASON} characters.",
+        ),
+    ),
+    description="A void needs an operator: the service records its token's.",
+)
 
 
 def voided_seq(result: Any) -> int | None:
@@ -139,6 +159,7 @@ RULE = Rule(
     decide=void,
     description="void: withdraw an approved decision, with a reason (SPEC §7)",
     input_fields=frozenset({"seq", "reason"}),
+    inputs=INPUT,
 )
 
 __all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "void", "voided_seq"]

@@ -178,3 +178,51 @@ def test_responses_validate(env: Env) -> None:
     refused = env.client.post("/v1/decisions", json=body, headers=env.auth("reader", "k"))
     assert validator("Problem").is_valid(refused.json())
     assert not validator("Decision").is_valid({**decided.json(), "status": "maybe"})
+
+
+def _generic_cases() -> list[tuple[str, dict[str, Any]]]:
+    """For each kind that declares its input and has an accepted example: each required
+    field left out, and each field given a value of the wrong JSON type."""
+    examples: dict[str, dict[str, Any]] = {}
+    for request in example_requests():
+        kind = request["kind"].strip()
+        if set(request) <= {"kind", "input", "request_id", "merchant_id", "campaign"}:
+            examples.setdefault(kind, request)
+    cases: list[tuple[str, dict[str, Any]]] = []
+    for kind, request in sorted(examples.items()):
+        found = REGISTRY.rule(kind)
+        assert found is not None
+        shape = found[1].inputs
+        if shape is None:
+            continue
+        for name, field in shape.fields:
+            given = dict(request["input"])
+            if field.required:
+                cases.append(
+                    (
+                        f"{kind}: without {name}",
+                        {**request, "input": {k: v for k, v in given.items() if k != name}},
+                    )
+                )
+            wrong = "x" if field.reader == "items" else {"not": "this"}
+            cases.append(
+                (f"{kind}: {name} of the wrong type", {**request, "input": {**given, name: wrong}})
+            )
+    return cases
+
+
+GENERIC = _generic_cases()
+
+
+@pytest.mark.parametrize("request_", [c for _, c in GENERIC], ids=[n for n, _ in GENERIC])
+def test_every_declared_kind_refuses_alike(request_: dict[str, Any]) -> None:
+    """Every kind that declares its shape: a required field left out, or a field of the
+    wrong type, is refused by the schema and by the parser."""
+    assert not REQUEST.is_valid(request_)
+    assert not parser_accepts(request_)
+
+
+def test_generic_cases_cover_the_declared_kinds() -> None:
+    """The generic cases reach every built-in kind that declares its input."""
+    kinds = {name.split(":")[0] for name, _ in GENERIC}
+    assert {"subsidy_split", "counterfeit_compensation", "forwarding_clawback"} <= kinds
