@@ -7,7 +7,8 @@ on 10⁴–10⁶ lines), ``audit_growth`` (the store's append rate, verify rate 
 as it grows, vs TinyDB's stock storage) and ``audit_verify`` (verify against SHA-256 per
 line, the tree's share of an append, bytes per record) and ``report_build`` (the campaign
 report's pass and page at 10⁴ and 10⁵ records) and ``serve`` (``pricecalc serve`` under
-wrk and an open-loop generator, beside the same stack answering a constant). Each prints its table and writes
+wrk and an open-loop generator, beside the same stack answering a constant). Each prints
+its table and writes
 ``bench/results/<name>.json``; a summary of every goal follows and goes to
 ``bench/results/summary.json``.
 

@@ -66,6 +66,9 @@ MAX_BATCH = 64 * 1024 * 1024
 #: Lines of a /v1/batches body recorded with one commit (each group's rows are sent once
 #: it is durable).
 BATCH_GROUP = 200
+#: Why a void is refused anywhere but POST /v1/voids (which checks the void right and,
+#: for a merchant-limited token, whose record it withdraws).
+VOIDS_APART = "a void is made through POST /v1/voids (it needs the void right)"
 #: Threads deciding at once (each waits mostly on the store's sync).
 DECIDE_THREADS = 64
 
@@ -327,6 +330,8 @@ async def post_decision(request: Request) -> Response:
     except InvalidInput as exc:
         raise invalid(exc) from None
     key = agreed_key(header, envelope.request_id)
+    if envelope.kind == VOID_KIND:
+        raise Problem("forbidden", VOIDS_APART)
     if token.merchant_id is not None and envelope.merchant_id != token.merchant_id:
         raise Problem(
             "forbidden",
@@ -502,6 +507,12 @@ async def post_batch(request: Request) -> Response:
     def lines() -> Iterator[tuple[FileLine, int]]:
         group: list[tuple[FileLine, int]] = []
         for item in read_jsonl(io.BytesIO(body)):
+            line, position = item
+            request = line.request
+            if isinstance(request, Mapping) and (
+                isinstance(request.get("kind"), str) and request["kind"].strip() == VOID_KIND
+            ):
+                item = (FileLine(line.number, request, VOIDS_APART), position)
             group.append(item)
             if len(group) == BATCH_GROUP:
                 service.metrics.batch_groups.observe(len(group))

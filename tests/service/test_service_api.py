@@ -389,3 +389,26 @@ def test_tokens_reloaded(env: Env) -> None:
     assert env.client.get("/v1/consistency?from=0", headers=env.auth("reader")).status_code == 401
     ok = env.client.get("/v1/consistency?from=0", headers={"Authorization": f"Bearer {fresh}"})
     assert ok.status_code == 200
+
+
+def test_void_only_through_voids(env: Env) -> None:
+    """A void is never made through /v1/decisions or /v1/batches (it would skip the void
+    right and a merchant token's limits): 403 there, an invalid row in a batch."""
+    env.client.post("/v1/decisions", json=split("M-2"), headers=env.auth("all", "k2"))
+    void = {"kind": "void", "merchant_id": "M-1", "input": {"seq": 1, "reason": "x"}}
+    response = env.client.post("/v1/decisions", json=void, headers=env.auth("m1", "v"))
+    assert response.status_code == 403
+    assert response.json() == problem(
+        "forbidden", "a void is made through POST /v1/voids (it needs the void right)"
+    )
+    batch = env.client.post("/v1/batches", content=json.dumps(void).encode(),
+                            headers=env.auth("m1"))  # fmt: skip
+    assert [json.loads(line) for line in batch.text.splitlines()] == [
+        {
+            "line": 1,
+            "status": "invalid",
+            "error": "a void is made through POST /v1/voids (it needs the void right)",
+            "kind": "void",
+        }
+    ]
+    assert env.service.store.tree_size() == 1
