@@ -218,3 +218,35 @@ def test_sigkill_under_load_then_restart(tmp_path: Path) -> None:
     stored = keys_in_store(again.store)
     assert len(stored) == len(set(stored)) == len(set(tried))
     assert verify(again.store).returncode == 0
+
+
+def test_sigterm_finishes_what_is_in_flight(tmp_path: Path) -> None:
+    """Issue 23: SIGTERM under load stops accepting, answers the requests in flight with
+    their recorded decisions, and exits 0; every 2xx is in the store."""
+    server = Server(tmp_path)
+    answered: dict[str, int] = {}
+    started = threading.Barrier(9)
+
+    def load(worker: int) -> None:
+        started.wait()
+        with httpx.Client(timeout=30) as client:
+            for n in range(1000):
+                key = f"t{worker}-{n}"
+                try:
+                    response = client.post(f"{server.url}/v1/decisions", json=split(),
+                                           headers=server.headers(key))  # fmt: skip
+                except httpx.TransportError:
+                    return
+                answered[key] = response.status_code
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    time.sleep(1.0)
+    assert server.stop(signal.SIGTERM) == 0
+    for thread in threads:
+        thread.join()
+    assert answered and set(answered.values()) == {201}
+    assert set(answered) <= set(keys_in_store(server.store))
+    assert verify(server.store).returncode == 0
