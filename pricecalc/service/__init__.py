@@ -4,6 +4,8 @@
 the same calculator, rules, policy and plugins as the command line; every decision is
 durable before its response is sent. The package is split by job:
 :mod:`~pricecalc.service.app` (the Starlette application and its routes),
+:mod:`~pricecalc.service.runtime` (the settings and the calculators, tokens and limits
+behind the routes),
 :mod:`~pricecalc.service.problems` (RFC 9457 problem documents),
 :mod:`~pricecalc.service.tokens` (the tokens file and its rights),
 :mod:`~pricecalc.service.keys` (the Idempotency-Key header and in-flight keys),
