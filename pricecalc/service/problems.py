@@ -29,7 +29,6 @@ TYPES: Mapping[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "request-in-flight": (409, "A request with this key is in flight"),
     "payload-too-large": (413, "The request body is too large"),
-    "unsupported-media-type": (415, "The body must be JSON"),
     "invalid-input": (422, "Invalid input: nothing was recorded"),
     "idempotency-conflict": (422, "The key holds a different request"),
     "internal-error": (500, "The server could not answer"),
