@@ -16,10 +16,12 @@ upgrade records nothing new when it is run again.
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
@@ -27,7 +29,7 @@ from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
-from pricecalc.reading import FileLine
+from pricecalc.reading import FileLine, _parse_json_line
 from pricecalc.rows import Summary, as_recorded, decision_row
 from pricecalc.serialize import text_problem
 
@@ -311,3 +313,58 @@ def flat_batch_row(result: LineResult) -> dict[str, Any]:
         if result.conflict is None
         else {"seq": result.conflict.seq, "hash": result.conflict.hash},
     )
+
+
+#: The most lines one streamed group takes (what is buffered beyond waits for the next).
+STREAM_GROUP_MAX = 500
+
+
+def stream_batch(
+    calc: Calculator,
+    fp: IO[bytes],
+    emit: Emit,
+    flush: Callable[[], None],
+    *,
+    merchant: str | None = None,
+    campaign: str | None = None,
+) -> Summary:
+    """Decide JSON Lines from ``fp`` as they come (``pricecalc batch --stream``): a group
+    is the lines already read when the previous group is done — never a wait for more —
+    and each group's rows are emitted and flushed once it is durable. So a co-process
+    writing one line reads its answer before writing the next."""
+    arrived: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for number, raw in enumerate(fp, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                arrived.put((number, raw))
+        finally:
+            arrived.put(None)
+
+    threading.Thread(target=read, name="pricecalc-stream-reader", daemon=True).start()
+    summary = Summary()
+    done = False
+    position = 0
+    while not done:
+        first = arrived.get()
+        if first is None:
+            break
+        group = [first]
+        while len(group) < STREAM_GROUP_MAX:
+            try:
+                more = arrived.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                done = True
+                break
+            group.append(more)
+        chunk = []
+        for number, raw in group:
+            position += len(raw)
+            chunk.append((_parse_json_line(number, raw), position))
+        _record_chunk(calc, (chunk, None), "stream", merchant, campaign, emit, summary,
+                      lambda _: flush())  # fmt: skip
+    return summary

@@ -46,7 +46,15 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError, guard
-from pricecalc.fields import Fields, stored_identifier
+from pricecalc.fields import (
+    Fields,
+    amount_field,
+    boolean_field,
+    items_field,
+    shape,
+    stored_identifier,
+    text_field,
+)
 from pricecalc.history import PastDecision
 from pricecalc.money import FEN, ZERO, allocate, fen, fmt
 from pricecalc.policy import PolicyView
@@ -170,6 +178,30 @@ class CompensationInput:
             lines=tuple(lines),
             merchant_refused=f.boolean("merchant_refused", False),
         )
+
+
+#: The input as :meth:`CompensationInput.from_fields` reads it (SPEC §4).
+INPUT = shape(
+    ("order_id", text_field(identifier=True)),
+    ("confirmed", boolean_field()),
+    (
+        "lines",
+        items_field(
+            shape(
+                ("line_id", text_field(identifier=True)),
+                ("paid_amount", amount_field()),
+                ("platform_subsidy", amount_field(required=False)),
+                ("category", text_field(required=False)),
+                ("loss", amount_field(required=False)),
+                closed=False,
+                description="paid_amount is at least 0.01; line ids are unique in a claim.",
+            ),
+            required=True,
+            non_empty=True,
+        ),
+    ),
+    ("merchant_refused", boolean_field(required=False)),
+)
 
 
 def _parse(fields: Fields, ctx: RuleContext) -> CompensationInput:
@@ -370,6 +402,7 @@ RULE = Rule(
     decide=_decide,
     description="假一赔十: refund plus the highest applicable compensation standard (SPEC §4).",
     input_fields=frozenset({"order_id", "confirmed", "lines", "merchant_refused"}),
+    inputs=INPUT,
 )
 
 __all__ = [

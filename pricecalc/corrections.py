@@ -34,7 +34,15 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import Fields, check_keys, stored_identifier
+from pricecalc.fields import (
+    Declared,
+    Fields,
+    check_keys,
+    count_field,
+    shape,
+    stored_identifier,
+    text_field,
+)
 from pricecalc.history import PastDecision, campaign_tag, merchant_tag, voids_tag
 from pricecalc.registry import Rule, RuleContext
 
@@ -56,6 +64,27 @@ CODES = (NO_SUCH_RECORD, VOID_TARGET_MISMATCH, CANNOT_VOID_A_VOID, NOT_APPROVED,
 _TARGET_HELP = (
     "names the record to withdraw: its request_id as is, or sha256: and at least the "
     "first 8 hex digits of its hash (pricecalc audit show SEQ shows both)"
+)
+
+
+#: The input as :meth:`VoidInput.from_fields` reads it (SPEC §7).
+INPUT = shape(
+    ("seq", count_field(minimum=1)),
+    (
+        "reason",
+        Declared(
+            "string",
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"\S"},
+                    {"type": "integer"},
+                ]
+            },
+            checks=f"Why the decision is withdrawn: text, at most {MAX_REASON} characters.",
+        ),
+    ),
+    ("target", text_field()),
+    description="A void needs an operator: the service records its token's.",
 )
 
 
@@ -207,6 +236,7 @@ RULE = Rule(
     decide=void,
     description="void: withdraw an approved decision, with a reason (SPEC §7)",
     input_fields=frozenset({"seq", "reason", "target"}),
+    inputs=INPUT,
 )
 
 __all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "target_matches", "void", "voided_seq"]

@@ -33,7 +33,14 @@ from typing import Any
 import attrs
 
 from pricecalc.decision import Outcome, Reason
-from pricecalc.fields import Fields
+from pricecalc.fields import (
+    Fields,
+    amount_field,
+    boolean_field,
+    count_field,
+    shape,
+    text_field,
+)
 from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, fmt
 from pricecalc.registry import Rule, RuleContext
@@ -92,6 +99,17 @@ class ForwardingInput:
             quantity=f.integer("quantity", 1, minimum=1),
             product_id=f.optional_identifier("product_id"),
         )
+
+
+#: The input as :meth:`ForwardingInput.from_fields` reads it (SPEC §5).
+INPUT = shape(
+    ("order_id", text_field(identifier=True)),
+    ("category", text_field()),
+    ("platform_subsidy", amount_field()),
+    ("forwarded", boolean_field()),
+    ("quantity", count_field(minimum=1, required=False)),
+    ("product_id", text_field(required=False, identifier=True)),
+)
 
 
 def _parse(fields: Fields, ctx: RuleContext) -> ForwardingInput:
@@ -185,4 +203,5 @@ RULE = Rule(
     input_fields=frozenset(
         {"order_id", "category", "platform_subsidy", "forwarded", "quantity", "product_id"}
     ),
+    inputs=INPUT,
 )

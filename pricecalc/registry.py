@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from pricecalc.decision import Outcome
-from pricecalc.fields import Fields
+from pricecalc.fields import Fields, Shape
 from pricecalc.history import NO_HISTORY, History
 from pricecalc.policy import PolicyView
 
@@ -60,6 +60,9 @@ class Rule:
     declares them (``None``: not declared): a request with another key is invalid input
     naming it (a misspelt optional field must not pass silently), and the command line
     refuses such a CSV column (``list_prize``) before anything is decided.
+    ``inputs`` and ``results``, when declared, are the fields of ``input`` and of the
+    result as the parser reads and the rule writes them (:class:`pricecalc.fields.Shape`):
+    the service's OpenAPI document shows them as JSON Schema (docs/service.md).
     """
 
     kind: str
@@ -69,6 +72,8 @@ class Rule:
     decide: Callable[[Any, RuleContext], Outcome]
     description: str = ""
     input_fields: frozenset[str] | None = None
+    inputs: Shape | None = None
+    results: Shape | None = None
 
 
 @attrs.frozen

@@ -19,7 +19,17 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import Fields
+from pricecalc.fields import (
+    MONEY_OUT,
+    RATE_OUT,
+    Fields,
+    amount_field,
+    count_field,
+    items_field,
+    result_field,
+    shape,
+    text_field,
+)
 from pricecalc.money import ZERO, fmt, fmt_rate, rate_of
 from pricecalc.registry import Rule, RuleContext
 
@@ -235,6 +245,72 @@ def subsidy_split(inp: SubsidyInput, ctx: RuleContext | None = None) -> Outcome:
     return Outcome(result=result, reasons=tuple(_reasons(inp, other)))
 
 
+#: The input as :meth:`SubsidyInput.from_fields` reads it (SPEC §2), in SPEC order.
+INPUT = shape(
+    ("list_price", amount_field(positive=True)),
+    ("registration_price", amount_field(positive=True)),
+    ("subsidy_price", amount_field(positive=True, required=False)),
+    ("platform_subsidy", amount_field(required=False)),
+    ("floor_price", amount_field()),
+    ("cost_price", amount_field()),
+    ("lowest_price_30d", amount_field(positive=True, required=False)),
+    (
+        "other_platform_prices",
+        items_field(
+            shape(
+                ("platform", text_field()),
+                ("price", amount_field(positive=True)),
+                closed=False,
+            )
+        ),
+    ),
+    ("quantity", count_field(minimum=1, required=False)),
+    ("product_id", text_field(required=False, identifier=True)),
+    ("category", text_field(required=False)),
+    description="Exactly one of subsidy_price or platform_subsidy is given; "
+    "registration_price minus platform_subsidy must be greater than 0 (SPEC §2).",
+)
+
+#: The result as :func:`subsidy_split` writes it.
+RESULT = shape(
+    *(
+        (name, result_field(RATE_OUT if name.endswith("_rate") else MONEY_OUT))
+        for name in (
+            "merchant_subsidy",
+            "platform_subsidy",
+            "total_subsidy",
+            "merchant_subsidy_rate",
+            "platform_subsidy_rate",
+            "consumer_pays",
+            "merchant_receives",
+            "merchant_margin",
+            "max_platform_subsidy",
+        )
+    ),
+    ("quantity", result_field({"type": "integer", "minimum": 1})),
+    *(
+        (name, result_field(MONEY_OUT))
+        for name in (
+            "merchant_subsidy_total",
+            "platform_subsidy_total",
+            "consumer_pays_total",
+            "merchant_receives_total",
+        )
+    ),
+    (
+        "lowest_other_platform",
+        result_field(
+            {
+                "type": "object",
+                "properties": {"platform": {"type": "string"}, "price": MONEY_OUT},
+                "required": ["platform", "price"],
+            },
+            required=False,
+        ),
+    ),
+)
+
+
 def _decide(inp: SubsidyInput, ctx: RuleContext) -> Outcome:
     return subsidy_split(inp, ctx)
 
@@ -247,19 +323,7 @@ RULE = Rule(
     decide=_decide,
     description="超值购 price layers: merchant and platform subsidy, rates and price checks "
     "(SPEC §2).",
-    input_fields=frozenset(
-        {
-            "list_price",
-            "registration_price",
-            "subsidy_price",
-            "platform_subsidy",
-            "floor_price",
-            "cost_price",
-            "lowest_price_30d",
-            "other_platform_prices",
-            "quantity",
-            "product_id",
-            "category",
-        }
-    ),
+    input_fields=INPUT.names,
+    inputs=INPUT,
+    results=RESULT,
 )

@@ -27,6 +27,7 @@ from pricecalc.cli import (  # noqa: F401  (each module adds its commands)
     proofs,
     report,
     rules,
+    serve,
     statement,
 )
 from pricecalc.cli.app import AUDIT_ENV, COMMAND_PLUGINS, App, PricecalcGroup

@@ -23,6 +23,7 @@ from pricecalc.batch import (
     batch_row,
     flat_batch_row,
     run_batch,
+    stream_batch,
 )
 from pricecalc.cli.app import CHUNK_ENV, App, Interrupted, is_url
 from pricecalc.cli.console import progress_bar, show, warn
@@ -84,6 +85,12 @@ def _peek(lines: Iterator[tuple[FileLine, int]]) -> Iterator[tuple[FileLine, int
     "available; 1: one process). A file of one chunk (500 lines) is decided in one.",
 )
 @click.option(
+    "--stream",
+    is_flag=True,
+    help="Answer each line as soon as it is recorded, reading standard input as it "
+    "comes (JSON Lines in and out): keep one pricecalc running as a co-process.",
+)
+@click.option(
     "--chunk-size",
     type=click.IntRange(min=1),
     default=DEFAULT_CHUNK_SIZE,
@@ -100,6 +107,7 @@ def batch(
     progress: bool,
     jobs: int | None,
     chunk_size: int,
+    stream: bool = False,
 ) -> None:
     """Decide every request of a file; write one output row per input line, in order.
 
@@ -119,7 +127,11 @@ def batch(
         pricecalc batch examples/campaign.jsonl --output out/decisions.jsonl
         pricecalc batch splits.csv --kind subsidy_split --encoding gb18030 -o splits.xlsx
         pricecalc batch requests.jsonl -o - --format csv > decisions.csv
+        my-checkout | pricecalc batch - -o - --stream | my-checkout-reader
     """
+    if stream:
+        _stream(app, input_name, out, source)
+        return
     fmt_in = source.format_of(input_name)
     if _same_file(out.name, input_name):
         raise click.UsageError("--output must not be the input file")
@@ -169,6 +181,40 @@ def batch(
             f'(rows with status "invalid" in {where}).',
             err=True,
         )
+    if summary.invalid or summary.conflicts:
+        click.get_current_context().exit(1)
+
+
+def _stream(app: App, input_name: str, out: OutputOptions, source: InputOptions) -> None:
+    """``--stream``: JSON Lines from INPUT (usually -) answered group by group as each is
+    durable (:func:`pricecalc.batch.stream_batch`), JSON Lines to standard output."""
+    if out.format != "jsonl":
+        raise click.UsageError("--stream writes JSON Lines (--format jsonl)")
+    if source.format_of(input_name) != "jsonl":
+        raise click.UsageError("--stream reads JSON Lines")
+    calc = app.calculator()
+    output = out.open(BATCH_COLUMNS, title="decisions")
+    try:
+        with app.store_errors(), click.open_file(input_name, "rb") as fp:
+            summary = stream_batch(
+                calc,
+                fp,
+                lambda result: output.writer.write(batch_row(result)),
+                output.flush,
+                merchant=source.merchant,
+                campaign=source.campaign,
+            )
+        output.commit(summary)
+    except BatchStopped as exc:
+        output.abandon()
+        raise click.ClickException(
+            f"stopped at line {exc.line}: {exc.cause}. The lines before it are recorded."
+        ) from exc
+    except BaseException:
+        output.abandon()
+        raise
+    if not out.quiet:
+        show(summary_view(summary), err=True)
     if summary.invalid or summary.conflicts:
         click.get_current_context().exit(1)
 

@@ -33,7 +33,7 @@ import attrs
 from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
-from pricecalc.fields import BEIJING, Fields, iso
+from pricecalc.fields import BEIJING, Declared, Fields, iso, shape, text_field, time_field
 from pricecalc.registry import Rule, RuleContext
 from pricecalc.toolkit import norm, plain, policy_names, policy_number
 from pricecalc_chaozhigou import DISTRIBUTION, __version__
@@ -126,6 +126,16 @@ def shipping_check(inp: ShippingInput, ctx: RuleContext) -> Outcome:
     )
 
 
+#: The input as :meth:`ShippingInput.from_fields` reads it.
+INPUT = shape(
+    ("paid_at", time_field()),
+    ("shipped_at", time_field()),
+    ("category", text_field(required=False)),
+    ("order_id", Declared("raw", {}, False, "Not read by the rule: names the order.")),
+    description="shipped_at must not be before paid_at.",
+)
+
+
 def _parse(fields: Fields, ctx: RuleContext) -> ShippingInput:
     return ShippingInput.from_fields(fields)
 
@@ -140,6 +150,7 @@ RULE = Rule(
     # order_id is not read, but names the order a check is about (the bundled campaign
     # and real files carry it).
     input_fields=frozenset({"paid_at", "shipped_at", "category", "order_id"}),
+    inputs=INPUT,
 )
 
 

@@ -1,0 +1,16 @@
+"""The decision service: the SPEC §8 contract over HTTP for checkout code in any language.
+
+``pricecalc --audit STORE serve --tokens FILE`` (SPEC §11, docs/service.md) answers with
+the same calculator, rules, policy and plugins as the command line; every decision is
+durable before its response is sent. The package is split by job:
+:mod:`~pricecalc.service.app` (the Starlette application and its routes),
+:mod:`~pricecalc.service.runtime` (the settings and the calculators, tokens and limits
+behind the routes),
+:mod:`~pricecalc.service.problems` (RFC 9457 problem documents),
+:mod:`~pricecalc.service.tokens` (the tokens file and its rights),
+:mod:`~pricecalc.service.keys` (the Idempotency-Key header and in-flight keys),
+:mod:`~pricecalc.service.openapi` (the OpenAPI 3.1 document, from the rules' own
+declarations), :mod:`~pricecalc.service.metrics` (Prometheus),
+:mod:`~pricecalc.service.accesslog` (JSON Lines) and :mod:`~pricecalc.service.server`
+(uvicorn, signals, workers).
+"""

@@ -1,0 +1,171 @@
+"""What the service runs on: its :class:`Settings` and the :class:`Service` behind the
+routes of :mod:`pricecalc.service.app`.
+
+A :class:`Service` holds what the command line's :class:`pricecalc.cli.app.App` builds
+for the same global options — the policy, the registry of rules and plugins, the audit
+store — and one :class:`pricecalc.Calculator` per operator named by a token, all on that
+one store; the tokens (re-read on SIGHUP), the keys in flight, the metrics and the log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import anyio
+import attrs
+
+from audit.note import SigningKey, read_signing_key, sign_checkpoint
+from audit.protocol import AuditStore, Record
+from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
+from pricecalc.corrections import VOID_KIND, voided_seq
+from pricecalc.errors import PricecalcError
+from pricecalc.plugins import load_registry
+from pricecalc.policy import Policy
+from pricecalc.service import tokens as tokens_file
+from pricecalc.service.accesslog import AccessLog
+from pricecalc.service.keys import InFlight
+from pricecalc.service.metrics import Metrics
+from pricecalc.service.tokens import Token, Tokens
+
+#: SPEC §11: a body over 1 MiB is answered 413.
+MAX_BODY = 1024 * 1024
+#: The default limit of a /v1/batches body (``--max-batch-bytes``).
+MAX_BATCH = 64 * 1024 * 1024
+#: Lines of a /v1/batches body recorded with one commit (each group's rows are sent once
+#: it is durable).
+BATCH_GROUP = 200
+#: Why a void is refused anywhere but POST /v1/voids (which checks the void right and,
+#: for a merchant-limited token, whose record it withdraws).
+VOIDS_APART = "a void is made through POST /v1/voids (it needs the void right)"
+#: Threads deciding at once (each waits mostly on the store's sync).
+DECIDE_THREADS = 64
+
+
+@attrs.frozen
+class Settings:
+    """What ``pricecalc serve`` was given (the global options and its own)."""
+
+    audit: str
+    tokens: str
+    policy_file: str | None = None
+    disabled: tuple[str, ...] = ()
+    signing_key: str | None = None
+    max_body: int = MAX_BODY
+    max_batch: int = MAX_BATCH
+    access_log: str | None = None  # a file; None: standard error; "-": none
+
+
+class Service:
+    """The calculators, tokens, limits, metrics and log behind the application."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        log_stream: IO[str] | None = None,
+        ready: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        # Built as the command line's App builds its calculator: the policy file, the
+        # registry of the plugins it and --disable-plugin leave enabled, the store.
+        self.policy = Policy.from_toml(settings.policy_file) if settings.policy_file else Policy()
+        self.registry = load_registry(self.policy, settings.disabled)
+        self._base = Calculator(settings.audit, self.policy, None, registry=self.registry)
+        self.store: AuditStore = self._base.store
+        self._calcs: dict[str, Calculator] = {}
+        self._calc_lock = threading.Lock()
+        self.tokens: Tokens = tokens_file.load(settings.tokens)
+        self.signing_key: SigningKey | None = (
+            read_signing_key(settings.signing_key) if settings.signing_key else None
+        )
+        self._checkpoint: tuple[int, str] | None = None
+        self.in_flight = InFlight()
+        self.metrics = Metrics()
+        self.keyed = bool(os.environ.get(AUDIT_KEY_ENV))
+        self._ready = ready
+        self._log_file: IO[str] | None = None
+        if log_stream is None and settings.access_log not in (None, "-"):
+            assert settings.access_log is not None
+            self._log_file = open(settings.access_log, "a", encoding="utf-8")  # noqa: SIM115
+            log_stream = self._log_file
+        self.log = None if settings.access_log == "-" else AccessLog(log_stream)
+        self.limiter = anyio.CapacityLimiter(DECIDE_THREADS)
+
+    # -- the pieces --------------------------------------------------------------------
+    def calculator(self, operator: str) -> Calculator:
+        """The calculator recording ``operator`` (one per operator, all on one store)."""
+        with self._calc_lock:
+            calc = self._calcs.get(operator)
+            if calc is None:
+                calc = Calculator(self.store, self.policy, operator, registry=self.registry)
+                self._calcs[operator] = calc
+            return calc
+
+    def reload_tokens(self) -> None:
+        """Re-read the tokens file (SIGHUP); a file that cannot be read keeps the old."""
+        try:
+            self.tokens = tokens_file.load(self.settings.tokens)
+        except PricecalcError as exc:
+            print(f"pricecalc serve: tokens not reloaded: {exc}", file=sys.stderr)
+
+    def check_ready(self) -> None:
+        """Raise unless the store answers and can write (SPEC §11 ``/readyz``)."""
+        if self._ready is not None:
+            self._ready()
+            return
+        self.store.head()
+        if "://" not in self.settings.audit:
+            folder = Path(self.settings.audit).resolve().parent
+            fd, name = tempfile.mkstemp(prefix=".pricecalc-ready-", dir=folder)
+            try:
+                os.write(fd, b"ready\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(name)
+
+    def checkpoint(self, size: int | None = None) -> str | None:
+        """The signed checkpoint of the tree at ``size`` (default: now), or None without a
+        signing key."""
+        if self.signing_key is None:
+            return None
+        size = self.store.tree_size() if size is None else size
+        cached = self._checkpoint
+        if cached is not None and cached[0] == size:
+            return cached[1]
+        note = sign_checkpoint(self.signing_key, size, self.store.root(size))
+        self._checkpoint = (size, note)
+        return note
+
+    def merchant_of(self, record: Record) -> str | None:
+        """The merchant a record concerns: its own, or for a void the withdrawn record's."""
+        merchant = record.payload.get("merchant_id")
+        if isinstance(merchant, str):
+            return merchant
+        if record.payload.get("kind") == VOID_KIND:
+            target = voided_seq(record.payload.get("result"))
+            if target is not None and target != record.seq:
+                withdrawn = self.store.record(target)
+                if withdrawn is not None and withdrawn.payload.get("kind") != VOID_KIND:
+                    return self.merchant_of(withdrawn)
+        return None
+
+    def visible(self, token: Token, record: Record | None) -> Record | None:
+        """``record`` when ``token`` may see it (SPEC §11: a merchant-limited token sees
+        only its merchant's records and the voids of them), else None (404 as if absent)."""
+        if record is None or token.merchant_id is None:
+            return record
+        return record if self.merchant_of(record) == token.merchant_id else None
+
+    def close(self) -> None:
+        for calc in self._calcs.values():
+            calc.close()
+        self._base.close()
+        if self._log_file is not None:
+            self._log_file.close()
