@@ -81,8 +81,8 @@ def _checked(
     if problem is not None or leaf is None:
         raise TamperedError(
             record.seq,
-            f"{problem}; it was not written by this store's code (a forged or edited "
-            "row): no decision relies on it — run `pricecalc audit verify`",
+            f"{problem}; a row this store did not write (forged or edited past its "
+            "code): no decision relies on it — run `pricecalc audit verify`",
         )
     return record, leaf
 
