@@ -19,7 +19,16 @@ How the guarantees are kept:
   else, and are ``ENABLE ALWAYS`` so ``session_replication_role = replica`` does not skip
   them.
 * **Durable.** A write commits with ``synchronous_commit = on`` before it returns; a batch
-  (``append_many``, ``transaction()``) is one database transaction: all of it or none.
+  (``append_many``, ``transaction()``) is one database transaction: all of it or none. Its
+  head is read once, with the lock; its records go to the server in bulk with the COMMIT
+  (:class:`audit.pg_writer._Writer`).
+* **Rows are checked, not believed** (SPEC §7). The application role may INSERT, so a row
+  may have been written past this code. Every record read for a decision (``get``,
+  ``find``, ``record``, a transaction's reads and ``prefetch``) and the head before an
+  append is checked against its hash (HMAC when keyed) and the key, tag or seq it was
+  found by; a forged row raises :class:`~audit.errors.TamperedError` naming its seq.
+  Without an ``hmac_key`` a forger who recomputes SHA-256 cannot be told apart: key the
+  store (docs/audit.md).
 * **Failures.** A lost connection makes the handle unusable (:class:`StoreUnusable`); it is
   never retried silently. The server rolls back a transaction whose connection died, so a
   batch is either wholly recorded or not at all; when the connection died while the COMMIT
