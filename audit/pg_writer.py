@@ -292,11 +292,11 @@ def _clock_from(
 # already taken (of those it was asked about) and the tree's size.
 _HEAD_COLUMNS = 8
 # From this many records on, a group is sent by COPY (two COPYs, then the COMMIT: more
-# round trips, less work per row) rather than as pipelined INSERTs with the COMMIT (one
-# round trip). Measured on the 2-core development machine, in one process, alternating:
-# even at 64 and 256 records, COPY 3.5× faster at 1,024 (bench/audit_postgres.py --groups
-# times both at 64 across writers).
-_COPY_FROM = 128
+# round trips, less server work per row) rather than as pipelined INSERTs with the COMMIT
+# (one round trip). Measured on the 2-core development machine under load: in one process,
+# alternating, the two are level from 8 to 256 records and COPY is 3.5x faster at 1,024;
+# across 1-8 writer processes (bench/audit_postgres.py --groups) COPY was ahead at 64.
+_COPY_FROM = 64
 
 
 def _import_problem(
