@@ -333,6 +333,29 @@ def test_a_refused_insert_fails_the_whole_group_at_commit(
     assert store.append(entry(1)).seq == 2
 
 
+@pytest.mark.parametrize("size", [8, 70], ids=["pipelined", "copy"])
+def test_a_group_is_one_transaction_sent_in_bulk(
+    size: int, pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """Issue 22: a transaction's appends chain onto its own records (reads inside see
+    them before anything is sent), go to the server together with the COMMIT (pipelined
+    INSERTs, or COPY for a large group), and leave a verified chain and tree; nothing is
+    visible to others before the commit."""
+    store, other = open_pg(), open_pg()
+    fill(store, 2)
+    with store.transaction() as tx:
+        tx.prefetch([f"g{n}" for n in range(size)])
+        for n in range(size):
+            record = tx.append(Entry(payload={"n": n}, key=f"g{n}", tags=("order:G",)))
+            assert record.seq == 3 + n
+            assert tx.find("order:G")[-1] == record and tx.get(f"g{n}") == record
+        assert count_rows(pg) == 2 and other.get("g0") is None
+    assert store.head().seq == other.head().seq == 2 + size
+    assert [r.key for r in other.find("order:G")] == [f"g{n}" for n in range(size)]
+    report = other.verify()
+    assert (report.ok, report.count) == (True, 2 + size)
+
+
 def test_text_postgresql_cannot_hold_is_refused_before_writing(
     open_pg: Callable[..., PostgresAuditStore],
 ) -> None:
