@@ -16,10 +16,10 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from audit.errors import AuditError
+from audit.errors import AuditError, TamperedError
 from audit.merkle import node_at
 from audit.protocol import Record
-from audit.records import epoch_micros, parse_timestamp
+from audit.records import checked_leaf, epoch_micros, parse_timestamp, record_carries
 
 _APPLICATION_NAME = "pricecalc-audit"
 _FETCH = 2000  # rows per round trip when streaming
@@ -56,6 +56,35 @@ def _record(row: Sequence[Any]) -> Record:
         prev_hash=prev_hash,
         hash=digest,
     )
+
+
+def _checked(
+    row: Sequence[Any],
+    hmac_key: bytes | None,
+    *,
+    key: str | None = None,
+    tag: str | None = None,
+    seq: int | None = None,
+) -> tuple[Record, bytes]:
+    """The record of a row read for a decision, and its leaf data, once it checks out
+    (SPEC §7, "what the store may trust"): its hash recomputed from its canonical body
+    (the HMAC in a keyed store), and the ``key`` / ``tag`` / ``seq`` it was looked up by
+    really its own. Anything else raises :class:`TamperedError` naming the row's seq —
+    a row the application role inserted itself, past the store's code, is not believed."""
+    record = _record(row)
+    problem, leaf = checked_leaf(record, None, hmac_key, plain=True)
+    if problem is None and not record_carries(record, key=key, tag=tag):
+        what = f"key {key!r}" if key is not None else f"tag {tag!r}"
+        problem = f"record {record.seq} was found by {what} but does not carry it"
+    if problem is None and seq is not None and record.seq != seq:
+        problem = f"record {record.seq} was found as record {seq}"
+    if problem is not None or leaf is None:
+        raise TamperedError(
+            record.seq,
+            f"{problem}; a row this store did not write (forged or edited past its "
+            "code): no decision relies on it — run `pricecalc audit verify`",
+        )
+    return record, leaf
 
 
 def _row(record: Record, recorded_us: int | None = None) -> tuple[Any, ...]:

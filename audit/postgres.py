@@ -19,7 +19,16 @@ How the guarantees are kept:
   else, and are ``ENABLE ALWAYS`` so ``session_replication_role = replica`` does not skip
   them.
 * **Durable.** A write commits with ``synchronous_commit = on`` before it returns; a batch
-  (``append_many``, ``transaction()``) is one database transaction: all of it or none.
+  (``append_many``, ``transaction()``) is one database transaction: all of it or none. Its
+  head is read once, with the lock; its records go to the server in bulk with the COMMIT
+  (:class:`audit.pg_writer._Writer`).
+* **Rows are checked, not believed** (SPEC §7). The application role may INSERT, so a row
+  may have been written past this code. Every record read for a decision (``get``,
+  ``find``, ``record``, a transaction's reads and ``prefetch``) and the head before an
+  append is checked against its hash (HMAC when keyed) and the key, tag or seq it was
+  found by; a forged row raises :class:`~audit.errors.TamperedError` naming its seq.
+  Without an ``hmac_key`` a forger who recomputes SHA-256 cannot be told apart: key the
+  store (docs/audit.md).
 * **Failures.** A lost connection makes the handle unusable (:class:`StoreUnusable`); it is
   never retried silently. The server rolls back a transaction whose connection died, so a
   batch is either wholly recorded or not at all; when the connection died while the COMMIT
@@ -66,7 +75,7 @@ from audit.errors import (
 )
 from audit.export import write_records
 from audit.merkle import CompactTree
-from audit.pg_rows import _COLUMNS, _FETCH, _conninfo, _first_line, _record
+from audit.pg_rows import _COLUMNS, _FETCH, _checked, _conninfo, _first_line, _record
 from audit.pg_schema import (
     APP_ROLE,
     LOCK_CLASS,
@@ -205,12 +214,14 @@ class PostgresAuditStore(TreeQuestions):
         self._sql_lock = lock.as_bytes(conn)
         # After the lock, in one round trip: the head, the server clock, and which of the
         # batch's keys are already recorded (key -> seq).
+        # The head comes whole (every column), so that it is checked before anything is
+        # chained onto it (SPEC §7).
         self._sql_prepare = q(
-            "SELECT h.seq, h.hash, clock_timestamp(), "
+            "SELECT h.*, clock_timestamp(), "
             "(SELECT jsonb_object_agg(key, seq) FROM {t} WHERE key = ANY(%s::text[])), "
             "(SELECT idx + 1 FROM {tr} WHERE level = 0 ORDER BY idx DESC LIMIT 1) "
             "FROM (SELECT 1) AS one LEFT JOIN LATERAL "
-            "(SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1) AS h ON true"
+            "(SELECT {cols} FROM {t} ORDER BY seq DESC LIMIT 1) AS h ON true"
         )
         self._sql_tree_size = q(
             "SELECT idx + 1 FROM {tr} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
@@ -232,7 +243,7 @@ class PostgresAuditStore(TreeQuestions):
         )
         self._sql_head = q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")
         self._sql_get = q("SELECT {cols} FROM {t} WHERE key = %s")
-        self._sql_keys = q("SELECT key FROM {t} WHERE key = ANY(%s::text[])")
+        self._sql_keys = q("SELECT {cols} FROM {t} WHERE key = ANY(%s::text[])")
         self._sql_find = q("SELECT {cols} FROM {t} WHERE tags @> ARRAY[%s]::text[] ORDER BY seq")
         self._sql_record = q("SELECT {cols} FROM {t} WHERE seq = %s")
         self._sql_verify = q("SELECT {cols}, recorded_us FROM {t} ORDER BY seq")
@@ -313,8 +324,11 @@ class PostgresAuditStore(TreeQuestions):
     def _write(self, doing: str, keys: list[str] | None = None) -> Iterator[_Writer]:
         """Hold the chain lock in one database transaction; commit when the block ends.
 
-        BEGIN, the lock and (given the ``keys`` of a batch about to be appended) the head
-        read go to the server in one pipeline: one round trip.
+        BEGIN, the lock and the head read (with which of ``keys`` — a batch about to be
+        appended — are already recorded) go to the server in one pipeline: one round
+        trip. The block's appends are kept by the writer and sent, with the COMMIT, in
+        one more (:meth:`_Writer.commit`): a group of any size costs the same two round
+        trips under the lock, plus whatever the block reads.
         """
         with self._mutex:
             conn = self._usable()
@@ -328,13 +342,13 @@ class PostgresAuditStore(TreeQuestions):
                     conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
                     conn.execute(self._sql_lock)
                     # runs after the lock is granted, so it reads the current head
-                    cur = None if keys is None else conn.execute(self._sql_prepare, (keys,))
-                prepared = None if cur is None else cur.fetchone()
+                    cur = conn.execute(self._sql_prepare, (keys or [],))
+                prepared = cur.fetchone()
             except psycopg.Error as exc:
                 failure = self._failure(exc, f"{doing}: taking the chain lock")
                 self._rollback()
                 raise failure from exc
-            writer = _Writer(self, conn, prepared)
+            writer = _Writer(self, conn, prepared, keys or ())
             self._tx_thread = threading.get_ident()
             try:
                 yield writer
@@ -350,23 +364,21 @@ class PostgresAuditStore(TreeQuestions):
                     f"the transaction was aborted by an earlier error ({writer.aborted}); "
                     "nothing of it was recorded"
                 )
-            if writer.committed:
-                self._tree_cache = writer.tree
-                return
             try:
-                conn.execute(b"COMMIT")
+                writer.commit()
             except psycopg.Error as exc:
-                raise self._failure(exc, f"{doing}: commit", committing=True) from exc
+                failure = self._failure(exc, f"{doing}: commit", committing=True)
+                self._rollback()
+                raise failure from exc
             self._tree_cache = writer.tree
 
-    def _read(self, doing: str, query: bytes, params: Sequence[Any] = ()) -> list[Record]:
+    def _read(self, doing: str, query: bytes, params: Sequence[Any] = ()) -> list[Any]:
         with self._mutex:
             conn = self._usable()
             try:
-                rows = conn.execute(query, params).fetchall()
+                return conn.execute(query, params).fetchall()
             except psycopg.Error as exc:
                 raise self._failure(exc, doing) from exc
-        return [_record(row) for row in rows]
 
     # -- writing -------------------------------------------------------------------------
     def append(self, entry: Entry) -> Record:
@@ -380,7 +392,6 @@ class PostgresAuditStore(TreeQuestions):
             return []
         keys = [key for key, _, _ in checked if key is not None]
         with self._write("append", keys) as writer:
-            writer.commit_with_append = True
             return writer.append_checked(checked)
 
     @contextmanager
@@ -405,18 +416,20 @@ class PostgresAuditStore(TreeQuestions):
 
     # -- reading -------------------------------------------------------------------------
     def get(self, key: str) -> Record | None:
-        """The record with idempotency key ``key``, or None."""
+        """The record with idempotency key ``key``, or None. Checked before it is handed
+        out (:class:`TamperedError` for a row this store did not write)."""
         found = self._read("get", self._sql_get, (key,))
-        return found[0] if found else None
+        return _checked(found[0], self.hmac_key, key=key)[0] if found else None
 
     def find(self, tag: str) -> list[Record]:
-        """Every record tagged ``tag``, in seq order."""
-        return self._read("find", self._sql_find, (tag,))
+        """Every record tagged ``tag``, in seq order, each checked as :meth:`get`'s."""
+        rows = self._read("find", self._sql_find, (tag,))
+        return [_checked(row, self.hmac_key, tag=tag)[0] for row in rows]
 
     def record(self, seq: int) -> Record | None:
-        """Record number ``seq`` (1-based), or None."""
+        """Record number ``seq`` (1-based), or None; checked as :meth:`get`'s."""
         found = self._read("record", self._sql_record, (seq,))
-        return found[0] if found else None
+        return _checked(found[0], self.hmac_key, seq=seq)[0] if found else None
 
     def head(self) -> Checkpoint:
         """The chain head: the last committed record's seq and hash."""

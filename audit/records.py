@@ -18,6 +18,7 @@ import hmac
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -47,6 +48,7 @@ __all__ = [
     "format_timestamp",
     "parse_timestamp",
     "record_body",
+    "record_carries",
     "record_hash",
     "record_leaf_data",
     "record_to_dict",
@@ -239,6 +241,28 @@ def record_leaf_data(record: Record) -> bytes:
     """SHA-256 of ``record``'s canonical body (its leaf data, SPEC §9), unchecked; the
     payload must be plain JSON data."""
     return hashlib.sha256(body_of(record, plain=True)).digest()
+
+
+def record_carries(record: Record, *, key: str | None = None, tag: str | None = None) -> bool:
+    """Whether ``record`` really carries the idempotency ``key`` / the ``tag`` it was
+    found by (SPEC §7: a store checks what a lookup hands back, not only its hash).
+
+    Both sides are compared in a generic lookup form — Unicode NFKC, surrounding
+    whitespace removed — so a record written before its keys and tags were normalised is
+    still recognised as the one asked for. (The store knows nothing of the rules' own
+    identifier form, SPEC §1; this is the part of it any text shares.)
+    """
+
+    def form(text: str) -> str:
+        return unicodedata.normalize("NFKC", text).strip()
+
+    if key is not None and (record.key is None or form(record.key) != form(key)):
+        return False
+    if tag is not None:
+        wanted = form(tag)
+        if not any(form(have) == wanted for have in record.tags):
+            return False
+    return True
 
 
 #: What :func:`check_entry` returns: an entry's key, tags and payload as plain JSON data.

@@ -16,6 +16,14 @@ PostgreSQL: the server at ``PRICECALC_BENCH_PG`` (else ``PRICECALC_TEST_PG``, el
 a database of its own, initialises it with :func:`audit.init_store`, writes as the
 application role where the server lets it log in, and drops the database at the end.
 
+Groups (issue 22): ``--groups`` times PostgreSQL alone, one transaction per group —
+``tx.prefetch`` of the group's keys, then ``tx.append`` per record, as
+``Calculator.decide_prepared`` and the grouped ``decide`` record — for groups of 1, 8 and
+64 records and 1, 2, 4 and 8 writer processes, side by side in one run (records/s). It
+also times, for groups of 64, how a group's rows are sent: ``bulk`` (the store: pipelined
+INSERTs with the COMMIT), ``copy`` (COPY, then COMMIT) and ``each`` (every append sent as
+it comes, as before issue 22). Writes bench/results/audit_postgres_groups.json.
+
 Run ``python -m bench.audit_postgres`` or with ``--quick`` (a fifth of the records).
 Prints a table and writes bench/results/audit_postgres.json.
 """
@@ -139,6 +147,95 @@ def measure(target: str, scale: float) -> dict[str, Any]:
     return result
 
 
+# -- groups (issue 22) --------------------------------------------------------------------
+
+GROUP_SIZES = (1, 8, 64)
+GROUP_WRITERS = (1, 2, 4, 8)
+GROUPS_RESULTS = RESULTS.with_name("audit_postgres_groups.json")
+# records per writer count and group size (full run); --quick divides by 5
+GROUP_RECORDS = {1: 1_200, 8: 6_400, 64: 25_600}
+
+
+def _send_mode(mode: str) -> None:
+    """Make this process's PostgreSQL writer send a group's rows as ``mode`` says."""
+    from audit import pg_writer
+
+    if mode == "copy":
+        pg_writer._COPY_FROM = 2
+    elif mode == "each":
+        keep = pg_writer._Writer._keep
+
+        def keep_and_send(self: Any, sealed: Any, nodes: Any) -> None:
+            keep(self, sealed, nodes)
+            self._send()
+
+        pg_writer._Writer._keep = keep_and_send  # type: ignore[method-assign]
+
+
+def group_work(
+    target: str, writer: int, groups: int, size: int, scenario: str, mode: str, start: Any
+) -> Any:
+    """One writer: ``groups`` transactions of ``size`` records each (prefetch, then one
+    append per record). Returns (started, finished) wall-clock times."""
+    _send_mode(mode)
+    store = audit.open_store(target)
+    try:
+        todo = [entries(writer, g * size, size, scenario) for g in range(groups)]
+        start.wait()
+        began = time.time()
+        for group in todo:
+            with store.transaction() as tx:
+                tx.prefetch([e.key for e in group if e.key is not None])
+                for item in group:
+                    tx.append(item)
+        return began, time.time()
+    finally:
+        store.close()
+
+
+def run_groups(target: str, writers: int, records: int, size: int, mode: str) -> float:
+    """Records per second for about ``records`` records in groups of ``size``."""
+    groups = max(1, records // (writers * size))
+    scenario = f"g{size}-{writers}-{mode}"
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(writers, mp_context=SPAWN) as pool:
+        start = manager.Barrier(writers)
+        futures = [
+            pool.submit(group_work, target, w, groups, size, scenario, mode, start)
+            for w in range(writers)
+        ]
+        spans = [f.result() for f in futures]
+    elapsed = max(end for _, end in spans) - min(began for began, _ in spans)
+    return groups * size * writers / elapsed
+
+
+def measure_groups(target: str, scale: float) -> dict[str, Any]:
+    """The matrix: {"bulk": {size: {writers: records/s}}, "copy"/"each": size 64 only}."""
+    out: dict[str, Any] = {"bulk": {}, "copy": {}, "each": {}}
+    for size in GROUP_SIZES:
+        records = max(size * 8, round(GROUP_RECORDS[size] * scale))
+        modes = ("bulk", "copy", "each") if size == 64 else ("bulk",)
+        for writers in GROUP_WRITERS:
+            for mode in modes:
+                rate = round(run_groups(target, writers, records, size, mode))
+                out[mode].setdefault(str(size), {})[str(writers)] = rate
+                label = f"groups of {size:>2}, {writers} writer(s), {mode:>4}"
+                print(f"  {label}: {rate:>7,} records/s", flush=True)
+    return out
+
+
+def print_groups(groups: dict[str, Any]) -> None:
+    header = "".join(f"{w} writer{'s' if w > 1 else ''}".rjust(12) for w in GROUP_WRITERS)
+    print(f"\nPostgreSQL, one transaction per group (records/s)\n{'':22}{header}")
+    for mode, sizes in groups.items():
+        for size, row in sizes.items():
+            cells = "".join(f"{row[str(w)]:>12,}" for w in GROUP_WRITERS)
+            print(f"{f'{mode}, groups of {size}':22}{cells}")
+    for mode, sizes in groups.items():
+        for size, row in sizes.items():
+            print(f"{mode}, groups of {size}: 8 writers / 1 writer = "
+                  f"{row['8'] / row['1']:.2f}")  # fmt: skip
+
+
 # -- the PostgreSQL side ---------------------------------------------------------------
 
 
@@ -204,11 +301,33 @@ def tinydb_store() -> Iterator[tuple[str, dict[str, Any]]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the records")
+    parser.add_argument(
+        "--groups", action="store_true", help="only the group matrix on PostgreSQL (issue 22)"
+    )
     args = parser.parse_args(argv)
     scale = 0.2 if args.quick else 1.0
     server = os.environ.get("PRICECALC_BENCH_PG") or os.environ.get("PRICECALC_TEST_PG")
     server = server or DEFAULT_PG
     import audit.postgres  # noqa: F401  (psycopg is the "postgres" extra)
+
+    machine = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
+    if args.groups:
+        with postgres_store(server) as (target, facts):
+            print("postgres groups: running ...", flush=True)
+            groups = measure_groups(target, scale)
+        print_groups(groups)
+        machine["load_average_after"] = os.getloadavg()
+        document = {"benchmark": "audit_postgres_groups", "quick": args.quick,
+                    "machine": machine, "setup": facts, "records_per_s": groups}  # fmt: skip
+        GROUPS_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        GROUPS_RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwritten to {GROUPS_RESULTS}")
+        return
 
     backends: list[tuple[str, Callable[[], Any]]] = [
         ("tinydb", tinydb_store),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from audit.errors import AuditError
 from pricecalc.decision import APPROVED, REJECTED, Decision, Outcome, Reason
 from pricecalc.envelope import Envelope
 from pricecalc.errors import FloatRefused, InvalidInput, PluginError, PricecalcError, UnknownKind
@@ -67,7 +68,7 @@ def evaluate(
         parsed = rule.parse(fields, context)
         step = "rule"
         decided = rule.decide(parsed, context)
-    except (PricecalcError, FloatRefused):
+    except (PricecalcError, FloatRefused, AuditError):  # the history's store errors: its own
         raise
     except Exception as exc:
         raise PluginError(

@@ -15,8 +15,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
 # Fixtures shared with the audit suite (a real server, or a throwaway cluster).
-from postgres_helpers import PgStore, pg_database, pg_server, pg_store  # noqa: F401
+from postgres_helpers import (  # noqa: F401
+    PgStore,
+    count_rows,
+    forge,
+    pg_database,
+    pg_server,
+    pg_store,
+)
 
+import audit
 from pricecalc.calculator import Calculator
 
 pytestmark = pytest.mark.postgres
@@ -96,3 +104,60 @@ def test_two_processes_racing_a_claim_on_postgres_pay_once(
             p.join(60)
         paid.extend(out.get(timeout=5) for _ in procs)
     assert sorted(paid) == ["0.00"] * 5 + ["20.00"]
+
+
+# -- issue 19: the attacker holds only the pricecalc_app login and no HMAC key ------------
+
+KEY = b"held by the application servers only"
+
+
+def _forged_void(seq: int) -> dict[str, Any]:
+    """A void of record ``seq`` as the rules read one: approved, its result naming it."""
+    return {"kind": "void", "status": "approved", "result": {"seq": seq, "order_id": "O-PG"}}
+
+
+@pytest.mark.parametrize("hmac_key", [None, KEY], ids=["unkeyed", "keyed"])
+def test_a_forged_void_does_not_let_a_paid_line_be_paid_again(
+    hmac_key: bytes | None,
+    pg_store: Callable[..., PgStore],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Issue 19, SPEC §7: the attacker INSERTs a "void" of the paid claim (as the app
+    role may; in the keyed store with the plain SHA-256 recomputed, all it can make
+    without the key). The next claim for the same drop reads the order's history, finds
+    the forged row, and is refused with TamperedError naming it — not paid again, and
+    nothing recorded."""
+    pg = pg_store("void")
+    with Calculator(pg.app_url, hmac_key=hmac_key) as calc:
+        paid = calc.decide(claim("pg-1"), now=NOW)
+        assert paid.result["refund_total"] == "20.00" and paid.audit is not None
+        forged = forge(
+            pg, _forged_void(paid.audit.seq), key="void-1",
+            tags=("kind:void", "order:O-PG", f"voids:{paid.audit.seq}"),
+            recompute=hmac_key is not None,
+        )  # fmt: skip
+        with pytest.raises(audit.TamperedError, match=rf"tampered at record {forged}: ") as caught:
+            calc.decide(claim("pg-2"), now=NOW)
+    assert caught.value.seq == forged == 2
+    assert count_rows(pg) == 2
+
+
+@pytest.mark.parametrize("hmac_key", [None, KEY], ids=["unkeyed", "keyed"])
+def test_a_forged_record_under_a_clients_key_is_not_replayed(
+    hmac_key: bytes | None,
+    pg_store: Callable[..., PgStore],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Issue 19, SPEC §7: a forged record with payout_total 99999.00 planted under the key
+    a client is about to use is never handed to the client as its replayed decision:
+    the lookup raises TamperedError naming it, and nothing is recorded."""
+    pg = pg_store("replay")
+    with Calculator(pg.app_url, hmac_key=hmac_key) as calc:
+        calc.decide(claim("pg-0"), now=NOW)
+        planted = {
+            "kind": "price_protection", "status": "approved",
+            "request": claim("cc-1"), "result": {"payout_total": "99999.00"},
+        }  # fmt: skip
+        forged = forge(pg, planted, key="cc-1", tags=("order:O-PG",),
+                       recompute=hmac_key is not None)  # fmt: skip
+        with pytest.raises(audit.TamperedError, match=r"tampered at record 2: record 2 hash"):
+            calc.decide(claim("cc-1"), now=NOW)
+    assert forged == 2 and count_rows(pg) == 2

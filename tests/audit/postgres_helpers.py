@@ -23,6 +23,7 @@ Imported by name (tests/audit is on ``sys.path``), also by the processes the tes
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import secrets
@@ -39,10 +40,12 @@ import attrs
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
 
 import audit
 from audit.postgres import APP_ROLE
 from audit.protocol import Entry
+from audit.records import epoch_micros, parse_timestamp, record_body
 
 ENV = "PRICECALC_TEST_PG"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -332,3 +335,40 @@ def count_rows(store: PgStore) -> int:
         row = conn.execute("SELECT count(*) FROM pricecalc_audit_record").fetchone()
     assert row is not None
     return int(row[0])
+
+
+# -- the attacker: only the application login, no HMAC key ----------------------------------
+
+FORGED_AT = "2026-11-12T02:00:00.000000Z"
+
+
+def forge(
+    store: PgStore,
+    payload: dict[str, Any],
+    *,
+    key: str | None = None,
+    tags: tuple[str, ...] = (),
+    recompute: bool = False,
+) -> int:
+    """Insert a record at the head as ``pricecalc_app`` would, past the store's code (the
+    role may INSERT; the triggers only demand the next seq and the head's hash as
+    prev_hash). ``recompute``: give it the plain SHA-256 of its body — what a forger
+    without the HMAC key can compute; otherwise a hash that does not match. Returns its
+    seq."""
+    with store.app() as conn:
+        head = conn.execute(
+            "SELECT seq, hash FROM pricecalc_audit_record ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, audit.GENESIS_HASH)
+        body = record_body(
+            seq=seq, id="forged", recorded_at=FORGED_AT, key=key, tags=tags,
+            payload=payload, prev_hash=prev,
+        )  # fmt: skip
+        digest = hashlib.sha256(body).hexdigest() if recompute else "f" * 64
+        conn.execute(
+            "INSERT INTO pricecalc_audit_record (seq, id, recorded_at, recorded_us, key, "
+            "tags, payload, prev_hash, hash) VALUES (%s, 'forged', %s, %s, %s, %s, %s, %s, %s)",
+            (seq, FORGED_AT, epoch_micros(parse_timestamp(FORGED_AT)), key, list(tags),
+             Jsonb(payload), prev, digest),
+        )  # fmt: skip
+    return seq

@@ -292,21 +292,68 @@ def test_a_held_chain_lock_times_out_as_store_locked(
 def test_a_database_error_spoils_the_whole_transaction(
     pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
 ) -> None:
-    """When the database refuses an append inside a transaction (here: the INSERT grant
-    was revoked meanwhile), carrying on and leaving the block cleanly still records
-    nothing, and says so."""
+    """When the database refuses a step inside a transaction (here: the SELECT grant was
+    revoked meanwhile, so a history read fails), carrying on and leaving the block
+    cleanly still records nothing, and says so."""
     store = open_pg()
     store.append(entry(0))
     aborted = "transaction was aborted by an earlier error"
     with pytest.raises(audit.AuditError, match=aborted), store.transaction() as tx:
         tx.append(entry(1))
         with pg.admin() as conn:
-            conn.execute(f"REVOKE INSERT ON pricecalc_audit_record FROM {APP_ROLE}")
+            conn.execute(f"REVOKE SELECT ON pricecalc_audit_record FROM {APP_ROLE}")
         with pytest.raises(audit.AppendOnlyViolation, match="refused by the database"):
+            tx.find("t1")
+        with pytest.raises(audit.AuditError, match=aborted):
             tx.append(entry(2))
     audit.init_store(pg.admin_url)  # gives the grant back
     assert store.head().seq == 1 and store.get("k1") is None
     assert store.append(entry(1)).seq == 2
+
+
+def test_a_refused_insert_fails_the_whole_group_at_commit(
+    pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """Issue 22: a transaction's records are inserted in bulk with its COMMIT. When the
+    database refuses them (the INSERT grant revoked meanwhile), the block raises
+    AppendOnlyViolation and nothing of it is recorded."""
+    store = open_pg()
+    store.append(entry(0))
+    with (
+        pytest.raises(audit.AppendOnlyViolation, match="commit refused by the database: "
+                      "permission denied for table pricecalc_audit_record"),
+        store.transaction() as tx,
+    ):  # fmt: skip
+        tx.append(entry(1))
+        with pg.admin() as conn:
+            conn.execute(f"REVOKE INSERT ON pricecalc_audit_record FROM {APP_ROLE}")
+        tx.append(entry(2))
+    audit.init_store(pg.admin_url)
+    assert store.head().seq == 1 and store.get("k1") is None and store.get("k2") is None
+    assert store.append(entry(1)).seq == 2
+
+
+@pytest.mark.parametrize("size", [8, 70], ids=["pipelined", "copy"])
+def test_a_group_is_one_transaction_sent_in_bulk(
+    size: int, pg: PgStore, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """Issue 22: a transaction's appends chain onto its own records (reads inside see
+    them before anything is sent), go to the server together with the COMMIT (pipelined
+    INSERTs, or COPY for a large group), and leave a verified chain and tree; nothing is
+    visible to others before the commit."""
+    store, other = open_pg(), open_pg()
+    fill(store, 2)
+    with store.transaction() as tx:
+        tx.prefetch([f"g{n}" for n in range(size)])
+        for n in range(size):
+            record = tx.append(Entry(payload={"n": n}, key=f"g{n}", tags=("order:G",)))
+            assert record.seq == 3 + n
+            assert tx.find("order:G")[-1] == record and tx.get(f"g{n}") == record
+        assert count_rows(pg) == 2 and other.get("g0") is None
+    assert store.head().seq == other.head().seq == 2 + size
+    assert [r.key for r in other.find("order:G")] == [f"g{n}" for n in range(size)]
+    report = other.verify()
+    assert (report.ok, report.count) == (True, 2 + size)
 
 
 def test_text_postgresql_cannot_hold_is_refused_before_writing(
