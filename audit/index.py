@@ -40,10 +40,11 @@ import hmac
 import json
 import os
 import sqlite3
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 import attrs
+
+from audit.records import normal_text
 
 __all__ = [
     "IndexBroken",
@@ -98,12 +99,6 @@ _GENESIS_DIGEST = bytes(32)
 
 class IndexBroken(Exception):
     """The index contradicts itself or the log: it must be rebuilt before it is used."""
-
-
-def normal_text(text: str) -> str:
-    """The generic form keys and tags are compared in: Unicode NFKC, surrounding
-    whitespace removed (so a record written before normalisation is still found)."""
-    return unicodedata.normalize("NFKC", text).strip()
 
 
 def key_name(key: str) -> str:

@@ -243,24 +243,26 @@ def record_leaf_data(record: Record) -> bytes:
     return hashlib.sha256(body_of(record, plain=True)).digest()
 
 
+def normal_text(text: str) -> str:
+    """The generic form keys and tags are compared in: Unicode NFKC, surrounding
+    whitespace removed (so a record written before normalisation is still found). The
+    store knows nothing of the rules' own identifier form (SPEC §1); this is the part of
+    it any text shares."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
 def record_carries(record: Record, *, key: str | None = None, tag: str | None = None) -> bool:
     """Whether ``record`` really carries the idempotency ``key`` / the ``tag`` it was
     found by (SPEC §7: a store checks what a lookup hands back, not only its hash).
 
-    Both sides are compared in a generic lookup form — Unicode NFKC, surrounding
-    whitespace removed — so a record written before its keys and tags were normalised is
-    still recognised as the one asked for. (The store knows nothing of the rules' own
-    identifier form, SPEC §1; this is the part of it any text shares.)
+    Both sides are compared in :func:`normal_text`, so a record written before its keys
+    and tags were normalised is still recognised as the one asked for.
     """
-
-    def form(text: str) -> str:
-        return unicodedata.normalize("NFKC", text).strip()
-
-    if key is not None and (record.key is None or form(record.key) != form(key)):
+    if key is not None and (record.key is None or normal_text(record.key) != normal_text(key)):
         return False
     if tag is not None:
-        wanted = form(tag)
-        if not any(form(have) == wanted for have in record.tags):
+        wanted = normal_text(tag)
+        if not any(normal_text(have) == wanted for have in record.tags):
             return False
     return True
 
