@@ -32,7 +32,9 @@ _DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 ASCII_DIGITS = "must be written with ASCII digits 0-9"
 # What a spreadsheet does to an amount (SPEC §1): a leading ¥/￥ and thousands grouping in
 # threes ("¥1,299.00"); read as the plain amount. Any other grouping stays invalid.
-_SHEET_AMOUNT = re.compile(r"(?P<sign>\+?)[¥￥]?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?P<rest>\.[0-9]*)?")
+_SHEET_AMOUNT = re.compile(
+    r"(?P<sign>\+?)[¥￥]?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?P<rest>\.[0-9]*)?"
+)
 
 
 def spreadsheet_amount(text: str) -> str:
@@ -146,7 +148,7 @@ def parse_amount(
     usual = usual_amount(value, positive=positive)
     if usual is not None:
         return usual
-    if type(value) is not str:
+    if not isinstance(value, str):
         amount = to_decimal(value, field)
     else:
         plain = spreadsheet_amount(value)

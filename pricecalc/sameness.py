@@ -79,9 +79,8 @@ class _Reading(Fields):
     def _note(self, name: str, value: Any, default: Any = _MISSING, given: Any = None) -> None:
         if name in self._read and self._read[name] is not _MISSING:
             return  # read twice: the first reading stands
-        if self.data.get(name) is None:
-            self._read[name] = _MISSING
-        elif default is not _MISSING and given == default:
+        absent = self.data.get(name) is None
+        if absent or (default is not _MISSING and given == default):
             self._read[name] = _MISSING
         else:
             self._read[name] = value
