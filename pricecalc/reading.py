@@ -513,8 +513,11 @@ def sheet_header(
     else:
         filled = [i for i, row in enumerate(rows) if any(_heading(c) for c in row)]
         index = next((i for i in filled if all(known(c) for c in rows[i])), None)
-        if index is None:
-            index = filled[0] if filled else 0
+        if index is None:  # the row most like a header: the most known headings, earliest
+            index = max(
+                filled or [0],
+                key=lambda i: (sum(1 for c in rows[i] if _heading(c) and known(c)), -i),
+            )
     written = tuple(_heading(c) for c in rows[index]) if rows else ()
     while written and not written[-1]:
         written = written[:-1]
@@ -700,13 +703,20 @@ def read_xlsx_sheet(
     from openpyxl import load_workbook
 
     shown = display or str(path)
+    handle = path.open("rb")  # a file object: openpyxl judges a path by its extension
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
+        book = load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # a damaged or foreign zip: openpyxl raises many kinds
+        handle.close()
         raise ValueError(f"{shown} cannot be read as an Excel workbook: {exc}") from exc
+
+    def close() -> None:
+        book.close()
+        handle.close()
+
     if sheet is not None:
         if sheet not in book.sheetnames:
-            book.close()
+            close()
             raise ValueError(
                 f"{shown} has no sheet {sheet!r}; its sheets are {', '.join(book.sheetnames)}"
             )
@@ -721,9 +731,13 @@ def read_xlsx_sheet(
         if len(head) >= (header_row or HEADER_SEARCH_ROWS):
             break
     if not head or not any(_cell_text(c) for row in head for c in row):
-        book.close()
+        close()
         return None, iter(())
-    header = sheet_header(head, kind, fields, header_row=header_row, ignore=ignore)
+    try:
+        header = sheet_header(head, kind, fields, header_row=header_row, ignore=ignore)
+    except ValueError:
+        close()
+        raise
 
     def rows() -> Iterator[tuple[int, Sequence[Any] | str, int]]:
         try:
@@ -732,7 +746,7 @@ def read_xlsx_sheet(
                 number += 1
                 yield number, row, 0
         finally:
-            book.close()
+            close()
 
     def lines() -> Iterator[tuple[FileLine, int]]:
         for line, _ in _sheet_lines(header, rows(), kind):
