@@ -485,10 +485,10 @@ def sheet_header(
 ) -> SheetHeader:
     """Find and check the header among the first rows (``rows[0]`` is row ``first_row``):
     row ``header_row`` when given, else the first row whose headings are all known (title
-    rows above it are skipped), else the first non-empty row. Headings are the SPEC's
-    field names or the labels pricecalc writes (请求号, 商家 …:
-    :func:`pricecalc.rows.heading_field`, one table used both ways). Raises ``ValueError`` naming an unknown column and the
-    known headings."""
+    rows above it are skipped), else the row with the most known headings. Headings are
+    the SPEC's field names or the labels pricecalc writes (请求号, 商家 …:
+    :func:`pricecalc.rows.heading_field`, one table used both ways). Raises
+    ``ValueError`` naming an unknown column and the known headings."""
     from pricecalc.rows import heading_field, known_headings, round_trip_column
 
     ignored = {_heading(name) for name in ignore}
