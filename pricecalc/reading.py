@@ -3,9 +3,16 @@
 Everything streams: lines are read one at a time with the bytes read so far (for the
 progress bar). Choices the SPEC leaves open (docs/cli.md repeats them for users):
 
-* **Line numbers** are 1-based physical lines for JSON Lines; for CSV, the row number as a
-  spreadsheet shows it (the header is row 1, the first request row 2). A blank line is an
-  invalid line (one output row per input line, always).
+* **Line numbers** are 1-based physical lines for JSON Lines; for CSV and xlsx, the row
+  number as a spreadsheet shows it (a header in row 1 makes the first request row 2). A
+  blank JSON line is an invalid line; a sheet row with every cell empty is a blank line
+  (:attr:`FileLine.blank`: skipped and counted, SPEC §1).
+* **Sheets** (CSV and xlsx alike, :func:`read_csv_sheet`, :func:`read_xlsx_sheet`): the
+  header is found below title rows (or given), headings are field names or the labels
+  pricecalc writes (:func:`pricecalc.rows.heading_field`), pricecalc's own result columns
+  (a batch output fed back) and ``ignore``d columns are skipped, and each row keeps its
+  cells as written for the round trip's output. Cells are :class:`SheetText`, where a
+  count may be written ``2.00`` (SPEC §1).
 * **CSV flattening** (one kind per file): columns are the SPEC's field names; an empty
   cell is an absent field; ``a.b`` fills a nested object (``event.start``,
   ``merchant.experience_score``); ``a[0].b`` fills the objects of a list
