@@ -48,7 +48,7 @@ from pricecalc.parallel import Evaluated, Workers
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
-from pricecalc.sameness import content_key_v2, difference, normal_form
+from pricecalc.sameness import difference, keyed_by_meaning, normal_form
 from pricecalc.serialize import text_problem
 
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
@@ -344,15 +344,12 @@ class Calculator:
         """A content-keyed request (:meth:`Envelope.keyed`) keyed by its meaning:
         ``content-v2-<sha256>`` of its normal form, the raw-spelling key of 0.2 kept as
         an alias (SPEC §7). Any other request is returned as it is."""
-        if not envelope.content_keyed or envelope.normal is not None:
-            return envelope
-        normal = self.normal({**envelope.canonical, "input": envelope.input}, now)
-        raw_key = str(envelope.request_id)
-        return attrs.evolve(
+        return keyed_by_meaning(
             envelope,
-            request_id=content_key_v2(normal),
-            aliases=(raw_key, *envelope.aliases),
-            normal=normal,
+            registry=self.registry,
+            policy=self.rules_policy,
+            now=now or self._clock(),
+            operator=self.named_operator,
         )
 
     def _difference(self, envelope: Envelope, recorded: Mapping[str, Any]) -> str | None:

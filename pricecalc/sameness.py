@@ -36,7 +36,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from audit.canonical import canonical_bytes
+from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import _MISSING, _ZERO_FRACTION, Fields, SheetText
 from pricecalc.history import NO_HISTORY
@@ -210,6 +213,34 @@ def normal_form(
     return out
 
 
+def keyed_by_meaning(
+    envelope: Envelope,
+    *,
+    registry: Registry,
+    policy: Policy,
+    now: datetime,
+    operator: str | None = None,
+) -> Envelope:
+    """A content-keyed request (:meth:`Envelope.keyed`) keyed by its meaning:
+    ``content-v2-<sha256>`` of its normal form, 0.2's raw-spelling key kept as an alias
+    (SPEC §7). Any other request, or one keyed so already, is returned as it is."""
+    if not envelope.content_keyed or envelope.normal is not None:
+        return envelope
+    normal = normal_form(
+        {**envelope.canonical, "input": envelope.input},
+        registry=registry,
+        policy=policy,
+        now=now,
+        operator=operator,
+    )
+    return attrs.evolve(
+        envelope,
+        request_id=content_key_v2(normal),
+        aliases=(str(envelope.request_id), *envelope.aliases),
+        normal=normal,
+    )
+
+
 def request_key(
     request: Mapping[str, Any],
     *,
@@ -221,7 +252,6 @@ def request_key(
     without ``request_id``: what a script computes to find a decision the command line
     recorded. ``registry`` defaults to every installed plugin, ``policy`` to the SPEC's."""
     from pricecalc.api import Engine
-    from pricecalc.envelope import Envelope
 
     engine = Engine(registry, policy)
     envelope = Envelope.parse(request)
@@ -282,6 +312,7 @@ __all__ = [
     "CONTENT_V2_PREFIX",
     "content_key_v2",
     "difference",
+    "keyed_by_meaning",
     "normal_form",
     "request_key",
     "utc_text",

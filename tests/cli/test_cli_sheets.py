@@ -51,6 +51,7 @@ def test_one_sheet_saved_five_ways_is_decided_once(
     assert [r["request_id"] for r in after] == [r["request_id"] for r in before]
     assert [r["audit"] for r in after] == [r["audit"] for r in before]
     assert after[2]["request_id"] == "split-7"
+    assert [r["merchant_id"] for r in after] == ["M-1", "M-1", "M-2"]  # SPEC §8 rows
 
 
 def test_the_utf8_bom_save_counts_its_empty_rows_as_blank(invoke: Invoke) -> None:
@@ -210,3 +211,20 @@ def test_jsonl_counts_stay_strict(invoke: Invoke, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out.jsonl").read_text())["error"] == (
         "input.quantity: must be a whole number (got '2.00')"
     )
+
+
+def test_worker_processes_key_by_meaning_too(invoke: Invoke, store: Path, tmp_path: Path) -> None:
+    """SPEC §7 with --jobs (pricecalc.parallel): lines decided in worker processes are
+    keyed content-v2 by meaning as in one process, so the re-saved sheet replays."""
+    first = invoke(
+        "batch", str(SHEETS / "two-decimals.csv"), *SPLIT_ARGS, "--jobs", "2",
+        "--chunk-size", "1", "-o", "first.jsonl",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output
+    again = invoke("batch", str(SHEETS / "general.csv"), *SPLIT_ARGS, "-o", "again.jsonl")
+    assert again.exit_code == 0, again.output
+    assert store_count(store) == 3
+    before, after = _rows(tmp_path / "first.jsonl"), _rows(tmp_path / "again.jsonl")
+    assert [r["request_id"] for r in after] == [r["request_id"] for r in before]
+    assert before[0]["request_id"].startswith("content-v2-")
+    assert all(r["replayed"] for r in after)
