@@ -672,7 +672,7 @@ def read_csv_sheet(
         number = header.row
         for row in head[header.row :]:
             number += 1
-            yield number, row, counting.count
+            yield number, [_unneutralised(c) for c in row], counting.count
         while True:
             number += 1
             try:
@@ -688,9 +688,20 @@ def read_csv_sheet(
                     problem = f"a cell is longer than {csv.field_size_limit():,} characters"
                 yield number, f"row is not valid CSV: {problem}", counting.count
                 continue
-            yield number, row, counting.count
+            yield number, [_unneutralised(c) for c in row], counting.count
 
     return header, _sheet_lines(header, rows(), kind)
+
+
+def _unneutralised(cell: str) -> str:
+    """A CSV cell as the clerk wrote it: the ``'`` pricecalc put before a cell a
+    spreadsheet would run as a formula (:func:`pricecalc.writers.neutralise`, a round
+    trip's CSV output fed back) taken off again."""
+    if not cell.startswith("'"):
+        return cell
+    from pricecalc.writers import neutralise
+
+    return cell[1:] if neutralise(cell[1:]) == cell else cell
 
 
 def read_xlsx_sheet(

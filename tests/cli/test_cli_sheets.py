@@ -228,3 +228,23 @@ def test_worker_processes_key_by_meaning_too(invoke: Invoke, store: Path, tmp_pa
     assert [r["request_id"] for r in after] == [r["request_id"] for r in before]
     assert before[0]["request_id"].startswith("content-v2-")
     assert all(r["replayed"] for r in after)
+
+
+def test_a_csv_round_trip_keeps_cells_a_spreadsheet_would_run(
+    invoke: Invoke, store: Path, tmp_path: Path
+) -> None:
+    """Issue 21 round trip: a cell pricecalc writes with a ' before it (it starts like a
+    formula: "+199.00") reads back as the clerk wrote it, so the row replays."""
+    (tmp_path / "in.csv").write_text(
+        "list_price,registration_price,subsidy_price,floor_price,cost_price\n"
+        "+199.00,169,149,139,120\n",
+        encoding="utf-8",
+    )
+    assert invoke("batch", "in.csv", *SPLIT_ARGS, "-o", "out.csv").exit_code == 0
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[1].startswith(
+        "'+199.00,169,"
+    )
+    again = invoke("batch", "out.csv", *SPLIT_ARGS, "-o", "again.jsonl")
+    assert again.exit_code == 0, again.output
+    assert store_count(store) == 1
+    assert _rows(tmp_path / "again.jsonl")[0]["replayed"] is True
