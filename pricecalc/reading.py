@@ -540,9 +540,9 @@ def sheet_header(
     except ValueError as exc:
         if "is not a field" in str(exc):
             raise ValueError(
-                f"{exc}. The headings pricecalc knows for {kind}: "
-                f"{', '.join(known_headings(fields))}; a remarks column such as 备注 can be "
-                "skipped with --ignore-column NAME"
+                f"{exc}; headings may also be the labels pricecalc writes: "
+                f"{', '.join(known_headings())}; skip a remarks column such as 备注 with "
+                "--ignore-column NAME"
             ) from exc
         raise
     paths = tuple(next(kept_paths) if n is not None else None for n in names)
@@ -657,22 +657,40 @@ def read_csv_sheet(
     text = io.TextIOWrapper(io.BufferedReader(counting), encoding=encoding, newline="")
     reader = csv.reader(text)
     head: list[list[str]] = []
-    try:
-        for row in reader:
-            head.append(row)
-            if len(head) >= (header_row or HEADER_SEARCH_ROWS):
-                break
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ValueError(f"the CSV header cannot be read: {exc}") from exc
+    stopped: Exception | None = None  # a row below the header that cannot be read
+    while len(head) < (header_row or HEADER_SEARCH_ROWS):
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except (csv.Error, UnicodeDecodeError) as exc:
+            if not head:
+                raise ValueError(f"the CSV header cannot be read: {exc}") from exc
+            stopped = exc
+            break
+        head.append(row)
     if not head:
         return None, iter(())
     header = sheet_header(head, kind, fields, header_row=header_row, ignore=ignore)
+
+    def problem(exc: Exception) -> str:
+        if isinstance(exc, UnicodeDecodeError):
+            return f"row is not text: {exc.reason}"
+        text = str(exc)
+        if "field limit" in text:
+            text = f"a cell is longer than {csv.field_size_limit():,} characters"
+        return f"row is not valid CSV: {text}"
 
     def rows() -> Iterator[tuple[int, Sequence[Any] | str, int]]:
         number = header.row
         for row in head[header.row :]:
             number += 1
             yield number, [_unneutralised(c) for c in row], counting.count
+        if stopped is not None:
+            number += 1
+            yield number, problem(stopped), counting.count
+            if isinstance(stopped, UnicodeDecodeError):
+                return
         while True:
             number += 1
             try:
@@ -680,13 +698,10 @@ def read_csv_sheet(
             except StopIteration:
                 return
             except UnicodeDecodeError as exc:  # the file changed since open_source checked it
-                yield number, f"row is not text: {exc.reason}", counting.count
+                yield number, problem(exc), counting.count
                 return  # the decoder cannot resynchronise: the rest of the file is unreadable
             except csv.Error as exc:
-                problem = str(exc)
-                if "field limit" in problem:
-                    problem = f"a cell is longer than {csv.field_size_limit():,} characters"
-                yield number, f"row is not valid CSV: {problem}", counting.count
+                yield number, problem(exc), counting.count
                 continue
             yield number, [_unneutralised(c) for c in row], counting.count
 

@@ -176,13 +176,10 @@ def round_trip_column(heading: str, fields: Iterable[str] | None = None) -> bool
     return fields is None or name not in fields
 
 
-def known_headings(fields: Iterable[str] | None) -> list[str]:
-    """The headings a sheet of a kind may have (field names, envelope fields with their
-    labels), for the message refusing an unknown one."""
-    names = sorted(fields or ())
-    envelope = ("request_id", "merchant_id", "campaign", "kind")
-    shown = [f"{n} ({COLUMN_LABELS[n]})" if n in COLUMN_LABELS else n for n in names]
-    return [*shown, *(f"{n} ({COLUMN_LABELS[n]})" for n in envelope)]
+def known_headings() -> list[str]:
+    """The labels pricecalc writes that a sheet may use as headings, with the field each
+    names (``请求号 (request_id)``), for the message refusing an unknown column."""
+    return [f"{label} ({name})" for label, name in _FIELD_OF_LABEL.items()]
 
 
 #: How wide (in characters) a column's content usually is, for spreadsheet columns; a

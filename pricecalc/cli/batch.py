@@ -152,7 +152,9 @@ def batch(
                 if fmt_in == "jsonl":
                     read = read_lines(fp, fmt_in, source.kind)
                 else:
-                    header, read = _read_sheet(fp, src.path, fmt_in, source, fields, display)
+                    header, read = _read_sheet(
+                        fp, src.path, fmt_in, source, fields, display, src.encoding
+                    )
                 lines = _peek(_counting_blanks(read, blanks := [0]))
             except ValueError as exc:  # an unusable header or sheet: the whole file is refused
                 raise click.UsageError(str(exc)) from exc
@@ -195,6 +197,7 @@ def _read_sheet(
     source: InputOptions,
     fields: Collection[str] | None,
     display: str,
+    encoding: str,
 ) -> tuple[SheetHeader | None, Iterator[tuple[FileLine, int]]]:
     """A CSV file or an Excel sheet: its header and its rows (SPEC §1, docs/cli.md)."""
     kind = str(source.kind)
@@ -207,7 +210,7 @@ def _read_sheet(
     if source.sheet is not None:
         raise ValueError("--sheet is for Excel input; a CSV file has one table")
     return read_csv_sheet(
-        fp, kind, encoding=source.encoding or "utf-8-sig", fields=fields, header_row=row,
+        fp, kind, encoding=encoding, fields=fields, header_row=row,
         ignore=ignore,
     )  # fmt: skip
 
