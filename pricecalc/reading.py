@@ -781,19 +781,16 @@ def read_xlsx_sheet(
         finally:
             close()
 
-    def lines() -> Iterator[tuple[FileLine, int]]:
-        for line, _ in _sheet_lines(header, rows(), kind):
-            yield line, 0
-        yield from ()
-
     def with_end() -> Iterator[tuple[FileLine, int]]:
+        # A zip is not read in order of its bytes: the progress bar stays at the start and
+        # reaches the end with the last row.
         pending = None
-        for item in lines():
+        for line, _ in _sheet_lines(header, rows(), kind):
             if pending is not None:
-                yield pending
-            pending = item
+                yield pending, 0
+            pending = line
         if pending is not None:
-            yield pending[0], size  # the progress bar reaches the end with the last row
+            yield pending, size
 
     return header, with_end()
 

@@ -46,6 +46,7 @@ from pricecalc.history import NO_HISTORY
 from pricecalc.money import fmt
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
+from pricecalc.serialize import plain_request
 
 CONTENT_V2_PREFIX = "content-v2-"
 
@@ -168,7 +169,7 @@ class _Reading(Fields):
             out[name] = _normal_value(value)
         for name, value in self.data.items():
             if name not in self._read and value is not None:
-                out[name] = value
+                out[name] = plain_request(value, name)  # as given, as plain JSON
         return out
 
 

@@ -204,3 +204,26 @@ def test_float_refused_is_a_pricecalc_error() -> None:
             {"kind": "subsidy_split", "input": {**SPLIT_INPUT, "list_price": 199.0}}, now=NOW
         )
     assert issubclass(FloatRefused, TypeError)
+
+
+def test_what_a_parser_reads_its_own_way_is_kept_as_given() -> None:
+    """SPEC §7: a field a plugin's parser reads its own way (raw()) or not at all is
+    kept as given, as plain JSON (a Decimal as its text): the parser cannot say."""
+    from decimal import Decimal
+
+    from pricecalc.decision import Outcome
+    from pricecalc.registry import Registry, Rule
+
+    rule = Rule(
+        kind="raw_reader", rule_set="t", version="1",
+        parse=lambda fields, ctx: fields.raw("note"),
+        decide=lambda parsed, ctx: Outcome(result={}),
+    )  # fmt: skip
+    registry = Registry(rules={"raw_reader": pricecalc.registry.Contributed("t", rule)})
+    form = normal_form(
+        {"kind": "raw_reader", "input": {"note": Decimal("1.50"), "other": " x "}},
+        registry=registry,
+        policy=Policy(),
+        now=NOW,
+    )
+    assert form == {"kind": "raw_reader", "input": {"note": "1.50", "other": " x "}}
