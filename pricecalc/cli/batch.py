@@ -112,9 +112,11 @@ def batch(
 ) -> None:
     """Decide every request of a file; write one output row per input line, in order.
 
-    INPUT is JSON Lines (SPEC §8 requests), CSV (one kind per file, --kind; columns named
-    as the SPEC's fields, see docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or
-    - for standard input. Invalid lines become {"line": n, "status": "invalid", "error":
+    INPUT is JSON Lines (SPEC §8 requests), CSV or an Excel .xlsx sheet (one kind per
+    sheet, --kind; headings the SPEC's fields or pricecalc's own labels such as 请求号, see
+    docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or - for standard input.
+    A CSV or Excel output of a sheet repeats its columns beside the results: edit a cell,
+    run it again, and only that row is recorded. Invalid lines become {"line": n, "status": "invalid", "error":
     ...} rows and the rest still runs; a line reusing a recorded request_id for another
     request is a "conflict" row; exit 1 if any line was invalid or conflicting. A line
     without request_id is keyed by its content: run the same (or an edited) file again
@@ -127,6 +129,7 @@ def batch(
     \b
         pricecalc batch examples/campaign.jsonl --output out/decisions.jsonl
         pricecalc batch splits.csv --kind subsidy_split --encoding gb18030 -o splits.xlsx
+        pricecalc batch in.xlsx --kind subsidy_split --ignore-column 备注 -o out.xlsx
         pricecalc batch requests.jsonl -o - --format csv > decisions.csv
     """
     fmt_in = source.format_of(input_name)

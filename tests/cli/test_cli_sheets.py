@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,24 @@ def test_a_csv_round_trip_keeps_cells_a_spreadsheet_would_run(
     assert again.exit_code == 0, again.output
     assert store_count(store) == 1
     assert _rows(tmp_path / "again.jsonl")[0]["replayed"] is True
+
+
+def test_xlsx_date_cells_are_beijing_times(invoke: Invoke, tmp_path: Path) -> None:
+    """SPEC §1: an xlsx date cell is a Beijing time, a date cell without a time a date —
+    the whole day as an event's end — and a count cell 2.0 the integer 2."""
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["order_id", "paid_at", "claimed_at", "order_status", "event.start",
+                  "event.end", "lines[0].line_id", "lines[0].sku", "lines[0].quantity",
+                  "lines[0].unit_price", "offers[0].type", "offers[0].sku",
+                  "offers[0].unit_price", "offers[0].at"])  # fmt: skip
+    sheet.append(["O-1", datetime(2026, 11, 12, 9, 5), datetime(2026, 11, 12, 21, 0), "paid",
+                  datetime(2026, 11, 10), datetime(2026, 11, 12), "L1", "A", 2.0, 100,
+                  "direct_drop", "A", 90, datetime(2026, 11, 12, 20, 0)])  # fmt: skip
+    book.save(tmp_path / "claims.xlsx")
+    result = invoke("batch", "claims.xlsx", "--kind", "price_protection", "-o", "out.jsonl")
+    assert result.exit_code == 0, result.output
+    [row] = _rows(tmp_path / "out.jsonl")
+    assert row["status"] == "approved", row
+    assert row["result"]["claimed_at"] == "2026-11-12T21:00:00+08:00"
+    assert row["result"]["lines"][0]["lowest_at"] == "2026-11-12T20:00:00+08:00"
