@@ -117,8 +117,8 @@ def batch(
     docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or - for standard input.
     A CSV or Excel output of a sheet repeats its columns beside the results: edit a cell,
     run it again, and only that row is recorded. Invalid lines become {"line": n,
-    "status": "invalid", "error": ...} rows and the rest still runs; a line reusing a recorded request_id for another
-    request is a "conflict" row; exit 1 if any line was invalid or conflicting. A line
+    "status": "invalid", "error": ...} rows and the rest still runs; a line reusing a
+    recorded request_id for another request is a "conflict" row; exit 1 if any line was invalid or conflicting. A line
     without request_id is keyed by its content: run the same (or an edited) file again
     and only new or changed lines are recorded — the rest are replayed ("replayed":
     true). A summary follows (on stderr when OUT is stdout), new and replayed decisions
