@@ -112,17 +112,17 @@ def batch(
 ) -> None:
     """Decide every request of a file; write one output row per input line, in order.
 
-    INPUT is JSON Lines (SPEC §8 requests), CSV or an Excel .xlsx sheet (one kind per
-    sheet, --kind; headings the SPEC's fields or pricecalc's own labels such as 请求号, see
-    docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or - for standard input.
-    A CSV or Excel output of a sheet repeats its columns beside the results: edit a cell,
-    run it again, and only that row is recorded. Invalid lines become {"line": n,
-    "status": "invalid", "error": ...} rows and the rest still runs; a line reusing a
-    recorded request_id for another request is a "conflict" row; exit 1 if any line was invalid or conflicting. A line
-    without request_id is keyed by its content: run the same (or an edited) file again
-    and only new or changed lines are recorded — the rest are replayed ("replayed":
-    true). A summary follows (on stderr when OUT is stdout), new and replayed decisions
-    counted and totalled apart; an .xlsx output has it as its summary sheet.
+    INPUT is JSON Lines (SPEC §8 requests), CSV or an Excel .xlsx sheet (one kind per sheet,
+    --kind; headings the SPEC's fields or pricecalc's own labels such as 请求号, see
+    docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or - for standard input. A CSV
+    or Excel output of a sheet repeats its columns beside the results: edit a cell, run it
+    again, and only that row is recorded. Invalid lines become {"line": n, "status":
+    "invalid", "error": ...} rows and the rest still runs; a line reusing a recorded
+    request_id for another request is a "conflict" row; exit 1 if any line was invalid or
+    conflicting. A line without request_id is keyed by its content: run the same (or an
+    edited) file again and only new or changed lines are recorded — the rest are replayed
+    ("replayed": true). A summary follows (on stderr when OUT is stdout), new and replayed
+    decisions counted and totalled apart; an .xlsx output has it as its summary sheet.
 
     Example:
 
