@@ -26,6 +26,7 @@ from typing import Any, Literal, overload
 import attrs
 
 from audit import open_store
+from audit.canonical import canonical_bytes
 from audit.protocol import AuditStore, Entry, Record, Transaction
 from pricecalc import engine
 from pricecalc.api import Engine
@@ -47,6 +48,7 @@ from pricecalc.parallel import Evaluated, Workers
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
+from pricecalc.sameness import difference, keyed_by_meaning, normal_form
 from pricecalc.serialize import text_problem
 
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
@@ -193,7 +195,7 @@ class Calculator:
         recorded); a different request under a recorded ``request_id`` raises
         :class:`pricecalc.IdempotencyConflict`.
         """
-        envelope = Envelope.parse(request)
+        envelope = self.keyed(Envelope.parse(request), now)
         with self.store.transaction() as tx:
             decision, record = self._decide_in(tx, envelope, now)
         return decision if decision.replayed else _recorded(decision, record)
@@ -268,6 +270,7 @@ class Calculator:
         recorded. The batch runner feeds it a chunk at a time."""
         items: list[BatchItem] = []
         done: list[tuple[int, Decision, Record]] = []
+        parsed = [p if isinstance(p, InvalidInput) else self.keyed(p, now) for p in parsed]
         with self.store.transaction() as tx:
             tx.prefetch(_keys(parsed))  # one look-up for the batch's keys
             for index, envelope in enumerate(parsed):
@@ -328,6 +331,35 @@ class Calculator:
         """Evaluate without recording (a what-if; nothing is written, no history read)."""
         return self.engine.evaluate(request, now=now or self._clock(), operator=self.named_operator)
 
+    def normal(self, canonical: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+        """A canonical request as today's rule reads it (SPEC §7, :mod:`pricecalc.sameness`)."""
+        return normal_form(
+            canonical,
+            registry=self.registry,
+            policy=self.rules_policy,
+            now=now or self._clock(),
+            operator=self.named_operator,
+        )
+
+    def keyed(self, envelope: Envelope, now: datetime | None = None) -> Envelope:
+        """A content-keyed request (:meth:`Envelope.keyed`) keyed by its meaning:
+        ``content-v2-<sha256>`` of its normal form, the raw-spelling key of 0.2 kept as
+        an alias (SPEC §7). Any other request is returned as it is."""
+        return keyed_by_meaning(
+            envelope,
+            registry=self.registry,
+            policy=self.rules_policy,
+            now=now or self._clock(),
+            operator=self.named_operator,
+        )
+
+    def _difference(self, envelope: Envelope, recorded: Mapping[str, Any]) -> str | None:
+        """What differs, by meaning, between a request and a recorded one (SPEC §7)."""
+        if canonical_bytes(recorded) == canonical_bytes(envelope.canonical):
+            return None  # spelt the same: the same request, whatever today's parser says
+        asked = envelope.normal if envelope.normal is not None else self.normal(envelope.canonical)
+        return difference(self.normal(recorded), asked)
+
     def now(self) -> datetime:
         """The calculator's clock (the time a decision is made at, unless one is given)."""
         return self._clock()
@@ -366,7 +398,7 @@ class Calculator:
                     found = tx.get(alias)
                     if (
                         found is not None
-                        and envelope.describe_difference(recorded_request(found.payload)) is None
+                        and self._difference(envelope, recorded_request(found.payload)) is None
                     ):
                         key, existing, voided_by = self._current(tx, envelope, alias)
                         break
@@ -385,6 +417,8 @@ class Calculator:
                 raise away.invalid
             assert away.decision is not None
             decision = away.decision
+            if decision.request_id != envelope.request_id:  # keyed by meaning here
+                decision = attrs.evolve(decision, request_id=envelope.request_id)
             relied = relied_on(away.asked, decision.kind)
             return decision, self._append(tx, decision, away.moment, relied)
         moment = now or self._clock()
@@ -423,7 +457,7 @@ class Calculator:
             record = tx.get(key)
             if record is None:
                 return key, None, None
-            difference = envelope.describe_difference(recorded_request(record.payload))
+            difference = self._difference(envelope, recorded_request(record.payload))
             void = _voided_by(tx, record.seq)
             if difference is not None:
                 if voided is not None:  # the successor holds the correction: replay ours

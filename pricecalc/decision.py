@@ -126,6 +126,10 @@ class Decision:
             "result": copy_json(self.result),
             "reasons": [r.to_dict() for r in self.reasons] if self.reasons else [],
         }
+        if self.merchant_id is not None:  # SPEC §8: a script totals an output per merchant
+            out["merchant_id"] = self.merchant_id
+        if self.campaign is not None:
+            out["campaign"] = self.campaign
         if self.audit is not None:
             out["audit"] = {"seq": self.audit.seq, "hash": self.audit.hash}
         if self.replayed:

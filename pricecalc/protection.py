@@ -92,7 +92,7 @@ class Event:
     @classmethod
     def from_fields(cls, fields: Fields) -> Event:
         check_keys(fields, {"start", "end"})
-        start, end = fields.time("start"), fields.time("end")
+        start, end = fields.time("start"), fields.time("end", end=True)
         if end < start:
             raise InvalidInput(
                 fields.at("end"), fields.raw("end"), f"must not be before start {iso(start)}"

@@ -132,7 +132,56 @@ COLUMN_LABELS: dict[str, str] = {
     "merchant_pays": "商家直接赔付",
     "subsidy_clawback": "追回补贴",
     "reverses": "冲销的记录号",
+    "content_key": "记录键",
 }
+#: Labels read back as the fields they name (the input's envelope fields and order_id).
+_FIELD_OF_LABEL: dict[str, str] = {
+    COLUMN_LABELS[name]: name
+    for name in ("request_id", "merchant_id", "campaign", "kind", "order_id")
+}
+#: The result columns of a CSV/xlsx batch output written beside the input's own columns
+#: (a sheet's round trip, issue 21): the key the decision is recorded under in its own
+#: column, then what was decided. Fed back, each is recognised (by its name or its label)
+#: and skipped, so editing an input cell and running again records exactly that row.
+ROUND_TRIP_COLUMNS: tuple[str, ...] = (
+    "content_key",
+    "status",
+    "replayed",
+    "reason_codes",
+    "error",
+    *MONEY_COLUMNS,
+    "audit_seq",
+    "audit_hash",
+)
+#: Columns of a batch output that pricecalc writes and never reads back as input.
+_OUTPUT_ONLY: frozenset[str] = frozenset({"line", *ROUND_TRIP_COLUMNS})
+_OUTPUT_LABELS: frozenset[str] = frozenset(
+    COLUMN_LABELS[name] for name in ("line", *ROUND_TRIP_COLUMNS) if name in COLUMN_LABELS
+)
+
+
+def heading_field(heading: str) -> str:
+    """The field a sheet's heading names: the machine name itself, or the label pricecalc
+    writes for it (请求号 → ``request_id``: :data:`COLUMN_LABELS` read the other way)."""
+    text = heading.strip()
+    return _FIELD_OF_LABEL.get(text, text)
+
+
+def round_trip_column(heading: str, fields: Iterable[str] | None = None) -> bool:
+    """True for a column pricecalc wrote beside the input (:data:`ROUND_TRIP_COLUMNS`,
+    ``line``), by name or label, unless the kind has an input field of that name."""
+    name = heading_field(heading)
+    if name not in _OUTPUT_ONLY and heading.strip() not in _OUTPUT_LABELS:
+        return False
+    return fields is None or name not in fields
+
+
+def known_headings() -> list[str]:
+    """The labels pricecalc writes that a sheet may use as headings, with the field each
+    names (``请求号 (request_id)``), for the message refusing an unknown column."""
+    return [f"{label} ({name})" for label, name in _FIELD_OF_LABEL.items()]
+
+
 #: How wide (in characters) a column's content usually is, for spreadsheet columns; a
 #: column also fits its heading. Hashes and errors are cut at a readable width.
 COLUMN_WIDTHS: dict[str, int] = {
@@ -161,6 +210,7 @@ COLUMN_WIDTHS: dict[str, int] = {
     "hash": 20,
     **dict.fromkeys(SETTLEMENT_MONEY, 14),
     "reverses": 10,
+    "content_key": 30,
 }
 
 
@@ -394,6 +444,8 @@ class Summary:
     replayed_totals: Totals = attrs.field(factory=Totals)
     invalid: int = 0
     conflicts: int = 0
+    #: Sheet rows with every cell empty: skipped, never invalid (SPEC §1).
+    blank: int = 0
 
     def add(self, status: str, decision: Mapping[str, Any] | None) -> None:
         """Count one line: its decision (SPEC §8 shape), or an invalid or conflict line."""
@@ -430,9 +482,10 @@ class Summary:
         (``headers="zh"``: the same in Chinese, for the Excel summary sheet)."""
         if headers == "zh":
             conflicts = f"，冲突 {self.conflicts} 行" if self.conflicts else ""
+            blank = f"，跳过空行 {self.blank} 行" if self.blank else ""
             return (
                 f"共 {self.lines} 行：新记录 {self.new} 个决定，{self.replayed} 个已记录过"
-                f"(重放){conflicts}，无效 {self.invalid} 行"
+                f"(重放){conflicts}，无效 {self.invalid} 行{blank}"
             )
         parts = [
             f"{self.new} new decision{'s' if self.new != 1 else ''} recorded",
@@ -441,6 +494,8 @@ class Summary:
         if self.conflicts:
             parts.append(f"{self.conflicts} conflict{'s' if self.conflicts != 1 else ''}")
         parts.append(f"{self.invalid} invalid")
+        if self.blank:
+            parts.append(f"{self.blank} blank row{'s' if self.blank != 1 else ''} skipped")
         return f"{self.lines} line{'s' if self.lines != 1 else ''}: " + ", ".join(parts)
 
     def counts_table(self) -> list[tuple[str, int]]:
