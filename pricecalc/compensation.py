@@ -50,7 +50,15 @@ from pricecalc.fields import Fields
 from pricecalc.history import PastDecision
 from pricecalc.money import FEN, ZERO, allocate, fen, fmt
 from pricecalc.policy import PolicyView
-from pricecalc.registry import CompensationLine, CompensationStandard, Rule, RuleContext
+from pricecalc.registry import (
+    SETTLEMENT,
+    CompensationLine,
+    CompensationStandard,
+    MoneyFigure,
+    ReasonCode,
+    Rule,
+    RuleContext,
+)
 from pricecalc.toolkit import policy_amount, policy_bool, policy_number
 
 KIND = "counterfeit_compensation"
@@ -361,6 +369,27 @@ def _decide(inp: CompensationInput, ctx: RuleContext) -> Outcome:
     return counterfeit_compensation(inp, ctx)
 
 
+#: SPEC §10: the purchase price returned, the compensation, and their sum — the payout,
+#: settled as the result's ``settlement`` says.
+FIGURES = (
+    MoneyFigure(
+        "counterfeit_refunds", "假一赔十退款", "counterfeit refunds", "refund_total",
+        column=("refund_total", "退款合计"),
+    ),
+    MoneyFigure(
+        "counterfeit_compensation", "假一赔十赔偿", "counterfeit compensation",
+        "compensation_total", column=("compensation_total", "赔付合计"),
+    ),
+    MoneyFigure(
+        "counterfeit_payouts", "假一赔十赔付合计", "counterfeit payouts", "payout_total",
+        feeds=SETTLEMENT, summed=False,
+    ),
+)  # fmt: skip
+EXPLAINED = (
+    ReasonCode(NOT_CONFIRMED, "平台未确认为假货", "the platform has not confirmed a counterfeit"),
+    ReasonCode(ALREADY_COMPENSATED, "该订单行已赔付过", "this order line was already compensated"),
+)  # fmt: skip
+
 RULE = Rule(
     kind=KIND,
     rule_set="chaozhigou-standard",
@@ -369,6 +398,8 @@ RULE = Rule(
     decide=_decide,
     description="假一赔十: refund plus the highest applicable compensation standard (SPEC §4).",
     input_fields=frozenset({"order_id", "confirmed", "lines", "merchant_refused"}),
+    figures=FIGURES,
+    codes=EXPLAINED,
 )
 
 __all__ = [

@@ -36,7 +36,7 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.fields import Fields
 from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, fmt
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import SUBSIDY_CLAWBACK, MoneyFigure, ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import policy_names
 
 KIND = "forwarding_clawback"
@@ -175,6 +175,21 @@ def _decide(inp: ForwardingInput, ctx: RuleContext) -> Outcome:
     return forwarding_clawback(inp, ctx)
 
 
+#: SPEC §10: the platform subsidy clawed back from the merchant.
+FIGURES = (
+    MoneyFigure(
+        "subsidy_clawback", "转寄追回补贴", "subsidy clawback", "clawback",
+        feeds=SUBSIDY_CLAWBACK, column=("clawback", "追回补贴"),
+    ),
+)  # fmt: skip
+EXPLAINED = (
+    ReasonCode(CATEGORY_NOT_COVERED, "该类目不在禁止转寄范围内",
+               "the category is not covered by the forwarding ban"),
+    ReasonCode(NOT_FORWARDED, "未检测到转寄", "no forwarding was detected"),
+    ReasonCode(ALREADY_CLAWED_BACK, "该订单的补贴已追回过",
+               "this order's subsidy was already clawed back"),
+)  # fmt: skip
+
 RULE = Rule(
     kind=KIND,
     rule_set="chaozhigou-standard",
@@ -185,4 +200,6 @@ RULE = Rule(
     input_fields=frozenset(
         {"order_id", "category", "platform_subsidy", "forwarded", "quantity", "product_id"}
     ),
+    figures=FIGURES,
+    codes=EXPLAINED,
 )

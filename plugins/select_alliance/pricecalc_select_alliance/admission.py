@@ -36,9 +36,10 @@ from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.fields import Fields
 from pricecalc.policy import PolicyView
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
 from pricecalc_select_alliance._support import (
+    SHARED_EXPLAINED,
     BANNED,
     DSR_TOO_LOW,
     FAVORABLE_RATE_TOO_LOW,
@@ -158,6 +159,7 @@ RULE = Rule(
     decide=select_alliance_admission,
     description="Select Alliance admission: full or trial version, or banned (SPEC §6).",
     input_fields=frozenset({"effective_reviews", "dsr", "favorable_rate", "closures"}),
+    codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
 )
 
 

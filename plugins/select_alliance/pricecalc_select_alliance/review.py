@@ -42,9 +42,10 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import BEIJING, Fields, parse_time
 from pricecalc.policy import PolicyView
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
 from pricecalc_select_alliance._support import (
+    SHARED_EXPLAINED,
     BANNED,
     DSR_TOO_LOW,
     FAVORABLE_RATE_TOO_LOW,
@@ -215,6 +216,7 @@ RULE = Rule(
     decide=select_alliance_review,
     description="Select Alliance daily review: warn, close on Wednesdays, ban on the third.",
     input_fields=frozenset({"date", "dsr", "favorable_rate", "closures"}),
+    codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
 )
 
 
