@@ -373,22 +373,32 @@ def _decide(inp: CompensationInput, ctx: RuleContext) -> Outcome:
 #: settled as the result's ``settlement`` says.
 FIGURES = (
     MoneyFigure(
-        "counterfeit_refunds", "假一赔十退款", "counterfeit refunds", "refund_total",
+        "counterfeit_refunds",
+        "假一赔十退款",
+        "counterfeit refunds",
+        "refund_total",
         column=("refund_total", "退款合计"),
     ),
     MoneyFigure(
-        "counterfeit_compensation", "假一赔十赔偿", "counterfeit compensation",
-        "compensation_total", column=("compensation_total", "赔付合计"),
+        "counterfeit_compensation",
+        "假一赔十赔偿",
+        "counterfeit compensation",
+        "compensation_total",
+        column=("compensation_total", "赔付合计"),
     ),
     MoneyFigure(
-        "counterfeit_payouts", "假一赔十赔付合计", "counterfeit payouts", "payout_total",
-        feeds=SETTLEMENT, summed=False,
+        "counterfeit_payouts",
+        "假一赔十赔付合计",
+        "counterfeit payouts",
+        "payout_total",
+        feeds=SETTLEMENT,
+        summed=False,
     ),
-)  # fmt: skip
+)
 EXPLAINED = (
     ReasonCode(NOT_CONFIRMED, "平台未确认为假货", "the platform has not confirmed a counterfeit"),
     ReasonCode(ALREADY_COMPENSATED, "该订单行已赔付过", "this order line was already compensated"),
-)  # fmt: skip
+)
 
 RULE = Rule(
     kind=KIND,

@@ -132,12 +132,15 @@ def void(inp: VoidInput, ctx: RuleContext) -> Outcome:
 
 
 EXPLAINED = (
-    ReasonCode(NO_SUCH_RECORD, "审计存储中没有该记录", "there is no such record in the audit store"),
+    ReasonCode(
+        NO_SUCH_RECORD, "审计存储中没有该记录", "there is no such record in the audit store"
+    ),
     ReasonCode(CANNOT_VOID_A_VOID, "作废记录本身不能被作废", "a void cannot itself be voided"),
-    ReasonCode(NOT_APPROVED, "被拒绝的决定没有可撤回的款项",
-               "a rejected decision paid nothing to withdraw"),
+    ReasonCode(
+        NOT_APPROVED, "被拒绝的决定没有可撤回的款项", "a rejected decision paid nothing to withdraw"
+    ),
     ReasonCode(ALREADY_VOIDED, "该记录已被作废过", "the record was already voided"),
-)  # fmt: skip
+)
 
 RULE = Rule(
     kind=VOID_KIND,

@@ -178,17 +178,25 @@ def _decide(inp: ForwardingInput, ctx: RuleContext) -> Outcome:
 #: SPEC §10: the platform subsidy clawed back from the merchant.
 FIGURES = (
     MoneyFigure(
-        "subsidy_clawback", "转寄追回补贴", "subsidy clawback", "clawback",
-        feeds=SUBSIDY_CLAWBACK, column=("clawback", "追回补贴"),
+        "subsidy_clawback",
+        "转寄追回补贴",
+        "subsidy clawback",
+        "clawback",
+        feeds=SUBSIDY_CLAWBACK,
+        column=("clawback", "追回补贴"),
     ),
-)  # fmt: skip
+)
 EXPLAINED = (
-    ReasonCode(CATEGORY_NOT_COVERED, "该类目不在禁止转寄范围内",
-               "the category is not covered by the forwarding ban"),
+    ReasonCode(
+        CATEGORY_NOT_COVERED,
+        "该类目不在禁止转寄范围内",
+        "the category is not covered by the forwarding ban",
+    ),
     ReasonCode(NOT_FORWARDED, "未检测到转寄", "no forwarding was detected"),
-    ReasonCode(ALREADY_CLAWED_BACK, "该订单的补贴已追回过",
-               "this order's subsidy was already clawed back"),
-)  # fmt: skip
+    ReasonCode(
+        ALREADY_CLAWED_BACK, "该订单的补贴已追回过", "this order's subsidy was already clawed back"
+    ),
+)
 
 RULE = Rule(
     kind=KIND,

@@ -213,9 +213,7 @@ class Declarations:
 
     figures: Mapping[str, tuple[MoneyFigure, ...]] = attrs.field(factory=dict)
     codes: Mapping[str, tuple[ReasonCode, ...]] = attrs.field(factory=dict)
-    withdrawals: Mapping[str, Callable[[Mapping[str, Any]], int | None]] = attrs.field(
-        factory=dict
-    )
+    withdrawals: Mapping[str, Callable[[Mapping[str, Any]], int | None]] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> Declarations:

@@ -42,13 +42,13 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import BEIJING, Fields, parse_time
 from pricecalc.policy import PolicyView
-from pricecalc.registry import ReasonCode, Rule, RuleContext
+from pricecalc.registry import Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
 from pricecalc_select_alliance._support import (
-    SHARED_EXPLAINED,
     BANNED,
     DSR_TOO_LOW,
     FAVORABLE_RATE_TOO_LOW,
+    SHARED_EXPLAINED,
     banned_reason,
     dsr,
     dsr_reason,
