@@ -1,0 +1,387 @@
+"""The stored decision record, both ways (SPEC §7; docs/audit.md, "What pricecalc records").
+
+One module owns the layout of a decision's audit record: :func:`payload` writes it,
+:func:`decision_tags` names the tags it is found by, :func:`read` hands every reader a
+frozen :class:`RecordedDecision`. Nobody else reads ``record.payload``: the calculator, the
+history rules ask, record filters, the settlement, rows, stats, the statement and the
+report all go through here, so "which order is this", "is this an approved void" and "which
+seq does it withdraw" have one answer each.
+
+What depends on a kind is asked of its rule's declarations
+(:class:`pricecalc.registry.Declarations`): what an approved record of it withdraws (a
+``void``'s ``seq``) and, for the books, its money figures. Without a registry at hand the
+core's own declarations answer (:func:`pricecalc.registry.builtin_declarations`).
+
+Records of pricecalc 0.1 (the whole request under ``request``, ``request_id`` in the
+payload) and 0.2 read the same as today's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from audit.protocol import Record
+from pricecalc.decision import APPROVED, AuditRef, Decision, Reason
+from pricecalc.history import (
+    PastDecision,
+    campaign_tag,
+    kind_tag,
+    merchant_tag,
+    order_tag,
+)
+from pricecalc.registry import Declarations, MoneyFigure, builtin_declarations
+
+
+# -- writing ------------------------------------------------------------------------------
+def payload(
+    decision: Decision,
+    moment: datetime,
+    operator: str,
+    relied: Sequence[int] = (),
+    version: str | None = None,
+) -> dict[str, Any]:
+    """The audit record's payload (docs/audit.md, "What pricecalc records").
+
+    Plain JSON data throughout: the canonical request and the checked result come from
+    the envelope and the engine, the rest is text made here. The request id is the
+    record's key and is not repeated in the payload. ``relied`` names the past decisions
+    a rule counted (:func:`relied_on`); ``version`` is pricecalc's (default: installed).
+    """
+    request = decision.request
+    out: dict[str, Any] = {"kind": decision.kind, "input": request["input"]}
+    if decision.merchant_id is not None:
+        out["merchant_id"] = decision.merchant_id
+    if decision.campaign is not None:
+        out["campaign"] = decision.campaign
+    out["status"] = decision.status
+    out["result"] = decision.result
+    out["reasons"] = [r.to_dict() for r in decision.reasons]
+    out["rule_set"] = decision.rule_set
+    out["rule_version"] = decision.rule_version
+    if decision.policy:  # the policy values the rule read (none read: none recorded)
+        out["policy"] = decision.policy
+    out["plugins"] = dict(decision.plugins)
+    out["operator"] = operator
+    out["decided_at"] = moment.isoformat()
+    if version is None:
+        from pricecalc.plugins import core_version
+
+        version = core_version()
+    out["pricecalc_version"] = version
+    if relied:
+        out["relied_on"] = list(relied)
+    return out
+
+
+def order_id_of(request: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
+    """The order a decision is about — one answer for its tag and its display: the rule's
+    own (normalised) ``order_id`` in the result, else the request input's, without its
+    surrounding whitespace (``" O1 "`` is tagged ``order:O1`` and shown ``O1``)."""
+    order_id = result.get("order_id")
+    if order_id is None:
+        raw_input = request.get("input")
+        raw = raw_input.get("order_id") if isinstance(raw_input, Mapping) else None
+        order_id = (
+            str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else None
+        )
+    return order_id if isinstance(order_id, str) and order_id else None
+
+
+def decision_tags(decision: Decision) -> tuple[str, ...]:
+    """The lookup tags of a decision's record: its kind, order, merchant and campaign, and
+    whatever its rule added (a void: the record it withdraws)."""
+    tags = [kind_tag(decision.kind)]
+    order_id = order_id_of(decision.request, decision.result)
+    if order_id is not None:
+        tags.append(order_tag(order_id))
+    if decision.merchant_id is not None:
+        tags.append(merchant_tag(decision.merchant_id))
+    if decision.campaign is not None:
+        tags.append(campaign_tag(decision.campaign))
+    if decision.tags:
+        tags.extend(tag for tag in decision.tags if tag not in tags)
+    return tuple(tags)
+
+
+def successor_key(key: str, void: int) -> str:
+    """The key a request is decided again under once void ``void`` made its decision stale."""
+    return f"{key}~void-{void}"
+
+
+def relied_on(asked: Iterable[tuple[Any, Any]], kind: str) -> list[int]:
+    """The past decisions of ``kind`` a rule was shown that counted (approved, not voided):
+    if one of them is withdrawn later, this decision is stale (:meth:`Calculator._current`).
+    (The once-only rules of SPEC §3–§5 read the decisions of their own kind.)"""
+    seqs: set[int] = set()
+    for (question, _), answer in asked:
+        if question == "decisions":
+            seqs.update(past.seq for past in answer if past.counts and past.kind == kind)
+    return sorted(seqs)
+
+
+# -- reading ------------------------------------------------------------------------------
+def recorded_request(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical request a decision's record holds: ``kind``, ``input`` and the
+    optional ``merchant_id``/``campaign`` (SPEC §7, §8).
+
+    Records of pricecalc 0.2 keep them at the top of the payload (the key is the record's
+    ``key``); records of 0.1 kept the whole request, ``request_id`` included, under
+    ``request``. Both read the same.
+    """
+    old = payload.get("request")
+    if isinstance(old, Mapping) and "input" not in payload:
+        source: Mapping[str, Any] = old
+    else:
+        source = payload
+    out: dict[str, Any] = {
+        "kind": source.get("kind", payload.get("kind")),
+        "input": source.get("input"),
+    }
+    for name in ("merchant_id", "campaign"):
+        if source.get(name) is not None:
+            out[name] = source[name]
+    return out
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _reasons(raw: Any) -> tuple[Reason, ...]:
+    if not isinstance(raw, list | tuple):
+        return ()
+    return tuple(
+        Reason(str(r.get("code")), str(r.get("message", ""))) for r in raw if isinstance(r, Mapping)
+    )
+
+
+@attrs.frozen
+class RecordedDecision:
+    """A decision as its audit record holds it, read once (:func:`read`).
+
+    ``seq``, ``hash``, ``recorded_at`` and ``key`` (the idempotency key: the decision's
+    ``request_id``) are the record's own; ``request`` is the canonical request as recorded
+    (``kind``, ``input``, ``merchant_id``/``campaign`` when given); ``order_id`` the one
+    normalised order id (:func:`order_id_of`); ``withdraws`` the seq an **approved void**
+    withdraws (``None`` for every other record); ``relied_on`` the past decisions a
+    rejection counted. ``is_decision`` is false for a record whose payload names no kind
+    (not written by pricecalc).
+    """
+
+    seq: int
+    hash: str
+    recorded_at: str
+    key: str | None
+    kind: str
+    status: str
+    request: Mapping[str, Any]
+    result: Mapping[str, Any]
+    reasons: tuple[Reason, ...] = ()
+    rule_set: str | None = None
+    rule_version: str | None = None
+    policy: Mapping[str, Any] = attrs.field(factory=dict)
+    plugins: Mapping[str, str] = attrs.field(factory=dict)
+    operator: str | None = None
+    decided_at: str | None = None
+    pricecalc_version: str | None = None
+    relied_on: tuple[int, ...] = ()
+    order_id: str | None = None
+    withdraws: int | None = None
+    tags: tuple[str, ...] = ()
+    is_decision: bool = True
+
+    @property
+    def request_id(self) -> str | None:
+        return self.key
+
+    @property
+    def approved(self) -> bool:
+        return self.status == APPROVED
+
+    @property
+    def is_void(self) -> bool:
+        """An approved void (or any correcting kind): it withdraws :attr:`withdraws`."""
+        return self.withdraws is not None
+
+    @property
+    def input(self) -> Mapping[str, Any]:
+        raw = self.request.get("input")
+        return raw if isinstance(raw, Mapping) else {}
+
+    @property
+    def merchant_id(self) -> str | None:
+        """The merchant it was for: the request's, else (a void) the result's."""
+        return _text(self.request.get("merchant_id")) or _text(self.result.get("merchant_id"))
+
+    @property
+    def campaign(self) -> str | None:
+        return _text(self.request.get("campaign")) or _text(self.result.get("campaign"))
+
+    @property
+    def reason_codes(self) -> list[str]:
+        return [r.code for r in self.reasons]
+
+    @property
+    def audit(self) -> AuditRef:
+        return AuditRef(self.seq, self.hash)
+
+    def field(self, name: str) -> Any:
+        """A top-level payload field by name (``audit show``'s filters match on
+        ``kind``, ``status`` and ``operator``)."""
+        return getattr(self, name) if name in _FIELDS else None
+
+    def amount(self, field: str) -> Decimal | None:
+        """The result field ``field`` as an exact amount (``None`` when absent or not an
+        amount in fen)."""
+        from pricecalc.rows import amount
+
+        return amount(self.result.get(field))
+
+    def figures(
+        self, declarations: Declarations | None = None
+    ) -> tuple[tuple[MoneyFigure, Decimal], ...]:
+        """The money figures its kind declares, with their amounts, when approved (a
+        rejected decision pays nothing: none; an amount that is absent or not in fen is
+        left out)."""
+        if not self.approved:
+            return ()
+        books = declarations if declarations is not None else builtin_declarations()
+        out = []
+        for figure in books.figures_of(self.kind):
+            value = self.amount(figure.field)
+            if value is not None:
+                out.append((figure, value))
+        return tuple(out)
+
+    def decision(self, *, replayed: bool = False) -> Decision:
+        """The :class:`~pricecalc.decision.Decision` it records (an idempotent replay)."""
+        return Decision(
+            kind=self.kind,
+            request_id=self.key,
+            status=self.status,  # type: ignore[arg-type]
+            result=self.result,
+            reasons=self.reasons,
+            rule_set=str(self.rule_set),
+            rule_version=str(self.rule_version),
+            request=dict(self.request),
+            policy=self.policy,
+            plugins=self.plugins,
+            audit=self.audit,
+            merchant_id=self.request.get("merchant_id"),
+            campaign=self.request.get("campaign"),
+            replayed=replayed,
+        )
+
+    def past(self, voided_by: int | None = None) -> PastDecision:
+        """It as a rule sees it in history (:class:`pricecalc.history.PastDecision`)."""
+        return PastDecision(
+            seq=self.seq,
+            kind=self.kind,
+            status=self.status,
+            result=self.result,
+            voided_by=voided_by,
+            request_id=self.key,
+            merchant_id=self.request.get("merchant_id"),
+            campaign=self.request.get("campaign"),
+        )
+
+
+_FIELDS = frozenset({"kind", "status", "operator", "rule_set", "rule_version"})
+
+
+def read(record: Record, declarations: Declarations | None = None) -> RecordedDecision:
+    """The decision ``record`` holds (``declarations``: whose rules say what a kind
+    withdraws; default the core's own)."""
+    raw = record.payload
+    kind = raw.get("kind")
+    status = raw.get("status")
+    result = raw.get("result")
+    result = result if isinstance(result, Mapping) else {}
+    request = recorded_request(raw)
+    relied = raw.get("relied_on")
+    policy = raw.get("policy")
+    plugins = raw.get("plugins")
+    withdraws = None
+    if status == APPROVED and isinstance(kind, str):
+        books = declarations if declarations is not None else builtin_declarations()
+        withdraws = books.withdrawn_by(kind, result)
+    return RecordedDecision(
+        seq=record.seq,
+        hash=record.hash,
+        recorded_at=record.recorded_at,
+        key=record.key if record.key is not None else _text(raw.get("request_id")),
+        kind=str(kind),
+        status=str(status),
+        request=request,
+        result=result,
+        reasons=_reasons(raw.get("reasons")),
+        rule_set=_text(raw.get("rule_set")),
+        rule_version=_text(raw.get("rule_version")),
+        policy=policy if isinstance(policy, Mapping) else {},
+        plugins=plugins if isinstance(plugins, Mapping) else {},
+        operator=_text(raw.get("operator")),
+        decided_at=_text(raw.get("decided_at")),
+        pricecalc_version=_text(raw.get("pricecalc_version")),
+        relied_on=tuple(s for s in relied if isinstance(s, int) and not isinstance(s, bool))
+        if isinstance(relied, list)
+        else (),
+        order_id=order_id_of(request, result),
+        withdraws=withdraws,
+        tags=tuple(record.tags),
+        is_decision=isinstance(kind, str),
+    )
+
+
+def from_payload(
+    raw: Mapping[str, Any],
+    *,
+    seq: int = 0,
+    hash: str = "",
+    recorded_at: str = "",
+    key: str | None = None,
+    declarations: Declarations | None = None,
+) -> RecordedDecision:
+    """:func:`read` for a bare payload (what a test or a plugin holds without a record)."""
+    bare = Record(
+        seq=seq, id="", recorded_at=recorded_at, key=key, tags=(), payload=raw, prev_hash="",
+        hash=hash,
+    )  # fmt: skip
+    return read(bare, declarations)
+
+
+def withdraws_records(kind: str, declarations: Declarations | None = None) -> bool:
+    """Is ``kind`` a correcting kind (its approved records withdraw another: ``void``)?
+    Its records are no decision about an order's money, so history leaves them out."""
+    books = declarations if declarations is not None else builtin_declarations()
+    return kind in books.withdrawals
+
+
+def replay(record: Record) -> Decision:
+    """The recorded decision of ``record``, marked ``replayed`` (SPEC §7)."""
+    return read(record).decision(replayed=True)
+
+
+def request_of(record: Record) -> dict[str, Any]:
+    """The canonical request ``record`` holds (what a replay compares, SPEC §7)."""
+    return recorded_request(record.payload)
+
+
+__all__ = [
+    "RecordedDecision",
+    "decision_tags",
+    "from_payload",
+    "order_id_of",
+    "payload",
+    "read",
+    "recorded_request",
+    "relied_on",
+    "replay",
+    "request_of",
+    "successor_key",
+    "withdraws_records",
+]
