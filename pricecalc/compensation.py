@@ -48,7 +48,7 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError, guard
 from pricecalc.fields import Fields
 from pricecalc.history import PastDecision
-from pricecalc.money import FEN, ZERO, allocate, fen, fmt
+from pricecalc.money import FEN, ZERO, allocate, fen, fmt, usual_amount
 from pricecalc.policy import PolicyView
 from pricecalc.registry import (
     SETTLEMENT,
@@ -369,6 +369,20 @@ def _decide(inp: CompensationInput, ctx: RuleContext) -> Outcome:
     return counterfeit_compensation(inp, ctx)
 
 
+def by_standard(result: Mapping[str, Any]) -> dict[str, Decimal]:
+    """A result's ``lines[].compensation`` summed by each line's winning ``standard`` (a
+    line without a standard paid no compensation): the report's breakdown."""
+    out: dict[str, Decimal] = {}
+    lines = result.get("lines")
+    for line in lines if isinstance(lines, list) else ():
+        if not isinstance(line, Mapping) or not isinstance(line.get("standard"), str):
+            continue
+        value = usual_amount(line.get("compensation"))
+        if value is not None:
+            out[line["standard"]] = out.get(line["standard"], ZERO) + value
+    return out
+
+
 #: SPEC §10: the purchase price returned, the compensation, and their sum — the payout,
 #: settled as the result's ``settlement`` says.
 FIGURES = (
@@ -377,14 +391,15 @@ FIGURES = (
         "假一赔十退款",
         "counterfeit refunds",
         "refund_total",
-        column=("refund_total", "退款合计"),
+        column=("refund_total", "退款合计", "refunds"),
     ),
     MoneyFigure(
         "counterfeit_compensation",
         "假一赔十赔偿",
         "counterfeit compensation",
         "compensation_total",
-        column=("compensation_total", "赔付合计"),
+        column=("compensation_total", "赔付合计", "compensation"),
+        by=by_standard,
     ),
     MoneyFigure(
         "counterfeit_payouts",

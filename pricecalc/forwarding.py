@@ -183,7 +183,7 @@ FIGURES = (
         "subsidy clawback",
         "clawback",
         feeds=SUBSIDY_CLAWBACK,
-        column=("clawback", "追回补贴"),
+        column=("clawback", "追回补贴", "clawback"),
     ),
 )
 EXPLAINED = (

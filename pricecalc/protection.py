@@ -403,7 +403,7 @@ FIGURES = (
         "price protection refunds",
         "refund_total",
         feeds=SETTLEMENT,
-        column=("refund_total", "退款合计"),
+        column=("refund_total", "退款合计", "refunds"),
     ),
 )
 EXPLAINED = (

@@ -67,9 +67,12 @@ class MoneyFigure:
     ``feeds`` the settlement column it fills (:data:`SETTLEMENT`, :data:`SUBSIDY_CLAWBACK`
     or ``None``). ``summed`` is false for a figure that is the sum of the kind's other
     figures (``counterfeit_payouts``): totals beside those would count it twice.
-    ``column`` is the (machine name, Chinese heading) of the output column the figure
-    fills today in batch rows, exports and stats (``None``: not shown there) — the output
-    names that predate SPEC §10's, kept until the outputs are renamed.
+    ``column`` is the (machine name, Chinese heading, English title) of the output column
+    the figure fills today in batch rows, exports, summaries and stats (``None``: not
+    shown there) — the output names that predate SPEC §10's, kept until the outputs are
+    renamed (issue 21 point 5). Two kinds' figures may share a column (``refund_total``).
+    ``by``, when given, splits the figure of one approved result by a key (counterfeit
+    compensation by each line's winning standard: the report's breakdown).
     """
 
     name: str
@@ -80,7 +83,8 @@ class MoneyFigure:
         default=None, validator=attrs.validators.optional(attrs.validators.in_(FEEDS))
     )
     summed: bool = True
-    column: tuple[str, str] | None = None
+    column: tuple[str, str, str] | None = None
+    by: Callable[[Mapping[str, Any]], Mapping[str, Decimal]] | None = None
 
     def label(self, lang: str = "en") -> str:
         """The label for people: Chinese (``zh``) or English."""
