@@ -51,11 +51,15 @@ class RuleContext:
 
 #: Where a money figure goes on a settlement statement (SPEC §10): ``SETTLEMENT`` — the
 #: column the record's ``settlement`` names (``deduct_from_payout`` or ``merchant_pays``);
-#: ``SUBSIDY_CLAWBACK`` — the ``subsidy_clawback`` column; ``None`` — no column (the
-#: figure moves no money between merchant and platform, e.g. a subsidy split's shares).
+#: ``SUBSIDY_CLAWBACK`` — the ``subsidy_clawback`` column; ``DEDUCT_FROM_PAYOUT`` or
+#: ``MERCHANT_PAYS`` — always that column (a kind whose results name no settlement);
+#: ``None`` — no column (the figure moves no money between merchant and platform, e.g. a
+#: subsidy split's shares).
 SETTLEMENT = "settlement"
+DEDUCT_FROM_PAYOUT = "deduct_from_payout"
+MERCHANT_PAYS = "merchant_pays"
 SUBSIDY_CLAWBACK = "subsidy_clawback"
-FEEDS = (SETTLEMENT, SUBSIDY_CLAWBACK)
+FEEDS = (SETTLEMENT, DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK)
 
 
 @attrs.frozen
@@ -64,9 +68,11 @@ class MoneyFigure:
 
     ``name`` is the figure's one name everywhere (``price_protection_refunds``), ``zh`` and
     ``en`` its labels for people, ``field`` the result field holding it (two-decimal text),
-    ``feeds`` the settlement column it fills (:data:`SETTLEMENT`, :data:`SUBSIDY_CLAWBACK`
-    or ``None``). ``summed`` is false for a figure that is the sum of the kind's other
-    figures (``counterfeit_payouts``): totals beside those would count it twice.
+    ``feeds`` the settlement column it fills (:data:`SETTLEMENT`: the one the result's
+    ``settlement`` names; :data:`SUBSIDY_CLAWBACK`, :data:`DEDUCT_FROM_PAYOUT`,
+    :data:`MERCHANT_PAYS`: that one; ``None``: none). ``summed`` is false for a figure
+    that is the sum of the kind's other figures (``counterfeit_payouts``): totals beside
+    those would count it twice.
     ``column`` is the (machine name, Chinese heading, English title) of the output column
     the figure fills today in batch rows, exports, summaries and stats (``None``: not
     shown there) — the output names that predate SPEC §10's, kept until the outputs are

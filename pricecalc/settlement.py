@@ -37,11 +37,15 @@ from audit.protocol import Record
 from pricecalc import records
 from pricecalc.money import ZERO, fmt
 from pricecalc.records import RecordedDecision
-from pricecalc.registry import SETTLEMENT, Declarations
+from pricecalc.registry import (
+    DEDUCT_FROM_PAYOUT,
+    MERCHANT_PAYS,
+    SETTLEMENT,
+    SUBSIDY_CLAWBACK,
+    Declarations,
+)
 
-DEDUCT_FROM_PAYOUT = "deduct_from_payout"
-MERCHANT_PAYS = "merchant_pays"
-SUBSIDY_CLAWBACK = "subsidy_clawback"
+# The column names are the declarations' (pricecalc.registry), re-exported here.
 #: SPEC §10's three money columns, in the statement's order.
 SETTLEMENT_COLUMNS: tuple[str, ...] = (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK)
 
@@ -76,7 +80,7 @@ def money_moved(
                 continue
             column = str(settlement)
         else:
-            column = SUBSIDY_CLAWBACK
+            column = figure.feeds
         out[column] += value
         moved = moved or value != ZERO
     return out if moved else None

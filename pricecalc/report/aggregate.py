@@ -72,9 +72,15 @@ def split_fields(declarations: Declarations) -> tuple[str, ...]:
 
 def settled_series(declarations: Declarations) -> tuple[tuple[str, str], ...]:
     """The series of "refunds and payouts by day": ``(kind, settlement column)`` of every
-    kind with a figure settled as its record's ``settlement`` says."""
-    kinds = dict.fromkeys(k for k, f in declarations.all_figures() if f.feeds == SETTLEMENT)
-    return tuple((k, c) for k in kinds for c in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS))
+    kind with a figure settled as its record's ``settlement`` says (both columns) or
+    always in one of the two."""
+    series: dict[tuple[str, str], None] = {}
+    for kind, figure in declarations.all_figures():
+        if figure.feeds == SETTLEMENT:
+            series.update(dict.fromkeys(((kind, DEDUCT_FROM_PAYOUT), (kind, MERCHANT_PAYS))))
+        elif figure.feeds in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS):
+            series[(kind, figure.feeds)] = None
+    return tuple(series)
 
 
 #: The core's kinds' :func:`split_fields` and :func:`settled_series`.

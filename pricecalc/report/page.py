@@ -88,7 +88,7 @@ def series_label(figures: CampaignFigures, kind: str, column: str) -> str:
     """A "refunds and payouts by day" series' heading: the figure the kind settles, by
     its declared labels, and the column (``价保退款·从货款扣除 price protection refunds
     deducted``)."""
-    settled = [f for f in figures.declarations.figures_of(kind) if f.feeds == SETTLEMENT]
+    settled = [f for f in figures.declarations.figures_of(kind) if f.feeds in (SETTLEMENT, column)]
     zh, en = SERIES_WORDS[column]
     if not settled:
         return f"{kind}·{zh} {en}"
