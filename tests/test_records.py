@@ -196,7 +196,7 @@ def test_a_recorded_decision_reads_back_what_was_decided(tmp_path: Path) -> None
         replayed = records.replay(first)
         assert replayed.replayed and replayed.result["clawback"] == "400.00"
         assert replayed.audit is not None and replayed.audit.seq == 1
-        with pytest.raises(AttributeError, match="can't set attribute|cannot assign"):
+        with pytest.raises(AttributeError, match=r"can.t set attribute"):
             recorded.kind = "other"  # type: ignore[misc]
     finally:
         store.close()
