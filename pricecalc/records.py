@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 
@@ -35,6 +35,12 @@ from pricecalc.history import (
     order_tag,
 )
 from pricecalc.registry import Declarations, MoneyFigure, builtin_declarations
+
+
+def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """A mapping (a plain dict, as stored payloads are, checked first: the ABC check is
+    slow and every reader reads every record)."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -85,7 +91,7 @@ def order_id_of(request: Mapping[str, Any], result: Mapping[str, Any]) -> str | 
     order_id = result.get("order_id")
     if order_id is None:
         raw_input = request.get("input")
-        raw = raw_input.get("order_id") if isinstance(raw_input, Mapping) else None
+        raw = raw_input.get("order_id") if _is_map(raw_input) else None
         order_id = (
             str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else None
         )
@@ -134,7 +140,7 @@ def recorded_request(payload: Mapping[str, Any]) -> dict[str, Any]:
     ``request``. Both read the same.
     """
     old = payload.get("request")
-    if isinstance(old, Mapping) and "input" not in payload:
+    if "input" not in payload and _is_map(old):
         source: Mapping[str, Any] = old
     else:
         source = payload
@@ -153,11 +159,9 @@ def _text(value: Any) -> str | None:
 
 
 def _reasons(raw: Any) -> tuple[Reason, ...]:
-    if not isinstance(raw, list | tuple):
+    if not raw or not isinstance(raw, list | tuple):
         return ()
-    return tuple(
-        Reason(str(r.get("code")), str(r.get("message", ""))) for r in raw if isinstance(r, Mapping)
-    )
+    return tuple(Reason(str(r.get("code")), str(r.get("message", ""))) for r in raw if _is_map(r))
 
 
 @attrs.frozen
@@ -211,7 +215,7 @@ class RecordedDecision:
     @property
     def input(self) -> Mapping[str, Any]:
         raw = self.request.get("input")
-        return raw if isinstance(raw, Mapping) else {}
+        return raw if _is_map(raw) else {}
 
     @property
     def merchant_id(self) -> str | None:
@@ -301,7 +305,7 @@ def read(record: Record, declarations: Declarations | None = None) -> RecordedDe
     kind = raw.get("kind")
     status = raw.get("status")
     result = raw.get("result")
-    result = result if isinstance(result, Mapping) else {}
+    result = result if _is_map(result) else {}
     request = recorded_request(raw)
     relied = raw.get("relied_on")
     policy = raw.get("policy")
@@ -322,8 +326,8 @@ def read(record: Record, declarations: Declarations | None = None) -> RecordedDe
         reasons=_reasons(raw.get("reasons")),
         rule_set=_text(raw.get("rule_set")),
         rule_version=_text(raw.get("rule_version")),
-        policy=policy if isinstance(policy, Mapping) else {},
-        plugins=plugins if isinstance(plugins, Mapping) else {},
+        policy=policy if _is_map(policy) else {},
+        plugins=plugins if _is_map(plugins) else {},
         operator=_text(raw.get("operator")),
         decided_at=_text(raw.get("decided_at")),
         pricecalc_version=_text(raw.get("pricecalc_version")),
@@ -354,6 +358,14 @@ def from_payload(
     return read(bare, declarations)
 
 
+def field_of(record: Record, name: str) -> Any:
+    """One top-level field of a decision's record as stored — ``kind``, ``status`` or
+    ``operator`` (what ``audit show`` filters on) — without reading the whole record."""
+    if name not in _FIELDS:
+        raise ValueError(f"not a filterable record field: {name!r}")
+    return record.payload.get(name)
+
+
 def withdraws_records(kind: str, declarations: Declarations | None = None) -> bool:
     """Is ``kind`` a correcting kind (its approved records withdraw another: ``void``)?
     Its records are no decision about an order's money, so history leaves them out."""
@@ -374,6 +386,7 @@ def request_of(record: Record) -> dict[str, Any]:
 __all__ = [
     "RecordedDecision",
     "decision_tags",
+    "field_of",
     "from_payload",
     "order_id_of",
     "payload",

@@ -78,13 +78,13 @@ class Filters:
                 yield record
 
     def matches(self, record: Record) -> bool:
-        recorded = records.read(record)
         if self.order_id is not None and (
-            order_tag(self.order_id) not in record.tags and recorded.order_id != self.order_id
+            order_tag(self.order_id) not in record.tags
+            and records.read(record).order_id != self.order_id
         ):
             return False
         for field, wanted in self.where().items():
-            if recorded.field(field) != wanted:
+            if records.field_of(record, field) != wanted:
                 return False
         for name, tag in (
             (self.merchant_id, merchant_tag),
