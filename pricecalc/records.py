@@ -168,36 +168,95 @@ def _reasons(raw: Any) -> tuple[Reason, ...]:
 class RecordedDecision:
     """A decision as its audit record holds it, read once (:func:`read`).
 
-    ``seq``, ``hash``, ``recorded_at`` and ``key`` (the idempotency key: the decision's
-    ``request_id``) are the record's own; ``request`` is the canonical request as recorded
-    (``kind``, ``input``, ``merchant_id``/``campaign`` when given); ``order_id`` the one
-    normalised order id (:func:`order_id_of`); ``withdraws`` the seq an **approved void**
-    withdraws (``None`` for every other record); ``relied_on`` the past decisions a
-    rejection counted. ``is_decision`` is false for a record whose payload names no kind
-    (not written by pricecalc).
+    ``seq``, ``hash``, ``recorded_at``, ``tags`` and ``key`` (the idempotency key: the
+    decision's ``request_id``) are the ``record``'s own; ``request`` is the canonical
+    request as recorded (``kind``, ``input``, ``merchant_id``/``campaign`` when given);
+    ``order_id`` the one normalised order id (:func:`order_id_of`); ``withdraws`` the seq
+    an **approved void** withdraws (``None`` for every other record); ``relied_on`` the
+    past decisions a rejection counted. ``is_decision`` is false for a record whose
+    payload names no kind (not written by pricecalc). The fields every reader uses are
+    read at once; the rest (``reasons``, ``rule_set``, ``policy``, ``operator`` …) on use,
+    from the record the value keeps (reading every record of a store stays cheap).
     """
 
-    seq: int
-    hash: str
-    recorded_at: str
-    key: str | None
+    record: Record = attrs.field(repr=False)
     kind: str
     status: str
     request: Mapping[str, Any]
     result: Mapping[str, Any]
-    reasons: tuple[Reason, ...] = ()
-    rule_set: str | None = None
-    rule_version: str | None = None
-    policy: Mapping[str, Any] = attrs.field(factory=dict)
-    plugins: Mapping[str, str] = attrs.field(factory=dict)
-    operator: str | None = None
-    decided_at: str | None = None
-    pricecalc_version: str | None = None
-    relied_on: tuple[int, ...] = ()
     order_id: str | None = None
     withdraws: int | None = None
-    tags: tuple[str, ...] = ()
-    is_decision: bool = True
+
+    @property
+    def _raw(self) -> Mapping[str, Any]:
+        return self.record.payload
+
+    @property
+    def seq(self) -> int:
+        return self.record.seq
+
+    @property
+    def hash(self) -> str:
+        return self.record.hash
+
+    @property
+    def recorded_at(self) -> str:
+        return self.record.recorded_at
+
+    @property
+    def key(self) -> str | None:
+        """The idempotency key (records of 0.1 also kept it in the payload)."""
+        key = self.record.key
+        return key if key is not None else _text(self._raw.get("request_id"))
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(self.record.tags)
+
+    @property
+    def is_decision(self) -> bool:
+        return isinstance(self._raw.get("kind"), str)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return _reasons(self._raw.get("reasons"))
+
+    @property
+    def rule_set(self) -> str | None:
+        return _text(self._raw.get("rule_set"))
+
+    @property
+    def rule_version(self) -> str | None:
+        return _text(self._raw.get("rule_version"))
+
+    @property
+    def policy(self) -> Mapping[str, Any]:
+        value = self._raw.get("policy")
+        return value if _is_map(value) else {}
+
+    @property
+    def plugins(self) -> Mapping[str, str]:
+        value = self._raw.get("plugins")
+        return value if _is_map(value) else {}
+
+    @property
+    def operator(self) -> str | None:
+        return _text(self._raw.get("operator"))
+
+    @property
+    def decided_at(self) -> str | None:
+        return _text(self._raw.get("decided_at"))
+
+    @property
+    def pricecalc_version(self) -> str | None:
+        return _text(self._raw.get("pricecalc_version"))
+
+    @property
+    def relied_on(self) -> tuple[int, ...]:
+        relied = self._raw.get("relied_on")
+        if not isinstance(relied, list):
+            return ()
+        return tuple(s for s in relied if isinstance(s, int) and not isinstance(s, bool))
 
     @property
     def request_id(self) -> str | None:
@@ -307,37 +366,18 @@ def read(record: Record, declarations: Declarations | None = None) -> RecordedDe
     result = raw.get("result")
     result = result if _is_map(result) else {}
     request = recorded_request(raw)
-    relied = raw.get("relied_on")
-    policy = raw.get("policy")
-    plugins = raw.get("plugins")
     withdraws = None
     if status == APPROVED and isinstance(kind, str):
         books = declarations if declarations is not None else builtin_declarations()
         withdraws = books.withdrawn_by(kind, result)
     return RecordedDecision(
-        seq=record.seq,
-        hash=record.hash,
-        recorded_at=record.recorded_at,
-        key=record.key if record.key is not None else _text(raw.get("request_id")),
-        kind=str(kind),
-        status=str(status),
-        request=request,
-        result=result,
-        reasons=_reasons(raw.get("reasons")),
-        rule_set=_text(raw.get("rule_set")),
-        rule_version=_text(raw.get("rule_version")),
-        policy=policy if _is_map(policy) else {},
-        plugins=plugins if _is_map(plugins) else {},
-        operator=_text(raw.get("operator")),
-        decided_at=_text(raw.get("decided_at")),
-        pricecalc_version=_text(raw.get("pricecalc_version")),
-        relied_on=tuple(s for s in relied if isinstance(s, int) and not isinstance(s, bool))
-        if isinstance(relied, list)
-        else (),
-        order_id=order_id_of(request, result),
-        withdraws=withdraws,
-        tags=tuple(record.tags),
-        is_decision=isinstance(kind, str),
+        record,
+        str(kind),
+        str(status),
+        request,
+        result,
+        order_id_of(request, result),
+        withdraws,
     )
 
 
