@@ -30,21 +30,36 @@ from typing import Any
 
 import attrs
 
-from pricecalc.decision import recorded_request
+from pricecalc import records
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
 from pricecalc.money import FEN, ZERO, fmt, to_decimal, usual_amount
+from pricecalc.records import order_id_of
+from pricecalc.registry import MoneyFigure, builtin_declarations
 from pricecalc.serialize import sorted_json, text_problem
 
-#: The money fields summed in batch summaries and stats, with their column titles.
-#: Each is a field of some kind's result (SPEC §2–§5); a kind without it contributes 0.
-TOTALS: tuple[tuple[str, str], ...] = (
-    ("merchant_subsidy_total", "merchant subsidy"),
-    ("platform_subsidy_total", "platform subsidy"),
-    ("refund_total", "refunds"),
-    ("compensation_total", "compensation"),
-    ("clawback", "clawback"),
-)
+
+def _declared_columns() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, ...]]]:
+    """The money columns the rules' figures declare (``MoneyFigure.column``), in the order
+    the core's kinds declare them: machine name → (English title, Chinese heading), and
+    machine name → the result fields it sums (one per kind that fills it)."""
+    titles: dict[str, tuple[str, str]] = {}
+    fields: dict[str, tuple[str, ...]] = {}
+    figure: MoneyFigure
+    for _, figure in builtin_declarations().all_figures():
+        if figure.column is None or not figure.summed:
+            continue
+        name, chinese, english = figure.column
+        titles.setdefault(name, (english, chinese))
+        if figure.field not in fields.get(name, ()):
+            fields[name] = (*fields.get(name, ()), figure.field)
+    return titles, fields
+
+
+_TITLES, COLUMN_FIELDS = _declared_columns()
+#: The money columns summed in batch summaries and stats, with their titles: declared by
+#: the rules (:attr:`pricecalc.registry.MoneyFigure.column`); a kind without one gives 0.
+TOTALS: tuple[tuple[str, str], ...] = tuple((name, en) for name, (en, _) in _TITLES.items())
 MONEY_COLUMNS: tuple[str, ...] = tuple(name for name, _ in TOTALS)
 
 #: Columns of a batch output row in CSV / Excel (JSON Lines output is the SPEC §8 shape).
@@ -111,11 +126,7 @@ COLUMN_LABELS: dict[str, str] = {
     "reason_codes": "原因代码",
     "error": "错误",
     "order_id": "订单号",
-    "merchant_subsidy_total": "商家补贴合计",
-    "platform_subsidy_total": "平台补贴合计",
-    "refund_total": "退款合计",
-    "compensation_total": "赔付合计",
-    "clawback": "追回补贴",
+    **{name: chinese for name, (_, chinese) in _TITLES.items()},
     "audit_seq": "记录号",
     "audit_hash": "哈希",
     "seq": "记录号",
@@ -284,20 +295,20 @@ def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def order_id_of(request: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
-    """The order a decision is about, from its input or its result (when it has one)."""
-    raw_input = request.get("input")
-    for source in (raw_input if isinstance(raw_input, Mapping) else {}, result):
-        value = source.get("order_id")
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return str(value)
+def column_amount(result: Mapping[str, Any], column: str) -> Decimal | None:
+    """The amount a result holds for one of :data:`MONEY_COLUMNS` (the declared field
+    of whichever kind fills it), or ``None``."""
+    for field in COLUMN_FIELDS[column]:
+        value = amount(result.get(field))
+        if value is not None:
+            return value
     return None
 
 
 def _money_cells(result: Mapping[str, Any]) -> dict[str, str | None]:
     cells: dict[str, str | None] = {}
     for name in MONEY_COLUMNS:
-        value = amount(result.get(name))
+        value = column_amount(result, name)
         cells[name] = fmt(value) if value is not None else None
     return cells
 
@@ -367,30 +378,28 @@ def record_row(record: Any, voided_by: int | None = None) -> dict[str, Any]:
     ``voided_by`` is the seq of the approved void that withdrew the record, if any
     (:func:`pricecalc.selection.voids_of`); a void's own row names what it ``voids``.
     """
-    payload: Mapping[str, Any] = record.payload
-    result = payload.get("result") or {}
-    request = recorded_request(payload)
-    is_void = payload.get("kind") == "void" and payload.get("status") == "approved"
+    recorded = records.read(record)
+    result = recorded.result
     settlement = result.get("settlement")
     return {
-        "seq": record.seq,
-        "recorded_at": record.recorded_at,
-        "recorded_at_beijing": beijing_text(record.recorded_at),
-        "kind": payload.get("kind"),
-        "request_id": record.key if record.key is not None else payload.get("request_id"),
-        "status": payload.get("status"),
-        "reason_codes": [r.get("code") for r in payload.get("reasons", ())],
-        "order_id": order_id_of(request, result),
-        "merchant_id": _label(request.get("merchant_id") or result.get("merchant_id")),
-        "campaign": _label(request.get("campaign") or result.get("campaign")),
-        "operator": payload.get("operator"),
+        "seq": recorded.seq,
+        "recorded_at": recorded.recorded_at,
+        "recorded_at_beijing": beijing_text(recorded.recorded_at),
+        "kind": recorded.kind if recorded.is_decision else None,
+        "request_id": recorded.key,
+        "status": recorded.status if recorded.is_decision else None,
+        "reason_codes": recorded.reason_codes,
+        "order_id": recorded.order_id,
+        "merchant_id": _label(recorded.merchant_id),
+        "campaign": _label(recorded.campaign),
+        "operator": recorded.operator,
         **_money_cells(result),
         "settlement": settlement if isinstance(settlement, str) else None,
         "voided_by": voided_by,
-        "voids": result.get("seq") if is_void and isinstance(result.get("seq"), int) else None,
-        "rule_set": payload.get("rule_set"),
-        "rule_version": payload.get("rule_version"),
-        "hash": record.hash,
+        "voids": recorded.withdraws,
+        "rule_set": recorded.rule_set,
+        "rule_version": recorded.rule_version,
+        "hash": recorded.hash,
     }
 
 
@@ -425,7 +434,7 @@ class Totals:
 
     def add(self, result: Mapping[str, Any]) -> None:
         for name in MONEY_COLUMNS:
-            value = amount(result.get(name))
+            value = column_amount(result, name)
             if value is not None:
                 self.sums[name] += value
 
@@ -541,12 +550,12 @@ class Stats:
         return stats
 
     def add(self, record: Any) -> None:
-        payload: Mapping[str, Any] = record.payload
-        key = (beijing_day(record.recorded_at), str(payload.get("kind")))
+        recorded = records.read(record)
+        key = (beijing_day(recorded.recorded_at), recorded.kind)
         row = self.rows.setdefault(key, StatsRow())
-        if payload.get("status") == "approved":
+        if recorded.approved:
             row.approved += 1
-            row.totals.add(payload.get("result") or {})
+            row.totals.add(recorded.result)
         else:
             row.rejected += 1
 

@@ -22,8 +22,8 @@ import attrs
 
 from audit.note import SigningKey, read_signing_key, sign_checkpoint
 from audit.protocol import AuditStore, Record
+from pricecalc import records
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
-from pricecalc.corrections import VOID_KIND, voided_seq
 from pricecalc.errors import PricecalcError
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
@@ -145,15 +145,15 @@ class Service:
 
     def merchant_of(self, record: Record) -> str | None:
         """The merchant a record concerns: its own, or for a void the withdrawn record's."""
-        merchant = record.payload.get("merchant_id")
+        recorded = records.read(record)
+        merchant = recorded.request.get("merchant_id")
         if isinstance(merchant, str):
             return merchant
-        if record.payload.get("kind") == VOID_KIND:
-            target = voided_seq(record.payload.get("result"))
-            if target is not None and target != record.seq:
-                withdrawn = self.store.record(target)
-                if withdrawn is not None and withdrawn.payload.get("kind") != VOID_KIND:
-                    return self.merchant_of(withdrawn)
+        target = recorded.withdraws
+        if target is not None and target != record.seq:
+            withdrawn = self.store.record(target)
+            if withdrawn is not None and not records.read(withdrawn).is_void:
+                return self.merchant_of(withdrawn)
         return None
 
     def visible(self, token: Token, record: Record | None) -> Record | None:
