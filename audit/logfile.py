@@ -168,6 +168,30 @@ class LogFile:
         os_ftruncate(self.fd, at)
         os_fsync(self.fd)
 
+    def write(self, data: bytes, at: int) -> None:
+        """Write ``data`` at the end (``at`` is the current size) *without* syncing it:
+        :meth:`sync` follows, after the writer lock is released, so that one process's
+        sync can overlap another's append (issue 22). A failed or interrupted write is
+        cut back to ``at`` as in :meth:`append`."""
+        view = memoryview(data)
+        try:
+            done = 0
+            while done < len(view):
+                n = os_write(self.fd, view[done:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "write returned no progress")
+                done += n
+        except OSError as exc:
+            self._fail("write", exc, at)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os_ftruncate(self.fd, at)
+            raise
+
+    def sync(self) -> None:
+        """fsync the file: everything written to it before, by any process, is durable."""
+        os_fsync(self.fd)
+
 
 def iter_lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
     """Yield ``(offset, line)`` for the complete lines of ``path`` in ``[start, end)``.

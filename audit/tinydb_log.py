@@ -43,7 +43,7 @@ from audit.errors import (
     TamperedError,
 )
 from audit.index import Location, SidecarIndex
-from audit.logfile import LogFile, iter_lines, read_blocks
+from audit.logfile import LogFile, iter_lines, os_ftruncate, read_blocks
 from audit.merkle import CompactTree
 from audit.protocol import (
     GENESIS_HASH,
@@ -310,14 +310,18 @@ class AuditLogStorage(Storage, TreeQuestions):
                 "(tx.append), not through the store"
             )
 
-    def _commit(self, tx: StoreTransaction) -> None:
-        """Write and fsync a transaction's records in one go. Any failure makes this handle
-        unusable."""
+    def _commit(self, tx: StoreTransaction, *, sync: bool = True) -> None:
+        """Write and fsync a transaction's records in one go (``sync=False``: write only,
+        the caller syncs after releasing the lock, :meth:`_sync_after`). Any failure makes
+        this handle unusable."""
         assert self._end is not None
         at = self._end
         data = b"".join(tx._lines)
         try:
-            self._file.append(data, at)
+            if sync:
+                self._file.append(data, at)
+            else:
+                self._file.write(data, at)
         except OSError as exc:
             self._end = None  # re-read the file before anything else
             self._unusable = StoreUnusable(
@@ -334,6 +338,7 @@ class AuditLogStorage(Storage, TreeQuestions):
             )
             raise
         self._end = at + len(data)
+        tx._written = (at, self._end)
         last = tx._records[-1]
         self._head = Checkpoint(last.seq, last.hash)
         self._keeper.committed(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
@@ -350,8 +355,11 @@ class AuditLogStorage(Storage, TreeQuestions):
                 records = tx.append_checked(checked)
             finally:
                 tx.close()
-            self._commit(tx)
-            return records
+            outermost = self._depth == 1
+            self._commit(tx, sync=not outermost)
+        if outermost:
+            self._sync_after(len(records), tx._written)
+        return records
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
@@ -362,14 +370,66 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._check_appendable()
             tx = StoreTransaction(self)
             self._tx_thread = threading.get_ident()
+            outermost = self._depth == 1
             try:
                 yield tx
                 tx.close()
                 if tx._records:
-                    self._commit(tx)
+                    self._commit(tx, sync=not outermost)
             finally:
                 tx.close()
                 self._tx_thread = None
+        if tx._records and outermost:
+            self._sync_after(len(tx._records), tx._written)
+
+    def _sync_after(self, count: int, written: tuple[int, int]) -> None:
+        """Sync a transaction's records after the lock is released (issue 22): another
+        process may append meanwhile; this sync covers everything written before it, so
+        it covers these records whoever wrote after them. The records are reported only
+        once it succeeds. On a failed sync they are cut back off the log if nobody has
+        appended since (``written`` = their ``(start, end)`` offsets), as an append under
+        the lock does; if somebody has, they cannot be (others chained on top of them):
+        they stay written but unacknowledged — like a crash between write and reply, a
+        retry replays them if they survived. Either way this handle refuses further
+        appends."""
+        try:
+            self._file.sync()
+        except OSError as exc:
+            what = self._cut_unsynced(*written)
+            self._unusable = StoreUnusable(
+                f"the audit store {self.path} could not record {count} record(s): fsync "
+                f"failed: {exc.strerror or exc}; {what}. They are NOT "
+                f"{'acknowledged' if 'may or may not' in what else 'recorded'}. This handle refuses further appends; "
+                "open the store again once the cause is fixed"
+            )
+            raise StoreUnusable(str(self._unusable)) from exc
+
+    def _cut_unsynced(self, start: int, end: int) -> str:
+        """After a failed sync: cut ``[start, end)`` off the log if it is still the last
+        thing in it (under both locks); say what became of it."""
+        with self._tlock:
+            try:
+                self._flock.acquire(timeout=self.lock_timeout, poll_interval=self._poll_interval)
+            except (filelock.Timeout, RuntimeError):
+                return "they were written but not synced, and may or may not survive"
+            try:
+                self._end = None  # re-read the file before anything else
+                if self._file.size() != end:
+                    return (
+                        "others appended after them, so they stay written but unsynced, "
+                        "and may or may not survive; a retry replays them if they do"
+                    )
+                try:
+                    os_ftruncate(self._file.fd, start)
+                except OSError as cut:
+                    return f"could not cut the file back to {start} bytes ({cut})"
+                try:
+                    self._file.sync()
+                except OSError:
+                    return f"the file was cut back to {start} bytes (that cut is not yet synced)"
+                return f"the file was cut back to {start} bytes"
+            finally:
+                self._flock.release()
 
     # -- reading --------------------------------------------------------------------
     def _read_at(self, location: Location) -> Record:
@@ -590,6 +650,7 @@ class StoreTransaction(ChainTransaction):
         self._lines: list[bytes] = []
         self._micros: list[int] = []  # each pending record's time (the index's column)
         self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
+        self._written = (0, 0)  # where the commit wrote them: (start, end) offsets
 
     def _committed_get(self, key: str) -> Record | None:
         return self._storage._get_locked(key)

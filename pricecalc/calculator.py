@@ -2,16 +2,21 @@
 
 ``Calculator.decide`` evaluates a request and appends the decision to the audit store
 *before* returning it; the returned decision carries its place in the chain
-(``audit: {seq, hash}``). Evaluation and append happen under the store's writer lock, so
-the rules that read history (a second claim for the same price drop pays 0, a line is
-compensated once, a record is voided once) stay right when two processes race.
+(``audit: {seq, hash}``). The rule is evaluated first without the store's lock, against
+no history, and the questions it asked of history are asked again of the store under the
+writer lock (:mod:`pricecalc.parallel`): the decision is recorded only if every answer is
+the same, otherwise it is decided again there, with the store's history. So the rules that
+read history (a second claim for the same price drop pays 0, a line is compensated once, a
+record is voided once) stay right when two processes race, and the lock is held only for
+what needs it; the sync that makes a group durable runs after the lock is released.
 
 Idempotency (SPEC §7): a ``request_id`` already recorded with the same request (kind,
 input, merchant_id, campaign) returns the recorded decision, ``replayed``, and records
 nothing; with a different request it raises :class:`pricecalc.IdempotencyConflict` and
 records nothing. Invalid input raises :class:`pricecalc.InvalidInput` and records nothing.
 
-A calculator is safe to share between threads.
+A calculator is safe to share between threads, and threads calling ``decide`` at once
+share one transaction and one sync (group commit, :mod:`pricecalc.grouping`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import attrs
 
@@ -43,7 +48,8 @@ from pricecalc.history import (
     same_answers,
     voids_tag,
 )
-from pricecalc.parallel import Evaluated, Workers
+from pricecalc.grouping import GroupCommit, Waiting
+from pricecalc.parallel import Evaluated, Workers, evaluate_away
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
@@ -183,6 +189,9 @@ class Calculator:
         else:
             self.store = audit
             self._owns_store = False
+        self._group: GroupCommit[tuple[Envelope, datetime | None]] = GroupCommit(
+            self._decide_group
+        )
 
     # -- the API -------------------------------------------------------------------------
     def decide(self, request: Request, *, now: datetime | None = None) -> Decision:
@@ -191,11 +200,38 @@ class Calculator:
         A request already recorded under its ``request_id`` is replayed (nothing new is
         recorded); a different request under a recorded ``request_id`` raises
         :class:`pricecalc.IdempotencyConflict`.
+
+        Threads calling this at once are decided and recorded together, in arrival order,
+        with one sync (:mod:`pricecalc.grouping`); each gets its own decision or exception
+        once the group is durable. A ``void`` request goes the same way.
         """
         envelope = Envelope.parse(request)
+        return cast(Decision, self._group.submit((envelope, now)))
+
+    def _decide_group(self, group: Sequence[Waiting[tuple[Envelope, datetime | None]]]) -> None:
+        """Decide a group of waiting ``decide`` calls in one transaction (the leader's work,
+        :mod:`pricecalc.grouping`): each evaluated away from the store first, then in order
+        under the lock as :meth:`decide_prepared` does; outcomes are set only after the
+        commit (a failed commit is every caller's error)."""
+        away = [
+            evaluate_away(self.engine, envelope, now or self._clock(), self.named_operator)
+            for envelope, now in (waiting.request for waiting in group)
+        ]
+        done: list[tuple[Waiting[tuple[Envelope, datetime | None]], Decision, Record]] = []
         with self.store.transaction() as tx:
-            decision, record = self._decide_in(tx, envelope, now)
-        return decision if decision.replayed else _recorded(decision, record)
+            if len(group) > 1:
+                tx.prefetch(_keys([waiting.request[0] for waiting in group]))
+            for waiting, evaluated in zip(group, away, strict=True):
+                envelope, now = waiting.request
+                try:
+                    decision, record = self._decide_in(tx, envelope, now, evaluated)
+                except Exception as exc:  # this caller's own error; the others go on
+                    waiting.error = exc
+                    continue
+                done.append((waiting, decision, record))
+        # The transaction has committed: now, and only now, the decisions are reportable.
+        for waiting, decision, record in done:
+            waiting.value = decision if decision.replayed else _recorded(decision, record)
 
     @overload
     def decide_many(
