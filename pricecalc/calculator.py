@@ -151,7 +151,9 @@ class Calculator:
     :class:`audit.protocol.AuditStore`. ``policy`` defaults to the SPEC's defaults;
     ``operator`` to the OS user (a ``void`` needs an operator named here). With
     ``PRICECALC_AUDIT_KEY`` set (or ``hmac_key``), the store chain is keyed with
-    HMAC-SHA256.
+    HMAC-SHA256. ``registry_from_entry_points`` says a given ``registry`` is
+    ``load_registry(policy, disable_plugins)``, so worker processes (``jobs`` > 1) may
+    load the same plugins from their entry points.
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class Calculator:
         disable_plugins: Iterable[str] = (),
         hmac_key: bytes | None = None,
         clock: Callable[[], datetime] | None = None,
+        registry_from_entry_points: bool = False,
     ) -> None:
         policy = policy if policy is not None else Policy()
         #: The rules and the policy, merged once (pricecalc.Engine).
@@ -172,7 +175,10 @@ class Calculator:
         )
         self.policy = policy
         self.registry = self.engine.registry
-        self._plugins_from_entry_points = registry is None
+        # Worker processes can rebuild the registry only from the installed plugins: a
+        # given registry may be used with them when its maker says it was loaded so
+        # (``load_registry(policy, disable_plugins)``, as the command line does).
+        self._plugins_from_entry_points = registry is None or registry_from_entry_points
         self._disabled = tuple(disable_plugins)
         self._workers: Workers | None = None
         self.rules_policy = self.engine.merged_policy

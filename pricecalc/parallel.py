@@ -78,10 +78,19 @@ _ENGINE: Engine | None = None
 _OPERATOR: str | None = None
 
 
+#: A file each worker process appends its pid to when it starts, if set (how a test, or
+#: an operator in doubt, sees that ``batch --jobs N`` really ran N worker processes).
+WORKER_LOG_ENV = "PRICECALC_WORKER_LOG"
+
+
 def _start_worker(policy: Policy, disabled: tuple[str, ...], operator: str | None) -> None:
     global _ENGINE, _OPERATOR
     _ENGINE = Engine(load_registry(policy, disabled), policy)
     _OPERATOR = operator
+    log = os.environ.get(WORKER_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()}\n")
 
 
 def worker_engine() -> tuple[Engine, str | None]:
@@ -122,4 +131,4 @@ class Workers:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["Evaluated", "Workers", "available_cores", "evaluate_away", "worker_engine"]
+__all__ = ["WORKER_LOG_ENV", "Evaluated", "Workers", "available_cores", "evaluate_away", "worker_engine"]
