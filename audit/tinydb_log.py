@@ -396,11 +396,11 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._file.sync()
         except OSError as exc:
             what = self._cut_unsynced(*written)
+            verdict = "acknowledged" if "may or may not" in what else "recorded"
             self._unusable = StoreUnusable(
                 f"the audit store {self.path} could not record {count} record(s): fsync "
-                f"failed: {exc.strerror or exc}; {what}. They are NOT "
-                f"{'acknowledged' if 'may or may not' in what else 'recorded'}. This handle refuses further appends; "
-                "open the store again once the cause is fixed"
+                f"failed: {exc.strerror or exc}; {what}. They are NOT {verdict}. This handle "
+                "refuses further appends; open the store again once the cause is fixed"
             )
             raise StoreUnusable(str(self._unusable)) from exc
 

@@ -7,8 +7,9 @@ on 10⁴–10⁶ lines), ``audit_growth`` (the store's append rate, verify rate 
 as it grows, vs TinyDB's stock storage) and ``audit_verify`` (verify against SHA-256 per
 line, the tree's share of an append, bytes per record) and ``report_build`` (the campaign
 report's pass and page at 10⁴ and 10⁵ records) and ``concurrency`` (issue 22: threads,
-processes, the lone caller, p99, ``batch --jobs``, ``evaluate``, PostgreSQL). Each prints its table and writes
-``bench/results/<name>.json``; a summary of every goal follows and goes to
+processes, the lone caller, p99, ``batch --jobs``, ``evaluate``, PostgreSQL). Each prints
+its table and writes ``bench/results/<name>.json``; a summary of every goal follows and
+goes to
 ``bench/results/summary.json``.
 
 ``--quick`` is a fast pass: fewer rounds, batch files of 10⁴ and 10⁵ lines, the audit

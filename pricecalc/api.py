@@ -12,8 +12,8 @@ registry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 

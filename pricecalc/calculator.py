@@ -38,6 +38,7 @@ from pricecalc.corrections import VOID_KIND, voided_seq
 from pricecalc.decision import AuditRef, Decision, recorded_request
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput
+from pricecalc.grouping import GroupCommit, Waiting
 from pricecalc.history import (
     AskedHistory,
     PastDecision,
@@ -48,7 +49,6 @@ from pricecalc.history import (
     same_answers,
     voids_tag,
 )
-from pricecalc.grouping import GroupCommit, Waiting
 from pricecalc.parallel import Evaluated, Workers, evaluate_away
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy

@@ -54,9 +54,7 @@ class GroupCommit(Generic[T]):
     the error of every request of the group that has no outcome yet.
     """
 
-    def __init__(
-        self, run: Callable[[Sequence[Waiting[T]]], None], bound: int = MAX_GROUP
-    ) -> None:
+    def __init__(self, run: Callable[[Sequence[Waiting[T]]], None], bound: int = MAX_GROUP) -> None:
         self._run = run
         self._bound = bound
         self._cond = threading.Condition(threading.Lock())

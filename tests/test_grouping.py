@@ -122,11 +122,16 @@ def check_store(store: audit.AuditStore) -> None:
     assert all(count == 1 for count in paid.values()), paid
     keys = [key for _, key, _, _ in records if key is not None]
     assert len(keys) == len(set(keys))
-    assert Counter(
-        payload["result"]["seq"]
-        for _, _, _, payload in records
-        if payload["kind"] == "void" and payload["status"] == "approved"
-    ).most_common(1)[0][1] <= 1 if voided else True
+    assert (
+        Counter(
+            payload["result"]["seq"]
+            for _, _, _, payload in records
+            if payload["kind"] == "void" and payload["status"] == "approved"
+        ).most_common(1)[0][1]
+        <= 1
+        if voided
+        else True
+    )
 
 
 def check_outcomes(store: audit.AuditStore, outcomes: Sequence[Any]) -> None:
@@ -420,9 +425,7 @@ def test_sigkill_mid_group_loses_no_acknowledged_decision(
     url = store_url("killed")
     Calculator(url).close()  # the store exists before the writers race to create it
     acks = [tmp_path / f"ack{p}" for p in range(2)]
-    procs = [
-        subprocess.Popen([sys.executable, "-c", KILLED, url, str(ack)]) for ack in acks
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", KILLED, url, str(ack)]) for ack in acks]
     for _ in range(600):
         if all(ack.exists() and ack.stat().st_size > 2000 for ack in acks):
             break
