@@ -11,6 +11,7 @@ sidecar index and the tree cache are kept in step by :class:`audit.tinydb_index.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -394,6 +395,10 @@ class AuditLogStorage(Storage, TreeQuestions):
         appends."""
         try:
             self._file.sync()
+            if self._unusable is not None:
+                # A sync of this handle failed meanwhile; the kernel reports a write-back
+                # error once per open file, so this success proves nothing.
+                raise OSError(errno.EIO, "an earlier sync of this handle failed")
         except OSError as exc:
             what = self._cut_unsynced(*written)
             verdict = "acknowledged" if "may or may not" in what else "recorded"
