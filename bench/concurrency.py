@@ -37,6 +37,7 @@ from typing import Any
 
 from bench._common import interleaved, median, table, verdict, write_results
 from bench.rules_vs_engine import make_requests
+from pricecalc.parallel import default_jobs
 
 THREADS = 8
 PROCESSES = 8
@@ -245,14 +246,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     }  # fmt: skip
     latencies: list[float] = []
     try:
-        for _ in range(rounds):
+        # The lone caller against the plain loop, and one thread against eight: short
+        # turns, many of them, so that the shared machine's load swings hit both alike.
+        for _ in range(rounds * 4):
             n = next(counter)
-            results["lone decide"].append(threads_rate(fresh(), 1, alone, f"l{n}")[0])
-            results["plain loop"].append(plain_loop(fresh(), alone, f"p{n}"))
-            results["1 thread"].append(threads_rate(fresh(), 1, alone, f"o{n}")[0])
-            rate, lat = threads_rate(fresh(), THREADS, per_thread, f"e{n}")
+            short = alone // 4
+            results["lone decide"].append(threads_rate(fresh(), 1, short, f"l{n}")[0])
+            results["plain loop"].append(plain_loop(fresh(), short, f"p{n}"))
+            results["1 thread"].append(threads_rate(fresh(), 1, short, f"o{n}")[0])
+            rate, lat = threads_rate(fresh(), THREADS, per_thread // 4, f"e{n}")
             results["8 threads"].append(rate)
             latencies.extend(lat)
+        for _ in range(rounds):
+            n = next(counter)
             results["1 process"].append(processes_rate(fresh(), 1, per_process * 2, f"q{n}"))
             results["8 processes"].append(processes_rate(fresh(), PROCESSES, per_process, f"r{n}"))
         sync = one_sync(root)
@@ -290,6 +296,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         pg_x = pg["8 processes"] / pg["1 process"]
         rows.append(("PostgreSQL 8 processes vs 1", pg["8 processes"], pg["1 process"], pg_x))
     print(table("issue 22: side by side, one run", ("measure", "a", "b", "a/b"), rows))
+    print(f"batch's default --jobs on this machine: {default_jobs()}")
     print(
         f"8 threads decide p99: {p99 * 1e3:.2f} ms; budget 2 x (one sync {sync * 1e6:.0f} µs "
         f"+ 8 x one recording {recording * 1e6:.0f} µs) = {budget * 1e3:.2f} ms"
@@ -305,7 +312,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         "goal: 8 threads p99 <= 2 x (sync + 8 recordings)": p99 <= budget,
         "minimum: batch --jobs 2 >= 1.15x --jobs 1": jobs_x >= 1.15,
         "goal: batch --jobs 2 >= 1.5x --jobs 1": jobs_x >= 1.5,
-        "minimum: batch default --jobs not slower than --jobs 1": default_x >= 1.0,
+        # The default is --jobs 1 on two cores (pricecalc.parallel.default_jobs): the same
+        # command as the contender it is compared with, so not slower by construction.
+        "minimum: batch default --jobs not slower than --jobs 1": default_jobs() == 1
+        or default_x >= 1.0,
         "minimum: evaluate <= 1.2x a reused Engine": eval_x <= 1.2,
         "goal: evaluate <= 1.1x a reused Engine": eval_x <= 1.1,
     }
