@@ -60,10 +60,19 @@ class GroupCommit(Generic[T]):
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[Waiting[T]] = []
         self._busy = False
+        self._leader: int | None = None  # the leading thread's ident
 
     def submit(self, request: T) -> object:
         """Decide ``request`` in the next group; return its value or raise its error."""
         mine = Waiting(request)
+        if self._leader == threading.get_ident():
+            # Called from inside the group being run (a plugin deciding while it is
+            # decided): waiting for the group would wait for ever; run it alone, as the
+            # store would (it refuses a second transaction in one thread).
+            self._run([mine])
+            if mine.error is not None:
+                raise mine.error
+            return mine.value
         cond = self._cond
         with cond:
             self._queue.append(mine)
@@ -80,6 +89,7 @@ class GroupCommit(Generic[T]):
     def _lead(self, mine: Waiting[T]) -> None:
         """Run groups until this caller's own request has been in one, then step down."""
         cond = self._cond
+        self._leader = threading.get_ident()
         try:
             while not mine.done:
                 with cond:
@@ -100,6 +110,7 @@ class GroupCommit(Generic[T]):
                         cond.notify_all()
         finally:
             with cond:
+                self._leader = None
                 self._busy = False
                 cond.notify_all()
 

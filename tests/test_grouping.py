@@ -443,3 +443,19 @@ def test_sigkill_mid_group_loses_no_acknowledged_decision(
         after = calc.decide(compensation("1.00", "L1", "O-after", "after"), now=NOW)
         assert after.status == "approved"
         assert calc.store.verify().ok
+
+
+def test_a_call_from_inside_a_running_group_does_not_wait_for_it() -> None:
+    """GroupCommit: a leader's own thread submitting again while its group runs (a plugin
+    deciding inside a decision) is run at once, alone, instead of waiting for ever."""
+    seen: list[list[int]] = []
+    commit: GroupCommit[int] = GroupCommit(lambda group: None)
+
+    def run(group: Sequence[Waiting[int]]) -> None:
+        seen.append([w.request for w in group])
+        for waiting in group:
+            waiting.value = waiting.request if waiting.request else commit.submit(7)
+
+    commit._run = run
+    assert commit.submit(0) == 7
+    assert seen == [[0], [7]]
