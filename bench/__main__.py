@@ -6,9 +6,10 @@ bare loop), ``recorded`` (Calculator vs a bare hash-chained append loop),
 on 10⁴–10⁶ lines), ``audit_growth`` (the store's append rate, verify rate and memory
 as it grows, vs TinyDB's stock storage) and ``audit_verify`` (verify against SHA-256 per
 line, the tree's share of an append, bytes per record) and ``report_build`` (the campaign
-report's pass and page at 10⁴ and 10⁵ records) and ``serve`` (``pricecalc serve`` under
-wrk and an open-loop generator, beside the same stack answering a constant). Each prints
-its table and writes
+report's pass and page at 10⁴ and 10⁵ records), ``serve`` (``pricecalc serve`` under
+wrk and an open-loop generator, beside the same stack answering a constant) and
+``concurrency`` (issue 22: threads, processes, the lone caller, p99, ``batch --jobs``,
+``evaluate``, PostgreSQL). Each prints its table and writes
 ``bench/results/<name>.json``; a summary of every goal follows and goes to
 ``bench/results/summary.json``.
 
@@ -29,6 +30,7 @@ from bench import (
     audit_growth,
     audit_verify,
     batch_e2e,
+    concurrency,
     protection_size,
     recorded,
     report_build,
@@ -72,6 +74,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "audit_verify": lambda quick: audit_verify.run(quick=quick),
     "report_build": lambda quick: report_build.run(quick=quick),
     "serve": lambda quick: serve.run(quick=quick),
+    "concurrency": lambda quick: concurrency.run(quick=quick),
 }
 
 

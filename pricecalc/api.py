@@ -5,11 +5,14 @@ parsed (:class:`~pricecalc.envelope.Envelope`), the registry defaults to every i
 plugin, the policy to the SPEC's defaults merged with the plugins', the time to now. An
 :class:`Engine` merges its policy once and is the way to decide many requests in a loop
 (a :class:`pricecalc.Calculator` holds one, and records what it decides);
-:func:`evaluate` builds one for a single request.
+:func:`evaluate` uses one default :class:`Engine` (every installed plugin, the SPEC's
+default policy), built on first use and then shared, unless given its own policy or
+registry.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +55,23 @@ class Engine:
         )
 
 
+_default_engine: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The :class:`Engine` of every installed plugin under the SPEC's default policy,
+    built on first use and then shared (it is immutable, so safe across threads)."""
+    global _default_engine
+    engine_ = _default_engine
+    if engine_ is None:
+        with _default_lock:
+            if _default_engine is None:
+                _default_engine = Engine()
+            engine_ = _default_engine
+    return engine_
+
+
 def evaluate(
     request: Mapping[str, Any] | Envelope,
     *,
@@ -65,8 +85,14 @@ def evaluate(
 
     Raises :class:`pricecalc.InvalidInput` (naming the field and value) when the request
     cannot be decided; ``TypeError`` when a Python float is passed.
+
+    Without ``policy`` and ``registry`` it reuses the default engine
+    (:func:`default_engine`); with either it builds an :class:`Engine` for this call —
+    build one yourself to decide many requests under another policy or registry.
     """
+    if policy is None and registry is None:
+        return default_engine().evaluate(request, now=now, history=history)
     return Engine(registry, policy).evaluate(request, now=now, history=history)
 
 
-__all__ = ["Engine", "evaluate"]
+__all__ = ["Engine", "default_engine", "evaluate"]

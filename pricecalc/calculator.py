@@ -2,16 +2,21 @@
 
 ``Calculator.decide`` evaluates a request and appends the decision to the audit store
 *before* returning it; the returned decision carries its place in the chain
-(``audit: {seq, hash}``). Evaluation and append happen under the store's writer lock, so
-the rules that read history (a second claim for the same price drop pays 0, a line is
-compensated once, a record is voided once) stay right when two processes race.
+(``audit: {seq, hash}``). The rule is evaluated first without the store's lock, against
+no history, and the questions it asked of history are asked again of the store under the
+writer lock (:mod:`pricecalc.parallel`): the decision is recorded only if every answer is
+the same, otherwise it is decided again there, with the store's history. So the rules that
+read history (a second claim for the same price drop pays 0, a line is compensated once, a
+record is voided once) stay right when two processes race, and the lock is held only for
+what needs it; the sync that makes a group durable runs after the lock is released.
 
 Idempotency (SPEC §7): a ``request_id`` already recorded with the same request (kind,
 input, merchant_id, campaign) returns the recorded decision, ``replayed``, and records
 nothing; with a different request it raises :class:`pricecalc.IdempotencyConflict` and
 records nothing. Invalid input raises :class:`pricecalc.InvalidInput` and records nothing.
 
-A calculator is safe to share between threads.
+A calculator is safe to share between threads, and threads calling ``decide`` at once
+share one transaction and one sync (group commit, :mod:`pricecalc.grouping`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import attrs
 
@@ -33,6 +38,7 @@ from pricecalc.api import Engine
 from pricecalc.decision import AuditRef, Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput
+from pricecalc.grouping import GroupCommit, Waiting
 from pricecalc.history import (
     AskedHistory,
     PastDecision,
@@ -40,7 +46,7 @@ from pricecalc.history import (
     same_answers,
     voids_tag,
 )
-from pricecalc.parallel import Evaluated, Workers
+from pricecalc.parallel import Evaluated, Workers, evaluate_away
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 from pricecalc.records import decision_tags, relied_on, successor_key
@@ -130,7 +136,9 @@ class Calculator:
     :class:`audit.protocol.AuditStore`. ``policy`` defaults to the SPEC's defaults;
     ``operator`` to the OS user (a ``void`` needs an operator named here). With
     ``PRICECALC_AUDIT_KEY`` set (or ``hmac_key``), the store chain is keyed with
-    HMAC-SHA256.
+    HMAC-SHA256. ``registry_from_entry_points`` says a given ``registry`` is
+    ``load_registry(policy, disable_plugins)``, so worker processes (``jobs`` > 1) may
+    load the same plugins from their entry points.
     """
 
     def __init__(
@@ -143,6 +151,7 @@ class Calculator:
         disable_plugins: Iterable[str] = (),
         hmac_key: bytes | None = None,
         clock: Callable[[], datetime] | None = None,
+        registry_from_entry_points: bool = False,
     ) -> None:
         policy = policy if policy is not None else Policy()
         #: The rules and the policy, merged once (pricecalc.Engine).
@@ -151,7 +160,10 @@ class Calculator:
         )
         self.policy = policy
         self.registry = self.engine.registry
-        self._plugins_from_entry_points = registry is None
+        # Worker processes can rebuild the registry only from the installed plugins: a
+        # given registry may be used with them when its maker says it was loaded so
+        # (``load_registry(policy, disable_plugins)``, as the command line does).
+        self._plugins_from_entry_points = registry is None or registry_from_entry_points
         self._disabled = tuple(disable_plugins)
         self._workers: Workers | None = None
         self.rules_policy = self.engine.merged_policy
@@ -168,6 +180,9 @@ class Calculator:
         else:
             self.store = audit
             self._owns_store = False
+        self._group: GroupCommit[tuple[Envelope, datetime | None]] = GroupCommit(
+            self._decide_group
+        )
 
     # -- the API -------------------------------------------------------------------------
     def decide(self, request: Request, *, now: datetime | None = None) -> Decision:
@@ -176,11 +191,38 @@ class Calculator:
         A request already recorded under its ``request_id`` is replayed (nothing new is
         recorded); a different request under a recorded ``request_id`` raises
         :class:`pricecalc.IdempotencyConflict`.
+
+        Threads calling this at once are decided and recorded together, in arrival order,
+        with one sync (:mod:`pricecalc.grouping`); each gets its own decision or exception
+        once the group is durable. A ``void`` request goes the same way.
         """
         envelope = self.keyed(Envelope.parse(request), now)
+        return cast(Decision, self._group.submit((envelope, now)))
+
+    def _decide_group(self, group: Sequence[Waiting[tuple[Envelope, datetime | None]]]) -> None:
+        """Decide a group of waiting ``decide`` calls in one transaction (the leader's work,
+        :mod:`pricecalc.grouping`): each evaluated away from the store first, then in order
+        under the lock as :meth:`decide_prepared` does; outcomes are set only after the
+        commit (a failed commit is every caller's error)."""
+        away = [
+            evaluate_away(self.engine, envelope, now or self._clock(), self.named_operator)
+            for envelope, now in (waiting.request for waiting in group)
+        ]
+        done: list[tuple[Waiting[tuple[Envelope, datetime | None]], Decision, Record]] = []
         with self.store.transaction() as tx:
-            decision, record = self._decide_in(tx, envelope, now)
-        return decision if decision.replayed else _recorded(decision, record)
+            if len(group) > 1:
+                tx.prefetch(_keys([waiting.request[0] for waiting in group]))
+            for waiting, evaluated in zip(group, away, strict=True):
+                envelope, now = waiting.request
+                try:
+                    decision, record = self._decide_in(tx, envelope, now, evaluated)
+                except Exception as exc:  # this caller's own error; the others go on
+                    waiting.error = exc
+                    continue
+                done.append((waiting, decision, record))
+        # The transaction has committed: now, and only now, the decisions are reportable.
+        for waiting, decision, record in done:
+            waiting.value = decision if decision.replayed else _recorded(decision, record)
 
     @overload
     def decide_many(

@@ -46,6 +46,18 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_jobs() -> int:
+    """``batch``'s default ``--jobs``: 1 on a machine of two cores or fewer, else one
+    worker per core but one (the writer's). Measured on the 2-core machine this project
+    runs on (docs/performance.md, ``python -m bench --only concurrency``), two workers
+    gained nothing over one process when the machine was busy and lost up to 2.7x: the
+    writer, which still seals, hashes and writes every record, and the hand-over of each
+    decision between processes take the second core's gain. With three or more cores the
+    writer has one of its own."""
+    cores = available_cores()
+    return 1 if cores <= 2 else cores - 1
+
+
 @attrs.frozen
 class Evaluated:
     """A decision made away from the store, waiting for the writer: the decision, or the
@@ -78,10 +90,19 @@ _ENGINE: Engine | None = None
 _OPERATOR: str | None = None
 
 
+#: A file each worker process appends its pid to when it starts, if set (how a test, or
+#: an operator in doubt, sees that ``batch --jobs N`` really ran N worker processes).
+WORKER_LOG_ENV = "PRICECALC_WORKER_LOG"
+
+
 def _start_worker(policy: Policy, disabled: tuple[str, ...], operator: str | None) -> None:
     global _ENGINE, _OPERATOR
     _ENGINE = Engine(load_registry(policy, disabled), policy)
     _OPERATOR = operator
+    log = os.environ.get(WORKER_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()}\n")
 
 
 def worker_engine() -> tuple[Engine, str | None]:
@@ -122,4 +143,12 @@ class Workers:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["Evaluated", "Workers", "available_cores", "evaluate_away", "worker_engine"]
+__all__ = [
+    "WORKER_LOG_ENV",
+    "Evaluated",
+    "Workers",
+    "available_cores",
+    "default_jobs",
+    "evaluate_away",
+    "worker_engine",
+]

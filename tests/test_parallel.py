@@ -180,20 +180,28 @@ def test_an_in_process_registry_runs_in_one_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_batch_jobs_2_equals_jobs_1(tmp_path: Path) -> None:
-    """`pricecalc batch --jobs 2` on the bundled campaign: the same output lines, in order,
-    and the same records as `--jobs 1` (apart from ids, times and hashes)."""
+def test_cli_batch_jobs_2_runs_worker_processes(tmp_path: Path) -> None:
+    """Issue 22 point 4: `pricecalc batch --jobs 2` really decides in two worker processes
+    (each logs its pid to PRICECALC_WORKER_LOG when it starts; `--jobs 1` starts none),
+    and its output lines, in order, and its records equal `--jobs 1`'s (apart from ids,
+    times and hashes)."""
+    import os
     import subprocess
     import sys
 
+    from pricecalc.parallel import WORKER_LOG_ENV
+
     campaign = ROOT / "examples" / "campaign.jsonl"
     outputs = {}
+    pids = {}
     for jobs in ("1", "2"):
+        log = tmp_path / f"workers{jobs}.log"
         done = subprocess.run(
             [sys.executable, "-m", "pricecalc", "--audit", f"a{jobs}.jsonl", "--policy",
              str(ROOT / "examples" / "policy.toml"), "batch", str(campaign), "-o",
              f"d{jobs}.jsonl", "--jobs", jobs, "--chunk-size", "40", "--quiet"],
             cwd=tmp_path, capture_output=True, check=False,
+            env={**os.environ, WORKER_LOG_ENV: str(log)},
         )  # fmt: skip
         assert done.returncode == 1, done.stderr  # the campaign has planted mistakes
         rows = [json.loads(x) for x in (tmp_path / f"d{jobs}.jsonl").read_text().splitlines()]
@@ -201,4 +209,8 @@ def test_cli_batch_jobs_2_equals_jobs_1(tmp_path: Path) -> None:
         for record in records:
             record["payload"].pop("decided_at", None)
         outputs[jobs] = ([without_hashes(r) for r in rows], records)
+        pids[jobs] = log.read_text().split() if log.exists() else []
+    assert pids["1"] == []
+    assert len(set(pids["2"])) == 2
+    assert str(os.getpid()) not in pids["2"]
     assert outputs["2"] == outputs["1"]

@@ -92,7 +92,14 @@ class App:
             policy = self.policy  # a policy error is not a store error
             registry = self.registry()
             with self.store_errors():
-                self._calc = Calculator(self.audit, policy, self.operator, registry=registry)
+                self._calc = Calculator(
+                    self.audit,
+                    policy,
+                    self.operator,
+                    registry=registry,
+                    disable_plugins=self.disabled,
+                    registry_from_entry_points=True,  # batch --jobs: workers load the same
+                )
         return self._calc
 
     def store(self) -> AuditStore:

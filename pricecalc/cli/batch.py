@@ -37,7 +37,7 @@ from pricecalc.cli.options import (
     output_options,
 )
 from pricecalc.cli.render import summary_view
-from pricecalc.parallel import available_cores
+from pricecalc.parallel import default_jobs
 from pricecalc.reading import (
     EncodingProblem,
     FileLine,
@@ -90,8 +90,9 @@ def _peek(lines: Iterator[tuple[FileLine, int]]) -> Iterator[tuple[FileLine, int
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Worker processes deciding while one records, in order (default: the cores "
-    "available; 1: one process). A file of one chunk (500 lines) is decided in one.",
+    help="Worker processes deciding while one records, in order (default: 1 on a "
+    "machine of two cores or fewer, else the cores available but one; 1: one process). "
+    "A file of one chunk (500 lines) is decided in one.",
 )
 @click.option(
     "--stream",
@@ -181,7 +182,7 @@ def batch(
                 warn(f"{display} {what}: nothing was decided.")
                 return
             summary = _run(app, output, out, lines, src.digest, src.size, source, progress,
-                           chunk_size, jobs or available_cores(), row_of)  # fmt: skip
+                           chunk_size, jobs or default_jobs(), row_of)  # fmt: skip
             summary.blank = blanks[0]
     except EncodingProblem as exc:
         raise click.UsageError(str(exc)) from exc

@@ -1,0 +1,118 @@
+"""Group commit for concurrent callers of one :class:`pricecalc.Calculator` (issue 22).
+
+Every decision is durable before it is returned, and one durable write costs one sync of
+the disk (a few hundred microseconds on this machine) however many records it carries.
+So threads that call ``decide`` at the same time coalesce: the first to find the
+calculator free becomes the **leader**; it takes every request waiting (up to
+:data:`MAX_GROUP`, its own first among them in arrival order), decides and records them
+as one store transaction with one sync — the path :meth:`Calculator.decide_prepared`
+takes — and hands each caller its own decision or its own exception. Callers that
+arrived meanwhile wait; when the leader is done one of them leads the next group, which
+is exactly what arrived while the last group synced. There is no timer: a caller alone
+finds the calculator free and goes at once, alone; nobody lingers for company.
+
+A caller's outcome is set only after its group's transaction has committed (its records
+written *and* synced) or failed; a failed commit fails every caller of that group, so
+nothing is half-reported. Requests in one group are decided in arrival order, each
+against the store's history and the records before it in the group, so every
+idempotency, conflict, once-only and history rule holds as if they had come one by one
+(two claims for one order line in one group: the first pays, the second is told it was
+paid).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+#: The most requests one group takes (a group of many is written as one transaction;
+#: the bound keeps one leader from working for everybody for ever).
+MAX_GROUP = 256
+
+
+class Waiting(Generic[T]):
+    """One caller's request while it waits: what the leader decides it with, and its
+    outcome — a value, or the exception to raise in the caller's own thread."""
+
+    __slots__ = ("done", "error", "request", "value")
+
+    def __init__(self, request: T) -> None:
+        self.request = request
+        self.done = False
+        self.value: object = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit(Generic[T]):
+    """Coalesce concurrent calls into groups handed to ``run`` one group at a time.
+
+    ``run(group)`` must set each waiting request's ``value`` or ``error`` (and return
+    only once they may be reported: after the commit); whatever it raises instead becomes
+    the error of every request of the group that has no outcome yet.
+    """
+
+    def __init__(self, run: Callable[[Sequence[Waiting[T]]], None], bound: int = MAX_GROUP) -> None:
+        self._run = run
+        self._bound = bound
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[Waiting[T]] = []
+        self._busy = False
+        self._leader: int | None = None  # the leading thread's ident
+
+    def submit(self, request: T) -> object:
+        """Decide ``request`` in the next group; return its value or raise its error."""
+        mine = Waiting(request)
+        if self._leader == threading.get_ident():
+            # Called from inside the group being run (a plugin deciding while it is
+            # decided): waiting for the group would wait for ever; run it alone, as the
+            # store would (it refuses a second transaction in one thread).
+            self._run([mine])
+            if mine.error is not None:
+                raise mine.error
+            return mine.value
+        cond = self._cond
+        with cond:
+            self._queue.append(mine)
+            while not mine.done and self._busy:
+                cond.wait()
+            if not mine.done:
+                self._busy = True  # this caller leads
+        if not mine.done:
+            self._lead(mine)
+        if mine.error is not None:
+            raise mine.error
+        return mine.value
+
+    def _lead(self, mine: Waiting[T]) -> None:
+        """Run groups until this caller's own request has been in one, then step down."""
+        cond = self._cond
+        self._leader = threading.get_ident()
+        try:
+            while not mine.done:
+                with cond:
+                    group = self._queue[: self._bound]
+                    del self._queue[: self._bound]
+                try:
+                    self._run(group)
+                except BaseException as exc:  # every caller of the group hears of it
+                    for waiting in group:
+                        if waiting.error is None and waiting.value is None:
+                            waiting.error = exc
+                    if not isinstance(exc, Exception):
+                        raise  # an interruption goes on in the leader's thread too
+                finally:
+                    with cond:
+                        for waiting in group:
+                            waiting.done = True
+                        cond.notify_all()
+        finally:
+            with cond:
+                self._leader = None
+                self._busy = False
+                cond.notify_all()
+
+
+__all__ = ["MAX_GROUP", "GroupCommit", "Waiting"]
