@@ -1,0 +1,162 @@
+"""The attacker's and bad luck's tries at issue 19 that the first round left open (SPEC §1
+identifiers, SPEC §7 "What the store may trust"): each test pins the exact outcome — no
+second payout, the exact error — of one reproduction."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pricecalc
+from audit import RolledBack, accept_rollback
+from pricecalc.calculator import Calculator
+
+NOW = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
+
+
+def compensation(order: str = "O-1", paid: str = "39.90") -> dict[str, Any]:
+    return {
+        "kind": "counterfeit_compensation",
+        "merchant_id": "M1",
+        "input": {
+            "order_id": order,
+            "confirmed": True,
+            "lines": [{"line_id": "L1", "paid_amount": paid}],
+        },
+    }
+
+
+# -- SPEC §1: invisible characters outside the format categories --------------------------
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\u034f",  # COMBINING GRAPHEME JOINER (Mn, default ignorable)
+        "\u115f",  # HANGUL CHOSEONG FILLER (Lo, default ignorable)
+        "\u1160",  # HANGUL JUNGSEONG FILLER
+        "\u3164",  # HANGUL FILLER (NFKC makes it U+1160)
+        "\uffa0",  # HALFWIDTH HANGUL FILLER
+        "\u17b4",  # KHMER VOWEL INHERENT AQ (Mn, default ignorable)
+        "\u180b",  # MONGOLIAN FREE VARIATION SELECTOR ONE
+        "\ufe00",  # VARIATION SELECTOR-1
+        "\ufe0f",  # VARIATION SELECTOR-16
+        "\U000e0100",  # VARIATION SELECTOR-17
+        "\u2800",  # BRAILLE PATTERN BLANK (shows as a blank)
+    ],
+)
+def test_an_invisible_character_of_any_category_is_refused(tmp_path: Path, char: str) -> None:
+    """SPEC §1, issue 19: 'O-1' followed by a character that shows nothing (a default
+    ignorable code point such as the combining grapheme joiner, a Hangul filler, a
+    variation selector, or the blank braille pattern) is not a new order: it is refused
+    naming the field and the code point, and order O-1 is not compensated twice."""
+    with Calculator(tmp_path / "audit.jsonl", operator="clerk") as calc:
+        assert calc.decide(compensation(), now=NOW).status == "approved"
+        shown = f"U+{ord(unicodedata.normalize('NFKC', char)):04X}"  # U+3164 is U+1160
+        with pytest.raises(
+            pricecalc.InvalidInput,
+            match=rf"^input\.order_id: must not contain an invisible or control character "
+            rf"\({re.escape(shown)}\): look-alike ids would make one order two",
+        ):
+            calc.decide(compensation(order="O-1" + char, paid="49.90"), now=NOW)
+        assert calc.store.head().seq == 1
+
+
+# -- SPEC §7: the high-water mark and its second witness, the index ----------------------
+def _paid_then_rolled_back(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A store whose record 2 (order O-2 paid) is lost by `cp old-copy audit.jsonl`;
+    returns the log, an old copy of the mark (taken with the old log) and the lost hash
+    file's path."""
+    path = tmp_path / "audit.jsonl"
+    with Calculator(path, operator="clerk") as calc:
+        calc.decide(compensation("O-1"), now=NOW)
+    shutil.copy(path, tmp_path / "old.jsonl")
+    shutil.copy(f"{path}.head", tmp_path / "old.head")
+    with Calculator(path, operator="clerk") as calc:
+        second = calc.decide(compensation("O-2"), now=NOW)
+        assert second.status == "approved" and second.audit is not None
+        (tmp_path / "lost").write_text(second.audit.hash)
+    shutil.copy(tmp_path / "old.jsonl", path)
+    return path, tmp_path / "old.head", tmp_path / "lost"
+
+
+@pytest.mark.parametrize("mark", ["old copy", "deleted", "garbled"])
+def test_a_log_rolled_back_with_its_mark_is_caught_by_the_index(tmp_path: Path, mark: str) -> None:
+    """SPEC §7, issue 19: the log restored from an old copy together with its `.head`
+    (or with `.head` deleted, or its bytes garbled) — the index still knows record 2, so
+    writing is refused naming it, and order O-2 is not paid a second time; reads work."""
+    path, old_head, lost = _paid_then_rolled_back(tmp_path)
+    head = Path(f"{path}.head")
+    if mark == "old copy":
+        shutil.copy(old_head, head)
+    elif mark == "deleted":
+        head.unlink()
+    else:
+        head.write_bytes(b"x" * 512)
+    digest = lost.read_text()
+    with Calculator(path, operator="clerk") as calc:
+        assert calc.store.verify().ok
+        with pytest.raises(
+            RolledBack, match=rf"record 2 \(hash {digest}\) was written to it, but the log now"
+        ):
+            calc.decide(compensation("O-2", "49.90"), now=NOW)
+        assert calc.store.head().seq == 1
+
+
+def test_a_read_that_rebuilds_the_index_keeps_its_witness(tmp_path: Path) -> None:
+    """SPEC §7: a read-only look (which rebuilds the index from the rolled-back log) before
+    the first write does not erase the evidence: the mark is raised to the index's head
+    before the index is thrown away, and writing is refused naming record 2."""
+    path, _, lost = _paid_then_rolled_back(tmp_path)
+    Path(f"{path}.head").unlink()
+    with Calculator(path, operator="clerk") as calc:
+        assert calc.store.get("nothing") is None  # the rebuild happens here
+    digest = lost.read_text()
+    with (
+        Calculator(path, operator="clerk") as calc,
+        pytest.raises(RolledBack, match=rf"record 2 \(hash {digest}\)"),
+    ):
+        calc.decide(compensation("O-2", "49.90"), now=NOW)
+
+
+def test_a_garbled_mark_alone_refuses_writing_until_accepted(tmp_path: Path) -> None:
+    """SPEC §7: a `.head` whose both slots are unreadable cannot vouch for the log: with no
+    other witness, writing is refused (never a warning and a payout) until an operator
+    accepts; after `accept_rollback` the store writes again."""
+    path = tmp_path / "audit.jsonl"
+    with Calculator(path, operator="clerk") as calc:
+        calc.decide(compensation("O-1"), now=NOW)
+    Path(f"{path}.idx").unlink()
+    Path(f"{path}.head").write_bytes(b"\xff" * 512)
+    with (
+        Calculator(path, operator="clerk") as calc,
+        pytest.raises(
+            RolledBack,
+            match=rf"^the high-water mark {path}\.head is unreadable: the audit log {path} "
+            r"may have been rolled back with it\. Appends are refused until an operator "
+            r"accepts the rollback \(audit accept-rollback\)$",
+        ),
+    ):
+        calc.decide(compensation("O-2"), now=NOW)
+    assert accept_rollback(path).startswith(
+        f"the audit store {path} is not behind its high-water mark; it ends at record 1"
+    )
+    with Calculator(path, operator="clerk") as calc:
+        assert calc.decide(compensation("O-2"), now=NOW).status == "approved"
+
+
+def test_accept_rollback_clears_the_witness(tmp_path: Path) -> None:
+    """SPEC §7: once an operator accepts the rollback, the index's memory of the lost
+    record does not refuse writing again; the lost payout can then be decided again."""
+    path, _, lost = _paid_then_rolled_back(tmp_path)
+    Path(f"{path}.head").unlink()
+    said = accept_rollback(path)
+    assert said.startswith(f"accepted the rollback of the audit store {path}: its log ends at")
+    assert f"record 2 (hash {lost.read_text()}), which was written to it, is no longer" in said
+    with Calculator(path, operator="clerk") as calc:
+        assert calc.decide(compensation("O-2"), now=NOW).status == "approved"
+        assert calc.store.head().seq == 2
