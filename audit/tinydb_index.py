@@ -77,9 +77,17 @@ class IndexKeeper:
     """
 
     def __init__(
-        self, index: SidecarIndex, file: LogFile, hmac_key: bytes | None, lines: LogLines
+        self,
+        index: SidecarIndex,
+        file: LogFile,
+        hmac_key: bytes | None,
+        lines: LogLines,
+        before_rebuild: Callable[[IndexState], None] | None = None,
     ) -> None:
         self.index = index
+        #: Shown the index's own head (its MAC checked) before the index is thrown away:
+        #: an index that knew records the log no longer holds witnesses a rollback.
+        self._before_rebuild = before_rebuild
         self._file = file
         self._hmac_key = hmac_key
         self._lines = lines
@@ -120,6 +128,7 @@ class IndexKeeper:
             self.index.path,
             why or type(why).__name__,
         )
+        self._show_witness()
         self.index.destroy()
         self.checked = None
         self.tree = None
@@ -324,8 +333,21 @@ class IndexKeeper:
         return problems
 
     # -- the Merkle tree (SPEC §9) ----------------------------------------------------
-    def reset(self) -> None:
-        """Throw the index away (it is rebuilt from the log at the next sync)."""
+    def _show_witness(self) -> None:
+        """Show the index's own head (MAC checked) to ``before_rebuild``, if it has one."""
+        if self._before_rebuild is None:
+            return
+        try:
+            state = self.index.state()
+        except (sqlite3.Error, *INDEX_FAILURES):
+            return
+        self._before_rebuild(state)
+
+    def reset(self, *, witness: bool = True) -> None:
+        """Throw the index away (it is rebuilt from the log at the next sync); its head is
+        shown to ``before_rebuild`` first unless ``witness`` is false (a rollback accepted)."""
+        if witness:
+            self._show_witness()
         self.index.destroy()
         self.checked = None
         self.synced_to = None

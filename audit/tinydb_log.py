@@ -50,7 +50,7 @@ from audit.errors import (
     StoreUnusable,
     TamperedError,
 )
-from audit.index import IndexBroken, SidecarIndex, key_name, tag_name
+from audit.index import IndexBroken, IndexState, SidecarIndex, key_name, tag_name
 from audit.logfile import LogFile, iter_lines, read_blocks
 from audit.merkle import CompactTree
 from audit.protocol import (
@@ -159,7 +159,10 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._unusable: StoreUnusable | None = None  # a write or sync failed
         self._file = LogFile(self.path)
         # Keeps the index and the tree cache in step with the log, under ``_locked()``.
-        self._keeper = IndexKeeper(self._index, self._file, hmac_key, self._log_lines)
+        self._keeper = IndexKeeper(
+            self._index, self._file, hmac_key, self._log_lines, self._index_witness
+        )
+        self._mark_garbled = False  # the mark file holds bytes but no readable slot
         try:
             with self._locked():
                 pass
@@ -396,7 +399,8 @@ class AuditLogStorage(Storage, TreeQuestions):
             slot = _parse_mark(data[i * _MARK_SLOT : (i + 1) * _MARK_SLOT])
             if slot is not None and (best is None or slot[0] > best[0]):
                 best = slot
-        if best is None and data.strip(b"\0 \n"):
+        self._mark_garbled = best is None and bool(data.strip(b"\0 \n"))
+        if self._mark_garbled:
             logger.warning("audit store %s: its high-water mark is unreadable", self.path)
         return best
 
@@ -436,13 +440,43 @@ class AuditLogStorage(Storage, TreeQuestions):
             return record is not None and record.seq == seq and record.hash == digest
         return False
 
+    def _index_witness(self, state: IndexState) -> None:
+        """The index (its state's MAC checked) is about to be thrown away. It is the mark's
+        second witness: when it knew a record the log no longer holds (the log restored
+        from an old copy together with its mark, or the mark deleted), the mark is raised
+        to that record first, so the rebuild cannot make a rolled-back log acceptable."""
+        if state.seq == 0 or self._log_holds(state.seq, state.last_hash, state.last_offset):
+            return
+        mark = self._read_mark()
+        if mark is not None and mark[0] >= state.seq:
+            return
+        logger.warning(
+            "audit store %s: its index knew record %d (hash %s), which the log does not "
+            "hold; the high-water mark is raised to it",
+            self.path, state.seq, state.last_hash,
+        )
+        self._write_mark(Checkpoint(state.seq, state.last_hash), state.last_offset)
+
     def _check_mark(self) -> None:
         """Refuse to write on a log behind its high-water mark (restored from an old copy,
-        cut back, or replaced by a fork), naming the lost head."""
+        cut back, or replaced by a fork), naming the lost head. The index is brought up to
+        the log first: an index that knew a later head raises the mark (its witness)."""
         head = self._head
         if self._mark_ok == head:
             return
+        with contextlib.suppress(IndexUnavailable):
+            self._sync_index()
+        if self._mark_ok == head:
+            return
         mark = self._read_mark()
+        if mark is None and self._mark_garbled:
+            raise RolledBack(
+                0,
+                "",
+                f"the high-water mark {self._mark_path} is unreadable: the audit log "
+                f"{self.path} may have been rolled back with it. Appends are refused until "
+                "an operator accepts the rollback (audit accept-rollback)",
+            )
         if mark is not None and not self._log_holds(*mark):
             seq, digest, _ = mark
             raise RolledBack(
@@ -463,11 +497,14 @@ class AuditLogStorage(Storage, TreeQuestions):
         with self._locked():
             assert self._end is not None
             head = self._head
+            with contextlib.suppress(IndexUnavailable):
+                self._sync_index()  # an index that knew a later head raises the mark first
             mark = self._read_mark()
             lost = None
             if mark is not None and not self._log_holds(*mark):
                 lost = Checkpoint(mark[0], mark[1])
             last = self._file.line_before(self._end)
+            self._keeper.reset(witness=False)  # its memory of the lost head is given up too
             self._write_mark(head, last[0] if last is not None else 0)
             if self._mark_ok != head:
                 raise AuditError(f"could not write the high-water mark {self._mark_path}")
