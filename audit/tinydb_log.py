@@ -117,8 +117,8 @@ class AuditLogStorage(Storage, TreeQuestions):
     Files: ``path`` (the log, which the writer also locks itself), ``path + ".lock"``
     (the writer lock of earlier versions, still taken first), ``path + ".head"`` (the
     high-water mark: the last record a writer wrote, see :meth:`accept_rollback`) and
-    ``path + ".idx"`` (the SQLite index, with its ``-wal``/``-shm`` companions). The parent
-    directory must exist.
+    ``path + ".idx"`` (the SQLite index, with its ``-wal``/``-shm`` companions) — each
+    beside the real log when ``path`` is a symlink. The parent directory must exist.
     """
 
     #: The one table an audit log holds (TinyDB's default table name).
@@ -145,11 +145,17 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._pid = os.getpid()
         self._closed = False
         self._tlock = threading.RLock()
-        self._flock = filelock.FileLock(self.path + ".lock")
+        # The files beside the log sit beside the *real* log: opened through a symlink by
+        # one writer and by its real path by another, the log keeps one mark, index, lock.
+        # (Named as given when that is already the real path, as messages show it.)
+        beside = os.path.realpath(self.path)
+        if beside == os.path.abspath(self.path):
+            beside = self.path
+        self._flock = filelock.FileLock(beside + ".lock")
         self._depth = 0
         self._tx_thread: int | None = None
-        self._index = SidecarIndex(self.path + ".idx", hmac_key)
-        self._mark_path = self.path + ".head"
+        self._index = SidecarIndex(beside + ".idx", hmac_key)
+        self._mark_path = beside + ".head"
         self._mark_ok: Checkpoint | None = None  # a head known to be at or past the mark
         # What this handle knows of the file, valid while it holds the lock:
         self._end: int | None = None  # offset up to which it has read (a line boundary)

@@ -160,3 +160,28 @@ def test_accept_rollback_clears_the_witness(tmp_path: Path) -> None:
     with Calculator(path, operator="clerk") as calc:
         assert calc.decide(compensation("O-2"), now=NOW).status == "approved"
         assert calc.store.head().seq == 2
+
+
+def test_a_store_opened_through_a_symlink_keeps_one_mark(tmp_path: Path) -> None:
+    """SPEC §7, issue 19: the same log opened as `real/audit.jsonl` by one script and
+    through a symlink `link.jsonl` by another keeps one high-water mark, index and lock
+    (beside the real log): a payout written through the link and lost by
+    `cp old-copy real/audit.jsonl` is not paid again through the real path."""
+    real = tmp_path / "real"
+    real.mkdir()
+    log = real / "audit.jsonl"
+    link = tmp_path / "link.jsonl"
+    with Calculator(log, operator="clerk") as calc:
+        calc.decide(compensation("O-1"), now=NOW)
+    link.symlink_to(log)
+    shutil.copy(log, tmp_path / "old.jsonl")
+    with Calculator(link, operator="clerk") as calc:
+        second = calc.decide(compensation("O-2"), now=NOW)
+        assert second.status == "approved" and second.audit is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "old.jsonl", "real"]
+    shutil.copy(tmp_path / "old.jsonl", log)
+    with (
+        Calculator(log, operator="clerk") as calc,
+        pytest.raises(RolledBack, match=rf"record 2 \(hash {second.audit.hash}\) was written"),
+    ):
+        calc.decide(compensation("O-2", "49.90"), now=NOW)
