@@ -943,6 +943,8 @@ def _parse_mark(slot: bytes) -> tuple[int, int, str, int] | None:
         return None
     if not all(isinstance(v, t) for v, t in zip(found, (int, int, str, int), strict=True)):
         return None
+    if found[0] < 0 or found[1] < 0 or found[3] < 0:  # written by hand: no writer's mark
+        return None
     return found
 
 

@@ -15,6 +15,8 @@ import pytest
 
 import pricecalc
 from audit import RolledBack, accept_rollback
+from audit.protocol import Checkpoint
+from audit.tinydb_log import _format_mark
 from pricecalc.calculator import Calculator
 
 NOW = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
@@ -185,3 +187,25 @@ def test_a_store_opened_through_a_symlink_keeps_one_mark(tmp_path: Path) -> None
         pytest.raises(RolledBack, match=rf"record 2 \(hash {second.audit.hash}\) was written"),
     ):
         calc.decide(compensation("O-2", "49.90"), now=NOW)
+
+
+@pytest.mark.parametrize(("seq", "offset"), [(1, -5), (-1, 0)])
+def test_a_mark_with_a_negative_number_is_unreadable_not_a_crash(
+    tmp_path: Path, seq: int, offset: int
+) -> None:
+    """SPEC §7: a `.head` slot with a right checksum but a negative seq or offset (written
+    by hand) is an unreadable mark — writing refused with the sentence for it, never a
+    raw `OSError: [Errno 22] Invalid argument`."""
+    path = tmp_path / "audit.jsonl"
+    with Calculator(path, operator="clerk") as calc:
+        first = calc.decide(compensation("O-1"), now=NOW)
+        calc.decide(compensation("O-3"), now=NOW)
+    assert first.audit is not None
+    Path(f"{path}.idx").unlink()
+    slot = _format_mark(7, Checkpoint(seq, first.audit.hash), offset)
+    Path(f"{path}.head").write_bytes(slot + slot)
+    with (
+        Calculator(path, operator="clerk") as calc,
+        pytest.raises(RolledBack, match=rf"^the high-water mark {path}\.head is unreadable"),
+    ):
+        calc.decide(compensation("O-2"), now=NOW)
