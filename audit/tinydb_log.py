@@ -293,10 +293,38 @@ class AuditLogStorage(Storage, TreeQuestions):
             f"({size - complete} bytes at offset {complete}); it was never acknowledged"
         )
 
+    def _acknowledged_tail(self, start: int, size: int) -> bool:
+        """Whether the unterminated last line at ``start`` is the record the high-water
+        mark names (same seq, hash and offset; its bytes hash right): it was acknowledged
+        and lost only its newline (a script rewrote the log), so the newline is restored
+        rather than the record cut off. Only ever called under the lock."""
+        mark = self._read_mark()
+        if mark is None or mark[2] != start:
+            return False
+        record = decode_line(self._file.pread(start, size - start) + b"\n", self.hmac_key)
+        if record.record is None or record.problem is not None:
+            return False
+        if (record.record.seq, record.record.hash) != mark[:2]:
+            return False
+        try:
+            self._file.append(b"\n", size)
+        except OSError as exc:
+            raise StoreUnusable(
+                f"cannot restore the newline after record {mark[0]} of {self.path}: {exc}"
+            ) from exc
+        _warn(
+            f"audit store {self.path}: the last record ({mark[0]}) had lost its newline; "
+            "restored (the high-water mark names that record)"
+        )
+        return True
+
     def _load_tail(self, size: int) -> None:
         """Find the head by reading the file backwards from its end (never the whole file)."""
         end = self._file.last_newline_end(size)
-        self._drop_torn_tail(end, size)
+        if end < size and self._acknowledged_tail(end, size):
+            end = size + 1
+        else:
+            self._drop_torn_tail(end, size)
         self._end = end
         self._head = Checkpoint(0, GENESIS_HASH)
         self._head_problem = None

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import pricecalc
-from audit import RolledBack, accept_rollback
+from audit import IncompleteRecordWarning, RolledBack, accept_rollback
 from audit.protocol import Checkpoint
 from audit.tinydb_log import _format_mark
 from pricecalc.calculator import Calculator
@@ -209,3 +209,24 @@ def test_a_mark_with_a_negative_number_is_unreadable_not_a_crash(
         pytest.raises(RolledBack, match=rf"^the high-water mark {path}\.head is unreadable"),
     ):
         calc.decide(compensation("O-2"), now=NOW)
+
+
+def test_a_last_record_that_lost_only_its_newline_is_kept(tmp_path: Path) -> None:
+    """SPEC §7, issue 19: a log whose last line lost only its newline (a script that
+    rewrote it with '\\n'.join) still holds that record whole, and the high-water mark
+    proves it was acknowledged: opening the store (even to verify) restores the newline
+    instead of cutting an acknowledged payout off the log; the order is not paid again."""
+    path = tmp_path / "audit.jsonl"
+    with Calculator(path, operator="clerk") as calc:
+        calc.decide(compensation("O-1"), now=NOW)
+        calc.decide(compensation("O-2"), now=NOW)
+    data = path.read_bytes()
+    path.write_bytes(data[:-1])
+    with (
+        pytest.warns(IncompleteRecordWarning, match=r"record \(2\) had lost its newline; restored"),
+        Calculator(path, operator="clerk") as calc,
+    ):
+        assert calc.store.verify().count == 2
+        again = calc.decide(compensation("O-2", "49.90"), now=NOW)
+        assert [r.code for r in again.reasons] == ["ALREADY_COMPENSATED"]
+    assert path.read_bytes().startswith(data)
