@@ -399,6 +399,14 @@ class AuditLogStorage(Storage, TreeQuestions):
     def _check_appendable(self) -> None:
         if self._unusable is not None:
             raise StoreUnusable(str(self._unusable))
+        links = os.fstat(self._file.fd).st_nlink
+        if links > 1:
+            raise StoreUnusable(
+                f"the audit log {self.path} has {links} names (hard links): its high-water "
+                "mark, index and lock sit beside one name, so a writer through another would "
+                "not see them. Appends are refused until the other links are removed (keep a "
+                "copy with cp instead)"
+            )
         if self._cut_back is not None:
             raise TamperedError(self._cut_back.seq, self._cut_back.problem)
         if self._head_problem is not None:

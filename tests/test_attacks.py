@@ -4,6 +4,7 @@ second payout, the exact error — of one reproduction."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import unicodedata
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 import pricecalc
-from audit import IncompleteRecordWarning, RolledBack, accept_rollback
+from audit import IncompleteRecordWarning, RolledBack, StoreUnusable, accept_rollback
 from audit.protocol import Checkpoint
 from audit.tinydb_log import _format_mark
 from pricecalc.calculator import Calculator
@@ -230,3 +231,32 @@ def test_a_last_record_that_lost_only_its_newline_is_kept(tmp_path: Path) -> Non
         again = calc.decide(compensation("O-2", "49.90"), now=NOW)
         assert [r.code for r in again.reasons] == ["ALREADY_COMPENSATED"]
     assert path.read_bytes().startswith(data)
+
+
+def test_a_log_with_a_second_hard_link_is_not_written(tmp_path: Path) -> None:
+    """SPEC §7, issue 19: a log with another name (`ln audit.jsonl other.jsonl`) would
+    keep a mark and an index beside each name, so a payout written through one name and
+    lost by a rollback would be paid again through the other: appends are refused while
+    the log has more than one name (reads go on); with the link removed, writing resumes."""
+    log = tmp_path / "audit.jsonl"
+    other = tmp_path / "other.jsonl"
+    with Calculator(log, operator="clerk") as calc:
+        calc.decide(compensation("O-1"), now=NOW)
+    os.link(log, other)
+    for name in (log, other):
+        with (
+            Calculator(name, operator="clerk") as calc,
+            pytest.raises(
+                StoreUnusable,
+                match=rf"^the audit log {name} has 2 names \(hard links\): its high-water "
+                r"mark, index and lock sit beside one name, so a writer through another "
+                r"would not see them\. Appends are refused until the other links are "
+                r"removed \(keep a copy with cp instead\)$",
+            ),
+        ):
+            calc.decide(compensation("O-2"), now=NOW)
+        with Calculator(name, operator="clerk") as calc:
+            assert calc.store.verify().count == 1
+    other.unlink()
+    with Calculator(log, operator="clerk") as calc:
+        assert calc.decide(compensation("O-2"), now=NOW).status == "approved"
