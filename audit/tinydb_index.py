@@ -169,6 +169,12 @@ class IndexKeeper:
             raise IndexBroken(f"the index lost record {seq}'s row")
         if found is not None and found[0] != seq:
             raise IndexBroken(f"the index's row for record {seq} names record {found[0]}")
+        if found is not None and (
+            found[1] < 0
+            or found[2] <= 0
+            or (state is not None and found[1] + found[2] > state.end_offset)
+        ):
+            raise IndexBroken(f"the index's row for record {seq} points outside the log")
         return found
 
     def _matches_file(self, state: IndexState, end: int) -> bool:

@@ -7,15 +7,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import pricecalc
 from audit import IncompleteRecordWarning, RolledBack, StoreUnusable, accept_rollback
+from audit.index import SidecarIndex
 from audit.protocol import Checkpoint
 from audit.tinydb_log import _format_mark
 from pricecalc.calculator import Calculator
@@ -260,3 +263,47 @@ def test_a_log_with_a_second_hard_link_is_not_written(tmp_path: Path) -> None:
     other.unlink()
     with Calculator(log, operator="clerk") as calc:
         assert calc.decide(compensation("O-2"), now=NOW).status == "approved"
+
+
+@pytest.mark.parametrize("field", ["end_offset", "last_offset", "seq", "tree_size"])
+def test_an_index_state_with_a_negative_number_is_rebuilt(tmp_path: Path, field: str) -> None:
+    """SPEC §7 ("any inconsistency means rebuild, never a traceback"): an unkeyed index's
+    state row rewritten with a negative offset, seq or size and its SHA-256 recomputed is
+    an index that cannot be trusted — rebuilt from the log, the order not paid again —
+    never a raw `OSError: [Errno 22] Invalid argument`."""
+    path = tmp_path / "audit.jsonl"
+    with Calculator(path, operator="clerk") as calc:
+        calc.decide(compensation("O-1"), now=NOW)
+        calc.decide(compensation("O-2"), now=NOW)
+    index = SidecarIndex(f"{path}.idx")
+    state = attrs.evolve(index.state(), **{field: -5})
+    index.conn.execute(f"UPDATE state SET {field} = -5, mac = ?", (index.macs.state(state),))
+    index.close()
+    with Calculator(path, operator="clerk") as calc:
+        again = calc.decide(compensation("O-2", "49.90"), now=NOW)
+        assert [r.code for r in again.reasons] == ["ALREADY_COMPENSATED"]
+        assert calc.store.head().seq == 3
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE records SET offset = -5 WHERE seq = 2",
+        "UPDATE records SET length = 4000000000000 WHERE seq = 2",
+        "UPDATE records SET offset = 4000000000000 WHERE seq = 2",
+    ],
+)
+def test_a_record_row_pointing_outside_the_log_is_rebuilt(tmp_path: Path, statement: str) -> None:
+    """SPEC §7, issue 19: a record row (no MAC of its own) with a negative offset or a
+    length or offset past the log (an edit, or a flipped bit) makes the index rebuilt —
+    never a raw `OSError`, never a 4 TB read (`MemoryError`) failing the decision."""
+    path = tmp_path / "audit.jsonl"
+    with Calculator(path, operator="clerk") as calc:
+        calc.decide(compensation("O-1"), now=NOW)
+        calc.decide(compensation("O-2"), now=NOW)
+    with sqlite3.connect(f"{path}.idx") as conn:
+        conn.execute(statement)
+    with Calculator(path, operator="clerk") as calc:
+        again = calc.decide(compensation("O-2", "49.90"), now=NOW)
+        assert [r.code for r in again.reasons] == ["ALREADY_COMPENSATED"]
+        assert calc.store.head().seq == 3
