@@ -272,6 +272,8 @@ class SidecarIndex:
         )
         if not hmac.compare_digest(bytes(row[7]), self.macs.state(state)):
             raise IndexBroken("the index's state does not match its MAC")
+        if min(state.end_offset, state.seq, state.last_offset, state.tree_size) < 0:
+            raise IndexBroken("the index's state holds a negative offset, seq or size")
         return state
 
     def add(

@@ -77,9 +77,17 @@ class IndexKeeper:
     """
 
     def __init__(
-        self, index: SidecarIndex, file: LogFile, hmac_key: bytes | None, lines: LogLines
+        self,
+        index: SidecarIndex,
+        file: LogFile,
+        hmac_key: bytes | None,
+        lines: LogLines,
+        before_rebuild: Callable[[IndexState], None] | None = None,
     ) -> None:
         self.index = index
+        #: Shown the index's own head (its MAC checked) before the index is thrown away:
+        #: an index that knew records the log no longer holds witnesses a rollback.
+        self._before_rebuild = before_rebuild
         self._file = file
         self._hmac_key = hmac_key
         self._lines = lines
@@ -120,6 +128,7 @@ class IndexKeeper:
             self.index.path,
             why or type(why).__name__,
         )
+        self._show_witness()
         self.index.destroy()
         self.checked = None
         self.tree = None
@@ -160,6 +169,12 @@ class IndexKeeper:
             raise IndexBroken(f"the index lost record {seq}'s row")
         if found is not None and found[0] != seq:
             raise IndexBroken(f"the index's row for record {seq} names record {found[0]}")
+        if found is not None and (
+            found[1] < 0
+            or found[2] <= 0
+            or (state is not None and found[1] + found[2] > state.end_offset)
+        ):
+            raise IndexBroken(f"the index's row for record {seq} points outside the log")
         return found
 
     def _matches_file(self, state: IndexState, end: int) -> bool:
@@ -324,8 +339,21 @@ class IndexKeeper:
         return problems
 
     # -- the Merkle tree (SPEC §9) ----------------------------------------------------
-    def reset(self) -> None:
-        """Throw the index away (it is rebuilt from the log at the next sync)."""
+    def _show_witness(self) -> None:
+        """Show the index's own head (MAC checked) to ``before_rebuild``, if it has one."""
+        if self._before_rebuild is None:
+            return
+        try:
+            state = self.index.state()
+        except (sqlite3.Error, *INDEX_FAILURES):
+            return
+        self._before_rebuild(state)
+
+    def reset(self, *, witness: bool = True) -> None:
+        """Throw the index away (it is rebuilt from the log at the next sync); its head is
+        shown to ``before_rebuild`` first unless ``witness`` is false (a rollback accepted)."""
+        if witness:
+            self._show_witness()
         self.index.destroy()
         self.checked = None
         self.synced_to = None

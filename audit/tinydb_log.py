@@ -50,7 +50,7 @@ from audit.errors import (
     StoreUnusable,
     TamperedError,
 )
-from audit.index import IndexBroken, SidecarIndex, key_name, tag_name
+from audit.index import IndexBroken, IndexState, SidecarIndex, key_name, tag_name
 from audit.logfile import LogFile, iter_lines, read_blocks
 from audit.merkle import CompactTree
 from audit.protocol import (
@@ -117,8 +117,8 @@ class AuditLogStorage(Storage, TreeQuestions):
     Files: ``path`` (the log, which the writer also locks itself), ``path + ".lock"``
     (the writer lock of earlier versions, still taken first), ``path + ".head"`` (the
     high-water mark: the last record a writer wrote, see :meth:`accept_rollback`) and
-    ``path + ".idx"`` (the SQLite index, with its ``-wal``/``-shm`` companions). The parent
-    directory must exist.
+    ``path + ".idx"`` (the SQLite index, with its ``-wal``/``-shm`` companions) — each
+    beside the real log when ``path`` is a symlink. The parent directory must exist.
     """
 
     #: The one table an audit log holds (TinyDB's default table name).
@@ -145,11 +145,17 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._pid = os.getpid()
         self._closed = False
         self._tlock = threading.RLock()
-        self._flock = filelock.FileLock(self.path + ".lock")
+        # The files beside the log sit beside the *real* log: opened through a symlink by
+        # one writer and by its real path by another, the log keeps one mark, index, lock.
+        # (Named as given when that is already the real path, as messages show it.)
+        beside = os.path.realpath(self.path)
+        if beside == os.path.abspath(self.path):
+            beside = self.path
+        self._flock = filelock.FileLock(beside + ".lock")
         self._depth = 0
         self._tx_thread: int | None = None
-        self._index = SidecarIndex(self.path + ".idx", hmac_key)
-        self._mark_path = self.path + ".head"
+        self._index = SidecarIndex(beside + ".idx", hmac_key)
+        self._mark_path = beside + ".head"
         self._mark_ok: Checkpoint | None = None  # a head known to be at or past the mark
         # What this handle knows of the file, valid while it holds the lock:
         self._end: int | None = None  # offset up to which it has read (a line boundary)
@@ -159,7 +165,10 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._unusable: StoreUnusable | None = None  # a write or sync failed
         self._file = LogFile(self.path)
         # Keeps the index and the tree cache in step with the log, under ``_locked()``.
-        self._keeper = IndexKeeper(self._index, self._file, hmac_key, self._log_lines)
+        self._keeper = IndexKeeper(
+            self._index, self._file, hmac_key, self._log_lines, self._index_witness
+        )
+        self._mark_garbled = False  # the mark file holds bytes but no readable slot
         try:
             with self._locked():
                 pass
@@ -284,10 +293,38 @@ class AuditLogStorage(Storage, TreeQuestions):
             f"({size - complete} bytes at offset {complete}); it was never acknowledged"
         )
 
+    def _acknowledged_tail(self, start: int, size: int) -> bool:
+        """Whether the unterminated last line at ``start`` is the record the high-water
+        mark names (same seq, hash and offset; its bytes hash right): it was acknowledged
+        and lost only its newline (a script rewrote the log), so the newline is restored
+        rather than the record cut off. Only ever called under the lock."""
+        mark = self._read_mark()
+        if mark is None or mark[2] != start:
+            return False
+        record = decode_line(self._file.pread(start, size - start) + b"\n", self.hmac_key)
+        if record.record is None or record.problem is not None:
+            return False
+        if (record.record.seq, record.record.hash) != mark[:2]:
+            return False
+        try:
+            self._file.append(b"\n", size)
+        except OSError as exc:
+            raise StoreUnusable(
+                f"cannot restore the newline after record {mark[0]} of {self.path}: {exc}"
+            ) from exc
+        _warn(
+            f"audit store {self.path}: the last record ({mark[0]}) had lost its newline; "
+            "restored (the high-water mark names that record)"
+        )
+        return True
+
     def _load_tail(self, size: int) -> None:
         """Find the head by reading the file backwards from its end (never the whole file)."""
         end = self._file.last_newline_end(size)
-        self._drop_torn_tail(end, size)
+        if end < size and self._acknowledged_tail(end, size):
+            end = size + 1
+        else:
+            self._drop_torn_tail(end, size)
         self._end = end
         self._head = Checkpoint(0, GENESIS_HASH)
         self._head_problem = None
@@ -362,6 +399,14 @@ class AuditLogStorage(Storage, TreeQuestions):
     def _check_appendable(self) -> None:
         if self._unusable is not None:
             raise StoreUnusable(str(self._unusable))
+        links = os.fstat(self._file.fd).st_nlink
+        if links > 1:
+            raise StoreUnusable(
+                f"the audit log {self.path} has {links} names (hard links): its high-water "
+                "mark, index and lock sit beside one name, so a writer through another would "
+                "not see them. Appends are refused until the other links are removed (keep a "
+                "copy with cp instead)"
+            )
         if self._cut_back is not None:
             raise TamperedError(self._cut_back.seq, self._cut_back.problem)
         if self._head_problem is not None:
@@ -396,7 +441,8 @@ class AuditLogStorage(Storage, TreeQuestions):
             slot = _parse_mark(data[i * _MARK_SLOT : (i + 1) * _MARK_SLOT])
             if slot is not None and (best is None or slot[0] > best[0]):
                 best = slot
-        if best is None and data.strip(b"\0 \n"):
+        self._mark_garbled = best is None and bool(data.strip(b"\0 \n"))
+        if self._mark_garbled:
             logger.warning("audit store %s: its high-water mark is unreadable", self.path)
         return best
 
@@ -436,13 +482,43 @@ class AuditLogStorage(Storage, TreeQuestions):
             return record is not None and record.seq == seq and record.hash == digest
         return False
 
+    def _index_witness(self, state: IndexState) -> None:
+        """The index (its state's MAC checked) is about to be thrown away. It is the mark's
+        second witness: when it knew a record the log no longer holds (the log restored
+        from an old copy together with its mark, or the mark deleted), the mark is raised
+        to that record first, so the rebuild cannot make a rolled-back log acceptable."""
+        if state.seq == 0 or self._log_holds(state.seq, state.last_hash, state.last_offset):
+            return
+        mark = self._read_mark()
+        if mark is not None and mark[0] >= state.seq:
+            return
+        logger.warning(
+            "audit store %s: its index knew record %d (hash %s), which the log does not "
+            "hold; the high-water mark is raised to it",
+            self.path, state.seq, state.last_hash,
+        )
+        self._write_mark(Checkpoint(state.seq, state.last_hash), state.last_offset)
+
     def _check_mark(self) -> None:
         """Refuse to write on a log behind its high-water mark (restored from an old copy,
-        cut back, or replaced by a fork), naming the lost head."""
+        cut back, or replaced by a fork), naming the lost head. The index is brought up to
+        the log first: an index that knew a later head raises the mark (its witness)."""
         head = self._head
         if self._mark_ok == head:
             return
+        with contextlib.suppress(IndexUnavailable):
+            self._sync_index()
+        if self._mark_ok == head:
+            return
         mark = self._read_mark()
+        if mark is None and self._mark_garbled:
+            raise RolledBack(
+                0,
+                "",
+                f"the high-water mark {self._mark_path} is unreadable: the audit log "
+                f"{self.path} may have been rolled back with it. Appends are refused until "
+                "an operator accepts the rollback (audit accept-rollback)",
+            )
         if mark is not None and not self._log_holds(*mark):
             seq, digest, _ = mark
             raise RolledBack(
@@ -463,11 +539,14 @@ class AuditLogStorage(Storage, TreeQuestions):
         with self._locked():
             assert self._end is not None
             head = self._head
+            with contextlib.suppress(IndexUnavailable):
+                self._sync_index()  # an index that knew a later head raises the mark first
             mark = self._read_mark()
             lost = None
             if mark is not None and not self._log_holds(*mark):
                 lost = Checkpoint(mark[0], mark[1])
             last = self._file.line_before(self._end)
+            self._keeper.reset(witness=False)  # its memory of the lost head is given up too
             self._write_mark(head, last[0] if last is not None else 0)
             if self._mark_ok != head:
                 raise AuditError(f"could not write the high-water mark {self._mark_path}")
@@ -899,6 +978,8 @@ def _parse_mark(slot: bytes) -> tuple[int, int, str, int] | None:
     except (ValueError, KeyError, TypeError):
         return None
     if not all(isinstance(v, t) for v, t in zip(found, (int, int, str, int), strict=True)):
+        return None
+    if found[0] < 0 or found[1] < 0 or found[3] < 0:  # written by hand: no writer's mark
         return None
     return found
 

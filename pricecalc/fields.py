@@ -51,6 +51,15 @@ _EXCEL_SCIENTIFIC = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]+")
 #: The Unicode categories an identifier must not hold: control, format (zero-width
 #: space, byte-order mark …), line and paragraph separators.
 _INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+#: Characters that show nothing but are not in those categories: Unicode's default
+#: ignorable code points of other categories (the combining grapheme joiner, the Hangul
+#: fillers, the Khmer inherent vowels, the Mongolian and other variation selectors) and the
+#: blank braille pattern. ``O-1`` followed by one of them looks like ``O-1``.
+_INVISIBLE_CHARS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
 #: Dashes that are not Unicode "Pd" but read as one: minus signs, the hyphen bullet.
 _DASH_LIKE = frozenset("\u2212\u2043\u02d7\u2796\u207b\u208b")
 
@@ -74,7 +83,8 @@ def identifier(value: Any, field: str | _Named) -> str:
     Refused, naming the field and showing the value escaped: an empty one; one longer than
     :data:`MAX_IDENTIFIER` characters (checked first, so a huge value is refused before
     anything else is done with it); one holding an invisible or control character (Unicode
-    categories Cc, Cf, Zl, Zp) or a dash other than ASCII ``-``; one that looks like a
+    categories Cc, Cf, Zl, Zp, and the other characters that show nothing:
+    :data:`_INVISIBLE_CHARS`) or a dash other than ASCII ``-``; one that looks like a
     number Excel rewrote in scientific notation (its digits are lost). Look-alikes must
     never make one order line two.
     """
@@ -111,6 +121,7 @@ def identifier(value: Any, field: str | _Named) -> str:
                 c
                 for c in text
                 if unicodedata.category(c) in _INVISIBLE
+                or c in _INVISIBLE_CHARS
                 or _is_dash(c)
             ),
             None,
