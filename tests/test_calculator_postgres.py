@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
 # Fixtures shared with the audit suite (a real server, or a throwaway cluster).
-from postgres_helpers import (  # noqa: F401
+from postgres_support import (  # noqa: F401
     PgStore,
     count_rows,
     forge,

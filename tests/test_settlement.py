@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from statement_support import NOW, campaign, clawback, counterfeit
 
 import audit

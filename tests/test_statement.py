@@ -15,9 +15,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
-from postgres_helpers import PgStore, pg_database, pg_server, pg_store  # noqa: F401
+from postgres_support import PgStore, pg_database, pg_server, pg_store  # noqa: F401
 from statement_support import EXPECTED_ROWS, EXPECTED_TOTALS, campaign
 
 import audit

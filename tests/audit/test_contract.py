@@ -16,7 +16,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 import pytest
-from audit_helpers import T0, FakeClock, StoreFactory, entry, fill
+from audit_support import T0, FakeClock, StoreFactory, entry, fill
 
 import audit
 from audit.canonical import canonical_bytes

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_helpers import FakeClock, StoreFactory
+from audit_support import FakeClock, StoreFactory
 
 import audit
 from audit.note import SigningKey, sign_checkpoint

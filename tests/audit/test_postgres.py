@@ -3,7 +3,7 @@ and migration from the embedded store (issue 7, SPEC §7).
 
 The backend-neutral behaviour is pinned by test_contract.py, which runs against PostgreSQL
 as well; these tests cover what only a server database has. They talk to a real server
-(postgres_helpers.py says which), never to a mock.
+(postgres_support.py says which), never to a mock.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from audit_helpers import FakeClock, entry, fill
-from postgres_helpers import (
+from audit_support import FakeClock, entry, fill
+from postgres_support import (
     PgStore,
     append_worker,
     backends_of,

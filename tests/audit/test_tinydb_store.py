@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, fill, loads, read_lines
+from audit_support import entry, fill, loads, read_lines
 
 import audit
 from audit.canonical import canonical_bytes

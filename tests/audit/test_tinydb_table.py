@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, read_lines
+from audit_support import entry, read_lines
 from tinydb import Query, TinyDB
 from tinydb.table import Document
 

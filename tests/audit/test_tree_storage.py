@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from audit_helpers import FakeClock, entry, fill, read_lines, write_lines
-from postgres_helpers import PgStore
+from audit_support import FakeClock, entry, fill, read_lines, write_lines
+from postgres_support import PgStore
 
 import audit
 from audit.chain import TreeMismatch
