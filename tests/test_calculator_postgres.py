@@ -5,10 +5,8 @@ for the same price drop paid once even when two processes on two connections rac
 from __future__ import annotations
 
 import multiprocessing
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -8,7 +8,6 @@ lock, so the answers — and the races — must be the same on both.
 from __future__ import annotations
 
 import multiprocessing
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from postgres_support import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
 
 import pricecalc

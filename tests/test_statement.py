@@ -6,7 +6,6 @@ The store is tests/statement_support.py's campaign (its table lists every record
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from postgres_support import PgStore, pg_database, pg_server, pg_store  # noqa: F401
 from statement_support import EXPECTED_ROWS, EXPECTED_TOTALS, campaign
 

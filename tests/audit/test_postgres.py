@@ -204,9 +204,13 @@ def test_the_database_refuses_a_gap_or_a_fork(
             conn.execute(row, (4, None, records[1].hash, "c" * 64))
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="does not chain"):
             conn.execute(row, (3, None, records[0].hash, "c" * 64))
-        with pytest.raises(psycopg.errors.UniqueViolation):
+        with pytest.raises(
+            psycopg.errors.UniqueViolation, match=r"Key \(seq\)=\(2\) already exists"
+        ):
             conn.execute(row, (2, None, records[0].hash, "c" * 64))
-        with pytest.raises(psycopg.errors.UniqueViolation):
+        with pytest.raises(
+            psycopg.errors.UniqueViolation, match=r"Key \(key\)=\(k1\) already exists"
+        ):
             conn.execute(row, (3, "k1", records[1].hash, "c" * 64))
     assert store.verify() == audit.VerifyReport(ok=True, count=2, head=store.head())
 

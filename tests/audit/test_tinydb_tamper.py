@@ -209,7 +209,7 @@ def test_a_damaged_tail_refuses_appends(filled: Path, open_tinydb: Opener) -> No
     store = open_tinydb()  # opening does not raise
     with pytest.raises(audit.TamperedError, match=f"record {N}: record {N} hash mismatch"):
         store.append(entry(99))
-    with pytest.raises(audit.TamperedError):
+    with pytest.raises(audit.TamperedError, match=f"record {N}: record {N} hash mismatch"):
         store.head()
     assert filled.read_bytes() == b"".join(lines)
 

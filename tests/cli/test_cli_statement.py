@@ -17,7 +17,6 @@ from typing import Any
 import openpyxl
 import pytest
 from cli_support import ROOT, Invoke
-
 from statement_support import EXPECTED_ROWS, EXPECTED_TOTALS, campaign
 
 import audit
