@@ -263,7 +263,10 @@ def test_a_failed_sync_reports_the_decision_as_not_recorded(
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises((audit.AuditError, OSError)):
+    with pytest.raises(
+        (audit.AuditError, OSError),
+        match=r"record 1 record\(s\): \[Errno 5\] fsync failed: Input/output error; ",
+    ):
         calc.decide({**SPLIT, "request_id": "lost"}, now=NOW)
     monkeypatch.undo()
     calc.close()

@@ -5,17 +5,14 @@ for the same price drop paid once even when two processes on two connections rac
 from __future__ import annotations
 
 import multiprocessing
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
 # Fixtures shared with the audit suite (a real server, or a throwaway cluster).
-from postgres_helpers import (  # noqa: F401
+from postgres_support import (  # noqa: F401
     PgStore,
     count_rows,
     forge,

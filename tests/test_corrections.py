@@ -8,7 +8,6 @@ lock, so the answers — and the races — must be the same on both.
 from __future__ import annotations
 
 import multiprocessing
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
-from postgres_helpers import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
+from postgres_support import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
 
 import pricecalc
 from pricecalc.calculator import Calculator

@@ -138,9 +138,15 @@ def test_a_float_anywhere_is_a_type_error() -> None:
 def test_hostile_input_records_nothing(tmp_path: Path) -> None:
     """Invalid input is not a decision: nothing is recorded, on either backend's contract."""
     with Calculator(tmp_path / "a.jsonl") as calc:
-        with pytest.raises(pricecalc.InvalidInput):
+        with pytest.raises(
+            pricecalc.InvalidInput,
+            match=r"^request_id: is not valid Unicode text \(a lone surrogate U\+D800 at",
+        ):
             calc.decide({**SPLIT, "request_id": "s\ud800"})
-        with pytest.raises(pricecalc.InvalidInput):
+        with pytest.raises(
+            pricecalc.InvalidInput,
+            match=r"^input\.product_id: must not contain the character U\+0000 \(got 'a\\x00'\)$",
+        ):
             calc.decide({**SPLIT, "input": {**SPLIT["input"], "product_id": "a\x00"}})
         assert calc.store.head().seq == 0
 

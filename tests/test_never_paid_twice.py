@@ -180,7 +180,10 @@ def test_a_corrected_request_under_a_voided_key_is_the_successor(calc: Calculato
     assert (again.replayed, again.audit) == (True, fixed.audit)
     assert (old.replayed, old.voided_by, old.audit and old.audit.seq) == (True, 2, 1)
     assert count(calc) == 3
-    with pytest.raises(pricecalc.IdempotencyConflict):  # the successor's key is live
+    with pytest.raises(  # the successor's key is live
+        pricecalc.IdempotencyConflict,
+        match=r"^request_id 'pay-1' is already recorded as record 3 for a different request \(",
+    ):
         calc.decide(compensation("59.90", request_id="pay-1"), now=NOW)
 
 

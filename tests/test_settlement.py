@@ -3,13 +3,10 @@ and a void's reversal, §7), shared by the statement and the campaign report."""
 
 from __future__ import annotations
 
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from statement_support import NOW, campaign, clawback, counterfeit
 
 import audit

@@ -6,7 +6,6 @@ The store is tests/statement_support.py's campaign (its table lists every record
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -14,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
-from postgres_helpers import PgStore, pg_database, pg_server, pg_store  # noqa: F401
+from postgres_support import PgStore, pg_database, pg_server, pg_store  # noqa: F401
 from statement_support import EXPECTED_ROWS, EXPECTED_TOTALS, campaign
 
 import audit

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_helpers import FakeClock, StoreFactory
-from postgres_helpers import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
+from audit_support import FakeClock, StoreFactory
+from postgres_support import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
 
 import audit
 from audit.protocol import AuditStore
@@ -49,7 +49,7 @@ def store_factory(
             store: AuditStore = audit.TinyDBAuditStore(
                 tmp_path / f"{name}.jsonl", hmac_key=hmac_key, clock=clock
             )
-        elif backend == "postgres":  # a schema of its own per name (postgres_helpers.py)
+        elif backend == "postgres":  # a schema of its own per name (postgres_support.py)
             url = request.getfixturevalue("pg_store_url")(name)
             store = audit.open_store(url, hmac_key=hmac_key, clock=clock)
         else:  # pragma: no cover - one more backend goes here

@@ -16,7 +16,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 import pytest
-from audit_helpers import T0, FakeClock, StoreFactory, entry, fill
+from audit_support import T0, FakeClock, StoreFactory, entry, fill
 
 import audit
 from audit.canonical import canonical_bytes
@@ -378,7 +378,10 @@ def test_two_handles_share_one_chain(store_factory: StoreFactory) -> None:
     second = b.append(entry(2))
     assert second.prev_hash == first.hash and second.seq == 2
     assert a.get("k2") == second and a.head() == b.head()
-    with pytest.raises(audit.DuplicateKey):
+    with pytest.raises(
+        audit.DuplicateKey,
+        match=r"^idempotency key 'k2' is already recorded as record 2; keys are unique in a store$",
+    ):
         a.append(entry(2))
     third = a.append(entry(3))
     assert third.seq == 3

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_helpers import FakeClock, StoreFactory
+from audit_support import FakeClock, StoreFactory
 
 import audit
 from audit.note import SigningKey, sign_checkpoint
@@ -106,7 +106,9 @@ def test_every_single_byte_change_is_refused(store_factory: StoreFactory, checke
             pass
         else:
             raise AssertionError(f"accepted: {doc['record']!r} {cp!r}")
-        with pytest.raises(ValueError):  # ProofError is a ValueError
+        with pytest.raises(  # ProofError is a ValueError, naming the part refused
+            ValueError, match=r"^(record|path|root|sizes|the checkpoint): "
+        ):
             verify_document(load_document(json.dumps(doc)), key.verifier, cp)
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from audit_helpers import fill, read_lines, write_lines
+from audit_support import fill, read_lines, write_lines
 
 import audit
 

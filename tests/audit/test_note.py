@@ -82,7 +82,9 @@ def test_key_names_signed_note_refuses(name: str) -> None:
     """Non-empty, no '+', no Unicode space, no control character, valid Unicode."""
     with pytest.raises(ValueError, match="key name"):
         check_key_name(name)
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError, match=r"^(a key name must be non-empty text$|the key name .+ may not contain )"
+    ):
         SigningKey.generate(name)
 
 
@@ -137,7 +139,10 @@ def test_every_single_byte_change_is_refused(key: SigningKey) -> None:
     for i in range(len(data)):
         changed = bytearray(data)
         changed[i] ^= 0x01
-        with pytest.raises(NoteError):
+        with pytest.raises(
+            NoteError,
+            match=rf"^(malformed note: |signature: |the signature of {ORIGIN} is not \w+ base64$)",
+        ):
             open_checkpoint(bytes(changed), key.verifier)
 
 
@@ -208,7 +213,7 @@ def test_key_files(tmp_path: Path, key: SigningKey) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == key.to_text() + "\n"
     assert read_signing_key(path).verifier == key.verifier
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match=r"^\[Errno 17\] File exists: '.+' -> '.+/log\.key'$"):
         write_signing_key(path, SigningKey.generate(ORIGIN))
     assert read_signing_key(path).verifier == key.verifier
     os.chmod(path, 0o640)
@@ -291,7 +296,7 @@ def test_a_key_file_is_all_or_nothing(
     target = tmp_path / "elsewhere"
     link = tmp_path / "link.key"
     link.symlink_to(target)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match=r"^\[Errno 17\] File exists: '.+' -> '.+/link\.key'"):
         write_signing_key(link, key)
     assert not target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.key", "log.key"]

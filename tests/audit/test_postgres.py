@@ -3,7 +3,7 @@ and migration from the embedded store (issue 7, SPEC §7).
 
 The backend-neutral behaviour is pinned by test_contract.py, which runs against PostgreSQL
 as well; these tests cover what only a server database has. They talk to a real server
-(postgres_helpers.py says which), never to a mock.
+(postgres_support.py says which), never to a mock.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from audit_helpers import FakeClock, entry, fill
-from postgres_helpers import (
+from audit_support import FakeClock, entry, fill
+from postgres_support import (
     PgStore,
     append_worker,
     backends_of,
@@ -204,9 +204,13 @@ def test_the_database_refuses_a_gap_or_a_fork(
             conn.execute(row, (4, None, records[1].hash, "c" * 64))
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="does not chain"):
             conn.execute(row, (3, None, records[0].hash, "c" * 64))
-        with pytest.raises(psycopg.errors.UniqueViolation):
+        with pytest.raises(
+            psycopg.errors.UniqueViolation, match=r"Key \(seq\)=\(2\) already exists"
+        ):
             conn.execute(row, (2, None, records[0].hash, "c" * 64))
-        with pytest.raises(psycopg.errors.UniqueViolation):
+        with pytest.raises(
+            psycopg.errors.UniqueViolation, match=r"Key \(key\)=\(k1\) already exists"
+        ):
             conn.execute(row, (3, "k1", records[1].hash, "c" * 64))
     assert store.verify() == audit.VerifyReport(ok=True, count=2, head=store.head())
 

@@ -1,7 +1,7 @@
 """What the PostgreSQL store may trust (SPEC §7, issue 19): every record read for a
 decision, and the head before an append, is checked against its hash (its HMAC in a keyed
 store) and against the key, tag or seq it was found by. The attacker here holds only the
-``pricecalc_app`` login — which may INSERT — and no HMAC key (postgres_helpers.forge).
+``pricecalc_app`` login — which may INSERT — and no HMAC key (postgres_support.forge).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from audit_helpers import entry, fill
-from postgres_helpers import PgStore, count_rows, forge
+from audit_support import entry, fill
+from postgres_support import PgStore, count_rows, forge
 
 import audit
 from audit.postgres import PostgresAuditStore

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from audit_helpers import FakeClock, StoreFactory, entry, fill
+from audit_support import FakeClock, StoreFactory, entry, fill
 
 import audit
 from audit.canonical import canonical_bytes

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, fill, read_lines, write_lines
+from audit_support import entry, fill, read_lines, write_lines
 from click.testing import CliRunner
 
 import audit

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, fill, read_lines, write_lines
+from audit_support import entry, fill, read_lines, write_lines
 
 import audit
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, fill
+from audit_support import entry, fill
 
 import audit
 import audit.tinydb_log

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, fill
+from audit_support import entry, fill
 
 import audit
 import audit.logfile
@@ -82,7 +82,10 @@ def test_a_failed_append(
     # the handle stays refused, even with the disk healthy again
     with pytest.raises(audit.StoreUnusable, match="refuses further appends"):
         store.append(entry(5))
-    with pytest.raises(audit.StoreUnusable), store.transaction() as tx:
+    with (
+        pytest.raises(audit.StoreUnusable, match="refuses further appends"),
+        store.transaction() as tx,
+    ):
         tx.append(entry(6))
     check_not_recorded(store_path, size, ["k4", "k5", "k6"])
 
@@ -100,7 +103,9 @@ def test_a_failed_group_commit(
     fill(store, 2)
     size = store_path.stat().st_size
     monkeypatch.setattr(audit.logfile, hook, failing(code))
-    with pytest.raises(audit.StoreUnusable):
+    with pytest.raises(
+        audit.StoreUnusable, match=r"not record 6 record\(s\): .+ They are NOT recorded"
+    ):
         store.append_many([entry(n) for n in range(3, 9)])
     monkeypatch.undo()
     check_not_recorded(store_path, size, [f"k{n}" for n in range(3, 9)])
@@ -109,7 +114,12 @@ def test_a_failed_group_commit(
     size = store_path.stat().st_size
     monkeypatch.setattr(audit.logfile, hook, failing(code))
     pending = []
-    with pytest.raises(audit.StoreUnusable), other.transaction() as tx:
+    with (
+        pytest.raises(
+            audit.StoreUnusable, match=r"not record 2 record\(s\): .+ They are NOT recorded"
+        ),
+        other.transaction() as tx,
+    ):
         pending = [tx.append(entry(n)) for n in (10, 11)]
     monkeypatch.undo()
     assert [r.seq for r in pending] == [4, 5]
@@ -139,7 +149,10 @@ def test_patching_os_itself_is_seen(
     fill(store, 1)
     size = store_path.stat().st_size
     monkeypatch.setattr(os, "fsync", failing(errno.EIO))
-    with pytest.raises(audit.StoreUnusable):
+    with pytest.raises(
+        audit.StoreUnusable,
+        match=r"could not record 1 record\(s\): \[Errno 5\] fsync failed: Input/output error; ",
+    ):
         store.append(entry(2))
     monkeypatch.undo()
     check_not_recorded(store_path, size, ["k2"])
@@ -170,7 +183,10 @@ def test_reads_still_work_on_an_unusable_handle(
     store = open_tinydb()
     first = store.append(entry(1))
     monkeypatch.setattr(audit.logfile, "os_fsync", failing(errno.EIO))
-    with pytest.raises(audit.StoreUnusable):
+    with pytest.raises(
+        audit.StoreUnusable,
+        match=r"could not record 1 record\(s\): \[Errno 5\] fsync failed: Input/output error; ",
+    ):
         store.append(entry(2))
     monkeypatch.undo()
     assert store.get("k1") == first

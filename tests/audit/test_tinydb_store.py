@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, fill, loads, read_lines
+from audit_support import entry, fill, loads, read_lines
 
 import audit
 from audit.canonical import canonical_bytes
@@ -90,7 +90,10 @@ def test_a_busy_lock_times_out(open_tinydb: Opener) -> None:
 
 
 def test_creating_the_store_needs_its_directory(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"^\[Errno 2\] No such file or directory: '.+/missing/audit\.jsonl'$",
+    ):
         audit.TinyDBAuditStore(tmp_path / "missing" / "audit.jsonl")
 
 

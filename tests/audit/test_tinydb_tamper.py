@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audit_helpers import entry, fill, loads, read_lines, write_lines
+from audit_support import entry, fill, loads, read_lines, write_lines
 
 import audit
 from audit.canonical import canonical_bytes
@@ -209,7 +209,7 @@ def test_a_damaged_tail_refuses_appends(filled: Path, open_tinydb: Opener) -> No
     store = open_tinydb()  # opening does not raise
     with pytest.raises(audit.TamperedError, match=f"record {N}: record {N} hash mismatch"):
         store.append(entry(99))
-    with pytest.raises(audit.TamperedError):
+    with pytest.raises(audit.TamperedError, match=f"record {N}: record {N} hash mismatch"):
         store.head()
     assert filled.read_bytes() == b"".join(lines)
 

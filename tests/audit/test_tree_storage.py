@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from audit_helpers import FakeClock, entry, fill, read_lines, write_lines
-from postgres_helpers import PgStore
+from audit_support import FakeClock, entry, fill, read_lines, write_lines
+from postgres_support import PgStore
 
 import audit
 from audit.chain import TreeMismatch
@@ -113,7 +113,13 @@ def test_the_tree_table_is_append_only(pg_store: Callable[..., PgStore]) -> None
     with audit.open_store(pg.app_url, clock=FakeClock()) as store:
         fill(store, 4)
         root = store.root()
-    with pg.app() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with (
+        pg.app() as conn,
+        pytest.raises(
+            psycopg.errors.InsufficientPrivilege,
+            match=r"^permission denied for table pricecalc_audit_tree$",
+        ),
+    ):
         conn.execute("UPDATE pricecalc_audit_tree SET hash = hash WHERE id = 0")
     with pg.admin() as conn:
         for change in ("DELETE FROM pricecalc_audit_tree", "TRUNCATE pricecalc_audit_tree"):

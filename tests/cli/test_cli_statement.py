@@ -17,8 +17,6 @@ from typing import Any
 import openpyxl
 import pytest
 from cli_support import ROOT, Invoke
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from statement_support import EXPECTED_ROWS, EXPECTED_TOTALS, campaign
 
 import audit

@@ -247,7 +247,8 @@ def test_a_misbehaving_rule_records_nothing(tmp_path: Path, mode: str, message: 
             {"kind": "bonus", "request_id": "ok-2", "input": {"mode": "fine"}},
             {"kind": "bonus", "request_id": "bad", "input": {"mode": mode}},
         ]
-        with pytest.raises(PluginError):
+        with pytest.raises(PluginError) as caught:
             calc.decide_many(batch, now=NOW, on_invalid="collect")
+        assert str(caught.value) == message
         assert calc.store.head() == before
         assert calc.store.get("ok-2") is None

@@ -520,5 +520,8 @@ def test_missing_product_object_is_invalid() -> None:
 
 def test_float_is_refused() -> None:
     """SPEC §1: a Python float passed to the API is refused with TypeError."""
-    with pytest.raises(TypeError):
+    with pytest.raises(
+        TypeError,
+        match=r"^request\.input\.product\.quality_return_rate: a float \(0\.0054\) is not accepted",
+    ):
         decide(product={"quality_return_rate": 0.0054})

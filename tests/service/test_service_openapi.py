@@ -159,7 +159,7 @@ INVALID_ENVELOPES: list[Any] = [
 def test_invalid_envelope_refused_by_both(request_: Any) -> None:
     """SPEC §8's envelope: what the schema refuses, the parser refuses."""
     assert not REQUEST.is_valid(request_)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match=r"^(kind|request_id|merchant_id|input|extra): "):
         ENGINE.evaluate(Envelope.parse(request_), now=NOW)
 
 

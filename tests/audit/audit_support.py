@@ -1,4 +1,4 @@
-"""Helpers shared by the audit store tests (imported by name: tests/audit is on sys.path)."""
+"""Helpers shared by the audit store tests (imported by name: pytest's ``pythonpath``)."""
 
 from __future__ import annotations
 

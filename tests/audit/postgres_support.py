@@ -17,7 +17,8 @@ Stores are opened as the application role ``pricecalc_app``, as in production. T
 need PostgreSQL 14 or later (``DROP DATABASE … WITH (FORCE)``, ``pg_terminate_backend``
 with a timeout); the store itself works from 11.
 
-Imported by name (tests/audit is on ``sys.path``), also by the processes the tests spawn.
+Imported by name (pytest's ``pythonpath`` in pyproject.toml), also by the spawned workers,
+which inherit the parent's ``sys.path``.
 """
 
 from __future__ import annotations
