@@ -868,6 +868,10 @@ class AuditLogStorage(Storage, TreeQuestions):
             # built over a damaged log cannot be judged before the log is.
             return report
         with self._locked():
+            try:  # a chain intact but behind what this store once wrote (SPEC §7)
+                self._check_mark()
+            except RolledBack as exc:
+                return attrs.evolve(report, ok=False, bad_seq=exc.seq, problem=str(exc))
             try:
                 self._sync_index()
             except IndexUnavailable as exc:  # a full disk: the log itself verified

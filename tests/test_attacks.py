@@ -94,7 +94,8 @@ def _paid_then_rolled_back(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_a_log_rolled_back_with_its_mark_is_caught_by_the_index(tmp_path: Path, mark: str) -> None:
     """SPEC §7, issue 19: the log restored from an old copy together with its `.head`
     (or with `.head` deleted, or its bytes garbled) — the index still knows record 2, so
-    writing is refused naming it, and order O-2 is not paid a second time; reads work."""
+    writing is refused naming it (and `verify` says so), and order O-2 is not paid a second
+    time; reads work."""
     path, old_head, lost = _paid_then_rolled_back(tmp_path)
     head = Path(f"{path}.head")
     if mark == "old copy":
@@ -105,7 +106,9 @@ def test_a_log_rolled_back_with_its_mark_is_caught_by_the_index(tmp_path: Path, 
         head.write_bytes(b"x" * 512)
     digest = lost.read_text()
     with Calculator(path, operator="clerk") as calc:
-        assert calc.store.verify().ok
+        report = calc.store.verify()  # the chain is intact, and behind what was written
+        assert (report.ok, report.bad_seq) == (False, 2)
+        assert f"record 2 (hash {digest}) was written to it" in str(report.problem)
         with pytest.raises(
             RolledBack, match=rf"record 2 \(hash {digest}\) was written to it, but the log now"
         ):
