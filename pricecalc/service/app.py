@@ -35,12 +35,13 @@ from pricecalc.batch import LineResult, batch_row, run_batch
 from pricecalc.corrections import VOID_KIND
 from pricecalc.decision import AuditRef, Decision
 from pricecalc.envelope import Envelope
-from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
+from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError, describe_value
+from pricecalc.fields import Fields
 from pricecalc.history import voids_tag
 from pricecalc.reading import FileLine, json_problem, read_jsonl
 from pricecalc.rows import as_recorded
 from pricecalc.serialize import loads
-from pricecalc.service.keys import agreed_key, normal_key, parse_sf_string
+from pricecalc.service.keys import agreed_key, header_key, normal_key
 from pricecalc.service.openapi import openapi_document
 from pricecalc.service.problems import MEDIA_TYPE, Problem
 from pricecalc.service.runtime import (
@@ -73,15 +74,15 @@ def _problem_response(problem: Problem) -> Response:
 
 
 def _shown(value: Any) -> Any:
-    """A bad value as JSON can carry it (a number as given, anything else as text)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
+    """A bad value as JSON can carry it (a number as given, anything else as text); one
+    it cannot carry as given (a lone surrogate, an integer beyond 64 bits, …) as the
+    text the message shows, so the answer is still a problem document."""
     if isinstance(value, Decimal):
         return str(value)
     try:
         orjson.dumps(value, default=_default)
-    except TypeError:
-        return repr(value)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return describe_value(value)
     return value
 
 
@@ -171,12 +172,16 @@ def conflict(service: Service, token: Token, exc: IdempotencyConflict) -> Proble
     if token.merchant_id is not None:
         record = service.store.record(exc.seq)
         if service.visible(token, record) is None:
-            return Problem(
-                "idempotency-conflict",
-                "this idempotency key is already used for another request; "
-                "send this request under a new key",
-            )
+            return HIDDEN_CONFLICT
     return Problem("idempotency-conflict", str(exc), {"seq": exc.seq})
+
+
+#: The conflict a merchant-limited token is told when the key is another's (SPEC §11).
+HIDDEN_CONFLICT = Problem(
+    "idempotency-conflict",
+    "this idempotency key is already used for another request; "
+    "send this request under a new key",
+)
 
 
 async def post_decision(request: Request) -> Response:
@@ -198,6 +203,12 @@ async def post_decision(request: Request) -> Response:
             f"{token.merchant_id!r}",
         )
     envelope = attrs.evolve(envelope, request_id=key)
+    if token.merchant_id is not None:
+        # A key another merchant holds is theirs even once voided: the calculator would
+        # decide under the successor key <key>~void-<seq>, telling the other's void seq.
+        held = await anyio.to_thread.run_sync(_find, service, key)
+        if held is not None and service.visible(token, held) is None:
+            raise HIDDEN_CONFLICT
     decision, new = await _decide(service, token, envelope)
     return _json(decision_body(decision), 201 if new else 200)
 
@@ -213,24 +224,20 @@ async def post_void(request: Request) -> Response:
             'request: must be an object {"seq", "reason", "target"}',
             {"field": "input", "value": _shown(body)},
         )
-    seq = body.get("seq")
-    if (
-        token.merchant_id is not None
-        and isinstance(seq, int)
-        and not isinstance(seq, bool)
-        and seq >= 1
-        and service.visible(token, service.store.record(seq)) is None
-    ):
-        raise Problem("not-found", f"there is no record {seq}")
     request_body: dict[str, Any] = {"kind": VOID_KIND, "input": dict(body)}
     if token.merchant_id is not None:
         request_body["merchant_id"] = token.merchant_id
     try:
         envelope = Envelope.parse(request_body)
+        # The seq as the void rule reads it (integer text "1" is record 1 too), so a
+        # merchant-limited token never reaches another merchant's record by its spelling.
+        seq = Fields(envelope.input).integer("seq", minimum=1) if token.merchant_id else 0
     except InvalidInput as exc:
         raise invalid(exc) from None
+    if token.merchant_id is not None and service.visible(token, service.store.record(seq)) is None:
+        raise Problem("not-found", f"there is no record {seq}")
     if header is not None:
-        envelope = attrs.evolve(envelope, request_id=parse_sf_string(header))
+        envelope = attrs.evolve(envelope, request_id=header_key(header))
     else:
         envelope = envelope.keyed()
     decision, new = await _decide(service, token, envelope)
