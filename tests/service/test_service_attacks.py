@@ -4,6 +4,8 @@ key the header smuggles past SPEC §1, and answers that were not problem documen
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from service_support import Env, split
 
@@ -120,3 +122,52 @@ def test_unencodable_values_are_problem_documents(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == problem("invalid-input", detail, field=field, value=value)
+
+
+def test_merchant_void_never_takes_over_another_merchants_voided_key(env: Env) -> None:
+    """SPEC §11/§7: POST /v1/voids under an Idempotency-Key another merchant held and
+    voided is the same hidden 422 — never a void recorded under ``<key>~void-<seq>``."""
+    env.client.post("/v1/decisions", json=split("M-2"), headers=env.auth("m2", "shared"))
+    env.client.post("/v1/voids", json={"seq": 1, "reason": "x", "target": "shared"},
+                    headers=env.auth("m2", "v2"))  # fmt: skip
+    env.client.post("/v1/decisions", json=split("M-1"), headers=env.auth("m1", "k1"))
+    response = env.client.post("/v1/voids", json={"seq": 3, "reason": "x", "target": "k1"},
+                               headers=env.auth("m1", "shared"))  # fmt: skip
+    assert response.status_code == 422
+    assert response.json() == problem(
+        "idempotency-conflict",
+        "this idempotency key is already used for another request; "
+        "send this request under a new key",
+    )
+    assert env.service.store.tree_size() == 3
+
+
+def test_merchant_batch_never_takes_over_another_merchants_voided_key(env: Env) -> None:
+    """SPEC §11/§8: in a batch, a merchant-limited token's line under a key another
+    merchant held (voided or not) is a conflict row with no seq or audit — never decided
+    under ``<key>~void-<seq>``; the other lines run."""
+    env.client.post("/v1/decisions", json=split("M-2"), headers=env.auth("m2", "shared"))
+    env.client.post("/v1/voids", json={"seq": 1, "reason": "x", "target": "shared"},
+                    headers=env.auth("m2", "v2"))  # fmt: skip
+    lines = [
+        {**split("M-1"), "request_id": "shared"},
+        {**split("M-1"), "request_id": " ｓｈａｒｅｄ"},
+        {**split("M-1"), "request_id": "v2"},
+        {**split("M-1"), "request_id": "mine"},
+    ]
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    response = env.client.post("/v1/batches", content=body, headers=env.auth("m1"))
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    hidden = "this request_id is already used for another request"
+    assert rows[:3] == [
+        {"line": 1, "status": "conflict", "error": hidden, "request_id": "shared",
+         "kind": "subsidy_split"},
+        {"line": 2, "status": "conflict", "error": hidden, "request_id": " ｓｈａｒｅｄ",
+         "kind": "subsidy_split"},
+        {"line": 3, "status": "conflict", "error": hidden, "request_id": "v2",
+         "kind": "subsidy_split"},
+    ]  # fmt: skip
+    assert (rows[3]["request_id"], rows[3]["status"], rows[3]["audit"]["seq"]) == (
+        "mine", "approved", 3
+    )  # fmt: skip
+    assert env.service.store.tree_size() == 3
