@@ -36,7 +36,7 @@ from pricecalc.corrections import VOID_KIND
 from pricecalc.decision import AuditRef, Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError, describe_value
-from pricecalc.fields import Fields
+from pricecalc.fields import Fields, identifier
 from pricecalc.history import voids_tag
 from pricecalc.reading import FileLine, json_problem, read_jsonl
 from pricecalc.rows import as_recorded
@@ -153,6 +153,10 @@ async def _decide(service: Service, token: Token, envelope: Envelope) -> tuple[D
     calc = service.calculator(token.operator)
     started = time.perf_counter()
     with service.in_flight.hold(envelope.request_id):
+        if token.merchant_id is not None:
+            held = await anyio.to_thread.run_sync(_find, service, envelope.request_id)
+            if not service.may_use(token, held):
+                raise HIDDEN_CONFLICT
         try:
             decision = await anyio.to_thread.run_sync(
                 calc.decide, envelope, limiter=service.limiter
@@ -176,6 +180,8 @@ def conflict(service: Service, token: Token, exc: IdempotencyConflict) -> Proble
     return Problem("idempotency-conflict", str(exc), {"seq": exc.seq})
 
 
+#: The batch row's error for such a key (SPEC §8's conflict row without seq or audit).
+HIDDEN_ROW = "this request_id is already used for another request"
 #: The conflict a merchant-limited token is told when the key is another's (SPEC §11).
 HIDDEN_CONFLICT = Problem(
     "idempotency-conflict",
@@ -203,12 +209,6 @@ async def post_decision(request: Request) -> Response:
             f"{token.merchant_id!r}",
         )
     envelope = attrs.evolve(envelope, request_id=key)
-    if token.merchant_id is not None:
-        # A key another merchant holds is theirs even once voided: the calculator would
-        # decide under the successor key <key>~void-<seq>, telling the other's void seq.
-        held = await anyio.to_thread.run_sync(_find, service, key)
-        if held is not None and service.visible(token, held) is None:
-            raise HIDDEN_CONFLICT
     decision, new = await _decide(service, token, envelope)
     return _json(decision_body(decision), 201 if new else 200)
 
@@ -260,6 +260,19 @@ async def get_decision(request: Request) -> Response:
     if voids:
         body["voided_by"] = voids[0]
     return _json(body)
+
+
+def _held_by_another(service: Service, token: Token, request: Any) -> bool:
+    """Whether a batch line's ``request_id`` is a key a merchant-limited ``token`` may not
+    use (:meth:`Service.may_use`); a line whose key cannot be read is left to the parser."""
+    given = request.get("request_id") if isinstance(request, Mapping) else None
+    if given is None:
+        return False  # a content key names the token's merchant: never another's
+    try:
+        key = identifier(given, "request_id")
+    except InvalidInput:
+        return False
+    return not service.may_use(token, _find(service, key))
 
 
 def _approved_void(record: Record) -> bool:
@@ -350,19 +363,24 @@ async def post_batch(request: Request) -> Response:
     calc = service.calculator(token.operator)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+    hidden: set[int] = set()  # lines under a key another merchant holds
 
     def emit(result: LineResult) -> None:
         row = batch_row(result)
-        if result.conflict is not None and token.merchant_id is not None:
-            record = service.store.record(result.conflict.seq)
-            if service.visible(token, record) is None:
-                row = {
-                    "line": result.line.number,
-                    "status": "conflict",
-                    "error": "this request_id is already used for another request",
-                    "request_id": result.request_id,
-                    "kind": result.kind,
-                }
+        if token.merchant_id is not None and (
+            result.line.number in hidden
+            or (
+                result.conflict is not None
+                and service.visible(token, service.store.record(result.conflict.seq)) is None
+            )
+        ):
+            row = {
+                "line": result.line.number,
+                "status": "conflict",
+                "error": HIDDEN_ROW,
+                "request_id": result.request_id,
+                "kind": result.kind,
+            }
         if result.decision is not None:
             status = str(result.decision.get("status"))
             kind = str(result.decision.get("kind"))
@@ -379,6 +397,11 @@ async def post_batch(request: Request) -> Response:
                 isinstance(request.get("kind"), str) and request["kind"].strip() == VOID_KIND
             ):
                 item = (FileLine(line.number, request, VOIDS_APART), position)
+            elif token.merchant_id is not None and line.error is None and _held_by_another(
+                service, token, request
+            ):
+                hidden.add(line.number)
+                item = (FileLine(line.number, request, HIDDEN_ROW), position)
             group.append(item)
             if len(group) == BATCH_GROUP:
                 service.metrics.batch_groups.observe(len(group))

@@ -163,6 +163,14 @@ class Service:
             return record
         return record if self.merchant_of(record) == token.merchant_id else None
 
+    def may_use(self, token: Token, held: Record | None) -> bool:
+        """Whether ``token`` may decide under the key of ``held`` (the record the key
+        names, or None when it is free). A key another merchant's record holds stays
+        theirs even once that record is voided: deciding under it would record a
+        successor ``<key>~void-<seq>`` and tell the other merchant's void seq (SPEC §11:
+        a hidden 422 instead)."""
+        return held is None or self.visible(token, held) is not None
+
     def close(self) -> None:
         for calc in self._calcs.values():
             calc.close()
