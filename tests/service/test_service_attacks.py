@@ -5,10 +5,18 @@ key the header smuggles past SPEC §1, and answers that were not problem documen
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from service_support import Env, split
+from test_service_process import Server, keys_in_store, verify
 
+from pricecalc.service import tokens as tokens_file
 from pricecalc.service.problems import TYPE_BASE, TYPES
 
 
@@ -171,3 +179,149 @@ def test_merchant_batch_never_takes_over_another_merchants_voided_key(env: Env) 
         "mine", "approved", 3
     )  # fmt: skip
     assert env.service.store.tree_size() == 3
+
+
+# -- a real `pricecalc serve` process -------------------------------------------------------
+@pytest.mark.slow
+def test_one_key_across_two_workers_is_one_record(tmp_path: Path) -> None:
+    """SPEC §11/§7: with --workers 2 the in-flight set is each process's own, so the
+    store must hold the line: many clients on fresh connections sending one key — spelt
+    as the header, as the body's request_id, and full-width (§1 NFKC) — get one 201 and
+    otherwise a 200 replay or a 409; the store holds the key once and verifies."""
+    server = Server(tmp_path, "--workers", "2")
+    answers: list[int] = []
+    barrier = threading.Barrier(16)
+
+    def send(n: int) -> None:
+        headers = server.headers("k-1" if n % 3 == 0 else None)
+        request = split() if n % 3 == 0 else {**split(), "request_id": ["k-1", "ｋ-１"][n % 3 - 1]}
+        barrier.wait()
+        with httpx.Client(timeout=60) as client:
+            response = client.post(f"{server.url}/v1/decisions", json=request, headers=headers)
+        answers.append(response.status_code)
+
+    try:
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        assert server.stop() == 0
+    assert answers.count(201) == 1
+    assert set(answers) <= {200, 201, 409}
+    assert keys_in_store(server.store) == ["k-1"]
+    assert verify(server.store).returncode == 0
+
+
+@pytest.mark.slow
+def test_sighup_with_workers_forgets_a_removed_token(tmp_path: Path) -> None:
+    """SPEC §11: `token remove` then SIGHUP to a server run with --workers 2: the removed
+    token is refused (401) by every worker, the others still work, and SIGTERM exits 0."""
+    server = Server(tmp_path, "--workers", "2")
+    try:
+        gone = tokens_file.add(server.tokens, "gone", "op-gone", ["read"])
+        server.process.send_signal(signal.SIGHUP)
+        url = f"{server.url}/v1/consistency?from=0"
+        deadline = time.monotonic() + 30
+        while not all(
+            httpx.get(url, headers=server.headers(secret=gone), timeout=10).status_code == 200
+            for _ in range(8)
+        ):
+            assert time.monotonic() < deadline, "the new token was not loaded"
+            time.sleep(0.2)
+        tokens_file.remove(server.tokens, "gone")
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while not all(
+            httpx.get(url, headers=server.headers(secret=gone), timeout=10).status_code == 401
+            for _ in range(8)
+        ):
+            assert time.monotonic() < deadline, "the removed token is still accepted"
+            time.sleep(0.2)
+        assert server.process.poll() is None
+        assert server.decide("after").status_code == 201
+    finally:
+        assert server.stop() == 0
+    log = server.log.read_text(encoding="utf-8")
+    assert gone not in log and server.secret not in log
+
+
+@pytest.mark.slow
+def test_batch_client_gone_mid_stream_then_retry(tmp_path: Path) -> None:
+    """SPEC §11/§8: a client that hangs up after the first rows of a /v1/batches stream
+    loses nothing and doubles nothing: every key is recorded once, the chain verifies,
+    and the retried batch answers every line as a replay of what was recorded (the rows
+    seen before the hang-up with the same seq)."""
+    server = Server(tmp_path)
+    count = 1000
+    body = "".join(
+        json.dumps({**split(), "request_id": f"s-{n}"}) + "\n" for n in range(count)
+    ).encode()
+    seen: dict[str, int] = {}
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+            head = (
+                f"POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.secret}"
+                f"\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            sock.sendall(head + body)
+            data = b""
+            while data.count(b"\n{") < 5:
+                data += sock.recv(65536)
+        for line in data.split(b"\r\n\r\n", 1)[1].splitlines():
+            if line.startswith(b"{") and line.endswith(b"}"):
+                row = json.loads(line)
+                seen[row["request_id"]] = row["audit"]["seq"]
+        assert seen
+        deadline = time.monotonic() + 60
+        while len(keys_in_store(server.store)) < count:  # the rest still goes through
+            assert time.monotonic() < deadline, "the batch stopped when its client left"
+            time.sleep(0.2)
+        retry = httpx.post(f"{server.url}/v1/batches", content=body, headers=server.headers(),
+                           timeout=120)  # fmt: skip
+        rows = [json.loads(line) for line in retry.text.splitlines()]
+    finally:
+        assert server.stop() == 0
+    assert [row["request_id"] for row in rows] == [f"s-{n}" for n in range(count)]
+    assert all(row["replayed"] is True for row in rows)
+    assert {k: row["audit"]["seq"] for row in rows if (k := row["request_id"]) in seen} == seen
+    stored = keys_in_store(server.store)
+    assert sorted(stored) == sorted(f"s-{n}" for n in range(count))
+    assert verify(server.store).returncode == 0
+
+
+@pytest.mark.slow
+def test_batch_and_single_requests_race_on_keys(tmp_path: Path) -> None:
+    """SPEC §7: a /v1/batches body and single POST /v1/decisions with the same keys at
+    once (batches hold no in-flight keys) still record each key once."""
+    server = Server(tmp_path)
+    count = 300
+    body = "".join(
+        json.dumps({**split(), "request_id": f"r-{n}"}) + "\n" for n in range(count)
+    ).encode()
+    singles: list[int] = []
+
+    def single(start: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            for n in range(start, count, 4):
+                response = client.post(f"{server.url}/v1/decisions", json=split(),
+                                       headers=server.headers(f"r-{n}"))  # fmt: skip
+                singles.append(response.status_code)
+
+    try:
+        threads = [threading.Thread(target=single, args=(s,)) for s in range(4)]
+        for thread in threads:
+            thread.start()
+        batch = httpx.post(f"{server.url}/v1/batches", content=body, headers=server.headers(),
+                           timeout=120)  # fmt: skip
+        for thread in threads:
+            thread.join()
+    finally:
+        assert server.stop() == 0
+    rows = [json.loads(line) for line in batch.text.splitlines()]
+    assert [row["status"] for row in rows] == ["approved"] * count
+    assert set(singles) <= {200, 201, 409}
+    stored = keys_in_store(server.store)
+    assert sorted(stored) == sorted(f"r-{n}" for n in range(count))
+    assert verify(server.store).returncode == 0
