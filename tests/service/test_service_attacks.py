@@ -181,6 +181,96 @@ def test_merchant_batch_never_takes_over_another_merchants_voided_key(env: Env) 
     assert env.service.store.tree_size() == 3
 
 
+
+def test_metrics_labels_never_carry_user_data(env: Env) -> None:
+    """SPEC §11: /metrics labels are bounded — route templates, methods the routes
+    answer, status codes, installed kinds — never a request id, a path as sent, an
+    unknown kind or a merchant: a caller cannot blow up its cardinality or read data
+    from it."""
+    for n in range(3):
+        made_up = {"kind": f"made-up-{n}", "merchant_id": "M-9", "input": {}}
+        env.client.post("/v1/decisions", json=made_up, headers=env.auth("all", f"id-{n}"))
+        env.client.get(f"/v1/decisions/secret-{n}", headers=env.auth("all"))
+        env.client.get(f"/v1/records/{n + 7}/proof", headers=env.auth("all"))
+        env.client.request("PURGE", f"/v1/x-{n}")
+    env.client.post("/v1/decisions", json=split(), headers=env.auth("all", "ok"))
+    env.client.post("/v1/batches", content=json.dumps({**split(), "request_id": "b"}).encode(),
+                    headers=env.auth("all"))  # fmt: skip
+    text = env.client.get("/metrics").text
+    labels = {
+        line[: line.rindex("}") + 1]
+        for line in text.splitlines()
+        if line.startswith("pricecalc_") and "{" in line and "_bucket{" not in line
+    }
+    assert labels == {
+        'pricecalc_decisions_total{kind="subsidy_split",replayed="false",status="approved"}',
+        'pricecalc_decisions_created{kind="subsidy_split",replayed="false",status="approved"}',
+        'pricecalc_http_requests_total{method="POST",route="/v1/decisions",status="422"}',
+        'pricecalc_http_requests_created{method="POST",route="/v1/decisions",status="422"}',
+        'pricecalc_http_requests_total{method="POST",route="/v1/decisions",status="201"}',
+        'pricecalc_http_requests_created{method="POST",route="/v1/decisions",status="201"}',
+        'pricecalc_http_requests_total{method="GET",route="/v1/decisions/{request_id:path}",'
+        'status="404"}',
+        'pricecalc_http_requests_created{method="GET",route="/v1/decisions/{request_id:path}",'
+        'status="404"}',
+        'pricecalc_http_requests_total{method="GET",route="/v1/records/{seq}/proof",'
+        'status="404"}',
+        'pricecalc_http_requests_created{method="GET",route="/v1/records/{seq}/proof",'
+        'status="404"}',
+        'pricecalc_http_requests_total{method="POST",route="/v1/batches",status="200"}',
+        'pricecalc_http_requests_created{method="POST",route="/v1/batches",status="200"}',
+        'pricecalc_http_request_seconds_count{route="/v1/decisions"}',
+        'pricecalc_http_request_seconds_sum{route="/v1/decisions"}',
+        'pricecalc_http_request_seconds_created{route="/v1/decisions"}',
+        'pricecalc_http_request_seconds_count{route="/v1/decisions/{request_id:path}"}',
+        'pricecalc_http_request_seconds_sum{route="/v1/decisions/{request_id:path}"}',
+        'pricecalc_http_request_seconds_created{route="/v1/decisions/{request_id:path}"}',
+        'pricecalc_http_request_seconds_count{route="/v1/records/{seq}/proof"}',
+        'pricecalc_http_request_seconds_sum{route="/v1/records/{seq}/proof"}',
+        'pricecalc_http_request_seconds_created{route="/v1/records/{seq}/proof"}',
+        'pricecalc_http_request_seconds_count{route="/v1/batches"}',
+        'pricecalc_http_request_seconds_sum{route="/v1/batches"}',
+        'pricecalc_http_request_seconds_created{route="/v1/batches"}',
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("OPTIONS", "/v1/decisions", None, 405),
+        ("PUT", "/v1/voids", b"{}", 405),
+        ("POST", "/metrics", b"", 405),
+        ("GET", "/v1/records/0/proof", None, 404),
+        ("GET", "/v1/records/x/proof", None, 404),
+        ("GET", "/v1/records/1/proof?size=%FF", None, 400),
+        ("GET", "/v1/consistency?from=-1", None, 400),
+        ("POST", "/v1/voids", b"x" * (1024 * 1024 + 1), 413),
+        ("POST", "/v1/voids", b'{"seq": 1, "reason": "x"', 400),
+        ("POST", "/v1/voids", b'{"seq": 99999999999999999999999, "reason": "x"}', 422),
+        ("POST", "/v1/decisions", b'{"kind":"void","input":{"seq":1}}', 400),
+        ("POST", "/v1/decisions", b"\xef\xbb\xbf{}", 400),
+        ("POST", "/v1/decisions", b'{"kind":"subsidy_split","input":' + b"[" * 40 + b"]" * 40
+         + b"}", 422),
+    ],
+)  # fmt: skip
+def test_every_error_is_a_problem_document(
+    env: Env, method: str, path: str, body: bytes | None, status: int
+) -> None:
+    """SPEC §11: every 4xx/5xx answer is ``application/problem+json`` with RFC 9457's
+    members (type, title, status, detail) — routing errors, limits, unreadable bodies,
+    values out of range — and carries no stack trace or token."""
+    response = env.client.request(method, path, content=body, headers=env.auth("all"))
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    document = response.json()
+    assert document["status"] == status
+    assert document["type"] == TYPE_BASE + next(n for n, (s, t) in TYPES.items()
+                                                 if t == document["title"])  # fmt: skip
+    assert isinstance(document["detail"], str) and document["detail"]
+    for secret in (*env.secrets.values(), "Traceback", 'File "'):
+        assert secret not in response.text
+
+
 # -- a real `pricecalc serve` process -------------------------------------------------------
 @pytest.mark.slow
 def test_one_key_across_two_workers_is_one_record(tmp_path: Path) -> None:
