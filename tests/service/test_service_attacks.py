@@ -271,6 +271,39 @@ def test_every_error_is_a_problem_document(
         assert secret not in response.text
 
 
+
+def test_tokens_file_gone_on_reload_refuses_every_token(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SPEC §11: the tokens file is who may call. Revoking by removing the file (or a file
+    that no longer reads as one) must not leave the old tokens working after SIGHUP —
+    as `--workers`, whose restarted workers cannot start without it, already do. Every
+    token is 401 until a readable file is back and re-read; the reason goes to stderr
+    without a token or digest."""
+    url = "/v1/consistency?from=0"
+    assert env.client.get(url, headers=env.auth("reader")).status_code == 200
+    kept = env.tokens.read_text()
+    env.tokens.unlink()
+    env.service.reload_tokens()
+    for name in env.secrets:
+        assert env.client.get(url, headers=env.auth(name)).status_code == 401
+    env.tokens.write_text('{"format": "pricecalc-tokens-1", "tokens": 1}')
+    env.service.reload_tokens()
+    assert env.client.get(url, headers=env.auth("reader")).status_code == 401
+    env.tokens.write_text(kept)
+    env.service.reload_tokens()
+    assert env.client.get(url, headers=env.auth("reader")).status_code == 200
+    err = capsys.readouterr().err
+    assert err == (
+        f"pricecalc serve: tokens not reloaded, every token refused until they are: "
+        f"there is no tokens file at {env.tokens} (make one with `pricecalc token add`)\n"
+        f"pricecalc serve: tokens not reloaded, every token refused until they are: "
+        f"{env.tokens}: its tokens are not a list\n"
+    )
+    for secret in env.secrets.values():
+        assert secret not in err
+
+
 # -- a real `pricecalc serve` process -------------------------------------------------------
 @pytest.mark.slow
 def test_one_key_across_two_workers_is_one_record(tmp_path: Path) -> None:
