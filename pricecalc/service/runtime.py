@@ -108,11 +108,18 @@ class Service:
             return calc
 
     def reload_tokens(self) -> None:
-        """Re-read the tokens file (SIGHUP); a file that cannot be read keeps the old."""
+        """Re-read the tokens file (SIGHUP). A file that is gone or cannot be read refuses
+        every token until it is back and re-read: removing it revokes, as with
+        ``--workers`` (whose restarted workers cannot start without it)."""
         try:
             self.tokens = tokens_file.load(self.settings.tokens)
         except PricecalcError as exc:
-            print(f"pricecalc serve: tokens not reloaded: {exc}", file=sys.stderr)
+            self.tokens = Tokens()
+            print(
+                f"pricecalc serve: tokens not reloaded, every token refused until they are: "
+                f"{exc}",
+                file=sys.stderr,
+            )
 
     def check_ready(self) -> None:
         """Raise unless the store answers and can write (SPEC §11 ``/readyz``)."""
