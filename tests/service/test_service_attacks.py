@@ -16,6 +16,7 @@ import pytest
 from service_support import Env, split
 from test_service_process import Server, keys_in_store, verify
 
+from pricecalc.envelope import Envelope
 from pricecalc.service import tokens as tokens_file
 from pricecalc.service.problems import TYPE_BASE, TYPES
 
@@ -302,6 +303,29 @@ def test_tokens_file_gone_on_reload_refuses_every_token(
     )
     for secret in env.secrets.values():
         assert secret not in err
+
+
+
+@pytest.mark.parametrize(("target", "status"), [("k2", "approved"), ("wrong", "rejected")])
+def test_a_void_concerns_the_merchant_of_what_it_withdraws(
+    env: Env, target: str, status: str
+) -> None:
+    """SPEC §11: a merchant-limited token sees its merchant's records "and the voids of
+    them". A void labelled with another merchant_id (as `pricecalc batch --merchant M-1`
+    of a voids file would record it) still concerns the merchant of the record it names:
+    its result carries that record's request_id and kind, so M-1 must get 404 and M-2
+    must see it — by key and by proof."""
+    env.client.post("/v1/decisions", json=split("M-2"), headers=env.auth("all", "k2"))
+    void = Envelope.parse({"kind": "void", "request_id": "cli-void", "merchant_id": "M-1",
+                           "input": {"seq": 1, "reason": "x", "target": target}})  # fmt: skip
+    decided = env.service.calculator("clerk").decide(void)
+    assert (decided.status, decided.result["voided_request_id"]) == (status, "k2")
+    assert env.client.get("/v1/decisions/cli-void", headers=env.auth("m1")).json() == problem(
+        "not-found", "no decision is recorded under this key"
+    )
+    assert env.client.get("/v1/records/2/proof", headers=env.auth("m1")).status_code == 404
+    assert env.client.get("/v1/decisions/cli-void", headers=env.auth("m2")).status_code == 200
+    assert env.client.get("/v1/records/2/proof", headers=env.auth("m2")).status_code == 200
 
 
 # -- a real `pricecalc serve` process -------------------------------------------------------
