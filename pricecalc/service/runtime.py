@@ -151,17 +151,20 @@ class Service:
         return note
 
     def merchant_of(self, record: Record) -> str | None:
-        """The merchant a record concerns: its own, or for a void the withdrawn record's."""
-        merchant = record.payload.get("merchant_id")
-        if isinstance(merchant, str):
-            return merchant
-        if record.payload.get("kind") == VOID_KIND:
+        """The merchant a record concerns: its own; for a void, the merchant of the record
+        it names (its result shows that record's request_id and kind, even when the void
+        is rejected), whatever merchant_id the void itself was labelled with — followed
+        only to earlier seqs, so a chain of voids (of voids …) ends."""
+        while record.payload.get("kind") == VOID_KIND:
             target = voided_seq(record.payload.get("result"))
-            if target is not None and target != record.seq:
+            withdrawn = None
+            if target is not None and 1 <= target < record.seq:
                 withdrawn = self.store.record(target)
-                if withdrawn is not None and withdrawn.payload.get("kind") != VOID_KIND:
-                    return self.merchant_of(withdrawn)
-        return None
+            if withdrawn is None:
+                break
+            record = withdrawn
+        merchant = record.payload.get("merchant_id")
+        return merchant if isinstance(merchant, str) else None
 
     def visible(self, token: Token, record: Record | None) -> Record | None:
         """``record`` when ``token`` may see it (SPEC §11: a merchant-limited token sees
