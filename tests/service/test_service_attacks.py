@@ -328,6 +328,24 @@ def test_a_void_concerns_the_merchant_of_what_it_withdraws(
     assert env.client.get("/v1/records/2/proof", headers=env.auth("m2")).status_code == 200
 
 
+
+def test_a_digest_from_the_tokens_file_is_no_token(env: Env) -> None:
+    """SPEC §11: the tokens file holds SHA-256 digests only, so whoever reads it cannot
+    call: a digest (or its upper-case spelling) as the bearer is 401, and no response or
+    log line ever shows a token or a digest."""
+    entries = json.loads(env.tokens.read_text())["tokens"]
+    digests = [entry["sha256"] for entry in entries]
+    for digest in (*digests, digests[0].upper()):
+        response = env.client.get("/v1/consistency?from=0",
+                                  headers={"Authorization": f"Bearer {digest}"})  # fmt: skip
+        assert response.status_code == 401
+    env.client.post("/v1/decisions", json=split(), headers=env.auth("all", "k"))
+    env.client.post("/v1/decisions", json=split("M-2"), headers=env.auth("m1", "k"))
+    seen = env.log.getvalue() + env.client.get("/metrics").text
+    for secret in (*env.secrets.values(), *digests):
+        assert secret not in seen
+
+
 # -- a real `pricecalc serve` process -------------------------------------------------------
 @pytest.mark.slow
 def test_one_key_across_two_workers_is_one_record(tmp_path: Path) -> None:
