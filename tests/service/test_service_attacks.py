@@ -346,6 +346,34 @@ def test_a_digest_from_the_tokens_file_is_no_token(env: Env) -> None:
         assert secret not in seen
 
 
+
+def test_merchant_batch_lines_with_unreadable_keys_are_invalid_rows(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SPEC §8/§1: a merchant-limited token's batch line whose request_id is not a valid
+    identifier (a lone surrogate, U+0000, 1e400) is an invalid row naming it, and the rest
+    of the batch runs — the key is never looked up in the store (a lone surrogate there
+    made the file store distrust and rebuild its index, then stop the batch)."""
+    lines = [
+        b'{"kind":"subsidy_split","request_id":"\\ud800","input":{}}',
+        b'{"kind":"subsidy_split","request_id":"\\u0000","input":{}}',
+        b'{"kind":"subsidy_split","request_id":1e400,"input":{}}',
+        json.dumps({**split("M-1"), "request_id": "fine"}).encode(),
+    ]
+    response = env.client.post("/v1/batches", content=b"\n".join(lines), headers=env.auth("m1"))
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert rows[:3] == [
+        {"line": 1, "status": "invalid", "kind": "subsidy_split", "error": "request_id: is "
+         "not valid Unicode text (a lone surrogate U+D800 at character 1) (got '\\ud800')"},
+        {"line": 2, "status": "invalid", "kind": "subsidy_split",
+         "error": "request_id: must not contain the character U+0000 (got '\\x00')"},
+        {"line": 3, "status": "invalid", "kind": "subsidy_split", "error": "request_id: must "
+         "be text or a whole number (a JSON integer) (got 1E+400)"},
+    ]  # fmt: skip
+    assert (rows[3]["request_id"], rows[3]["status"]) == ("fine", "approved")
+    assert capsys.readouterr().err == ""
+
+
 # -- a real `pricecalc serve` process -------------------------------------------------------
 @pytest.mark.slow
 def test_one_key_across_two_workers_is_one_record(tmp_path: Path) -> None:
