@@ -36,7 +36,7 @@ from pricecalc.corrections import VOID_KIND
 from pricecalc.decision import AuditRef, Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError, describe_value
-from pricecalc.fields import Fields, identifier
+from pricecalc.fields import Fields
 from pricecalc.history import voids_tag
 from pricecalc.reading import FileLine, json_problem, read_jsonl
 from pricecalc.rows import as_recorded
@@ -264,14 +264,14 @@ async def get_decision(request: Request) -> Response:
 
 def _held_by_another(service: Service, token: Token, request: Any) -> bool:
     """Whether a batch line's ``request_id`` is a key a merchant-limited ``token`` may not
-    use (:meth:`Service.may_use`); a line whose key cannot be read is left to the parser."""
-    given = request.get("request_id") if isinstance(request, Mapping) else None
-    if given is None:
-        return False  # a content key names the token's merchant: never another's
+    use (:meth:`Service.may_use`). The key is read as the batch reads it (the envelope's
+    checks first): a line it refuses is left to the batch's invalid row, never looked up."""
     try:
-        key = identifier(given, "request_id")
-    except InvalidInput:
+        key = Envelope.parse(request).request_id
+    except (InvalidInput, TypeError):
         return False
+    if key is None:
+        return False  # a content key names the token's merchant: never another's
     return not service.may_use(token, _find(service, key))
 
 
