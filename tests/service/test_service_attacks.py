@@ -374,6 +374,20 @@ def test_merchant_batch_lines_with_unreadable_keys_are_invalid_rows(
     assert capsys.readouterr().err == ""
 
 
+
+def test_merchant_reads_of_respelled_keys_are_404_alike(env: Env) -> None:
+    """SPEC §11/§1: another merchant's key respelled (full-width, surrounding spaces) is
+    the same key: 404 for M-1 with the very body of an absent key, 200 for M-2."""
+    env.client.post("/v1/decisions", json=split("M-2"), headers=env.auth("all", "k2"))
+    absent = env.client.get("/v1/decisions/never", headers=env.auth("m1"))
+    for path in ("k2", "%EF%BD%8B%EF%BC%92", "%20k2%20"):
+        other = env.client.get(f"/v1/decisions/{path}", headers=env.auth("m1"))
+        assert (other.status_code, other.content, other.headers["content-type"]) == (
+            404, absent.content, "application/problem+json"
+        )  # fmt: skip
+        assert env.client.get(f"/v1/decisions/{path}", headers=env.auth("m2")).status_code == 200
+
+
 # -- a real `pricecalc serve` process -------------------------------------------------------
 @pytest.mark.slow
 def test_one_key_across_two_workers_is_one_record(tmp_path: Path) -> None:
