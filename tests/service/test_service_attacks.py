@@ -388,6 +388,54 @@ def test_merchant_reads_of_respelled_keys_are_404_alike(env: Env) -> None:
         assert env.client.get(f"/v1/decisions/{path}", headers=env.auth("m2")).status_code == 200
 
 
+
+def _claim(merchant: str) -> dict[str, object]:
+    """SPEC §3's worked example (refund 42.00) for order O-2001, naming ``merchant``."""
+    return {
+        "kind": "price_protection", "merchant_id": merchant,
+        "input": {
+            "order_id": "O-2001", "paid_at": "2026-11-11T10:00",
+            "claimed_at": "2026-11-12T09:00", "order_status": "paid",
+            "event": {"start": "2026-11-10T00:00", "end": "2026-11-12T23:59:59"},
+            "lines": [{"line_id": "L1", "sku": "A", "quantity": 2, "unit_price": "100.00"}],
+            "offers": [
+                {"type": "coupon", "amount": "10.00", "threshold": "100.00"},
+                {"type": "direct_drop", "sku": "A", "unit_price": "90.00",
+                 "at": "2026-11-11T20:00"},
+                {"type": "flash_sale", "sku": "A", "unit_price": "79.00",
+                 "start": "2026-11-11T12:00", "end": "2026-11-11T14:00"},
+            ],
+        },
+    }  # fmt: skip
+
+
+def test_merchant_token_never_reads_another_merchants_order_history(env: Env) -> None:
+    """SPEC §11: a merchant never learns what others were decided. The once-only rules
+    (SPEC §3–§5) read every decision about an order, whoever it was for, and show what
+    they counted (``already_refunded_recorded``: M-2's 42.00 refund). A merchant-limited
+    token deciding about an order that has records of another merchant is refused 403
+    with no amount, seq or merchant, nothing recorded — on /v1/decisions and in a batch;
+    the order's own merchant still decides (a second claim pays 0)."""
+    env.client.post("/v1/decisions", json=_claim("M-2"), headers=env.auth("m2", "pp-2"))
+    refused = "order_id 'O-2001' has decisions recorded for another merchant: the token " \
+        "'m1' decides only orders of merchant_id 'M-1'"  # fmt: skip
+    response = env.client.post("/v1/decisions", json=_claim("M-1"), headers=env.auth("m1", "pp-1"))
+    assert response.status_code == 403
+    assert response.json() == problem("forbidden", refused)
+    batch = env.client.post("/v1/batches", headers=env.auth("m1"),
+                            content=json.dumps({**_claim("M-1"), "request_id": "b"}).encode())
+    assert [json.loads(line) for line in batch.text.splitlines()] == [
+        {"line": 1, "status": "invalid", "error": refused, "request_id": "b",
+         "kind": "price_protection"}
+    ]  # fmt: skip
+    assert env.service.store.tree_size() == 1
+    again = env.client.post("/v1/decisions", json=_claim("M-2"), headers=env.auth("m2", "pp-3"))
+    assert (again.status_code, again.json()["result"]["refund_total"]) == (201, "0.00")
+    unlimited = env.client.post("/v1/decisions", json=_claim("M-1"),
+                                headers=env.auth("all", "pp-4"))  # fmt: skip
+    assert unlimited.status_code == 201
+
+
 # -- a real `pricecalc serve` process -------------------------------------------------------
 @pytest.mark.slow
 def test_one_key_across_two_workers_is_one_record(tmp_path: Path) -> None:
