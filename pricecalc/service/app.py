@@ -154,9 +154,7 @@ async def _decide(service: Service, token: Token, envelope: Envelope) -> tuple[D
     started = time.perf_counter()
     with service.in_flight.hold(envelope.request_id):
         if token.merchant_id is not None:
-            held = await anyio.to_thread.run_sync(_find, service, envelope.request_id)
-            if not service.may_use(token, held):
-                raise HIDDEN_CONFLICT
+            await anyio.to_thread.run_sync(_merchant_may_decide, service, token, envelope)
         try:
             decision = await anyio.to_thread.run_sync(
                 calc.decide, envelope, limiter=service.limiter
@@ -262,17 +260,40 @@ async def get_decision(request: Request) -> Response:
     return _json(body)
 
 
-def _held_by_another(service: Service, token: Token, request: Any) -> bool:
-    """Whether a batch line's ``request_id`` is a key a merchant-limited ``token`` may not
-    use (:meth:`Service.may_use`). The key is read as the batch reads it (the envelope's
-    checks first): a line it refuses is left to the batch's invalid row, never looked up."""
+def _merchant_may_decide(service: Service, token: Token, envelope: Envelope) -> None:
+    """Raise the problem a merchant-limited ``token`` gets for ``envelope``: a key another
+    merchant's record holds (:meth:`Service.may_use`, the hidden 422) or an order with
+    another merchant's records (:meth:`Service.foreign_order`, 403)."""
+    if envelope.request_id is not None and not service.may_use(
+        token, _find(service, envelope.request_id)
+    ):
+        raise HIDDEN_CONFLICT
+    order_id = service.foreign_order(token, envelope.input)
+    if order_id is not None:
+        raise Problem("forbidden", _foreign_order(token, order_id))
+
+
+def _foreign_order(token: Token, order_id: str) -> str:
+    return (
+        f"order_id {order_id!r} has decisions recorded for another merchant: the token "
+        f"{token.name!r} decides only orders of merchant_id {token.merchant_id!r}"
+    )
+
+
+def _merchant_line(service: Service, token: Token, request: Any) -> Problem | None:
+    """What a merchant-limited ``token`` may not do with a batch line (as
+    :func:`_merchant_may_decide`), or None. The line is read as the batch reads it (the
+    envelope's checks first): a line it refuses is left to the batch's invalid row, and its
+    key never looked up."""
     try:
-        key = Envelope.parse(request).request_id
+        envelope = Envelope.parse(request)
     except (InvalidInput, TypeError):
-        return False
-    if key is None:
-        return False  # a content key names the token's merchant: never another's
-    return not service.may_use(token, _find(service, key))
+        return None
+    try:
+        _merchant_may_decide(service, token, envelope)
+    except Problem as problem:
+        return problem
+    return None
 
 
 def _approved_void(record: Record) -> bool:
@@ -397,11 +418,13 @@ async def post_batch(request: Request) -> Response:
                 isinstance(request.get("kind"), str) and request["kind"].strip() == VOID_KIND
             ):
                 item = (FileLine(line.number, request, VOIDS_APART), position)
-            elif token.merchant_id is not None and line.error is None and _held_by_another(
-                service, token, request
-            ):
-                hidden.add(line.number)
-                item = (FileLine(line.number, request, HIDDEN_ROW), position)
+            elif token.merchant_id is not None and line.error is None:
+                problem = _merchant_line(service, token, request)
+                if problem is HIDDEN_CONFLICT:
+                    hidden.add(line.number)
+                    item = (FileLine(line.number, request, HIDDEN_ROW), position)
+                elif problem is not None:
+                    item = (FileLine(line.number, request, problem.detail), position)
             group.append(item)
             if len(group) == BATCH_GROUP:
                 service.metrics.batch_groups.observe(len(group))

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +24,9 @@ from audit.note import SigningKey, read_signing_key, sign_checkpoint
 from audit.protocol import AuditStore, Record
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.corrections import VOID_KIND, voided_seq
-from pricecalc.errors import PricecalcError
+from pricecalc.errors import InvalidInput, PricecalcError
+from pricecalc.fields import identifier
+from pricecalc.history import order_tag
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
 from pricecalc.service import tokens as tokens_file
@@ -180,6 +182,25 @@ class Service:
         successor ``<key>~void-<seq>`` and tell the other merchant's void seq (SPEC §11:
         a hidden 422 instead)."""
         return held is None or self.visible(token, held) is not None
+
+    def foreign_order(self, token: Token, input_: object) -> str | None:
+        """The request's ``order_id`` when ``token`` is limited to a merchant and the
+        order has records of another merchant, else None. The once-only rules (SPEC
+        §3–§5) read every decision about an order and show what they counted, so such a
+        decision would tell what another merchant was decided (SPEC §11)."""
+        if token.merchant_id is None or not isinstance(input_, Mapping):
+            return None
+        given = input_.get("order_id")
+        if given is None:
+            return None
+        try:
+            order_id = identifier(given, "input.order_id")
+        except InvalidInput:
+            return None  # the rule refuses it, naming the field
+        for record in self.store.find(order_tag(order_id)):
+            if self.merchant_of(record) != token.merchant_id:
+                return order_id
+        return None
 
     def close(self) -> None:
         for calc in self._calcs.values():
