@@ -31,6 +31,7 @@ from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
 from pricecalc.reading import FileLine, _parse_json_line
 from pricecalc.rows import Summary, as_recorded, decision_row
+from pricecalc.sameness import keyed_by_meaning
 from pricecalc.serialize import text_problem
 
 DEFAULT_CHUNK_SIZE = 500
@@ -163,14 +164,16 @@ def _prepare_away(
 ) -> Prepared:
     """:func:`prepare_chunk` and the rules, in a worker process (:mod:`pricecalc.parallel`)."""
     engine, operator = worker_engine()
-    return [
-        (
-            line,
-            env,
-            evaluate_away(engine, env, moment, operator) if isinstance(env, Envelope) else None,
-        )
-        for line, env, _ in prepare_chunk(chunk, digest, merchant, campaign)
-    ]
+    prepared: Prepared = []
+    for line, env, _ in prepare_chunk(chunk, digest, merchant, campaign):
+        if isinstance(env, Envelope):  # keyed by meaning here too, off the writer (SPEC §7)
+            env = keyed_by_meaning(
+                env, registry=engine.registry, policy=engine.merged_policy, now=moment,
+                operator=operator,
+            )  # fmt: skip
+        away = evaluate_away(engine, env, moment, operator) if isinstance(env, Envelope) else None
+        prepared.append((line, env, away))
+    return prepared
 
 
 def run_batch(

@@ -26,19 +26,16 @@ from typing import Any, Literal, overload
 import attrs
 
 from audit import open_store
+from audit.canonical import canonical_bytes
 from audit.protocol import AuditStore, Entry, Record, Transaction
-from pricecalc import engine
+from pricecalc import engine, records
 from pricecalc.api import Engine
-from pricecalc.corrections import VOID_KIND, voided_seq
-from pricecalc.decision import AuditRef, Decision, recorded_request
+from pricecalc.decision import AuditRef, Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput
 from pricecalc.history import (
     AskedHistory,
     PastDecision,
-    campaign_tag,
-    kind_tag,
-    merchant_tag,
     order_tag,
     same_answers,
     voids_tag,
@@ -46,7 +43,9 @@ from pricecalc.history import (
 from pricecalc.parallel import Evaluated, Workers
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
+from pricecalc.records import decision_tags, relied_on, successor_key
 from pricecalc.registry import Registry
+from pricecalc.sameness import difference, keyed_by_meaning, normal_form
 from pricecalc.serialize import text_problem
 
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
@@ -74,24 +73,11 @@ def _operator(name: str) -> str:
 
 def past_decision(record: Record, voided_by: int | None = None) -> PastDecision:
     """A recorded decision as a rule sees it (:class:`pricecalc.history.PastDecision`)."""
-    payload = record.payload
-    request = recorded_request(payload)
-    result = payload.get("result")
-    return PastDecision(
-        seq=record.seq,
-        kind=str(payload.get("kind")),
-        status=str(payload.get("status")),
-        result=result if isinstance(result, Mapping) else {},
-        voided_by=voided_by,
-        request_id=record.key if record.key is not None else payload.get("request_id"),
-        merchant_id=request.get("merchant_id"),
-        campaign=request.get("campaign"),
-        hash=record.hash,
-    )
+    return records.read(record).past(voided_by)
 
 
 def _is_void(record: Record) -> bool:
-    return record.payload.get("kind") == VOID_KIND and record.payload.get("status") == "approved"
+    return records.read(record).is_void
 
 
 class StoreHistory:
@@ -104,22 +90,20 @@ class StoreHistory:
         self._tx = tx
 
     def decisions(self, order_id: str) -> tuple[PastDecision, ...]:
-        records = self._tx.find(order_tag(order_id))
+        found = [records.read(record) for record in self._tx.find(order_tag(order_id))]
         voided: dict[int, int] = {}
-        for record in records:
-            if _is_void(record):
-                target = voided_seq(record.payload.get("result"))
-                if target is not None:
-                    voided.setdefault(target, record.seq)
+        for recorded in found:
+            if recorded.withdraws is not None:
+                voided.setdefault(recorded.withdraws, recorded.seq)
         return tuple(
-            past_decision(record, voided.get(record.seq))
-            for record in records
-            if record.payload.get("kind") != VOID_KIND
+            recorded.past(voided.get(recorded.seq))
+            for recorded in found
+            if not records.withdraws_records(recorded.kind)
         )
 
     def decision(self, seq: int) -> PastDecision | None:
         record = self._tx.record(seq)
-        if record is None or not isinstance(record.payload.get("kind"), str):
+        if record is None or not records.read(record).is_decision:
             return None
         voids = [v.seq for v in self._tx.find(voids_tag(seq)) if _is_void(v)]
         return past_decision(record, voids[0] if voids else None)
@@ -193,7 +177,7 @@ class Calculator:
         recorded); a different request under a recorded ``request_id`` raises
         :class:`pricecalc.IdempotencyConflict`.
         """
-        envelope = Envelope.parse(request)
+        envelope = self.keyed(Envelope.parse(request), now)
         with self.store.transaction() as tx:
             decision, record = self._decide_in(tx, envelope, now)
         return decision if decision.replayed else _recorded(decision, record)
@@ -268,6 +252,7 @@ class Calculator:
         recorded. The batch runner feeds it a chunk at a time."""
         items: list[BatchItem] = []
         done: list[tuple[int, Decision, Record]] = []
+        parsed = [p if isinstance(p, InvalidInput) else self.keyed(p, now) for p in parsed]
         with self.store.transaction() as tx:
             tx.prefetch(_keys(parsed))  # one look-up for the batch's keys
             for index, envelope in enumerate(parsed):
@@ -328,6 +313,35 @@ class Calculator:
         """Evaluate without recording (a what-if; nothing is written, no history read)."""
         return self.engine.evaluate(request, now=now or self._clock(), operator=self.named_operator)
 
+    def normal(self, canonical: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+        """A canonical request as today's rule reads it (SPEC §7, :mod:`pricecalc.sameness`)."""
+        return normal_form(
+            canonical,
+            registry=self.registry,
+            policy=self.rules_policy,
+            now=now or self._clock(),
+            operator=self.named_operator,
+        )
+
+    def keyed(self, envelope: Envelope, now: datetime | None = None) -> Envelope:
+        """A content-keyed request (:meth:`Envelope.keyed`) keyed by its meaning:
+        ``content-v2-<sha256>`` of its normal form, the raw-spelling key of 0.2 kept as
+        an alias (SPEC §7). Any other request is returned as it is."""
+        return keyed_by_meaning(
+            envelope,
+            registry=self.registry,
+            policy=self.rules_policy,
+            now=now or self._clock(),
+            operator=self.named_operator,
+        )
+
+    def _difference(self, envelope: Envelope, recorded: Mapping[str, Any]) -> str | None:
+        """What differs, by meaning, between a request and a recorded one (SPEC §7)."""
+        if canonical_bytes(recorded) == canonical_bytes(envelope.canonical):
+            return None  # spelt the same: the same request, whatever today's parser says
+        asked = envelope.normal if envelope.normal is not None else self.normal(envelope.canonical)
+        return difference(self.normal(recorded), asked)
+
     def now(self) -> datetime:
         """The calculator's clock (the time a decision is made at, unless one is given)."""
         return self._clock()
@@ -366,7 +380,7 @@ class Calculator:
                     found = tx.get(alias)
                     if (
                         found is not None
-                        and envelope.describe_difference(recorded_request(found.payload)) is None
+                        and self._difference(envelope, records.request_of(found)) is None
                     ):
                         key, existing, voided_by = self._current(tx, envelope, alias)
                         break
@@ -385,6 +399,8 @@ class Calculator:
                 raise away.invalid
             assert away.decision is not None
             decision = away.decision
+            if decision.request_id != envelope.request_id:  # keyed by meaning here
+                decision = attrs.evolve(decision, request_id=envelope.request_id)
             relied = relied_on(away.asked, decision.kind)
             return decision, self._append(tx, decision, away.moment, relied)
         moment = now or self._clock()
@@ -423,7 +439,7 @@ class Calculator:
             record = tx.get(key)
             if record is None:
                 return key, None, None
-            difference = envelope.describe_difference(recorded_request(record.payload))
+            difference = self._difference(envelope, records.request_of(record))
             void = _voided_by(tx, record.seq)
             if difference is not None:
                 if voided is not None:  # the successor holds the correction: replay ours
@@ -450,9 +466,7 @@ class Calculator:
     def _append(
         self, tx: Transaction, decision: Decision, moment: datetime, relied: Sequence[int] = ()
     ) -> Record:
-        payload = self._payload(decision, moment)
-        if relied:
-            payload["relied_on"] = list(relied)
+        payload = records.payload(decision, moment, self.operator, relied, core_version())
         entry = Entry(
             payload=payload,
             key=decision.request_id,
@@ -463,83 +477,7 @@ class Calculator:
 
     @staticmethod
     def _replay(record: Record, voided_by: int | None = None) -> Decision:
-        return Decision.from_record(
-            record.payload,
-            AuditRef(record.seq, record.hash),
-            key=record.key,
-            replayed=True,
-            voided_by=voided_by,
-        )
-
-    def _payload(self, decision: Decision, moment: datetime) -> dict[str, Any]:
-        """The audit record's payload (docs/audit.md, "What pricecalc records").
-
-        Plain JSON data throughout: the canonical request and the checked result come from
-        the envelope and the engine, the rest is text made here. The request id is the
-        record's key and is not repeated in the payload.
-        """
-        request = decision.request
-        payload: dict[str, Any] = {"kind": decision.kind, "input": request["input"]}
-        if decision.merchant_id is not None:
-            payload["merchant_id"] = decision.merchant_id
-        if decision.campaign is not None:
-            payload["campaign"] = decision.campaign
-        payload["status"] = decision.status
-        payload["result"] = decision.result
-        payload["reasons"] = [r.to_dict() for r in decision.reasons]
-        payload["rule_set"] = decision.rule_set
-        payload["rule_version"] = decision.rule_version
-        if decision.policy:  # the policy values the rule read (none read: none recorded)
-            payload["policy"] = decision.policy
-        payload["plugins"] = dict(decision.plugins)
-        payload["operator"] = self.operator
-        payload["decided_at"] = moment.isoformat()
-        payload["pricecalc_version"] = core_version()
-        return payload
-
-
-def order_id_of(decision: Decision) -> str | None:
-    """The order a decision is about: the rule's own (normalised) ``order_id`` in the
-    result, else the request's, so tags match what history looks up."""
-    order_id = decision.result.get("order_id")
-    if order_id is None:
-        raw = decision.request.get("input", {}).get("order_id")
-        order_id = (
-            str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else None
-        )
-    return order_id if isinstance(order_id, str) and order_id else None
-
-
-def decision_tags(decision: Decision) -> tuple[str, ...]:
-    """The lookup tags of a decision's record: its kind, order, merchant and campaign, and
-    whatever its rule added (a void: the record it withdraws)."""
-    tags = [kind_tag(decision.kind)]
-    order_id = order_id_of(decision)
-    if order_id is not None:
-        tags.append(order_tag(order_id))
-    if decision.merchant_id is not None:
-        tags.append(merchant_tag(decision.merchant_id))
-    if decision.campaign is not None:
-        tags.append(campaign_tag(decision.campaign))
-    if decision.tags:
-        tags.extend(tag for tag in decision.tags if tag not in tags)
-    return tuple(tags)
-
-
-def successor_key(key: str, void: int) -> str:
-    """The key a request is decided again under once void ``void`` made its decision stale."""
-    return f"{key}~void-{void}"
-
-
-def relied_on(asked: Iterable[tuple[Any, Any]], kind: str) -> list[int]:
-    """The past decisions of ``kind`` a rule was shown that counted (approved, not voided):
-    if one of them is withdrawn later, this decision is stale (:meth:`Calculator._current`).
-    (The once-only rules of SPEC §3–§5 read the decisions of their own kind.)"""
-    seqs: set[int] = set()
-    for (question, _), answer in asked:
-        if question == "decisions":
-            seqs.update(past.seq for past in answer if past.counts and past.kind == kind)
-    return sorted(seqs)
+        return records.replay(record, voided_by)
 
 
 def _voided_by(tx: Transaction, seq: int) -> int | None:
@@ -552,13 +490,12 @@ def _relied_voided(tx: Transaction, record: Record) -> int | None:
     """For a rejection, the first void that withdrew a record it relied on (SPEC §7: such
     a rejection is decided again); None for an approved decision or a rejection whose
     grounds still stand."""
-    relied = record.payload.get("relied_on")
-    if record.payload.get("status") != "rejected" or not isinstance(relied, list):
+    recorded = records.read(record)
+    if recorded.status != "rejected":
         return None
     voids = [
         void
-        for seq in relied
-        if isinstance(seq, int) and not isinstance(seq, bool)
+        for seq in recorded.relied_on
         for void in (_voided_by(tx, seq),)
         if void is not None
     ]

@@ -56,9 +56,17 @@ from pricecalc.fields import (
     text_field,
 )
 from pricecalc.history import PastDecision
-from pricecalc.money import FEN, ZERO, allocate, fen, fmt
+from pricecalc.money import FEN, ZERO, allocate, fen, fmt, usual_amount
 from pricecalc.policy import PolicyView
-from pricecalc.registry import CompensationLine, CompensationStandard, Rule, RuleContext
+from pricecalc.registry import (
+    SETTLEMENT,
+    CompensationLine,
+    CompensationStandard,
+    MoneyFigure,
+    ReasonCode,
+    Rule,
+    RuleContext,
+)
 from pricecalc.toolkit import policy_amount, policy_bool, policy_number
 
 KIND = "counterfeit_compensation"
@@ -394,6 +402,52 @@ def _decide(inp: CompensationInput, ctx: RuleContext) -> Outcome:
     return counterfeit_compensation(inp, ctx)
 
 
+def by_standard(result: Mapping[str, Any]) -> dict[str, Decimal]:
+    """A result's ``lines[].compensation`` summed by each line's winning ``standard`` (a
+    line without a standard paid no compensation): the report's breakdown."""
+    out: dict[str, Decimal] = {}
+    lines = result.get("lines")
+    for line in lines if isinstance(lines, list) else ():
+        if not isinstance(line, Mapping) or not isinstance(line.get("standard"), str):
+            continue
+        value = usual_amount(line.get("compensation"))
+        if value is not None:
+            out[line["standard"]] = out.get(line["standard"], ZERO) + value
+    return out
+
+
+#: SPEC §10: the purchase price returned, the compensation, and their sum — the payout,
+#: settled as the result's ``settlement`` says.
+FIGURES = (
+    MoneyFigure(
+        "counterfeit_refunds",
+        "假一赔十退款",
+        "counterfeit refunds",
+        "refund_total",
+        column=("refund_total", "退款合计", "refunds"),
+    ),
+    MoneyFigure(
+        "counterfeit_compensation",
+        "假一赔十赔偿",
+        "counterfeit compensation",
+        "compensation_total",
+        column=("compensation_total", "赔付合计", "compensation"),
+        by=by_standard,
+    ),
+    MoneyFigure(
+        "counterfeit_payouts",
+        "假一赔十赔付合计",
+        "counterfeit payouts",
+        "payout_total",
+        feeds=SETTLEMENT,
+        summed=False,
+    ),
+)
+EXPLAINED = (
+    ReasonCode(NOT_CONFIRMED, "平台未确认为假货", "the platform has not confirmed a counterfeit"),
+    ReasonCode(ALREADY_COMPENSATED, "该订单行已赔付过", "this order line was already compensated"),
+)
+
 RULE = Rule(
     kind=KIND,
     rule_set="chaozhigou-standard",
@@ -403,6 +457,8 @@ RULE = Rule(
     description="假一赔十: refund plus the highest applicable compensation standard (SPEC §4).",
     input_fields=frozenset({"order_id", "confirmed", "lines", "merchant_refused"}),
     inputs=INPUT,
+    figures=FIGURES,
+    codes=EXPLAINED,
 )
 
 __all__ = [

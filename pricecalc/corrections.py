@@ -44,7 +44,7 @@ from pricecalc.fields import (
     text_field,
 )
 from pricecalc.history import PastDecision, campaign_tag, merchant_tag, voids_tag
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import ReasonCode, Rule, RuleContext
 
 VOID_KIND = "void"
 RULE_SET = "pricecalc-corrections"
@@ -228,6 +228,17 @@ def void(inp: VoidInput, ctx: RuleContext) -> Outcome:
     return Outcome(result=result, tags=tuple(tags))
 
 
+EXPLAINED = (
+    ReasonCode(
+        NO_SUCH_RECORD, "审计存储中没有该记录", "there is no such record in the audit store"
+    ),
+    ReasonCode(CANNOT_VOID_A_VOID, "作废记录本身不能被作废", "a void cannot itself be voided"),
+    ReasonCode(
+        NOT_APPROVED, "被拒绝的决定没有可撤回的款项", "a rejected decision paid nothing to withdraw"
+    ),
+    ReasonCode(ALREADY_VOIDED, "该记录已被作废过", "the record was already voided"),
+)
+
 RULE = Rule(
     kind=VOID_KIND,
     rule_set=RULE_SET,
@@ -237,6 +248,8 @@ RULE = Rule(
     description="void: withdraw an approved decision, with a reason (SPEC §7)",
     input_fields=frozenset({"seq", "reason", "target"}),
     inputs=INPUT,
+    codes=EXPLAINED,
+    withdraws=voided_seq,
 )
 
 __all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "target_matches", "void", "voided_seq"]

@@ -2,9 +2,9 @@
 
 A rule returns an :class:`Outcome`; :func:`pricecalc.engine.evaluate` turns it into a
 :class:`Decision`, which the calculator appends to the audit store and then returns with
-its :class:`AuditRef`. The layout of a decision's audit record lives here too
-(:func:`recorded_request`, :meth:`Decision.from_record`), so the code that writes a record
-and the code that reads one back agree; JSON in and out is :mod:`pricecalc.serialize`.
+its :class:`AuditRef`. The layout of a decision's audit record lives in
+:mod:`pricecalc.records` (:meth:`Decision.from_record` and :func:`recorded_request` ask it);
+JSON in and out is :mod:`pricecalc.serialize`.
 """
 
 from __future__ import annotations
@@ -126,6 +126,10 @@ class Decision:
             "result": copy_json(self.result),
             "reasons": [r.to_dict() for r in self.reasons] if self.reasons else [],
         }
+        if self.merchant_id is not None:  # SPEC §8: a script totals an output per merchant
+            out["merchant_id"] = self.merchant_id
+        if self.campaign is not None:
+            out["campaign"] = self.campaign
         if self.audit is not None:
             out["audit"] = {"seq": self.audit.seq, "hash": self.audit.hash}
         if self.replayed:
@@ -144,49 +148,28 @@ class Decision:
         replayed: bool = False,
         voided_by: int | None = None,
     ) -> Decision:
-        """Rebuild a decision from the payload of its audit record (idempotent replay).
+        """Rebuild a decision from the payload of its audit record (idempotent replay):
+        :mod:`pricecalc.records` reads it, which owns the record's layout.
 
         ``key`` is the record's idempotency key: the decision's ``request_id`` (records
-        written by pricecalc 0.1 also carry it in the payload).
+        written by pricecalc 0.1 also carry it in the payload); ``voided_by`` the void that
+        has since withdrawn it (SPEC §7).
         """
-        request = recorded_request(payload)
-        return cls(
-            kind=payload["kind"],
-            request_id=key if key is not None else payload.get("request_id"),
-            status=payload["status"],
-            result=payload["result"],
-            reasons=tuple(Reason(r["code"], r["message"]) for r in payload.get("reasons", ())),
-            rule_set=payload["rule_set"],
-            rule_version=payload["rule_version"],
-            request=request,
-            policy=payload.get("policy", {}),
-            plugins=payload.get("plugins", {}),
-            audit=audit,
-            merchant_id=request.get("merchant_id"),
-            campaign=request.get("campaign"),
-            replayed=replayed,
-            voided_by=voided_by,
+        from pricecalc import records
+
+        recorded = records.from_payload(
+            payload,
+            seq=audit.seq if audit is not None else 0,
+            hash=audit.hash if audit is not None else "",
+            key=key,
         )
+        decision = recorded.decision(replayed=replayed, voided_by=voided_by)
+        return decision if audit is not None else attrs.evolve(decision, audit=None)
 
 
 def recorded_request(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical request a decision's record holds: ``kind``, ``input`` and the
-    optional ``merchant_id``/``campaign`` (SPEC §7, §8).
+    """The canonical request a decision's record holds (:func:`pricecalc.records.recorded_request`,
+    where the record's layout lives)."""
+    from pricecalc import records
 
-    Records of pricecalc 0.2 keep them at the top of the payload (the key is the record's
-    ``key``); records of 0.1 kept the whole request, ``request_id`` included, under
-    ``request``. Both read the same.
-    """
-    old = payload.get("request")
-    if isinstance(old, Mapping) and "input" not in payload:
-        source: Mapping[str, Any] = old
-    else:
-        source = payload
-    out: dict[str, Any] = {
-        "kind": source.get("kind", payload.get("kind")),
-        "input": source.get("input"),
-    }
-    for name in ("merchant_id", "campaign"):
-        if source.get(name) is not None:
-            out[name] = source[name]
-    return out
+    return records.recorded_request(payload)

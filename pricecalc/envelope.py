@@ -13,9 +13,10 @@ derived from what it asks, never from where it stands in a file: ``content-`` an
 first 32 hex digits of SHA-256 over the canonical JSON (docs/audit.md: sorted keys, no
 whitespace, UTF-8) of ``{"kind", "input", "merchant_id"?, "campaign"?}`` as canonically
 given — every JSON number with a fraction written as its text (``199.9`` → ``"199.9"``),
-the policy not included. Re-running the same command or an edited file therefore records
-only what is new or changed; the same request is the same key in any file and in any
-version of pricecalc. :func:`content_key` is that rule and nothing else.
+the policy not included: the **raw-spelling** key of pricecalc 0.2, :func:`content_key`.
+Since 0.3 the calculator keys such a request by its meaning instead (``content-v2-``,
+:mod:`pricecalc.sameness`, SPEC §7: ``199`` and ``"199.00"`` are one key) and looks the
+raw-spelling key up too, so a file decided by 0.2 records nothing new when run again.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ class Envelope:
     merchant_id: str | None = None
     campaign: str | None = None
     aliases: tuple[str, ...] = ()
+    #: True when ``request_id`` was derived from the content (:meth:`keyed`): the
+    #: calculator then keys it by meaning (``content-v2-``, :mod:`pricecalc.sameness`),
+    #: the raw-spelling key an alias.
+    content_keyed: bool = False
+    #: The request as its rule reads it (:func:`pricecalc.sameness.normal_form`), once
+    #: the calculator has worked it out.
+    normal: Mapping[str, Any] | None = None
 
     @classmethod
     def parse(cls, request: Any) -> Envelope:
@@ -142,7 +150,9 @@ class Envelope:
         (the command line's rule, SPEC §7); ``aliases`` are earlier keys to look up too."""
         if self.request_id is not None:
             return self
-        return attrs.evolve(self, request_id=content_key(self.canonical), aliases=aliases)
+        return attrs.evolve(
+            self, request_id=content_key(self.canonical), aliases=aliases, content_keyed=True
+        )
 
     def with_labels(self, merchant_id: str | None, campaign: str | None) -> Envelope:
         """This request with ``merchant_id``/``campaign`` filled in where it names none
@@ -162,7 +172,7 @@ class Envelope:
                 raise InvalidInput(name, own, f"differs from {option} {value!r}")
         if not changes:
             return self
-        return attrs.evolve(self, canonical=canonical, **changes)
+        return attrs.evolve(self, canonical=canonical, normal=None, **changes)
 
     def describe_difference(self, recorded: Mapping[str, Any]) -> str | None:
         """What differs between this request and a recorded one (their canonical forms,

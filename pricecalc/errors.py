@@ -120,8 +120,10 @@ class IdempotencyConflict(PricecalcError):
         return (type(self), (self.request_id, self.seq, self.hash, self.kind, self.difference))
 
 
-class FloatRefused(TypeError):
-    """A Python float was passed where an exact amount is needed (SPEC §1)."""
+class FloatRefused(TypeError, PricecalcError):
+    """A Python float was passed where an exact amount is needed (SPEC §1): a
+    ``TypeError`` (as Python's own refusals are) and a :class:`PricecalcError`, so a
+    script's one ``except PricecalcError`` catches it too."""
 
 
 def guard(plugin: str, what: str, call: Callable[[], T]) -> T:

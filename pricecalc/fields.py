@@ -7,10 +7,11 @@ SPEC §1: ISO 8601, a time without an offset is Beijing time (+08:00).
 
 from __future__ import annotations
 
+import numbers
 import re
 import unicodedata
 from collections.abc import Collection, Iterator, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +32,17 @@ MAX_INTEGER = 1_000_000_000
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MISSING = object()
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+#: A count as a spreadsheet cell may hold it: a zero fraction (``2.00``), SPEC §1.
+_ZERO_FRACTION = re.compile(r"(?P<whole>[+-]?[0-9]+)\.0*")
+#: The date-time forms a zh-CN spreadsheet saves (SPEC §1): year first, month and day
+#: without leading zeros, ``/`` or ``-``, an optional hour:minute[:second].
+_SHEET_TIME = re.compile(
+    r"(?P<y>[0-9]{4})(?P<sep>[/-])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
+    r"(?:[ T](?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.(?P<f>[0-9]{1,6}))?)?)?"
+)
+_TIME_PROBLEM = 'must be an ISO 8601 time such as "2026-11-11T10:00"'
+#: The last moment of a Beijing day: a date-only *end* of a window means the whole day.
+_END_OF_DAY = time(23, 59, 59, 999999)
 
 #: Identifiers (SPEC §1) hold at most this many characters.
 MAX_IDENTIFIER = 128
@@ -66,8 +78,8 @@ def identifier(value: Any, field: str | _Named) -> str:
     number Excel rewrote in scientific notation (its digits are lost). Look-alikes must
     never make one order line two.
     """
-    if type(value) is str:
-        text = value
+    if isinstance(value, str):
+        text = str(value)  # a spreadsheet cell's text (SheetText) is text like any other
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     else:
@@ -125,19 +137,51 @@ def identifier(value: Any, field: str | _Named) -> str:
     return text
 
 
-def parse_time(value: Any, field: str) -> datetime:
-    """Parse an ISO 8601 date-time; without an offset it is Beijing time (+08:00)."""
+class SheetText(str):
+    """The text of a CSV or xlsx cell (:mod:`pricecalc.reading`): where a spreadsheet may
+    have written a count with a zero fraction (``2.00``), it is the integer (SPEC §1)."""
+
+    __slots__ = ()
+
+
+def _date_only(moment: datetime, end: bool) -> datetime:
+    """A date without a time: 00:00 Beijing time, or with ``end`` the whole Beijing day."""
+    day = datetime.combine(moment.date(), _END_OF_DAY if end else time(0), BEIJING)
+    return day
+
+
+def parse_time(value: Any, field: str, *, end: bool = False) -> datetime:
+    """Parse a time (SPEC §1): ISO 8601 or a zh-CN spreadsheet form (``2026/11/11 10:00``,
+    ``2026-11-11 9:05``); without an offset it is Beijing time (+08:00). A date without a
+    time is 00:00 Beijing time, or — with ``end``, the end of a window — the whole day,
+    up to 23:59:59.999999."""
     if isinstance(value, datetime):
         moment = value
+    elif isinstance(value, date):
+        return _date_only(datetime.combine(value, time(0)), end)
     elif isinstance(value, str) and value.strip():
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidInput(
-                field, value, 'must be an ISO 8601 time such as "2026-11-11T10:00"'
-            ) from exc
+        text = value.strip()
+        sheet = _SHEET_TIME.fullmatch(text)
+        if sheet is not None:
+            try:
+                moment = datetime(
+                    int(sheet["y"]), int(sheet["m"]), int(sheet["d"]),
+                    int(sheet["H"] or 0), int(sheet["M"] or 0), int(sheet["S"] or 0),
+                    int((sheet["f"] or "0").ljust(6, "0")),
+                )
+            except ValueError as exc:
+                raise InvalidInput(field, value, _TIME_PROBLEM) from exc
+            if sheet["H"] is None:
+                return _date_only(moment, end)
+        else:
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise InvalidInput(field, value, _TIME_PROBLEM) from exc
+            if ":" not in text:  # a date without a time (20261112)
+                return _date_only(moment, end)
     else:
-        raise InvalidInput(field, value, 'must be an ISO 8601 time such as "2026-11-11T10:00"')
+        raise InvalidInput(field, value, _TIME_PROBLEM)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=BEIJING)
     return moment
@@ -327,15 +371,18 @@ class Fields:
                 if len(text.lstrip("+-0")) > 12:  # far beyond MAX_INTEGER: no int() of it
                     raise InvalidInput(self.at(name), value, f"must be at most {MAX_INTEGER:,}")
                 return int(text)
+            zero = _ZERO_FRACTION.fullmatch(text) if isinstance(value, SheetText) else None
+            if zero is not None:  # 2.00 in a spreadsheet cell is 2 (SPEC §1)
+                return self._integer_text(name, zero["whole"])
             if has_other_digits(text):
                 raise InvalidInput(self.at(name), value, f"{ASCII_DIGITS} (such as 2)")
         elif isinstance(value, Decimal):  # a JSON number written 2.0 or 1e2
             raise InvalidInput(
                 self.at(name), value, "must be a whole number (a JSON integer such as 2)"
             )
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(self.at(name), value, "must be a whole number")
-        return int(value)
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)  # numpy.int64 and friends: exactly the integer
+        raise InvalidInput(self.at(name), value, "must be a whole number")
 
     def number(self, name: str) -> Decimal:
         """A plain non-money number (a score, a DSR): any decimal places, not negative."""
@@ -350,21 +397,23 @@ class Fields:
             return value.strip().lower() == "true"
         raise InvalidInput(self.at(name), value, "must be true or false")
 
-    def time(self, name: str) -> datetime:
+    def time(self, name: str, *, end: bool = False) -> datetime:
+        """A time (:func:`parse_time`); ``end`` for the end of a window, where a date
+        without a time means the whole Beijing day (SPEC §1)."""
         value = self.data.get(name)
-        if type(value) is str:  # the usual case, without spelling out the path
+        if type(value) is str and ":" in value:  # the usual case, without spelling the path
             try:
                 moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             except ValueError:
                 pass
             else:
                 return moment if moment.tzinfo is not None else moment.replace(tzinfo=BEIJING)
-        return parse_time(self.raw(name), self.at(name))
+        return parse_time(self.raw(name), self.at(name), end=end)
 
-    def optional_time(self, name: str) -> datetime | None:
+    def optional_time(self, name: str, *, end: bool = False) -> datetime | None:
         if not self.has(name):
             return None
-        return self.time(name)
+        return self.time(name, end=end)
 
     def date(self, name: str) -> date:
         return parse_date(self.raw(name), self.at(name))

@@ -43,7 +43,7 @@ from pricecalc.fields import (
 )
 from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, fmt
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import SUBSIDY_CLAWBACK, MoneyFigure, ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import policy_names
 
 KIND = "forwarding_clawback"
@@ -193,6 +193,29 @@ def _decide(inp: ForwardingInput, ctx: RuleContext) -> Outcome:
     return forwarding_clawback(inp, ctx)
 
 
+#: SPEC §10: the platform subsidy clawed back from the merchant.
+FIGURES = (
+    MoneyFigure(
+        "subsidy_clawback",
+        "转寄追回补贴",
+        "subsidy clawback",
+        "clawback",
+        feeds=SUBSIDY_CLAWBACK,
+        column=("clawback", "追回补贴", "clawback"),
+    ),
+)
+EXPLAINED = (
+    ReasonCode(
+        CATEGORY_NOT_COVERED,
+        "该类目不在禁止转寄范围内",
+        "the category is not covered by the forwarding ban",
+    ),
+    ReasonCode(NOT_FORWARDED, "未检测到转寄", "no forwarding was detected"),
+    ReasonCode(
+        ALREADY_CLAWED_BACK, "该订单的补贴已追回过", "this order's subsidy was already clawed back"
+    ),
+)
+
 RULE = Rule(
     kind=KIND,
     rule_set="chaozhigou-standard",
@@ -204,4 +227,6 @@ RULE = Rule(
         {"order_id", "category", "platform_subsidy", "forwarded", "quantity", "product_id"}
     ),
     inputs=INPUT,
+    figures=FIGURES,
+    codes=EXPLAINED,
 )

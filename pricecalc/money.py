@@ -7,6 +7,7 @@ decimals (fen). Floats are refused outright (they are already inexact); every
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -29,6 +30,22 @@ HUNDRED = Decimal(100)
 # take them, and so would Decimal(): "１０" is ten to Python, not to a finance file).
 _DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 ASCII_DIGITS = "must be written with ASCII digits 0-9"
+# What a spreadsheet does to an amount (SPEC §1): a leading ¥/￥ and thousands grouping in
+# threes ("¥1,299.00"); read as the plain amount. Any other grouping stays invalid.
+_SHEET_AMOUNT = re.compile(
+    r"(?P<sign>\+?)[¥￥]?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?P<rest>\.[0-9]*)?"
+)
+
+
+def spreadsheet_amount(text: str) -> str:
+    """``"¥1,299.00"`` → ``"1299.00"``: an amount as a spreadsheet saves it, as plain text
+    (SPEC §1); any other text is returned as it is, for :func:`to_decimal` to judge."""
+    if "," not in text and "¥" not in text and "￥" not in text:
+        return text
+    match = _SHEET_AMOUNT.fullmatch(text.strip())
+    if match is None:
+        return text
+    return f"{match['sign']}{match['whole'].replace(',', '')}{match['rest'] or ''}"
 
 
 def has_other_digits(text: str) -> bool:
@@ -68,6 +85,8 @@ def to_decimal(value: Any, field: str) -> Decimal:
         raise InvalidInput(field, value, 'must be an amount such as "199.90"')
     if isinstance(value, int):
         return Decimal(value)
+    if isinstance(value, numbers.Integral):  # numpy.int64 …: exactly its integer
+        return Decimal(int(value))
     if isinstance(value, ExponentNumber):
         raise InvalidInput(field, value, "must be written without an exponent")
     if isinstance(value, Decimal):
@@ -129,7 +148,14 @@ def parse_amount(
     usual = usual_amount(value, positive=positive)
     if usual is not None:
         return usual
-    amount = to_decimal(value, field)
+    if not isinstance(value, str):
+        amount = to_decimal(value, field)
+    else:
+        plain = spreadsheet_amount(value)
+        try:
+            amount = to_decimal(plain, field)
+        except InvalidInput as exc:
+            raise InvalidInput(field, value, exc.problem) from None
     try:
         in_fen = amount.quantize(FEN, rounding=ROUND_DOWN)
     except InvalidOperation:  # more digits than the decimal context holds

@@ -117,9 +117,9 @@ class Window:
         """Read ``start``/``end`` from an offer; with ``required`` both must be there."""
         if required:
             start: datetime | None = fields.time("start")
-            end: datetime | None = fields.time("end")
+            end: datetime | None = fields.time("end", end=True)
         else:
-            start, end = fields.optional_time("start"), fields.optional_time("end")
+            start, end = fields.optional_time("start"), fields.optional_time("end", end=True)
         if start is not None and end is not None and end < start:
             raise InvalidInput(
                 fields.at("end"), fields.raw("end"), f"must not be before start {start.isoformat()}"

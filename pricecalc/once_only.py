@@ -22,25 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
+from audit.protocol import Record
 from pricecalc.fields import stored_identifier
 from pricecalc.money import fmt
-
-
-class LoggedRecord(Protocol):
-    """What this module reads of an :class:`audit.protocol.Record`."""
-
-    @property
-    def seq(self) -> int: ...
-
-    @property
-    def key(self) -> str | None: ...
-
-    @property
-    def payload(self) -> Mapping[str, Any]: ...
+from pricecalc.records import read
 
 
 @attrs.frozen
@@ -73,7 +62,7 @@ def _lines(result: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         yield from (line for line in lines if isinstance(line, Mapping))
 
 
-def once_only_violations(records: Iterable[LoggedRecord]) -> list[Violation]:
+def once_only_violations(logged: Iterable[Record]) -> list[Violation]:
     """Every once-only violation in ``records`` (module docstring), in the order of the
     records that reveal them: keys first, then voids, then payouts."""
     keys: dict[Any, int] = {}
@@ -82,8 +71,8 @@ def once_only_violations(records: Iterable[LoggedRecord]) -> list[Violation]:
     compensated: dict[tuple[Any, Any], list[int]] = {}
     clawed_back: dict[Any, list[int]] = {}
     refunds: dict[tuple[Any, Any], list[tuple[int, Decimal, Decimal]]] = {}
-    for record in records:
-        payload = record.payload
+    for record in logged:
+        recorded = read(record)
         if record.key is not None:
             key = stored_identifier(record.key)
             if key in keys:
@@ -97,15 +86,12 @@ def once_only_violations(records: Iterable[LoggedRecord]) -> list[Violation]:
                 )
             else:
                 keys[key] = record.seq
-        if payload.get("status") != "approved":
+        if not recorded.approved:
             continue
-        kind = payload.get("kind")
-        result = payload.get("result")
-        if not isinstance(result, Mapping):
-            continue
-        if kind == "void":
-            seq = result.get("seq")
-            if isinstance(seq, int) and not isinstance(seq, bool):
+        kind, result = recorded.kind, recorded.result
+        if recorded.is_void:
+            seq = recorded.withdraws
+            if seq is not None:
                 if seq in voids:
                     found.append(
                         Violation(

@@ -44,7 +44,7 @@ from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, allocate, fmt, parse_amount
 from pricecalc.offers import check_keys
 from pricecalc.pricebook import Line, ListedOffer, PriceBook
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import SETTLEMENT, MoneyFigure, ReasonCode, Rule, RuleContext
 
 KIND = "price_protection"
 RULE_SET = "chaozhigou-standard"
@@ -92,7 +92,7 @@ class Event:
     @classmethod
     def from_fields(cls, fields: Fields) -> Event:
         check_keys(fields, {"start", "end"})
-        start, end = fields.time("start"), fields.time("end")
+        start, end = fields.time("start"), fields.time("end", end=True)
         if end < start:
             raise InvalidInput(
                 fields.at("end"), fields.raw("end"), f"must not be before start {iso(start)}"
@@ -415,6 +415,33 @@ def decide(inp: ProtectionInput, ctx: RuleContext) -> Outcome:
     return Outcome(result=result, reasons=tuple(reasons), plugins=used)
 
 
+#: SPEC §10: the refund, settled as the result's ``settlement`` says.
+FIGURES = (
+    MoneyFigure(
+        "price_protection_refunds",
+        "价保退款",
+        "price protection refunds",
+        "refund_total",
+        feeds=SETTLEMENT,
+        column=("refund_total", "退款合计", "refunds"),
+    ),
+)
+EXPLAINED = (
+    ReasonCode(PAID_OUTSIDE_EVENT, "下单付款不在活动期内", "paid outside the event"),
+    ReasonCode(CLAIM_EXPIRED, "已超过价保申请期限", "claimed after the claim period ended"),
+    ReasonCode(
+        ORDER_NOT_ELIGIBLE,
+        "订单状态不可价保(退款中、已退款或已取消)",
+        "order not eligible (refunding, refunded or cancelled)",
+    ),
+    ReasonCode(
+        NO_PRICE_DROP,
+        "付款后商家没有降价，无可退差价",
+        "no merchant markdown after payment: nothing to refund",
+    ),
+    ReasonCode(ALREADY_REFUNDED, "差价已全部退过", "the price difference was already refunded"),
+)
+
 RULE = Rule(
     kind=KIND,
     rule_set=RULE_SET,
@@ -423,4 +450,6 @@ RULE = Rule(
     decide=decide,
     description="价保: refund the in-event markdown after payment (SPEC §3)",
     input_fields=INPUT_KEYS,
+    figures=FIGURES,
+    codes=EXPLAINED,
 )

@@ -3,9 +3,16 @@
 Everything streams: lines are read one at a time with the bytes read so far (for the
 progress bar). Choices the SPEC leaves open (docs/cli.md repeats them for users):
 
-* **Line numbers** are 1-based physical lines for JSON Lines; for CSV, the row number as a
-  spreadsheet shows it (the header is row 1, the first request row 2). A blank line is an
-  invalid line (one output row per input line, always).
+* **Line numbers** are 1-based physical lines for JSON Lines; for CSV and xlsx, the row
+  number as a spreadsheet shows it (a header in row 1 makes the first request row 2). A
+  blank JSON line is an invalid line; a sheet row with every cell empty is a blank line
+  (:attr:`FileLine.blank`: skipped and counted, SPEC §1).
+* **Sheets** (CSV and xlsx alike, :func:`read_csv_sheet`, :func:`read_xlsx_sheet`): the
+  header is found below title rows (or given), headings are field names or the labels
+  pricecalc writes (:func:`pricecalc.rows.heading_field`), pricecalc's own result columns
+  (a batch output fed back) and ``ignore``d columns are skipped, and each row keeps its
+  cells as written for the round trip's output. Cells are :class:`SheetText`, where a
+  count may be written ``2.00`` (SPEC §1).
 * **CSV flattening** (one kind per file): columns are the SPEC's field names; an empty
   cell is an absent field; ``a.b`` fills a nested object (``event.start``,
   ``merchant.experience_score``); ``a[0].b`` fills the objects of a list
@@ -34,22 +41,33 @@ import csv
 import difflib
 import hashlib
 import io
+import itertools
 import json
+import math
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
+from datetime import time as dt_time
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import attrs
 
+from pricecalc.fields import BEIJING, SheetText
 from pricecalc.serialize import MAX_DEPTH, loads
 
-InputFormat = Literal["jsonl", "csv"]
-INPUT_SUFFIXES: dict[str, InputFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+InputFormat = Literal["jsonl", "csv", "xlsx"]
+INPUT_SUFFIXES: dict[str, InputFormat] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+}
 _BLOCK = 1 << 20
 #: CSV columns that are envelope fields (SPEC §8), not input fields.
 ENVELOPE_TEXT = ("request_id", "merchant_id", "campaign")
@@ -91,6 +109,10 @@ class FileLine:
     number: int
     request: Any = None
     error: str | None = None
+    #: A sheet row's cells as written (CSV/xlsx), repeated beside its result (round trip).
+    cells: tuple[str | None, ...] | None = None
+    #: A sheet row with every cell empty: skipped and counted as blank (SPEC §1).
+    blank: bool = False
 
 
 @attrs.frozen
@@ -375,7 +397,7 @@ def other_platform_cell(text: str) -> list[dict[str, str]]:
 
 
 def _cell_value(column: str, path: Path_, text: str) -> Any:
-    stripped = text.strip()
+    stripped = SheetText(text.strip())  # a spreadsheet's cell (SPEC §1: 2.00 is a count 2)
     if stripped[:1] in ("[", "{"):
         try:
             return loads(stripped)
@@ -423,7 +445,7 @@ def csv_request(
         if cell is None or not cell.strip():
             continue
         if len(path) == 1 and path[0][0] in ENVELOPE_TEXT and path[0][1] is None:
-            request[path[0][0]] = cell.strip()
+            request[path[0][0]] = str(cell).strip()
         elif path == (("kind", None),):
             if cell.strip() != kind:
                 raise ValueError(f"column kind says {cell.strip()!r} but --kind is {kind!r}")
@@ -444,60 +466,352 @@ def _envelope_cells(
     return read
 
 
+# -- sheets: CSV and xlsx alike ----------------------------------------------------------
+#: Result columns pricecalc writes beside the input's own in a CSV/xlsx batch output
+#: (:data:`pricecalc.rows.ROUND_TRIP_COLUMNS`): fed back, they are recognised and skipped.
+#: How far down a header row is looked for below title rows.
+HEADER_SEARCH_ROWS = 20
+#: The first bytes of a zip archive: an .xlsx workbook, whatever its name says.
+ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+def is_workbook(path: Path) -> bool:
+    """True when the file is a zip archive (an .xlsx workbook), by its first bytes."""
+    try:
+        with path.open("rb") as fp:
+            return fp.read(4) == ZIP_SIGNATURE
+    except OSError:
+        return False
+
+
+def _heading(text: Any) -> str:
+    return str(text).strip().lstrip("\ufeff").strip() if text is not None else ""
+
+
+@attrs.frozen
+class SheetHeader:
+    """A sheet's header row: the headings as written (``written``, for a round trip's
+    output), the row they stand in, and for each column the field it fills (``None``: a
+    column skipped — pricecalc's own result columns, ``--ignore-column``)."""
+
+    row: int
+    written: tuple[str, ...]
+    names: tuple[str | None, ...]
+    paths: tuple[Path_ | None, ...]
+
+
+def sheet_header(
+    rows: Sequence[Sequence[Any]],
+    kind: str,
+    fields: Collection[str] | None,
+    *,
+    header_row: int | None = None,
+    ignore: Collection[str] = (),
+    first_row: int = 1,
+) -> SheetHeader:
+    """Find and check the header among the first rows (``rows[0]`` is row ``first_row``):
+    row ``header_row`` when given, else the first row whose headings are all known (title
+    rows above it are skipped), else the row with the most known headings. Headings are
+    the SPEC's field names or the labels pricecalc writes (请求号, 商家 …:
+    :func:`pricecalc.rows.heading_field`, one table used both ways). Raises
+    ``ValueError`` naming an unknown column and the known headings."""
+    from pricecalc.rows import heading_field, known_headings, round_trip_column
+
+    ignored = {_heading(name) for name in ignore}
+    allowed = None if fields is None else {*fields, *ENVELOPE_COLUMNS}
+
+    def known(cell: Any) -> bool:
+        text = _heading(cell)
+        if not text or text in ignored or round_trip_column(text, fields):
+            return True
+        name = heading_field(text)
+        try:
+            top = parse_column(name)[0][0]
+        except ValueError:
+            return False
+        return allowed is None or top in allowed
+
+    index = None
+    if header_row is not None:
+        index = header_row - first_row
+        if not 0 <= index < len(rows):
+            raise ValueError(f"--header-row {header_row}: the sheet has no such row")
+    else:
+        filled = [i for i, row in enumerate(rows) if any(_heading(c) for c in row)]
+        index = next((i for i in filled if all(known(c) for c in rows[i])), None)
+        if index is None:  # the row most like a header: the most known headings, earliest
+            index = max(
+                filled or [0],
+                key=lambda i: (sum(1 for c in rows[i] if _heading(c) and known(c)), -i),
+            )
+    written = tuple(_heading(c) for c in rows[index]) if rows else ()
+    while written and not written[-1]:
+        written = written[:-1]
+    names: list[str | None] = []
+    for text in written:
+        if not text or text in ignored or round_trip_column(text, fields):
+            names.append(None)
+        else:
+            names.append(heading_field(text))
+    kept = [n for n in names if n is not None]
+    try:
+        kept_paths = iter(check_header(kept, fields, kind))
+    except ValueError as exc:
+        if "is not a field" in str(exc):
+            raise ValueError(
+                f"{exc}; headings may also be the labels pricecalc writes: "
+                f"{', '.join(known_headings())}; skip a remarks column such as 备注 with "
+                "--ignore-column NAME"
+            ) from exc
+        raise
+    paths = tuple(next(kept_paths) if n is not None else None for n in names)
+    return SheetHeader(index + first_row, written, tuple(names), paths)
+
+
+def _sheet_lines(
+    header: SheetHeader,
+    rows: Iterator[tuple[int, Sequence[Any] | str, int]],
+    kind: str,
+) -> Iterator[tuple[FileLine, int]]:
+    """Each row below the header as a request (or an error); a row with every cell empty
+    is a blank line (skipped and counted, SPEC §1). ``rows`` gives (row number, cells or
+    the error reading them, position)."""
+    names = [n for n in header.names if n is not None]
+    paths = [p for p in header.paths if p is not None]
+    width = len(header.written)
+    for number, row, position in rows:
+        if isinstance(row, str):
+            yield FileLine(number, error=row), position
+            continue
+        cells = [_cell_text(c) for c in row]
+        while len(cells) > width and cells[-1] is None:
+            cells.pop()
+        if not any(c is not None and c.strip() for c in cells):
+            yield FileLine(number, blank=True), position
+            continue
+        if len(cells) > width:
+            yield (
+                FileLine(number, error=f"row has {len(cells)} cells, the header {width}"),
+                position,
+            )
+            continue
+        cells += [None] * (width - len(cells))
+        kept = [c for c, n in zip(cells, header.names, strict=True) if n is not None]
+        written = tuple(cells)
+        try:
+            request = csv_request(kind, names, paths, kept)
+        except ValueError as exc:
+            yield (
+                FileLine(number, request=_envelope_cells(kind, names, kept), error=str(exc),
+                         cells=written),
+                position,
+            )  # fmt: skip
+            continue
+        yield FileLine(number, request=request, cells=written), position
+
+
+def _cell_text(value: Any) -> str | None:
+    """A cell as text (SPEC §1, "what a spreadsheet does to a value"): an xlsx number
+    through its shortest decimal text, a date cell as a Beijing time (a date alone when it
+    holds no time), text as it is; an empty cell is None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)  # the shortest text that reads back as this number
+        if not math.isfinite(value):
+            return text
+        number = Decimal(text)
+        if number == number.to_integral_value():
+            return str(int(number))
+        return format(number, "f")
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(BEIJING).replace(tzinfo=None)
+        if value.time() == dt_time(0):
+            return str(value.date().isoformat())
+        return str(value.isoformat())
+    if isinstance(value, date | dt_time):
+        return str(value.isoformat())
+    return str(value)
+
+
 def read_csv(
     fp: IO[bytes],
     kind: str,
     *,
     encoding: str = "utf-8-sig",
     fields: Collection[str] | None = None,
+    header_row: int | None = None,
+    ignore: Collection[str] = (),
 ) -> Iterator[tuple[FileLine, int]]:
     """Each CSV row as a request (or an error), with the bytes read so far.
 
     Raises ``ValueError`` for an unusable header (the whole file is refused): a column
     that is no field of ``kind`` when its ``fields`` are given.
     """
+    header, lines = read_csv_sheet(
+        fp, kind, encoding=encoding, fields=fields, header_row=header_row, ignore=ignore
+    )
+    if header is not None:
+        yield from lines
+
+
+def read_csv_sheet(
+    fp: IO[bytes],
+    kind: str,
+    *,
+    encoding: str = "utf-8-sig",
+    fields: Collection[str] | None = None,
+    header_row: int | None = None,
+    ignore: Collection[str] = (),
+) -> tuple[SheetHeader | None, Iterator[tuple[FileLine, int]]]:
+    """A CSV file's header (None when the file is empty) and its rows as requests."""
     counting = _Counting(fp)
     text = io.TextIOWrapper(io.BufferedReader(counting), encoding=encoding, newline="")
     reader = csv.reader(text)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ValueError(f"the CSV header cannot be read: {exc}") from exc
-    header = [name.strip().lstrip("\ufeff") for name in header]
-    paths = check_header(header, fields, kind)
-    number = 1
-    while True:
-        number += 1
+    head: list[list[str]] = []
+    stopped: Exception | None = None  # a row below the header that cannot be read
+    while len(head) < (header_row or HEADER_SEARCH_ROWS):
         try:
             row = next(reader)
         except StopIteration:
-            return
-        except UnicodeDecodeError as exc:  # the file changed since open_source checked it
-            yield FileLine(number, error=f"row is not text: {exc.reason}"), counting.count
-            return  # the decoder cannot resynchronise: the rest of the file is unreadable
-        except csv.Error as exc:
-            problem = str(exc)
-            if "field limit" in problem:
-                problem = f"a cell is longer than {csv.field_size_limit():,} characters"
-            yield FileLine(number, error=f"row is not valid CSV: {problem}"), counting.count
-            continue
-        if not row or not any(cell.strip() for cell in row):
-            yield FileLine(number, error="row is empty"), counting.count
-            continue
-        if len(row) > len(header):
-            yield (
-                FileLine(number, error=f"row has {len(row)} cells, the header {len(header)}"),
-                counting.count,
+            break
+        except (csv.Error, UnicodeDecodeError) as exc:
+            if not head:
+                raise ValueError(f"the CSV header cannot be read: {exc}") from exc
+            stopped = exc
+            break
+        head.append(row)
+    if not head:
+        return None, iter(())
+    header = sheet_header(head, kind, fields, header_row=header_row, ignore=ignore)
+
+    def problem(exc: Exception) -> str:
+        if isinstance(exc, UnicodeDecodeError):
+            return f"row is not text: {exc.reason}"
+        text = str(exc)
+        if "field limit" in text:
+            text = f"a cell is longer than {csv.field_size_limit():,} characters"
+        return f"row is not valid CSV: {text}"
+
+    def rows() -> Iterator[tuple[int, Sequence[Any] | str, int]]:
+        number = header.row
+        for row in head[header.row :]:
+            number += 1
+            yield number, [_unneutralised(c) for c in row], counting.count
+        if stopped is not None:
+            number += 1
+            yield number, problem(stopped), counting.count
+            if isinstance(stopped, UnicodeDecodeError):
+                return
+        while True:
+            number += 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:  # the file changed since open_source checked it
+                yield number, problem(exc), counting.count
+                return  # the decoder cannot resynchronise: the rest of the file is unreadable
+            except csv.Error as exc:
+                yield number, problem(exc), counting.count
+                continue
+            yield number, [_unneutralised(c) for c in row], counting.count
+
+    return header, _sheet_lines(header, rows(), kind)
+
+
+def _unneutralised(cell: str) -> str:
+    """A CSV cell as the clerk wrote it: the ``'`` pricecalc put before a cell a
+    spreadsheet would run as a formula (:func:`pricecalc.writers.neutralise`, a round
+    trip's CSV output fed back) taken off again."""
+    if not cell.startswith("'"):
+        return cell
+    from pricecalc.writers import neutralise
+
+    return cell[1:] if neutralise(cell[1:]) == cell else cell
+
+
+def read_xlsx_sheet(
+    path: Path,
+    kind: str,
+    *,
+    sheet: str | None = None,
+    fields: Collection[str] | None = None,
+    header_row: int | None = None,
+    ignore: Collection[str] = (),
+    display: str | None = None,
+) -> tuple[SheetHeader | None, Iterator[tuple[FileLine, int]]]:
+    """An .xlsx workbook's sheet (the first, or ``sheet``) read as :func:`read_csv_sheet`
+    reads a CSV file, streaming (openpyxl's read-only mode); cells as SPEC §1 says
+    (:func:`_cell_text`). Raises ``ValueError`` for a workbook that cannot be read, a
+    missing sheet or an unusable header."""
+    from openpyxl import load_workbook
+
+    shown = display or str(path)
+    handle = path.open("rb")  # a file object: openpyxl judges a path by its extension
+    try:
+        book = load_workbook(handle, read_only=True, data_only=True)
+    except Exception as exc:  # a damaged or foreign zip: openpyxl raises many kinds
+        handle.close()
+        raise ValueError(f"{shown} cannot be read as an Excel workbook: {exc}") from exc
+
+    def close() -> None:
+        book.close()
+        handle.close()
+
+    if sheet is not None:
+        if sheet not in book.sheetnames:
+            close()
+            raise ValueError(
+                f"{shown} has no sheet {sheet!r}; its sheets are {', '.join(book.sheetnames)}"
             )
-            continue
-        cells: list[str | None] = [*row, *([None] * (len(header) - len(row)))]
+        worksheet: Any = book[sheet]
+    else:
+        worksheet = book.worksheets[0]
+    size = path.stat().st_size
+    values = worksheet.iter_rows(values_only=True)
+    head: list[Sequence[Any]] = []
+    for row in values:
+        head.append(row)
+        if len(head) >= (header_row or HEADER_SEARCH_ROWS):
+            break
+    if not head or not any(_cell_text(c) for row in head for c in row):
+        close()
+        return None, iter(())
+    try:
+        header = sheet_header(head, kind, fields, header_row=header_row, ignore=ignore)
+    except ValueError:
+        close()
+        raise
+
+    def rows() -> Iterator[tuple[int, Sequence[Any] | str, int]]:
         try:
-            yield FileLine(number, request=csv_request(kind, header, paths, cells)), counting.count
-        except ValueError as exc:
-            read = _envelope_cells(kind, header, cells)
-            yield FileLine(number, request=read, error=str(exc)), counting.count
+            number = header.row
+            for row in itertools.chain(head[header.row :], values):
+                number += 1
+                yield number, row, 0
+        finally:
+            close()
+
+    def with_end() -> Iterator[tuple[FileLine, int]]:
+        # A zip is not read in order of its bytes: the progress bar stays at the start and
+        # reaches the end with the last row.
+        pending = None
+        for line, _ in _sheet_lines(header, rows(), kind):
+            if pending is not None:
+                yield pending, 0
+            pending = line
+        if pending is not None:
+            yield pending, size
+
+    return header, with_end()
 
 
 def read_lines(

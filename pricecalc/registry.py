@@ -9,7 +9,7 @@ and remembers which plugin gave what, so a decision can name the plugins that to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,67 @@ class RuleContext:
         self.operator = operator
 
 
+#: Where a money figure goes on a settlement statement (SPEC §10): ``SETTLEMENT`` — the
+#: column the record's ``settlement`` names (``deduct_from_payout`` or ``merchant_pays``);
+#: ``SUBSIDY_CLAWBACK`` — the ``subsidy_clawback`` column; ``DEDUCT_FROM_PAYOUT`` or
+#: ``MERCHANT_PAYS`` — always that column (a kind whose results name no settlement);
+#: ``None`` — no column (the figure moves no money between merchant and platform, e.g. a
+#: subsidy split's shares).
+SETTLEMENT = "settlement"
+DEDUCT_FROM_PAYOUT = "deduct_from_payout"
+MERCHANT_PAYS = "merchant_pays"
+SUBSIDY_CLAWBACK = "subsidy_clawback"
+FEEDS = (SETTLEMENT, DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK)
+
+
+@attrs.frozen
+class MoneyFigure:
+    """A money figure a rule's results carry, as SPEC §10 names it ("one name, one figure").
+
+    ``name`` is the figure's one name everywhere (``price_protection_refunds``), ``zh`` and
+    ``en`` its labels for people, ``field`` the result field holding it (two-decimal text),
+    ``feeds`` the settlement column it fills (:data:`SETTLEMENT`: the one the result's
+    ``settlement`` names; :data:`SUBSIDY_CLAWBACK`, :data:`DEDUCT_FROM_PAYOUT`,
+    :data:`MERCHANT_PAYS`: that one; ``None``: none). ``summed`` is false for a figure
+    that is the sum of the kind's other figures (``counterfeit_payouts``): totals beside
+    those would count it twice.
+    ``column`` is the (machine name, Chinese heading, English title) of the output column
+    the figure fills today in batch rows, exports, summaries and stats (``None``: not
+    shown there) — the output names that predate SPEC §10's, kept until the outputs are
+    renamed (issue 21 point 5). Two kinds' figures may share a column (``refund_total``).
+    ``by``, when given, splits the figure of one approved result by a key (counterfeit
+    compensation by each line's winning standard: the report's breakdown).
+    """
+
+    name: str
+    zh: str
+    en: str
+    field: str
+    feeds: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(FEEDS))
+    )
+    summed: bool = True
+    column: tuple[str, str, str] | None = None
+    by: Callable[[Mapping[str, Any]], Mapping[str, Decimal]] | None = None
+
+    def label(self, lang: str = "en") -> str:
+        """The label for people: Chinese (``zh``) or English."""
+        return self.zh if lang == "zh" else self.en
+
+
+@attrs.frozen
+class ReasonCode:
+    """A reason code a rule may give, with a one-line explanation in Chinese and English
+    (what the campaign report and outputs show beside the code)."""
+
+    code: str
+    zh: str
+    en: str
+
+    def explain(self, lang: str = "en") -> str:
+        return self.zh if lang == "zh" else self.en
+
+
 @attrs.frozen
 class Rule:
     """One kind of decision: its parser and its pure decision function.
@@ -63,6 +124,12 @@ class Rule:
     ``inputs`` and ``results``, when declared, are the fields of ``input`` and of the
     result as the parser reads and the rule writes them (:class:`pricecalc.fields.Shape`):
     the service's OpenAPI document shows them as JSON Schema (docs/service.md).
+
+    What the books read back from the store asks of the rule, not of its kind's name:
+    ``figures`` — the money figures its results carry (:class:`MoneyFigure`, SPEC §10),
+    ``codes`` — every reason code it may give, explained (:class:`ReasonCode`), and
+    ``withdraws`` — for a correcting kind (``void``), the seq an approved result withdraws
+    (``None``: this kind withdraws nothing).
     """
 
     kind: str
@@ -74,6 +141,9 @@ class Rule:
     input_fields: frozenset[str] | None = None
     inputs: Shape | None = None
     results: Shape | None = None
+    figures: tuple[MoneyFigure, ...] = ()
+    codes: tuple[ReasonCode, ...] = ()
+    withdraws: Callable[[Mapping[str, Any]], int | None] | None = None
 
 
 @attrs.frozen
@@ -134,3 +204,79 @@ class Registry:
 
     def kinds(self) -> tuple[str, ...]:
         return tuple(sorted(self.rules))
+
+    def declarations(self) -> Declarations:
+        """What the installed kinds declare (figures, codes, withdrawals), in the order
+        their plugins registered them."""
+        return Declarations.of(c.item for c in self.rules.values())
+
+    def figures(self) -> tuple[tuple[str, MoneyFigure], ...]:
+        """Every money figure of every installed kind: ``(kind, figure)``."""
+        return self.declarations().all_figures()
+
+    def codes(self) -> tuple[tuple[str, ReasonCode], ...]:
+        """Every reason code of every installed kind, explained: ``(kind, code)``."""
+        return self.declarations().all_codes()
+
+
+@attrs.frozen
+class Declarations:
+    """The declarations of a set of rules, by kind: what the records, the settlement,
+    summaries, exports, the statement and the report ask instead of naming a kind.
+    ``Registry.declarations()`` gives the installed kinds'; :func:`builtin_declarations`
+    the core's own (for callers that hold no registry)."""
+
+    figures: Mapping[str, tuple[MoneyFigure, ...]] = attrs.field(factory=dict)
+    codes: Mapping[str, tuple[ReasonCode, ...]] = attrs.field(factory=dict)
+    withdrawals: Mapping[str, Callable[[Mapping[str, Any]], int | None]] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, rules: Iterable[Rule]) -> Declarations:
+        figures: dict[str, tuple[MoneyFigure, ...]] = {}
+        codes: dict[str, tuple[ReasonCode, ...]] = {}
+        withdrawals: dict[str, Callable[[Mapping[str, Any]], int | None]] = {}
+        for rule in rules:
+            figures[rule.kind] = tuple(rule.figures)
+            codes[rule.kind] = tuple(rule.codes)
+            if rule.withdraws is not None:
+                withdrawals[rule.kind] = rule.withdraws
+        return cls(figures, codes, withdrawals)
+
+    def figures_of(self, kind: str) -> tuple[MoneyFigure, ...]:
+        """The money figures ``kind`` declares (none for an unknown kind)."""
+        return self.figures.get(kind, ())
+
+    def all_figures(self) -> tuple[tuple[str, MoneyFigure], ...]:
+        return tuple((kind, f) for kind, figures in self.figures.items() for f in figures)
+
+    def all_codes(self) -> tuple[tuple[str, ReasonCode], ...]:
+        return tuple((kind, c) for kind, codes in self.codes.items() for c in codes)
+
+    def explain(self, code: str, kind: str | None = None) -> ReasonCode | None:
+        """The explanation of ``code`` — of ``kind``'s codes when given (two kinds may
+        share a code), else the first kind declaring it; ``None`` when none does."""
+        for owner, declared in self.codes.items():
+            if kind is not None and owner != kind:
+                continue
+            for item in declared:
+                if item.code == code:
+                    return item
+        return None
+
+    def withdrawn_by(self, kind: str, result: Mapping[str, Any]) -> int | None:
+        """The seq an approved decision of ``kind`` with ``result`` withdraws (a void's),
+        or ``None``."""
+        withdraws = self.withdrawals.get(kind)
+        return None if withdraws is None else withdraws(result)
+
+
+_BUILTIN: list[Declarations] = []
+
+
+def builtin_declarations() -> Declarations:
+    """The declarations of the core's own kinds (loaded once, on first use)."""
+    if not _BUILTIN:
+        from pricecalc import builtin
+
+        _BUILTIN.append(Declarations.of(builtin.pricecalc_rules()))
+    return _BUILTIN[0]

@@ -30,21 +30,36 @@ from typing import Any
 
 import attrs
 
-from pricecalc.decision import recorded_request
+from pricecalc import records
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
 from pricecalc.money import FEN, ZERO, fmt, to_decimal, usual_amount
+from pricecalc.records import order_id_of
+from pricecalc.registry import MoneyFigure, builtin_declarations
 from pricecalc.serialize import sorted_json, text_problem
 
-#: The money fields summed in batch summaries and stats, with their column titles.
-#: Each is a field of some kind's result (SPEC §2–§5); a kind without it contributes 0.
-TOTALS: tuple[tuple[str, str], ...] = (
-    ("merchant_subsidy_total", "merchant subsidy"),
-    ("platform_subsidy_total", "platform subsidy"),
-    ("refund_total", "refunds"),
-    ("compensation_total", "compensation"),
-    ("clawback", "clawback"),
-)
+
+def _declared_columns() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, ...]]]:
+    """The money columns the rules' figures declare (``MoneyFigure.column``), in the order
+    the core's kinds declare them: machine name → (English title, Chinese heading), and
+    machine name → the result fields it sums (one per kind that fills it)."""
+    titles: dict[str, tuple[str, str]] = {}
+    fields: dict[str, tuple[str, ...]] = {}
+    figure: MoneyFigure
+    for _, figure in builtin_declarations().all_figures():
+        if figure.column is None or not figure.summed:
+            continue
+        name, chinese, english = figure.column
+        titles.setdefault(name, (english, chinese))
+        if figure.field not in fields.get(name, ()):
+            fields[name] = (*fields.get(name, ()), figure.field)
+    return titles, fields
+
+
+_TITLES, COLUMN_FIELDS = _declared_columns()
+#: The money columns summed in batch summaries and stats, with their titles: declared by
+#: the rules (:attr:`pricecalc.registry.MoneyFigure.column`); a kind without one gives 0.
+TOTALS: tuple[tuple[str, str], ...] = tuple((name, en) for name, (en, _) in _TITLES.items())
 MONEY_COLUMNS: tuple[str, ...] = tuple(name for name, _ in TOTALS)
 
 #: Columns of a batch output row in CSV / Excel (JSON Lines output is the SPEC §8 shape).
@@ -111,11 +126,7 @@ COLUMN_LABELS: dict[str, str] = {
     "reason_codes": "原因代码",
     "error": "错误",
     "order_id": "订单号",
-    "merchant_subsidy_total": "商家补贴合计",
-    "platform_subsidy_total": "平台补贴合计",
-    "refund_total": "退款合计",
-    "compensation_total": "赔付合计",
-    "clawback": "追回补贴",
+    **{name: chinese for name, (_, chinese) in _TITLES.items()},
     "audit_seq": "记录号",
     "audit_hash": "哈希",
     "seq": "记录号",
@@ -132,7 +143,56 @@ COLUMN_LABELS: dict[str, str] = {
     "merchant_pays": "商家直接赔付",
     "subsidy_clawback": "追回补贴",
     "reverses": "冲销的记录号",
+    "content_key": "记录键",
 }
+#: Labels read back as the fields they name (the input's envelope fields and order_id).
+_FIELD_OF_LABEL: dict[str, str] = {
+    COLUMN_LABELS[name]: name
+    for name in ("request_id", "merchant_id", "campaign", "kind", "order_id")
+}
+#: The result columns of a CSV/xlsx batch output written beside the input's own columns
+#: (a sheet's round trip, issue 21): the key the decision is recorded under in its own
+#: column, then what was decided. Fed back, each is recognised (by its name or its label)
+#: and skipped, so editing an input cell and running again records exactly that row.
+ROUND_TRIP_COLUMNS: tuple[str, ...] = (
+    "content_key",
+    "status",
+    "replayed",
+    "reason_codes",
+    "error",
+    *MONEY_COLUMNS,
+    "audit_seq",
+    "audit_hash",
+)
+#: Columns of a batch output that pricecalc writes and never reads back as input.
+_OUTPUT_ONLY: frozenset[str] = frozenset({"line", *ROUND_TRIP_COLUMNS})
+_OUTPUT_LABELS: frozenset[str] = frozenset(
+    COLUMN_LABELS[name] for name in ("line", *ROUND_TRIP_COLUMNS) if name in COLUMN_LABELS
+)
+
+
+def heading_field(heading: str) -> str:
+    """The field a sheet's heading names: the machine name itself, or the label pricecalc
+    writes for it (请求号 → ``request_id``: :data:`COLUMN_LABELS` read the other way)."""
+    text = heading.strip()
+    return _FIELD_OF_LABEL.get(text, text)
+
+
+def round_trip_column(heading: str, fields: Iterable[str] | None = None) -> bool:
+    """True for a column pricecalc wrote beside the input (:data:`ROUND_TRIP_COLUMNS`,
+    ``line``), by name or label, unless the kind has an input field of that name."""
+    name = heading_field(heading)
+    if name not in _OUTPUT_ONLY and heading.strip() not in _OUTPUT_LABELS:
+        return False
+    return fields is None or name not in fields
+
+
+def known_headings() -> list[str]:
+    """The labels pricecalc writes that a sheet may use as headings, with the field each
+    names (``请求号 (request_id)``), for the message refusing an unknown column."""
+    return [f"{label} ({name})" for label, name in _FIELD_OF_LABEL.items()]
+
+
 #: How wide (in characters) a column's content usually is, for spreadsheet columns; a
 #: column also fits its heading. Hashes and errors are cut at a readable width.
 COLUMN_WIDTHS: dict[str, int] = {
@@ -161,6 +221,7 @@ COLUMN_WIDTHS: dict[str, int] = {
     "hash": 20,
     **dict.fromkeys(SETTLEMENT_MONEY, 14),
     "reverses": 10,
+    "content_key": 30,
 }
 
 
@@ -234,20 +295,20 @@ def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def order_id_of(request: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
-    """The order a decision is about, from its input or its result (when it has one)."""
-    raw_input = request.get("input")
-    for source in (raw_input if isinstance(raw_input, Mapping) else {}, result):
-        value = source.get("order_id")
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return str(value)
+def column_amount(result: Mapping[str, Any], column: str) -> Decimal | None:
+    """The amount a result holds for one of :data:`MONEY_COLUMNS` (the declared field
+    of whichever kind fills it), or ``None``."""
+    for field in COLUMN_FIELDS[column]:
+        value = amount(result.get(field))
+        if value is not None:
+            return value
     return None
 
 
 def _money_cells(result: Mapping[str, Any]) -> dict[str, str | None]:
     cells: dict[str, str | None] = {}
     for name in MONEY_COLUMNS:
-        value = amount(result.get(name))
+        value = column_amount(result, name)
         cells[name] = fmt(value) if value is not None else None
     return cells
 
@@ -317,30 +378,28 @@ def record_row(record: Any, voided_by: int | None = None) -> dict[str, Any]:
     ``voided_by`` is the seq of the approved void that withdrew the record, if any
     (:func:`pricecalc.selection.voids_of`); a void's own row names what it ``voids``.
     """
-    payload: Mapping[str, Any] = record.payload
-    result = payload.get("result") or {}
-    request = recorded_request(payload)
-    is_void = payload.get("kind") == "void" and payload.get("status") == "approved"
+    recorded = records.read(record)
+    result = recorded.result
     settlement = result.get("settlement")
     return {
-        "seq": record.seq,
-        "recorded_at": record.recorded_at,
-        "recorded_at_beijing": beijing_text(record.recorded_at),
-        "kind": payload.get("kind"),
-        "request_id": record.key if record.key is not None else payload.get("request_id"),
-        "status": payload.get("status"),
-        "reason_codes": [r.get("code") for r in payload.get("reasons", ())],
-        "order_id": order_id_of(request, result),
-        "merchant_id": _label(request.get("merchant_id") or result.get("merchant_id")),
-        "campaign": _label(request.get("campaign") or result.get("campaign")),
-        "operator": payload.get("operator"),
+        "seq": recorded.seq,
+        "recorded_at": recorded.recorded_at,
+        "recorded_at_beijing": beijing_text(recorded.recorded_at),
+        "kind": recorded.kind if recorded.is_decision else None,
+        "request_id": recorded.key,
+        "status": recorded.status if recorded.is_decision else None,
+        "reason_codes": recorded.reason_codes,
+        "order_id": recorded.order_id,
+        "merchant_id": _label(recorded.merchant_id),
+        "campaign": _label(recorded.campaign),
+        "operator": recorded.operator,
         **_money_cells(result),
         "settlement": settlement if isinstance(settlement, str) else None,
         "voided_by": voided_by,
-        "voids": result.get("seq") if is_void and isinstance(result.get("seq"), int) else None,
-        "rule_set": payload.get("rule_set"),
-        "rule_version": payload.get("rule_version"),
-        "hash": record.hash,
+        "voids": recorded.withdraws,
+        "rule_set": recorded.rule_set,
+        "rule_version": recorded.rule_version,
+        "hash": recorded.hash,
     }
 
 
@@ -375,7 +434,7 @@ class Totals:
 
     def add(self, result: Mapping[str, Any]) -> None:
         for name in MONEY_COLUMNS:
-            value = amount(result.get(name))
+            value = column_amount(result, name)
             if value is not None:
                 self.sums[name] += value
 
@@ -394,6 +453,8 @@ class Summary:
     replayed_totals: Totals = attrs.field(factory=Totals)
     invalid: int = 0
     conflicts: int = 0
+    #: Sheet rows with every cell empty: skipped, never invalid (SPEC §1).
+    blank: int = 0
 
     def add(self, status: str, decision: Mapping[str, Any] | None) -> None:
         """Count one line: its decision (SPEC §8 shape), or an invalid or conflict line."""
@@ -430,9 +491,10 @@ class Summary:
         (``headers="zh"``: the same in Chinese, for the Excel summary sheet)."""
         if headers == "zh":
             conflicts = f"，冲突 {self.conflicts} 行" if self.conflicts else ""
+            blank = f"，跳过空行 {self.blank} 行" if self.blank else ""
             return (
                 f"共 {self.lines} 行：新记录 {self.new} 个决定，{self.replayed} 个已记录过"
-                f"(重放){conflicts}，无效 {self.invalid} 行"
+                f"(重放){conflicts}，无效 {self.invalid} 行{blank}"
             )
         parts = [
             f"{self.new} new decision{'s' if self.new != 1 else ''} recorded",
@@ -441,6 +503,8 @@ class Summary:
         if self.conflicts:
             parts.append(f"{self.conflicts} conflict{'s' if self.conflicts != 1 else ''}")
         parts.append(f"{self.invalid} invalid")
+        if self.blank:
+            parts.append(f"{self.blank} blank row{'s' if self.blank != 1 else ''} skipped")
         return f"{self.lines} line{'s' if self.lines != 1 else ''}: " + ", ".join(parts)
 
     def counts_table(self) -> list[tuple[str, int]]:
@@ -486,12 +550,12 @@ class Stats:
         return stats
 
     def add(self, record: Any) -> None:
-        payload: Mapping[str, Any] = record.payload
-        key = (beijing_day(record.recorded_at), str(payload.get("kind")))
+        recorded = records.read(record)
+        key = (beijing_day(recorded.recorded_at), recorded.kind)
         row = self.rows.setdefault(key, StatsRow())
-        if payload.get("status") == "approved":
+        if recorded.approved:
             row.approved += 1
-            row.totals.add(payload.get("result") or {})
+            row.totals.add(recorded.result)
         else:
             row.rejected += 1
 

@@ -14,12 +14,11 @@ from typing import Any
 import attrs
 
 from audit.protocol import AuditStore, Record
-from pricecalc.corrections import VOID_KIND, voided_seq
-from pricecalc.decision import recorded_request
+from pricecalc import records
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING, parse_time
 from pricecalc.history import campaign_tag, kind_tag, merchant_tag, order_tag
-from pricecalc.rows import order_id_of
+from pricecalc.registry import Declarations, builtin_declarations
 
 
 def period_bound(value: str | None, *, end: bool, field: str = "time") -> datetime | None:
@@ -79,14 +78,13 @@ class Filters:
                 yield record
 
     def matches(self, record: Record) -> bool:
-        payload = record.payload
         if self.order_id is not None and (
             order_tag(self.order_id) not in record.tags
-            and order_id_of(recorded_request(payload), payload.get("result") or {}) != self.order_id
+            and records.read(record).order_id != self.order_id
         ):
             return False
         for field, wanted in self.where().items():
-            if payload.get(field) != wanted:
+            if records.field_of(record, field) != wanted:
                 return False
         for name, tag in (
             (self.merchant_id, merchant_tag),
@@ -103,20 +101,21 @@ class Filters:
         return True
 
 
-def voids_of(store: AuditStore, *, upto: int | None = None) -> Mapping[int, int]:
+def voids_of(
+    store: AuditStore, *, upto: int | None = None, declarations: Declarations | None = None
+) -> Mapping[int, int]:
     """Which records were withdrawn, and by which approved void: ``{voided seq: void seq}``
-    (voids are few: they are looked up by their kind tag). ``upto``: only voids recorded
-    at or before that seq."""
+    (voids are few: they are looked up by their kind tag — every kind that declares what
+    it withdraws). ``upto``: only voids recorded at or before that seq."""
+    books = declarations if declarations is not None else builtin_declarations()
     out: dict[int, int] = {}
-    for record in store.find(kind_tag(VOID_KIND)):
-        if upto is not None and record.seq > upto:
-            continue
-        payload = record.payload
-        if payload.get("kind") != VOID_KIND or payload.get("status") != "approved":
-            continue
-        target = voided_seq(payload.get("result"))
-        if target is not None:
-            out.setdefault(target, record.seq)
+    for kind in books.withdrawals:
+        for record in store.find(kind_tag(kind)):
+            if upto is not None and record.seq > upto:
+                continue
+            target = records.read(record, books).withdraws
+            if target is not None:
+                out.setdefault(target, record.seq)
     return out
 
 

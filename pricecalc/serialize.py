@@ -13,6 +13,7 @@ building paths; only a value that fails is walked again, to name the place.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -200,8 +201,26 @@ def _key(key: Any, rules: _Rules, path: str | None) -> str:
     _fail(rules, path, key, "key")
 
 
+MISSING_PROBLEM = (
+    "is a missing value (pandas NA/NaT): leave the field out, or give a value"
+)
+
+
+def missing_marker(value: Any) -> bool:
+    """True for pandas' and numpy's missing values (``pd.NA``, ``pd.NaT``, ``numpy``'s
+    ``NaT``), recognised without importing either (a script's data frame, SPEC §8)."""
+    kind = type(value)
+    if kind.__name__ in ("NAType", "NaTType") and kind.__module__.startswith("pandas"):
+        return True
+    return kind.__module__ == "numpy" and kind.__name__ in ("datetime64", "timedelta64") and (
+        str(value) == "NaT"
+    )
+
+
 def _uncommon(value: Any, rules: _Rules, path: str | None, depth: int) -> Any:
     """Everything but the exact JSON types: converted where the rules allow, else refused."""
+    if missing_marker(value):
+        _fail(rules, path, value, MISSING_PROBLEM)
     if isinstance(value, float):
         _fail(rules, path, value, "float")
     if isinstance(value, bool):
@@ -210,6 +229,8 @@ def _uncommon(value: Any, rules: _Rules, path: str | None, depth: int) -> Any:
         return _walk(int(value), rules, path, depth)
     if isinstance(value, str):
         return _walk(str.__str__(value), rules, path, depth)
+    if isinstance(value, numbers.Integral):  # numpy.int64 and friends: the exact integer
+        return _walk(int(value), rules, path, depth)
     if isinstance(value, Mapping):
         return _object(value, rules, path, depth)
     if isinstance(value, list | tuple):

@@ -4,18 +4,25 @@ The one reading of a record's money that the settlement statement
 (:mod:`pricecalc.statement`) and the campaign report (:mod:`pricecalc.report`) share, so
 the two documents can never disagree about a fen:
 
-* ``deduct_from_payout`` — the platform takes it from the merchant's payout: price
-  protection's ``refund_total`` and counterfeit compensation's ``payout_total`` of an
-  approved decision whose ``settlement`` is ``deduct_from_payout``;
-* ``merchant_pays`` — the same amounts where the merchant pays the buyer directly
+* ``deduct_from_payout`` — the platform takes it from the merchant's payout: the money
+  figures a kind declares as feeding the record's settlement
+  (:data:`pricecalc.registry.SETTLEMENT`) of an approved decision whose ``settlement`` is
+  ``deduct_from_payout``;
+* ``merchant_pays`` — the same figures where the merchant pays the buyer directly
   (``settlement`` ``merchant_pays``);
-* ``subsidy_clawback`` — an approved forwarding clawback's ``clawback``.
+* ``subsidy_clawback`` — the figures a kind declares as feeding
+  :data:`pricecalc.registry.SUBSIDY_CLAWBACK`.
+
+Which figures those are is each rule's declaration (:class:`pricecalc.registry.MoneyFigure`),
+so a plugin's kind reaches a statement exactly as a built-in one; functions here take the
+installed kinds' :class:`~pricecalc.registry.Declarations` (default: the core's own).
 
 A **void** (SPEC §7) moves the withdrawn decision's money back: its :class:`Movement` is a
 reversal — the withdrawn decision's amounts negated, at the void's seq and time — so that
 totals over a period that holds both net out to the fen.
 
-Nothing here reads a store; callers hand in :class:`audit.protocol.Record` values.
+Nothing here reads a store; callers hand in :class:`audit.protocol.Record` values (or the
+:class:`pricecalc.records.RecordedDecision` read from them).
 """
 
 from __future__ import annotations
@@ -27,53 +34,56 @@ from typing import Any
 import attrs
 
 from audit.protocol import Record
-from pricecalc.corrections import VOID_KIND, voided_seq
-from pricecalc.decision import recorded_request
+from pricecalc import records
 from pricecalc.money import ZERO, fmt
-from pricecalc.rows import amount, order_id_of
+from pricecalc.records import RecordedDecision
+from pricecalc.registry import (
+    DEDUCT_FROM_PAYOUT,
+    MERCHANT_PAYS,
+    SETTLEMENT,
+    SUBSIDY_CLAWBACK,
+    Declarations,
+)
 
-DEDUCT_FROM_PAYOUT = "deduct_from_payout"
-MERCHANT_PAYS = "merchant_pays"
-SUBSIDY_CLAWBACK = "subsidy_clawback"
+# The column names are the declarations' (pricecalc.registry), re-exported here.
 #: SPEC §10's three money columns, in the statement's order.
 SETTLEMENT_COLUMNS: tuple[str, ...] = (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK)
 
-#: kind → the result field whose amount is settled (by the result's ``settlement``).
-SETTLED_AMOUNT: Mapping[str, str] = {
-    "price_protection": "refund_total",
-    "counterfeit_compensation": "payout_total",
-}
-CLAWBACK_KIND = "forwarding_clawback"
+Recorded = Record | RecordedDecision
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _read(
+    record: Recorded | Mapping[str, Any], declarations: Declarations | None
+) -> RecordedDecision:
+    if isinstance(record, RecordedDecision):
+        return record
+    if isinstance(record, Record):
+        return records.read(record, declarations)
+    return records.from_payload(record, declarations=declarations)
 
 
-def money_moved(payload: Mapping[str, Any]) -> dict[str, Decimal] | None:
+def money_moved(
+    record: Recorded | Mapping[str, Any], declarations: Declarations | None = None
+) -> dict[str, Decimal] | None:
     """The SPEC §10 columns an approved decision fills (``None``: it moves no money —
-    rejected, a split, a void, a plugin's kind, or an amount of zero)."""
-    if payload.get("status") != "approved":
-        return None
-    kind = payload.get("kind")
-    result = payload.get("result")
-    if not isinstance(result, Mapping):
-        return None
-    column: str | None
-    value: Decimal | None
-    if kind == CLAWBACK_KIND:
-        column, value = SUBSIDY_CLAWBACK, amount(result.get("clawback"))
-    elif isinstance(kind, str) and kind in SETTLED_AMOUNT:
-        settlement = result.get("settlement")
-        column = settlement if settlement in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS) else None
-        value = amount(result.get(SETTLED_AMOUNT[kind]))
-    else:
-        return None
-    if column is None or value is None or value == ZERO:
-        return None
+    rejected, a kind whose figures feed no column (a split, a void), or zero). A record's
+    payload may be given instead of the record."""
+    recorded = _read(record, declarations)
     out = dict.fromkeys(SETTLEMENT_COLUMNS, ZERO)
-    out[column] = value
-    return out
+    moved = False
+    for figure, value in recorded.figures(declarations):
+        if figure.feeds is None:
+            continue
+        if figure.feeds == SETTLEMENT:
+            settlement = recorded.result.get("settlement")
+            if settlement not in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS):
+                continue
+            column = str(settlement)
+        else:
+            column = figure.feeds
+        out[column] += value
+        moved = moved or value != ZERO
+    return out if moved else None
 
 
 @attrs.frozen
@@ -106,42 +116,41 @@ class Movement:
         return {name: fmt(self.amounts[name]) for name in SETTLEMENT_COLUMNS}
 
 
-def movement_of(record: Record) -> Movement | None:
+def movement_of(record: Recorded, declarations: Declarations | None = None) -> Movement | None:
     """The money an approved decision's record moved, or ``None``."""
-    moved = money_moved(record.payload)
+    recorded = _read(record, declarations)
+    moved = money_moved(recorded, declarations)
     if moved is None:
         return None
-    payload = record.payload
-    request = recorded_request(payload)
-    result = payload.get("result") or {}
     return Movement(
-        seq=record.seq,
-        hash=record.hash,
-        recorded_at=record.recorded_at,
-        kind=str(payload.get("kind")),
-        order_id=order_id_of(request, result),
-        request_id=record.key if record.key is not None else _text(payload.get("request_id")),
-        merchant_id=_text(request.get("merchant_id")),
-        campaign=_text(request.get("campaign")),
+        seq=recorded.seq,
+        hash=recorded.hash,
+        recorded_at=recorded.recorded_at,
+        kind=recorded.kind,
+        order_id=recorded.order_id,
+        request_id=recorded.key,
+        merchant_id=recorded.merchant_id,
+        campaign=recorded.campaign,
         amounts=moved,
     )
 
 
-def withdrawn_seq(record: Record) -> int | None:
+def withdrawn_seq(record: Recorded, declarations: Declarations | None = None) -> int | None:
     """The seq an approved void's record withdraws, or ``None`` (not an approved void)."""
-    payload = record.payload
-    if payload.get("kind") != VOID_KIND or payload.get("status") != "approved":
-        return None
-    return voided_seq(payload.get("result"))
+    return _read(record, declarations).withdraws
 
 
-def reversal_of(void: Record, withdrawn: Record) -> Movement | None:
+def reversal_of(
+    void: Recorded, withdrawn: Recorded, declarations: Declarations | None = None
+) -> Movement | None:
     """The reversal row of an approved ``void`` that withdrew ``withdrawn``: the withdrawn
     decision's movement negated, at the void's seq, hash and time (``None`` when the
     withdrawn decision moved no money, or ``void`` does not withdraw it)."""
-    if withdrawn_seq(void) != withdrawn.seq:
+    void = _read(void, declarations)
+    withdrawn = _read(withdrawn, declarations)
+    if void.withdraws != withdrawn.seq:
         return None
-    moved = movement_of(withdrawn)
+    moved = movement_of(withdrawn, declarations)
     if moved is None:
         return None
     return attrs.evolve(
@@ -158,9 +167,7 @@ def reversal_of(void: Record, withdrawn: Record) -> Movement | None:
 class SettlementTotals:
     """The three columns summed exactly over movements (reversals net out)."""
 
-    sums: dict[str, Decimal] = attrs.field(
-        factory=lambda: dict.fromkeys(SETTLEMENT_COLUMNS, ZERO)
-    )
+    sums: dict[str, Decimal] = attrs.field(factory=lambda: dict.fromkeys(SETTLEMENT_COLUMNS, ZERO))
     rows: int = 0
 
     def add(self, movement: Movement) -> None:

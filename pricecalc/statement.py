@@ -7,8 +7,9 @@ and up to the checkpoint the statement is cut from, and turns each into its row 
 :mod:`pricecalc.settlement` — the one reading of a record's money the campaign report
 shares:
 
-* an approved price protection, counterfeit compensation or forwarding clawback that
-  moved money is one row, its amount in one of the three columns;
+* an approved decision whose kind declares money figures feeding a settlement column
+  (:class:`pricecalc.registry.MoneyFigure`: price protection, counterfeit compensation,
+  forwarding clawback, a plugin's kind) and that moved money is one row;
 * an approved **void** of such a decision is a **reversal row** at the void's own seq,
   hash and time: the withdrawn decision's amounts negated, ``reverses`` naming its seq;
   a void of a decision that moved no money (a subsidy split) gives no row;
@@ -33,8 +34,10 @@ import attrs
 
 from audit.proofdoc import CheckpointProblem, published_checkpoint
 from audit.protocol import GENESIS_HASH, AuditStore
+from pricecalc import records
 from pricecalc.fields import BEIJING
 from pricecalc.history import merchant_tag
+from pricecalc.registry import Declarations
 from pricecalc.rows import beijing_text
 from pricecalc.selection import Filters
 from pricecalc.settlement import (
@@ -43,7 +46,6 @@ from pricecalc.settlement import (
     SettlementTotals,
     movement_of,
     reversal_of,
-    withdrawn_seq,
 )
 
 #: The columns of a statement row, in order (JSON Lines rows carry them too, after
@@ -128,22 +130,26 @@ def movements(
     since: datetime | None = None,
     until: datetime | None = None,
     upto: int | None = None,
+    declarations: Declarations | None = None,
 ) -> Iterator[Movement]:
     """The merchant's statement rows in seq order: each money-moving approved decision,
     and each approved void's reversal, recorded in ``[since, until)`` (aware instants, as
-    :func:`~pricecalc.selection.period_bound` gives them) and with ``seq <= upto``."""
+    :func:`~pricecalc.selection.period_bound` gives them) and with ``seq <= upto``.
+    ``declarations``: the installed kinds' (what their figures settle; default: the
+    core's own)."""
     period = Filters(merchant_id=merchant_id, since=since, until=until)
     for record in sorted(store.find(merchant_tag(merchant_id)), key=lambda r: r.seq):
         if upto is not None and record.seq > upto:
             break
         if not period.matches(record):
             continue
-        target = withdrawn_seq(record)
+        recorded = records.read(record, declarations)
+        target = recorded.withdraws
         if target is None:
-            moved = movement_of(record)
+            moved = movement_of(recorded, declarations)
         else:
             withdrawn = store.record(target)
-            moved = None if withdrawn is None else reversal_of(record, withdrawn)
+            moved = None if withdrawn is None else reversal_of(recorded, withdrawn, declarations)
         if moved is not None:
             yield moved
 
@@ -196,11 +202,15 @@ def build_statement(
     until: datetime | None = None,
     *,
     cut: Cut | None = None,
+    declarations: Declarations | None = None,
 ) -> Statement:
     """The statement of ``merchant_id`` for records recorded in ``[since, until)``, cut
-    from ``cut`` (default: the store's head, :func:`head_cut`)."""
+    from ``cut`` (default: the store's head, :func:`head_cut`); ``declarations``: the
+    installed kinds' (``Registry.declarations()``; default: the core's own)."""
     cut = head_cut(store) if cut is None else cut
-    rows = tuple(movements(store, merchant_id, since, until, upto=cut.size))
+    rows = tuple(
+        movements(store, merchant_id, since, until, upto=cut.size, declarations=declarations)
+    )
     totals = SettlementTotals()
     for row in rows:
         totals.add(row)

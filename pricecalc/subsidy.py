@@ -31,7 +31,7 @@ from pricecalc.fields import (
     text_field,
 )
 from pricecalc.money import ZERO, fmt, fmt_rate, rate_of
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import MoneyFigure, ReasonCode, Rule, RuleContext
 
 KIND = "subsidy_split"
 
@@ -315,6 +315,53 @@ def _decide(inp: SubsidyInput, ctx: RuleContext) -> Outcome:
     return subsidy_split(inp, ctx)
 
 
+#: SPEC §10's figures of a split: who funds the subsidy (neither moves money on a statement).
+FIGURES = (
+    MoneyFigure(
+        "merchant_subsidy",
+        "商家补贴",
+        "merchant subsidy",
+        "merchant_subsidy_total",
+        column=("merchant_subsidy_total", "商家补贴合计", "merchant subsidy"),
+    ),
+    MoneyFigure(
+        "platform_subsidy",
+        "平台补贴",
+        "platform subsidy",
+        "platform_subsidy_total",
+        column=("platform_subsidy_total", "平台补贴合计", "platform subsidy"),
+    ),
+)
+EXPLAINED = (
+    ReasonCode(
+        REGISTRATION_ABOVE_LIST, "报名价高于原价", "registration price above the list price"
+    ),
+    ReasonCode(
+        ABOVE_30D_LOWEST,
+        "报名价高于近30日最低成交价",
+        "registration price above the lowest price of the last 30 days",
+    ),
+    ReasonCode(
+        ABOVE_OTHER_PLATFORM,
+        "报名价高于其他平台活动价",
+        "registration price above another platform's campaign price",
+    ),
+    ReasonCode(FLOOR_BELOW_COST, "最低售卖价低于成本价", "floor price below the cost price"),
+    ReasonCode(
+        FLOOR_ABOVE_REGISTRATION, "最低售卖价高于报名价", "floor price above the registration price"
+    ),
+    ReasonCode(
+        BELOW_FLOOR,
+        "补贴价低于商家可接受的最低售卖价",
+        "subsidy price below the merchant's floor price",
+    ),
+    ReasonCode(
+        PLATFORM_SUBSIDY_NEGATIVE,
+        "补贴价高于报名价(平台补贴为负)",
+        "subsidy price above the registration price (negative platform subsidy)",
+    ),
+)
+
 RULE = Rule(
     kind=KIND,
     rule_set="chaozhigou-standard",
@@ -326,4 +373,6 @@ RULE = Rule(
     input_fields=INPUT.names,
     inputs=INPUT,
     results=RESULT,
+    figures=FIGURES,
+    codes=EXPLAINED,
 )

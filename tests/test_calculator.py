@@ -111,7 +111,8 @@ def test_a_request_id_with_another_request_is_a_conflict(store_path: Path) -> No
     assert caught.value.hash == first.audit.hash
     assert str(caught.value) == (
         "request_id 'split-1' is already recorded as record 1 for a different request "
-        "(another input); nothing was recorded — a new request needs a new request_id"
+        "(input.subsidy_price '149.00' recorded, '100.00' asked); nothing was recorded — a new "
+        "request needs a new request_id"
     )
 
 

@@ -11,8 +11,9 @@ output and exit 0.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import click
 
@@ -37,8 +38,16 @@ from pricecalc.cli.options import (
 )
 from pricecalc.cli.render import summary_view
 from pricecalc.parallel import available_cores
-from pricecalc.reading import EncodingProblem, FileLine, open_source, read_lines
-from pricecalc.rows import BATCH_COLUMNS, Summary
+from pricecalc.reading import (
+    EncodingProblem,
+    FileLine,
+    SheetHeader,
+    open_source,
+    read_csv_sheet,
+    read_lines,
+    read_xlsx_sheet,
+)
+from pricecalc.rows import BATCH_COLUMNS, ROUND_TRIP_COLUMNS, Summary, round_trip_column
 from pricecalc.writers import Output, TooManyRows
 
 __all__ = ["batch", "output_format"]
@@ -111,21 +120,24 @@ def batch(
 ) -> None:
     """Decide every request of a file; write one output row per input line, in order.
 
-    INPUT is JSON Lines (SPEC §8 requests), CSV (one kind per file, --kind; columns named
-    as the SPEC's fields, see docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or
-    - for standard input. Invalid lines become {"line": n, "status": "invalid", "error":
-    ...} rows and the rest still runs; a line reusing a recorded request_id for another
-    request is a "conflict" row; exit 1 if any line was invalid or conflicting. A line
-    without request_id is keyed by its content: run the same (or an edited) file again
-    and only new or changed lines are recorded — the rest are replayed ("replayed":
-    true). A summary follows (on stderr when OUT is stdout), new and replayed decisions
-    counted and totalled apart; an .xlsx output has it as its summary sheet.
+    INPUT is JSON Lines (SPEC §8 requests), CSV or an Excel .xlsx sheet (one kind per sheet,
+    --kind; headings the SPEC's fields or pricecalc's own labels such as 请求号, see
+    docs/cli.md; --encoding gb18030 for Excel's Chinese CSV), or - for standard input. A CSV
+    or Excel output of a sheet repeats its columns beside the results: edit a cell, run it
+    again, and only that row is recorded. Invalid lines become {"line": n, "status":
+    "invalid", "error": ...} rows and the rest still runs; a line reusing a recorded
+    request_id for another request is a "conflict" row; exit 1 if any line was invalid or
+    conflicting. A line without request_id is keyed by its content: run the same (or an
+    edited) file again and only new or changed lines are recorded — the rest are replayed
+    ("replayed": true). A summary follows (on stderr when OUT is stdout), new and replayed
+    decisions counted and totalled apart; an .xlsx output has it as its summary sheet.
 
     Example:
 
     \b
         pricecalc batch examples/campaign.jsonl --output out/decisions.jsonl
         pricecalc batch splits.csv --kind subsidy_split --encoding gb18030 -o splits.xlsx
+        pricecalc batch in.xlsx --kind subsidy_split --ignore-column 备注 -o out.xlsx
         pricecalc batch requests.jsonl -o - --format csv > decisions.csv
         my-checkout | pricecalc batch - -o - --stream | my-checkout-reader
     """
@@ -142,6 +154,7 @@ def batch(
         found = app.registry().rule(source.kind)
         fields = found[1].input_fields if found is not None else None
     display = "standard input" if input_name == "-" else input_name
+    tabular = out.format in ("csv", "xlsx")
     try:
         opened = open_source(
             input_name, sys.stdin.buffer, encoding=source.encoding or "utf-8"
@@ -149,20 +162,27 @@ def batch(
         with opened as src, src.path.open("rb") as fp:
             if src.note is not None:
                 warn(src.note)
+            header: SheetHeader | None = None
             try:
-                lines = _peek(
-                    read_lines(fp, fmt_in, source.kind, encoding=src.encoding, fields=fields)
-                )
-            except ValueError as exc:  # an unusable CSV header: the whole file is refused
+                if fmt_in == "jsonl":
+                    read = read_lines(fp, fmt_in, source.kind)
+                else:
+                    header, read = _read_sheet(
+                        fp, src.path, fmt_in, source, fields, display, src.encoding
+                    )
+                lines = _peek(_counting_blanks(read, blanks := [0]))
+            except ValueError as exc:  # an unusable header or sheet: the whole file is refused
                 raise click.UsageError(str(exc)) from exc
-            output = out.open(BATCH_COLUMNS, title="decisions", store=app.audit)
+            columns, row_of = _layout(header, fields, tabular)
+            output = out.open(columns, title="decisions", store=app.audit)
             if lines is None:
-                output.commit(Summary())
+                output.commit(Summary(blank=blanks[0]))
                 what = "is empty" if src.empty else "has a header row but no requests"
                 warn(f"{display} {what}: nothing was decided.")
                 return
             summary = _run(app, output, out, lines, src.digest, src.size, source, progress,
-                           chunk_size, jobs or available_cores())  # fmt: skip
+                           chunk_size, jobs or available_cores(), row_of)  # fmt: skip
+            summary.blank = blanks[0]
     except EncodingProblem as exc:
         raise click.UsageError(str(exc)) from exc
     if not out.quiet:
@@ -219,6 +239,70 @@ def _stream(app: App, input_name: str, out: OutputOptions, source: InputOptions)
         click.get_current_context().exit(1)
 
 
+def _read_sheet(
+    fp: BinaryIO,
+    path: Path,
+    fmt_in: str,
+    source: InputOptions,
+    fields: Collection[str] | None,
+    display: str,
+    encoding: str,
+) -> tuple[SheetHeader | None, Iterator[tuple[FileLine, int]]]:
+    """A CSV file or an Excel sheet: its header and its rows (SPEC §1, docs/cli.md)."""
+    kind = str(source.kind)
+    row, ignore = source.header_row, source.ignore_columns
+    if fmt_in == "xlsx":
+        return read_xlsx_sheet(
+            path, kind, sheet=source.sheet, display=display, fields=fields, header_row=row,
+            ignore=ignore,
+        )  # fmt: skip
+    if source.sheet is not None:
+        raise ValueError("--sheet is for Excel input; a CSV file has one table")
+    return read_csv_sheet(
+        fp, kind, encoding=encoding, fields=fields, header_row=row,
+        ignore=ignore,
+    )  # fmt: skip
+
+
+def _counting_blanks(
+    lines: Iterator[tuple[FileLine, int]], count: list[int]
+) -> Iterator[tuple[FileLine, int]]:
+    """The lines without a sheet's blank rows, counted in ``count[0]`` (SPEC §1: skipped,
+    never invalid)."""
+    for line, position in lines:
+        if line.blank:
+            count[0] += 1
+            continue
+        yield line, position
+
+
+def _layout(
+    header: SheetHeader | None, fields: Collection[str] | None, tabular: bool
+) -> tuple[list[str], Callable[[LineResult], dict[str, Any]] | None]:
+    """The output's columns and rows: for a sheet written to a sheet, the input's columns
+    as the clerk wrote them, then the result columns (:data:`ROUND_TRIP_COLUMNS`) — fed
+    back, pricecalc skips its own columns, so an edited cell records exactly its row."""
+    if header is None or not tabular:
+        return list(BATCH_COLUMNS), None
+    echo: list[tuple[int, str]] = []
+    for index, text in enumerate(header.written):
+        if text and not round_trip_column(text, fields) and text not in {t for _, t in echo}:
+            echo.append((index, text))
+    results = [c for c in ROUND_TRIP_COLUMNS if c not in {t for _, t in echo}]
+
+    def row_of(result: LineResult) -> dict[str, Any]:
+        flat = flat_batch_row(result)
+        cells = result.line.cells or ()
+        row: dict[str, Any] = {
+            text: cells[index] if index < len(cells) else None for index, text in echo
+        }
+        for column in results:
+            row[column] = flat.get("request_id") if column == "content_key" else flat[column]
+        return row
+
+    return [text for _, text in echo] + results, row_of
+
+
 def _run(
     app: App,
     output: Output,
@@ -230,12 +314,14 @@ def _run(
     progress: bool,
     chunk_size: int,
     jobs: int,
+    row_of: Callable[[LineResult], dict[str, Any]] | None = None,
 ) -> Summary:
     """Decide the lines into ``output`` and commit it; on any failure the partial output
     is dropped (decisions already recorded stay recorded: a re-run replays them)."""
     try:
         calc = app.calculator()
-        row_of = flat_batch_row if output.writer.tabular else batch_row
+        if row_of is None or not output.writer.tabular:
+            row_of = flat_batch_row if output.writer.tabular else batch_row
         with progress_bar(size, progress and not out.quiet) as bar, app.store_errors():
 
             def emit(result: LineResult) -> None:

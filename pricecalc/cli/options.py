@@ -31,7 +31,7 @@ from pricecalc.cli.app import App, InvalidRequest
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
-from pricecalc.reading import INPUT_SUFFIXES, InputFormat, json_problem
+from pricecalc.reading import INPUT_SUFFIXES, InputFormat, is_workbook, json_problem
 from pricecalc.selection import period_bound
 from pricecalc.serialize import loads, text_problem
 from pricecalc.writers import (
@@ -256,21 +256,34 @@ class InputOptions:
     campaign: str | None = None
     encoding: str | None = None
     input_format: str | None = None
+    #: A sheet's reading (CSV and xlsx): the xlsx sheet, the header's row, columns to skip.
+    sheet: str | None = None
+    header_row: int | None = None
+    ignore_columns: tuple[str, ...] = ()
 
     def format_of(self, name: str) -> InputFormat:
         """The input's format (``--input-format``, else its name; standard input is JSON
         Lines), checked against ``--kind`` and ``--encoding``."""
         if self.input_format is not None:
-            fmt: InputFormat = "csv" if self.input_format == "csv" else "jsonl"
+            fmt = cast(InputFormat, self.input_format)
         else:
             fmt = format_by_name(
                 name,
                 INPUT_SUFFIXES,
-                f"cannot tell the format of {name!r}: name it .jsonl or .csv, "
+                f"cannot tell the format of {name!r}: name it .jsonl, .csv or .xlsx, "
                 "or give --input-format",
             )
-        if fmt == "csv" and not self.kind:
-            raise click.UsageError("a CSV file holds one kind of request: give --kind")
+        if fmt == "csv" and name != "-" and is_workbook(Path(name)):
+            fmt = "xlsx"  # an Excel workbook named .csv: read as the workbook it is
+        if fmt in ("csv", "xlsx") and not self.kind:
+            what = "a CSV file" if fmt == "csv" else "an Excel sheet"
+            raise click.UsageError(f"{what} holds one kind of request: give --kind")
+        if fmt == "jsonl" and (self.sheet or self.header_row or self.ignore_columns):
+            raise click.UsageError(
+                "--sheet, --header-row and --ignore-column are for CSV and Excel input"
+            )
+        if fmt == "xlsx" and name == "-":
+            raise click.UsageError("an Excel workbook cannot be read from standard input")
         if fmt == "jsonl" and self.kind:
             raise click.UsageError("--kind is for CSV input; JSON Lines requests name their kind")
         if fmt == "jsonl" and self.encoding not in (None, "utf-8", "utf-8-sig"):
@@ -311,6 +324,9 @@ def input_options(func: F) -> F:
             campaign=kwargs.pop("campaign"),
             encoding=text_encoding(encoding) if encoding is not None else None,
             input_format=kwargs.pop("input_format"),
+            sheet=kwargs.pop("sheet"),
+            header_row=kwargs.pop("header_row"),
+            ignore_columns=tuple(kwargs.pop("ignore_columns")),
         )
         return func(*args, **kwargs)
 
@@ -335,8 +351,21 @@ def input_options(func: F) -> F:
             "read as UTF-8 always), gb18030 or gbk (Excel on Chinese Windows).",
         ),
         click.option(
-            "--input-format", type=click.Choice(["jsonl", "csv"]),
+            "--input-format", type=click.Choice(["jsonl", "csv", "xlsx"]),
             help="The input's format when its name does not tell (standard input is jsonl).",
+        ),
+        click.option(
+            "--sheet", metavar="NAME",
+            help="The Excel input's sheet to read (default: the first).",
+        ),
+        click.option(
+            "--header-row", type=click.IntRange(min=1), metavar="N",
+            help="The row holding the headings (default: the first row whose headings are "
+            "all known, below any title rows).",
+        ),
+        click.option(
+            "--ignore-column", "ignore_columns", multiple=True, metavar="NAME",
+            help="A column of the sheet to skip (remarks such as 备注); repeatable.",
         ),
     ]  # fmt: skip
     wrapped: Callable[..., Any] = with_input

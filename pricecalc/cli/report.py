@@ -106,7 +106,7 @@ def report(
         root = store.root(size).hex()
         last = store.record(size) if size else None
         try:
-            figures = collect(store, Cut(filters, size))
+            figures = collect(store, Cut(filters, size), app.registry().declarations())
         except KeyboardInterrupt:
             raise Interrupted("interrupted; no report was written") from None
     header = ReportHeader(

@@ -208,7 +208,9 @@ def statement(
             note = sign_store(app, store, key)[0]
         cut = _cut(store, note, checkpoint_file)
         extras = _for_the_merchant(verifier, cut) if verifier is not None else {}
-        found = build_statement(store, merchant_id, start, end, cut=cut)
+        found = build_statement(
+            store, merchant_id, start, end, cut=cut, declarations=app.registry().declarations()
+        )
         proofs = {
             seq: inclusion_document(
                 store, seq, cut.size, checkpoint=cut.note, keyed=hmac_key() is not None

@@ -7,16 +7,19 @@ merchant. Memory therefore does not grow with the store: days, categories, codes
 standards are few, and merchants are bounded by the platform's merchant list (one
 :class:`~pricecalc.settlement.SettlementTotals` each, three Decimals).
 
-What a record adds (approved decisions only; a rejected one is counted, never summed):
+What a record adds (approved decisions only; a rejected one is counted, never summed) is
+read from its kind's declared money figures (:class:`pricecalc.registry.MoneyFigure`), never
+from a kind's name, so a plugin's kind is summed like a built-in one:
 
-* ``subsidy_split`` — its ``merchant_subsidy_total`` and ``platform_subsidy_total``, by
-  the input's ``category`` (:data:`UNCATEGORISED` when it has none) and by day;
-* ``price_protection`` / ``counterfeit_compensation`` — the money
-  :func:`pricecalc.settlement.movement_of` reads (``refund_total`` / ``payout_total`` in
-  the column its ``settlement`` names), by day; counterfeit's ``lines[].compensation``
-  also by the line's winning ``standard``;
-* ``forwarding_clawback`` — its ``clawback`` (``subsidy_clawback``), by the result's
-  ``category``;
+* every declared figure, by kind (:attr:`CampaignFigures.by_kind`: ``(kind, figure name)``);
+* SPEC §10's subsidy figures (:data:`SUBSIDY_FIGURES`: the split's merchant- and
+  platform-funded totals), by the record's ``category`` (:data:`UNCATEGORISED` when it has
+  none) and by day;
+* the money :func:`pricecalc.settlement.movement_of` reads — figures feeding the record's
+  ``settlement`` by day, per kind and column (:attr:`CampaignFigures.series`); figures
+  feeding ``subsidy_clawback`` by the record's ``category``;
+* a figure's declared breakdown (counterfeit compensation by each line's winning
+  ``standard``) in :attr:`CampaignFigures.compensation`;
 * every movement also goes to its merchant's :class:`SettlementTotals` (the top list).
 
 A **void** (SPEC §7) reverses the withdrawn decision on the void's own day, as the
@@ -31,7 +34,7 @@ and the split, standard and category figures by subtracting the withdrawn record
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -39,9 +42,11 @@ from typing import Any
 import attrs
 
 from audit.protocol import AuditStore, Record
-from pricecalc.decision import recorded_request
+from pricecalc import records
 from pricecalc.money import ZERO
-from pricecalc.rows import amount, beijing_day
+from pricecalc.records import RecordedDecision
+from pricecalc.registry import SETTLEMENT, Declarations, builtin_declarations
+from pricecalc.rows import beijing_day
 from pricecalc.selection import Filters
 from pricecalc.settlement import (
     DEDUCT_FROM_PAYOUT,
@@ -51,24 +56,36 @@ from pricecalc.settlement import (
     SettlementTotals,
     movement_of,
     reversal_of,
-    withdrawn_seq,
 )
 
 UNCATEGORISED = "未分类 uncategorised"
-SPLIT_KIND = "subsidy_split"
-PROTECTION_KIND = "price_protection"
-COUNTERFEIT_KIND = "counterfeit_compensation"
-CLAWBACK_KIND = "forwarding_clawback"
-#: The subsidy split's two funded totals (SPEC §2), in the report's order.
-SPLIT_FIELDS: tuple[str, ...] = ("merchant_subsidy_total", "platform_subsidy_total")
-#: The series of "refunds and payouts by day": (kind, settlement column).
-SETTLED_SERIES: tuple[tuple[str, str], ...] = (
-    (PROTECTION_KIND, DEDUCT_FROM_PAYOUT),
-    (PROTECTION_KIND, MERCHANT_PAYS),
-    (COUNTERFEIT_KIND, DEDUCT_FROM_PAYOUT),
-    (COUNTERFEIT_KIND, MERCHANT_PAYS),
-)
+#: SPEC §10's names of the subsidy split's two funded totals, in the report's order.
+SUBSIDY_FIGURES: tuple[str, ...] = ("merchant_subsidy", "platform_subsidy")
 TOP_MERCHANTS = 20
+
+
+def split_fields(declarations: Declarations) -> tuple[str, ...]:
+    """The result fields holding :data:`SUBSIDY_FIGURES` (the split's buckets' keys)."""
+    fields = {f.name: f.field for _, f in declarations.all_figures() if f.name in SUBSIDY_FIGURES}
+    return tuple(fields[name] for name in SUBSIDY_FIGURES if name in fields)
+
+
+def settled_series(declarations: Declarations) -> tuple[tuple[str, str], ...]:
+    """The series of "refunds and payouts by day": ``(kind, settlement column)`` of every
+    kind with a figure settled as its record's ``settlement`` says (both columns) or
+    always in one of the two."""
+    series: dict[tuple[str, str], None] = {}
+    for kind, figure in declarations.all_figures():
+        if figure.feeds == SETTLEMENT:
+            series.update(dict.fromkeys(((kind, DEDUCT_FROM_PAYOUT), (kind, MERCHANT_PAYS))))
+        elif figure.feeds in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS):
+            series[(kind, figure.feeds)] = None
+    return tuple(series)
+
+
+#: The core's kinds' :func:`split_fields` and :func:`settled_series`.
+SPLIT_FIELDS: tuple[str, ...] = split_fields(builtin_declarations())
+SETTLED_SERIES: tuple[tuple[str, str], ...] = settled_series(builtin_declarations())
 
 Lookup = Callable[[int], Record | None]
 
@@ -81,46 +98,39 @@ def _category(value: Any) -> str:
     return value if isinstance(value, str) and value.strip() else UNCATEGORISED
 
 
-def split_amounts(payload: Mapping[str, Any]) -> dict[str, Decimal] | None:
-    """An approved subsidy split's merchant- and platform-funded totals, else ``None``."""
-    if payload.get("kind") != SPLIT_KIND or payload.get("status") != "approved":
+def split_amounts(
+    record: RecordedDecision, declarations: Declarations | None = None
+) -> dict[str, Decimal] | None:
+    """An approved decision's :data:`SUBSIDY_FIGURES` by result field (``None``: its kind
+    declares none, or it was rejected)."""
+    books = declarations if declarations is not None else builtin_declarations()
+    declared = [f for f in books.figures_of(record.kind) if f.name in SUBSIDY_FIGURES]
+    if not declared or not record.approved:
         return None
-    result = payload.get("result")
-    if not isinstance(result, Mapping):
-        return None
-    return {name: amount(result.get(name)) or ZERO for name in SPLIT_FIELDS}
+    return {f.field: record.amount(f.field) or ZERO for f in declared}
 
 
-def split_category(payload: Mapping[str, Any]) -> str:
-    """A split's category: its input's ``category``, else :data:`UNCATEGORISED`."""
-    raw = recorded_request(payload).get("input")
-    return _category(raw.get("category") if isinstance(raw, Mapping) else None)
-
-
-def clawback_category(payload: Mapping[str, Any]) -> str:
-    """A forwarding clawback's category: the result's (the input's when it has none)."""
-    result = payload.get("result")
-    value = result.get("category") if isinstance(result, Mapping) else None
+def category_of(record: RecordedDecision) -> str:
+    """A decision's category: its result's (a clawback's), else its input's, else
+    :data:`UNCATEGORISED`."""
+    value = record.result.get("category")
     if not isinstance(value, str):
-        raw = recorded_request(payload).get("input")
-        value = raw.get("category") if isinstance(raw, Mapping) else None
+        value = record.input.get("category")
     return _category(value)
 
 
-def compensation_by_standard(payload: Mapping[str, Any]) -> dict[str, Decimal]:
-    """An approved counterfeit decision's ``lines[].compensation`` summed by each line's
-    winning ``standard`` (a line without a standard paid no compensation)."""
+def breakdowns(
+    record: RecordedDecision, declarations: Declarations | None = None
+) -> dict[str, Decimal]:
+    """An approved decision's figures split by the key their kind declares
+    (:attr:`pricecalc.registry.MoneyFigure.by`: counterfeit compensation by each line's
+    winning ``standard``)."""
     out: dict[str, Decimal] = {}
-    if payload.get("kind") != COUNTERFEIT_KIND or payload.get("status") != "approved":
-        return out
-    result = payload.get("result")
-    lines = result.get("lines") if isinstance(result, Mapping) else None
-    for line in lines if isinstance(lines, list) else ():
-        if not isinstance(line, Mapping) or not isinstance(line.get("standard"), str):
+    for figure, _ in record.figures(declarations):
+        if figure.by is None:
             continue
-        value = amount(line.get("compensation"))
-        if value is not None:
-            out[line["standard"]] = out.get(line["standard"], ZERO) + value
+        for key, value in figure.by(record.result).items():
+            out[key] = out.get(key, ZERO) + value
     return out
 
 
@@ -129,6 +139,7 @@ class CampaignFigures:
     """Every figure of the report, accumulated record by record (see the module doc)."""
 
     records: int = 0
+    declarations: Declarations = attrs.field(factory=builtin_declarations, repr=False)
     counts: Counter[tuple[str, str]] = attrs.field(factory=Counter)
     rejections: Counter[str] = attrs.field(factory=Counter)
     split_by_category: dict[str, dict[str, Decimal]] = attrs.field(factory=dict)
@@ -141,58 +152,74 @@ class CampaignFigures:
     reversals: int = 0
     first_day: date | None = None
     last_day: date | None = None
+    #: (kind, figure name) → total of every declared figure (SPEC §10's names).
+    by_kind: dict[tuple[str, str], Decimal] = attrs.field(factory=dict)
+
+    @property
+    def split_fields(self) -> tuple[str, ...]:
+        return split_fields(self.declarations)
+
+    @property
+    def series(self) -> tuple[tuple[str, str], ...]:
+        """The (kind, settlement column) series of "refunds and payouts by day"."""
+        return settled_series(self.declarations)
 
     # -- taking records in -------------------------------------------------------------
     def add(self, record: Record, lookup: Lookup) -> None:
         """Count ``record`` and add its money; a void's reversal needs ``lookup`` (seq →
         record) to fetch what it withdrew."""
-        payload = record.payload
-        kind, status = str(payload.get("kind")), str(payload.get("status"))
-        day = beijing_day(record.recorded_at)
+        recorded = records.read(record, self.declarations)
+        kind, status = recorded.kind, recorded.status
+        day = beijing_day(recorded.recorded_at)
         self.records += 1
         self.counts[(kind, status)] += 1
         self.first_day = day if self.first_day is None else min(self.first_day, day)
         self.last_day = day if self.last_day is None else max(self.last_day, day)
         if status == "rejected":
-            codes = {r.get("code") for r in payload.get("reasons", ()) if isinstance(r, Mapping)}
-            for code in codes:
-                self.rejections[str(code)] += 1
-        target = withdrawn_seq(record)
+            for code in dict.fromkeys(recorded.reason_codes):
+                self.rejections[code] += 1
+        target = recorded.withdraws
         if target is not None:
             withdrawn = lookup(target)
             if withdrawn is not None:
-                self._reverse(record, withdrawn, day)
+                self._reverse(recorded, records.read(withdrawn, self.declarations), day)
             return
-        self._money(payload, day, movement_of(record), sign=1)
+        self._money(recorded, day, movement_of(recorded, self.declarations), sign=1)
 
-    def _reverse(self, void: Record, withdrawn: Record, day: date) -> None:
+    def _reverse(self, void: RecordedDecision, withdrawn: RecordedDecision, day: date) -> None:
         self.reversals += 1
-        self._money(withdrawn.payload, day, reversal_of(void, withdrawn), sign=-1)
+        self._money(withdrawn, day, reversal_of(void, withdrawn, self.declarations), sign=-1)
 
     def _money(
-        self, payload: Mapping[str, Any], day: date, moved: Movement | None, *, sign: int
+        self, recorded: RecordedDecision, day: date, moved: Movement | None, *, sign: int
     ) -> None:
         """Add an approved decision's figures on ``day`` (``sign`` -1: take them back;
         ``moved`` already carries its sign, as :func:`reversal_of` negates it)."""
-        split = split_amounts(payload)
+        for figure, value in recorded.figures(self.declarations):
+            key = (recorded.kind, figure.name)
+            self.by_kind[key] = self.by_kind.get(key, ZERO) + sign * value
+        split = split_amounts(recorded, self.declarations)
         if split is not None:
+            fields = self.split_fields
             for bucket in (
-                self.split_by_category.setdefault(split_category(payload), _zeros(SPLIT_FIELDS)),
-                self.split_by_day.setdefault(day, _zeros(SPLIT_FIELDS)),
+                self.split_by_category.setdefault(category_of(recorded), _zeros(fields)),
+                self.split_by_day.setdefault(day, _zeros(fields)),
             ):
                 for name, value in split.items():
                     bucket[name] += sign * value
-        for standard, value in compensation_by_standard(payload).items():
+        for standard, value in breakdowns(recorded, self.declarations).items():
             self.compensation[standard] = self.compensation.get(standard, ZERO) + sign * value
         if moved is None:
             return
-        if moved.kind == CLAWBACK_KIND:
-            where = clawback_category(payload)
+        if moved.amounts[SUBSIDY_CLAWBACK] != ZERO:
+            where = category_of(recorded)
             self.clawback_by_category[where] = (
                 self.clawback_by_category.get(where, ZERO) + moved.amounts[SUBSIDY_CLAWBACK]
             )
-        else:
-            by_day = self.settled_by_day.setdefault(day, _zeros(SETTLED_SERIES))
+        if any(
+            (moved.kind, column) in self.series for column in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS)
+        ):
+            by_day = self.settled_by_day.setdefault(day, _zeros(self.series))
             for column in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS):
                 if (moved.kind, column) in by_day:
                     by_day[(moved.kind, column)] += moved.amounts[column]
@@ -207,7 +234,11 @@ class CampaignFigures:
         return sum((row[name] for row in self.split_by_day.values()), ZERO)
 
     def settled_total(self, kind: str, column: str) -> Decimal:
-        return sum((row[(kind, column)] for row in self.settled_by_day.values()), ZERO)
+        return sum((row.get((kind, column), ZERO) for row in self.settled_by_day.values()), ZERO)
+
+    def figure_total(self, kind: str, name: str) -> Decimal:
+        """One declared figure of one kind over the whole report (SPEC §10's name)."""
+        return self.by_kind.get((kind, name), ZERO)
 
     @property
     def settlement(self) -> SettlementTotals:
@@ -230,10 +261,15 @@ class CampaignFigures:
         return ranked[:n]
 
 
-def aggregate(records: Iterable[Record], lookup: Lookup) -> CampaignFigures:
-    """The figures of ``records`` (in chain order); ``lookup`` fetches a voided record."""
-    figures = CampaignFigures()
-    for record in records:
+def aggregate(
+    chain: Iterable[Record], lookup: Lookup, declarations: Declarations | None = None
+) -> CampaignFigures:
+    """The figures of the records ``chain`` (in chain order); ``lookup`` fetches a voided
+    record; ``declarations``: the installed kinds' (default: the core's own)."""
+    figures = CampaignFigures(
+        declarations=declarations if declarations is not None else builtin_declarations()
+    )
+    for record in chain:
         figures.add(record, lookup)
     return figures
 
@@ -253,26 +289,30 @@ class Cut:
             yield record
 
 
-def collect(store: AuditStore, cut: Cut) -> CampaignFigures:
+def collect(
+    store: AuditStore, cut: Cut, declarations: Declarations | None = None
+) -> CampaignFigures:
     """One streaming pass over the records ``cut`` selects."""
 
     def lookup(seq: int) -> Record | None:
         return store.record(seq) if seq <= cut.size else None
 
-    return aggregate(cut.records(store), lookup)
+    return aggregate(cut.records(store), lookup, declarations)
 
 
 __all__ = [
     "SETTLED_SERIES",
     "SPLIT_FIELDS",
+    "SUBSIDY_FIGURES",
     "TOP_MERCHANTS",
     "UNCATEGORISED",
     "CampaignFigures",
     "Cut",
     "aggregate",
-    "clawback_category",
+    "breakdowns",
+    "category_of",
     "collect",
-    "compensation_by_standard",
+    "settled_series",
     "split_amounts",
-    "split_category",
+    "split_fields",
 ]

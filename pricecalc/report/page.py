@@ -25,13 +25,8 @@ from markupsafe import Markup
 
 from audit.export import escape_csv_cell
 from pricecalc.money import ZERO, fmt
-from pricecalc.report.aggregate import (
-    COUNTERFEIT_KIND,
-    PROTECTION_KIND,
-    SETTLED_SERIES,
-    SPLIT_FIELDS,
-    CampaignFigures,
-)
+from pricecalc.registry import SETTLEMENT
+from pricecalc.report.aggregate import SUBSIDY_FIGURES, CampaignFigures
 from pricecalc.report.charts import bar_chart, stacked_bars
 from pricecalc.rows import COLUMN_LABELS
 from pricecalc.settlement import DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK
@@ -63,11 +58,9 @@ WORDS: dict[str, str] = {
     "rejected": "被驳回的决定 rejected decisions",
     "category": "类目 category",
     "day": "日期(北京时间) Beijing day",
-    "merchant_subsidy_total": f"{COLUMN_LABELS['merchant_subsidy_total']} merchant-funded",
-    "platform_subsidy_total": f"{COLUMN_LABELS['platform_subsidy_total']} platform-funded",
     "standard": "赔付标准 winning standard",
     "compensation": "赔付金额 compensation",
-    "clawback": f"{COLUMN_LABELS['clawback']} clawback",
+    "clawback": "转寄追回补贴 subsidy clawback",
     "rank": "排名 rank",
     "merchant": f"{COLUMN_LABELS['merchant_id']} merchant",
     DEDUCT_FROM_PAYOUT: "从货款扣除 deduct from payout",
@@ -76,12 +69,30 @@ WORDS: dict[str, str] = {
     "deductions": "扣款合计 deductions",
     "command": "对账单命令 statement command",
 }
-SERIES_LABELS: dict[tuple[str, str], str] = {
-    (PROTECTION_KIND, DEDUCT_FROM_PAYOUT): "价保·从货款扣除 refunds deducted",
-    (PROTECTION_KIND, MERCHANT_PAYS): "价保·商家直付 refunds merchant pays",
-    (COUNTERFEIT_KIND, DEDUCT_FROM_PAYOUT): "假一赔十·从货款扣除 payouts deducted",
-    (COUNTERFEIT_KIND, MERCHANT_PAYS): "假一赔十·商家直付 payouts merchant pays",
+#: How a settlement column reads after a figure's label: (Chinese, English).
+SERIES_WORDS: dict[str, tuple[str, str]] = {
+    DEDUCT_FROM_PAYOUT: ("从货款扣除", "deducted"),
+    MERCHANT_PAYS: ("商家直付", "merchant pays"),
 }
+
+
+def split_label(figures: CampaignFigures, field: str) -> str:
+    """A subsidy split column's heading: its declared figure's labels."""
+    for _, figure in figures.declarations.all_figures():
+        if figure.field == field and figure.name in SUBSIDY_FIGURES:
+            return f"{figure.zh} {figure.en}"
+    return field
+
+
+def series_label(figures: CampaignFigures, kind: str, column: str) -> str:
+    """A "refunds and payouts by day" series' heading: the figure the kind settles, by
+    its declared labels, and the column (``价保退款·从货款扣除 price protection refunds
+    deducted``)."""
+    settled = [f for f in figures.declarations.figures_of(kind) if f.feeds in (SETTLEMENT, column)]
+    zh, en = SERIES_WORDS[column]
+    if not settled:
+        return f"{kind}·{zh} {en}"
+    return f"{settled[0].zh}·{zh} {settled[0].en} {en}"
 
 
 def kind_label(kind: str) -> str:
@@ -175,11 +186,11 @@ def headline(figures: CampaignFigures) -> list[tuple[str, str, Cell]]:
     out: list[tuple[str, str, Cell]] = [
         ("decisions", "决定数 decisions", _count(figures.records)),
     ]
-    for name in SPLIT_FIELDS:
-        out.append((name, WORDS[name], _money(figures.split_total(name))))
-    for kind, column in SETTLED_SERIES:
+    for name in figures.split_fields:
+        out.append((name, split_label(figures, name), _money(figures.split_total(name))))
+    for kind, column in figures.series:
         out.append(
-            (f"{kind}.{column}", SERIES_LABELS[(kind, column)],
+            (f"{kind}.{column}", series_label(figures, kind, column),
              _money(figures.settled_total(kind, column)))
         )  # fmt: skip
     out.append(
@@ -225,29 +236,31 @@ def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]
         chart=bar_chart(codes, title="驳回原因 Rejections by reason code"),
         note="一个决定可有多个原因 A decision may carry several codes: each is counted once.",
     ))  # fmt: skip
-    split_names = [WORDS[name] for name in SPLIT_FIELDS]
+    split_fields = figures.split_fields
+    split_names = [split_label(figures, name) for name in split_fields]
     by_category = sorted(figures.split_by_category.items())
     tables.append(Table(
         "split-by-category", "补贴分摊(按类目) Subsidy split by category",
-        (("category", WORDS["category"]), *((n, WORDS[n]) for n in SPLIT_FIELDS)),
-        tuple((Cell(c), *(_money(row[n]) for n in SPLIT_FIELDS)) for c, row in by_category),
-        chart=_stacked(by_category, SPLIT_FIELDS, split_names, "补贴分摊(按类目)"),
+        (("category", WORDS["category"]), *zip(split_fields, split_names, strict=True)),
+        tuple((Cell(c), *(_money(row[n]) for n in split_fields)) for c, row in by_category),
+        chart=_stacked(by_category, split_fields, split_names, "补贴分摊(按类目)"),
     ))  # fmt: skip
     by_day = [(day.isoformat(), row) for day, row in sorted(figures.split_by_day.items())]
     tables.append(Table(
         "split-by-day", "补贴分摊(按日) Subsidy split by Beijing day",
-        (("day", WORDS["day"]), *((n, WORDS[n]) for n in SPLIT_FIELDS)),
-        tuple((Cell(d), *(_money(row[n]) for n in SPLIT_FIELDS)) for d, row in by_day),
-        chart=_stacked(by_day, SPLIT_FIELDS, split_names, "补贴分摊(按日)"),
+        (("day", WORDS["day"]), *zip(split_fields, split_names, strict=True)),
+        tuple((Cell(d), *(_money(row[n]) for n in split_fields)) for d, row in by_day),
+        chart=_stacked(by_day, split_fields, split_names, "补贴分摊(按日)"),
     ))  # fmt: skip
     settled = [(day.isoformat(), row) for day, row in sorted(figures.settled_by_day.items())]
+    series = figures.series
+    series_names = [series_label(figures, k, c) for k, c in series]
     tables.append(Table(
         "settled-by-day", "价保退款与假一赔十赔付(按日、按结算方式) Refunds and payouts by day",
         (("day", WORDS["day"]),
-         *((f"{k}.{c}", SERIES_LABELS[(k, c)]) for k, c in SETTLED_SERIES)),
-        tuple((Cell(d), *(_money(row[s]) for s in SETTLED_SERIES)) for d, row in settled),
-        chart=_stacked(settled, SETTLED_SERIES, [SERIES_LABELS[s] for s in SETTLED_SERIES],
-                       "价保退款与假一赔十赔付(按日)"),
+         *zip((f"{k}.{c}" for k, c in series), series_names, strict=True)),
+        tuple((Cell(d), *(_money(row.get(s, ZERO)) for s in series)) for d, row in settled),
+        chart=_stacked(settled, series, series_names, "价保退款与假一赔十赔付(按日)"),
     ))  # fmt: skip
     standards = sorted(figures.compensation.items())
     tables.append(Table(
@@ -289,6 +302,23 @@ def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]
     return tables
 
 
+def figure_tables(figures: CampaignFigures) -> list[Table]:
+    """One table per kind in the report that declares money figures (a plugin's kind
+    too): each figure a column, by its declared labels, summed over the report."""
+    tables: list[Table] = []
+    present = {kind for kind, _ in figures.counts}
+    for kind, declared in figures.declarations.figures.items():
+        if not declared or kind not in present:
+            continue
+        tables.append(Table(
+            f"figures-{kind}", f"{kind_label(kind)} 金额合计 Money figures",
+            tuple((f.name, f"{f.zh} {f.en}") for f in declared),
+            ((*(_money(figures.figure_total(kind, f.name)) for f in declared),),),
+            note="已批准、未作废的决定 approved decisions, voids reversed",
+        ))  # fmt: skip
+    return tables
+
+
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("pricecalc.report", "templates"),
     autoescape=True,  # every value, a merchant id above all, is text from somebody else
@@ -303,7 +333,7 @@ def render_report(figures: CampaignFigures, header: ReportHeader) -> str:
     return TEMPLATES.get_template("report.html.j2").render(
         header=header,
         headline=headline(figures),
-        tables=report_tables(figures, header),
+        tables=[*report_tables(figures, header), *figure_tables(figures)],
         figures=figures,
     )
 
@@ -313,6 +343,7 @@ __all__ = [
     "Cell",
     "ReportHeader",
     "Table",
+    "figure_tables",
     "headline",
     "kind_label",
     "render_report",

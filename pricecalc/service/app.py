@@ -31,9 +31,10 @@ from starlette.routing import Route
 from audit.errors import AuditError
 from audit.proofdoc import consistency_document, inclusion_document
 from audit.protocol import Record
+from pricecalc import records
 from pricecalc.batch import LineResult, batch_row, run_batch
 from pricecalc.corrections import VOID_KIND
-from pricecalc.decision import AuditRef, Decision
+from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError, describe_value
 from pricecalc.fields import Fields
@@ -92,12 +93,7 @@ def invalid(exc: InvalidInput) -> Problem:
 
 def decision_body(decision: Decision) -> dict[str, Any]:
     """The SPEC §8 decision, with ``merchant_id``/``campaign`` when the request names them."""
-    body = as_recorded(decision.to_dict())
-    if decision.merchant_id is not None:
-        body["merchant_id"] = decision.merchant_id
-    if decision.campaign is not None:
-        body["campaign"] = decision.campaign
-    return body
+    return as_recorded(decision.to_dict())  # to_dict names them (SPEC §8)
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -250,14 +246,9 @@ async def get_decision(request: Request) -> Response:
     record = service.visible(token, record)
     if record is None:
         raise Problem("not-found", "no decision is recorded under this key")
-    decision = Decision.from_record(
-        record.payload, AuditRef(record.seq, record.hash), key=record.key
-    )
-    body = decision_body(decision)
-    voids = [v.seq for v in service.store.find(voids_tag(record.seq)) if _approved_void(v)]
-    if voids:
-        body["voided_by"] = voids[0]
-    return _json(body)
+    voids = [v.seq for v in service.store.find(voids_tag(record.seq)) if records.read(v).is_void]
+    decision = records.read(record).decision(voided_by=min(voids) if voids else None)
+    return _json(decision_body(decision))
 
 
 def _merchant_may_decide(service: Service, token: Token, envelope: Envelope) -> None:
@@ -296,15 +287,12 @@ def _merchant_line(service: Service, token: Token, request: Any) -> Problem | No
     return None
 
 
-def _approved_void(record: Record) -> bool:
-    return record.payload.get("kind") == VOID_KIND and record.payload.get("status") == "approved"
-
 
 def _find(service: Service, key: str) -> Record | None:
     record = service.store.get(key)
     if record is None and normal_key(key) != key:
         record = service.store.get(normal_key(key))
-    if record is None or not isinstance(record.payload.get("kind"), str):
+    if record is None or not records.read(record).is_decision:
         return None
     return record
 

@@ -22,6 +22,7 @@ import attrs
 
 from audit.note import SigningKey, read_signing_key, sign_checkpoint
 from audit.protocol import AuditStore, Record
+from pricecalc import records
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.corrections import VOID_KIND, voided_seq
 from pricecalc.errors import InvalidInput, PricecalcError
@@ -157,15 +158,18 @@ class Service:
         it names (its result shows that record's request_id and kind, even when the void
         is rejected), whatever merchant_id the void itself was labelled with — followed
         only to earlier seqs, so a chain of voids (of voids …) ends."""
-        while record.payload.get("kind") == VOID_KIND:
-            target = voided_seq(record.payload.get("result"))
+        recorded = records.read(record)
+        while True:
+            target = recorded.withdraws
+            if target is None and recorded.kind == VOID_KIND:
+                target = voided_seq(recorded.result)  # a rejected void names it too
             withdrawn = None
-            if target is not None and 1 <= target < record.seq:
+            if target is not None and 1 <= target < recorded.seq:
                 withdrawn = self.store.record(target)
             if withdrawn is None:
                 break
-            record = withdrawn
-        merchant = record.payload.get("merchant_id")
+            recorded = records.read(withdrawn)
+        merchant = recorded.request.get("merchant_id")
         return merchant if isinstance(merchant, str) else None
 
     def visible(self, token: Token, record: Record | None) -> Record | None:

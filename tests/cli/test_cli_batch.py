@@ -32,7 +32,7 @@ from cli_support import (
 import audit
 import pricecalc.batch
 from pricecalc.calculator import Calculator
-from pricecalc.envelope import content_key
+from pricecalc.sameness import request_key
 
 BAD_DECIMALS = {
     **SPLIT,
@@ -80,7 +80,7 @@ Money
   clawback                        400.00             0.00
 
 """
-NO_ID_KEY = content_key({"kind": NO_ID["kind"], "input": NO_ID["input"]})
+NO_ID_KEY = request_key({"kind": NO_ID["kind"], "input": NO_ID["input"]})
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -154,7 +154,7 @@ def test_mixed_batch_with_invalid_lines_in_the_middle(
     }
     # The request without request_id is keyed by its content (SPEC §7), not its line.
     assert rows[8]["request_id"] == NO_ID_KEY
-    assert NO_ID_KEY.startswith("content-") and len(NO_ID_KEY) == len("content-") + 32
+    assert NO_ID_KEY.startswith("content-v2-") and len(NO_ID_KEY) == len("content-v2-") + 64
     assert rows[2]["result"]["refund_total"] == "42.00"  # SPEC §3 worked example
     assert [r["audit"]["seq"] for r in rows if "audit" in r] == [1, 2, 3, 4, 5]
     assert store_count(store) == 5
@@ -222,8 +222,8 @@ def test_a_reused_request_id_is_a_conflict_row(invoke: Invoke, tmp_path: Path, s
         "line": 2,
         "status": "conflict",
         "error": "request_id 'split-1' is already recorded as record 1 for a different "
-        "request (another input); nothing was recorded — a new request needs a new "
-        "request_id",
+        "request (input.quantity 2 recorded, 3 asked); nothing was recorded — a new request "
+        "needs a new request_id",
         "request_id": "split-1",
         "kind": "subsidy_split",
         "audit": rows[0]["audit"],
@@ -275,7 +275,7 @@ def test_stdin_gets_stable_ids_from_its_content(invoke: Invoke, store: Path) -> 
     rows = [json.loads(line) for line in first.stdout.splitlines()]
     assert [r["request_id"] for r in rows] == [
         NO_ID_KEY,
-        content_key({"kind": COUNTERFEIT["kind"], "input": COUNTERFEIT["input"]}),
+        request_key({"kind": COUNTERFEIT["kind"], "input": COUNTERFEIT["input"]}),
     ]
     assert [json.loads(line)["replayed"] for line in second.stdout.splitlines()] == [True, True]
     assert store_count(store) == 2

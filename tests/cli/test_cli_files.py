@@ -140,7 +140,10 @@ def test_an_unknown_csv_column_is_named_before_anything_is_decided(
         "Error: CSV column 'list_prize' is not a field of subsidy_split (did you mean "
         "'list_price'?); its fields are category, cost_price, floor_price, list_price, "
         "lowest_price_30d, other_platform_prices, platform_subsidy, product_id, quantity, "
-        "registration_price, subsidy_price (and request_id, merchant_id, campaign)\n"
+        "registration_price, subsidy_price (and request_id, merchant_id, campaign); "
+        "headings may also be the labels pricecalc writes: 请求号 (request_id), 商家 "
+        "(merchant_id), 活动 (campaign), 类型 (kind), 订单号 (order_id); skip a remarks "
+        "column such as 备注 with --ignore-column NAME\n"
     )
     assert not store.exists() and not (tmp_path / "out.xlsx").exists()
     nested = tmp_path / "claims.csv"

@@ -105,7 +105,15 @@ SOURCE = textwrap.dedent(
     from pricecalc.money import ZERO, fen, fmt, to_decimal
     from pricecalc.offers import COMMON_KEYS, OfferType, Window, check_keys
     from pricecalc.policy import PolicyView
-    from pricecalc.registry import CompensationLine, CompensationStandard, Rule, RuleContext
+    from pricecalc.registry import (
+        DEDUCT_FROM_PAYOUT,
+        CompensationLine,
+        CompensationStandard,
+        MoneyFigure,
+        ReasonCode,
+        Rule,
+        RuleContext,
+    )
 
     DIST = "@DIST@"
     KIND = "member_points"
@@ -184,6 +192,15 @@ SOURCE = textwrap.dedent(
         parse=parse_points,
         decide=redeem,
         description="Member points: points / points_per_yuan off, at most max_share of it",
+        figures=(
+            MoneyFigure(
+                "member_points_redeemed", "积分抵扣", "member points redeemed", "redeemed",
+                feeds=DEDUCT_FROM_PAYOUT,
+            ),
+        ),
+        codes=(
+            ReasonCode("POINTS_BELOW_MINIMUM", "积分低于最低使用数", "points below the minimum"),
+        ),
     )
 
 
@@ -639,6 +656,56 @@ def test_cli_runs_the_plugins_command(installed: Path, tmp_path: Path) -> None:
         "Error: invalid input, nothing recorded: input.points: must be a whole number "
         "(got 'many')\n"
     )
+
+
+def test_its_kind_declares_its_money_and_its_codes(installed: Path) -> None:
+    """Issue 20 point 2 / SPEC §10: a plugin's kind declares its money figures and reason
+    codes; the registry lists them beside the built-in kinds'."""
+    registry = load_registry()
+    figures = {(kind, f.name): f for kind, f in registry.figures()}
+    mine = figures[("member_points", "member_points_redeemed")]
+    assert (mine.zh, mine.en, mine.field, mine.feeds) == (
+        "积分抵扣", "member points redeemed", "redeemed", "deduct_from_payout",
+    )  # fmt: skip
+    assert ("subsidy_split", "merchant_subsidy") in figures
+    explained = registry.declarations().explain("POINTS_BELOW_MINIMUM", "member_points")
+    assert explained is not None
+    assert (explained.zh, explained.en) == ("积分低于最低使用数", "points below the minimum")
+    assert ("member_points", explained) in registry.codes()
+
+
+def test_its_kind_is_on_a_statement_and_in_the_report(installed: Path, tmp_path: Path) -> None:
+    """Issue 20 "done when": a stranger's kind reaches a merchant's statement (its declared
+    figure in the column it feeds, a void's reversal netting it out) and the campaign
+    report (a table of its own declared figures, by their labels)."""
+    store = tmp_path / "audit.jsonl"
+    for request_id, count in (("mp-1", 1250), ("mp-2", 700), ("mp-3", 99)):
+        decide(store, {**points(request_id, count), "merchant_id": "M-club"})
+    decide(
+        store,
+        {"kind": "void", "input": {"seq": 2, "reason": "test", "target": "mp-2"}},
+        "--operator",
+        "li",
+    )
+    period = ("--since", "2000-01-01", "--until", "2100-12-31")
+    done = run(store, "statement", "--merchant", "M-club", *period, "-o", "-")
+    assert done.returncode == 0, done.stderr
+    got = [json.loads(line) for line in done.stdout.splitlines()]
+    rows, totals = got[:-2], got[-2]
+    assert [(r["seq"], r["kind"], r["reverses"], r["deduct_from_payout"]) for r in rows] == [
+        (1, "member_points", None, "9.00"),
+        (2, "member_points", None, "7.00"),
+        (4, "member_points", 2, "-7.00"),
+    ]
+    assert (totals["rows"], totals["deduct_from_payout"]) == (3, "9.00")
+    page_path = tmp_path / "report.html"
+    done = run(store, "report", "-o", str(page_path))
+    assert done.returncode == 0, done.stderr
+    page = page_path.read_text(encoding="utf-8")
+    assert 'data-table="figures-member_points"' in page
+    assert "积分抵扣 member points redeemed" in page
+    assert 'data-col="member_points_redeemed" data-value="9.00"' in page
+    assert 'data-figure="member_points.deduct_from_payout" data-value="9.00"' in page
 
 
 def test_cli_plugins_lists_it_with_version_and_hooks(installed: Path, tmp_path: Path) -> None:

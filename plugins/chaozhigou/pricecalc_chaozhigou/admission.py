@@ -39,7 +39,7 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import PolicyError
 from pricecalc.fields import Fields
 from pricecalc.policy import PolicyView
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import (
     fraction,
     norm,
@@ -526,6 +526,45 @@ def _parse(fields: Fields, ctx: RuleContext) -> AdmissionInput:
     return AdmissionInput.from_fields(fields)
 
 
+EXPLAINED = (
+    ReasonCode(NEWCOMER, "商家处于新手期，不可报名", "the merchant is still a newcomer (新手期)"),
+    ReasonCode(
+        SERVICE_NOT_ENABLED,
+        "未开通七天无理由、运费险或正品保障",
+        "seven-day returns, shipping insurance or authenticity guarantee not on",
+    ),
+    ReasonCode(EXPERIENCE_SCORE_LOW, "商家体验分低于要求", "merchant experience score too low"),
+    ReasonCode(LOGISTICS_SCORE_LOW, "物流体验分低于要求", "logistics score too low"),
+    ReasonCode(RESPONSE_TOO_SLOW, "客服平均响应时间过长", "average response time too slow"),
+    ReasonCode(
+        SHOP_TYPE_NOT_ALLOWED,
+        "店铺类型不可报名(如个人店)",
+        "shop type not allowed (e.g. a personal shop)",
+    ),
+    ReasonCode(NO_INSPECTION, "未接受验仓验货", "does not accept warehouse inspection"),
+    ReasonCode(GOOD_REVIEW_RATE_LOW, "商品好评率低于要求", "product good-review rate too low"),
+    ReasonCode(
+        QUALITY_RETURN_RATE_HIGH, "商品品质退货率过高", "product quality return rate too high"
+    ),
+    ReasonCode(
+        NEGATIVE_REVIEW_RATE_HIGH, "商品差评率过高", "product negative-review rate too high"
+    ),
+    ReasonCode(COMPLAINT_RATE_HIGH, "商品投诉率过高", "product complaint rate too high"),
+    ReasonCode(
+        NOT_SPOT_GOODS,
+        "商品不是现货(预售或阶梯发货)",
+        "not spot goods (presale or tiered shipping)",
+    ),
+    ReasonCode(
+        NO_WHITE_BACKGROUND, "商品主图不是白底图", "product image without a white background"
+    ),
+    ReasonCode(
+        PRODUCT_TYPE_EXCLUDED,
+        "商品类型不可报名(团购、虚拟、保险等)",
+        "product type excluded (group buy, virtual, insurance …)",
+    ),
+)
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -536,6 +575,7 @@ RULE = Rule(
     # merchant_id is not read: files written before it became an envelope field (SPEC §8)
     # carry it in input, the bundled campaign among them.
     input_fields=frozenset({"merchant", "product", "merchant_id"}),
+    codes=EXPLAINED,
 )
 
 

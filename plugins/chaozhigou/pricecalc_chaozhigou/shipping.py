@@ -34,7 +34,7 @@ from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import BEIJING, Declared, Fields, iso, shape, text_field, time_field
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import norm, plain, policy_names, policy_number
 from pricecalc_chaozhigou import DISTRIBUTION, __version__
 
@@ -140,6 +140,10 @@ def _parse(fields: Fields, ctx: RuleContext) -> ShippingInput:
     return ShippingInput.from_fields(fields)
 
 
+EXPLAINED = (
+    ReasonCode(SHIPPED_LATE, "付款后48小时内未发货", "not shipped within 48 hours of payment"),
+)
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -151,6 +155,7 @@ RULE = Rule(
     # and real files carry it).
     input_fields=frozenset({"paid_at", "shipped_at", "category", "order_id"}),
     inputs=INPUT,
+    codes=EXPLAINED,
 )
 
 

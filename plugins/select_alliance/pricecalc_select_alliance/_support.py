@@ -11,6 +11,7 @@ from decimal import Decimal
 from pricecalc.decision import Reason
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
+from pricecalc.registry import ReasonCode
 from pricecalc.toolkit import (
     fraction,
     norm,
@@ -65,6 +66,16 @@ def dsr(fields: Fields, name: str = "dsr") -> Decimal:
 BANNED = "BANNED"
 DSR_TOO_LOW = "DSR_TOO_LOW"
 FAVORABLE_RATE_TOO_LOW = "FAVORABLE_RATE_TOO_LOW"
+#: The explanations of the codes the admission and the daily review share.
+SHARED_EXPLAINED = (
+    ReasonCode(
+        BANNED,
+        "权限已被关闭三次，永久不可再开通",
+        "permissions were closed three times: banned for good",
+    ),
+    ReasonCode(DSR_TOO_LOW, "店铺评分(DSR)低于要求", "shop rating (DSR) too low"),
+    ReasonCode(FAVORABLE_RATE_TOO_LOW, "好评率低于要求", "favorable rate too low"),
+)
 
 
 def banned_reason(closures: int, limit: int) -> Reason:

@@ -42,6 +42,7 @@ from pricecalc_select_alliance._support import (
     BANNED,
     DSR_TOO_LOW,
     FAVORABLE_RATE_TOO_LOW,
+    SHARED_EXPLAINED,
     banned_reason,
     dsr,
     dsr_reason,
@@ -158,6 +159,7 @@ RULE = Rule(
     decide=select_alliance_admission,
     description="Select Alliance admission: full or trial version, or banned (SPEC §6).",
     input_fields=frozenset({"effective_reviews", "dsr", "favorable_rate", "closures"}),
+    codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
 )
 
 

@@ -47,7 +47,7 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
 from pricecalc.policy import PolicyView
-from pricecalc.registry import Rule, RuleContext
+from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
 from pricecalc_select_alliance._support import fraction, norm, percent, policy_rate_table, rate
 
@@ -200,6 +200,22 @@ def select_alliance_product(inp: ProductInput, ctx: RuleContext) -> Outcome:
     )
 
 
+EXPLAINED = (
+    ReasonCode(
+        QUALITY_RETURN_RATE_HIGH,
+        "近30天品质退货率不低于类目阈值(已推广的须立即下架)",
+        "30-day quality return rate not below the category's threshold "
+        "(take a promoted product down at once)",
+    ),
+    ReasonCode(
+        NO_THRESHOLD_FOR_CATEGORY,
+        "该类目没有设定品质退货率阈值",
+        "no quality return threshold set for the category",
+    ),
+    ReasonCode(SHIPPING_24H_RATE_LOW, "24小时发货率低于要求", "24-hour shipping rate too low"),
+    ReasonCode(CS_SATISFACTION_LOW, "客服满意度低于要求", "customer service satisfaction too low"),
+)
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -210,6 +226,7 @@ RULE = Rule(
     input_fields=frozenset(
         {"category", "quality_return_rate", "shipping_24h_rate", "cs_satisfaction"}
     ),
+    codes=EXPLAINED,
 )
 
 

@@ -48,6 +48,7 @@ from pricecalc_select_alliance._support import (
     BANNED,
     DSR_TOO_LOW,
     FAVORABLE_RATE_TOO_LOW,
+    SHARED_EXPLAINED,
     banned_reason,
     dsr,
     dsr_reason,
@@ -215,6 +216,7 @@ RULE = Rule(
     decide=select_alliance_review,
     description="Select Alliance daily review: warn, close on Wednesdays, ban on the third.",
     input_fields=frozenset({"date", "dsr", "favorable_rate", "closures"}),
+    codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
 )
 
 
