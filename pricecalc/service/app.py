@@ -36,12 +36,13 @@ from pricecalc.batch import LineResult, batch_row, run_batch
 from pricecalc.corrections import VOID_KIND
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
-from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
+from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError, describe_value
+from pricecalc.fields import Fields
 from pricecalc.history import voids_tag
 from pricecalc.reading import FileLine, json_problem, read_jsonl
 from pricecalc.rows import as_recorded
 from pricecalc.serialize import loads
-from pricecalc.service.keys import agreed_key, normal_key, parse_sf_string
+from pricecalc.service.keys import agreed_key, header_key, normal_key
 from pricecalc.service.openapi import openapi_document
 from pricecalc.service.problems import MEDIA_TYPE, Problem
 from pricecalc.service.runtime import (
@@ -74,15 +75,15 @@ def _problem_response(problem: Problem) -> Response:
 
 
 def _shown(value: Any) -> Any:
-    """A bad value as JSON can carry it (a number as given, anything else as text)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
+    """A bad value as JSON can carry it (a number as given, anything else as text); one
+    it cannot carry as given (a lone surrogate, an integer beyond 64 bits, …) as the
+    text the message shows, so the answer is still a problem document."""
     if isinstance(value, Decimal):
         return str(value)
     try:
         orjson.dumps(value, default=_default)
-    except TypeError:
-        return repr(value)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return describe_value(value)
     return value
 
 
@@ -148,6 +149,8 @@ async def _decide(service: Service, token: Token, envelope: Envelope) -> tuple[D
     calc = service.calculator(token.operator)
     started = time.perf_counter()
     with service.in_flight.hold(envelope.request_id):
+        if token.merchant_id is not None:
+            await anyio.to_thread.run_sync(_merchant_may_decide, service, token, envelope)
         try:
             decision = await anyio.to_thread.run_sync(
                 calc.decide, envelope, limiter=service.limiter
@@ -167,12 +170,18 @@ def conflict(service: Service, token: Token, exc: IdempotencyConflict) -> Proble
     if token.merchant_id is not None:
         record = service.store.record(exc.seq)
         if service.visible(token, record) is None:
-            return Problem(
-                "idempotency-conflict",
-                "this idempotency key is already used for another request; "
-                "send this request under a new key",
-            )
+            return HIDDEN_CONFLICT
     return Problem("idempotency-conflict", str(exc), {"seq": exc.seq})
+
+
+#: The batch row's error for such a key (SPEC §8's conflict row without seq or audit).
+HIDDEN_ROW = "this request_id is already used for another request"
+#: The conflict a merchant-limited token is told when the key is another's (SPEC §11).
+HIDDEN_CONFLICT = Problem(
+    "idempotency-conflict",
+    "this idempotency key is already used for another request; "
+    "send this request under a new key",
+)
 
 
 async def post_decision(request: Request) -> Response:
@@ -209,24 +218,20 @@ async def post_void(request: Request) -> Response:
             'request: must be an object {"seq", "reason", "target"}',
             {"field": "input", "value": _shown(body)},
         )
-    seq = body.get("seq")
-    if (
-        token.merchant_id is not None
-        and isinstance(seq, int)
-        and not isinstance(seq, bool)
-        and seq >= 1
-        and service.visible(token, service.store.record(seq)) is None
-    ):
-        raise Problem("not-found", f"there is no record {seq}")
     request_body: dict[str, Any] = {"kind": VOID_KIND, "input": dict(body)}
     if token.merchant_id is not None:
         request_body["merchant_id"] = token.merchant_id
     try:
         envelope = Envelope.parse(request_body)
+        # The seq as the void rule reads it (integer text "1" is record 1 too), so a
+        # merchant-limited token never reaches another merchant's record by its spelling.
+        seq = Fields(envelope.input).integer("seq", minimum=1) if token.merchant_id else 0
     except InvalidInput as exc:
         raise invalid(exc) from None
+    if token.merchant_id is not None and service.visible(token, service.store.record(seq)) is None:
+        raise Problem("not-found", f"there is no record {seq}")
     if header is not None:
-        envelope = attrs.evolve(envelope, request_id=parse_sf_string(header))
+        envelope = attrs.evolve(envelope, request_id=header_key(header))
     else:
         envelope = envelope.keyed()
     decision, new = await _decide(service, token, envelope)
@@ -244,6 +249,43 @@ async def get_decision(request: Request) -> Response:
     voids = [v.seq for v in service.store.find(voids_tag(record.seq)) if records.read(v).is_void]
     decision = records.read(record).decision(voided_by=min(voids) if voids else None)
     return _json(decision_body(decision))
+
+
+def _merchant_may_decide(service: Service, token: Token, envelope: Envelope) -> None:
+    """Raise the problem a merchant-limited ``token`` gets for ``envelope``: a key another
+    merchant's record holds (:meth:`Service.may_use`, the hidden 422) or an order with
+    another merchant's records (:meth:`Service.foreign_order`, 403)."""
+    if envelope.request_id is not None and not service.may_use(
+        token, _find(service, envelope.request_id)
+    ):
+        raise HIDDEN_CONFLICT
+    order_id = service.foreign_order(token, envelope.input)
+    if order_id is not None:
+        raise Problem("forbidden", _foreign_order(token, order_id))
+
+
+def _foreign_order(token: Token, order_id: str) -> str:
+    return (
+        f"order_id {order_id!r} has decisions recorded for another merchant: the token "
+        f"{token.name!r} decides only orders of merchant_id {token.merchant_id!r}"
+    )
+
+
+def _merchant_line(service: Service, token: Token, request: Any) -> Problem | None:
+    """What a merchant-limited ``token`` may not do with a batch line (as
+    :func:`_merchant_may_decide`), or None. The line is read as the batch reads it (the
+    envelope's checks first): a line it refuses is left to the batch's invalid row, and its
+    key never looked up."""
+    try:
+        envelope = Envelope.parse(request)
+    except (InvalidInput, TypeError):
+        return None
+    try:
+        _merchant_may_decide(service, token, envelope)
+    except Problem as problem:
+        return problem
+    return None
+
 
 
 def _find(service: Service, key: str) -> Record | None:
@@ -330,19 +372,24 @@ async def post_batch(request: Request) -> Response:
     calc = service.calculator(token.operator)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+    hidden: set[int] = set()  # lines under a key another merchant holds
 
     def emit(result: LineResult) -> None:
         row = batch_row(result)
-        if result.conflict is not None and token.merchant_id is not None:
-            record = service.store.record(result.conflict.seq)
-            if service.visible(token, record) is None:
-                row = {
-                    "line": result.line.number,
-                    "status": "conflict",
-                    "error": "this request_id is already used for another request",
-                    "request_id": result.request_id,
-                    "kind": result.kind,
-                }
+        if token.merchant_id is not None and (
+            result.line.number in hidden
+            or (
+                result.conflict is not None
+                and service.visible(token, service.store.record(result.conflict.seq)) is None
+            )
+        ):
+            row = {
+                "line": result.line.number,
+                "status": "conflict",
+                "error": HIDDEN_ROW,
+                "request_id": result.request_id,
+                "kind": result.kind,
+            }
         if result.decision is not None:
             status = str(result.decision.get("status"))
             kind = str(result.decision.get("kind"))
@@ -359,6 +406,13 @@ async def post_batch(request: Request) -> Response:
                 isinstance(request.get("kind"), str) and request["kind"].strip() == VOID_KIND
             ):
                 item = (FileLine(line.number, request, VOIDS_APART), position)
+            elif token.merchant_id is not None and line.error is None:
+                problem = _merchant_line(service, token, request)
+                if problem is HIDDEN_CONFLICT:
+                    hidden.add(line.number)
+                    item = (FileLine(line.number, request, HIDDEN_ROW), position)
+                elif problem is not None:
+                    item = (FileLine(line.number, request, problem.detail), position)
             group.append(item)
             if len(group) == BATCH_GROUP:
                 service.metrics.batch_groups.observe(len(group))

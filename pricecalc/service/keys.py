@@ -9,7 +9,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pricecalc.fields import stored_identifier
+from pricecalc.errors import InvalidInput
+from pricecalc.fields import identifier, stored_identifier
 from pricecalc.service.problems import Problem
 
 
@@ -50,6 +51,19 @@ def parse_sf_string(value: str) -> str:
     return "".join(out)
 
 
+def header_key(value: str) -> str:
+    """The key an ``Idempotency-Key`` header names: an sf-string (:func:`parse_sf_string`)
+    held to SPEC §1's identifier rules as a body's ``request_id`` is (at most 128
+    characters, never Excel's scientific notation), in its §1 form. Raises
+    :class:`Problem` ``idempotency-key-invalid``."""
+    text = parse_sf_string(value)
+    try:
+        return identifier(text, "Idempotency-Key")
+    except InvalidInput as exc:
+        detail = f"the Idempotency-Key header: {exc.problem}"
+        raise Problem("idempotency-key-invalid", detail) from None
+
+
 def normal_key(key: str) -> str:
     """A key compared as SPEC §1 compares identifiers: NFKC, surrounding whitespace off
     (:func:`pricecalc.fields.stored_identifier`, the one reading of a recorded id)."""
@@ -60,7 +74,7 @@ def agreed_key(header: str | None, body: str | None) -> str:
     """The request's key: the header's, the body's ``request_id`` (as the envelope read
     it: an integer is its decimal text), or both when equal after normalisation
     (SPEC §11)."""
-    given = None if header is None else parse_sf_string(header)
+    given = None if header is None else header_key(header)
     if given is None and body is None:
         raise Problem(
             "idempotency-key-missing",

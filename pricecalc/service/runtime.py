@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +24,10 @@ from audit.note import SigningKey, read_signing_key, sign_checkpoint
 from audit.protocol import AuditStore, Record
 from pricecalc import records
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
-from pricecalc.errors import PricecalcError
+from pricecalc.corrections import VOID_KIND, voided_seq
+from pricecalc.errors import InvalidInput, PricecalcError
+from pricecalc.fields import identifier
+from pricecalc.history import order_tag
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
 from pricecalc.service import tokens as tokens_file
@@ -108,11 +111,18 @@ class Service:
             return calc
 
     def reload_tokens(self) -> None:
-        """Re-read the tokens file (SIGHUP); a file that cannot be read keeps the old."""
+        """Re-read the tokens file (SIGHUP). A file that is gone or cannot be read refuses
+        every token until it is back and re-read: removing it revokes, as with
+        ``--workers`` (whose restarted workers cannot start without it)."""
         try:
             self.tokens = tokens_file.load(self.settings.tokens)
         except PricecalcError as exc:
-            print(f"pricecalc serve: tokens not reloaded: {exc}", file=sys.stderr)
+            self.tokens = Tokens()
+            print(
+                f"pricecalc serve: tokens not reloaded, every token refused until they are: "
+                f"{exc}",
+                file=sys.stderr,
+            )
 
     def check_ready(self) -> None:
         """Raise unless the store answers and can write (SPEC §11 ``/readyz``)."""
@@ -144,17 +154,23 @@ class Service:
         return note
 
     def merchant_of(self, record: Record) -> str | None:
-        """The merchant a record concerns: its own, or for a void the withdrawn record's."""
+        """The merchant a record concerns: its own; for a void, the merchant of the record
+        it names (its result shows that record's request_id and kind, even when the void
+        is rejected), whatever merchant_id the void itself was labelled with — followed
+        only to earlier seqs, so a chain of voids (of voids …) ends."""
         recorded = records.read(record)
+        while True:
+            target = recorded.withdraws
+            if target is None and recorded.kind == VOID_KIND:
+                target = voided_seq(recorded.result)  # a rejected void names it too
+            withdrawn = None
+            if target is not None and 1 <= target < recorded.seq:
+                withdrawn = self.store.record(target)
+            if withdrawn is None:
+                break
+            recorded = records.read(withdrawn)
         merchant = recorded.request.get("merchant_id")
-        if isinstance(merchant, str):
-            return merchant
-        target = recorded.withdraws
-        if target is not None and target != record.seq:
-            withdrawn = self.store.record(target)
-            if withdrawn is not None and not records.read(withdrawn).is_void:
-                return self.merchant_of(withdrawn)
-        return None
+        return merchant if isinstance(merchant, str) else None
 
     def visible(self, token: Token, record: Record | None) -> Record | None:
         """``record`` when ``token`` may see it (SPEC §11: a merchant-limited token sees
@@ -162,6 +178,33 @@ class Service:
         if record is None or token.merchant_id is None:
             return record
         return record if self.merchant_of(record) == token.merchant_id else None
+
+    def may_use(self, token: Token, held: Record | None) -> bool:
+        """Whether ``token`` may decide under the key of ``held`` (the record the key
+        names, or None when it is free). A key another merchant's record holds stays
+        theirs even once that record is voided: deciding under it would record a
+        successor ``<key>~void-<seq>`` and tell the other merchant's void seq (SPEC §11:
+        a hidden 422 instead)."""
+        return held is None or self.visible(token, held) is not None
+
+    def foreign_order(self, token: Token, input_: object) -> str | None:
+        """The request's ``order_id`` when ``token`` is limited to a merchant and the
+        order has records of another merchant, else None. The once-only rules (SPEC
+        §3–§5) read every decision about an order and show what they counted, so such a
+        decision would tell what another merchant was decided (SPEC §11)."""
+        if token.merchant_id is None or not isinstance(input_, Mapping):
+            return None
+        given = input_.get("order_id")
+        if given is None:
+            return None
+        try:
+            order_id = identifier(given, "input.order_id")
+        except InvalidInput:
+            return None  # the rule refuses it, naming the field
+        for record in self.store.find(order_tag(order_id)):
+            if self.merchant_of(record) != token.merchant_id:
+                return order_id
+        return None
 
     def close(self) -> None:
         for calc in self._calcs.values():
