@@ -15,6 +15,7 @@ lines, so imports run one way (store → keeper → index, logfile, merkle).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 
@@ -62,6 +63,16 @@ INDEX_FAILURES = (IndexBroken, sqlite3.DatabaseError, TypeError, ValueError, Ind
 #: 1/32 of all); a node below is recomputed from the at most 8 records it covers, each
 #: checked against its hash, when a root or a proof needs it (docs/audit.md).
 KEPT_FROM_LEVEL = 4
+
+
+def _damaged(exc: sqlite3.OperationalError, path: str) -> bool:
+    """Whether an "operational" SQLite error is really a damaged index: a file the OS lets
+    us write that SQLite calls read-only has a damaged header (its write-version byte) —
+    rebuild it, as any damage. Locked, full or truly read-only: unavailable, not damaged."""
+    if "readonly" not in str(exc) and "read-only" not in str(exc):
+        return False
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.access(path, os.W_OK) and os.access(folder, os.W_OK)
 
 
 class IndexUnavailable(AuditError):
@@ -115,7 +126,12 @@ class IndexKeeper:
         try:
             self._sync_once(end)
         except sqlite3.OperationalError as exc:
-            raise IndexUnavailable(f"the index {self.index.path} is unavailable: {exc}") from exc
+            if not _damaged(exc, self.index.path):
+                raise IndexUnavailable(
+                    f"the index {self.index.path} is unavailable: {exc}"
+                ) from exc
+            self.rebuild(end, exc)
+            return
         except INDEX_FAILURES as exc:
             self.rebuild(end, exc)
             return

@@ -139,3 +139,19 @@ def test_one_byte_flipped_in_the_index_pays_nothing_twice(
                 proof = store.inclusion_proof(2)
             assert (store.root(), proof) == (ROOT[0], ROOT[1])
         assert_paid_once(path)
+
+
+@pytest.mark.parametrize("write_version", [3, 255])
+def test_an_index_header_calling_itself_read_only_is_rebuilt(
+    tmp_path: Path, write_version: int
+) -> None:
+    """Issue 19 (found by the byte-flip test): byte 18 of an SQLite file is its "write
+    version"; above 2 SQLite treats the file as read-only. A writable index whose header
+    says so is damaged, not unavailable: it is rebuilt and nothing is paid twice (before,
+    every decision stopped with "attempt to write a readonly database")."""
+    path = tmp_path / "audit.jsonl"
+    make_store(path)
+    data = bytearray(Path(f"{path}.idx").read_bytes())
+    data[18] = write_version
+    Path(f"{path}.idx").write_bytes(bytes(data))
+    assert_paid_once(path)
