@@ -336,7 +336,7 @@ def test_every_table_downloads_as_csv(store: audit.AuditStore) -> None:
     figures = figures_of(store)
     tables = report_tables(figures, _h())
     assert [t.id for t in tables] == [
-        "counts", "rejections", "split-by-category", "split-by-day", "settled-by-day",
+        "campaigns", "counts", "rejections", "split-by-category", "split-by-day", "settled-by-day",
         "compensation-by-standard", "clawback-by-category", "top-merchants",
     ]  # fmt: skip
     for table in tables:
@@ -346,7 +346,7 @@ def test_every_table_downloads_as_csv(store: audit.AuditStore) -> None:
         assert lines[0].split(",")[0] == table.columns[0][1]
         assert len([x for x in lines[1:] if x]) == len(table.rows)
     (split,) = [t for t in tables if t.id == "split-by-day"]
-    column = [c for c, _ in split.columns].index("platform_subsidy_total")
+    column = [c for c, _ in split.columns].index("platform_subsidy")
     assert sum(Decimal(row[column].value or "0") for row in split.rows) == figures.split_total(
         "platform_subsidy_total"
     )
