@@ -48,7 +48,7 @@ def proven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     ticks = iter(FIRST + timedelta(minutes=i) for i in range(10))
     store = audit.open_store("audit.jsonl", clock=lambda: next(ticks))
-    with Calculator(store, operator="clerk") as calc:
+    with Calculator(store, operator="clerk") as calc:  # fmt: off
         calc.decide({"kind": "counterfeit_compensation", "request_id": "cf-1",
                      "merchant_id": "M-1001", "campaign": "双12-2026",
                      "input": {"order_id": "CF-30006", "confirmed": True,
@@ -60,7 +60,6 @@ def proven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
                                "lines": [{"line_id": "L1", "paid_amount": "68.00"}]}})
         calc.decide({"kind": "void", "request_id": "void-1",
                      "input": {"seq": 1, "reason": "wrong order", "target": "cf-1"}})
-    # fmt: skip
     made = run("audit", "keygen", NAME, "--output", "signing.key")
     assert made.exit_code == 0, made.output
     Path("verifier.key").write_text(made.stdout, encoding="utf-8")
@@ -75,7 +74,7 @@ def verify(folder: Path, seq: int) -> list[str]:
     made = run("--audit", "audit.jsonl", "audit", "prove", str(seq), "--checkpoint", "cp.txt",
                "-o", str(proof))  # fmt: skip
     assert made.exit_code == 0, made.output
-    checked = run("audit", "verify-proof", str(proof), "--verifier-key", "verifier.key")  # fmt: skip
+    checked = run("audit", "verify-proof", str(proof), "--verifier-key", "verifier.key")
     assert checked.exit_code == 0, checked.output
     lines = checked.stdout.splitlines()
     assert lines[0].startswith(f"OK: record {seq} (hash ")
@@ -132,11 +131,11 @@ def test_a_void_names_the_record_it_withdraws(proven: Path) -> None:
 def test_only_the_verified_record_is_read(proven: Path) -> None:
     """A document whose record was changed (a larger payout) is refused before anything
     is said about its money."""
-    made = run("--audit", "audit.jsonl", "audit", "prove", "1", "--checkpoint", "cp.txt")  # fmt: skip
+    made = run("--audit", "audit.jsonl", "audit", "prove", "1", "--checkpoint", "cp.txt")
     doc: dict[str, Any] = json.loads(made.stdout)
     doc["record"]["payload"]["result"]["payout_total"] = "14190.00"
     (proven / "forged.json").write_text(json.dumps(doc), encoding="utf-8")
-    checked = run("audit", "verify-proof", "forged.json", "--verifier-key", "verifier.key")  # fmt: skip
+    checked = run("audit", "verify-proof", "forged.json", "--verifier-key", "verifier.key")
     assert checked.exit_code == 1
     assert "14190.00" not in checked.output and "decided" not in checked.output
     assert checked.output.startswith("Error: proof refused: record: ")
