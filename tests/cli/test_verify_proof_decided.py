@@ -48,7 +48,7 @@ def proven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     ticks = iter(FIRST + timedelta(minutes=i) for i in range(10))
     store = audit.open_store("audit.jsonl", clock=lambda: next(ticks))
-    with Calculator(store, operator="clerk") as calc:  # fmt: off
+    with Calculator(store, operator="clerk") as calc:
         calc.decide({"kind": "counterfeit_compensation", "request_id": "cf-1",
                      "merchant_id": "M-1001", "campaign": "双12-2026",
                      "input": {"order_id": "CF-30006", "confirmed": True,
