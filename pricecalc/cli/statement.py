@@ -219,6 +219,8 @@ def statement(
         }
     if verifier is not None:
         extras[README_FILE] = proofs_readme(verifier, cut.size, sorted(proofs))
+    for anomaly in found.anomalies:  # SPEC §7: reversed once, and said
+        click.echo(f"warning: {anomaly.sentence()}", err=True)
     _write(found, out, proofs, folder, app.audit, extras)
     if not out.to_stdout and not out.quiet:
         sums = ", ".join(f"{k} {v}" for k, v in found.totals.formatted().items())
@@ -328,6 +330,8 @@ def _ending(found: Statement, output: Output, headers: str) -> SummarySheet | No
         writer.write({"seq": label("totals"), **found.totals.formatted()})
         for name in PERIOD_FIELDS:
             writer.write_line([label(name), totals[name]])
+        for anomaly in found.anomalies:
+            writer.write_line([label("anomaly"), anomaly.sentence()])
         for name in CUT_FIELDS:
             writer.write_line([label(name), value(name, cut[name])])
         return None
@@ -337,6 +341,7 @@ def _ending(found: Statement, output: Output, headers: str) -> SummarySheet | No
 
     rows: list[tuple[Any, ...]] = [(Heading(word("statement")),)]
     rows += [(word(name), totals[name]) for name in PERIOD_FIELDS]
+    rows += [(word("anomaly"), anomaly.sentence()) for anomaly in found.anomalies]
     rows += [(), (Heading(word("totals")),)]
     rows += [(column_label(name, headers), found.totals.sums[name]) for name in SETTLEMENT_COLUMNS]
     rows += [(), (Heading(word("checkpoint")),)]

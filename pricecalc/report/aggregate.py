@@ -30,7 +30,9 @@ from a kind's name, so a plugin's kind is summed like a built-in one:
   rule's declaration (:meth:`CampaignFigures.explain`).
 
 A **void** (SPEC §7) reverses the withdrawn decision on the void's own day, as the
-statement does: the settlement columns through :func:`pricecalc.settlement.reversal_of`,
+statement does — once: a second void of a seq (which the rules reject, were one ever
+found) is counted, not reversed again, and listed in :attr:`CampaignFigures.anomalies`.
+The reversal takes the settlement columns through :func:`pricecalc.settlement.reversal_of`,
 and the split, standard and category figures by subtracting the withdrawn record's own
 (fetched with ``store.record(seq)``; voids are few). A day can therefore be negative.
 
@@ -59,6 +61,7 @@ from pricecalc.settlement import (
     DEDUCT_FROM_PAYOUT,
     MERCHANT_PAYS,
     SUBSIDY_CLAWBACK,
+    DoubleVoid,
     Movement,
     SettlementTotals,
     movement_of,
@@ -104,6 +107,8 @@ SPLIT_FIELDS: tuple[str, ...] = split_fields(builtin_declarations())
 SETTLED_SERIES: tuple[tuple[str, str], ...] = settled_series(builtin_declarations())
 
 Lookup = Callable[[int], Record | None]
+#: seq → the seq of its first approved void in the store (``None``: none).
+FirstVoid = Callable[[int], int | None]
 
 
 def _zeros(names: Iterable[Any]) -> dict[Any, Decimal]:
@@ -198,6 +203,10 @@ class CampaignFigures:
     campaigns: dict[str, KeyFigures] = attrs.field(factory=dict)
     #: reason code → the kind that gave it first (whose declaration explains it).
     rejection_kinds: dict[str, str] = attrs.field(factory=dict)
+    #: seq → the void that reversed it; second voids of a seq, not reversed again (SPEC §7).
+    reversed_by: dict[int, int] = attrs.field(factory=dict)
+    anomalies: list[DoubleVoid] = attrs.field(factory=list)
+    first_void: FirstVoid | None = attrs.field(default=None, repr=False)
 
     @property
     def split_fields(self) -> tuple[str, ...]:
@@ -226,6 +235,13 @@ class CampaignFigures:
                 self.rejection_kinds.setdefault(code, kind)
         target = recorded.withdraws
         if target is not None:
+            first = self.reversed_by.get(target)
+            if first is None and self.first_void is not None:
+                first = self.first_void(target)
+            if first is not None and first != recorded.seq:
+                self.anomalies.append(DoubleVoid(recorded.seq, target, first))
+                return  # reversed once, at its first void, as the statement does
+            self.reversed_by[target] = recorded.seq
             withdrawn = lookup(target)
             if withdrawn is not None:
                 self._reverse(recorded, records.read(withdrawn, self.declarations), day)
@@ -336,12 +352,18 @@ class CampaignFigures:
 
 
 def aggregate(
-    chain: Iterable[Record], lookup: Lookup, declarations: Declarations | None = None
+    chain: Iterable[Record],
+    lookup: Lookup,
+    declarations: Declarations | None = None,
+    first_void: FirstVoid | None = None,
 ) -> CampaignFigures:
     """The figures of the records ``chain`` (in chain order); ``lookup`` fetches a voided
-    record; ``declarations``: the installed kinds' (default: the core's own)."""
+    record; ``declarations``: the installed kinds' (default: the core's own);
+    ``first_void`` finds a seq's first void in the whole store (default: only voids in
+    ``chain`` are seen)."""
     figures = CampaignFigures(
-        declarations=declarations if declarations is not None else builtin_declarations()
+        declarations=declarations if declarations is not None else builtin_declarations(),
+        first_void=first_void,
     )
     for record in chain:
         figures.add(record, lookup)
@@ -368,10 +390,15 @@ def collect(
 ) -> CampaignFigures:
     """One streaming pass over the records ``cut`` selects."""
 
+    from pricecalc.statement import first_void
+
     def lookup(seq: int) -> Record | None:
         return store.record(seq) if seq <= cut.size else None
 
-    return aggregate(cut.records(store), lookup, declarations)
+    def first(seq: int) -> int | None:
+        return first_void(store, seq, cut.size, declarations)
+
+    return aggregate(cut.records(store), lookup, declarations, first)
 
 
 __all__ = [
