@@ -106,6 +106,9 @@ def proofs_readme(verifier: VerifierKey, size: int, seqs: list[int]) -> str:
    输出以 OK 开头即证明该记录在日志中且未被改动；否则说明哪一项不符。
    A line starting with OK proves the record is in the log, unchanged; anything else
    names what failed.
+   pricecalc 随后列出该记录的决定（类型、订单、各金额及其名称、结算方式、北京时间），
+   与对账单的这一行逐项核对。 pricecalc then lists what the record decided (kind,
+   order, each amount by its name, settlement, Beijing time): compare it with the row.
 
 3. 以后 Later
    拿到平台更新的检查点后，可要求一致性证明（pricecalc audit prove --consistency {size}），
