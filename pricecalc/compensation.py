@@ -111,11 +111,13 @@ STANDARDS: tuple[CompensationStandard, ...] = (
         name="platform_10x",
         compute=platform_10x,
         description="假一赔十: ten times the paid amount, at least 500.00 (seed 002 第五条 3)",
+        label="平台假一赔十",
     ),
     CompensationStandard(
         name="consumer_law_art55",
         compute=consumer_law_art55,
         description="消费者权益保护法 第五十五条: three times the paid amount, at least 500.00",
+        label="消费者权益保护法第55条",
     ),
 )
 
@@ -433,6 +435,7 @@ FIGURES = (
         "compensation_total",
         column=("compensation_total", "赔付合计", "compensation"),
         by=by_standard,
+        by_labels={standard.name: standard.label for standard in STANDARDS},
     ),
     MoneyFigure(
         "counterfeit_payouts",
@@ -459,6 +462,7 @@ RULE = Rule(
     inputs=INPUT,
     figures=FIGURES,
     codes=EXPLAINED,
+    label="假一赔十",
 )
 
 __all__ = [

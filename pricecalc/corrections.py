@@ -250,6 +250,7 @@ RULE = Rule(
     inputs=INPUT,
     codes=EXPLAINED,
     withdraws=voided_seq,
+    label="作废",
 )
 
 __all__ = ["CODES", "RULE", "VOID_KIND", "VoidInput", "target_matches", "void", "voided_seq"]

@@ -229,4 +229,5 @@ RULE = Rule(
     inputs=INPUT,
     figures=FIGURES,
     codes=EXPLAINED,
+    label="禁止转寄追回",
 )

@@ -452,4 +452,5 @@ RULE = Rule(
     input_fields=INPUT_KEYS,
     figures=FIGURES,
     codes=EXPLAINED,
+    label="价保",
 )

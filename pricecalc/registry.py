@@ -78,7 +78,9 @@ class MoneyFigure:
     shown there) — the output names that predate SPEC §10's, kept until the outputs are
     renamed (issue 21 point 5). Two kinds' figures may share a column (``refund_total``).
     ``by``, when given, splits the figure of one approved result by a key (counterfeit
-    compensation by each line's winning standard: the report's breakdown).
+    compensation by each line's winning standard: the report's breakdown);
+    ``by_labels`` names those keys for people (key → Chinese label; a plugin's standard
+    brings its own, :attr:`CompensationStandard.label`).
     """
 
     name: str
@@ -91,6 +93,7 @@ class MoneyFigure:
     summed: bool = True
     column: tuple[str, str, str] | None = None
     by: Callable[[Mapping[str, Any]], Mapping[str, Decimal]] | None = None
+    by_labels: Mapping[str, str] = attrs.field(factory=dict)
 
     def label(self, lang: str = "en") -> str:
         """The label for people: Chinese (``zh``) or English."""
@@ -129,7 +132,8 @@ class Rule:
     ``figures`` — the money figures its results carry (:class:`MoneyFigure`, SPEC §10),
     ``codes`` — every reason code it may give, explained (:class:`ReasonCode`), and
     ``withdraws`` — for a correcting kind (``void``), the seq an approved result withdraws
-    (``None``: this kind withdraws nothing).
+    (``None``: this kind withdraws nothing). ``label`` is the kind's Chinese name for
+    people (``补贴分摊``; the report shows it beside the kind).
     """
 
     kind: str
@@ -144,6 +148,7 @@ class Rule:
     figures: tuple[MoneyFigure, ...] = ()
     codes: tuple[ReasonCode, ...] = ()
     withdraws: Callable[[Mapping[str, Any]], int | None] | None = None
+    label: str = ""
 
 
 @attrs.frozen
@@ -163,11 +168,13 @@ class CompensationStandard:
     ``compute`` returns the compensation this standard grants for a line, or ``None``
     when it does not apply (e.g. a food-law standard for a phone). The highest applicable
     compensation wins; on a tie the earlier standard (the platform's first) is named.
+    ``label`` is its Chinese name for people (the report's compensation by standard).
     """
 
     name: str
     compute: Callable[[CompensationLine, PolicyView], Decimal | None]
     description: str = ""
+    label: str = ""
 
 
 @attrs.frozen
@@ -206,9 +213,14 @@ class Registry:
         return tuple(sorted(self.rules))
 
     def declarations(self) -> Declarations:
-        """What the installed kinds declare (figures, codes, withdrawals), in the order
-        their plugins registered them."""
-        return Declarations.of(c.item for c in self.rules.values())
+        """What the installed kinds declare (figures, codes, withdrawals, labels), in the
+        order their plugins registered them; the standards' labels name the breakdown
+        keys they are (:meth:`Declarations.by_label`)."""
+        declared = Declarations.of(c.item for c in self.rules.values())
+        standards = {c.item.name: c.item.label for c in self.standards if c.item.label}
+        if not standards:
+            return declared
+        return attrs.evolve(declared, by_labels={**declared.by_labels, **standards})
 
     def figures(self) -> tuple[tuple[str, MoneyFigure], ...]:
         """Every money figure of every installed kind: ``(kind, figure)``."""
@@ -229,18 +241,38 @@ class Declarations:
     figures: Mapping[str, tuple[MoneyFigure, ...]] = attrs.field(factory=dict)
     codes: Mapping[str, tuple[ReasonCode, ...]] = attrs.field(factory=dict)
     withdrawals: Mapping[str, Callable[[Mapping[str, Any]], int | None]] = attrs.field(factory=dict)
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    by_labels: Mapping[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> Declarations:
         figures: dict[str, tuple[MoneyFigure, ...]] = {}
         codes: dict[str, tuple[ReasonCode, ...]] = {}
         withdrawals: dict[str, Callable[[Mapping[str, Any]], int | None]] = {}
+        labels: dict[str, str] = {}
+        by_labels: dict[str, str] = {}
         for rule in rules:
             figures[rule.kind] = tuple(rule.figures)
             codes[rule.kind] = tuple(rule.codes)
             if rule.withdraws is not None:
                 withdrawals[rule.kind] = rule.withdraws
-        return cls(figures, codes, withdrawals)
+            if rule.label:
+                labels[rule.kind] = rule.label
+            for figure in rule.figures:
+                by_labels.update(figure.by_labels)
+        return cls(figures, codes, withdrawals, labels, by_labels)
+
+    def kind_label(self, kind: str) -> str:
+        """A kind for people: its declared label and its name (``补贴分摊 subsidy_split``),
+        the name alone when its rule declares no label (or is not installed)."""
+        label = self.labels.get(kind)
+        return f"{label} {kind}" if label else kind
+
+    def by_label(self, key: str) -> str:
+        """A breakdown key (:attr:`MoneyFigure.by`) for people: ``平台假一赔十
+        platform_10x``; the key alone when nothing names it."""
+        label = self.by_labels.get(key)
+        return f"{label} {key}" if label else key
 
     def figures_of(self, kind: str) -> tuple[MoneyFigure, ...]:
         """The money figures ``kind`` declares (none for an unknown kind)."""

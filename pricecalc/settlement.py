@@ -163,6 +163,23 @@ def reversal_of(
     )
 
 
+@attrs.frozen
+class DoubleVoid:
+    """A second approved void of a seq already voided (SPEC §7): the rules reject one,
+    but were one ever found in a store, the statement and the report reverse the seq
+    once — at its first void — and name this anomaly instead of a second reversal."""
+
+    seq: int  # the second void's own seq
+    reverses: int  # the seq it voids again
+    first: int  # the void that reversed it
+
+    def sentence(self) -> str:
+        return (
+            f"record {self.seq} voids record {self.reverses} a second time (record "
+            f"{self.first} already voided it): not reversed again"
+        )
+
+
 @attrs.define
 class SettlementTotals:
     """The three columns summed exactly over movements (reversals net out)."""
@@ -190,6 +207,7 @@ __all__ = [
     "MERCHANT_PAYS",
     "SETTLEMENT_COLUMNS",
     "SUBSIDY_CLAWBACK",
+    "DoubleVoid",
     "Movement",
     "SettlementTotals",
     "money_moved",

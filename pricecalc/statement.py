@@ -13,7 +13,11 @@ shares:
 * an approved **void** of such a decision is a **reversal row** at the void's own seq,
   hash and time: the withdrawn decision's amounts negated, ``reverses`` naming its seq;
   a void of a decision that moved no money (a subsidy split) gives no row;
-* everything else (rejections, splits, plugins' kinds) gives no row.
+* everything else (rejections, splits, plugins' kinds) gives no row;
+* a **second** approved void of a seq already voided (SPEC §7 rejects one; were one ever
+  found in a store) gives no second reversal: the seq is reversed once, at its first void
+  (:func:`first_void`, found by its ``voids:<seq>`` tag even outside the period), and the
+  statement names the anomaly (:attr:`Statement.anomalies`, :class:`DoubleVoid`).
 
 The statement ends with the checkpoint it was cut from (:class:`Cut`): a published signed
 checkpoint (rows with ``seq`` up to its tree size only; voids recorded after it are not
@@ -36,12 +40,13 @@ from audit.proofdoc import CheckpointProblem, published_checkpoint
 from audit.protocol import GENESIS_HASH, AuditStore
 from pricecalc import records
 from pricecalc.fields import BEIJING
-from pricecalc.history import merchant_tag
+from pricecalc.history import merchant_tag, voids_tag
 from pricecalc.registry import Declarations
 from pricecalc.rows import beijing_text
 from pricecalc.selection import Filters
 from pricecalc.settlement import (
     SETTLEMENT_COLUMNS,
+    DoubleVoid,
     Movement,
     SettlementTotals,
     movement_of,
@@ -124,6 +129,19 @@ def checkpoint_cut(store: AuditStore, note: str, where: str = "the checkpoint") 
     return Cut(size, checkpoint.root, _head_hash(store, size), note, checkpoint.origin)
 
 
+def first_void(
+    store: AuditStore, seq: int, upto: int | None = None, declarations: Declarations | None = None
+) -> int | None:
+    """The seq of the first approved void of record ``seq`` in ``store`` (``<= upto``),
+    found by its ``voids:<seq>`` tag; ``None`` when none is."""
+    for record in sorted(store.find(voids_tag(seq)), key=lambda r: r.seq):
+        if upto is not None and record.seq > upto:
+            break
+        if records.read(record, declarations).withdraws == seq:
+            return record.seq
+    return None
+
+
 def movements(
     store: AuditStore,
     merchant_id: str,
@@ -131,13 +149,15 @@ def movements(
     until: datetime | None = None,
     upto: int | None = None,
     declarations: Declarations | None = None,
+    anomalies: list[DoubleVoid] | None = None,
 ) -> Iterator[Movement]:
     """The merchant's statement rows in seq order: each money-moving approved decision,
     and each approved void's reversal, recorded in ``[since, until)`` (aware instants, as
     :func:`~pricecalc.selection.period_bound` gives them) and with ``seq <= upto``.
     ``declarations``: the installed kinds' (what their figures settle; default: the
-    core's own)."""
+    core's own). A second void of a seq gives no row; it is added to ``anomalies``."""
     period = Filters(merchant_id=merchant_id, since=since, until=until)
+    reversed_by: dict[int, int] = {}
     for record in sorted(store.find(merchant_tag(merchant_id)), key=lambda r: r.seq):
         if upto is not None and record.seq > upto:
             break
@@ -148,6 +168,12 @@ def movements(
         if target is None:
             moved = movement_of(recorded, declarations)
         else:
+            first = reversed_by.get(target) or first_void(store, target, upto, declarations)
+            if first is not None and first != recorded.seq:
+                if anomalies is not None:
+                    anomalies.append(DoubleVoid(recorded.seq, target, first))
+                continue
+            reversed_by[target] = recorded.seq
             withdrawn = store.record(target)
             moved = None if withdrawn is None else reversal_of(recorded, withdrawn, declarations)
         if moved is not None:
@@ -165,6 +191,7 @@ class Statement:
     rows: tuple[Movement, ...]
     totals: SettlementTotals
     cut: Cut
+    anomalies: tuple[DoubleVoid, ...] = ()
 
     def proven_seqs(self) -> list[int]:
         """Every seq the statement names: its rows' own and the seqs reversal rows
@@ -182,13 +209,18 @@ class Statement:
         }
 
     def totals_fields(self) -> dict[str, Any]:
-        """The statement's totals line: merchant, period, row count and the three sums."""
-        return {
+        """The statement's totals line: merchant, period, row count and the three sums —
+        and, only when the store holds a seq voided twice, ``anomalies`` (one sentence
+        each, :meth:`DoubleVoid.sentence`)."""
+        fields: dict[str, Any] = {
             "merchant_id": self.merchant_id,
             **self.period(),
             "rows": self.totals.rows,
             **self.totals.formatted(),
         }
+        if self.anomalies:
+            fields["anomalies"] = [anomaly.sentence() for anomaly in self.anomalies]
+        return fields
 
 
 def _beijing_iso(moment: datetime | None) -> str | None:
@@ -208,13 +240,17 @@ def build_statement(
     from ``cut`` (default: the store's head, :func:`head_cut`); ``declarations``: the
     installed kinds' (``Registry.declarations()``; default: the core's own)."""
     cut = head_cut(store) if cut is None else cut
+    anomalies: list[DoubleVoid] = []
     rows = tuple(
-        movements(store, merchant_id, since, until, upto=cut.size, declarations=declarations)
-    )
+        movements(
+            store, merchant_id, since, until, upto=cut.size, declarations=declarations,
+            anomalies=anomalies,
+        )
+    )  # fmt: skip
     totals = SettlementTotals()
     for row in rows:
         totals.add(row)
-    return Statement(merchant_id, since, until, rows, totals, cut)
+    return Statement(merchant_id, since, until, rows, totals, cut, tuple(anomalies))
 
 
 def statement_row(movement: Movement) -> dict[str, Any]:
@@ -240,6 +276,7 @@ STATEMENT_WORDS: Mapping[str, tuple[str, str]] = {
     "recorded_from": ("recorded from (Beijing)", "记录时间起(北京时间)"),
     "recorded_before": ("recorded before (Beijing)", "记录时间止于(不含，北京时间)"),
     "rows": ("rows", "行数"),
+    "anomaly": ("anomaly", "异常"),
     "totals": ("totals", "合计"),
     "checkpoint": ("checkpoint", "检查点"),
     "source": ("cut from", "截取自"),
@@ -268,6 +305,7 @@ __all__ = [
     "Statement",
     "build_statement",
     "checkpoint_cut",
+    "first_void",
     "head_cut",
     "movements",
     "statement_row",

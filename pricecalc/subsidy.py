@@ -375,4 +375,5 @@ RULE = Rule(
     results=RESULT,
     figures=FIGURES,
     codes=EXPLAINED,
+    label="补贴分摊",
 )

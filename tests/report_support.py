@@ -201,3 +201,80 @@ def synthetic_store(path: Path, count: int) -> audit.AuditStore:
     if batch:
         store.append_many(batch)
     return store
+
+
+# -- independent sums over `pricecalc audit export` (SPEC §10's key figures) ----------------
+
+#: Where each SPEC §10 figure stands in an `audit export` row, per kind: the figure's own
+#: column when the export names its columns by SPEC §10 (issue 21 point 5), else the
+#: column that holds it today. ``counterfeit_payouts`` is the refund plus the
+#: compensation (SPEC §4: "the two above").
+EXPORTED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "merchant_subsidy": ("subsidy_split", ("merchant_subsidy", "merchant_subsidy_total")),
+    "platform_subsidy": ("subsidy_split", ("platform_subsidy", "platform_subsidy_total")),
+    "price_protection_refunds": (
+        "price_protection", ("price_protection_refunds", "refund_total"),
+    ),
+    "counterfeit_refunds": ("counterfeit_compensation", ("counterfeit_refunds", "refund_total")),
+    "counterfeit_compensation": (
+        "counterfeit_compensation", ("counterfeit_compensation", "compensation_total"),
+    ),
+    "subsidy_clawback": ("forwarding_clawback", ("subsidy_clawback", "clawback")),
+}  # fmt: skip
+NO_CAMPAIGN_KEY = "未标明活动 no campaign"
+
+
+def export_rows(path: Path) -> list[dict[str, Any]]:
+    """`pricecalc --audit PATH audit export --format jsonl -o -`, as rows (run as a
+    separate process: the report's code is not asked)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pricecalc", "--audit", str(path), "audit", "export",
+         "--format", "jsonl", "-o", "-"],
+        capture_output=True, text=True, check=True, encoding="utf-8",
+    )  # fmt: skip
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def _exported(row: dict[str, Any], columns: tuple[str, ...]) -> Decimal:
+    for column in columns:
+        if column in row:
+            value = row[column]
+            return Decimal(value) if isinstance(value, str) and value else Decimal(0)
+    raise KeyError(f"none of {columns} in the export row")
+
+
+def exported_key_figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
+    """campaign (``NO_CAMPAIGN_KEY`` for none) → SPEC §10 name → the Decimal sum over the
+    exported rows of approved decisions no void withdrew (``voided_by`` empty), plus
+    ``decisions`` (every row of the campaign), ``deduct_from_payout`` / ``merchant_pays``
+    (price-protection refunds and counterfeit payouts by ``settlement``) and
+    ``net_subsidy_outlay`` (platform subsidy less clawback); key ``""`` the whole store."""
+    out: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for row in rows:
+        campaign = row.get("campaign") or NO_CAMPAIGN_KEY
+        for part in (out[campaign], out[""]):
+            part["decisions"] += 1
+        if row["status"] != "approved" or row.get("voided_by") is not None:
+            continue
+        sums: dict[str, Decimal] = {}
+        for name, (kind, columns) in EXPORTED.items():
+            if row["kind"] == kind:
+                sums[name] = _exported(row, columns)
+        if row["kind"] == "counterfeit_compensation":
+            sums["counterfeit_payouts"] = sums["counterfeit_refunds"] + sums[
+                "counterfeit_compensation"
+            ]
+        settled = sums.get("price_protection_refunds", sums.get("counterfeit_payouts"))
+        if settled is not None and row.get("settlement") in ("deduct_from_payout",
+                                                             "merchant_pays"):  # fmt: skip
+            sums[row["settlement"]] = settled
+        for part in (out[campaign], out[""]):
+            for name, value in sums.items():
+                part[name] += value
+    for part in out.values():
+        part["net_subsidy_outlay"] = part["platform_subsidy"] - part["subsidy_clawback"]
+        part["deductions"] = part["deduct_from_payout"] + part["subsidy_clawback"]
+    return {c: dict(v) for c, v in out.items()}

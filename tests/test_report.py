@@ -19,9 +19,12 @@ from urllib.parse import unquote
 import pytest
 from click.testing import CliRunner, Result
 from report_support import (
+    NO_CAMPAIGN_KEY,
     beijing_day,
     build_campaign_store,
     expected_figures,
+    export_rows,
+    exported_key_figures,
     nonzero,
     raw_records,
     synthetic_store,
@@ -30,6 +33,8 @@ from report_support import (
 import audit
 from pricecalc import Calculator
 from pricecalc.cli import cli
+from pricecalc.plugins import load_registry
+from pricecalc.policy import Policy
 from pricecalc.report import (
     CampaignFigures,
     Cut,
@@ -38,7 +43,8 @@ from pricecalc.report import (
     collect,
     render_report,
 )
-from pricecalc.report.page import report_tables
+from pricecalc.report.aggregate import NET_SUBSIDY_OUTLAY, NO_CAMPAIGN
+from pricecalc.report.page import key_figure, key_figure_names, report_tables
 from pricecalc.selection import Filters, period_bound
 from pricecalc.statement import build_statement
 
@@ -142,6 +148,111 @@ def test_headline_totals_equal_the_exported_rows(
         "counterfeit_compensation", "compensation_total"
     )
     assert figures.records == len(rows)
+
+
+def test_key_figures_per_campaign_equal_the_export(
+    campaign: tuple[Path, dict[str, int]], store: audit.AuditStore
+) -> None:
+    """SPEC §10 (issue 24): with several campaigns in the period, each campaign's key
+    figures — every figure by its SPEC §10 name, the settlement columns, the platform's
+    net subsidy outlay — and the whole report's equal independent Decimal sums over
+    `pricecalc audit export` (approved rows no void withdrew), to the fen."""
+    expected = exported_key_figures(export_rows(campaign[0]))
+    figures = figures_of(store)
+    assert NO_CAMPAIGN == NO_CAMPAIGN_KEY
+    assert set(figures.campaigns) == set(expected) - {""} == {
+        "双11-2026", "双12-2026", NO_CAMPAIGN,
+    }  # fmt: skip
+    names = [name for name, _ in key_figure_names(figures)]
+    assert names == [
+        "merchant_subsidy", "platform_subsidy", "price_protection_refunds",
+        "counterfeit_refunds", "counterfeit_compensation", "counterfeit_payouts",
+        "subsidy_clawback", "deduct_from_payout", "merchant_pays", "net_subsidy_outlay",
+        "deductions",
+    ]  # fmt: skip
+    parts = {"": figures.key_figures(), **figures.campaigns}
+    for where, part in parts.items():
+        assert part.records == expected[where]["decisions"], where
+        for name in names:
+            assert key_figure(figures, part, name) == expected[where].get(name, Decimal(0)), (
+                where, name,
+            )  # fmt: skip
+    whole = expected[""]
+    assert figures.net_subsidy_outlay() == whole["platform_subsidy"] - whole["subsidy_clawback"]
+    assert figures.net_subsidy_outlay() == Decimal("3335.40")  # the example campaign's
+    assert expected["双11-2026"]["net_subsidy_outlay"] != Decimal(0)
+
+
+def test_the_page_shows_the_campaigns_and_the_net_outlay(store: audit.AuditStore) -> None:
+    """The page: a key-figures-by-campaign table (one column per campaign) and the net
+    subsidy outlay card, named as SPEC §10 names figures; a report of one campaign has no
+    such table."""
+    figures = figures_of(store)
+    page = render_report(figures, _h())
+    outlay = figures.net_subsidy_outlay()
+    assert (
+        f'data-figure="{NET_SUBSIDY_OUTLAY[0]}" data-value="{outlay}">{outlay:,.2f}' in page
+    )
+    assert "平台补贴净支出 platform net subsidy outlay" in page
+    (table,) = [t for t in report_tables(figures, _h()) if t.id == "campaigns"]
+    assert [name for name, _ in table.columns] == ["figure", "双11-2026", "双12-2026",
+                                                   NO_CAMPAIGN]  # fmt: skip
+    assert [row[0].value for row in table.rows][:3] == [
+        "decisions", "merchant_subsidy", "platform_subsidy",
+    ]  # fmt: skip
+    one = figures_of(store, campaign="双11-2026")
+    assert "campaigns" not in [t.id for t in report_tables(one, _h())]
+
+
+def test_every_rejection_code_is_explained_by_its_rule(store: audit.AuditStore) -> None:
+    """SPEC §10 (issue 24): each code on the page with its one-line Chinese and English
+    explanation, as its rule declares it (`Declarations.explain`) — plugins' codes too."""
+    declarations = load_registry(Policy()).declarations()
+    figures = collect(store, Cut(Filters(), store.tree_size()), declarations)
+    (table,) = [t for t in report_tables(figures, _h()) if t.id == "rejections"]
+    assert [name for name, _ in table.columns] == ["code", "rejected", "explain_zh",
+                                                   "explain_en"]  # fmt: skip
+    assert len(table.rows) == len(figures.rejections) >= 20
+    for code, _, zh, en in table.rows:  # two kinds may explain one code each their way
+        declared = declarations.explain(code.text, figures.rejection_kinds[code.text])
+        assert declared is not None, code.text
+        assert (zh.text, en.text) == (declared.zh, declared.en), code.text
+    codes = {row[0].text: row for row in table.rows}
+    assert (codes["NOT_FORWARDED"][2].text, codes["NOT_FORWARDED"][3].text) == (
+        "未检测到转寄", "no forwarding was detected",
+    )  # fmt: skip
+    assert codes["SHIPPED_LATE"][3].text == "not shipped within 48 hours of payment"  # a plugin's
+
+
+def test_a_code_no_rule_explains_says_so(tmp_path: Path) -> None:
+    """A code no installed rule declares (a plugin since removed) is shown saying so."""
+    store = synthetic_store(tmp_path / "s.jsonl", 14)
+    figures = collect(store, Cut(Filters(), store.tree_size()))
+    (table,) = [t for t in report_tables(figures, _h()) if t.id == "rejections"]
+    assert [(r[0].text, r[2].text, r[3].text) for r in table.rows] == [
+        ("SOME_CODE", "（规则未说明）", "(no rule installed explains this code)"),
+    ]  # fmt: skip
+
+
+def test_kind_and_standard_labels_come_from_the_declarations(store: audit.AuditStore) -> None:
+    """Issue 20: the page names no built-in kind — a kind's label is its rule's, a
+    standard's its own; a kind no rule declares shows its name alone."""
+    declarations = load_registry(Policy()).declarations()
+    assert declarations.kind_label("subsidy_split") == "补贴分摊 subsidy_split"
+    assert declarations.kind_label("shipping_check") == "发货时效 shipping_check"
+    assert declarations.kind_label("someone_elses") == "someone_elses"
+    food = "food_safety_law_art148"
+    assert declarations.by_label(food) == f"食品安全法第148条 {food}"
+    assert declarations.by_label("platform_10x") == "平台假一赔十 platform_10x"
+    figures = collect(store, Cut(Filters(), store.tree_size()), declarations)
+    tables = {t.id: t for t in report_tables(figures, _h())}
+    assert "假一赔十 counterfeit_compensation" in [r[0].text for r in tables["counts"].rows]
+    assert [r[0].text for r in tables["compensation-by-standard"].rows] == [
+        "食品安全法第148条 food_safety_law_art148", "平台假一赔十 platform_10x",
+    ]  # fmt: skip (the food-safety plugin's standard names itself)
+    page_source = (Path(__file__).parent.parent / "pricecalc/report/page.py").read_text("utf-8")
+    for kind in declarations.figures:
+        assert f'"{kind}"' not in page_source, kind
 
 
 def test_the_empty_store(tmp_path: Path) -> None:
@@ -336,7 +447,7 @@ def test_every_table_downloads_as_csv(store: audit.AuditStore) -> None:
     figures = figures_of(store)
     tables = report_tables(figures, _h())
     assert [t.id for t in tables] == [
-        "counts", "rejections", "split-by-category", "split-by-day", "settled-by-day",
+        "campaigns", "counts", "rejections", "split-by-category", "split-by-day", "settled-by-day",
         "compensation-by-standard", "clawback-by-category", "top-merchants",
     ]  # fmt: skip
     for table in tables:
@@ -346,7 +457,7 @@ def test_every_table_downloads_as_csv(store: audit.AuditStore) -> None:
         assert lines[0].split(",")[0] == table.columns[0][1]
         assert len([x for x in lines[1:] if x]) == len(table.rows)
     (split,) = [t for t in tables if t.id == "split-by-day"]
-    column = [c for c, _ in split.columns].index("platform_subsidy_total")
+    column = [c for c, _ in split.columns].index("platform_subsidy")
     assert sum(Decimal(row[column].value or "0") for row in split.rows) == figures.split_total(
         "platform_subsidy_total"
     )

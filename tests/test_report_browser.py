@@ -19,10 +19,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from report_support import build_campaign_store, expected_figures, raw_records
+from report_support import (
+    build_campaign_store,
+    expected_figures,
+    export_rows,
+    exported_key_figures,
+    raw_records,
+)
 
 import audit
-from pricecalc import Calculator
+from pricecalc import Calculator, Policy
+from pricecalc.plugins import load_registry
 from pricecalc.report import Cut, ReportHeader, collect, render_report
 from pricecalc.selection import Filters
 
@@ -42,7 +49,10 @@ def _need(what: str) -> None:
 
 
 def test_the_page_in_chromium(tmp_path: Path) -> None:
-    """No console errors, no network, and the key figures shown are the store's sums."""
+    """No console errors, no network; the key figures shown — whole and per campaign, by
+    SPEC §10's names, the platform's net subsidy outlay among them — equal independent
+    Decimal sums over `pricecalc audit export`; every rejection code shown has its Chinese
+    and English explanation (issue 24)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         _need("chromium (apt-get install chromium)")
@@ -53,34 +63,20 @@ def test_the_page_in_chromium(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     build_campaign_store(path)
     store = audit.open_store(str(path))
-    figures = collect(store, Cut(Filters(), store.tree_size()))
+    declarations = load_registry(Policy()).declarations()
+    figures = collect(store, Cut(Filters(), store.tree_size()), declarations)
     page_file = tmp_path / "report.html"
     page_file.write_text(render_report(figures, ReportHeader(
         str(path), store.tree_size(), store.root().hex(), store.head().seq, store.head().hash,
     )), encoding="utf-8")  # fmt: skip
-    expected = expected_figures(raw_records(path))
-    settled: dict[tuple[str, str], Decimal] = {}
-    for row in expected["settled_by_day"].values():
-        for key, value in row.items():
-            settled[key] = settled.get(key, Decimal(0)) + value
-    merchants = expected["merchants"].values()
-    wanted = {
-        "decisions": str(expected["records"]),
-        "merchant_subsidy_total": sum(
-            (r["merchant_subsidy_total"] for r in expected["split_by_day"].values()), Decimal(0)
-        ),
-        "platform_subsidy_total": sum(
-            (r["platform_subsidy_total"] for r in expected["split_by_day"].values()), Decimal(0)
-        ),
-        **{f"{k}.{c}": settled.get((k, c), Decimal(0)) for k in
-           ("price_protection", "counterfeit_compensation")
-           for c in ("deduct_from_payout", "merchant_pays")},
-        "compensation": sum(expected["compensation"].values(), Decimal(0)),
-        "subsidy_clawback": sum(expected["clawback_by_category"].values(), Decimal(0)),
-        "deductions": sum(
-            (m["deduct_from_payout"] + m["subsidy_clawback"] for m in merchants), Decimal(0)
-        ),
-    }  # fmt: skip
+    store.close()
+    exported = exported_key_figures(export_rows(path))
+    names = [
+        "decisions", "merchant_subsidy", "platform_subsidy", "price_protection_refunds",
+        "counterfeit_refunds", "counterfeit_compensation", "counterfeit_payouts",
+        "subsidy_clawback", "deduct_from_payout", "merchant_pays", "net_subsidy_outlay",
+        "deductions",
+    ]  # fmt: skip
     url = page_file.resolve().as_uri()
     requests: list[str] = []
     problems: list[str] = []
@@ -94,14 +90,7 @@ def test_the_page_in_chromium(tmp_path: Path) -> None:
             page.on("pageerror", lambda exc: problems.append(str(exc)))
             page.goto(url)
             page.wait_for_load_state("load")
-            shown = {
-                name: page.locator(f'[data-figure="{name}"].value').inner_text()
-                for name in wanted
-            }
-            values = {
-                name: page.locator(f'[data-figure="{name}"].value').get_attribute("data-value")
-                for name in wanted
-            }
+            shown = page.evaluate(SHOWN)
             rows = page.locator(
                 'table[data-table="top-merchants"] tbody tr:not(.command-row)'
             ).count()
@@ -110,13 +99,56 @@ def test_the_page_in_chromium(tmp_path: Path) -> None:
             browser.close()
     assert problems == []
     assert all(u == url or u.startswith("data:") for u in requests), requests
-    for name, value in wanted.items():
-        text = value if isinstance(value, str) else f"{value:.2f}"
-        assert values[name] == text, name
-        assert shown[name].replace(",", "") == text, name
+
+    def text(name: str, value: Decimal) -> str:
+        return str(int(value)) if name == "decisions" else f"{value:.2f}"
+
+    whole = exported[""]
+    assert [name for name, _, _ in shown["cards"]] == names
+    for name, value, seen in shown["cards"]:
+        assert (name, value) == (name, text(name, whole.get(name, Decimal(0)))), name
+        assert seen.replace(",", "") == value, name  # what a reader sees is the value
+    campaigns = [c for c in exported if c]
+    assert sorted(shown["campaigns"]) == sorted(campaigns) and len(campaigns) == 3
+    for row in shown["by_campaign"]:
+        name = row["name"]
+        assert name in names, name
+        for campaign, value in row["cells"].items():
+            assert value == text(name, exported[campaign].get(name, Decimal(0))), (campaign, name)
+    assert len(shown["by_campaign"]) == len(names)
+    assert len(shown["codes"]) >= 20
+    for code, zh, en in shown["codes"]:
+        explained = declarations.explain(code, figures.rejection_kinds[code])
+        assert explained is not None, code
+        assert (zh, en) == (explained.zh, explained.en), code
+        assert zh.strip() and en.strip(), code
+    merchants = expected_figures(raw_records(path))["merchants"].values()
     assert rows == min(20, sum(1 for m in merchants
                                if m["deduct_from_payout"] + m["subsidy_clawback"] > 0))  # fmt: skip
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+#: Read in the page: the key-figure cards (name, data-value, text), the key figures per
+#: campaign table (its campaigns, and per row the figure's name and each campaign's
+#: data-value) and the rejection codes with their explanations.
+SHOWN = """
+() => {
+  const cards = [...document.querySelectorAll('#headline [data-figure].value')].map(
+    el => [el.dataset.figure, el.dataset.value, el.textContent.trim()]);
+  const table = document.querySelector('table[data-table="campaigns"]');
+  const heads = [...table.querySelectorAll('tbody tr:first-child td')].map(td => td.dataset.col);
+  const by_campaign = [...table.querySelectorAll('tbody tr')].map(tr => {
+    const tds = [...tr.querySelectorAll('td')];
+    const cells = {};
+    for (const td of tds.slice(1)) cells[td.dataset.col] = td.dataset.value;
+    return {name: tds[0].dataset.value, cells};
+  });
+  const codes = [...document.querySelectorAll('table[data-table="rejections"] tbody tr')].map(
+    tr => ['code', 'explain_zh', 'explain_en'].map(
+      col => tr.querySelector(`td[data-col="${col}"]`).textContent.trim()));
+  return {cards, campaigns: heads.slice(1), by_campaign, codes};
+}
+"""
 
 
 #: Measured in the page, in the browser's own layout: every element whose box reaches past

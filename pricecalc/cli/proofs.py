@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
@@ -26,10 +28,14 @@ from audit.proofdoc import (
     published_checkpoint,
     verify_document,
 )
-from audit.protocol import AuditStore
+from audit.protocol import AuditStore, Record
+from pricecalc import records
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
+from pricecalc.money import fmt
+from pricecalc.registry import Declarations
+from pricecalc.rows import beijing_text
 from pricecalc.writers import write_file
 
 SIGNING_KEY_ENV = "PRICECALC_AUDIT_SIGNING_KEY"
@@ -190,6 +196,70 @@ def prove(
         click.echo(f"proof written to {output}")
 
 
+#: How a decision's ``settlement`` reads for a merchant (SPEC §10's column names).
+SETTLEMENT_WORDS: dict[str, str] = {
+    "deduct_from_payout": "从货款扣除 deducted from the merchant's payout",
+    "merchant_pays": "商家直接赔付 paid by the merchant to the buyer directly",
+}
+STATUS_WORDS: dict[str, str] = {"approved": "已批准 approved", "rejected": "已驳回 rejected"}
+
+
+def _proven_record(doc: Mapping[str, Any]) -> Record | None:
+    """The record an inclusion proof document carries (call only once it is verified)."""
+    raw = doc.get("record")
+    if not isinstance(raw, dict) or not isinstance(raw.get("payload"), dict):
+        return None
+    tags = raw.get("tags")
+    return Record(
+        seq=int(raw["seq"]), id=str(raw.get("id", "")), recorded_at=str(raw.get("recorded_at")),
+        key=raw.get("key") if isinstance(raw.get("key"), str) else None,
+        tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        payload=raw["payload"], prev_hash=str(raw.get("prev_hash", "")),
+        hash=str(raw.get("hash", "")),
+    )  # fmt: skip
+
+
+def decided_lines(record: Record, declarations: Declarations) -> list[str]:
+    """What a proven record decided, in the merchant's terms (issue 24): the kind, the
+    order, each money figure by its SPEC §10 name and labels (as the installed rules
+    declare them: a plugin's kind shows its own), the settlement and the recorded time in
+    Beijing time — read from the record alone. Empty for a record pricecalc did not write."""
+    decided = records.read(record, declarations)
+    if not decided.is_decision:
+        return []
+    lines = [f"record {decided.seq} decided / 记录 {decided.seq} 的决定:"]
+
+    def say(label: str, value: object) -> None:
+        if value is not None and value != "":
+            lines.append(f"  {label}: {value}")
+
+    say("kind 类型", declarations.kind_label(decided.kind))
+    say("order 订单号", decided.order_id)
+    say("request_id 请求号", decided.key)
+    say("merchant 商家", decided.merchant_id)
+    say("campaign 活动", decided.campaign)
+    say("status 状态", STATUS_WORDS.get(decided.status, decided.status))
+    for reason in decided.reasons:
+        explained = declarations.explain(reason.code, decided.kind)
+        say("reason 原因", reason.code if explained is None
+            else f"{reason.code} {explained.zh} ({explained.en})")  # fmt: skip
+    if decided.withdraws is not None:
+        say("withdraws 作废的记录号", decided.withdraws)
+    for figure, value in decided.figures(declarations):
+        say(f"{figure.zh} {figure.en} ({figure.name})", fmt(value))
+    settlement = decided.result.get("settlement")
+    if decided.approved and isinstance(settlement, str):
+        words = SETTLEMENT_WORDS.get(settlement)
+        say("settlement 结算方式", f"{settlement} — {words}" if words else settlement)
+    beijing = beijing_text(decided.recorded_at)
+    say(
+        "recorded at 记录时间",
+        f"{beijing} +08:00 北京时间 Beijing time (recorded_at {decided.recorded_at})"
+        if beijing is not None else decided.recorded_at,
+    )  # fmt: skip
+    return lines
+
+
 @audit_group.command(name="verify-proof")
 @click.argument("proof_file", metavar="PROOF.json", type=click.Path(dir_okay=False))
 @click.option("--checkpoint", "checkpoint_file", metavar="CP.txt",
@@ -198,11 +268,14 @@ def prove(
               help="For a consistency proof: the older signed checkpoint.")  # fmt: skip
 @click.option("--verifier-key", "vkey", required=True, metavar="VKEY",
               help="The log's verifier key (name+hex+base64), or a file with it.")  # fmt: skip
+@click.pass_obj
 def verify_proof(
-    proof_file: str, checkpoint_file: str | None, old_file: str | None, vkey: str
+    app: App, proof_file: str, checkpoint_file: str | None, old_file: str | None, vkey: str
 ) -> None:
     """Check a proof document without the store: exit 0 saying what was proven, or 1
-    naming what failed (signature, root, path length, sizes, record).
+    naming what failed (signature, root, path length, sizes, record). After the OK line
+    of a record's proof, what that record decided: kind, order, each money figure by its
+    name (Chinese and English), settlement and the time recorded, in Beijing time.
 
     Example:
 
@@ -218,7 +291,12 @@ def verify_proof(
     checkpoint_text = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     old_text = read_text_file(old_file, "--old-checkpoint") if old_file else None
     try:
-        line = verify_document(load_document(text), verifier, checkpoint_text, old_text)
+        document = load_document(text)
+        line = verify_document(document, verifier, checkpoint_text, old_text)
     except ProofError as exc:
         raise click.ClickException(f"proof refused: {exc}") from exc
     click.echo(line)
+    proven = _proven_record(document) if "consistency_path" not in document else None
+    if proven is not None:  # verified above: its content is the leaf the checkpoint signs
+        for decided in decided_lines(proven, app.registry().declarations()):
+            click.echo(decided)

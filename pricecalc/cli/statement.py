@@ -106,6 +106,9 @@ def proofs_readme(verifier: VerifierKey, size: int, seqs: list[int]) -> str:
    输出以 OK 开头即证明该记录在日志中且未被改动；否则说明哪一项不符。
    A line starting with OK proves the record is in the log, unchanged; anything else
    names what failed.
+   pricecalc 随后列出该记录的决定（类型、订单、各金额及其名称、结算方式、北京时间），
+   与对账单的这一行逐项核对。 pricecalc then lists what the record decided (kind,
+   order, each amount by its name, settlement, Beijing time): compare it with the row.
 
 3. 以后 Later
    拿到平台更新的检查点后，可要求一致性证明（pricecalc audit prove --consistency {size}），
@@ -219,6 +222,8 @@ def statement(
         }
     if verifier is not None:
         extras[README_FILE] = proofs_readme(verifier, cut.size, sorted(proofs))
+    for anomaly in found.anomalies:  # SPEC §7: reversed once, and said
+        click.echo(f"warning: {anomaly.sentence()}", err=True)
     _write(found, out, proofs, folder, app.audit, extras)
     if not out.to_stdout and not out.quiet:
         sums = ", ".join(f"{k} {v}" for k, v in found.totals.formatted().items())
@@ -328,6 +333,8 @@ def _ending(found: Statement, output: Output, headers: str) -> SummarySheet | No
         writer.write({"seq": label("totals"), **found.totals.formatted()})
         for name in PERIOD_FIELDS:
             writer.write_line([label(name), totals[name]])
+        for anomaly in found.anomalies:
+            writer.write_line([label("anomaly"), anomaly.sentence()])
         for name in CUT_FIELDS:
             writer.write_line([label(name), value(name, cut[name])])
         return None
@@ -337,6 +344,7 @@ def _ending(found: Statement, output: Output, headers: str) -> SummarySheet | No
 
     rows: list[tuple[Any, ...]] = [(Heading(word("statement")),)]
     rows += [(word(name), totals[name]) for name in PERIOD_FIELDS]
+    rows += [(word("anomaly"), anomaly.sentence()) for anomaly in found.anomalies]
     rows += [(), (Heading(word("totals")),)]
     rows += [(column_label(name, headers), found.totals.sums[name]) for name in SETTLEMENT_COLUMNS]
     rows += [(), (Heading(word("checkpoint")),)]

@@ -20,10 +20,19 @@ from a kind's name, so a plugin's kind is summed like a built-in one:
   feeding ``subsidy_clawback`` by the record's ``category``;
 * a figure's declared breakdown (counterfeit compensation by each line's winning
   ``standard``) in :attr:`CampaignFigures.compensation`;
-* every movement also goes to its merchant's :class:`SettlementTotals` (the top list).
+* every movement also goes to its merchant's :class:`SettlementTotals` (the top list);
+* the key figures — every declared figure by SPEC §10 name, the three settlement columns
+  and the platform's net subsidy outlay (:data:`NET_SUBSIDY_OUTLAY`) — whole
+  (:meth:`CampaignFigures.key_figures`) and per campaign (:attr:`CampaignFigures.campaigns`,
+  :data:`NO_CAMPAIGN` for decisions that name none; a void's reversal goes to the
+  withdrawn decision's campaign);
+* each rejection code with the kind that gave it first, so its explanation is its own
+  rule's declaration (:meth:`CampaignFigures.explain`).
 
 A **void** (SPEC §7) reverses the withdrawn decision on the void's own day, as the
-statement does: the settlement columns through :func:`pricecalc.settlement.reversal_of`,
+statement does — once: a second void of a seq (which the rules reject, were one ever
+found) is counted, not reversed again, and listed in :attr:`CampaignFigures.anomalies`.
+The reversal takes the settlement columns through :func:`pricecalc.settlement.reversal_of`,
 and the split, standard and category figures by subtracting the withdrawn record's own
 (fetched with ``store.record(seq)``; voids are few). A day can therefore be negative.
 
@@ -45,13 +54,14 @@ from audit.protocol import AuditStore, Record
 from pricecalc import records
 from pricecalc.money import ZERO
 from pricecalc.records import RecordedDecision
-from pricecalc.registry import SETTLEMENT, Declarations, builtin_declarations
+from pricecalc.registry import SETTLEMENT, Declarations, ReasonCode, builtin_declarations
 from pricecalc.rows import beijing_day
 from pricecalc.selection import Filters
 from pricecalc.settlement import (
     DEDUCT_FROM_PAYOUT,
     MERCHANT_PAYS,
     SUBSIDY_CLAWBACK,
+    DoubleVoid,
     Movement,
     SettlementTotals,
     movement_of,
@@ -62,6 +72,15 @@ UNCATEGORISED = "未分类 uncategorised"
 #: SPEC §10's names of the subsidy split's two funded totals, in the report's order.
 SUBSIDY_FIGURES: tuple[str, ...] = ("merchant_subsidy", "platform_subsidy")
 TOP_MERCHANTS = 20
+#: The platform's net subsidy outlay (SPEC §10): (name, Chinese, English) — the
+#: platform-funded subsidy of approved, not voided splits minus the subsidy clawed back.
+NET_SUBSIDY_OUTLAY: tuple[str, str, str] = (
+    "net_subsidy_outlay",
+    "平台补贴净支出",
+    "platform net subsidy outlay",
+)
+#: The campaign of decisions whose request names none.
+NO_CAMPAIGN = "未标明活动 no campaign"
 
 
 def split_fields(declarations: Declarations) -> tuple[str, ...]:
@@ -88,6 +107,8 @@ SPLIT_FIELDS: tuple[str, ...] = split_fields(builtin_declarations())
 SETTLED_SERIES: tuple[tuple[str, str], ...] = settled_series(builtin_declarations())
 
 Lookup = Callable[[int], Record | None]
+#: seq → the seq of its first approved void in the store (``None``: none).
+FirstVoid = Callable[[int], int | None]
 
 
 def _zeros(names: Iterable[Any]) -> dict[Any, Decimal]:
@@ -135,6 +156,30 @@ def breakdowns(
 
 
 @attrs.define
+class KeyFigures:
+    """The key figures of the report or of one campaign in it: decisions counted, every
+    declared figure by its SPEC §10 name (approved, voids reversed) and the three
+    settlement columns."""
+
+    records: int = 0
+    figures: dict[str, Decimal] = attrs.field(factory=dict)
+    settlement: SettlementTotals = attrs.field(factory=SettlementTotals)
+
+    def add(self, name: str, value: Decimal) -> None:
+        self.figures[name] = self.figures.get(name, ZERO) + value
+
+    def figure(self, name: str) -> Decimal:
+        return self.figures.get(name, ZERO)
+
+    def net_subsidy_outlay(self, declarations: Declarations) -> Decimal:
+        """:data:`NET_SUBSIDY_OUTLAY`: the ``platform_subsidy`` figures less every figure
+        feeding ``subsidy_clawback`` (each as declared, so a plugin's counts too)."""
+        platform = SUBSIDY_FIGURES[1]
+        clawed = {f.name for _, f in declarations.all_figures() if f.feeds == SUBSIDY_CLAWBACK}
+        return self.figure(platform) - sum((self.figure(n) for n in sorted(clawed)), ZERO)
+
+
+@attrs.define
 class CampaignFigures:
     """Every figure of the report, accumulated record by record (see the module doc)."""
 
@@ -154,6 +199,14 @@ class CampaignFigures:
     last_day: date | None = None
     #: (kind, figure name) → total of every declared figure (SPEC §10's names).
     by_kind: dict[tuple[str, str], Decimal] = attrs.field(factory=dict)
+    #: campaign (:data:`NO_CAMPAIGN` when none) → its key figures.
+    campaigns: dict[str, KeyFigures] = attrs.field(factory=dict)
+    #: reason code → the kind that gave it first (whose declaration explains it).
+    rejection_kinds: dict[str, str] = attrs.field(factory=dict)
+    #: seq → the void that reversed it; second voids of a seq, not reversed again (SPEC §7).
+    reversed_by: dict[int, int] = attrs.field(factory=dict)
+    anomalies: list[DoubleVoid] = attrs.field(factory=list)
+    first_void: FirstVoid | None = attrs.field(default=None, repr=False)
 
     @property
     def split_fields(self) -> tuple[str, ...]:
@@ -175,11 +228,20 @@ class CampaignFigures:
         self.counts[(kind, status)] += 1
         self.first_day = day if self.first_day is None else min(self.first_day, day)
         self.last_day = day if self.last_day is None else max(self.last_day, day)
+        self._part(recorded.campaign).records += 1
         if status == "rejected":
             for code in dict.fromkeys(recorded.reason_codes):
                 self.rejections[code] += 1
+                self.rejection_kinds.setdefault(code, kind)
         target = recorded.withdraws
         if target is not None:
+            first = self.reversed_by.get(target)
+            if first is None and self.first_void is not None:
+                first = self.first_void(target)
+            if first is not None and first != recorded.seq:
+                self.anomalies.append(DoubleVoid(recorded.seq, target, first))
+                return  # reversed once, at its first void, as the statement does
+            self.reversed_by[target] = recorded.seq
             withdrawn = lookup(target)
             if withdrawn is not None:
                 self._reverse(recorded, records.read(withdrawn, self.declarations), day)
@@ -195,9 +257,11 @@ class CampaignFigures:
     ) -> None:
         """Add an approved decision's figures on ``day`` (``sign`` -1: take them back;
         ``moved`` already carries its sign, as :func:`reversal_of` negates it)."""
+        part = self._part(recorded.campaign)
         for figure, value in recorded.figures(self.declarations):
             key = (recorded.kind, figure.name)
             self.by_kind[key] = self.by_kind.get(key, ZERO) + sign * value
+            part.add(figure.name, sign * value)
         split = split_amounts(recorded, self.declarations)
         if split is not None:
             fields = self.split_fields
@@ -223,12 +287,38 @@ class CampaignFigures:
             for column in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS):
                 if (moved.kind, column) in by_day:
                     by_day[(moved.kind, column)] += moved.amounts[column]
+        part.settlement.add(moved)
         if moved.merchant_id is None:
             self.no_merchant.add(moved)
         else:
             self.merchants.setdefault(moved.merchant_id, SettlementTotals()).add(moved)
 
+    def _part(self, campaign: str | None) -> KeyFigures:
+        return self.campaigns.setdefault(campaign or NO_CAMPAIGN, KeyFigures())
+
     # -- reading figures out -----------------------------------------------------------
+    def key_figures(self) -> KeyFigures:
+        """The key figures of the whole report (the campaigns' summed)."""
+        out = KeyFigures(records=self.records)
+        for part in self.campaigns.values():
+            for name, value in part.figures.items():
+                out.add(name, value)
+            for column, value in part.settlement.sums.items():
+                out.settlement.sums[column] += value
+            out.settlement.rows += part.settlement.rows
+        return out
+
+    def net_subsidy_outlay(self) -> Decimal:
+        """:data:`NET_SUBSIDY_OUTLAY` over the whole report."""
+        return self.key_figures().net_subsidy_outlay(self.declarations)
+
+    def explain(self, code: str) -> ReasonCode | None:
+        """A rejection code's one-line explanation, from the declaration of the kind that
+        gave it (else of any installed kind declaring it); ``None``: none declares it."""
+        kind = self.rejection_kinds.get(code)
+        found = self.declarations.explain(code, kind) if kind is not None else None
+        return found if found is not None else self.declarations.explain(code)
+
     def split_total(self, name: str) -> Decimal:
         """One of :data:`SPLIT_FIELDS` over the whole report."""
         return sum((row[name] for row in self.split_by_day.values()), ZERO)
@@ -262,12 +352,18 @@ class CampaignFigures:
 
 
 def aggregate(
-    chain: Iterable[Record], lookup: Lookup, declarations: Declarations | None = None
+    chain: Iterable[Record],
+    lookup: Lookup,
+    declarations: Declarations | None = None,
+    first_void: FirstVoid | None = None,
 ) -> CampaignFigures:
     """The figures of the records ``chain`` (in chain order); ``lookup`` fetches a voided
-    record; ``declarations``: the installed kinds' (default: the core's own)."""
+    record; ``declarations``: the installed kinds' (default: the core's own);
+    ``first_void`` finds a seq's first void in the whole store (default: only voids in
+    ``chain`` are seen)."""
     figures = CampaignFigures(
-        declarations=declarations if declarations is not None else builtin_declarations()
+        declarations=declarations if declarations is not None else builtin_declarations(),
+        first_void=first_void,
     )
     for record in chain:
         figures.add(record, lookup)
@@ -294,13 +390,20 @@ def collect(
 ) -> CampaignFigures:
     """One streaming pass over the records ``cut`` selects."""
 
+    from pricecalc.statement import first_void
+
     def lookup(seq: int) -> Record | None:
         return store.record(seq) if seq <= cut.size else None
 
-    return aggregate(cut.records(store), lookup, declarations)
+    def first(seq: int) -> int | None:
+        return first_void(store, seq, cut.size, declarations)
+
+    return aggregate(cut.records(store), lookup, declarations, first)
 
 
 __all__ = [
+    "NET_SUBSIDY_OUTLAY",
+    "NO_CAMPAIGN",
     "SETTLED_SERIES",
     "SPLIT_FIELDS",
     "SUBSIDY_FIGURES",
@@ -308,6 +411,7 @@ __all__ = [
     "UNCATEGORISED",
     "CampaignFigures",
     "Cut",
+    "KeyFigures",
     "aggregate",
     "breakdowns",
     "category_of",

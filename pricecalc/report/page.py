@@ -26,29 +26,18 @@ from markupsafe import Markup
 from audit.export import escape_csv_cell
 from pricecalc.money import ZERO, fmt
 from pricecalc.registry import SETTLEMENT
-from pricecalc.report.aggregate import SUBSIDY_FIGURES, CampaignFigures
+from pricecalc.report.aggregate import (
+    NET_SUBSIDY_OUTLAY,
+    NO_CAMPAIGN,
+    SUBSIDY_FIGURES,
+    CampaignFigures,
+    KeyFigures,
+)
 from pricecalc.report.charts import bar_chart, stacked_bars
 from pricecalc.rows import COLUMN_LABELS
 from pricecalc.settlement import DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK
 
-KIND_LABELS: dict[str, str] = {
-    "subsidy_split": "补贴分摊",
-    "price_protection": "价保",
-    "counterfeit_compensation": "假一赔十",
-    "forwarding_clawback": "禁止转寄追回",
-    "void": "作废",
-    "chaozhigou_admission": "超值购准入",
-    "shipping_check": "发货时效",
-    "select_alliance_admission": "精选联盟准入",
-    "select_alliance_product": "精选联盟商品",
-    "select_alliance_review": "精选联盟考核",
-}
 STATUS_LABELS: dict[str, str] = {"approved": "已批准", "rejected": "已驳回"}
-STANDARD_LABELS: dict[str, str] = {
-    "platform_10x": "平台假一赔十",
-    "consumer_law_art55": "消费者权益保护法第55条",
-    "food_safety_law_art148": "食品安全法第148条",
-}
 #: Headings: Chinese first, English beside it.
 WORDS: dict[str, str] = {
     "kind": "类型 kind",
@@ -56,6 +45,9 @@ WORDS: dict[str, str] = {
     "decisions": "决定数 decisions",
     "code": "原因代码 reason code",
     "rejected": "被驳回的决定 rejected decisions",
+    "explain_zh": "说明(中文)",
+    "explain_en": "explanation (English)",
+    "figure": "指标 figure",
     "category": "类目 category",
     "day": "日期(北京时间) Beijing day",
     "standard": "赔付标准 winning standard",
@@ -65,7 +57,8 @@ WORDS: dict[str, str] = {
     "merchant": f"{COLUMN_LABELS['merchant_id']} merchant",
     DEDUCT_FROM_PAYOUT: "从货款扣除 deduct from payout",
     MERCHANT_PAYS: "商家直接赔付 merchant pays",
-    SUBSIDY_CLAWBACK: "追回补贴 subsidy clawback",
+    SUBSIDY_CLAWBACK: "转寄追回补贴 subsidy clawback",
+    NET_SUBSIDY_OUTLAY[0]: f"{NET_SUBSIDY_OUTLAY[1]} {NET_SUBSIDY_OUTLAY[2]}",
     "deductions": "扣款合计 deductions",
     "command": "对账单命令 statement command",
 }
@@ -84,6 +77,21 @@ def split_label(figures: CampaignFigures, field: str) -> str:
     return field
 
 
+def split_name(figures: CampaignFigures, field: str) -> str:
+    """A subsidy split column's machine name: its figure's SPEC §10 name."""
+    for _, figure in figures.declarations.all_figures():
+        if figure.field == field and figure.name in SUBSIDY_FIGURES:
+            return figure.name
+    return field
+
+
+def series_name(figures: CampaignFigures, kind: str, column: str) -> str:
+    """A "refunds and payouts by day" series' machine name: the settled figure's SPEC §10
+    name and the column (``price_protection_refunds.deduct_from_payout``)."""
+    settled = [f for f in figures.declarations.figures_of(kind) if f.feeds in (SETTLEMENT, column)]
+    return f"{settled[0].name if settled else kind}.{column}"
+
+
 def series_label(figures: CampaignFigures, kind: str, column: str) -> str:
     """A "refunds and payouts by day" series' heading: the figure the kind settles, by
     its declared labels, and the column (``价保退款·从货款扣除 price protection refunds
@@ -93,11 +101,6 @@ def series_label(figures: CampaignFigures, kind: str, column: str) -> str:
     if not settled:
         return f"{kind}·{zh} {en}"
     return f"{settled[0].zh}·{zh} {settled[0].en} {en}"
-
-
-def kind_label(kind: str) -> str:
-    zh = KIND_LABELS.get(kind)
-    return f"{zh} {kind}" if zh else kind
 
 
 def money_text(value: Decimal) -> str:
@@ -180,25 +183,64 @@ def statement_command(header: ReportHeader, merchant: str, since: str, until: st
     return shlex.join(args)
 
 
+def key_figure_names(figures: CampaignFigures) -> list[tuple[str, str]]:
+    """The key figures, in the page's order: (name, label) — every figure the installed
+    kinds declare, by its SPEC §10 name and labels, then the settlement columns the
+    figures feed, the platform's net subsidy outlay and the deductions."""
+    out: dict[str, str] = {}
+    for _, figure in figures.declarations.all_figures():
+        out.setdefault(figure.name, f"{figure.zh} {figure.en}")
+    for name in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS):
+        out.setdefault(name, WORDS[name])
+    out.setdefault(NET_SUBSIDY_OUTLAY[0], WORDS[NET_SUBSIDY_OUTLAY[0]])
+    out.setdefault("deductions", WORDS["deductions"])
+    return list(out.items())
+
+
+def key_figure(figures: CampaignFigures, part: KeyFigures, name: str) -> Decimal:
+    """One key figure of ``part`` (the whole report or one campaign)."""
+    if name in (DEDUCT_FROM_PAYOUT, MERCHANT_PAYS):
+        return part.settlement.sums[name]
+    if name == NET_SUBSIDY_OUTLAY[0]:
+        return part.net_subsidy_outlay(figures.declarations)
+    if name == "deductions":
+        return part.settlement.deductions
+    return part.figure(name)
+
+
 def headline(figures: CampaignFigures) -> list[tuple[str, str, Cell]]:
-    """The page's key figures: (id, label, cell); ids are ``data-figure`` in the page."""
-    totals = figures.settlement
+    """The page's key figures: (id, label, cell); ids are ``data-figure`` in the page —
+    SPEC §10's names."""
+    whole = figures.key_figures()
     out: list[tuple[str, str, Cell]] = [
-        ("decisions", "决定数 decisions", _count(figures.records)),
+        ("decisions", WORDS["decisions"], _count(figures.records)),
     ]
-    for name in figures.split_fields:
-        out.append((name, split_label(figures, name), _money(figures.split_total(name))))
-    for kind, column in figures.series:
-        out.append(
-            (f"{kind}.{column}", series_label(figures, kind, column),
-             _money(figures.settled_total(kind, column)))
-        )  # fmt: skip
-    out.append(
-        ("compensation", WORDS["compensation"], _money(sum(figures.compensation.values(), ZERO)))
-    )
-    out.append((SUBSIDY_CLAWBACK, WORDS[SUBSIDY_CLAWBACK], _money(totals.sums[SUBSIDY_CLAWBACK])))
-    out.append(("deductions", WORDS["deductions"], _money(totals.deductions)))
+    for name, label in key_figure_names(figures):
+        out.append((name, label, _money(key_figure(figures, whole, name))))
     return out
+
+
+def campaign_table(figures: CampaignFigures) -> Table | None:
+    """The key figures per campaign (SPEC §10), when the report holds more than one: a
+    row per figure, a column per campaign (:data:`NO_CAMPAIGN` last)."""
+    if len(figures.campaigns) < 2:
+        return None
+    names = sorted(c for c in figures.campaigns if c != NO_CAMPAIGN)
+    if NO_CAMPAIGN in figures.campaigns:
+        names.append(NO_CAMPAIGN)
+    parts = [figures.campaigns[c] for c in names]
+    rows: list[tuple[Cell, ...]] = [
+        (Cell(WORDS["decisions"], "decisions"), *(_count(p.records) for p in parts))
+    ]
+    for name, label in key_figure_names(figures):
+        rows.append((Cell(label, name), *(_money(key_figure(figures, p, name)) for p in parts)))
+    return Table(
+        "campaigns", "要点(按活动) Key figures by campaign",
+        (("figure", WORDS["figure"]), *((c, c) for c in names)),
+        tuple(rows),
+        note="作废冲销记在被作废决定的活动下 a void's reversal counts in the withdrawn "
+        "decision's campaign; 各活动之和等于上方要点 the campaigns add up to the key figures.",
+    )  # fmt: skip
 
 
 def _stacked(
@@ -215,15 +257,29 @@ def _stacked(
     )
 
 
+def _explained(figures: CampaignFigures, code: str) -> tuple[Cell, Cell]:
+    """A reason code's one-line explanation, Chinese and English, from its rule's
+    declaration (:meth:`CampaignFigures.explain`)."""
+    found = figures.explain(code)
+    if found is None:
+        return Cell("（规则未说明）"), Cell("(no rule installed explains this code)")
+    return Cell(found.explain("zh")), Cell(found.explain("en"))
+
+
 def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]:
-    """Every table of the page, in the page's order."""
+    """Every table of the page, in the page's order (the key figures per campaign first,
+    when the report holds several campaigns)."""
     tables: list[Table] = []
+    by_campaign = campaign_table(figures)
+    if by_campaign is not None:
+        tables.append(by_campaign)
     counts = sorted(figures.counts.items())
     tables.append(Table(
         "counts", "决定数(按类型和状态) Decisions by kind and status",
         (("kind", WORDS["kind"]), ("status", WORDS["status"]), ("decisions", WORDS["decisions"])),
         tuple(
-            (Cell(kind_label(kind)), Cell(f"{STATUS_LABELS.get(status, '')} {status}".strip()),
+            (Cell(figures.declarations.kind_label(kind)),
+             Cell(f"{STATUS_LABELS.get(status, '')} {status}".strip()),
              _count(n))
             for (kind, status), n in counts
         ),
@@ -231,24 +287,26 @@ def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]
     codes = sorted(figures.rejections.items(), key=lambda item: (-item[1], item[0]))
     tables.append(Table(
         "rejections", "驳回原因 Rejections by reason code",
-        (("code", WORDS["code"]), ("rejected", WORDS["rejected"])),
-        tuple((Cell(code), _count(n)) for code, n in codes),
+        (("code", WORDS["code"]), ("rejected", WORDS["rejected"]),
+         ("explain_zh", WORDS["explain_zh"]), ("explain_en", WORDS["explain_en"])),
+        tuple((Cell(code), _count(n), *_explained(figures, code)) for code, n in codes),
         chart=bar_chart(codes, title="驳回原因 Rejections by reason code"),
         note="一个决定可有多个原因 A decision may carry several codes: each is counted once.",
     ))  # fmt: skip
     split_fields = figures.split_fields
     split_names = [split_label(figures, name) for name in split_fields]
+    split_ids = [split_name(figures, name) for name in split_fields]
     by_category = sorted(figures.split_by_category.items())
     tables.append(Table(
         "split-by-category", "补贴分摊(按类目) Subsidy split by category",
-        (("category", WORDS["category"]), *zip(split_fields, split_names, strict=True)),
+        (("category", WORDS["category"]), *zip(split_ids, split_names, strict=True)),
         tuple((Cell(c), *(_money(row[n]) for n in split_fields)) for c, row in by_category),
         chart=_stacked(by_category, split_fields, split_names, "补贴分摊(按类目)"),
     ))  # fmt: skip
     by_day = [(day.isoformat(), row) for day, row in sorted(figures.split_by_day.items())]
     tables.append(Table(
         "split-by-day", "补贴分摊(按日) Subsidy split by Beijing day",
-        (("day", WORDS["day"]), *zip(split_fields, split_names, strict=True)),
+        (("day", WORDS["day"]), *zip(split_ids, split_names, strict=True)),
         tuple((Cell(d), *(_money(row[n]) for n in split_fields)) for d, row in by_day),
         chart=_stacked(by_day, split_fields, split_names, "补贴分摊(按日)"),
     ))  # fmt: skip
@@ -258,7 +316,7 @@ def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]
     tables.append(Table(
         "settled-by-day", "价保退款与假一赔十赔付(按日、按结算方式) Refunds and payouts by day",
         (("day", WORDS["day"]),
-         *zip((f"{k}.{c}" for k, c in series), series_names, strict=True)),
+         *zip((series_name(figures, k, c) for k, c in series), series_names, strict=True)),
         tuple((Cell(d), *(_money(row.get(s, ZERO)) for s in series)) for d, row in settled),
         chart=_stacked(settled, series, series_names, "价保退款与假一赔十赔付(按日)"),
     ))  # fmt: skip
@@ -266,7 +324,7 @@ def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]
     tables.append(Table(
         "compensation-by-standard", "赔付(按胜出标准) Compensation by winning standard",
         (("standard", WORDS["standard"]), ("compensation", WORDS["compensation"])),
-        tuple((Cell(f"{STANDARD_LABELS.get(s, '')} {s}".strip()), _money(v))
+        tuple((Cell(figures.declarations.by_label(s)), _money(v))
               for s, v in standards),
         chart=bar_chart([(s, v) for s, v in standards], title="赔付(按胜出标准)"),
     ))  # fmt: skip
@@ -311,7 +369,7 @@ def figure_tables(figures: CampaignFigures) -> list[Table]:
         if not declared or kind not in present:
             continue
         tables.append(Table(
-            f"figures-{kind}", f"{kind_label(kind)} 金额合计 Money figures",
+            f"figures-{kind}", f"{figures.declarations.kind_label(kind)} 金额合计 Money figures",
             tuple((f.name, f"{f.zh} {f.en}") for f in declared),
             ((*(_money(figures.figure_total(kind, f.name)) for f in declared),),),
             note="已批准、未作废的决定 approved decisions, voids reversed",
@@ -339,13 +397,13 @@ def render_report(figures: CampaignFigures, header: ReportHeader) -> str:
 
 
 __all__ = [
-    "KIND_LABELS",
     "Cell",
     "ReportHeader",
     "Table",
+    "campaign_table",
     "figure_tables",
     "headline",
-    "kind_label",
+    "key_figure_names",
     "render_report",
     "report_tables",
     "statement_command",

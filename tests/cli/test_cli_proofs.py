@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import stat
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,25 @@ class Log:
 @pytest.fixture
 def log(invoke: Invoke, store: Path, tmp_path: Path) -> Log:
     return Log(invoke, store, tmp_path)
+
+
+def decided(doc: dict[str, Any]) -> str:
+    """The lines after the OK line of a proof of one of the Log's splits (issue 24): what
+    the record decided, its time in Beijing time (worked out here, not by pricecalc)."""
+    record = doc["record"]
+    utc = datetime.fromisoformat(record["recorded_at"].replace("Z", "+00:00"))
+    beijing = utc.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
+    seq = record["seq"]
+    return (
+        f"record {seq} decided / 记录 {seq} 的决定:\n"
+        "  kind 类型: 补贴分摊 subsidy_split\n"
+        f"  request_id 请求号: split-{seq}\n"
+        "  status 状态: 已批准 approved\n"
+        "  商家补贴 merchant subsidy (merchant_subsidy): 60.00\n"
+        "  平台补贴 platform subsidy (platform_subsidy): 40.00\n"
+        f"  recorded at 记录时间: {beijing} +08:00 北京时间 Beijing time "
+        f"(recorded_at {record['recorded_at']})\n"
+    )
 
 
 def b64(values: list[bytes]) -> list[str]:
@@ -297,7 +317,7 @@ def test_verify_proof_accepts_what_the_store_proved(log: Log) -> None:
     ok = (
         f"OK: record 2 (hash {digest[:16]}…) is in the log {NAME} at tree size 3, unchanged; "
         f"checkpoint signed by {NAME}+{key_id:08x}\n"
-    )
+    ) + decided(doc)
     accepted = log.verify_proof(doc)
     assert (accepted.exit_code, accepted.stdout) == (0, ok)
     bare = log.prove("2")
@@ -649,6 +669,7 @@ def test_a_keyed_stores_ok_line_does_not_show_the_hmac_as_proven(
         0,
         f"OK: record 2 (content SHA-256 {content[:16]}…) is in the log {NAME} at tree size 2, "
         "unchanged; its hash field is the store's HMAC, which only the store's keeper can "
-        f"check (not checked here); checkpoint signed by {NAME}+{key_id:08x}\n",
+        f"check (not checked here); checkpoint signed by {NAME}+{key_id:08x}\n"
+        + decided(doc),
     )
     assert doc["record"]["hash"][:16] not in merchant.stdout

@@ -346,6 +346,8 @@ def test_prove_with_the_verifier_key_leaves_the_merchant_everything(
     checked = invoke(*args, audit=False)
     assert checked.exit_code == 0, checked.output
     assert checked.stdout.startswith("OK: record 2 ")
+    assert "\nrecord 2 decided / 记录 2 的决定:\n" in checked.stdout  # issue 24: the money
+    assert "compare it with the row" in readme
     blocks = re.findall(r"^```python[^\n]*\n(.*?)^```", (ROOT / "docs" / "audit.md").read_text(
         "utf-8"), re.S | re.M)  # fmt: skip
     (folder / "verify_proof.py").write_text(

@@ -705,7 +705,9 @@ def test_its_kind_is_on_a_statement_and_in_the_report(installed: Path, tmp_path:
     assert 'data-table="figures-member_points"' in page
     assert "积分抵扣 member points redeemed" in page
     assert 'data-col="member_points_redeemed" data-value="9.00"' in page
-    assert 'data-figure="member_points.deduct_from_payout" data-value="9.00"' in page
+    # a key figure by its declared name (SPEC §10), and its settled series by day
+    assert 'data-figure="member_points_redeemed" data-value="9.00"' in page
+    assert 'data-col="member_points_redeemed.deduct_from_payout" data-value="9.00"' in page
 
 
 def test_cli_plugins_lists_it_with_version_and_hooks(installed: Path, tmp_path: Path) -> None:

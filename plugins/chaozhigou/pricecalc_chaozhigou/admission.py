@@ -576,6 +576,7 @@ RULE = Rule(
     # carry it in input, the bundled campaign among them.
     input_fields=frozenset({"merchant", "product", "merchant_id"}),
     codes=EXPLAINED,
+    label="超值购准入",
 )
 
 

@@ -156,6 +156,7 @@ RULE = Rule(
     input_fields=frozenset({"paid_at", "shipped_at", "category", "order_id"}),
     inputs=INPUT,
     codes=EXPLAINED,
+    label="发货时效",
 )
 
 

@@ -80,6 +80,7 @@ STANDARD = CompensationStandard(
     name=NAME,
     compute=food_safety_law_art148,
     description="食品安全法 第一百四十八条: max(10 × paid, 3 × loss, 1000.00) for food categories",
+    label="食品安全法第148条",
 )
 
 

@@ -160,6 +160,7 @@ RULE = Rule(
     description="Select Alliance admission: full or trial version, or banned (SPEC §6).",
     input_fields=frozenset({"effective_reviews", "dsr", "favorable_rate", "closures"}),
     codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
+    label="精选联盟准入",
 )
 
 

@@ -227,6 +227,7 @@ RULE = Rule(
         {"category", "quality_return_rate", "shipping_24h_rate", "cs_satisfaction"}
     ),
     codes=EXPLAINED,
+    label="精选联盟商品",
 )
 
 

@@ -217,6 +217,7 @@ RULE = Rule(
     description="Select Alliance daily review: warn, close on Wednesdays, ban on the third.",
     input_fields=frozenset({"date", "dsr", "favorable_rate", "closures"}),
     codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
+    label="精选联盟考核",
 )
 
 
