@@ -15,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from pricecalc.i18n import _, language
 from pricecalc.rows import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary, beijing_text
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
@@ -184,18 +185,20 @@ def summary_view(summary: Summary) -> RenderableType:
     new and replayed apart (SPEC §8: pay from the new column only). The Excel summary
     sheet is written from the same :class:`~pricecalc.rows.Summary`
     (:class:`pricecalc.writers.XlsxWriter`)."""
-    counts = _table("kind", "status", "new", "replayed", title="Decisions")
+    counts = _table(_("kind"), _("status"), _("new"), _("replayed"), title=_("Decisions"))
     for column in counts.columns[2:]:
         column.justify = "right"
     for kind, status, new, replayed in summary.rows():
         counts.add_row(kind, status, str(new), str(replayed))
-    money = _table("total (approved decisions)", "new (CNY)", "replayed (CNY)", title="Money")
+    money = _table(
+        _("total (approved decisions)"), _("new (CNY)"), _("replayed (CNY)"), title=_("Money")
+    )
     for column in money.columns[1:]:
         column.justify = "right"
     fresh, again = summary.totals.formatted(), summary.replayed_totals.formatted()
     for name, title in TOTALS:
         money.add_row(title, fresh[name], again[name])
-    return Group(Text(summary.headline()), counts, money)
+    return Group(Text(summary.headline(language())), counts, money)
 
 
 def beijing_time(recorded_at: Any) -> str:
