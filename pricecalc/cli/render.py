@@ -69,9 +69,14 @@ def decision_header(decision: Mapping[str, Any]) -> Text:
     text.append(f"{decision.get('kind')}: ")
     text.append(status.upper(), style="bold green" if status == "approved" else "bold red")
     if decision.get("request_id"):
-        text.append(f"   request {decision['request_id']}")
+        text.append("   " + _("request {request_id}").format(request_id=decision["request_id"]))
     if audit:
-        text.append(f"   audit record {audit.get('seq')} ({short_hash(audit.get('hash'))})")
+        text.append(
+            "   "
+            + _("audit record {seq} ({hash})").format(
+                seq=audit.get("seq"), hash=short_hash(audit.get("hash"))
+            )
+        )
     return text
 
 
@@ -79,7 +84,7 @@ def reasons_view(decision: Mapping[str, Any]) -> RenderableType | None:
     reasons = decision.get("reasons") or []
     if not reasons:
         return None
-    table = _table("reason", "why", title="Rejected because")
+    table = _table(_("reason"), _("why"), title=_("Rejected because"))
     for reason in reasons:
         table.add_row(str(reason.get("code")), str(reason.get("message")))
     return table
@@ -108,7 +113,7 @@ def decision_view(
     lines = result.get("lines")
     if isinstance(lines, list) and lines and all(isinstance(x, Mapping) for x in lines):
         columns = list(line_columns or _union_keys(lines))
-        table = _table(*(label(c) for c in columns), title="Per line")
+        table = _table(*(label(c) for c in columns), title=_("Per line"))
         for line in lines:
             table.add_row(
                 *(
