@@ -4,6 +4,7 @@ compilation of it, and every translation keeps its placeholders."""
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import string
@@ -173,3 +174,58 @@ def test_a_message_is_its_english_text_and_crosses_processes_intact() -> None:
         assert i18n.shown(again) == "至少为 1"
     finally:
         i18n.set_language(None)
+
+
+#: Calls that print a message to the user (click's and the command line's own), and the
+#: position of their message argument.
+_MESSAGE_CALLS = {
+    "echo": 0,
+    "ClickException": 0,
+    "UsageError": 0,
+    "BadParameter": 0,
+    "warn": 0,
+    "Failure": 0,
+    "DataError": 0,
+    "Interrupted": 0,
+    "InvalidRequest": 0,
+    "Misuse": 0,
+    "bad_file": 1,
+    "confirm": 0,
+    "prompt": 0,
+}
+#: Printed text that is data, not prose: ``audit head`` prints ``seq N hash H`` for scripts.
+_DATA_LINES = {("audit.py", "f'seq {current.seq} hash {current.hash}'")}
+
+
+def _english_words(node: ast.expr) -> bool:
+    """True when the expression holds English text of its own (not through _())."""
+    words = re.compile(r"[A-Za-z]{2,}")
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return bool(words.search(node.value))
+    if isinstance(node, ast.JoinedStr):
+        return any(_english_words(part) for part in node.values)
+    if isinstance(node, ast.BinOp):
+        return _english_words(node.left) or _english_words(node.right)
+    return False
+
+
+def test_no_command_prints_an_unmarked_message() -> None:
+    """Issue 21 point 4: every sentence the command line prints goes through the catalog
+    — a literal (or an f-string with words of its own) handed to click.echo, an exception
+    or warn() fails here; mark it with _() and translate it (`make catalog`)."""
+    found = []
+    for path in sorted((ROOT / "pricecalc/cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            position = _MESSAGE_CALLS.get(str(name))
+            if position is None or len(node.args) <= position:
+                continue
+            message = node.args[position]
+            if (path.name, ast.unparse(message)) in _DATA_LINES:
+                continue
+            if _english_words(message):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(message)}")
+    assert found == []

@@ -415,7 +415,7 @@ def _confirmed_target(app: App, seq: int) -> str:
     click.echo(
         _(
             "Record {seq}: {kind} {status}, order {order}, merchant {merchant}, "
-            "request_id {request_id}"
+            "request_id {request_id}{amounts}, hash sha256:{hash}"
         ).format(
             seq=seq,
             kind=row.get("kind"),
@@ -423,11 +423,11 @@ def _confirmed_target(app: App, seq: int) -> str:
             order=row.get("order_id"),
             merchant=row.get("merchant_id"),
             request_id=record.key,
+            amounts=f", {amounts}" if amounts else "",
+            hash=record.hash[:16],
         )
-        + (f", {amounts}" if amounts else "")
-        + f", hash sha256:{record.hash[:16]}"
     )
-    click.confirm(f"Withdraw record {seq}?", abort=True)
+    click.confirm(_("Withdraw record {seq}?").format(seq=seq), abort=True)
     return record.key if record.key is not None else f"sha256:{record.hash[:16]}"
 
 

@@ -235,13 +235,18 @@ def statement(
     if not out.to_stdout and not out.quiet:
         sums = ", ".join(f"{k} {v}" for k, v in found.totals.formatted().items())
         whence = (
-            f"the signed checkpoint of size {cut.size}" if cut.signed
-            else f"the store's head (seq {cut.size})"
-        )  # fmt: skip
+            _("the signed checkpoint of size {size}") if cut.signed
+            else _("the store's head (seq {size})")
+        ).format(size=cut.size)  # fmt: skip
         click.echo(
-            f"statement of merchant {merchant_id}: {found.totals.rows} rows ({sums}), cut "
-            f"from {whence}, written to {out.name}"
-        )
+            _(
+                "statement of merchant {merchant}: {rows} rows ({sums}), cut from {whence}, "
+                "written to {path}"
+            ).format(
+                merchant=merchant_id, rows=found.totals.rows, sums=sums, whence=whence,
+                path=out.name,
+            )
+        )  # fmt: skip
         if folder is not None:
             click.echo(
                 _("{count} inclusion proofs written to {folder}").format(
