@@ -125,8 +125,10 @@ class Envelope:
             raise InvalidInput(
                 name,
                 plain[name],
-                "is not a request field (expected kind, request_id, merchant_id, "
-                "campaign, input)",
+                N_(
+                    "is not a request field (expected kind, request_id, merchant_id, "
+                    "campaign, input)"
+                ),
             )
         labels = {}
         if "merchant_id" in plain or "campaign" in plain:
