@@ -290,7 +290,7 @@ def batch_row(result: LineResult) -> dict[str, Any]:
         return as_recorded(result.decision)
     row: dict[str, Any] = {"line": result.line.number, "status": result.status}
     if result.conflict is not None:
-        row["error"] = str(result.conflict)
+        row["error"] = describe(result.conflict)
         row["request_id"] = result.request_id
         row["kind"] = result.kind
         row["audit"] = {"seq": result.conflict.seq, "hash": result.conflict.hash}
@@ -309,7 +309,7 @@ def flat_batch_row(result: LineResult) -> dict[str, Any]:
     return decision_row(
         result.line.number,
         result.decision,
-        result.error if result.conflict is None else str(result.conflict),
+        result.error if result.conflict is None else describe(result.conflict),
         request=request,
         status=result.status,
         request_id=result.request_id,

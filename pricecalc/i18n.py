@@ -112,6 +112,8 @@ def shown(message: str) -> str:
             name: shown(value) if isinstance(value, Message) else value
             for name, value in message.values.items()
         }
+        if isinstance(values.get("field"), str):  # a field's path: named by its heading
+            values["field"] = field_label(values["field"])
         return _(message.template).format(**values) if values else _(message.template)
     return _(message)
 

@@ -96,8 +96,7 @@ def test_lang_zh_wins_over_an_english_locale(invoke: Invoke, store: Path) -> Non
     )
     assert result.exit_code == 2
     assert (
-        result.stderr
-        == "错误：输入无效，未记录任何内容："
+        result.stderr == "错误：输入无效，未记录任何内容："
         "请求不是有效的 JSON：Expecting value（第 1 行，第 1 列）\n"
     )
     one = CliRunner().invoke(
@@ -153,3 +152,27 @@ def test_the_language_is_the_commands_only(tmp_path: Path, store: Path) -> None:
     """After a Chinese command a script in the same process is English again."""
     _run(store, "--lang", "zh", "audit", "verify")
     assert i18n.language() == "en"
+
+
+def test_a_conflict_in_chinese_names_the_changed_field(store: Path) -> None:
+    """Issue 21 point 4 with SPEC §7: a request_id reused for another request is refused
+    (exit 1, nothing recorded) naming the first changed field by its heading."""
+    first = {**SPLIT, "request_id": "r-1"}
+    again = {**first, "input": {**SPLIT["input"], "list_price": "189.00"}}
+    runner = CliRunner()
+    args = ["--audit", str(store), "decide"]
+    assert runner.invoke(cli, args, input=json.dumps(first), env=CLEAN_ENV).exit_code == 0
+    result = runner.invoke(
+        cli, args, input=json.dumps(again), env={**CLEAN_ENV, "LANG": "zh_CN.UTF-8"}
+    )
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "错误：请求号 'r-1' 已作为第 1 条记录用于另一个请求（原价 已记录为 '199.00'，本次为 "
+        "'189.00'）；未记录任何内容 —— 新请求需要新的请求号\n",
+    )
+    english = runner.invoke(cli, args, input=json.dumps(again), env=CLEAN_ENV)
+    assert english.stderr == (
+        "Error: request_id 'r-1' is already recorded as record 1 for a different request "
+        "(input.list_price '199.00' recorded, '189.00' asked); nothing was recorded — a new "
+        "request needs a new request_id\n"
+    )
