@@ -27,7 +27,7 @@ from pricecalc.cli.options import (
     record_text,
 )
 from pricecalc.cli.render import records_table, stats_table
-from pricecalc.i18n import _
+from pricecalc.i18n import _, describe
 from pricecalc.once_only import once_only_violations
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
 from pricecalc.selection import Filters, voids_of
@@ -279,7 +279,7 @@ def verify(
                 save_checkpoint, json.dumps(_checkpoint_dict(report.head)) + "\n", store=app.audit
             )
         except OutputProblem as exc:
-            raise click.BadParameter(str(exc), param_hint="'--save-checkpoint'") from exc
+            raise click.BadParameter(describe(exc), param_hint="'--save-checkpoint'") from exc
         click.echo(_("checkpoint saved to {path}").format(path=save_checkpoint))
 
 

@@ -139,7 +139,7 @@ class OutputOptions:
                 headers=self.headers, excel=self.excel, store=store,
             )  # fmt: skip
         except OutputProblem as exc:
-            raise click.BadParameter(str(exc), param_hint="'--output'") from exc
+            raise click.BadParameter(describe(exc), param_hint="'--output'") from exc
 
 
 FormatName = TypeVar("FormatName", bound=str)

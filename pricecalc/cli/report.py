@@ -15,7 +15,7 @@ from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.fields import BEIJING
-from pricecalc.i18n import _
+from pricecalc.i18n import _, describe
 from pricecalc.report import Cut, ReportHeader, collect, render_report
 from pricecalc.selection import Filters
 from pricecalc.writers import OutputProblem, refuse_store_files, write_file
@@ -27,7 +27,7 @@ def _check_output(output: str, store: str) -> Path:
     try:
         refuse_store_files(output, store)
     except OutputProblem as exc:
-        raise click.BadParameter(str(exc), param_hint="'--output'") from exc
+        raise click.BadParameter(describe(exc), param_hint="'--output'") from exc
     path = Path(output)
     if path.is_dir():
         raise click.BadParameter(
