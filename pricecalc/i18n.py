@@ -81,13 +81,15 @@ class Message(str):
     template and values so that it can be shown in another language (:func:`shown`).
 
     It is a ``str`` equal to the English sentence, so scripts and records see exactly what
-    they always did."""
+    they always did. A value named ``field`` is a field's path and a tuple value a list of
+    field names: in Chinese each is named by its heading."""
 
     template: str
     values: dict[str, Any]
 
     def __new__(cls, template: str, /, **values: Any) -> Message:
-        made = super().__new__(cls, template.format(**values) if values else template)
+        english = {k: ", ".join(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        made = super().__new__(cls, template.format(**english) if values else template)
         made.template = template
         made.values = values
         return made
@@ -114,8 +116,16 @@ def shown(message: str) -> str:
         }
         if isinstance(values.get("field"), str):  # a field's path: named by its heading
             values["field"] = field_label(values["field"])
+        for name, value in values.items():
+            if isinstance(value, tuple):  # field names: 原价 (list_price), …
+                values[name] = ", ".join(_with_heading(str(field)) for field in value)
         return _(message.template).format(**values) if values else _(message.template)
     return _(message)
+
+
+def _with_heading(name: str) -> str:
+    label = field_label(name)
+    return name if label == name else f"{label} ({name})"
 
 
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")

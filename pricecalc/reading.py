@@ -363,7 +363,7 @@ def check_header(
                         "CSV column {name!r} is not a field of {kind}{hint}; its fields are "
                         "{fields} (and request_id, merchant_id, campaign)",
                         name=name, kind=kind or "this kind", hint=hint,
-                        fields=", ".join(sorted(fields)),
+                        fields=tuple(sorted(fields)),
                     )
                 )  # fmt: skip
     seen: dict[Path_, str] = {}

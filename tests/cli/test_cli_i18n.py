@@ -132,6 +132,9 @@ def test_no_usage_banner_before_a_data_error(tmp_path: Path, store: Path) -> Non
         assert "Usage:" not in result.stderr and "用法" not in result.stderr
         assert result.stderr.startswith("Error: " if not env else "错误：")
         assert "'nonsense'" in result.stderr
+        # the kind's fields listed as a clerk reads them (English: their names)
+        assert ("原价 (list_price), " in result.stderr) == bool(env)
+        assert (", list_price, " in result.stderr) == (not env)
     assert not store.exists()
 
 
