@@ -8,7 +8,7 @@ PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint typecheck bench clean
+.PHONY: run test install lint typecheck bench catalog clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,16 @@ typecheck: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+# The Chinese message catalog (docs/cli.md "Language"): extract the marked messages, merge
+# them into the .po (translate the new ones there), compile the .mo that is committed.
+CATALOG := pricecalc/locale
+catalog: install
+	$(BIN)/pybabel extract -F babel.cfg -k msg -k N_ --no-location --sort-output \
+		--project pricecalc -o $(VENV)/pricecalc.pot .
+	$(BIN)/pybabel update -i $(VENV)/pricecalc.pot -d $(CATALOG) -D pricecalc -l zh_CN \
+		--no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d $(CATALOG) -D pricecalc -l zh_CN
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ import attrs
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
+from pricecalc.i18n import describe, shown
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
 from pricecalc.reading import FileLine, _parse_json_line
 from pricecalc.rows import Summary, as_recorded, decision_row
@@ -99,7 +100,7 @@ def _envelope(
     if line.error is not None:
         return LineResult(
             line,
-            error=line.error,
+            error=shown(line.error),
             request_id=_readable(line.request, "request_id"),
             kind=_readable(line.request, "kind"),
         )
@@ -108,7 +109,7 @@ def _envelope(
     except (InvalidInput, TypeError) as exc:
         return LineResult(
             line,
-            error=str(exc),
+            error=describe(exc),
             request_id=_readable(line.request, "request_id"),
             kind=_readable(line.request, "kind"),
         )
@@ -128,7 +129,8 @@ def _result(line: FileLine, envelope: Envelope, item: BatchItem) -> LineResult:
             line, conflict=item.conflict, request_id=envelope.request_id, kind=envelope.kind
         )
     given = _readable(line.request, "request_id")
-    return LineResult(line, error=str(item.error), request_id=given, kind=envelope.kind)
+    error = describe(item.error) if item.error is not None else str(item.error)
+    return LineResult(line, error=error, request_id=given, kind=envelope.kind)
 
 
 def _chunks(
@@ -288,7 +290,7 @@ def batch_row(result: LineResult) -> dict[str, Any]:
         return as_recorded(result.decision)
     row: dict[str, Any] = {"line": result.line.number, "status": result.status}
     if result.conflict is not None:
-        row["error"] = str(result.conflict)
+        row["error"] = describe(result.conflict)
         row["request_id"] = result.request_id
         row["kind"] = result.kind
         row["audit"] = {"seq": result.conflict.seq, "hash": result.conflict.hash}
@@ -307,7 +309,7 @@ def flat_batch_row(result: LineResult) -> dict[str, Any]:
     return decision_row(
         result.line.number,
         result.decision,
-        result.error if result.conflict is None else str(result.conflict),
+        result.error if result.conflict is None else describe(result.conflict),
         request=request,
         status=result.status,
         request_id=result.request_id,

@@ -56,6 +56,7 @@ from pricecalc.fields import (
     text_field,
 )
 from pricecalc.history import PastDecision
+from pricecalc.i18n import N_, msg
 from pricecalc.money import FEN, ZERO, allocate, fen, fmt, usual_amount
 from pricecalc.policy import PolicyView
 from pricecalc.registry import (
@@ -165,13 +166,15 @@ class CompensationInput:
             line_id = item.identifier("line_id")
             if line_id in seen:
                 raise InvalidInput(
-                    item.at("line_id"), line_id, f"duplicates the line id of {seen[line_id]}"
+                    item.at("line_id"),
+                    line_id,
+                    msg("duplicates the line id of {other}", other=seen[line_id]),
                 )
             seen[line_id] = item.path
             paid = item.amount("paid_amount")
             if paid < FEN:
                 raise InvalidInput(
-                    item.at("paid_amount"), item.raw("paid_amount"), "must be at least 0.01"
+                    item.at("paid_amount"), item.raw("paid_amount"), N_("must be at least 0.01")
                 )
             lines.append(
                 ClaimLine(

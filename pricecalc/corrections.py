@@ -44,6 +44,7 @@ from pricecalc.fields import (
     text_field,
 )
 from pricecalc.history import PastDecision, campaign_tag, merchant_tag, voids_tag
+from pricecalc.i18n import N_, msg
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 
 VOID_KIND = "void"
@@ -61,7 +62,7 @@ NOT_APPROVED = "NOT_APPROVED"
 ALREADY_VOIDED = "ALREADY_VOIDED"
 VOID_TARGET_MISMATCH = "VOID_TARGET_MISMATCH"
 CODES = (NO_SUCH_RECORD, VOID_TARGET_MISMATCH, CANNOT_VOID_A_VOID, NOT_APPROVED, ALREADY_VOIDED)
-_TARGET_HELP = (
+_TARGET_HELP = msg(
     "names the record to withdraw: its request_id as is, or sha256: and at least the "
     "first 8 hex digits of its hash (pricecalc audit show SEQ shows both)"
 )
@@ -113,15 +114,19 @@ class VoidInput:
         reason = fields.string("reason")
         if len(reason) > MAX_REASON:
             raise InvalidInput(
-                fields.at("reason"), reason, f"must be at most {MAX_REASON} characters"
+                fields.at("reason"),
+                reason,
+                msg("must be at most {limit} characters", limit=MAX_REASON),
             )
         target = _target(fields)
         if ctx.operator is None:
             raise InvalidInput(
                 "operator",
                 None,
-                "is required for a void: a correction names who made it "
-                "(pricecalc --operator NAME void …, or Calculator(operator=...))",
+                N_(
+                    "is required for a void: a correction names who made it "
+                    "(pricecalc --operator NAME void …, or Calculator(operator=...))"
+                ),
                 shown="no operator named",
             )
         return cls(seq=seq, reason=reason, operator=ctx.operator, target=target)
@@ -130,17 +135,25 @@ class VoidInput:
 def _target(fields: Fields) -> str:
     if not fields.has("target"):
         raise InvalidInput(
-            fields.at("target"), None, f"is required: it {_TARGET_HELP}", shown="missing"
+            fields.at("target"),
+            None,
+            msg("is required: it {help}", help=_TARGET_HELP),
+            shown="missing",
         )
     value = fields.raw("target")
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidInput(fields.at("target"), value, f"must be text that {_TARGET_HELP}")
+        said = msg("must be text that {help}", help=_TARGET_HELP)
+        raise InvalidInput(fields.at("target"), value, said)
     target = str(value).strip()
     if not target or len(target) > MAX_TARGET:
         raise InvalidInput(
             fields.at("target"),
             value,
-            f"must be at most {MAX_TARGET} characters that {_TARGET_HELP}",
+            msg(
+                "must be at most {limit} characters that {help}",
+                limit=MAX_TARGET,
+                help=_TARGET_HELP,
+            ),
         )
     if target.lower().startswith(HASH_TARGET_PREFIX):
         digits = target[len(HASH_TARGET_PREFIX) :].lower()
@@ -148,7 +161,7 @@ def _target(fields: Fields) -> str:
             raise InvalidInput(
                 fields.at("target"),
                 value,
-                "must be sha256: followed by 8 to 64 hex digits of the record's hash",
+                N_("must be sha256: followed by 8 to 64 hex digits of the record's hash"),
             )
         return HASH_TARGET_PREFIX + digits
     return target

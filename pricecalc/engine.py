@@ -18,6 +18,7 @@ from pricecalc.envelope import Envelope
 from pricecalc.errors import FloatRefused, InvalidInput, PluginError, PricecalcError, UnknownKind
 from pricecalc.fields import Fields, check_keys
 from pricecalc.history import NO_HISTORY, History
+from pricecalc.i18n import N_, msg
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
 from pricecalc.serialize import jsonable, plain_result
@@ -52,11 +53,13 @@ def evaluate(
     found = registry.rule(envelope.kind)
     if found is None:
         raise UnknownKind(
-            "kind", envelope.kind, f"is not a known kind ({', '.join(registry.kinds())})"
+            "kind",
+            envelope.kind,
+            msg("is not a known kind ({known})", known=", ".join(registry.kinds())),
         )
     plugin, rule = found
     if now.tzinfo is None:
-        raise InvalidInput("now", now, "must be a time with a UTC offset")
+        raise InvalidInput("now", now, N_("must be a time with a UTC offset"))
     fields = Fields.of(envelope.input, "input")
     if rule.input_fields is not None and not rule.input_fields.issuperset(envelope.input):
         check_keys(fields, rule.input_fields)  # names the first unknown key

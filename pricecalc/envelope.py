@@ -29,7 +29,8 @@ import attrs
 
 from audit.canonical import canonical_bytes
 from pricecalc.errors import InvalidInput, MissingField
-from pricecalc.fields import identifier
+from pricecalc.fields import TOO_LONG, identifier
+from pricecalc.i18n import N_, msg
 from pricecalc.serialize import plain_request
 
 #: The fields of a request envelope (SPEC §8).
@@ -49,13 +50,15 @@ def content_key(canonical: Mapping[str, Any]) -> str:
 def _text(name: str, value: Any, limit: int) -> str:
     """An envelope text field: text, not blank."""
     if not isinstance(value, str):
-        raise InvalidInput(name, value, "must be text")
+        raise InvalidInput(name, value, N_("must be text"))
     text = str(value)
     if not text.strip():
-        raise InvalidInput(name, value, "must not be empty")
+        raise InvalidInput(name, value, N_("must not be empty"))
     if len(text) > limit:
         raise InvalidInput(
-            name, value, f"must be at most {limit} characters (it has {len(text):,})"
+            name,
+            value,
+            msg(TOO_LONG, limit=limit, count=len(text)),
         )
     return text
 
@@ -96,13 +99,13 @@ class Envelope:
         if isinstance(request, Envelope):
             return request
         if type(request) is not dict and not isinstance(request, Mapping):
-            raise InvalidInput("request", request, "must be an object with kind and input")
+            raise InvalidInput("request", request, N_("must be an object with kind and input"))
         plain = plain_request(request)
         kind = plain.get("kind")
         if kind is None:
             raise MissingField("kind")
         if not isinstance(kind, str) or not kind.strip():
-            raise InvalidInput("kind", kind, "must be the name of a decision kind")
+            raise InvalidInput("kind", kind, N_("must be the name of a decision kind"))
         request_id = plain.get("request_id")
         if request_id is not None:
             # Text or a JSON integer (its decimal text), an identifier per SPEC §1, §8: the
@@ -112,7 +115,7 @@ class Envelope:
                 isinstance(given, bool) or not isinstance(given, int)
             ):
                 raise InvalidInput(
-                    "request_id", given, "must be text or a whole number (a JSON integer)"
+                    "request_id", given, N_("must be text or a whole number (a JSON integer)")
                 )
             request_id = identifier(request_id, "request_id")
         if plain.get("input") is None:
@@ -122,8 +125,10 @@ class Envelope:
             raise InvalidInput(
                 name,
                 plain[name],
-                "is not a request field (expected kind, request_id, merchant_id, "
-                "campaign, input)",
+                N_(
+                    "is not a request field (expected kind, request_id, merchant_id, "
+                    "campaign, input)"
+                ),
             )
         labels = {}
         if "merchant_id" in plain or "campaign" in plain:
@@ -133,7 +138,7 @@ class Envelope:
                     labels[name] = _label(name, value)
         raw_input = request["input"]
         if type(raw_input) is not dict and not isinstance(raw_input, Mapping):
-            raise InvalidInput("input", plain["input"], "must be an object")
+            raise InvalidInput("input", plain["input"], N_("must be an object"))
         kind = kind.strip()
         canonical: dict[str, Any] = {"kind": kind, "input": plain["input"], **labels}
         return cls(
@@ -169,7 +174,8 @@ class Envelope:
                 changes[name] = canonical[name] = value
             elif own != value:
                 option = "--merchant" if name == "merchant_id" else "--campaign"
-                raise InvalidInput(name, own, f"differs from {option} {value!r}")
+                said = msg("differs from {option} {value!r}", option=option, value=value)
+                raise InvalidInput(name, own, said)
         if not changes:
             return self
         return attrs.evolve(self, canonical=canonical, normal=None, **changes)

@@ -110,11 +110,16 @@ class IdempotencyConflict(PricecalcError):
         self.hash = hash
         self.kind = kind
         self.difference = difference
+        from pricecalc.i18n import msg  # errors is imported by everything: no cycle
+
         super().__init__(
-            f"request_id {request_id!r} is already recorded as record {seq} for a "
-            f"different request ({difference}); nothing was recorded — a new request "
-            "needs a new request_id"
-        )
+            msg(
+                "request_id {request_id!r} is already recorded as record {seq} for a "
+                "different request ({difference}); nothing was recorded — a new request "
+                "needs a new request_id",
+                request_id=request_id, seq=seq, difference=difference,
+            )
+        )  # fmt: skip
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.request_id, self.seq, self.hash, self.kind, self.difference))

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from pricecalc.errors import InvalidInput, MissingField
+from pricecalc.i18n import N_, msg
 from pricecalc.money import (
     ASCII_DIGITS,
     has_other_digits,
@@ -40,7 +41,9 @@ _SHEET_TIME = re.compile(
     r"(?P<y>[0-9]{4})(?P<sep>[/-])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
     r"(?:[ T](?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.(?P<f>[0-9]{1,6}))?)?)?"
 )
-_TIME_PROBLEM = 'must be an ISO 8601 time such as "2026-11-11T10:00"'
+TOO_LONG = N_("must be at most {limit} characters (it has {count:,})")
+AT_MOST = N_("must be at most {limit:,}")
+_TIME_PROBLEM = N_('must be an ISO 8601 time such as "2026-11-11T10:00"')
 #: The last moment of a Beijing day: a date-only *end* of a window means the whole day.
 _END_OF_DAY = time(23, 59, 59, 999999)
 
@@ -98,7 +101,7 @@ def identifier(value: Any, field: str | _Named) -> str:
         raise InvalidInput(
             str(field),
             value,
-            f"must be at most {MAX_IDENTIFIER} characters (it has {len(text):,})",
+            msg(TOO_LONG, limit=MAX_IDENTIFIER, count=len(text)),
             shown=_shown(text),
         )
     text = text.strip()
@@ -110,7 +113,7 @@ def identifier(value: Any, field: str | _Named) -> str:
         raise InvalidInput(
             str(field),
             value,
-            f"must be at most {MAX_IDENTIFIER} characters (it has {len(text):,})",
+            msg(TOO_LONG, limit=MAX_IDENTIFIER, count=len(text)),
             shown=_shown(text),
         )
     if text.isascii():
@@ -135,15 +138,18 @@ def identifier(value: Any, field: str | _Named) -> str:
         raise InvalidInput(
             str(field),
             value,
-            f"must not contain {what}: look-alike ids would make one order two",
+            msg("must not contain {what}: look-alike ids would make one order two", what=what),
             shown=_shown(value),
         )
     if ("E" in text or "e" in text) and _EXCEL_SCIENTIFIC.fullmatch(text):
         raise InvalidInput(
             str(field),
             value,
-            f"Excel turned a long number into {text}: its digits are lost — "
-            "format the column as text",
+            msg(
+                "Excel turned a long number into {text}: its digits are lost — "
+                "format the column as text",
+                text=text,
+            ),
         )
     return text
 
@@ -207,7 +213,7 @@ def parse_date(value: Any, field: str) -> date:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise InvalidInput(field, value, 'must be an ISO 8601 date such as "2026-11-11"')
+    raise InvalidInput(field, value, N_('must be an ISO 8601 date such as "2026-11-11"'))
 
 
 def stored_identifier(value: Any) -> Any:
@@ -284,7 +290,7 @@ class Fields:
     @classmethod
     def of(cls, data: Any, path: str = "input") -> Fields:
         if type(data) is not dict and not isinstance(data, Mapping):  # dict: skip the ABC check
-            raise InvalidInput(path, data, "must be an object")
+            raise InvalidInput(path, data, N_("must be an object"))
         return cls(data, path)
 
     def at(self, name: str) -> str:
@@ -369,9 +375,10 @@ class Fields:
         if type(value) is not int:
             value = self._integer_text(name, value)
         if minimum is not None and value < minimum:
-            raise InvalidInput(self.at(name), value, f"must be at least {minimum}")
+            said = msg("must be at least {minimum}", minimum=minimum)
+            raise InvalidInput(self.at(name), value, said)
         if abs(value) > MAX_INTEGER:
-            raise InvalidInput(self.at(name), value, f"must be at most {MAX_INTEGER:,}")
+            raise InvalidInput(self.at(name), value, msg(AT_MOST, limit=MAX_INTEGER))
         return value
 
     def _integer_text(self, name: str, value: Any) -> int:
@@ -380,16 +387,17 @@ class Fields:
             text = value.strip()
             if _INTEGER_TEXT.fullmatch(text):
                 if len(text.lstrip("+-0")) > 12:  # far beyond MAX_INTEGER: no int() of it
-                    raise InvalidInput(self.at(name), value, f"must be at most {MAX_INTEGER:,}")
+                    raise InvalidInput(self.at(name), value, msg(AT_MOST, limit=MAX_INTEGER))
                 return int(text)
             zero = _ZERO_FRACTION.fullmatch(text) if isinstance(value, SheetText) else None
             if zero is not None:  # 2.00 in a spreadsheet cell is 2 (SPEC §1)
                 return self._integer_text(name, zero["whole"])
             if has_other_digits(text):
-                raise InvalidInput(self.at(name), value, f"{ASCII_DIGITS} (such as 2)")
+                said = msg("{digits} (such as 2)", digits=ASCII_DIGITS)
+                raise InvalidInput(self.at(name), value, said)
         elif isinstance(value, Decimal):  # a JSON number written 2.0 or 1e2
             raise InvalidInput(
-                self.at(name), value, "must be a whole number (a JSON integer such as 2)"
+                self.at(name), value, N_("must be a whole number (a JSON integer such as 2)")
             )
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return int(value)  # numpy.int64 and friends: exactly the integer
@@ -432,7 +440,8 @@ class Fields:
     def choice(self, name: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
         value = self.string(name, default)
         if value not in choices:
-            raise InvalidInput(self.at(name), value, f"must be one of {', '.join(choices)}")
+            said = msg("must be one of {choices}", choices=", ".join(choices))
+            raise InvalidInput(self.at(name), value, said)
         return value
 
     # -- structures --------------------------------------------------------------------
@@ -463,7 +472,7 @@ class Fields:
         parent = _Named(self, name)
         for index, item in enumerate(value):
             if type(item) is not dict and not isinstance(item, Mapping):
-                raise InvalidInput(f"{parent}[{index}]", item, "must be an object")
+                raise InvalidInput(f"{parent}[{index}]", item, N_("must be an object"))
             yield Fields(item, None, parent=parent, index=index)
 
     def mapping(self, name: str) -> Fields | None:
@@ -481,7 +490,10 @@ def check_keys(fields: Fields, allowed: Collection[str]) -> None:
         raise InvalidInput(
             fields.at(name),
             fields.data[name],
-            f"is not a field of this object (expected one of {', '.join(sorted(allowed))})",
+            msg(
+                "is not a field of this object (expected one of {fields})",
+                fields=", ".join(sorted(allowed)),
+            ),
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pricecalc.errors import FloatRefused as FloatRefused
 from pricecalc.errors import InvalidInput
+from pricecalc.i18n import N_, msg
 
 # Every quantize names its rounding mode. The hot paths (parsing the usual amount text,
 # fen, rate_of, fmt, fmt_rate: dozens of calls per decision) pass it positionally, as
@@ -29,7 +30,7 @@ HUNDRED = Decimal(100)
 # NaN/Infinity, no spaces, no thousands separators, no full-width or other digits (\d would
 # take them, and so would Decimal(): "１０" is ten to Python, not to a finance file).
 _DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
-ASCII_DIGITS = "must be written with ASCII digits 0-9"
+ASCII_DIGITS = N_("must be written with ASCII digits 0-9")
 # What a spreadsheet does to an amount (SPEC §1): a leading ¥/￥ and thousands grouping in
 # threes ("¥1,299.00"); read as the plain amount. Any other grouping stays invalid.
 _SHEET_AMOUNT = re.compile(
@@ -82,31 +83,35 @@ def to_decimal(value: Any, field: str) -> Decimal:
     """
     refuse_float(value, field)
     if isinstance(value, bool) or value is None:
-        raise InvalidInput(field, value, 'must be an amount such as "199.90"')
+        raise InvalidInput(field, value, N_('must be an amount such as "199.90"'))
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, numbers.Integral):  # numpy.int64 …: exactly its integer
         return Decimal(int(value))
     if isinstance(value, ExponentNumber):
-        raise InvalidInput(field, value, "must be written without an exponent")
+        raise InvalidInput(field, value, N_("must be written without an exponent"))
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise InvalidInput(field, value, "must be a finite amount")
+            raise InvalidInput(field, value, N_("must be a finite amount"))
         exponent = value.as_tuple().exponent
         if isinstance(exponent, int) and exponent > 0:  # Decimal("1E+3"), JSON 1e3
-            raise InvalidInput(field, value, "must be written without an exponent")
+            raise InvalidInput(field, value, N_("must be written without an exponent"))
         return value
     if isinstance(value, str):
         text = value.strip()
         if has_other_digits(text):
-            raise InvalidInput(field, value, f'{ASCII_DIGITS} (such as "199.90")')
+            raise InvalidInput(
+                field, value, msg('{digits} (such as "199.90")', digits=ASCII_DIGITS)
+            )
         if not _DECIMAL_TEXT.fullmatch(text):
-            raise InvalidInput(field, value, 'must be a plain decimal number such as "199.90"')
+            raise InvalidInput(field, value, N_('must be a plain decimal number such as "199.90"'))
         try:
             return Decimal(text)
         except InvalidOperation as exc:  # pragma: no cover - the regex already guards
-            raise InvalidInput(field, value, "is not a number") from exc
-    raise InvalidInput(field, value, f"must be an amount, not {type(value).__name__}")
+            raise InvalidInput(field, value, N_("is not a number")) from exc
+    raise InvalidInput(
+        field, value, msg("must be an amount, not {type}", type=type(value).__name__)
+    )
 
 
 def usual_amount(value: Any, *, positive: bool = False) -> Decimal | None:
@@ -159,15 +164,19 @@ def parse_amount(
     try:
         in_fen = amount.quantize(FEN, rounding=ROUND_DOWN)
     except InvalidOperation:  # more digits than the decimal context holds
-        raise InvalidInput(field, value, "is too large to be an amount") from None
+        raise InvalidInput(field, value, N_("is too large to be an amount")) from None
     if amount != in_fen:
-        raise InvalidInput(field, value, "has more than two decimals (fen is the smallest unit)")
+        raise InvalidInput(
+            field, value, N_("has more than two decimals (fen is the smallest unit)")
+        )
     if amount > MAX_AMOUNT:
-        raise InvalidInput(field, value, f"is too large to be an amount (at most {MAX_AMOUNT})")
+        raise InvalidInput(
+            field, value, msg("is too large to be an amount (at most {limit})", limit=MAX_AMOUNT)
+        )
     if amount < 0:
-        raise InvalidInput(field, value, "must not be negative")
+        raise InvalidInput(field, value, N_("must not be negative"))
     if positive and amount == 0:
-        raise InvalidInput(field, value, "must be greater than 0")
+        raise InvalidInput(field, value, N_("must be greater than 0"))
     if amount == 0:
         in_fen = abs(in_fen)  # "-0" is zero: never carry a negative zero
     return in_fen  # exact: checked above
@@ -185,7 +194,7 @@ def parse_rate(value: Any, field: str) -> Decimal:
     else:
         rate = to_decimal(value, field)
     if rate < 0:
-        raise InvalidInput(field, value, "must not be negative")
+        raise InvalidInput(field, value, N_("must not be negative"))
     return rate
 
 

@@ -96,6 +96,7 @@ import attrs
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
 from pricecalc.fields import check_keys as check_keys  # part of the offer-type contract
+from pricecalc.i18n import msg
 from pricecalc.money import FEN, ZERO
 
 Stage = Literal["set_price", "lower_price", "order_discount"]
@@ -122,7 +123,9 @@ class Window:
             start, end = fields.optional_time("start"), fields.optional_time("end", end=True)
         if start is not None and end is not None and end < start:
             raise InvalidInput(
-                fields.at("end"), fields.raw("end"), f"must not be before start {start.isoformat()}"
+                fields.at("end"),
+                fields.raw("end"),
+                msg("must not be before start {start}", start=start.isoformat()),
             )
         return cls(start, end)
 

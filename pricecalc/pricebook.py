@@ -32,6 +32,7 @@ import attrs
 
 from pricecalc.errors import InvalidInput, PluginError, PricecalcError
 from pricecalc.fields import Fields
+from pricecalc.i18n import msg
 from pricecalc.money import FloatRefused, allocate_fen
 from pricecalc.offers import OfferType, check_discount, check_keys, check_offer, check_tiers
 from pricecalc.registry import RuleContext
@@ -83,7 +84,8 @@ class ListedOffer:
         found = ctx.registry.offer_type(name)
         if found is None:
             known = ", ".join(sorted(ctx.registry.offer_types)) or "none registered"
-            raise InvalidInput(fields.at("type"), name, f"is not a known offer type ({known})")
+            said = msg("is not a known offer type ({known})", known=known)
+            raise InvalidInput(fields.at("type"), name, said)
         plugin, offer_type = found
         # What pricecalc.plugins.guard does, without building its message for every offer
         # (a claim may list thousands).

@@ -41,6 +41,7 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import Fields, identifier, iso, stored_identifier
 from pricecalc.history import PastDecision
+from pricecalc.i18n import msg
 from pricecalc.money import ZERO, allocate, fmt, parse_amount
 from pricecalc.offers import check_keys
 from pricecalc.pricebook import Line, ListedOffer, PriceBook
@@ -95,7 +96,9 @@ class Event:
         start, end = fields.time("start"), fields.time("end", end=True)
         if end < start:
             raise InvalidInput(
-                fields.at("end"), fields.raw("end"), f"must not be before start {iso(start)}"
+                fields.at("end"),
+                fields.raw("end"),
+                msg("must not be before start {start}", start=iso(start)),
             )
         return cls(start, end)
 
@@ -134,13 +137,16 @@ class ProtectionInput:
             raise InvalidInput(
                 fields.at("claimed_at"),
                 fields.raw("claimed_at"),
-                f"must not be before paid_at {iso(paid_at)}",
+                msg("must not be before paid_at {paid_at}", paid_at=iso(paid_at)),
             )
         if claimed_at is None and ctx.now < paid_at:
             raise InvalidInput(
                 fields.at("claimed_at"),
                 iso(ctx.now),
-                f"defaults to now, which is before paid_at {iso(paid_at)}; give claimed_at",
+                msg(
+                    "defaults to now, which is before paid_at {paid_at}; give claimed_at",
+                    paid_at=iso(paid_at),
+                ),
             )
         order_status = fields.choice("order_status", ORDER_STATUSES)
         event = Event.from_fields(fields.obj("event"))
@@ -152,7 +158,7 @@ class ProtectionInput:
             raise InvalidInput(
                 fields.at("paid_merchant_discount"),
                 fields.raw("paid_merchant_discount"),
-                f"must not exceed the goods total {fmt(goods)}",
+                msg("must not exceed the goods total {total}", total=fmt(goods)),
             )
         offers = tuple(
             ListedOffer.from_fields(index, item, ctx)
@@ -183,7 +189,10 @@ def _lines(fields: Fields) -> tuple[Line, ...]:
             raise InvalidInput(
                 f"{fields.at('lines')}[{index}].line_id",
                 line.line_id,
-                f"repeats the line_id of {fields.at('lines')}[{first[line.line_id]}]",
+                msg(
+                    "repeats the line_id of {other}",
+                    other=f"{fields.at('lines')}[{first[line.line_id]}]",
+                ),
             )
         first[line.line_id] = index
     return lines
@@ -199,7 +208,9 @@ def _already_refunded(fields: Fields, line_ids: Sequence[str]) -> dict[str, Deci
         line_id = identifier(key, given.at(str(key)))  # the line's id as the lines read it
         if line_id not in line_ids:
             raise InvalidInput(
-                given.at(str(key)), key, f"is not a line of this order ({', '.join(line_ids)})"
+                given.at(str(key)),
+                key,
+                msg("is not a line of this order ({lines})", lines=", ".join(line_ids)),
             )
         amounts[line_id] = given.amount(key)
     return amounts

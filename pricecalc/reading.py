@@ -59,6 +59,7 @@ from typing import IO, Any, Literal
 import attrs
 
 from pricecalc.fields import BEIJING, SheetText
+from pricecalc.i18n import N_, describe, msg
 from pricecalc.serialize import MAX_DEPTH, loads
 
 InputFormat = Literal["jsonl", "csv", "xlsx"]
@@ -175,27 +176,31 @@ class _TextCheck:
         if self.bad is not None:
             line, byte, data = self.bad
             shown = " ".join(f"0x{b:02x}" for b in data)
-            head = (
-                f"{display} is not {asked} text: line {line} has bytes that do not decode "
-                f"({shown} at byte {byte:,})"
-            )
+            head = msg(
+                "{display} is not {asked} text: line {line} has bytes that do not decode "
+                "({shown} at byte {byte:,})",
+                display=display, asked=asked, line=line, shown=shown, byte=byte,
+            )  # fmt: skip
             if self.other == "gb18030" and self.other_reads:
-                return (
-                    f"{head}; it reads as GB18030, the Chinese encoding Excel on Windows "
+                return msg(
+                    "{head}; it reads as GB18030, the Chinese encoding Excel on Windows "
                     "saves CSV files in: run again with --encoding gb18030 (or save it from "
-                    'Excel as "CSV UTF-8")'
+                    'Excel as "CSV UTF-8")',
+                    head=head,
                 )
             if self.other == "utf-8" and self.other_reads:
-                return f"{head}; it reads as UTF-8: run again with --encoding utf-8"
-            return (
-                f"{head}: give the encoding it was saved in with --encoding (gb18030, "
-                'gbk, big5, …), or save it from Excel as "CSV UTF-8"'
+                return msg("{head}; it reads as UTF-8: run again with --encoding utf-8", head=head)
+            return msg(
+                "{head}: give the encoding it was saved in with --encoding (gb18030, "
+                'gbk, big5, …), or save it from Excel as "CSV UTF-8"',
+                head=head,
             )
         if self.other == "utf-8" and self.other_reads and not self.ascii:
-            return (
-                f"{display} is UTF-8 text, not {asked}: read as {asked} its Chinese would "
-                "be garbled; run again with --encoding utf-8"
-            )
+            return msg(
+                "{display} is UTF-8 text, not {asked}: read as {asked} its Chinese would "
+                "be garbled; run again with --encoding utf-8",
+                display=display, asked=asked,
+            )  # fmt: skip
         return None
 
 
@@ -231,10 +236,11 @@ def open_source(
                 if first and encoding is not None:
                     effective = _effective_encoding(encoding, block)
                     if _encoding_name(effective) != _encoding_name(encoding):
-                        note = (
-                            f"{display} starts with a UTF-8 byte-order mark: read as UTF-8, "
-                            f"not {_encoding_name(encoding)}"
-                        )
+                        note = msg(
+                            "{display} starts with a UTF-8 byte-order mark: read as UTF-8, "
+                            "not {asked}",
+                            display=display, asked=_encoding_name(encoding),
+                        )  # fmt: skip
                     check = _TextCheck(effective)
                 first = False
                 if check is not None:
@@ -299,14 +305,15 @@ def _parse_json_line(number: int, raw: bytes) -> FileLine:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return FileLine(number, error=f"line is not UTF-8 text (byte {exc.start + 1})")
+        said = msg("line is not UTF-8 text (byte {byte})", byte=exc.start + 1)
+        return FileLine(number, error=said)
     text = text.rstrip("\r\n")
     if not text.strip():
-        return FileLine(number, error="line is empty; expected a JSON request")
+        return FileLine(number, error=N_("line is empty; expected a JSON request"))
     try:
         return FileLine(number, request=loads(text))
     except (ValueError, RecursionError) as exc:
-        return FileLine(number, error=f"not valid JSON: {json_problem(exc)}")
+        return FileLine(number, error=msg("not valid JSON: {problem}", problem=json_problem(exc)))
 
 
 #: The most columns a CSV header may have (docs/cli.md): a request has a few dozen fields
@@ -350,16 +357,19 @@ def check_header(
             top = path[0][0]
             if top not in allowed:
                 close = difflib.get_close_matches(top, allowed, n=1, cutoff=0.75)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = msg(" (did you mean {name!r}?)", name=close[0]) if close else ""
                 raise ValueError(
-                    f"CSV column {name!r} is not a field of {kind or 'this kind'}{hint}; "
-                    f"its fields are {', '.join(sorted(fields))} (and request_id, "
-                    "merchant_id, campaign)"
-                )
+                    msg(
+                        "CSV column {name!r} is not a field of {kind}{hint}; its fields are "
+                        "{fields} (and request_id, merchant_id, campaign)",
+                        name=name, kind=kind or "this kind", hint=hint,
+                        fields=tuple(sorted(fields)),
+                    )
+                )  # fmt: skip
     seen: dict[Path_, str] = {}
     for name, path in zip(header, paths, strict=True):
         if path in seen:
-            raise ValueError(f"CSV column {name!r} appears twice")
+            raise ValueError(msg("CSV column {name!r} appears twice", name=name))
         seen[path] = name
     flat = [tuple(x for seg in p for x in (seg[0], seg[1]) if x is not None) for p in paths]
     index = {path: i for i, path in enumerate(flat)}
@@ -535,7 +545,9 @@ def sheet_header(
     if header_row is not None:
         index = header_row - first_row
         if not 0 <= index < len(rows):
-            raise ValueError(f"--header-row {header_row}: the sheet has no such row")
+            raise ValueError(
+                msg("--header-row {row}: the sheet has no such row", row=header_row)
+            )
     else:
         filled = [i for i, row in enumerate(rows) if any(_heading(c) for c in row)]
         index = next((i for i in filled if all(known(c) for c in rows[i])), None)
@@ -559,10 +571,12 @@ def sheet_header(
     except ValueError as exc:
         if "is not a field" in str(exc):
             raise ValueError(
-                f"{exc}; headings may also be the labels pricecalc writes: "
-                f"{', '.join(known_headings())}; skip a remarks column such as 备注 with "
-                "--ignore-column NAME"
-            ) from exc
+                msg(
+                    "{problem}; headings may also be the labels pricecalc writes: {labels}; "
+                    "skip a remarks column such as 备注 with --ignore-column NAME",
+                    problem=exc.args[0], labels=", ".join(known_headings()),
+                )
+            ) from exc  # fmt: skip
         raise
     paths = tuple(next(kept_paths) if n is not None else None for n in names)
     return SheetHeader(index + first_row, written, tuple(names), paths)
@@ -591,7 +605,12 @@ def _sheet_lines(
             continue
         if len(cells) > width:
             yield (
-                FileLine(number, error=f"row has {len(cells)} cells, the header {width}"),
+                FileLine(
+                    number,
+                    error=msg(
+                        "row has {cells} cells, the header {width}", cells=len(cells), width=width
+                    ),
+                ),
                 position,
             )
             continue
@@ -602,7 +621,7 @@ def _sheet_lines(
             request = csv_request(kind, names, paths, kept)
         except ValueError as exc:
             yield (
-                FileLine(number, request=_envelope_cells(kind, names, kept), error=str(exc),
+                FileLine(number, request=_envelope_cells(kind, names, kept), error=describe(exc),
                          cells=written),
                 position,
             )  # fmt: skip
@@ -760,7 +779,9 @@ def read_xlsx_sheet(
         book = load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # a damaged or foreign zip: openpyxl raises many kinds
         handle.close()
-        raise ValueError(f"{shown} cannot be read as an Excel workbook: {exc}") from exc
+        raise ValueError(
+            msg("{name} cannot be read as an Excel workbook: {reason}", name=shown, reason=exc)
+        ) from exc
 
     def close() -> None:
         book.close()
@@ -770,8 +791,11 @@ def read_xlsx_sheet(
         if sheet not in book.sheetnames:
             close()
             raise ValueError(
-                f"{shown} has no sheet {sheet!r}; its sheets are {', '.join(book.sheetnames)}"
-            )
+                msg(
+                    "{name} has no sheet {sheet!r}; its sheets are {sheets}",
+                    name=shown, sheet=sheet, sheets=", ".join(book.sheetnames),
+                )
+            )  # fmt: skip
         worksheet: Any = book[sheet]
     else:
         worksheet = book.worksheets[0]

@@ -145,10 +145,68 @@ COLUMN_LABELS: dict[str, str] = {
     "reverses": "冲销的记录号",
     "content_key": "记录键",
 }
-#: Labels read back as the fields they name (the input's envelope fields and order_id).
+#: The built-in kinds' input fields by their SPEC §2–§5 Chinese names (issue 21 point 4):
+#: a sheet's heading and a message naming the field use the same word (原价). Read both
+#: ways with :data:`COLUMN_LABELS` (:func:`heading_field`, :func:`field_heading`), kept
+#: apart from it so that an output's headings are unchanged: a round trip repeats the
+#: input's columns as the clerk wrote them (``list_price`` stays ``list_price``).
+INPUT_LABELS: dict[str, str] = {
+    "input": "输入",
+    "list_price": "原价",
+    "registration_price": "报名价",
+    "subsidy_price": "补贴价",
+    "platform_subsidy": "平台补贴",
+    "floor_price": "最低售卖价",
+    "cost_price": "成本价",
+    "lowest_price_30d": "近30日最低成交价",
+    "other_platform_prices": "其他平台价格",
+    "platform": "平台",
+    "price": "价格",
+    "quantity": "数量",
+    "product_id": "商品号",
+    "category": "类目",
+    "forwarded": "已转售",
+    "lines": "明细",
+    "line_id": "明细号",
+    "paid_amount": "实付金额",
+    "unit_price": "单价",
+    "merchant_refused": "商家拒绝",
+    "confirmed": "已确认假货",
+    "already_refunded": "已退款",
+    "event": "活动期",
+    "start": "开始时间",
+    "end": "结束时间",
+    "offers": "优惠",
+    "type": "优惠类型",
+    "threshold": "门槛",
+    "amount": "金额",
+    "tiers": "档位",
+    "paid_at": "付款时间",
+    "paid_merchant_discount": "已付商家优惠",
+    "order_status": "订单状态",
+    "claim_days": "价保天数",
+    "claimed_at": "申请时间",
+    "shipped_at": "发货时间",
+    "merchant": "商家资质",
+    "product": "商品",
+    "dsr": "店铺评分",
+    "effective_reviews": "有效评价数",
+    "favorable_rate": "好评率",
+    "closures": "关店次数",
+    "date": "日期",
+    "shipping_24h_rate": "24小时发货率",
+    "quality_return_rate": "品质退货率",
+    "cs_satisfaction": "客服满意度",
+    "target": "作废对象",
+    "seq": "记录号",
+    "reason": "原因",
+}
+_ENVELOPE = ("request_id", "merchant_id", "campaign", "kind", "order_id")
+#: Labels read back as the fields they name (the input's envelope fields, order_id and
+#: the input fields above).
 _FIELD_OF_LABEL: dict[str, str] = {
-    COLUMN_LABELS[name]: name
-    for name in ("request_id", "merchant_id", "campaign", "kind", "order_id")
+    **{COLUMN_LABELS[name]: name for name in _ENVELOPE},
+    **{label: name for name, label in INPUT_LABELS.items()},
 }
 #: The result columns of a CSV/xlsx batch output written beside the input's own columns
 #: (a sheet's round trip, issue 21): the key the decision is recorded under in its own
@@ -171,6 +229,11 @@ _OUTPUT_LABELS: frozenset[str] = frozenset(
 )
 
 
+def field_heading(name: str) -> str | None:
+    """The Chinese heading of a field or column (原价 for ``list_price``), or None."""
+    return COLUMN_LABELS.get(name) or INPUT_LABELS.get(name)
+
+
 def heading_field(heading: str) -> str:
     """The field a sheet's heading names: the machine name itself, or the label pricecalc
     writes for it (请求号 → ``request_id``: :data:`COLUMN_LABELS` read the other way)."""
@@ -190,7 +253,7 @@ def round_trip_column(heading: str, fields: Iterable[str] | None = None) -> bool
 def known_headings() -> list[str]:
     """The labels pricecalc writes that a sheet may use as headings, with the field each
     names (``请求号 (request_id)``), for the message refusing an unknown column."""
-    return [f"{label} ({name})" for label, name in _FIELD_OF_LABEL.items()]
+    return [f"{label} ({name})" for label, name in _FIELD_OF_LABEL.items() if name in _ENVELOPE]
 
 
 #: How wide (in characters) a column's content usually is, for spreadsheet columns; a

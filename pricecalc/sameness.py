@@ -43,6 +43,7 @@ from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import _MISSING, _ZERO_FRACTION, Fields, SheetText
 from pricecalc.history import NO_HISTORY
+from pricecalc.i18n import N_, msg
 from pricecalc.money import fmt
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
@@ -279,9 +280,12 @@ def difference(recorded: Mapping[str, Any], asked: Mapping[str, Any]) -> str | N
         return None
     for name in ("kind", "merchant_id", "campaign"):
         if recorded.get(name) != asked.get(name):
-            return f"{name} {recorded.get(name)!r} recorded, {asked.get(name)!r} asked"
+            return msg(
+                "{field} {recorded} recorded, {asked} asked",
+                field=name, recorded=repr(recorded.get(name)), asked=repr(asked.get(name)),
+            )  # fmt: skip
     found = _first_difference("input", recorded.get("input"), asked.get("input"))
-    return found or "another input"
+    return found or N_("another input")
 
 
 def _first_difference(path: str, recorded: Any, asked: Any) -> str | None:
@@ -303,12 +307,15 @@ def _first_difference(path: str, recorded: Any, asked: Any) -> str | None:
             if found is not None:
                 return found
         return None
-    return f"{path} {_shown(recorded)} recorded, {_shown(asked)} asked"
+    return msg(
+        "{field} {recorded} recorded, {asked} asked",
+        field=path, recorded=_shown(recorded), asked=_shown(asked),
+    )  # fmt: skip
 
 
 def _shown(value: Any) -> str:
     if value is None:
-        return "absent"
+        return msg("absent")
     if isinstance(value, str):
         return repr(value)
     return canonical_bytes({"v": value}).decode("utf-8")[5:-1]

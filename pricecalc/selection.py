@@ -18,6 +18,7 @@ from pricecalc import records
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING, parse_time
 from pricecalc.history import campaign_tag, kind_tag, merchant_tag, order_tag
+from pricecalc.i18n import N_
 from pricecalc.registry import Declarations, builtin_declarations
 
 
@@ -40,7 +41,7 @@ def period_bound(value: str | None, *, end: bool, field: str = "time") -> dateti
         moment = parse_time(text, field)
     except InvalidInput:
         raise InvalidInput(
-            field, value, "is not a date (2026-11-11) or an ISO time (2026-11-11T10:00)"
+            field, value, N_("is not a date (2026-11-11) or an ISO time (2026-11-11T10:00)")
         ) from None
     return moment + timedelta(microseconds=1) if end else moment
 

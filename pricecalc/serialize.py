@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import orjson
 
 from pricecalc.errors import FloatRefused, InvalidInput, PluginError
+from pricecalc.i18n import msg
 from pricecalc.money import ExponentNumber
 
 #: A request nested deeper than this many objects and lists is invalid input (SPEC §1).
@@ -113,12 +114,15 @@ class _RequestRules(_Rules):
             return InvalidInput(
                 _short(where),
                 None,
-                f"is nested deeper than {MAX_DEPTH} levels of objects and lists",
+                msg("is nested deeper than {depth} levels of objects and lists", depth=MAX_DEPTH),
                 shown="more levels",
             )
         if problem == "int":
             return InvalidInput(
-                where, value, f"is too large a number (at most {MAX_INT})", shown=_big(value)
+                where,
+                value,
+                msg("is too large a number (at most {limit})", limit=MAX_INT),
+                shown=_big(value),
             )
         return InvalidInput(_short(where), value, problem)
 

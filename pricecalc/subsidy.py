@@ -30,6 +30,7 @@ from pricecalc.fields import (
     shape,
     text_field,
 )
+from pricecalc.i18n import N_
 from pricecalc.money import ZERO, fmt, fmt_rate, rate_of
 from pricecalc.registry import MoneyFigure, ReasonCode, Rule, RuleContext
 
@@ -98,7 +99,7 @@ class SubsidyInput:
             raise InvalidInput(
                 f.at("platform_subsidy"),
                 f.raw("platform_subsidy"),
-                "give exactly one of subsidy_price or platform_subsidy, not both",
+                N_("give exactly one of subsidy_price or platform_subsidy, not both"),
             )
         if has_subsidy_price:
             subsidy_price = f.amount("subsidy_price", positive=True)
@@ -117,7 +118,7 @@ class SubsidyInput:
             raise InvalidInput(
                 f.at("subsidy_price"),
                 None,
-                "is required unless platform_subsidy is given (give exactly one of them)",
+                N_("is required unless platform_subsidy is given (give exactly one of them)"),
             )
         others = tuple(
             OtherPlatformPrice(

@@ -20,6 +20,7 @@ from typing import Any
 
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import Fields
+from pricecalc.i18n import N_
 from pricecalc.money import parse_amount, parse_rate, to_decimal
 from pricecalc.policy import PolicyView
 
@@ -76,7 +77,7 @@ def score(fields: Fields, name: str) -> Decimal:
     """A plain non-negative number (a score, seconds): a percentage sign is refused."""
     raw = fields.raw(name)
     if isinstance(raw, str) and raw.strip().endswith("%"):
-        raise InvalidInput(fields.at(name), raw, "must be a plain number, not a percentage")
+        raise InvalidInput(fields.at(name), raw, N_("must be a plain number, not a percentage"))
     return fields.number(name)
 
 
@@ -84,7 +85,7 @@ def rate(fields: Fields, name: str) -> Decimal:
     """A rate: a fraction (``"0.0054"``) or a percentage (``"0.54%"``), at most 100%."""
     value = fields.rate(name)
     if value > ONE:
-        raise InvalidInput(fields.at(name), fields.raw(name), "must be at most 100% (1)")
+        raise InvalidInput(fields.at(name), fields.raw(name), N_("must be at most 100% (1)"))
     return value
 
 

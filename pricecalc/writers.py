@@ -57,6 +57,7 @@ import attrs
 
 from audit.export import FORMULA_TRIGGERS, escape_csv_cell
 from pricecalc.errors import InvalidInput, PricecalcError
+from pricecalc.i18n import msg
 from pricecalc.rows import (
     AMOUNT_COLUMNS,
     BEIJING_FORMAT,
@@ -445,17 +446,26 @@ def writable_target(name: str, example: str) -> Path:
     if name.endswith(("/", os.sep)) or target.is_dir():
         suggestion = str(Path(name) / example)
         raise OutputProblem(
-            f"{name!r} is a folder; give the name of a file to write, such as {suggestion!r}"
+            msg(
+                "{name!r} is a folder; give the name of a file to write, such as {suggestion!r}",
+                name=name, suggestion=suggestion,
+            )
         )
     folder = target.parent
     if not folder.exists():
         raise OutputProblem(
-            f"the folder {str(folder)!r} does not exist (for {name!r}): create it first, "
-            "or write somewhere else"
+            msg(
+                "the folder {folder!r} does not exist (for {name!r}): create it first, "
+                "or write somewhere else",
+                folder=str(folder), name=name,
+            )
         )
     if not folder.is_dir():
         raise OutputProblem(
-            f"{str(folder)!r} is a file, not a folder, so {name!r} cannot be written"
+            msg(
+                "{folder!r} is a file, not a folder, so {name!r} cannot be written",
+                folder=str(folder), name=name,
+            )
         )
     return target
 
@@ -463,14 +473,18 @@ def writable_target(name: str, example: str) -> Path:
 def _cannot_create(name: str, target: Path, exc: OSError) -> str:
     folder = str(target.parent)
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return (
-            f"cannot write {name!r}: the folder {folder!r} is read-only for you "
-            "(permission denied)"
-        )
+        return msg(
+            "cannot write {name!r}: the folder {folder!r} is read-only for you "
+            "(permission denied)",
+            name=name, folder=folder,
+        )  # fmt: skip
     if exc.errno == errno.EROFS:
-        return f"cannot write {name!r}: the folder {folder!r} is on a read-only disk"
+        return msg(
+            "cannot write {name!r}: the folder {folder!r} is on a read-only disk",
+            name=name, folder=folder,
+        )  # fmt: skip
     if exc.errno == errno.ENOSPC:
-        return f"cannot write {name!r}: the disk is full"
+        return msg("cannot write {name!r}: the disk is full", name=name)
     return f"cannot write {name!r}: {(exc.strerror or str(exc)).lower()}"
 
 
@@ -488,8 +502,11 @@ def refuse_store_files(name: str, store: str | None) -> None:
 
     def refuse(what: Path) -> OutputProblem:
         return OutputProblem(
-            f"{name!r} is the audit store's own file {str(what)!r}: an output never "
-            "overwrites the store, its index or its lock — write somewhere else"
+            msg(
+                "{name!r} is the audit store's own file {what!r}: an output never "
+                "overwrites the store, its index or its lock — write somewhere else",
+                name=name, what=str(what),
+            )
         )
 
     if target == log or (target.parent == folder and target.name.startswith(f"{log.name}.")):

@@ -24,6 +24,7 @@ from audit.errors import AuditError
 from audit.protocol import AuditStore
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.errors import InvalidInput, PluginError, PricecalcError
+from pricecalc.i18n import _, describe, set_language
 from pricecalc.plugins import get_plugin_manager, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
@@ -40,22 +41,83 @@ class InvalidRequest(click.ClickException):
     exit_code = 2
 
     def format_message(self) -> str:
-        return f"invalid input, nothing recorded: {self.message}"
+        return _("invalid input, nothing recorded: {message}").format(message=self.message)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(_("Error: {message}").format(message=self.format_message()), err=True)
 
 
-class Interrupted(click.ClickException):
+class Failure(click.ClickException):
+    """A problem with the data, a file or the store: one sentence after "Error:" in the
+    user's language, never click's usage banner (that is for a wrong invocation)."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(_("Error: {message}").format(message=self.format_message()), err=True)
+
+
+class DataError(Failure):
+    """An unusable input file (a bad header, encoding or sheet): exit 2 as docs/cli.md
+    says, without the usage banner."""
+
+    exit_code = 2
+
+
+def bad_file(option: str | None, message: str) -> DataError:
+    """A file given with ``option`` that cannot be used (a checkpoint, a key, a proof):
+    exit 2 naming the option, without the usage banner — the invocation was right."""
+    if option is None:
+        return DataError(message)
+    return DataError(
+        _("Invalid value for {param_hint}: {message}").format(param_hint=option, message=message)
+    )
+
+
+class Misuse(click.UsageError):
+    """A wrong invocation (exit 2): click's usage banner, then the sentence, in the user's
+    language."""
+
+    def show(self, file: Any = None) -> None:
+        if self.ctx is not None:
+            usage = self.ctx.get_usage()
+            if usage.startswith("Usage:"):
+                usage = _("Usage:") + usage[len("Usage:") :]
+            hint = _("Try '{command} {option}' for help.").format(
+                command=self.ctx.command_path, option="--help"
+            )
+            click.echo(f"{usage}\n{hint}\n", err=True)
+        click.echo(_("Error: {message}").format(message=self.format_message()), err=True)
+
+
+def misuse_text(exc: click.UsageError, ctx: click.Context) -> str:
+    """A usage error's sentence in the user's language (click's own words are English)."""
+    if type(exc) is click.BadParameter:  # not its subclasses (a missing option…)
+        hint = exc.param_hint
+        if hint is None and exc.param is not None:
+            hint = exc.param.get_error_hint(exc.ctx or ctx)
+        if isinstance(hint, str):
+            return _("Invalid value for {param_hint}: {message}").format(
+                param_hint=hint, message=exc.message
+            )
+    return exc.format_message()
+
+
+class Interrupted(Failure):
     exit_code = 130
 
 
 def store_sentence(where: str, exc: BaseException) -> str:
     """One sentence about an unusable audit store (no traceback)."""
     if isinstance(exc, AuditError):
-        return f"the audit store {where} cannot be used: {exc}"
+        return _("the audit store {where} cannot be used: {reason}").format(
+            where=where, reason=describe(exc)
+        )
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
         target = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return f"the audit store {where} cannot be used: {reason}{target}"
-    return f"the audit store {where} cannot be used: {exc}"
+        return _("the audit store {where} cannot be used: {reason}").format(
+            where=where, reason=f"{reason}{target}"
+        )
+    return _("the audit store {where} cannot be used: {reason}").format(where=where, reason=exc)
 
 
 # -- the application object --------------------------------------------------------------
@@ -108,9 +170,11 @@ class App:
             return self._calc.store
         if self._store is None:
             if not is_url(self.audit) and not Path(self.audit).exists():
-                raise click.ClickException(
-                    f"there is no audit store at {self.audit} (decide something first, "
-                    "or create one with `pricecalc audit init`)"
+                raise Failure(
+                    _(
+                        "there is no audit store at {path} (decide something first, "
+                        "or create one with `pricecalc audit init`)"
+                    ).format(path=self.audit)
                 )
             with self.store_errors():
                 self._store = audit.open_store(self.audit, hmac_key=hmac_key())
@@ -124,7 +188,7 @@ class App:
         except BrokenPipeError:  # the reader of standard output went away: not the store
             raise
         except (AuditError, OSError) as exc:
-            raise click.ClickException(store_sentence(where or self.audit, exc)) from exc
+            raise Failure(store_sentence(where or self.audit, exc)) from exc
 
     def close(self) -> None:
         if self._calc is not None:
@@ -186,7 +250,10 @@ class PricecalcGroup(click.Group):
         try:
             names.update(self._plugin_commands(ctx))
         except PricecalcError as exc:
-            click.echo(f"Warning: plugin commands are not available: {exc}", err=True)
+            click.echo(
+                _("Warning: plugin commands are not available: {reason}").format(reason=exc),
+                err=True,
+            )
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -196,25 +263,39 @@ class PricecalcGroup(click.Group):
         try:
             return self._plugin_commands(ctx).get(cmd_name)
         except PricecalcError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise Failure(describe(exc)) from exc
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        finally:  # the language was the command's: a script in this process gets English
+            set_language(None)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except InvalidInput as exc:
-            raise InvalidRequest(str(exc)) from exc
+            raise InvalidRequest(describe(exc)) from exc
         except PricecalcError as exc:  # policy, plugin and rule errors
-            raise click.ClickException(str(exc)) from exc
+            raise Failure(describe(exc)) from exc
         except AuditError as exc:
             app = ctx.find_object(App)
-            raise click.ClickException(store_sentence(app.audit if app else "", exc)) from exc
+            raise Failure(store_sentence(app.audit if app else "", exc)) from exc
         except BrokenPipeError:  # e.g. `pricecalc audit show --nl | head -1`
             pipe_closed()
             ctx.exit(PIPE_CLOSED)
         except OSError as exc:
-            raise click.ClickException(
+            raise Failure(
                 f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
             ) from exc
+        except click.UsageError as exc:
+            if isinstance(exc, Misuse):
+                raise
+            raise Misuse(misuse_text(exc, ctx), exc.ctx or ctx) from exc
+        except click.ClickException as exc:  # a command's own: "Error:" in the language
+            if isinstance(exc, Failure) or exc.exit_code != Failure.exit_code:
+                raise
+            raise Failure(exc.format_message()) from exc
 
 
 #: Plugins the command line itself brings (name → plugin object): the rule commands

@@ -14,7 +14,7 @@ import audit
 from audit.merkle import ProofError, verify_consistency
 from audit.note import NoteError, load_verifier_key, open_checkpoint
 from audit.protocol import AuditStore, Checkpoint
-from pricecalc.cli.app import App, Interrupted, hmac_key
+from pricecalc.cli.app import App, Interrupted, bad_file, hmac_key
 from pricecalc.cli.console import echo_json, show
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import (
@@ -27,6 +27,7 @@ from pricecalc.cli.options import (
     record_text,
 )
 from pricecalc.cli.render import records_table, stats_table
+from pricecalc.i18n import _, describe
 from pricecalc.once_only import once_only_violations
 from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
 from pricecalc.selection import Filters, voids_of
@@ -125,9 +126,12 @@ def _read_checkpoint(path: str) -> Checkpoint | str:
         if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(digest, str):
             raise TypeError
     except (ValueError, KeyError, TypeError) as exc:
-        raise click.BadParameter(
-            f'{path} is not a checkpoint (expected {{"seq": 12, "hash": "…"}} or a signed '
-            "checkpoint)"
+        raise bad_file(
+            "'--checkpoint'",
+            _(
+                '{path} is not a checkpoint (expected {{"seq": 12, "hash": "…"}} or a signed '
+                "checkpoint)"
+            ).format(path=path),
         ) from exc
     return Checkpoint(seq, digest)
 
@@ -143,11 +147,15 @@ def _signed_extension(
     try:
         signed = open_checkpoint(note, load_verifier_key(vkey))
     except (NoteError, OSError) as exc:
-        raise click.ClickException(f"the signed checkpoint does not verify: {exc}") from exc
+        raise click.ClickException(
+            _("the signed checkpoint does not verify: {reason}").format(reason=exc)
+        ) from exc
     if signed.size > size:
         raise click.ClickException(
-            f"the audit store {app.audit} failed verification: it holds {size} records but "
-            f"the signed checkpoint names {signed.size}: records were cut off (truncated)"
+            _(
+                "the audit store {path} failed verification: it holds {size} records but "
+                "the signed checkpoint names {signed}: records were cut off (truncated)"
+            ).format(path=app.audit, size=size, signed=signed.size)
         )
     with app.store_errors():
         path = store.consistency_proof(signed.size, size)
@@ -155,10 +163,14 @@ def _signed_extension(
         verify_consistency(signed.size, size, signed.root, root, path)
     except ProofError as exc:
         raise click.ClickException(
-            f"the audit store {app.audit} failed verification: it is not an extension of "
-            f"the signed checkpoint of size {signed.size} ({exc}): the log was rewritten"
+            _(
+                "the audit store {path} failed verification: it is not an extension of "
+                "the signed checkpoint of size {signed} ({reason}): the log was rewritten"
+            ).format(path=app.audit, signed=signed.size, reason=exc)
         ) from exc
-    return f" (signed checkpoint of size {signed.size}: the log is an extension of it)"
+    return _(" (signed checkpoint of size {size}: the log is an extension of it)").format(
+        size=signed.size
+    )
 
 
 @audit_group.command()
@@ -217,36 +229,49 @@ def verify(
     given = _read_checkpoint(checkpoint_file) if checkpoint_file else None
     checkpoint = given if isinstance(given, Checkpoint) else None
     if isinstance(given, str) and vkey is None:
-        raise click.UsageError("a signed --checkpoint needs --verifier-key VKEY to check it")
+        raise click.UsageError(_("a signed --checkpoint needs --verifier-key VKEY to check it"))
     store = app.store()
     with app.store_errors():
         report = store.verify(checkpoint, deep=deep)
     if not report.ok:
-        where = f"record {report.bad_seq}" if report.bad_seq is not None else "the store"
+        where = (
+            _("record {seq}").format(seq=report.bad_seq)
+            if report.bad_seq is not None
+            else _("the store")
+        )
         raise click.ClickException(
-            f"the audit store {app.audit} failed verification at {where}: {report.problem}"
+            _("the audit store {path} failed verification at {where}: {problem}").format(
+                path=app.audit, where=where, problem=report.problem
+            )
         )
     if deep:
         with app.store_errors():
             problems = [problem for check in DEEP_CHECKS for problem in check(store)]
         if problems:
             raise click.ClickException(
-                f"the audit store {app.audit} failed the deep checks: " + "; ".join(problems)
+                _("the audit store {path} failed the deep checks: {problems}").format(
+                    path=app.audit, problems="; ".join(problems)
+                )
             )
         with app.store_errors():
             violations = once_only_violations(store.query())
         if violations:
             raise click.ClickException(
-                f"the audit store {app.audit} holds {len(violations)} once-only "
-                "violation(s) (SPEC §7): " + "; ".join(str(v) for v in violations)
-            )
-    extra = f" (checkpoint seq {checkpoint.seq} found)" if checkpoint else ""
+                _("the audit store {path} holds {count} once-only violation(s) (SPEC §7): "
+                  "{violations}").format(
+                    path=app.audit, count=len(violations),
+                    violations="; ".join(str(v) for v in violations),
+                )
+            )  # fmt: skip
+    extra = _(" (checkpoint seq {seq} found)").format(seq=checkpoint.seq) if checkpoint else ""
     if isinstance(given, str):
         assert report.root is not None and vkey is not None
         extra = _signed_extension(app, store, given, vkey, report.root, report.count)
     click.echo(
-        f"OK: {report.count} records, chain intact; head seq {report.head.seq} "
-        f"hash {report.head.hash}" + extra
+        _("OK: {count} records, chain intact; head seq {seq} hash {hash}").format(
+            count=report.count, seq=report.head.seq, hash=report.head.hash
+        )
+        + extra
     )
     if save_checkpoint:
         try:
@@ -254,8 +279,8 @@ def verify(
                 save_checkpoint, json.dumps(_checkpoint_dict(report.head)) + "\n", store=app.audit
             )
         except OutputProblem as exc:
-            raise click.BadParameter(str(exc), param_hint="'--save-checkpoint'") from exc
-        click.echo(f"checkpoint saved to {save_checkpoint}")
+            raise click.BadParameter(describe(exc), param_hint="'--save-checkpoint'") from exc
+        click.echo(_("checkpoint saved to {path}").format(path=save_checkpoint))
 
 
 def _index_problems(store: AuditStore) -> list[str]:
@@ -336,7 +361,7 @@ def show_records(
             return
         table_rows = list(rows)
     if not table_rows:
-        click.echo("no matching records")
+        click.echo(_("no matching records"))
         return
     show(records_table(table_rows))
 
@@ -382,12 +407,12 @@ def export(
         output.commit()
     except KeyboardInterrupt:
         output.abandon()
-        raise Interrupted("interrupted; nothing was written (the store is unchanged)") from None
+        raise Interrupted(_("interrupted; nothing was written (the store is unchanged)")) from None
     except BaseException:
         output.abandon()
         raise
     if not out.to_stdout and not out.quiet:
-        click.echo(f"exported {count} records to {out.name}")
+        click.echo(_("exported {count} records to {path}").format(count=count, path=out.name))
 
 
 @audit_group.command()
@@ -413,7 +438,7 @@ def stats(
     if as_json:
         echo_json(rows)
     elif not rows:
-        click.echo("no matching records")
+        click.echo(_("no matching records"))
     else:
         show(stats_table(rows))
 
@@ -422,7 +447,7 @@ def _audit_function(name: str) -> Callable[..., Any]:
     function = getattr(audit, name, None)
     if function is None:
         raise click.ClickException(
-            f"`{name}` is not available in this version of the audit package"
+            _("`{name}` is not available in this version of the audit package").format(name=name)
         )
     return function  # type: ignore[no-any-return]
 
@@ -493,6 +518,7 @@ def migrate(app: App, source: str, target: str) -> None:
     with app.store_errors(f"{source} (migrating to {target})"):
         copied, checkpoint = migrate_store(source, target, hmac_key=hmac_key())
     click.echo(
-        f"copied {copied} records from {source} to {target}; "
-        f"head seq {checkpoint.seq} hash {checkpoint.hash}"
+        _("copied {count} records from {source} to {target}; head seq {seq} hash {hash}").format(
+            count=copied, source=source, target=target, seq=checkpoint.seq, hash=checkpoint.hash
+        )
     )

@@ -26,7 +26,7 @@ from pricecalc.batch import (
     run_batch,
     stream_batch,
 )
-from pricecalc.cli.app import CHUNK_ENV, App, Interrupted, is_url
+from pricecalc.cli.app import CHUNK_ENV, App, DataError, Failure, Interrupted, is_url
 from pricecalc.cli.console import progress_bar, show, warn
 from pricecalc.cli.main import cli
 from pricecalc.cli.options import (
@@ -37,6 +37,7 @@ from pricecalc.cli.options import (
     output_options,
 )
 from pricecalc.cli.render import summary_view
+from pricecalc.i18n import _, describe, shown
 from pricecalc.parallel import default_jobs
 from pricecalc.reading import (
     EncodingProblem,
@@ -147,14 +148,16 @@ def batch(
         return
     fmt_in = source.format_of(input_name)
     if _same_file(out.name, input_name):
-        raise click.UsageError("--output must not be the input file")
+        raise click.UsageError(_("--output must not be the input file"))
     if not is_url(app.audit) and _same_file(out.name, app.audit):
-        raise click.UsageError(f"--output must not be the audit store ({app.audit})")
+        raise click.UsageError(
+            _("--output must not be the audit store ({path})").format(path=app.audit)
+        )
     fields = None
     if source.kind is not None:
         found = app.registry().rule(source.kind)
         fields = found[1].input_fields if found is not None else None
-    display = "standard input" if input_name == "-" else input_name
+    display = _("standard input") if input_name == "-" else input_name
     tabular = out.format in ("csv", "xlsx")
     try:
         opened = open_source(
@@ -162,7 +165,7 @@ def batch(
         ) if fmt_in == "csv" else open_source(input_name, sys.stdin.buffer)  # fmt: skip
         with opened as src, src.path.open("rb") as fp:
             if src.note is not None:
-                warn(src.note)
+                warn(shown(src.note))
             header: SheetHeader | None = None
             try:
                 if fmt_in == "jsonl":
@@ -173,33 +176,40 @@ def batch(
                     )
                 lines = _peek(_counting_blanks(read, blanks := [0]))
             except ValueError as exc:  # an unusable header or sheet: the whole file is refused
-                raise click.UsageError(str(exc)) from exc
+                raise DataError(describe(exc)) from exc
             columns, row_of = _layout(header, fields, tabular)
             output = out.open(columns, title="decisions", store=app.audit)
             if lines is None:
                 output.commit(Summary(blank=blanks[0]))
-                what = "is empty" if src.empty else "has a header row but no requests"
-                warn(f"{display} {what}: nothing was decided.")
+                what = (
+                    _("{name} is empty: nothing was decided.")
+                    if src.empty
+                    else _("{name} has a header row but no requests: nothing was decided.")
+                )
+                warn(what.format(name=display))
                 return
             summary = _run(app, output, out, lines, src.digest, src.size, source, progress,
                            chunk_size, jobs or default_jobs(), row_of)  # fmt: skip
             summary.blank = blanks[0]
     except EncodingProblem as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise DataError(describe(exc)) from exc
     if not out.quiet:
         show(summary_view(summary), err=out.to_stdout)
-    where = "standard output" if out.to_stdout else out.name
+    where = _("standard output") if out.to_stdout else out.name
     if summary.conflicts:
         click.echo(
-            f"{summary.conflicts} of {summary.lines} lines reuse a request_id already "
-            f'recorded for another request (rows with status "conflict" in {where}); '
-            "nothing was recorded for them.",
+            _(
+                "{count} of {lines} lines reuse a request_id already recorded for another "
+                'request (rows with status "conflict" in {where}); nothing was recorded '
+                "for them."
+            ).format(count=summary.conflicts, lines=summary.lines, where=where),
             err=True,
         )
     if summary.invalid:
         click.echo(
-            f"{summary.invalid} of {summary.lines} lines were invalid "
-            f'(rows with status "invalid" in {where}).',
+            _(
+                '{count} of {lines} lines were invalid (rows with status "invalid" in {where}).'
+            ).format(count=summary.invalid, lines=summary.lines, where=where),
             err=True,
         )
     if summary.invalid or summary.conflicts:
@@ -210,9 +220,9 @@ def _stream(app: App, input_name: str, out: OutputOptions, source: InputOptions)
     """``--stream``: JSON Lines from INPUT (usually -) answered group by group as each is
     durable (:func:`pricecalc.batch.stream_batch`), JSON Lines to standard output."""
     if out.format != "jsonl":
-        raise click.UsageError("--stream writes JSON Lines (--format jsonl)")
+        raise click.UsageError(_("--stream writes JSON Lines (--format jsonl)"))
     if source.format_of(input_name) != "jsonl":
-        raise click.UsageError("--stream reads JSON Lines")
+        raise click.UsageError(_("--stream reads JSON Lines"))
     calc = app.calculator()
     output = out.open(BATCH_COLUMNS, title="decisions")
     try:
@@ -228,8 +238,10 @@ def _stream(app: App, input_name: str, out: OutputOptions, source: InputOptions)
         output.commit(summary)
     except BatchStopped as exc:
         output.abandon()
-        raise click.ClickException(
-            f"stopped at line {exc.line}: {exc.cause}. The lines before it are recorded."
+        raise Failure(
+            _("stopped at line {line}: {cause}. The lines before it are recorded.").format(
+                line=exc.line, cause=exc.cause
+            )
         ) from exc
     except BaseException:
         output.abandon()
@@ -258,7 +270,7 @@ def _read_sheet(
             ignore=ignore,
         )  # fmt: skip
     if source.sheet is not None:
-        raise ValueError("--sheet is for Excel input; a CSV file has one table")
+        raise ValueError(_("--sheet is for Excel input; a CSV file has one table"))
     return read_csv_sheet(
         fp, kind, encoding=encoding, fields=fields, header_row=row,
         ignore=ignore,
@@ -347,22 +359,28 @@ def _run(
         output.commit(summary)
     except TooManyRows as exc:
         output.abandon()
-        raise click.ClickException(
-            f"{exc}. The lines decided so far are recorded: run the same command with "
-            "--format csv (or a .csv or .jsonl --output) to finish; they are replayed, "
-            "never recorded twice."
+        raise Failure(
+            _(
+                "{problem}. The lines decided so far are recorded: run the same command with "
+                "--format csv (or a .csv or .jsonl --output) to finish; they are replayed, "
+                "never recorded twice."
+            ).format(problem=shown(str(exc)))
         ) from exc
     except BatchStopped as exc:
         output.abandon()
-        raise click.ClickException(
-            f"stopped at line {exc.line}: {exc.cause}. The lines before it are "
-            "recorded; fix the cause and run the same command again to finish."
+        raise Failure(
+            _(
+                "stopped at line {line}: {cause}. The lines before it are recorded; fix the "
+                "cause and run the same command again to finish."
+            ).format(line=exc.line, cause=exc.cause)
         ) from exc
     except KeyboardInterrupt:
         output.abandon()
         raise Interrupted(
-            "interrupted. Run the same command again to finish: lines already "
-            "recorded are replayed from the audit store, never recorded twice."
+            _(
+                "interrupted. Run the same command again to finish: lines already "
+                "recorded are replayed from the audit store, never recorded twice."
+            )
         ) from None
     except BaseException:
         output.abandon()

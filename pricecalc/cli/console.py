@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from pricecalc.i18n import _
 from pricecalc.serialize import jsonable
 
 PIPE_WIDTH = 160
@@ -63,7 +64,7 @@ def show(renderable: RenderableType, *, err: bool = False) -> None:
 def warn(message: str) -> None:
     """A warning on standard error (``--quiet`` does not silence it): something the user
     should know, though nothing failed."""
-    click.echo(f"Warning: {message}", err=True)
+    click.echo(_("Warning: {message}").format(message=message), err=True)
 
 
 class _LinesPerSecond(ProgressColumn):
@@ -73,7 +74,7 @@ class _LinesPerSecond(ProgressColumn):
         lines = int(task.fields.get("lines", 0))
         elapsed = task.elapsed or 0.0
         rate = f"{lines / elapsed:,.0f}" if elapsed > 0 and lines else "–"
-        return Text(f"{rate} lines/s")
+        return Text(_("{rate} lines/s").format(rate=rate))
 
 
 class BatchProgress:
@@ -102,12 +103,12 @@ def progress_bar(total: int, enabled: bool) -> Iterator[BatchProgress]:
         yield BatchProgress()
         return
     columns = (
-        TextColumn("deciding"),
+        TextColumn(_("deciding")),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[lines]:,} lines"),
+        TextColumn(_("{task.fields[lines]:,} lines")),
         _LinesPerSecond(),
-        TextColumn("ETA"),
+        TextColumn(_("ETA")),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:

@@ -16,6 +16,7 @@ from pricecalc.cli.options import (
     request_file_option,
     request_id_option,
 )
+from pricecalc.i18n import N_
 from pricecalc.rows import as_recorded
 
 
@@ -41,7 +42,7 @@ def decide(app: App, request_file: IO[bytes], request_id: str | None) -> None:
                          "lines": [{"line_id": "L1", "paid_amount": "68.00"}]}}' \\
           | pricecalc decide
     """
-    request = read_request(request_file, "the request")
+    request = read_request(request_file, N_("the request"))
     if request_id is not None and isinstance(request, dict):
         request = {**request, "request_id": request_id}
     decision = decide_keyed(app, request).to_dict()

@@ -10,9 +10,15 @@ import click
 from pricecalc import __version__
 from pricecalc.cli.app import AUDIT_ENV, DEFAULT_AUDIT, App, PricecalcGroup
 from pricecalc.cli.options import record_text
+from pricecalc.i18n import _, language_from_env, set_language
 from pricecalc.plugins import plugin_names
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _choose_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """``--lang``, else the locale (docs/cli.md "Language"): chosen before anything runs."""
+    return set_language(value or language_from_env())
 
 
 @click.group(cls=PricecalcGroup, context_settings=CONTEXT_SETTINGS)
@@ -43,6 +49,14 @@ CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_
     metavar="NAME",
     help="Do not load this plugin (repeatable).",
 )
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    is_eager=True,
+    expose_value=False,
+    callback=_choose_language,
+    help="Messages in Chinese (zh) or English (en); default: the locale (LANG=zh_CN.UTF-8).",
+)
 @click.version_option(__version__, prog_name="pricecalc", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(
@@ -68,7 +82,9 @@ def cli(
         unknown = [name for name in disable_plugin if name not in known]
         if unknown:  # a misspelt name must not silently leave the plugin on
             raise click.BadParameter(
-                f"{unknown[0]!r} is not a plugin pricecalc has (plugins: {', '.join(known)})",
+                _("{name!r} is not a plugin pricecalc has (plugins: {known})").format(
+                    name=unknown[0], known=", ".join(known)
+                ),
                 param_hint="'--disable-plugin'",
             )
     app = App(audit_path, policy, operator, tuple(disable_plugin))

@@ -27,10 +27,11 @@ from typing import IO, Any, TypeVar, cast
 import attrs
 import click
 
-from pricecalc.cli.app import App, InvalidRequest
+from pricecalc.cli.app import App, InvalidRequest, bad_file
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
+from pricecalc.i18n import _, describe, field_label, language, shown
 from pricecalc.reading import INPUT_SUFFIXES, InputFormat, is_workbook, json_problem
 from pricecalc.selection import period_bound
 from pricecalc.serialize import loads, text_problem
@@ -58,10 +59,11 @@ def known_kind(app: App | None, kind: str, option: str = "--kind") -> None:
         registry = load_registry()
     if kind not in registry.rules:
         close = difflib.get_close_matches(kind, registry.kinds(), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = _("did you mean {kind!r}? ").format(kind=close[0]) if close else ""
         raise click.BadParameter(
-            f"{kind!r} is not a kind pricecalc decides ({hint}known: "
-            f"{', '.join(registry.kinds())})",
+            _("{kind!r} is not a kind pricecalc decides ({hint}known: {known})").format(
+                kind=kind, hint=hint, known=", ".join(registry.kinds())
+            ),
             param_hint=f"'{option}'",
         )
 
@@ -80,9 +82,10 @@ def read_text_file(path: str, option: str | None = None) -> str:
         return Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
-        raise click.BadParameter(f"cannot read {path}: {reason}", param_hint=hint) from exc
+        said = _("cannot read {path}: {reason}").format(path=path, reason=reason)
+        raise bad_file(hint, said) from exc
     except UnicodeDecodeError as exc:
-        raise click.BadParameter(f"{path} is not UTF-8 text", param_hint=hint) from exc
+        raise bad_file(hint, _("{path} is not UTF-8 text").format(path=path)) from exc
 
 
 # -- periods -----------------------------------------------------------------------------
@@ -94,7 +97,7 @@ def record_text(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if isinstance(value, str):
         problem = text_problem(value)
         if problem is not None:
-            raise click.BadParameter(f"{value!r} {problem}", ctx=ctx, param=param)
+            raise click.BadParameter(f"{value!r} {shown(problem)}", ctx=ctx, param=param)
     return value
 
 
@@ -105,7 +108,9 @@ def period_option(value: str | None, *, end: bool, option: str) -> Any:
     try:
         return period_bound(value, end=end)
     except InvalidInput as exc:
-        raise click.BadParameter(exc.problem.replace("is not", f"{value!r} is not"),
+        said = _("{value!r}: {problem}").format(value=value, problem=shown(exc.problem))
+        raise click.BadParameter(said if language() == "zh"
+                                 else exc.problem.replace("is not", f"{value!r} is not"),
                                  param_hint=f"'{option}'") from exc  # fmt: skip
 
 
@@ -134,7 +139,7 @@ class OutputOptions:
                 headers=self.headers, excel=self.excel, store=store,
             )  # fmt: skip
         except OutputProblem as exc:
-            raise click.BadParameter(str(exc), param_hint="'--output'") from exc
+            raise click.BadParameter(describe(exc), param_hint="'--output'") from exc
 
 
 FormatName = TypeVar("FormatName", bound=str)
@@ -149,7 +154,7 @@ def format_by_name(
         return cast(FormatName, "jsonl")
     found = suffixes.get(Path(name).suffix.lower())
     if found is None:
-        raise click.UsageError(refusal)
+        raise click.UsageError(refusal)  # translated by the caller
     return found
 
 
@@ -162,13 +167,17 @@ def output_format(name: str, given: str | None = None) -> OutputFormat:
         fmt = format_by_name(
             name,
             OUTPUT_SUFFIXES,
-            f"cannot tell the output format of {name!r}: name it .jsonl, .csv or .xlsx, "
-            "or give --format jsonl|csv|xlsx",
+            _(
+                "cannot tell the output format of {name!r}: name it .jsonl, .csv or .xlsx, "
+                "or give --format jsonl|csv|xlsx"
+            ).format(name=name),
         )
     if fmt == "xlsx" and name == "-":
         raise click.UsageError(
-            "an Excel workbook cannot be written to standard output: give a file name "
-            "(--output decisions.xlsx), or --format csv or jsonl for standard output"
+            _(
+                "an Excel workbook cannot be written to standard output: give a file name "
+                "(--output decisions.xlsx), or --format csv or jsonl for standard output"
+            )
         )
     return fmt
 
@@ -190,17 +199,21 @@ def output_options(*, what: str, example: str) -> Callable[[F], F]:
                 try:
                     writable_target(name, f"{example}.{guess}")
                 except OutputProblem as exc:
-                    raise click.BadParameter(str(exc), param_hint="'--output'") from exc
+                    raise click.BadParameter(describe(exc), param_hint="'--output'") from exc
             fmt = output_format(name, given)
             if excel and fmt != "csv":
                 raise click.UsageError(
-                    "--excel is a CSV flavour (UTF-8 with a byte-order mark, CRLF line "
-                    "ends) for Excel on Windows; an .xlsx workbook opens in Excel as it is"
+                    _(
+                        "--excel is a CSV flavour (UTF-8 with a byte-order mark, CRLF line "
+                        "ends) for Excel on Windows; an .xlsx workbook opens in Excel as it is"
+                    )
                 )
             if headers is not None and fmt == "jsonl":
                 raise click.UsageError(
-                    "--headers is for CSV and Excel output: JSON Lines keys are always the "
-                    "field names"
+                    _(
+                        "--headers is for CSV and Excel output: JSON Lines keys are always "
+                        "the field names"
+                    )
                 )
             kwargs["out"] = OutputOptions(
                 name,
@@ -270,25 +283,32 @@ class InputOptions:
             fmt = format_by_name(
                 name,
                 INPUT_SUFFIXES,
-                f"cannot tell the format of {name!r}: name it .jsonl, .csv or .xlsx, "
-                "or give --input-format",
+                _(
+                    "cannot tell the format of {name!r}: name it .jsonl, .csv or .xlsx, "
+                    "or give --input-format"
+                ).format(name=name),
             )
         if fmt == "csv" and name != "-" and is_workbook(Path(name)):
             fmt = "xlsx"  # an Excel workbook named .csv: read as the workbook it is
         if fmt in ("csv", "xlsx") and not self.kind:
-            what = "a CSV file" if fmt == "csv" else "an Excel sheet"
-            raise click.UsageError(f"{what} holds one kind of request: give --kind")
+            raise click.UsageError(
+                _("a CSV file holds one kind of request: give --kind")
+                if fmt == "csv"
+                else _("an Excel sheet holds one kind of request: give --kind")
+            )
         if fmt == "jsonl" and (self.sheet or self.header_row or self.ignore_columns):
             raise click.UsageError(
-                "--sheet, --header-row and --ignore-column are for CSV and Excel input"
+                _("--sheet, --header-row and --ignore-column are for CSV and Excel input")
             )
         if fmt == "xlsx" and name == "-":
-            raise click.UsageError("an Excel workbook cannot be read from standard input")
+            raise click.UsageError(_("an Excel workbook cannot be read from standard input"))
         if fmt == "jsonl" and self.kind:
-            raise click.UsageError("--kind is for CSV input; JSON Lines requests name their kind")
+            raise click.UsageError(
+                _("--kind is for CSV input; JSON Lines requests name their kind")
+            )
         if fmt == "jsonl" and self.encoding not in (None, "utf-8", "utf-8-sig"):
             raise click.UsageError(
-                "JSON Lines are always UTF-8 (RFC 8259): --encoding is for CSV input"
+                _("JSON Lines are always UTF-8 (RFC 8259): --encoding is for CSV input")
             )
         return fmt
 
@@ -301,8 +321,10 @@ def text_encoding(name: str) -> str:
         info = None
     if info is None or not getattr(info, "_is_text_encoding", True):
         raise click.BadParameter(
-            f"{name!r} is not a text encoding pricecalc knows (Excel on Chinese Windows "
-            "saves gb18030 or gbk; otherwise files are utf-8)",
+            _(
+                "{name!r} is not a text encoding pricecalc knows (Excel on Chinese Windows "
+                "saves gb18030 or gbk; otherwise files are utf-8)"
+            ).format(name=name),
             param_hint="'--encoding'",
         )
     return info.name
@@ -431,11 +453,13 @@ def replay_note(decision: Mapping[str, Any]) -> str:
     """What a one-shot command says when it replays instead of recording."""
     seq = (decision.get("audit") or {}).get("seq")
     voided = decision.get("voided_by")
-    withdrawn = f", since withdrawn by void record {voided}" if voided is not None else ""
-    return (
-        f"(already recorded as record {seq}: request {decision.get('request_id')} — this is "
-        f"the recorded decision, replayed{withdrawn}; nothing new was recorded)"
+    withdrawn = (
+        _(", since withdrawn by void record {seq}").format(seq=voided) if voided is not None else ""
     )
+    return _(
+        "(already recorded as record {seq}: request {request_id} — this is the recorded "
+        "decision, replayed{withdrawn}; nothing new was recorded)"
+    ).format(seq=seq, request_id=decision.get("request_id"), withdrawn=withdrawn)
 
 
 def read_request(stream: IO[bytes], what: str) -> Any:
@@ -446,10 +470,14 @@ def read_request(stream: IO[bytes], what: str) -> Any:
         return loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
-            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            _("{what} is not valid JSON: {problem} (line {line}, column {column})").format(
+                what=_(what), problem=exc.msg, line=exc.lineno, column=exc.colno
+            )
         ) from exc
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidRequest(f"{what} is not valid JSON: {json_problem(exc)}") from exc
+        raise InvalidRequest(
+            _("{what} is not valid JSON: {problem}").format(what=_(what), problem=json_problem(exc))
+        ) from exc
 
 
 @contextmanager
@@ -460,5 +488,6 @@ def options_named(options: Mapping[str, str]) -> Iterator[None]:
     except InvalidInput as exc:
         for field, option in options.items():
             if re.match(rf"^{re.escape(field)}(\[\d+\])?(\.|$)", exc.field):
-                raise InvalidRequest(f"{option}: {str(exc).split(': ', 1)[1]}") from exc
+                said = describe(exc)  # "<field>: <problem> (got …)", the field as labelled
+                raise InvalidRequest(option + said[len(field_label(exc.field)) :]) from exc
         raise

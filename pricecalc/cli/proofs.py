@@ -30,9 +30,10 @@ from audit.proofdoc import (
 )
 from audit.protocol import AuditStore, Record
 from pricecalc import records
-from pricecalc.cli.app import App, hmac_key
+from pricecalc.cli.app import App, bad_file, hmac_key
 from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
+from pricecalc.i18n import _
 from pricecalc.money import fmt
 from pricecalc.registry import Declarations
 from pricecalc.rows import beijing_text
@@ -53,8 +54,8 @@ def load_signing_key(key_file: str) -> SigningKey:
     try:
         return read_signing_key(key_file)
     except FileNotFoundError as exc:
-        raise click.BadParameter(
-            f"no signing key at {key_file}", param_hint="--signing-key"
+        raise bad_file(
+            "--signing-key", _("no signing key at {path}").format(path=key_file)
         ) from exc
     except NoteError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -66,13 +67,18 @@ def sign_store(app: App, store: AuditStore, key: SigningKey) -> tuple[str, int]:
     with app.store_errors():
         report = store.verify()
         if not report.ok or report.root is None:
-            where = f"record {report.bad_seq}" if report.bad_seq is not None else "the store"
+            where = (
+                _("record {seq}").format(seq=report.bad_seq)
+                if report.bad_seq is not None
+                else _("the store")
+            )
             raise click.ClickException(
-                f"not signing: the audit store {app.audit} failed verification at {where}: "
-                f"{report.problem}"
+                _(
+                    "not signing: the audit store {path} failed verification at {where}: {problem}"
+                ).format(path=app.audit, where=where, problem=report.problem)
             )
         if store.root(report.count) != report.root:
-            raise click.ClickException("not signing: the store's tree does not match its log")
+            raise click.ClickException(_("not signing: the store's tree does not match its log"))
     return sign_checkpoint(key, report.count, report.root), report.count
 
 
@@ -102,10 +108,12 @@ def keygen(name: str, output: str) -> None:
         write_signing_key(output, key)
     except FileExistsError as exc:
         raise click.ClickException(
-            f"{output} already exists; a signing key is never overwritten"
+            _("{path} already exists; a signing key is never overwritten").format(path=output)
         ) from exc
     except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
+        raise click.ClickException(
+            _("cannot write {path}: {reason}").format(path=output, reason=exc.strerror or exc)
+        ) from exc
     click.echo(str(key.verifier))
 
 
@@ -128,13 +136,19 @@ def checkpoint(app: App, key_file: str | None, output: str | None) -> None:
         pricecalc audit checkpoint --signing-key ~/keys/audit.key --output cp-2026-11-11.txt
     """
     if key_file is None:
-        raise click.UsageError(f"name the signing key with --signing-key or ${SIGNING_KEY_ENV}")
+        raise click.UsageError(
+            _("name the signing key with --signing-key or ${env}").format(env=SIGNING_KEY_ENV)
+        )
     key = load_signing_key(key_file)
     store = app.store()
     note, size = sign_store(app, store, key)
     _write(output, note)
     if output not in (None, "-"):
-        click.echo(f"checkpoint of {size} records signed by {key.name} saved to {output}")
+        click.echo(
+            _("checkpoint of {size} records signed by {name} saved to {path}").format(
+                size=size, name=key.name, path=output
+            )
+        )
 
 
 @audit_group.command()
@@ -165,7 +179,7 @@ def prove(
         pricecalc audit prove --consistency 120 --checkpoint cp-2026-11-12.txt
     """
     if (seq is None) == (old is None):
-        raise click.UsageError("give either SEQ or --consistency OLD")
+        raise click.UsageError(_("give either SEQ or --consistency OLD"))
     note = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     store = app.store()
     with app.store_errors():
@@ -175,10 +189,13 @@ def prove(
             except CheckpointProblem as exc:
                 if exc.foreign:  # a checkpoint, but of another store: a domain problem
                     raise click.ClickException(str(exc)) from exc
-                raise click.BadParameter(str(exc), param_hint="--checkpoint") from exc
+                raise bad_file("--checkpoint", str(exc)) from exc
             if size is not None and size != cp.size:
                 raise click.BadParameter(
-                    f"--size {size} is not the checkpoint's size {cp.size}", param_hint="--size"
+                    _("--size {size} is not the checkpoint's size {cp}").format(
+                        size=size, cp=cp.size
+                    ),
+                    param_hint="--size",
                 )
             size = cp.size
         try:
@@ -193,7 +210,7 @@ def prove(
             raise click.ClickException(str(exc)) from exc
     _write(output, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     if output not in (None, "-"):
-        click.echo(f"proof written to {output}")
+        click.echo(_("proof written to {path}").format(path=output))
 
 
 #: How a decision's ``settlement`` reads for a merchant (SPEC §10's column names).
@@ -286,7 +303,7 @@ def verify_proof(
     try:
         verifier = load_verifier_key(vkey)
     except (NoteError, OSError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--verifier-key") from exc
+        raise bad_file("--verifier-key", str(exc)) from exc
     text = read_text_file(proof_file)
     checkpoint_text = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     old_text = read_text_file(old_file, "--old-checkpoint") if old_file else None
@@ -294,7 +311,7 @@ def verify_proof(
         document = load_document(text)
         line = verify_document(document, verifier, checkpoint_text, old_text)
     except ProofError as exc:
-        raise click.ClickException(f"proof refused: {exc}") from exc
+        raise click.ClickException(_("proof refused: {reason}").format(reason=exc)) from exc
     click.echo(line)
     proven = _proven_record(document) if "consistency_path" not in document else None
     if proven is not None:  # verified above: its content is the leaf the checkpoint signs

@@ -15,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from pricecalc.i18n import _, language
 from pricecalc.rows import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary, beijing_text
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
@@ -68,9 +69,14 @@ def decision_header(decision: Mapping[str, Any]) -> Text:
     text.append(f"{decision.get('kind')}: ")
     text.append(status.upper(), style="bold green" if status == "approved" else "bold red")
     if decision.get("request_id"):
-        text.append(f"   request {decision['request_id']}")
+        text.append("   " + _("request {request_id}").format(request_id=decision["request_id"]))
     if audit:
-        text.append(f"   audit record {audit.get('seq')} ({short_hash(audit.get('hash'))})")
+        text.append(
+            "   "
+            + _("audit record {seq} ({hash})").format(
+                seq=audit.get("seq"), hash=short_hash(audit.get("hash"))
+            )
+        )
     return text
 
 
@@ -78,7 +84,7 @@ def reasons_view(decision: Mapping[str, Any]) -> RenderableType | None:
     reasons = decision.get("reasons") or []
     if not reasons:
         return None
-    table = _table("reason", "why", title="Rejected because")
+    table = _table(_("reason"), _("why"), title=_("Rejected because"))
     for reason in reasons:
         table.add_row(str(reason.get("code")), str(reason.get("message")))
     return table
@@ -107,7 +113,7 @@ def decision_view(
     lines = result.get("lines")
     if isinstance(lines, list) and lines and all(isinstance(x, Mapping) for x in lines):
         columns = list(line_columns or _union_keys(lines))
-        table = _table(*(label(c) for c in columns), title="Per line")
+        table = _table(*(label(c) for c in columns), title=_("Per line"))
         for line in lines:
             table.add_row(
                 *(
@@ -184,18 +190,20 @@ def summary_view(summary: Summary) -> RenderableType:
     new and replayed apart (SPEC §8: pay from the new column only). The Excel summary
     sheet is written from the same :class:`~pricecalc.rows.Summary`
     (:class:`pricecalc.writers.XlsxWriter`)."""
-    counts = _table("kind", "status", "new", "replayed", title="Decisions")
+    counts = _table(_("kind"), _("status"), _("new"), _("replayed"), title=_("Decisions"))
     for column in counts.columns[2:]:
         column.justify = "right"
     for kind, status, new, replayed in summary.rows():
         counts.add_row(kind, status, str(new), str(replayed))
-    money = _table("total (approved decisions)", "new (CNY)", "replayed (CNY)", title="Money")
+    money = _table(
+        _("total (approved decisions)"), _("new (CNY)"), _("replayed (CNY)"), title=_("Money")
+    )
     for column in money.columns[1:]:
         column.justify = "right"
     fresh, again = summary.totals.formatted(), summary.replayed_totals.formatted()
     for name, title in TOTALS:
         money.add_row(title, fresh[name], again[name])
-    return Group(Text(summary.headline()), counts, money)
+    return Group(Text(summary.headline(language())), counts, money)
 
 
 def beijing_time(recorded_at: Any) -> str:

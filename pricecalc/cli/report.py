@@ -9,12 +9,13 @@ import click
 
 from audit import GENESIS_HASH
 from audit.proofdoc import CheckpointProblem, published_checkpoint
-from pricecalc.cli.app import App, Interrupted
+from pricecalc.cli.app import App, Interrupted, bad_file
 from pricecalc.cli.audit import filter_options_for
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.fields import BEIJING
+from pricecalc.i18n import _, describe
 from pricecalc.report import Cut, ReportHeader, collect, render_report
 from pricecalc.selection import Filters
 from pricecalc.writers import OutputProblem, refuse_store_files, write_file
@@ -26,16 +27,20 @@ def _check_output(output: str, store: str) -> Path:
     try:
         refuse_store_files(output, store)
     except OutputProblem as exc:
-        raise click.BadParameter(str(exc), param_hint="'--output'") from exc
+        raise click.BadParameter(describe(exc), param_hint="'--output'") from exc
     path = Path(output)
     if path.is_dir():
         raise click.BadParameter(
-            f"{output} is a folder; name the page to write, e.g. {path / 'report.html'}",
+            _("{output} is a folder; name the page to write, e.g. {example}").format(
+                output=output, example=path / "report.html"
+            ),
             param_hint="'--output'",
         )
     folder = path.parent
     if not folder.is_dir():
-        raise click.BadParameter(f"the folder {folder} does not exist", param_hint="'--output'")
+        raise click.BadParameter(
+            _("the folder {folder} does not exist").format(folder=folder), param_hint="'--output'"
+        )
     return path
 
 
@@ -82,7 +87,11 @@ def report(
     since, until = given["since"], given["until"]
     path = _check_output(output, app.audit)
     if filters.since is not None and filters.until is not None and filters.since >= filters.until:
-        raise click.UsageError(f"--since {since} is after --until {until}: the period is empty")
+        raise click.UsageError(
+            _("--since {since} is after --until {until}: the period is empty").format(
+                since=since, until=until
+            )
+        )
     note = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     key = load_signing_key(key_file) if key_file is not None and note is None else None
     store = app.store()
@@ -92,7 +101,7 @@ def report(
             try:
                 published = published_checkpoint(store, note, str(checkpoint_file))
             except CheckpointProblem as exc:
-                raise click.BadParameter(str(exc), param_hint="'--checkpoint'") from exc
+                raise bad_file("'--checkpoint'", str(exc)) from exc
             size = published.size
             source = (
                 f"已发布的检查点 published checkpoint {checkpoint_file}，"
@@ -108,7 +117,7 @@ def report(
         try:
             figures = collect(store, Cut(filters, size), app.registry().declarations())
         except KeyboardInterrupt:
-            raise Interrupted("interrupted; no report was written") from None
+            raise Interrupted(_("interrupted; no report was written")) from None
     header = ReportHeader(
         store=app.audit,
         size=size,
@@ -127,7 +136,11 @@ def report(
     try:
         write_file(path, render_report(figures, header), store=app.audit)
     except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
+        raise click.ClickException(
+            _("cannot write {path}: {reason}").format(path=output, reason=exc.strerror or exc)
+        ) from exc
     click.echo(
-        f"report of {figures.records} decisions (records up to seq {size}) written to {output}"
+        _("report of {count} decisions (records up to seq {size}) written to {path}").format(
+            count=figures.records, size=size, path=output
+        )
     )

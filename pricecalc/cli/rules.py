@@ -30,6 +30,7 @@ from pricecalc.cli.options import (
 )
 from pricecalc.cli.render import decision_view, protection_view
 from pricecalc.hookspecs import hookimpl
+from pricecalc.i18n import N_, _
 from pricecalc.rows import MONEY_COLUMNS, as_recorded, record_row
 
 
@@ -56,7 +57,7 @@ def _other_platforms(values: Sequence[str]) -> list[dict[str, str]]:
         name, sep, price = value.rpartition("=")
         if not sep or not name.strip():
             raise click.BadParameter(
-                f"{value!r} is not NAME=PRICE (e.g. 百亿补贴=172.00)",
+                _("{value!r} is not NAME=PRICE (e.g. 百亿补贴=172.00)").format(value=value),
                 param_hint="'--other-platform'",
             )
         out.append({"platform": name.strip(), "price": price.strip()})
@@ -254,13 +255,15 @@ def protect(
         pricecalc protect --request claim-O-1.json
         pricecalc protect --request claim-O-1.json --json
     """
-    raw = read_request(request_file, "the claim")
+    raw = read_request(request_file, N_("the claim"))
     if isinstance(raw, dict) and "kind" not in raw and "input" not in raw:
         raw = {"kind": "price_protection", "input": raw}
     if isinstance(raw, dict) and raw.get("kind") != "price_protection":
         raise InvalidRequest(
-            f"kind: protect decides price_protection claims, not {raw.get('kind')!r} "
-            "(use pricecalc decide for other kinds)"
+            _(
+                "kind: protect decides price_protection claims, not {kind!r} "
+                "(use pricecalc decide for other kinds)"
+            ).format(kind=raw.get("kind"))
         )
     if isinstance(raw, dict):
         raw = _put(dict(raw), request_id=request_id, **labels)
@@ -365,15 +368,19 @@ def void(
     """
     if app.operator is None:
         raise click.UsageError(
-            "a void names who made it: give the global --operator NAME "
-            "(pricecalc --operator clerk-li void …)"
+            _(
+                "a void names who made it: give the global --operator NAME "
+                "(pricecalc --operator clerk-li void …)"
+            )
         )
     if target is None:
         if not _on_terminal():
             raise click.UsageError(
-                "--target is required when not on a terminal: name the record to withdraw "
-                "(its request_id, or sha256: and at least 8 hex digits of its hash; "
-                "pricecalc audit show shows both)",
+                _(
+                    "--target is required when not on a terminal: name the record to withdraw "
+                    "(its request_id, or sha256: and at least 8 hex digits of its hash; "
+                    "pricecalc audit show shows both)"
+                ),
                 ctx=click.get_current_context(),
             )
         target = _confirmed_target(app, seq)
@@ -397,19 +404,30 @@ def _confirmed_target(app: App, seq: int) -> str:
         record = app.calculator().store.record(seq)
     if record is None:
         raise click.ClickException(
-            f"there is no record {seq} in the audit store {app.audit}: nothing to withdraw"
+            _("there is no record {seq} in the audit store {path}: nothing to withdraw").format(
+                seq=seq, path=app.audit
+            )
         )
     row = record_row(record)
     amounts = ", ".join(
         f"{name} {row[name]}" for name in MONEY_COLUMNS if row.get(name) not in (None, "")
     )
     click.echo(
-        f"Record {seq}: {row.get('kind')} {row.get('status')}, order {row.get('order_id')}, "
-        f"merchant {row.get('merchant_id')}, request_id {record.key}"
-        + (f", {amounts}" if amounts else "")
-        + f", hash sha256:{record.hash[:16]}"
+        _(
+            "Record {seq}: {kind} {status}, order {order}, merchant {merchant}, "
+            "request_id {request_id}{amounts}, hash sha256:{hash}"
+        ).format(
+            seq=seq,
+            kind=row.get("kind"),
+            status=row.get("status"),
+            order=row.get("order_id"),
+            merchant=row.get("merchant_id"),
+            request_id=record.key,
+            amounts=f", {amounts}" if amounts else "",
+            hash=record.hash[:16],
+        )
     )
-    click.confirm(f"Withdraw record {seq}?", abort=True)
+    click.confirm(_("Withdraw record {seq}?").format(seq=seq), abort=True)
     return record.key if record.key is not None else f"sha256:{record.hash[:16]}"
 
 

@@ -11,6 +11,7 @@ import click
 from pricecalc.cli.app import App, store_sentence
 from pricecalc.cli.main import cli
 from pricecalc.errors import PricecalcError
+from pricecalc.i18n import _
 from pricecalc.service import tokens as tokens_file
 from pricecalc.service.app import MAX_BATCH, Service, Settings
 
@@ -80,7 +81,7 @@ def serve(
     from pricecalc.service.server import serve as run
 
     if (certfile is None) != (keyfile is None):
-        raise click.UsageError("give --certfile and --keyfile together")
+        raise click.UsageError(_("give --certfile and --keyfile together"))
     settings = Settings(
         audit=app.audit,
         tokens=tokens,
@@ -136,20 +137,24 @@ def token_add(name: str, path: str, operator: str, rights: str, merchant: str | 
     unknown = [r for r in wanted if r not in tokens_file.RIGHTS]
     if unknown or not wanted:
         raise click.BadParameter(
-            f"rights are some of {', '.join(tokens_file.RIGHTS)} (got {rights!r})",
+            _("rights are some of {rights} (got {given!r})").format(
+                rights=", ".join(tokens_file.RIGHTS), given=rights
+            ),
             param_hint="--rights",
         )
     for what, value in (("--operator", operator), ("--merchant", merchant)):
         if value is not None and (not value.strip() or len(value) > 128):
-            raise click.BadParameter("must be 1 to 128 characters", param_hint=what)
+            raise click.BadParameter(_("must be 1 to 128 characters"), param_hint=what)
     try:
         secret = tokens_file.add(path, name, operator, wanted, merchant)
     except PricecalcError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(secret)
     click.echo(
-        f"token {name!r} added to {path}; it is shown only now: keep it secret "
-        "(send SIGHUP to a running server to load it)",
+        _(
+            "token {name!r} added to {path}; it is shown only now: keep it secret "
+            "(send SIGHUP to a running server to load it)"
+        ).format(name=name, path=path),
         err=True,
     )
 
@@ -169,4 +174,4 @@ def token_remove(name: str, path: str) -> None:
         tokens_file.remove(path, name)
     except PricecalcError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"token {name!r} removed from {path}", err=True)
+    click.echo(_("token {name!r} removed from {path}").format(name=name, path=path), err=True)

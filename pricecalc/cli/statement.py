@@ -18,7 +18,7 @@ import click
 
 from audit.note import NoteError, VerifierKey, load_verifier_key, open_checkpoint
 from audit.proofdoc import inclusion_document
-from pricecalc.cli.app import App, Interrupted, hmac_key
+from pricecalc.cli.app import App, DataError, Interrupted, bad_file, hmac_key
 from pricecalc.cli.main import cli
 from pricecalc.cli.options import (
     OutputOptions,
@@ -28,6 +28,7 @@ from pricecalc.cli.options import (
     record_text,
 )
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
+from pricecalc.i18n import _
 from pricecalc.rows import column_label
 from pricecalc.settlement import SETTLEMENT_COLUMNS
 from pricecalc.statement import (
@@ -174,36 +175,47 @@ def statement(
     start = period_option(since, end=False, option="--since")
     end = period_option(until, end=True, option="--until")
     if start >= end:
-        raise click.UsageError(f"--since {since} is after --until {until}: the period is empty")
+        raise click.UsageError(
+            _("--since {since} is after --until {until}: the period is empty").format(
+                since=since, until=until
+            )
+        )
     note = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     folder: Path | None = None
     if prove:
         if out.to_stdout:
             raise click.UsageError(
-                "--prove writes the proofs beside the statement: give --output a file name, not -"
+                _(
+                    "--prove writes the proofs beside the statement: give --output a file name, "
+                    "not -"
+                )
             )
         if note is None and key_file is None:
             raise click.UsageError(
-                "--prove needs a signed checkpoint to prove the rows against: give "
-                f"--checkpoint CP.txt, or --signing-key KEYFILE (or ${SIGNING_KEY_ENV}) to "
-                "sign the store's current tree"
+                _(
+                    "--prove needs a signed checkpoint to prove the rows against: give "
+                    "--checkpoint CP.txt, or --signing-key KEYFILE (or ${env}) to "
+                    "sign the store's current tree"
+                ).format(env=SIGNING_KEY_ENV)
             )
         folder = proofs_folder(out.name)
         if folder.exists():
             raise click.UsageError(
-                f"the proofs folder {str(folder)!r} already exists: remove it, or write the "
-                "statement elsewhere (proofs are never overwritten)"
+                _(
+                    "the proofs folder {folder!r} already exists: remove it, or write the "
+                    "statement elsewhere (proofs are never overwritten)"
+                ).format(folder=str(folder))
             )
     verifier: VerifierKey | None = None
     if vkey is not None:
         if not prove:
             raise click.UsageError(
-                "--verifier-key goes into the proofs folder: give it with --prove"
+                _("--verifier-key goes into the proofs folder: give it with --prove")
             )
         try:
             verifier = load_verifier_key(vkey)
         except (NoteError, OSError) as exc:
-            raise click.BadParameter(str(exc), param_hint="'--verifier-key'") from exc
+            raise bad_file("'--verifier-key'", str(exc)) from exc
     key = load_signing_key(key_file) if prove and note is None and key_file else None
     store = app.store()
     with app.store_errors():
@@ -223,24 +235,35 @@ def statement(
     if verifier is not None:
         extras[README_FILE] = proofs_readme(verifier, cut.size, sorted(proofs))
     for anomaly in found.anomalies:  # SPEC §7: reversed once, and said
-        click.echo(f"warning: {anomaly.sentence()}", err=True)
+        click.echo(_("warning: {sentence}").format(sentence=anomaly.sentence()), err=True)
     _write(found, out, proofs, folder, app.audit, extras)
     if not out.to_stdout and not out.quiet:
         sums = ", ".join(f"{k} {v}" for k, v in found.totals.formatted().items())
         whence = (
-            f"the signed checkpoint of size {cut.size}" if cut.signed
-            else f"the store's head (seq {cut.size})"
-        )  # fmt: skip
+            _("the signed checkpoint of size {size}") if cut.signed
+            else _("the store's head (seq {size})")
+        ).format(size=cut.size)  # fmt: skip
         click.echo(
-            f"statement of merchant {merchant_id}: {found.totals.rows} rows ({sums}), cut "
-            f"from {whence}, written to {out.name}"
-        )
+            _(
+                "statement of merchant {merchant}: {rows} rows ({sums}), cut from {whence}, "
+                "written to {path}"
+            ).format(
+                merchant=merchant_id, rows=found.totals.rows, sums=sums, whence=whence,
+                path=out.name,
+            )
+        )  # fmt: skip
         if folder is not None:
-            click.echo(f"{len(proofs)} inclusion proofs written to {folder}")
+            click.echo(
+                _("{count} inclusion proofs written to {folder}").format(
+                    count=len(proofs), folder=folder
+                )
+            )
         if extras:
             click.echo(
-                f"the verifier key, the checkpoint and {README_FILE} (how to check a row) "
-                f"written to {folder}"
+                _(
+                    "the verifier key, the checkpoint and {readme} (how to check a row) "
+                    "written to {folder}"
+                ).format(readme=README_FILE, folder=folder)
             )
 
 
@@ -251,7 +274,7 @@ def _cut(store: Any, note: str | None, checkpoint_file: str | None) -> Cut:
     try:
         return checkpoint_cut(store, note, where)
     except CheckpointProblem as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise DataError(str(exc)) from exc
 
 
 def _for_the_merchant(verifier: VerifierKey, cut: Cut) -> dict[str, str]:
@@ -262,10 +285,11 @@ def _for_the_merchant(verifier: VerifierKey, cut: Cut) -> dict[str, str]:
     try:
         open_checkpoint(cut.note, verifier)
     except NoteError as exc:
-        raise click.BadParameter(
-            f"{verifier.name}+{verifier.key_id:08x} does not verify the statement's "
-            f"checkpoint ({exc})",
-            param_hint="'--verifier-key'",
+        raise bad_file(
+            "'--verifier-key'",
+            _("{key} does not verify the statement's checkpoint ({reason})").format(
+                key=f"{verifier.name}+{verifier.key_id:08x}", reason=exc
+            ),
         ) from exc
     return {VERIFIER_KEY_FILE: f"{verifier}\n", CHECKPOINT_FILE: cut.note}
 
@@ -299,7 +323,7 @@ def _write(
         output.commit(summary)
     except KeyboardInterrupt:
         _undo(output, folder if made else None)
-        raise Interrupted("interrupted; nothing was written") from None
+        raise Interrupted(_("interrupted; nothing was written")) from None
     except BaseException:
         _undo(output, folder if made else None)
         raise

@@ -22,6 +22,11 @@ CLEAN_ENV: dict[str, str | None] = {
     "PRICECALC_AUDIT": None,
     "PRICECALC_AUDIT_KEY": None,
     "PRICECALC_BATCH_CHUNK_SIZE": None,
+    # the language of messages (docs/cli.md "Language"): English unless a test asks
+    "LANGUAGE": None,
+    "LC_ALL": None,
+    "LC_MESSAGES": None,
+    "LANG": None,
 }
 
 SPLIT = {

@@ -480,7 +480,10 @@ def test_a_rewritten_log_is_not_an_extension_of_its_signed_checkpoint(log: Log) 
         record["hash"] = prev = hashlib.sha256(canonical_bytes(body)).hexdigest()
         rewritten.append(canonical_bytes(record) + b"\n")
     log.store.write_bytes(b"".join(rewritten))
+    # An attacker who rewrites every file: the index and the high-water mark go too (kept,
+    # the mark alone makes plain `verify` fail: it names a record the log no longer holds).
     Path(str(log.store) + ".idx").unlink()
+    Path(str(log.store) + ".head").unlink()
     assert log.invoke("audit", "verify").exit_code == 0
     result = log.invoke("audit", "verify", "--checkpoint", str(log.cp3), "--verifier-key", log.vkey)
     assert result.exit_code == 1

@@ -243,6 +243,10 @@ def test_an_empty_store_gives_an_empty_statement(invoke: Invoke, store: Path) ->
 USAGE = "Usage: cli statement [OPTIONS]\nTry 'cli statement --help' for help.\n\n"
 
 
+#: The mistakes of errors_of that are about a file's content, not the command line.
+DATA_ERRORS = ("Invalid value for '--checkpoint': cannot read", "--checkpoint unsigned.txt")
+
+
 def errors_of(invoke: Invoke, tmp_path: Path) -> dict[str, tuple[str, ...]]:
     (tmp_path / "folder.csv").mkdir()
     (tmp_path / "unsigned.txt").write_text(f"{NAME}\n3\n{'A' * 43}=\n\n", encoding="utf-8")
@@ -281,10 +285,13 @@ def errors_of(invoke: Invoke, tmp_path: Path) -> dict[str, tuple[str, ...]]:
 def test_mistakes_are_refused_before_anything_is_written(
     invoke: Invoke, filled: Path, tmp_path: Path
 ) -> None:
-    """Exit 2, one sentence naming what was typed, and no statement file."""
+    """Exit 2, one sentence naming what was typed, and no statement file; the usage banner
+    only for a wrong invocation, never before a file that cannot be used (issue 21 point 4:
+    a checkpoint that cannot be read or is not signed)."""
     for message, args in errors_of(invoke, tmp_path).items():
         result = invoke("statement", *args)
-        assert (result.exit_code, result.stderr) == (2, f"{USAGE}Error: {message}\n"), args
+        banner = "" if message.startswith(DATA_ERRORS) else USAGE
+        assert (result.exit_code, result.stderr) == (2, f"{banner}Error: {message}\n"), args
     assert not (tmp_path / "s.csv").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith((".partial", ".proofs"))]
 
@@ -292,7 +299,8 @@ def test_mistakes_are_refused_before_anything_is_written(
 def test_a_checkpoint_of_another_store_is_refused(
     invoke: Invoke, filled: Path, tmp_path: Path
 ) -> None:
-    """The checkpoint must be of this store: its root at its size (exit 2)."""
+    """The checkpoint must be of this store: its root at its size (exit 2, without the
+    usage banner: the invocation was right, the file is wrong — issue 21 point 4)."""
     key, _ = keys(invoke, tmp_path)
     other = tmp_path / "other.jsonl"
     campaign(other, upto=3)
@@ -302,7 +310,7 @@ def test_a_checkpoint_of_another_store_is_refused(
     result = invoke("statement", *PERIOD, "--checkpoint", "other.txt", "-o", "s.csv")
     assert (result.exit_code, result.stderr) == (
         2,
-        f"{USAGE}Error: --checkpoint other.txt is not of this store (its root at size 3 "
+        "Error: --checkpoint other.txt is not of this store (its root at size 3 "
         "differs, or the store is smaller)\n",
     )
     assert not (tmp_path / "s.csv").exists()
@@ -375,7 +383,7 @@ def test_a_verifier_key_that_does_not_check_the_checkpoint_is_refused(
     named = "+".join(wrong.split("+")[:2])
     assert (refused.exit_code, refused.stderr) == (
         2,
-        f"{USAGE}Error: Invalid value for '--verifier-key': {named} does not verify the "
+        f"Error: Invalid value for '--verifier-key': {named} does not verify the "
         f"statement's checkpoint (signature: the note is not signed by {named} (signed by "
         "another key, or a key with the same name that is not ours))\n",
     )

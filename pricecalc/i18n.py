@@ -1,0 +1,172 @@
+"""The command line's language: English, or Chinese for a clerk (issue 21 point 4).
+
+Messages are marked in the source with :func:`_` (translated where they are printed) or
+:func:`N_` (a message made before the language is known, translated when shown), and
+extracted with Babel (``babel.cfg``, ``make catalog``) into the one catalog
+``pricecalc/locale/zh_CN/LC_MESSAGES/pricecalc.po``; its compiled ``.mo`` is committed
+(tests/test_i18n.py checks it is exactly what Babel makes of the ``.po``), so running
+needs only the standard library's :mod:`gettext`.
+
+The language is chosen once per command: ``--lang zh|en``, else the first of
+``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES`` and ``LANG`` that is set (gettext's order), a
+value starting ``zh`` meaning Chinese. Library calls are English unless a caller sets it.
+
+An :class:`~pricecalc.errors.InvalidInput` names its field by the heading a clerk reads
+(原价 for ``input.list_price``): :data:`pricecalc.rows.COLUMN_LABELS` and
+:data:`pricecalc.rows.INPUT_LABELS` are the one table of labels, used by sheet headings
+and messages alike. Recorded reason messages are never
+translated: they are part of the hashed record.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DOMAIN = "pricecalc"
+LOCALE_DIR = Path(__file__).parent / "locale"
+LANGUAGES = ("en", "zh")
+#: The environment variables gettext reads, in its order.
+LOCALE_VARS = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+_ENGLISH = gettext.NullTranslations()
+_state: dict[str, Any] = {"lang": "en", "catalog": _ENGLISH}
+
+
+def language_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``zh`` when the first locale variable set (gettext's order) is a Chinese locale
+    (``zh_CN.UTF-8``, ``zh``), else ``en``."""
+    env = os.environ if environ is None else environ
+    for name in LOCALE_VARS:
+        value = env.get(name, "")
+        first = value.split(":", 1)[0].strip()
+        if first:
+            return "zh" if first.lower().startswith("zh") else "en"
+    return "en"
+
+
+def set_language(lang: str | None) -> str:
+    """Use ``lang`` (``zh`` or ``en``; None: English) for messages from now on."""
+    chosen = lang if lang in LANGUAGES else "en"
+    catalog: gettext.NullTranslations = _ENGLISH
+    if chosen == "zh":
+        catalog = gettext.translation(DOMAIN, LOCALE_DIR, languages=["zh_CN"])
+    _state["lang"], _state["catalog"] = chosen, catalog
+    return chosen
+
+
+def language() -> str:
+    """The language messages are shown in now (``en`` or ``zh``)."""
+    return str(_state["lang"])
+
+
+def _(message: str) -> str:
+    """``message`` in the current language (the msgid is the English text)."""
+    translated: str = _state["catalog"].gettext(message)
+    return translated
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalog without translating it now (it is translated
+    with :func:`_` where it is shown)."""
+    return message
+
+
+class Message(str):
+    """A message made from a marked template: the English text, which also carries its
+    template and values so that it can be shown in another language (:func:`shown`).
+
+    It is a ``str`` equal to the English sentence, so scripts and records see exactly what
+    they always did. A value named ``field`` is a field's path and a tuple value a list of
+    field names: in Chinese each is named by its heading."""
+
+    template: str
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, /, **values: Any) -> Message:
+        english = {k: ", ".join(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        made = super().__new__(cls, template.format(**english) if values else template)
+        made.template = template
+        made.values = values
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses to worker processes intact
+        return (_rebuild, (self.template, self.values))
+
+
+def _rebuild(template: str, values: dict[str, Any]) -> Message:
+    return Message(template, **values)
+
+
+def msg(template: str, /, **values: Any) -> Message:
+    """A message from a marked template (``{name}`` placeholders, values by name)."""
+    return Message(template, **values)
+
+
+def shown(message: str) -> str:
+    """``message`` (a :class:`Message`, or a plain marked text) in the current language."""
+    if isinstance(message, Message):
+        values = {
+            name: shown(value) if isinstance(value, Message) else value
+            for name, value in message.values.items()
+        }
+        if isinstance(values.get("field"), str):  # a field's path: named by its heading
+            values["field"] = field_label(values["field"])
+        for name, value in values.items():
+            if isinstance(value, tuple):  # field names: 原价 (list_price), …
+                values[name] = ", ".join(_with_heading(str(field)) for field in value)
+        return _(message.template).format(**values) if values else _(message.template)
+    return _(message)
+
+
+def _with_heading(name: str) -> str:
+    label = field_label(name)
+    return name if label == name else f"{label} ({name})"
+
+
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+
+
+def field_label(field: str) -> str:
+    """How a message names a field: its dotted path in English; in Chinese the headings of
+    :func:`pricecalc.rows.field_heading` (``input.lines[1].unit_price`` → ``明细[1].单价``;
+    ``input.`` is left out, as a sheet's headings leave it out)."""
+    if language() != "zh":
+        return field
+    from pricecalc.rows import field_heading
+
+    path = field[len("input.") :] if field.startswith("input.") else field
+    if not path or path == "input":
+        return field_heading("input") or field
+    parts = []
+    for segment in path.split("."):
+        match = _SEGMENT.fullmatch(segment)
+        if match is None:
+            return field
+        parts.append((field_heading(match[1]) or match[1]) + match[2])
+    return ".".join(parts)
+
+
+def describe(exc: BaseException) -> str:
+    """An error as the user reads it, in the current language: an
+    :class:`~pricecalc.errors.InvalidInput` names its field by label, its problem and the
+    value given; other errors are their message (translated when marked)."""
+    from pricecalc.errors import InvalidInput, MissingField, describe_value
+
+    if language() != "zh":
+        return str(exc)
+    if isinstance(exc, MissingField):
+        return _("{field}: is required but missing").format(field=field_label(exc.field))
+    if isinstance(exc, InvalidInput):
+        got = describe_value(exc.value) if exc.shown is None else exc.shown
+        if exc.value is None and exc.shown is None:
+            got = _("null (missing)")
+        return _("{field}: {problem} (got {got})").format(
+            field=field_label(exc.field), problem=shown(exc.problem), got=got
+        )
+    text = str(exc)
+    return shown(exc.args[0]) if exc.args and isinstance(exc.args[0], Message) else text
