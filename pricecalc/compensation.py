@@ -424,14 +424,12 @@ FIGURES = (
         "假一赔十退款",
         "counterfeit refunds",
         "refund_total",
-        column=("refund_total", "退款合计", "refunds"),
     ),
     MoneyFigure(
         "counterfeit_compensation",
         "假一赔十赔偿",
         "counterfeit compensation",
         "compensation_total",
-        column=("compensation_total", "赔付合计", "compensation"),
         by=by_standard,
     ),
     MoneyFigure(
