@@ -236,17 +236,24 @@ def records_table(rows: Sequence[Mapping[str, Any]], layout: RowLayout = BUILTIN
     cells = [[_record_cell(c, row.get(c)) for c in columns] for row in rows]
     table = Table(box=box.SIMPLE_HEAD)
     for index, column in enumerate(columns):
-        whole = column in ("seq", "recorded_at", "kind", "status", "hash", *money)
+        whole = column in ("seq", "recorded_at", "kind", "status", "settlement", "hash", *money)
+        title = titles.get(column, label(column))
+        widest = _widest(cells, index)
         table.add_column(
-            titles.get(column, label(column)),
+            title,
             justify="right" if column in ("seq", *money) else "left",
-            # Numbers, times, kinds never shrink below their text: never cut or folded.
-            min_width=_widest(cells, index) if whole else min(8, _widest(cells, index)),
+            # Numbers, times, kinds never shrink below their text (never cut or folded),
+            # and a figure's title wraps between its words, never inside one.
+            min_width=max(widest, _longest_word(title)) if whole else min(8, widest),
             overflow="fold",
         )
     for row_cells in cells:
         table.add_row(*row_cells)
     return table
+
+
+def _longest_word(title: str) -> int:
+    return max((len(word) for word in title.split()), default=1)
 
 
 def _widest(cells: Sequence[Sequence[str]], index: int) -> int:
@@ -272,7 +279,7 @@ def stats_table(rows: Sequence[Mapping[str, Any]], layout: RowLayout = BUILTIN_L
         table.add_column(
             title,
             justify="right" if index >= 2 else "left",
-            min_width=_widest(cells, index),
+            min_width=max(_widest(cells, index), _longest_word(title)),
             overflow="fold",
         )
     for row_cells in cells:

@@ -30,7 +30,7 @@ from pricecalc.cli.options import (
 )
 from pricecalc.cli.render import decision_view, protection_view
 from pricecalc.hookspecs import hookimpl
-from pricecalc.rows import MONEY_COLUMNS, as_recorded, record_row
+from pricecalc.rows import RowLayout, as_recorded, record_row
 
 
 def _decide_and_show(
@@ -399,9 +399,10 @@ def _confirmed_target(app: App, seq: int) -> str:
         raise click.ClickException(
             f"there is no record {seq} in the audit store {app.audit}: nothing to withdraw"
         )
-    row = record_row(record)
+    layout = RowLayout.of(app.registry().declarations())
+    row = record_row(record, layout=layout)
     amounts = ", ".join(
-        f"{name} {row[name]}" for name in MONEY_COLUMNS if row.get(name) not in (None, "")
+        f"{name} {row[name]}" for name in layout.money_names if row.get(name) not in (None, "")
     )
     click.echo(
         f"Record {seq}: {row.get('kind')} {row.get('status')}, order {row.get('order_id')}, "
