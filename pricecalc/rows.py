@@ -3,6 +3,9 @@
 Nothing here reads or writes a file. The command line (:mod:`pricecalc.cli`) and the
 batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) use these pieces:
 
+* :func:`money_columns` and :class:`RowLayout` — the money columns of every flat output:
+  one per money figure the installed kinds declare, by its one name and labels (SPEC §10
+  "one name, one figure": ``price_protection_refunds`` 价保退款 …), a plugin's kind's too;
 * :func:`decision_row` — one batch output row (CSV/XLSX) for a decided, invalid or
   conflicting line;
 * :func:`record_row` — the pricecalc-level flat view of one audit record (``audit show``
@@ -11,14 +14,17 @@ batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) u
   and replayed apart (SPEC §8: nobody pays from an output file twice);
 * :class:`Stats` — counts and totals per Beijing day and kind (``audit stats``);
 * :data:`COLUMN_LABELS` and :data:`COLUMN_WIDTHS` — the one table of column headings a
-  Chinese finance clerk reads without a glossary (平台补贴合计 for
-  ``platform_subsidy_total``) and of spreadsheet column widths, for every file pricecalc
-  writes; the machine names stay the JSON keys and the ``--headers en`` heading row.
+  Chinese finance clerk reads without a glossary (请求号 for ``request_id``; the money
+  columns' labels are the declarations') and of spreadsheet column widths, for every file
+  pricecalc writes; the machine names stay the JSON keys and the ``--headers en`` row.
 
 Money stays exact: amounts are read from the decisions' two-decimal strings with
 :func:`pricecalc.money.to_decimal`, summed as ``Decimal`` and printed with
-:func:`pricecalc.money.fmt` (two decimals). Totals count **approved** decisions only: a
-rejected split still reports its amounts (SPEC §2), but nothing is paid on it.
+:func:`pricecalc.money.fmt` (two decimals). **Sheets add up** (SPEC §10): a row's money
+columns hold what is summed — a new, approved decision's amounts in a batch output, an
+approved, not voided decision's in an export — and stay empty otherwise, so a plain SUM
+of a column equals the summary's (or ``audit stats``') figure; a rejected split still
+reports its amounts (SPEC §2) in the non-summed ``result`` column.
 """
 
 from __future__ import annotations

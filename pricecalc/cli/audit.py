@@ -356,7 +356,9 @@ def export(
     """Export recorded decisions as flat rows to CSV, JSON Lines or Excel.
 
     Columns: seq, recorded_at (UTC) and recorded_at_beijing, kind, request_id, status,
-    reason_codes, order_id, merchant_id, campaign, operator, the money totals,
+    reason_codes and their explanations, order_id, merchant_id, campaign, operator, one
+    column per money figure by its name (price_protection_refunds, …: approved, not
+    voided decisions only, so a column's SUM is `audit stats`' total), result (JSON),
     settlement, voids, rule_set, rule_version, hash. Money has two decimals; CSV text
     cells are escaped against formula injection; an .xlsx file has Chinese headings (or
     --headers en), numbers 0.00 and Beijing times as date cells. Filters as for `audit
@@ -403,7 +405,7 @@ def stats(
     filters: Filters,
     as_json: bool,
 ) -> None:
-    """Counts and approved money totals per day (Beijing) and kind.
+    """Counts and money totals (approved, not voided) per day (Beijing) and kind.
 
     Example:
 

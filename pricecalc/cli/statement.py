@@ -163,7 +163,8 @@ def statement(
     period (Beijing days, both ends inclusive, as `audit show` reads them), with its seq,
     hash and amount in deduct_from_payout, merchant_pays or subsidy_clawback; a reversal
     row (amounts negated, at the void's seq) for each void; then the totals and the
-    checkpoint the statement was cut from. With --prove, each seq the statement names
+    checkpoint the statement was cut from (a CSV file's in NAME.totals.csv beside it, so
+    a SUM of a CSV column is its total). With --prove, each seq the statement names
     gets its inclusion proof (as `audit prove` writes it) in OUT's .proofs folder, for
     `audit verify-proof`; an existing proofs folder is never overwritten. --verifier-key
     adds the log's verifier key, the checkpoint and a README.txt (中文 and English) that
