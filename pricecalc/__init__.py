@@ -23,7 +23,7 @@ from pricecalc.errors import (
 from pricecalc.hookspecs import hookimpl
 from pricecalc.policy import Policy
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AuditRef",

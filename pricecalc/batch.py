@@ -31,7 +31,7 @@ from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
 from pricecalc.i18n import describe, shown
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
 from pricecalc.reading import FileLine, _parse_json_line
-from pricecalc.rows import Summary, as_recorded, decision_row
+from pricecalc.rows import BUILTIN_LAYOUT, RowLayout, Summary, as_recorded, decision_row
 from pricecalc.sameness import keyed_by_meaning
 from pricecalc.serialize import text_problem
 
@@ -189,15 +189,17 @@ def run_batch(
     merchant: str | None = None,
     campaign: str | None = None,
     jobs: int = 1,
+    layout: RowLayout | None = None,
 ) -> Summary:
     """Decide ``lines`` in chunks (one group commit each), emitting one result per line in
     order, each only once it is durable. ``merchant``/``campaign`` label the lines that
     name none. With ``jobs`` > 1 and more than one chunk, the lines are parsed and decided
     in that many worker processes, ahead of this one, which records them in order
     (:mod:`pricecalc.parallel`); a single chunk is decided here (no workers started).
+    The summary totals the money columns of ``layout`` (default: the calculator's kinds').
     Raises :class:`BatchStopped` when a line fails for a reason that is not its input
     (the lines before it are recorded and emitted)."""
-    summary = Summary()
+    summary = Summary(layout or RowLayout.of(calc.registry.declarations()))
     chunks = _chunks(lines, max(1, chunk_size))
     first = next(chunks, None)
     if first is None:
@@ -303,8 +305,8 @@ def batch_row(result: LineResult) -> dict[str, Any]:
     return row
 
 
-def flat_batch_row(result: LineResult) -> dict[str, Any]:
-    """The CSV / Excel output of one line (:data:`pricecalc.rows.BATCH_COLUMNS`)."""
+def flat_batch_row(result: LineResult, layout: RowLayout = BUILTIN_LAYOUT) -> dict[str, Any]:
+    """The CSV / Excel output of one line (``layout.batch_columns()``)."""
     request = result.line.request if isinstance(result.line.request, Mapping) else {}
     return decision_row(
         result.line.number,
@@ -317,6 +319,7 @@ def flat_batch_row(result: LineResult) -> dict[str, Any]:
         audit=None
         if result.conflict is None
         else {"seq": result.conflict.seq, "hash": result.conflict.hash},
+        layout=layout,
     )
 
 
@@ -349,7 +352,7 @@ def stream_batch(
             arrived.put(None)
 
     threading.Thread(target=read, name="pricecalc-stream-reader", daemon=True).start()
-    summary = Summary()
+    summary = Summary(RowLayout.of(calc.registry.declarations()))
     done = False
     position = 0
     while not done:

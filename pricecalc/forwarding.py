@@ -201,7 +201,6 @@ FIGURES = (
         "subsidy clawback",
         "clawback",
         feeds=SUBSIDY_CLAWBACK,
-        column=("clawback", "追回补贴", "clawback"),
     ),
 )
 EXPLAINED = (

@@ -434,7 +434,6 @@ FIGURES = (
         "price protection refunds",
         "refund_total",
         feeds=SETTLEMENT,
-        column=("refund_total", "退款合计", "refunds"),
     ),
 )
 EXPLAINED = (

@@ -525,7 +525,7 @@ def sheet_header(
     the SPEC's field names or the labels pricecalc writes (请求号, 商家 …:
     :func:`pricecalc.rows.heading_field`, one table used both ways). Raises
     ``ValueError`` naming an unknown column and the known headings."""
-    from pricecalc.rows import heading_field, known_headings, round_trip_column
+    from pricecalc.rows import heading_field, known_headings, results_start, round_trip_column
 
     ignored = {_heading(name) for name in ignore}
     allowed = None if fields is None else {*fields, *ENVELOPE_COLUMNS}
@@ -560,8 +560,11 @@ def sheet_header(
     while written and not written[-1]:
         written = written[:-1]
     names: list[str | None] = []
-    for text in written:
-        if not text or text in ignored or round_trip_column(text, fields):
+    results = results_start(written)  # pricecalc's own output: its columns from there on
+    for position, text in enumerate(written):
+        if (results is not None and position >= results) or not text or text in ignored or (
+            round_trip_column(text, fields)
+        ):
             names.append(None)
         else:
             names.append(heading_field(text))

@@ -60,6 +60,13 @@ DEDUCT_FROM_PAYOUT = "deduct_from_payout"
 MERCHANT_PAYS = "merchant_pays"
 SUBSIDY_CLAWBACK = "subsidy_clawback"
 FEEDS = (SETTLEMENT, DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK)
+#: The settlement columns' labels (SPEC §10 "one name, one figure"), name → (Chinese,
+#: English): the statement's and the report's money columns.
+SETTLEMENT_LABELS: Mapping[str, tuple[str, str]] = {
+    DEDUCT_FROM_PAYOUT: ("从货款扣除", "deduct from payout"),
+    MERCHANT_PAYS: ("商家直接赔付", "merchant pays"),
+    SUBSIDY_CLAWBACK: ("转寄追回补贴", "subsidy clawback"),
+}
 
 
 @attrs.frozen
@@ -73,10 +80,6 @@ class MoneyFigure:
     :data:`MERCHANT_PAYS`: that one; ``None``: none). ``summed`` is false for a figure
     that is the sum of the kind's other figures (``counterfeit_payouts``): totals beside
     those would count it twice.
-    ``column`` is the (machine name, Chinese heading, English title) of the output column
-    the figure fills today in batch rows, exports, summaries and stats (``None``: not
-    shown there) — the output names that predate SPEC §10's, kept until the outputs are
-    renamed (issue 21 point 5). Two kinds' figures may share a column (``refund_total``).
     ``by``, when given, splits the figure of one approved result by a key (counterfeit
     compensation by each line's winning standard: the report's breakdown);
     ``by_labels`` names those keys for people (key → Chinese label; a plugin's standard
@@ -91,7 +94,6 @@ class MoneyFigure:
         default=None, validator=attrs.validators.optional(attrs.validators.in_(FEEDS))
     )
     summed: bool = True
-    column: tuple[str, str, str] | None = None
     by: Callable[[Mapping[str, Any]], Mapping[str, Decimal]] | None = None
     by_labels: Mapping[str, str] = attrs.field(factory=dict)
 

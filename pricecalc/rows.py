@@ -3,6 +3,9 @@
 Nothing here reads or writes a file. The command line (:mod:`pricecalc.cli`) and the
 batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) use these pieces:
 
+* :func:`money_columns` and :class:`RowLayout` — the money columns of every flat output:
+  one per money figure the installed kinds declare, by its one name and labels (SPEC §10
+  "one name, one figure": ``price_protection_refunds`` 价保退款 …), a plugin's kind's too;
 * :func:`decision_row` — one batch output row (CSV/XLSX) for a decided, invalid or
   conflicting line;
 * :func:`record_row` — the pricecalc-level flat view of one audit record (``audit show``
@@ -11,14 +14,17 @@ batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) u
   and replayed apart (SPEC §8: nobody pays from an output file twice);
 * :class:`Stats` — counts and totals per Beijing day and kind (``audit stats``);
 * :data:`COLUMN_LABELS` and :data:`COLUMN_WIDTHS` — the one table of column headings a
-  Chinese finance clerk reads without a glossary (平台补贴合计 for
-  ``platform_subsidy_total``) and of spreadsheet column widths, for every file pricecalc
-  writes; the machine names stay the JSON keys and the ``--headers en`` heading row.
+  Chinese finance clerk reads without a glossary (请求号 for ``request_id``; the money
+  columns' labels are the declarations') and of spreadsheet column widths, for every file
+  pricecalc writes; the machine names stay the JSON keys and the ``--headers en`` row.
 
 Money stays exact: amounts are read from the decisions' two-decimal strings with
 :func:`pricecalc.money.to_decimal`, summed as ``Decimal`` and printed with
-:func:`pricecalc.money.fmt` (two decimals). Totals count **approved** decisions only: a
-rejected split still reports its amounts (SPEC §2), but nothing is paid on it.
+:func:`pricecalc.money.fmt` (two decimals). **Sheets add up** (SPEC §10): a row's money
+columns hold what is summed — a new, approved decision's amounts in a batch output, an
+approved, not voided decision's in an export — and stay empty otherwise, so a plain SUM
+of a column equals the summary's (or ``audit stats``') figure; a rejected split still
+reports its amounts (SPEC §2) in the non-summed ``result`` column.
 """
 
 from __future__ import annotations
@@ -35,35 +41,50 @@ from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
 from pricecalc.money import FEN, ZERO, fmt, to_decimal, usual_amount
 from pricecalc.records import order_id_of
-from pricecalc.registry import MoneyFigure, builtin_declarations
+from pricecalc.registry import SETTLEMENT_LABELS, Declarations, builtin_declarations
 from pricecalc.serialize import sorted_json, text_problem
 
 
-def _declared_columns() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, ...]]]:
-    """The money columns the rules' figures declare (``MoneyFigure.column``), in the order
-    the core's kinds declare them: machine name → (English title, Chinese heading), and
-    machine name → the result fields it sums (one per kind that fills it)."""
-    titles: dict[str, tuple[str, str]] = {}
-    fields: dict[str, tuple[str, ...]] = {}
-    figure: MoneyFigure
-    for _, figure in builtin_declarations().all_figures():
-        if figure.column is None or not figure.summed:
-            continue
-        name, chinese, english = figure.column
-        titles.setdefault(name, (english, chinese))
-        if figure.field not in fields.get(name, ()):
-            fields[name] = (*fields.get(name, ()), figure.field)
-    return titles, fields
+@attrs.frozen
+class MoneyColumn:
+    """A money column of the flat outputs: one declared figure (SPEC §10 "one name, one
+    figure": ``name``, Chinese ``zh`` and English ``en``), filled for each kind that
+    declares it from that kind's result field (``fields``: kind → field)."""
+
+    name: str
+    zh: str
+    en: str
+    fields: Mapping[str, str]
+
+    def label(self, lang: str = "en") -> str:
+        return self.zh if lang == "zh" else self.en
+
+    def amount(self, kind: Any, result: Mapping[str, Any]) -> Decimal | None:
+        """What a result of ``kind`` holds for this figure (``None``: the kind does not
+        declare it, or the value is not an amount in fen)."""
+        field = self.fields.get(kind) if isinstance(kind, str) else None
+        return None if field is None else amount(result.get(field))
 
 
-_TITLES, COLUMN_FIELDS = _declared_columns()
-#: The money columns summed in batch summaries and stats, with their titles: declared by
-#: the rules (:attr:`pricecalc.registry.MoneyFigure.column`); a kind without one gives 0.
-TOTALS: tuple[tuple[str, str], ...] = tuple((name, en) for name, (en, _) in _TITLES.items())
-MONEY_COLUMNS: tuple[str, ...] = tuple(name for name, _ in TOTALS)
+def money_columns(declarations: Declarations | None = None) -> tuple[MoneyColumn, ...]:
+    """Every declared money figure of the installed kinds (default: the core's own), one
+    column each, in declaration order; two kinds declaring one name share its column."""
+    books = declarations if declarations is not None else builtin_declarations()
+    found: dict[str, MoneyColumn] = {}
+    for kind, figure in books.all_figures():
+        known = found.get(figure.name)
+        fields = {**(known.fields if known is not None else {}), kind: figure.field}
+        found[figure.name] = MoneyColumn(figure.name, figure.zh, figure.en, fields)
+    return tuple(found.values())
 
-#: Columns of a batch output row in CSV / Excel (JSON Lines output is the SPEC §8 shape).
-BATCH_COLUMNS: tuple[str, ...] = (
+
+#: The core's money columns (:func:`money_columns` of the built-in kinds).
+BUILTIN_MONEY: tuple[MoneyColumn, ...] = money_columns()
+MONEY_COLUMNS: tuple[str, ...] = tuple(c.name for c in BUILTIN_MONEY)
+
+#: Columns of a batch output row in CSV / Excel (JSON Lines output is the SPEC §8 shape),
+#: the money columns (:func:`money_columns`) where ``*`` stands.
+_BATCH_LAYOUT: tuple[str, ...] = (
     "line",
     "request_id",
     "kind",
@@ -72,15 +93,17 @@ BATCH_COLUMNS: tuple[str, ...] = (
     "merchant_id",
     "campaign",
     "reason_codes",
+    "reason_notes",
     "error",
     "order_id",
-    *MONEY_COLUMNS,
+    "*",
+    "result",
     "audit_seq",
     "audit_hash",
 )
 
 #: Columns of the flat view of an audit record (``audit show`` / ``audit export``).
-RECORD_COLUMNS: tuple[str, ...] = (
+_RECORD_LAYOUT: tuple[str, ...] = (
     "seq",
     "recorded_at",
     "recorded_at_beijing",
@@ -88,11 +111,13 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "request_id",
     "status",
     "reason_codes",
+    "reason_notes",
     "order_id",
     "merchant_id",
     "campaign",
     "operator",
-    *MONEY_COLUMNS,
+    "*",
+    "result",
     "settlement",
     "voided_by",
     "voids",
@@ -100,6 +125,25 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "rule_version",
     "hash",
 )
+
+
+def _laid_out(layout: tuple[str, ...], money: Iterable[MoneyColumn]) -> tuple[str, ...]:
+    names = tuple(c.name for c in money)
+    return tuple(n for name in layout for n in (names if name == "*" else (name,)))
+
+
+def batch_columns(money: Iterable[MoneyColumn] = BUILTIN_MONEY) -> tuple[str, ...]:
+    """The columns of a CSV/Excel batch output with these money columns."""
+    return _laid_out(_BATCH_LAYOUT, money)
+
+
+def record_columns(money: Iterable[MoneyColumn] = BUILTIN_MONEY) -> tuple[str, ...]:
+    """The columns of ``audit export`` (and ``audit show``) with these money columns."""
+    return _laid_out(_RECORD_LAYOUT, money)
+
+
+BATCH_COLUMNS: tuple[str, ...] = batch_columns()
+RECORD_COLUMNS: tuple[str, ...] = record_columns()
 
 #: The settlement statement's three money columns (SPEC §10; named and read in
 #: :mod:`pricecalc.settlement`, which pins them to these names).
@@ -124,9 +168,11 @@ COLUMN_LABELS: dict[str, str] = {
     "merchant_id": "商家",
     "campaign": "活动",
     "reason_codes": "原因代码",
+    "reason_notes": "原因说明",
     "error": "错误",
     "order_id": "订单号",
-    **{name: chinese for name, (_, chinese) in _TITLES.items()},
+    **{c.name: c.zh for c in BUILTIN_MONEY},
+    "result": "结果(JSON，不计入合计)",
     "audit_seq": "记录号",
     "audit_hash": "哈希",
     "seq": "记录号",
@@ -139,9 +185,7 @@ COLUMN_LABELS: dict[str, str] = {
     "rule_set": "规则集",
     "rule_version": "规则版本",
     "hash": "哈希",
-    "deduct_from_payout": "从货款扣除",
-    "merchant_pays": "商家直接赔付",
-    "subsidy_clawback": "追回补贴",
+    **{name: zh for name, (zh, _) in SETTLEMENT_LABELS.items()},
     "reverses": "冲销的记录号",
     "content_key": "记录键",
 }
@@ -210,18 +254,29 @@ _FIELD_OF_LABEL: dict[str, str] = {
 }
 #: The result columns of a CSV/xlsx batch output written beside the input's own columns
 #: (a sheet's round trip, issue 21): the key the decision is recorded under in its own
-#: column, then what was decided. Fed back, each is recognised (by its name or its label)
-#: and skipped, so editing an input cell and running again records exactly that row.
-ROUND_TRIP_COLUMNS: tuple[str, ...] = (
+#: column, then what was decided (money columns where ``*`` stands). Fed back, each is
+#: recognised (by its name or its label, and every column from the key column on) and
+#: skipped, so editing an input cell and running again records exactly that row.
+_ROUND_TRIP_LAYOUT: tuple[str, ...] = (
     "content_key",
     "status",
     "replayed",
     "reason_codes",
+    "reason_notes",
     "error",
-    *MONEY_COLUMNS,
+    "*",
+    "result",
     "audit_seq",
     "audit_hash",
 )
+
+
+def round_trip_columns(money: Iterable[MoneyColumn] = BUILTIN_MONEY) -> tuple[str, ...]:
+    """The result columns of a sheet's round trip with these money columns."""
+    return _laid_out(_ROUND_TRIP_LAYOUT, money)
+
+
+ROUND_TRIP_COLUMNS: tuple[str, ...] = round_trip_columns()
 #: Columns of a batch output that pricecalc writes and never reads back as input.
 _OUTPUT_ONLY: frozenset[str] = frozenset({"line", *ROUND_TRIP_COLUMNS})
 _OUTPUT_LABELS: frozenset[str] = frozenset(
@@ -232,6 +287,17 @@ _OUTPUT_LABELS: frozenset[str] = frozenset(
 def field_heading(name: str) -> str | None:
     """The Chinese heading of a field or column (原价 for ``list_price``), or None."""
     return COLUMN_LABELS.get(name) or INPUT_LABELS.get(name)
+
+
+def results_start(headings: Iterable[str]) -> int | None:
+    """Where pricecalc's result columns begin in a sheet's header: the index of its key
+    column (``content_key`` or 记录键), or ``None`` (no output of pricecalc's). Every
+    column from there on is pricecalc's — a money column named like an input field
+    (``platform_subsidy``) included."""
+    for index, heading in enumerate(headings):
+        if heading.strip() in ("content_key", COLUMN_LABELS["content_key"]):
+            return index
+    return None
 
 
 def heading_field(heading: str) -> str:
@@ -267,9 +333,11 @@ COLUMN_WIDTHS: dict[str, int] = {
     "merchant_id": 14,
     "campaign": 14,
     "reason_codes": 28,
+    "reason_notes": 40,
     "error": 60,
     "order_id": 16,
     **dict.fromkeys(MONEY_COLUMNS, 14),
+    "result": 40,
     "audit_seq": 8,
     "audit_hash": 20,
     "seq": 8,
@@ -358,22 +426,68 @@ def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def column_amount(result: Mapping[str, Any], column: str) -> Decimal | None:
-    """The amount a result holds for one of :data:`MONEY_COLUMNS` (the declared field
-    of whichever kind fills it), or ``None``."""
-    for field in COLUMN_FIELDS[column]:
-        value = amount(result.get(field))
-        if value is not None:
-            return value
-    return None
+@attrs.frozen
+class RowLayout:
+    """What the flat rows of one output need from the installed kinds (SPEC §10): their
+    money columns (:func:`money_columns`), their reason codes' explanations, and the
+    language those are shown in (``zh`` with Chinese headings, else ``en``)."""
+
+    declarations: Declarations
+    money: tuple[MoneyColumn, ...]
+    lang: str = "en"
+
+    @classmethod
+    def of(cls, declarations: Declarations | None = None, lang: str = "en") -> RowLayout:
+        books = declarations if declarations is not None else builtin_declarations()
+        return cls(books, money_columns(books), lang)
+
+    @property
+    def money_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.money)
+
+    def batch_columns(self) -> tuple[str, ...]:
+        return batch_columns(self.money)
+
+    def record_columns(self) -> tuple[str, ...]:
+        return record_columns(self.money)
+
+    def round_trip_columns(self) -> tuple[str, ...]:
+        return round_trip_columns(self.money)
+
+    def labels(self) -> dict[str, str]:
+        """:data:`COLUMN_LABELS` with every money column's declared Chinese label."""
+        return {**COLUMN_LABELS, **{c.name: c.zh for c in self.money}}
+
+    def amount_columns(self) -> frozenset[str]:
+        return frozenset({*AMOUNT_COLUMNS, *self.money_names})
+
+    def money_cells(self, kind: Any, result: Mapping[str, Any], counted: bool) -> dict[str, Any]:
+        """The money columns of one row: the amounts of a ``counted`` decision (new or
+        recorded, approved, not withdrawn), else every one empty — so a plain SUM of a
+        column is the total of what is paid (SPEC §10: sheets that add up)."""
+        cells: dict[str, str | None] = {}
+        for column in self.money:
+            value = column.amount(kind, result) if counted else None
+            cells[column.name] = fmt(value) if value is not None else None
+        return cells
+
+    def notes(self, kind: Any, reasons: Iterable[Any]) -> list[str]:
+        """Each reason code's one-line explanation as its kind declares it (in
+        :attr:`lang`), else the recorded message."""
+        out = []
+        for code, message in reasons:
+            found = self.declarations.explain(code, kind if isinstance(kind, str) else None)
+            out.append(found.explain(self.lang) if found is not None else str(message))
+        return out
 
 
-def _money_cells(result: Mapping[str, Any]) -> dict[str, str | None]:
-    cells: dict[str, str | None] = {}
-    for name in MONEY_COLUMNS:
-        value = column_amount(result, name)
-        cells[name] = fmt(value) if value is not None else None
-    return cells
+#: The core's kinds, explained in English.
+BUILTIN_LAYOUT = RowLayout.of()
+
+
+def _result_text(result: Any) -> Any:
+    """The full result, as recorded (sorted keys), for the non-summed ``result`` column."""
+    return sorted_json(result) if isinstance(result, Mapping) and result else None
 
 
 def decision_row(
@@ -386,23 +500,27 @@ def decision_row(
     request_id: str | None = None,
     kind: str | None = None,
     audit: Mapping[str, Any] | None = None,
+    layout: RowLayout = BUILTIN_LAYOUT,
 ) -> dict[str, Any]:
     """One batch output row: a decision (SPEC §8 shape, with ``audit``), or a line without
     one (``status`` invalid or conflict, its ``error``, the line's ``request_id`` and
     ``kind`` as far as it could be read, and for a conflict the recorded ``audit``).
 
     ``request`` (the line's request) supplies the ``order_id`` when the result has none,
-    and the ``merchant_id``/``campaign``.
+    and the ``merchant_id``/``campaign``. The money columns hold the amounts of a new,
+    approved decision only (a rejected, replayed, invalid or conflicting row leaves them
+    empty: SPEC §10); the ``result`` column holds every decision's result as computed.
     """
     request = request or {}
     labels = {name: _label(request.get(name)) for name in ("merchant_id", "campaign")}
     if decision is None:
-        row: dict[str, Any] = dict.fromkeys(BATCH_COLUMNS)
+        row: dict[str, Any] = dict.fromkeys(layout.batch_columns())
         row.update(
             line=line,
             status=status,
             error=error,
             reason_codes=[],
+            reason_notes=[],
             request_id=request_id,
             kind=kind,
             replayed=False,
@@ -413,17 +531,22 @@ def decision_row(
         return row
     result = decision.get("result") or {}
     recorded = decision.get("audit") or {}
+    replayed = bool(decision.get("replayed"))
+    counted = decision.get("status") == "approved" and not replayed
+    reasons = [(r["code"], r.get("message")) for r in decision.get("reasons", ())]
     return {
         "line": line,
         "request_id": decision.get("request_id"),
         "kind": decision.get("kind"),
         "status": decision.get("status"),
-        "replayed": bool(decision.get("replayed")),
+        "replayed": replayed,
         **labels,
-        "reason_codes": [r["code"] for r in decision.get("reasons", ())],
+        "reason_codes": [code for code, _ in reasons],
+        "reason_notes": layout.notes(decision.get("kind"), reasons),
         "error": None,
         "order_id": order_id_of(request, result),
-        **_money_cells(result),
+        **layout.money_cells(decision.get("kind"), result, counted),
+        "result": _result_text(result),
         "audit_seq": recorded.get("seq"),
         "audit_hash": recorded.get("hash"),
     }
@@ -435,28 +558,37 @@ def _label(value: Any) -> str | None:
     return value if isinstance(value, str) and text_problem(value) is None else None
 
 
-def record_row(record: Any, voided_by: int | None = None) -> dict[str, Any]:
+def record_row(
+    record: Any, voided_by: int | None = None, layout: RowLayout = BUILTIN_LAYOUT
+) -> dict[str, Any]:
     """The pricecalc-level flat view of an :class:`audit.protocol.Record`.
 
     ``voided_by`` is the seq of the approved void that withdrew the record, if any
     (:func:`pricecalc.selection.voids_of`); a void's own row names what it ``voids``.
+    The money columns hold an approved, not withdrawn decision's amounts only (what
+    ``audit stats`` sums); the ``result`` column holds every result as recorded.
     """
-    recorded = records.read(record)
+    recorded = records.read(record, layout.declarations)
     result = recorded.result
     settlement = result.get("settlement")
+    kind = recorded.kind if recorded.is_decision else None
+    counted = recorded.approved and voided_by is None
+    reasons = [(r.code, r.message) for r in recorded.reasons]
     return {
         "seq": recorded.seq,
         "recorded_at": recorded.recorded_at,
         "recorded_at_beijing": beijing_text(recorded.recorded_at),
-        "kind": recorded.kind if recorded.is_decision else None,
+        "kind": kind,
         "request_id": recorded.key,
         "status": recorded.status if recorded.is_decision else None,
         "reason_codes": recorded.reason_codes,
+        "reason_notes": layout.notes(kind, reasons),
         "order_id": recorded.order_id,
         "merchant_id": _label(recorded.merchant_id),
         "campaign": _label(recorded.campaign),
         "operator": recorded.operator,
-        **_money_cells(result),
+        **layout.money_cells(kind, result, counted),
+        "result": _result_text(result),
         "settlement": settlement if isinstance(settlement, str) else None,
         "voided_by": voided_by,
         "voids": recorded.withdraws,
@@ -491,15 +623,20 @@ def beijing_text(recorded_at: Any) -> str | None:
 
 @attrs.define
 class Totals:
-    """Money totals of approved decisions, exact."""
+    """Money totals of approved decisions, exact, one per money column of ``money``."""
 
-    sums: dict[str, Decimal] = attrs.field(factory=lambda: dict.fromkeys(MONEY_COLUMNS, ZERO))
+    money: tuple[MoneyColumn, ...] = BUILTIN_MONEY
+    sums: dict[str, Decimal] = attrs.field()
 
-    def add(self, result: Mapping[str, Any]) -> None:
-        for name in MONEY_COLUMNS:
-            value = column_amount(result, name)
+    @sums.default
+    def _zeros(self) -> dict[str, Decimal]:
+        return {c.name: ZERO for c in self.money}
+
+    def add(self, kind: Any, result: Mapping[str, Any]) -> None:
+        for column in self.money:
+            value = column.amount(kind, result)
             if value is not None:
-                self.sums[name] += value
+                self.sums[column.name] += value
 
     def formatted(self) -> dict[str, str]:
         return {name: fmt(value) for name, value in self.sums.items()}
@@ -508,12 +645,18 @@ class Totals:
 @attrs.define
 class Summary:
     """What a batch did, new and replayed apart (SPEC §8): decisions by kind and status,
-    money totals of approved decisions, invalid lines and idempotency conflicts."""
+    money totals of approved decisions (one per money column of ``layout``, by its
+    declared name), invalid lines and idempotency conflicts."""
 
+    layout: RowLayout = BUILTIN_LAYOUT
     #: (kind, status) → [new, replayed]
     counts: dict[tuple[str, str], list[int]] = attrs.field(factory=dict)
-    totals: Totals = attrs.field(factory=Totals)  # new decisions
-    replayed_totals: Totals = attrs.field(factory=Totals)
+    totals: Totals = attrs.field(
+        default=attrs.Factory(lambda self: Totals(self.layout.money), takes_self=True)
+    )  # new decisions
+    replayed_totals: Totals = attrs.field(
+        default=attrs.Factory(lambda self: Totals(self.layout.money), takes_self=True)
+    )
     invalid: int = 0
     conflicts: int = 0
     #: Sheet rows with every cell empty: skipped, never invalid (SPEC §1).
@@ -531,7 +674,9 @@ class Summary:
         key = (str(decision.get("kind")), str(decision.get("status")))
         self.counts.setdefault(key, [0, 0])[1 if replayed else 0] += 1
         if decision.get("status") == "approved":
-            (self.replayed_totals if replayed else self.totals).add(decision.get("result") or {})
+            (self.replayed_totals if replayed else self.totals).add(
+                decision.get("kind"), decision.get("result") or {}
+            )
 
     @property
     def new(self) -> int:
@@ -596,29 +741,45 @@ class Summary:
 class StatsRow:
     approved: int = 0
     rejected: int = 0
+    #: Approved decisions withdrawn by a void since (counted in ``approved``, not summed).
+    voided: int = 0
     totals: Totals = attrs.field(factory=Totals)
 
 
 @attrs.define
 class Stats:
-    """Counts and approved totals per Beijing day and kind (``audit stats``)."""
+    """Counts and totals of approved, not withdrawn decisions per Beijing day and kind
+    (``audit stats``): the money columns of ``audit export`` summed, to the fen.
+    ``voids`` maps a withdrawn seq to its void's (:func:`pricecalc.selection.voids_of`)."""
 
+    layout: RowLayout = BUILTIN_LAYOUT
+    voids: Mapping[int, int] = attrs.field(factory=dict)
     rows: dict[tuple[date, str], StatsRow] = attrs.field(factory=dict)
 
     @classmethod
-    def of(cls, records: Iterable[Any]) -> Stats:
-        stats = cls()
+    def of(
+        cls,
+        records: Iterable[Any],
+        layout: RowLayout = BUILTIN_LAYOUT,
+        voids: Mapping[int, int] | None = None,
+    ) -> Stats:
+        stats = cls(layout, voids or {})
         for record in records:
             stats.add(record)
         return stats
 
     def add(self, record: Any) -> None:
-        recorded = records.read(record)
+        recorded = records.read(record, self.layout.declarations)
         key = (beijing_day(recorded.recorded_at), recorded.kind)
-        row = self.rows.setdefault(key, StatsRow())
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = StatsRow(totals=Totals(self.layout.money))
         if recorded.approved:
             row.approved += 1
-            row.totals.add(recorded.result)
+            if recorded.seq in self.voids:
+                row.voided += 1
+            else:
+                row.totals.add(recorded.kind, recorded.result)
         else:
             row.rejected += 1
 
@@ -629,6 +790,7 @@ class Stats:
                 "kind": kind,
                 "approved": row.approved,
                 "rejected": row.rejected,
+                "voided": row.voided,
                 **row.totals.formatted(),
             }
             for (day, kind), row in sorted(self.rows.items())

@@ -323,14 +323,12 @@ FIGURES = (
         "商家补贴",
         "merchant subsidy",
         "merchant_subsidy_total",
-        column=("merchant_subsidy_total", "商家补贴合计", "merchant subsidy"),
     ),
     MoneyFigure(
         "platform_subsidy",
         "平台补贴",
         "platform subsidy",
         "platform_subsidy_total",
-        column=("platform_subsidy_total", "平台补贴合计", "platform subsidy"),
     ),
 )
 EXPLAINED = (

@@ -65,9 +65,8 @@ from pricecalc.rows import (
     COLUMN_WIDTHS,
     INTEGER_COLUMNS,
     TIME_COLUMNS,
-    TOTALS,
+    RowLayout,
     Summary,
-    column_label,
     summary_word,
 )
 from pricecalc.serialize import dumps, text_problem
@@ -143,12 +142,13 @@ def _plain_text(value: Any) -> str:
     return str(value)
 
 
-def text_cell(column: str, value: Any) -> str:
-    """A cell as CSV text: lists joined with ``;``, objects as JSON, text neutralised."""
+def text_cell(column: str, value: Any, amounts: frozenset[str] = AMOUNT_COLUMNS) -> str:
+    """A cell as CSV text: lists joined with ``;``, objects as JSON, text neutralised
+    (``amounts``: the columns holding amounts, never neutralised)."""
     if value is None:
         return ""
     text = safe_text(_plain_text(value))
-    if column in AMOUNT_COLUMNS or column in INTEGER_COLUMNS:
+    if column in amounts or column in INTEGER_COLUMNS:
         return text  # produced by pricecalc: an amount or a whole number, never text
     return neutralise(text)
 
@@ -240,26 +240,46 @@ class JsonlWriter:
         self._out.flush()
 
 
+@attrs.frozen
+class Headings:
+    """A tabular output's headings and amount columns: ``labels`` (machine name → the
+    Chinese heading, :data:`pricecalc.rows.COLUMN_LABELS` and the money columns' declared
+    labels) used with ``--headers zh``; ``amounts``: the columns holding amounts."""
+
+    labels: Mapping[str, str] = attrs.field(factory=lambda: dict(COLUMN_LABELS))
+    amounts: frozenset[str] = AMOUNT_COLUMNS
+
+    def heading(self, column: str, headers: str) -> str:
+        return self.labels.get(column, column) if headers == "zh" else column
+
+
+DEFAULT_HEADINGS = Headings()
+
+
+def headings_of(layout: RowLayout) -> Headings:
+    """The headings of outputs whose rows ``layout`` makes: every money column of the
+    installed kinds by its declared Chinese label, and an amount (SPEC §10)."""
+    return Headings(layout.labels(), layout.amount_columns())
+
+
 class CsvWriter:
     tabular = True
 
     def __init__(
-        self, out: TextSink | IO[str], columns: Sequence[str], headers: Headers = "en"
+        self,
+        out: TextSink | IO[str],
+        columns: Sequence[str],
+        headers: Headers = "en",
+        headings: Headings = DEFAULT_HEADINGS,
     ) -> None:
         self._out = out
         self._columns = tuple(columns)
+        self._amounts = headings.amounts
         self._csv = csv.writer(out, lineterminator="\r\n")
-        self._csv.writerow([column_label(c, headers) for c in self._columns])
+        self._csv.writerow([headings.heading(c, headers) for c in self._columns])
 
     def write(self, row: Mapping[str, Any]) -> None:
-        self._csv.writerow([text_cell(c, row.get(c)) for c in self._columns])
-
-    def write_line(self, cells: Sequence[Any]) -> None:
-        """A line outside the columns (a statement's closing lines): text cells
-        neutralised, whole numbers as they are."""
-        self._csv.writerow(
-            [str(c) if isinstance(c, int) else text_cell("", c) for c in cells]
-        )
+        self._csv.writerow([text_cell(c, row.get(c), self._amounts) for c in self._columns])
 
     def close(self, summary: SummaryOf | None = None) -> None:
         self._out.flush()
@@ -272,7 +292,12 @@ class XlsxWriter:
     tabular = True
 
     def __init__(
-        self, path: Path, columns: Sequence[str], title: str, headers: Headers = "zh"
+        self,
+        path: Path,
+        columns: Sequence[str],
+        title: str,
+        headers: Headers = "zh",
+        headings: Headings = DEFAULT_HEADINGS,
     ) -> None:
         from openpyxl import Workbook
         from openpyxl.utils import get_column_letter
@@ -280,16 +305,19 @@ class XlsxWriter:
         self._path = path
         self._columns = tuple(columns)
         self._headers = headers
+        self._headings = headings
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title)
-        headings = [column_label(c, headers) for c in self._columns]
+        headings_row = [headings.heading(c, headers) for c in self._columns]
         # Widths and the frozen row go before the first row (write-only mode streams).
-        for index, (column, heading) in enumerate(zip(self._columns, headings, strict=True), 1):
+        for index, (column, heading) in enumerate(
+            zip(self._columns, headings_row, strict=True), 1
+        ):
             self._sheet.column_dimensions[get_column_letter(index)].width = column_width(
                 column, heading
             )
         self._sheet.freeze_panes = "A2"
-        self._sheet.append([self._bold(h) for h in headings])
+        self._sheet.append([self._bold(h) for h in headings_row])
         self._rows = 1
 
     def _bold(self, value: Any, sheet: Any = None) -> Any:
@@ -326,7 +354,7 @@ class XlsxWriter:
     def _cell(self, column: str, value: Any) -> Any:
         if value is None:
             return None
-        if column in AMOUNT_COLUMNS:
+        if column in self._headings.amounts:
             return self._money(Decimal(str(value)))
         if column in INTEGER_COLUMNS and isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -396,12 +424,12 @@ class XlsxWriter:
         sheet.append([])
         sheet.append([bold(word("money"))])
         sheet.append([bold(word(n)) for n in ("total", "new_money", "replayed_money")])
-        for name, title in TOTALS:
+        for column in summary.layout.money:  # by their declared labels (SPEC §10)
             sheet.append(
                 [
-                    COLUMN_LABELS.get(name, name) if self._headers == "zh" else title,
-                    self._money(summary.totals.sums[name], sheet),
-                    self._money(summary.replayed_totals.sums[name], sheet),
+                    column.label(self._headers),
+                    self._money(summary.totals.sums[column.name], sheet),
+                    self._money(summary.replayed_totals.sums[column.name], sheet),
                 ]
             )
         sheet.append([])
@@ -435,7 +463,7 @@ class XlsxWriter:
         sheet.column_dimensions["B"].width = 26
         sheet.append([self._bold("列名"), self._bold("字段名 (field)")])
         for column in self._columns:
-            sheet.append([COLUMN_LABELS.get(column, column), column])
+            sheet.append([self._headings.labels.get(column, column), column])
 
 
 # -- where the rows go ---------------------------------------------------------------------
@@ -594,7 +622,7 @@ def write_file(
 class Output:
     """An output destination: standard output, or a file replaced only when the run
     completes (module docstring). ``headers`` picks the heading row of CSV and Excel
-    (``en``: the field names; ``zh``: :data:`pricecalc.rows.COLUMN_LABELS`); ``excel``
+    (``en``: the field names; ``zh``: ``headings``' labels, :class:`Headings`); ``excel``
     writes CSV with a UTF-8 byte-order mark.
 
     Raises :class:`OutputProblem` when the file cannot be created — at once, before the
@@ -612,9 +640,11 @@ class Output:
         headers: Headers = "en",
         excel: bool = False,
         store: str | None = None,
+        headings: Headings = DEFAULT_HEADINGS,
     ) -> None:
         self.name = name
         self.fmt = fmt
+        self.excel = excel
         self.to_stdout = name == "-"
         self._file: IO[bytes] | None = None
         self._atomic: AtomicFile | None = None
@@ -640,12 +670,14 @@ class Output:
             if fmt == "xlsx":
                 self._file.close()
                 self._file = None
-                self.writer = XlsxWriter(self._atomic.path, columns, title, headers)
+                self.writer = XlsxWriter(self._atomic.path, columns, title, headers, headings)
                 return
             sink = TextSink(self._file)
         if excel and fmt == "csv":
             sink.write("\ufeff")  # the UTF-8 byte-order mark: Excel then reads UTF-8
-        self.writer = JsonlWriter(sink) if fmt == "jsonl" else CsvWriter(sink, columns, headers)
+        self.writer = (
+            JsonlWriter(sink) if fmt == "jsonl" else CsvWriter(sink, columns, headers, headings)
+        )
 
     def flush(self) -> None:
         if self._file is not None:

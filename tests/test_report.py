@@ -115,8 +115,9 @@ def test_every_figure_equals_the_records_recomputed(
 def test_headline_totals_equal_the_exported_rows(
     campaign: tuple[Path, dict[str, int]], store: audit.AuditStore, tmp_path: Path
 ) -> None:
-    """The figures agree with `pricecalc audit export --format jsonl` rows: approved
-    amounts, less those of the rows a void in the report withdrew."""
+    """The figures agree with `pricecalc audit export --format jsonl` rows: their money
+    columns, named as SPEC §10 names the figures, hold approved amounts less those a void
+    withdrew (a withdrawn row's are empty), so the sum of a column is the figure."""
     path, _ = campaign
     out = tmp_path / "rows.jsonl"
     done = CliRunner().invoke(cli, ["--audit", str(path), "audit", "export", "-o", str(out),
@@ -125,27 +126,32 @@ def test_headline_totals_equal_the_exported_rows(
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     withdrawn = {r["voids"] for r in rows if r["voids"] is not None}
 
-    def total(kind: str, field: str, settlement: str | None = None) -> Decimal:
+    assert withdrawn and all(
+        r["merchant_subsidy"] is None and r["price_protection_refunds"] is None
+        for r in rows if r["seq"] in withdrawn
+    )  # fmt: skip
+
+    def total(kind: str, column: str, settlement: str | None = None) -> Decimal:
         chosen = [r for r in rows if r["kind"] == kind and r["status"] == "approved"
                   and (settlement is None or r["settlement"] == settlement)]  # fmt: skip
-        return sum((Decimal(r[field]) for r in chosen), Decimal(0)) - sum(
-            (Decimal(r[field]) for r in chosen if r["seq"] in withdrawn), Decimal(0)
-        )
+        return sum((Decimal(r[column]) for r in chosen if r[column] is not None), Decimal(0))
 
     figures = figures_of(store)
     assert figures.split_total("merchant_subsidy_total") == total(
-        "subsidy_split", "merchant_subsidy_total"
+        "subsidy_split", "merchant_subsidy"
     )
     assert figures.split_total("platform_subsidy_total") == total(
-        "subsidy_split", "platform_subsidy_total"
+        "subsidy_split", "platform_subsidy"
     )
     for settlement in ("deduct_from_payout", "merchant_pays"):
         assert figures.settled_total("price_protection", settlement) == total(
-            "price_protection", "refund_total", settlement
+            "price_protection", "price_protection_refunds", settlement
         )
-    assert figures.settlement.sums["subsidy_clawback"] == total("forwarding_clawback", "clawback")
+    assert figures.settlement.sums["subsidy_clawback"] == total(
+        "forwarding_clawback", "subsidy_clawback"
+    )
     assert sum(figures.compensation.values()) == total(
-        "counterfeit_compensation", "compensation_total"
+        "counterfeit_compensation", "counterfeit_compensation"
     )
     assert figures.records == len(rows)
 

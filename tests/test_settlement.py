@@ -35,7 +35,7 @@ def test_the_three_columns_are_the_ones_every_writer_knows() -> None:
     have Chinese headings."""
     assert SETTLEMENT_COLUMNS == SETTLEMENT_MONEY
     labels = [COLUMN_LABELS[c] for c in SETTLEMENT_COLUMNS]
-    assert labels == ["从货款扣除", "商家直接赔付", "追回补贴"]
+    assert labels == ["从货款扣除", "商家直接赔付", "转寄追回补贴"]  # SPEC §10's names
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,8 @@ def test_the_command_line_warns_and_writes_the_anomaly(
     twice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`pricecalc statement`: a warning on stderr; the JSON Lines totals line carries
-    ``anomalies``; a CSV has an ``anomaly`` end line."""
+    ``anomalies``; a CSV's totals file (beside it, SPEC §10: no totals in data columns)
+    has an ``anomaly`` line."""
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     done = runner.invoke(cli, ["--audit", str(twice), "statement", "--merchant", "M1",
@@ -113,7 +114,8 @@ def test_the_command_line_warns_and_writes_the_anomaly(
                                  "--since", "2026-11-01", "--until", "2026-11-30",
                                  "-o", "s.csv"])  # fmt: skip
     assert as_csv.exit_code == 0, as_csv.output
-    text = Path("s.csv").read_bytes().decode("utf-8")
+    assert SENTENCE not in Path("s.csv").read_bytes().decode("utf-8")
+    text = Path("s.totals.csv").read_bytes().decode("utf-8")
     assert f"anomaly,{SENTENCE}\r\n" in text
 
 

@@ -29,9 +29,9 @@ from pricecalc.cli.options import (
 from pricecalc.cli.render import records_table, stats_table
 from pricecalc.i18n import _, describe
 from pricecalc.once_only import once_only_violations
-from pricecalc.rows import RECORD_COLUMNS, Stats, record_row
+from pricecalc.rows import RowLayout, Stats, record_row
 from pricecalc.selection import Filters, voids_of
-from pricecalc.writers import OutputProblem, write_file
+from pricecalc.writers import OutputProblem, headings_of, write_file
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -343,9 +343,10 @@ def show_records(
         pricecalc audit show --kind subsidy_split --status rejected --since 2026-11-11 --json
     """
     store = app.store()
+    layout = RowLayout.of(app.registry().declarations())
     with app.store_errors():
         voids = voids_of(store)
-        rows = (record_row(r, voids.get(r.seq)) for r in filters.records(store))
+        rows = (record_row(r, voids.get(r.seq), layout) for r in filters.records(store))
         if limit is not None:
             rows = (row for _, row in zip(range(limit), rows, strict=False))
         if as_json or as_nl:
@@ -363,7 +364,7 @@ def show_records(
     if not table_rows:
         click.echo(_("no matching records"))
         return
-    show(records_table(table_rows))
+    show(records_table(table_rows, layout))
 
 
 @audit_group.command()
@@ -380,7 +381,9 @@ def export(
     """Export recorded decisions as flat rows to CSV, JSON Lines or Excel.
 
     Columns: seq, recorded_at (UTC) and recorded_at_beijing, kind, request_id, status,
-    reason_codes, order_id, merchant_id, campaign, operator, the money totals,
+    reason_codes and their explanations, order_id, merchant_id, campaign, operator, one
+    column per money figure by its name (price_protection_refunds, …: approved, not
+    voided decisions only, so a column's SUM is `audit stats`' total), result (JSON),
     settlement, voids, rule_set, rule_version, hash. Money has two decimals; CSV text
     cells are escaped against formula injection; an .xlsx file has Chinese headings (or
     --headers en), numbers 0.00 and Beijing times as date cells. Filters as for `audit
@@ -393,7 +396,10 @@ def export(
             --since 2026-11-11 --until 2026-11-11
         pricecalc audit export -o - --format csv --limit 100 | head
     """
-    output = out.open(RECORD_COLUMNS, title="audit", store=app.audit)  # before the store
+    layout = RowLayout.of(app.registry().declarations(), out.headers)
+    output = out.open(  # before the store
+        layout.record_columns(), title="audit", store=app.audit, headings=headings_of(layout)
+    )
     count = 0
     try:
         store = app.store()
@@ -402,7 +408,7 @@ def export(
             for record in filters.records(store):
                 if limit is not None and count >= limit:
                     break
-                output.writer.write(record_row(record, voids.get(record.seq)))
+                output.writer.write(record_row(record, voids.get(record.seq), layout))
                 count += 1
         output.commit()
     except KeyboardInterrupt:
@@ -424,7 +430,7 @@ def stats(
     filters: Filters,
     as_json: bool,
 ) -> None:
-    """Counts and approved money totals per day (Beijing) and kind.
+    """Counts and money totals (approved, not voided) per day (Beijing) and kind.
 
     Example:
 
@@ -433,14 +439,15 @@ def stats(
         pricecalc audit stats --since 2026-11-10 --until 2026-11-12 --json
     """
     store = app.store()
+    layout = RowLayout.of(app.registry().declarations())
     with app.store_errors():
-        rows = Stats.of(filters.records(store)).to_list()
+        rows = Stats.of(filters.records(store), layout, voids_of(store)).to_list()
     if as_json:
         echo_json(rows)
     elif not rows:
         click.echo(_("no matching records"))
     else:
-        show(stats_table(rows))
+        show(stats_table(rows, layout))
 
 
 def _audit_function(name: str) -> Callable[..., Any]:

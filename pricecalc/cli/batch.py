@@ -48,8 +48,8 @@ from pricecalc.reading import (
     read_lines,
     read_xlsx_sheet,
 )
-from pricecalc.rows import BATCH_COLUMNS, ROUND_TRIP_COLUMNS, Summary, round_trip_column
-from pricecalc.writers import Output, TooManyRows
+from pricecalc.rows import RowLayout, Summary, round_trip_column
+from pricecalc.writers import Output, TooManyRows, headings_of
 
 __all__ = ["batch", "output_format"]
 
@@ -177,10 +177,13 @@ def batch(
                 lines = _peek(_counting_blanks(read, blanks := [0]))
             except ValueError as exc:  # an unusable header or sheet: the whole file is refused
                 raise DataError(describe(exc)) from exc
-            columns, row_of = _layout(header, fields, tabular)
-            output = out.open(columns, title="decisions", store=app.audit)
+            layout = RowLayout.of(app.registry().declarations(), out.headers)
+            columns, row_of = _layout(header, fields, tabular, layout)
+            output = out.open(
+                columns, title="decisions", store=app.audit, headings=headings_of(layout)
+            )
             if lines is None:
-                output.commit(Summary(blank=blanks[0]))
+                output.commit(Summary(layout, blank=blanks[0]))
                 what = (
                     _("{name} is empty: nothing was decided.")
                     if src.empty
@@ -189,7 +192,7 @@ def batch(
                 warn(what.format(name=display))
                 return
             summary = _run(app, output, out, lines, src.digest, src.size, source, progress,
-                           chunk_size, jobs or default_jobs(), row_of)  # fmt: skip
+                           chunk_size, jobs or default_jobs(), row_of, layout)  # fmt: skip
             summary.blank = blanks[0]
     except EncodingProblem as exc:
         raise DataError(describe(exc)) from exc
@@ -224,7 +227,8 @@ def _stream(app: App, input_name: str, out: OutputOptions, source: InputOptions)
     if source.format_of(input_name) != "jsonl":
         raise click.UsageError(_("--stream reads JSON Lines"))
     calc = app.calculator()
-    output = out.open(BATCH_COLUMNS, title="decisions")
+    layout = RowLayout.of(calc.registry.declarations())
+    output = out.open(layout.batch_columns(), title="decisions")
     try:
         with app.store_errors(), click.open_file(input_name, "rb") as fp:
             summary = stream_batch(
@@ -290,21 +294,24 @@ def _counting_blanks(
 
 
 def _layout(
-    header: SheetHeader | None, fields: Collection[str] | None, tabular: bool
-) -> tuple[list[str], Callable[[LineResult], dict[str, Any]] | None]:
+    header: SheetHeader | None,
+    fields: Collection[str] | None,
+    tabular: bool,
+    layout: RowLayout,
+) -> tuple[list[str], Callable[[LineResult], dict[str, Any]]]:
     """The output's columns and rows: for a sheet written to a sheet, the input's columns
-    as the clerk wrote them, then the result columns (:data:`ROUND_TRIP_COLUMNS`) — fed
-    back, pricecalc skips its own columns, so an edited cell records exactly its row."""
+    as the clerk wrote them, then the result columns (``layout.round_trip_columns()``) —
+    fed back, pricecalc skips its own columns, so an edited cell records exactly its row."""
     if header is None or not tabular:
-        return list(BATCH_COLUMNS), None
+        return list(layout.batch_columns()), lambda result: flat_batch_row(result, layout)
     echo: list[tuple[int, str]] = []
     for index, text in enumerate(header.written):
         if text and not round_trip_column(text, fields) and text not in {t for _, t in echo}:
             echo.append((index, text))
-    results = [c for c in ROUND_TRIP_COLUMNS if c not in {t for _, t in echo}]
+    results = [c for c in layout.round_trip_columns() if c not in {t for _, t in echo}]
 
     def row_of(result: LineResult) -> dict[str, Any]:
-        flat = flat_batch_row(result)
+        flat = flat_batch_row(result, layout)
         cells = result.line.cells or ()
         row: dict[str, Any] = {
             text: cells[index] if index < len(cells) else None for index, text in echo
@@ -327,14 +334,15 @@ def _run(
     progress: bool,
     chunk_size: int,
     jobs: int,
-    row_of: Callable[[LineResult], dict[str, Any]] | None = None,
+    row_of: Callable[[LineResult], dict[str, Any]],
+    layout: RowLayout,
 ) -> Summary:
     """Decide the lines into ``output`` and commit it; on any failure the partial output
     is dropped (decisions already recorded stay recorded: a re-run replays them)."""
     try:
         calc = app.calculator()
-        if row_of is None or not output.writer.tabular:
-            row_of = flat_batch_row if output.writer.tabular else batch_row
+        if not output.writer.tabular:
+            row_of = batch_row
         with progress_bar(size, progress and not out.quiet) as bar, app.store_errors():
 
             def emit(result: LineResult) -> None:
@@ -355,6 +363,7 @@ def _run(
                 merchant=source.merchant,
                 campaign=source.campaign,
                 jobs=jobs,
+                layout=layout,
             )
         output.commit(summary)
     except TooManyRows as exc:

@@ -36,8 +36,10 @@ from pricecalc.reading import INPUT_SUFFIXES, InputFormat, is_workbook, json_pro
 from pricecalc.selection import period_bound
 from pricecalc.serialize import loads, text_problem
 from pricecalc.writers import (
+    DEFAULT_HEADINGS,
     OUTPUT_SUFFIXES,
     Headers,
+    Headings,
     Output,
     OutputFormat,
     OutputProblem,
@@ -129,14 +131,20 @@ class OutputOptions:
     def to_stdout(self) -> bool:
         return self.name == "-"
 
-    def open(self, columns: Sequence[str], title: str, store: str | None = None) -> Output:
+    def open(
+        self,
+        columns: Sequence[str],
+        title: str,
+        store: str | None = None,
+        headings: Headings = DEFAULT_HEADINGS,
+    ) -> Output:
         """Create the output now — before anything is decided — or refuse it naming the
         path as typed (exit 2): a folder, a missing or read-only folder, the audit store
         at ``store`` or one of its files."""
         try:
             return Output(
                 self.name, self.format, columns, sys.stdout, title,
-                headers=self.headers, excel=self.excel, store=store,
+                headers=self.headers, excel=self.excel, store=store, headings=headings,
             )  # fmt: skip
         except OutputProblem as exc:
             raise click.BadParameter(describe(exc), param_hint="'--output'") from exc

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pricecalc.i18n import _, language
-from pricecalc.rows import MONEY_COLUMNS, RECORD_COLUMNS, TOTALS, Summary, beijing_text
+from pricecalc.rows import BUILTIN_LAYOUT, RowLayout, Summary, beijing_text
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
 LABELS: dict[str, str] = {
@@ -201,9 +201,10 @@ def summary_view(summary: Summary) -> RenderableType:
     for column in money.columns[1:]:
         column.justify = "right"
     fresh, again = summary.totals.formatted(), summary.replayed_totals.formatted()
-    for name, title in TOTALS:
-        money.add_row(title, fresh[name], again[name])
-    return Group(Text(summary.headline(language())), counts, money)
+    lang = language()
+    for figure in summary.layout.money:  # each figure by its declared label (SPEC §10)
+        money.add_row(figure.label(lang), fresh[figure.name], again[figure.name])
+    return Group(Text(summary.headline(lang)), counts, money)
 
 
 def beijing_time(recorded_at: Any) -> str:
@@ -212,45 +213,56 @@ def beijing_time(recorded_at: Any) -> str:
     return cell(recorded_at) if text is None else text
 
 
-#: The screen shows recorded_at in Beijing time already; the rule-set detail is for files.
-_SCREEN_HIDDEN = frozenset({"rule_set", "rule_version", "recorded_at_beijing"})
-_OPTIONAL = frozenset(
-    {*MONEY_COLUMNS, "merchant_id", "campaign", "settlement", "voided_by", "voids"}
-)
+#: The screen shows recorded_at in Beijing time already; the rule-set detail and the
+#: result as JSON are for files.
+_SCREEN_HIDDEN = frozenset({"rule_set", "rule_version", "recorded_at_beijing", "result"})
+_OPTIONAL = frozenset({"merchant_id", "campaign", "settlement", "voided_by", "voids"})
 
 
-def records_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """``audit show``: one row per record; money columns only where some record has one."""
-    money = [c for c in MONEY_COLUMNS if any(r.get(c) is not None for r in rows)]
-    # The export's columns (rows.RECORD_COLUMNS), less the rule-set detail a screen does
+def records_table(rows: Sequence[Mapping[str, Any]], layout: RowLayout = BUILTIN_LAYOUT) -> Table:
+    """``audit show``: one row per record; money columns only where some record has one
+    (an approved, not withdrawn decision's), each reason code with its explanation."""
+    names = layout.money_names
+    money = [c for c in names if any(r.get(c) is not None for r in rows)]
+    # The export's columns (rows.record_columns), less the rule-set detail a screen does
     # not need and the optional columns no record here has.
+    optional = {*_OPTIONAL, *names}
     columns = [
         c
-        for c in RECORD_COLUMNS
+        for c in layout.record_columns()
         if c not in _SCREEN_HIDDEN
-        and (c not in _OPTIONAL or c in money or any(r.get(c) is not None for r in rows))
+        and (c not in optional or c in money or any(r.get(c) is not None for r in rows))
+        and (c != "reason_notes" or any(r.get(c) for r in rows))
     ]
     titles = {
         "recorded_at": "recorded (Beijing)",
         "reason_codes": "reasons",
         "merchant_id": "merchant",
+        "reason_notes": "why",
         "voided_by": "voided by",
-        **dict(TOTALS),
+        **{c.name: c.en for c in layout.money},
     }
     cells = [[_record_cell(c, row.get(c)) for c in columns] for row in rows]
     table = Table(box=box.SIMPLE_HEAD)
     for index, column in enumerate(columns):
-        whole = column in ("seq", "recorded_at", "kind", "status", "hash", *money)
+        whole = column in ("seq", "recorded_at", "kind", "status", "settlement", "hash", *money)
+        title = titles.get(column, label(column))
+        widest = _widest(cells, index)
         table.add_column(
-            titles.get(column, label(column)),
+            title,
             justify="right" if column in ("seq", *money) else "left",
-            # Numbers, times, kinds never shrink below their text: never cut or folded.
-            min_width=_widest(cells, index) if whole else min(8, _widest(cells, index)),
+            # Numbers, times, kinds never shrink below their text (never cut or folded),
+            # and a figure's title wraps between its words, never inside one.
+            min_width=max(widest, _longest_word(title)) if whole else min(8, widest),
             overflow="fold",
         )
     for row_cells in cells:
         table.add_row(*row_cells)
     return table
+
+
+def _longest_word(title: str) -> int:
+    return max((len(word) for word in title.split()), default=1)
 
 
 def _widest(cells: Sequence[Sequence[str]], index: int) -> int:
@@ -265,16 +277,18 @@ def _record_cell(column: str, value: Any) -> str:
     return cell(value)
 
 
-def stats_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    columns = ["day", "kind", "approved", "rejected", *MONEY_COLUMNS]
-    titles = ["day (Beijing)", "kind", "approved", "rejected", *(t for _, t in TOTALS)]
+def stats_table(rows: Sequence[Mapping[str, Any]], layout: RowLayout = BUILTIN_LAYOUT) -> Table:
+    """``audit stats``: counts, then each money figure by its declared label."""
+    counts = ["approved", "rejected", "voided"]
+    columns = ["day", "kind", *counts, *layout.money_names]
+    titles = ["day (Beijing)", "kind", *counts, *(c.en for c in layout.money)]
     cells = [[cell(row.get(c)) for c in columns] for row in rows]
     table = Table(box=box.SIMPLE_HEAD)
     for index, title in enumerate(titles):
         table.add_column(
             title,
             justify="right" if index >= 2 else "left",
-            min_width=_widest(cells, index),
+            min_width=max(_widest(cells, index), _longest_word(title)),
             overflow="fold",
         )
     for row_cells in cells:

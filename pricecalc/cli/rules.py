@@ -31,7 +31,7 @@ from pricecalc.cli.options import (
 from pricecalc.cli.render import decision_view, protection_view
 from pricecalc.hookspecs import hookimpl
 from pricecalc.i18n import N_, _
-from pricecalc.rows import MONEY_COLUMNS, as_recorded, record_row
+from pricecalc.rows import RowLayout, as_recorded, record_row
 
 
 def _decide_and_show(
@@ -408,9 +408,10 @@ def _confirmed_target(app: App, seq: int) -> str:
                 seq=seq, path=app.audit
             )
         )
-    row = record_row(record)
+    layout = RowLayout.of(app.registry().declarations())
+    row = record_row(record, layout=layout)
     amounts = ", ".join(
-        f"{name} {row[name]}" for name in MONEY_COLUMNS if row.get(name) not in (None, "")
+        f"{name} {row[name]}" for name in layout.money_names if row.get(name) not in (None, "")
     )
     click.echo(
         _(

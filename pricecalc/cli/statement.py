@@ -9,6 +9,8 @@ docs/report.md "The settlement statement" for the shape of each format.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -43,7 +45,7 @@ from pricecalc.statement import (
     statement_row,
     statement_word,
 )
-from pricecalc.writers import CsvWriter, Heading, Output, SummarySheet, write_file
+from pricecalc.writers import CsvWriter, Heading, Output, SummarySheet, text_cell, write_file
 
 #: What ends a statement's JSON Lines: its totals line and its checkpoint line.
 TOTALS_LINE = "totals"
@@ -56,6 +58,13 @@ def proofs_folder(output: str) -> Path:
     """Where ``--prove`` puts the proofs of the statement ``output``: beside it, named
     after it (``statement-M1-2026-11.xlsx`` → ``statement-M1-2026-11.proofs/``)."""
     return Path(output).with_suffix(".proofs")
+
+
+def totals_file(output: str) -> Path:
+    """Where a CSV statement's totals and checkpoint go: beside it, named after it
+    (``statement-M1.csv`` → ``statement-M1.totals.csv``) — never in its data columns,
+    so a plain SUM of a money column is the statement's total (SPEC §10)."""
+    return Path(output).with_suffix(".totals.csv")
 
 
 def proof_name(seq: int) -> str:
@@ -158,7 +167,8 @@ def statement(
     period (Beijing days, both ends inclusive, as `audit show` reads them), with its seq,
     hash and amount in deduct_from_payout, merchant_pays or subsidy_clawback; a reversal
     row (amounts negated, at the void's seq) for each void; then the totals and the
-    checkpoint the statement was cut from. With --prove, each seq the statement names
+    checkpoint the statement was cut from (a CSV file's in NAME.totals.csv beside it, so
+    a SUM of a CSV column is its total). With --prove, each seq the statement names
     gets its inclusion proof (as `audit prove` writes it) in OUT's .proofs folder, for
     `audit verify-proof`; an existing proofs folder is never overwritten. --verifier-key
     adds the log's verifier key, the checkpoint and a README.txt (中文 and English) that
@@ -306,12 +316,16 @@ def _write(
     partial file and the proofs folder are removed)."""
     output = out.open(STATEMENT_COLUMNS, title="statement", store=store)
     made = False
+    written: Path | None = None
     try:
         jsonl = not output.writer.tabular
         for movement in found.rows:
             row = statement_row(movement)
             output.writer.write({"type": "row", **row} if jsonl else row)
-        summary = _ending(found, output, out.headers)
+        summary, totals_text = _ending(found, output, out.headers)
+        if totals_text is not None and not out.to_stdout:
+            write_file(totals_file(out.name), totals_text, store=store)
+            written = totals_file(out.name)
         if folder is not None:
             folder.mkdir()
             made = True
@@ -322,30 +336,36 @@ def _write(
                 write_file(folder / name, content)
         output.commit(summary)
     except KeyboardInterrupt:
-        _undo(output, folder if made else None)
+        _undo(output, folder if made else None, written)
         raise Interrupted(_("interrupted; nothing was written")) from None
     except BaseException:
-        _undo(output, folder if made else None)
+        _undo(output, folder if made else None, written)
         raise
 
 
-def _undo(output: Output, folder: Path | None) -> None:
+def _undo(output: Output, folder: Path | None, written: Path | None = None) -> None:
     output.abandon()
+    if written is not None:
+        written.unlink(missing_ok=True)
     if folder is not None:
         with contextlib.suppress(OSError):
             shutil.rmtree(folder)
 
 
-def _ending(found: Statement, output: Output, headers: str) -> SummarySheet | None:
-    """Write the statement's end (totals and checkpoint) as the format has it; a workbook
-    gets it as its summary sheet (returned, for the commit)."""
+def _ending(
+    found: Statement, output: Output, headers: str
+) -> tuple[SummarySheet | None, str | None]:
+    """The statement's end (totals and checkpoint) as the format has it: JSON Lines ends
+    with its totals and checkpoint lines; a workbook gets it as its summary sheet and CSV
+    as a separate totals file (both returned, for the commit) — never rows in the data
+    columns, so a plain SUM of a money column is the statement's total (SPEC §10)."""
     totals = found.totals_fields()
     cut = found.cut.fields()
     writer = output.writer
     if output.fmt == "jsonl":
         writer.write({"type": TOTALS_LINE, **totals})
         writer.write({"type": CHECKPOINT_LINE, **cut})
-        return None
+        return None, None
 
     def label(name: str) -> str:
         return statement_word(name, headers) if headers == "zh" else name
@@ -354,14 +374,18 @@ def _ending(found: Statement, output: Output, headers: str) -> SummarySheet | No
         return statement_word(given, headers) if name == "source" and headers == "zh" else given
 
     if isinstance(writer, CsvWriter):
-        writer.write({"seq": label("totals"), **found.totals.formatted()})
+        text = io.StringIO()
+        lines = csv.writer(text, lineterminator="\r\n")
+        lines.writerow([label("totals"), ""])
         for name in PERIOD_FIELDS:
-            writer.write_line([label(name), totals[name]])
+            lines.writerow([label(name), text_cell("", totals[name])])
+        for name in SETTLEMENT_COLUMNS:
+            lines.writerow([column_label(name, headers), found.totals.formatted()[name]])
         for anomaly in found.anomalies:
-            writer.write_line([label("anomaly"), anomaly.sentence()])
+            lines.writerow([label("anomaly"), text_cell("", anomaly.sentence())])
         for name in CUT_FIELDS:
-            writer.write_line([label(name), value(name, cut[name])])
-        return None
+            lines.writerow([label(name), text_cell("", value(name, cut[name]))])
+        return None, ("\ufeff" if output.excel else "") + text.getvalue()
 
     def word(name: str) -> str:
         return statement_word(name, headers)
@@ -376,4 +400,4 @@ def _ending(found: Statement, output: Output, headers: str) -> SummarySheet | No
         (word(name), statement_word(cut[name], headers) if name == "source" else cut[name])
         for name in CUT_FIELDS
     ]
-    return SummarySheet(tuple(rows), widths=(30, 70))
+    return SummarySheet(tuple(rows), widths=(30, 70)), None

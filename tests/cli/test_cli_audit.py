@@ -97,15 +97,19 @@ def test_show_filters(invoke: Invoke, filled: Path) -> None:
         "request_id": "split-1",
         "status": "approved",
         "reason_codes": [],
+        "reason_notes": [],
         "order_id": None,
         "merchant_id": None,
         "campaign": None,
         "operator": "clerk-1",
-        "merchant_subsidy_total": "60.00",
-        "platform_subsidy_total": "40.00",
-        "refund_total": None,
-        "compensation_total": None,
-        "clawback": None,
+        "merchant_subsidy": "60.00",
+        "platform_subsidy": "40.00",
+        "price_protection_refunds": None,
+        "counterfeit_refunds": None,
+        "counterfeit_compensation": None,
+        "counterfeit_payouts": None,
+        "subsidy_clawback": None,
+        "result": everything[0]["result"],
         "settlement": None,
         "voided_by": None,
         "voids": None,
@@ -128,7 +132,14 @@ def test_show_filters(invoke: Invoke, filled: Path) -> None:
     assert rows("--until", "2000-01-01T10:00") == []
     assert [r["seq"] for r in rows("--limit", "2")] == [1, 2]
     nl = invoke("audit", "show", "--nl", "--kind", "price_protection").stdout
-    assert [json.loads(line)["refund_total"] for line in nl.splitlines()] == ["42.00"]
+    assert [json.loads(line)["price_protection_refunds"] for line in nl.splitlines()] == ["42.00"]
+    assert everything[0]["result"]["merchant_subsidy_total"] == "60.00"  # as recorded
+    rejected = rows("--status", "rejected")[0]
+    assert rejected["merchant_subsidy"] is None  # SPEC §10: only approved amounts summed
+    assert rejected["result"]["merchant_subsidy_total"] == "-10.00"
+    assert rejected["reason_notes"] == [
+        "registration price above the list price", "floor price below the cost price",
+    ]  # fmt: skip
     bad = invoke("audit", "show", "--since", "yesterday")
     assert bad.exit_code == 2
     assert "'yesterday' is not a date" in bad.stderr
@@ -139,13 +150,15 @@ def test_show_table(invoke: Invoke, filled: Path) -> None:
     result = invoke("audit", "show", "--kind", "counterfeit_compensation")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[1].split() == [
+    # SPEC §10: each figure by its declared label (wrapped between words, never inside).
+    assert lines[1].split() == ["counterfeit", "counterfeit", "counterfeit"]
+    assert lines[2].split() == [
         "seq", "recorded", "(Beijing)", "kind", "request", "id", "status", "reasons",
-        "order", "id", "operator", "refunds", "compensation", "settlement", "hash",
+        "order", "id", "operator", "refunds", "compensation", "payouts", "settlement", "hash",
     ]  # fmt: skip
-    assert lines[3].split()[3:] == ["counterfeit_compensation", "cf-1", "approved", "—", "O-77",
-                                    "clerk-1", "68.00", "680.00", "merchant_pays",
-                                    lines[3].split()[-1]]  # fmt: skip
+    assert lines[4].split()[3:] == ["counterfeit_compensation", "cf-1", "approved", "—", "O-77",
+                                    "clerk-1", "68.00", "680.00", "748.00", "merchant_pays",
+                                    lines[4].split()[-1]]  # fmt: skip
     assert invoke("audit", "show", "--order-id", "O-404").stdout == "no matching records\n"
 
 
@@ -174,14 +187,17 @@ def test_export_csv_escapes_formula_injection(invoke: Invoke, filled: Path, tmp_
     assert evil["order_id"] == "'+O-88"
     assert evil["operator"] == "'@clerk-2"
     assert audit.unescape_csv_cell(evil["request_id"]) == "=HYPERLINK(\"http://evil\")"
-    assert evil["clawback"] == "400.00"
-    assert rows[1]["merchant_subsidy_total"] == "-10.00"
+    assert evil["subsidy_clawback"] == "400.00"
+    assert rows[1]["merchant_subsidy"] == ""  # rejected: not in the summed columns
+    assert json.loads(rows[1]["result"])["merchant_subsidy_total"] == "-10.00"
     assert rows[1]["reason_codes"] == "REGISTRATION_ABOVE_LIST;FLOOR_BELOW_COST"
     assert list(rows[0]) == [
         "seq", "recorded_at", "recorded_at_beijing", "kind", "request_id", "status",
-        "reason_codes", "order_id", "merchant_id", "campaign", "operator", "merchant_subsidy_total",
-        "platform_subsidy_total", "refund_total", "compensation_total", "clawback",
-        "settlement", "voided_by", "voids", "rule_set", "rule_version", "hash",
+        "reason_codes", "reason_notes", "order_id", "merchant_id", "campaign", "operator",
+        "merchant_subsidy", "platform_subsidy", "price_protection_refunds",
+        "counterfeit_refunds", "counterfeit_compensation", "counterfeit_payouts",
+        "subsidy_clawback", "result", "settlement", "voided_by", "voids", "rule_set",
+        "rule_version", "hash",
     ]  # fmt: skip
 
 
@@ -197,8 +213,8 @@ def test_export_xlsx(invoke: Invoke, filled: Path, tmp_path: Path) -> None:
     header = [c.value for c in sheet[1]]
     rows = [dict(zip(header, (c for c in row), strict=True)) for row in sheet.iter_rows(min_row=2)]
     assert [r["seq"].value for r in rows] == [1, 3, 4, 5]
-    assert rows[0]["platform_subsidy_total"].value == 40
-    assert rows[0]["platform_subsidy_total"].number_format == "0.00"
+    assert rows[0]["platform_subsidy"].value == 40
+    assert rows[0]["platform_subsidy"].number_format == "0.00"
     assert rows[3]["request_id"].value == "=HYPERLINK(\"http://evil\")"
     assert rows[3]["request_id"].data_type == "s"
 
@@ -214,11 +230,13 @@ def test_stats_per_day_and_kind(invoke: Invoke, filled: Path) -> None:
         ("subsidy_split", 1, 1),
     ]
     split = rows[3]
-    assert split["merchant_subsidy_total"] == "60.00"  # the rejected split is not counted
-    assert rows[0]["compensation_total"] == "680.00"
-    assert rows[1]["clawback"] == "400.00"
+    assert split["merchant_subsidy"] == "60.00"  # the rejected split is not counted
+    assert rows[0]["counterfeit_compensation"] == "680.00"
+    assert rows[0]["counterfeit_payouts"] == "748.00"
+    assert rows[1]["subsidy_clawback"] == "400.00"
+    assert rows[2]["price_protection_refunds"] == "42.00" and "refunds" not in rows[2]
     table = invoke("audit", "stats").stdout
-    assert "subsidy_split" in table and "60.00" in table and "day (Beijing)" in table
+    assert "subsidy_split" in table and "60.00" in table and "(Beijing)" in table
 
 
 def test_reading_commands_need_an_existing_store(invoke: Invoke, store: Path) -> None:

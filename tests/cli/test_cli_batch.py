@@ -32,6 +32,7 @@ from cli_support import (
 import audit
 import pricecalc.batch
 from pricecalc.calculator import Calculator
+from pricecalc.rows import MONEY_COLUMNS
 from pricecalc.sameness import request_key
 
 BAD_DECIMALS = {
@@ -75,9 +76,11 @@ Money
  ─────────────────────────────────────────────────────────
   merchant subsidy                 60.00             0.00
   platform subsidy                 40.00             0.00
-  refunds                         110.00             0.00
-  compensation                    680.00             0.00
-  clawback                        400.00             0.00
+  price protection refunds         42.00             0.00
+  counterfeit refunds              68.00             0.00
+  counterfeit compensation        680.00             0.00
+  counterfeit payouts             748.00             0.00
+  subsidy clawback                400.00             0.00
 
 """
 NO_ID_KEY = request_key({"kind": NO_ID["kind"], "input": NO_ID["input"]})
@@ -182,7 +185,8 @@ def test_the_same_batch_twice_records_nothing_twice(
         "9 lines: 0 new decisions recorded, 5 already recorded (replayed), 4 invalid"
     )
     money = result.stdout.split("Money", 1)[1]
-    assert "  refunds                           0.00           110.00" in money
+    assert "  price protection refunds          0.00            42.00" in money
+    assert "  counterfeit refunds               0.00            68.00" in money
 
 
 def test_an_edited_file_records_only_what_changed(
@@ -392,7 +396,7 @@ def test_excel_output_has_exact_two_decimal_money(
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
     header = list(rows[0])
-    assert header[:10] == [
+    assert header[:11] == [
         "line",
         "request_id",
         "kind",
@@ -401,14 +405,17 @@ def test_excel_output_has_exact_two_decimal_money(
         "merchant_id",
         "campaign",
         "reason_codes",
+        "reason_notes",
         "error",
         "order_id",
     ]
     by_line = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
     assert len(by_line) == 11
-    assert by_line[1]["platform_subsidy_total"] == 40
-    assert by_line[5]["compensation_total"] == 680
-    assert by_line[9]["merchant_subsidy_total"] == -10  # a rejected split reports amounts
+    assert by_line[1]["platform_subsidy"] == 40
+    assert by_line[5]["counterfeit_compensation"] == 680
+    # A rejected split reports its amounts, in the result column, never a summed one.
+    assert by_line[9]["merchant_subsidy"] is None
+    assert json.loads(by_line[9]["result"])["merchant_subsidy_total"] == "-10.00"
     assert by_line[2]["status"] == "invalid"
     assert by_line[10]["request_id"] == '=HYPERLINK("http://x","y")'
     assert sheet.cell(row=11, column=2).data_type == "s"
@@ -416,12 +423,12 @@ def test_excel_output_has_exact_two_decimal_money(
         c
         for row in sheet.iter_rows(min_row=2)
         for c in row
-        if header[c.column - 1].endswith("_total") or header[c.column - 1] == "clawback"
+        if header[c.column - 1] in MONEY_COLUMNS
     ]
     assert money_cells and all(
         c.number_format == "0.00" for c in money_cells if c.value is not None
     )
-    assert Decimal(str(by_line[3]["refund_total"])) == Decimal("42.00")
+    assert Decimal(str(by_line[3]["price_protection_refunds"])) == Decimal("42.00")
     # The stored number is the exact amount (openpyxl writes 16 significant digits, which
     # is exact for any amount below 10^13 yuan): no binary-float artefact such as 39.8999….
     with zipfile.ZipFile(out) as book:
@@ -441,7 +448,12 @@ def test_csv_output_escapes_formulas_and_keeps_money_text(invoke: Invoke, tmp_pa
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert rows[0]["request_id"] == "'=cmd|' /C calc'!A0"
     assert rows[0]["reason_codes"] == "REGISTRATION_ABOVE_LIST;FLOOR_BELOW_COST"
-    assert rows[0]["merchant_subsidy_total"] == "-10.00"
+    # A rejected split's amounts are in the result column, not the summed ones (SPEC §10).
+    assert rows[0]["merchant_subsidy"] == ""
+    assert json.loads(rows[0]["result"])["merchant_subsidy_total"] == "-10.00"
+    assert rows[0]["reason_notes"] == (
+        "registration price above the list price;floor price below the cost price"
+    )
     assert rows[0]["status"] == "rejected"
 
 

@@ -217,20 +217,22 @@ def test_xlsx_is_laid_out_for_people(mixed_xlsx: tuple[Path, Any]) -> None:
     sheet = book["decisions"]
     headings = [c.value for c in sheet[1]]
     assert headings == [
-        "行号", "请求号", "类型", "状态", "是否重放", "商家", "活动", "原因代码", "错误",
-        "订单号", "商家补贴合计", "平台补贴合计", "退款合计", "赔付合计", "追回补贴", "记录号",
-        "哈希",
+        "行号", "请求号", "类型", "状态", "是否重放", "商家", "活动", "原因代码", "原因说明",
+        "错误", "订单号", "商家补贴", "平台补贴", "价保退款", "假一赔十退款", "假一赔十赔偿",
+        "假一赔十赔付合计", "转寄追回补贴", "结果(JSON，不计入合计)", "记录号", "哈希",
     ]  # fmt: skip
     assert all(c.font.b for c in sheet[1])
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:Q8"
+    assert sheet.auto_filter.ref == "A1:U8"
     widths = {k: v.width for k, v in sheet.column_dimensions.items()}
-    assert widths["B"] == 26 and widths["I"] == 60 and widths["L"] == 14
+    assert widths["B"] == 26 and widths["J"] == 60 and widths["L"] == 14
     rows = {
         r[0].value: dict(zip(headings, r, strict=True)) for r in sheet.iter_rows(min_row=2)
     }
-    assert rows[1]["平台补贴合计"].value == 40 and rows[1]["平台补贴合计"].number_format == "0.00"
+    assert rows[3]["价保退款"].value == 42 and rows[3]["价保退款"].number_format == "0.00"
     assert rows[1]["是否重放"].value is True
+    assert rows[1]["平台补贴"].value is None  # replayed: paid by the run that recorded it
+    assert rows[2]["原因说明"].value == "报名价高于原价;最低售卖价低于成本价"
     assert rows[6]["状态"].value == "invalid"
     assert rows[7]["请求号"].value == '=HYPERLINK("http://x","y")'
     assert rows[7]["请求号"].data_type == "s"
@@ -238,7 +240,7 @@ def test_xlsx_is_laid_out_for_people(mixed_xlsx: tuple[Path, Any]) -> None:
         assert "<f>" not in archive.read("xl/worksheets/sheet1.xml").decode()
     legend = [tuple(r) for r in book["columns"].iter_rows(values_only=True)]
     assert legend[0] == ("列名", "字段名 (field)")
-    assert ("平台补贴合计", "platform_subsidy_total") in legend
+    assert ("平台补贴", "platform_subsidy") in legend
 
 
 def test_the_summary_sheet_has_the_terminal_summarys_figures(
@@ -270,17 +272,18 @@ def test_the_summary_sheet_has_the_terminal_summarys_figures(
     for kind, status, new, replayed in decisions:
         assert f"  {kind:<26} {status:<10} {new:>3}   {replayed:>8}" in terminal
     start = cells.index(("合计(仅已批准的决定)", "新记录(元)", "重放(元)", None))
-    money = {row[0]: (row[1], row[2]) for row in cells[start + 1 : start + 6]}
+    money = {row[0]: (row[1], row[2]) for row in cells[start + 1 : start + 8]}
     assert money == {
-        "商家补贴合计": (0, 60), "平台补贴合计": (0, 40), "退款合计": (178, 0),
-        "赔付合计": (1360, 0), "追回补贴": (400, 0),
+        "商家补贴": (0, 60), "平台补贴": (0, 40), "价保退款": (42, 0), "假一赔十退款": (136, 0),
+        "假一赔十赔偿": (1360, 0), "假一赔十赔付合计": (1496, 0), "转寄追回补贴": (400, 0),
     }  # fmt: skip
     assert "  merchant subsidy                  0.00            60.00" in terminal
-    assert "  refunds                         178.00             0.00" in terminal
-    assert "  compensation                   1360.00             0.00" in terminal
+    assert "  price protection refunds         42.00             0.00" in terminal
+    assert "  counterfeit refunds             136.00             0.00" in terminal
+    assert "  counterfeit compensation       1360.00             0.00" in terminal
     assert all(
         sheet.cell(row=start + 2 + i, column=c).number_format == "0.00"
-        for i in range(5) for c in (2, 3)
+        for i in range(7) for c in (2, 3)
     )  # fmt: skip
 
 
@@ -313,7 +316,7 @@ def test_batch_writes_csv_to_standard_output(invoke: Invoke, tmp_path: Path) -> 
     result = invoke("batch", str(source), "-o", "-", "--format", "csv")
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [(r["request_id"], r["compensation_total"]) for r in rows] == [("cf-1", "680.00")]
+    assert [(r["request_id"], r["counterfeit_compensation"]) for r in rows] == [("cf-1", "680.00")]
     assert result.stderr.startswith("1 line: 1 new decision recorded, 0 already recorded")
     wins = invoke("batch", str(source), "-o", "out.csv", "--format", "jsonl")
     assert wins.exit_code == 0
@@ -350,11 +353,11 @@ def test_audit_export_formats_limit_and_beijing_time(
     sheet = openpyxl.load_workbook(tmp_path / "records.xlsx")["audit"]
     headings = [c.value for c in sheet[1]]
     assert headings[:4] == ["记录号", "记录时间(UTC)", "记录时间(北京时间)", "类型"]
-    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:V6"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:Z6"
     moment = sheet.cell(row=2, column=3)
     assert moment.is_date and moment.value == beijing
     assert moment.number_format == "yyyy-mm-dd hh:mm:ss"
-    money = sheet.cell(row=2, column=headings.index("平台补贴合计") + 1)
+    money = sheet.cell(row=2, column=headings.index("平台补贴") + 1)
     assert money.value == 40 and money.number_format == "0.00"
     assert count(store) == 5
 
@@ -412,4 +415,4 @@ def test_money_in_excel_is_exact(invoke: Invoke, tmp_path: Path) -> None:
     source.write_text(jsonl(cheap), encoding="utf-8")
     assert invoke("batch", str(source), "-o", "o.xlsx").exit_code == 0
     sheet = openpyxl.load_workbook(tmp_path / "o.xlsx")["decisions"]
-    assert Decimal(str(sheet["M2"].value)) == Decimal("39.9")
+    assert Decimal(str(sheet["O2"].value)) == Decimal("39.9")  # counterfeit_refunds

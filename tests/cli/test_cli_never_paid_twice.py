@@ -44,7 +44,8 @@ def test_void_on_a_terminal_shows_the_record_and_asks(
     shown = declined.stdout.splitlines()[0]
     assert shown.startswith(
         "Record 1: counterfeit_compensation approved, order O-77, merchant M-2, request_id "
-        "cf-1, refund_total 68.00, compensation_total 680.00, hash sha256:"
+        "cf-1, counterfeit_refunds 68.00, counterfeit_compensation 680.00, "
+        "counterfeit_payouts 748.00, hash sha256:"
     )
     accepted = invoke(*args, input="y\n")
     assert accepted.exit_code == 0, accepted.output

@@ -89,8 +89,8 @@ def test_the_round_trip_records_exactly_the_edited_rows(
     assert headings == [
         "请求号", "商家", "list_price", "registration_price", "subsidy_price",
         "floor_price", "cost_price", "quantity", "记录键", "状态", "是否重放", "原因代码",
-        "错误", "商家补贴合计", "平台补贴合计", "退款合计", "赔付合计", "追回补贴", "记录号",
-        "哈希",
+        "原因说明", "错误", "商家补贴", "平台补贴", "价保退款", "假一赔十退款", "假一赔十赔偿",
+        "假一赔十赔付合计", "转寄追回补贴", "结果(JSON，不计入合计)", "记录号", "哈希",
     ]  # fmt: skip
     assert sheet["I2"].value.startswith("content-v2-")
     sheet["H2"] = 5  # the quantity of the first row
@@ -273,3 +273,19 @@ def test_xlsx_date_cells_are_beijing_times(invoke: Invoke, tmp_path: Path) -> No
     assert row["status"] == "approved", row
     assert row["result"]["claimed_at"] == "2026-11-12T21:00:00+08:00"
     assert row["result"]["lines"][0]["lowest_at"] == "2026-11-12T20:00:00+08:00"
+
+
+def test_a_money_column_named_like_an_input_field_is_never_read_back(
+    invoke: Invoke, store: Path, tmp_path: Path
+) -> None:
+    """Issue 21 point 5: the batch output's money column `platform_subsidy` (SPEC §10's
+    name) is also an input field of subsidy_split; fed back, every column from the key
+    column on is pricecalc's and skipped, so the file replays instead of every row being
+    "both subsidy_price and platform_subsidy"."""
+    assert invoke("batch", str(SHEETS / "general.csv"), *SPLIT_ARGS, "-o", "out.csv").exit_code == 0
+    header = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header.index("platform_subsidy") > header.index("content_key")
+    again = invoke("batch", "out.csv", *SPLIT_ARGS, "-o", "again.jsonl")
+    assert again.exit_code == 0, again.output
+    assert store_count(store) == 3
+    assert [r.get("replayed") for r in _rows(tmp_path / "again.jsonl")] == [True, True, True]

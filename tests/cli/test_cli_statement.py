@@ -4,6 +4,8 @@ inclusion proof beside it (docs/report.md "The settlement statement")."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -46,10 +48,12 @@ def from_export(invoke: Invoke) -> dict[str, Decimal]:
     sums = dict.fromkeys(COLUMNS, Decimal(0))
 
     def add(row: dict[str, Any], sign: int) -> None:
+        # The recorded result (the money columns leave a withdrawn decision empty).
+        result = row["result"]
         if row["kind"] == "forwarding_clawback":
-            sums["subsidy_clawback"] += sign * Decimal(row["clawback"])
+            sums["subsidy_clawback"] += sign * Decimal(result["clawback"])
         elif row["kind"] in ("price_protection", "counterfeit_compensation"):
-            paid = Decimal(row["refund_total"]) + Decimal(row["compensation_total"] or 0)
+            paid = Decimal(result["refund_total"]) + Decimal(result.get("compensation_total", 0))
             sums[row["settlement"]] += sign * paid
 
     for row in chosen:
@@ -90,9 +94,11 @@ def test_jsonl_rows_totals_and_checkpoint(invoke: Invoke, filled: Path) -> None:
     )  # fmt: skip
 
 
-def test_csv_ends_with_its_totals_and_checkpoint_lines(invoke: Invoke, filled: Path) -> None:
-    """CSV: the heading row, the rows, a totals row under the amount columns, then one
-    label,value line per fact; --excel adds the byte-order mark (lines end CRLF always)."""
+def test_csv_totals_and_checkpoint_live_in_their_own_file(invoke: Invoke, filled: Path) -> None:
+    """SPEC §10 (issue 21 point 5): the CSV holds the heading row and the rows only — a
+    plain SUM of each money column is the statement's total; the totals and the checkpoint
+    go to NAME.totals.csv, one label,value line per fact; --excel adds the byte-order
+    mark to both (lines end CRLF always)."""
     result = invoke("statement", *PERIOD, "-o", "s.csv", "--excel")
     assert result.exit_code == 0, result.output
     raw = Path("s.csv").read_bytes()
@@ -103,15 +109,26 @@ def test_csv_ends_with_its_totals_and_checkpoint_lines(invoke: Invoke, filled: P
         "deduct_from_payout,merchant_pays,subsidy_clawback,hash"
     )
     assert text[4].startswith("7,2026-11-12 09:00:00,price_protection,O-6,req-6,,6,-20.00,0.00,")
-    assert text[6:12] == [
-        "totals,,,,,,,539.90,748.00,400.00,",
+    assert text[6:] == [""]  # five rows, then nothing: no totals or label rows
+    data = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert {c: sum((Decimal(r[c]) for r in data), Decimal(0)) for c in COLUMNS} == {
+        c: Decimal(v) for c, v in EXPECTED_TOTALS.items()
+    }
+    totals_raw = Path("s.totals.csv").read_bytes()
+    assert totals_raw.startswith(b"\xef\xbb\xbf")
+    totals = totals_raw.decode("utf-8-sig").split("\r\n")
+    assert totals[:9] == [
+        "totals,",
         "merchant_id,M1",
         "recorded_from,2026-11-11T00:00:00+08:00",
         "recorded_before,2026-11-13T00:00:00+08:00",
         "rows,5",
+        "deduct_from_payout,539.90",
+        "merchant_pays,748.00",
+        "subsidy_clawback,400.00",
         "source,store_head",
     ]
-    assert text[13].startswith("tree_size,11") and text[-2] == "note,"
+    assert totals[10].startswith("tree_size,11") and totals[-2] == "note,"
     assert result.stdout.startswith(
         "statement of merchant M1: 5 rows (deduct_from_payout 539.90, merchant_pays 748.00, "
         "subsidy_clawback 400.00), cut from the store's head (seq 11), written to s.csv"
@@ -129,7 +146,7 @@ def test_xlsx_cells_and_summary_sheet(invoke: Invoke, filled: Path) -> None:
     heading = [c.value for c in sheet[1]]
     assert heading == [
         "记录号", "记录时间(北京时间)", "类型", "订单号", "请求号", "活动", "冲销的记录号",
-        "从货款扣除", "商家直接赔付", "追回补贴", "哈希",
+        "从货款扣除", "商家直接赔付", "转寄追回补贴", "哈希",
     ]  # fmt: skip
     assert all(c.font.bold for c in sheet[1])
     assert (sheet.freeze_panes, sheet.auto_filter.ref) == ("A2", "A1:K6")
@@ -139,7 +156,7 @@ def test_xlsx_cells_and_summary_sheet(invoke: Invoke, filled: Path) -> None:
     assert reversal[1].value.isoformat() == "2026-11-12T09:00:00"
     summary = {row[0]: row[1] for row in book["summary"].iter_rows(values_only=True) if row}
     assert summary["商家"] == "M1" and summary["行数"] == 5
-    assert [summary[k] for k in ("从货款扣除", "商家直接赔付", "追回补贴")] == [
+    assert [summary[k] for k in ("从货款扣除", "商家直接赔付", "转寄追回补贴")] == [
         pytest.approx(539.90), 748, 400,
     ]  # fmt: skip
     assert summary["截取自"] == "存储当前链头(未签名)" and summary["树大小(记录数)"] == 11

@@ -75,7 +75,7 @@ def test_policy_disables_a_plugin_in_the_python_api(tmp_path: Path, disabling_po
         "500.00",
         "platform_10x",
     )
-    assert stored(store, "without")["plugins"] == {"builtin": "0.1.0"}
+    assert stored(store, "without")["plugins"] == {"builtin": "0.3.0"}
 
     with Calculator(store, operator="t") as calc:
         d = calc.decide(food_claim("with"), now=NOW)
@@ -83,7 +83,7 @@ def test_policy_disables_a_plugin_in_the_python_api(tmp_path: Path, disabling_po
         "1000.00",
         FOOD_LAW,
     )
-    assert stored(store, "with")["plugins"] == {"builtin": "0.1.0", "food_safety_law": "0.1.0"}
+    assert stored(store, "with")["plugins"] == {"builtin": "0.3.0", "food_safety_law": "0.1.0"}
 
 
 def test_policy_disables_a_plugin_on_the_command_line(
@@ -107,7 +107,7 @@ def test_policy_disables_a_plugin_on_the_command_line(
     )  # fmt: skip
     assert compensated.exit_code == 0, compensated.output
     assert json.loads(compensated.stdout)["result"]["lines"][0]["standard"] == "platform_10x"
-    assert stored(Path(store), "cli-without")["plugins"] == {"builtin": "0.1.0"}
+    assert stored(Path(store), "cli-without")["plugins"] == {"builtin": "0.3.0"}
 
     decided = runner.invoke(
         cli, ["--audit", store, "decide"], input=json.dumps(food_claim("cli-with")), env=ENV
@@ -115,7 +115,7 @@ def test_policy_disables_a_plugin_on_the_command_line(
     assert decided.exit_code == 0, decided.output
     assert json.loads(decided.stdout)["result"]["lines"][0]["standard"] == FOOD_LAW
     assert stored(Path(store), "cli-with")["plugins"] == {
-        "builtin": "0.1.0",
+        "builtin": "0.3.0",
         "food_safety_law": "0.1.0",
     }
 

@@ -156,10 +156,10 @@ def test_compensation_standards_hook_adds_a_standard() -> None:
         "total": "2039.90",
         "standard": "appliance_rule",
     }
-    assert cheap.plugins == {"builtin": "0.1.0", "appliances": UNVERSIONED}
+    assert cheap.plugins == {"builtin": "0.3.0", "appliances": UNVERSIONED}
     other = compensate("39.90", "手机")
     assert other.result["lines"][0]["standard"] == "platform_10x"
-    assert other.plugins == {"builtin": "0.1.0"}
+    assert other.plugins == {"builtin": "0.3.0"}
 
 
 # -- pricecalc_offer_types ---------------------------------------------------------------
@@ -238,7 +238,7 @@ def test_offer_types_hook_adds_price_protection_offers() -> None:
     d = pricecalc.evaluate(protection_claim(cross), now=NOW, registry=reg)
     line = d.result["lines"][0]
     assert (line["paid_net"], line["lowest_net"], line["refund"]) == ("190.00", "174.00", "16.00")
-    assert d.plugins == {"builtin": "0.1.0", "promo": UNVERSIONED}
+    assert d.plugins == {"builtin": "0.3.0", "promo": UNVERSIONED}
     member = {"type": "member_price", "sku": "A", "unit_price": "88.00",
               "start": "2026-11-11T15:00"}  # fmt: skip
     # from 16:00: 176.00 − 10.00 − 8.00 (176 holds one full 100) = 158.00 → refund 32.00
@@ -280,7 +280,7 @@ def test_clawback_categories_hook_covers_an_order() -> None:
         "136.50",
         "locks",
     )
-    assert d.plugins == {"builtin": "0.1.0", "locks": UNVERSIONED}
+    assert d.plugins == {"builtin": "0.3.0", "locks": UNVERSIONED}
     without = pricecalc.evaluate(request, now=NOW, registry=registry())
     assert (without.status, without.result["clawback"]) == ("rejected", "0.00")
     assert [r.code for r in without.reasons] == ["CATEGORY_NOT_COVERED"]

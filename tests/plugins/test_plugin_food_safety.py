@@ -66,7 +66,7 @@ def test_spec_example_food_paid_39_90() -> None:
         }
     ]
     assert d.result["payout_total"] == "1039.90"
-    assert d.plugins == {"builtin": "0.1.0", "food_safety_law": "0.1.0"}
+    assert d.plugins == {"builtin": "0.3.0", "food_safety_law": "0.1.0"}
     assert d.policy["food_safety_law"] == {
         "categories": list(law.FOOD_CATEGORIES),
         "multiplier": 10,
@@ -133,7 +133,7 @@ def test_highest_standard_wins(
 def test_non_food_line_does_not_involve_the_plugin() -> None:
     """A standard that does not apply does not take part in the decision."""
     d = claim("39.90", category="phone")
-    assert d.plugins == {"builtin": "0.1.0"}
+    assert d.plugins == {"builtin": "0.3.0"}
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,11 @@ concurrent runs of this module on one machine; the plugin is uninstalled in the 
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,6 +44,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from filelock import FileLock
 
@@ -548,7 +551,7 @@ def test_its_compensation_standard_and_clawback_category(installed: Path) -> Non
         "total": "839.90",
         "standard": "member_club_guarantee",
     }
-    assert comp.plugins == {"builtin": "0.1.0", PLUGIN: VERSION}
+    assert comp.plugins == {"builtin": "0.3.0", PLUGIN: VERSION}
     clawback = pricecalc.evaluate(
         {
             "kind": "forwarding_clawback",
@@ -565,7 +568,7 @@ def test_its_compensation_standard_and_clawback_category(installed: Path) -> Non
     )
     assert (clawback.status, clawback.result["clawback"]) == ("approved", "60.00")
     assert clawback.result["covered_by"] == PLUGIN
-    assert clawback.plugins == {"builtin": "0.1.0", PLUGIN: VERSION}
+    assert clawback.plugins == {"builtin": "0.3.0", PLUGIN: VERSION}
 
 
 # -- the command line --------------------------------------------------------------------
@@ -603,7 +606,7 @@ def test_cli_price_protection_with_the_new_offer_types(installed: Path, tmp_path
     base = decide(store, claim([COUPON_10], "pp-0"))
     assert (base["status"], base["result"]["refund_total"]) == ("rejected", "0.00")
     assert [r["code"] for r in base["reasons"]] == ["NO_PRICE_DROP"]
-    assert record(store, "pp-0")["plugins"] == {"builtin": "0.1.0"}
+    assert record(store, "pp-0")["plugins"] == {"builtin": "0.3.0"}
 
     member = decide(store, claim([COUPON_10, MEMBER_85], "pp-1"))
     assert (member["status"], member["result"]["refund_total"]) == ("approved", "30.00")
@@ -618,7 +621,7 @@ def test_cli_price_protection_with_the_new_offer_types(installed: Path, tmp_path
         {"index": 2, "type": "member_coupon"},
     ]
     assert record(tmp_path / "other.jsonl", "pp-1")["plugins"] == {
-        "builtin": "0.1.0",
+        "builtin": "0.3.0",
         PLUGIN: VERSION,
     }
 
@@ -708,6 +711,38 @@ def test_its_kind_is_on_a_statement_and_in_the_report(installed: Path, tmp_path:
     # a key figure by its declared name (SPEC §10), and its settled series by day
     assert 'data-figure="member_points_redeemed" data-value="9.00"' in page
     assert 'data-col="member_points_redeemed.deduct_from_payout" data-value="9.00"' in page
+
+
+def test_its_figure_is_in_summaries_stats_and_exports_by_its_name(
+    installed: Path, tmp_path: Path
+) -> None:
+    """SPEC §10 "one name, one figure" (issue 21 point 5): a stranger's kind's declared
+    figure is a money column of batch outputs, a line of the batch summary, a column of
+    `audit stats` and `audit export` — by its own name and labels — and its reason codes
+    are explained beside them."""
+    store = tmp_path / "audit.jsonl"
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps(points(rid, n)) + "\n" for rid, n in (("mp-1", 1250), ("mp-3", 99))),
+        encoding="utf-8",
+    )
+    done = run(store, "batch", str(source), "-o", str(tmp_path / "out.csv"))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\n  member points redeemed +9\.00 +0\.00\n", done.stdout), done.stdout
+    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as fp:
+        rows = list(csv.DictReader(fp))
+    assert [r["member_points_redeemed"] for r in rows] == ["9.00", ""]
+    assert rows[1]["reason_notes"] == "points below the minimum"
+    done = run(store, "audit", "stats", "--json")
+    assert [r["member_points_redeemed"] for r in json.loads(done.stdout)] == ["9.00"]
+    done = run(store, "audit", "export", "-o", str(tmp_path / "e.xlsx"))
+    assert done.returncode == 0, done.stderr
+    sheet = openpyxl.load_workbook(tmp_path / "e.xlsx")["audit"]
+    headings = [c.value for c in sheet[1]]
+    column = headings.index("积分抵扣")
+    assert [r[column].value for r in sheet.iter_rows(min_row=2)] == [9, None]
+    notes = headings.index("原因说明")
+    assert [r[notes].value for r in sheet.iter_rows(min_row=2)] == [None, "积分低于最低使用数"]
 
 
 def test_cli_plugins_lists_it_with_version_and_hooks(installed: Path, tmp_path: Path) -> None:
