@@ -28,9 +28,9 @@ import attrs
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
+from pricecalc.files.reading import FileLine, _parse_json_line
+from pricecalc.files.rows import Summary, as_recorded, decision_row
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
-from pricecalc.reading import FileLine, _parse_json_line
-from pricecalc.rows import Summary, as_recorded, decision_row
 from pricecalc.sameness import keyed_by_meaning
 from pricecalc.serialize import text_problem
 
@@ -302,7 +302,7 @@ def batch_row(result: LineResult) -> dict[str, Any]:
 
 
 def flat_batch_row(result: LineResult) -> dict[str, Any]:
-    """The CSV / Excel output of one line (:data:`pricecalc.rows.BATCH_COLUMNS`)."""
+    """The CSV / Excel output of one line (:data:`pricecalc.files.rows.BATCH_COLUMNS`)."""
     request = result.line.request if isinstance(result.line.request, Mapping) else {}
     return decision_row(
         result.line.number,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pricecalc import compensation, corrections, forwarding, offers, protection, subsidy
+from pricecalc import offers
 from pricecalc.hookspecs import hookimpl
 from pricecalc.offers import OfferType
 from pricecalc.registry import CompensationStandard, Rule
+from pricecalc.rules import compensation, forwarding, protection, subsidy, void
 
 
 @hookimpl
 def pricecalc_rules() -> Iterable[Rule]:
-    return [subsidy.RULE, protection.RULE, compensation.RULE, forwarding.RULE, corrections.RULE]
+    return [subsidy.RULE, protection.RULE, compensation.RULE, forwarding.RULE, void.RULE]
 
 
 @hookimpl

@@ -301,7 +301,7 @@ class RecordedDecision:
     def amount(self, field: str) -> Decimal | None:
         """The result field ``field`` as an exact amount (``None`` when absent or not an
         amount in fen)."""
-        from pricecalc.rows import amount
+        from pricecalc.files.rows import amount
 
         return amount(self.result.get(field))
 

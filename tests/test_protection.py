@@ -38,8 +38,8 @@ from pricecalc.offers import (
     check_keys,
 )
 from pricecalc.plugins import build_registry, get_plugin_manager
-from pricecalc.pricebook import ListedOffer, _DiscountGroup, _fen, _tiers
 from pricecalc.registry import Registry
+from pricecalc.rules.pricebook import ListedOffer, _DiscountGroup, _fen, _tiers
 
 BJ = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 13, 10, 0, tzinfo=BJ)

@@ -29,8 +29,7 @@ from report_support import (
 
 import audit
 from pricecalc import Calculator
-from pricecalc.cli import cli
-from pricecalc.report import (
+from pricecalc.books.report import (
     CampaignFigures,
     Cut,
     ReportHeader,
@@ -38,9 +37,10 @@ from pricecalc.report import (
     collect,
     render_report,
 )
-from pricecalc.report.page import report_tables
-from pricecalc.selection import Filters, period_bound
-from pricecalc.statement import build_statement
+from pricecalc.books.report.page import report_tables
+from pricecalc.books.selection import Filters, period_bound
+from pricecalc.books.statement import build_statement
+from pricecalc.cli import cli
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_one_merchant(
 
 def test_the_report_and_every_statement_agree(store: audit.AuditStore) -> None:
     """SPEC §10: the report's per-merchant columns are what each merchant's statement over
-    the same records totals, to the fen (both read money through pricecalc.settlement)."""
+    the same records totals, to the fen (both read money through pricecalc.books.settlement)."""
     figures = figures_of(store)
     assert len(figures.merchants) >= 5
     for merchant, totals in figures.merchants.items():

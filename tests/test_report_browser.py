@@ -23,8 +23,8 @@ from report_support import build_campaign_store, expected_figures, raw_records
 
 import audit
 from pricecalc import Calculator
-from pricecalc.report import Cut, ReportHeader, collect, render_report
-from pricecalc.selection import Filters
+from pricecalc.books.report import Cut, ReportHeader, collect, render_report
+from pricecalc.books.selection import Filters
 
 pytestmark = pytest.mark.browser
 

@@ -37,8 +37,7 @@ from pricecalc.cli.options import (
     output_options,
 )
 from pricecalc.cli.render import summary_view
-from pricecalc.parallel import default_jobs
-from pricecalc.reading import (
+from pricecalc.files.reading import (
     EncodingProblem,
     FileLine,
     SheetHeader,
@@ -47,8 +46,9 @@ from pricecalc.reading import (
     read_lines,
     read_xlsx_sheet,
 )
-from pricecalc.rows import BATCH_COLUMNS, ROUND_TRIP_COLUMNS, Summary, round_trip_column
-from pricecalc.writers import Output, TooManyRows
+from pricecalc.files.rows import BATCH_COLUMNS, ROUND_TRIP_COLUMNS, Summary, round_trip_column
+from pricecalc.files.writing import Output, TooManyRows
+from pricecalc.parallel import default_jobs
 
 __all__ = ["batch", "output_format"]
 

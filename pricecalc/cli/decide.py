@@ -16,7 +16,7 @@ from pricecalc.cli.options import (
     request_file_option,
     request_id_option,
 )
-from pricecalc.rows import as_recorded
+from pricecalc.files.rows import as_recorded
 
 
 @cli.command()

@@ -30,7 +30,7 @@ from audit.protocol import AuditStore
 from pricecalc.cli.app import App, hmac_key
 from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
-from pricecalc.writers import write_file
+from pricecalc.files.writing import write_file
 
 SIGNING_KEY_ENV = "PRICECALC_AUDIT_SIGNING_KEY"
 

@@ -29,8 +29,8 @@ from pricecalc.cli.options import (
     request_id_option,
 )
 from pricecalc.cli.render import decision_view, protection_view
+from pricecalc.files.rows import MONEY_COLUMNS, as_recorded, record_row
 from pricecalc.hookspecs import hookimpl
-from pricecalc.rows import MONEY_COLUMNS, as_recorded, record_row
 
 
 def _decide_and_show(

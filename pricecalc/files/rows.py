@@ -1,7 +1,8 @@
 """Flat rows and totals for people: what the command line prints, exports and sums.
 
 Nothing here reads or writes a file. The command line (:mod:`pricecalc.cli`) and the
-batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) use these pieces:
+batch readers and writers (:mod:`pricecalc.files.reading`,
+:mod:`pricecalc.files.writing`) use these pieces:
 
 * :func:`decision_row` — one batch output row (CSV/XLSX) for a decided, invalid or
   conflicting line;
@@ -102,7 +103,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
 )
 
 #: The settlement statement's three money columns (SPEC §10; named and read in
-#: :mod:`pricecalc.settlement`, which pins them to these names).
+#: :mod:`pricecalc.books.settlement`, which pins them to these names).
 SETTLEMENT_MONEY: tuple[str, ...] = ("deduct_from_payout", "merchant_pays", "subsidy_clawback")
 #: Every column holding an amount (written as numbers ``0.00`` in Excel, never neutralised
 #: in CSV: pricecalc produced it).
@@ -376,7 +377,7 @@ def record_row(record: Any, voided_by: int | None = None) -> dict[str, Any]:
     """The pricecalc-level flat view of an :class:`audit.protocol.Record`.
 
     ``voided_by`` is the seq of the approved void that withdrew the record, if any
-    (:func:`pricecalc.selection.voids_of`); a void's own row names what it ``voids``.
+    (:func:`pricecalc.books.selection.voids_of`); a void's own row names what it ``voids``.
     """
     recorded = records.read(record)
     result = recorded.result

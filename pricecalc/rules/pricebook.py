@@ -4,7 +4,7 @@
 :class:`PriceBook` indexes the offers once and sweeps the candidate times in order
 (:func:`candidate_times`), giving each line's net at ``paid_at`` and its lowest net after
 it. The rule itself — what counts, what is paid, the reasons — is
-:mod:`pricecalc.protection`; this module only prices.
+:mod:`pricecalc.rules.protection`; this module only prices.
 
 Cost: each offer's range of candidate times is found by bisection; set-price offers per
 SKU sit in a heap by precedence, lower-price offers per SKU in a heap by price, order
