@@ -31,11 +31,11 @@ NOW = datetime(2026, 11, 13, 2, 0, tzinfo=UTC)
 #: The books: modules that read decisions back and must ask the declarations.
 BOOKS = (
     "records.py",
-    "settlement.py",
-    "selection.py",
-    "rows.py",
-    "statement.py",
-    "report/aggregate.py",
+    "books/settlement.py",
+    "books/selection.py",
+    "files/rows.py",
+    "books/statement.py",
+    "books/report/aggregate.py",
     *(
         f"cli/{p.name}"
         for p in sorted((PACKAGE / "cli").glob("*.py"))
