@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pricecalc import offers
 from pricecalc.hookspecs import hookimpl
 from pricecalc.offers import OfferType
 from pricecalc.registry import CompensationStandard, Rule
-from pricecalc.rules import compensation, forwarding, protection, subsidy, void
+from pricecalc.rules import compensation, forwarding, offer_types, protection, subsidy, void
 
 
 @hookimpl
@@ -23,7 +22,7 @@ def pricecalc_compensation_standards() -> Iterable[CompensationStandard]:
 
 @hookimpl
 def pricecalc_offer_types() -> Iterable[OfferType]:
-    return list(offers.BUILTIN_OFFER_TYPES)
+    return list(offer_types.BUILTIN_OFFER_TYPES)
 
 
 @hookimpl

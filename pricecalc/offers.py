@@ -1,9 +1,10 @@
 """Merchant offer types for price protection (SPEC §3), and the contract a plugin follows.
 
 Every entry of a 价保 request's ``offers`` list names a ``type``; the registry maps that
-name to an :class:`OfferType` (built-in ones below, more through the
-``pricecalc_offer_types`` hook). The price-protection rule never looks at type names: it
-only reads the type's ``stage`` (and ``group``) and the attributes the stage promises.
+name to an :class:`OfferType` (the built-in ones in :mod:`pricecalc.rules.offer_types`,
+more through the ``pricecalc_offer_types`` hook). The price-protection rule never looks at
+type names: it only reads the type's ``stage`` (and ``group``) and the attributes the stage
+promises.
 
 The contract
 ============
@@ -96,7 +97,7 @@ import attrs
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
 from pricecalc.fields import check_keys as check_keys  # part of the offer-type contract
-from pricecalc.money import FEN, ZERO
+from pricecalc.money import FEN
 
 Stage = Literal["set_price", "lower_price", "order_discount"]
 STAGES: tuple[Stage, ...] = ("set_price", "lower_price", "order_discount")
@@ -280,152 +281,3 @@ def check_tiers(offer_type: OfferType, value: Any) -> tuple[DiscountTier, ...]:
         f"offer type {offer_type.name!r}: discount_tiers() returned {value!r}, "
         "expected a tuple of (threshold, off) pairs of non-negative Decimals in fen"
     )
-
-
-# -- the built-in types ---------------------------------------------------------------
-
-# Each type's keys, built once: a claim may list thousands of offers.
-_DIRECT_DROP_KEYS = COMMON_KEYS | {"sku", "unit_price", "at"}
-_FLASH_SALE_KEYS = COMMON_KEYS | {"sku", "unit_price"}
-_COUPON_KEYS = COMMON_KEYS | {"amount", "threshold"}
-_FULL_REDUCTION_KEYS = COMMON_KEYS | {"tiers"}
-_TIER_KEYS = frozenset({"threshold", "off"})
-
-
-@attrs.frozen
-class DirectDrop:
-    """直降 (or a plain price change): ``sku`` sells at ``unit_price`` from ``at`` on."""
-
-    sku: str
-    unit_price: Decimal
-    at: datetime
-    window: Window = Window()
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> DirectDrop:
-        check_keys(fields, _DIRECT_DROP_KEYS)
-        return cls(
-            sku=fields.identifier("sku"),
-            unit_price=fields.amount("unit_price", positive=True),
-            at=fields.time("at"),
-            window=Window.from_fields(fields),
-        )
-
-    def change_times(self) -> tuple[datetime, ...]:
-        first = self.at if self.window.start is None else max(self.at, self.window.start)
-        return (first,) if self.window.contains(first) else ()
-
-
-@attrs.frozen
-class FlashSale:
-    """秒杀: ``sku`` at ``unit_price`` from ``start`` to ``end`` (both required)."""
-
-    sku: str
-    unit_price: Decimal
-    window: Window
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> FlashSale:
-        check_keys(fields, _FLASH_SALE_KEYS)
-        return cls(
-            sku=fields.identifier("sku"),
-            unit_price=fields.amount("unit_price", positive=True),
-            window=Window.from_fields(fields, required=True),
-        )
-
-    def change_times(self) -> tuple[datetime, ...]:
-        return self.window.starts()
-
-
-@attrs.frozen
-class Coupon:
-    """优惠券: ``amount`` off an order whose goods total is at least ``threshold``."""
-
-    amount: Decimal
-    threshold: Decimal = ZERO
-    window: Window = Window()
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> Coupon:
-        check_keys(fields, _COUPON_KEYS)
-        threshold = fields.optional_amount("threshold")
-        return cls(
-            amount=fields.amount("amount", positive=True),
-            threshold=ZERO if threshold is None else threshold,
-            window=Window.from_fields(fields),
-        )
-
-    def change_times(self) -> tuple[datetime, ...]:
-        return self.window.starts()
-
-    def discount(self, goods_total: Decimal) -> Decimal:
-        return self.amount if goods_total >= self.threshold else ZERO
-
-    def discount_tiers(self) -> tuple[DiscountTier, ...]:
-        """One tier: ``amount`` off from ``threshold`` on."""
-        return ((self.threshold, self.amount),)
-
-
-@attrs.frozen
-class Tier:
-    """One 满减 tier: ``off`` when the goods total reaches ``threshold``."""
-
-    threshold: Decimal
-    off: Decimal
-
-
-@attrs.frozen
-class FullReduction:
-    """满减: the best tier whose threshold the goods total meets."""
-
-    tiers: tuple[Tier, ...]
-    window: Window = Window()
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> FullReduction:
-        check_keys(fields, _FULL_REDUCTION_KEYS)
-        tiers = []
-        for tier in fields.items("tiers", non_empty=True):
-            check_keys(tier, _TIER_KEYS)
-            tiers.append(Tier(tier.amount("threshold"), tier.amount("off", positive=True)))
-        return cls(tiers=tuple(tiers), window=Window.from_fields(fields))
-
-    def change_times(self) -> tuple[datetime, ...]:
-        return self.window.starts()
-
-    def discount(self, goods_total: Decimal) -> Decimal:
-        return max((t.off for t in self.tiers if goods_total >= t.threshold), default=ZERO)
-
-    def discount_tiers(self) -> tuple[DiscountTier, ...]:
-        """Its tiers as ``(threshold, off)`` pairs: the best one met is the discount."""
-        return tuple((t.threshold, t.off) for t in self.tiers)
-
-
-DIRECT_DROP = OfferType(
-    "direct_drop",
-    "set_price",
-    DirectDrop.from_fields,
-    description="直降: a new selling price for a SKU from `at` on (optional window)",
-)
-FLASH_SALE = OfferType(
-    "flash_sale",
-    "lower_price",
-    FlashSale.from_fields,
-    description="秒杀: a unit price for a SKU from `start` to `end`",
-)
-COUPON = OfferType(
-    "coupon",
-    "order_discount",
-    Coupon.from_fields,
-    group="coupon",
-    description="优惠券: `amount` off at a goods total of `threshold` (default 0); one per order",
-)
-FULL_REDUCTION = OfferType(
-    "full_reduction",
-    "order_discount",
-    FullReduction.from_fields,
-    group="full_reduction",
-    description="满减: tiers [{threshold, off}], the best tier met; stacks with one coupon",
-)
-
-BUILTIN_OFFER_TYPES: tuple[OfferType, ...] = (DIRECT_DROP, FLASH_SALE, COUPON, FULL_REDUCTION)

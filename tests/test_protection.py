@@ -27,18 +27,10 @@ from pricecalc.errors import PluginError
 from pricecalc.fields import Fields, parse_time
 from pricecalc.history import PastDecision
 from pricecalc.money import ZERO, allocate
-from pricecalc.offers import (
-    COUPON,
-    FULL_REDUCTION,
-    Coupon,
-    FullReduction,
-    OfferType,
-    Tier,
-    Window,
-    check_keys,
-)
+from pricecalc.offers import OfferType, Window, check_keys
 from pricecalc.plugins import build_registry, get_plugin_manager
 from pricecalc.registry import Registry
+from pricecalc.rules.offer_types import COUPON, FULL_REDUCTION, Coupon, FullReduction, Tier
 from pricecalc.rules.pricebook import ListedOffer, _DiscountGroup, _fen, _tiers
 
 BJ = timezone(timedelta(hours=8))
