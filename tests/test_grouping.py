@@ -26,9 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
-from postgres_helpers import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
+from postgres_support import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
 
 import audit
 from pricecalc import Calculator, IdempotencyConflict
