@@ -26,6 +26,7 @@ MOVED = {
     "pricecalc.selection": "pricecalc.books.selection",
     "pricecalc.statement": "pricecalc.books.statement",
     "pricecalc.report": "pricecalc.books.report",
+    "pricecalc.api": "pricecalc.engine",  # Engine and evaluate, merged into engine.py
 }
 
 

@@ -100,6 +100,7 @@ def test_the_contract_check_catches_a_rule_reaching_past_it(tmp_path: Path) -> N
         ("pricecalc.statement", "pricecalc.books.statement"),
         ("pricecalc.report", "pricecalc.books.report"),
         ("pricecalc.report.page", "pricecalc.books.report.page"),
+        ("pricecalc.api", "pricecalc.engine"),
     ],
 )
 def test_an_old_module_path_is_the_moved_module(
@@ -146,3 +147,30 @@ def test_only_moved_names_are_aliased() -> None:
     assert _moved.new_name("pricecalc.rules.subsidy") is None
     with pytest.raises(ModuleNotFoundError, match=r"No module named 'pricecalc\.rows'"):
         importlib.import_module("pricecalc.rows")
+
+
+def test_engine_holds_engine_and_pure_evaluation_each_name_once() -> None:
+    """Issue 20 point 3: ``Engine`` and the pure evaluation live in one module, no two
+    functions of one name in it; ``pricecalc.evaluate`` is its convenience."""
+    from pricecalc import engine
+
+    tree = ast.parse((PACKAGE / "engine.py").read_text(encoding="utf-8"))
+    names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)]
+    assert sorted(names) == sorted(set(names))
+    assert {"Engine", "evaluate", "evaluate_envelope", "default_engine"} <= set(names)
+    assert pricecalc.evaluate is engine.evaluate and pricecalc.Engine is engine.Engine
+    assert not (PACKAGE / "api.py").exists()
+
+
+def test_a_calculator_decides_through_its_engine_and_holds_one_policy(tmp_path: Path) -> None:
+    """Issue 20 point 3: ``Calculator`` keeps its policy, the merged policy and the registry
+    once, in its engine; ``policy``, ``rules_policy`` and ``registry`` read them there."""
+    policy = pricecalc.Policy.from_mapping({"price_protection": {"claim_days": 3}})
+    with pricecalc.Calculator(tmp_path / "audit.jsonl", policy) as calc:
+        assert calc.policy is calc.engine.policy is policy
+        assert calc.rules_policy is calc.engine.merged_policy
+        assert calc.registry is calc.engine.registry
+        kept = {k for k, v in vars(calc).items() if isinstance(v, pricecalc.Policy)}
+        assert kept == set()
+        with pytest.raises(AttributeError, match="has no setter"):
+            calc.policy = pricecalc.Policy()  # type: ignore[misc]
