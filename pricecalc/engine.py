@@ -23,10 +23,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from audit.errors import AuditError
 from pricecalc.decision import APPROVED, REJECTED, Decision, Outcome, Reason
 from pricecalc.envelope import Envelope
-from pricecalc.errors import FloatRefused, InvalidInput, PluginError, PricecalcError, UnknownKind
+from pricecalc.errors import InvalidInput, PluginError, UnknownKind, guard
 from pricecalc.fields import Fields, check_keys
 from pricecalc.history import NO_HISTORY, History
 from pricecalc.plugins import default_registry
@@ -74,18 +73,10 @@ def evaluate_envelope(
         check_keys(fields, rule.input_fields)  # names the first unknown key
     view = policy.view()
     context = RuleContext(now, view, registry, history, operator)
-    # What pricecalc.errors.guard does, without building its message on every call.
-    step = "input parser"
-    try:
+    with guard(plugin, "the {} input parser raised {error}", envelope.kind):
         parsed = rule.parse(fields, context)
-        step = "rule"
+    with guard(plugin, "the {} rule raised {error}", envelope.kind):
         decided = rule.decide(parsed, context)
-    except (PricecalcError, FloatRefused, AuditError):  # the history's store errors: its own
-        raise
-    except Exception as exc:
-        raise PluginError(
-            plugin, f"the {envelope.kind} {step} raised {type(exc).__name__}: {exc}"
-        ) from exc
     outcome = _check_outcome(plugin, decided)
     result = plain_result(plugin, outcome.result)
     if type(result) is not dict:

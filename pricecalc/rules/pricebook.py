@@ -30,9 +30,9 @@ from typing import Any, TypeVar
 
 import attrs
 
-from pricecalc.errors import InvalidInput, PluginError, PricecalcError
+from pricecalc.errors import InvalidInput, guard
 from pricecalc.fields import Fields
-from pricecalc.money import FloatRefused, allocate_fen
+from pricecalc.money import allocate_fen
 from pricecalc.offers import OfferType, check_discount, check_keys, check_offer, check_tiers
 from pricecalc.registry import RuleContext
 
@@ -85,17 +85,9 @@ class ListedOffer:
             known = ", ".join(sorted(ctx.registry.offer_types)) or "none registered"
             raise InvalidInput(fields.at("type"), name, f"is not a known offer type ({known})")
         plugin, offer_type = found
-        # What pricecalc.plugins.guard does, without building its message for every offer
-        # (a claim may list thousands).
-        try:
+        with guard(plugin, "the {!r} offer parser raised {error}", name):
             offer = offer_type.parse(fields)
             check_offer(offer_type, offer)
-        except (PricecalcError, FloatRefused):
-            raise
-        except Exception as exc:
-            raise PluginError(
-                plugin, f"the {name!r} offer parser raised {type(exc).__name__}: {exc}"
-            ) from exc
         return cls(index, offer_type, plugin, offer)
 
     @property
@@ -541,13 +533,11 @@ def _discount(
 
 def _ask(listed: ListedOffer, what: str, call: Callable[[], T]) -> T:
     """Call a plugin offer's method; any failure but a pricecalc error names the plugin."""
-    try:
+    with guard(
+        listed.plugin,
+        "offer {!r} (input.offers[{}]) {} failed: {error}",
+        listed.type,
+        listed.index,
+        what,
+    ):
         return call()
-    except (PricecalcError, FloatRefused):
-        raise
-    except Exception as exc:
-        raise PluginError(
-            listed.plugin,
-            f"offer {listed.type!r} (input.offers[{listed.index}]) {what} failed: "
-            f"{type(exc).__name__}: {exc}",
-        ) from exc
