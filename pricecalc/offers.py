@@ -97,7 +97,7 @@ import attrs
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
 from pricecalc.fields import check_keys as check_keys  # part of the offer-type contract
-from pricecalc.money import FEN
+from pricecalc.money import is_fen
 
 Stage = Literal["set_price", "lower_price", "order_discount"]
 STAGES: tuple[Stage, ...] = ("set_price", "lower_price", "order_discount")
@@ -205,15 +205,6 @@ class OfferType:
             raise ValueError(f"offer type {self.name!r}: only an order_discount has a group")
 
 
-def _is_amount(value: Any, *, positive: bool) -> bool:
-    return (
-        isinstance(value, Decimal)
-        and value.is_finite()
-        and value == value.quantize(FEN)
-        and (value > 0 if positive else value >= 0)
-    )
-
-
 def check_offer(offer_type: OfferType, offer: Any) -> None:
     """Check that ``offer`` keeps its stage's promises; ``TypeError`` says what is wrong.
 
@@ -240,7 +231,7 @@ def check_offer(offer_type: OfferType, offer: Any) -> None:
         return
     sku = getattr(offer, "sku", None)
     price = getattr(offer, "unit_price", None)
-    if not isinstance(sku, str) or not _is_amount(price, positive=True):
+    if not isinstance(sku, str) or not is_fen(price, positive=True):
         raise TypeError(
             f"offer type {name!r}: a {offer_type.stage} offer needs sku (text) and "
             f"unit_price (a positive Decimal in fen), got {sku!r} / {price!r}"
@@ -253,7 +244,7 @@ def check_offer(offer_type: OfferType, offer: Any) -> None:
 
 def check_discount(offer_type: OfferType, value: Any) -> Decimal:
     """Check one ``discount()`` answer: a non-negative Decimal in fen."""
-    if not _is_amount(value, positive=False):
+    if not is_fen(value, positive=False):
         raise TypeError(
             f"offer type {offer_type.name!r}: discount() returned {value!r}, "
             "expected a non-negative Decimal in fen"
@@ -270,8 +261,8 @@ def check_tiers(offer_type: OfferType, value: Any) -> tuple[DiscountTier, ...]:
             if not (
                 isinstance(tier, tuple)
                 and len(tier) == 2
-                and _is_amount(tier[0], positive=False)
-                and _is_amount(tier[1], positive=False)
+                and is_fen(tier[0], positive=False)
+                and is_fen(tier[1], positive=False)
             ):
                 break
         else:

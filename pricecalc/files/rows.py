@@ -26,15 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from pricecalc import records
-from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
-from pricecalc.money import FEN, ZERO, fmt, to_decimal, usual_amount
+from pricecalc.money import ZERO, fmt, stored_amount
 from pricecalc.records import order_id_of
 from pricecalc.registry import MoneyFigure, builtin_declarations
 from pricecalc.serialize import sorted_json, text_problem
@@ -262,27 +261,6 @@ def column_label(column: str, headers: str) -> str:
     return COLUMN_LABELS.get(column, column) if headers == "zh" else column
 
 
-def amount(value: Any) -> Decimal | None:
-    """A money field of a result as an exact Decimal.
-
-    ``None`` when absent or not an amount in fen (a plugin's free text, say): such a value
-    is left out of totals rather than rounded.
-    """
-    if value is None:
-        return None
-    if type(value) is str:  # what fmt wrote: the usual text, perhaps negative
-        usual = usual_amount(value[1:] if value[:1] == "-" else value)
-        if usual is not None:
-            return -usual if value[:1] == "-" else usual
-    try:
-        number = to_decimal(value, "amount")
-    except (InvalidInput, TypeError):
-        return None
-    if number != number.quantize(FEN, rounding=ROUND_DOWN):
-        return None
-    return number
-
-
 def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     """The SPEC §8 decision with its ``result`` keys in the audit record's (sorted) order.
 
@@ -300,7 +278,7 @@ def column_amount(result: Mapping[str, Any], column: str) -> Decimal | None:
     """The amount a result holds for one of :data:`MONEY_COLUMNS` (the declared field
     of whichever kind fills it), or ``None``."""
     for field in COLUMN_FIELDS[column]:
-        value = amount(result.get(field))
+        value = stored_amount(result.get(field))
         if value is not None:
             return value
     return None

@@ -32,7 +32,7 @@ import attrs
 
 from pricecalc.errors import InvalidInput, guard
 from pricecalc.fields import Fields
-from pricecalc.money import allocate_fen
+from pricecalc.money import allocate_fen, fen_count, from_fen_count
 from pricecalc.offers import OfferType, check_discount, check_keys, check_offer, check_tiers
 from pricecalc.registry import RuleContext
 
@@ -99,15 +99,6 @@ class ListedOffer:
 
 
 # -- pricing over time ------------------------------------------------------------------
-
-
-def _fen(amount: Decimal) -> int:
-    """An amount already in fen as a whole number of fen (exact, no rounding)."""
-    return int(amount.scaleb(2))
-
-
-def _yuan(fen_count: int) -> Decimal:
-    return Decimal(fen_count).scaleb(-2)
 
 
 def candidate_times(
@@ -248,7 +239,7 @@ class _DiscountGroup:
                 lo >>= 1
                 hi >>= 1
         if self.scanned:
-            goods_total = _yuan(goods)
+            goods_total = from_fen_count(goods)
             tail = self.scale - 1
             for index, listed in self.scanned.items():
                 amount = _discount(listed, goods_total, seen)
@@ -331,7 +322,7 @@ class PriceBook:
                 continue
             if stage == "set_price":
                 drops.setdefault(offer.sku, []).append(listed)
-            self._place(_Entry(listed, *span, sku=offer.sku, price=_fen(offer.unit_price)))
+            self._place(_Entry(listed, *span, sku=offer.sku, price=fen_count(offer.unit_price)))
         for group in self.groups.values():
             group.build()
         # Precedence among a SKU's set-prices: latest `at`; at an equal `at` the lower
@@ -358,7 +349,7 @@ class PriceBook:
         lines = self.lines
         count = len(lines)
         quantity = [line.quantity for line in lines]
-        selling = [_fen(line.unit_price) for line in lines]
+        selling = [fen_count(line.unit_price) for line in lines]
         prices = [0] * count
         grosses = [0] * count
         used: list[tuple[ListedOffer, ...]] = [()] * count
@@ -483,12 +474,12 @@ class PriceBook:
                 lowest_used[i], lowest_won[i] = used[i], winners
 
         return Sweep(
-            at_paid=tuple(_yuan(n) for n in at_paid),
+            at_paid=tuple(from_fen_count(n) for n in at_paid),
             lowest=tuple(
                 None
                 if lowest_k[i] < 0
                 else Lowest(
-                    _yuan(lowest[i]),
+                    from_fen_count(lowest[i]),
                     self.times[lowest_k[i]],
                     tuple(sorted((*lowest_used[i], *lowest_won[i]), key=lambda o: o.index)),
                 )
@@ -503,7 +494,7 @@ def _tiers(listed: ListedOffer) -> list[tuple[int, int]] | None:
     if method is None:
         return None
     tiers = _ask(listed, "discount_tiers()", lambda: check_tiers(listed.offer_type, method()))
-    return [(_fen(threshold), _fen(off)) for threshold, off in tiers]
+    return [(fen_count(threshold), fen_count(off)) for threshold, off in tiers]
 
 
 def _discount(
@@ -523,10 +514,10 @@ def _discount(
             known = seen.get(id(value))
             if known is not None and known[0] is value:
                 return known[1]
-        fen_count = _fen(check_discount(listed.offer_type, value))
+        count = fen_count(check_discount(listed.offer_type, value))
         if seen is not None:
-            seen[id(value)] = (value, fen_count)
-        return fen_count
+            seen[id(value)] = (value, count)
+        return count
 
     return _ask(listed, "discount()", ask)
 
