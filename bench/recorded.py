@@ -21,7 +21,7 @@ Recording (issue 10) is everything ``decide_many`` does beyond deciding: two mor
 contenders run interleaved with the others over the same requests,
 
 ``evaluate only``
-    the calculator's engine alone (``pricecalc.engine.evaluate(Envelope.parse(r), ...)``
+    the calculator's engine alone (``pricecalc.engine.evaluate_envelope(Envelope.parse(r), ...)``
     with the calculator's registry and rules policy, a clock reading per request, the
     decisions kept as ``decide_many`` keeps them);
 ``store only``
@@ -161,7 +161,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             start = time.perf_counter()
             for request in requests[:n_many]:
                 kept.append(
-                    engine.evaluate(
+                    engine.evaluate_envelope(
                         Envelope.parse(request),
                         registry=registry,
                         policy=policy,

@@ -2,8 +2,8 @@
 
 For stores of 10⁴ and 10⁵ records (synthetic decisions shaped like real ones — every
 money kind, five merchants, ten categories, seven days — appended through the audit
-store API, set-up not timed), the time of :func:`pricecalc.report.collect` (the one
-streaming pass) and of :func:`pricecalc.report.render_report` (the page), in ms per
+store API, set-up not timed), the time of :func:`pricecalc.books.report.collect` (the one
+streaming pass) and of :func:`pricecalc.books.report.render_report` (the page), in ms per
 1,000 records, and the page's size. The page's size depends on the days, categories,
 codes and merchants, not on the records: it should stay flat.
 
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import interleaved, median, table, verdict, write_results
-from pricecalc.report import Cut, ReportHeader, collect, render_report
-from pricecalc.selection import Filters
+from pricecalc.books.report import Cut, ReportHeader, collect, render_report
+from pricecalc.books.selection import Filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from report_support import synthetic_store  # the store tests/test_report.py measures

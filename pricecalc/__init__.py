@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
-from pricecalc.api import Engine, evaluate
+from pricecalc import _moved  # noqa: F401  (the old module names, until 0.4)
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.decision import AuditRef, Decision, Outcome, Reason
+from pricecalc.engine import Engine, evaluate
 from pricecalc.errors import (
     IdempotencyConflict,
     InvalidInput,

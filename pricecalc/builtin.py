@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pricecalc import compensation, corrections, forwarding, offers, protection, subsidy
 from pricecalc.hookspecs import hookimpl
 from pricecalc.offers import OfferType
 from pricecalc.registry import CompensationStandard, Rule
+from pricecalc.rules import compensation, forwarding, offer_types, protection, subsidy, void
 
 
 @hookimpl
 def pricecalc_rules() -> Iterable[Rule]:
-    return [subsidy.RULE, protection.RULE, compensation.RULE, forwarding.RULE, corrections.RULE]
+    return [subsidy.RULE, protection.RULE, compensation.RULE, forwarding.RULE, void.RULE]
 
 
 @hookimpl
@@ -22,7 +22,7 @@ def pricecalc_compensation_standards() -> Iterable[CompensationStandard]:
 
 @hookimpl
 def pricecalc_offer_types() -> Iterable[OfferType]:
-    return list(offers.BUILTIN_OFFER_TYPES)
+    return list(offer_types.BUILTIN_OFFER_TYPES)
 
 
 @hookimpl

@@ -33,9 +33,9 @@ import attrs
 from audit import open_store
 from audit.canonical import canonical_bytes
 from audit.protocol import AuditStore, Entry, Record, Transaction
-from pricecalc import engine, records
-from pricecalc.api import Engine
+from pricecalc import records
 from pricecalc.decision import AuditRef, Decision
+from pricecalc.engine import Engine
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput
 from pricecalc.grouping import GroupCommit, Waiting
@@ -154,19 +154,17 @@ class Calculator:
         registry_from_entry_points: bool = False,
     ) -> None:
         policy = policy if policy is not None else Policy()
-        #: The rules and the policy, merged once (pricecalc.Engine).
+        #: The rules and the policy, merged once (pricecalc.Engine): every decision and
+        #: every normal form goes through it, and it holds the one policy.
         self.engine = Engine(
             registry if registry is not None else load_registry(policy, disable_plugins), policy
         )
-        self.policy = policy
-        self.registry = self.engine.registry
         # Worker processes can rebuild the registry only from the installed plugins: a
         # given registry may be used with them when its maker says it was loaded so
         # (``load_registry(policy, disable_plugins)``, as the command line does).
         self._plugins_from_entry_points = registry is None or registry_from_entry_points
         self._disabled = tuple(disable_plugins)
         self._workers: Workers | None = None
-        self.rules_policy = self.engine.merged_policy
         self.named_operator = None if operator is None else _operator(operator)
         self.operator = self.named_operator or default_operator()
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -183,6 +181,21 @@ class Calculator:
         self._group: GroupCommit[tuple[Envelope, datetime | None]] = GroupCommit(
             self._decide_group
         )
+
+    @property
+    def policy(self) -> Policy:
+        """The policy given (the SPEC's defaults when none was): the engine's."""
+        return self.engine.policy
+
+    @property
+    def rules_policy(self) -> Policy:
+        """That policy merged with the plugins' defaults, as the rules read it: the engine's."""
+        return self.engine.merged_policy
+
+    @property
+    def registry(self) -> Registry:
+        """The rules decided by: the engine's registry."""
+        return self.engine.registry
 
     # -- the API -------------------------------------------------------------------------
     def decide(self, request: Request, *, now: datetime | None = None) -> Decision:
@@ -447,13 +460,8 @@ class Calculator:
             return decision, self._append(tx, decision, away.moment, relied)
         moment = now or self._clock()
         asked = AskedHistory(history)
-        decision = engine.evaluate(
-            envelope,
-            registry=self.registry,
-            policy=self.rules_policy,
-            now=moment,
-            history=asked,
-            operator=self.named_operator,
+        decision = self.engine.evaluate(
+            envelope, now=moment, history=asked, operator=self.named_operator
         )
         return decision, self._append(tx, decision, moment, relied_on(asked.asked, decision.kind))
 

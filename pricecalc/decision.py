@@ -1,6 +1,6 @@
 """Value objects: reasons, rule outcomes and decisions (SPEC §7, §8).
 
-A rule returns an :class:`Outcome`; :func:`pricecalc.engine.evaluate` turns it into a
+A rule returns an :class:`Outcome`; :func:`pricecalc.engine.evaluate_envelope` turns it into a
 :class:`Decision`, which the calculator appends to the audit store and then returns with
 its :class:`AuditRef`. The layout of a decision's audit record lives in
 :mod:`pricecalc.records` (:meth:`Decision.from_record` and :func:`recorded_request` ask it);

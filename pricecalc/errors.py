@@ -8,11 +8,11 @@ nothing about prices.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any
 
-T = TypeVar("T")
+from audit.errors import AuditError
 
 
 class PricecalcError(Exception):
@@ -131,14 +131,41 @@ class FloatRefused(TypeError, PricecalcError):
     script's one ``except PricecalcError`` catches it too."""
 
 
-def guard(plugin: str, what: str, call: Callable[[], T]) -> T:
-    """Run a plugin-provided callable; its unexpected exception becomes a PluginError.
+class guard:  # lower case: it reads as a statement word, ``with guard(...):``
+    """Around every call into a plugin: its unexpected exception becomes a
+    :class:`PluginError` naming the plugin, the message built only then::
 
-    pricecalc's own errors and a refused float pass through unchanged.
+        with guard(plugin, "the {!r} offer parser raised {error}", name):
+            offer = offer_type.parse(fields)
+
+    ``what`` is a :meth:`str.format` template filled with ``args`` and ``error`` (the
+    exception's type and text) on failure only, so a call made thousands of times a request
+    formats nothing while it succeeds. pricecalc's own errors (a refused float among them)
+    and the audit store's pass through unchanged: they are the caller's or the store's, not
+    the plugin's. ``passing=()`` wraps those too (a hook run while plugins are loaded).
     """
-    try:
-        return call()
-    except (PricecalcError, FloatRefused):
-        raise
-    except Exception as exc:
-        raise PluginError(plugin, f"{what} raised {type(exc).__name__}: {exc}") from exc
+
+    __slots__ = ("args", "passing", "plugin", "what")
+
+    def __init__(
+        self,
+        plugin: str,
+        what: str,
+        *args: Any,
+        passing: tuple[type[BaseException], ...] = (PricecalcError, AuditError),
+    ) -> None:
+        self.plugin = plugin
+        self.what = what
+        self.args = args
+        self.passing = passing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, self.passing):
+            return
+        error = f"{type(exc).__name__}: {exc}"
+        raise PluginError(self.plugin, self.what.format(*self.args, error=error)) from exc

@@ -12,8 +12,8 @@ The language is chosen once per command: ``--lang zh|en``, else the first of
 value starting ``zh`` meaning Chinese. Library calls are English unless a caller sets it.
 
 An :class:`~pricecalc.errors.InvalidInput` names its field by the heading a clerk reads
-(原价 for ``input.list_price``): :data:`pricecalc.rows.COLUMN_LABELS` and
-:data:`pricecalc.rows.INPUT_LABELS` are the one table of labels, used by sheet headings
+(原价 for ``input.list_price``): :data:`pricecalc.files.rows.COLUMN_LABELS` and
+:data:`pricecalc.files.rows.INPUT_LABELS` are the one table of labels, used by sheet headings
 and messages alike. Recorded reason messages are never
 translated: they are part of the hashed record.
 """
@@ -133,11 +133,11 @@ _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
 def field_label(field: str) -> str:
     """How a message names a field: its dotted path in English; in Chinese the headings of
-    :func:`pricecalc.rows.field_heading` (``input.lines[1].unit_price`` → ``明细[1].单价``;
+    :func:`pricecalc.files.rows.field_heading` (``input.lines[1].unit_price`` → ``明细[1].单价``;
     ``input.`` is left out, as a sheet's headings leave it out)."""
     if language() != "zh":
         return field
-    from pricecalc.rows import field_heading
+    from pricecalc.files.rows import field_heading
 
     path = field[len("input.") :] if field.startswith("input.") else field
     if not path or path == "input":

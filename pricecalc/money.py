@@ -203,6 +203,48 @@ def fen(amount: Decimal) -> Decimal:
     return amount.quantize(FEN, ROUND_HALF_UP)
 
 
+def is_fen(value: Any, *, positive: bool = False) -> bool:
+    """Whether ``value`` is a finite Decimal in whole fen (no sub-fen digit), non-negative
+    (positive with ``positive=True``): an exact check, nothing rounded."""
+    return (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value == value.quantize(FEN, ROUND_DOWN)
+        and (value > 0 if positive else value >= 0)
+    )
+
+
+def fen_count(amount: Decimal) -> int:
+    """An amount already in fen as a whole number of fen (exact: ``1.23`` → ``123``)."""
+    return int(amount.scaleb(2))
+
+
+def from_fen_count(count: int) -> Decimal:
+    """A whole number of fen as an amount (exact: ``123`` → ``1.23``)."""
+    return Decimal(count).scaleb(-2)
+
+
+def stored_amount(value: Any) -> Decimal | None:
+    """A money field of a recorded result as an exact Decimal, perhaps negative.
+
+    ``None`` when absent or not an amount in fen (a plugin's free text, say): such a value
+    is left out of totals rather than rounded.
+    """
+    if value is None:
+        return None
+    if type(value) is str:  # what fmt wrote: the usual text, perhaps negative
+        usual = usual_amount(value[1:] if value[:1] == "-" else value)
+        if usual is not None:
+            return -usual if value[:1] == "-" else usual
+    try:
+        number = to_decimal(value, "amount")
+    except (InvalidInput, TypeError):
+        return None
+    if number != number.quantize(FEN, rounding=ROUND_DOWN):
+        return None
+    return number
+
+
 def rate_of(part: Decimal, whole: Decimal) -> Decimal:
     """``part / whole`` to 4 decimals, ROUND_HALF_UP (SPEC §1 rates)."""
     if whole == 0:

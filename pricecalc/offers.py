@@ -1,9 +1,10 @@
 """Merchant offer types for price protection (SPEC §3), and the contract a plugin follows.
 
 Every entry of a 价保 request's ``offers`` list names a ``type``; the registry maps that
-name to an :class:`OfferType` (built-in ones below, more through the
-``pricecalc_offer_types`` hook). The price-protection rule never looks at type names: it
-only reads the type's ``stage`` (and ``group``) and the attributes the stage promises.
+name to an :class:`OfferType` (the built-in ones in :mod:`pricecalc.rules.offer_types`,
+more through the ``pricecalc_offer_types`` hook). The price-protection rule never looks at
+type names: it only reads the type's ``stage`` (and ``group``) and the attributes the stage
+promises.
 
 The contract
 ============
@@ -97,7 +98,7 @@ from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
 from pricecalc.fields import check_keys as check_keys  # part of the offer-type contract
 from pricecalc.i18n import msg
-from pricecalc.money import FEN, ZERO
+from pricecalc.money import is_fen
 
 Stage = Literal["set_price", "lower_price", "order_discount"]
 STAGES: tuple[Stage, ...] = ("set_price", "lower_price", "order_discount")
@@ -207,15 +208,6 @@ class OfferType:
             raise ValueError(f"offer type {self.name!r}: only an order_discount has a group")
 
 
-def _is_amount(value: Any, *, positive: bool) -> bool:
-    return (
-        isinstance(value, Decimal)
-        and value.is_finite()
-        and value == value.quantize(FEN)
-        and (value > 0 if positive else value >= 0)
-    )
-
-
 def check_offer(offer_type: OfferType, offer: Any) -> None:
     """Check that ``offer`` keeps its stage's promises; ``TypeError`` says what is wrong.
 
@@ -242,7 +234,7 @@ def check_offer(offer_type: OfferType, offer: Any) -> None:
         return
     sku = getattr(offer, "sku", None)
     price = getattr(offer, "unit_price", None)
-    if not isinstance(sku, str) or not _is_amount(price, positive=True):
+    if not isinstance(sku, str) or not is_fen(price, positive=True):
         raise TypeError(
             f"offer type {name!r}: a {offer_type.stage} offer needs sku (text) and "
             f"unit_price (a positive Decimal in fen), got {sku!r} / {price!r}"
@@ -255,7 +247,7 @@ def check_offer(offer_type: OfferType, offer: Any) -> None:
 
 def check_discount(offer_type: OfferType, value: Any) -> Decimal:
     """Check one ``discount()`` answer: a non-negative Decimal in fen."""
-    if not _is_amount(value, positive=False):
+    if not is_fen(value, positive=False):
         raise TypeError(
             f"offer type {offer_type.name!r}: discount() returned {value!r}, "
             "expected a non-negative Decimal in fen"
@@ -272,8 +264,8 @@ def check_tiers(offer_type: OfferType, value: Any) -> tuple[DiscountTier, ...]:
             if not (
                 isinstance(tier, tuple)
                 and len(tier) == 2
-                and _is_amount(tier[0], positive=False)
-                and _is_amount(tier[1], positive=False)
+                and is_fen(tier[0], positive=False)
+                and is_fen(tier[1], positive=False)
             ):
                 break
         else:
@@ -283,152 +275,3 @@ def check_tiers(offer_type: OfferType, value: Any) -> tuple[DiscountTier, ...]:
         f"offer type {offer_type.name!r}: discount_tiers() returned {value!r}, "
         "expected a tuple of (threshold, off) pairs of non-negative Decimals in fen"
     )
-
-
-# -- the built-in types ---------------------------------------------------------------
-
-# Each type's keys, built once: a claim may list thousands of offers.
-_DIRECT_DROP_KEYS = COMMON_KEYS | {"sku", "unit_price", "at"}
-_FLASH_SALE_KEYS = COMMON_KEYS | {"sku", "unit_price"}
-_COUPON_KEYS = COMMON_KEYS | {"amount", "threshold"}
-_FULL_REDUCTION_KEYS = COMMON_KEYS | {"tiers"}
-_TIER_KEYS = frozenset({"threshold", "off"})
-
-
-@attrs.frozen
-class DirectDrop:
-    """直降 (or a plain price change): ``sku`` sells at ``unit_price`` from ``at`` on."""
-
-    sku: str
-    unit_price: Decimal
-    at: datetime
-    window: Window = Window()
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> DirectDrop:
-        check_keys(fields, _DIRECT_DROP_KEYS)
-        return cls(
-            sku=fields.identifier("sku"),
-            unit_price=fields.amount("unit_price", positive=True),
-            at=fields.time("at"),
-            window=Window.from_fields(fields),
-        )
-
-    def change_times(self) -> tuple[datetime, ...]:
-        first = self.at if self.window.start is None else max(self.at, self.window.start)
-        return (first,) if self.window.contains(first) else ()
-
-
-@attrs.frozen
-class FlashSale:
-    """秒杀: ``sku`` at ``unit_price`` from ``start`` to ``end`` (both required)."""
-
-    sku: str
-    unit_price: Decimal
-    window: Window
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> FlashSale:
-        check_keys(fields, _FLASH_SALE_KEYS)
-        return cls(
-            sku=fields.identifier("sku"),
-            unit_price=fields.amount("unit_price", positive=True),
-            window=Window.from_fields(fields, required=True),
-        )
-
-    def change_times(self) -> tuple[datetime, ...]:
-        return self.window.starts()
-
-
-@attrs.frozen
-class Coupon:
-    """优惠券: ``amount`` off an order whose goods total is at least ``threshold``."""
-
-    amount: Decimal
-    threshold: Decimal = ZERO
-    window: Window = Window()
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> Coupon:
-        check_keys(fields, _COUPON_KEYS)
-        threshold = fields.optional_amount("threshold")
-        return cls(
-            amount=fields.amount("amount", positive=True),
-            threshold=ZERO if threshold is None else threshold,
-            window=Window.from_fields(fields),
-        )
-
-    def change_times(self) -> tuple[datetime, ...]:
-        return self.window.starts()
-
-    def discount(self, goods_total: Decimal) -> Decimal:
-        return self.amount if goods_total >= self.threshold else ZERO
-
-    def discount_tiers(self) -> tuple[DiscountTier, ...]:
-        """One tier: ``amount`` off from ``threshold`` on."""
-        return ((self.threshold, self.amount),)
-
-
-@attrs.frozen
-class Tier:
-    """One 满减 tier: ``off`` when the goods total reaches ``threshold``."""
-
-    threshold: Decimal
-    off: Decimal
-
-
-@attrs.frozen
-class FullReduction:
-    """满减: the best tier whose threshold the goods total meets."""
-
-    tiers: tuple[Tier, ...]
-    window: Window = Window()
-
-    @classmethod
-    def from_fields(cls, fields: Fields) -> FullReduction:
-        check_keys(fields, _FULL_REDUCTION_KEYS)
-        tiers = []
-        for tier in fields.items("tiers", non_empty=True):
-            check_keys(tier, _TIER_KEYS)
-            tiers.append(Tier(tier.amount("threshold"), tier.amount("off", positive=True)))
-        return cls(tiers=tuple(tiers), window=Window.from_fields(fields))
-
-    def change_times(self) -> tuple[datetime, ...]:
-        return self.window.starts()
-
-    def discount(self, goods_total: Decimal) -> Decimal:
-        return max((t.off for t in self.tiers if goods_total >= t.threshold), default=ZERO)
-
-    def discount_tiers(self) -> tuple[DiscountTier, ...]:
-        """Its tiers as ``(threshold, off)`` pairs: the best one met is the discount."""
-        return tuple((t.threshold, t.off) for t in self.tiers)
-
-
-DIRECT_DROP = OfferType(
-    "direct_drop",
-    "set_price",
-    DirectDrop.from_fields,
-    description="直降: a new selling price for a SKU from `at` on (optional window)",
-)
-FLASH_SALE = OfferType(
-    "flash_sale",
-    "lower_price",
-    FlashSale.from_fields,
-    description="秒杀: a unit price for a SKU from `start` to `end`",
-)
-COUPON = OfferType(
-    "coupon",
-    "order_discount",
-    Coupon.from_fields,
-    group="coupon",
-    description="优惠券: `amount` off at a goods total of `threshold` (default 0); one per order",
-)
-FULL_REDUCTION = OfferType(
-    "full_reduction",
-    "order_discount",
-    FullReduction.from_fields,
-    group="full_reduction",
-    description="满减: tiers [{threshold, off}], the best tier met; stacks with one coupon",
-)
-
-BUILTIN_OFFER_TYPES: tuple[OfferType, ...] = (DIRECT_DROP, FLASH_SALE, COUPON, FULL_REDUCTION)

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from pricecalc.api import Engine
 from pricecalc.decision import Decision
+from pricecalc.engine import Engine
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.history import NO_HISTORY, AskedHistory

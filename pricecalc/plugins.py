@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from pricecalc import hookspecs
-from pricecalc.errors import PluginError, PolicyError, PricecalcError
+from pricecalc.errors import PluginError, PolicyError, PricecalcError, guard
 from pricecalc.offers import OfferType
 from pricecalc.policy import CORE_DEFAULTS, Policy
 from pricecalc.registry import CompensationStandard, Contributed, Registry, Rule
@@ -104,12 +104,8 @@ def _collect(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
     # last-registered first); we want registration order so
     # the built-in (platform) contributions come first and win ties.
     for impl in caller.get_hookimpls():
-        try:
+        with guard(impl.plugin_name, "{} raised {error}", hook_name, passing=()):
             value = impl.function()
-        except Exception as exc:
-            raise PluginError(
-                impl.plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}"
-            ) from exc
         if value is None:
             continue
         out.append((impl.plugin_name, value))

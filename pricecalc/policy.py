@@ -103,7 +103,7 @@ class Policy:
         """This policy over the plugins' defaults, every key checked: what rules read.
 
         Merge once, where the policy and the plugins are chosen (a calculator, a script),
-        and hand the result on; :func:`pricecalc.engine.evaluate` takes it as it is.
+        and hand the result on; :func:`pricecalc.engine.evaluate_envelope` takes it as it is.
         """
         merged = self.with_defaults(plugin_defaults)
         merged.check_known()

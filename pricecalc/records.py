@@ -34,6 +34,7 @@ from pricecalc.history import (
     merchant_tag,
     order_tag,
 )
+from pricecalc.money import stored_amount
 from pricecalc.registry import Declarations, MoneyFigure, builtin_declarations
 
 
@@ -301,9 +302,7 @@ class RecordedDecision:
     def amount(self, field: str) -> Decimal | None:
         """The result field ``field`` as an exact amount (``None`` when absent or not an
         amount in fen)."""
-        from pricecalc.rows import amount
-
-        return amount(self.result.get(field))
+        return stored_amount(self.result.get(field))
 
     def figures(
         self, declarations: Declarations | None = None

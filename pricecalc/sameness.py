@@ -258,7 +258,7 @@ def request_key(
     """The content key (``content-v2-…``) the command line gives a SPEC §8 request
     without ``request_id``: what a script computes to find a decision the command line
     recorded. ``registry`` defaults to every installed plugin, ``policy`` to the SPEC's."""
-    from pricecalc.api import Engine
+    from pricecalc.engine import Engine
 
     engine = Engine(registry, policy)
     envelope = Envelope.parse(request)

@@ -21,11 +21,10 @@ from typing import Any
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import Fields
 from pricecalc.i18n import N_
-from pricecalc.money import parse_amount, parse_rate, to_decimal
+from pricecalc.money import HUNDRED, parse_amount, parse_rate, to_decimal
 from pricecalc.policy import PolicyView
 
 ONE = Decimal(1)
-HUNDRED = Decimal(100)
 
 
 # -- policy values -------------------------------------------------------------------------

@@ -14,9 +14,9 @@ import pytest
 
 import pricecalc
 from pricecalc.decision import Decision
-from pricecalc.forwarding import CATEGORIES
 from pricecalc.plugins import build_registry, get_plugin_manager
 from pricecalc.registry import Registry
+from pricecalc.rules.forwarding import CATEGORIES
 
 NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 

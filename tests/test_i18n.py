@@ -18,9 +18,9 @@ from babel.messages.pofile import read_po
 
 from pricecalc import i18n
 from pricecalc.errors import InvalidInput, MissingField
+from pricecalc.files.rows import COLUMN_LABELS, INPUT_LABELS, field_heading, heading_field
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
-from pricecalc.rows import COLUMN_LABELS, INPUT_LABELS, field_heading, heading_field
 
 ROOT = Path(__file__).resolve().parents[1]
 PO = ROOT / "pricecalc/locale/zh_CN/LC_MESSAGES/pricecalc.po"

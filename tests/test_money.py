@@ -332,3 +332,56 @@ def test_amounts_and_quantities_are_bounded() -> None:
         parse_amount("1000000000000.00", "x")
     with pytest.raises(InvalidInput, match=r"^input\.quantity: must be at most 1,000,000,000"):
         Fields.of({"quantity": 10**9 + 1}).integer("quantity", minimum=1)
+
+
+# -- fen work in money.py alone (issue 20 point 4) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "positive", "expected"),
+    [
+        (Decimal("1.23"), False, True),
+        (Decimal("1.2"), False, True),
+        (Decimal("0"), False, True),
+        (Decimal("0"), True, False),
+        (Decimal("1.235"), False, False),  # a sub-fen digit: refused, never rounded
+        (Decimal("1.230"), False, True),  # a trailing zero is still whole fen
+        (Decimal("-1.00"), False, False),
+        (Decimal("NaN"), False, False),
+        (Decimal("Infinity"), False, False),
+        ("1.23", False, False),  # text is not an amount yet
+        (1, False, False),
+    ],
+)
+def test_is_fen_checks_exactly(value: Any, positive: bool, expected: bool) -> None:
+    """SPEC §1 / issue 20 point 4: one exact fen check (the offer contract's), no rounding."""
+    from pricecalc.money import is_fen
+
+    assert is_fen(value, positive=positive) is expected
+
+
+@given(st.integers(min_value=-(10**14), max_value=10**14))
+def test_fen_counts_round_trip(count: int) -> None:
+    """Whole fen ↔ amount, exact both ways (the price book's integer arithmetic)."""
+    from pricecalc.money import fen_count, from_fen_count
+
+    amount = from_fen_count(count)
+    assert amount == Decimal(count) / 100 and fen_count(amount) == count
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("39.90", Decimal("39.90")),
+        ("-12.30", Decimal("-12.30")),
+        (Decimal("5"), Decimal("5")),
+        ("1.234", None),  # not in fen: left out of totals rather than rounded
+        ("free shipping", None),
+        (None, None),
+    ],
+)
+def test_stored_amount_reads_a_recorded_money_field(value: Any, expected: Any) -> None:
+    """A recorded result's money field as an exact Decimal, or None (issue 20 point 4)."""
+    from pricecalc.money import stored_amount
+
+    assert stored_amount(value) == expected

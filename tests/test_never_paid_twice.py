@@ -22,10 +22,10 @@ import pytest
 import pricecalc
 from audit import open_store
 from audit.protocol import Entry
+from pricecalc.books.once_only import once_only_violations
 from pricecalc.calculator import Calculator
 from pricecalc.decision import Decision
 from pricecalc.fields import MAX_IDENTIFIER, identifier
-from pricecalc.once_only import once_only_violations
 
 NOW = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "0.2"

@@ -11,14 +11,6 @@ import pytest
 import pricecalc
 from pricecalc.fields import Fields
 from pricecalc.offers import (
-    BUILTIN_OFFER_TYPES,
-    COUPON,
-    DIRECT_DROP,
-    FLASH_SALE,
-    FULL_REDUCTION,
-    Coupon,
-    DirectDrop,
-    FullReduction,
     LowerPriceOffer,
     OfferType,
     OrderDiscountOffer,
@@ -27,6 +19,16 @@ from pricecalc.offers import (
     Window,
     check_offer,
     check_tiers,
+)
+from pricecalc.rules.offer_types import (
+    BUILTIN_OFFER_TYPES,
+    COUPON,
+    DIRECT_DROP,
+    FLASH_SALE,
+    FULL_REDUCTION,
+    Coupon,
+    DirectDrop,
+    FullReduction,
 )
 
 BJ = timezone(timedelta(hours=8))

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from pricecalc.batch import LineResult, batch_row, run_batch
 from pricecalc.calculator import Calculator
+from pricecalc.files.reading import FileLine
 from pricecalc.parallel import Workers
 from pricecalc.policy import Policy
-from pricecalc.reading import FileLine
 
 NOW = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,20 +26,12 @@ from pricecalc.decision import Decision
 from pricecalc.errors import PluginError
 from pricecalc.fields import Fields, parse_time
 from pricecalc.history import PastDecision
-from pricecalc.money import ZERO, allocate
-from pricecalc.offers import (
-    COUPON,
-    FULL_REDUCTION,
-    Coupon,
-    FullReduction,
-    OfferType,
-    Tier,
-    Window,
-    check_keys,
-)
+from pricecalc.money import ZERO, allocate, fen_count
+from pricecalc.offers import OfferType, Window, check_keys
 from pricecalc.plugins import build_registry, get_plugin_manager
-from pricecalc.pricebook import ListedOffer, _DiscountGroup, _fen, _tiers
 from pricecalc.registry import Registry
+from pricecalc.rules.offer_types import COUPON, FULL_REDUCTION, Coupon, FullReduction, Tier
+from pricecalc.rules.pricebook import ListedOffer, _DiscountGroup, _tiers
 
 BJ = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 13, 10, 0, tzinfo=BJ)
@@ -1106,7 +1098,9 @@ def test_index_agrees_with_a_scan(data: st.DataObject) -> None:
             group.arrive(offers[index])
             active.add(index)
         goods = data.draw(st.sampled_from([0, 5_00, 10_00, 10_01, 99_99, 100_00, 150_00, 10**6]))
-        scan = [(_fen(offers[i].offer.discount(Decimal(goods).scaleb(-2))), -i) for i in active]
+        scan = [
+            (fen_count(offers[i].offer.discount(Decimal(goods).scaleb(-2))), -i) for i in active
+        ]
         top = max([(a, i) for a, i in scan if a], default=None)
         assert best(group, goods) == ((0, None) if top is None else (top[0], -top[1]))
 

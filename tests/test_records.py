@@ -12,6 +12,9 @@ import pytest
 
 import audit
 from pricecalc import Calculator, records
+from pricecalc.books.selection import Filters
+from pricecalc.books.settlement import movement_of
+from pricecalc.files.rows import record_row
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import (
@@ -21,9 +24,6 @@ from pricecalc.registry import (
     MoneyFigure,
     builtin_declarations,
 )
-from pricecalc.rows import record_row
-from pricecalc.selection import Filters
-from pricecalc.settlement import movement_of
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pricecalc"
 NOW = datetime(2026, 11, 13, 2, 0, tzinfo=UTC)
@@ -31,11 +31,11 @@ NOW = datetime(2026, 11, 13, 2, 0, tzinfo=UTC)
 #: The books: modules that read decisions back and must ask the declarations.
 BOOKS = (
     "records.py",
-    "settlement.py",
-    "selection.py",
-    "rows.py",
-    "statement.py",
-    "report/aggregate.py",
+    "books/settlement.py",
+    "books/selection.py",
+    "files/rows.py",
+    "books/statement.py",
+    "books/report/aggregate.py",
     *(
         f"cli/{p.name}"
         for p in sorted((PACKAGE / "cli").glob("*.py"))

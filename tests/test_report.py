@@ -32,10 +32,7 @@ from report_support import (
 
 import audit
 from pricecalc import Calculator
-from pricecalc.cli import cli
-from pricecalc.plugins import load_registry
-from pricecalc.policy import Policy
-from pricecalc.report import (
+from pricecalc.books.report import (
     CampaignFigures,
     Cut,
     ReportHeader,
@@ -43,10 +40,13 @@ from pricecalc.report import (
     collect,
     render_report,
 )
-from pricecalc.report.aggregate import NET_SUBSIDY_OUTLAY, NO_CAMPAIGN
-from pricecalc.report.page import key_figure, key_figure_names, report_tables
-from pricecalc.selection import Filters, period_bound
-from pricecalc.statement import build_statement
+from pricecalc.books.report.aggregate import NET_SUBSIDY_OUTLAY, NO_CAMPAIGN
+from pricecalc.books.report.page import key_figure, key_figure_names, report_tables
+from pricecalc.books.selection import Filters, period_bound
+from pricecalc.books.statement import build_statement
+from pricecalc.cli import cli
+from pricecalc.plugins import load_registry
+from pricecalc.policy import Policy
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,8 @@ def test_kind_and_standard_labels_come_from_the_declarations(store: audit.AuditS
     assert [r[0].text for r in tables["compensation-by-standard"].rows] == [
         "食品安全法第148条 food_safety_law_art148", "平台假一赔十 platform_10x",
     ]  # fmt: skip (the food-safety plugin's standard names itself)
-    page_source = (Path(__file__).parent.parent / "pricecalc/report/page.py").read_text("utf-8")
+    page = Path(__file__).parent.parent / "pricecalc/books/report/page.py"
+    page_source = page.read_text("utf-8")
     for kind in declarations.figures:
         assert f'"{kind}"' not in page_source, kind
 
@@ -289,7 +290,7 @@ def test_one_merchant(
 
 def test_the_report_and_every_statement_agree(store: audit.AuditStore) -> None:
     """SPEC §10: the report's per-merchant columns are what each merchant's statement over
-    the same records totals, to the fen (both read money through pricecalc.settlement)."""
+    the same records totals, to the fen (both read money through pricecalc.books.settlement)."""
     figures = figures_of(store)
     assert len(figures.merchants) >= 5
     for merchant, totals in figures.merchants.items():

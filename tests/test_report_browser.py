@@ -29,9 +29,9 @@ from report_support import (
 
 import audit
 from pricecalc import Calculator, Policy
+from pricecalc.books.report import Cut, ReportHeader, collect, render_report
+from pricecalc.books.selection import Filters
 from pricecalc.plugins import load_registry
-from pricecalc.report import Cut, ReportHeader, collect, render_report
-from pricecalc.selection import Filters
 
 pytestmark = pytest.mark.browser
 

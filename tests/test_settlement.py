@@ -1,4 +1,4 @@
-"""pricecalc.settlement: the one reading of what a record moves (SPEC §10's three columns
+"""pricecalc.books.settlement: the one reading of what a record moves (SPEC §10's three columns
 and a void's reversal, §7), shared by the statement and the campaign report."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from statement_support import NOW, campaign, clawback, counterfeit
 
 import audit
 from audit.protocol import AuditStore
-from pricecalc.calculator import Calculator
-from pricecalc.rows import COLUMN_LABELS, SETTLEMENT_MONEY
-from pricecalc.settlement import (
+from pricecalc.books.settlement import (
     SETTLEMENT_COLUMNS,
     SettlementTotals,
     money_moved,
@@ -21,6 +19,8 @@ from pricecalc.settlement import (
     reversal_of,
     withdrawn_seq,
 )
+from pricecalc.calculator import Calculator
+from pricecalc.files.rows import COLUMN_LABELS, SETTLEMENT_MONEY
 
 
 @pytest.fixture(scope="module")

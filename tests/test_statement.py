@@ -1,4 +1,4 @@
-"""pricecalc.statement: a merchant's settlement statement for a period (SPEC §10) — its
+"""pricecalc.books.statement: a merchant's settlement statement for a period (SPEC §10) — its
 rows, reversal rows, totals and the checkpoint it was cut from, read from the store.
 
 The store is tests/statement_support.py's campaign (its table lists every record)."""
@@ -20,8 +20,8 @@ import audit
 from audit.merkle import EMPTY_ROOT
 from audit.note import SigningKey, sign_checkpoint
 from audit.protocol import GENESIS_HASH, AuditStore
-from pricecalc.selection import period_bound
-from pricecalc.statement import (
+from pricecalc.books.selection import period_bound
+from pricecalc.books.statement import (
     CheckpointProblem,
     Statement,
     build_statement,

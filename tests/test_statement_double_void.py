@@ -18,11 +18,11 @@ from click.testing import CliRunner
 import audit
 from audit.protocol import Entry
 from pricecalc import Calculator
+from pricecalc.books.report import Cut, ReportHeader, collect, render_report
+from pricecalc.books.selection import Filters, period_bound
+from pricecalc.books.settlement import DoubleVoid
+from pricecalc.books.statement import build_statement
 from pricecalc.cli import cli
-from pricecalc.report import Cut, ReportHeader, collect, render_report
-from pricecalc.selection import Filters, period_bound
-from pricecalc.settlement import DoubleVoid
-from pricecalc.statement import build_statement
 
 START = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)  # 10:00 Beijing, one record a day
 SENTENCE = (
@@ -85,7 +85,7 @@ def test_a_second_void_in_a_period_without_the_first_gives_no_row(twice: Path) -
 def test_a_statement_without_the_anomaly_says_nothing_of_it(twice: Path) -> None:
     """Cut before the second void: no anomaly, and the totals line has no such field."""
     store = audit.open_store(str(twice))
-    from pricecalc.statement import Cut as StatementCut
+    from pricecalc.books.statement import Cut as StatementCut
 
     cut = StatementCut(3, store.root(3), store.record(3).hash)  # type: ignore[union-attr]
     statement = build_statement(store, "M1", cut=cut)

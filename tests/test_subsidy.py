@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import pricecalc
 from pricecalc.decision import Decision
 from pricecalc.plugins import build_registry, get_plugin_manager
+from pricecalc.rules.subsidy import CODES
 from pricecalc.serialize import loads
-from pricecalc.subsidy import CODES
 
 NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 # The built-in rules only: installed plugins cannot change what these tests pin.

@@ -23,7 +23,7 @@ import audit
 from audit.errors import AuditError
 from audit.protocol import AuditStore
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
-from pricecalc.errors import InvalidInput, PluginError, PricecalcError
+from pricecalc.errors import InvalidInput, PricecalcError, guard
 from pricecalc.i18n import _, describe, set_language
 from pricecalc.plugins import get_plugin_manager, load_registry
 from pricecalc.policy import Policy
@@ -318,13 +318,8 @@ def load_plugin_commands(disable: Sequence[str], reserved: set[str]) -> dict[str
     collected: dict[str, click.Command] = {}
     for impl in pm.hook.pricecalc_register_commands.get_hookimpls():
         scratch = click.Group("pricecalc")
-        try:
+        with guard(impl.plugin_name, "pricecalc_register_commands raised {error}", passing=()):
             impl.function(cli=scratch)
-        except Exception as exc:
-            raise PluginError(
-                impl.plugin_name,
-                f"pricecalc_register_commands raised {type(exc).__name__}: {exc}",
-            ) from exc
         for name, command in scratch.commands.items():
             if name not in reserved:
                 collected.setdefault(name, command)

@@ -14,6 +14,8 @@ import audit
 from audit.merkle import ProofError, verify_consistency
 from audit.note import NoteError, load_verifier_key, open_checkpoint
 from audit.protocol import AuditStore, Checkpoint
+from pricecalc.books.once_only import once_only_violations
+from pricecalc.books.selection import Filters, voids_of
 from pricecalc.cli.app import App, Interrupted, bad_file, hmac_key
 from pricecalc.cli.console import echo_json, show
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
@@ -27,11 +29,9 @@ from pricecalc.cli.options import (
     record_text,
 )
 from pricecalc.cli.render import records_table, stats_table
+from pricecalc.files.rows import RowLayout, Stats, record_row
+from pricecalc.files.writing import OutputProblem, headings_of, write_file
 from pricecalc.i18n import _, describe
-from pricecalc.once_only import once_only_violations
-from pricecalc.rows import RowLayout, Stats, record_row
-from pricecalc.selection import Filters, voids_of
-from pricecalc.writers import OutputProblem, headings_of, write_file
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -81,7 +81,7 @@ def filter_options_for(
     *names: str,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The record filters ``names`` (of :data:`FILTER_NAMES`) as options, handed over as
-    one ``filters`` (:class:`~pricecalc.selection.Filters`); ``report`` takes four."""
+    one ``filters`` (:class:`~pricecalc.books.selection.Filters`); ``report`` takes four."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)

@@ -37,9 +37,7 @@ from pricecalc.cli.options import (
     output_options,
 )
 from pricecalc.cli.render import summary_view
-from pricecalc.i18n import _, describe, shown
-from pricecalc.parallel import default_jobs
-from pricecalc.reading import (
+from pricecalc.files.reading import (
     EncodingProblem,
     FileLine,
     SheetHeader,
@@ -48,8 +46,10 @@ from pricecalc.reading import (
     read_lines,
     read_xlsx_sheet,
 )
-from pricecalc.rows import RowLayout, Summary, round_trip_column
-from pricecalc.writers import Output, TooManyRows, headings_of
+from pricecalc.files.rows import RowLayout, Summary, round_trip_column
+from pricecalc.files.writing import Output, TooManyRows, headings_of
+from pricecalc.i18n import _, describe, shown
+from pricecalc.parallel import default_jobs
 
 __all__ = ["batch", "output_format"]
 

@@ -16,8 +16,8 @@ from pricecalc.cli.options import (
     request_file_option,
     request_id_option,
 )
+from pricecalc.files.rows import as_recorded
 from pricecalc.i18n import N_
-from pricecalc.rows import as_recorded
 
 
 @cli.command()

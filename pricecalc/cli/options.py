@@ -27,15 +27,13 @@ from typing import IO, Any, TypeVar, cast
 import attrs
 import click
 
+from pricecalc.books.selection import period_bound
 from pricecalc.cli.app import App, InvalidRequest, bad_file
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
-from pricecalc.i18n import _, describe, field_label, language, shown
-from pricecalc.reading import INPUT_SUFFIXES, InputFormat, is_workbook, json_problem
-from pricecalc.selection import period_bound
-from pricecalc.serialize import loads, text_problem
-from pricecalc.writers import (
+from pricecalc.files.reading import INPUT_SUFFIXES, InputFormat, is_workbook, json_problem
+from pricecalc.files.writing import (
     DEFAULT_HEADINGS,
     OUTPUT_SUFFIXES,
     Headers,
@@ -45,6 +43,8 @@ from pricecalc.writers import (
     OutputProblem,
     writable_target,
 )
+from pricecalc.i18n import _, describe, field_label, language, shown
+from pricecalc.serialize import loads, text_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jsonl", "csv", "xlsx")
@@ -105,7 +105,7 @@ def record_text(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 def period_option(value: str | None, *, end: bool, option: str) -> Any:
     """``--since``/``--until`` read as finance reads them
-    (:func:`pricecalc.selection.period_bound`: a date is a whole Beijing day, an ISO time
+    (:func:`pricecalc.books.selection.period_bound`: a date is a whole Beijing day, an ISO time
     is Beijing time, an end is inclusive); a value that is neither is exit 2 naming it."""
     try:
         return period_bound(value, end=end)

@@ -33,11 +33,11 @@ from pricecalc import records
 from pricecalc.cli.app import App, bad_file, hmac_key
 from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
+from pricecalc.files.rows import beijing_text
+from pricecalc.files.writing import write_file
 from pricecalc.i18n import _
 from pricecalc.money import fmt
 from pricecalc.registry import Declarations
-from pricecalc.rows import beijing_text
-from pricecalc.writers import write_file
 
 SIGNING_KEY_ENV = "PRICECALC_AUDIT_SIGNING_KEY"
 

@@ -1,7 +1,7 @@
 """Readable tables for the command line (rich). Data in, renderables out; no decisions.
 
 Amounts are shown exactly as the decisions carry them (two-decimal strings) and totals
-come from :mod:`pricecalc.rows` (exact ``Decimal`` sums printed with two decimals).
+come from :mod:`pricecalc.files.rows` (exact ``Decimal`` sums printed with two decimals).
 Tables use a plain box so that output pasted into an e-mail or a ticket stays readable.
 """
 
@@ -15,8 +15,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from pricecalc.files.rows import BUILTIN_LAYOUT, RowLayout, Summary, beijing_text
 from pricecalc.i18n import _, language
-from pricecalc.rows import BUILTIN_LAYOUT, RowLayout, Summary, beijing_text
 
 #: Friendlier labels for result fields; other fields show their name with spaces.
 LABELS: dict[str, str] = {
@@ -188,8 +188,8 @@ def _offer_at(offers: Sequence[Any], index: Any) -> Any:
 def summary_view(summary: Summary) -> RenderableType:
     """The end-of-batch summary: counts by kind and status, then approved money totals,
     new and replayed apart (SPEC §8: pay from the new column only). The Excel summary
-    sheet is written from the same :class:`~pricecalc.rows.Summary`
-    (:class:`pricecalc.writers.XlsxWriter`)."""
+    sheet is written from the same :class:`~pricecalc.files.rows.Summary`
+    (:class:`pricecalc.files.writing.XlsxWriter`)."""
     counts = _table(_("kind"), _("status"), _("new"), _("replayed"), title=_("Decisions"))
     for column in counts.columns[2:]:
         column.justify = "right"

@@ -9,16 +9,16 @@ import click
 
 from audit import GENESIS_HASH
 from audit.proofdoc import CheckpointProblem, published_checkpoint
+from pricecalc.books.report import Cut, ReportHeader, collect, render_report
+from pricecalc.books.selection import Filters
 from pricecalc.cli.app import App, Interrupted, bad_file
 from pricecalc.cli.audit import filter_options_for
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.fields import BEIJING
+from pricecalc.files.writing import OutputProblem, refuse_store_files, write_file
 from pricecalc.i18n import _, describe
-from pricecalc.report import Cut, ReportHeader, collect, render_report
-from pricecalc.selection import Filters
-from pricecalc.writers import OutputProblem, refuse_store_files, write_file
 
 
 def _check_output(output: str, store: str) -> Path:

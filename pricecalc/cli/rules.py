@@ -29,9 +29,9 @@ from pricecalc.cli.options import (
     request_id_option,
 )
 from pricecalc.cli.render import decision_view, protection_view
+from pricecalc.files.rows import RowLayout, as_recorded, record_row
 from pricecalc.hookspecs import hookimpl
 from pricecalc.i18n import N_, _
-from pricecalc.rows import RowLayout, as_recorded, record_row
 
 
 def _decide_and_show(

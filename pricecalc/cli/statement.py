@@ -1,6 +1,6 @@
 """``pricecalc statement``: a merchant's settlement statement for a period (SPEC §10).
 
-The rows and totals come from :func:`pricecalc.statement.build_statement`; this module
+The rows and totals come from :func:`pricecalc.books.statement.build_statement`; this module
 only reads the options, checks them all before anything is written, and writes the
 statement (and, with ``--prove``, one inclusion proof per seq it names) — see
 docs/report.md "The settlement statement" for the shape of each format.
@@ -20,20 +20,8 @@ import click
 
 from audit.note import NoteError, VerifierKey, load_verifier_key, open_checkpoint
 from audit.proofdoc import inclusion_document
-from pricecalc.cli.app import App, DataError, Interrupted, bad_file, hmac_key
-from pricecalc.cli.main import cli
-from pricecalc.cli.options import (
-    OutputOptions,
-    output_options,
-    period_option,
-    read_text_file,
-    record_text,
-)
-from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
-from pricecalc.i18n import _
-from pricecalc.rows import column_label
-from pricecalc.settlement import SETTLEMENT_COLUMNS
-from pricecalc.statement import (
+from pricecalc.books.settlement import SETTLEMENT_COLUMNS
+from pricecalc.books.statement import (
     CUT_FIELDS,
     STATEMENT_COLUMNS,
     CheckpointProblem,
@@ -45,7 +33,19 @@ from pricecalc.statement import (
     statement_row,
     statement_word,
 )
-from pricecalc.writers import CsvWriter, Heading, Output, SummarySheet, text_cell, write_file
+from pricecalc.cli.app import App, DataError, Interrupted, bad_file, hmac_key
+from pricecalc.cli.main import cli
+from pricecalc.cli.options import (
+    OutputOptions,
+    output_options,
+    period_option,
+    read_text_file,
+    record_text,
+)
+from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
+from pricecalc.files.rows import column_label
+from pricecalc.files.writing import CsvWriter, Heading, Output, SummarySheet, text_cell, write_file
+from pricecalc.i18n import _
 
 #: What ends a statement's JSON Lines: its totals line and its checkpoint line.
 TOTALS_LINE = "totals"

@@ -33,14 +33,14 @@ from audit.proofdoc import consistency_document, inclusion_document
 from audit.protocol import Record
 from pricecalc import records
 from pricecalc.batch import LineResult, batch_row, run_batch
-from pricecalc.corrections import VOID_KIND
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError, describe_value
 from pricecalc.fields import Fields
+from pricecalc.files.reading import FileLine, json_problem, read_jsonl
+from pricecalc.files.rows import as_recorded
 from pricecalc.history import voids_tag
-from pricecalc.reading import FileLine, json_problem, read_jsonl
-from pricecalc.rows import as_recorded
+from pricecalc.rules.void import VOID_KIND
 from pricecalc.serialize import loads
 from pricecalc.service.keys import agreed_key, header_key, normal_key
 from pricecalc.service.openapi import openapi_document

@@ -24,12 +24,12 @@ from audit.note import SigningKey, read_signing_key, sign_checkpoint
 from audit.protocol import AuditStore, Record
 from pricecalc import records
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
-from pricecalc.corrections import VOID_KIND, voided_seq
 from pricecalc.errors import InvalidInput, PricecalcError
 from pricecalc.fields import identifier
 from pricecalc.history import order_tag
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
+from pricecalc.rules.void import VOID_KIND, voided_seq
 from pricecalc.service import tokens as tokens_file
 from pricecalc.service.accesslog import AccessLog
 from pricecalc.service.keys import InFlight

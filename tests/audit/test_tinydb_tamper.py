@@ -150,6 +150,10 @@ def test_a_rehashed_chain_passes_plain_verify_but_not_a_checkpoint(
     lines = read_lines(filled)
     lines[K - 1] = lines[K - 1].replace(b'"n":5', b'"n":500')
     write_lines(filled, rehash(lines, K - 1))
+    # Anyone who rewrites the log rewrites the files beside it too: kept, the high-water
+    # mark alone makes plain verify fail (it names a record the log no longer holds).
+    Path(f"{filled}.head").unlink()
+    Path(f"{filled}.idx").unlink()
     fresh = open_tinydb()
     assert fresh.verify().ok
     report = fresh.verify(checkpoint)
@@ -158,11 +162,18 @@ def test_a_rehashed_chain_passes_plain_verify_but_not_a_checkpoint(
 
 
 def test_a_cut_back_store_fails_its_checkpoint(filled: Path, open_tinydb: Opener) -> None:
-    """Removing whole records from the end leaves a valid chain; the checkpoint notices."""
+    """Removing whole records from the end leaves a valid chain; the high-water mark
+    notices, and where it was removed too, the checkpoint notices."""
     store = open_tinydb()
     checkpoint = store.head()
     store.close()
     write_lines(filled, read_lines(filled)[:7])
+    kept = open_tinydb()  # the high-water mark beside the log already says so
+    behind = kept.verify()
+    assert (behind.ok, behind.bad_seq) == (False, N)
+    kept.close()
+    Path(f"{filled}.head").unlink()  # cut by someone who also removed the mark and index
+    Path(f"{filled}.idx").unlink()
     fresh = open_tinydb()
     assert fresh.verify().ok
     report = fresh.verify(checkpoint)

@@ -21,7 +21,7 @@ from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Inv
 from cli_support import store_count as count
 
 import audit
-from pricecalc.rows import COLUMN_LABELS
+from pricecalc.files.rows import COLUMN_LABELS
 
 SPLIT_CSV = (
     "request_id,list_price,registration_price,subsidy_price,floor_price,cost_price,"
@@ -369,9 +369,9 @@ def test_more_rows_than_an_excel_sheet_holds_write_no_workbook(
     heading and 3 rows). Three rows fit; a fourth is refused in one sentence (exit 1) and no
     workbook is left, instead of one Excel opens with rows lost. In a batch the decisions
     are recorded, and the message says how to finish."""
-    import pricecalc.writers
+    import pricecalc.files.writing
 
-    monkeypatch.setattr(pricecalc.writers, "EXCEL_MAX_ROWS", 4)
+    monkeypatch.setattr(pricecalc.files.writing, "EXCEL_MAX_ROWS", 4)
     fits = invoke("audit", "export", "-o", "three.xlsx", "--limit", "3")
     assert fits.exit_code == 0, fits.output
     assert openpyxl.load_workbook(tmp_path / "three.xlsx")["audit"].max_row == 4

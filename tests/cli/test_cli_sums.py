@@ -20,8 +20,8 @@ from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Inv
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from statement_support import campaign
 
-from pricecalc.rows import BUILTIN_MONEY, MONEY_COLUMNS
-from pricecalc.settlement import SETTLEMENT_COLUMNS
+from pricecalc.books.settlement import SETTLEMENT_COLUMNS
+from pricecalc.files.rows import BUILTIN_MONEY, MONEY_COLUMNS
 
 ZERO = Decimal(0)
 #: A batch with every kind of row: a replay (split-1 decided before), a rejected split

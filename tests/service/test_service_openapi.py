@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from service_support import Env
 
-from pricecalc.api import Engine
+from pricecalc.engine import Engine
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.plugins import load_registry

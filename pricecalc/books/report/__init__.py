@@ -1,17 +1,18 @@
 """The campaign report (SPEC §10): figures summed in one streaming pass
-(:mod:`~pricecalc.report.aggregate`), drawn as inline SVG (:mod:`~pricecalc.report.charts`)
-and written as one self-contained HTML page (:mod:`~pricecalc.report.page`)."""
+(:mod:`~pricecalc.books.report.aggregate`), drawn as inline SVG
+(:mod:`~pricecalc.books.report.charts`) and written as one
+self-contained HTML page (:mod:`~pricecalc.books.report.page`)."""
 
 from __future__ import annotations
 
-from pricecalc.report.aggregate import (
+from pricecalc.books.report.aggregate import (
     UNCATEGORISED,
     CampaignFigures,
     Cut,
     aggregate,
     collect,
 )
-from pricecalc.report.page import ReportHeader, render_report, report_tables
+from pricecalc.books.report.page import ReportHeader, render_report, report_tables
 
 __all__ = [
     "UNCATEGORISED",

@@ -2,9 +2,10 @@
 
 :func:`build_statement` picks the merchant's records (by their ``merchant:<id>`` tag, so
 nobody else's record is read), keeps those recorded in the period (Beijing days, both ends
-inclusive, as ``audit show --since/--until`` read them: :func:`pricecalc.selection.period_bound`)
-and up to the checkpoint the statement is cut from, and turns each into its row with
-:mod:`pricecalc.settlement` — the one reading of a record's money the campaign report
+inclusive, as ``audit show --since/--until`` read them:
+:func:`pricecalc.books.selection.period_bound`) and up to the checkpoint the statement is cut
+from, and turns each into its row with
+:mod:`pricecalc.books.settlement` — the one reading of a record's money the campaign report
 shares:
 
 * an approved decision whose kind declares money figures feeding a settlement column
@@ -39,12 +40,8 @@ import attrs
 from audit.proofdoc import CheckpointProblem, published_checkpoint
 from audit.protocol import GENESIS_HASH, AuditStore
 from pricecalc import records
-from pricecalc.fields import BEIJING
-from pricecalc.history import merchant_tag, voids_tag
-from pricecalc.registry import Declarations
-from pricecalc.rows import beijing_text
-from pricecalc.selection import Filters
-from pricecalc.settlement import (
+from pricecalc.books.selection import Filters
+from pricecalc.books.settlement import (
     SETTLEMENT_COLUMNS,
     DoubleVoid,
     Movement,
@@ -52,6 +49,10 @@ from pricecalc.settlement import (
     movement_of,
     reversal_of,
 )
+from pricecalc.fields import BEIJING
+from pricecalc.files.rows import beijing_text
+from pricecalc.history import merchant_tag, voids_tag
+from pricecalc.registry import Declarations
 
 #: The columns of a statement row, in order (JSON Lines rows carry them too, after
 #: ``"type": "row"``).
@@ -153,7 +154,7 @@ def movements(
 ) -> Iterator[Movement]:
     """The merchant's statement rows in seq order: each money-moving approved decision,
     and each approved void's reversal, recorded in ``[since, until)`` (aware instants, as
-    :func:`~pricecalc.selection.period_bound` gives them) and with ``seq <= upto``.
+    :func:`~pricecalc.books.selection.period_bound` gives them) and with ``seq <= upto``.
     ``declarations``: the installed kinds' (what their figures settle; default: the
     core's own). A second void of a seq gives no row; it is added to ``anomalies``."""
     period = Filters(merchant_id=merchant_id, since=since, until=until)

@@ -5,7 +5,7 @@ a time and in chain order, and keeps only small aggregates — counters per kind
 status, per reason code, per Beijing day, per category, per compensation standard and per
 merchant. Memory therefore does not grow with the store: days, categories, codes and
 standards are few, and merchants are bounded by the platform's merchant list (one
-:class:`~pricecalc.settlement.SettlementTotals` each, three Decimals).
+:class:`~pricecalc.books.settlement.SettlementTotals` each, three Decimals).
 
 What a record adds (approved decisions only; a rejected one is counted, never summed) is
 read from its kind's declared money figures (:class:`pricecalc.registry.MoneyFigure`), never
@@ -15,7 +15,7 @@ from a kind's name, so a plugin's kind is summed like a built-in one:
 * SPEC §10's subsidy figures (:data:`SUBSIDY_FIGURES`: the split's merchant- and
   platform-funded totals), by the record's ``category`` (:data:`UNCATEGORISED` when it has
   none) and by day;
-* the money :func:`pricecalc.settlement.movement_of` reads — figures feeding the record's
+* the money :func:`pricecalc.books.settlement.movement_of` reads — figures feeding the record's
   ``settlement`` by day, per kind and column (:attr:`CampaignFigures.series`); figures
   feeding ``subsidy_clawback`` by the record's ``category``;
 * a figure's declared breakdown (counterfeit compensation by each line's winning
@@ -32,11 +32,11 @@ from a kind's name, so a plugin's kind is summed like a built-in one:
 A **void** (SPEC §7) reverses the withdrawn decision on the void's own day, as the
 statement does — once: a second void of a seq (which the rules reject, were one ever
 found) is counted, not reversed again, and listed in :attr:`CampaignFigures.anomalies`.
-The reversal takes the settlement columns through :func:`pricecalc.settlement.reversal_of`,
+The reversal takes the settlement columns through :func:`pricecalc.books.settlement.reversal_of`,
 and the split, standard and category figures by subtracting the withdrawn record's own
 (fetched with ``store.record(seq)``; voids are few). A day can therefore be negative.
 
-:func:`collect` makes the pass: the records :class:`pricecalc.selection.Filters` selects,
+:func:`collect` makes the pass: the records :class:`pricecalc.books.selection.Filters` selects,
 ``seq`` at most the tree size the report is cut from (:class:`Cut`).
 """
 
@@ -52,12 +52,8 @@ import attrs
 
 from audit.protocol import AuditStore, Record
 from pricecalc import records
-from pricecalc.money import ZERO
-from pricecalc.records import RecordedDecision
-from pricecalc.registry import SETTLEMENT, Declarations, ReasonCode, builtin_declarations
-from pricecalc.rows import beijing_day
-from pricecalc.selection import Filters
-from pricecalc.settlement import (
+from pricecalc.books.selection import Filters
+from pricecalc.books.settlement import (
     DEDUCT_FROM_PAYOUT,
     MERCHANT_PAYS,
     SUBSIDY_CLAWBACK,
@@ -67,6 +63,10 @@ from pricecalc.settlement import (
     movement_of,
     reversal_of,
 )
+from pricecalc.files.rows import beijing_day
+from pricecalc.money import ZERO
+from pricecalc.records import RecordedDecision
+from pricecalc.registry import SETTLEMENT, Declarations, ReasonCode, builtin_declarations
 
 UNCATEGORISED = "未分类 uncategorised"
 #: SPEC §10's names of the subsidy split's two funded totals, in the report's order.
@@ -390,7 +390,7 @@ def collect(
 ) -> CampaignFigures:
     """One streaming pass over the records ``cut`` selects."""
 
-    from pricecalc.statement import first_void
+    from pricecalc.books.statement import first_void
 
     def lookup(seq: int) -> Record | None:
         return store.record(seq) if seq <= cut.size else None

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import Any
 
 import attrs
@@ -249,16 +248,9 @@ def _best(line: CompensationLine, ctx: RuleContext, used: set[str]) -> tuple[Dec
     best: tuple[Decimal, str, str] | None = None
     for contributed in ctx.registry.standards:
         plugin, standard = contributed.plugin, contributed.item
-        value = _checked(
-            plugin,
-            standard.name,
-            line.line_id,
-            guard(
-                plugin,
-                f"compensation standard {standard.name!r}",
-                partial(standard.compute, line, ctx.policy),
-            ),
-        )
+        with guard(plugin, "compensation standard {!r} raised {error}", standard.name):
+            computed = standard.compute(line, ctx.policy)
+        value = _checked(plugin, standard.name, line.line_id, computed)
         if value is None:
             continue
         used.add(plugin)

@@ -1,7 +1,8 @@
 """Flat rows and totals for people: what the command line prints, exports and sums.
 
 Nothing here reads or writes a file. The command line (:mod:`pricecalc.cli`) and the
-batch readers and writers (:mod:`pricecalc.reading`, :mod:`pricecalc.writers`) use these pieces:
+batch readers and writers (:mod:`pricecalc.files.reading`,
+:mod:`pricecalc.files.writing`) use these pieces:
 
 * :func:`money_columns` and :class:`RowLayout` — the money columns of every flat output:
   one per money figure the installed kinds declare, by its one name and labels (SPEC §10
@@ -31,15 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from pricecalc import records
-from pricecalc.errors import InvalidInput
 from pricecalc.fields import BEIJING
-from pricecalc.money import FEN, ZERO, fmt, to_decimal, usual_amount
+from pricecalc.money import ZERO, fmt, stored_amount
 from pricecalc.records import order_id_of
 from pricecalc.registry import SETTLEMENT_LABELS, Declarations, builtin_declarations
 from pricecalc.serialize import sorted_json, text_problem
@@ -63,7 +63,7 @@ class MoneyColumn:
         """What a result of ``kind`` holds for this figure (``None``: the kind does not
         declare it, or the value is not an amount in fen)."""
         field = self.fields.get(kind) if isinstance(kind, str) else None
-        return None if field is None else amount(result.get(field))
+        return None if field is None else stored_amount(result.get(field))
 
 
 def money_columns(declarations: Declarations | None = None) -> tuple[MoneyColumn, ...]:
@@ -146,7 +146,7 @@ BATCH_COLUMNS: tuple[str, ...] = batch_columns()
 RECORD_COLUMNS: tuple[str, ...] = record_columns()
 
 #: The settlement statement's three money columns (SPEC §10; named and read in
-#: :mod:`pricecalc.settlement`, which pins them to these names).
+#: :mod:`pricecalc.books.settlement`, which pins them to these names).
 SETTLEMENT_MONEY: tuple[str, ...] = ("deduct_from_payout", "merchant_pays", "subsidy_clawback")
 #: Every column holding an amount (written as numbers ``0.00`` in Excel, never neutralised
 #: in CSV: pricecalc produced it).
@@ -392,27 +392,6 @@ def column_label(column: str, headers: str) -> str:
     return COLUMN_LABELS.get(column, column) if headers == "zh" else column
 
 
-def amount(value: Any) -> Decimal | None:
-    """A money field of a result as an exact Decimal.
-
-    ``None`` when absent or not an amount in fen (a plugin's free text, say): such a value
-    is left out of totals rather than rounded.
-    """
-    if value is None:
-        return None
-    if type(value) is str:  # what fmt wrote: the usual text, perhaps negative
-        usual = usual_amount(value[1:] if value[:1] == "-" else value)
-        if usual is not None:
-            return -usual if value[:1] == "-" else usual
-    try:
-        number = to_decimal(value, "amount")
-    except (InvalidInput, TypeError):
-        return None
-    if number != number.quantize(FEN, rounding=ROUND_DOWN):
-        return None
-    return number
-
-
 def as_recorded(decision: Mapping[str, Any]) -> dict[str, Any]:
     """The SPEC §8 decision with its ``result`` keys in the audit record's (sorted) order.
 
@@ -564,7 +543,7 @@ def record_row(
     """The pricecalc-level flat view of an :class:`audit.protocol.Record`.
 
     ``voided_by`` is the seq of the approved void that withdrew the record, if any
-    (:func:`pricecalc.selection.voids_of`); a void's own row names what it ``voids``.
+    (:func:`pricecalc.books.selection.voids_of`); a void's own row names what it ``voids``.
     The money columns hold an approved, not withdrawn decision's amounts only (what
     ``audit stats`` sums); the ``result`` column holds every result as recorded.
     """
@@ -750,7 +729,7 @@ class StatsRow:
 class Stats:
     """Counts and totals of approved, not withdrawn decisions per Beijing day and kind
     (``audit stats``): the money columns of ``audit export`` summed, to the fen.
-    ``voids`` maps a withdrawn seq to its void's (:func:`pricecalc.selection.voids_of`)."""
+    ``voids`` maps a withdrawn seq to its void's (:func:`pricecalc.books.selection.voids_of`)."""
 
     layout: RowLayout = BUILTIN_LAYOUT
     voids: Mapping[int, int] = attrs.field(factory=dict)

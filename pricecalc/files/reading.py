@@ -9,7 +9,7 @@ progress bar). Choices the SPEC leaves open (docs/cli.md repeats them for users)
   (:attr:`FileLine.blank`: skipped and counted, SPEC §1).
 * **Sheets** (CSV and xlsx alike, :func:`read_csv_sheet`, :func:`read_xlsx_sheet`): the
   header is found below title rows (or given), headings are field names or the labels
-  pricecalc writes (:func:`pricecalc.rows.heading_field`), pricecalc's own result columns
+  pricecalc writes (:func:`pricecalc.files.rows.heading_field`), pricecalc's own result columns
   (a batch output fed back) and ``ignore``d columns are skipped, and each row keeps its
   cells as written for the round trip's output. Cells are :class:`SheetText`, where a
   count may be written ``2.00`` (SPEC §1).
@@ -478,7 +478,7 @@ def _envelope_cells(
 
 # -- sheets: CSV and xlsx alike ----------------------------------------------------------
 #: Result columns pricecalc writes beside the input's own in a CSV/xlsx batch output
-#: (:data:`pricecalc.rows.ROUND_TRIP_COLUMNS`): fed back, they are recognised and skipped.
+#: (:data:`pricecalc.files.rows.ROUND_TRIP_COLUMNS`): fed back, they are recognised and skipped.
 #: How far down a header row is looked for below title rows.
 HEADER_SEARCH_ROWS = 20
 #: The first bytes of a zip archive: an .xlsx workbook, whatever its name says.
@@ -523,9 +523,9 @@ def sheet_header(
     row ``header_row`` when given, else the first row whose headings are all known (title
     rows above it are skipped), else the row with the most known headings. Headings are
     the SPEC's field names or the labels pricecalc writes (请求号, 商家 …:
-    :func:`pricecalc.rows.heading_field`, one table used both ways). Raises
+    :func:`pricecalc.files.rows.heading_field`, one table used both ways). Raises
     ``ValueError`` naming an unknown column and the known headings."""
-    from pricecalc.rows import heading_field, known_headings, results_start, round_trip_column
+    from pricecalc.files.rows import heading_field, known_headings, results_start, round_trip_column
 
     ignored = {_heading(name) for name in ignore}
     allowed = None if fields is None else {*fields, *ENVELOPE_COLUMNS}
@@ -751,11 +751,11 @@ def read_csv_sheet(
 
 def _unneutralised(cell: str) -> str:
     """A CSV cell as the clerk wrote it: the ``'`` pricecalc put before a cell a
-    spreadsheet would run as a formula (:func:`pricecalc.writers.neutralise`, a round
+    spreadsheet would run as a formula (:func:`pricecalc.files.writing.neutralise`, a round
     trip's CSV output fed back) taken off again."""
     if not cell.startswith("'"):
         return cell
-    from pricecalc.writers import neutralise
+    from pricecalc.files.writing import neutralise
 
     return cell[1:] if neutralise(cell[1:]) == cell else cell
 

@@ -1,6 +1,6 @@
 """The campaign report as one self-contained HTML page (Jinja2, autoescaped, inline SVG).
 
-:func:`report_tables` turns :class:`~pricecalc.report.aggregate.CampaignFigures` into the
+:func:`report_tables` turns :class:`~pricecalc.books.report.aggregate.CampaignFigures` into the
 page's tables (Chinese label first, the machine name or English beside it), each with
 its CSV as a ``data:text/csv`` link (UTF-8 with a BOM, so Excel reads the Chinese; text
 cells defused against formula injection as ``audit export`` does). :func:`render_report`
@@ -24,18 +24,18 @@ import jinja2
 from markupsafe import Markup
 
 from audit.export import escape_csv_cell
-from pricecalc.money import ZERO, fmt
-from pricecalc.registry import SETTLEMENT
-from pricecalc.report.aggregate import (
+from pricecalc.books.report.aggregate import (
     NET_SUBSIDY_OUTLAY,
     NO_CAMPAIGN,
     SUBSIDY_FIGURES,
     CampaignFigures,
     KeyFigures,
 )
-from pricecalc.report.charts import bar_chart, stacked_bars
-from pricecalc.rows import COLUMN_LABELS
-from pricecalc.settlement import DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK
+from pricecalc.books.report.charts import bar_chart, stacked_bars
+from pricecalc.books.settlement import DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK
+from pricecalc.files.rows import COLUMN_LABELS
+from pricecalc.money import ZERO, fmt
+from pricecalc.registry import SETTLEMENT
 
 STATUS_LABELS: dict[str, str] = {"approved": "已批准", "rejected": "已驳回"}
 #: Headings: Chinese first, English beside it.
@@ -378,7 +378,7 @@ def figure_tables(figures: CampaignFigures) -> list[Table]:
 
 
 TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("pricecalc.report", "templates"),
+    loader=jinja2.PackageLoader("pricecalc.books.report", "templates"),
     autoescape=True,  # every value, a merchant id above all, is text from somebody else
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

@@ -24,8 +24,8 @@ The computation (docs/rules.md explains it for operators):
   ``refund = max(0, entitled − already_refunded)``, and 0 on a rejected claim.
 
 Pricing the lines at each time — the offers indexed once and swept in order — is
-:mod:`pricecalc.pricebook` (:class:`~pricecalc.pricebook.PriceBook`); docs/performance.md
-§5 has its cost and figures.
+:mod:`pricecalc.rules.pricebook` (:class:`~pricecalc.rules.pricebook.PriceBook`);
+docs/performance.md §5 has its cost and figures.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from pricecalc.history import PastDecision
 from pricecalc.i18n import msg
 from pricecalc.money import ZERO, allocate, fmt, parse_amount
 from pricecalc.offers import check_keys
-from pricecalc.pricebook import Line, ListedOffer, PriceBook
 from pricecalc.registry import SETTLEMENT, MoneyFigure, ReasonCode, Rule, RuleContext
+from pricecalc.rules.pricebook import Line, ListedOffer, PriceBook
 
 KIND = "price_protection"
 RULE_SET = "chaozhigou-standard"

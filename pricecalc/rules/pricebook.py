@@ -4,7 +4,7 @@
 :class:`PriceBook` indexes the offers once and sweeps the candidate times in order
 (:func:`candidate_times`), giving each line's net at ``paid_at`` and its lowest net after
 it. The rule itself — what counts, what is paid, the reasons — is
-:mod:`pricecalc.protection`; this module only prices.
+:mod:`pricecalc.rules.protection`; this module only prices.
 
 Cost: each offer's range of candidate times is found by bisection; set-price offers per
 SKU sit in a heap by precedence, lower-price offers per SKU in a heap by price, order
@@ -30,10 +30,10 @@ from typing import Any, TypeVar
 
 import attrs
 
-from pricecalc.errors import InvalidInput, PluginError, PricecalcError
+from pricecalc.errors import InvalidInput, guard
 from pricecalc.fields import Fields
 from pricecalc.i18n import msg
-from pricecalc.money import FloatRefused, allocate_fen
+from pricecalc.money import allocate_fen, fen_count, from_fen_count
 from pricecalc.offers import OfferType, check_discount, check_keys, check_offer, check_tiers
 from pricecalc.registry import RuleContext
 
@@ -87,17 +87,9 @@ class ListedOffer:
             said = msg("is not a known offer type ({known})", known=known)
             raise InvalidInput(fields.at("type"), name, said)
         plugin, offer_type = found
-        # What pricecalc.plugins.guard does, without building its message for every offer
-        # (a claim may list thousands).
-        try:
+        with guard(plugin, "the {!r} offer parser raised {error}", name):
             offer = offer_type.parse(fields)
             check_offer(offer_type, offer)
-        except (PricecalcError, FloatRefused):
-            raise
-        except Exception as exc:
-            raise PluginError(
-                plugin, f"the {name!r} offer parser raised {type(exc).__name__}: {exc}"
-            ) from exc
         return cls(index, offer_type, plugin, offer)
 
     @property
@@ -109,15 +101,6 @@ class ListedOffer:
 
 
 # -- pricing over time ------------------------------------------------------------------
-
-
-def _fen(amount: Decimal) -> int:
-    """An amount already in fen as a whole number of fen (exact, no rounding)."""
-    return int(amount.scaleb(2))
-
-
-def _yuan(fen_count: int) -> Decimal:
-    return Decimal(fen_count).scaleb(-2)
 
 
 def candidate_times(
@@ -258,7 +241,7 @@ class _DiscountGroup:
                 lo >>= 1
                 hi >>= 1
         if self.scanned:
-            goods_total = _yuan(goods)
+            goods_total = from_fen_count(goods)
             tail = self.scale - 1
             for index, listed in self.scanned.items():
                 amount = _discount(listed, goods_total, seen)
@@ -341,7 +324,7 @@ class PriceBook:
                 continue
             if stage == "set_price":
                 drops.setdefault(offer.sku, []).append(listed)
-            self._place(_Entry(listed, *span, sku=offer.sku, price=_fen(offer.unit_price)))
+            self._place(_Entry(listed, *span, sku=offer.sku, price=fen_count(offer.unit_price)))
         for group in self.groups.values():
             group.build()
         # Precedence among a SKU's set-prices: latest `at`; at an equal `at` the lower
@@ -368,7 +351,7 @@ class PriceBook:
         lines = self.lines
         count = len(lines)
         quantity = [line.quantity for line in lines]
-        selling = [_fen(line.unit_price) for line in lines]
+        selling = [fen_count(line.unit_price) for line in lines]
         prices = [0] * count
         grosses = [0] * count
         used: list[tuple[ListedOffer, ...]] = [()] * count
@@ -493,12 +476,12 @@ class PriceBook:
                 lowest_used[i], lowest_won[i] = used[i], winners
 
         return Sweep(
-            at_paid=tuple(_yuan(n) for n in at_paid),
+            at_paid=tuple(from_fen_count(n) for n in at_paid),
             lowest=tuple(
                 None
                 if lowest_k[i] < 0
                 else Lowest(
-                    _yuan(lowest[i]),
+                    from_fen_count(lowest[i]),
                     self.times[lowest_k[i]],
                     tuple(sorted((*lowest_used[i], *lowest_won[i]), key=lambda o: o.index)),
                 )
@@ -513,7 +496,7 @@ def _tiers(listed: ListedOffer) -> list[tuple[int, int]] | None:
     if method is None:
         return None
     tiers = _ask(listed, "discount_tiers()", lambda: check_tiers(listed.offer_type, method()))
-    return [(_fen(threshold), _fen(off)) for threshold, off in tiers]
+    return [(fen_count(threshold), fen_count(off)) for threshold, off in tiers]
 
 
 def _discount(
@@ -533,23 +516,21 @@ def _discount(
             known = seen.get(id(value))
             if known is not None and known[0] is value:
                 return known[1]
-        fen_count = _fen(check_discount(listed.offer_type, value))
+        count = fen_count(check_discount(listed.offer_type, value))
         if seen is not None:
-            seen[id(value)] = (value, fen_count)
-        return fen_count
+            seen[id(value)] = (value, count)
+        return count
 
     return _ask(listed, "discount()", ask)
 
 
 def _ask(listed: ListedOffer, what: str, call: Callable[[], T]) -> T:
     """Call a plugin offer's method; any failure but a pricecalc error names the plugin."""
-    try:
+    with guard(
+        listed.plugin,
+        "offer {!r} (input.offers[{}]) {} failed: {error}",
+        listed.type,
+        listed.index,
+        what,
+    ):
         return call()
-    except (PricecalcError, FloatRefused):
-        raise
-    except Exception as exc:
-        raise PluginError(
-            listed.plugin,
-            f"offer {listed.type!r} (input.offers[{listed.index}]) {what} failed: "
-            f"{type(exc).__name__}: {exc}",
-        ) from exc

@@ -19,9 +19,9 @@ Excel cells need no prefix: text is written as a string cell, never a formula, s
 reads exactly as recorded.
 
 **Excel workbooks** (:class:`XlsxWriter`): a bold, frozen heading row with an auto-filter,
-column widths from :data:`pricecalc.rows.COLUMN_WIDTHS`, Beijing times as real date cells,
+column widths from :data:`pricecalc.files.rows.COLUMN_WIDTHS`, Beijing times as real date cells,
 a ``summary`` sheet with the batch summary's figures (from the same
-:class:`~pricecalc.rows.Summary` the terminal prints) or any other command's summary given
+:class:`~pricecalc.files.rows.Summary` the terminal prints) or any other command's summary given
 as rows (:class:`SummarySheet`: the settlement statement's totals and checkpoint) and,
 with Chinese headings, a ``columns`` sheet pairing each heading with its field name.
 
@@ -57,8 +57,7 @@ import attrs
 
 from audit.export import FORMULA_TRIGGERS, escape_csv_cell
 from pricecalc.errors import InvalidInput, PricecalcError
-from pricecalc.i18n import msg
-from pricecalc.rows import (
+from pricecalc.files.rows import (
     AMOUNT_COLUMNS,
     BEIJING_FORMAT,
     COLUMN_LABELS,
@@ -69,6 +68,7 @@ from pricecalc.rows import (
     Summary,
     summary_word,
 )
+from pricecalc.i18n import msg
 from pricecalc.serialize import dumps, text_problem
 
 OutputFormat = Literal["jsonl", "csv", "xlsx"]
@@ -198,7 +198,7 @@ SummaryOf = Summary | SummarySheet
 
 class RowWriter(Protocol):
     """Where batch and export rows go. ``tabular`` writers want flat rows. ``close`` is
-    given the run's :class:`~pricecalc.rows.Summary` (or :class:`SummarySheet`) when there
+    given the run's :class:`~pricecalc.files.rows.Summary` (or :class:`SummarySheet`) when there
     is one (a workbook writes it as its ``summary`` sheet)."""
 
     tabular: bool
@@ -243,7 +243,7 @@ class JsonlWriter:
 @attrs.frozen
 class Headings:
     """A tabular output's headings and amount columns: ``labels`` (machine name → the
-    Chinese heading, :data:`pricecalc.rows.COLUMN_LABELS` and the money columns' declared
+    Chinese heading, :data:`pricecalc.files.rows.COLUMN_LABELS` and the money columns' declared
     labels) used with ``--headers zh``; ``amounts``: the columns holding amounts."""
 
     labels: Mapping[str, str] = attrs.field(factory=lambda: dict(COLUMN_LABELS))

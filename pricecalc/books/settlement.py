@@ -1,7 +1,7 @@
 """What a recorded decision moves between a merchant and the platform (SPEC §10).
 
 The one reading of a record's money that the settlement statement
-(:mod:`pricecalc.statement`) and the campaign report (:mod:`pricecalc.report`) share, so
+(:mod:`pricecalc.books.statement`) and the campaign report (:mod:`pricecalc.books.report`) share, so
 the two documents can never disagree about a fen:
 
 * ``deduct_from_payout`` — the platform takes it from the merchant's payout: the money
