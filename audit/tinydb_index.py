@@ -65,14 +65,22 @@ INDEX_FAILURES = (IndexBroken, sqlite3.DatabaseError, TypeError, ValueError, Ind
 KEPT_FROM_LEVEL = 4
 
 
-def _damaged(exc: sqlite3.OperationalError, path: str) -> bool:
-    """Whether an "operational" SQLite error is really a damaged index: a file the OS lets
-    us write that SQLite calls read-only has a damaged header (its write-version byte) —
-    rebuild it, as any damage. Locked, full or truly read-only: unavailable, not damaged."""
-    if "readonly" not in str(exc) and "read-only" not in str(exc):
-        return False
-    folder = os.path.dirname(os.path.abspath(path))
-    return os.access(path, os.W_OK) and os.access(folder, os.W_OK)
+#: What SQLite says when the index cannot be used *now* (rebuilding would not help).
+_ENVIRONMENT = ("locked", "busy", "disk is full", "unable to open", "disk i/o error",
+                "out of memory", "interrupted")  # fmt: skip
+
+
+def index_damaged(exc: sqlite3.OperationalError, path: str) -> bool:
+    """Whether an "operational" SQLite error is really a damaged index, to be rebuilt like
+    any damage: a schema that lost a column or table, an "unsupported file format", or a
+    writable file whose header calls itself read-only (its write-version byte) — all seen
+    with one byte of the file changed. Locked, busy, full, unopenable or truly read-only
+    is the environment, not damage: the index is unavailable, and reads stream the log."""
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        folder = os.path.dirname(os.path.abspath(path))
+        return os.access(path, os.W_OK) and os.access(folder, os.W_OK)
+    return not any(word in text for word in _ENVIRONMENT)
 
 
 class IndexUnavailable(AuditError):
@@ -126,7 +134,7 @@ class IndexKeeper:
         try:
             self._sync_once(end)
         except sqlite3.OperationalError as exc:
-            if not _damaged(exc, self.index.path):
+            if not index_damaged(exc, self.index.path):
                 raise IndexUnavailable(
                     f"the index {self.index.path} is unavailable: {exc}"
                 ) from exc

@@ -74,6 +74,7 @@ from audit.tinydb_index import (
     IndexKeeper,
     IndexUnavailable,
     LogTree,
+    index_damaged,
     record_names,
 )
 from audit.verifying import line_fields, verify_blocks
@@ -632,8 +633,10 @@ class AuditLogStorage(Storage, TreeQuestions):
             try:
                 self._sync_index()
                 return find()
-            except sqlite3.OperationalError:
-                raise
+            except sqlite3.OperationalError as exc:
+                if not index_damaged(exc, self._index.path):
+                    raise
+                self._keeper.rebuild(self._end, exc)
             except INDEX_FAILURES as exc:
                 self._keeper.rebuild(self._end, exc)
             try:
@@ -880,8 +883,10 @@ class AuditLogStorage(Storage, TreeQuestions):
             try:
                 why = self._keeper.tree_mismatch(report.count, report.root, damaged=False)
             except sqlite3.OperationalError as exc:
-                logger.warning("audit: the index's tree was not checked (%s)", exc)
-                return report
+                if not index_damaged(exc, self._index.path):
+                    logger.warning("audit: the index's tree was not checked (%s)", exc)
+                    return report
+                why = f"(it cannot be read: {exc})"
             except INDEX_FAILURES as exc:
                 why = f"(it cannot be read: {exc})"
             if why is None:
@@ -928,8 +933,14 @@ class AuditLogStorage(Storage, TreeQuestions):
                     f"the Merkle tree kept in {self._index.path} does not match the log: "
                     f"{exc}; it was reset and will be rebuilt from the log, try again"
                 ) from exc
-            except sqlite3.OperationalError:
-                raise
+            except sqlite3.OperationalError as exc:
+                if not index_damaged(exc, self._index.path):
+                    raise
+                self._keeper.reset()
+                raise TreeMismatch(
+                    f"the Merkle tree kept in {self._index.path} cannot be read ({exc}); "
+                    "it was reset and will be rebuilt from the log, try again"
+                ) from exc
             except (sqlite3.DatabaseError, IndexBroken) as exc:  # never a raw traceback
                 self._keeper.reset()
                 raise TreeMismatch(

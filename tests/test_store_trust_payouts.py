@@ -155,3 +155,21 @@ def test_an_index_header_calling_itself_read_only_is_rebuilt(
     data[18] = write_version
     Path(f"{path}.idx").write_bytes(bytes(data))
     assert_paid_once(path)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE records RENAME COLUMN seq TO sek",  # "no such column: seq"
+        "ALTER TABLE names RENAME TO nomen",  # "no such table: names"
+    ],
+)
+def test_an_index_whose_schema_lost_a_column_is_rebuilt(tmp_path: Path, statement: str) -> None:
+    """Issue 19 (found by the byte-flip test in CI): one byte in the index's schema page
+    can make SQLite answer "no such column" — an OperationalError that is damage, not an
+    unavailable disk: the index is rebuilt and nothing is paid twice (before, every
+    decision stopped with "the index … is unavailable")."""
+    path = tmp_path / "audit.jsonl"
+    make_store(path)
+    tamper(path, statement)
+    assert_paid_once(path)
