@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ from typing import Any
 import openpyxl
 import pytest
 from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Invoke, jsonl
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from statement_support import campaign
 
 from pricecalc.books.settlement import SETTLEMENT_COLUMNS
