@@ -486,12 +486,15 @@ def decision_row(
     ``kind`` as far as it could be read, and for a conflict the recorded ``audit``).
 
     ``request`` (the line's request) supplies the ``order_id`` when the result has none,
-    and the ``merchant_id``/``campaign``. The money columns hold the amounts of a new,
+    and the ``merchant_id``/``campaign`` of a line without a decision; a decision names its
+    own (SPEC §8: the ones it was recorded with — a batch's ``--merchant`` included, which
+    the line itself does not hold). The money columns hold the amounts of a new,
     approved decision only (a rejected, replayed, invalid or conflicting row leaves them
     empty: SPEC §10); the ``result`` column holds every decision's result as computed.
     """
     request = request or {}
-    labels = {name: _label(request.get(name)) for name in ("merchant_id", "campaign")}
+    named = decision if decision is not None else request
+    labels = {name: _label(named.get(name)) for name in ("merchant_id", "campaign")}
     if decision is None:
         row: dict[str, Any] = dict.fromkeys(layout.batch_columns())
         row.update(

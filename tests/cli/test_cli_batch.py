@@ -530,3 +530,26 @@ def test_legacy_ids_depend_on_the_file_and_the_line() -> None:
     """The key pricecalc 0.1 gave a line without request_id (still looked up): the first 16
     hex digits of the file's SHA-256 and the line number."""
     assert pricecalc.batch.legacy_request_id("ab" * 32, 7) == "batch-abababababababab-line-7"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_the_merchant_of_batch_dash_merchant_is_in_every_output_row(
+    invoke: Invoke, tmp_path: Path, fmt: str
+) -> None:
+    """Issue 20 (one flow): `batch in.jsonl --merchant M-1 -o out.csv` records merchant_id
+    M-1 — and the CSV/Excel row shows it, as the JSON Lines row does (the row is flattened
+    from the decision, not rebuilt from the raw line, which names no merchant)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(jsonl(SPLIT), encoding="utf-8")
+    out = tmp_path / f"out.{fmt}"
+    done = invoke("batch", str(source), "--merchant", "M-1", "--campaign", "双12", "-o", str(out))
+    assert done.exit_code == 0, done.output
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    else:
+        sheet = openpyxl.load_workbook(out, read_only=True).worksheets[0]
+        values = [list(r) for r in sheet.iter_rows(values_only=True)]
+        named = {"商家": "merchant_id", "活动": "campaign"}  # a workbook's Chinese headings
+        header = [named.get(str(h), h) for h in values[0]]
+        rows = [dict(zip(header, row, strict=True)) for row in values[1:]]
+    assert [(r["merchant_id"], r["campaign"]) for r in rows] == [("M-1", "双12")]
