@@ -74,35 +74,31 @@ def once_only_violations(logged: Iterable[Record]) -> list[Violation]:
     for record in logged:
         recorded = read(record)
         if record.key is not None:
-            key = stored_identifier(record.key)
-            if key in keys:
+            first = _seen(keys, stored_identifier(record.key), record.seq)
+            if first is not None:
                 found.append(
                     Violation(
                         KEY_TWICE,
-                        (keys[key], record.seq),
-                        f"the key {record.key!r} is recorded by record {keys[key]} and again "
+                        (first, record.seq),
+                        f"the key {record.key!r} is recorded by record {first} and again "
                         f"by record {record.seq}",
                     )
                 )
-            else:
-                keys[key] = record.seq
         if not recorded.approved:
             continue
         kind, result = recorded.kind, recorded.result
         if recorded.is_void:
             seq = recorded.withdraws
-            if seq is not None:
-                if seq in voids:
-                    found.append(
-                        Violation(
-                            VOIDED_TWICE,
-                            (voids[seq], record.seq),
-                            f"record {seq} is voided by record {voids[seq]} and again by "
-                            f"record {record.seq}",
-                        )
+            first = None if seq is None else _seen(voids, seq, record.seq)
+            if first is not None:
+                found.append(
+                    Violation(
+                        VOIDED_TWICE,
+                        (first, record.seq),
+                        f"record {seq} is voided by record {first} and again by "
+                        f"record {record.seq}",
                     )
-                else:
-                    voids[seq] = record.seq
+                )
             continue
         order = stored_identifier(result.get("order_id"))
         if kind == "counterfeit_compensation":
@@ -156,6 +152,12 @@ def once_only_violations(logged: Iterable[Record]) -> list[Violation]:
                 )
             )
     return found
+
+
+def _seen(first: dict[Any, int], name: Any, seq: int) -> int | None:
+    """The record that held ``name`` first, or None — then ``seq`` is now that record."""
+    earlier = first.setdefault(name, seq)
+    return earlier if earlier != seq else None
 
 
 def _seqs(seqs: list[int]) -> str:
