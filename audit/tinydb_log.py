@@ -1063,6 +1063,7 @@ class StoreTransaction(ChainTransaction):
         self._lines: list[bytes] = []
         self._micros: list[int] = []  # each pending record's time (the index's column)
         self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
+        self._appendable = False  # the store's checks before a first append were made
 
     def _committed_get(self, key: str) -> Record | None:
         return self._storage._get_locked(key)
@@ -1078,7 +1079,9 @@ class StoreTransaction(ChainTransaction):
 
     def _begin(self, keys: list[str]) -> tuple[Checkpoint, Clock]:
         storage = self._storage
-        storage._check_appendable()
+        if not self._appendable:  # once a transaction: nothing it checks changes under the lock
+            storage._check_appendable()
+            self._appendable = True
         if keys:
             for key in keys:
                 found = storage._get_locked(key)
