@@ -3,8 +3,8 @@
 :class:`AuditLogStorage` is TinyDB's ``Storage`` for :mod:`audit.tinydb_store`, with its
 stock model (read the whole database, write it all back) replaced: an append writes only
 the new lines at the end (``O_APPEND``) and fsyncs them, under a thread lock, an
-inter-process :mod:`filelock` lock and a lock on the log file itself, after catching up on
-what other processes appended.
+inter-process lock (``<log>.lock``, :mod:`audit.flock`) and a lock on the log file itself,
+after catching up on what other processes appended.
 :class:`StoreTransaction` is one such append (the chain rules of :mod:`audit.chain`);
 :class:`RecordsView` is the read-only, streaming view TinyDB's table reads through. The
 sidecar index and the tree cache are kept in step by :class:`audit.tinydb_index.IndexKeeper`.
@@ -20,7 +20,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar, cast
 
 import attrs
-import filelock
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
@@ -50,6 +48,7 @@ from audit.errors import (
     StoreUnusable,
     TamperedError,
 )
+from audit.flock import LockTimeout, lock_exclusive
 from audit.index import IndexBroken, IndexState, SidecarIndex, key_name, tag_name
 from audit.logfile import LogFile, iter_lines, read_blocks
 from audit.merkle import CompactTree
@@ -132,7 +131,6 @@ class AuditLogStorage(Storage, TreeQuestions):
         hmac_key: bytes | None = None,
         lock_timeout: float = 30.0,
         clock: Clock | None = None,
-        poll_interval: float = 0.001,
     ) -> None:
         super().__init__()
         if hmac_key is not None and (not isinstance(hmac_key, bytes) or not hmac_key):
@@ -142,7 +140,6 @@ class AuditLogStorage(Storage, TreeQuestions):
         self.lock_timeout = float(lock_timeout)
         self._clock: Clock = clock if clock is not None else _utcnow
         self._sealer = Sealer(hmac_key)
-        self._poll_interval = poll_interval
         self._pid = os.getpid()
         self._closed = False
         self._tlock = threading.RLock()
@@ -152,7 +149,8 @@ class AuditLogStorage(Storage, TreeQuestions):
         beside = os.path.realpath(self.path)
         if beside == os.path.abspath(self.path):
             beside = self.path
-        self._flock = filelock.FileLock(beside + ".lock")
+        self._lock_path = beside + ".lock"
+        self._lock_fd: int | None = None  # open while the lock is held
         self._depth = 0
         self._tx_thread: int | None = None
         self._index = SidecarIndex(beside + ".idx", hmac_key)
@@ -196,19 +194,11 @@ class AuditLogStorage(Storage, TreeQuestions):
                 finally:
                     self._depth -= 1
                 return
-            try:
-                self._flock.acquire(timeout=self.lock_timeout, poll_interval=self._poll_interval)
-            except filelock.Timeout as exc:
-                raise StoreLocked(
-                    f"could not take the writer lock {self.path}.lock within "
-                    f"{self.lock_timeout:g}s: another process holds it"
-                ) from exc
-            except RuntimeError as exc:  # filelock refuses a wait that could never end
-                raise StoreLocked(f"the writer lock {self.path}.lock: {exc}") from exc
+            self._lock_writers()
             try:
                 self._lock_log()
             except BaseException:
-                self._flock.release()
+                self._unlock_writers()
                 raise
             self._depth = 1
             self._keeper.forget_sync()
@@ -220,9 +210,38 @@ class AuditLogStorage(Storage, TreeQuestions):
                 self._depth = 0
                 with contextlib.suppress(OSError):
                     fcntl.flock(self._file.fd, fcntl.LOCK_UN)
-                self._flock.release()
+                self._unlock_writers()
         finally:
             self._tlock.release()
+
+    def _lock_writers(self) -> None:
+        """Take the writers' lock file ``<log>.lock`` (what writers before 0.3 took alone:
+        kept so that one of them running during an upgrade still waits its turn). A waiter
+        blocks in the kernel rather than polling (:mod:`audit.flock`)."""
+        try:
+            fd = os.open(
+                self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            )
+        except OSError as exc:
+            raise StoreLocked(f"the writer lock {self._lock_path}: {exc}") from exc
+        try:
+            lock_exclusive(fd, self.lock_timeout)
+        except LockTimeout:
+            os.close(fd)
+            raise StoreLocked(
+                f"could not take the writer lock {self._lock_path} within "
+                f"{self.lock_timeout:g}s: another process holds it"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StoreLocked(f"the writer lock {self._lock_path}: {exc}") from exc
+        self._lock_fd = fd
+
+    def _unlock_writers(self) -> None:
+        """Let go of ``<log>.lock`` (closing its descriptor releases the lock)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _lock_log(self) -> None:
         """Lock the log file itself (its inode, through this handle's descriptor).
@@ -231,18 +250,13 @@ class AuditLogStorage(Storage, TreeQuestions):
         one in; the log's own inode cannot be swapped without the handle noticing (below),
         so the log's lock is what really keeps writers one at a time.
         """
-        deadline = time.monotonic() + self.lock_timeout if self.lock_timeout >= 0 else None
-        while True:
-            try:
-                fcntl.flock(self._file.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise StoreLocked(
-                        f"could not lock the audit log {self.path} within "
-                        f"{self.lock_timeout:g}s: another writer holds it"
-                    ) from None
-                time.sleep(max(self._poll_interval, 0.0005))
+        try:
+            lock_exclusive(self._file.fd, self.lock_timeout)
+        except LockTimeout:
+            raise StoreLocked(
+                f"could not lock the audit log {self.path} within "
+                f"{self.lock_timeout:g}s: another writer holds it"
+            ) from None
         try:
             same = os.stat(self.path).st_ino == os.fstat(self._file.fd).st_ino
         except FileNotFoundError:
@@ -1049,6 +1063,7 @@ class StoreTransaction(ChainTransaction):
         self._lines: list[bytes] = []
         self._micros: list[int] = []  # each pending record's time (the index's column)
         self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
+        self._appendable = False  # the store's checks before a first append were made
 
     def _committed_get(self, key: str) -> Record | None:
         return self._storage._get_locked(key)
@@ -1064,7 +1079,9 @@ class StoreTransaction(ChainTransaction):
 
     def _begin(self, keys: list[str]) -> tuple[Checkpoint, Clock]:
         storage = self._storage
-        storage._check_appendable()
+        if not self._appendable:  # once a transaction: nothing it checks changes under the lock
+            storage._check_appendable()
+            self._appendable = True
         if keys:
             for key in keys:
                 found = storage._get_locked(key)

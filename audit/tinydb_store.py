@@ -8,7 +8,7 @@ crash. Here instead:
 
 * :class:`~audit.tinydb_log.AuditLogStorage` (:mod:`audit.tinydb_log`) owns the log
   file. An append writes only the new lines at the end (``O_APPEND``) and fsyncs them,
-  under a thread lock and an inter-process :mod:`filelock` lock, after catching up on
+  under a thread lock and an inter-process lock (:mod:`audit.flock`), after catching up on
   what other processes appended.
 * :class:`AppendOnlyTable` (``TinyDB.table_class`` of :class:`AuditTinyDB`) turns
   ``insert``/``insert_multiple`` into appends, streams ``search``/iteration from the file

@@ -5,7 +5,7 @@ Rows (each a ratio of two figures measured in this run, so a busy neighbour slow
 - **threads**: durable ``Calculator.decide``/s with 8 threads sharing one calculator, over
   one thread (group commit, :mod:`pricecalc.grouping`);
 - **processes**: 8 single-threaded processes on one file store over one process (each
-  with its own calculator; the lock held only for the write, the sync after it);
+  with its own calculator; the store lock handed on without polling, audit/flock.py);
 - **lone caller**: one thread's ``decide`` over a plain decide-then-sync loop over the same
   store code (``store.transaction()`` + the calculator's own decide step, per request):
   grouping must not tax it;

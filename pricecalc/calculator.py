@@ -57,6 +57,10 @@ from pricecalc.serialize import text_problem
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
 MAX_OPERATOR = 128
 
+#: A ``decide`` call ready for its group: the keyed request, the time asked for (None:
+#: the calculator's clock), and its decision made away from the store.
+_Prepared = tuple[Envelope, datetime | None, Evaluated]
+
 
 def default_operator() -> str:
     """The OS user running pricecalc (the operator recorded when none is given)."""
@@ -178,9 +182,7 @@ class Calculator:
         else:
             self.store = audit
             self._owns_store = False
-        self._group: GroupCommit[tuple[Envelope, datetime | None]] = GroupCommit(
-            self._decide_group
-        )
+        self._group: GroupCommit[_Prepared] = GroupCommit(self._decide_group)
 
     @property
     def policy(self) -> Policy:
@@ -209,24 +211,26 @@ class Calculator:
         with one sync (:mod:`pricecalc.grouping`); each gets its own decision or exception
         once the group is durable. A ``void`` request goes the same way.
         """
-        envelope = self.keyed(Envelope.parse(request), now)
-        return cast(Decision, self._group.submit((envelope, now)))
+        return cast(Decision, self._group.submit_from(lambda: self._prepare(request, now)))
 
-    def _decide_group(self, group: Sequence[Waiting[tuple[Envelope, datetime | None]]]) -> None:
+    def _prepare(self, request: Request, now: datetime | None) -> _Prepared:
+        """A ``decide`` request read, keyed and evaluated away from the store, in the
+        caller's own thread (no lock needed: the group re-checks it under the lock)."""
+        envelope = self.keyed(Envelope.parse(request), now)
+        moment = now or self._clock()
+        return envelope, now, evaluate_away(self.engine, envelope, moment, self.named_operator)
+
+    def _decide_group(self, group: Sequence[Waiting[_Prepared]]) -> None:
         """Decide a group of waiting ``decide`` calls in one transaction (the leader's work,
-        :mod:`pricecalc.grouping`): each evaluated away from the store first, then in order
-        under the lock as :meth:`decide_prepared` does; outcomes are set only after the
-        commit (a failed commit is every caller's error)."""
-        away = [
-            evaluate_away(self.engine, envelope, now or self._clock(), self.named_operator)
-            for envelope, now in (waiting.request for waiting in group)
-        ]
-        done: list[tuple[Waiting[tuple[Envelope, datetime | None]], Decision, Record]] = []
+        :mod:`pricecalc.grouping`): each already evaluated away from the store by its
+        caller, then decided in order under the lock as :meth:`decide_prepared` does;
+        outcomes are set only after the commit (a failed commit is every caller's error)."""
+        done: list[tuple[Waiting[_Prepared], Decision, Record]] = []
         with self.store.transaction() as tx:
             if len(group) > 1:
                 tx.prefetch(_keys([waiting.request[0] for waiting in group]))
-            for waiting, evaluated in zip(group, away, strict=True):
-                envelope, now = waiting.request
+            for waiting in group:
+                envelope, now, evaluated = waiting.request
                 try:
                     decision, record = self._decide_in(tx, envelope, now, evaluated)
                 except Exception as exc:  # this caller's own error; the others go on

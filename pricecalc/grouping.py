@@ -23,6 +23,7 @@ paid).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -32,15 +33,21 @@ T = TypeVar("T")
 #: the bound keeps one leader from working for everybody for ever).
 MAX_GROUP = 256
 
+#: The longest a leader waits for callers that are preparing a request (parsing and
+#: evaluating it in their own threads) to join its group: about what one sync costs, so
+#: waiting never costs a caller more than the sync its group would have waited for anyway.
+LINGER = 0.0005
+
 
 class Waiting(Generic[T]):
     """One caller's request while it waits: what the leader decides it with, and its
     outcome — a value, or the exception to raise in the caller's own thread."""
 
-    __slots__ = ("done", "error", "request", "value")
+    __slots__ = ("done", "error", "request", "thread", "value")
 
     def __init__(self, request: T) -> None:
         self.request = request
+        self.thread = threading.get_ident()
         self.done = False
         self.value: object = None
         self.error: BaseException | None = None
@@ -54,18 +61,56 @@ class GroupCommit(Generic[T]):
     the error of every request of the group that has no outcome yet.
     """
 
-    def __init__(self, run: Callable[[Sequence[Waiting[T]]], None], bound: int = MAX_GROUP) -> None:
+    def __init__(
+        self,
+        run: Callable[[Sequence[Waiting[T]]], None],
+        bound: int = MAX_GROUP,
+        linger: float = LINGER,
+    ) -> None:
         self._run = run
         self._bound = bound
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        #: Notified when a request joins the queue (or gives up preparing): the leader
+        #: waiting in :meth:`_take` for arriving callers.
+        self._gathered = threading.Condition(lock)
+        self._arriving = 0  # callers preparing a request, not yet queued
+        self._recent: set[int] = set()  # threads of the last group, not yet back
+        self._linger = linger
         self._queue: list[Waiting[T]] = []
         self._busy = False
         self._leader: int | None = None  # the leading thread's ident
 
     def submit(self, request: T) -> object:
         """Decide ``request`` in the next group; return its value or raise its error."""
+        return self.submit_from(lambda: request)
+
+    def submit_from(self, prepare: Callable[[], T]) -> object:
+        """Prepare a request in the caller's own thread, then decide it in the next group;
+        return its value or raise its error.
+
+        ``prepare`` (parsing, evaluating away from the store: whatever needs no lock) runs
+        before the request joins the queue, so callers prepare while a leader's group
+        syncs. While it runs, the caller counts as *arriving*: a leader about to take a
+        group waits for arriving callers — at most :data:`LINGER` seconds — so that they
+        join it instead of the next one. A caller alone has no one to wait for.
+        An exception from ``prepare`` is the caller's own; nothing is queued.
+        """
+        cond = self._cond
+        with cond:
+            self._arriving += 1
+            self._recent.discard(threading.get_ident())
+        try:
+            request = prepare()
+        except BaseException:
+            with cond:
+                self._arriving -= 1
+                self._gathered.notify()
+            raise
         mine = Waiting(request)
         if self._leader == threading.get_ident():
+            with cond:
+                self._arriving -= 1
             # Called from inside the group being run (a plugin deciding while it is
             # decided): waiting for the group would wait for ever; run it alone, as the
             # store would (it refuses a second transaction in one thread).
@@ -73,9 +118,10 @@ class GroupCommit(Generic[T]):
             if mine.error is not None:
                 raise mine.error
             return mine.value
-        cond = self._cond
         with cond:
+            self._arriving -= 1
             self._queue.append(mine)
+            self._gathered.notify()
             while not mine.done and self._busy:
                 cond.wait()
             if not mine.done:
@@ -86,6 +132,21 @@ class GroupCommit(Generic[T]):
             raise mine.error
         return mine.value
 
+    def _take(self) -> list[Waiting[T]]:
+        """The next group: what is queued, once the callers still preparing have joined it
+        (or :data:`LINGER` has passed). Called with the lock held."""
+        if (self._arriving or self._recent) and len(self._queue) < self._bound:
+            deadline = time.monotonic() + self._linger
+            while (self._arriving or self._recent) and len(self._queue) < self._bound:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._gathered.wait(remaining)
+        self._recent.clear()
+        group = self._queue[: self._bound]
+        del self._queue[: self._bound]
+        return group
+
     def _lead(self, mine: Waiting[T]) -> None:
         """Run groups until this caller's own request has been in one, then step down."""
         cond = self._cond
@@ -93,8 +154,7 @@ class GroupCommit(Generic[T]):
         try:
             while not mine.done:
                 with cond:
-                    group = self._queue[: self._bound]
-                    del self._queue[: self._bound]
+                    group = self._take()
                 try:
                     self._run(group)
                 except BaseException as exc:  # every caller of the group hears of it
@@ -107,6 +167,7 @@ class GroupCommit(Generic[T]):
                     with cond:
                         for waiting in group:
                             waiting.done = True
+                            self._recent.add(waiting.thread)
                         cond.notify_all()
         finally:
             with cond:
@@ -115,4 +176,4 @@ class GroupCommit(Generic[T]):
                 cond.notify_all()
 
 
-__all__ = ["MAX_GROUP", "GroupCommit", "Waiting"]
+__all__ = ["LINGER", "MAX_GROUP", "GroupCommit", "Waiting"]

@@ -467,3 +467,88 @@ def test_a_call_from_inside_a_running_group_does_not_wait_for_it() -> None:
     commit._run = run
     assert commit.submit(0) == 7
     assert seen == [[0], [7]]
+
+
+# -- callers preparing while a group forms ------------------------------------------------
+def test_a_leader_waits_for_a_caller_still_preparing() -> None:
+    """GroupCommit.submit_from: a caller that is preparing its request (parsing and
+    evaluating it in its own thread) when the leader takes its group joins that group,
+    instead of leading the next one alone."""
+    groups: list[list[int]] = []
+
+    def run(group: Sequence[Waiting[int]]) -> None:
+        groups.append([w.request for w in group])
+        for waiting in group:
+            waiting.value = waiting.request
+
+    commit: GroupCommit[int] = GroupCommit(run, linger=5.0)
+    preparing = threading.Event()
+    go_on = threading.Event()
+
+    def slow() -> int:
+        preparing.set()
+        go_on.wait(10)
+        return 2
+
+    other = threading.Thread(target=commit.submit_from, args=(slow,))
+    other.start()
+    assert preparing.wait(10)
+    threading.Timer(0.2, go_on.set).start()
+    start = time.monotonic()
+    assert commit.submit(1) == 1
+    waited = time.monotonic() - start
+    other.join(10)
+    assert groups == [[1, 2]]  # one group: the leader waited for the arriving caller
+    assert 0.1 < waited < 4.0  # for it, not for the whole linger
+
+
+def test_the_wait_for_arriving_callers_is_bounded() -> None:
+    """A caller that takes long to prepare holds the leader up for at most ``linger``:
+    the group goes without it, and it leads its own group later."""
+    groups: list[list[int]] = []
+
+    def run(group: Sequence[Waiting[int]]) -> None:
+        groups.append([w.request for w in group])
+        for waiting in group:
+            waiting.value = waiting.request
+
+    commit: GroupCommit[int] = GroupCommit(run, linger=0.05)
+    preparing = threading.Event()
+    go_on = threading.Event()
+
+    def slow() -> int:
+        preparing.set()
+        go_on.wait(10)
+        return 2
+
+    other = threading.Thread(target=commit.submit_from, args=(slow,))
+    other.start()
+    assert preparing.wait(10)
+    start = time.monotonic()
+    assert commit.submit(1) == 1
+    assert time.monotonic() - start < 2.0
+    go_on.set()
+    other.join(10)
+    assert groups == [[1], [2]]
+
+
+def test_a_caller_whose_preparation_fails_queues_nothing() -> None:
+    """An exception while preparing is the caller's own: nothing joins a group, and the
+    leader waiting for it goes on at once."""
+    groups: list[list[int]] = []
+
+    def run(group: Sequence[Waiting[int]]) -> None:
+        groups.append([w.request for w in group])
+        for waiting in group:
+            waiting.value = waiting.request
+
+    commit: GroupCommit[int] = GroupCommit(run)
+
+    def bad() -> int:
+        raise ValueError("requests[0].input: not a mapping")
+
+    with pytest.raises(ValueError, match=r"requests\[0\]\.input: not a mapping"):
+        commit.submit_from(bad)
+    assert commit.submit(3) == 3
+    assert groups == [[3]]
+    assert commit._arriving == 0

@@ -1,0 +1,83 @@
+"""A POSIX ``flock`` that waits without polling, with a timeout.
+
+The writer's locks (``<log>.lock`` and the log's own inode) are held for a group of
+records at a time by one process among several. A waiter that polls (try, sleep a
+millisecond, try again) hands the lock on up to a millisecond late — longer than the
+group it waits for — and burns the cores the holder needs. So a waiter first tries once
+without blocking; when the lock is held, it blocks in the kernel, which wakes it the moment
+the lock is released. ``flock(2)`` has no timeout, so the blocking call runs in a short-lived
+helper thread on a duplicate of the descriptor (the same open file description, hence the
+same lock) while the caller waits for it with its timeout; a helper whose caller gave up
+releases the lock as soon as it gets it and closes its descriptor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+
+
+class LockTimeout(Exception):
+    """The lock was not free within the time allowed."""
+
+
+def lock_exclusive(fd: int, timeout: float) -> None:
+    """Take an exclusive ``flock`` on ``fd``, waiting at most ``timeout`` seconds (a negative
+    timeout waits for ever). Raises :class:`LockTimeout` when the time runs out, and the
+    ``OSError`` of ``flock`` itself for anything else."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        if timeout == 0:
+            raise LockTimeout from None
+    if timeout < 0:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    _Waiter(fd).wait(timeout)
+
+
+class _Waiter:
+    """One blocking ``flock`` in a helper thread, abandoned if its caller stops waiting."""
+
+    __slots__ = ("_abandoned", "_done", "_error", "_fd", "_got", "_state")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = os.dup(fd)  # closed by the helper: its own, whatever the caller does
+        self._state = threading.Lock()
+        self._done = threading.Event()
+        self._got = False
+        self._abandoned = False
+        self._error: OSError | None = None
+
+    def wait(self, timeout: float) -> None:
+        threading.Thread(target=self._block, name="audit-flock", daemon=True).start()
+        self._done.wait(timeout)
+        with self._state:
+            if self._error is not None:
+                raise self._error
+            if not self._got:
+                self._abandoned = True  # the helper lets go when the lock comes
+                raise LockTimeout
+
+    def _block(self) -> None:
+        fd = self._fd
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                with self._state:
+                    self._error = exc
+                return
+            with self._state:
+                if self._abandoned:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                else:
+                    self._got = True
+        finally:
+            os.close(fd)  # the lock stays with the open file description the caller holds
+            self._done.set()
+
+
+__all__ = ["LockTimeout", "lock_exclusive"]
