@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import attrs
@@ -56,6 +56,8 @@ from pricecalc.service.runtime import (
 from pricecalc.service.tokens import Token
 
 __all__ = ["MAX_BATCH", "MAX_BODY", "Service", "Settings", "create_app"]
+
+T = TypeVar("T")
 
 
 def _json(data: Any, status: int = 200, media_type: str = "application/json") -> Response:
@@ -143,18 +145,32 @@ def _idempotency_header(request: Request) -> str | None:
     return values[0] if values else None
 
 
+async def in_thread(service: Service, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in one of the service's decide threads (:attr:`Service.deciders`,
+    sized for group commit). A caller cancelled meanwhile still waits for it to end, as
+    anyio's ``to_thread`` does: a decision under way is never left running unheld."""
+    future = asyncio.get_running_loop().run_in_executor(service.deciders, work, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait((future,))
+        raise
+
+
+def _decide_now(service: Service, token: Token, envelope: Envelope) -> Decision:
+    """In a decide thread: a merchant-limited token's checks, then the decision."""
+    if token.merchant_id is not None:
+        _merchant_may_decide(service, token, envelope)
+    return service.calculator(token.operator).decide(envelope)
+
+
 async def _decide(service: Service, token: Token, envelope: Envelope) -> tuple[Decision, bool]:
     """Decide in a worker thread while holding the key in flight; (decision, new)."""
     assert envelope.request_id is not None
-    calc = service.calculator(token.operator)
     started = time.perf_counter()
     with service.in_flight.hold(envelope.request_id):
-        if token.merchant_id is not None:
-            await anyio.to_thread.run_sync(_merchant_may_decide, service, token, envelope)
         try:
-            decision = await anyio.to_thread.run_sync(
-                calc.decide, envelope, limiter=service.limiter
-            )
+            decision = await in_thread(service, _decide_now, service, token, envelope)
         except InvalidInput as exc:
             raise invalid(exc) from None
         except IdempotencyConflict as exc:
@@ -179,8 +195,7 @@ HIDDEN_ROW = "this request_id is already used for another request"
 #: The conflict a merchant-limited token is told when the key is another's (SPEC §11).
 HIDDEN_CONFLICT = Problem(
     "idempotency-conflict",
-    "this idempotency key is already used for another request; "
-    "send this request under a new key",
+    "this idempotency key is already used for another request; send this request under a new key",
 )
 
 
@@ -285,7 +300,6 @@ def _merchant_line(service: Service, token: Token, request: Any) -> Problem | No
     except Problem as problem:
         return problem
     return None
-
 
 
 def _find(service: Service, key: str) -> Record | None:
@@ -515,12 +529,11 @@ def answered(route: str, endpoint: Endpoint) -> Endpoint:
                 Problem("internal-error", "the server could not answer this request")
             )
         elapsed = time.perf_counter() - started
-        service.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        service.metrics.latency.labels(route).observe(elapsed)
+        service.metrics.answered(route, request.method, response.status_code, elapsed)
         if service.log is not None:
             entry: dict[str, Any] = {
                 "method": request.method,
-                "path": request.url.path,
+                "path": request.scope["path"],
                 "status": response.status_code,
                 "ms": round(elapsed * 1000, 3),
                 "client": request.client.host if request.client else None,
