@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import anyio
 import attrs
@@ -129,6 +129,36 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Problem("payload-too-large", f"the body is over the limit of {limit:,} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: A /v1/batches body is kept in memory up to this size, on disk (a temporary file) beyond.
+SPOOL_IN_MEMORY = 1024 * 1024
+
+
+async def spool_body(request: Request, limit: int) -> tuple[IO[bytes], str]:
+    """The body in a temporary file (in memory up to :data:`SPOOL_IN_MEMORY`), rewound,
+    and its SHA-256: a batch of up to ``limit`` bytes is never held whole in memory, and
+    its lines are then read one at a time. 413 once it is over ``limit`` (SPEC §11)."""
+    too_large = Problem("payload-too-large", f"the body is over the limit of {limit:,} bytes")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large
+    # closed by the batch once its lines are read, or here when the body is refused
+    spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, prefix="pricecalc-batch-")  # noqa: SIM115
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            digest.update(chunk)
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return cast(IO[bytes], spool), digest.hexdigest()
 
 
 def parse_json(body: bytes) -> Any:
@@ -381,8 +411,7 @@ async def get_checkpoint(request: Request) -> Response:
 async def post_batch(request: Request) -> Response:
     service: Service = request.app.state.service
     token = authorize(service, request, "decide")
-    body = await read_body(request, service.settings.max_batch)
-    digest = hashlib.sha256(body).hexdigest()
+    body, digest = await spool_body(request, service.settings.max_batch)
     calc = service.calculator(token.operator)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
@@ -413,7 +442,7 @@ async def post_batch(request: Request) -> Response:
 
     def lines() -> Iterator[tuple[FileLine, int]]:
         group: list[tuple[FileLine, int]] = []
-        for item in read_jsonl(io.BytesIO(body)):
+        for item in read_jsonl(body):
             line, position = item
             request = line.request
             if isinstance(request, Mapping) and (
@@ -445,6 +474,8 @@ async def post_batch(request: Request) -> Response:
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         else:
             loop.call_soon_threadsafe(queue.put_nowait, None)
+        finally:
+            body.close()
 
     async def rows() -> AsyncIterator[bytes]:
         worker = loop.run_in_executor(None, run)

@@ -21,6 +21,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from pricecalc.service.app import Service, Settings, create_app
+from pricecalc.service.protocols import HTTP
 
 SETTINGS_ENV = "PRICECALC_SERVE_SETTINGS"
 APP = "pricecalc.service.server:app_from_environment"
@@ -48,6 +49,8 @@ def serve(
     options: dict[str, Any] = {
         "factory": True,
         "host": host,
+        # uvicorn's HTTP/1.1 protocol with a problem document for a malformed request
+        "http": HTTP,
         "port": port,
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
