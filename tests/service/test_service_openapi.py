@@ -225,11 +225,151 @@ def test_every_declared_kind_refuses_alike(request_: dict[str, Any]) -> None:
 
 
 def test_generic_cases_cover_the_declared_kinds() -> None:
-    """The generic cases reach every built-in kind that declares its input."""
+    """The generic cases reach every installed kind (each declares its input)."""
     kinds = {name.split(":")[0] for name, _ in GENERIC}
-    assert {
-        "subsidy_split",
-        "counterfeit_compensation",
-        "forwarding_clawback",
-        "shipping_check",
-    } <= kinds
+    assert kinds == set(REGISTRY.rules) - {"void"}  # a void has no worked example
+
+
+def test_every_installed_kind_declares_input_and_result() -> None:
+    """Issue 23: each rule — plugins' too — declares its input and result (no kind is
+    shown as an open object), and its declared input is what its engine checks."""
+    undeclared = sorted(
+        kind
+        for kind in REGISTRY.rules
+        if (found := REGISTRY.rule(kind)) is None
+        or found[1].inputs is None
+        or found[1].results is None
+    )
+    assert undeclared == []
+
+
+@pytest.mark.parametrize("request_", example_requests())
+def test_example_decisions_validate(request_: Any) -> None:
+    """What every worked example decides validates against its kind's Decision schema:
+    the declared result is the result the rule writes."""
+    decision = ENGINE.evaluate(Envelope.parse(request_), now=NOW).to_dict()
+    decision.pop("audit", None)
+    decision["request_id"] = decision["request_id"] or "k"  # a served one always has one
+    name = "".join(part.capitalize() for part in decision["kind"].split("_"))
+    errors = [e.message for e in validator(f"{name}Decision").iter_errors(decision)]
+    assert errors == []
+    assert validator("Decision").is_valid(decision)
+
+
+def test_examples_reach_every_kind_but_void() -> None:
+    """The worked examples exercise every installed kind (a void is checked apart: it
+    needs a recorded decision and an operator)."""
+    kinds = {request["kind"].strip() for request in example_requests()}
+    assert kinds == set(REGISTRY.rules) - {"void"}
+
+
+def _example(kind: str) -> dict[str, Any]:
+    """The first worked example of ``kind`` (request fields but the input left out)."""
+    for request in example_requests():
+        if request["kind"].strip() == kind:
+            return json.loads(json.dumps(request, default=str))
+    raise AssertionError(f"no example of {kind}")
+
+
+_DROP = object()
+
+
+def _changed(kind: str, path: str, value: Any) -> dict[str, Any]:
+    """``kind``'s example with the input field at ``path`` (dotted; a number indexes a
+    list) set to ``value``, or left out when it is ``_DROP``."""
+    request = _example(kind)
+    *parents, last = path.split(".")
+    target: Any = request["input"]
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is _DROP:
+        del target[int(last) if last.isdigit() else last]
+    else:
+        target[int(last) if last.isdigit() else last] = value
+    return request
+
+
+#: Invalid inputs the declared schemas express — patterns, bounds, enums, closed objects,
+#: nested required fields — for each kind beyond subsidy_split's (above).
+PATTERN_CASES: list[tuple[str, str, Any]] = [
+    ("price_protection", "order_status", "lost"),
+    ("price_protection", "order_status", 1),
+    ("price_protection", "paid_at", "  "),
+    ("price_protection", "claim_days", -1),
+    ("price_protection", "claim_days", "7.5"),
+    ("price_protection", "event.end", _DROP),
+    ("price_protection", "event.middle", "2026-11-11"),
+    ("price_protection", "lines", []),
+    ("price_protection", "lines.0.sku", _DROP),
+    ("price_protection", "lines.0.colour", "red"),
+    ("price_protection", "lines.0.unit_price", 0),
+    ("price_protection", "lines.0.quantity", 0),
+    ("price_protection", "offers", _DROP),
+    ("price_protection", "offers.0.type", _DROP),
+    ("price_protection", "paid_merchant_discount", "1e3"),
+    ("price_protection", "already_refunded", []),
+    ("price_protection", "already_refunded", {"L1": "ten"}),
+    ("price_protection", "merchant_refused", "no"),
+    ("price_protection", "extra", 1),
+    ("select_alliance_admission", "dsr", 6),
+    ("select_alliance_admission", "dsr", "4.5%"),
+    ("select_alliance_admission", "dsr", "high"),
+    ("select_alliance_admission", "favorable_rate", 2),
+    ("select_alliance_admission", "favorable_rate", "eighty"),
+    ("select_alliance_admission", "favorable_rate", loads("-0.1")),
+    ("select_alliance_admission", "closures", -1),
+    ("select_alliance_admission", "effective_reviews", "many"),
+    ("select_alliance_product", "quality_return_rate", "1.5 percent"),
+    ("select_alliance_product", "shipping_24h_rate", loads("1.5")),
+    ("select_alliance_product", "category", ""),
+    ("select_alliance_review", "date", ""),
+    ("select_alliance_review", "dsr", loads("5.5")),
+    ("select_alliance_review", "favorable_rate", True),
+    ("chaozhigou_admission", "merchant.newcomer", "yes"),
+    ("chaozhigou_admission", "merchant.experience_score", "70%"),
+    ("chaozhigou_admission", "merchant.shop_type", _DROP),
+    ("chaozhigou_admission", "product.good_review_rate", 2),
+    ("chaozhigou_admission", "product.white_background", 1),
+    ("chaozhigou_admission", "product", "x"),
+    ("counterfeit_compensation", "lines", []),
+    ("counterfeit_compensation", "lines.0.paid_amount", "free"),
+    ("forwarding_clawback", "quantity", 0),
+    ("shipping_check", "paid_at", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    PATTERN_CASES,
+    ids=[f"{k}:{p}={'(left out)' if v is _DROP else v!r}" for k, p, v in PATTERN_CASES],
+)
+def test_declared_patterns_refused_by_schema_and_parser(kind: str, path: str, value: Any) -> None:
+    """Issue 23: every invalid input a kind's declared schema can express — a pattern, a
+    bound, an enum, a closed object, a nested required field — is refused by the schema
+    and by the parser alike."""
+    request = _changed(kind, path, value)
+    assert not REQUEST.is_valid(request)
+    assert not parser_accepts(request)
+
+
+def test_parser_only_checks_are_described() -> None:
+    """What JSON Schema cannot express is in the field's description: a rate's bound in
+    its text, an order's line ids, refunds keyed by those lines."""
+    schemas = DOCUMENT["components"]["schemas"]
+    protection = schemas["PriceProtectionInput"]["properties"]
+    assert "Not before paid_at" in protection["claimed_at"]["description"]
+    assert "each key a line_id of this order" in protection["already_refunded"]["description"]
+    assert "At most the goods total" in protection["paid_merchant_discount"]["description"]
+    rate = schemas["SelectAllianceAdmissionInput"]["properties"]["favorable_rate"]
+    assert "the bound applies to the text too" in rate["description"]
+    for kind, path, text in (
+        ("price_protection", "lines.0.line_id", "L1"),  # the second line repeats it
+        ("select_alliance_admission", "favorable_rate", "150%"),
+        ("select_alliance_admission", "dsr", "5.5"),
+    ):
+        request = _changed(kind, path, text)
+        if kind == "price_protection":
+            lines = request["input"]["lines"]
+            request["input"]["lines"] = [lines[0], {**lines[0], "sku": "other"}]
+        assert REQUEST.is_valid(request), (kind, path)
+        assert not parser_accepts(request), (kind, path)
