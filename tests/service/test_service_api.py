@@ -498,3 +498,29 @@ def test_both_protocols_answer_malformed_http_with_a_problem(protocol: str) -> N
     assert b"content-type: application/problem+json" in head.lower()
     assert json.loads(body)["detail"] == protocols.MALFORMED
     assert transport.closed
+
+
+def test_a_serving_process_tunes_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serving process (uvicorn's factory) raises the collector's thresholds and freezes
+    what it loaded, so no full collection over the growing heap stalls every request
+    (docs/performance.md, the service)."""
+    import gc
+
+    from pricecalc.service import server
+    from pricecalc.service import tokens as tokens_file
+
+    tokens = tmp_path / "tokens.json"
+    tokens_file.add(tokens, "t", "op", ["decide"])
+    settings = {"audit": str(tmp_path / "audit.jsonl"), "tokens": str(tokens)}
+    monkeypatch.setenv(server.SETTINGS_ENV, json.dumps(settings))
+    before = gc.get_threshold()
+    try:
+        app = server.app_from_environment()
+        assert gc.get_threshold() == (10_000, 10, 10) == server.GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+        app.state.service.close()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
