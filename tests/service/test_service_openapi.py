@@ -44,6 +44,37 @@ SPEC_SPLIT: dict[str, Any] = {
 }
 
 
+#: SPEC §3's worked example: A × 2 at 100.00 paid 11-11T10:00, a coupon throughout, a
+#: direct drop to 90.00 and a flash sale at 79.00, 20.00 already refunded.
+SPEC_PROTECTION: dict[str, Any] = {
+    "order_id": "O-1",
+    "paid_at": "2026-11-11T10:00",
+    "claimed_at": "2026-11-12T09:00",
+    "order_status": "paid",
+    "event": {"start": "2026-11-10T00:00", "end": "2026-11-12T23:59:59"},
+    "lines": [{"line_id": "L1", "sku": "A", "quantity": 2, "unit_price": "100.00"}],
+    "offers": [
+        {"type": "coupon", "amount": "10.00", "threshold": "100.00"},
+        {"type": "direct_drop", "sku": "A", "unit_price": "90.00", "at": "2026-11-11T20:00"},
+        {"type": "flash_sale", "sku": "A", "unit_price": "79.00",
+         "start": "2026-11-11T12:00", "end": "2026-11-11T14:00"},
+    ],
+    "already_refunded": {"L1": "20.00"},
+}  # fmt: skip
+#: SPEC §4's worked examples in one claim (food: the food-safety law's standard).
+SPEC_COMPENSATION: dict[str, Any] = {
+    "order_id": "O-2",
+    "confirmed": True,
+    "lines": [
+        {"line_id": "L1", "paid_amount": "39.90"},
+        {"line_id": "L2", "paid_amount": "68.00"},
+        {"line_id": "L3", "paid_amount": "50.00"},
+        {"line_id": "L4", "paid_amount": "39.90", "category": "food"},
+    ],
+    "merchant_refused": False,
+}
+
+
 def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator({**DOCUMENT, "$ref": f"#/components/schemas/{name}"})
 
@@ -60,14 +91,16 @@ def parser_accepts(request: Any) -> bool:
 
 
 def example_requests() -> list[Any]:
-    """SPEC §2's example in each of its spellings, and every request line of the
-    bundled examples the parser accepts (every kind they use)."""
+    """SPEC §2's example in each of its spellings, SPEC §3's and §4's, and every request
+    line of the bundled examples the parser accepts (every kind they use)."""
     found: list[Any] = [
         {"kind": "subsidy_split", "input": SPEC_SPLIT},
         {"kind": "subsidy_split", "request_id": 7, "merchant_id": "M-1", "campaign": "双11",
          "input": {**SPEC_SPLIT, "list_price": loads("199.9"), "quantity": "2"}},
         {"kind": "subsidy_split", "input": {**SPEC_SPLIT, "subsidy_price": None,
                                             "platform_subsidy": " 20 "}},
+        {"kind": "price_protection", "input": SPEC_PROTECTION},
+        {"kind": "counterfeit_compensation", "input": SPEC_COMPENSATION},
     ]  # fmt: skip
     for name in ("campaign.jsonl", "quickstart.jsonl"):
         for line in (ROOT / "examples" / name).read_text(encoding="utf-8").splitlines():
@@ -373,3 +406,18 @@ def test_parser_only_checks_are_described() -> None:
             request["input"]["lines"] = [lines[0], {**lines[0], "sku": "other"}]
         assert REQUEST.is_valid(request), (kind, path)
         assert not parser_accepts(request), (kind, path)
+
+
+def test_spec_worked_examples_decide_as_the_spec_says() -> None:
+    """The SPEC §3 and §4 examples used above are the SPEC's: refund 22.00 (42.00 less the
+    20.00 refunded) and compensation 500.00 / 680.00 / 500.00 / 1000.00."""
+    protection = ENGINE.evaluate(
+        Envelope.parse({"kind": "price_protection", "input": SPEC_PROTECTION}), now=NOW
+    )
+    assert protection.result["refund_total"] == "22.00"
+    compensation = ENGINE.evaluate(
+        Envelope.parse({"kind": "counterfeit_compensation", "input": SPEC_COMPENSATION}), now=NOW
+    )
+    assert [line["compensation"] for line in compensation.result["lines"]] == [
+        "500.00", "680.00", "500.00", "1000.00"
+    ]  # fmt: skip
