@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 import re
 import unicodedata
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -123,9 +123,7 @@ def identifier(value: Any, field: str | _Named) -> str:
             (
                 c
                 for c in text
-                if unicodedata.category(c) in _INVISIBLE
-                or c in _INVISIBLE_CHARS
-                or _is_dash(c)
+                if unicodedata.category(c) in _INVISIBLE or c in _INVISIBLE_CHARS or _is_dash(c)
             ),
             None,
         )
@@ -182,8 +180,12 @@ def parse_time(value: Any, field: str, *, end: bool = False) -> datetime:
         if sheet is not None:
             try:
                 moment = datetime(
-                    int(sheet["y"]), int(sheet["m"]), int(sheet["d"]),
-                    int(sheet["H"] or 0), int(sheet["M"] or 0), int(sheet["S"] or 0),
+                    int(sheet["y"]),
+                    int(sheet["m"]),
+                    int(sheet["d"]),
+                    int(sheet["H"] or 0),
+                    int(sheet["M"] or 0),
+                    int(sheet["S"] or 0),
                     int((sheet["f"] or "0").ljust(6, "0")),
                 )
             except ValueError as exc:
@@ -606,8 +608,10 @@ def count_field(*, minimum: int | None = None, required: bool = True) -> Declare
 
 def text_field(*, required: bool = True, identifier: bool = False) -> Declared:
     """Text (:meth:`Fields.string`): a JSON string that is not blank, or an integer."""
-    checks = "Text that is not blank (surrounding whitespace is removed); a JSON integer " \
+    checks = (
+        "Text that is not blank (surrounding whitespace is removed); a JSON integer "
         "is read as its decimal text."
+    )
     if identifier:
         checks += (
             " An identifier (SPEC §1): Unicode NFKC applied, no invisible or control "
@@ -639,6 +643,78 @@ def boolean_field(*, required: bool = True) -> Declared:
         "boolean",
         {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": _TRUE_FALSE}]},
         required,
+    )
+
+
+#: Plain number text (a score, seconds): what :func:`pricecalc.money.to_decimal` reads.
+NUMBER_PATTERN = r"^\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*$"
+#: A rate's text: a plain number (a fraction) or one with a percentage sign
+#: (:func:`pricecalc.money.parse_rate`).
+RATE_PATTERN = r"^\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%?\s*$"
+
+
+def rate_field(*, required: bool = True) -> Declared:
+    """A rate (:func:`pricecalc.toolkit.rate`, :meth:`Fields.rate`): a fraction or a
+    percentage, from 0 to 1 (100%)."""
+    return Declared(
+        "rate",
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 1},
+                {"type": "string", "pattern": RATE_PATTERN},
+            ]
+        },
+        required,
+        'A fraction such as 0.0054 or a percentage such as "0.54%", from 0 to 1 (100%): '
+        "the bound applies to the text too; exact (no exponent); ASCII digits only.",
+    )
+
+
+def score_field(*, maximum: int | None = None, required: bool = True) -> Declared:
+    """A plain number that is not negative (:func:`pricecalc.toolkit.score`,
+    :meth:`Fields.number`): a score, seconds; never a percentage."""
+    number: dict[str, Any] = {"type": "number", "minimum": 0}
+    bound = ""
+    if maximum is not None:
+        number["maximum"] = maximum
+        bound = f" at most {maximum} (the bound applies to the text too),"
+    return Declared(
+        "number",
+        {"anyOf": [number, {"type": "string", "pattern": NUMBER_PATTERN}]},
+        required,
+        f"A plain number, not negative,{bound} exact (no exponent, no percentage sign); "
+        "ASCII digits only.",
+    )
+
+
+def choice_field(choices: Sequence[str], *, required: bool = True) -> Declared:
+    """One of ``choices`` (:meth:`Fields.choice`), surrounding whitespace allowed."""
+    names = "|".join(re.escape(choice) for choice in choices)
+    return Declared(
+        "choice",
+        {"type": "string", "pattern": rf"^\s*(?:{names})\s*$"},
+        required,
+        "One of: " + ", ".join(choices) + ".",
+    )
+
+
+def date_field(*, required: bool = True) -> Declared:
+    """A calendar date (ISO 8601 text)."""
+    return Declared(
+        "date",
+        {"type": "string", "pattern": _NOT_BLANK},
+        required,
+        "An ISO 8601 date such as 2026-11-02 (a date-time is read as its Beijing date).",
+    )
+
+
+def mapping_field(values: Declared, *, required: bool = False, checks: str = "") -> Declared:
+    """An object of names to values (:meth:`Fields.mapping`), each value as ``values``."""
+    return Declared(
+        "mapping",
+        {"type": "object", "additionalProperties": values.json_schema()},
+        required,
+        checks,
     )
 
 

@@ -46,10 +46,12 @@ import attrs
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PluginError, PolicyError, PricecalcError, guard
 from pricecalc.fields import (
+    MONEY_OUT,
     Fields,
     amount_field,
     boolean_field,
     items_field,
+    result_field,
     shape,
     stored_identifier,
     text_field,
@@ -444,6 +446,33 @@ EXPLAINED = (
     ReasonCode(ALREADY_COMPENSATED, "该订单行已赔付过", "this order line was already compensated"),
 )
 
+#: The result as :func:`counterfeit_compensation` writes it (SPEC §4).
+RESULT = shape(
+    ("order_id", result_field({"type": "string"})),
+    (
+        "lines",
+        result_field(
+            {
+                "type": "array",
+                "items": shape(
+                    ("line_id", result_field({"type": "string"})),
+                    ("refund", result_field(MONEY_OUT)),
+                    ("compensation", result_field(MONEY_OUT)),
+                    ("total", result_field(MONEY_OUT)),
+                    ("standard", result_field({"type": ["string", "null"]})),
+                    closed=False,
+                ).json_schema(),
+            }
+        ),
+    ),
+    ("refund_total", result_field(MONEY_OUT)),
+    ("compensation_total", result_field(MONEY_OUT)),
+    ("payout_total", result_field(MONEY_OUT)),
+    ("payer", result_field({"const": "merchant"})),
+    ("settlement", result_field({"enum": ["merchant_pays", "deduct_from_payout"]})),
+)
+
+
 RULE = Rule(
     kind=KIND,
     rule_set="chaozhigou-standard",
@@ -453,6 +482,7 @@ RULE = Rule(
     description="假一赔十: refund plus the highest applicable compensation standard (SPEC §4).",
     input_fields=frozenset({"order_id", "confirmed", "lines", "merchant_refused"}),
     inputs=INPUT,
+    results=RESULT,
     figures=FIGURES,
     codes=EXPLAINED,
     label="假一赔十",

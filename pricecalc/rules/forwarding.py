@@ -34,10 +34,12 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.fields import (
+    MONEY_OUT,
     Fields,
     amount_field,
     boolean_field,
     count_field,
+    result_field,
     shape,
     text_field,
 )
@@ -215,6 +217,18 @@ EXPLAINED = (
     ),
 )
 
+#: The result as :func:`forwarding_clawback` writes it (SPEC §5).
+RESULT = shape(
+    ("order_id", result_field({"type": "string"})),
+    ("category", result_field({"type": "string"})),
+    ("matched_category", result_field({"type": ["string", "null"]})),
+    ("covered_by", result_field({"type": ["string", "null"]})),
+    ("platform_subsidy", result_field(MONEY_OUT)),
+    ("quantity", result_field({"type": "integer", "minimum": 1})),
+    ("clawback", result_field(MONEY_OUT)),
+)
+
+
 RULE = Rule(
     kind=KIND,
     rule_set="chaozhigou-standard",
@@ -226,6 +240,7 @@ RULE = Rule(
         {"order_id", "category", "platform_subsidy", "forwarded", "quantity", "product_id"}
     ),
     inputs=INPUT,
+    results=RESULT,
     figures=FIGURES,
     codes=EXPLAINED,
     label="禁止转寄追回",

@@ -39,7 +39,25 @@ import attrs
 
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
-from pricecalc.fields import Fields, identifier, iso, stored_identifier
+from pricecalc.fields import (
+    MONEY_OUT,
+    Declared,
+    Fields,
+    amount_field,
+    boolean_field,
+    choice_field,
+    count_field,
+    identifier,
+    iso,
+    items_field,
+    mapping_field,
+    object_field,
+    result_field,
+    shape,
+    stored_identifier,
+    text_field,
+    time_field,
+)
 from pricecalc.history import PastDecision
 from pricecalc.i18n import msg
 from pricecalc.money import ZERO, allocate, fmt, parse_amount
@@ -61,22 +79,129 @@ ORDER_NOT_ELIGIBLE = "ORDER_NOT_ELIGIBLE"
 NO_PRICE_DROP = "NO_PRICE_DROP"
 ALREADY_REFUNDED = "ALREADY_REFUNDED"
 
-INPUT_KEYS = frozenset(
-    {
-        "order_id",
-        "paid_at",
+#: The input as :meth:`ProtectionInput.from_fields` reads it (SPEC §3), in SPEC order.
+INPUT = shape(
+    ("order_id", text_field(identifier=True)),
+    ("paid_at", time_field()),
+    (
         "claimed_at",
-        "order_status",
+        Declared(
+            "time",
+            time_field().schema,
+            required=False,
+            checks=time_field().checks + " Not before paid_at; absent, it is now.",
+        ),
+    ),
+    ("order_status", choice_field(ORDER_STATUSES)),
+    (
         "event",
-        "claim_days",
+        object_field(
+            shape(
+                ("start", time_field()),
+                ("end", time_field()),
+                description="The event's closed window; end is not before start (a date "
+                "alone as end is the end of that day).",
+            )
+        ),
+    ),
+    ("claim_days", count_field(minimum=0, required=False)),
+    (
         "lines",
+        items_field(
+            shape(
+                ("line_id", text_field(identifier=True)),
+                ("sku", text_field(identifier=True)),
+                ("quantity", count_field(minimum=1)),
+                ("unit_price", amount_field(positive=True)),
+                description="Each line_id once in an order.",
+            ),
+            required=True,
+            non_empty=True,
+        ),
+    ),
+    (
         "paid_merchant_discount",
+        Declared(
+            "amount",
+            amount_field().schema,
+            required=False,
+            checks=amount_field().checks + " At most the goods total of the lines.",
+        ),
+    ),
+    (
         "offers",
+        items_field(
+            shape(
+                ("type", text_field()),
+                closed=False,
+                description="An offer: its type (an installed offer type: coupon, "
+                "flash_sale, … and plugins') and that type's own fields, which its parser "
+                "checks.",
+            ),
+            required=True,
+        ),
+    ),
+    (
         "already_refunded",
-        "merchant_refused",
-    }
+        mapping_field(
+            amount_field(),
+            checks="Refunds already paid, by line_id: each key a line_id of this order.",
+        ),
+    ),
+    ("merchant_refused", boolean_field(required=False)),
 )
+INPUT_KEYS = INPUT.names
 
+#: A result's time: ISO 8601 with its offset (SPEC §1 output).
+_TIME_OUT = {"type": "string"}
+#: The result as :func:`decide` writes it.
+RESULT = shape(
+    ("order_id", result_field({"type": "string"})),
+    ("refund_total", result_field(MONEY_OUT)),
+    (
+        "lines",
+        result_field(
+            {
+                "type": "array",
+                "items": shape(
+                    ("line_id", result_field({"type": "string"})),
+                    ("paid_net", result_field(MONEY_OUT)),
+                    ("lowest_net", result_field(MONEY_OUT)),
+                    ("lowest_at", result_field({"type": ["string", "null"]})),
+                    (
+                        "lowest_offers",
+                        result_field(
+                            {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["index", "type"],
+                                    "properties": {
+                                        "index": {"type": "integer", "minimum": 0},
+                                        "type": {"type": "string"},
+                                    },
+                                },
+                            }
+                        ),
+                    ),
+                    ("entitled", result_field(MONEY_OUT)),
+                    ("already_refunded", result_field(MONEY_OUT)),
+                    (
+                        "already_refunded_given",
+                        result_field({"anyOf": [MONEY_OUT, {"type": "null"}]}),
+                    ),
+                    ("already_refunded_recorded", result_field(MONEY_OUT)),
+                    ("refund", result_field(MONEY_OUT)),
+                    closed=False,
+                ).json_schema(),
+            }
+        ),
+    ),
+    ("payer", result_field({"const": "merchant"})),
+    ("settlement", result_field({"enum": ["merchant_pays", "deduct_from_payout"]})),
+    ("claimed_at", result_field(_TIME_OUT)),
+    ("claim_deadline", result_field(_TIME_OUT)),
+)
 Settlement = Literal["merchant_pays", "deduct_from_payout"]
 
 
@@ -460,6 +585,8 @@ RULE = Rule(
     decide=decide,
     description="价保: refund the in-event markdown after payment (SPEC §3)",
     input_fields=INPUT_KEYS,
+    inputs=INPUT,
+    results=RESULT,
     figures=FIGURES,
     codes=EXPLAINED,
     label="价保",

@@ -39,6 +39,7 @@ from pricecalc.fields import (
     Fields,
     check_keys,
     count_field,
+    result_field,
     shape,
     stored_identifier,
     text_field,
@@ -252,6 +253,20 @@ EXPLAINED = (
     ReasonCode(ALREADY_VOIDED, "该记录已被作废过", "the record was already voided"),
 )
 
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+#: The result as :func:`void` writes it (SPEC §7): the record it names, as recorded.
+RESULT = shape(
+    ("seq", result_field({"type": "integer", "minimum": 1})),
+    ("voided_kind", result_field(_TEXT_OR_NULL)),
+    ("voided_request_id", result_field(_TEXT_OR_NULL)),
+    ("order_id", result_field(_TEXT_OR_NULL)),
+    ("merchant_id", result_field(_TEXT_OR_NULL)),
+    ("campaign", result_field(_TEXT_OR_NULL)),
+    ("reason", result_field({"type": "string"})),
+    ("target", result_field({"type": "string"})),
+)
+
+
 RULE = Rule(
     kind=VOID_KIND,
     rule_set=RULE_SET,
@@ -261,6 +276,7 @@ RULE = Rule(
     description="void: withdraw an approved decision, with a reason (SPEC §7)",
     input_fields=frozenset({"seq", "reason", "target"}),
     inputs=INPUT,
+    results=RESULT,
     codes=EXPLAINED,
     withdraws=voided_seq,
     label="作废",

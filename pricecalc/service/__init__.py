@@ -11,6 +11,8 @@ behind the routes),
 :mod:`~pricecalc.service.keys` (the Idempotency-Key header and in-flight keys),
 :mod:`~pricecalc.service.openapi` (the OpenAPI 3.1 document, from the rules' own
 declarations), :mod:`~pricecalc.service.metrics` (Prometheus),
-:mod:`~pricecalc.service.accesslog` (JSON Lines) and :mod:`~pricecalc.service.server`
-(uvicorn, signals, workers).
+:mod:`~pricecalc.service.accesslog` (JSON Lines), :mod:`~pricecalc.service.server`
+(uvicorn, signals, workers, the collector's tuning) and
+:mod:`~pricecalc.service.protocols` (uvicorn's HTTP/1.1 protocols, answering a malformed
+request with a problem document).
 """

@@ -14,6 +14,8 @@ import threading
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import orjson
+
 
 class AccessLog:
     def __init__(self, stream: IO[str] | None = None) -> None:
@@ -22,7 +24,10 @@ class AccessLog:
 
     def write(self, **fields: Any) -> None:
         line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-        text = json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+        try:
+            text = orjson.dumps(line).decode("utf-8") + "\n"
+        except TypeError:  # text orjson will not write (a lone surrogate): escaped
+            text = json.dumps(line, separators=(",", ":")) + "\n"
         with self._lock:
             try:
                 self._stream.write(text)

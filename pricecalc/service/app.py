@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any, TypeVar, cast
 
 import anyio
 import attrs
@@ -56,6 +56,8 @@ from pricecalc.service.runtime import (
 from pricecalc.service.tokens import Token
 
 __all__ = ["MAX_BATCH", "MAX_BODY", "Service", "Settings", "create_app"]
+
+T = TypeVar("T")
 
 
 def _json(data: Any, status: int = 200, media_type: str = "application/json") -> Response:
@@ -129,6 +131,36 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+#: A /v1/batches body is kept in memory up to this size, on disk (a temporary file) beyond.
+SPOOL_IN_MEMORY = 1024 * 1024
+
+
+async def spool_body(request: Request, limit: int) -> tuple[IO[bytes], str]:
+    """The body in a temporary file (in memory up to :data:`SPOOL_IN_MEMORY`), rewound,
+    and its SHA-256: a batch of up to ``limit`` bytes is never held whole in memory, and
+    its lines are then read one at a time. 413 once it is over ``limit`` (SPEC §11)."""
+    too_large = Problem("payload-too-large", f"the body is over the limit of {limit:,} bytes")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large
+    # closed by the batch once its lines are read, or here when the body is refused
+    spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, prefix="pricecalc-batch-")  # noqa: SIM115
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            digest.update(chunk)
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return cast(IO[bytes], spool), digest.hexdigest()
+
+
 def parse_json(body: bytes) -> Any:
     try:
         return loads(body.decode("utf-8"))
@@ -143,18 +175,32 @@ def _idempotency_header(request: Request) -> str | None:
     return values[0] if values else None
 
 
+async def in_thread(service: Service, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in one of the service's decide threads (:attr:`Service.deciders`,
+    sized for group commit). A caller cancelled meanwhile still waits for it to end, as
+    anyio's ``to_thread`` does: a decision under way is never left running unheld."""
+    future = asyncio.get_running_loop().run_in_executor(service.deciders, work, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait((future,))
+        raise
+
+
+def _decide_now(service: Service, token: Token, envelope: Envelope) -> Decision:
+    """In a decide thread: a merchant-limited token's checks, then the decision."""
+    if token.merchant_id is not None:
+        _merchant_may_decide(service, token, envelope)
+    return service.calculator(token.operator).decide(envelope)
+
+
 async def _decide(service: Service, token: Token, envelope: Envelope) -> tuple[Decision, bool]:
     """Decide in a worker thread while holding the key in flight; (decision, new)."""
     assert envelope.request_id is not None
-    calc = service.calculator(token.operator)
     started = time.perf_counter()
     with service.in_flight.hold(envelope.request_id):
-        if token.merchant_id is not None:
-            await anyio.to_thread.run_sync(_merchant_may_decide, service, token, envelope)
         try:
-            decision = await anyio.to_thread.run_sync(
-                calc.decide, envelope, limiter=service.limiter
-            )
+            decision = await in_thread(service, _decide_now, service, token, envelope)
         except InvalidInput as exc:
             raise invalid(exc) from None
         except IdempotencyConflict as exc:
@@ -179,8 +225,7 @@ HIDDEN_ROW = "this request_id is already used for another request"
 #: The conflict a merchant-limited token is told when the key is another's (SPEC §11).
 HIDDEN_CONFLICT = Problem(
     "idempotency-conflict",
-    "this idempotency key is already used for another request; "
-    "send this request under a new key",
+    "this idempotency key is already used for another request; send this request under a new key",
 )
 
 
@@ -287,7 +332,6 @@ def _merchant_line(service: Service, token: Token, request: Any) -> Problem | No
     return None
 
 
-
 def _find(service: Service, key: str) -> Record | None:
     record = service.store.get(key)
     if record is None and normal_key(key) != key:
@@ -367,8 +411,7 @@ async def get_checkpoint(request: Request) -> Response:
 async def post_batch(request: Request) -> Response:
     service: Service = request.app.state.service
     token = authorize(service, request, "decide")
-    body = await read_body(request, service.settings.max_batch)
-    digest = hashlib.sha256(body).hexdigest()
+    body, digest = await spool_body(request, service.settings.max_batch)
     calc = service.calculator(token.operator)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
@@ -399,7 +442,7 @@ async def post_batch(request: Request) -> Response:
 
     def lines() -> Iterator[tuple[FileLine, int]]:
         group: list[tuple[FileLine, int]] = []
-        for item in read_jsonl(io.BytesIO(body)):
+        for item in read_jsonl(body):
             line, position = item
             request = line.request
             if isinstance(request, Mapping) and (
@@ -431,6 +474,8 @@ async def post_batch(request: Request) -> Response:
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         else:
             loop.call_soon_threadsafe(queue.put_nowait, None)
+        finally:
+            body.close()
 
     async def rows() -> AsyncIterator[bytes]:
         worker = loop.run_in_executor(None, run)
@@ -515,12 +560,11 @@ def answered(route: str, endpoint: Endpoint) -> Endpoint:
                 Problem("internal-error", "the server could not answer this request")
             )
         elapsed = time.perf_counter() - started
-        service.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        service.metrics.latency.labels(route).observe(elapsed)
+        service.metrics.answered(route, request.method, response.status_code, elapsed)
         if service.log is not None:
             entry: dict[str, Any] = {
                 "method": request.method,
-                "path": request.url.path,
+                "path": request.scope["path"],
                 "status": response.status_code,
                 "ms": round(elapsed * 1000, 3),
                 "client": request.client.host if request.client else None,

@@ -5,6 +5,7 @@ and the keys in flight in this process (409 while one is).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +14,17 @@ from pricecalc.errors import InvalidInput
 from pricecalc.fields import identifier, stored_identifier
 from pricecalc.service.problems import Problem
 
+#: An sf-string without escapes, the usual header (``"order-1001-1"``): read at once.
+_PLAIN_SF_STRING = re.compile(r' *"([\x20\x21\x23-\x5b\x5d-\x7e]*)" *')
+
 
 def parse_sf_string(value: str) -> str:
     """An RFC 8941 §3.3.3 sf-string: ``"`` … ``"``, printable ASCII, ``\\"`` and ``\\\\``
     the only escapes (§4.2.5). Surrounding spaces are allowed (§4.2). Raises
     :class:`Problem` ``idempotency-key-invalid``."""
+    plain = _PLAIN_SF_STRING.fullmatch(value)
+    if plain is not None and plain[1].strip():
+        return plain[1]
     text = value.strip(" ")
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         raise Problem(

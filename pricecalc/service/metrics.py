@@ -11,6 +11,8 @@ counter that cannot be filled honestly is left out (docs/service.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -51,8 +53,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Each labelled child looked up once (prometheus_client's labels() validates and
+        # locks on every call): the same child, so the same counts, found by a dict get.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def answered(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request answered: counted by route, method and status, its latency kept."""
+        self._child(self.requests, route, method, str(status)).inc()
+        self._child(self.latency, route).observe(seconds)
+
     def decision(self, kind: str, status: str, replayed: bool) -> None:
-        self.decisions.labels(kind, status, "true" if replayed else "false").inc()
+        self._child(self.decisions, kind, status, "true" if replayed else "false").inc()
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,7 @@ Each rule's ``input`` and result come from its own declarations
 (:attr:`pricecalc.registry.Rule.inputs` / ``results``, :class:`pricecalc.fields.Shape`):
 the same declaration whose field names the engine checks a request's ``input`` against,
 and whose types mirror the :class:`pricecalc.fields.Fields` accessor the parser calls
-(tests/service/test_openapi.py holds the two together). A kind that declares no shape —
+(tests/service/test_service_openapi.py holds the two together). A kind that declares no shape —
 a stranger's plugin written before declarations — is shown as an open object, and says
 so. What JSON Schema cannot express (exact fen, NFKC look-alikes, nesting depth) is in
 the descriptions.

@@ -14,10 +14,10 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-import anyio
 import attrs
 
 from audit.note import SigningKey, read_signing_key, sign_checkpoint
@@ -26,6 +26,7 @@ from pricecalc import records
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.errors import InvalidInput, PricecalcError
 from pricecalc.fields import identifier
+from pricecalc.grouping import MAX_GROUP
 from pricecalc.history import order_tag
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
@@ -46,8 +47,10 @@ BATCH_GROUP = 200
 #: Why a void is refused anywhere but POST /v1/voids (which checks the void right and,
 #: for a merchant-limited token, whose record it withdraws).
 VOIDS_APART = "a void is made through POST /v1/voids (it needs the void right)"
-#: Threads deciding at once (each waits mostly on the store's sync).
-DECIDE_THREADS = 64
+#: Threads deciding at once: as many as one group commit takes (each caller waits in its
+#: thread while a leader decides and syncs the group), so concurrent requests up to that
+#: many share one sync rather than queueing for a thread (anyio's default is 40).
+DECIDE_THREADS = MAX_GROUP
 
 
 @attrs.frozen
@@ -98,7 +101,8 @@ class Service:
             self._log_file = open(settings.access_log, "a", encoding="utf-8")  # noqa: SIM115
             log_stream = self._log_file
         self.log = None if settings.access_log == "-" else AccessLog(log_stream)
-        self.limiter = anyio.CapacityLimiter(DECIDE_THREADS)
+        #: The threads ``Calculator.decide`` runs in (started as needed).
+        self.deciders = ThreadPoolExecutor(DECIDE_THREADS, thread_name_prefix="pricecalc-decide")
 
     # -- the pieces --------------------------------------------------------------------
     def calculator(self, operator: str) -> Calculator:
@@ -119,8 +123,7 @@ class Service:
         except PricecalcError as exc:
             self.tokens = Tokens()
             print(
-                f"pricecalc serve: tokens not reloaded, every token refused until they are: "
-                f"{exc}",
+                f"pricecalc serve: tokens not reloaded, every token refused until they are: {exc}",
                 file=sys.stderr,
             )
 
@@ -207,6 +210,7 @@ class Service:
         return None
 
     def close(self) -> None:
+        self.deciders.shutdown(wait=True)
         for calc in self._calcs.values():
             calc.close()
         self._base.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_support import Env, split
@@ -261,6 +263,46 @@ def test_batch_limit_is_413(tmp_path: Path) -> None:
     )
 
 
+def test_batch_body_is_spooled_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC §11: a batch body up to its limit (64 MiB by default) is spooled — to disk
+    once over SPOOL_IN_MEMORY — and read line by line, never held whole in memory; its
+    rows are the same, and a body over the limit (chunked, no Content-Length) is 413."""
+    from pricecalc.service import app as app_module
+
+    spooled: list[bool] = []
+    real = app_module.spool_body
+
+    async def watched(request: Any, limit: int) -> Any:
+        body, digest = await real(request, limit)
+        spooled.append(body._rolled)  # type: ignore[attr-defined]
+        return body, digest
+
+    monkeypatch.setattr(app_module, "SPOOL_IN_MEMORY", 64)
+    monkeypatch.setattr(app_module, "spool_body", watched)
+    env = Env(tmp_path, max_batch=2000)
+    lines = [json.dumps({**split(), "request_id": f"s{n}"}) for n in range(3)]
+    with env.client:
+        response = env.client.post(
+            "/v1/batches", content="\n".join(lines).encode(), headers=env.auth("all")
+        )
+        rows = [json.loads(line) for line in response.text.splitlines()]
+        assert [(row["request_id"], row["audit"]["seq"]) for row in rows] == [
+            ("s0", 1), ("s1", 2), ("s2", 3)
+        ]  # fmt: skip
+        assert spooled == [True]  # on disk: the body was over 64 bytes
+
+        def chunks() -> Any:
+            for _ in range(3):
+                yield b"x" * 1000
+
+        refused = env.client.post("/v1/batches", content=chunks(), headers=env.auth("all"))
+        assert env.service.store.tree_size() == 3
+    assert refused.status_code == 413
+    assert refused.json() == problem(
+        "payload-too-large", "the body is over the limit of 2,000 bytes"
+    )
+
+
 def test_proofs_and_checkpoint(tmp_path: Path) -> None:
     """SPEC §11/§9: proof, consistency and checkpoint; 404 for a record a merchant token
     may not see; a bad size is 400."""
@@ -412,3 +454,73 @@ def test_void_only_through_voids(env: Env) -> None:
         }
     ]
     assert env.service.store.tree_size() == 1
+
+
+@pytest.mark.parametrize("protocol", ["ProblemH11Protocol", "ProblemHttpToolsProtocol"])
+def test_both_protocols_answer_malformed_http_with_a_problem(protocol: str) -> None:
+    """Both of uvicorn's HTTP/1.1 parsers (pricecalc/service/protocols.py) answer a
+    request they cannot parse with the bad-request problem document and close."""
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from pricecalc.service import protocols
+
+    class Transport:
+        def __init__(self) -> None:
+            self.data = b""
+            self.closed = False
+
+        def get_extra_info(self, name: str) -> Any:
+            return ("127.0.0.1", 8000) if name in ("sockname", "peername") else None
+
+        def write(self, data: bytes) -> None:
+            self.data += data
+
+        def close(self) -> None:
+            self.closed = True
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+    config = Config(app=lambda scope, receive, send: None, log_level="critical")
+    config.load()
+
+    async def exchange() -> Transport:
+        made = getattr(protocols, protocol)(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        made.connection_made(transport)
+        made.data_received(b"NOT HTTP AT ALL\r\n\r\n")
+        return transport
+
+    transport = asyncio.run(exchange())
+    head, _, body = transport.data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["detail"] == protocols.MALFORMED
+    assert transport.closed
+
+
+def test_a_serving_process_tunes_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serving process (uvicorn's factory) raises the collector's thresholds and freezes
+    what it loaded, so no full collection over the growing heap stalls every request
+    (docs/performance.md, the service)."""
+    import gc
+
+    from pricecalc.service import server
+    from pricecalc.service import tokens as tokens_file
+
+    tokens = tmp_path / "tokens.json"
+    tokens_file.add(tokens, "t", "op", ["decide"])
+    settings = {"audit": str(tmp_path / "audit.jsonl"), "tokens": str(tokens)}
+    monkeypatch.setenv(server.SETTINGS_ENV, json.dumps(settings))
+    before = gc.get_threshold()
+    try:
+        app = server.app_from_environment()
+        assert gc.get_threshold() == (10_000, 10, 10) == server.GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+        app.state.service.close()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

@@ -182,7 +182,6 @@ def test_merchant_batch_never_takes_over_another_merchants_voided_key(env: Env) 
     assert env.service.store.tree_size() == 3
 
 
-
 def test_metrics_labels_never_carry_user_data(env: Env) -> None:
     """SPEC §11: /metrics labels are bounded — route templates, methods the routes
     answer, status codes, installed kinds — never a request id, a path as sent, an
@@ -214,8 +213,7 @@ def test_metrics_labels_never_carry_user_data(env: Env) -> None:
         'status="404"}',
         'pricecalc_http_requests_created{method="GET",route="/v1/decisions/{request_id:path}",'
         'status="404"}',
-        'pricecalc_http_requests_total{method="GET",route="/v1/records/{seq}/proof",'
-        'status="404"}',
+        'pricecalc_http_requests_total{method="GET",route="/v1/records/{seq}/proof",status="404"}',
         'pricecalc_http_requests_created{method="GET",route="/v1/records/{seq}/proof",'
         'status="404"}',
         'pricecalc_http_requests_total{method="POST",route="/v1/batches",status="200"}',
@@ -272,7 +270,6 @@ def test_every_error_is_a_problem_document(
         assert secret not in response.text
 
 
-
 def test_tokens_file_gone_on_reload_refuses_every_token(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -305,7 +302,6 @@ def test_tokens_file_gone_on_reload_refuses_every_token(
         assert secret not in err
 
 
-
 @pytest.mark.parametrize(("target", "status"), [("k2", "approved"), ("wrong", "rejected")])
 def test_a_void_concerns_the_merchant_of_what_it_withdraws(
     env: Env, target: str, status: str
@@ -328,7 +324,6 @@ def test_a_void_concerns_the_merchant_of_what_it_withdraws(
     assert env.client.get("/v1/records/2/proof", headers=env.auth("m2")).status_code == 200
 
 
-
 def test_a_digest_from_the_tokens_file_is_no_token(env: Env) -> None:
     """SPEC §11: the tokens file holds SHA-256 digests only, so whoever reads it cannot
     call: a digest (or its upper-case spelling) as the bearer is 401, and no response or
@@ -344,7 +339,6 @@ def test_a_digest_from_the_tokens_file_is_no_token(env: Env) -> None:
     seen = env.log.getvalue() + env.client.get("/metrics").text
     for secret in (*env.secrets.values(), *digests):
         assert secret not in seen
-
 
 
 def test_merchant_batch_lines_with_unreadable_keys_are_invalid_rows(
@@ -374,7 +368,6 @@ def test_merchant_batch_lines_with_unreadable_keys_are_invalid_rows(
     assert capsys.readouterr().err == ""
 
 
-
 def test_merchant_reads_of_respelled_keys_are_404_alike(env: Env) -> None:
     """SPEC §11/§1: another merchant's key respelled (full-width, surrounding spaces) is
     the same key: 404 for M-1 with the very body of an absent key, 200 for M-2."""
@@ -386,7 +379,6 @@ def test_merchant_reads_of_respelled_keys_are_404_alike(env: Env) -> None:
             404, absent.content, "application/problem+json"
         )  # fmt: skip
         assert env.client.get(f"/v1/decisions/{path}", headers=env.auth("m2")).status_code == 200
-
 
 
 def _claim(merchant: str) -> dict[str, object]:
@@ -422,8 +414,11 @@ def test_merchant_token_never_reads_another_merchants_order_history(env: Env) ->
     response = env.client.post("/v1/decisions", json=_claim("M-1"), headers=env.auth("m1", "pp-1"))
     assert response.status_code == 403
     assert response.json() == problem("forbidden", refused)
-    batch = env.client.post("/v1/batches", headers=env.auth("m1"),
-                            content=json.dumps({**_claim("M-1"), "request_id": "b"}).encode())
+    batch = env.client.post(
+        "/v1/batches",
+        headers=env.auth("m1"),
+        content=json.dumps({**_claim("M-1"), "request_id": "b"}).encode(),
+    )
     assert [json.loads(line) for line in batch.text.splitlines()] == [
         {"line": 1, "status": "invalid", "error": refused, "request_id": "b",
          "kind": "price_protection"}

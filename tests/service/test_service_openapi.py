@@ -44,6 +44,37 @@ SPEC_SPLIT: dict[str, Any] = {
 }
 
 
+#: SPEC §3's worked example: A × 2 at 100.00 paid 11-11T10:00, a coupon throughout, a
+#: direct drop to 90.00 and a flash sale at 79.00, 20.00 already refunded.
+SPEC_PROTECTION: dict[str, Any] = {
+    "order_id": "O-1",
+    "paid_at": "2026-11-11T10:00",
+    "claimed_at": "2026-11-12T09:00",
+    "order_status": "paid",
+    "event": {"start": "2026-11-10T00:00", "end": "2026-11-12T23:59:59"},
+    "lines": [{"line_id": "L1", "sku": "A", "quantity": 2, "unit_price": "100.00"}],
+    "offers": [
+        {"type": "coupon", "amount": "10.00", "threshold": "100.00"},
+        {"type": "direct_drop", "sku": "A", "unit_price": "90.00", "at": "2026-11-11T20:00"},
+        {"type": "flash_sale", "sku": "A", "unit_price": "79.00",
+         "start": "2026-11-11T12:00", "end": "2026-11-11T14:00"},
+    ],
+    "already_refunded": {"L1": "20.00"},
+}  # fmt: skip
+#: SPEC §4's worked examples in one claim (food: the food-safety law's standard).
+SPEC_COMPENSATION: dict[str, Any] = {
+    "order_id": "O-2",
+    "confirmed": True,
+    "lines": [
+        {"line_id": "L1", "paid_amount": "39.90"},
+        {"line_id": "L2", "paid_amount": "68.00"},
+        {"line_id": "L3", "paid_amount": "50.00"},
+        {"line_id": "L4", "paid_amount": "39.90", "category": "food"},
+    ],
+    "merchant_refused": False,
+}
+
+
 def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator({**DOCUMENT, "$ref": f"#/components/schemas/{name}"})
 
@@ -60,14 +91,16 @@ def parser_accepts(request: Any) -> bool:
 
 
 def example_requests() -> list[Any]:
-    """SPEC §2's example in each of its spellings, and every request line of the
-    bundled examples the parser accepts (every kind they use)."""
+    """SPEC §2's example in each of its spellings, SPEC §3's and §4's, and every request
+    line of the bundled examples the parser accepts (every kind they use)."""
     found: list[Any] = [
         {"kind": "subsidy_split", "input": SPEC_SPLIT},
         {"kind": "subsidy_split", "request_id": 7, "merchant_id": "M-1", "campaign": "双11",
          "input": {**SPEC_SPLIT, "list_price": loads("199.9"), "quantity": "2"}},
         {"kind": "subsidy_split", "input": {**SPEC_SPLIT, "subsidy_price": None,
                                             "platform_subsidy": " 20 "}},
+        {"kind": "price_protection", "input": SPEC_PROTECTION},
+        {"kind": "counterfeit_compensation", "input": SPEC_COMPENSATION},
     ]  # fmt: skip
     for name in ("campaign.jsonl", "quickstart.jsonl"):
         for line in (ROOT / "examples" / name).read_text(encoding="utf-8").splitlines():
@@ -225,11 +258,166 @@ def test_every_declared_kind_refuses_alike(request_: dict[str, Any]) -> None:
 
 
 def test_generic_cases_cover_the_declared_kinds() -> None:
-    """The generic cases reach every built-in kind that declares its input."""
+    """The generic cases reach every installed kind (each declares its input)."""
     kinds = {name.split(":")[0] for name, _ in GENERIC}
-    assert {
-        "subsidy_split",
-        "counterfeit_compensation",
-        "forwarding_clawback",
-        "shipping_check",
-    } <= kinds
+    assert kinds == set(REGISTRY.rules) - {"void"}  # a void has no worked example
+
+
+def test_every_installed_kind_declares_input_and_result() -> None:
+    """Issue 23: each rule — plugins' too — declares its input and result (no kind is
+    shown as an open object), and its declared input is what its engine checks."""
+    undeclared = sorted(
+        kind
+        for kind in REGISTRY.rules
+        if (found := REGISTRY.rule(kind)) is None
+        or found[1].inputs is None
+        or found[1].results is None
+    )
+    assert undeclared == []
+
+
+@pytest.mark.parametrize("request_", example_requests())
+def test_example_decisions_validate(request_: Any) -> None:
+    """What every worked example decides validates against its kind's Decision schema:
+    the declared result is the result the rule writes."""
+    decision = ENGINE.evaluate(Envelope.parse(request_), now=NOW).to_dict()
+    decision.pop("audit", None)
+    decision["request_id"] = decision["request_id"] or "k"  # a served one always has one
+    name = "".join(part.capitalize() for part in decision["kind"].split("_"))
+    errors = [e.message for e in validator(f"{name}Decision").iter_errors(decision)]
+    assert errors == []
+    assert validator("Decision").is_valid(decision)
+
+
+def test_examples_reach_every_kind_but_void() -> None:
+    """The worked examples exercise every installed kind (a void is checked apart: it
+    needs a recorded decision and an operator)."""
+    kinds = {request["kind"].strip() for request in example_requests()}
+    assert kinds == set(REGISTRY.rules) - {"void"}
+
+
+def _example(kind: str) -> dict[str, Any]:
+    """The first worked example of ``kind`` (request fields but the input left out)."""
+    for request in example_requests():
+        if request["kind"].strip() == kind:
+            return json.loads(json.dumps(request, default=str))
+    raise AssertionError(f"no example of {kind}")
+
+
+_DROP = object()
+
+
+def _changed(kind: str, path: str, value: Any) -> dict[str, Any]:
+    """``kind``'s example with the input field at ``path`` (dotted; a number indexes a
+    list) set to ``value``, or left out when it is ``_DROP``."""
+    request = _example(kind)
+    *parents, last = path.split(".")
+    target: Any = request["input"]
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is _DROP:
+        del target[int(last) if last.isdigit() else last]
+    else:
+        target[int(last) if last.isdigit() else last] = value
+    return request
+
+
+#: Invalid inputs the declared schemas express — patterns, bounds, enums, closed objects,
+#: nested required fields — for each kind beyond subsidy_split's (above).
+PATTERN_CASES: list[tuple[str, str, Any]] = [
+    ("price_protection", "order_status", "lost"),
+    ("price_protection", "order_status", 1),
+    ("price_protection", "paid_at", "  "),
+    ("price_protection", "claim_days", -1),
+    ("price_protection", "claim_days", "7.5"),
+    ("price_protection", "event.end", _DROP),
+    ("price_protection", "event.middle", "2026-11-11"),
+    ("price_protection", "lines", []),
+    ("price_protection", "lines.0.sku", _DROP),
+    ("price_protection", "lines.0.colour", "red"),
+    ("price_protection", "lines.0.unit_price", 0),
+    ("price_protection", "lines.0.quantity", 0),
+    ("price_protection", "offers", _DROP),
+    ("price_protection", "offers.0.type", _DROP),
+    ("price_protection", "paid_merchant_discount", "1e3"),
+    ("price_protection", "already_refunded", []),
+    ("price_protection", "already_refunded", {"L1": "ten"}),
+    ("price_protection", "merchant_refused", "no"),
+    ("price_protection", "extra", 1),
+    ("select_alliance_admission", "dsr", 6),
+    ("select_alliance_admission", "dsr", "4.5%"),
+    ("select_alliance_admission", "dsr", "high"),
+    ("select_alliance_admission", "favorable_rate", 2),
+    ("select_alliance_admission", "favorable_rate", "eighty"),
+    ("select_alliance_admission", "favorable_rate", loads("-0.1")),
+    ("select_alliance_admission", "closures", -1),
+    ("select_alliance_admission", "effective_reviews", "many"),
+    ("select_alliance_product", "quality_return_rate", "1.5 percent"),
+    ("select_alliance_product", "shipping_24h_rate", loads("1.5")),
+    ("select_alliance_product", "category", ""),
+    ("select_alliance_review", "date", ""),
+    ("select_alliance_review", "dsr", loads("5.5")),
+    ("select_alliance_review", "favorable_rate", True),
+    ("chaozhigou_admission", "merchant.newcomer", "yes"),
+    ("chaozhigou_admission", "merchant.experience_score", "70%"),
+    ("chaozhigou_admission", "merchant.shop_type", _DROP),
+    ("chaozhigou_admission", "product.good_review_rate", 2),
+    ("chaozhigou_admission", "product.white_background", 1),
+    ("chaozhigou_admission", "product", "x"),
+    ("counterfeit_compensation", "lines", []),
+    ("counterfeit_compensation", "lines.0.paid_amount", "free"),
+    ("forwarding_clawback", "quantity", 0),
+    ("shipping_check", "paid_at", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    PATTERN_CASES,
+    ids=[f"{k}:{p}={'(left out)' if v is _DROP else v!r}" for k, p, v in PATTERN_CASES],
+)
+def test_declared_patterns_refused_by_schema_and_parser(kind: str, path: str, value: Any) -> None:
+    """Issue 23: every invalid input a kind's declared schema can express — a pattern, a
+    bound, an enum, a closed object, a nested required field — is refused by the schema
+    and by the parser alike."""
+    request = _changed(kind, path, value)
+    assert not REQUEST.is_valid(request)
+    assert not parser_accepts(request)
+
+
+def test_parser_only_checks_are_described() -> None:
+    """What JSON Schema cannot express is in the field's description: a rate's bound in
+    its text, an order's line ids, refunds keyed by those lines."""
+    schemas = DOCUMENT["components"]["schemas"]
+    protection = schemas["PriceProtectionInput"]["properties"]
+    assert "Not before paid_at" in protection["claimed_at"]["description"]
+    assert "each key a line_id of this order" in protection["already_refunded"]["description"]
+    assert "At most the goods total" in protection["paid_merchant_discount"]["description"]
+    rate = schemas["SelectAllianceAdmissionInput"]["properties"]["favorable_rate"]
+    assert "the bound applies to the text too" in rate["description"]
+    for kind, path, text in (
+        ("price_protection", "lines.0.line_id", "L1"),  # the second line repeats it
+        ("select_alliance_admission", "favorable_rate", "150%"),
+        ("select_alliance_admission", "dsr", "5.5"),
+    ):
+        request = _changed(kind, path, text)
+        if kind == "price_protection":
+            lines = request["input"]["lines"]
+            request["input"]["lines"] = [lines[0], {**lines[0], "sku": "other"}]
+        assert REQUEST.is_valid(request), (kind, path)
+        assert not parser_accepts(request), (kind, path)
+
+
+def test_spec_worked_examples_decide_as_the_spec_says() -> None:
+    """The SPEC §3 and §4 examples used above are the SPEC's: refund 22.00 (42.00 less the
+    20.00 refunded) and compensation 500.00 / 680.00 / 500.00 / 1000.00."""
+    protection = ENGINE.evaluate(
+        Envelope.parse({"kind": "price_protection", "input": SPEC_PROTECTION}), now=NOW
+    )
+    assert protection.result["refund_total"] == "22.00"
+    compensation = ENGINE.evaluate(
+        Envelope.parse({"kind": "counterfeit_compensation", "input": SPEC_COMPENSATION}), now=NOW
+    )
+    assert [line["compensation"] for line in compensation.result["lines"]] == [
+        "500.00", "680.00", "500.00", "1000.00"
+    ]  # fmt: skip

@@ -250,3 +250,42 @@ def test_sigterm_finishes_what_is_in_flight(tmp_path: Path) -> None:
     assert answered and set(answered.values()) == {201}
     assert set(answered) <= set(keys_in_store(server.store))
     assert verify(server.store).returncode == 0
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+MALFORMED_REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Without Colon\r\n\r\n",
+    b"NOT HTTP AT ALL\r\n\r\n",
+    b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+]
+
+
+@pytest.mark.parametrize("data", MALFORMED_REQUESTS)
+def test_malformed_http_is_a_problem_document(server: Server, data: bytes) -> None:
+    """SPEC §11: errors are RFC 9457 problem documents — uvicorn's own 400 for a request
+    it cannot parse too (pricecalc/service/protocols.py), and the connection is closed."""
+    answer = _raw_exchange(server.port, data)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "HTTP/1.1 400 Bad Request"
+    split_lines = (line.partition(":") for line in lines[1:])
+    fields = {name.lower(): value.strip() for name, _, value in split_lines}
+    assert fields["content-type"] == "application/problem+json"
+    assert fields["connection"] == "close"
+    assert int(fields["content-length"]) == len(body)
+    assert json.loads(body) == {
+        "type": "https://example.invalid/pricecalc/problems/bad-request",
+        "title": "The request could not be read",
+        "status": 400,
+        "detail": "the request is not valid HTTP/1.1 (uvicorn could not parse it)",
+    }
+    assert server.decide("after-malformed").status_code == 201  # the server goes on

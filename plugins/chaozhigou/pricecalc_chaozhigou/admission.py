@@ -37,7 +37,17 @@ import attrs
 from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import PolicyError
-from pricecalc.fields import Fields
+from pricecalc.fields import (
+    Declared,
+    Fields,
+    boolean_field,
+    object_field,
+    rate_field,
+    result_field,
+    score_field,
+    shape,
+    text_field,
+)
 from pricecalc.policy import PolicyView
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import (
@@ -565,6 +575,72 @@ EXPLAINED = (
     ),
 )
 
+#: The input as :meth:`AdmissionInput.from_fields` reads it (第五条 3).
+INPUT = shape(
+    (
+        "merchant",
+        object_field(
+            shape(
+                ("newcomer", boolean_field()),
+                ("seven_day_returns", boolean_field()),
+                ("shipping_insurance", boolean_field()),
+                ("authenticity_guarantee", boolean_field()),
+                ("experience_score", score_field()),
+                ("logistics_score", score_field()),
+                ("avg_response_seconds", score_field()),
+                ("shop_type", text_field()),
+                ("accepts_inspection", boolean_field()),
+                closed=False,
+                description="shop_type: one of " + ", ".join(SHOP_TYPES) + " (or its "
+                "Chinese name).",
+            )
+        ),
+    ),
+    (
+        "product",
+        object_field(
+            shape(
+                ("good_review_rate", rate_field()),
+                ("quality_return_rate", rate_field()),
+                ("negative_review_rate", rate_field()),
+                ("complaint_rate", rate_field()),
+                ("shipping_mode", text_field()),
+                ("white_background", boolean_field()),
+                ("product_type", text_field()),
+                closed=False,
+                description="shipping_mode: one of " + ", ".join(SHIPPING_MODES) + "; "
+                "product_type: a kind of product (" + ", ".join(PRODUCT_TYPES) + " are "
+                "excluded by default), or its Chinese name.",
+            )
+        ),
+    ),
+    (
+        "merchant_id",
+        Declared("raw", {}, False, "Not read by the rule: older files named the merchant here."),
+    ),
+)
+#: One criterion checked (:meth:`Check.to_dict`).
+_CHECK = {
+    "type": "object",
+    "required": ["criterion", "value", "operator", "bound", "passed", "code"],
+    "properties": {
+        "criterion": {"type": "string"},
+        "value": {},
+        "operator": {"type": "string"},
+        "bound": {},
+        "passed": {"type": "boolean"},
+        "code": {"type": "string"},
+    },
+}
+#: The result as :func:`chaozhigou_admission` writes it.
+RESULT = shape(
+    ("admitted", result_field({"type": "boolean"})),
+    ("merchant_passed", result_field({"type": "boolean"})),
+    ("product_passed", result_field({"type": "boolean"})),
+    ("checks", result_field({"type": "array", "items": _CHECK})),
+)
+
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -574,7 +650,9 @@ RULE = Rule(
     description="超值购 admission: merchant and product criteria (SPEC §6; seed 002 第五条 2, 3).",
     # merchant_id is not read: files written before it became an envelope field (SPEC §8)
     # carry it in input, the bundled campaign among them.
-    input_fields=frozenset({"merchant", "product", "merchant_id"}),
+    input_fields=INPUT.names,
+    inputs=INPUT,
+    results=RESULT,
     codes=EXPLAINED,
     label="超值购准入",
 )

@@ -33,7 +33,16 @@ import attrs
 from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
-from pricecalc.fields import BEIJING, Declared, Fields, iso, shape, text_field, time_field
+from pricecalc.fields import (
+    BEIJING,
+    Declared,
+    Fields,
+    iso,
+    result_field,
+    shape,
+    text_field,
+    time_field,
+)
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import norm, plain, policy_names, policy_number
 from pricecalc_chaozhigou import DISTRIBUTION, __version__
@@ -144,6 +153,19 @@ EXPLAINED = (
     ReasonCode(SHIPPED_LATE, "付款后48小时内未发货", "not shipped within 48 hours of payment"),
 )
 
+#: The result as :func:`shipping_check` writes it.
+RESULT = shape(
+    ("paid_at", result_field({"type": "string"})),
+    ("shipped_at", result_field({"type": "string"})),
+    ("category", result_field({"type": ["string", "null"]})),
+    ("exempt", result_field({"type": "boolean"})),
+    ("max_hours", result_field({"type": "string"})),
+    ("deadline", result_field({"type": ["string", "null"]})),
+    ("hours_taken", result_field({"type": "string"})),
+    ("late", result_field({"type": "boolean"})),
+)
+
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -155,6 +177,7 @@ RULE = Rule(
     # and real files carry it).
     input_fields=frozenset({"paid_at", "shipped_at", "category", "order_id"}),
     inputs=INPUT,
+    results=RESULT,
     codes=EXPLAINED,
     label="发货时效",
 )

@@ -34,7 +34,7 @@ import attrs
 
 from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
-from pricecalc.fields import Fields
+from pricecalc.fields import Fields, count_field, rate_field, result_field, score_field, shape
 from pricecalc.policy import PolicyView
 from pricecalc.registry import Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
@@ -151,6 +151,26 @@ def _parse(fields: Fields, ctx: RuleContext) -> AllianceAdmissionInput:
     return AllianceAdmissionInput.from_fields(fields)
 
 
+#: The input as :meth:`AllianceAdmissionInput.from_fields` reads it (SPEC §6).
+INPUT = shape(
+    ("effective_reviews", count_field(minimum=0)),
+    ("dsr", score_field(maximum=5)),
+    ("favorable_rate", rate_field()),
+    ("closures", count_field(minimum=0)),
+)
+#: The result as :func:`select_alliance_admission` writes it.
+RESULT = shape(
+    ("admitted", result_field({"type": "boolean"})),
+    ("version", result_field({"enum": [FULL, TRIAL, None]})),
+    ("judged_for", result_field({"enum": [FULL, TRIAL]})),
+    ("effective_reviews", result_field({"type": "integer", "minimum": 0})),
+    ("dsr", result_field({"type": "string"})),
+    ("favorable_rate", result_field({"type": "string"})),
+    ("favorable_rate_checked", result_field({"type": "boolean"})),
+    ("closures", result_field({"type": "integer", "minimum": 0})),
+)
+
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -158,7 +178,9 @@ RULE = Rule(
     parse=_parse,
     decide=select_alliance_admission,
     description="Select Alliance admission: full or trial version, or banned (SPEC §6).",
-    input_fields=frozenset({"effective_reviews", "dsr", "favorable_rate", "closures"}),
+    input_fields=INPUT.names,
+    inputs=INPUT,
+    results=RESULT,
     codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
     label="精选联盟准入",
 )

@@ -45,7 +45,7 @@ import attrs
 from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import Fields
+from pricecalc.fields import Fields, rate_field, result_field, shape, text_field
 from pricecalc.policy import PolicyView
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
@@ -216,6 +216,30 @@ EXPLAINED = (
     ReasonCode(CS_SATISFACTION_LOW, "客服满意度低于要求", "customer service satisfaction too low"),
 )
 
+#: The input as :meth:`ProductInput.from_fields` reads it (SPEC §6).
+INPUT = shape(
+    ("category", text_field()),
+    ("quality_return_rate", rate_field()),
+    ("shipping_24h_rate", rate_field(required=False)),
+    ("cs_satisfaction", rate_field(required=False)),
+    description="shipping_24h_rate and cs_satisfaction are required for a category whose "
+    "policy sets a minimum for them.",
+)
+_RATE_OR_NULL = {"type": ["string", "null"]}
+#: The result as :func:`select_alliance_product` writes it.
+RESULT = shape(
+    ("eligible", result_field({"type": "boolean"})),
+    ("remove_if_promoted", result_field({"type": "boolean"})),
+    ("category", result_field({"type": "string"})),
+    ("quality_return_rate", result_field({"type": "string"})),
+    ("threshold", result_field(_RATE_OR_NULL)),
+    ("shipping_24h_rate", result_field(_RATE_OR_NULL)),
+    ("min_shipping_24h_rate", result_field(_RATE_OR_NULL)),
+    ("cs_satisfaction", result_field(_RATE_OR_NULL)),
+    ("min_cs_satisfaction", result_field(_RATE_OR_NULL)),
+)
+
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -223,9 +247,9 @@ RULE = Rule(
     parse=_parse,
     decide=select_alliance_product,
     description="Select Alliance product: below the category's quality return threshold (SPEC §6).",
-    input_fields=frozenset(
-        {"category", "quality_return_rate", "shipping_24h_rate", "cs_satisfaction"}
-    ),
+    input_fields=INPUT.names,
+    inputs=INPUT,
+    results=RESULT,
     codes=EXPLAINED,
     label="精选联盟商品",
 )

@@ -40,7 +40,17 @@ import attrs
 from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
-from pricecalc.fields import BEIJING, Fields, parse_time
+from pricecalc.fields import (
+    BEIJING,
+    Fields,
+    count_field,
+    date_field,
+    parse_time,
+    rate_field,
+    result_field,
+    score_field,
+    shape,
+)
 from pricecalc.policy import PolicyView
 from pricecalc.registry import Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
@@ -208,6 +218,26 @@ def _parse(fields: Fields, ctx: RuleContext) -> ReviewInput:
     return ReviewInput.from_fields(fields)
 
 
+#: The input as :meth:`ReviewInput.from_fields` reads it (SPEC §6).
+INPUT = shape(
+    ("date", date_field()),
+    ("dsr", score_field(maximum=5)),
+    ("favorable_rate", rate_field()),
+    ("closures", count_field(minimum=0)),
+)
+#: The result as :func:`select_alliance_review` writes it.
+RESULT = shape(
+    ("action", result_field({"type": "string"})),
+    ("date", result_field({"type": "string"})),
+    ("weekday", result_field({"type": "string"})),
+    ("closure_day", result_field({"type": "boolean"})),
+    ("dsr", result_field({"type": "string"})),
+    ("favorable_rate", result_field({"type": "string"})),
+    ("closures_before", result_field({"type": "integer", "minimum": 0})),
+    ("closures", result_field({"type": "integer", "minimum": 0})),
+)
+
+
 RULE = Rule(
     kind=KIND,
     rule_set=DISTRIBUTION,
@@ -215,7 +245,9 @@ RULE = Rule(
     parse=_parse,
     decide=select_alliance_review,
     description="Select Alliance daily review: warn, close on Wednesdays, ban on the third.",
-    input_fields=frozenset({"date", "dsr", "favorable_rate", "closures"}),
+    input_fields=INPUT.names,
+    inputs=INPUT,
+    results=RESULT,
     codes=tuple(c for c in SHARED_EXPLAINED if c.code in CODES),
     label="精选联盟考核",
 )
