@@ -11,12 +11,15 @@ import numbers
 import re
 import unicodedata
 from collections.abc import Collection, Iterator, Mapping
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
+from pricecalc.beijing import BEIJING as BEIJING
+from pricecalc.beijing import from_iso, in_beijing
+from pricecalc.beijing import parse_time as parse_time
 from pricecalc.errors import InvalidInput, MissingField
 from pricecalc.i18n import N_, msg
 from pricecalc.money import (
@@ -30,22 +33,12 @@ from pricecalc.money import (
 
 #: Whole numbers (quantities, counts) beyond this are refused as implausible input.
 MAX_INTEGER = 1_000_000_000
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MISSING = object()
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 #: A count as a spreadsheet cell may hold it: a zero fraction (``2.00``), SPEC §1.
 _ZERO_FRACTION = re.compile(r"(?P<whole>[+-]?[0-9]+)\.0*")
-#: The date-time forms a zh-CN spreadsheet saves (SPEC §1): year first, month and day
-#: without leading zeros, ``/`` or ``-``, an optional hour:minute[:second].
-_SHEET_TIME = re.compile(
-    r"(?P<y>[0-9]{4})(?P<sep>[/-])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
-    r"(?:[ T](?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.(?P<f>[0-9]{1,6}))?)?)?"
-)
 TOO_LONG = N_("must be at most {limit} characters (it has {count:,})")
 AT_MOST = N_("must be at most {limit:,}")
-_TIME_PROBLEM = N_('must be an ISO 8601 time such as "2026-11-11T10:00"')
-#: The last moment of a Beijing day: a date-only *end* of a window means the whole day.
-_END_OF_DAY = time(23, 59, 59, 999999)
 
 #: Identifiers (SPEC §1) hold at most this many characters.
 MAX_IDENTIFIER = 128
@@ -159,49 +152,6 @@ class SheetText(str):
     have written a count with a zero fraction (``2.00``), it is the integer (SPEC §1)."""
 
     __slots__ = ()
-
-
-def _date_only(moment: datetime, end: bool) -> datetime:
-    """A date without a time: 00:00 Beijing time, or with ``end`` the whole Beijing day."""
-    day = datetime.combine(moment.date(), _END_OF_DAY if end else time(0), BEIJING)
-    return day
-
-
-def parse_time(value: Any, field: str, *, end: bool = False) -> datetime:
-    """Parse a time (SPEC §1): ISO 8601 or a zh-CN spreadsheet form (``2026/11/11 10:00``,
-    ``2026-11-11 9:05``); without an offset it is Beijing time (+08:00). A date without a
-    time is 00:00 Beijing time, or — with ``end``, the end of a window — the whole day,
-    up to 23:59:59.999999."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        return _date_only(datetime.combine(value, time(0)), end)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        sheet = _SHEET_TIME.fullmatch(text)
-        if sheet is not None:
-            try:
-                moment = datetime(
-                    int(sheet["y"]), int(sheet["m"]), int(sheet["d"]),
-                    int(sheet["H"] or 0), int(sheet["M"] or 0), int(sheet["S"] or 0),
-                    int((sheet["f"] or "0").ljust(6, "0")),
-                )
-            except ValueError as exc:
-                raise InvalidInput(field, value, _TIME_PROBLEM) from exc
-            if sheet["H"] is None:
-                return _date_only(moment, end)
-        else:
-            try:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise InvalidInput(field, value, _TIME_PROBLEM) from exc
-            if ":" not in text:  # a date without a time (20261112)
-                return _date_only(moment, end)
-    else:
-        raise InvalidInput(field, value, _TIME_PROBLEM)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=BEIJING)
-    return moment
 
 
 def parse_date(value: Any, field: str) -> date:
@@ -422,11 +372,11 @@ class Fields:
         value = self.data.get(name)
         if type(value) is str and ":" in value:  # the usual case, without spelling the path
             try:
-                moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+                moment = from_iso(value.strip())
             except ValueError:
                 pass
             else:
-                return moment if moment.tzinfo is not None else moment.replace(tzinfo=BEIJING)
+                return in_beijing(moment)
         return parse_time(self.raw(name), self.at(name), end=end)
 
     def optional_time(self, name: str, *, end: bool = False) -> datetime | None:

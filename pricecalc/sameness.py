@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 
 from audit.canonical import canonical_bytes
+from pricecalc.beijing import utc_text
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import _MISSING, _ZERO_FRACTION, Fields, SheetText
@@ -55,11 +56,6 @@ CONTENT_V2_PREFIX = "content-v2-"
 def content_key_v2(normal: Mapping[str, Any]) -> str:
     """``content-v2-`` + SHA-256 hex of the normal form's canonical JSON (SPEC §7)."""
     return CONTENT_V2_PREFIX + hashlib.sha256(canonical_bytes(normal)).hexdigest()
-
-
-def utc_text(moment: datetime) -> str:
-    """An instant as UTC ISO text: ``2026-11-11T02:00:00Z``."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def number_text(value: Decimal) -> str:

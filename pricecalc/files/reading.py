@@ -58,7 +58,8 @@ from typing import IO, Any, Literal
 
 import attrs
 
-from pricecalc.fields import BEIJING, SheetText
+from pricecalc.beijing import naive_beijing
+from pricecalc.fields import SheetText
 from pricecalc.i18n import N_, describe, msg
 from pricecalc.serialize import MAX_DEPTH, loads
 
@@ -653,8 +654,7 @@ def _cell_text(value: Any) -> str | None:
             return str(int(number))
         return format(number, "f")
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(BEIJING).replace(tzinfo=None)
+        value = naive_beijing(value)
         if value.time() == dt_time(0):
             return str(value.date().isoformat())
         return str(value.isoformat())

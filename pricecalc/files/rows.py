@@ -31,14 +31,14 @@ reports its amounts (SPEC §2) in the non-summed ``result`` column.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from pricecalc import records
-from pricecalc.fields import BEIJING
+from pricecalc.beijing import beijing_day, beijing_text
 from pricecalc.money import ZERO, fmt, stored_amount
 from pricecalc.records import order_id_of
 from pricecalc.registry import SETTLEMENT_LABELS, Declarations, builtin_declarations
@@ -578,29 +578,6 @@ def record_row(
         "rule_version": recorded.rule_version,
         "hash": recorded.hash,
     }
-
-
-def beijing_day(recorded_at: str) -> date:
-    """The Beijing calendar date of a ``recorded_at`` UTC time (the campaign's day)."""
-    moment = datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=BEIJING)
-    return moment.astimezone(BEIJING).date()
-
-
-BEIJING_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def beijing_text(recorded_at: Any) -> str | None:
-    """``2026-11-11T02:00:00.123456Z`` → ``2026-11-11 10:00:00``: a recorded (UTC) time as
-    Beijing wall-clock time to the second, for people; ``None`` when it is no time."""
-    try:
-        moment = datetime.fromisoformat(str(recorded_at).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(BEIJING).strftime(BEIJING_FORMAT)
 
 
 @attrs.define

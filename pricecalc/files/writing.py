@@ -48,7 +48,6 @@ import os
 import tempfile
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -56,10 +55,10 @@ from typing import IO, Any, Literal, Protocol
 import attrs
 
 from audit.export import FORMULA_TRIGGERS, escape_csv_cell
+from pricecalc.beijing import read_wall_clock
 from pricecalc.errors import InvalidInput, PricecalcError
 from pricecalc.files.rows import (
     AMOUNT_COLUMNS,
-    BEIJING_FORMAT,
     COLUMN_LABELS,
     COLUMN_WIDTHS,
     INTEGER_COLUMNS,
@@ -360,7 +359,7 @@ class XlsxWriter:
             return value
         if column in TIME_COLUMNS and isinstance(value, str):
             try:  # naive, in Beijing time: what the clerk's clock said
-                moment = datetime.strptime(value, BEIJING_FORMAT)
+                moment = read_wall_clock(value)
             except ValueError:
                 return self._text(value)
             return self._formatted(moment, EXCEL_TIME_FORMAT)

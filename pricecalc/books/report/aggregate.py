@@ -52,6 +52,7 @@ import attrs
 
 from audit.protocol import AuditStore, Record
 from pricecalc import records
+from pricecalc.beijing import beijing_day
 from pricecalc.books.selection import Filters
 from pricecalc.books.settlement import (
     DEDUCT_FROM_PAYOUT,
@@ -63,7 +64,6 @@ from pricecalc.books.settlement import (
     movement_of,
     reversal_of,
 )
-from pricecalc.files.rows import beijing_day
 from pricecalc.money import ZERO
 from pricecalc.records import RecordedDecision
 from pricecalc.registry import SETTLEMENT, Declarations, ReasonCode, builtin_declarations
