@@ -48,7 +48,7 @@ from pricecalc.i18n import N_, msg
 from pricecalc.money import fmt
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
-from pricecalc.serialize import plain_request
+from pricecalc.serialize import map_json, plain_request
 
 CONTENT_V2_PREFIX = "content-v2-"
 
@@ -175,12 +175,13 @@ class _Reading(Fields):
         return out
 
 
+def _normal_leaf(value: Any) -> Any:
+    return value.normal() if isinstance(value, _Reading) else value
+
+
 def _normal_value(value: Any) -> Any:
-    if isinstance(value, _Reading):
-        return value.normal()
-    if isinstance(value, list):
-        return [_normal_value(item) for item in value]
-    return value
+    """A value read: an object read as its normal form, lists of them item by item."""
+    return map_json(value, _normal_leaf)
 
 
 def normal_form(

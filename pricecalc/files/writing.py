@@ -68,7 +68,7 @@ from pricecalc.files.rows import (
     summary_word,
 )
 from pricecalc.i18n import msg
-from pricecalc.serialize import dumps, text_problem
+from pricecalc.serialize import dumps, map_json, text_problem
 
 OutputFormat = Literal["jsonl", "csv", "xlsx"]
 Headers = Literal["zh", "en"]
@@ -152,15 +152,13 @@ def text_cell(column: str, value: Any, amounts: frozenset[str] = AMOUNT_COLUMNS)
     return neutralise(text)
 
 
+def _safe_leaf(value: Any) -> Any:
+    return safe_text(value) if isinstance(value, str) else value
+
+
 def _scrubbed(value: Any) -> Any:
     """``value`` with every text (keys too) made :func:`safe_text`."""
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, Mapping):
-        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrubbed(v) for v in value]
-    return value
+    return map_json(value, _safe_leaf, key=_safe_leaf)
 
 
 def display_width(text: str) -> int:
