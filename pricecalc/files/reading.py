@@ -48,7 +48,8 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from datetime import time as dt_time
@@ -848,24 +849,40 @@ def read_lines(
     *,
     encoding: str = "utf-8-sig",
     fields: Collection[str] | None = None,
-) -> Iterator[tuple[FileLine, int]]:
+) -> Ahead:
     """The input's lines (with the bytes read so far), JSON Lines or CSV.
 
     A CSV header is read at once, so an unusable one raises ``ValueError`` here, before
     anything is decided. ``encoding`` and ``fields`` are for CSV (:func:`read_csv`).
     """
     if fmt == "jsonl":
-        return read_jsonl(fp)
+        return Ahead(read_jsonl(fp))
     if not kind:
         raise ValueError("a CSV file holds one kind of request: give its kind")
-    rows = read_csv(fp, kind, encoding=encoding, fields=fields)
-    first = next(rows, None)
-    return _prepend(first, rows)
+    rows = Ahead(read_csv(fp, kind, encoding=encoding, fields=fields))
+    rows.ahead(1)  # the header, read now
+    return rows
 
 
-def _prepend(
-    first: tuple[FileLine, int] | None, rest: Iterator[tuple[FileLine, int]]
-) -> Iterator[tuple[FileLine, int]]:
-    if first is not None:
-        yield first
-        yield from rest
+class Ahead(Iterator[tuple[FileLine, int]]):
+    """A batch's lines (with the bytes read so far), read ahead only as far as someone
+    asks: the one look at the stream before it is decided — is there a line at all (an
+    empty file), is there more than one chunk (workers or not) — whoever asks first."""
+
+    def __init__(self, lines: Iterable[tuple[FileLine, int]]) -> None:
+        self._lines = iter(lines)
+        self._head: deque[tuple[FileLine, int]] = deque()
+
+    def ahead(self, count: int) -> int:
+        """How many of the next ``count`` lines there are (up to ``count``), read ahead."""
+        while len(self._head) < count:
+            item = next(self._lines, None)
+            if item is None:
+                break
+            self._head.append(item)
+        return len(self._head)
+
+    def __next__(self) -> tuple[FileLine, int]:
+        if self._head:
+            return self._head.popleft()
+        return next(self._lines)
