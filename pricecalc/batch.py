@@ -29,7 +29,7 @@ from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
 from pricecalc.files.reading import Ahead, FileLine, _parse_json_line
 from pricecalc.files.rows import BUILTIN_LAYOUT, RowLayout, Summary, as_recorded, decision_row
-from pricecalc.i18n import describe, shown
+from pricecalc.messages import describe, shown
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
 from pricecalc.sameness import keyed_by_meaning
 from pricecalc.serialize import text_problem

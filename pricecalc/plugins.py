@@ -18,7 +18,7 @@ from typing import Any
 
 import pluggy
 
-from pricecalc import hookspecs
+from pricecalc import builtin, hookspecs
 from pricecalc.errors import PluginError, PolicyError, PricecalcError, guard
 from pricecalc.offers import OfferType
 from pricecalc.policy import CORE_DEFAULTS, Policy
@@ -53,8 +53,6 @@ def get_plugin_manager(
     for name in disable:
         pm.set_blocked(name)
     if not pm.is_blocked(BUILTIN):
-        from pricecalc import builtin  # the core's own rules, registered as a plugin
-
         pm.register(builtin, name=BUILTIN)
     if entry_points:
         # Import each (not disabled) entry point first, so one that fails to import is

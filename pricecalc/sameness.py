@@ -40,6 +40,7 @@ import attrs
 
 from audit.canonical import canonical_bytes
 from pricecalc.beijing import utc_text
+from pricecalc.engine import Engine
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import _MISSING, _ZERO_FRACTION, Fields, SheetText
@@ -255,8 +256,6 @@ def request_key(
     """The content key (``content-v2-…``) the command line gives a SPEC §8 request
     without ``request_id``: what a script computes to find a decision the command line
     recorded. ``registry`` defaults to every installed plugin, ``policy`` to the SPEC's."""
-    from pricecalc.engine import Engine
-
     engine = Engine(registry, policy)
     envelope = Envelope.parse(request)
     return content_key_v2(

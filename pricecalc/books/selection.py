@@ -16,10 +16,11 @@ import attrs
 from audit.protocol import AuditStore, Record
 from pricecalc import records
 from pricecalc.beijing import day_start, from_iso, parse_time
+from pricecalc.builtin import builtin_declarations
 from pricecalc.errors import InvalidInput
 from pricecalc.history import campaign_tag, kind_tag, merchant_tag, order_tag
 from pricecalc.i18n import N_
-from pricecalc.registry import Declarations, builtin_declarations
+from pricecalc.registry import Declarations
 
 
 def period_bound(value: str | None, *, end: bool, field: str = "time") -> datetime | None:

@@ -51,7 +51,8 @@ from pricecalc.files.reading import (
 )
 from pricecalc.files.rows import RowLayout, Summary, round_trip_column
 from pricecalc.files.writing import Output, TooManyRows, headings_of
-from pricecalc.i18n import _, describe, shown
+from pricecalc.i18n import _
+from pricecalc.messages import describe, shown
 from pricecalc.parallel import default_jobs
 
 __all__ = ["batch", "output_format"]

@@ -18,7 +18,8 @@ from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.files.writing import OutputProblem, refuse_store_files, write_file
-from pricecalc.i18n import _, describe
+from pricecalc.i18n import _
+from pricecalc.messages import describe
 
 
 def _check_output(output: str, store: str) -> Path:

@@ -61,7 +61,10 @@ import attrs
 
 from pricecalc.beijing import naive_beijing
 from pricecalc.fields import SheetText
-from pricecalc.i18n import N_, describe, msg
+from pricecalc.files.rows import heading_field, known_headings, results_start, round_trip_column
+from pricecalc.files.writing import neutralise
+from pricecalc.i18n import N_, msg
+from pricecalc.messages import describe
 from pricecalc.serialize import MAX_DEPTH, loads
 
 InputFormat = Literal["jsonl", "csv", "xlsx"]
@@ -527,8 +530,6 @@ def sheet_header(
     the SPEC's field names or the labels pricecalc writes (请求号, 商家 …:
     :func:`pricecalc.files.rows.heading_field`, one table used both ways). Raises
     ``ValueError`` naming an unknown column and the known headings."""
-    from pricecalc.files.rows import heading_field, known_headings, results_start, round_trip_column
-
     ignored = {_heading(name) for name in ignore}
     allowed = None if fields is None else {*fields, *ENVELOPE_COLUMNS}
 
@@ -756,8 +757,6 @@ def _unneutralised(cell: str) -> str:
     trip's CSV output fed back) taken off again."""
     if not cell.startswith("'"):
         return cell
-    from pricecalc.files.writing import neutralise
-
     return cell[1:] if neutralise(cell[1:]) == cell else cell
 
 

@@ -39,9 +39,10 @@ import attrs
 
 from pricecalc import records
 from pricecalc.beijing import beijing_day, beijing_text
+from pricecalc.builtin import builtin_declarations
 from pricecalc.money import ZERO, fmt, stored_amount
 from pricecalc.records import order_id_of
-from pricecalc.registry import SETTLEMENT_LABELS, Declarations, builtin_declarations
+from pricecalc.registry import SETTLEMENT_LABELS, Declarations
 from pricecalc.serialize import sorted_json, text_problem
 
 
