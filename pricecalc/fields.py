@@ -195,7 +195,7 @@ def identifier(value: Any, field: str | _Named) -> str:
 
 
 class SheetText(str):
-    """The text of a CSV or xlsx cell (:mod:`pricecalc.files.reading`): where a spreadsheet may
+    """The text of a CSV or xlsx cell (:mod:`pricecalc.files.sheets`): where a spreadsheet may
     have written a count with a zero fraction (``2.00``), it is the integer (SPEC §1)."""
 
     __slots__ = ()

@@ -38,18 +38,10 @@ from pricecalc.cli.options import (
     output_options,
 )
 from pricecalc.cli.render import summary_view
-from pricecalc.files.reading import (
-    Ahead,
-    EncodingProblem,
-    FileLine,
-    SheetHeader,
-    Source,
-    open_source,
-    read_csv_sheet,
-    read_lines,
-    read_xlsx_sheet,
-)
+from pricecalc.files.reading import Ahead, FileLine, read_jsonl
 from pricecalc.files.rows import RowLayout, Summary, round_trip_column
+from pricecalc.files.sheets import SheetHeader, read_csv_sheet, read_xlsx_sheet
+from pricecalc.files.source import EncodingProblem, Source, open_source
 from pricecalc.files.writing import Output, TooManyRows, headings_of
 from pricecalc.i18n import _
 from pricecalc.messages import describe, shown
@@ -161,7 +153,7 @@ def batch(
             read: Iterator[tuple[FileLine, int]]
             try:
                 if fmt_in == "jsonl":
-                    read = read_lines(fp, fmt_in, source.kind)
+                    read = read_jsonl(fp)
                 else:
                     header, read = _read_sheet(
                         fp, src.path, fmt_in, source, fields, display, src.encoding

@@ -32,7 +32,8 @@ from pricecalc.cli.app import App, InvalidRequest, bad_file
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
-from pricecalc.files.reading import INPUT_SUFFIXES, InputFormat, is_workbook, json_problem
+from pricecalc.files.reading import INPUT_SUFFIXES, InputFormat, json_problem
+from pricecalc.files.sheets import is_workbook
 from pricecalc.files.writing import (
     DEFAULT_HEADINGS,
     OUTPUT_SUFFIXES,
