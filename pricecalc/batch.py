@@ -27,8 +27,9 @@ import attrs
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
+from pricecalc.files.columns import BUILTIN_LAYOUT, RowLayout
 from pricecalc.files.reading import Ahead, FileLine, _parse_json_line
-from pricecalc.files.rows import BUILTIN_LAYOUT, RowLayout, Summary, as_recorded, decision_row
+from pricecalc.files.rows import Summary, as_recorded, decision_row
 from pricecalc.messages import describe, shown
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
 from pricecalc.sameness import keyed_by_meaning

@@ -18,7 +18,7 @@ from babel.messages.pofile import read_po
 
 from pricecalc import i18n, messages
 from pricecalc.errors import InvalidInput, MissingField
-from pricecalc.files.rows import COLUMN_LABELS, INPUT_LABELS, field_heading, heading_field
+from pricecalc.files.columns import COLUMN_LABELS, INPUT_LABELS, field_heading, heading_field
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
 

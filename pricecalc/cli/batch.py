@@ -38,8 +38,9 @@ from pricecalc.cli.options import (
     output_options,
 )
 from pricecalc.cli.render import summary_view
+from pricecalc.files.columns import RowLayout, round_trip_column
 from pricecalc.files.reading import Ahead, FileLine, read_jsonl
-from pricecalc.files.rows import RowLayout, Summary, round_trip_column
+from pricecalc.files.rows import Summary
 from pricecalc.files.sheets import SheetHeader, read_csv_sheet, read_xlsx_sheet
 from pricecalc.files.source import EncodingProblem, Source, open_source
 from pricecalc.files.writing import Output, TooManyRows, headings_of

@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pricecalc.beijing import beijing_text
-from pricecalc.files.rows import BUILTIN_LAYOUT, RowLayout, Summary
+from pricecalc.files.columns import BUILTIN_LAYOUT, RowLayout
+from pricecalc.files.rows import Summary
 from pricecalc.i18n import _, language
 
 #: Friendlier labels for result fields; other fields show their name with spaces.

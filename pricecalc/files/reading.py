@@ -15,7 +15,7 @@ progress bar). Choices the SPEC leaves open (docs/cli.md repeats them for users)
 * **Sheets** (CSV and xlsx alike, :func:`~pricecalc.files.sheets.read_csv_sheet`,
   :func:`~pricecalc.files.sheets.read_xlsx_sheet`): the
   header is found below title rows (or given), headings are field names or the labels
-  pricecalc writes (:func:`pricecalc.files.rows.heading_field`), pricecalc's own result columns
+  pricecalc writes (:func:`pricecalc.files.columns.heading_field`), pricecalc's own result columns
   (a batch output fed back) and ``ignore``d columns are skipped, and each row keeps its
   cells as written for the round trip's output. Cells are :class:`SheetText`, where a
   count may be written ``2.00`` (SPEC §1).

@@ -21,8 +21,8 @@ import attrs
 
 from pricecalc.beijing import naive_beijing
 from pricecalc.fields import SheetText
+from pricecalc.files.columns import heading_field, known_headings, results_start, round_trip_column
 from pricecalc.files.reading import FileLine, json_problem
-from pricecalc.files.rows import heading_field, known_headings, results_start, round_trip_column
 from pricecalc.files.writing import neutralise
 from pricecalc.i18n import msg
 from pricecalc.messages import describe
@@ -213,7 +213,7 @@ def _envelope_cells(
 
 # -- sheets: CSV and xlsx alike ----------------------------------------------------------
 #: Result columns pricecalc writes beside the input's own in a CSV/xlsx batch output
-#: (:data:`pricecalc.files.rows.ROUND_TRIP_COLUMNS`): fed back, they are recognised and skipped.
+#: (:data:`pricecalc.files.columns.ROUND_TRIP_COLUMNS`): fed back, they are recognised and skipped.
 #: How far down a header row is looked for below title rows.
 HEADER_SEARCH_ROWS = 20
 #: The first bytes of a zip archive: an .xlsx workbook, whatever its name says.
@@ -258,7 +258,7 @@ def sheet_header(
     row ``header_row`` when given, else the first row whose headings are all known (title
     rows above it are skipped), else the row with the most known headings. Headings are
     the SPEC's field names or the labels pricecalc writes (请求号, 商家 …:
-    :func:`pricecalc.files.rows.heading_field`, one table used both ways). Raises
+    :func:`pricecalc.files.columns.heading_field`, one table used both ways). Raises
     ``ValueError`` naming an unknown column and the known headings."""
     ignored = {_heading(name) for name in ignore}
     allowed = None if fields is None else {*fields, *ENVELOPE_COLUMNS}

@@ -19,7 +19,7 @@ Excel cells need no prefix: text is written as a string cell, never a formula, s
 reads exactly as recorded.
 
 **Excel workbooks** (:class:`XlsxWriter`): a bold, frozen heading row with an auto-filter,
-column widths from :data:`pricecalc.files.rows.COLUMN_WIDTHS`, Beijing times as real date cells,
+column widths from :data:`pricecalc.files.columns.COLUMN_WIDTHS`, Beijing times as real date cells,
 a ``summary`` sheet with the batch summary's figures (from the same
 :class:`~pricecalc.files.rows.Summary` the terminal prints) or any other command's summary given
 as rows (:class:`SummarySheet`: the settlement statement's totals and checkpoint) and,
@@ -57,16 +57,16 @@ import attrs
 from audit.export import FORMULA_TRIGGERS, escape_csv_cell
 from pricecalc.beijing import read_wall_clock
 from pricecalc.errors import InvalidInput, PricecalcError
-from pricecalc.files.rows import (
+from pricecalc.files.columns import (
     AMOUNT_COLUMNS,
     COLUMN_LABELS,
     COLUMN_WIDTHS,
     INTEGER_COLUMNS,
     TIME_COLUMNS,
     RowLayout,
-    Summary,
     summary_word,
 )
+from pricecalc.files.rows import Summary
 from pricecalc.i18n import msg
 from pricecalc.serialize import dumps, map_json, text_problem
 
@@ -240,7 +240,7 @@ class JsonlWriter:
 @attrs.frozen
 class Headings:
     """A tabular output's headings and amount columns: ``labels`` (machine name → the
-    Chinese heading, :data:`pricecalc.files.rows.COLUMN_LABELS` and the money columns' declared
+    Chinese heading, :data:`pricecalc.files.columns.COLUMN_LABELS` and the money columns' declared
     labels) used with ``--headers zh``; ``amounts``: the columns holding amounts."""
 
     labels: Mapping[str, str] = attrs.field(factory=lambda: dict(COLUMN_LABELS))
