@@ -31,7 +31,8 @@ from pricecalc.cli.options import (
 from pricecalc.cli.render import records_table, stats_table
 from pricecalc.files.columns import RowLayout
 from pricecalc.files.rows import Stats, record_row
-from pricecalc.files.writing import OutputProblem, headings_of, write_file
+from pricecalc.files.target import OutputProblem, write_file
+from pricecalc.files.writing import headings_of
 from pricecalc.i18n import _
 from pricecalc.messages import describe
 

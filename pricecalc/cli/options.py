@@ -34,6 +34,7 @@ from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.files.reading import INPUT_SUFFIXES, InputFormat, json_problem
 from pricecalc.files.sheets import is_workbook
+from pricecalc.files.target import OutputProblem, writable_target
 from pricecalc.files.writing import (
     DEFAULT_HEADINGS,
     OUTPUT_SUFFIXES,
@@ -41,8 +42,6 @@ from pricecalc.files.writing import (
     Headings,
     Output,
     OutputFormat,
-    OutputProblem,
-    writable_target,
 )
 from pricecalc.i18n import _, language
 from pricecalc.messages import describe, field_label, shown

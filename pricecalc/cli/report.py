@@ -17,7 +17,7 @@ from pricecalc.cli.audit import filter_options_for
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
-from pricecalc.files.writing import OutputProblem, refuse_store_files, write_file
+from pricecalc.files.target import OutputProblem, refuse_store_files, write_file
 from pricecalc.i18n import _
 from pricecalc.messages import describe
 
