@@ -395,27 +395,6 @@ def _cell_text(value: Any) -> str | None:
     return str(value)
 
 
-def read_csv(
-    fp: IO[bytes],
-    kind: str,
-    *,
-    encoding: str = "utf-8-sig",
-    fields: Collection[str] | None = None,
-    header_row: int | None = None,
-    ignore: Collection[str] = (),
-) -> Iterator[tuple[FileLine, int]]:
-    """Each CSV row as a request (or an error), with the bytes read so far.
-
-    Raises ``ValueError`` for an unusable header (the whole file is refused): a column
-    that is no field of ``kind`` when its ``fields`` are given.
-    """
-    header, lines = read_csv_sheet(
-        fp, kind, encoding=encoding, fields=fields, header_row=header_row, ignore=ignore
-    )
-    if header is not None:
-        yield from lines
-
-
 def read_csv_sheet(
     fp: IO[bytes],
     kind: str,
