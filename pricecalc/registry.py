@@ -303,4 +303,3 @@ class Declarations:
         or ``None``."""
         withdraws = self.withdrawals.get(kind)
         return None if withdraws is None else withdraws(result)
-

@@ -278,9 +278,7 @@ def sheet_header(
     if header_row is not None:
         index = header_row - first_row
         if not 0 <= index < len(rows):
-            raise ValueError(
-                msg("--header-row {row}: the sheet has no such row", row=header_row)
-            )
+            raise ValueError(msg("--header-row {row}: the sheet has no such row", row=header_row))
     else:
         filled = [i for i, row in enumerate(rows) if any(_heading(c) for c in row)]
         index = next((i for i in filled if all(known(c) for c in rows[i])), None)
@@ -295,8 +293,11 @@ def sheet_header(
     names: list[str | None] = []
     results = results_start(written)  # pricecalc's own output: its columns from there on
     for position, text in enumerate(written):
-        if (results is not None and position >= results) or not text or text in ignored or (
-            round_trip_column(text, fields)
+        if (
+            (results is not None and position >= results)
+            or not text
+            or text in ignored
+            or (round_trip_column(text, fields))
         ):
             names.append(None)
         else:

@@ -122,9 +122,7 @@ def _encoding_name(encoding: str) -> str:
 
 
 @contextmanager
-def open_source(
-    name: str, stdin: IO[bytes], *, encoding: str | None = None
-) -> Iterator[Source]:
+def open_source(name: str, stdin: IO[bytes], *, encoding: str | None = None) -> Iterator[Source]:
     """Hash the input (one streaming pass). ``-`` copies stdin to a temporary file first.
 
     With ``encoding`` (CSV input) the same pass decodes the file as that encoding — a
@@ -140,7 +138,7 @@ def open_source(
         check: _TextCheck | None = None
         note = None
         first = True
-        with (spool if spool is not None else Path(name).open("rb")) as fp:
+        with spool if spool is not None else Path(name).open("rb") as fp:
             reader = stdin if spool is not None else fp
             for block in iter(lambda: reader.read(_BLOCK), b""):
                 digest.update(block)

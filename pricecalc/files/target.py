@@ -43,7 +43,8 @@ def writable_target(name: str, example: str) -> Path:
         raise OutputProblem(
             msg(
                 "{name!r} is a folder; give the name of a file to write, such as {suggestion!r}",
-                name=name, suggestion=suggestion,
+                name=name,
+                suggestion=suggestion,
             )
         )
     folder = target.parent
@@ -52,14 +53,16 @@ def writable_target(name: str, example: str) -> Path:
             msg(
                 "the folder {folder!r} does not exist (for {name!r}): create it first, "
                 "or write somewhere else",
-                folder=str(folder), name=name,
+                folder=str(folder),
+                name=name,
             )
         )
     if not folder.is_dir():
         raise OutputProblem(
             msg(
                 "{folder!r} is a file, not a folder, so {name!r} cannot be written",
-                folder=str(folder), name=name,
+                folder=str(folder),
+                name=name,
             )
         )
     return target
@@ -100,7 +103,8 @@ def refuse_store_files(name: str, store: str | None) -> None:
             msg(
                 "{name!r} is the audit store's own file {what!r}: an output never "
                 "overwrites the store, its index or its lock — write somewhere else",
-                name=name, what=str(what),
+                name=name,
+                what=str(what),
             )
         )
 
