@@ -15,7 +15,6 @@ upgrade records nothing new when it is run again.
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 from collections import deque
@@ -28,14 +27,26 @@ import attrs
 from pricecalc.calculator import BatchItem, Calculator
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
-from pricecalc.files.reading import FileLine, _parse_json_line
-from pricecalc.files.rows import BUILTIN_LAYOUT, RowLayout, Summary, as_recorded, decision_row
-from pricecalc.i18n import describe, shown
+from pricecalc.files.columns import BUILTIN_LAYOUT, RowLayout
+from pricecalc.files.reading import Ahead, FileLine, _parse_json_line
+from pricecalc.files.rows import Summary, as_recorded, decision_row
+from pricecalc.messages import describe, shown
 from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
 from pricecalc.sameness import keyed_by_meaning
 from pricecalc.serialize import text_problem
 
 DEFAULT_CHUNK_SIZE = 500
+
+
+@attrs.frozen
+class Origin:
+    """Where a batch's lines come from, carried as one value: the file's SHA-256 (the
+    0.1 keys of :func:`legacy_request_id`) and the merchant and campaign that label the
+    lines naming none (``--merchant``, ``--campaign``, a token's merchant)."""
+
+    digest: str
+    merchant: str | None = None
+    campaign: str | None = None
 
 
 def legacy_request_id(digest: str, number: int) -> str:
@@ -93,9 +104,7 @@ def _readable(request: Any, name: str) -> str | None:
     return None
 
 
-def _envelope(
-    line: FileLine, digest: str, merchant: str | None, campaign: str | None
-) -> Envelope | LineResult:
+def _envelope(line: FileLine, origin: Origin) -> Envelope | LineResult:
     """The line's request, parsed, labelled with the file's merchant/campaign and keyed."""
     if line.error is not None:
         return LineResult(
@@ -105,7 +114,7 @@ def _envelope(
             kind=_readable(line.request, "kind"),
         )
     try:
-        envelope = Envelope.parse(line.request).with_labels(merchant, campaign)
+        envelope = Envelope.parse(line.request).with_labels(origin.merchant, origin.campaign)
     except (InvalidInput, TypeError) as exc:
         return LineResult(
             line,
@@ -113,7 +122,7 @@ def _envelope(
             request_id=_readable(line.request, "request_id"),
             kind=_readable(line.request, "kind"),
         )
-    return envelope.keyed(aliases=(legacy_request_id(digest, line.number),))
+    return envelope.keyed(aliases=(legacy_request_id(origin.digest, line.number),))
 
 
 def _result(line: FileLine, envelope: Envelope, item: BatchItem) -> LineResult:
@@ -149,25 +158,17 @@ def _chunks(
 Prepared = list[tuple[FileLine, "Envelope | LineResult", "Evaluated | None"]]
 
 
-def prepare_chunk(
-    chunk: Sequence[FileLine], digest: str, merchant: str | None, campaign: str | None
-) -> Prepared:
+def prepare_chunk(chunk: Sequence[FileLine], origin: Origin) -> Prepared:
     """Parse and key a chunk's lines (no store needed): each line's envelope, or its
     invalid result."""
-    return [(line, _envelope(line, digest, merchant, campaign), None) for line in chunk]
+    return [(line, _envelope(line, origin), None) for line in chunk]
 
 
-def _prepare_away(
-    chunk: Sequence[FileLine],
-    digest: str,
-    merchant: str | None,
-    campaign: str | None,
-    moment: datetime,
-) -> Prepared:
+def _prepare_away(chunk: Sequence[FileLine], origin: Origin, moment: datetime) -> Prepared:
     """:func:`prepare_chunk` and the rules, in a worker process (:mod:`pricecalc.parallel`)."""
     engine, operator = worker_engine()
     prepared: Prepared = []
-    for line, env, _ in prepare_chunk(chunk, digest, merchant, campaign):
+    for line, env, _ in prepare_chunk(chunk, origin):
         if isinstance(env, Envelope):  # keyed by meaning here too, off the writer (SPEC §7)
             env = keyed_by_meaning(
                 env, registry=engine.registry, policy=engine.merged_policy, now=moment,
@@ -181,31 +182,31 @@ def _prepare_away(
 def run_batch(
     calc: Calculator,
     lines: Iterable[tuple[FileLine, int]],
-    digest: str,
+    origin: Origin | str,
     emit: Emit,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[int], None] = lambda position: None,
-    merchant: str | None = None,
-    campaign: str | None = None,
     jobs: int = 1,
     layout: RowLayout | None = None,
 ) -> Summary:
     """Decide ``lines`` in chunks (one group commit each), emitting one result per line in
-    order, each only once it is durable. ``merchant``/``campaign`` label the lines that
-    name none. With ``jobs`` > 1 and more than one chunk, the lines are parsed and decided
-    in that many worker processes, ahead of this one, which records them in order
-    (:mod:`pricecalc.parallel`); a single chunk is decided here (no workers started).
+    order, each only once it is durable. ``origin`` is where they come from (a bare
+    digest: no merchant or campaign to label them with). With ``jobs`` > 1 and more
+    than one chunk, the lines are parsed and decided in that many worker processes,
+    ahead of this one, which records them in order (:mod:`pricecalc.parallel`); a single
+    chunk is decided here (no workers started).
     The summary totals the money columns of ``layout`` (default: the calculator's kinds').
     Raises :class:`BatchStopped` when a line fails for a reason that is not its input
     (the lines before it are recorded and emitted)."""
     summary = Summary(layout or RowLayout.of(calc.registry.declarations()))
-    chunks = _chunks(lines, max(1, chunk_size))
-    first = next(chunks, None)
-    if first is None:
+    origin = origin if isinstance(origin, Origin) else Origin(origin)
+    size = max(1, chunk_size)
+    ahead_of = lines if isinstance(lines, Ahead) else Ahead(lines)
+    more = ahead_of.ahead(size + 1)
+    if more == 0:
         return summary
-    second = next(chunks, None)
-    workers = calc.workers(jobs) if second is not None else None
+    workers = calc.workers(jobs) if more > size else None
     ahead: deque[tuple[list[tuple[FileLine, int]], Any]] = deque()
 
     def dispatch(chunk: list[tuple[FileLine, int]]) -> None:
@@ -213,29 +214,23 @@ def run_batch(
             ahead.append((chunk, None))
             return
         moment = calc.now()
-        future = workers.submit(
-            _prepare_away, [line for line, _ in chunk], digest, merchant, campaign, moment
-        )
+        future = workers.submit(_prepare_away, [line for line, _ in chunk], origin, moment)
         ahead.append((chunk, (future, moment)))
 
     window = 2 * jobs if workers is not None else 1
-    for chunk in itertools.chain([first] if second is None else [first, second], chunks):
+    for chunk in _chunks(ahead_of, size):
         dispatch(chunk)
         while len(ahead) >= window:
-            _record_chunk(
-                calc, ahead.popleft(), digest, merchant, campaign, emit, summary, progress
-            )
+            _record_chunk(calc, ahead.popleft(), origin, emit, summary, progress)
     while ahead:
-        _record_chunk(calc, ahead.popleft(), digest, merchant, campaign, emit, summary, progress)
+        _record_chunk(calc, ahead.popleft(), origin, emit, summary, progress)
     return summary
 
 
 def _record_chunk(
     calc: Calculator,
     task: tuple[list[tuple[FileLine, int]], Any],
-    digest: str,
-    merchant: str | None,
-    campaign: str | None,
+    origin: Origin,
     emit: Emit,
     summary: Summary,
     progress: Callable[[int], None],
@@ -243,7 +238,7 @@ def _record_chunk(
     chunk, away = task
     now = None
     if away is None:
-        prepared = prepare_chunk([line for line, _ in chunk], digest, merchant, campaign)
+        prepared = prepare_chunk([line for line, _ in chunk], origin)
     else:
         future, now = away
         prepared = future.result()
@@ -340,6 +335,7 @@ def stream_batch(
     is the lines already read when the previous group is done — never a wait for more —
     and each group's rows are emitted and flushed once it is durable. So a co-process
     writing one line reads its answer before writing the next."""
+    origin = Origin("stream", merchant, campaign)
     arrived: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
 
     def read() -> None:
@@ -373,6 +369,5 @@ def stream_batch(
         for number, raw in group:
             position += len(raw)
             chunk.append((_parse_json_line(number, raw), position))
-        _record_chunk(calc, (chunk, None), "stream", merchant, campaign, emit, summary,
-                      lambda _: flush())  # fmt: skip
+        _record_chunk(calc, (chunk, None), origin, emit, summary, lambda _: flush())
     return summary

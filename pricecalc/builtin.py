@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from pricecalc.hookspecs import hookimpl
 from pricecalc.offers import OfferType
-from pricecalc.registry import CompensationStandard, Rule
+from pricecalc.registry import CompensationStandard, Declarations, Rule
 from pricecalc.rules import compensation, forwarding, offer_types, protection, subsidy, void
 
 
@@ -29,3 +30,10 @@ def pricecalc_offer_types() -> Iterable[OfferType]:
 def pricecalc_clawback_categories() -> Iterable[str]:
     return list(forwarding.CATEGORIES)
 
+
+
+@functools.cache
+def builtin_declarations() -> Declarations:
+    """The declarations of the core's own kinds (made once, on first use): what a book
+    reads a record by when no registry is given."""
+    return Declarations.of(pricecalc_rules())

@@ -2,9 +2,10 @@
 
 A rule returns an :class:`Outcome`; :func:`pricecalc.engine.evaluate_envelope` turns it into a
 :class:`Decision`, which the calculator appends to the audit store and then returns with
-its :class:`AuditRef`. The layout of a decision's audit record lives in
-:mod:`pricecalc.records` (:meth:`Decision.from_record` and :func:`recorded_request` ask it);
-JSON in and out is :mod:`pricecalc.serialize`.
+its :class:`AuditRef`. The layout of a decision's audit record, both ways, is
+:mod:`pricecalc.records` (``records.read(record).decision()`` rebuilds a decision,
+``records.recorded_request(payload)`` gives back its request); JSON in and out is
+:mod:`pricecalc.serialize`.
 """
 
 from __future__ import annotations
@@ -137,39 +138,3 @@ class Decision:
         if self.voided_by is not None:
             out["voided_by"] = self.voided_by
         return out
-
-    @classmethod
-    def from_record(
-        cls,
-        payload: Mapping[str, Any],
-        audit: AuditRef | None = None,
-        *,
-        key: str | None = None,
-        replayed: bool = False,
-        voided_by: int | None = None,
-    ) -> Decision:
-        """Rebuild a decision from the payload of its audit record (idempotent replay):
-        :mod:`pricecalc.records` reads it, which owns the record's layout.
-
-        ``key`` is the record's idempotency key: the decision's ``request_id`` (records
-        written by pricecalc 0.1 also carry it in the payload); ``voided_by`` the void that
-        has since withdrawn it (SPEC §7).
-        """
-        from pricecalc import records
-
-        recorded = records.from_payload(
-            payload,
-            seq=audit.seq if audit is not None else 0,
-            hash=audit.hash if audit is not None else "",
-            key=key,
-        )
-        decision = recorded.decision(replayed=replayed, voided_by=voided_by)
-        return decision if audit is not None else attrs.evolve(decision, audit=None)
-
-
-def recorded_request(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical request a decision's record holds (:func:`pricecalc.records.recorded_request`,
-    where the record's layout lives)."""
-    from pricecalc import records
-
-    return records.recorded_request(payload)

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from audit.errors import AuditError
+from pricecalc.i18n import msg
 
 
 class PricecalcError(Exception):
@@ -110,8 +111,6 @@ class IdempotencyConflict(PricecalcError):
         self.hash = hash
         self.kind = kind
         self.difference = difference
-        from pricecalc.i18n import msg  # errors is imported by everything: no cycle
-
         super().__init__(
             msg(
                 "request_id {request_id!r} is already recorded as record {seq} for a "

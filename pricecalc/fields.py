@@ -10,13 +10,40 @@ from __future__ import annotations
 import numbers
 import re
 import unicodedata
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Collection, Iterator, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import attrs
+from pricecalc.beijing import BEIJING as BEIJING, from_iso, in_beijing, parse_time as parse_time
 
+# The declarations (pricecalc.declared), part of the contract: rules import them here.
+from pricecalc.declared import (
+    AMOUNT_PATTERN as AMOUNT_PATTERN,
+    INTEGER_PATTERN as INTEGER_PATTERN,
+    MAX_INTEGER as MAX_INTEGER,
+    MONEY_OUT as MONEY_OUT,
+    NUMBER_PATTERN as NUMBER_PATTERN,
+    RATE_OUT as RATE_OUT,
+    RATE_PATTERN as RATE_PATTERN,
+    REQUEST_CHECKS as REQUEST_CHECKS,
+    Declared as Declared,
+    Shape as Shape,
+    amount_field as amount_field,
+    boolean_field as boolean_field,
+    choice_field as choice_field,
+    count_field as count_field,
+    date_field as date_field,
+    items_field as items_field,
+    mapping_field as mapping_field,
+    object_field as object_field,
+    rate_field as rate_field,
+    result_field as result_field,
+    score_field as score_field,
+    shape as shape,
+    text_field as text_field,
+    time_field as time_field,
+)
 from pricecalc.errors import InvalidInput, MissingField
 from pricecalc.i18n import N_, msg
 from pricecalc.money import (
@@ -28,24 +55,12 @@ from pricecalc.money import (
     usual_amount,
 )
 
-#: Whole numbers (quantities, counts) beyond this are refused as implausible input.
-MAX_INTEGER = 1_000_000_000
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MISSING = object()
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 #: A count as a spreadsheet cell may hold it: a zero fraction (``2.00``), SPEC §1.
 _ZERO_FRACTION = re.compile(r"(?P<whole>[+-]?[0-9]+)\.0*")
-#: The date-time forms a zh-CN spreadsheet saves (SPEC §1): year first, month and day
-#: without leading zeros, ``/`` or ``-``, an optional hour:minute[:second].
-_SHEET_TIME = re.compile(
-    r"(?P<y>[0-9]{4})(?P<sep>[/-])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
-    r"(?:[ T](?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.(?P<f>[0-9]{1,6}))?)?)?"
-)
 TOO_LONG = N_("must be at most {limit} characters (it has {count:,})")
 AT_MOST = N_("must be at most {limit:,}")
-_TIME_PROBLEM = N_('must be an ISO 8601 time such as "2026-11-11T10:00"')
-#: The last moment of a Beijing day: a date-only *end* of a window means the whole day.
-_END_OF_DAY = time(23, 59, 59, 999999)
 
 #: Identifiers (SPEC §1) hold at most this many characters.
 MAX_IDENTIFIER = 128
@@ -123,7 +138,9 @@ def identifier(value: Any, field: str | _Named) -> str:
             (
                 c
                 for c in text
-                if unicodedata.category(c) in _INVISIBLE or c in _INVISIBLE_CHARS or _is_dash(c)
+                if unicodedata.category(c) in _INVISIBLE
+                or c in _INVISIBLE_CHARS
+                or _is_dash(c)
             ),
             None,
         )
@@ -153,57 +170,10 @@ def identifier(value: Any, field: str | _Named) -> str:
 
 
 class SheetText(str):
-    """The text of a CSV or xlsx cell (:mod:`pricecalc.files.reading`): where a spreadsheet may
+    """The text of a CSV or xlsx cell (:mod:`pricecalc.files.sheets`): where a spreadsheet may
     have written a count with a zero fraction (``2.00``), it is the integer (SPEC §1)."""
 
     __slots__ = ()
-
-
-def _date_only(moment: datetime, end: bool) -> datetime:
-    """A date without a time: 00:00 Beijing time, or with ``end`` the whole Beijing day."""
-    day = datetime.combine(moment.date(), _END_OF_DAY if end else time(0), BEIJING)
-    return day
-
-
-def parse_time(value: Any, field: str, *, end: bool = False) -> datetime:
-    """Parse a time (SPEC §1): ISO 8601 or a zh-CN spreadsheet form (``2026/11/11 10:00``,
-    ``2026-11-11 9:05``); without an offset it is Beijing time (+08:00). A date without a
-    time is 00:00 Beijing time, or — with ``end``, the end of a window — the whole day,
-    up to 23:59:59.999999."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        return _date_only(datetime.combine(value, time(0)), end)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        sheet = _SHEET_TIME.fullmatch(text)
-        if sheet is not None:
-            try:
-                moment = datetime(
-                    int(sheet["y"]),
-                    int(sheet["m"]),
-                    int(sheet["d"]),
-                    int(sheet["H"] or 0),
-                    int(sheet["M"] or 0),
-                    int(sheet["S"] or 0),
-                    int((sheet["f"] or "0").ljust(6, "0")),
-                )
-            except ValueError as exc:
-                raise InvalidInput(field, value, _TIME_PROBLEM) from exc
-            if sheet["H"] is None:
-                return _date_only(moment, end)
-        else:
-            try:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise InvalidInput(field, value, _TIME_PROBLEM) from exc
-            if ":" not in text:  # a date without a time (20261112)
-                return _date_only(moment, end)
-    else:
-        raise InvalidInput(field, value, _TIME_PROBLEM)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=BEIJING)
-    return moment
 
 
 def parse_date(value: Any, field: str) -> date:
@@ -424,11 +394,11 @@ class Fields:
         value = self.data.get(name)
         if type(value) is str and ":" in value:  # the usual case, without spelling the path
             try:
-                moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+                moment = from_iso(value.strip())
             except ValueError:
                 pass
             else:
-                return moment if moment.tzinfo is not None else moment.replace(tzinfo=BEIJING)
+                return in_beijing(moment)
         return parse_time(self.raw(name), self.at(name), end=end)
 
     def optional_time(self, name: str, *, end: bool = False) -> datetime | None:
@@ -497,246 +467,3 @@ def check_keys(fields: Fields, allowed: Collection[str]) -> None:
                 fields=", ".join(sorted(allowed)),
             ),
         )
-
-
-# -- declarations: what a rule reads, as its parser reads it and as JSON Schema shows it ----
-#: Text a JSON Schema ``pattern`` accepts as an amount (SPEC §1): everything
-#: :func:`pricecalc.money.parse_amount` reads and a little more (a sign, a spreadsheet's
-#: ``¥`` and grouping); the rest is checked by the parser and said in the description.
-AMOUNT_PATTERN = r"^\s*[+-]?[¥￥]?(?:[0-9]+(?:,[0-9]{3})*(?:\.[0-9]*)?|\.[0-9]+)\s*$"
-#: Integer text (SPEC §1 counts): ASCII digits with an optional sign.
-INTEGER_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
-_NOT_BLANK = r"\S"
-_TRUE_FALSE = r"^\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"
-#: What JSON Schema cannot say about any request, said once (SPEC §1).
-REQUEST_CHECKS = (
-    "Checked by the server beyond this schema (SPEC §1): text holds no U+0000 and no lone "
-    "surrogate, a request nests at most 32 levels, JSON numbers are exact decimals "
-    "(never an exponent such as 1e3)."
-)
-
-
-@attrs.frozen
-class Declared:
-    """One field as a rule's parser reads it (through the :class:`Fields` accessor named
-    by ``reader``) and as JSON Schema shows it (:meth:`json_schema`). ``checks`` says
-    what the parser checks that JSON Schema cannot express (exact fen, NFKC look-alikes,
-    a bound on text that holds a number); it becomes the field's ``description``."""
-
-    reader: str
-    schema: Mapping[str, Any]
-    required: bool = True
-    checks: str = ""
-
-    def json_schema(self) -> dict[str, Any]:
-        schema = dict(self.schema)
-        if not self.required:  # the parser reads a null field as an absent one
-            schema = {"anyOf": [schema, {"type": "null"}]}
-        if self.checks:
-            schema["description"] = self.checks
-        return schema
-
-
-@attrs.frozen
-class Shape:
-    """The fields of one object a rule reads (its ``input``) or writes (its ``result``),
-    in the rule's declared order. ``closed``: any other key is refused (a rule's
-    ``input``: :attr:`pricecalc.registry.Rule.input_fields` is :attr:`names`)."""
-
-    fields: tuple[tuple[str, Declared], ...]
-    closed: bool = True
-    description: str = ""
-
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset(name for name, _ in self.fields)
-
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {
-            "type": "object",
-            "properties": {name: field.json_schema() for name, field in self.fields},
-        }
-        required = [name for name, field in self.fields if field.required]
-        if required:
-            schema["required"] = required
-        if self.closed:
-            schema["additionalProperties"] = False
-        if self.description:
-            schema["description"] = self.description
-        return schema
-
-
-def shape(*fields: tuple[str, Declared], closed: bool = True, description: str = "") -> Shape:
-    """A :class:`Shape` of ``(name, declared)`` pairs, in order."""
-    return Shape(tuple(fields), closed, description)
-
-
-def amount_field(*, positive: bool = False, required: bool = True) -> Declared:
-    """An amount in yuan (:meth:`Fields.amount`): a JSON number or decimal text."""
-    bound = "exclusiveMinimum" if positive else "minimum"
-    return Declared(
-        "amount",
-        {
-            "anyOf": [
-                {"type": "number", bound: 0},
-                {"type": "string", "pattern": AMOUNT_PATTERN},
-            ]
-        },
-        required,
-        "Yuan with at most two decimals (exact fen: 199.001 is refused), "
-        + ("greater than 0" if positive else "not negative")
-        + ", at most 999999999999.99; ASCII digits only (SPEC §1).",
-    )
-
-
-def count_field(*, minimum: int | None = None, required: bool = True) -> Declared:
-    """A count (:meth:`Fields.integer`): a JSON integer or integer text."""
-    low = -MAX_INTEGER if minimum is None else minimum
-    return Declared(
-        "integer",
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": low, "maximum": MAX_INTEGER},
-                {"type": "string", "pattern": INTEGER_PATTERN},
-            ]
-        },
-        required,
-        f"A whole number from {low} to {MAX_INTEGER}, as a JSON integer or its text in "
-        "ASCII digits (2.0 and 1e2 are refused; the bounds apply to the text too).",
-    )
-
-
-def text_field(*, required: bool = True, identifier: bool = False) -> Declared:
-    """Text (:meth:`Fields.string`): a JSON string that is not blank, or an integer."""
-    checks = (
-        "Text that is not blank (surrounding whitespace is removed); a JSON integer "
-        "is read as its decimal text."
-    )
-    if identifier:
-        checks += (
-            " An identifier (SPEC §1): Unicode NFKC applied, no invisible or control "
-            "character, no dash other than ASCII '-', at most 128 characters, never a "
-            "number in Excel's scientific notation."
-        )
-    return Declared(
-        "string",
-        {"anyOf": [{"type": "string", "pattern": _NOT_BLANK}, {"type": "integer"}]},
-        required,
-        checks,
-    )
-
-
-def time_field(*, required: bool = True) -> Declared:
-    """A time (:meth:`Fields.time`): ISO 8601 text."""
-    return Declared(
-        "time",
-        {"type": "string", "pattern": _NOT_BLANK},
-        required,
-        "An ISO 8601 date-time such as 2026-11-11T10:00; without an offset it is "
-        "Beijing time (+08:00) (SPEC §1).",
-    )
-
-
-def boolean_field(*, required: bool = True) -> Declared:
-    """true or false (:meth:`Fields.boolean`), or that text."""
-    return Declared(
-        "boolean",
-        {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": _TRUE_FALSE}]},
-        required,
-    )
-
-
-#: Plain number text (a score, seconds): what :func:`pricecalc.money.to_decimal` reads.
-NUMBER_PATTERN = r"^\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*$"
-#: A rate's text: a plain number (a fraction) or one with a percentage sign
-#: (:func:`pricecalc.money.parse_rate`).
-RATE_PATTERN = r"^\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%?\s*$"
-
-
-def rate_field(*, required: bool = True) -> Declared:
-    """A rate (:func:`pricecalc.toolkit.rate`, :meth:`Fields.rate`): a fraction or a
-    percentage, from 0 to 1 (100%)."""
-    return Declared(
-        "rate",
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "maximum": 1},
-                {"type": "string", "pattern": RATE_PATTERN},
-            ]
-        },
-        required,
-        'A fraction such as 0.0054 or a percentage such as "0.54%", from 0 to 1 (100%): '
-        "the bound applies to the text too; exact (no exponent); ASCII digits only.",
-    )
-
-
-def score_field(*, maximum: int | None = None, required: bool = True) -> Declared:
-    """A plain number that is not negative (:func:`pricecalc.toolkit.score`,
-    :meth:`Fields.number`): a score, seconds; never a percentage."""
-    number: dict[str, Any] = {"type": "number", "minimum": 0}
-    bound = ""
-    if maximum is not None:
-        number["maximum"] = maximum
-        bound = f" at most {maximum} (the bound applies to the text too),"
-    return Declared(
-        "number",
-        {"anyOf": [number, {"type": "string", "pattern": NUMBER_PATTERN}]},
-        required,
-        f"A plain number, not negative,{bound} exact (no exponent, no percentage sign); "
-        "ASCII digits only.",
-    )
-
-
-def choice_field(choices: Sequence[str], *, required: bool = True) -> Declared:
-    """One of ``choices`` (:meth:`Fields.choice`), surrounding whitespace allowed."""
-    names = "|".join(re.escape(choice) for choice in choices)
-    return Declared(
-        "choice",
-        {"type": "string", "pattern": rf"^\s*(?:{names})\s*$"},
-        required,
-        "One of: " + ", ".join(choices) + ".",
-    )
-
-
-def date_field(*, required: bool = True) -> Declared:
-    """A calendar date (ISO 8601 text)."""
-    return Declared(
-        "date",
-        {"type": "string", "pattern": _NOT_BLANK},
-        required,
-        "An ISO 8601 date such as 2026-11-02 (a date-time is read as its Beijing date).",
-    )
-
-
-def mapping_field(values: Declared, *, required: bool = False, checks: str = "") -> Declared:
-    """An object of names to values (:meth:`Fields.mapping`), each value as ``values``."""
-    return Declared(
-        "mapping",
-        {"type": "object", "additionalProperties": values.json_schema()},
-        required,
-        checks,
-    )
-
-
-def items_field(of: Shape, *, required: bool = False, non_empty: bool = False) -> Declared:
-    """A list of objects (:meth:`Fields.items`), each of shape ``of``."""
-    schema: dict[str, Any] = {"type": "array", "items": of.json_schema()}
-    if non_empty:
-        schema["minItems"] = 1
-    return Declared("items", schema, required)
-
-
-def object_field(of: Shape | None = None, *, required: bool = True, checks: str = "") -> Declared:
-    """An object (:meth:`Fields.obj`), of shape ``of`` when it is declared."""
-    return Declared("obj", of.json_schema() if of else {"type": "object"}, required, checks)
-
-
-def result_field(schema: Mapping[str, Any], *, required: bool = True) -> Declared:
-    """A field of a rule's result, as the rule writes it."""
-    return Declared("result", schema, required)
-
-
-#: A result's amount: exactly two decimals, possibly negative (SPEC §1 output).
-MONEY_OUT = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$"}
-#: A result's rate: four decimals (SPEC §1).
-RATE_OUT = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{4}$"}

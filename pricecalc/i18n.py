@@ -11,10 +11,10 @@ The language is chosen once per command: ``--lang zh|en``, else the first of
 ``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES`` and ``LANG`` that is set (gettext's order), a
 value starting ``zh`` meaning Chinese. Library calls are English unless a caller sets it.
 
-An :class:`~pricecalc.errors.InvalidInput` names its field by the heading a clerk reads
-(原价 for ``input.list_price``): :data:`pricecalc.files.rows.COLUMN_LABELS` and
-:data:`pricecalc.files.rows.INPUT_LABELS` are the one table of labels, used by sheet headings
-and messages alike. Recorded reason messages are never
+A message is shown in the current language by :func:`pricecalc.messages.shown` and an error
+by :func:`pricecalc.messages.describe`, which name a field by the heading a clerk reads (原价
+for ``input.list_price``). This module imports nothing of pricecalc: everything may mark
+its messages with it. Recorded reason messages are never
 translated: they are part of the hashed record.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gettext
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,8 @@ def N_(message: str) -> str:
 
 class Message(str):
     """A message made from a marked template: the English text, which also carries its
-    template and values so that it can be shown in another language (:func:`shown`).
+    template and values so that it can be shown in another language
+    (:func:`pricecalc.messages.shown`).
 
     It is a ``str`` equal to the English sentence, so scripts and records see exactly what
     they always did. A value named ``field`` is a field's path and a tuple value a list of
@@ -105,68 +105,3 @@ def _rebuild(template: str, values: dict[str, Any]) -> Message:
 def msg(template: str, /, **values: Any) -> Message:
     """A message from a marked template (``{name}`` placeholders, values by name)."""
     return Message(template, **values)
-
-
-def shown(message: str) -> str:
-    """``message`` (a :class:`Message`, or a plain marked text) in the current language."""
-    if isinstance(message, Message):
-        values = {
-            name: shown(value) if isinstance(value, Message) else value
-            for name, value in message.values.items()
-        }
-        if isinstance(values.get("field"), str):  # a field's path: named by its heading
-            values["field"] = field_label(values["field"])
-        for name, value in values.items():
-            if isinstance(value, tuple):  # field names: 原价 (list_price), …
-                values[name] = ", ".join(_with_heading(str(field)) for field in value)
-        return _(message.template).format(**values) if values else _(message.template)
-    return _(message)
-
-
-def _with_heading(name: str) -> str:
-    label = field_label(name)
-    return name if label == name else f"{label} ({name})"
-
-
-_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
-
-
-def field_label(field: str) -> str:
-    """How a message names a field: its dotted path in English; in Chinese the headings of
-    :func:`pricecalc.files.rows.field_heading` (``input.lines[1].unit_price`` → ``明细[1].单价``;
-    ``input.`` is left out, as a sheet's headings leave it out)."""
-    if language() != "zh":
-        return field
-    from pricecalc.files.rows import field_heading
-
-    path = field[len("input.") :] if field.startswith("input.") else field
-    if not path or path == "input":
-        return field_heading("input") or field
-    parts = []
-    for segment in path.split("."):
-        match = _SEGMENT.fullmatch(segment)
-        if match is None:
-            return field
-        parts.append((field_heading(match[1]) or match[1]) + match[2])
-    return ".".join(parts)
-
-
-def describe(exc: BaseException) -> str:
-    """An error as the user reads it, in the current language: an
-    :class:`~pricecalc.errors.InvalidInput` names its field by label, its problem and the
-    value given; other errors are their message (translated when marked)."""
-    from pricecalc.errors import InvalidInput, MissingField, describe_value
-
-    if language() != "zh":
-        return str(exc)
-    if isinstance(exc, MissingField):
-        return _("{field}: is required but missing").format(field=field_label(exc.field))
-    if isinstance(exc, InvalidInput):
-        got = describe_value(exc.value) if exc.shown is None else exc.shown
-        if exc.value is None and exc.shown is None:
-            got = _("null (missing)")
-        return _("{field}: {problem} (got {got})").format(
-            field=field_label(exc.field), problem=shown(exc.problem), got=got
-        )
-    text = str(exc)
-    return shown(exc.args[0]) if exc.args and isinstance(exc.args[0], Message) else text

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
 import pluggy
 
-from pricecalc import hookspecs
+from pricecalc import builtin, hookspecs
 from pricecalc.errors import PluginError, PolicyError, PricecalcError, guard
 from pricecalc.offers import OfferType
 from pricecalc.policy import CORE_DEFAULTS, Policy
@@ -53,8 +53,6 @@ def get_plugin_manager(
     for name in disable:
         pm.set_blocked(name)
     if not pm.is_blocked(BUILTIN):
-        from pricecalc import builtin  # the core's own rules, registered as a plugin
-
         pm.register(builtin, name=BUILTIN)
     if entry_points:
         # Import each (not disabled) entry point first, so one that fails to import is
@@ -125,44 +123,39 @@ def _items(plugin: str, hook: str, value: Any, kind: type | tuple[type, ...]) ->
     return items
 
 
+def _by_name(
+    pm: pluggy.PluginManager,
+    hook: str,
+    kind: type,
+    name_of: Callable[[Any], str],
+    verb: str,
+) -> dict[str, Contributed]:
+    """Every plugin's answer to ``hook``, checked to be ``kind``, by name, in order; a
+    name contributed twice is a :class:`PluginError` naming both plugins (``registers kind
+    'x', already registered by 'p'``, ``adds standard 'y', already added by 'q'``)."""
+    done = "registered" if verb.startswith("registers") else "added"
+    found: dict[str, Contributed] = {}
+    for plugin, value in _collect(pm, hook):
+        for item in _items(plugin, hook, value, kind):
+            name = name_of(item)
+            if name in found:
+                raise PluginError(
+                    plugin, f"{verb} {name!r}, already {done} by {found[name].plugin!r}"
+                )
+            found[name] = Contributed(plugin, item)
+    return found
+
+
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Ask every plugin for its contributions and check them."""
-    rules: dict[str, Contributed] = {}
-    for plugin, value in _collect(pm, "pricecalc_rules"):
-        for rule in _items(plugin, "pricecalc_rules", value, Rule):
-            if rule.kind in rules:
-                raise PluginError(
-                    plugin,
-                    f"registers kind {rule.kind!r}, already registered by "
-                    f"{rules[rule.kind].plugin!r}",
-                )
-            rules[rule.kind] = Contributed(plugin, rule)
-
-    standards: list[Contributed] = []
-    seen_standards: dict[str, str] = {}
-    for plugin, value in _collect(pm, "pricecalc_compensation_standards"):
-        for standard in _items(
-            plugin, "pricecalc_compensation_standards", value, CompensationStandard
-        ):
-            if standard.name in seen_standards:
-                raise PluginError(
-                    plugin,
-                    f"adds standard {standard.name!r}, already added by "
-                    f"{seen_standards[standard.name]!r}",
-                )
-            seen_standards[standard.name] = plugin
-            standards.append(Contributed(plugin, standard))
-
-    offer_types: dict[str, Contributed] = {}
-    for plugin, value in _collect(pm, "pricecalc_offer_types"):
-        for offer_type in _items(plugin, "pricecalc_offer_types", value, OfferType):
-            if offer_type.name in offer_types:
-                raise PluginError(
-                    plugin,
-                    f"adds offer type {offer_type.name!r}, already added by "
-                    f"{offer_types[offer_type.name].plugin!r}",
-                )
-            offer_types[offer_type.name] = Contributed(plugin, offer_type)
+    rules = _by_name(pm, "pricecalc_rules", Rule, lambda rule: rule.kind, "registers kind")
+    standards = _by_name(
+        pm, "pricecalc_compensation_standards", CompensationStandard,
+        lambda standard: standard.name, "adds standard",
+    )  # fmt: skip
+    offer_types = _by_name(
+        pm, "pricecalc_offer_types", OfferType, lambda offer: offer.name, "adds offer type"
+    )
 
     categories: dict[str, str] = {}
     for plugin, value in _collect(pm, "pricecalc_clawback_categories"):
@@ -193,7 +186,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
     return Registry(
         rules=rules,
-        standards=tuple(standards),
+        standards=tuple(standards.values()),
         offer_types=offer_types,
         clawback_categories=categories,
         policy_defaults=defaults,

@@ -10,7 +10,7 @@ seq does it withdraw" have one answer each.
 What depends on a kind is asked of its rule's declarations
 (:class:`pricecalc.registry.Declarations`): what an approved record of it withdraws (a
 ``void``'s ``seq``) and, for the books, its money figures. Without a registry at hand the
-core's own declarations answer (:func:`pricecalc.registry.builtin_declarations`).
+core's own declarations answer (:func:`pricecalc.builtin.builtin_declarations`).
 
 Records of pricecalc 0.1 (the whole request under ``request``, ``request_id`` in the
 payload) and 0.2 read the same as today's.
@@ -26,6 +26,7 @@ from typing import Any, TypeGuard
 import attrs
 
 from audit.protocol import Record
+from pricecalc.builtin import builtin_declarations
 from pricecalc.decision import APPROVED, AuditRef, Decision, Reason
 from pricecalc.history import (
     PastDecision,
@@ -35,7 +36,8 @@ from pricecalc.history import (
     order_tag,
 )
 from pricecalc.money import stored_amount
-from pricecalc.registry import Declarations, MoneyFigure, builtin_declarations
+from pricecalc.plugins import core_version
+from pricecalc.registry import Declarations, MoneyFigure
 
 
 def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
@@ -76,8 +78,6 @@ def payload(
     out["operator"] = operator
     out["decided_at"] = moment.isoformat()
     if version is None:
-        from pricecalc.plugins import core_version
-
         version = core_version()
     out["pricecalc_version"] = version
     if relied:
@@ -399,6 +399,28 @@ def from_payload(
     return read(bare, declarations)
 
 
+def decision_of(
+    raw: Mapping[str, Any],
+    audit: AuditRef | None = None,
+    *,
+    key: str | None = None,
+    replayed: bool = False,
+    voided_by: int | None = None,
+) -> Decision:
+    """A decision rebuilt from the payload of its audit record (idempotent replay): what
+    ``Decision.from_record`` was before 0.3. ``key`` is the record's idempotency key (the
+    decision's ``request_id``; records of pricecalc 0.1 also carry it in the payload),
+    ``voided_by`` the void that has since withdrawn it (SPEC §7)."""
+    recorded = from_payload(
+        raw,
+        seq=audit.seq if audit is not None else 0,
+        hash=audit.hash if audit is not None else "",
+        key=key,
+    )
+    decision = recorded.decision(replayed=replayed, voided_by=voided_by)
+    return decision if audit is not None else attrs.evolve(decision, audit=None)
+
+
 def field_of(record: Record, name: str) -> Any:
     """One top-level field of a decision's record as stored — ``kind``, ``status`` or
     ``operator`` (what ``audit show`` filters on) — without reading the whole record."""
@@ -427,6 +449,7 @@ def request_of(record: Record) -> dict[str, Any]:
 
 __all__ = [
     "RecordedDecision",
+    "decision_of",
     "decision_tags",
     "field_of",
     "from_payload",

@@ -237,8 +237,9 @@ class Registry:
 class Declarations:
     """The declarations of a set of rules, by kind: what the records, the settlement,
     summaries, exports, the statement and the report ask instead of naming a kind.
-    ``Registry.declarations()`` gives the installed kinds'; :func:`builtin_declarations`
-    the core's own (for callers that hold no registry)."""
+    ``Registry.declarations()`` gives the installed kinds';
+    :func:`pricecalc.builtin.builtin_declarations` the core's own (for callers that hold no
+    registry)."""
 
     figures: Mapping[str, tuple[MoneyFigure, ...]] = attrs.field(factory=dict)
     codes: Mapping[str, tuple[ReasonCode, ...]] = attrs.field(factory=dict)
@@ -302,15 +303,3 @@ class Declarations:
         or ``None``."""
         withdraws = self.withdrawals.get(kind)
         return None if withdraws is None else withdraws(result)
-
-
-_BUILTIN: list[Declarations] = []
-
-
-def builtin_declarations() -> Declarations:
-    """The declarations of the core's own kinds (loaded once, on first use)."""
-    if not _BUILTIN:
-        from pricecalc import builtin
-
-        _BUILTIN.append(Declarations.of(builtin.pricecalc_rules()))
-    return _BUILTIN[0]

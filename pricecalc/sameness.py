@@ -39,6 +39,8 @@ from typing import Any
 import attrs
 
 from audit.canonical import canonical_bytes
+from pricecalc.beijing import utc_text
+from pricecalc.engine import Engine
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import _MISSING, _ZERO_FRACTION, Fields, SheetText
@@ -47,7 +49,7 @@ from pricecalc.i18n import N_, msg
 from pricecalc.money import fmt
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
-from pricecalc.serialize import plain_request
+from pricecalc.serialize import map_json, plain_request
 
 CONTENT_V2_PREFIX = "content-v2-"
 
@@ -55,11 +57,6 @@ CONTENT_V2_PREFIX = "content-v2-"
 def content_key_v2(normal: Mapping[str, Any]) -> str:
     """``content-v2-`` + SHA-256 hex of the normal form's canonical JSON (SPEC §7)."""
     return CONTENT_V2_PREFIX + hashlib.sha256(canonical_bytes(normal)).hexdigest()
-
-
-def utc_text(moment: datetime) -> str:
-    """An instant as UTC ISO text: ``2026-11-11T02:00:00Z``."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def number_text(value: Decimal) -> str:
@@ -179,12 +176,13 @@ class _Reading(Fields):
         return out
 
 
+def _normal_leaf(value: Any) -> Any:
+    return value.normal() if isinstance(value, _Reading) else value
+
+
 def _normal_value(value: Any) -> Any:
-    if isinstance(value, _Reading):
-        return value.normal()
-    if isinstance(value, list):
-        return [_normal_value(item) for item in value]
-    return value
+    """A value read: an object read as its normal form, lists of them item by item."""
+    return map_json(value, _normal_leaf)
 
 
 def normal_form(
@@ -258,8 +256,6 @@ def request_key(
     """The content key (``content-v2-…``) the command line gives a SPEC §8 request
     without ``request_id``: what a script computes to find a decision the command line
     recorded. ``registry`` defaults to every installed plugin, ``policy`` to the SPEC's."""
-    from pricecalc.engine import Engine
-
     engine = Engine(registry, policy)
     envelope = Envelope.parse(request)
     return content_key_v2(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -360,17 +360,36 @@ def copy_json(value: Any) -> Any:
     return value
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def map_json(
+    value: Any,
+    leaf: Callable[[Any], Any] = _same,
+    *,
+    key: Callable[[Any], Any] = _same,
+    sort_keys: bool = False,
+) -> Any:
+    """The one walk over JSON-like data that is already checked: a copy with every mapping
+    a dict (its keys through ``key``, in sorted order with ``sort_keys``), every list or
+    tuple a list, and every other value through ``leaf``. (:func:`plain_request` is the
+    walk that checks: depth, types, text, naming the field.)"""
+    if isinstance(value, Mapping):
+        names = sorted(value) if sort_keys else value
+        return {key(k): map_json(value[k], leaf, key=key, sort_keys=sort_keys) for k in names}
+    if isinstance(value, list | tuple):
+        return [map_json(item, leaf, key=key, sort_keys=sort_keys) for item in value]
+    return leaf(value)
+
+
 def sorted_json(value: Any) -> Any:
     """A copy of plain JSON data with every object's keys in sorted order — the order the
     audit store's canonical JSON gives a replayed decision (made in C by orjson)."""
     try:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     except TypeError:  # not plain JSON data: the same, the slow way
-        if isinstance(value, Mapping):
-            return {key: sorted_json(value[key]) for key in sorted(value)}
-        if isinstance(value, list | tuple):
-            return [sorted_json(item) for item in value]
-        return value
+        return map_json(value, sort_keys=True)
 
 
 def dumps(value: Any) -> str:
@@ -394,6 +413,7 @@ __all__ = [
     "dumps",
     "jsonable",
     "loads",
+    "map_json",
     "plain_request",
     "plain_result",
     "sorted_json",

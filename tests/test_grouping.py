@@ -30,8 +30,9 @@ from postgres_support import pg_database, pg_server, pg_store, pg_store_url  # n
 
 import audit
 from pricecalc import Calculator, IdempotencyConflict
-from pricecalc.decision import Decision, recorded_request
+from pricecalc.decision import Decision
 from pricecalc.grouping import GroupCommit, Waiting
+from pricecalc.records import recorded_request
 
 NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 BACKENDS = ["tinydb", pytest.param("postgres", marks=pytest.mark.postgres)]

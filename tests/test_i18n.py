@@ -16,9 +16,9 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from pricecalc import i18n
+from pricecalc import i18n, messages
 from pricecalc.errors import InvalidInput, MissingField
-from pricecalc.files.rows import COLUMN_LABELS, INPUT_LABELS, field_heading, heading_field
+from pricecalc.files.columns import COLUMN_LABELS, INPUT_LABELS, field_heading, heading_field
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
 
@@ -146,14 +146,14 @@ def test_an_invalid_input_names_its_field_by_its_chinese_heading() -> None:
     exc = InvalidInput("input.lines[1].paid_amount", "-1", "must not be negative")
     try:
         assert i18n.set_language("zh") == "zh"
-        assert i18n.describe(exc) == "明细[1].实付金额：不能为负数（收到 '-1'）"
-        assert i18n.describe(MissingField("input.list_price")) == "原价：必填，但缺失"
-        assert i18n.field_label("request_id") == "请求号"
-        assert i18n.field_label("input.no_such_field") == "no_such_field"
+        assert messages.describe(exc) == "明细[1].实付金额：不能为负数（收到 '-1'）"
+        assert messages.describe(MissingField("input.list_price")) == "原价：必填，但缺失"
+        assert messages.field_label("request_id") == "请求号"
+        assert messages.field_label("input.no_such_field") == "no_such_field"
     finally:
         i18n.set_language(None)
     assert (
-        i18n.describe(exc)
+        messages.describe(exc)
         == str(exc)
         == ("input.lines[1].paid_amount: must not be negative (got '-1')")
     )
@@ -171,7 +171,7 @@ def test_a_message_is_its_english_text_and_crosses_processes_intact() -> None:
     assert (again, again.template, again.values) == (made, made.template, {"minimum": 1})
     try:
         i18n.set_language("zh")
-        assert i18n.shown(again) == "至少为 1"
+        assert messages.shown(again) == "至少为 1"
     finally:
         i18n.set_language(None)
 

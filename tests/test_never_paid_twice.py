@@ -22,9 +22,9 @@ import pytest
 import pricecalc
 from audit import open_store
 from audit.protocol import Entry
+from pricecalc import records
 from pricecalc.books.once_only import once_only_violations
 from pricecalc.calculator import Calculator
-from pricecalc.decision import Decision
 from pricecalc.fields import MAX_IDENTIFIER, identifier
 
 NOW = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
@@ -408,7 +408,8 @@ def test_verify_deep_reports_a_line_paid_twice(tmp_path: Path) -> None:
 
 
 def test_replayed_decision_dict_round_trips_voided_by() -> None:
-    """SPEC §7: Decision.from_record carries voided_by into to_dict."""
+    """SPEC §7: a decision rebuilt from its record (records.decision_of, formerly
+    Decision.from_record) carries voided_by into to_dict."""
     payload = {
         "kind": "void",
         "input": {"seq": 1, "reason": "x"},
@@ -418,5 +419,5 @@ def test_replayed_decision_dict_round_trips_voided_by() -> None:
         "rule_set": "r",
         "rule_version": "1",
     }
-    decision = Decision.from_record(payload, replayed=True, voided_by=7)
+    decision = records.decision_of(payload, replayed=True, voided_by=7)
     assert json.loads(json.dumps(decision.to_dict()))["voided_by"] == 7

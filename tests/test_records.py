@@ -14,16 +14,11 @@ import audit
 from pricecalc import Calculator, records
 from pricecalc.books.selection import Filters
 from pricecalc.books.settlement import movement_of
+from pricecalc.builtin import builtin_declarations
 from pricecalc.files.rows import record_row
 from pricecalc.plugins import load_registry
 from pricecalc.policy import Policy
-from pricecalc.registry import (
-    DEDUCT_FROM_PAYOUT,
-    SETTLEMENT,
-    SUBSIDY_CLAWBACK,
-    MoneyFigure,
-    builtin_declarations,
-)
+from pricecalc.registry import DEDUCT_FROM_PAYOUT, SETTLEMENT, SUBSIDY_CLAWBACK, MoneyFigure
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pricecalc"
 NOW = datetime(2026, 11, 13, 2, 0, tzinfo=UTC)

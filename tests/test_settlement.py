@@ -20,7 +20,7 @@ from pricecalc.books.settlement import (
     withdrawn_seq,
 )
 from pricecalc.calculator import Calculator
-from pricecalc.files.rows import COLUMN_LABELS, SETTLEMENT_MONEY
+from pricecalc.files.columns import COLUMN_LABELS, SETTLEMENT_MONEY
 
 
 @pytest.fixture(scope="module")

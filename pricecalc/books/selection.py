@@ -8,18 +8,19 @@ end date includes that whole day; an ISO time without an offset is Beijing time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import attrs
 
 from audit.protocol import AuditStore, Record
 from pricecalc import records
+from pricecalc.beijing import day_start, from_iso, parse_time
+from pricecalc.builtin import builtin_declarations
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import BEIJING, parse_time
 from pricecalc.history import campaign_tag, kind_tag, merchant_tag, order_tag
 from pricecalc.i18n import N_
-from pricecalc.registry import Declarations, builtin_declarations
+from pricecalc.registry import Declarations
 
 
 def period_bound(value: str | None, *, end: bool, field: str = "time") -> datetime | None:
@@ -35,7 +36,7 @@ def period_bound(value: str | None, *, end: bool, field: str = "time") -> dateti
     except ValueError:
         day = None
     if day is not None:
-        start = datetime.combine(day, time(0), tzinfo=BEIJING)
+        start = day_start(day)
         return start + timedelta(days=1) if end else start
     try:
         moment = parse_time(text, field)
@@ -47,7 +48,7 @@ def period_bound(value: str | None, *, end: bool, field: str = "time") -> dateti
 
 
 def recorded_moment(record: Record) -> datetime:
-    return datetime.fromisoformat(record.recorded_at.replace("Z", "+00:00"))
+    return from_iso(record.recorded_at)
 
 
 @attrs.frozen

@@ -40,6 +40,7 @@ import attrs
 from audit.proofdoc import CheckpointProblem, published_checkpoint
 from audit.protocol import GENESIS_HASH, AuditStore
 from pricecalc import records
+from pricecalc.beijing import beijing_iso, beijing_text
 from pricecalc.books.selection import Filters
 from pricecalc.books.settlement import (
     SETTLEMENT_COLUMNS,
@@ -49,8 +50,6 @@ from pricecalc.books.settlement import (
     movement_of,
     reversal_of,
 )
-from pricecalc.fields import BEIJING
-from pricecalc.files.rows import beijing_text
 from pricecalc.history import merchant_tag, voids_tag
 from pricecalc.registry import Declarations
 
@@ -225,7 +224,7 @@ class Statement:
 
 
 def _beijing_iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(BEIJING).isoformat()
+    return None if moment is None else beijing_iso(moment)
 
 
 def build_statement(

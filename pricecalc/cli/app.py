@@ -24,7 +24,8 @@ from audit.errors import AuditError
 from audit.protocol import AuditStore
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.errors import InvalidInput, PricecalcError, guard
-from pricecalc.i18n import _, describe, set_language
+from pricecalc.i18n import _, set_language
+from pricecalc.messages import describe
 from pricecalc.plugins import get_plugin_manager, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry

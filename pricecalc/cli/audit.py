@@ -29,9 +29,12 @@ from pricecalc.cli.options import (
     record_text,
 )
 from pricecalc.cli.render import records_table, stats_table
-from pricecalc.files.rows import RowLayout, Stats, record_row
-from pricecalc.files.writing import OutputProblem, headings_of, write_file
-from pricecalc.i18n import _, describe
+from pricecalc.files.columns import RowLayout
+from pricecalc.files.rows import Stats, record_row
+from pricecalc.files.target import OutputProblem, write_file
+from pricecalc.files.writing import headings_of
+from pricecalc.i18n import _
+from pricecalc.messages import describe
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)

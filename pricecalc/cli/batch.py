@@ -21,6 +21,7 @@ from pricecalc.batch import (
     DEFAULT_CHUNK_SIZE,
     BatchStopped,
     LineResult,
+    Origin,
     batch_row,
     flat_batch_row,
     run_batch,
@@ -37,18 +38,14 @@ from pricecalc.cli.options import (
     output_options,
 )
 from pricecalc.cli.render import summary_view
-from pricecalc.files.reading import (
-    EncodingProblem,
-    FileLine,
-    SheetHeader,
-    open_source,
-    read_csv_sheet,
-    read_lines,
-    read_xlsx_sheet,
-)
-from pricecalc.files.rows import RowLayout, Summary, round_trip_column
+from pricecalc.files.columns import RowLayout, round_trip_column
+from pricecalc.files.reading import Ahead, FileLine, read_jsonl
+from pricecalc.files.rows import Summary
+from pricecalc.files.sheets import SheetHeader, read_csv_sheet, read_xlsx_sheet
+from pricecalc.files.source import EncodingProblem, Source, open_source
 from pricecalc.files.writing import Output, TooManyRows, headings_of
-from pricecalc.i18n import _, describe, shown
+from pricecalc.i18n import _
+from pricecalc.messages import describe, shown
 from pricecalc.parallel import default_jobs
 
 __all__ = ["batch", "output_format"]
@@ -56,19 +53,6 @@ __all__ = ["batch", "output_format"]
 
 def _same_file(a: str, b: str) -> bool:
     return a != "-" and b != "-" and Path(a).resolve() == Path(b).resolve()
-
-
-def _peek(lines: Iterator[tuple[FileLine, int]]) -> Iterator[tuple[FileLine, int]] | None:
-    """The lines again, or None when there are none."""
-    first = next(lines, None)
-    if first is None:
-        return None
-
-    def again() -> Iterator[tuple[FileLine, int]]:
-        yield first
-        yield from lines
-
-    return again()
 
 
 @cli.command()
@@ -167,14 +151,16 @@ def batch(
             if src.note is not None:
                 warn(shown(src.note))
             header: SheetHeader | None = None
+            read: Iterator[tuple[FileLine, int]]
             try:
                 if fmt_in == "jsonl":
-                    read = read_lines(fp, fmt_in, source.kind)
+                    read = read_jsonl(fp)
                 else:
                     header, read = _read_sheet(
                         fp, src.path, fmt_in, source, fields, display, src.encoding
                     )
-                lines = _peek(_counting_blanks(read, blanks := [0]))
+                lines = Ahead(_counting_blanks(read, blanks := [0]))
+                empty = lines.ahead(1) == 0  # an unreadable first row is refused here
             except ValueError as exc:  # an unusable header or sheet: the whole file is refused
                 raise DataError(describe(exc)) from exc
             layout = RowLayout.of(app.registry().declarations(), out.headers)
@@ -182,7 +168,7 @@ def batch(
             output = out.open(
                 columns, title="decisions", store=app.audit, headings=headings_of(layout)
             )
-            if lines is None:
+            if empty:
                 output.commit(Summary(layout, blank=blanks[0]))
                 what = (
                     _("{name} is empty: nothing was decided.")
@@ -191,8 +177,8 @@ def batch(
                 )
                 warn(what.format(name=display))
                 return
-            summary = _run(app, output, out, lines, src.digest, src.size, source, progress,
-                           chunk_size, jobs or default_jobs(), row_of, layout)  # fmt: skip
+            summary = _run(app, output, out, lines, src, source, progress, chunk_size,
+                           jobs or default_jobs(), row_of, layout)  # fmt: skip
             summary.blank = blanks[0]
     except EncodingProblem as exc:
         raise DataError(describe(exc)) from exc
@@ -327,9 +313,8 @@ def _run(
     app: App,
     output: Output,
     out: OutputOptions,
-    lines: Iterator[tuple[FileLine, int]],
-    digest: str,
-    size: int,
+    lines: Ahead,
+    src: Source,
     source: InputOptions,
     progress: bool,
     chunk_size: int,
@@ -343,7 +328,7 @@ def _run(
         calc = app.calculator()
         if not output.writer.tabular:
             row_of = batch_row
-        with progress_bar(size, progress and not out.quiet) as bar, app.store_errors():
+        with progress_bar(src.size, progress and not out.quiet) as bar, app.store_errors():
 
             def emit(result: LineResult) -> None:
                 output.writer.write(row_of(result))
@@ -356,12 +341,10 @@ def _run(
             summary = run_batch(
                 calc,
                 lines,
-                digest,
+                Origin(src.digest, source.merchant, source.campaign),
                 emit,
                 chunk_size=chunk_size,
                 progress=advance,
-                merchant=source.merchant,
-                campaign=source.campaign,
                 jobs=jobs,
                 layout=layout,
             )

@@ -32,7 +32,9 @@ from pricecalc.cli.app import App, InvalidRequest, bad_file
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
-from pricecalc.files.reading import INPUT_SUFFIXES, InputFormat, is_workbook, json_problem
+from pricecalc.files.reading import INPUT_SUFFIXES, InputFormat, json_problem
+from pricecalc.files.sheets import is_workbook
+from pricecalc.files.target import OutputProblem, writable_target
 from pricecalc.files.writing import (
     DEFAULT_HEADINGS,
     OUTPUT_SUFFIXES,
@@ -40,10 +42,10 @@ from pricecalc.files.writing import (
     Headings,
     Output,
     OutputFormat,
-    OutputProblem,
-    writable_target,
 )
-from pricecalc.i18n import _, describe, field_label, language, shown
+from pricecalc.i18n import _, language
+from pricecalc.messages import describe, field_label, shown
+from pricecalc.plugins import load_registry
 from pricecalc.serialize import loads, text_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,8 +58,6 @@ def known_kind(app: App | None, kind: str, option: str = "--kind") -> None:
     nothing, nor make every line of a file fail): exit 2, naming the closest kind."""
     registry = app.registry() if app is not None else None
     if registry is None:
-        from pricecalc.plugins import load_registry
-
         registry = load_registry()
     if kind not in registry.rules:
         close = difflib.get_close_matches(kind, registry.kinds(), n=1)

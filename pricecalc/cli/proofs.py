@@ -30,11 +30,11 @@ from audit.proofdoc import (
 )
 from audit.protocol import AuditStore, Record
 from pricecalc import records
+from pricecalc.beijing import beijing_text
 from pricecalc.cli.app import App, bad_file, hmac_key
 from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
-from pricecalc.files.rows import beijing_text
-from pricecalc.files.writing import write_file
+from pricecalc.files.target import write_file
 from pricecalc.i18n import _
 from pricecalc.money import fmt
 from pricecalc.registry import Declarations

@@ -15,7 +15,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from pricecalc.files.rows import BUILTIN_LAYOUT, RowLayout, Summary, beijing_text
+from pricecalc.beijing import beijing_text
+from pricecalc.files.columns import BUILTIN_LAYOUT, RowLayout
+from pricecalc.files.rows import Summary
 from pricecalc.i18n import _, language
 
 #: Friendlier labels for result fields; other fields show their name with spaces.

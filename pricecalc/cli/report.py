@@ -9,6 +9,7 @@ import click
 
 from audit import GENESIS_HASH
 from audit.proofdoc import CheckpointProblem, published_checkpoint
+from pricecalc.beijing import wall_clock
 from pricecalc.books.report import Cut, ReportHeader, collect, render_report
 from pricecalc.books.selection import Filters
 from pricecalc.cli.app import App, Interrupted, bad_file
@@ -16,9 +17,9 @@ from pricecalc.cli.audit import filter_options_for
 from pricecalc.cli.main import CONTEXT_SETTINGS, cli
 from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
-from pricecalc.fields import BEIJING
-from pricecalc.files.writing import OutputProblem, refuse_store_files, write_file
-from pricecalc.i18n import _, describe
+from pricecalc.files.target import OutputProblem, refuse_store_files, write_file
+from pricecalc.i18n import _
+from pricecalc.messages import describe
 
 
 def _check_output(output: str, store: str) -> Path:
@@ -131,7 +132,7 @@ def report(
         checkpoint=note,
         checkpoint_source=source,
         checkpoint_file=checkpoint_file,
-        generated_at=datetime.now(UTC).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S 北京时间"),
+        generated_at=f"{wall_clock(datetime.now(UTC))} 北京时间",
     )
     try:
         write_file(path, render_report(figures, header), store=app.audit)

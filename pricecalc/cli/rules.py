@@ -29,7 +29,8 @@ from pricecalc.cli.options import (
     request_id_option,
 )
 from pricecalc.cli.render import decision_view, protection_view
-from pricecalc.files.rows import RowLayout, as_recorded, record_row
+from pricecalc.files.columns import RowLayout
+from pricecalc.files.rows import as_recorded, record_row
 from pricecalc.hookspecs import hookimpl
 from pricecalc.i18n import N_, _
 

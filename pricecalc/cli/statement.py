@@ -43,8 +43,9 @@ from pricecalc.cli.options import (
     record_text,
 )
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
-from pricecalc.files.rows import column_label
-from pricecalc.files.writing import CsvWriter, Heading, Output, SummarySheet, text_cell, write_file
+from pricecalc.files.columns import column_label
+from pricecalc.files.target import write_file
+from pricecalc.files.writing import CsvWriter, Heading, Output, SummarySheet, text_cell
 from pricecalc.i18n import _
 
 #: What ends a statement's JSON Lines: its totals line and its checkpoint line.

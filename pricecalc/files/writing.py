@@ -19,36 +19,27 @@ Excel cells need no prefix: text is written as a string cell, never a formula, s
 reads exactly as recorded.
 
 **Excel workbooks** (:class:`XlsxWriter`): a bold, frozen heading row with an auto-filter,
-column widths from :data:`pricecalc.files.rows.COLUMN_WIDTHS`, Beijing times as real date cells,
+column widths from :data:`pricecalc.files.columns.COLUMN_WIDTHS`, Beijing times as real date cells,
 a ``summary`` sheet with the batch summary's figures (from the same
 :class:`~pricecalc.files.rows.Summary` the terminal prints) or any other command's summary given
 as rows (:class:`SummarySheet`: the settlement statement's totals and checkpoint) and,
 with Chinese headings, a ``columns`` sheet pairing each heading with its field name.
 
 **Where output goes** (:class:`Output`): standard output, or a file written through
-:class:`AtomicFile` — the one writer of every output file (batch output, ``audit
-export``, ``statement``, ``report``, proofs, checkpoints): a fresh temporary with a
-random name created in the target's folder without following links (``mkstemp``:
-``O_CREAT | O_EXCL | O_NOFOLLOW``), written, fsynced, then renamed onto the target with
-``os.replace`` — a planted ``.NAME.partial`` symlink is never opened, an existing file
-is never truncated in place, a reader never finds half a file. The temporary is created
-when the :class:`Output` is made — before anything is decided — so a folder, a missing
-or read-only folder is refused (:class:`OutputProblem`) naming the path as the user
-typed it, never the hidden one. An output that is the audit store, its index, its lock
-or any file of the store beside it (by name, by resolved path or as a hard link) is
-refused (:func:`refuse_store_files`).
+:class:`~pricecalc.files.target.AtomicFile`, the one writer of every output file
+(:mod:`pricecalc.files.target`: written under a temporary name and renamed at the end;
+the store's own files refused). The temporary is created when the :class:`Output` is
+made — before anything is decided — so a folder, a missing or read-only folder is
+refused (:class:`~pricecalc.files.target.OutputProblem`) naming the path as the user
+typed it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import errno
-import os
-import tempfile
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -56,20 +47,26 @@ from typing import IO, Any, Literal, Protocol
 import attrs
 
 from audit.export import FORMULA_TRIGGERS, escape_csv_cell
+from pricecalc.beijing import read_wall_clock
 from pricecalc.errors import InvalidInput, PricecalcError
-from pricecalc.files.rows import (
+from pricecalc.files.columns import (
     AMOUNT_COLUMNS,
-    BEIJING_FORMAT,
     COLUMN_LABELS,
     COLUMN_WIDTHS,
     INTEGER_COLUMNS,
     TIME_COLUMNS,
     RowLayout,
-    Summary,
     summary_word,
 )
-from pricecalc.i18n import msg
-from pricecalc.serialize import dumps, text_problem
+from pricecalc.files.rows import Summary
+from pricecalc.files.target import (
+    AtomicFile,
+    OutputProblem,
+    cannot_create,
+    refuse_store_files,
+    writable_target,
+)
+from pricecalc.serialize import dumps, map_json, text_problem
 
 OutputFormat = Literal["jsonl", "csv", "xlsx"]
 Headers = Literal["zh", "en"]
@@ -87,12 +84,6 @@ FULL_WIDTH_TRIGGERS = ("＝", "＋", "－", "＠")
 _TRIGGERS = (*FORMULA_TRIGGERS, *FULL_WIDTH_TRIGGERS)
 EXCEL_TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 EXCEL_MONEY_FORMAT = "0.00"
-
-
-class OutputProblem(ValueError):
-    """The output cannot be written where asked (a folder, a folder that does not exist or
-    cannot be written, Excel to standard output). The message names the path as the user
-    typed it; it is raised before anything is decided."""
 
 
 class TooManyRows(PricecalcError):
@@ -153,15 +144,13 @@ def text_cell(column: str, value: Any, amounts: frozenset[str] = AMOUNT_COLUMNS)
     return neutralise(text)
 
 
+def _safe_leaf(value: Any) -> Any:
+    return safe_text(value) if isinstance(value, str) else value
+
+
 def _scrubbed(value: Any) -> Any:
     """``value`` with every text (keys too) made :func:`safe_text`."""
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, Mapping):
-        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrubbed(v) for v in value]
-    return value
+    return map_json(value, _safe_leaf, key=_safe_leaf)
 
 
 def display_width(text: str) -> int:
@@ -243,7 +232,7 @@ class JsonlWriter:
 @attrs.frozen
 class Headings:
     """A tabular output's headings and amount columns: ``labels`` (machine name → the
-    Chinese heading, :data:`pricecalc.files.rows.COLUMN_LABELS` and the money columns' declared
+    Chinese heading, :data:`pricecalc.files.columns.COLUMN_LABELS` and the money columns' declared
     labels) used with ``--headers zh``; ``amounts``: the columns holding amounts."""
 
     labels: Mapping[str, str] = attrs.field(factory=lambda: dict(COLUMN_LABELS))
@@ -360,7 +349,7 @@ class XlsxWriter:
             return value
         if column in TIME_COLUMNS and isinstance(value, str):
             try:  # naive, in Beijing time: what the clerk's clock said
-                moment = datetime.strptime(value, BEIJING_FORMAT)
+                moment = read_wall_clock(value)
             except ValueError:
                 return self._text(value)
             return self._formatted(moment, EXCEL_TIME_FORMAT)
@@ -467,158 +456,6 @@ class XlsxWriter:
 
 
 # -- where the rows go ---------------------------------------------------------------------
-def writable_target(name: str, example: str) -> Path:
-    """The file ``name`` names, when it can be one: not a folder, in a folder that exists.
-    ``example`` is a file name to suggest (``decisions.xlsx``)."""
-    target = Path(name)
-    if name.endswith(("/", os.sep)) or target.is_dir():
-        suggestion = str(Path(name) / example)
-        raise OutputProblem(
-            msg(
-                "{name!r} is a folder; give the name of a file to write, such as {suggestion!r}",
-                name=name, suggestion=suggestion,
-            )
-        )
-    folder = target.parent
-    if not folder.exists():
-        raise OutputProblem(
-            msg(
-                "the folder {folder!r} does not exist (for {name!r}): create it first, "
-                "or write somewhere else",
-                folder=str(folder), name=name,
-            )
-        )
-    if not folder.is_dir():
-        raise OutputProblem(
-            msg(
-                "{folder!r} is a file, not a folder, so {name!r} cannot be written",
-                folder=str(folder), name=name,
-            )
-        )
-    return target
-
-
-def _cannot_create(name: str, target: Path, exc: OSError) -> str:
-    folder = str(target.parent)
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return msg(
-            "cannot write {name!r}: the folder {folder!r} is read-only for you "
-            "(permission denied)",
-            name=name, folder=folder,
-        )  # fmt: skip
-    if exc.errno == errno.EROFS:
-        return msg(
-            "cannot write {name!r}: the folder {folder!r} is on a read-only disk",
-            name=name, folder=folder,
-        )  # fmt: skip
-    if exc.errno == errno.ENOSPC:
-        return msg("cannot write {name!r}: the disk is full", name=name)
-    return f"cannot write {name!r}: {(exc.strerror or str(exc)).lower()}"
-
-
-def refuse_store_files(name: str, store: str | None) -> None:
-    """Refuse (:class:`OutputProblem`, naming both) an output ``name`` that would land on
-    the audit store at ``store`` or a file of it: the log itself, and every file beside it
-    whose name starts with the log's name and a dot (its index, lock, high-water mark,
-    SQLite sidecars) — compared by resolved path (``realpath``: symlinks followed) and as
-    the same file (``samefile``: hard links). A store URL has no files to protect."""
-    if store is None or name == "-" or "://" in store:
-        return
-    log = Path(os.path.realpath(store))
-    target = Path(os.path.realpath(name))
-    folder = log.parent
-
-    def refuse(what: Path) -> OutputProblem:
-        return OutputProblem(
-            msg(
-                "{name!r} is the audit store's own file {what!r}: an output never "
-                "overwrites the store, its index or its lock — write somewhere else",
-                name=name, what=str(what),
-            )
-        )
-
-    if target == log or (target.parent == folder and target.name.startswith(f"{log.name}.")):
-        raise refuse(target)
-    try:
-        written = os.stat(target)
-    except OSError:
-        return  # nothing there yet: a new file cannot be a link to the store
-    try:
-        neighbours = [log, *(folder / n for n in os.listdir(folder) if n.startswith(log.name))]
-    except OSError:
-        neighbours = [log]
-    for path in neighbours:
-        with contextlib.suppress(OSError):
-            found = os.stat(path)
-            if (found.st_dev, found.st_ino) == (written.st_dev, written.st_ino):
-                raise refuse(path)
-
-
-class AtomicFile:
-    """One output file written whole or not at all (module docstring): a temporary with a
-    random name in ``target``'s folder, created without following links and never over
-    an existing file; :meth:`commit` fsyncs it, gives it the mode a new file would have
-    (the umask's) and renames it onto ``target``; :meth:`discard` removes it.
-
-    Raises ``OSError`` when the temporary cannot be created."""
-
-    def __init__(self, target: str | os.PathLike[str]) -> None:
-        self.target = Path(target)
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent or "."
-        )
-        self.path = Path(temporary)
-        self.file: IO[bytes] = os.fdopen(handle, "wb")
-
-    def commit(self) -> None:
-        try:
-            if not self.file.closed:
-                self.file.flush()
-                os.fsync(self.file.fileno())
-                self.file.close()
-            else:  # written by a library through its path (a workbook): sync that
-                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            umask = os.umask(0)  # mkstemp makes the file 0600; an output is as readable
-            os.umask(umask)  # as any new file
-            os.chmod(self.path, 0o666 & ~umask)
-            os.replace(self.path, self.target)
-        except BaseException:
-            self.discard()
-            raise
-        with contextlib.suppress(OSError):  # the rename itself, durable
-            fd = os.open(self.target.parent or ".", os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def discard(self) -> None:
-        """Drop the temporary (never raises for it)."""
-        with contextlib.suppress(OSError):
-            self.file.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
-
-
-def write_file(
-    name: str | os.PathLike[str], data: str | bytes, *, store: str | None = None
-) -> None:
-    """Write a whole output file at once through :class:`AtomicFile` (text as UTF-8),
-    refusing the store's files (:func:`refuse_store_files`)."""
-    refuse_store_files(os.fspath(name), store)
-    out = AtomicFile(name)
-    try:
-        out.file.write(data.encode("utf-8") if isinstance(data, str) else data)
-    except BaseException:
-        out.discard()
-        raise
-    out.commit()
-
-
 class Output:
     """An output destination: standard output, or a file replaced only when the run
     completes (module docstring). ``headers`` picks the heading row of CSV and Excel
@@ -665,7 +502,7 @@ class Output:
             try:
                 self._atomic = AtomicFile(target)
             except OSError as exc:
-                raise OutputProblem(_cannot_create(name, target, exc)) from exc
+                raise OutputProblem(cannot_create(name, target, exc)) from exc
             self._file = self._atomic.file
             if fmt == "xlsx":
                 self._file.close()

@@ -32,7 +32,7 @@ from audit.errors import AuditError
 from audit.proofdoc import consistency_document, inclusion_document
 from audit.protocol import Record
 from pricecalc import records
-from pricecalc.batch import LineResult, batch_row, run_batch
+from pricecalc.batch import LineResult, Origin, batch_row, run_batch
 from pricecalc.decision import Decision
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError, describe_value
@@ -468,7 +468,7 @@ async def post_batch(request: Request) -> Response:
     def run() -> None:
         try:
             run_batch(
-                calc, lines(), digest, emit, chunk_size=BATCH_GROUP, merchant=token.merchant_id
+                calc, lines(), Origin(digest, token.merchant_id), emit, chunk_size=BATCH_GROUP
             )
         except BaseException as exc:  # told to the stream, which ends the response
             loop.call_soon_threadsafe(queue.put_nowait, exc)

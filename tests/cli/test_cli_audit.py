@@ -14,7 +14,7 @@ import pytest
 from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Invoke, jsonl
 
 import audit
-from pricecalc.files.rows import beijing_text
+from pricecalc.beijing import beijing_text
 
 
 @pytest.fixture

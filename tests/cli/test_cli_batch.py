@@ -32,7 +32,7 @@ from cli_support import (
 import audit
 import pricecalc.batch
 from pricecalc.calculator import Calculator
-from pricecalc.files.rows import MONEY_COLUMNS
+from pricecalc.files.columns import MONEY_COLUMNS
 from pricecalc.sameness import request_key
 
 BAD_DECIMALS = {

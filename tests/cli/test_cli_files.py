@@ -21,7 +21,7 @@ from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Inv
 from cli_support import store_count as count
 
 import audit
-from pricecalc.files.rows import COLUMN_LABELS
+from pricecalc.files.columns import COLUMN_LABELS
 
 SPLIT_CSV = (
     "request_id,list_price,registration_price,subsidy_price,floor_price,cost_price,"

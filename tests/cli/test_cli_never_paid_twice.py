@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_support import COUNTERFEIT, Invoke, jsonl, store_count
 
-from pricecalc.files.reading import MAX_COLUMNS
+from pricecalc.files.sheets import MAX_COLUMNS
 
 
 def test_void_off_a_terminal_needs_target(invoke: Invoke, store: Path) -> None:

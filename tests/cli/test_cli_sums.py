@@ -18,7 +18,7 @@ from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Inv
 from statement_support import campaign
 
 from pricecalc.books.settlement import SETTLEMENT_COLUMNS
-from pricecalc.files.rows import BUILTIN_MONEY, MONEY_COLUMNS
+from pricecalc.files.columns import BUILTIN_MONEY, MONEY_COLUMNS
 
 ZERO = Decimal(0)
 #: A batch with every kind of row: a replay (split-1 decided before), a rejected split

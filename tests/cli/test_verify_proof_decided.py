@@ -19,17 +19,11 @@ from click.testing import CliRunner, Result
 import audit
 from audit.protocol import Record
 from pricecalc import Calculator
+from pricecalc.builtin import builtin_declarations
 from pricecalc.cli import cli
 from pricecalc.cli.proofs import decided_lines
 from pricecalc.decision import Outcome
-from pricecalc.registry import (
-    DEDUCT_FROM_PAYOUT,
-    Declarations,
-    MoneyFigure,
-    ReasonCode,
-    Rule,
-    builtin_declarations,
-)
+from pricecalc.registry import DEDUCT_FROM_PAYOUT, Declarations, MoneyFigure, ReasonCode, Rule
 
 NAME = "finance.example/chaozhigou-test"
 #: 2026-12-07 17:25 UTC is 2026-12-08 01:25 in Beijing (the issue's example).

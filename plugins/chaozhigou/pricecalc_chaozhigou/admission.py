@@ -52,7 +52,6 @@ from pricecalc.policy import PolicyView
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import (
     fraction,
-    norm,
     percent,
     plain,
     policy_names,
@@ -62,6 +61,18 @@ from pricecalc.toolkit import (
     score,
 )
 from pricecalc_chaozhigou import DISTRIBUTION, __version__
+from pricecalc_chaozhigou.names import (
+    PERSONAL,
+    PRODUCT_TYPES,
+    SERVICES,
+    SHIPPING_MODES,
+    SHOP_TYPES,
+    label,
+    labels,
+    product_type_id,
+    shipping_mode_id,
+    shop_type_id,
+)
 
 KIND = "chaozhigou_admission"
 SECTION = "chaozhigou_admission"
@@ -98,74 +109,6 @@ CODES: tuple[str, ...] = (
     NO_WHITE_BACKGROUND,
     PRODUCT_TYPE_EXCLUDED,
 )
-
-# -- names: English id → Chinese name, and the Chinese names accepted in input -------------
-SERVICES: dict[str, str] = {
-    "seven_day_returns": "7天无理由退货",
-    "shipping_insurance": "运费险",
-    "authenticity_guarantee": "正品保障",
-}
-SHOP_TYPES: dict[str, str] = {
-    "flagship": "旗舰店",
-    "exclusive": "专卖店",
-    "specialty": "专营店",
-    "mall": "商场店",
-    "hypermarket": "卖场店",
-    "personal": "个人店",
-}
-PERSONAL = "personal"
-SHIPPING_MODES: dict[str, str] = {"spot": "现货", "presale": "预售", "tiered": "阶梯发货"}
-PRODUCT_TYPES: dict[str, str] = {
-    "group_buy": "拼团商品",
-    "virtual": "虚拟商品",
-    "insurance": "保险商品",
-    "luban": "鲁班商品",
-    "third_party": "第三方商品",
-}
-
-
-def _aliases(names: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    aliases = {norm(zh): en for en, zh in names.items()}
-    aliases.update({norm(k): v for k, v in extra.items()})
-    return aliases
-
-
-_SHOP_ALIASES = _aliases(SHOP_TYPES, {"个人店铺": PERSONAL})
-_SHIPPING_ALIASES = _aliases(SHIPPING_MODES, {"现货发货": "spot", "阶梯": "tiered"})
-_PRODUCT_ALIASES = _aliases(
-    PRODUCT_TYPES,
-    {
-        "拼团": "group_buy",
-        "虚拟": "virtual",
-        "保险": "insurance",
-        "鲁班": "luban",
-        "第三方": "third_party",
-    },
-)
-
-
-def shop_type_id(value: str) -> str:
-    """``旗舰店`` or ``Flagship`` → ``flagship``; an unknown name is kept (normalised)."""
-    return _SHOP_ALIASES.get(norm(value), norm(value))
-
-
-def shipping_mode_id(value: str) -> str:
-    """``现货`` → ``spot``, ``预售`` → ``presale``, ``阶梯发货`` → ``tiered``."""
-    return _SHIPPING_ALIASES.get(norm(value), norm(value))
-
-
-def product_type_id(value: str) -> str:
-    """``拼团商品`` → ``group_buy`` … ; any other type is kept (normalised)."""
-    return _PRODUCT_ALIASES.get(norm(value), norm(value))
-
-
-def _label(ident: str, names: Mapping[str, str]) -> str:
-    return f"{ident} ({names[ident]})" if ident in names else ident
-
-
-def _labels(idents: Iterable[str], names: Mapping[str, str]) -> str:
-    return ", ".join(_label(i, names) for i in idents) or "none"
-
 
 # -- policy --------------------------------------------------------------------------------
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -434,8 +377,8 @@ def merchant_checks(m: MerchantInput, limits: Limits) -> list[Check]:
             m.shop_type,
             "in",
             list(limits.allowed_shop_types),
-            f"shop type {_label(m.shop_type, SHOP_TYPES)} is not allowed; allowed: "
-            f"{_labels(limits.allowed_shop_types, SHOP_TYPES)}",
+            f"shop type {label(m.shop_type, SHOP_TYPES)} is not allowed; allowed: "
+            f"{labels(limits.allowed_shop_types, SHOP_TYPES)}",
         ),
         Check(
             "accepts_inspection",
@@ -489,8 +432,8 @@ def product_checks(p: ProductInput, limits: Limits) -> list[Check]:
             p.shipping_mode,
             "in",
             list(limits.allowed_shipping_modes),
-            f"shipping mode {_label(p.shipping_mode, SHIPPING_MODES)} is not allowed; "
-            f"allowed: {_labels(limits.allowed_shipping_modes, SHIPPING_MODES)}",
+            f"shipping mode {label(p.shipping_mode, SHIPPING_MODES)} is not allowed; "
+            f"allowed: {labels(limits.allowed_shipping_modes, SHIPPING_MODES)}",
         ),
         Check(
             "white_background",
@@ -508,8 +451,8 @@ def product_checks(p: ProductInput, limits: Limits) -> list[Check]:
             p.product_type,
             "not in",
             list(limits.excluded_product_types),
-            f"product type {_label(p.product_type, PRODUCT_TYPES)} is excluded from 超值购 "
-            f"(excluded: {_labels(limits.excluded_product_types, PRODUCT_TYPES)})",
+            f"product type {label(p.product_type, PRODUCT_TYPES)} is excluded from 超值购 "
+            f"(excluded: {labels(limits.excluded_product_types, PRODUCT_TYPES)})",
         ),
     ]
 

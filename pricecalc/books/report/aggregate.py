@@ -52,6 +52,7 @@ import attrs
 
 from audit.protocol import AuditStore, Record
 from pricecalc import records
+from pricecalc.beijing import beijing_day
 from pricecalc.books.selection import Filters
 from pricecalc.books.settlement import (
     DEDUCT_FROM_PAYOUT,
@@ -63,10 +64,11 @@ from pricecalc.books.settlement import (
     movement_of,
     reversal_of,
 )
-from pricecalc.files.rows import beijing_day
+from pricecalc.books.statement import first_void
+from pricecalc.builtin import builtin_declarations
 from pricecalc.money import ZERO
 from pricecalc.records import RecordedDecision
-from pricecalc.registry import SETTLEMENT, Declarations, ReasonCode, builtin_declarations
+from pricecalc.registry import SETTLEMENT, Declarations, ReasonCode
 
 UNCATEGORISED = "未分类 uncategorised"
 #: SPEC §10's names of the subsidy split's two funded totals, in the report's order.
@@ -389,8 +391,6 @@ def collect(
     store: AuditStore, cut: Cut, declarations: Declarations | None = None
 ) -> CampaignFigures:
     """One streaming pass over the records ``cut`` selects."""
-
-    from pricecalc.books.statement import first_void
 
     def lookup(seq: int) -> Record | None:
         return store.record(seq) if seq <= cut.size else None

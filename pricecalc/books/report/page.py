@@ -33,7 +33,7 @@ from pricecalc.books.report.aggregate import (
 )
 from pricecalc.books.report.charts import bar_chart, stacked_bars
 from pricecalc.books.settlement import DEDUCT_FROM_PAYOUT, MERCHANT_PAYS, SUBSIDY_CLAWBACK
-from pricecalc.files.rows import COLUMN_LABELS
+from pricecalc.files.columns import COLUMN_LABELS
 from pricecalc.money import ZERO, fmt
 from pricecalc.registry import SETTLEMENT
 
