@@ -34,8 +34,7 @@ def init_store(url_or_path: Target, *, app_role: str | None = None) -> str:
     store file. Running it again changes nothing that is already in place.
     """
     if _is_postgres(url_or_path):
-        from audit.postgres import APP_ROLE
-        from audit.postgres import init_store as init_postgres
+        from audit.postgres import APP_ROLE, init_store as init_postgres
 
         assert isinstance(url_or_path, str)
         return init_postgres(url_or_path, app_role=app_role or APP_ROLE)

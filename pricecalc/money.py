@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from pricecalc.errors import FloatRefused as FloatRefused
-from pricecalc.errors import InvalidInput
+from pricecalc.errors import FloatRefused as FloatRefused, InvalidInput
 from pricecalc.i18n import N_, msg
 
 # Every quantize names its rounding mode. The hot paths (parsing the usual amount text,

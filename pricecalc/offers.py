@@ -95,8 +95,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import attrs
 
 from pricecalc.errors import InvalidInput
-from pricecalc.fields import Fields
-from pricecalc.fields import check_keys as check_keys  # part of the offer-type contract
+from pricecalc.fields import (
+    Fields,
+    check_keys as check_keys,  # part of the offer-type contract
+)
 from pricecalc.i18n import msg
 from pricecalc.money import is_fen
 

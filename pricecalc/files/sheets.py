@@ -11,8 +11,7 @@ import itertools
 import math
 import re
 from collections.abc import Collection, Iterator, Sequence
-from datetime import date, datetime
-from datetime import time as dt_time
+from datetime import date, datetime, time as dt_time
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any

@@ -17,8 +17,16 @@ from typing import Any
 
 import openpyxl
 import pytest
-from cli_support import CLAIM, CLAWBACK, COUNTERFEIT, SPLIT, SPLIT_REJECTED, Invoke, jsonl
-from cli_support import store_count as count
+from cli_support import (
+    CLAIM,
+    CLAWBACK,
+    COUNTERFEIT,
+    SPLIT,
+    SPLIT_REJECTED,
+    Invoke,
+    jsonl,
+    store_count as count,
+)
 
 import audit
 from pricecalc.files.columns import COLUMN_LABELS

@@ -20,8 +20,7 @@ import openpyxl
 import pytest
 from cli_support import CLEAN_ENV, Invoke, run_pricecalc, store_count
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import audit
 from pricecalc.cli import cli

@@ -508,8 +508,7 @@ def test_a_serving_process_tunes_the_collector(
     (docs/performance.md, the service)."""
     import gc
 
-    from pricecalc.service import server
-    from pricecalc.service import tokens as tokens_file
+    from pricecalc.service import server, tokens as tokens_file
 
     tokens = tmp_path / "tokens.json"
     tokens_file.add(tokens, "t", "op", ["decide"])
