@@ -2,14 +2,17 @@
 
 Every decision is durable before it is returned, and one durable write costs one sync of
 the disk (a few hundred microseconds on this machine) however many records it carries.
-So threads that call ``decide`` at the same time coalesce: the first to find the
-calculator free becomes the **leader**; it takes every request waiting (up to
-:data:`MAX_GROUP`, its own first among them in arrival order), decides and records them
-as one store transaction with one sync — the path :meth:`Calculator.decide_prepared`
-takes — and hands each caller its own decision or its own exception. Callers that
-arrived meanwhile wait; when the leader is done one of them leads the next group, which
-is exactly what arrived while the last group synced. There is no timer: a caller alone
-finds the calculator free and goes at once, alone; nobody lingers for company.
+So threads that call ``decide`` at the same time coalesce. Each first *prepares* its
+request in its own thread (parsing, keying, evaluating it away from the store: what needs
+no lock), so callers prepare while a leader's group syncs. The first to find the
+calculator free becomes the **leader**; it waits for callers still preparing (and for
+the last group's callers not yet back) — at most :data:`LINGER`, and only while there are
+such callers: a caller alone goes at once, with no timer — then takes every request
+waiting (up to :data:`MAX_GROUP`, in arrival order), decides and records them as one
+store transaction with one sync — the path :meth:`Calculator.decide_prepared` takes — and
+hands each caller its own decision or its own exception. It wakes exactly its group's
+callers, and hands the lead to the first caller still queued, whose group is what
+arrived while the last one synced.
 
 A caller's outcome is set only after its group's transaction has committed (its records
 written *and* synced) or failed; a failed commit fails every caller of that group, so
@@ -43,14 +46,19 @@ class Waiting(Generic[T]):
     """One caller's request while it waits: what the leader decides it with, and its
     outcome — a value, or the exception to raise in the caller's own thread."""
 
-    __slots__ = ("done", "error", "request", "thread", "value")
+    __slots__ = ("done", "error", "lead", "request", "thread", "value", "wake")
 
     def __init__(self, request: T) -> None:
         self.request = request
         self.thread = threading.get_ident()
         self.done = False
+        self.lead = False  # appointed the next leader by the one stepping down
         self.value: object = None
         self.error: BaseException | None = None
+        #: Held until this caller is to wake: its group is done, or it is to lead. Each
+        #: caller is woken by itself, never all of them for every group.
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class GroupCommit(Generic[T]):
@@ -70,7 +78,7 @@ class GroupCommit(Generic[T]):
         self._run = run
         self._bound = bound
         lock = threading.Lock()
-        self._cond = threading.Condition(lock)
+        self._lock = lock  # guards everything below
         #: Notified when a request joins the queue (or gives up preparing): the leader
         #: waiting in :meth:`_take` for arriving callers.
         self._gathered = threading.Condition(lock)
@@ -96,20 +104,20 @@ class GroupCommit(Generic[T]):
         join it instead of the next one. A caller alone has no one to wait for.
         An exception from ``prepare`` is the caller's own; nothing is queued.
         """
-        cond = self._cond
-        with cond:
+        lock = self._lock
+        with lock:
             self._arriving += 1
             self._recent.discard(threading.get_ident())
         try:
             request = prepare()
         except BaseException:
-            with cond:
+            with lock:
                 self._arriving -= 1
                 self._gathered.notify()
             raise
         mine = Waiting(request)
         if self._leader == threading.get_ident():
-            with cond:
+            with lock:
                 self._arriving -= 1
             # Called from inside the group being run (a plugin deciding while it is
             # decided): waiting for the group would wait for ever; run it alone, as the
@@ -118,15 +126,17 @@ class GroupCommit(Generic[T]):
             if mine.error is not None:
                 raise mine.error
             return mine.value
-        with cond:
+        with lock:
             self._arriving -= 1
             self._queue.append(mine)
             self._gathered.notify()
-            while not mine.done and self._busy:
-                cond.wait()
-            if not mine.done:
+            leads = not self._busy
+            if leads:
                 self._busy = True  # this caller leads
-        if not mine.done:
+        if not leads:
+            mine.wake.acquire()  # until its group is done, or it is appointed to lead
+            leads = not mine.done
+        if leads:
             self._lead(mine)
         if mine.error is not None:
             raise mine.error
@@ -148,12 +158,13 @@ class GroupCommit(Generic[T]):
         return group
 
     def _lead(self, mine: Waiting[T]) -> None:
-        """Run groups until this caller's own request has been in one, then step down."""
-        cond = self._cond
+        """Run groups until this caller's own request has been in one, then hand the lead
+        to the first caller still queued (or leave the calculator free)."""
+        lock = self._lock
         self._leader = threading.get_ident()
         try:
             while not mine.done:
-                with cond:
+                with lock:
                     group = self._take()
                 try:
                     self._run(group)
@@ -164,16 +175,23 @@ class GroupCommit(Generic[T]):
                     if not isinstance(exc, Exception):
                         raise  # an interruption goes on in the leader's thread too
                 finally:
-                    with cond:
+                    with lock:
                         for waiting in group:
                             waiting.done = True
                             self._recent.add(waiting.thread)
-                        cond.notify_all()
+                    for waiting in group:
+                        if waiting is not mine:
+                            waiting.wake.release()
         finally:
-            with cond:
+            with lock:
                 self._leader = None
-                self._busy = False
-                cond.notify_all()
+                successor = self._queue[0] if self._queue else None
+                if successor is None:
+                    self._busy = False
+                else:
+                    successor.lead = True  # the calculator stays busy: it leads next
+            if successor is not None:
+                successor.wake.release()
 
 
 __all__ = ["LINGER", "MAX_GROUP", "GroupCommit", "Waiting"]
