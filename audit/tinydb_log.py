@@ -588,6 +588,10 @@ class AuditLogStorage(Storage, TreeQuestions):
         """Write and fsync a transaction's records in one go. Any failure makes this handle
         unusable."""
         assert self._end is not None
+        # The checks before a transaction's first append are made once; the mark is the one
+        # thing that can move after them: the index, brought up by the appends (or a read),
+        # witnessed a rollback and raised it. Writing over it would accept the rollback.
+        self._check_mark()  # one comparison unless the mark moved
         at = self._end
         data = b"".join(tx._lines)
         try:
