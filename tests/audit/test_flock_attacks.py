@@ -382,3 +382,62 @@ def test_a_lock_file_made_a_symlink_or_a_directory_is_refused(tmp_path: Path) ->
     assert store.append(audit.Entry({"n": 1}, key="k1")).seq == 1
     assert store.verify().count == 1
     store.close()
+
+
+# -- the store's checks, once per transaction ---------------------------------------------
+@pytest.mark.parametrize("appends", [1, 2])
+def test_a_rollback_witnessed_inside_a_transaction_is_refused_at_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, appends: int
+) -> None:
+    """SPEC §7: a log restored from an old copy together with its mark, its index kept
+    (it knew record 10; the log ends at 7). The index is unavailable for a moment when the
+    transaction starts (sqlite busy), so the check before the first append passes; the
+    appends bring the index up, its witness raises the mark to record 10 — inside the
+    transaction. Checked once per transaction, the appends went on and the commit wrote
+    the mark back down to the new head: the rollback was accepted silently, and every
+    later writer with it. The commit must refuse, naming the lost record."""
+    from audit.errors import RolledBack
+    from audit.tinydb_index import IndexUnavailable
+
+    log = tmp_path / "a.jsonl"
+    with audit.TinyDBAuditStore(log) as store:
+        for i in range(7):
+            store.append(audit.Entry({"i": i}, key=f"k{i}"))
+        old_log, old_mark = log.read_bytes(), Path(f"{log}.head").read_bytes()
+        for i in range(7, 10):
+            store.append(audit.Entry({"i": i}, key=f"k{i}"))
+        lost = store.record(10)
+        assert lost is not None
+    log.write_bytes(old_log)  # in place: the same inode, as a restore by cp does
+    Path(f"{log}.head").write_bytes(old_mark)
+
+    handle = audit.TinyDBAuditStore(log)
+    keeper = handle.storage._keeper
+    sync = keeper.sync
+    calls: list[int] = []
+
+    def busy_once(end: int) -> None:
+        calls.append(end)
+        if len(calls) == 1:
+            raise IndexUnavailable(f"the index {log}.idx is unavailable: database is locked")
+        sync(end)
+
+    monkeypatch.setattr(keeper, "sync", busy_once)
+    expected = (
+        f"the audit log {log} was rolled back: record 10 (hash {lost.hash}) was written to "
+        "it, but the log now ends at record 7 and does not hold it (restored from an older "
+        "copy, cut back, or replaced). Records up to 10 may be lost; appends are refused "
+        "until an operator accepts the rollback (audit accept-rollback)"
+    )
+    try:
+        with pytest.raises(RolledBack) as refused, handle.transaction() as tx:
+            for i in range(appends):
+                tx.append(audit.Entry({"after": i}))
+        assert str(refused.value) == expected
+    finally:
+        handle.close()
+    assert log.read_bytes() == old_log  # nothing written
+    with audit.TinyDBAuditStore(log) as later:
+        with pytest.raises(RolledBack) as refused:
+            later.append(audit.Entry({"later": 1}, key="later"))
+        assert str(refused.value) == expected
