@@ -86,8 +86,14 @@ class _Waiter:
         self._error: OSError | None = None
 
     def wait(self, timeout: float) -> None:
-        threading.Thread(target=self._block, name="audit-flock", daemon=True).start()
+        helper = threading.Thread(target=self._block, name="audit-flock", daemon=True)
         try:
+            try:
+                helper.start()
+            except RuntimeError:  # no thread (can't start new thread): none will end this
+                os.close(self._fd)
+                self._done.set()
+                raise
             self._done.wait(timeout)
         finally:  # on a timeout, and on an interruption (KeyboardInterrupt) too
             with self._state:
