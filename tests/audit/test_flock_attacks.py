@@ -441,3 +441,40 @@ def test_a_rollback_witnessed_inside_a_transaction_is_refused_at_its_commit(
         with pytest.raises(RolledBack) as refused:
             later.append(audit.Entry({"later": 1}, key="later"))
         assert str(refused.value) == expected
+
+
+def test_a_helper_that_cannot_start_leaves_no_descriptor_and_no_wedged_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No thread to be had (``can't start new thread``, say under a flood of them): the
+    acquire fails with that error, the duplicate descriptor is closed, and the next
+    acquire — threads available again — is not held up by a wait that never began."""
+    path = tmp_path / "l"
+    holder = _holder(path, 0.5)
+    fd = os.open(path, os.O_RDWR)
+    lock = Flock()
+
+    class NoThread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    before = sorted(os.listdir("/proc/self/fd"))
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                audit.flock,
+                "threading",
+                SimpleNamespace(Thread=NoThread, Lock=threading.Lock, Event=threading.Event),
+            )
+            with pytest.raises(RuntimeError, match="^can't start new thread$"):
+                lock.acquire(fd, 5)
+        assert sorted(os.listdir("/proc/self/fd")) == before
+        start = time.monotonic()
+        lock.acquire(fd, 10)  # waits for the holder only, not for the wait that never began
+        assert time.monotonic() - start < 5
+        assert holder.wait(10) == 0
+        assert not _free(path)
+    finally:
+        os.close(fd)
+        holder.kill()
+        holder.wait(10)
