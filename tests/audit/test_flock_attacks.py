@@ -466,7 +466,7 @@ def test_a_helper_that_cannot_start_leaves_no_descriptor_and_no_wedged_lock(
                 "threading",
                 SimpleNamespace(Thread=NoThread, Lock=threading.Lock, Event=threading.Event),
             )
-            with pytest.raises(RuntimeError, match="^can't start new thread$"):
+            with pytest.raises(RuntimeError, match=r"^can't start new thread$"):
                 lock.acquire(fd, 5)
         assert sorted(os.listdir("/proc/self/fd")) == before
         start = time.monotonic()
