@@ -8,7 +8,15 @@ without blocking; when the lock is held, it blocks in the kernel, which wakes it
 the lock is released. ``flock(2)`` has no timeout, so the blocking call runs in a short-lived
 helper thread on a duplicate of the descriptor (the same open file description, hence the
 same lock) while the caller waits for it with its timeout; a helper whose caller gave up
-releases the lock as soon as it gets it and closes its descriptor.
+(its timeout passed, or it was interrupted) releases the lock as soon as it gets it and
+closes its descriptor.
+
+Until such an abandoned helper has ended, the same open file description must not be
+locked again: its ``flock`` would succeed at once when the helper gets the lock (a
+description that holds a lock is granted it again), and the helper's release would then
+release the new holder's lock. :class:`Flock` — one owner locking over and over — waits
+for its abandoned helper first, which also keeps it to one helper however often it times
+out.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 
 
 class LockTimeout(Exception):
@@ -26,16 +35,41 @@ def lock_exclusive(fd: int, timeout: float) -> None:
     """Take an exclusive ``flock`` on ``fd``, waiting at most ``timeout`` seconds (a negative
     timeout waits for ever). Raises :class:`LockTimeout` when the time runs out, and the
     ``OSError`` of ``flock`` itself for anything else."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        if timeout == 0:
-            raise LockTimeout from None
-    if timeout < 0:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return
-    _Waiter(fd).wait(timeout)
+    Flock().acquire(fd, timeout)
+
+
+class Flock:
+    """The exclusive ``flock`` one owner takes over and over (on one open file description,
+    or on a new one each time). Not thread-safe: its owner calls it under its own lock."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self) -> None:
+        self._left: _Waiter | None = None  # a wait given up whose helper may still run
+
+    def acquire(self, fd: int, timeout: float) -> None:
+        """:func:`lock_exclusive`, after the helper of a wait given up before has ended."""
+        left = self._left
+        if left is not None:
+            start = time.monotonic()
+            if not left.ended(timeout):
+                raise LockTimeout
+            self._left = None
+            if timeout > 0:
+                timeout = max(0.0, timeout - (time.monotonic() - start))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if timeout == 0:
+                raise LockTimeout from None
+        if timeout < 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        waiter = _Waiter(fd)
+        self._left = waiter  # until its wait is known to have taken the lock
+        waiter.wait(timeout)
+        self._left = None
 
 
 class _Waiter:
@@ -52,14 +86,27 @@ class _Waiter:
         self._error: OSError | None = None
 
     def wait(self, timeout: float) -> None:
-        threading.Thread(target=self._block, name="audit-flock", daemon=True).start()
-        self._done.wait(timeout)
-        with self._state:
-            if self._error is not None:
-                raise self._error
-            if not self._got:
-                self._abandoned = True  # the helper lets go when the lock comes
-                raise LockTimeout
+        helper = threading.Thread(target=self._block, name="audit-flock", daemon=True)
+        try:
+            try:
+                helper.start()
+            except RuntimeError:  # no thread (can't start new thread): none will end this
+                os.close(self._fd)
+                self._done.set()
+                raise
+            self._done.wait(timeout)
+        finally:  # on a timeout, and on an interruption (KeyboardInterrupt) too
+            with self._state:
+                if not self._got:
+                    self._abandoned = True  # the helper lets go when the lock comes
+        if self._error is not None:
+            raise self._error
+        if not self._got:
+            raise LockTimeout
+
+    def ended(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds, for ever when negative) for the helper to end."""
+        return self._done.wait(None if timeout < 0 else timeout)
 
     def _block(self) -> None:
         fd = self._fd
@@ -80,4 +127,4 @@ class _Waiter:
             self._done.set()
 
 
-__all__ = ["LockTimeout", "lock_exclusive"]
+__all__ = ["Flock", "LockTimeout", "lock_exclusive"]

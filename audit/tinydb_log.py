@@ -48,7 +48,7 @@ from audit.errors import (
     StoreUnusable,
     TamperedError,
 )
-from audit.flock import LockTimeout, lock_exclusive
+from audit.flock import Flock, LockTimeout
 from audit.index import IndexBroken, IndexState, SidecarIndex, key_name, tag_name
 from audit.logfile import LogFile, iter_lines, read_blocks
 from audit.merkle import CompactTree
@@ -151,6 +151,8 @@ class AuditLogStorage(Storage, TreeQuestions):
             beside = self.path
         self._lock_path = beside + ".lock"
         self._lock_fd: int | None = None  # open while the lock is held
+        self._writers_flock = Flock()  # each holds back a wait after its abandoned one ends
+        self._log_flock = Flock()
         self._depth = 0
         self._tx_thread: int | None = None
         self._index = SidecarIndex(beside + ".idx", hmac_key)
@@ -225,7 +227,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         except OSError as exc:
             raise StoreLocked(f"the writer lock {self._lock_path}: {exc}") from exc
         try:
-            lock_exclusive(fd, self.lock_timeout)
+            self._writers_flock.acquire(fd, self.lock_timeout)
         except LockTimeout:
             os.close(fd)
             raise StoreLocked(
@@ -235,13 +237,17 @@ class AuditLogStorage(Storage, TreeQuestions):
         except OSError as exc:
             os.close(fd)
             raise StoreLocked(f"the writer lock {self._lock_path}: {exc}") from exc
+        except BaseException:  # interrupted: never leave the descriptor (and a lock) behind
+            _release(fd)
+            raise
         self._lock_fd = fd
 
     def _unlock_writers(self) -> None:
-        """Let go of ``<log>.lock`` (closing its descriptor releases the lock)."""
+        """Let go of ``<log>.lock``: unlocked, then closed (closing alone would leave it
+        locked while a process forked meanwhile still has the descriptor)."""
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
-            os.close(fd)
+            _release(fd)
 
     def _lock_log(self) -> None:
         """Lock the log file itself (its inode, through this handle's descriptor).
@@ -251,12 +257,16 @@ class AuditLogStorage(Storage, TreeQuestions):
         so the log's lock is what really keeps writers one at a time.
         """
         try:
-            lock_exclusive(self._file.fd, self.lock_timeout)
+            self._log_flock.acquire(self._file.fd, self.lock_timeout)
         except LockTimeout:
             raise StoreLocked(
                 f"could not lock the audit log {self.path} within "
                 f"{self.lock_timeout:g}s: another writer holds it"
             ) from None
+        except BaseException:  # interrupted, perhaps just as the lock came: let go of it
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file.fd, fcntl.LOCK_UN)
+            raise
         try:
             same = os.stat(self.path).st_ino == os.fstat(self._file.fd).st_ino
         except FileNotFoundError:
@@ -578,6 +588,10 @@ class AuditLogStorage(Storage, TreeQuestions):
         """Write and fsync a transaction's records in one go. Any failure makes this handle
         unusable."""
         assert self._end is not None
+        # The checks before a transaction's first append are made once; the mark is the one
+        # thing that can move after them: the index, brought up by the appends (or a read),
+        # witnessed a rollback and raised it. Writing over it would accept the rollback.
+        self._check_mark()  # one comparison unless the mark moved
         at = self._end
         data = b"".join(tx._lines)
         try:
@@ -984,6 +998,13 @@ class AuditLogStorage(Storage, TreeQuestions):
 
 
 _MARK_SLOT = 256
+
+
+def _release(fd: int) -> None:
+    """Unlock and close a lock file's descriptor."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 def _format_mark(generation: int, head: Checkpoint, offset: int) -> bytes:
