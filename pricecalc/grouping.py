@@ -105,42 +105,63 @@ class GroupCommit(Generic[T]):
         An exception from ``prepare`` is the caller's own; nothing is queued.
         """
         lock = self._lock
+        me = threading.get_ident()
         with lock:
             self._arriving += 1
-            self._recent.discard(threading.get_ident())
+            self._recent.discard(me)
+        queued = False
         try:
-            request = prepare()
-        except BaseException:
+            mine = Waiting(prepare())
+            if self._leader == me:
+                # Called from inside the group being run (a plugin deciding while it is
+                # decided): waiting for the group would wait for ever; run it alone, as
+                # the store would (it refuses a second transaction in one thread).
+                self._run([mine])
+                if mine.error is not None:
+                    raise mine.error
+                return mine.value
+            leads = False
             with lock:
                 self._arriving -= 1
+                queued = True
+                self._queue.append(mine)
                 self._gathered.notify()
-            raise
-        mine = Waiting(request)
-        if self._leader == threading.get_ident():
-            with lock:
-                self._arriving -= 1
-            # Called from inside the group being run (a plugin deciding while it is
-            # decided): waiting for the group would wait for ever; run it alone, as the
-            # store would (it refuses a second transaction in one thread).
-            self._run([mine])
-            if mine.error is not None:
-                raise mine.error
-            return mine.value
-        with lock:
-            self._arriving -= 1
-            self._queue.append(mine)
-            self._gathered.notify()
-            leads = not self._busy
+                if not self._busy:
+                    self._busy = leads = True  # this caller leads
+        finally:
+            if not queued:  # prepare failed or was interrupted: nothing joins a group
+                with lock:
+                    self._arriving -= 1
+                    self._gathered.notify()
+        try:
+            if not leads:
+                self._wait(mine)  # until its group is done, or it is appointed to lead
+                leads = mine.lead and not mine.done
             if leads:
-                self._busy = True  # this caller leads
-        if not leads:
-            mine.wake.acquire()  # until its group is done, or it is appointed to lead
-            leads = not mine.done
-        if leads:
-            self._lead(mine)
+                self._lead(mine)
+        finally:
+            if leads:
+                self._step_down()
         if mine.error is not None:
             raise mine.error
         return mine.value
+
+    def _wait(self, mine: Waiting[T]) -> None:
+        """Sleep until ``mine`` is woken. Interrupted (KeyboardInterrupt in the main
+        thread), it leaves the queue if no group has taken it yet — and if it had just been
+        appointed to lead, it passes the lead on: nobody is left waiting for a leader that
+        went away. (Taken into a running group, it is decided whether it waits or not.)"""
+        try:
+            mine.wake.acquire()
+        except BaseException:
+            appointed = False
+            with self._lock:
+                if not mine.done and mine in self._queue:
+                    self._queue.remove(mine)
+                    appointed, mine.lead = mine.lead, False
+            if appointed:
+                self._step_down()
+            raise
 
     def _take(self) -> list[Waiting[T]]:
         """The next group: what is queued, once the callers still preparing have joined it
@@ -158,8 +179,8 @@ class GroupCommit(Generic[T]):
         return group
 
     def _lead(self, mine: Waiting[T]) -> None:
-        """Run groups until this caller's own request has been in one, then hand the lead
-        to the first caller still queued (or leave the calculator free)."""
+        """Run groups until this caller's own request has been in one (the caller then
+        steps down: :meth:`_step_down`)."""
         lock = self._lock
         self._leader = threading.get_ident()
         try:
@@ -178,20 +199,24 @@ class GroupCommit(Generic[T]):
                     with lock:
                         for waiting in group:
                             waiting.done = True
-                            self._recent.add(waiting.thread)
+                        if len(group) > 1:  # callers likely to call again, soon
+                            self._recent.update(waiting.thread for waiting in group)
                     for waiting in group:
                         if waiting is not mine:
                             waiting.wake.release()
         finally:
-            with lock:
-                self._leader = None
-                successor = self._queue[0] if self._queue else None
-                if successor is None:
-                    self._busy = False
-                else:
-                    successor.lead = True  # the calculator stays busy: it leads next
-            if successor is not None:
-                successor.wake.release()
+            self._leader = None
+
+    def _step_down(self) -> None:
+        """Hand the lead to the first caller still queued, or leave the calculator free."""
+        with self._lock:
+            successor = self._queue[0] if self._queue else None
+            if successor is None:
+                self._busy = False
+            else:
+                successor.lead = True  # the calculator stays busy: it leads next
+        if successor is not None:
+            successor.wake.release()
 
 
 __all__ = ["LINGER", "MAX_GROUP", "GroupCommit", "Waiting"]

@@ -455,3 +455,141 @@ def test_a_reused_decision_records_the_moment_it_was_made_at(tmp_path: Path) -> 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# -- the reviewed holes: a lone caller never lingers, nobody is left waiting -------------
+def test_a_lone_caller_after_another_threads_lone_call_goes_at_once() -> None:
+    """Hole A: a group of one remembers no caller to wait for, so a lone caller from
+    another thread (a service's pool thread) never lingers for it."""
+    groups: list[list[int]] = []
+    commit: GroupCommit[int] = GroupCommit(echo(groups), linger=30.0)
+    other = threading.Thread(target=commit.submit, args=(1,))
+    other.start()
+    assert joined([other], 10)
+    start = time.monotonic()
+    assert commit.submit(2) == 2  # a linger of 30 s would show here
+    assert time.monotonic() - start < 10
+    assert groups == [[1], [2]]
+    assert settled(commit) == (0, [], False, None)
+
+
+def test_an_interruption_right_after_preparing_leaves_no_one_arriving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hole B: an interruption between ``prepare`` returning and the request joining the
+    queue (here: while its Waiting is made) still takes the caller off the arriving."""
+    import pricecalc.grouping as grouping
+
+    groups: list[list[int]] = []
+    commit: GroupCommit[int] = GroupCommit(echo(groups), linger=30.0)
+    made = grouping.Waiting
+
+    def interrupted(request: int) -> Waiting[int]:
+        if request == 1:
+            raise Interrupted
+        return made(request)
+
+    monkeypatch.setattr(grouping, "Waiting", interrupted)
+    with pytest.raises(Interrupted):
+        commit.submit(1)
+    assert settled(commit) == (0, [], False, None)
+    start = time.monotonic()
+    assert commit.submit(2) == 2
+    assert time.monotonic() - start < 10
+    assert groups == [[2]]
+
+
+def test_an_appointed_leader_interrupted_while_it_waits_passes_the_lead_on() -> None:
+    """Hole C: a caller appointed to lead the next group but interrupted before it wakes
+    leaves the queue and hands the lead to the next caller; the others are decided and
+    the calculator is free again (never a leader that went away)."""
+    groups: list[list[int]] = []
+    first_running = threading.Event()
+    release_first = threading.Event()
+
+    def run(group: Sequence[Waiting[int]]) -> None:
+        if not groups:
+            first_running.set()
+            release_first.wait(30)
+        groups.append([w.request for w in group])
+        for waiting in group:
+            waiting.value = waiting.request
+
+    commit: GroupCommit[int] = GroupCommit(run, linger=0.0)
+    results: dict[int, object] = {}
+
+    def call(n: int) -> None:
+        try:
+            results[n] = commit.submit(n)
+        except Interrupted:
+            results[n] = "interrupted"
+
+    leader = threading.Thread(target=call, args=(1,))
+    leader.start()
+    assert first_running.wait(10)
+    # Caller 2 queues behind the running group; its wait is interrupted once it has been
+    # appointed (the lead is handed to it when group [1] ends).
+    appointed = threading.Event()
+    second: list[Waiting[int]] = []
+
+    def queue_second() -> None:
+        mine: Waiting[int] = Waiting(2)
+        second.append(mine)
+        with commit._lock:
+            commit._queue.append(mine)
+        try:
+            commit._wait(mine)
+        except Interrupted:
+            results[2] = "interrupted"
+            return
+        results[2] = "woken"
+
+    class Wake:
+        """A wake lock whose acquire raises once its holder is appointed (Ctrl-C then)."""
+
+        def __init__(self) -> None:
+            self._lock = threading.Lock()
+            self._lock.acquire()
+
+        def acquire(self) -> bool:
+            self._lock.acquire()
+            if second and second[0].lead:
+                appointed.set()
+                raise Interrupted
+            return True
+
+        def release(self) -> None:
+            self._lock.release()
+
+    waiter = threading.Thread(target=queue_second)
+    # Give caller 2 the interrupting wake lock before it queues.
+    real_init = Waiting.__init__
+
+    def init(self: Waiting[int], request: int) -> None:
+        real_init(self, request)
+        if request == 2:
+            self.wake = Wake()  # type: ignore[assignment]
+
+    Waiting.__init__ = init  # type: ignore[method-assign]
+    try:
+        waiter.start()
+        for _ in range(1000):
+            with commit._lock:
+                if second and second[0] in commit._queue:
+                    break
+            time.sleep(0.005)
+        third = threading.Thread(target=call, args=(3,))
+        third.start()
+        for _ in range(1000):
+            with commit._lock:
+                if len(commit._queue) == 2:
+                    break
+            time.sleep(0.005)
+        release_first.set()
+        assert joined([leader, waiter, third], 30)
+    finally:
+        Waiting.__init__ = real_init  # type: ignore[method-assign]
+    assert appointed.is_set()
+    assert results == {1: 1, 2: "interrupted", 3: 3}
+    assert groups == [[1], [3]]  # caller 2 left the queue; caller 3 led the next group
+    assert settled(commit) == (0, [], False, None)
