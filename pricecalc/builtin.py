@@ -28,4 +28,3 @@ def pricecalc_offer_types() -> Iterable[OfferType]:
 @hookimpl
 def pricecalc_clawback_categories() -> Iterable[str]:
     return list(forwarding.CATEGORIES)
-

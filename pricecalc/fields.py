@@ -123,9 +123,7 @@ def identifier(value: Any, field: str | _Named) -> str:
             (
                 c
                 for c in text
-                if unicodedata.category(c) in _INVISIBLE
-                or c in _INVISIBLE_CHARS
-                or _is_dash(c)
+                if unicodedata.category(c) in _INVISIBLE or c in _INVISIBLE_CHARS or _is_dash(c)
             ),
             None,
         )
@@ -182,8 +180,12 @@ def parse_time(value: Any, field: str, *, end: bool = False) -> datetime:
         if sheet is not None:
             try:
                 moment = datetime(
-                    int(sheet["y"]), int(sheet["m"]), int(sheet["d"]),
-                    int(sheet["H"] or 0), int(sheet["M"] or 0), int(sheet["S"] or 0),
+                    int(sheet["y"]),
+                    int(sheet["m"]),
+                    int(sheet["d"]),
+                    int(sheet["H"] or 0),
+                    int(sheet["M"] or 0),
+                    int(sheet["S"] or 0),
                     int((sheet["f"] or "0").ljust(6, "0")),
                 )
             except ValueError as exc:
@@ -606,8 +608,10 @@ def count_field(*, minimum: int | None = None, required: bool = True) -> Declare
 
 def text_field(*, required: bool = True, identifier: bool = False) -> Declared:
     """Text (:meth:`Fields.string`): a JSON string that is not blank, or an integer."""
-    checks = "Text that is not blank (surrounding whitespace is removed); a JSON integer " \
+    checks = (
+        "Text that is not blank (surrounding whitespace is removed); a JSON integer "
         "is read as its decimal text."
+    )
     if identifier:
         checks += (
             " An identifier (SPEC §1): Unicode NFKC applied, no invisible or control "

@@ -20,6 +20,7 @@ translated: they are part of the hashed record.
 
 from __future__ import annotations
 
+import errno
 import gettext
 import os
 import re
@@ -168,5 +169,85 @@ def describe(exc: BaseException) -> str:
         return _("{field}: {problem} (got {got})").format(
             field=field_label(exc.field), problem=shown(exc.problem), got=got
         )
-    text = str(exc)
-    return shown(exc.args[0]) if exc.args and isinstance(exc.args[0], Message) else text
+    if exc.args and isinstance(exc.args[0], Message):
+        return shown(exc.args[0])
+    if isinstance(exc, OSError) and exc.strerror:
+        return os_reason(exc) + (f" ({exc.filename})" if exc.filename else "")
+    return foreign(str(exc))
+
+
+def chinese(message: str) -> str:
+    """``message`` (a marked English text) in Chinese, whatever the current language: for
+    a document a merchant reads in both languages (``audit verify-proof``)."""
+    translated: str = _zh_catalog().gettext(message)
+    return translated
+
+
+def _zh_catalog() -> gettext.NullTranslations:
+    if _state["lang"] == "zh":
+        catalog: gettext.NullTranslations = _state["catalog"]
+        return catalog
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=["zh_CN"])  # cached by gettext
+
+
+# -- messages pricecalc shows but does not write -------------------------------------------
+def foreign(text: str) -> str:
+    """A message of the audit store (which never imports pricecalc, so it cannot mark its
+    messages) in the current language: the English text is matched against the templates
+    of :data:`pricecalc.foreign.AUDIT_MESSAGES`, and the matching one's translation is
+    filled with the values found there (each translated the same way, so a reason inside
+    a reason is Chinese too). A text no template matches is returned as it is."""
+    if language() != "zh" or not text:
+        return text
+    for pattern, template in _foreign_patterns():
+        found = pattern.fullmatch(text)
+        if found is not None:
+            values = {name: foreign(value) for name, value in found.groupdict().items()}
+            return _(template).format(**values)
+    return text
+
+
+_PLACEHOLDER = re.compile(r"{(\w+)}")
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """``template``'s ``{name}`` placeholders as named groups (a repeated name must repeat
+    its text); the rest literal."""
+    parts: list[str] = []
+    seen: set[str] = set()
+    at = 0
+    for found in _PLACEHOLDER.finditer(template):
+        parts.append(re.escape(template[at : found.start()]))
+        name = found[1]
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+        seen.add(name)
+        at = found.end()
+    parts.append(re.escape(template[at:]))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+_foreign_cache: list[tuple[re.Pattern[str], str]] = []
+
+
+def _foreign_patterns() -> list[tuple[re.Pattern[str], str]]:
+    if not _foreign_cache:
+        from pricecalc.foreign import AUDIT_MESSAGES
+
+        # the template with the most words of its own first: "record {seq} is missing
+        # (deleted)" before "record {seq} (hash {hash})"
+        ordered = sorted(AUDIT_MESSAGES, key=lambda t: -len(_PLACEHOLDER.sub("", t)))
+        _foreign_cache.extend((_pattern(t), t) for t in ordered)
+    return _foreign_cache
+
+
+def os_reason(exc: OSError) -> str:
+    """What the operating system said about a file, in the current language: its own
+    sentence (``No space left on device``) in English, Chinese for the errors a clerk
+    meets (:data:`pricecalc.foreign.OS_ERRORS`)."""
+    said = exc.strerror or str(exc)
+    if language() != "zh" or exc.errno is None:
+        return said
+    from pricecalc.foreign import OS_ERRORS
+
+    known = OS_ERRORS.get(errno.errorcode.get(exc.errno, ""))
+    return _(known) if known is not None else said

@@ -205,9 +205,7 @@ def _key(key: Any, rules: _Rules, path: str | None) -> str:
     _fail(rules, path, key, "key")
 
 
-MISSING_PROBLEM = (
-    "is a missing value (pandas NA/NaT): leave the field out, or give a value"
-)
+MISSING_PROBLEM = "is a missing value (pandas NA/NaT): leave the field out, or give a value"
 
 
 def missing_marker(value: Any) -> bool:
@@ -216,8 +214,10 @@ def missing_marker(value: Any) -> bool:
     kind = type(value)
     if kind.__name__ in ("NAType", "NaTType") and kind.__module__.startswith("pandas"):
         return True
-    return kind.__module__ == "numpy" and kind.__name__ in ("datetime64", "timedelta64") and (
-        str(value) == "NaT"
+    return (
+        kind.__module__ == "numpy"
+        and kind.__name__ in ("datetime64", "timedelta64")
+        and (str(value) == "NaT")
     )
 
 

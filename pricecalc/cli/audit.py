@@ -31,7 +31,7 @@ from pricecalc.cli.options import (
 from pricecalc.cli.render import records_table, stats_table
 from pricecalc.files.rows import RowLayout, Stats, record_row
 from pricecalc.files.writing import OutputProblem, headings_of, write_file
-from pricecalc.i18n import _, describe
+from pricecalc.i18n import _, describe, foreign
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -148,7 +148,7 @@ def _signed_extension(
         signed = open_checkpoint(note, load_verifier_key(vkey))
     except (NoteError, OSError) as exc:
         raise click.ClickException(
-            _("the signed checkpoint does not verify: {reason}").format(reason=exc)
+            _("the signed checkpoint does not verify: {reason}").format(reason=describe(exc))
         ) from exc
     if signed.size > size:
         raise click.ClickException(
@@ -166,7 +166,7 @@ def _signed_extension(
             _(
                 "the audit store {path} failed verification: it is not an extension of "
                 "the signed checkpoint of size {signed} ({reason}): the log was rewritten"
-            ).format(path=app.audit, signed=signed.size, reason=exc)
+            ).format(path=app.audit, signed=signed.size, reason=describe(exc))
         ) from exc
     return _(" (signed checkpoint of size {size}: the log is an extension of it)").format(
         size=signed.size
@@ -241,7 +241,7 @@ def verify(
         )
         raise click.ClickException(
             _("the audit store {path} failed verification at {where}: {problem}").format(
-                path=app.audit, where=where, problem=report.problem
+                path=app.audit, where=where, problem=foreign(report.problem or "")
             )
         )
     if deep:
@@ -483,7 +483,7 @@ def init(app: App, url: str | None, app_role: str | None) -> None:
     options = {"app_role": app_role} if app_role is not None else {}
     with app.store_errors(target):
         done = init_store(target, **options)
-    click.echo(str(done))
+    click.echo(foreign(str(done)))
 
 
 @audit_group.command(name="accept-rollback")
@@ -505,7 +505,7 @@ def accept_rollback(app: App) -> None:
     app.store()  # says so when there is no store there (never creates one)
     with app.store_errors():
         done = accept(app.audit, hmac_key=hmac_key())
-    click.echo(str(done))
+    click.echo(foreign(str(done)))
 
 
 @audit_group.command()

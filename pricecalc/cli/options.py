@@ -43,7 +43,7 @@ from pricecalc.files.writing import (
     OutputProblem,
     writable_target,
 )
-from pricecalc.i18n import _, describe, field_label, language, shown
+from pricecalc.i18n import _, describe, field_label, language, os_reason, shown
 from pricecalc.serialize import loads, text_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,7 +83,7 @@ def read_text_file(path: str, option: str | None = None) -> str:
     try:
         return Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
+        reason = (os_reason(exc) if exc.strerror else str(exc)).lower()
         said = _("cannot read {path}: {reason}").format(path=path, reason=reason)
         raise bad_file(hint, said) from exc
     except UnicodeDecodeError as exc:
@@ -153,9 +153,7 @@ class OutputOptions:
 FormatName = TypeVar("FormatName", bound=str)
 
 
-def format_by_name(
-    name: str, suffixes: Mapping[str, FormatName], refusal: str
-) -> FormatName:
+def format_by_name(name: str, suffixes: Mapping[str, FormatName], refusal: str) -> FormatName:
     """A file's format from its name: ``-`` (a standard stream) is JSON Lines, else its
     extension in ``suffixes``; an unknown extension is the usage error ``refusal``."""
     if name == "-":
@@ -437,11 +435,15 @@ def label_options(func: F) -> F:
         return func(*args, **kwargs)
 
     wrapped = click.option(
-        "--campaign", metavar="NAME", callback=record_text,
+        "--campaign",
+        metavar="NAME",
+        callback=record_text,
         help="The campaign the decision belongs to (recorded).",
     )(with_labels)
     wrapped = click.option(
-        "--merchant", metavar="ID", callback=record_text,
+        "--merchant",
+        metavar="ID",
+        callback=record_text,
         help="The merchant the decision concerns (recorded).",
     )(wrapped)
     return wrapped  # type: ignore[return-value]

@@ -35,7 +35,7 @@ from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
 from pricecalc.files.rows import beijing_text
 from pricecalc.files.writing import write_file
-from pricecalc.i18n import _
+from pricecalc.i18n import _, describe, foreign, os_reason
 from pricecalc.money import fmt
 from pricecalc.registry import Declarations
 
@@ -58,7 +58,7 @@ def load_signing_key(key_file: str) -> SigningKey:
             "--signing-key", _("no signing key at {path}").format(path=key_file)
         ) from exc
     except NoteError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(describe(exc)) from exc
 
 
 def sign_store(app: App, store: AuditStore, key: SigningKey) -> tuple[str, int]:
@@ -75,7 +75,7 @@ def sign_store(app: App, store: AuditStore, key: SigningKey) -> tuple[str, int]:
             raise click.ClickException(
                 _(
                     "not signing: the audit store {path} failed verification at {where}: {problem}"
-                ).format(path=app.audit, where=where, problem=report.problem)
+                ).format(path=app.audit, where=where, problem=foreign(report.problem or ""))
             )
         if store.root(report.count) != report.root:
             raise click.ClickException(_("not signing: the store's tree does not match its log"))
@@ -102,7 +102,7 @@ def keygen(name: str, output: str) -> None:
     try:
         check_key_name(name)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+        raise click.BadParameter(describe(exc), param_hint="NAME") from exc
     key = SigningKey.generate(name)
     try:
         write_signing_key(output, key)
@@ -112,9 +112,9 @@ def keygen(name: str, output: str) -> None:
         ) from exc
     except OSError as exc:
         raise click.ClickException(
-            _("cannot write {path}: {reason}").format(path=output, reason=exc.strerror or exc)
+            _("cannot write {path}: {reason}").format(path=output, reason=os_reason(exc))
         ) from exc
-    click.echo(str(key.verifier))
+    click.echo(str(key.verifier))  # data: the verifier key itself
 
 
 @audit_group.command()
@@ -185,11 +185,13 @@ def prove(
     with app.store_errors():
         if note is not None:
             try:
-                cp = published_checkpoint(store, note, f"the checkpoint {checkpoint_file}")
+                cp = published_checkpoint(
+                    store, note, _("the checkpoint {path}").format(path=checkpoint_file)
+                )
             except CheckpointProblem as exc:
                 if exc.foreign:  # a checkpoint, but of another store: a domain problem
-                    raise click.ClickException(str(exc)) from exc
-                raise bad_file("--checkpoint", str(exc)) from exc
+                    raise click.ClickException(describe(exc)) from exc
+                raise bad_file("--checkpoint", describe(exc)) from exc
             if size is not None and size != cp.size:
                 raise click.BadParameter(
                     _("--size {size} is not the checkpoint's size {cp}").format(
@@ -207,7 +209,7 @@ def prove(
                     store, seq, size, checkpoint=note, keyed=hmac_key() is not None
                 )
         except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(describe(exc)) from exc
     _write(output, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     if output not in (None, "-"):
         click.echo(_("proof written to {path}").format(path=output))
@@ -303,7 +305,7 @@ def verify_proof(
     try:
         verifier = load_verifier_key(vkey)
     except (NoteError, OSError) as exc:
-        raise bad_file("--verifier-key", str(exc)) from exc
+        raise bad_file("--verifier-key", describe(exc)) from exc
     text = read_text_file(proof_file)
     checkpoint_text = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     old_text = read_text_file(old_file, "--old-checkpoint") if old_file else None
@@ -311,8 +313,10 @@ def verify_proof(
         document = load_document(text)
         line = verify_document(document, verifier, checkpoint_text, old_text)
     except ProofError as exc:
-        raise click.ClickException(_("proof refused: {reason}").format(reason=exc)) from exc
-    click.echo(line)
+        raise click.ClickException(
+            _("proof refused: {reason}").format(reason=describe(exc))
+        ) from exc
+    click.echo(foreign(line))
     proven = _proven_record(document) if "consistency_path" not in document else None
     if proven is not None:  # verified above: its content is the leaf the checkpoint signs
         for decided in decided_lines(proven, app.registry().declarations()):

@@ -45,7 +45,7 @@ from pricecalc.cli.options import (
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.files.rows import column_label
 from pricecalc.files.writing import CsvWriter, Heading, Output, SummarySheet, text_cell, write_file
-from pricecalc.i18n import _
+from pricecalc.i18n import _, describe
 
 #: What ends a statement's JSON Lines: its totals line and its checkpoint line.
 TOTALS_LINE = "totals"
@@ -225,7 +225,7 @@ def statement(
         try:
             verifier = load_verifier_key(vkey)
         except (NoteError, OSError) as exc:
-            raise bad_file("'--verifier-key'", str(exc)) from exc
+            raise bad_file("'--verifier-key'", describe(exc)) from exc
     key = load_signing_key(key_file) if prove and note is None and key_file else None
     store = app.store()
     with app.store_errors():
@@ -284,7 +284,7 @@ def _cut(store: Any, note: str | None, checkpoint_file: str | None) -> Cut:
     try:
         return checkpoint_cut(store, note, where)
     except CheckpointProblem as exc:
-        raise DataError(str(exc)) from exc
+        raise DataError(describe(exc)) from exc
 
 
 def _for_the_merchant(verifier: VerifierKey, cut: Cut) -> dict[str, str]:
@@ -298,7 +298,7 @@ def _for_the_merchant(verifier: VerifierKey, cut: Cut) -> dict[str, str]:
         raise bad_file(
             "'--verifier-key'",
             _("{key} does not verify the statement's checkpoint ({reason})").format(
-                key=f"{verifier.name}+{verifier.key_id:08x}", reason=exc
+                key=f"{verifier.name}+{verifier.key_id:08x}", reason=describe(exc)
             ),
         ) from exc
     return {VERIFIER_KEY_FILE: f"{verifier}\n", CHECKPOINT_FILE: cut.note}

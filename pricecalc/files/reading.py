@@ -209,9 +209,7 @@ def _encoding_name(encoding: str) -> str:
 
 
 @contextmanager
-def open_source(
-    name: str, stdin: IO[bytes], *, encoding: str | None = None
-) -> Iterator[Source]:
+def open_source(name: str, stdin: IO[bytes], *, encoding: str | None = None) -> Iterator[Source]:
     """Hash the input (one streaming pass). ``-`` copies stdin to a temporary file first.
 
     With ``encoding`` (CSV input) the same pass decodes the file as that encoding — a
@@ -227,7 +225,7 @@ def open_source(
         check: _TextCheck | None = None
         note = None
         first = True
-        with (spool if spool is not None else Path(name).open("rb")) as fp:
+        with spool if spool is not None else Path(name).open("rb") as fp:
             reader = stdin if spool is not None else fp
             for block in iter(lambda: reader.read(_BLOCK), b""):
                 digest.update(block)
@@ -545,9 +543,7 @@ def sheet_header(
     if header_row is not None:
         index = header_row - first_row
         if not 0 <= index < len(rows):
-            raise ValueError(
-                msg("--header-row {row}: the sheet has no such row", row=header_row)
-            )
+            raise ValueError(msg("--header-row {row}: the sheet has no such row", row=header_row))
     else:
         filled = [i for i, row in enumerate(rows) if any(_heading(c) for c in row)]
         index = next((i for i in filled if all(known(c) for c in rows[i])), None)
@@ -562,8 +558,11 @@ def sheet_header(
     names: list[str | None] = []
     results = results_start(written)  # pricecalc's own output: its columns from there on
     for position, text in enumerate(written):
-        if (results is not None and position >= results) or not text or text in ignored or (
-            round_trip_column(text, fields)
+        if (
+            (results is not None and position >= results)
+            or not text
+            or text in ignored
+            or (round_trip_column(text, fields))
         ):
             names.append(None)
         else:

@@ -119,8 +119,7 @@ class Service:
         except PricecalcError as exc:
             self.tokens = Tokens()
             print(
-                f"pricecalc serve: tokens not reloaded, every token refused until they are: "
-                f"{exc}",
+                f"pricecalc serve: tokens not reloaded, every token refused until they are: {exc}",
                 file=sys.stderr,
             )
 
