@@ -390,3 +390,27 @@ OS_ERRORS: dict[str, str] = {
     "ELOOP": N_("too many symbolic links"),
     "EIO": N_("an input/output error (a disk or network failure)"),
 }
+
+#: Python's json module's phrases (``Expecting value``), shown through the catalog by
+#: :func:`pricecalc.files.reading.json_problem` and ``pricecalc decide``.
+JSON_MESSAGES: tuple[str, ...] = (
+    N_("Expecting value"),
+    N_("Expecting property name enclosed in double quotes"),
+    N_("Expecting ',' delimiter"),
+    N_("Expecting ':' delimiter"),
+    N_("Extra data"),
+    N_("Unterminated string starting at"),
+    N_("Invalid control character at"),
+    N_("Invalid \\escape"),
+    N_("Invalid \\uXXXX escape"),
+    N_("Illegal trailing comma before end of object"),
+    N_("Illegal trailing comma before end of array"),
+)
+
+#: Python's csv module's phrases, shown through the catalog by
+#: :func:`pricecalc.files.reading.csv_problem`.
+CSV_MESSAGES: tuple[str, ...] = (
+    N_("unexpected end of data"),
+    N_("',' expected after '\"'"),
+    N_("line contains NUL"),
+)

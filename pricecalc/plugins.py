@@ -20,6 +20,7 @@ import pluggy
 
 from pricecalc import hookspecs
 from pricecalc.errors import PluginError, PolicyError, PricecalcError, guard
+from pricecalc.i18n import msg
 from pricecalc.offers import OfferType
 from pricecalc.policy import CORE_DEFAULTS, Policy
 from pricecalc.registry import CompensationStandard, Contributed, Registry, Rule
@@ -67,12 +68,18 @@ def get_plugin_manager(
             except Exception as exc:
                 raise PluginError(
                     entry_point.name,
-                    f"failed to load ({entry_point.value}): {type(exc).__name__}: {exc}",
+                    msg(
+                        "failed to load ({entry_point}): {error}",
+                        entry_point=entry_point.value,
+                        error=f"{type(exc).__name__}: {exc}",
+                    ),
                 ) from exc
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         except Exception as exc:  # an entry point that fails to import
-            raise PluginError("entry points", f"failed to load: {exc}") from exc
+            raise PluginError(
+                "entry points", msg("failed to load: {error}", error=str(exc))
+            ) from exc
     for name, plugin in extra:
         if not pm.is_blocked(name):
             pm.register(plugin, name=name)
@@ -114,14 +121,21 @@ def _collect(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
 
 def _items(plugin: str, hook: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise PluginError(plugin, f"{hook} must return a list, got {type(value).__name__}")
+        raise PluginError(
+            plugin,
+            msg("{hook} must return a list, got {type}", hook=hook, type=type(value).__name__),
+        )
     items = list(value)
     for item in items:
         if not isinstance(item, kind):
             expected = (
                 kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
-            raise PluginError(plugin, f"{hook} returned {item!r}, expected {expected}")
+            raise PluginError(
+                plugin,
+                msg("{hook} returned {item!r}, expected {expected}", hook=hook, item=item,
+                    expected=expected),
+            )  # fmt: skip
     return items
 
 
@@ -133,8 +147,11 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             if rule.kind in rules:
                 raise PluginError(
                     plugin,
-                    f"registers kind {rule.kind!r}, already registered by "
-                    f"{rules[rule.kind].plugin!r}",
+                    msg(
+                        "registers kind {kind!r}, already registered by {other!r}",
+                        kind=rule.kind,
+                        other=rules[rule.kind].plugin,
+                    ),
                 )
             rules[rule.kind] = Contributed(plugin, rule)
 
@@ -147,8 +164,11 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             if standard.name in seen_standards:
                 raise PluginError(
                     plugin,
-                    f"adds standard {standard.name!r}, already added by "
-                    f"{seen_standards[standard.name]!r}",
+                    msg(
+                        "adds standard {name!r}, already added by {other!r}",
+                        name=standard.name,
+                        other=seen_standards[standard.name],
+                    ),
                 )
             seen_standards[standard.name] = plugin
             standards.append(Contributed(plugin, standard))
@@ -159,8 +179,11 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             if offer_type.name in offer_types:
                 raise PluginError(
                     plugin,
-                    f"adds offer type {offer_type.name!r}, already added by "
-                    f"{offer_types[offer_type.name].plugin!r}",
+                    msg(
+                        "adds offer type {name!r}, already added by {other!r}",
+                        name=offer_type.name,
+                        other=offer_types[offer_type.name].plugin,
+                    ),
                 )
             offer_types[offer_type.name] = Contributed(plugin, offer_type)
 
@@ -175,13 +198,16 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             isinstance(v, Mapping) for v in value.values()
         ):
             raise PluginError(
-                plugin, "pricecalc_policy_defaults must return {section: {key: value}}"
+                plugin, msg("pricecalc_policy_defaults must return {section: {key: value}}")
             )
         for section, values in value.items():
             target = defaults.setdefault(str(section), {})
             for key, default in values.items():
                 if key in target and section not in CORE_DEFAULTS:
-                    raise PluginError(plugin, f"policy default {section}.{key} is already declared")
+                    raise PluginError(
+                        plugin,
+                        msg("policy default {key} is already declared", key=f"{section}.{key}"),
+                    )
                 target.setdefault(str(key), default)
 
     hooks_by_plugin: dict[str, tuple[str, ...]] = {}
@@ -229,8 +255,12 @@ def load_registry(policy: Policy | None = None, disable: Iterable[str] = ()) -> 
             unknown = [name for name in from_policy if name not in known]
             if unknown:  # a misspelt name must not silently leave the plugin on
                 raise PolicyError(
-                    f"policy: plugins.disabled names {unknown[0]!r}, which is not a plugin "
-                    f"pricecalc has (plugins: {', '.join(known)})"
+                    msg(
+                        "policy: plugins.disabled names {name!r}, which is not a plugin "
+                        "pricecalc has (plugins: {known})",
+                        name=unknown[0],
+                        known=", ".join(known),
+                    )
                 )
         names.update(from_policy)
     return build_registry(get_plugin_manager(sorted(names)))

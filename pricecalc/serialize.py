@@ -53,14 +53,15 @@ def text_problem(text: str) -> str | None:
     """What makes ``text`` unfit for a finance record (SPEC §1), or None: U+0000, or a
     lone surrogate (not valid Unicode, so it cannot be written as UTF-8)."""
     if "\x00" in text:
-        return "must not contain the character U+0000"
+        return msg("must not contain the character U+0000")
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            return (
-                f"is not valid Unicode text (a lone surrogate U+{ord(text[exc.start]):04X} "
-                f"at character {exc.start + 1})"
+            return msg(
+                "is not valid Unicode text (a lone surrogate U+{code:04X} at character {at})",
+                code=ord(text[exc.start]),
+                at=exc.start + 1,
             )
     return None
 

@@ -289,7 +289,10 @@ def _index_problems(store: AuditStore) -> list[str]:
     check = getattr(store, "check_index", None)
     if check is None:  # a backend without a sidecar index
         return []
-    return [f"its index {problem} (the index was rebuilt from the log)" for problem in check()]
+    return [
+        _("its index {problem} (the index was rebuilt from the log)").format(problem=foreign(p))
+        for p in check()
+    ]
 
 
 #: What ``audit verify --deep`` runs after the chain checked out, in order: each takes the

@@ -373,7 +373,7 @@ def _run(
                 "{problem}. The lines decided so far are recorded: run the same command with "
                 "--format csv (or a .csv or .jsonl --output) to finish; they are replayed, "
                 "never recorded twice."
-            ).format(problem=shown(str(exc)))
+            ).format(problem=describe(exc))
         ) from exc
     except BatchStopped as exc:
         output.abandon()

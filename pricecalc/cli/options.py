@@ -481,12 +481,14 @@ def read_request(stream: IO[bytes], what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             _("{what} is not valid JSON: {problem} (line {line}, column {column})").format(
-                what=_(what), problem=exc.msg, line=exc.lineno, column=exc.colno
+                what=_(what), problem=_(exc.msg), line=exc.lineno, column=exc.colno
             )
         ) from exc
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidRequest(
-            _("{what} is not valid JSON: {problem}").format(what=_(what), problem=json_problem(exc))
+            _("{what} is not valid JSON: {problem}").format(
+                what=_(what), problem=shown(json_problem(exc))
+            )
         ) from exc
 
 

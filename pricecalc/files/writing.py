@@ -101,9 +101,12 @@ class TooManyRows(PricecalcError):
 
     def __init__(self) -> None:
         super().__init__(
-            f"an Excel sheet holds at most {EXCEL_MAX_ROWS - 1:,} rows below its heading, and "
-            "this output has more: write CSV or JSON Lines instead (--format csv), or "
-            "narrow what is written; no workbook was written"
+            msg(
+                "an Excel sheet holds at most {limit:,} rows below its heading, and this "
+                "output has more: write CSV or JSON Lines instead (--format csv), or narrow "
+                "what is written; no workbook was written",
+                limit=EXCEL_MAX_ROWS - 1,
+            )
         )
 
 
@@ -514,7 +517,9 @@ def _cannot_create(name: str, target: Path, exc: OSError) -> str:
         )  # fmt: skip
     if exc.errno == errno.ENOSPC:
         return msg("cannot write {name!r}: the disk is full", name=name)
-    return f"cannot write {name!r}: {(exc.strerror or str(exc)).lower()}"
+    return msg(
+        "cannot write {name!r}: {reason}", name=name, reason=(exc.strerror or str(exc)).lower()
+    )
 
 
 def refuse_store_files(name: str, store: str | None) -> None:
