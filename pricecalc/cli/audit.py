@@ -31,7 +31,7 @@ from pricecalc.cli.options import (
 from pricecalc.cli.render import records_table, stats_table
 from pricecalc.files.rows import RowLayout, Stats, record_row
 from pricecalc.files.writing import OutputProblem, headings_of, write_file
-from pricecalc.i18n import _, describe, foreign
+from pricecalc.i18n import _, describe, foreign, language
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -346,7 +346,7 @@ def show_records(
         pricecalc audit show --kind subsidy_split --status rejected --since 2026-11-11 --json
     """
     store = app.store()
-    layout = RowLayout.of(app.registry().declarations())
+    layout = RowLayout.of(app.registry().declarations(), language())
     with app.store_errors():
         voids = voids_of(store)
         rows = (record_row(r, voids.get(r.seq), layout) for r in filters.records(store))
@@ -399,7 +399,7 @@ def export(
             --since 2026-11-11 --until 2026-11-11
         pricecalc audit export -o - --format csv --limit 100 | head
     """
-    layout = RowLayout.of(app.registry().declarations(), out.headers)
+    layout = RowLayout.of(app.registry().declarations(), language())
     output = out.open(  # before the store
         layout.record_columns(), title="audit", store=app.audit, headings=headings_of(layout)
     )
@@ -442,7 +442,7 @@ def stats(
         pricecalc audit stats --since 2026-11-10 --until 2026-11-12 --json
     """
     store = app.store()
-    layout = RowLayout.of(app.registry().declarations())
+    layout = RowLayout.of(app.registry().declarations(), language())
     with app.store_errors():
         rows = Stats.of(filters.records(store), layout, voids_of(store)).to_list()
     if as_json:

@@ -48,7 +48,7 @@ from pricecalc.files.reading import (
 )
 from pricecalc.files.rows import RowLayout, Summary, round_trip_column
 from pricecalc.files.writing import Output, TooManyRows, headings_of
-from pricecalc.i18n import _, describe, shown
+from pricecalc.i18n import _, describe, language, shown
 from pricecalc.parallel import default_jobs
 
 __all__ = ["batch", "output_format"]
@@ -177,7 +177,7 @@ def batch(
                 lines = _peek(_counting_blanks(read, blanks := [0]))
             except ValueError as exc:  # an unusable header or sheet: the whole file is refused
                 raise DataError(describe(exc)) from exc
-            layout = RowLayout.of(app.registry().declarations(), out.headers)
+            layout = RowLayout.of(app.registry().declarations(), language())
             columns, row_of = _layout(header, fields, tabular, layout)
             output = out.open(
                 columns, title="decisions", store=app.audit, headings=headings_of(layout)
@@ -227,7 +227,7 @@ def _stream(app: App, input_name: str, out: OutputOptions, source: InputOptions)
     if source.format_of(input_name) != "jsonl":
         raise click.UsageError(_("--stream reads JSON Lines"))
     calc = app.calculator()
-    layout = RowLayout.of(calc.registry.declarations())
+    layout = RowLayout.of(calc.registry.declarations(), language())
     output = out.open(layout.batch_columns(), title="decisions")
     try:
         with app.store_errors(), click.open_file(input_name, "rb") as fp:

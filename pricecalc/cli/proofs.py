@@ -35,7 +35,7 @@ from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
 from pricecalc.files.rows import beijing_text
 from pricecalc.files.writing import write_file
-from pricecalc.i18n import _, describe, foreign, os_reason
+from pricecalc.i18n import N_, _, chinese, describe, foreign, language, os_reason
 from pricecalc.money import fmt
 from pricecalc.registry import Declarations
 
@@ -217,8 +217,8 @@ def prove(
 
 #: How a decision's ``settlement`` reads for a merchant (SPEC §10's column names).
 SETTLEMENT_WORDS: dict[str, str] = {
-    "deduct_from_payout": "从货款扣除 deducted from the merchant's payout",
-    "merchant_pays": "商家直接赔付 paid by the merchant to the buyer directly",
+    "deduct_from_payout": N_("deducted from the merchant's payout"),
+    "merchant_pays": N_("paid by the merchant to the buyer directly"),
 }
 STATUS_WORDS: dict[str, str] = {"approved": "已批准 approved", "rejected": "已驳回 rejected"}
 
@@ -246,34 +246,49 @@ def decided_lines(record: Record, declarations: Declarations) -> list[str]:
     decided = records.read(record, declarations)
     if not decided.is_decision:
         return []
-    lines = [f"record {decided.seq} decided / 记录 {decided.seq} 的决定:"]
+    english = language() != "zh"
+
+    def both(label: str) -> str:
+        """A label in both languages for a merchant (English first), or in Chinese."""
+        return f"{label} {chinese(label)}" if english else _(label)
+
+    heading = N_("record {seq} decided")
+    lines = [
+        f"{heading.format(seq=decided.seq)} / {chinese(heading).format(seq=decided.seq)}:"
+        if english
+        else f"{_(heading).format(seq=decided.seq)}:"
+    ]
 
     def say(label: str, value: object) -> None:
         if value is not None and value != "":
             lines.append(f"  {label}: {value}")
 
-    say("kind 类型", declarations.kind_label(decided.kind))
-    say("order 订单号", decided.order_id)
-    say("request_id 请求号", decided.key)
-    say("merchant 商家", decided.merchant_id)
-    say("campaign 活动", decided.campaign)
-    say("status 状态", STATUS_WORDS.get(decided.status, decided.status))
+    say(both(N_("kind")), declarations.kind_label(decided.kind))
+    say(both(N_("order")), decided.order_id)
+    say(both(N_("request_id")), decided.key)
+    say(both(N_("merchant")), decided.merchant_id)
+    say(both(N_("campaign")), decided.campaign)
+    say(both(N_("status")), STATUS_WORDS.get(decided.status, decided.status))
     for reason in decided.reasons:
         explained = declarations.explain(reason.code, decided.kind)
-        say("reason 原因", reason.code if explained is None
-            else f"{reason.code} {explained.zh} ({explained.en})")  # fmt: skip
+        say(both(N_("reason")), reason.code if explained is None
+            else f"{reason.code} {explained.zh} ({explained.en})" if english
+            else f"{reason.code} {explained.zh}")  # fmt: skip
     if decided.withdraws is not None:
-        say("withdraws 作废的记录号", decided.withdraws)
+        say(both(N_("withdraws")), decided.withdraws)
     for figure, value in decided.figures(declarations):
-        say(f"{figure.zh} {figure.en} ({figure.name})", fmt(value))
+        say(f"{figure.zh} {figure.en} ({figure.name})" if english
+            else f"{figure.zh} ({figure.name})", fmt(value))  # fmt: skip
     settlement = decided.result.get("settlement")
     if decided.approved and isinstance(settlement, str):
         words = SETTLEMENT_WORDS.get(settlement)
-        say("settlement 结算方式", f"{settlement} — {words}" if words else settlement)
+        said = (f"{chinese(words)} {words}" if english else _(words)) if words else None
+        say(both(N_("settlement")), f"{settlement} — {said}" if said else settlement)
     beijing = beijing_text(decided.recorded_at)
+    zone = f"{chinese(N_('Beijing time'))} Beijing time" if english else _("Beijing time")
     say(
-        "recorded at 记录时间",
-        f"{beijing} +08:00 北京时间 Beijing time (recorded_at {decided.recorded_at})"
+        both(N_("recorded at")),
+        f"{beijing} +08:00 {zone} (recorded_at {decided.recorded_at})"
         if beijing is not None else decided.recorded_at,
     )  # fmt: skip
     return lines

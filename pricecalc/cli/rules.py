@@ -31,7 +31,7 @@ from pricecalc.cli.options import (
 from pricecalc.cli.render import decision_view, protection_view
 from pricecalc.files.rows import RowLayout, as_recorded, record_row
 from pricecalc.hookspecs import hookimpl
-from pricecalc.i18n import N_, _
+from pricecalc.i18n import N_, _, language
 
 
 def _decide_and_show(
@@ -408,7 +408,7 @@ def _confirmed_target(app: App, seq: int) -> str:
                 seq=seq, path=app.audit
             )
         )
-    layout = RowLayout.of(app.registry().declarations())
+    layout = RowLayout.of(app.registry().declarations(), language())
     row = record_row(record, layout=layout)
     amounts = ", ".join(
         f"{name} {row[name]}" for name in layout.money_names if row.get(name) not in (None, "")
