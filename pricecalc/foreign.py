@@ -57,7 +57,7 @@ AUDIT_MESSAGES: tuple[str, ...] = (
     N_("not valid JSON ({problem})"),
     N_("not a JSON object"),
     N_("wrong fields (missing {missing}, unexpected {extra})"),
-    N_("seq is not a positive integer ({seq})"),
+    N_("seq is not a positive integer ({value})"),
     N_("id and recorded_at must be strings"),
     N_("key is not a string ({key})"),
     N_("tags is not a list of strings"),
@@ -257,7 +257,7 @@ AUDIT_MESSAGES: tuple[str, ...] = (
     ),
     N_("checkpoint: the text must end in a newline"),
     N_("checkpoint: at least three non-empty lines (origin, size, root)"),
-    N_("checkpoint: the tree size {size} is not a decimal number"),
+    N_("checkpoint: the tree size {text} is not a decimal number"),
     N_("checkpoint: the root hash"),
     N_("checkpoint: the root hash has {count} bytes, not {expected}"),
     N_("checkpoint: its origin {origin} is not the log {name} of the verifier key"),
@@ -390,27 +390,3 @@ OS_ERRORS: dict[str, str] = {
     "ELOOP": N_("too many symbolic links"),
     "EIO": N_("an input/output error (a disk or network failure)"),
 }
-
-#: Python's json module's phrases (``Expecting value``), shown through the catalog by
-#: :func:`pricecalc.files.reading.json_problem` and ``pricecalc decide``.
-JSON_MESSAGES: tuple[str, ...] = (
-    N_("Expecting value"),
-    N_("Expecting property name enclosed in double quotes"),
-    N_("Expecting ',' delimiter"),
-    N_("Expecting ':' delimiter"),
-    N_("Extra data"),
-    N_("Unterminated string starting at"),
-    N_("Invalid control character at"),
-    N_("Invalid \\escape"),
-    N_("Invalid \\uXXXX escape"),
-    N_("Illegal trailing comma before end of object"),
-    N_("Illegal trailing comma before end of array"),
-)
-
-#: Python's csv module's phrases, shown through the catalog by
-#: :func:`pricecalc.files.reading.csv_problem`.
-CSV_MESSAGES: tuple[str, ...] = (
-    N_("unexpected end of data"),
-    N_("',' expected after '\"'"),
-    N_("line contains NUL"),
-)

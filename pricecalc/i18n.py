@@ -163,7 +163,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, MissingField):
         return _("{field}: is required but missing").format(field=field_label(exc.field))
     if isinstance(exc, InvalidInput):
-        got = describe_value(exc.value) if exc.shown is None else exc.shown
+        got = describe_value(exc.value) if exc.shown is None else shown(exc.shown)
         if exc.value is None and exc.shown is None:
             got = _("null (missing)")
         return _("{field}: {problem} (got {got})").format(
@@ -208,6 +208,12 @@ def foreign(text: str) -> str:
 
 
 _PLACEHOLDER = re.compile(r"{(\w+)}")
+#: Placeholders that stand for a number (a seq, a size, a count): matched as one, so that
+#: ``{what} {size} is not between …`` reads "old tree size 5" as what="old tree size".
+_NUMBERS = frozenset(
+    {"seq", "size", "count", "have", "old", "new", "index", "n", "expected", "found", "first",
+     "last", "before", "links", "named", "upcoming", "offset", "head"}
+)  # fmt: skip
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -219,7 +225,8 @@ def _pattern(template: str) -> re.Pattern[str]:
     for found in _PLACEHOLDER.finditer(template):
         parts.append(re.escape(template[at : found.start()]))
         name = found[1]
-        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+        value = r"-?[0-9][0-9,]*" if name in _NUMBERS else ".+?"
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>{value})")
         seen.add(name)
         at = found.end()
     parts.append(re.escape(template[at:]))

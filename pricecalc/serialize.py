@@ -77,8 +77,8 @@ def _short(path: str) -> str:
 
 def _big(value: int) -> str:
     if value.bit_length() < 14_000:  # str() refuses more than 4,300 digits
-        return f"an integer of {len(str(abs(value)))} digits"
-    return "an integer of thousands of digits"
+        return msg("an integer of {count} digits", count=len(str(abs(value))))
+    return msg("an integer of thousands of digits")
 
 
 class _Rules:
@@ -200,7 +200,7 @@ def _key(key: Any, rules: _Rules, path: str | None) -> str:
         if problem is None:
             return str.__str__(key)
         where = None if path is None else rules.child(path, repr(key))
-        _fail(rules, where, key, f"(a field name) {problem}")
+        _fail(rules, where, key, msg("(a field name) {problem}", problem=problem))
     if rules.loose and isinstance(key, int) and not isinstance(key, bool):
         return str(int(key))
     _fail(rules, path, key, "key")

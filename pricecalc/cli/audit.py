@@ -525,7 +525,9 @@ def migrate(app: App, source: str, target: str) -> None:
             --to postgresql://finance@db/pricecalc
     """
     migrate_store = _audit_function("migrate_store")
-    with app.store_errors(f"{source} (migrating to {target})"):
+    with app.store_errors(
+        _("{source} (migrating to {target})").format(source=source, target=target)
+    ):
         copied, checkpoint = migrate_store(source, target, hmac_key=hmac_key())
     click.echo(
         _("copied {count} records from {source} to {target}; head seq {seq} hash {hash}").format(
