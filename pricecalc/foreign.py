@@ -48,7 +48,7 @@ AUDIT_MESSAGES: tuple[str, ...] = (
         "record {seq} prev_hash does not match record {before}'s hash: a record before it was "
         "replaced or inserted, or the chain was forked"
     ),
-    N_("record {seq} was rewritten since the checkpoint (hash {hash}, checkpoint {checkpoint})"),
+    N_("record {seq} was rewritten since the checkpoint (hash {hash}…, checkpoint {checkpoint}…)"),
     N_(
         "the store ends at record {seq} but the checkpoint names record {named}: records were cut "
         "off (truncated) since the checkpoint"
@@ -238,22 +238,27 @@ AUDIT_MESSAGES: tuple[str, ...] = (
         "signed-note; saved with Windows line ends?)"
     ),
     N_("{what} holds the control character {ch}"),
-    N_("it"),
+    N_(
+        "malformed note: it holds a carriage return (CR): a note's lines end in a line feed only "
+        "(C2SP signed-note; saved with Windows line ends?)"
+    ),
+    N_("malformed note: it is not valid UTF-8 (a lone surrogate)"),
+    N_("malformed note: it holds the control character {ch}"),
     N_("the note text"),
     N_("malformed note: {problem}"),
-    N_("not valid UTF-8"),
-    N_("no blank line before the signatures"),
-    N_("no signature lines, or the last one has no newline"),
-    N_("more than {count} signatures"),
-    N_("a signature line must start with '— ': {line}"),
-    N_("the signature line of {name} is too short"),
+    N_("malformed note: not valid UTF-8"),
+    N_("malformed note: no blank line before the signatures"),
+    N_("malformed note: no signature lines, or the last one has no newline"),
+    N_("malformed note: more than {count} signatures"),
+    N_("malformed note: a signature line must start with '— ': {line}"),
+    N_("malformed note: the signature line of {name} is too short"),
     N_(
-        "signature: the signature line of {key} does not verify (the text or the signature was "
-        "altered)"
+        "signature: the signature line of {name}+{id} does not verify (the text or the signature "
+        "was altered)"
     ),
     N_(
-        "signature: the note is not signed by {key} (signed by another key, or a key with the "
-        "same name that is not ours)"
+        "signature: the note is not signed by {name}+{id} (signed by another key, or a key with "
+        "the same name that is not ours)"
     ),
     N_("checkpoint: the text must end in a newline"),
     N_("checkpoint: at least three non-empty lines (origin, size, root)"),
@@ -291,15 +296,15 @@ AUDIT_MESSAGES: tuple[str, ...] = (
     N_("record: its hash field is not the SHA-256 of its content"),
     N_("a float ({text}) has no place in a proof document"),
     N_(
-        "OK: record {seq} (hash {hash}) is in the log {log} at tree size {size}, unchanged; "
+        "OK: record {seq} (hash {hash}…) is in the log {log} at tree size {size}, unchanged; "
         "{signed}"
     ),
     N_(
-        "OK: record {seq} (content SHA-256 {digest}) is in the log {log} at tree size {size}, "
+        "OK: record {seq} (content SHA-256 {digest}…) is in the log {log} at tree size {size}, "
         "unchanged; its hash field is the store's HMAC, which only the store's keeper can check "
         "(not checked here); {signed}"
     ),
-    N_("checkpoint signed by {key}"),
+    N_("checkpoint signed by {name}+{id}"),
     N_(
         "OK: the log {log} at size {new} is an extension of the log at size {old}: nothing in the "
         "first {count} records was changed or removed"
