@@ -37,9 +37,9 @@ def _audit_sentences() -> list[re.Pattern[str]]:
                  for v in node.values}  # fmt: skip
         for node in ast.walk(tree):
             if isinstance(node, ast.JoinedStr):
-                words = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                words = "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
                 parts = [
-                    re.escape(v.value) if isinstance(v, ast.Constant) else "(.*?)"
+                    re.escape(str(v.value)) if isinstance(v, ast.Constant) else "(.*?)"
                     for v in node.values
                 ]
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
