@@ -395,3 +395,55 @@ OS_ERRORS: dict[str, str] = {
     "ELOOP": N_("too many symbolic links"),
     "EIO": N_("an input/output error (a disk or network failure)"),
 }
+
+#: Python's json module's phrases (``Expecting value``), shown through the catalog by
+#: :func:`pricecalc.files.reading.json_problem` and ``pricecalc decide``.
+JSON_MESSAGES: tuple[str, ...] = (
+    N_("Expecting value"),
+    N_("Expecting property name enclosed in double quotes"),
+    N_("Expecting ',' delimiter"),
+    N_("Expecting ':' delimiter"),
+    N_("Extra data"),
+    N_("Unterminated string starting at"),
+    N_("Invalid control character at"),
+    N_("Invalid \\escape"),
+    N_("Invalid \\uXXXX escape"),
+    N_("Illegal trailing comma before end of object"),
+    N_("Illegal trailing comma before end of array"),
+)
+
+#: Python's csv module's phrases, shown through the catalog by
+#: :func:`pricecalc.files.reading.csv_problem`.
+CSV_MESSAGES: tuple[str, ...] = (
+    N_("unexpected end of data"),
+    N_("',' expected after '\"'"),
+    N_("line contains NUL"),
+)
+
+#: Python's TOML reader's sentences (a policy file that is not TOML), matched as
+#: :data:`AUDIT_MESSAGES` are (:func:`pricecalc.i18n.foreign`).
+TOML_MESSAGES: tuple[str, ...] = (
+    N_("{problem} (at line {line}, column {column})"),
+    N_("{problem} (at end of document)"),
+    N_("Invalid statement"),
+    N_("Expected {what}"),
+    N_("Found invalid character {ch}"),
+    N_("Cannot declare {key} twice"),
+    N_("Cannot overwrite a value"),
+    N_("Expected ']' at the end of a table declaration"),
+    N_("Expected ']]' at the end of an array declaration"),
+    N_("Expected '=' after a key in a key/value pair"),
+    N_("Invalid initial character for a key part"),
+    N_("Unclosed array"),
+    N_("Unclosed inline table"),
+    N_("Duplicate inline table key {key}"),
+    N_("Unterminated string"),
+    N_("Illegal character {ch}"),
+    N_("Invalid date or datetime"),
+    N_("Invalid value"),
+    N_("Cannot mutate immutable namespace {key}"),
+    N_("Cannot redefine namespace {key}"),
+    N_("Invalid hex value"),
+    N_("Unescaped '\\' in a string"),
+    N_("Escaped character is not a Unicode scalar value"),
+)

@@ -108,11 +108,20 @@ def msg(template: str, /, **values: Any) -> Message:
     return Message(template, **values)
 
 
+class Foreign(str):
+    """Text another program wrote (the TOML reader's complaint about a policy file), kept
+    as it is and shown through :func:`foreign` when it is part of a message."""
+
+    __slots__ = ()
+
+
 def shown(message: str) -> str:
     """``message`` (a :class:`Message`, or a plain marked text) in the current language."""
+    if isinstance(message, Foreign):
+        return foreign(message)
     if isinstance(message, Message):
         values = {
-            name: shown(value) if isinstance(value, Message) else value
+            name: shown(value) if isinstance(value, Message | Foreign) else value
             for name, value in message.values.items()
         }
         if isinstance(values.get("field"), str):  # a field's path: named by its heading
@@ -129,7 +138,7 @@ def _with_heading(name: str) -> str:
     return name if label == name else f"{label} ({name})"
 
 
-_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[(?:\d+|…)\])*)")  # […]: a path cut short
 
 
 def field_label(field: str) -> str:
@@ -194,9 +203,10 @@ def _zh_catalog() -> gettext.NullTranslations:
 def foreign(text: str) -> str:
     """A message of the audit store (which never imports pricecalc, so it cannot mark its
     messages) in the current language: the English text is matched against the templates
-    of :data:`pricecalc.foreign.AUDIT_MESSAGES`, and the matching one's translation is
-    filled with the values found there (each translated the same way, so a reason inside
-    a reason is Chinese too). A text no template matches is returned as it is."""
+    of :data:`pricecalc.foreign.AUDIT_MESSAGES` (and the TOML reader's), and the matching
+    one's translation is filled with the values found there (each translated the same
+    way, so a reason inside a reason is Chinese too). A text no template matches is
+    returned as it is."""
     if language() != "zh" or not text:
         return text
     for pattern, template in _foreign_patterns():
@@ -238,11 +248,12 @@ _foreign_cache: list[tuple[re.Pattern[str], str]] = []
 
 def _foreign_patterns() -> list[tuple[re.Pattern[str], str]]:
     if not _foreign_cache:
-        from pricecalc.foreign import AUDIT_MESSAGES
+        from pricecalc.foreign import AUDIT_MESSAGES, TOML_MESSAGES
 
         # the template with the most words of its own first: "record {seq} is missing
         # (deleted)" before "record {seq} (hash {hash})"
-        ordered = sorted(AUDIT_MESSAGES, key=lambda t: -len(_PLACEHOLDER.sub("", t)))
+        templates = (*AUDIT_MESSAGES, *TOML_MESSAGES)
+        ordered = sorted(templates, key=lambda t: -len(_PLACEHOLDER.sub("", t)))
         _foreign_cache.extend((_pattern(t), t) for t in ordered)
     return _foreign_cache
 

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from pricecalc.errors import PolicyError
-from pricecalc.i18n import msg
+from pricecalc.i18n import Foreign, msg
 
 Sections = Mapping[str, Mapping[str, Any]]
 
@@ -88,7 +88,7 @@ class Policy:
                 msg(
                     "policy file {path!r} is not valid TOML: {problem}",
                     path=str(file),
-                    problem=str(exc),
+                    problem=Foreign(str(exc)),
                 )
             ) from exc
         return cls.from_mapping(data, source=str(file))

@@ -116,7 +116,7 @@ class _RequestRules(_Rules):
                 _short(where),
                 None,
                 msg("is nested deeper than {depth} levels of objects and lists", depth=MAX_DEPTH),
-                shown="more levels",
+                shown=msg("more levels"),
             )
         if problem == "int":
             return InvalidInput(
