@@ -39,14 +39,14 @@ def _decide_and_show(
     request: dict[str, Any],
     as_json: bool,
     options: Mapping[str, str],
-    view: Callable[[Mapping[str, Any]], RenderableType] = decision_view,
+    view: Callable[..., RenderableType] = decision_view,
 ) -> None:
     with options_named(options):
         decision = decide_keyed(app, request).to_dict()
     if as_json:
         echo_json(as_recorded(decision))
         return
-    show(view(decision))
+    show(view(decision, layout=RowLayout.of(app.registry().declarations(), language())))
     if decision.get("replayed"):
         click.echo(replay_note(decision))
 
@@ -269,7 +269,11 @@ def protect(
         raw = _put(dict(raw), request_id=request_id, **labels)
     request: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     _decide_and_show(
-        app, raw, as_json, {}, view=lambda decision: protection_view(decision, request)
+        app,
+        raw,
+        as_json,
+        {},
+        view=lambda decision, layout: protection_view(decision, request, layout),
     )
 
 

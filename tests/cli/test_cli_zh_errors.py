@@ -401,3 +401,29 @@ def test_reason_explanations_follow_the_language(clerk: Clerk) -> None:
         ",REGISTRATION_ABOVE_LIST;FLOOR_BELOW_COST,registration price above the list price;"
         "floor price below the cost price," in english.stdout.splitlines()[1]
     )
+
+
+def test_a_decision_view_in_chinese(clerk: Clerk) -> None:
+    """Issue 21 point 4: a rule command's view names each result field in Chinese and
+    explains each reason code beside the recorded message (which stays as recorded);
+    ``audit stats`` heads its columns in Chinese."""
+    result = clerk(
+        "split", "--list-price", "99", "--registration-price", "109", "--subsidy-price", "89",
+        "--floor-price", "85", "--cost-price", "90",
+    )  # fmt: skip
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert "  商家补贴（每件）         -10.00" in lines
+    assert "  平台补贴上限（每件）      24.00" in lines
+    assert lines[lines.index("拒绝原因") :][2:-1] == [
+        "  原因                      说明                   记录的原文",
+        " " + "─" * 106,
+        "  REGISTRATION_ABOVE_LIST   报名价高于原价         registration price 109.00 is above "
+        "the list price 99.00",
+        "  FLOOR_BELOW_COST          最低售卖价低于成本价   floor price 85.00 is below the cost "
+        "price 90.00",
+    ]
+    stats = clerk("audit", "stats").stdout.splitlines()
+    assert stats[1].split() == [
+        "日期(北京时间)", "类型", "已批准", "已驳回", "已作废", "商家补贴", "平台补贴", "价保退款",
+        "假一赔十退款", "假一赔十赔偿", "假一赔十赔付合计", "转寄追回补贴",
+    ]  # fmt: skip
