@@ -16,6 +16,13 @@ An :class:`~pricecalc.errors.InvalidInput` names its field by the heading a cler
 :data:`pricecalc.files.rows.INPUT_LABELS` are the one table of labels, used by sheet headings
 and messages alike. Recorded reason messages are never
 translated: they are part of the hashed record.
+
+Words pricecalc shows but does not write — the audit store's sentences (``audit`` never
+imports pricecalc), the TOML reader's, the operating system's — are translated where they
+are shown: :func:`foreign` matches a sentence against its template in
+:mod:`pricecalc.foreign` and fills the template's translation; :func:`os_reason` names an
+``OSError`` by its errno. click's own messages are looked up in this catalog while a
+command runs (:mod:`pricecalc.cli.language`).
 """
 
 from __future__ import annotations
