@@ -331,6 +331,29 @@ AUDIT_MESSAGES: tuple[str, ...] = (
     N_("{what}: element {n} is not a {size}-byte hash"),
     N_("leaf index {index} is not in a tree of size {size}"),
     N_("no consistency proof from size {old} to size {new}"),
+    N_("audit index {path} cannot be trusted ({problem}); rebuilding it from the log"),
+    N_("audit index {path} lost the tree's edge; rebuilding"),
+    N_("audit index {path} not updated ({problem})"),
+    N_("audit index {path} unavailable ({problem})"),
+    N_(
+        "audit store {path}: its index knew record {seq} (hash {hash}), which the log does not "
+        "hold; the high-water mark is raised to it"
+    ),
+    N_("audit store {path}: its high-water mark is unreadable"),
+    N_("audit store {path}: could not write its high-water mark ({problem})"),
+    N_(
+        "audit store {path}: cut off an incomplete last record ({size} bytes at offset {offset}); "
+        "it was never acknowledged"
+    ),
+    N_("audit: {problem}; reading the log instead"),
+    N_("audit: {problem}; its tree was not checked"),
+    N_("audit: {problem}; the tree is recomputed from the log"),
+    N_("audit: the index's tree was not checked ({problem})"),
+    N_("it does not match the log (its head is not the log's)"),
+    N_(
+        "audit store {path}: the last record ({seq}) had lost its newline; restored (the "
+        "high-water mark names that record)"
+    ),
 )
 
 #: click's messages for a command line it cannot parse (click/core.py, parser.py, types.py,

@@ -29,7 +29,8 @@ _PLACEHOLDER = re.compile(r"{\w+}")
 
 def _audit_sentences() -> list[re.Pattern[str]]:
     """Every string the audit package writes that has words of its own, as a pattern: an
-    f-string's values are groups matching anything, its words only themselves."""
+    f-string's values (and a logged text's ``%s``) are groups matching anything, its words
+    only themselves."""
     found = []
     for path in sorted((ROOT / "audit").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -45,7 +46,9 @@ def _audit_sentences() -> list[re.Pattern[str]]:
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if id(node) in inner:
                     continue
-                words, parts = node.value, [re.escape(node.value)]
+                # a logging call's %s / %d are values too
+                words = node.value
+                parts = ["(.*?)".join(map(re.escape, re.split(r"%[sdr]", node.value)))]
             else:
                 continue
             if re.search(r"[A-Za-z]{2}", words):

@@ -6,12 +6,14 @@ argument``, a bad ``--format`` choice) with :func:`gettext.gettext`, the process
 domain, as it raises. While a pricecalc command runs in Chinese, :func:`speaking` answers
 those lookups from pricecalc's catalog — only for the messages listed in
 :data:`pricecalc.foreign.CLICK_MESSAGES` (click's help texts stay English, as pricecalc's
-do) — and gives click back its own lookups when the command ends.
+do) — and gives click back its own lookups when the command ends. The audit store's
+warnings (its logger) are shown through the same templates as its errors.
 """
 
 from __future__ import annotations
 
 import gettext
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -23,7 +25,7 @@ import click.parser
 import click.types
 
 from pricecalc.foreign import CLICK_MESSAGES
-from pricecalc.i18n import LANGUAGES, _, language, language_from_env, set_language
+from pricecalc.i18n import LANGUAGES, _, foreign, language, language_from_env, set_language
 
 #: click's modules that build the messages of a command line it cannot parse.
 _CLICK_MODULES: tuple[ModuleType, ...] = (
@@ -45,6 +47,19 @@ def _click_ngettext(singular: str, plural: str, n: int) -> str:
     if language() == "zh" and singular in CLICK_MESSAGES:
         return _(singular if n == 1 else plural)
     return gettext.ngettext(singular, plural, n)
+
+
+class _AuditWords(logging.Filter):
+    """The audit store's warnings (its logger, ``audit``: an index rebuilt, a torn last
+    line cut off) in the command's language, as its errors are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if language() == "zh":
+            record.msg, record.args = foreign(record.getMessage()), ()
+        return True
+
+
+_AUDIT_WORDS = _AuditWords()
 
 
 def chosen_language(args: Sequence[str]) -> str:
@@ -71,6 +86,7 @@ def speaking(args: Sequence[str]) -> Iterator[None]:
     not changed by a command it ran)."""
     saved = [(m, m.__dict__.get("_"), m.__dict__.get("ngettext")) for m in _CLICK_MODULES]
     set_language(chosen_language(args))
+    logging.getLogger("audit").addFilter(_AUDIT_WORDS)
     for module, said, plural in saved:
         if said is not None:
             module._ = _click_gettext  # type: ignore[attr-defined]
@@ -84,4 +100,5 @@ def speaking(args: Sequence[str]) -> Iterator[None]:
                 module._ = said  # type: ignore[attr-defined]
             if plural is not None:
                 module.ngettext = plural  # type: ignore[attr-defined]
+        logging.getLogger("audit").removeFilter(_AUDIT_WORDS)
         set_language(None)

@@ -19,8 +19,8 @@ from rich.text import Text
 from pricecalc.files.rows import BUILTIN_LAYOUT, RowLayout, Summary, beijing_text, field_heading
 from pricecalc.i18n import N_, _, language
 
-#: Labels of the built-in kinds' result fields for people (marked: Chinese under --lang
-#: zh); other fields show their name with spaces, or their column heading in Chinese.
+#: Friendlier labels for result fields (marked: Chinese under --lang zh); other fields
+#: show their name with spaces, or their column heading in Chinese.
 LABELS: dict[str, str] = {
     "merchant_subsidy": N_("merchant subsidy (per unit)"),
     "platform_subsidy": N_("platform subsidy (per unit)"),
@@ -31,45 +31,16 @@ LABELS: dict[str, str] = {
     "merchant_receives": N_("merchant receives (per unit)"),
     "merchant_margin": N_("merchant margin (per unit)"),
     "max_platform_subsidy": N_("max platform subsidy (per unit)"),
-    "quantity": N_("quantity"),
-    "merchant_subsidy_total": N_("merchant subsidy total"),
-    "platform_subsidy_total": N_("platform subsidy total"),
-    "consumer_pays_total": N_("consumer pays total"),
-    "merchant_receives_total": N_("merchant receives total"),
-    "lowest_other_platform": N_("lowest other platform"),
-    "category": N_("category"),
-    "claim_deadline": N_("claim deadline"),
-    "claimed_at": N_("claimed at"),
-    "clawback": N_("clawback"),
-    "compensation_total": N_("compensation total"),
-    "covered_by": N_("covered by"),
-    "matched_category": N_("matched category"),
-    "order_id": N_("order id"),
-    "payer": N_("payer"),
-    "payout_total": N_("payout total"),
-    "refund_total": N_("refund total"),
-    "settlement": N_("settlement"),
-    "line_id": N_("line id"),
-    "already_refunded": N_("already refunded"),
-    "already_refunded_given": N_("already refunded given"),
-    "already_refunded_recorded": N_("already refunded recorded"),
-    "compensation": N_("compensation"),
-    "entitled": N_("entitled"),
-    "lowest_at": N_("lowest at"),
-    "lowest_net": N_("lowest net"),
-    "lowest_offers": N_("lowest offers"),
-    "paid_net": N_("paid net"),
-    "refund": N_("refund"),
-    "standard": N_("standard"),
-    "total": N_("total"),
 }
 
 
-def label(field: str) -> str:
-    english = LABELS.get(field, field.replace("_", " "))
+def label(field: str, labels: Mapping[str, str] = LABELS) -> str:
+    """A field for people: its label in ``labels`` (a marked English text), else its name
+    with spaces; in Chinese the label's translation, else the field's column heading."""
+    english = labels.get(field, field.replace("_", " "))
     if language() != "zh":
         return english
-    if field in LABELS:
+    if field in labels:
         return _(english)
     return field_heading(field) or english
 
@@ -144,6 +115,7 @@ def decision_view(
     line_columns: Sequence[str] | None = None,
     line_cell: Any = None,
     layout: RowLayout = BUILTIN_LAYOUT,
+    labels: Mapping[str, str] = LABELS,
 ) -> RenderableType:
     """A decision for people: a header, its scalar results, its per-line results, reasons.
 
@@ -158,12 +130,12 @@ def decision_view(
     for field, value in result.items():
         if field == "lines":
             continue
-        scalars.add_row(label(field), cell(value))
+        scalars.add_row(label(field, labels), cell(value))
     parts.append(scalars)
     lines = result.get("lines")
     if isinstance(lines, list) and lines and all(isinstance(x, Mapping) for x in lines):
         columns = list(line_columns or _union_keys(lines))
-        table = _table(*(label(c) for c in columns), title=_("Per line"))
+        table = _table(*(label(c, labels) for c in columns), title=_("Per line"))
         for line in lines:
             table.add_row(
                 *(
@@ -197,7 +169,10 @@ def describe_offer(index: int, offer: Any) -> str:
 
 
 def protection_view(
-    decision: Mapping[str, Any], request: Mapping[str, Any], layout: RowLayout = BUILTIN_LAYOUT
+    decision: Mapping[str, Any],
+    request: Mapping[str, Any],
+    layout: RowLayout = BUILTIN_LAYOUT,
+    labels: Mapping[str, str] = LABELS,
 ) -> RenderableType:
     """A 价保 decision with, per line, which offers gave the lowest price and when."""
     raw_input = request.get("input")
@@ -229,6 +204,7 @@ def protection_view(
         ),
         line_cell=line_cell,
         layout=layout,
+        labels=labels,
     )
 
 

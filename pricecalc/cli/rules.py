@@ -28,7 +28,7 @@ from pricecalc.cli.options import (
     request_file_option,
     request_id_option,
 )
-from pricecalc.cli.render import decision_view, protection_view
+from pricecalc.cli.render import LABELS, decision_view, protection_view
 from pricecalc.files.rows import RowLayout, as_recorded, record_row
 from pricecalc.hookspecs import hookimpl
 from pricecalc.i18n import N_, _, language
@@ -46,9 +46,48 @@ def _decide_and_show(
     if as_json:
         echo_json(as_recorded(decision))
         return
-    show(view(decision, layout=RowLayout.of(app.registry().declarations(), language())))
+    layout = RowLayout.of(app.registry().declarations(), language())
+    show(view(decision, layout=layout, labels=RESULT_LABELS))
     if decision.get("replayed"):
         click.echo(replay_note(decision))
+
+
+#: The built-in kinds' result fields for people (the rule commands show them; Chinese
+#: under --lang zh).
+RESULT_LABELS: dict[str, str] = {
+    **LABELS,
+    "quantity": N_("quantity"),
+    "merchant_subsidy_total": N_("merchant subsidy total"),
+    "platform_subsidy_total": N_("platform subsidy total"),
+    "consumer_pays_total": N_("consumer pays total"),
+    "merchant_receives_total": N_("merchant receives total"),
+    "lowest_other_platform": N_("lowest other platform"),
+    "category": N_("category"),
+    "claim_deadline": N_("claim deadline"),
+    "claimed_at": N_("claimed at"),
+    "clawback": N_("clawback"),
+    "compensation_total": N_("compensation total"),
+    "covered_by": N_("covered by"),
+    "matched_category": N_("matched category"),
+    "order_id": N_("order id"),
+    "payer": N_("payer"),
+    "payout_total": N_("payout total"),
+    "refund_total": N_("refund total"),
+    "settlement": N_("settlement"),
+    "line_id": N_("line id"),
+    "already_refunded": N_("already refunded"),
+    "already_refunded_given": N_("already refunded given"),
+    "already_refunded_recorded": N_("already refunded recorded"),
+    "compensation": N_("compensation"),
+    "entitled": N_("entitled"),
+    "lowest_at": N_("lowest at"),
+    "lowest_net": N_("lowest net"),
+    "lowest_offers": N_("lowest offers"),
+    "paid_net": N_("paid net"),
+    "refund": N_("refund"),
+    "standard": N_("standard"),
+    "total": N_("total"),
+}
 
 
 def _other_platforms(values: Sequence[str]) -> list[dict[str, str]]:
@@ -273,7 +312,7 @@ def protect(
         raw,
         as_json,
         {},
-        view=lambda decision, layout: protection_view(decision, request, layout),
+        view=lambda decision, layout, labels: protection_view(decision, request, layout, labels),
     )
 
 

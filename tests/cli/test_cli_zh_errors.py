@@ -81,15 +81,21 @@ def _roll_back(clerk: Clerk) -> None:
         index.unlink()
 
 
-def _proof(clerk: Clerk) -> str:
-    """A proof document of record 1 whose record was changed after it was proven."""
+def _proven(clerk: Clerk, seq: str) -> None:
+    """Two decisions, a signing key (verifier.key beside it), a signed checkpoint and the
+    proof of record ``seq`` in p.json."""
     clerk.decided()
     made = clerk("audit", "keygen", "finance.example/log", "-o", "signing.key")
     clerk.file("verifier.key", made.stdout)
     assert (
         clerk("audit", "checkpoint", "--signing-key", "signing.key", "-o", "cp.txt").exit_code == 0
     )
-    assert clerk("audit", "prove", "1", "--checkpoint", "cp.txt", "-o", "p.json").exit_code == 0
+    assert clerk("audit", "prove", seq, "--checkpoint", "cp.txt", "-o", "p.json").exit_code == 0
+
+
+def _proof(clerk: Clerk) -> str:
+    """A proof document of record 1 whose record was changed after it was proven."""
+    _proven(clerk, "1")
     doc = json.loads((clerk.tmp / "p.json").read_text(encoding="utf-8"))
     doc["record"]["payload"]["operator"] = "mallory"
     return clerk.file("p.json", json.dumps(doc))
@@ -361,13 +367,7 @@ def test_a_sheets_row_errors_in_chinese(clerk: Clerk) -> None:
 def test_verify_proof_in_chinese(clerk: Clerk) -> None:
     """``audit verify-proof`` under --lang zh: the OK line and what the record decided,
     Chinese only (in English they stay bilingual for the merchant: tests of issue 24)."""
-    clerk.decided()
-    made = clerk("audit", "keygen", "finance.example/log", "-o", "signing.key")
-    clerk.file("verifier.key", made.stdout)
-    assert (
-        clerk("audit", "checkpoint", "--signing-key", "signing.key", "-o", "cp.txt").exit_code == 0
-    )
-    assert clerk("audit", "prove", "2", "--checkpoint", "cp.txt", "-o", "p.json").exit_code == 0
+    _proven(clerk, "2")
     lines = clerk("audit", "verify-proof", "p.json", "--verifier-key", "verifier.key").stdout
     first, *decided = lines.splitlines()
     assert re.fullmatch(
@@ -427,3 +427,24 @@ def test_a_decision_view_in_chinese(clerk: Clerk) -> None:
         "日期(北京时间)", "类型", "已批准", "已驳回", "已作废", "商家补贴", "平台补贴", "价保退款",
         "假一赔十退款", "假一赔十赔偿", "假一赔十赔付合计", "转寄追回补贴",
     ]  # fmt: skip
+
+
+def test_the_stores_warnings_in_chinese(clerk: Clerk, caplog: pytest.LogCaptureFixture) -> None:
+    """The audit store's warnings (its logger) are shown through the same templates as
+    its errors: an index it cannot trust, rebuilt from the log."""
+    clerk.decided()
+    index = clerk.tmp / "audit.jsonl.idx"
+    index.write_text("garbage\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="audit"):
+        assert clerk("audit", "verify").exit_code == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"审计索引 {index} 不可信（file is not a database）；正在从日志重建"
+    ]
+    caplog.clear()
+    index.write_text("garbage\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="audit"):
+        assert clerk("audit", "verify", lang="en").exit_code == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"audit index {index} cannot be trusted (file is not a database); rebuilding it from "
+        "the log"
+    ]
