@@ -354,6 +354,18 @@ AUDIT_MESSAGES: tuple[str, ...] = (
         "audit store {path}: the last record ({seq}) had lost its newline; restored (the "
         "high-water mark names that record)"
     ),
+    N_("malformed note: it"),
+    N_(
+        "its head (record {seq} ending at offset {offset}) is not the log's (record {last} ending "
+        "at offset {end})"
+    ),
+    N_("its running digest is not the digest of the log's rows"),
+    N_("record {seq} has no row"),
+    N_("record {seq}'s row is wrong {at}"),
+    N_("a row for record {seq}, which the log does not hold"),
+    N_("the {what} row of record {seq} is missing"),
+    N_("a {what} row for record {seq} that the log does not hold"),
+    N_("the link after the {what} row of record {seq}"),
 )
 
 #: click's messages for a command line it cannot parse (click/core.py, parser.py, types.py,

@@ -134,6 +134,16 @@ def test_every_os_error_name_is_an_errno() -> None:
             "seq gap: expected 3, found 5: records 3..4 are missing (deleted)",
             "记录号不连续：应为 3，实为 5：第 3 至 4 条记录缺失（被删除）",
         ),
+        (  # audit names the note "it" inside the proof's frame
+            "the checkpoint: malformed note: it holds a carriage return (CR): a note's lines "
+            "end in a line feed only (C2SP signed-note; saved with Windows line ends?)",
+            "检查点：注记格式错误：它 含有回车符（CR）：注记的每行只以换行符（LF）结尾"
+            "（C2SP signed-note；是否以 Windows 换行保存？）",
+        ),
+        (  # audit verify --deep's index check
+            "the tag 'order:O1' row of record 2 is missing",
+            "第 2 条记录的 tag 'order:O1' 行缺失",
+        ),
         (  # no template: as it is
             "something audit may say one day",
             "something audit may say one day",
