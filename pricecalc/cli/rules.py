@@ -87,6 +87,10 @@ RESULT_LABELS: dict[str, str] = {
     "refund": N_("refund"),
     "standard": N_("standard"),
     "total": N_("total"),
+    "voided_kind": N_("voided kind"),
+    "voided_request_id": N_("voided request id"),
+    "reason": N_("reason"),
+    "target": N_("target"),
 }
 
 
