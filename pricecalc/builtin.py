@@ -28,3 +28,4 @@ def pricecalc_offer_types() -> Iterable[OfferType]:
 @hookimpl
 def pricecalc_clawback_categories() -> Iterable[str]:
     return list(forwarding.CATEGORIES)
+

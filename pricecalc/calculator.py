@@ -178,7 +178,9 @@ class Calculator:
         else:
             self.store = audit
             self._owns_store = False
-        self._group: GroupCommit[tuple[Envelope, datetime | None]] = GroupCommit(self._decide_group)
+        self._group: GroupCommit[tuple[Envelope, datetime | None]] = GroupCommit(
+            self._decide_group
+        )
 
     @property
     def policy(self) -> Policy:
@@ -542,7 +544,10 @@ def _relied_voided(tx: Transaction, record: Record) -> int | None:
     if recorded.status != "rejected":
         return None
     voids = [
-        void for seq in recorded.relied_on for void in (_voided_by(tx, seq),) if void is not None
+        void
+        for seq in recorded.relied_on
+        for void in (_voided_by(tx, seq),)
+        if void is not None
     ]
     return min(voids) if voids else None
 

@@ -123,7 +123,9 @@ def identifier(value: Any, field: str | _Named) -> str:
             (
                 c
                 for c in text
-                if unicodedata.category(c) in _INVISIBLE or c in _INVISIBLE_CHARS or _is_dash(c)
+                if unicodedata.category(c) in _INVISIBLE
+                or c in _INVISIBLE_CHARS
+                or _is_dash(c)
             ),
             None,
         )
@@ -183,12 +185,8 @@ def parse_time(value: Any, field: str, *, end: bool = False) -> datetime:
         if sheet is not None:
             try:
                 moment = datetime(
-                    int(sheet["y"]),
-                    int(sheet["m"]),
-                    int(sheet["d"]),
-                    int(sheet["H"] or 0),
-                    int(sheet["M"] or 0),
-                    int(sheet["S"] or 0),
+                    int(sheet["y"]), int(sheet["m"]), int(sheet["d"]),
+                    int(sheet["H"] or 0), int(sheet["M"] or 0), int(sheet["S"] or 0),
                     int((sheet["f"] or "0").ljust(6, "0")),
                 )
             except ValueError as exc:

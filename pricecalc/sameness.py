@@ -297,7 +297,11 @@ def _first_difference(path: str, recorded: Any, asked: Any) -> str | None:
             if found is not None:
                 return found
         return None
-    if isinstance(recorded, list) and isinstance(asked, list) and len(recorded) == len(asked):
+    if (
+        isinstance(recorded, list)
+        and isinstance(asked, list)
+        and len(recorded) == len(asked)
+    ):
         for index, (one, other) in enumerate(zip(recorded, asked, strict=True)):
             found = _first_difference(f"{path}[{index}]", one, other)
             if found is not None:

@@ -153,7 +153,9 @@ class OutputOptions:
 FormatName = TypeVar("FormatName", bound=str)
 
 
-def format_by_name(name: str, suffixes: Mapping[str, FormatName], refusal: str) -> FormatName:
+def format_by_name(
+    name: str, suffixes: Mapping[str, FormatName], refusal: str
+) -> FormatName:
     """A file's format from its name: ``-`` (a standard stream) is JSON Lines, else its
     extension in ``suffixes``; an unknown extension is the usage error ``refusal``."""
     if name == "-":
@@ -435,15 +437,11 @@ def label_options(func: F) -> F:
         return func(*args, **kwargs)
 
     wrapped = click.option(
-        "--campaign",
-        metavar="NAME",
-        callback=record_text,
+        "--campaign", metavar="NAME", callback=record_text,
         help="The campaign the decision belongs to (recorded).",
     )(with_labels)
     wrapped = click.option(
-        "--merchant",
-        metavar="ID",
-        callback=record_text,
+        "--merchant", metavar="ID", callback=record_text,
         help="The merchant the decision concerns (recorded).",
     )(wrapped)
     return wrapped  # type: ignore[return-value]

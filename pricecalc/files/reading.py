@@ -222,7 +222,9 @@ def _encoding_name(encoding: str) -> str:
 
 
 @contextmanager
-def open_source(name: str, stdin: IO[bytes], *, encoding: str | None = None) -> Iterator[Source]:
+def open_source(
+    name: str, stdin: IO[bytes], *, encoding: str | None = None
+) -> Iterator[Source]:
     """Hash the input (one streaming pass). ``-`` copies stdin to a temporary file first.
 
     With ``encoding`` (CSV input) the same pass decodes the file as that encoding — a
@@ -578,7 +580,9 @@ def sheet_header(
     if header_row is not None:
         index = header_row - first_row
         if not 0 <= index < len(rows):
-            raise ValueError(msg("--header-row {row}: the sheet has no such row", row=header_row))
+            raise ValueError(
+                msg("--header-row {row}: the sheet has no such row", row=header_row)
+            )
     else:
         filled = [i for i, row in enumerate(rows) if any(_heading(c) for c in row)]
         index = next((i for i in filled if all(known(c) for c in rows[i])), None)

@@ -313,7 +313,9 @@ class XlsxWriter:
         self._sheet = self._book.create_sheet(title)
         headings_row = [headings.heading(c, headers) for c in self._columns]
         # Widths and the frozen row go before the first row (write-only mode streams).
-        for index, (column, heading) in enumerate(zip(self._columns, headings_row, strict=True), 1):
+        for index, (column, heading) in enumerate(
+            zip(self._columns, headings_row, strict=True), 1
+        ):
             self._sheet.column_dimensions[get_column_letter(index)].width = column_width(
                 column, heading
             )
@@ -477,8 +479,7 @@ def writable_target(name: str, example: str) -> Path:
         raise OutputProblem(
             msg(
                 "{name!r} is a folder; give the name of a file to write, such as {suggestion!r}",
-                name=name,
-                suggestion=suggestion,
+                name=name, suggestion=suggestion,
             )
         )
     folder = target.parent
@@ -487,16 +488,14 @@ def writable_target(name: str, example: str) -> Path:
             msg(
                 "the folder {folder!r} does not exist (for {name!r}): create it first, "
                 "or write somewhere else",
-                folder=str(folder),
-                name=name,
+                folder=str(folder), name=name,
             )
         )
     if not folder.is_dir():
         raise OutputProblem(
             msg(
                 "{folder!r} is a file, not a folder, so {name!r} cannot be written",
-                folder=str(folder),
-                name=name,
+                folder=str(folder), name=name,
             )
         )
     return target
@@ -539,8 +538,7 @@ def refuse_store_files(name: str, store: str | None) -> None:
             msg(
                 "{name!r} is the audit store's own file {what!r}: an output never "
                 "overwrites the store, its index or its lock — write somewhere else",
-                name=name,
-                what=str(what),
+                name=name, what=str(what),
             )
         )
 

@@ -179,7 +179,8 @@ HIDDEN_ROW = "this request_id is already used for another request"
 #: The conflict a merchant-limited token is told when the key is another's (SPEC §11).
 HIDDEN_CONFLICT = Problem(
     "idempotency-conflict",
-    "this idempotency key is already used for another request; send this request under a new key",
+    "this idempotency key is already used for another request; "
+    "send this request under a new key",
 )
 
 
@@ -284,6 +285,7 @@ def _merchant_line(service: Service, token: Token, request: Any) -> Problem | No
     except Problem as problem:
         return problem
     return None
+
 
 
 def _find(service: Service, key: str) -> Record | None:

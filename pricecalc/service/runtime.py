@@ -119,7 +119,8 @@ class Service:
         except PricecalcError as exc:
             self.tokens = Tokens()
             print(
-                f"pricecalc serve: tokens not reloaded, every token refused until they are: {exc}",
+                f"pricecalc serve: tokens not reloaded, every token refused until they are: "
+                f"{exc}",
                 file=sys.stderr,
             )
 

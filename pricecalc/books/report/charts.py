@@ -35,7 +35,9 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def bar_chart(rows: Sequence[tuple[str, Decimal | int]], *, title: str, width: int = 640) -> Markup:
+def bar_chart(
+    rows: Sequence[tuple[str, Decimal | int]], *, title: str, width: int = 640
+) -> Markup:
     """Horizontal bars, one a row (a label and a value ≥ 0), longest bar = the largest."""
     if not rows:
         return Markup("")
