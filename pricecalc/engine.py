@@ -37,12 +37,16 @@ from pricecalc.serialize import jsonable, plain_result
 
 def _check_outcome(plugin: str, outcome: Any) -> Outcome:
     if not isinstance(outcome, Outcome):
-        raise PluginError(plugin, f"rule returned {type(outcome).__name__}, expected Outcome")
+        raise PluginError(
+            plugin, msg("rule returned {type}, expected Outcome", type=type(outcome).__name__)
+        )
     for reason in outcome.reasons:
         if not isinstance(reason, Reason) or not reason.code or not isinstance(reason.message, str):
-            raise PluginError(plugin, f"rule returned an unusable reason {reason!r}")
+            raise PluginError(
+                plugin, msg("rule returned an unusable reason {reason!r}", reason=reason)
+            )
     if outcome.tags and not all(isinstance(tag, str) and tag for tag in outcome.tags):
-        raise PluginError(plugin, f"rule returned unusable tags {outcome.tags!r}")
+        raise PluginError(plugin, msg("rule returned unusable tags {tags!r}", tags=outcome.tags))
     return outcome
 
 
@@ -83,7 +87,7 @@ def evaluate_envelope(
     outcome = _check_outcome(plugin, decided)
     result = plain_result(plugin, outcome.result)
     if type(result) is not dict:
-        raise PluginError(plugin, "rule result must be a mapping")
+        raise PluginError(plugin, msg("rule result must be a mapping"))
     versions = registry.plugin_versions
     if outcome.plugins and outcome.plugins != {plugin}:
         participants = sorted({plugin, *outcome.plugins})

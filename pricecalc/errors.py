@@ -85,7 +85,9 @@ class PluginError(PricecalcError):
     def __init__(self, plugin: str, problem: str) -> None:
         self.plugin = plugin
         self.problem = problem
-        super().__init__(f"plugin {plugin!r}: {problem}")
+        from pricecalc.i18n import msg  # errors is imported by everything: no cycle
+
+        super().__init__(msg("plugin {plugin!r}: {problem}", plugin=plugin, problem=problem))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.plugin, self.problem))

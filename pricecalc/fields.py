@@ -146,10 +146,13 @@ def identifier(value: Any, field: str | _Named) -> str:
         )
     if bad is not None:
         what = (
-            f"a dash other than ASCII '-' (U+{ord(bad):04X} {unicodedata.name(bad, '')})"
+            msg(
+                "a dash other than ASCII '-' (U+{code:04X} {name})",
+                code=ord(bad), name=unicodedata.name(bad, ""),
+            )
             if _is_dash(bad)
-            else f"an invisible or control character (U+{ord(bad):04X})"
-        )
+            else msg("an invisible or control character (U+{code:04X})", code=ord(bad))
+        )  # fmt: skip
         raise InvalidInput(
             str(field),
             value,
@@ -365,7 +368,7 @@ class Fields:
             if zero is not None:  # 2.00 in a spreadsheet cell is 2 (SPEC §1)
                 return self._integer_text(name, zero["whole"])
             if has_other_digits(text):
-                said = msg("{digits} (such as 2)", digits=ASCII_DIGITS)
+                said = msg("{digits} (such as 2)", digits=msg(ASCII_DIGITS))
                 raise InvalidInput(self.at(name), value, said)
         elif isinstance(value, Decimal):  # a JSON number written 2.0 or 1e2
             raise InvalidInput(

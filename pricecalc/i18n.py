@@ -105,3 +105,24 @@ def _rebuild(template: str, values: dict[str, Any]) -> Message:
 def msg(template: str, /, **values: Any) -> Message:
     """A message from a marked template (``{name}`` placeholders, values by name)."""
     return Message(template, **values)
+
+
+class Foreign(str):
+    """Text another program wrote (the TOML reader's complaint about a policy file), kept
+    as it is and shown through :func:`foreign` when it is part of a message."""
+
+    __slots__ = ()
+
+
+def chinese(message: str) -> str:
+    """``message`` (a marked English text) in Chinese, whatever the current language: for
+    a document a merchant reads in both languages (``audit verify-proof``)."""
+    translated: str = _zh_catalog().gettext(message)
+    return translated
+
+
+def _zh_catalog() -> gettext.NullTranslations:
+    if _state["lang"] == "zh":
+        catalog: gettext.NullTranslations = _state["catalog"]
+        return catalog
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=["zh_CN"])  # cached by gettext

@@ -100,7 +100,7 @@ def to_decimal(value: Any, field: str) -> Decimal:
         text = value.strip()
         if has_other_digits(text):
             raise InvalidInput(
-                field, value, msg('{digits} (such as "199.90")', digits=ASCII_DIGITS)
+                field, value, msg('{digits} (such as "199.90")', digits=msg(ASCII_DIGITS))
             )
         if not _DECIMAL_TEXT.fullmatch(text):
             raise InvalidInput(field, value, N_('must be a plain decimal number such as "199.90"'))

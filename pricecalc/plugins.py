@@ -20,6 +20,7 @@ import pluggy
 
 from pricecalc import builtin, hookspecs
 from pricecalc.errors import PluginError, PolicyError, PricecalcError, guard
+from pricecalc.i18n import N_, msg
 from pricecalc.offers import OfferType
 from pricecalc.policy import CORE_DEFAULTS, Policy
 from pricecalc.registry import CompensationStandard, Contributed, Registry, Rule
@@ -65,12 +66,18 @@ def get_plugin_manager(
             except Exception as exc:
                 raise PluginError(
                     entry_point.name,
-                    f"failed to load ({entry_point.value}): {type(exc).__name__}: {exc}",
+                    msg(
+                        "failed to load ({entry_point}): {error}",
+                        entry_point=entry_point.value,
+                        error=f"{type(exc).__name__}: {exc}",
+                    ),
                 ) from exc
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         except Exception as exc:  # an entry point that fails to import
-            raise PluginError("entry points", f"failed to load: {exc}") from exc
+            raise PluginError(
+                "entry points", msg("failed to load: {error}", error=str(exc))
+            ) from exc
     for name, plugin in extra:
         if not pm.is_blocked(name):
             pm.register(plugin, name=name)
@@ -112,14 +119,21 @@ def _collect(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
 
 def _items(plugin: str, hook: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise PluginError(plugin, f"{hook} must return a list, got {type(value).__name__}")
+        raise PluginError(
+            plugin,
+            msg("{hook} must return a list, got {type}", hook=hook, type=type(value).__name__),
+        )
     items = list(value)
     for item in items:
         if not isinstance(item, kind):
             expected = (
                 kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
-            raise PluginError(plugin, f"{hook} returned {item!r}, expected {expected}")
+            raise PluginError(
+                plugin,
+                msg("{hook} returned {item!r}, expected {expected}", hook=hook, item=item,
+                    expected=expected),
+            )  # fmt: skip
     return items
 
 
@@ -128,19 +142,19 @@ def _by_name(
     hook: str,
     kind: type,
     name_of: Callable[[Any], str],
-    verb: str,
+    twice: str,
 ) -> dict[str, Contributed]:
     """Every plugin's answer to ``hook``, checked to be ``kind``, by name, in order; a
-    name contributed twice is a :class:`PluginError` naming both plugins (``registers kind
-    'x', already registered by 'p'``, ``adds standard 'y', already added by 'q'``)."""
-    done = "registered" if verb.startswith("registers") else "added"
+    name contributed twice is a :class:`PluginError` saying ``twice`` (a marked template
+    of ``{name}``/``{kind}`` and ``{other}``: ``registers kind 'x', already registered by
+    'p'``)."""
     found: dict[str, Contributed] = {}
     for plugin, value in _collect(pm, hook):
         for item in _items(plugin, hook, value, kind):
             name = name_of(item)
             if name in found:
                 raise PluginError(
-                    plugin, f"{verb} {name!r}, already {done} by {found[name].plugin!r}"
+                    plugin, msg(twice, name=name, kind=name, other=found[name].plugin)
                 )
             found[name] = Contributed(plugin, item)
     return found
@@ -148,14 +162,18 @@ def _by_name(
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Ask every plugin for its contributions and check them."""
-    rules = _by_name(pm, "pricecalc_rules", Rule, lambda rule: rule.kind, "registers kind")
+    rules = _by_name(
+        pm, "pricecalc_rules", Rule, lambda rule: rule.kind,
+        N_("registers kind {kind!r}, already registered by {other!r}"),
+    )  # fmt: skip
     standards = _by_name(
         pm, "pricecalc_compensation_standards", CompensationStandard,
-        lambda standard: standard.name, "adds standard",
+        lambda standard: standard.name, N_("adds standard {name!r}, already added by {other!r}"),
     )  # fmt: skip
     offer_types = _by_name(
-        pm, "pricecalc_offer_types", OfferType, lambda offer: offer.name, "adds offer type"
-    )
+        pm, "pricecalc_offer_types", OfferType, lambda offer: offer.name,
+        N_("adds offer type {name!r}, already added by {other!r}"),
+    )  # fmt: skip
 
     categories: dict[str, str] = {}
     for plugin, value in _collect(pm, "pricecalc_clawback_categories"):
@@ -168,13 +186,16 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             isinstance(v, Mapping) for v in value.values()
         ):
             raise PluginError(
-                plugin, "pricecalc_policy_defaults must return {section: {key: value}}"
+                plugin, msg("pricecalc_policy_defaults must return {section: {key: value}}")
             )
         for section, values in value.items():
             target = defaults.setdefault(str(section), {})
             for key, default in values.items():
                 if key in target and section not in CORE_DEFAULTS:
-                    raise PluginError(plugin, f"policy default {section}.{key} is already declared")
+                    raise PluginError(
+                        plugin,
+                        msg("policy default {key} is already declared", key=f"{section}.{key}"),
+                    )
                 target.setdefault(str(key), default)
 
     hooks_by_plugin: dict[str, tuple[str, ...]] = {}
@@ -222,8 +243,12 @@ def load_registry(policy: Policy | None = None, disable: Iterable[str] = ()) -> 
             unknown = [name for name in from_policy if name not in known]
             if unknown:  # a misspelt name must not silently leave the plugin on
                 raise PolicyError(
-                    f"policy: plugins.disabled names {unknown[0]!r}, which is not a plugin "
-                    f"pricecalc has (plugins: {', '.join(known)})"
+                    msg(
+                        "policy: plugins.disabled names {name!r}, which is not a plugin "
+                        "pricecalc has (plugins: {known})",
+                        name=unknown[0],
+                        known=", ".join(known),
+                    )
                 )
         names.update(from_policy)
     return build_registry(get_plugin_manager(sorted(names)))

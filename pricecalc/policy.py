@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from pricecalc.errors import PolicyError
+from pricecalc.i18n import Foreign, msg
 
 Sections = Mapping[str, Mapping[str, Any]]
 
@@ -81,9 +82,15 @@ class Policy:
             with file.open("rb") as fp:
                 data = tomllib.load(fp, parse_float=Decimal)
         except FileNotFoundError as exc:
-            raise PolicyError(f"policy file {str(file)!r} does not exist") from exc
+            raise PolicyError(msg("policy file {path!r} does not exist", path=str(file))) from exc
         except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"policy file {str(file)!r} is not valid TOML: {exc}") from exc
+            raise PolicyError(
+                msg(
+                    "policy file {path!r} is not valid TOML: {problem}",
+                    path=str(file),
+                    problem=Foreign(str(exc)),
+                )
+            ) from exc
         return cls.from_mapping(data, source=str(file))
 
     @classmethod
@@ -91,7 +98,13 @@ class Policy:
         overrides: dict[str, dict[str, Any]] = {}
         for section, values in data.items():
             if not isinstance(values, Mapping):
-                raise PolicyError(f"policy: [{section}] must be a table of values, got {values!r}")
+                raise PolicyError(
+                    msg(
+                        "policy: [{section}] must be a table of values, got {value!r}",
+                        section=section,
+                        value=values,
+                    )
+                )
             overrides[section] = dict(values)
         return cls(overrides=overrides, source=source)
 
@@ -113,10 +126,12 @@ class Policy:
         """Refuse policy keys no default declares: a misspelt key must not pass silently."""
         for section, values in self.overrides.items():
             if section not in self.defaults:
-                raise PolicyError(f"policy: unknown section [{section}]")
+                raise PolicyError(msg("policy: unknown section [{section}]", section=section))
             for key in values:
                 if key not in self.defaults[section]:
-                    raise PolicyError(f"policy: unknown key {key!r} in [{section}]")
+                    raise PolicyError(
+                        msg("policy: unknown key {key!r} in [{section}]", key=key, section=section)
+                    )
 
     def get(self, section: str, key: str) -> Any:
         if key in self.overrides.get(section, {}):
@@ -124,7 +139,7 @@ class Policy:
         try:
             return self.defaults[section][key]
         except KeyError:
-            raise PolicyError(f"policy: no value for {section}.{key}") from None
+            raise PolicyError(msg("policy: no value for {key}", key=f"{section}.{key}")) from None
 
     def section(self, section: str) -> dict[str, Any]:
         """Every value of one section, defaults overlaid by the file."""
@@ -133,7 +148,13 @@ class Policy:
     def disabled_plugins(self) -> tuple[str, ...]:
         value = self.get("plugins", "disabled")
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise PolicyError(f"policy: plugins.disabled must be a list of names, got {value!r}")
+            raise PolicyError(
+                msg(
+                    "policy: {key} must be a list of names, got {value!r}",
+                    key="plugins.disabled",
+                    value=value,
+                )
+            )
         return tuple(value)
 
     def view(self) -> PolicyView:

@@ -53,14 +53,15 @@ def text_problem(text: str) -> str | None:
     """What makes ``text`` unfit for a finance record (SPEC §1), or None: U+0000, or a
     lone surrogate (not valid Unicode, so it cannot be written as UTF-8)."""
     if "\x00" in text:
-        return "must not contain the character U+0000"
+        return msg("must not contain the character U+0000")
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            return (
-                f"is not valid Unicode text (a lone surrogate U+{ord(text[exc.start]):04X} "
-                f"at character {exc.start + 1})"
+            return msg(
+                "is not valid Unicode text (a lone surrogate U+{code:04X} at character {at})",
+                code=ord(text[exc.start]),
+                at=exc.start + 1,
             )
     return None
 
@@ -76,8 +77,8 @@ def _short(path: str) -> str:
 
 def _big(value: int) -> str:
     if value.bit_length() < 14_000:  # str() refuses more than 4,300 digits
-        return f"an integer of {len(str(abs(value)))} digits"
-    return "an integer of thousands of digits"
+        return msg("an integer of {count} digits", count=len(str(abs(value))))
+    return msg("an integer of thousands of digits")
 
 
 class _Rules:
@@ -115,7 +116,7 @@ class _RequestRules(_Rules):
                 _short(where),
                 None,
                 msg("is nested deeper than {depth} levels of objects and lists", depth=MAX_DEPTH),
-                shown="more levels",
+                shown=msg("more levels"),
             )
         if problem == "int":
             return InvalidInput(
@@ -199,15 +200,13 @@ def _key(key: Any, rules: _Rules, path: str | None) -> str:
         if problem is None:
             return str.__str__(key)
         where = None if path is None else rules.child(path, repr(key))
-        _fail(rules, where, key, f"(a field name) {problem}")
+        _fail(rules, where, key, msg("(a field name) {problem}", problem=problem))
     if rules.loose and isinstance(key, int) and not isinstance(key, bool):
         return str(int(key))
     _fail(rules, path, key, "key")
 
 
-MISSING_PROBLEM = (
-    "is a missing value (pandas NA/NaT): leave the field out, or give a value"
-)
+MISSING_PROBLEM = "is a missing value (pandas NA/NaT): leave the field out, or give a value"
 
 
 def missing_marker(value: Any) -> bool:
@@ -216,8 +215,10 @@ def missing_marker(value: Any) -> bool:
     kind = type(value)
     if kind.__name__ in ("NAType", "NaTType") and kind.__module__.startswith("pandas"):
         return True
-    return kind.__module__ == "numpy" and kind.__name__ in ("datetime64", "timedelta64") and (
-        str(value) == "NaT"
+    return (
+        kind.__module__ == "numpy"
+        and kind.__name__ in ("datetime64", "timedelta64")
+        and (str(value) == "NaT")
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import Fields
-from pricecalc.i18n import N_
+from pricecalc.i18n import N_, msg
 from pricecalc.money import HUNDRED, parse_amount, parse_rate, to_decimal
 from pricecalc.policy import PolicyView
 
@@ -34,11 +34,27 @@ def policy_number(policy: PolicyView, section: str, key: str, *, positive: bool 
     try:
         number = to_decimal(value, f"{section}.{key}")
     except (InvalidInput, TypeError) as exc:
-        raise PolicyError(f"policy: {section}.{key} must be a number, got {value!r}") from exc
+        raise PolicyError(
+            msg(
+                "policy: {key} must be a number, got {value!r}", key=f"{section}.{key}", value=value
+            )
+        ) from exc
     if number < 0:
-        raise PolicyError(f"policy: {section}.{key} must not be negative, got {value!r}")
+        raise PolicyError(
+            msg(
+                "policy: {key} must not be negative, got {value!r}",
+                key=f"{section}.{key}",
+                value=value,
+            )
+        )
     if positive and number == 0:
-        raise PolicyError(f"policy: {section}.{key} must be greater than 0, got {value!r}")
+        raise PolicyError(
+            msg(
+                "policy: {key} must be greater than 0, got {value!r}",
+                key=f"{section}.{key}",
+                value=value,
+            )
+        )
     return number
 
 
@@ -48,10 +64,16 @@ def as_rate(value: Any, where: str) -> Decimal:
         rate = parse_rate(value, where)
     except (InvalidInput, TypeError) as exc:
         raise PolicyError(
-            f'policy: {where} must be a rate such as "0.54%" or "0.0054", got {value!r}'
+            msg(
+                'policy: {key} must be a rate such as "0.54%" or "0.0054", got {value!r}',
+                key=where,
+                value=value,
+            )
         ) from exc
     if rate > ONE:
-        raise PolicyError(f"policy: {where} must be at most 100%, got {value!r}")
+        raise PolicyError(
+            msg("policy: {key} must be at most 100%, got {value!r}", key=where, value=value)
+        )
     return rate
 
 
@@ -67,7 +89,13 @@ def policy_names(policy: PolicyView, section: str, key: str) -> tuple[str, ...]:
         or not isinstance(value, list | tuple)
         or not all(isinstance(v, str) and v.strip() for v in value)
     ):
-        raise PolicyError(f"policy: {section}.{key} must be a list of names, got {value!r}")
+        raise PolicyError(
+            msg(
+                "policy: {key} must be a list of names, got {value!r}",
+                key=f"{section}.{key}",
+                value=value,
+            )
+        )
     return tuple(v.strip() for v in value)
 
 
@@ -118,7 +146,13 @@ def policy_rate_table(policy: PolicyView, section: str, key: str) -> dict[str, D
     """A ``{name: rate}`` table from the policy, keyed by :func:`norm` of each name."""
     value = policy.get(section, key)
     if not isinstance(value, Mapping):
-        raise PolicyError(f"policy: {section}.{key} must be a table of name = rate, got {value!r}")
+        raise PolicyError(
+            msg(
+                "policy: {key} must be a table of name = rate, got {value!r}",
+                key=f"{section}.{key}",
+                value=value,
+            )
+        )
     return {
         norm(str(name)): as_rate(rate, f"{section}.{key}.{name}") for name, rate in value.items()
     }
@@ -131,7 +165,12 @@ def policy_count(policy: PolicyView, section: str, key: str, *, minimum: int = 0
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise PolicyError(
-            f"policy: {section}.{key} must be a whole number of at least {minimum}, got {value!r}"
+            msg(
+                "policy: {key} must be a whole number of at least {minimum}, got {value!r}",
+                key=f"{section}.{key}",
+                minimum=minimum,
+                value=value,
+            )
         )
     return value
 
@@ -143,12 +182,22 @@ def policy_amount(policy: PolicyView, section: str, key: str) -> Decimal:
         return parse_amount(value, f"{section}.{key}")
     except (InvalidInput, TypeError) as exc:
         raise PolicyError(
-            f'policy: {section}.{key} must be an amount such as "500.00", got {value!r}'
+            msg(
+                'policy: {key} must be an amount such as "500.00", got {value!r}',
+                key=f"{section}.{key}",
+                value=value,
+            )
         ) from exc
 
 
 def policy_bool(policy: PolicyView, section: str, key: str) -> bool:
     value = policy.get(section, key)
     if not isinstance(value, bool):
-        raise PolicyError(f"policy: {section}.{key} must be true or false, got {value!r}")
+        raise PolicyError(
+            msg(
+                "policy: {key} must be true or false, got {value!r}",
+                key=f"{section}.{key}",
+                value=value,
+            )
+        )
     return value

@@ -23,9 +23,10 @@ import audit
 from audit.errors import AuditError
 from audit.protocol import AuditStore
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
+from pricecalc.cli.language import speaking
 from pricecalc.errors import InvalidInput, PricecalcError, guard
-from pricecalc.i18n import _, set_language
-from pricecalc.messages import describe
+from pricecalc.i18n import _
+from pricecalc.messages import describe, os_reason
 from pricecalc.plugins import get_plugin_manager, load_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry
@@ -113,12 +114,14 @@ def store_sentence(where: str, exc: BaseException) -> str:
             where=where, reason=describe(exc)
         )
     if isinstance(exc, OSError):
-        reason = exc.strerror or str(exc)
+        reason = os_reason(exc) if exc.strerror else str(exc)
         target = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return _("the audit store {where} cannot be used: {reason}").format(
             where=where, reason=f"{reason}{target}"
         )
-    return _("the audit store {where} cannot be used: {reason}").format(where=where, reason=exc)
+    return _("the audit store {where} cannot be used: {reason}").format(
+        where=where, reason=describe(exc)
+    )
 
 
 # -- the application object --------------------------------------------------------------
@@ -252,7 +255,9 @@ class PricecalcGroup(click.Group):
             names.update(self._plugin_commands(ctx))
         except PricecalcError as exc:
             click.echo(
-                _("Warning: plugin commands are not available: {reason}").format(reason=exc),
+                _("Warning: plugin commands are not available: {reason}").format(
+                    reason=describe(exc)
+                ),
                 err=True,
             )
         return sorted(names)
@@ -267,10 +272,26 @@ class PricecalcGroup(click.Group):
             raise Failure(describe(exc)) from exc
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        try:
+        given = kwargs["args"] if "args" in kwargs else (args[0] if args else None)
+        # the command's language, click's own messages included; English again afterwards
+        with speaking(sys.argv[1:] if given is None else list(given)):
             return super().main(*args, **kwargs)
-        finally:  # the language was the command's: a script in this process gets English
-            set_language(None)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """The global options' mistakes (``pricecalc --nope``) said as every other wrong
+        invocation is (:class:`Misuse`: the banner and the sentence, in the language)."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            if isinstance(exc, (Misuse, click.exceptions.NoArgsIsHelpError)) or exc.ctx is None:
+                raise
+            raise Misuse(misuse_text(exc, exc.ctx), exc.ctx) from exc
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -287,11 +308,12 @@ class PricecalcGroup(click.Group):
             ctx.exit(PIPE_CLOSED)
         except OSError as exc:
             raise Failure(
-                f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+                (os_reason(exc) if exc.strerror else str(exc))
+                + (f": {exc.filename}" if exc.filename else "")
             ) from exc
         except click.UsageError as exc:
-            if isinstance(exc, Misuse):
-                raise
+            if isinstance(exc, (Misuse, click.exceptions.NoArgsIsHelpError)):
+                raise  # a group without its command shows its help, as click does
             raise Misuse(misuse_text(exc, ctx), exc.ctx or ctx) from exc
         except click.ClickException as exc:  # a command's own: "Error:" in the language
             if isinstance(exc, Failure) or exc.exit_code != Failure.exit_code:

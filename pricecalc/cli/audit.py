@@ -33,8 +33,8 @@ from pricecalc.files.columns import RowLayout
 from pricecalc.files.rows import Stats, record_row
 from pricecalc.files.target import OutputProblem, write_file
 from pricecalc.files.writing import headings_of
-from pricecalc.i18n import _
-from pricecalc.messages import describe
+from pricecalc.i18n import _, language
+from pricecalc.messages import describe, foreign
 
 
 @cli.group(name="audit", context_settings=CONTEXT_SETTINGS)
@@ -151,7 +151,7 @@ def _signed_extension(
         signed = open_checkpoint(note, load_verifier_key(vkey))
     except (NoteError, OSError) as exc:
         raise click.ClickException(
-            _("the signed checkpoint does not verify: {reason}").format(reason=exc)
+            _("the signed checkpoint does not verify: {reason}").format(reason=describe(exc))
         ) from exc
     if signed.size > size:
         raise click.ClickException(
@@ -169,7 +169,7 @@ def _signed_extension(
             _(
                 "the audit store {path} failed verification: it is not an extension of "
                 "the signed checkpoint of size {signed} ({reason}): the log was rewritten"
-            ).format(path=app.audit, signed=signed.size, reason=exc)
+            ).format(path=app.audit, signed=signed.size, reason=describe(exc))
         ) from exc
     return _(" (signed checkpoint of size {size}: the log is an extension of it)").format(
         size=signed.size
@@ -244,7 +244,7 @@ def verify(
         )
         raise click.ClickException(
             _("the audit store {path} failed verification at {where}: {problem}").format(
-                path=app.audit, where=where, problem=report.problem
+                path=app.audit, where=where, problem=foreign(report.problem or "")
             )
         )
     if deep:
@@ -292,7 +292,10 @@ def _index_problems(store: AuditStore) -> list[str]:
     check = getattr(store, "check_index", None)
     if check is None:  # a backend without a sidecar index
         return []
-    return [f"its index {problem} (the index was rebuilt from the log)" for problem in check()]
+    return [
+        _("its index {problem} (the index was rebuilt from the log)").format(problem=foreign(p))
+        for p in check()
+    ]
 
 
 #: What ``audit verify --deep`` runs after the chain checked out, in order: each takes the
@@ -346,7 +349,7 @@ def show_records(
         pricecalc audit show --kind subsidy_split --status rejected --since 2026-11-11 --json
     """
     store = app.store()
-    layout = RowLayout.of(app.registry().declarations())
+    layout = RowLayout.of(app.registry().declarations(), language())
     with app.store_errors():
         voids = voids_of(store)
         rows = (record_row(r, voids.get(r.seq), layout) for r in filters.records(store))
@@ -399,7 +402,7 @@ def export(
             --since 2026-11-11 --until 2026-11-11
         pricecalc audit export -o - --format csv --limit 100 | head
     """
-    layout = RowLayout.of(app.registry().declarations(), out.headers)
+    layout = RowLayout.of(app.registry().declarations(), language())
     output = out.open(  # before the store
         layout.record_columns(), title="audit", store=app.audit, headings=headings_of(layout)
     )
@@ -442,7 +445,7 @@ def stats(
         pricecalc audit stats --since 2026-11-10 --until 2026-11-12 --json
     """
     store = app.store()
-    layout = RowLayout.of(app.registry().declarations())
+    layout = RowLayout.of(app.registry().declarations(), language())
     with app.store_errors():
         rows = Stats.of(filters.records(store), layout, voids_of(store)).to_list()
     if as_json:
@@ -486,7 +489,7 @@ def init(app: App, url: str | None, app_role: str | None) -> None:
     options = {"app_role": app_role} if app_role is not None else {}
     with app.store_errors(target):
         done = init_store(target, **options)
-    click.echo(str(done))
+    click.echo(foreign(str(done)))
 
 
 @audit_group.command(name="accept-rollback")
@@ -508,7 +511,7 @@ def accept_rollback(app: App) -> None:
     app.store()  # says so when there is no store there (never creates one)
     with app.store_errors():
         done = accept(app.audit, hmac_key=hmac_key())
-    click.echo(str(done))
+    click.echo(foreign(str(done)))
 
 
 @audit_group.command()
@@ -525,7 +528,9 @@ def migrate(app: App, source: str, target: str) -> None:
             --to postgresql://finance@db/pricecalc
     """
     migrate_store = _audit_function("migrate_store")
-    with app.store_errors(f"{source} (migrating to {target})"):
+    with app.store_errors(
+        _("{source} (migrating to {target})").format(source=source, target=target)
+    ):
         copied, checkpoint = migrate_store(source, target, hmac_key=hmac_key())
     click.echo(
         _("copied {count} records from {source} to {target}; head seq {seq} hash {hash}").format(

@@ -44,7 +44,7 @@ from pricecalc.files.rows import Summary
 from pricecalc.files.sheets import SheetHeader, read_csv_sheet, read_xlsx_sheet
 from pricecalc.files.source import EncodingProblem, Source, open_source
 from pricecalc.files.writing import Output, TooManyRows, headings_of
-from pricecalc.i18n import _
+from pricecalc.i18n import _, language
 from pricecalc.messages import describe, shown
 from pricecalc.parallel import default_jobs
 
@@ -163,7 +163,7 @@ def batch(
                 empty = lines.ahead(1) == 0  # an unreadable first row is refused here
             except ValueError as exc:  # an unusable header or sheet: the whole file is refused
                 raise DataError(describe(exc)) from exc
-            layout = RowLayout.of(app.registry().declarations(), out.headers)
+            layout = RowLayout.of(app.registry().declarations(), language())
             columns, row_of = _layout(header, fields, tabular, layout)
             output = out.open(
                 columns, title="decisions", store=app.audit, headings=headings_of(layout)
@@ -213,7 +213,7 @@ def _stream(app: App, input_name: str, out: OutputOptions, source: InputOptions)
     if source.format_of(input_name) != "jsonl":
         raise click.UsageError(_("--stream reads JSON Lines"))
     calc = app.calculator()
-    layout = RowLayout.of(calc.registry.declarations())
+    layout = RowLayout.of(calc.registry.declarations(), language())
     output = out.open(layout.batch_columns(), title="decisions")
     try:
         with app.store_errors(), click.open_file(input_name, "rb") as fp:
@@ -356,7 +356,7 @@ def _run(
                 "{problem}. The lines decided so far are recorded: run the same command with "
                 "--format csv (or a .csv or .jsonl --output) to finish; they are replayed, "
                 "never recorded twice."
-            ).format(problem=shown(str(exc)))
+            ).format(problem=describe(exc))
         ) from exc
     except BatchStopped as exc:
         output.abandon()

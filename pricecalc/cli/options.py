@@ -44,7 +44,7 @@ from pricecalc.files.writing import (
     OutputFormat,
 )
 from pricecalc.i18n import _, language
-from pricecalc.messages import describe, field_label, shown
+from pricecalc.messages import describe, field_label, os_reason, shown
 from pricecalc.plugins import load_registry
 from pricecalc.serialize import loads, text_problem
 
@@ -83,7 +83,7 @@ def read_text_file(path: str, option: str | None = None) -> str:
     try:
         return Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
+        reason = (os_reason(exc) if exc.strerror else str(exc)).lower()
         said = _("cannot read {path}: {reason}").format(path=path, reason=reason)
         raise bad_file(hint, said) from exc
     except UnicodeDecodeError as exc:
@@ -479,12 +479,14 @@ def read_request(stream: IO[bytes], what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             _("{what} is not valid JSON: {problem} (line {line}, column {column})").format(
-                what=_(what), problem=exc.msg, line=exc.lineno, column=exc.colno
+                what=_(what), problem=_(exc.msg), line=exc.lineno, column=exc.colno
             )
         ) from exc
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidRequest(
-            _("{what} is not valid JSON: {problem}").format(what=_(what), problem=json_problem(exc))
+            _("{what} is not valid JSON: {problem}").format(
+                what=_(what), problem=shown(json_problem(exc))
+            )
         ) from exc
 
 

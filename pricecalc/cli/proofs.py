@@ -35,7 +35,8 @@ from pricecalc.cli.app import App, bad_file, hmac_key
 from pricecalc.cli.audit import audit_group
 from pricecalc.cli.options import read_text_file
 from pricecalc.files.target import write_file
-from pricecalc.i18n import _
+from pricecalc.i18n import N_, _, chinese, language
+from pricecalc.messages import describe, foreign, os_reason
 from pricecalc.money import fmt
 from pricecalc.registry import Declarations
 
@@ -58,7 +59,7 @@ def load_signing_key(key_file: str) -> SigningKey:
             "--signing-key", _("no signing key at {path}").format(path=key_file)
         ) from exc
     except NoteError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(describe(exc)) from exc
 
 
 def sign_store(app: App, store: AuditStore, key: SigningKey) -> tuple[str, int]:
@@ -75,7 +76,7 @@ def sign_store(app: App, store: AuditStore, key: SigningKey) -> tuple[str, int]:
             raise click.ClickException(
                 _(
                     "not signing: the audit store {path} failed verification at {where}: {problem}"
-                ).format(path=app.audit, where=where, problem=report.problem)
+                ).format(path=app.audit, where=where, problem=foreign(report.problem or ""))
             )
         if store.root(report.count) != report.root:
             raise click.ClickException(_("not signing: the store's tree does not match its log"))
@@ -102,7 +103,7 @@ def keygen(name: str, output: str) -> None:
     try:
         check_key_name(name)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+        raise click.BadParameter(describe(exc), param_hint="NAME") from exc
     key = SigningKey.generate(name)
     try:
         write_signing_key(output, key)
@@ -112,9 +113,9 @@ def keygen(name: str, output: str) -> None:
         ) from exc
     except OSError as exc:
         raise click.ClickException(
-            _("cannot write {path}: {reason}").format(path=output, reason=exc.strerror or exc)
+            _("cannot write {path}: {reason}").format(path=output, reason=os_reason(exc))
         ) from exc
-    click.echo(str(key.verifier))
+    click.echo(str(key.verifier))  # data: the verifier key itself
 
 
 @audit_group.command()
@@ -185,11 +186,13 @@ def prove(
     with app.store_errors():
         if note is not None:
             try:
-                cp = published_checkpoint(store, note, f"the checkpoint {checkpoint_file}")
+                cp = published_checkpoint(
+                    store, note, _("the checkpoint {path}").format(path=checkpoint_file)
+                )
             except CheckpointProblem as exc:
                 if exc.foreign:  # a checkpoint, but of another store: a domain problem
-                    raise click.ClickException(str(exc)) from exc
-                raise bad_file("--checkpoint", str(exc)) from exc
+                    raise click.ClickException(describe(exc)) from exc
+                raise bad_file("--checkpoint", describe(exc)) from exc
             if size is not None and size != cp.size:
                 raise click.BadParameter(
                     _("--size {size} is not the checkpoint's size {cp}").format(
@@ -207,7 +210,7 @@ def prove(
                     store, seq, size, checkpoint=note, keyed=hmac_key() is not None
                 )
         except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(describe(exc)) from exc
     _write(output, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     if output not in (None, "-"):
         click.echo(_("proof written to {path}").format(path=output))
@@ -215,8 +218,8 @@ def prove(
 
 #: How a decision's ``settlement`` reads for a merchant (SPEC §10's column names).
 SETTLEMENT_WORDS: dict[str, str] = {
-    "deduct_from_payout": "从货款扣除 deducted from the merchant's payout",
-    "merchant_pays": "商家直接赔付 paid by the merchant to the buyer directly",
+    "deduct_from_payout": N_("deducted from the merchant's payout"),
+    "merchant_pays": N_("paid by the merchant to the buyer directly"),
 }
 STATUS_WORDS: dict[str, str] = {"approved": "已批准 approved", "rejected": "已驳回 rejected"}
 
@@ -244,34 +247,49 @@ def decided_lines(record: Record, declarations: Declarations) -> list[str]:
     decided = records.read(record, declarations)
     if not decided.is_decision:
         return []
-    lines = [f"record {decided.seq} decided / 记录 {decided.seq} 的决定:"]
+    english = language() != "zh"
+
+    def both(label: str) -> str:
+        """A label in both languages for a merchant (English first), or in Chinese."""
+        return f"{label} {chinese(label)}" if english else _(label)
+
+    heading = N_("record {seq} decided")
+    lines = [
+        f"{heading.format(seq=decided.seq)} / {chinese(heading).format(seq=decided.seq)}:"
+        if english
+        else f"{_(heading).format(seq=decided.seq)}:"
+    ]
 
     def say(label: str, value: object) -> None:
         if value is not None and value != "":
             lines.append(f"  {label}: {value}")
 
-    say("kind 类型", declarations.kind_label(decided.kind))
-    say("order 订单号", decided.order_id)
-    say("request_id 请求号", decided.key)
-    say("merchant 商家", decided.merchant_id)
-    say("campaign 活动", decided.campaign)
-    say("status 状态", STATUS_WORDS.get(decided.status, decided.status))
+    say(both(N_("kind")), declarations.kind_label(decided.kind))
+    say(both(N_("order")), decided.order_id)
+    say(both(N_("request_id")), decided.key)
+    say(both(N_("merchant")), decided.merchant_id)
+    say(both(N_("campaign")), decided.campaign)
+    say(both(N_("status")), STATUS_WORDS.get(decided.status, decided.status))
     for reason in decided.reasons:
         explained = declarations.explain(reason.code, decided.kind)
-        say("reason 原因", reason.code if explained is None
-            else f"{reason.code} {explained.zh} ({explained.en})")  # fmt: skip
+        say(both(N_("reason")), reason.code if explained is None
+            else f"{reason.code} {explained.zh} ({explained.en})" if english
+            else f"{reason.code} {explained.zh}")  # fmt: skip
     if decided.withdraws is not None:
-        say("withdraws 作废的记录号", decided.withdraws)
+        say(both(N_("withdraws")), decided.withdraws)
     for figure, value in decided.figures(declarations):
-        say(f"{figure.zh} {figure.en} ({figure.name})", fmt(value))
+        say(f"{figure.zh} {figure.en} ({figure.name})" if english
+            else f"{figure.zh} ({figure.name})", fmt(value))  # fmt: skip
     settlement = decided.result.get("settlement")
     if decided.approved and isinstance(settlement, str):
         words = SETTLEMENT_WORDS.get(settlement)
-        say("settlement 结算方式", f"{settlement} — {words}" if words else settlement)
+        said = (f"{chinese(words)} {words}" if english else _(words)) if words else None
+        say(both(N_("settlement")), f"{settlement} — {said}" if said else settlement)
     beijing = beijing_text(decided.recorded_at)
+    zone = f"{chinese(N_('Beijing time'))} Beijing time" if english else _("Beijing time")
     say(
-        "recorded at 记录时间",
-        f"{beijing} +08:00 北京时间 Beijing time (recorded_at {decided.recorded_at})"
+        both(N_("recorded at")),
+        f"{beijing} +08:00 {zone} (recorded_at {decided.recorded_at})"
         if beijing is not None else decided.recorded_at,
     )  # fmt: skip
     return lines
@@ -303,7 +321,7 @@ def verify_proof(
     try:
         verifier = load_verifier_key(vkey)
     except (NoteError, OSError) as exc:
-        raise bad_file("--verifier-key", str(exc)) from exc
+        raise bad_file("--verifier-key", describe(exc)) from exc
     text = read_text_file(proof_file)
     checkpoint_text = read_text_file(checkpoint_file, "--checkpoint") if checkpoint_file else None
     old_text = read_text_file(old_file, "--old-checkpoint") if old_file else None
@@ -311,8 +329,10 @@ def verify_proof(
         document = load_document(text)
         line = verify_document(document, verifier, checkpoint_text, old_text)
     except ProofError as exc:
-        raise click.ClickException(_("proof refused: {reason}").format(reason=exc)) from exc
-    click.echo(line)
+        raise click.ClickException(
+            _("proof refused: {reason}").format(reason=describe(exc))
+        ) from exc
+    click.echo(foreign(line))
     proven = _proven_record(document) if "consistency_path" not in document else None
     if proven is not None:  # verified above: its content is the leaf the checkpoint signs
         for decided in decided_lines(proven, app.registry().declarations()):

@@ -11,31 +11,40 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from pricecalc.beijing import beijing_text
-from pricecalc.files.columns import BUILTIN_LAYOUT, RowLayout
+from pricecalc.files.columns import BUILTIN_LAYOUT, RowLayout, field_heading
 from pricecalc.files.rows import Summary
-from pricecalc.i18n import _, language
+from pricecalc.i18n import N_, _, language
 
-#: Friendlier labels for result fields; other fields show their name with spaces.
+#: Friendlier labels for result fields (marked: Chinese under --lang zh); other fields
+#: show their name with spaces, or their column heading in Chinese.
 LABELS: dict[str, str] = {
-    "merchant_subsidy": "merchant subsidy (per unit)",
-    "platform_subsidy": "platform subsidy (per unit)",
-    "total_subsidy": "total subsidy (per unit)",
-    "merchant_subsidy_rate": "merchant subsidy rate (of list price)",
-    "platform_subsidy_rate": "platform subsidy rate (of list price)",
-    "consumer_pays": "consumer pays (per unit)",
-    "merchant_receives": "merchant receives (per unit)",
-    "merchant_margin": "merchant margin (per unit)",
-    "max_platform_subsidy": "max platform subsidy (per unit)",
+    "merchant_subsidy": N_("merchant subsidy (per unit)"),
+    "platform_subsidy": N_("platform subsidy (per unit)"),
+    "total_subsidy": N_("total subsidy (per unit)"),
+    "merchant_subsidy_rate": N_("merchant subsidy rate (of list price)"),
+    "platform_subsidy_rate": N_("platform subsidy rate (of list price)"),
+    "consumer_pays": N_("consumer pays (per unit)"),
+    "merchant_receives": N_("merchant receives (per unit)"),
+    "merchant_margin": N_("merchant margin (per unit)"),
+    "max_platform_subsidy": N_("max platform subsidy (per unit)"),
 }
 
 
-def label(field: str) -> str:
-    return LABELS.get(field, field.replace("_", " "))
+def label(field: str, labels: Mapping[str, str] = LABELS) -> str:
+    """A field for people: its label in ``labels`` (a marked English text), else its name
+    with spaces; in Chinese the label's translation, else the field's column heading."""
+    english = labels.get(field, field.replace("_", " "))
+    if language() != "zh":
+        return english
+    if field in labels:
+        return _(english)
+    return field_heading(field) or english
 
 
 def short_hash(value: Any, digits: int = 12) -> str:
@@ -82,13 +91,24 @@ def decision_header(decision: Mapping[str, Any]) -> Text:
     return text
 
 
-def reasons_view(decision: Mapping[str, Any]) -> RenderableType | None:
+def reasons_view(
+    decision: Mapping[str, Any], layout: RowLayout = BUILTIN_LAYOUT
+) -> RenderableType | None:
+    """Why a decision was rejected: each reason's code and recorded message; in Chinese
+    also the code's explanation as its kind declares it (the recorded message is part of
+    the hashed record and stays as it was written)."""
     reasons = decision.get("reasons") or []
     if not reasons:
         return None
-    table = _table(_("reason"), _("why"), title=_("Rejected because"))
-    for reason in reasons:
-        table.add_row(str(reason.get("code")), str(reason.get("message")))
+    if language() != "zh":
+        table = _table(_("reason"), _("why"), title=_("Rejected because"))
+        for reason in reasons:
+            table.add_row(str(reason.get("code")), str(reason.get("message")))
+        return table
+    table = _table(_("reason"), _("explanation"), _("as recorded"), title=_("Rejected because"))
+    pairs = [(reason.get("code"), reason.get("message")) for reason in reasons]
+    for (code, message), note in zip(pairs, layout.notes(decision.get("kind"), pairs), strict=True):
+        table.add_row(str(code), note if note != str(message) else "—", str(message))
     return table
 
 
@@ -96,6 +116,8 @@ def decision_view(
     decision: Mapping[str, Any],
     line_columns: Sequence[str] | None = None,
     line_cell: Any = None,
+    layout: RowLayout = BUILTIN_LAYOUT,
+    labels: Mapping[str, str] = LABELS,
 ) -> RenderableType:
     """A decision for people: a header, its scalar results, its per-line results, reasons.
 
@@ -110,12 +132,12 @@ def decision_view(
     for field, value in result.items():
         if field == "lines":
             continue
-        scalars.add_row(label(field), cell(value))
+        scalars.add_row(label(field, labels), cell(value))
     parts.append(scalars)
     lines = result.get("lines")
     if isinstance(lines, list) and lines and all(isinstance(x, Mapping) for x in lines):
         columns = list(line_columns or _union_keys(lines))
-        table = _table(*(label(c) for c in columns), title=_("Per line"))
+        table = _table(*(label(c, labels) for c in columns), title=_("Per line"))
         for line in lines:
             table.add_row(
                 *(
@@ -124,7 +146,7 @@ def decision_view(
                 )
             )
         parts.append(table)
-    reasons = reasons_view(decision)
+    reasons = reasons_view(decision, layout)
     if reasons is not None:
         parts.append(reasons)
     return Group(*parts)
@@ -148,7 +170,12 @@ def describe_offer(index: int, offer: Any) -> str:
     return f"offers[{index}] {kind}" + (f": {details}" if details else "")
 
 
-def protection_view(decision: Mapping[str, Any], request: Mapping[str, Any]) -> RenderableType:
+def protection_view(
+    decision: Mapping[str, Any],
+    request: Mapping[str, Any],
+    layout: RowLayout = BUILTIN_LAYOUT,
+    labels: Mapping[str, str] = LABELS,
+) -> RenderableType:
     """A 价保 decision with, per line, which offers gave the lowest price and when."""
     raw_input = request.get("input")
     offers = raw_input.get("offers") if isinstance(raw_input, Mapping) else None
@@ -157,7 +184,7 @@ def protection_view(decision: Mapping[str, Any], request: Mapping[str, Any]) -> 
     def line_cell(column: str, value: Any) -> str:
         if column == "lowest_offers":
             if not value:
-                return "— (no lower price after payment)"
+                return _("— (no lower price after payment)")
             return "\n".join(
                 describe_offer(ref.get("index", -1), _offer_at(offers, ref.get("index")))
                 for ref in value
@@ -178,6 +205,8 @@ def protection_view(decision: Mapping[str, Any], request: Mapping[str, Any]) -> 
             "refund",
         ),
         line_cell=line_cell,
+        layout=layout,
+        labels=labels,
     )
 
 
@@ -236,14 +265,18 @@ def records_table(rows: Sequence[Mapping[str, Any]], layout: RowLayout = BUILTIN
         and (c not in optional or c in money or any(r.get(c) is not None for r in rows))
         and (c != "reason_notes" or any(r.get(c) for r in rows))
     ]
-    titles = {
-        "recorded_at": "recorded (Beijing)",
-        "reason_codes": "reasons",
-        "merchant_id": "merchant",
-        "reason_notes": "why",
-        "voided_by": "voided by",
-        **{c.name: c.en for c in layout.money},
-    }
+    titles = (
+        {**layout.labels(), "recorded_at": layout.labels()["recorded_at_beijing"]}
+        if language() == "zh"
+        else {
+            "recorded_at": "recorded (Beijing)",
+            "reason_codes": "reasons",
+            "merchant_id": "merchant",
+            "reason_notes": "why",
+            "voided_by": "voided by",
+            **{c.name: c.en for c in layout.money},
+        }
+    )
     cells = [[_record_cell(c, row.get(c)) for c in columns] for row in rows]
     table = Table(box=box.SIMPLE_HEAD)
     for index, column in enumerate(columns):
@@ -264,7 +297,7 @@ def records_table(rows: Sequence[Mapping[str, Any]], layout: RowLayout = BUILTIN
 
 
 def _longest_word(title: str) -> int:
-    return max((len(word) for word in title.split()), default=1)
+    return max((cell_len(word) for word in title.split()), default=1)
 
 
 def _widest(cells: Sequence[Sequence[str]], index: int) -> int:
@@ -283,7 +316,8 @@ def stats_table(rows: Sequence[Mapping[str, Any]], layout: RowLayout = BUILTIN_L
     """``audit stats``: counts, then each money figure by its declared label."""
     counts = ["approved", "rejected", "voided"]
     columns = ["day", "kind", *counts, *layout.money_names]
-    titles = ["day (Beijing)", "kind", *counts, *(c.en for c in layout.money)]
+    words = [_("day (Beijing)"), _("kind"), _("approved"), _("rejected"), _("voided")]
+    titles = [*words, *(c.zh if language() == "zh" else c.en for c in layout.money)]
     cells = [[cell(row.get(c)) for c in columns] for row in rows]
     table = Table(box=box.SIMPLE_HEAD)
     for index, title in enumerate(titles):

@@ -19,7 +19,7 @@ from pricecalc.cli.options import read_text_file
 from pricecalc.cli.proofs import SIGNING_KEY_ENV, load_signing_key, sign_store
 from pricecalc.files.target import OutputProblem, refuse_store_files, write_file
 from pricecalc.i18n import _
-from pricecalc.messages import describe
+from pricecalc.messages import describe, os_reason
 
 
 def _check_output(output: str, store: str) -> Path:
@@ -102,7 +102,7 @@ def report(
             try:
                 published = published_checkpoint(store, note, str(checkpoint_file))
             except CheckpointProblem as exc:
-                raise bad_file("'--checkpoint'", str(exc)) from exc
+                raise bad_file("'--checkpoint'", describe(exc)) from exc
             size = published.size
             source = (
                 f"已发布的检查点 published checkpoint {checkpoint_file}，"
@@ -138,7 +138,7 @@ def report(
         write_file(path, render_report(figures, header), store=app.audit)
     except OSError as exc:
         raise click.ClickException(
-            _("cannot write {path}: {reason}").format(path=output, reason=exc.strerror or exc)
+            _("cannot write {path}: {reason}").format(path=output, reason=os_reason(exc))
         ) from exc
     click.echo(
         _("report of {count} decisions (records up to seq {size}) written to {path}").format(

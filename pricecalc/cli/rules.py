@@ -28,11 +28,11 @@ from pricecalc.cli.options import (
     request_file_option,
     request_id_option,
 )
-from pricecalc.cli.render import decision_view, protection_view
+from pricecalc.cli.render import LABELS, decision_view, protection_view
 from pricecalc.files.columns import RowLayout
 from pricecalc.files.rows import as_recorded, record_row
 from pricecalc.hookspecs import hookimpl
-from pricecalc.i18n import N_, _
+from pricecalc.i18n import N_, _, language
 
 
 def _decide_and_show(
@@ -40,16 +40,59 @@ def _decide_and_show(
     request: dict[str, Any],
     as_json: bool,
     options: Mapping[str, str],
-    view: Callable[[Mapping[str, Any]], RenderableType] = decision_view,
+    view: Callable[..., RenderableType] = decision_view,
 ) -> None:
     with options_named(options):
         decision = decide_keyed(app, request).to_dict()
     if as_json:
         echo_json(as_recorded(decision))
         return
-    show(view(decision))
+    layout = RowLayout.of(app.registry().declarations(), language())
+    show(view(decision, layout=layout, labels=RESULT_LABELS))
     if decision.get("replayed"):
         click.echo(replay_note(decision))
+
+
+#: The built-in kinds' result fields for people (the rule commands show them; Chinese
+#: under --lang zh).
+RESULT_LABELS: dict[str, str] = {
+    **LABELS,
+    "quantity": N_("quantity"),
+    "merchant_subsidy_total": N_("merchant subsidy total"),
+    "platform_subsidy_total": N_("platform subsidy total"),
+    "consumer_pays_total": N_("consumer pays total"),
+    "merchant_receives_total": N_("merchant receives total"),
+    "lowest_other_platform": N_("lowest other platform"),
+    "category": N_("category"),
+    "claim_deadline": N_("claim deadline"),
+    "claimed_at": N_("claimed at"),
+    "clawback": N_("clawback"),
+    "compensation_total": N_("compensation total"),
+    "covered_by": N_("covered by"),
+    "matched_category": N_("matched category"),
+    "order_id": N_("order id"),
+    "payer": N_("payer"),
+    "payout_total": N_("payout total"),
+    "refund_total": N_("refund total"),
+    "settlement": N_("settlement"),
+    "line_id": N_("line id"),
+    "already_refunded": N_("already refunded"),
+    "already_refunded_given": N_("already refunded given"),
+    "already_refunded_recorded": N_("already refunded recorded"),
+    "compensation": N_("compensation"),
+    "entitled": N_("entitled"),
+    "lowest_at": N_("lowest at"),
+    "lowest_net": N_("lowest net"),
+    "lowest_offers": N_("lowest offers"),
+    "paid_net": N_("paid net"),
+    "refund": N_("refund"),
+    "standard": N_("standard"),
+    "total": N_("total"),
+    "voided_kind": N_("voided kind"),
+    "voided_request_id": N_("voided request id"),
+    "reason": N_("reason"),
+    "target": N_("target"),
+}
 
 
 def _other_platforms(values: Sequence[str]) -> list[dict[str, str]]:
@@ -270,7 +313,11 @@ def protect(
         raw = _put(dict(raw), request_id=request_id, **labels)
     request: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     _decide_and_show(
-        app, raw, as_json, {}, view=lambda decision: protection_view(decision, request)
+        app,
+        raw,
+        as_json,
+        {},
+        view=lambda decision, layout, labels: protection_view(decision, request, layout, labels),
     )
 
 
@@ -409,7 +456,7 @@ def _confirmed_target(app: App, seq: int) -> str:
                 seq=seq, path=app.audit
             )
         )
-    layout = RowLayout.of(app.registry().declarations())
+    layout = RowLayout.of(app.registry().declarations(), language())
     row = record_row(record, layout=layout)
     amounts = ", ".join(
         f"{name} {row[name]}" for name in layout.money_names if row.get(name) not in (None, "")

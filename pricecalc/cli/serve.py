@@ -12,6 +12,7 @@ from pricecalc.cli.app import App, store_sentence
 from pricecalc.cli.main import cli
 from pricecalc.errors import PricecalcError
 from pricecalc.i18n import _
+from pricecalc.messages import describe
 from pricecalc.service import tokens as tokens_file
 from pricecalc.service.app import MAX_BATCH, Service, Settings
 
@@ -94,7 +95,7 @@ def serve(
     try:  # everything checked once here, before any worker starts
         Service(settings).close()
     except PricecalcError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(describe(exc)) from exc
     except OSError as exc:
         raise click.ClickException(store_sentence(app.audit, exc)) from exc
     run(settings, host=host, port=port, workers=workers, certfile=certfile, keyfile=keyfile)
@@ -148,7 +149,7 @@ def token_add(name: str, path: str, operator: str, rights: str, merchant: str | 
     try:
         secret = tokens_file.add(path, name, operator, wanted, merchant)
     except PricecalcError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(describe(exc)) from exc
     click.echo(secret)
     click.echo(
         _(
@@ -173,5 +174,5 @@ def token_remove(name: str, path: str) -> None:
     try:
         tokens_file.remove(path, name)
     except PricecalcError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(describe(exc)) from exc
     click.echo(_("token {name!r} removed from {path}").format(name=name, path=path), err=True)

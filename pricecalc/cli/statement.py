@@ -47,6 +47,7 @@ from pricecalc.files.columns import column_label
 from pricecalc.files.target import write_file
 from pricecalc.files.writing import CsvWriter, Heading, Output, SummarySheet, text_cell
 from pricecalc.i18n import _
+from pricecalc.messages import describe
 
 #: What ends a statement's JSON Lines: its totals line and its checkpoint line.
 TOTALS_LINE = "totals"
@@ -226,7 +227,7 @@ def statement(
         try:
             verifier = load_verifier_key(vkey)
         except (NoteError, OSError) as exc:
-            raise bad_file("'--verifier-key'", str(exc)) from exc
+            raise bad_file("'--verifier-key'", describe(exc)) from exc
     key = load_signing_key(key_file) if prove and note is None and key_file else None
     store = app.store()
     with app.store_errors():
@@ -285,7 +286,7 @@ def _cut(store: Any, note: str | None, checkpoint_file: str | None) -> Cut:
     try:
         return checkpoint_cut(store, note, where)
     except CheckpointProblem as exc:
-        raise DataError(str(exc)) from exc
+        raise DataError(describe(exc)) from exc
 
 
 def _for_the_merchant(verifier: VerifierKey, cut: Cut) -> dict[str, str]:
@@ -299,7 +300,7 @@ def _for_the_merchant(verifier: VerifierKey, cut: Cut) -> dict[str, str]:
         raise bad_file(
             "'--verifier-key'",
             _("{key} does not verify the statement's checkpoint ({reason})").format(
-                key=f"{verifier.name}+{verifier.key_id:08x}", reason=exc
+                key=f"{verifier.name}+{verifier.key_id:08x}", reason=describe(exc)
             ),
         ) from exc
     return {VERIFIER_KEY_FILE: f"{verifier}\n", CHECKPOINT_FILE: cut.note}

@@ -64,18 +64,21 @@ INPUT_SUFFIXES: dict[str, InputFormat] = {
 
 
 def json_problem(exc: ValueError | RecursionError) -> str:
-    """Why a JSON text could not be read, in a clerk's words (not Python's)."""
+    """Why a JSON text could not be read, in a clerk's words (not Python's); the json
+    module's own phrase (``Expecting value``) is shown through the catalog
+    (:data:`pricecalc.foreign.JSON_MESSAGES`)."""
     if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at column {exc.colno}"
+        return msg("{problem} at column {column}", problem=msg(exc.msg), column=exc.colno)
     if isinstance(exc, UnicodeDecodeError):
-        return f"it is not UTF-8 text (byte {exc.start + 1:,})"
+        return msg("it is not UTF-8 text (byte {byte:,})", byte=exc.start + 1)
     if isinstance(exc, RecursionError):
-        return (
-            f"it is nested too deeply to read (a request may nest at most {MAX_DEPTH} "
-            "levels of objects and lists)"
+        return msg(
+            "it is nested too deeply to read (a request may nest at most {depth} "
+            "levels of objects and lists)",
+            depth=MAX_DEPTH,
         )
     if "integer string conversion" in str(exc):
-        return f"a number has more than {sys.get_int_max_str_digits():,} digits"
+        return msg("a number has more than {digits:,} digits", digits=sys.get_int_max_str_digits())
     return str(exc)
 
 

@@ -57,6 +57,16 @@ _SEGMENT = re.compile(r"^(?P<name>[^\W\d]\w*)(?:\[(?P<index>\d+)\])?$")
 Path_ = tuple[tuple[str, int | None], ...]
 
 
+def csv_problem(exc: Exception) -> str:
+    """Why the csv module could not read a row, in a clerk's words; its own phrase
+    (``line contains NUL``) is shown through the catalog
+    (:data:`pricecalc.foreign.CSV_MESSAGES`)."""
+    text = str(exc)
+    if "field limit" in text:
+        return msg("a cell is longer than {limit:,} characters", limit=csv.field_size_limit())
+    return msg(text) if text else text
+
+
 def parse_column(column: str) -> Path_:
     """``lines[0].paid_amount`` → ``(("lines", 0), ("paid_amount", None))``."""
     parts: list[tuple[str, int | None]] = []
@@ -64,8 +74,11 @@ def parse_column(column: str) -> Path_:
         match = _SEGMENT.match(segment)
         if match is None:
             raise ValueError(
-                f"CSV column {column!r} is not a field name (use names such as "
-                "list_price, event.start or lines[0].paid_amount)"
+                msg(
+                    "CSV column {column!r} is not a field name (use names such as "
+                    "list_price, event.start or lines[0].paid_amount)",
+                    column=column,
+                )
             )
         index = match.group("index")
         parts.append((match.group("name"), int(index) if index is not None else None))
@@ -80,10 +93,13 @@ def check_header(
     column that is no field of it. Linear in the columns (times their depth)."""
     if len(header) > MAX_COLUMNS:
         raise ValueError(
-            f"the CSV header has {len(header):,} columns; at most {MAX_COLUMNS:,} are read "
-            "(a request has far fewer fields): remove the extra columns, or check the "
-            "file's delimiter"
-        )
+            msg(
+                "the CSV header has {count:,} columns; at most {limit:,} are read "
+                "(a request has far fewer fields): remove the extra columns, or check the "
+                "file's delimiter",
+                count=len(header), limit=MAX_COLUMNS,
+            )
+        )  # fmt: skip
     paths = [parse_column(name) for name in header]
     if fields is not None:
         allowed = sorted({*fields, *ENVELOPE_COLUMNS})
@@ -120,7 +136,12 @@ def check_header(
     )
     if clash is not None:
         i, j = clash
-        raise ValueError(f"CSV columns {header[i]!r} and {header[j]!r} both give {header[i]!r}")
+        raise ValueError(
+            msg(
+                "CSV columns {first!r} and {second!r} both give {first!r}",
+                first=header[i], second=header[j],
+            )
+        )  # fmt: skip
     return paths
 
 
@@ -133,8 +154,11 @@ def other_platform_cell(text: str) -> list[dict[str, str]]:
         platform, sep, price = part.rpartition(":")
         if not sep or not platform.strip():
             raise ValueError(
-                f"other_platform_prices: {part.strip()!r} is not platform:price "
-                "(write e.g. 百亿补贴:172.00;拼团:175.00)"
+                msg(
+                    "other_platform_prices: {part!r} is not platform:price "
+                    "(write e.g. 百亿补贴:172.00;拼团:175.00)",
+                    part=part.strip(),
+                )
             )
         out.append({"platform": platform.strip(), "price": price.strip()})
     return out
@@ -147,8 +171,11 @@ def _cell_value(column: str, path: Path_, text: str) -> Any:
             return loads(stripped)
         except (ValueError, RecursionError) as exc:
             raise ValueError(
-                f"column {column}: the cell looks like JSON but is not ({json_problem(exc)})"
-            ) from exc
+                msg(
+                    "column {column}: the cell looks like JSON but is not ({problem})",
+                    column=column, problem=json_problem(exc),
+                )
+            ) from exc  # fmt: skip
     if path == (("other_platform_prices", None),):
         return other_platform_cell(stripped)
     return stripped
@@ -192,7 +219,12 @@ def csv_request(
             request[path[0][0]] = str(cell).strip()
         elif path == (("kind", None),):
             if cell.strip() != kind:
-                raise ValueError(f"column kind says {cell.strip()!r} but --kind is {kind!r}")
+                raise ValueError(
+                    msg(
+                        "column kind says {cell!r} but --kind is {kind!r}",
+                        cell=cell.strip(), kind=kind,
+                    )
+                )  # fmt: skip
         else:
             _place(data, path, _cell_value(column, path, cell))
     request["input"] = _listify(data)
@@ -417,7 +449,9 @@ def read_csv_sheet(
             break
         except (csv.Error, UnicodeDecodeError) as exc:
             if not head:
-                raise ValueError(f"the CSV header cannot be read: {exc}") from exc
+                raise ValueError(
+                    msg("the CSV header cannot be read: {problem}", problem=csv_problem(exc))
+                ) from exc
             stopped = exc
             break
         head.append(row)
@@ -427,11 +461,8 @@ def read_csv_sheet(
 
     def problem(exc: Exception) -> str:
         if isinstance(exc, UnicodeDecodeError):
-            return f"row is not text: {exc.reason}"
-        text = str(exc)
-        if "field limit" in text:
-            text = f"a cell is longer than {csv.field_size_limit():,} characters"
-        return f"row is not valid CSV: {text}"
+            return msg("row is not text: {reason}", reason=exc.reason)
+        return msg("row is not valid CSV: {problem}", problem=csv_problem(exc))
 
     def rows() -> Iterator[tuple[int, Sequence[Any] | str, int]]:
         number = header.row

@@ -83,7 +83,9 @@ def cannot_create(name: str, target: Path, exc: OSError) -> str:
         )  # fmt: skip
     if exc.errno == errno.ENOSPC:
         return msg("cannot write {name!r}: the disk is full", name=name)
-    return f"cannot write {name!r}: {(exc.strerror or str(exc)).lower()}"
+    return msg(
+        "cannot write {name!r}: {reason}", name=name, reason=(exc.strerror or str(exc)).lower()
+    )
 
 
 def refuse_store_files(name: str, store: str | None) -> None:

@@ -66,6 +66,7 @@ from pricecalc.files.target import (
     refuse_store_files,
     writable_target,
 )
+from pricecalc.i18n import msg
 from pricecalc.serialize import dumps, map_json, text_problem
 
 OutputFormat = Literal["jsonl", "csv", "xlsx"]
@@ -92,9 +93,12 @@ class TooManyRows(PricecalcError):
 
     def __init__(self) -> None:
         super().__init__(
-            f"an Excel sheet holds at most {EXCEL_MAX_ROWS - 1:,} rows below its heading, and "
-            "this output has more: write CSV or JSON Lines instead (--format csv), or "
-            "narrow what is written; no workbook was written"
+            msg(
+                "an Excel sheet holds at most {limit:,} rows below its heading, and this "
+                "output has more: write CSV or JSON Lines instead (--format csv), or narrow "
+                "what is written; no workbook was written",
+                limit=EXCEL_MAX_ROWS - 1,
+            )
         )
 
 

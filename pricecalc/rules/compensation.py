@@ -83,7 +83,13 @@ def minimum_per(policy: PolicyView) -> str:
     """Policy ``minimum_per``: ``"line"`` (default) or ``"order"``."""
     value = policy.get(SECTION, "minimum_per")
     if value not in MINIMUM_PER:
-        raise PolicyError(f'policy: {SECTION}.minimum_per must be "line" or "order", got {value!r}')
+        raise PolicyError(
+            msg(
+                'policy: {key} must be "line" or "order", got {value!r}',
+                key=f"{SECTION}.minimum_per",
+                value=value,
+            )
+        )
     return str(value)
 
 

@@ -387,7 +387,11 @@ def claim_days(inp: ProtectionInput, ctx: RuleContext) -> int:
     value = ctx.policy.get("price_protection", "claim_days")
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PolicyError(
-            f"policy: price_protection.claim_days must be a whole number of days ≥ 0, got {value!r}"
+            msg(
+                "policy: {key} must be a whole number of days ≥ 0, got {value!r}",
+                key="price_protection.claim_days",
+                value=value,
+            )
         )
     return value
 

@@ -240,7 +240,10 @@ def test_xlsx_is_laid_out_for_people(mixed_xlsx: tuple[Path, Any]) -> None:
     assert rows[3]["价保退款"].value == 42 and rows[3]["价保退款"].number_format == "0.00"
     assert rows[1]["是否重放"].value is True
     assert rows[1]["平台补贴"].value is None  # replayed: paid by the run that recorded it
-    assert rows[2]["原因说明"].value == "报名价高于原价;最低售卖价低于成本价"
+    # the explanations follow the command's language (English here), not --headers
+    assert rows[2]["原因说明"].value == (
+        "registration price above the list price;floor price below the cost price"
+    )
     assert rows[6]["状态"].value == "invalid"
     assert rows[7]["请求号"].value == '=HYPERLINK("http://x","y")'
     assert rows[7]["请求号"].data_type == "s"

@@ -97,7 +97,7 @@ def test_lang_zh_wins_over_an_english_locale(invoke: Invoke, store: Path) -> Non
     assert result.exit_code == 2
     assert (
         result.stderr == "错误：输入无效，未记录任何内容："
-        "请求不是有效的 JSON：Expecting value（第 1 行，第 1 列）\n"
+        "请求不是有效的 JSON：此处应有一个值（第 1 行，第 1 列）\n"
     )
     one = CliRunner().invoke(
         cli,

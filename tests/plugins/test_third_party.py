@@ -735,7 +735,8 @@ def test_its_figure_is_in_summaries_stats_and_exports_by_its_name(
     assert rows[1]["reason_notes"] == "points below the minimum"
     done = run(store, "audit", "stats", "--json")
     assert [r["member_points_redeemed"] for r in json.loads(done.stdout)] == ["9.00"]
-    done = run(store, "audit", "export", "-o", str(tmp_path / "e.xlsx"))
+    # its reason codes explained in the command's language (--lang zh), under its headings
+    done = run(store, "--lang", "zh", "audit", "export", "-o", str(tmp_path / "e.xlsx"))
     assert done.returncode == 0, done.stderr
     sheet = openpyxl.load_workbook(tmp_path / "e.xlsx")["audit"]
     headings = [c.value for c in sheet[1]]
