@@ -82,10 +82,10 @@ AUDIT_MESSAGES: tuple[str, ...] = (
     N_("record {seq} does not chain to record {before}"),
     N_("expected record {expected}, found {found}"),
     N_("{problem}; refusing to append on top of it"),
-    N_("could not take the writer lock {path}.lock within {seconds}s: another process holds it"),
+    N_("could not take the writer lock {path} within {seconds}s: another process holds it"),
     N_("could not lock the audit log {path} within {seconds}s: another writer holds it"),
     N_("another thread held the audit store {path} for more than {seconds}s"),
-    N_("the writer lock {path}.lock: {problem}"),
+    N_("the writer lock {path}: {problem}"),
     N_(
         "the audit log {path} was replaced or removed while this handle had it open; open the "
         "store again"
