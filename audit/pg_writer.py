@@ -34,7 +34,6 @@ class _StoreForWriter(Protocol):
     _sealer: Sealer
     _clock: Callable[[], datetime] | None
     _tree_cache: CompactTree | None
-    _sql_begin: tuple[bytes, ...]
     _sql_lock: bytes
     _sql_prepare: bytes
     _sql_durable: bytes | None
@@ -111,9 +110,8 @@ class _Writer(ChainTransaction):
         store, conn = self._store, self._conn
         try:
             with conn.pipeline():
-                for statement in store._sql_begin:
-                    conn.execute(statement)
-                conn.execute(store._sql_lock)
+                conn.execute(_BEGIN)
+                conn.execute(store._sql_lock)  # and synchronous_commit off, with a barrier
                 # runs after the lock is granted, so it reads the current head
                 head = conn.execute(store._sql_prepare, (keys,))
                 asked = conn.execute(query, params) if query is not None else None
@@ -334,10 +332,11 @@ def _clock_from(
     return clock
 
 
-# How a write transaction begins: at once with a synchronous commit, or (the store has a
-# flush barrier) with an asynchronous one, made durable by the barrier after the COMMIT.
-_BEGIN: tuple[bytes, ...] = (b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE",)
-_BEGIN_ASYNC: tuple[bytes, ...] = (*_BEGIN, b"SET LOCAL synchronous_commit = off")
+_BEGIN = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+# Where the store has the flush barrier, its lock statement also makes the transaction's
+# commit asynchronous (for this transaction only); the barrier after the COMMIT makes it
+# durable.
+_ASYNC_COMMIT = b", set_config('synchronous_commit', 'off', true)"
 # The flush barrier, run with the session's synchronous_commit = on right after an
 # asynchronous COMMIT (and after a transaction that only read): when the write-ahead log
 # is not yet on disk up to where it has been written, write a tiny transactional message

@@ -86,7 +86,7 @@ from audit.pg_schema import (
     _lock_sql,
     init_store,
 )
-from audit.pg_writer import _BARRIER, _BARRIER_USABLE, _BEGIN, _BEGIN_ASYNC, _PgTreeView, _Writer
+from audit.pg_writer import _ASYNC_COMMIT, _BARRIER, _BARRIER_USABLE, _PgTreeView, _Writer
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
 from audit.records import (
     Sealer,
@@ -220,7 +220,7 @@ class PostgresAuditStore(TreeQuestions):
 
         # The chain lock: (LOCK_CLASS, table oid) as signed int4s (oids are unsigned).
         lock = _lock_sql((LOCK_CLASS, oid - 2**32 if oid >= 2**31 else oid))
-        self._sql_lock = lock.as_bytes(conn)
+        self._sql_lock = lock.as_bytes(conn) + (b"" if self._sql_durable is None else _ASYNC_COMMIT)
         # After the lock, in the same round trip: the head, the server clock, which of the
         # batch's keys are already recorded (key -> seq), the tree's size and the hashes of
         # its right edge (the frontier: one complete subtree per set bit of the size, left
@@ -239,7 +239,6 @@ class PostgresAuditStore(TreeQuestions):
             "FROM size LEFT JOIN LATERAL "
             "(SELECT {cols} FROM {t} ORDER BY seq DESC LIMIT 1) AS h ON true"
         )
-        self._sql_begin = _BEGIN if self._sql_durable is None else _BEGIN_ASYNC
         self._sql_tree_size = q(
             "SELECT idx + 1 FROM {tr} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
         )
