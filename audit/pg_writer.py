@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import psycopg
 
 from audit.chain import ChainTransaction, TreeMismatch, grow, record_leaf
-from audit.errors import AuditError, DuplicateKey, TamperedError
+from audit.errors import AuditError, DuplicateKey, StoreLocked, TamperedError
 from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash
 from audit.pg_rows import _checked, _first_line, _record, _row, _tree_copy_rows
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
@@ -86,10 +86,13 @@ class _Writer(ChainTransaction):
         self._tree_rows: list[tuple[int, int, int, bytes]] = []
         self._found: dict[str, Record] = {}  # committed records prefetched by key (checked)
         self.aborted: str | None = None  # a database error inside spoilt the transaction
+        self._locked_out: StoreLocked | None = None  # the chain lock was not granted in time
         self.committed = False  # the COMMIT went through (the flush barrier may not have)
 
     def _check(self) -> None:
         super()._check()
+        if self._locked_out is not None:  # every later call hears why, as the first did
+            raise StoreLocked(str(self._locked_out))
         if self.aborted is not None:
             raise AuditError(
                 f"the transaction was aborted by an earlier error ({self.aborted}); "
@@ -120,7 +123,10 @@ class _Writer(ChainTransaction):
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 doing = f"{self._doing}: taking the chain lock"
-            raise self._failed(exc, doing) from exc
+            failure = self._failed(exc, doing)
+            if isinstance(failure, StoreLocked):
+                self._locked_out = failure
+            raise failure from exc
         self._opened = True
         self._prepared_keys = set(keys)
         return rows

@@ -18,10 +18,16 @@ How the guarantees are kept:
   DELETE`` (row) and ``BEFORE TRUNCATE`` (statement) triggers refuse the rest for everyone
   else, and are ``ENABLE ALWAYS`` so ``session_replication_role = replica`` does not skip
   them.
-* **Durable.** A write commits with ``synchronous_commit = on`` before it returns; a batch
+* **Durable, flushed after the lock.** A write is on disk before it returns; a batch
   (``append_many``, ``transaction()``) is one database transaction: all of it or none. Its
-  head is read once, with the lock; its records go to the server in bulk with the COMMIT
-  (:class:`audit.pg_writer._Writer`).
+  head is read once, with the lock (taken by the block's first read or append, in the
+  same round trip); its records go to the server in bulk with the COMMIT
+  (:class:`audit.pg_writer._Writer`). The COMMIT is asynchronous, so the lock goes with
+  the commit record, and a flush barrier in the same round trip then waits, with
+  ``synchronous_commit = on``, until the write-ahead log is on disk past it — and past
+  every earlier commit, so past every record the block read: writers' flushes overlap
+  instead of queueing behind the lock. Where the role may not call the barrier's
+  functions, the COMMIT itself is synchronous, under the lock.
 * **Rows are checked, not believed** (SPEC §7). The application role may INSERT, so a row
   may have been written past this code. Every record read for a decision (``get``,
   ``find``, ``record``, a transaction's reads and ``prefetch``) and the head before an

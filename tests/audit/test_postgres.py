@@ -522,6 +522,16 @@ def test_the_chain_lock_is_taken_by_the_first_read_not_by_opening(
         with pytest.raises(audit.StoreLocked, match=r"within 0\.2s \(append: taking the chain"):
             waiter.append(entry(2))
         tx.append(entry(2))
+        locked = r"within 0\.2s \(transaction: taking the chain lock\)"
+        with (
+            pytest.raises(audit.AuditError, match="aborted by an earlier error"),
+            waiter.transaction() as late,
+        ):
+            with pytest.raises(audit.StoreLocked, match=locked):
+                late.get("k9")
+            # a caller that carries on (a group's next request) hears the same
+            with pytest.raises(audit.StoreLocked, match=locked):
+                late.find("order:O1")
     assert waiter.append(entry(3)).seq == 3
 
 
