@@ -75,6 +75,7 @@ class _Writer(ChainTransaction):
         self._store = store
         self._conn = conn
         self._doing = doing  # what the store was asked to do (for error messages)
+        self.begun = False  # BEGIN sent (the transaction may have failed since)
         self._opened = False  # BEGIN sent and the chain lock held
         self._prepared: tuple[Any, ...] | None = None  # the head read with the lock
         self._prepared_keys: set[str] = set()  # the keys it looked up
@@ -111,6 +112,7 @@ class _Writer(ChainTransaction):
         pipeline — one round trip — and ``query``'s rows come back. Nothing is read before
         the lock is held, so opening late is the same as opening first."""
         store, conn = self._store, self._conn
+        self.begun = True
         try:
             with conn.pipeline():
                 conn.execute(_BEGIN)

@@ -365,13 +365,15 @@ class PostgresAuditStore(TreeQuestions):
             try:
                 yield writer
             except BaseException:
-                self._rollback()
+                if writer.begun:  # else nothing was sent: nothing to roll back
+                    self._rollback()
                 raise
             finally:
                 writer.close()
                 self._tx_thread = None
             if writer.aborted is not None:
-                self._rollback()
+                if writer.begun:
+                    self._rollback()
                 raise AuditError(
                     f"the transaction was aborted by an earlier error ({writer.aborted}); "
                     "nothing of it was recorded"
