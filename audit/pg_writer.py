@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import psycopg
 
 from audit.chain import ChainTransaction, TreeMismatch, grow, record_leaf
-from audit.errors import AuditError, DuplicateKey, TamperedError
+from audit.errors import AuditError, DuplicateKey, StoreLocked, TamperedError
 from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash
 from audit.pg_rows import _checked, _first_line, _record, _row, _tree_copy_rows
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
@@ -34,7 +34,9 @@ class _StoreForWriter(Protocol):
     _sealer: Sealer
     _clock: Callable[[], datetime] | None
     _tree_cache: CompactTree | None
+    _sql_lock: bytes
     _sql_prepare: bytes
+    _sql_durable: bytes | None
     _sql_head: bytes
     _sql_get: bytes
     _sql_keys: bytes
@@ -52,6 +54,7 @@ class _StoreForWriter(Protocol):
         self, exc: psycopg.Error, doing: str, *, committing: bool = False
     ) -> AuditError: ...
 
+
 class _Writer(ChainTransaction):
     """The open write transaction of a :class:`audit.postgres.PostgresAuditStore`
     (a ``Transaction``: :class:`audit.chain.ChainTransaction` over the database).
@@ -66,27 +69,31 @@ class _Writer(ChainTransaction):
     """
 
     def __init__(
-        self,
-        store: _StoreForWriter,
-        conn: psycopg.Connection[Any],
-        prepared: tuple[Any, ...] | None = None,
-        prepared_keys: Iterable[str] = (),
+        self, store: _StoreForWriter, conn: psycopg.Connection[Any], doing: str = "transaction"
     ) -> None:
         super().__init__(store._sealer)
         self._store = store
         self._conn = conn
-        self._prepared = prepared  # the head read pipelined with the lock, if any
-        self._prepared_keys = set(prepared_keys)  # the keys it looked up
+        self._doing = doing  # what the store was asked to do (for error messages)
+        self.begun = False  # BEGIN sent (the transaction may have failed since)
+        self._opened = False  # BEGIN sent and the chain lock held
+        self._prepared: tuple[Any, ...] | None = None  # the head read with the lock
+        self._prepared_keys: set[str] = set()  # the keys it looked up
         self._head: Checkpoint | None = None  # checked, then this block's last record
         self._clock: Callable[[], datetime] | None = None
         self._tree_size = 0  # the tree table's size, as read with the head
+        self._frontier: list[bytes] | None = None  # its right edge's hashes, ditto
         self._rows: list[tuple[Any, ...]] = []  # sealed, not yet sent
         self._tree_rows: list[tuple[int, int, int, bytes]] = []
         self._found: dict[str, Record] = {}  # committed records prefetched by key (checked)
         self.aborted: str | None = None  # a database error inside spoilt the transaction
+        self._locked_out: StoreLocked | None = None  # the chain lock was not granted in time
+        self.committed = False  # the COMMIT went through (the flush barrier may not have)
 
     def _check(self) -> None:
         super()._check()
+        if self._locked_out is not None:  # every later call hears why, as the first did
+            raise StoreLocked(str(self._locked_out))
         if self.aborted is not None:
             raise AuditError(
                 f"the transaction was aborted by an earlier error ({self.aborted}); "
@@ -97,7 +104,38 @@ class _Writer(ChainTransaction):
         self.aborted = _first_line(exc)
         return self._store._failure(exc, doing)
 
+    def _start(
+        self, keys: list[str], doing: str, query: bytes | None = None, params: Any = ()
+    ) -> list[Any]:
+        """Begin the transaction with its first question: BEGIN, the chain lock, the head
+        read (asking which of ``keys`` are recorded) and ``query`` go to the server in one
+        pipeline — one round trip — and ``query``'s rows come back. Nothing is read before
+        the lock is held, so opening late is the same as opening first."""
+        store, conn = self._store, self._conn
+        self.begun = True
+        try:
+            with conn.pipeline():
+                conn.execute(_BEGIN)
+                conn.execute(store._sql_lock)  # and synchronous_commit off, with a barrier
+                # runs after the lock is granted, so it reads the current head
+                head = conn.execute(store._sql_prepare, (keys,))
+                asked = conn.execute(query, params) if query is not None else None
+            self._prepared = head.fetchone()
+            rows = asked.fetchall() if asked is not None else []
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.errors.LockNotAvailable):
+                doing = f"{self._doing}: taking the chain lock"
+            failure = self._failed(exc, doing)
+            if isinstance(failure, StoreLocked):
+                self._locked_out = failure
+            raise failure from exc
+        self._opened = True
+        self._prepared_keys = set(keys)
+        return rows
+
     def _select(self, doing: str, query: bytes, param: Any) -> list[Any]:
+        if not self._opened:
+            return self._start([], doing, query, (param,))
         try:
             return self._conn.execute(query, (param,)).fetchall()
         except psycopg.Error as exc:
@@ -144,27 +182,22 @@ class _Writer(ChainTransaction):
         store = self._store
         unasked = keys
         if self._head is None or self._clock is None:
+            if not self._opened:
+                self._start(keys, "append")
             row, self._prepared = self._prepared, None
-            if row is None:
-                try:
-                    row = self._conn.execute(store._sql_prepare, (keys,)).fetchone()
-                except psycopg.Error as exc:
-                    raise self._failed(exc, "append") from exc
-                asked: set[str] = set(keys)
-            else:
-                asked = self._prepared_keys
             assert row is not None
-            server_now, taken, tree_size = row[_HEAD_COLUMNS : _HEAD_COLUMNS + 3]
+            server_now, taken, tree_size, frontier = row[_HEAD_COLUMNS : _HEAD_COLUMNS + 4]
             if taken:
                 key = next(k for k in keys if k in taken)
                 raise DuplicateKey(key, int(taken[key]))
-            unasked = [key for key in keys if key not in asked]
+            unasked = [key for key in keys if key not in self._prepared_keys]
             if row[0] is None:
                 head = Checkpoint(0, GENESIS_HASH)
             else:  # never chain onto a row this store did not write (SPEC §7)
                 record = _checked(row[:_HEAD_COLUMNS], store.hmac_key)[0]
                 head = Checkpoint(record.seq, record.hash)
             self._tree_size = tree_size or 0
+            self._frontier = [bytes(value) for value in frontier or ()]
             self._head, self._clock = head, _clock_from(store._clock, server_now)
         if unasked:
             rows = self._select("append", store._sql_keys, unasked)
@@ -188,6 +221,8 @@ class _Writer(ChainTransaction):
     def _send(self) -> None:
         """Send the kept records and tree nodes (inside the transaction, not committed)."""
         rows, tree_rows = self._rows, self._tree_rows
+        if not rows and not tree_rows:
+            return
         self._rows, self._tree_rows = [], []
         store, conn = self._store, self._conn
         if len(rows) < _COPY_FROM:
@@ -204,18 +239,33 @@ class _Writer(ChainTransaction):
                         copy.write_row(node)
 
     def commit(self) -> None:
-        """Insert what the block appended and COMMIT (``synchronous_commit = on``): a
-        group of fewer than :data:`_COPY_FROM` records in one pipelined round trip, a larger
-        one by ``COPY``. Raises the :class:`psycopg.Error`; the store turns it into its
-        own (and rolls back)."""
+        """Insert what the block appended, COMMIT, and make it durable: a group of fewer
+        than :data:`_COPY_FROM` records as pipelined INSERTs, a larger one by ``COPY``
+        first; then, in the same round trip, the COMMIT and the flush barrier.
+
+        Where the store has a barrier (``_sql_durable``) the transaction commits
+        asynchronously (``synchronous_commit = off``, set when it began), which lets the
+        chain lock go as soon as the commit record is written; the barrier that follows
+        waits, outside the lock, until the write-ahead log is on disk up to that record
+        (and so up to every record this block read: an earlier commit is earlier in the
+        log). Concurrent writers' flushes then overlap, and PostgreSQL serves them with
+        one. Raises the :class:`psycopg.Error`; the store turns it into its own (and rolls
+        back). Nothing to do when the block never reached the database."""
+        if not self._opened:
+            return
         conn = self._conn
-        if len(self._rows) < _COPY_FROM:
+        durable = self._store._sql_durable
+        if len(self._rows) >= _COPY_FROM:
+            self._send()
+        done = None
+        try:
             with conn.pipeline():
                 self._send()
-                conn.execute(b"COMMIT")
-        else:
-            self._send()
-            conn.execute(b"COMMIT")
+                done = conn.execute(b"COMMIT")
+                if durable is not None:
+                    conn.execute(durable)
+        finally:
+            self.committed = done is not None and done.statusmessage == "COMMIT"
 
     def _grown_tree(self, head_seq: int, tree_size: int) -> CompactTree:
         """The tree's right edge at ``tree_size`` leaves, grown to ``head_seq`` if records
@@ -226,6 +276,8 @@ class _Writer(ChainTransaction):
             cached = store._tree_cache
             if cached is not None and cached.size == tree_size:
                 tree = cached.copy()
+            elif self._frontier is not None and len(self._frontier) == tree_size.bit_count():
+                tree = CompactTree(tree_size, list(self._frontier))  # read with the head
             else:
                 wanted = frontier_nodes(tree_size)
                 found = _PgTreeView(store, self._conn).nodes(wanted)
@@ -288,8 +340,31 @@ def _clock_from(
     return clock
 
 
+_BEGIN = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+# Where the store has the flush barrier, its lock statement also makes the transaction's
+# commit asynchronous (for this transaction only); the barrier after the COMMIT makes it
+# durable.
+_ASYNC_COMMIT = b", set_config('synchronous_commit', 'off', true)"
+# The flush barrier, run with the session's synchronous_commit = on right after an
+# asynchronous COMMIT (and after a transaction that only read): when the write-ahead log
+# is not yet on disk up to where it has been written, write a tiny transactional message
+# to it — that gives this statement's transaction an id and a commit record, so its
+# commit waits until the log is flushed past it, and so past every earlier commit. When
+# it already is (nothing written since the last flush), it writes and waits for nothing.
+# pg_logical_emit_message needs no replication set-up (any wal_level) and, as the LSN
+# functions, may be called by every role unless an administrator revoked it.
+_BARRIER = (
+    b"SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() "
+    b"THEN pg_logical_emit_message(true, 'pricecalc-audit', '') END"
+)
+_BARRIER_USABLE = (
+    b"SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', "
+    b"'EXECUTE') AND has_function_privilege('pg_current_wal_flush_lsn()', 'EXECUTE') "
+    b"AND has_function_privilege('pg_current_wal_insert_lsn()', 'EXECUTE') "
+    b"AND NOT pg_is_in_recovery()"
+)
 # The prepared head row: the head record's columns, then the server clock, the keys
-# already taken (of those it was asked about) and the tree's size.
+# already taken (of those it was asked about), the tree's size and its frontier's hashes.
 _HEAD_COLUMNS = 8
 # From this many records on, a group is sent by COPY (two COPYs, then the COMMIT: more
 # round trips, less server work per row) rather than as pipelined INSERTs with the COMMIT

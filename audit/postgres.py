@@ -18,10 +18,16 @@ How the guarantees are kept:
   DELETE`` (row) and ``BEFORE TRUNCATE`` (statement) triggers refuse the rest for everyone
   else, and are ``ENABLE ALWAYS`` so ``session_replication_role = replica`` does not skip
   them.
-* **Durable.** A write commits with ``synchronous_commit = on`` before it returns; a batch
+* **Durable, flushed after the lock.** A write is on disk before it returns; a batch
   (``append_many``, ``transaction()``) is one database transaction: all of it or none. Its
-  head is read once, with the lock; its records go to the server in bulk with the COMMIT
-  (:class:`audit.pg_writer._Writer`).
+  head is read once, with the lock (taken by the block's first read or append, in the
+  same round trip); its records go to the server in bulk with the COMMIT
+  (:class:`audit.pg_writer._Writer`). The COMMIT is asynchronous, so the lock goes with
+  the commit record, and a flush barrier in the same round trip then waits, with
+  ``synchronous_commit = on``, until the write-ahead log is on disk past it — and past
+  every earlier commit, so past every record the block read: writers' flushes overlap
+  instead of queueing behind the lock. Where the role may not call the barrier's
+  functions, the COMMIT itself is synchronous, under the lock.
 * **Rows are checked, not believed** (SPEC §7). The application role may INSERT, so a row
   may have been written past this code. Every record read for a decision (``get``,
   ``find``, ``record``, a transaction's reads and ``prefetch``) and the head before an
@@ -86,7 +92,7 @@ from audit.pg_schema import (
     _lock_sql,
     init_store,
 )
-from audit.pg_writer import _PgTreeView, _Writer
+from audit.pg_writer import _ASYNC_COMMIT, _BARRIER, _BARRIER_USABLE, _PgTreeView, _Writer
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
 from audit.records import (
     Sealer,
@@ -201,6 +207,15 @@ class PostgresAuditStore(TreeQuestions):
         self._table = sql.Identifier(schema, RECORD_TABLE)
 
         self._tree_table = sql.Identifier(schema, TREE_TABLE)
+        # Durable outside the lock (module docstring): the group commits asynchronously
+        # and a flush barrier follows; only where the role may call what the barrier uses.
+        try:
+            usable = conn.execute(_BARRIER_USABLE).fetchone()
+        except psycopg.Error as exc:
+            raise AuditError(
+                f"cannot open the audit store at {self.location}: {_first_line(exc)}"
+            ) from exc
+        self._sql_durable: bytes | None = _BARRIER if usable and usable[0] else None
 
         def q(text: LiteralString) -> bytes:
             return (
@@ -211,16 +226,23 @@ class PostgresAuditStore(TreeQuestions):
 
         # The chain lock: (LOCK_CLASS, table oid) as signed int4s (oids are unsigned).
         lock = _lock_sql((LOCK_CLASS, oid - 2**32 if oid >= 2**31 else oid))
-        self._sql_lock = lock.as_bytes(conn)
-        # After the lock, in one round trip: the head, the server clock, and which of the
-        # batch's keys are already recorded (key -> seq).
+        self._sql_lock = lock.as_bytes(conn) + (b"" if self._sql_durable is None else _ASYNC_COMMIT)
+        # After the lock, in the same round trip: the head, the server clock, which of the
+        # batch's keys are already recorded (key -> seq), the tree's size and the hashes of
+        # its right edge (the frontier: one complete subtree per set bit of the size, left
+        # to right), so that no further round trip is needed under the lock to chain on.
         # The head comes whole (every column), so that it is checked before anything is
         # chained onto it (SPEC §7).
         self._sql_prepare = q(
+            "WITH size AS (SELECT coalesce((SELECT idx + 1 FROM {tr} WHERE level = 0 "
+            "ORDER BY idx DESC LIMIT 1), 0) AS n) "
             "SELECT h.*, clock_timestamp(), "
             "(SELECT jsonb_object_agg(key, seq) FROM {t} WHERE key = ANY(%s::text[])), "
-            "(SELECT idx + 1 FROM {tr} WHERE level = 0 ORDER BY idx DESC LIMIT 1) "
-            "FROM (SELECT 1) AS one LEFT JOIN LATERAL "
+            "size.n, "
+            "(SELECT array_agg(f.hash ORDER BY f.level DESC) FROM {tr} AS f "
+            "WHERE (f.level, f.idx) IN (SELECT l, (size.n >> l) - 1 "
+            "FROM generate_series(0, 62) AS l WHERE (size.n >> l) & 1 = 1)) "
+            "FROM size LEFT JOIN LATERAL "
             "(SELECT {cols} FROM {t} ORDER BY seq DESC LIMIT 1) AS h ON true"
         )
         self._sql_tree_size = q(
@@ -321,14 +343,15 @@ class PostgresAuditStore(TreeQuestions):
                 self._failure(exc, "rolling back")
 
     @contextmanager
-    def _write(self, doing: str, keys: list[str] | None = None) -> Iterator[_Writer]:
-        """Hold the chain lock in one database transaction; commit when the block ends.
+    def _write(self, doing: str) -> Iterator[_Writer]:
+        """A write transaction: the writer takes the chain lock with its first read or
+        append and commits when the block ends (:class:`audit.pg_writer._Writer`).
 
-        BEGIN, the lock and the head read (with which of ``keys`` — a batch about to be
-        appended — are already recorded) go to the server in one pipeline: one round
-        trip. The block's appends are kept by the writer and sent, with the COMMIT, in
-        one more (:meth:`_Writer.commit`): a group of any size costs the same two round
-        trips under the lock, plus whatever the block reads.
+        BEGIN, the lock, the head read and that first question go to the server in one
+        pipeline: one round trip. The block's appends are kept by the writer and sent, with
+        the COMMIT and the flush barrier, in one more (:meth:`_Writer.commit`): a group of
+        any size costs the same two round trips, plus whatever else the block reads, and
+        the lock is let go at the COMMIT, before the flush.
         """
         with self._mutex:
             conn = self._usable()
@@ -337,29 +360,20 @@ class PostgresAuditStore(TreeQuestions):
                     "a transaction is open on this store in this thread: append through it "
                     "(tx.append), not through the store"
                 )
-            try:
-                with conn.pipeline():
-                    conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
-                    conn.execute(self._sql_lock)
-                    # runs after the lock is granted, so it reads the current head
-                    cur = conn.execute(self._sql_prepare, (keys or [],))
-                prepared = cur.fetchone()
-            except psycopg.Error as exc:
-                failure = self._failure(exc, f"{doing}: taking the chain lock")
-                self._rollback()
-                raise failure from exc
-            writer = _Writer(self, conn, prepared, keys or ())
+            writer = _Writer(self, conn, doing)
             self._tx_thread = threading.get_ident()
             try:
                 yield writer
             except BaseException:
-                self._rollback()
+                if writer.begun:  # else nothing was sent: nothing to roll back
+                    self._rollback()
                 raise
             finally:
                 writer.close()
                 self._tx_thread = None
             if writer.aborted is not None:
-                self._rollback()
+                if writer.begun:
+                    self._rollback()
                 raise AuditError(
                     f"the transaction was aborted by an earlier error ({writer.aborted}); "
                     "nothing of it was recorded"
@@ -368,9 +382,16 @@ class PostgresAuditStore(TreeQuestions):
                 writer.commit()
             except psycopg.Error as exc:
                 failure = self._failure(exc, f"{doing}: commit", committing=True)
+                if writer.committed and not isinstance(failure, StoreUnusable):
+                    failure = AuditError(
+                        f"{doing}: the records were committed but their flush to disk could "
+                        f"not be confirmed ({_first_line(exc)}); look them up by key before "
+                        "retrying (a keyed record is never recorded twice)"
+                    )
                 self._rollback()
                 raise failure from exc
-            self._tree_cache = writer.tree
+            if writer.tree is not None:
+                self._tree_cache = writer.tree
 
     def _read(self, doing: str, query: bytes, params: Sequence[Any] = ()) -> list[Any]:
         with self._mutex:
@@ -390,8 +411,7 @@ class PostgresAuditStore(TreeQuestions):
         checked = check_entries(entries)
         if not checked:
             return []
-        keys = [key for key, _, _ in checked if key is not None]
-        with self._write("append", keys) as writer:
+        with self._write("append") as writer:
             return writer.append_checked(checked)
 
     @contextmanager
@@ -572,7 +592,6 @@ class PostgresAuditStore(TreeQuestions):
                 raise TreeMismatch(
                     f"the Merkle tree in {self.location} does not match its records: {exc}"
                 ) from exc
-
 
     def close(self) -> None:
         """Close the connection (closing twice is harmless)."""

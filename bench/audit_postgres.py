@@ -24,6 +24,10 @@ also times, for groups of 64, how a group's rows are sent: ``bulk`` (the store: 
 INSERTs with the COMMIT), ``copy`` (COPY, then COMMIT) and ``each`` (every append sent as
 it comes, as before issue 22). Writes bench/results/audit_postgres_groups.json.
 
+``--ceiling`` times the same groups (bulk only) with 1, 2, 4, 8 and 16 writer processes:
+the ceiling of one chain on PostgreSQL (docs/scaling.md); writes
+bench/results/audit_postgres_ceiling.json.
+
 Run ``python -m bench.audit_postgres`` or with ``--quick`` (a fifth of the records).
 Prints a table and writes bench/results/audit_postgres.json.
 """
@@ -151,6 +155,7 @@ def measure(target: str, scale: float) -> dict[str, Any]:
 
 GROUP_SIZES = (1, 8, 64)
 GROUP_WRITERS = (1, 2, 4, 8)
+CEILING_WRITERS = (1, 2, 4, 8, 16)
 GROUPS_RESULTS = RESULTS.with_name("audit_postgres_groups.json")
 # records per writer count and group size (full run); --quick divides by 5
 GROUP_RECORDS = {1: 1_200, 8: 6_400, 64: 25_600}
@@ -208,13 +213,18 @@ def run_groups(target: str, writers: int, records: int, size: int, mode: str) ->
     return groups * size * writers / elapsed
 
 
-def measure_groups(target: str, scale: float) -> dict[str, Any]:
+def measure_groups(
+    target: str,
+    scale: float,
+    writer_counts: tuple[int, ...] = GROUP_WRITERS,
+    bulk_only: bool = False,
+) -> dict[str, Any]:
     """The matrix: {"bulk": {size: {writers: records/s}}, "copy"/"each": size 64 only}."""
-    out: dict[str, Any] = {"bulk": {}, "copy": {}, "each": {}}
+    out: dict[str, Any] = {"bulk": {}} if bulk_only else {"bulk": {}, "copy": {}, "each": {}}
     for size in GROUP_SIZES:
-        records = max(size * 8, round(GROUP_RECORDS[size] * scale))
-        modes = ("bulk", "copy", "each") if size == 64 else ("bulk",)
-        for writers in GROUP_WRITERS:
+        records = max(size * 16, round(GROUP_RECORDS[size] * scale))
+        modes = ("bulk", "copy", "each") if size == 64 and not bulk_only else ("bulk",)
+        for writers in writer_counts:
             for mode in modes:
                 rate = round(run_groups(target, writers, records, size, mode))
                 out[mode].setdefault(str(size), {})[str(writers)] = rate
@@ -223,12 +233,12 @@ def measure_groups(target: str, scale: float) -> dict[str, Any]:
     return out
 
 
-def print_groups(groups: dict[str, Any]) -> None:
-    header = "".join(f"{w} writer{'s' if w > 1 else ''}".rjust(12) for w in GROUP_WRITERS)
+def print_groups(groups: dict[str, Any], writer_counts: tuple[int, ...] = GROUP_WRITERS) -> None:
+    header = "".join(f"{w} writer{'s' if w > 1 else ''}".rjust(12) for w in writer_counts)
     print(f"\nPostgreSQL, one transaction per group (records/s)\n{'':22}{header}")
     for mode, sizes in groups.items():
         for size, row in sizes.items():
-            cells = "".join(f"{row[str(w)]:>12,}" for w in GROUP_WRITERS)
+            cells = "".join(f"{row[str(w)]:>12,}" for w in writer_counts)
             print(f"{f'{mode}, groups of {size}':22}{cells}")
     for mode, sizes in groups.items():
         for size, row in sizes.items():
@@ -304,6 +314,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--groups", action="store_true", help="only the group matrix on PostgreSQL (issue 22)"
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="one chain's ceiling on PostgreSQL: groups of 1, 8 and 64 records (bulk) with "
+        "1-16 writer processes (docs/scaling.md)",
+    )
     args = parser.parse_args(argv)
     scale = 0.2 if args.quick else 1.0
     server = os.environ.get("PRICECALC_BENCH_PG") or os.environ.get("PRICECALC_TEST_PG")
@@ -316,17 +332,20 @@ def main(argv: list[str] | None = None) -> None:
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
-    if args.groups:
+    if args.groups or args.ceiling:
+        writer_counts = CEILING_WRITERS if args.ceiling else GROUP_WRITERS
         with postgres_store(server) as (target, facts):
             print("postgres groups: running ...", flush=True)
-            groups = measure_groups(target, scale)
-        print_groups(groups)
+            groups = measure_groups(target, scale, writer_counts, bulk_only=args.ceiling)
+        print_groups(groups, writer_counts)
         machine["load_average_after"] = os.getloadavg()
-        document = {"benchmark": "audit_postgres_groups", "quick": args.quick,
+        name = "audit_postgres_ceiling" if args.ceiling else "audit_postgres_groups"
+        document = {"benchmark": name, "quick": args.quick,
                     "machine": machine, "setup": facts, "records_per_s": groups}  # fmt: skip
-        GROUPS_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        GROUPS_RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"\nwritten to {GROUPS_RESULTS}")
+        out = GROUPS_RESULTS.with_name(f"{name}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwritten to {out}")
         return
 
     backends: list[tuple[str, Callable[[], Any]]] = [

@@ -8,6 +8,7 @@ as well; these tests cover what only a server database has. They talk to a real 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import re
@@ -426,6 +427,150 @@ def test_a_claim_raced_by_two_processes_is_paid_once(pg: PgStore) -> None:
     with audit.open_store(pg.app_url) as store:
         assert [len(store.find(tag)) for tag in tags] == [1] * len(tags)
         assert store.verify().count == len(tags)
+
+
+# -- the chain lock: held briefly, let go before the flush (issue 22) ------------------------
+
+
+def _round_trips(monkeypatch: pytest.MonkeyPatch, store: PostgresAuditStore) -> list[list[str]]:
+    """Record the statements ``store`` sends through ``execute``, one list per round trip
+    (a pipeline is one; a statement outside a pipeline is one), each statement shortened
+    to its first words. The records' and tree nodes' INSERTs (``executemany``) go in the
+    same pipeline as the COMMIT and are not listed."""
+    trips: list[list[str]] = []
+    conn = store._conn
+    execute, pipeline = conn.execute, conn.pipeline
+    depth = [0]
+
+    def recorded_execute(query: Any, *args: Any, **kwargs: Any) -> Any:
+        text = query.decode() if isinstance(query, bytes) else str(query)
+        words = re.sub(r"\d+", "N", " ".join(text.split()[:3]))
+        if depth[0]:
+            trips[-1].append(words)
+        else:
+            trips.append([words])
+        return execute(query, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def recorded_pipeline() -> Iterator[Any]:
+        if not depth[0]:
+            trips.append([])
+        depth[0] += 1
+        try:
+            with pipeline() as p:
+                yield p
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(conn, "execute", recorded_execute)
+    monkeypatch.setattr(conn, "pipeline", recorded_pipeline)
+    return trips
+
+
+OPEN = ["BEGIN ISOLATION LEVEL", "SELECT pg_advisory_xact_lock(N, N),", "WITH size AS"]
+COMMIT_DURABLE = ["COMMIT", "SELECT CASE WHEN"]
+
+
+def test_a_lone_decision_is_two_round_trips_with_the_flush_after_the_commit(
+    monkeypatch: pytest.MonkeyPatch, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """Issue 22: what a lone ``decide`` does — look its key up, append — costs two round
+    trips. The first takes the lock, reads the head (with the tree's right edge, although
+    another handle appended since this one last saw the tree) and answers the look-up;
+    the second sends the rows, COMMITs — asynchronously, which lets the lock go — and
+    then waits for the write-ahead log's flush past that commit (the barrier) before the
+    block returns. The chain and tree verify."""
+    store, other = open_pg(), open_pg()
+    fill(store, 3)
+    other.append(entry(4))  # store's cached tree edge is now stale
+    assert store._sql_durable is not None  # the test server lets the role flush
+    trips = _round_trips(monkeypatch, store)
+    with store.transaction() as tx:
+        assert tx.get("k5") is None
+        assert tx.append(entry(5)).seq == 5
+    assert trips == [[*OPEN, "SELECT seq, id,"], COMMIT_DURABLE]
+    assert store._sql_lock.endswith(b", set_config('synchronous_commit', 'off', true)")
+    report = other.verify()
+    assert (report.ok, report.count, other.get("k5")) == (True, 5, store.get("k5"))
+
+
+def test_a_transaction_that_only_read_waits_for_the_flush_of_what_it_read(
+    monkeypatch: pytest.MonkeyPatch, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """A replay reads a record another writer may have committed but not yet flushed: the
+    block still ends with the barrier, so nothing it read is acknowledged before it is on
+    disk. A block that never asked the database costs nothing."""
+    store = open_pg()
+    recorded = fill(store, 2)
+    trips = _round_trips(monkeypatch, store)
+    with store.transaction() as tx:
+        assert tx.get("k1") == recorded[0]
+    with store.transaction():
+        pass
+    assert trips == [[*OPEN, "SELECT seq, id,"], COMMIT_DURABLE]
+
+
+def test_the_chain_lock_is_taken_by_the_first_read_not_by_opening(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """Opening a transaction takes nothing; its first question to the database takes the
+    lock (in the same round trip), and from then on other writers wait."""
+    holder, waiter = open_pg(), open_pg(lock_timeout=0.2)
+    with holder.transaction() as tx:
+        assert waiter.append(entry(1)).seq == 1
+        assert [r.seq for r in tx.find("order:O1")] == [1]
+        with pytest.raises(audit.StoreLocked, match=r"within 0\.2s \(append: taking the chain"):
+            waiter.append(entry(2))
+        tx.append(entry(2))
+        locked = r"within 0\.2s \(transaction: taking the chain lock\)"
+        with (
+            pytest.raises(audit.AuditError, match="aborted by an earlier error"),
+            waiter.transaction() as late,
+        ):
+            with pytest.raises(audit.StoreLocked, match=locked):
+                late.get("k9")
+            # a caller that carries on (a group's next request) hears the same
+            with pytest.raises(audit.StoreLocked, match=locked):
+                late.find("order:O1")
+    assert waiter.append(entry(3)).seq == 3
+
+
+def test_without_the_flush_barrier_each_commit_is_synchronous(
+    monkeypatch: pytest.MonkeyPatch, open_pg: Callable[..., PostgresAuditStore]
+) -> None:
+    """Where the role may not call the barrier's functions (an administrator revoked
+    them), the store keeps PostgreSQL's synchronous commit, lock held through the flush:
+    slower with many writers, as durable."""
+    monkeypatch.setattr(audit.postgres, "_BARRIER_USABLE", b"SELECT false")
+    store = open_pg()
+    assert store._sql_durable is None
+    assert not store._sql_lock.endswith(b"true)")
+    trips = _round_trips(monkeypatch, store)
+    assert store.append(entry(1)).seq == 1
+    assert trips == [
+        ["BEGIN ISOLATION LEVEL", "SELECT pg_advisory_xact_lock(N, N)", "WITH size AS"],
+        ["COMMIT"],
+    ]
+    assert store._conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+
+
+def test_a_failed_flush_after_the_commit_says_the_records_are_committed(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """When the COMMIT went through but the barrier failed (here: made to divide by
+    zero), the records are in the store; the error says so, not that nothing was
+    recorded, and the handle goes on."""
+    store, other = open_pg(), open_pg()
+    store._sql_durable = b"SELECT 1/0"
+    with pytest.raises(
+        audit.AuditError,
+        match=r"append: the records were committed but their flush to disk could not be "
+        r"confirmed \(division by zero\); look them up by key before retrying",
+    ):
+        store.append(entry(1))
+    assert other.get("k1") is not None and other.head().seq == 1
+    store._sql_durable = audit.postgres._BARRIER
+    assert store.append(entry(2)).seq == 2
 
 
 # -- a dropped connection -------------------------------------------------------------------
