@@ -434,6 +434,9 @@ class AuditLogStorage(Storage, TreeQuestions):
         if self._point is not None:
             return self._point
         point = min(self._durable, self._end)
+        if point == self._end:  # its own sync covered all it knows: no need to ask
+            self._point = point
+            return point
         best = self._mark_slots()
         if best is not None and point < best[4] <= self._end:
             point = best[4]
@@ -801,7 +804,9 @@ class AuditLogStorage(Storage, TreeQuestions):
                     f"{self._unusable} (a sync of this handle failed before; whether what "
                     "it read or wrote is durable is unknown)"
                 )
-            target = self._written_slot(end) if fd is not None else None
+            target = None
+            if fd is not None and (written is None or self._file.size() != written.end):
+                target = self._written_slot(end)  # others wrote after: cover them too
             self._file.sync()
             mark: tuple[Checkpoint, int, int] | None = None
             if target is not None:

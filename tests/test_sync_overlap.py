@@ -337,7 +337,7 @@ def _decide_all(
         def fsync(fd: int) -> None:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-        audit.logfile.os_fsync = fsync  # type: ignore[assignment]
+        audit.logfile.os_fsync = fsync
     got: list[tuple[Any, ...]] = []
     with Calculator(path, operator="clerk") as calc:
         start.wait()
