@@ -395,6 +395,17 @@ class AuditLogStorage(Storage, TreeQuestions):
             complete = offset + len(line)
             if self._head_problem is not None:
                 continue
+            fields = line_fields(line, self.hmac_key)  # its bytes hash to its hash
+            if (
+                fields is not None
+                and fields[0] == self._head.seq + 1
+                and fields[1] == self._head.hash.encode("ascii")
+            ):
+                if self._tail_to == offset:
+                    self._tail.append((offset, line, None))  # decoded when looked up
+                    self._tail_to = complete
+                self._head = Checkpoint(fields[0], fields[2].decode("ascii"))
+                continue
             decoded = decode_line(line, self.hmac_key)
             record = decoded.record
             expected = self._head.seq + 1
@@ -476,9 +487,15 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._tail_from = start
         if self._tail_to < self._end:
             for offset, line in iter_lines(self.path, self._tail_to, self._end):
-                self._tail.append((offset, line, decode_line(line, None, check=False).record))
+                self._tail.append((offset, line, None))
                 self._tail_to = offset + len(line)
-        return self._tail
+        tail = self._tail
+        for i, (offset, line, record) in enumerate(tail):
+            if record is None:  # read while catching up, or unreadable
+                found = decode_line(line, None, check=False).record
+                if found is not None:
+                    tail[i] = (offset, line, found)
+        return tail
 
     def _tail_named(self, name: str) -> list[Record]:
         """The records past the index holding ``name``, each checked."""
@@ -598,7 +615,11 @@ class AuditLogStorage(Storage, TreeQuestions):
                 return
             yield fd
         finally:
-            os.close(fd)  # and with it the lock
+            # Unlocked, then closed: closing alone would leave it locked while a process
+            # forked meanwhile still has the descriptor.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def _publish(self, head: Checkpoint, offset: int, end: int) -> None:
         """Say (in the writer lock file ``<log>.lock``, under that lock) which record the
