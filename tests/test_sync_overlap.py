@@ -240,6 +240,37 @@ def test_the_mark_never_names_a_record_no_completed_sync_covered(
     assert syncs[0] > 0
 
 
+def test_a_torn_line_after_a_group_still_being_synced_is_cut_and_never_marked(
+    tmp_path: Path, deferred: Callable[[Calculator], list[Callable[[], None]]]
+) -> None:
+    """A's group is written, its sync in flight; a writer killed mid-write leaves half a
+    line after it. The next writer cuts the torn line under the lock (it was never
+    acknowledged), chains onto A's record and syncs both; A's sync then has nothing to
+    do; the mark names a whole record, the store verifies and is not taken for rolled
+    back."""
+    path = tmp_path / "audit.jsonl"
+    a, b = Calculator(path, operator="clerk"), Calculator(path, operator="clerk")
+    try:
+        later = deferred(a)
+        first = a.decide(claim("O-1", "L1", "39.90", "ka"), now=NOW)
+        assert first.audit is not None
+        whole = path.stat().st_size
+        with path.open("ab") as log:
+            log.write(b'{"hash":"' + b"0" * 40)  # a write cut short by SIGKILL
+        with pytest.warns(audit.IncompleteRecordWarning, match="never acknowledged"):
+            second = b.decide(claim("O-2", "L1", "19.90", "kb"), now=NOW)
+        assert second.audit is not None and second.audit.seq == first.audit.seq + 1
+        assert whole < mark_end(path) == path.stat().st_size
+        later.pop()()
+        assert path.read_bytes().endswith(b"\n")
+    finally:
+        a.close()
+        b.close()
+    with Calculator(path, operator="clerk") as c:
+        assert c.store.verify().ok
+        assert c.decide(claim("O-3", "L1", "1.00", "kc"), now=NOW).status == "approved"
+
+
 # -- a failed sync ----------------------------------------------------------------------
 def failing_for(fd: int) -> Callable[[int], None]:
     real = os.fsync
