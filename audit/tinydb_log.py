@@ -401,9 +401,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 and fields[0] == self._head.seq + 1
                 and fields[1] == self._head.hash.encode("ascii")
             ):
-                if self._tail_to == offset:
-                    self._tail.append((offset, line, None))  # decoded when looked up
-                    self._tail_to = complete
+                self._tail_add(offset, line, None)  # decoded when looked up
                 self._head = Checkpoint(fields[0], fields[2].decode("ascii"))
                 continue
             decoded = decode_line(line, self.hmac_key)
@@ -417,9 +415,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 problem = f"record {record.seq} does not chain to record {self._head.seq}"
             else:
                 problem = decoded.problem
-            if self._tail_to == offset:
-                self._tail.append((offset, line, record))
-                self._tail_to = complete
+            self._tail_add(offset, line, record)
             if problem is not None:
                 self._head_problem = TamperedError(expected, problem)
                 continue
@@ -496,6 +492,18 @@ class AuditLogStorage(Storage, TreeQuestions):
                 if found is not None:
                     tail[i] = (offset, line, found)
         return tail
+
+    def _tail_add(self, offset: int, line: bytes, record: Record | None) -> None:
+        """Keep a line just read or written at ``offset`` for the lookups past the index
+        (a bounded cache: past ``_TAIL_KEPT`` lines it is dropped, and read again from the
+        log by the next lookup that needs it)."""
+        if self._tail_to != offset:
+            return
+        if len(self._tail) >= _TAIL_KEPT:
+            self._tail, self._tail_from, self._tail_to = [], -1, -1
+            return
+        self._tail.append((offset, line, record))
+        self._tail_to = offset + len(line)
 
     def _tail_named(self, name: str) -> list[Record]:
         """The records past the index holding ``name``, each checked."""
@@ -785,15 +793,16 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._mark_ok = self._head  # it chains onto a head that held the mark
         offset = at
         for record, line in zip(tx._records, tx._lines, strict=True):
-            if self._tail_to == offset:
-                self._tail.append((offset, line, record))
-                self._tail_to = offset + len(line)
+            self._tail_add(offset, line, record)
             offset += len(line)
         self._keeper.hold(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
         last_at = self._end - len(tx._lines[-1])
         tx._written = _Written(at, self._end, self._head, last_at, len(tx._records))
         if sync:
             self._note_durable(self._end)
+            self._point = self._end
+            with contextlib.suppress(AuditError):  # else the next lookup catches it up
+                self._sync_index()  # the rows held just now go in
             self._write_mark(self._head, last_at, self._end)
         else:
             self._publish(self._head, last_at, self._end)
@@ -937,10 +946,10 @@ class AuditLogStorage(Storage, TreeQuestions):
                 records = tx.append_checked(checked)
             finally:
                 tx.close()
-            outermost = self._depth == 1
-            self._commit(tx, sync=not outermost)
+            later = self._depth == 1 and len(tx._records) < _SYNC_UNDER_LOCK
+            self._commit(tx, sync=not later)  # else synced after the lock is let go
             seen = self._end
-        if outermost and seen is not None:
+        if later and seen is not None:
             self._make_durable(seen, tx._written)
         return records
 
@@ -953,12 +962,13 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._check_appendable()
             tx = StoreTransaction(self)
             self._tx_thread = threading.get_ident()
-            outermost = self._depth == 1
+            later = self._depth == 1  # the sync, after the lock is let go
             try:
                 yield tx
                 tx.close()
                 if tx._records:
-                    self._commit(tx, sync=not outermost)
+                    later = later and len(tx._records) < _SYNC_UNDER_LOCK
+                    self._commit(tx, sync=not later)
             finally:
                 tx.close()
                 self._tx_thread = None
@@ -967,7 +977,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 seen = None  # nothing past the durable point was seen
         # Nothing is answered — a new record or one found (another process's, maybe still
         # being synced) — before the log is durable up to what the transaction saw.
-        if outermost and seen is not None:
+        if later and seen is not None:
             self._make_durable(seen, tx._written)
 
     # -- reading --------------------------------------------------------------------
@@ -1361,6 +1371,13 @@ class AuditLogStorage(Storage, TreeQuestions):
 
 
 _MARK_SLOT = 256
+
+#: A group of this many records or more is synced under the lock, its index rows added at
+#: once (as before 0.4): one sync already serves many records, and its rows — thousands,
+#: for a batch — are not left for the next reader to add.
+_SYNC_UNDER_LOCK = 64
+#: How many lines past the index a handle keeps in memory between lookups.
+_TAIL_KEPT = 1024
 
 #: A mark slot: ``(generation, seq, hash, offset of its line, end of its line or -1)``.
 _Mark = tuple[int, int, str, int, int]
