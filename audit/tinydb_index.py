@@ -102,11 +102,15 @@ class IndexKeeper:
         hmac_key: bytes | None,
         lines: LogLines,
         before_rebuild: Callable[[IndexState], None] | None = None,
+        durable: Callable[[int], int] | None = None,
     ) -> None:
         self.index = index
         #: Shown the index's own head (its MAC checked) before the index is thrown away:
         #: an index that knew records the log no longer holds witnesses a rollback.
         self._before_rebuild = before_rebuild
+        #: Given the log end, the offset up to which the log is known durable: the index is
+        #: brought that far and no further (None: to the end).
+        self._durable = durable
         self._file = file
         self._hmac_key = hmac_key
         self._lines = lines
@@ -125,17 +129,20 @@ class IndexKeeper:
         """The lock changes hands: others may write the index before it is taken again."""
         self.synced_to = None
 
-    def sync(self, end: int, upto: int | None = None) -> None:
-        """Check the sidecar index against the log ending at ``end`` and bring it up to
-        ``upto`` (default: ``end``; never past it) — the store's durable point, so that
-        the index never names a record a power cut could still take (its head is the
-        mark's witness). An index already past ``upto`` (within ``end``) stays as it is.
+    def _upto(self, end: int) -> int:
+        return end if self._durable is None else min(self._durable(end), end)
+
+    def sync(self, end: int) -> None:
+        """Check the sidecar index against the log ending at ``end`` and bring it up to the
+        store's durable point (``durable``; never past ``end``), so that the index never
+        names a record a power cut could still take (its head is the mark's witness). An
+        index already past that point (within ``end``) stays as it is.
 
         Once per lock hold and log end: while this handle holds the lock nobody else
         writes the index, so a second lookup in the same transaction skips the check. A
         damaged index (any of :data:`INDEX_FAILURES`) is rebuilt from the log.
         """
-        upto = end if upto is None else min(upto, end)
+        upto = self._upto(end)
         if self.synced_to == (end, upto):
             return
         self.synced_to = None
@@ -146,10 +153,10 @@ class IndexKeeper:
                 raise IndexUnavailable(
                     f"the index {self.index.path} is unavailable: {exc}"
                 ) from exc
-            self.rebuild(end, exc, upto)
+            self.rebuild(end, exc)
             return
         except INDEX_FAILURES as exc:
-            self.rebuild(end, exc, upto)
+            self.rebuild(end, exc)
             return
         self.synced_to = (end, upto)
 
@@ -159,9 +166,9 @@ class IndexKeeper:
         state = self.checked
         return (state.end_offset, state.seq) if state is not None else (0, 0)
 
-    def rebuild(self, end: int, why: BaseException, upto: int | None = None) -> None:
-        """Throw the index away and build it again from the log up to ``upto`` (checked
-        against the log end ``end``; default: up to ``end``)."""
+    def rebuild(self, end: int, why: BaseException) -> None:
+        """Throw the index away and build it again from the log (ending at ``end``) up to
+        the durable point."""
         logger.warning(
             "audit index %s cannot be trusted (%s); rebuilding it from the log",
             self.index.path,
@@ -173,7 +180,7 @@ class IndexKeeper:
         self.tree = None
         self.synced_to = None
         self._pending = None
-        upto = end if upto is None else min(upto, end)
+        upto = self._upto(end)
         try:
             self._sync_once(end, upto)
         except sqlite3.OperationalError as exc:

@@ -175,7 +175,8 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._file = LogFile(self.path)
         # Keeps the index and the tree cache in step with the log, under ``_locked()``.
         self._keeper = IndexKeeper(
-            self._index, self._file, hmac_key, self._log_lines, self._index_witness
+            self._index, self._file, hmac_key, self._log_lines, self._index_witness,
+            lambda end: self._durable_point() if self._end == end else 0,
         )
         self._mark_garbled = False  # the mark file holds bytes but no readable slot
         try:
@@ -431,7 +432,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         names a record a power cut could still take, so that its head can witness the
         mark. The records past it are read from the log (:meth:`_tail_records`)."""
         assert self._end is not None
-        self._keeper.sync(self._end, self._durable_point())
+        self._keeper.sync(self._end)
 
     def _durable_point(self) -> int:
         """The offset up to which the log is known durable: what this handle synced or
@@ -994,9 +995,9 @@ class AuditLogStorage(Storage, TreeQuestions):
             except sqlite3.OperationalError as exc:
                 if not index_damaged(exc, self._index.path):
                     raise
-                self._keeper.rebuild(self._end, exc, self._durable_point())
+                self._keeper.rebuild(self._end, exc)
             except INDEX_FAILURES as exc:
-                self._keeper.rebuild(self._end, exc, self._durable_point())
+                self._keeper.rebuild(self._end, exc)
             try:
                 return find()
             except _BadRecord as exc:
