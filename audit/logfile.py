@@ -163,6 +163,34 @@ class LogFile:
             note = f"the file was cut back to {at} bytes"
         raise WriteFailed(step, exc, rolled_back=True, note=note) from exc
 
+    def write(self, data: bytes, at: int) -> None:
+        """Write ``data`` at the end (``at`` is the current size) *without* syncing it:
+        :meth:`sync` follows once the writer lock is released, so that one process's sync
+        overlaps another's append and covers it too (issue 22). A failed or interrupted
+        write is cut back to ``at``, as in :meth:`append`."""
+        view = memoryview(data)
+        try:
+            done = 0
+            while done < len(view):
+                n = os_write(self.fd, view[done:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "write returned no progress")
+                done += n
+        except OSError as exc:
+            self._fail("write", exc, at)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os_ftruncate(self.fd, at)
+            raise
+
+    def sync(self) -> None:
+        """fsync the file: everything written to it before, by any process, is durable."""
+        os_fsync(self.fd)
+
+    def truncate(self, at: int) -> None:
+        """Cut the file back to ``at`` bytes (not synced)."""
+        os_ftruncate(self.fd, at)
+
     def cut(self, at: int) -> None:
         """Cut the file back to ``at`` bytes and sync (used to drop a torn last line)."""
         os_ftruncate(self.fd, at)

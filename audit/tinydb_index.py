@@ -102,37 +102,52 @@ class IndexKeeper:
         hmac_key: bytes | None,
         lines: LogLines,
         before_rebuild: Callable[[IndexState], None] | None = None,
+        durable: Callable[[int], int] | None = None,
     ) -> None:
         self.index = index
         #: Shown the index's own head (its MAC checked) before the index is thrown away:
         #: an index that knew records the log no longer holds witnesses a rollback.
         self._before_rebuild = before_rebuild
+        #: Given the log end, the offset up to which the log is known durable: the index is
+        #: brought that far and no further (None: to the end).
+        self._durable = durable
         self._file = file
         self._hmac_key = hmac_key
         self._lines = lines
         self.checked: IndexState | None = None  # an index state known to match
         # The tree's right edge for ``self.checked`` (None: load it from the index).
         self.tree: CompactTree | None = None
-        # The log end the index was brought up to during the current lock hold (None: not
-        # yet). Only lock holders write the index, so it stays current until release.
-        self.synced_to: int | None = None
+        # ``(log end, offset)``: the index was checked against the log ending at the first
+        # and brought up to the second during the current lock hold (None: not yet). Only
+        # lock holders write the index, so it stays current until release.
+        self.synced_to: tuple[int, int] | None = None
+        # A commit this handle wrote but has not yet indexed: its rows go in (without reading
+        # the log again) once the store's durable point covers them.
+        self._pending: _Pending | None = None
 
     def forget_sync(self) -> None:
         """The lock changes hands: others may write the index before it is taken again."""
         self.synced_to = None
 
+    def _upto(self, end: int) -> int:
+        return end if self._durable is None else min(self._durable(end), end)
+
     def sync(self, end: int) -> None:
-        """Bring the sidecar index up to the log end ``end``.
+        """Check the sidecar index against the log ending at ``end`` and bring it up to the
+        store's durable point (``durable``; never past ``end``), so that the index never
+        names a record a power cut could still take (its head is the mark's witness). An
+        index already past that point (within ``end``) stays as it is.
 
         Once per lock hold and log end: while this handle holds the lock nobody else
         writes the index, so a second lookup in the same transaction skips the check. A
         damaged index (any of :data:`INDEX_FAILURES`) is rebuilt from the log.
         """
-        if self.synced_to is not None and self.synced_to == end:
+        upto = self._upto(end)
+        if self.synced_to == (end, upto):
             return
         self.synced_to = None
         try:
-            self._sync_once(end)
+            self._sync_once(end, upto)
         except sqlite3.OperationalError as exc:
             if not index_damaged(exc, self.index.path):
                 raise IndexUnavailable(
@@ -143,10 +158,17 @@ class IndexKeeper:
         except INDEX_FAILURES as exc:
             self.rebuild(end, exc)
             return
-        self.synced_to = end
+        self.synced_to = (end, upto)
+
+    def indexed(self) -> tuple[int, int]:
+        """``(offset, seq)``: where the index (as checked in this lock hold) ends, and its
+        last record."""
+        state = self.checked
+        return (state.end_offset, state.seq) if state is not None else (0, 0)
 
     def rebuild(self, end: int, why: BaseException) -> None:
-        """Throw the index away and build it again from the log up to ``end``."""
+        """Throw the index away and build it again from the log (ending at ``end``) up to
+        the durable point."""
         logger.warning(
             "audit index %s cannot be trusted (%s); rebuilding it from the log",
             self.index.path,
@@ -157,15 +179,17 @@ class IndexKeeper:
         self.checked = None
         self.tree = None
         self.synced_to = None
+        self._pending = None
+        upto = self._upto(end)
         try:
-            self._sync_once(end)
+            self._sync_once(end, upto)
         except sqlite3.OperationalError as exc:
             raise IndexUnavailable(f"the index {self.index.path} is unavailable: {exc}") from exc
         except INDEX_FAILURES as exc:
             raise AuditError(
                 f"the index {self.index.path} could not be rebuilt from the log: {exc}"
             ) from exc
-        self.synced_to = end
+        self.synced_to = (end, upto)
 
     # -- lookups (after sync, under the lock) ----------------------------------------
     def seqs_by_key(self, key: str) -> list[int]:
@@ -217,17 +241,18 @@ class IndexKeeper:
         record = decode_line(line, None, check=False).record
         return record is not None and record.seq == state.seq and record.hash == state.last_hash
 
-    def _sync_once(self, end: int) -> None:
+    def _sync_once(self, end: int, upto: int) -> None:
         state = self.index.state()
         if state != self.checked and not self._matches_file(state, end):
             raise IndexBroken("it does not match the log (its head is not the log's)")
         self.checked = state
         tree = self._tree_for(state)
-        if state.end_offset == end:
+        state, tree = self._add_pending(state, tree, upto)
+        if state.end_offset >= upto:
             return
         rows: list[IndexRow] = []
         nodes: list[tuple[int, bytes]] = []
-        for offset, line in self._lines(state.end_offset, end):
+        for offset, line in self._lines(state.end_offset, upto):
             row = _index_row(offset, line)
             if row is None:
                 state = attrs.evolve(state, end_offset=offset + len(line))
@@ -279,7 +304,7 @@ class IndexKeeper:
             raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
         return root_of_leaves(leaves)
 
-    def committed(
+    def hold(
         self,
         at: int,
         tree: CompactTree | None,
@@ -288,31 +313,44 @@ class IndexKeeper:
         micros: Sequence[int],
         nodes: Sequence[tuple[int, bytes]],
     ) -> None:
-        """After a commit written at offset ``at``, add the new records and the tree nodes
-        they completed to the index — when the transaction knew the ``tree``, which means
-        the index was brought up to ``at`` during this lock hold (only lock holders write
-        it). Otherwise it lags and the next lookup catches it up from the file."""
-        if tree is None or self.synced_to != at:
+        """A commit was written at offset ``at`` (not yet known durable): its rows and the
+        tree nodes it completed are kept, to be added by the first :meth:`sync` whose
+        durable point covers them — when the transaction knew the ``tree`` and the index
+        still ends at ``at`` then. Otherwise the index reads them from the log."""
+        self._pending = None
+        if tree is None:
             return
-        try:
-            rows = []
-            offset = at
-            for record, line, us in zip(records, lines, micros, strict=True):
-                rows.append(IndexRow(record.seq, offset, len(line), us, record_names(record)))
-                offset += len(line)
-            last = records[-1]
-            state = IndexState(
-                offset, last.seq, offset - len(lines[-1]), last.hash, tree.size, _edge(tree)
-            )
-            self.checked = self.index.add(rows, state, nodes)
-            self.synced_to = offset
-            self.tree = tree
-        except (sqlite3.Error, *INDEX_FAILURES) as exc:
-            # The records are durable; the index is caught up (or rebuilt) at next use.
-            self.tree = None
-            self.checked = None
-            self.synced_to = None
-            logger.warning("audit index %s not updated (%s)", self.index.path, exc)
+        rows = []
+        offset = at
+        for record, line, us in zip(records, lines, micros, strict=True):
+            rows.append(IndexRow(record.seq, offset, len(line), us, record_names(record)))
+            offset += len(line)
+        last = records[-1]
+        state = IndexState(
+            offset, last.seq, offset - len(lines[-1]), last.hash, tree.size, _edge(tree)
+        )
+        self._pending = _Pending(at, records[0].seq, rows, state, list(nodes), tree)
+
+    def drop_pending(self) -> None:
+        """Forget a held commit (the file was re-read: it may no longer be where it was)."""
+        self._pending = None
+
+    def _add_pending(
+        self, state: IndexState, tree: CompactTree, upto: int
+    ) -> tuple[IndexState, CompactTree]:
+        pending = self._pending
+        if pending is None or pending.at > state.end_offset:
+            return state, tree
+        if pending.at < state.end_offset or pending.first != state.seq + 1:
+            self._pending = None  # already indexed (from the log), or not ours to add
+            return state, tree
+        if pending.state.end_offset > upto or tree.size != pending.first - 1:
+            return state, tree  # not yet durable: kept for a later sync
+        self._pending = None
+        added = attrs.evolve(pending.state, digest=state.digest)
+        self.checked = self.index.add(pending.rows, added, pending.nodes)
+        self.tree = pending.tree
+        return self.checked, pending.tree
 
     # -- the cross-check (verify --deep) ---------------------------------------------
     def check(self, end: int) -> list[str]:
@@ -382,6 +420,7 @@ class IndexKeeper:
         self.checked = None
         self.synced_to = None
         self.tree = None
+        self._pending = None
 
     def view(self) -> _TreeView:
         """The tree as the index keeps it (read it after :meth:`sync`, under the lock)."""
@@ -412,6 +451,18 @@ class IndexKeeper:
                 return None
             why = f"(the right edge it grows the tree from, at size {size})"
         return why
+
+
+@attrs.frozen
+class _Pending:
+    """A commit's index rows, held until its records are known durable."""
+
+    at: int
+    first: int
+    rows: list[IndexRow]
+    state: IndexState
+    nodes: list[tuple[int, bytes]]
+    tree: CompactTree
 
 
 class _TreeView:

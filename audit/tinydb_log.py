@@ -48,9 +48,9 @@ from audit.errors import (
     StoreUnusable,
     TamperedError,
 )
-from audit.flock import Flock, LockTimeout
+from audit.flock import Flock, LockTimeout, lock_exclusive
 from audit.index import IndexBroken, IndexState, SidecarIndex, key_name, tag_name
-from audit.logfile import LogFile, iter_lines, read_blocks
+from audit.logfile import LogFile, WriteFailed, iter_lines, read_blocks
 from audit.merkle import CompactTree
 from audit.protocol import (
     GENESIS_HASH,
@@ -164,10 +164,21 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._head_problem: TamperedError | None = None  # the head cannot be trusted
         self._cut_back: TamperedError | None = None  # the file shrank under this handle
         self._unusable: StoreUnusable | None = None  # a write or sync failed
+        # The offset up to which this handle knows the log durable (a sync it made or saw
+        # covered it); with the mark's, the durable point the index is brought up to.
+        self._durable = 0
+        self._durable_lock = threading.Lock()
+        self._point: int | None = None  # the durable point, once per lock hold
+        # The records past the index (read while catching up, or written here): every
+        # lookup checks them as well as the index. ``(offset, line, record)``, contiguous
+        # over ``[_tail_from, _tail_to)``.
+        self._tail: list[tuple[int, bytes, Record | None]] = []
+        self._tail_from = self._tail_to = -1
         self._file = LogFile(self.path)
         # Keeps the index and the tree cache in step with the log, under ``_locked()``.
         self._keeper = IndexKeeper(
-            self._index, self._file, hmac_key, self._log_lines, self._index_witness
+            self._index, self._file, hmac_key, self._log_lines, self._index_witness,
+            lambda end: self._durable_point() if self._end == end else 0,
         )
         self._mark_garbled = False  # the mark file holds bytes but no readable slot
         try:
@@ -204,6 +215,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 raise
             self._depth = 1
             self._keeper.forget_sync()
+            self._point = None
             try:
                 self._refresh()
                 yield
@@ -353,6 +365,10 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._end = end
         self._head = Checkpoint(0, GENESIS_HASH)
         self._head_problem = None
+        self._durable = 0  # re-learnt from the mark: the file may not be what it was
+        self._point = None
+        self._tail, self._tail_from, self._tail_to = [], -1, -1
+        self._keeper.drop_pending()
         last = self._file.line_before(end)
         if last is None:
             return
@@ -390,6 +406,15 @@ class AuditLogStorage(Storage, TreeQuestions):
             complete = offset + len(line)
             if self._head_problem is not None:
                 continue
+            fields = line_fields(line, self.hmac_key)  # its bytes hash to its hash
+            if (
+                fields is not None
+                and fields[0] == self._head.seq + 1
+                and fields[1] == self._head.hash.encode("ascii")
+            ):
+                self._tail_add(offset, line, None)  # decoded when looked up
+                self._head = Checkpoint(fields[0], fields[2].decode("ascii"))
+                continue
             decoded = decode_line(line, self.hmac_key)
             record = decoded.record
             expected = self._head.seq + 1
@@ -401,6 +426,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 problem = f"record {record.seq} does not chain to record {self._head.seq}"
             else:
                 problem = decoded.problem
+            self._tail_add(offset, line, record)
             if problem is not None:
                 self._head_problem = TamperedError(expected, problem)
                 continue
@@ -408,12 +434,95 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._head = Checkpoint(record.seq, record.hash)
         self._drop_torn_tail(complete, size)
         self._end = complete
+        self._point = None
 
     # -- the index (kept by audit.tinydb_index) --------------------------------------
     def _sync_index(self) -> None:
-        """Bring the sidecar index up to ``self._end`` (under the lock)."""
+        """Bring the sidecar index up to the durable point (under the lock): it never
+        names a record a power cut could still take, so that its head can witness the
+        mark. The records past it are read from the log (:meth:`_tail_records`)."""
         assert self._end is not None
         self._keeper.sync(self._end)
+
+    def _durable_point(self) -> int:
+        """The offset up to which the log is known durable: what this handle synced or
+        saw synced, or the end of the record the high-water mark names (it is written only
+        after a sync that covered that record). Once per lock hold and log end."""
+        assert self._end is not None
+        if self._point is not None:
+            return self._point
+        point = min(self._durable, self._end)
+        if point == self._end:  # its own sync covered all it knows: no need to ask
+            self._point = point
+            return point
+        best = self._mark_slots()
+        if best is not None and point < best[4] <= self._end:
+            point = best[4]
+        self._point = point
+        return point
+
+    def _note_durable(self, end: int) -> None:
+        with self._durable_lock:
+            if end > self._durable:
+                self._durable = end
+
+    def _settle(self) -> None:
+        """Under the lock: sync the log when this handle cannot tell it durable to its end
+        — for the reads that need the index at the end (the tree, verify, the index
+        check, accepting a rollback). Nothing on a handle whose sync failed."""
+        assert self._end is not None
+        if self._durable_point() >= self._end or self._unusable is not None:
+            return
+        try:
+            self._file.sync()
+        except OSError as exc:
+            logger.warning("audit store %s: could not sync the log (%s)", self.path, exc)
+            return
+        self._note_durable(self._end)
+        self._point = self._end
+
+    def _tail_records(self) -> list[tuple[int, bytes, Record | None]]:
+        """The log's lines past the index, up to the end (under the lock, after
+        :meth:`_sync_index`): the groups whose syncs may still be in flight. Kept between
+        lock holds (catching up and committing add to them), read from the log otherwise."""
+        assert self._end is not None
+        start = self._keeper.indexed()[0]
+        if not self._tail_from <= start <= self._tail_to or self._tail_to > self._end:
+            self._tail, self._tail_from, self._tail_to = [], start, start
+        elif start > self._tail_from:
+            self._tail = [item for item in self._tail if item[0] >= start]
+            self._tail_from = start
+        if self._tail_to < self._end:
+            for offset, line in iter_lines(self.path, self._tail_to, self._end):
+                self._tail.append((offset, line, None))
+                self._tail_to = offset + len(line)
+        tail = self._tail
+        for i, (offset, line, record) in enumerate(tail):
+            if record is None:  # read while catching up, or unreadable
+                found = decode_line(line, None, check=False).record
+                if found is not None:
+                    tail[i] = (offset, line, found)
+        return tail
+
+    def _tail_add(self, offset: int, line: bytes, record: Record | None) -> None:
+        """Keep a line just read or written at ``offset`` for the lookups past the index
+        (a bounded cache: past ``_TAIL_KEPT`` lines it is dropped, and read again from the
+        log by the next lookup that needs it)."""
+        if self._tail_to != offset:
+            return
+        if len(self._tail) >= _TAIL_KEPT:
+            self._tail, self._tail_from, self._tail_to = [], -1, -1
+            return
+        self._tail.append((offset, line, record))
+        self._tail_to = offset + len(line)
+
+    def _tail_named(self, name: str) -> list[Record]:
+        """The records past the index holding ``name``, each checked."""
+        return [
+            self._checked_line(record.seq, line, name, offset)
+            for offset, line, record in self._tail_records()
+            if record is not None and name in record_names(record)
+        ]
 
     def _log_lines(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """``(offset, line)`` of the log's lines in ``[start, end)`` (how the keeper reads
@@ -448,19 +557,23 @@ class AuditLogStorage(Storage, TreeQuestions):
         best = self._mark_slots()
         return None if best is None else (best[1], best[2], best[3])
 
-    def _mark_slots(self) -> tuple[int, int, str, int] | None:
-        """The newest good slot of the mark file: ``(generation, seq, hash, offset)``.
+    def _mark_slots(self, fd: int | None = None) -> _Mark | None:
+        """The newest good slot of the mark file: ``(generation, seq, hash, offset, end)``
+        (``end`` -1 when the slot does not say, as marks before 0.4 did not).
 
         The file holds two slots written in turn, each with a checksum, so that a write torn
         by a crash spoils one slot and the other still holds the mark before it."""
-        try:
-            fd = os.open(self._mark_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
+        if fd is None:
+            try:
+                own = os.open(self._mark_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            try:
+                data = os.pread(own, 2 * _MARK_SLOT, 0)
+            finally:
+                os.close(own)
+        else:
             data = os.pread(fd, 2 * _MARK_SLOT, 0)
-        finally:
-            os.close(fd)
         best = None
         for i in (0, 1):
             slot = _parse_mark(data[i * _MARK_SLOT : (i + 1) * _MARK_SLOT])
@@ -471,27 +584,93 @@ class AuditLogStorage(Storage, TreeQuestions):
             logger.warning("audit store %s: its high-water mark is unreadable", self.path)
         return best
 
-    def _write_mark(self, head: Checkpoint, offset: int) -> None:
-        """Move the high-water mark to ``head`` (its line at ``offset``): the next slot is
-        overwritten in place. It is not fsynced: the log is, first, so after a crash the
-        mark can lag the log, never lead it."""
+    def _write_mark(self, head: Checkpoint, offset: int, end: int | None = None) -> None:
+        """Move the high-water mark to ``head`` (its line at ``offset``, ending at ``end``)
+        under the mark's own lock (:meth:`_mark_lock`): the next slot is overwritten in
+        place. It is not fsynced: the log is, first, so after a crash the mark can lag the
+        log, never lead it."""
+        with self._mark_lock() as fd:
+            if fd is None:
+                return
+            try:
+                self._put_mark(fd, self._mark_slots(fd), head, offset, end)
+            except OSError as exc:
+                logger.warning(
+                    "audit store %s: could not write its high-water mark (%s)", self.path, exc
+                )
+                return
+        self._mark_ok = head
+
+    @staticmethod
+    def _put_mark(
+        fd: int, best: _Mark | None, head: Checkpoint, offset: int, end: int | None
+    ) -> None:
+        generation = best[0] + 1 if best is not None else 1
+        os.pwrite(fd, _format_mark(generation, head, offset, end), (generation % 2) * _MARK_SLOT)
+
+    @contextmanager
+    def _mark_lock(self) -> Iterator[int | None]:
+        """The mark file, open and locked (``flock``): whoever moves the mark holds it, so
+        marks are written one at a time and never move back. Taken alone (a sync after
+        the writer lock is let go) or inside the writer lock — never the other way round.
+        None (with a warning) when the file cannot be opened or locked: the mark stays."""
         try:
-            best = self._mark_slots()
-            generation = best[0] + 1 if best is not None else 1
             fd = os.open(
                 self._mark_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
             )
-            try:
-                data = _format_mark(generation, head, offset)
-                os.pwrite(fd, data, (generation % 2) * _MARK_SLOT)
-            finally:
-                os.close(fd)
         except OSError as exc:
-            logger.warning(
-                "audit store %s: could not write its high-water mark (%s)", self.path, exc
-            )
+            logger.warning("audit store %s: cannot open its high-water mark (%s)", self.path, exc)
+            yield None
             return
-        self._mark_ok = head
+        try:
+            try:
+                lock_exclusive(fd, self.lock_timeout)
+            except (LockTimeout, OSError) as exc:
+                logger.warning(
+                    "audit store %s: cannot lock its high-water mark (%s)",
+                    self.path, exc or "timed out",
+                )
+                yield None
+                return
+            yield fd
+        finally:
+            # Unlocked, then closed: closing alone would leave it locked while a process
+            # forked meanwhile still has the descriptor.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _publish(self, head: Checkpoint, offset: int, end: int) -> None:
+        """Say (in the writer lock file ``<log>.lock``, under that lock) which record the
+        last complete group written ends with, so that the next sync — whoever makes it —
+        covers it and can move the mark to it. Best effort: a sync without it covers its
+        own records."""
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.pwrite(self._lock_fd, _format_mark(0, head, offset, end), 0)
+
+    def _written_slot(self, at_least: int) -> _Mark | None:
+        """The group ``<log>.lock`` says was written last, when the log holds it (its
+        line read back and compared) and it ends at or past ``at_least``."""
+        try:
+            fd = os.open(self._lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            slot = _parse_mark(os.pread(fd, _MARK_SLOT, 0))
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if slot is None or slot[4] < at_least or slot[4] > self._file.size():
+            return None
+        line = self._file.pread(slot[3], slot[4] - slot[3])
+        if not line.endswith(b"\n") or line.count(b"\n") != 1:
+            return None
+        record = decode_line(line, None, check=False).record
+        if record is None or (record.seq, record.hash) != (slot[1], slot[2]):
+            return None
+        return slot
 
     def _log_holds(self, seq: int, digest: str, offset: int) -> bool:
         """Whether the log still holds record ``seq`` with hash ``digest`` at ``offset``."""
@@ -502,6 +681,12 @@ class AuditLogStorage(Storage, TreeQuestions):
         if seq == self._head.seq:
             return digest == self._head.hash
         assert self._end is not None
+        if offset < self._end:
+            chunk = self._file.pread(offset, min(4096, self._end - offset))
+            cut = chunk.find(b"\n")
+            if cut >= 0 and (offset == 0 or self._file.pread(offset - 1, 1) == b"\n"):
+                record = decode_line(chunk[: cut + 1], None, check=False).record
+                return record is not None and record.seq == seq and record.hash == digest
         for _, line in iter_lines(self.path, offset, self._end):
             record = decode_line(line, None, check=False).record
             return record is not None and record.seq == seq and record.hash == digest
@@ -572,7 +757,8 @@ class AuditLogStorage(Storage, TreeQuestions):
                 lost = Checkpoint(mark[0], mark[1])
             last = self._file.line_before(self._end)
             self._keeper.reset(witness=False)  # its memory of the lost head is given up too
-            self._write_mark(head, last[0] if last is not None else 0)
+            self._settle()  # the mark names only durable records
+            self._write_mark(head, last[0] if last is not None else 0, self._end)
             if self._mark_ok != head:
                 raise AuditError(f"could not write the high-water mark {self._mark_path}")
             return lost, head
@@ -584,9 +770,10 @@ class AuditLogStorage(Storage, TreeQuestions):
                 "(tx.append), not through the store"
             )
 
-    def _commit(self, tx: StoreTransaction) -> None:
-        """Write and fsync a transaction's records in one go. Any failure makes this handle
-        unusable."""
+    def _commit(self, tx: StoreTransaction, *, sync: bool) -> None:
+        """Write a transaction's records in one go; with ``sync``, fsync them too (here,
+        under the lock). Without, the caller makes them durable once the lock is let go
+        (:meth:`_make_durable`). A failed write makes this handle unusable."""
         assert self._end is not None
         # The checks before a transaction's first append are made once; the mark is the one
         # thing that can move after them: the index, brought up by the appends (or a read),
@@ -595,7 +782,10 @@ class AuditLogStorage(Storage, TreeQuestions):
         at = self._end
         data = b"".join(tx._lines)
         try:
-            self._file.append(data, at)
+            if sync:
+                self._file.append(data, at)
+            else:
+                self._file.write(data, at)
         except OSError as exc:
             self._end = None  # re-read the file before anything else
             self._unusable = StoreUnusable(
@@ -612,10 +802,152 @@ class AuditLogStorage(Storage, TreeQuestions):
             )
             raise
         self._end = at + len(data)
+        self._point = None
         last = tx._records[-1]
         self._head = Checkpoint(last.seq, last.hash)
-        self._keeper.committed(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
-        self._write_mark(self._head, self._end - len(tx._lines[-1]))
+        self._mark_ok = self._head  # it chains onto a head that held the mark
+        offset = at
+        for record, line in zip(tx._records, tx._lines, strict=True):
+            self._tail_add(offset, line, record)
+            offset += len(line)
+        self._keeper.hold(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
+        last_at = self._end - len(tx._lines[-1])
+        tx._written = _Written(at, self._end, self._head, last_at, len(tx._records))
+        if sync:
+            self._note_durable(self._end)
+            self._point = self._end
+            with contextlib.suppress(AuditError):  # else the next lookup catches it up
+                self._sync_index()  # the rows held just now go in
+            self._write_mark(self._head, last_at, self._end)
+        else:
+            self._publish(self._head, last_at, self._end)
+
+    # -- syncing after the lock (issue 22) -------------------------------------------
+    def _make_durable(self, end: int, written: _Written | None) -> None:
+        """Return once the log is known durable up to ``end`` (what a lock hold saw and
+        wrote; ``written``: the group it wrote, or None for a read). Runs after the writer
+        lock is let go, so that one process's sync overlaps another's append: under the
+        mark's lock, a sync is made only when no sync since ``end`` was written has
+        covered it (the mark says so), and it covers — and the mark then names — the last
+        group any process wrote before it began. A failed sync makes this handle unusable;
+        what became of ``written`` is said (:meth:`_sync_failed`)."""
+        if self._durable >= end:
+            return
+        try:
+            self._sync_covering(end, written)
+        except OSError as exc:
+            self._sync_failed(exc, written)
+
+    def _sync_covering(self, end: int, written: _Written | None) -> None:
+        with self._mark_lock() as fd:
+            best = self._mark_slots(fd) if fd is not None else None
+            if best is not None and best[4] >= end:
+                self._note_durable(best[4])  # another process's sync covered it
+                return
+            if self._unusable is not None:  # a sync after a failed one is not trusted
+                raise StoreUnusable(
+                    f"{self._unusable} (a sync of this handle failed before; whether what "
+                    "it read or wrote is durable is unknown)"
+                )
+            target = None
+            if fd is not None and (written is None or self._file.size() != written.end):
+                target = self._written_slot(end)  # others wrote after: cover them too
+            self._file.sync()
+            mark: tuple[Checkpoint, int, int] | None = None
+            if target is not None:
+                self._note_durable(target[4])
+                mark = (Checkpoint(target[1], target[2]), target[3], target[4])
+            else:
+                self._note_durable(end)
+                mark = None if written is None else (written.head, written.last_at, end)
+            if fd is not None and mark is not None and (best is None or mark[0].seq > best[1]):
+                try:
+                    self._put_mark(fd, best, *mark)
+                except OSError as exc:
+                    logger.warning(
+                        "audit store %s: could not write its high-water mark (%s)", self.path, exc
+                    )
+
+    def _sync_failed(self, exc: OSError, written: _Written | None) -> NoReturn:
+        """A sync after the lock failed: this handle refuses further appends. Its own
+        records are cut back off the log when nothing was appended after them and no
+        mark names them (under the writer lock, then the mark's); otherwise others may
+        have chained onto them, so they stay, and the caller is told the outcome is
+        unknown — a retry under the same key replays them if they are recorded."""
+        if written is None:
+            self._unusable = StoreUnusable(
+                f"the audit store {self.path} could not sync what other writers appended: "
+                f"fsync failed: {exc.strerror or exc}. This handle refuses further appends; "
+                "open the store again once the cause is fixed"
+            )
+            raise StoreUnusable(str(self._unusable)) from exc
+        note, cut = self._cut_unsynced(written)
+        failed = WriteFailed("fsync", exc, rolled_back=cut, note=note)
+        outcome = (
+            "They are NOT recorded"
+            if cut
+            else "Whether they are recorded is unknown: a retry under the same key replays "
+            "them if they are"
+        )
+        self._unusable = StoreUnusable(
+            f"the audit store {self.path} could not record {written.count} record(s): "
+            f"{failed}. {outcome}. This handle refuses further appends; open the store again "
+            "once the cause is fixed"
+        )
+        raise StoreUnusable(str(self._unusable)) from exc
+
+    def _cut_unsynced(self, written: _Written) -> tuple[str, bool]:
+        """Cut ``written`` back off the log if it is still its last group and no mark
+        names it (under the writer lock, then the mark's); say what became of it."""
+        unknown = "they were written but not synced, and may or may not survive"
+        with self._tlock:
+            try:
+                self._lock_writers()
+            except StoreLocked:
+                return unknown, False
+            try:
+                try:
+                    self._lock_log()
+                except (StoreLocked, StoreUnusable):
+                    return unknown, False
+                try:
+                    self._end = None  # re-read the file before anything else
+                    with self._mark_lock() as fd:
+                        best = self._mark_slots(fd) if fd is not None else None
+                        first = written.head.seq - written.count + 1
+                        if self._file.size() != written.end or (
+                            best is not None and best[1] >= first
+                        ):
+                            return (
+                                "others appended or synced after them, so they stay in "
+                                "the log, written but not known durable",
+                                False,
+                            )
+                        try:
+                            self._file.truncate(written.start)
+                        except OSError as cut:
+                            return (
+                                f"could not cut the file back to {written.start} bytes "
+                                f"({cut.strerror or cut})",
+                                False,
+                            )
+                        if self._lock_fd is not None:  # no sync may take them for written
+                            with contextlib.suppress(OSError):
+                                os.ftruncate(self._lock_fd, 0)
+                        try:
+                            self._file.sync()
+                        except OSError:
+                            return (
+                                f"the file was cut back to {written.start} bytes (that cut "
+                                "is not yet synced)",
+                                True,
+                            )
+                        return f"the file was cut back to {written.start} bytes", True
+                finally:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(self._file.fd, fcntl.LOCK_UN)
+            finally:
+                self._unlock_writers()
 
     def append_entries(self, entries: Sequence[Entry]) -> list[Record]:
         """Durably append ``entries`` as one group commit (one write, one fsync)."""
@@ -629,8 +961,12 @@ class AuditLogStorage(Storage, TreeQuestions):
                 records = tx.append_checked(checked)
             finally:
                 tx.close()
-            self._commit(tx)
-            return records
+            later = self._depth == 1 and len(tx._records) < _SYNC_UNDER_LOCK
+            self._commit(tx, sync=not later)  # else synced after the lock is let go
+            seen = self._end
+        if later and seen is not None:
+            self._make_durable(seen, tx._written)
+        return records
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
@@ -641,14 +977,23 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._check_appendable()
             tx = StoreTransaction(self)
             self._tx_thread = threading.get_ident()
+            later = self._depth == 1  # the sync, after the lock is let go
             try:
                 yield tx
                 tx.close()
                 if tx._records:
-                    self._commit(tx)
+                    later = later and len(tx._records) < _SYNC_UNDER_LOCK
+                    self._commit(tx, sync=not later)
             finally:
                 tx.close()
                 self._tx_thread = None
+            seen = self._end
+            if tx._written is None and seen is not None and self._durable_point() >= seen:
+                seen = None  # nothing past the durable point was seen
+        # Nothing is answered — a new record or one found (another process's, maybe still
+        # being synced) — before the log is durable up to what the transaction saw.
+        if later and seen is not None:
+            self._make_durable(seen, tx._written)
 
     # -- reading --------------------------------------------------------------------
     # Every record found through the index is read from the log and checked (its hash or
@@ -730,7 +1075,10 @@ class AuditLogStorage(Storage, TreeQuestions):
 
         def find() -> Record | None:
             seqs = self._keeper.seqs_by_key(key)
-            return self._read_seq(seqs[0], name) if seqs else None
+            if seqs:
+                return self._read_seq(seqs[0], name)
+            found = self._tail_named(name)
+            return found[0] if found else None
 
         def scan() -> Record | None:
             found = self._scan_names(name)
@@ -740,7 +1088,17 @@ class AuditLogStorage(Storage, TreeQuestions):
 
     def _keys_present_locked(self, keys: Collection[str]) -> set[str]:
         def find() -> set[str]:
-            return {key for key in keys if self._keeper.seqs_by_key(key)}
+            present = {key for key in keys if self._keeper.seqs_by_key(key)}
+            names = {key_name(key): key for key in keys if key not in present}
+            if names:
+                for offset, line, record in self._tail_records():
+                    if record is None or record.key is None:
+                        continue
+                    key = names.pop(key_name(record.key), None)
+                    if key is not None:
+                        self._checked_line(record.seq, line, key_name(key), offset)
+                        present.add(key)
+            return present
 
         def scan() -> set[str]:
             return {key for key in keys if self._scan_names(key_name(key))}
@@ -751,19 +1109,30 @@ class AuditLogStorage(Storage, TreeQuestions):
         name = tag_name(tag)
 
         def find() -> list[Record]:
-            return [self._read_seq(seq, name) for seq in self._keeper.seqs_by_tag(tag)]
+            found = [self._read_seq(seq, name) for seq in self._keeper.seqs_by_tag(tag)]
+            return found + self._tail_named(name)
 
         return self._lookup(find, lambda: self._scan_names(name))
 
+    def _durable_answer(self, read: Callable[[], _T]) -> _T:
+        """``read()`` under the lock, returned once the log is durable up to what it saw
+        (a record found may be another process's, its sync still in flight)."""
+        with self._locked():
+            answer = read()
+            seen = self._end
+            if seen is not None and self._durable_point() >= seen:
+                seen = None  # nothing past the durable point was seen
+        if seen is not None:
+            self._make_durable(seen, None)
+        return answer
+
     def get(self, key: str) -> Record | None:
         """The record with idempotency key ``key``, or None."""
-        with self._locked():
-            return self._get_locked(key)
+        return self._durable_answer(lambda: self._get_locked(key))
 
     def find(self, tag: str) -> list[Record]:
         """Every record tagged ``tag``, in seq order."""
-        with self._locked():
-            return self._find_locked(tag)
+        return self._durable_answer(lambda: self._find_locked(tag))
 
     def _record_locked(self, seq: int) -> Record | None:
         assert self._end is not None
@@ -780,24 +1149,33 @@ class AuditLogStorage(Storage, TreeQuestions):
                         raise TamperedError(exc.seq, exc.problem) from None
             return None
 
-        return self._lookup(lambda: self._read_seq(seq, None), scan)
+        def find() -> Record | None:
+            if seq <= self._keeper.indexed()[1]:
+                return self._read_seq(seq, None)
+            for offset, line, record in self._tail_records():
+                if record is not None and record.seq == seq:
+                    return self._checked_line(seq, line, None, offset)
+            raise IndexBroken(f"record {seq} is neither in the index nor past it")
+
+        return self._lookup(find, scan)
 
     def record_at(self, seq: int) -> Record | None:
         """Record number ``seq`` (1-based), or None."""
-        with self._locked():
-            return self._record_locked(seq)
+        return self._durable_answer(lambda: self._record_locked(seq))
 
     def head(self) -> Checkpoint:
         """The chain head; raises :class:`TamperedError` if the tail does not check out."""
-        with self._locked():
+
+        def read() -> Checkpoint:
             if self._head_problem is not None:
                 raise TamperedError(self._head_problem.seq, self._head_problem.problem)
             return self._head
 
+        return self._durable_answer(read)
+
     def count(self) -> int:
         """How many records the log holds (the head's seq)."""
-        with self._locked():
-            return self._head.seq
+        return self._durable_answer(lambda: self._head.seq)
 
     def _snapshot_end(self) -> int:
         with self._locked():
@@ -903,6 +1281,7 @@ class AuditLogStorage(Storage, TreeQuestions):
                 self._check_mark()
             except RolledBack as exc:
                 return attrs.evolve(report, ok=False, bad_seq=exc.seq, problem=str(exc))
+            self._settle()  # the tree is checked at the log's end
             try:
                 self._sync_index()
             except IndexUnavailable as exc:  # a full disk: the log itself verified
@@ -932,6 +1311,9 @@ class AuditLogStorage(Storage, TreeQuestions):
         disagreeing index is thrown away, to be rebuilt from the log at its next use."""
         with self._locked():
             assert self._end is not None
+            self._settle()
+            with contextlib.suppress(AuditError):
+                self._sync_index()  # the index reaches the log's end (what is compared)
             problems = self._keeper.check(self._end)
             if problems:
                 self._keeper.reset()
@@ -943,6 +1325,8 @@ class AuditLogStorage(Storage, TreeQuestions):
         """The tree under the lock, caught up with the log; a mismatch resets the index."""
         with self._locked():
             assert self._end is not None
+            if self._tx_thread is None:
+                self._settle()  # the tree at the head: the index brought to the end
             try:
                 self._sync_index()
             except IndexUnavailable as exc:
@@ -991,6 +1375,10 @@ class AuditLogStorage(Storage, TreeQuestions):
     def close(self) -> None:
         if self._closed:
             return
+        if self._unusable is None and os.getpid() == self._pid:
+            # The last group's rows, held until its sync, go into the index now.
+            with contextlib.suppress(AuditError, OSError, sqlite3.Error), self._locked():
+                self._sync_index()
         with self._tlock:
             self._closed = True
             self._file.close()
@@ -999,6 +1387,12 @@ class AuditLogStorage(Storage, TreeQuestions):
 
 _MARK_SLOT = 256
 
+#: A group of this many records or more is synced under the lock, its index rows added at
+#: once (as before 0.4): one sync already serves many records, and its rows — thousands,
+#: for a batch — are not left for the next reader to add.
+_SYNC_UNDER_LOCK = 64
+#: How many lines past the index a handle keeps in memory between lookups.
+_TAIL_KEPT = 1024
 
 def _release(fd: int) -> None:
     """Unlock and close a lock file's descriptor."""
@@ -1007,17 +1401,37 @@ def _release(fd: int) -> None:
     os.close(fd)
 
 
-def _format_mark(generation: int, head: Checkpoint, offset: int) -> bytes:
-    body = json.dumps(
-        {"gen": generation, "seq": head.seq, "hash": head.hash, "offset": offset},
-        separators=(",", ":"),
-    )
+#: A mark slot: ``(generation, seq, hash, offset of its line, end of its line or -1)``.
+_Mark = tuple[int, int, str, int, int]
+
+
+@attrs.frozen
+class _Written:
+    """Where a commit wrote its group: ``[start, end)``, ending with ``head`` (its line
+    at ``last_at``); ``count`` records."""
+
+    start: int
+    end: int
+    head: Checkpoint
+    last_at: int
+    count: int
+
+
+def _format_mark(
+    generation: int, head: Checkpoint, offset: int, end: int | None = None
+) -> bytes:
+    fields: dict[str, Any] = {
+        "gen": generation, "seq": head.seq, "hash": head.hash, "offset": offset
+    }
+    if end is not None:
+        fields["end"] = end
+    body = json.dumps(fields, separators=(",", ":"))
     check = hashlib.sha256(body.encode("ascii")).hexdigest()[:16]
     line = f"{body} {check}\n".encode("ascii")
     return line.ljust(_MARK_SLOT - 1, b" ") + b"\n"
 
 
-def _parse_mark(slot: bytes) -> tuple[int, int, str, int] | None:
+def _parse_mark(slot: bytes) -> _Mark | None:
     text = slot.rstrip(b" \n\0")
     body, _, check = text.rpartition(b" ")
     if not body or hashlib.sha256(body).hexdigest()[:16].encode("ascii") != check:
@@ -1031,7 +1445,10 @@ def _parse_mark(slot: bytes) -> tuple[int, int, str, int] | None:
         return None
     if found[0] < 0 or found[1] < 0 or found[3] < 0:  # written by hand: no writer's mark
         return None
-    return found
+    end = obj.get("end", -1)
+    if not isinstance(end, int) or isinstance(end, bool) or end <= found[3]:
+        end = -1
+    return (*found, end)
 
 
 def _unavailable(storage: AuditLogStorage, exc: Exception) -> str:
@@ -1085,6 +1502,7 @@ class StoreTransaction(ChainTransaction):
         self._micros: list[int] = []  # each pending record's time (the index's column)
         self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
         self._appendable = False  # the store's checks before a first append were made
+        self._written: _Written | None = None  # where the commit wrote them
 
     def _committed_get(self, key: str) -> Record | None:
         return self._storage._get_locked(key)
