@@ -5,17 +5,17 @@ stock model (read the whole database, write it all back) replaced: an append wri
 the new lines at the end (``O_APPEND``) and fsyncs them, under a thread lock, an
 inter-process lock (``<log>.lock``, :mod:`audit.flock`) and a lock on the log file itself,
 after catching up on what other processes appended.
-:class:`StoreTransaction` is one such append (the chain rules of :mod:`audit.chain`);
-:class:`RecordsView` is the read-only, streaming view TinyDB's table reads through. The
-sidecar index and the tree cache are kept in step by :class:`audit.tinydb_index.IndexKeeper`.
+A group's sync runs after the writer lock is let go and covers every group written before
+it, whoever wrote it (docs/scaling.md). Beside it: the transaction and TinyDB's read view
+(:mod:`audit.tinydb_tx`), the high-water mark that is also the durable point
+(:mod:`audit.mark`), and the sidecar index and tree cache, kept in step by
+:class:`audit.tinydb_index.IndexKeeper`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import sqlite3
@@ -32,7 +32,6 @@ from tinydb.storages import Storage
 
 from audit.canonical import canonical_text, to_json_value
 from audit.chain import (
-    ChainTransaction,
     TreeMismatch,
     TreeQuestions,
     TreeView,
@@ -41,17 +40,16 @@ from audit.chain import (
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
-    DuplicateKey,
     IncompleteRecordWarning,
     RolledBack,
     StoreLocked,
     StoreUnusable,
     TamperedError,
 )
-from audit.flock import Flock, LockTimeout, lock_exclusive
+from audit.flock import Flock, LockTimeout
 from audit.index import IndexBroken, IndexState, SidecarIndex, key_name, tag_name
 from audit.logfile import LogFile, WriteFailed, iter_lines, read_blocks
-from audit.merkle import CompactTree
+from audit.mark import SLOT, HighWaterMark, Mark, format_mark, parse_mark
 from audit.protocol import (
     GENESIS_HASH,
     Checkpoint,
@@ -60,7 +58,6 @@ from audit.protocol import (
     VerifyReport,
 )
 from audit.records import (
-    Sealed,
     Sealer,
     decode_line,
     epoch_micros,
@@ -69,20 +66,19 @@ from audit.records import (
 )
 from audit.tinydb_index import (
     INDEX_FAILURES,
-    KEPT_FROM_LEVEL,
     IndexKeeper,
     IndexUnavailable,
     LogTree,
     index_damaged,
     record_names,
 )
+from audit.tinydb_tx import Clock, RecordsView, StoreTransaction, Written
 from audit.verifying import line_fields, verify_blocks
 
 __all__ = ["AuditLogStorage", "RecordsView", "StoreTransaction"]
 
 logger = logging.getLogger("audit")
 
-Clock = Callable[[], datetime]
 
 _MISSING = object()
 
@@ -157,6 +153,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._tx_thread: int | None = None
         self._index = SidecarIndex(beside + ".idx", hmac_key)
         self._mark_path = beside + ".head"
+        self._mark = HighWaterMark(self._mark_path, self.path, self.lock_timeout)
         self._mark_ok: Checkpoint | None = None  # a head known to be at or past the mark
         # What this handle knows of the file, valid while it holds the lock:
         self._end: int | None = None  # offset up to which it has read (a line boundary)
@@ -180,7 +177,6 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._index, self._file, hmac_key, self._log_lines, self._index_witness,
             lambda end: self._durable_point() if self._end == end else 0,
         )
-        self._mark_garbled = False  # the mark file holds bytes but no readable slot
         try:
             with self._locked():
                 pass
@@ -335,7 +331,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         mark names (same seq, hash and offset; its bytes hash right): it was acknowledged
         and lost only its newline (a script rewrote the log), so the newline is restored
         rather than the record cut off. Only ever called under the lock."""
-        mark = self._read_mark()
+        mark = self._mark.read()
         if mark is None or mark[2] != start:
             return False
         record = decode_line(self._file.pread(start, size - start) + b"\n", self.hmac_key)
@@ -455,7 +451,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         if point == self._end:  # its own sync covered all it knows: no need to ask
             self._point = point
             return point
-        best = self._mark_slots()
+        best = self._mark.slots()
         if best is not None and point < best[4] <= self._end:
             point = best[4]
         self._point = point
@@ -551,94 +547,11 @@ class AuditLogStorage(Storage, TreeQuestions):
         self._check_mark()
 
     # -- the high-water mark (SPEC §7: a rolled-back log is refused for writing) -------
-    def _read_mark(self) -> tuple[int, str, int] | None:
-        """The high-water mark ``(seq, hash, offset of its line)``; None when there is none
-        (a store written before marks existed)."""
-        best = self._mark_slots()
-        return None if best is None else (best[1], best[2], best[3])
-
-    def _mark_slots(self, fd: int | None = None) -> _Mark | None:
-        """The newest good slot of the mark file: ``(generation, seq, hash, offset, end)``
-        (``end`` -1 when the slot does not say, as marks before 0.4 did not).
-
-        The file holds two slots written in turn, each with a checksum, so that a write torn
-        by a crash spoils one slot and the other still holds the mark before it."""
-        if fd is None:
-            try:
-                own = os.open(self._mark_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return None
-            try:
-                data = os.pread(own, 2 * _MARK_SLOT, 0)
-            finally:
-                os.close(own)
-        else:
-            data = os.pread(fd, 2 * _MARK_SLOT, 0)
-        best = None
-        for i in (0, 1):
-            slot = _parse_mark(data[i * _MARK_SLOT : (i + 1) * _MARK_SLOT])
-            if slot is not None and (best is None or slot[0] > best[0]):
-                best = slot
-        self._mark_garbled = best is None and bool(data.strip(b"\0 \n"))
-        if self._mark_garbled:
-            logger.warning("audit store %s: its high-water mark is unreadable", self.path)
-        return best
-
     def _write_mark(self, head: Checkpoint, offset: int, end: int | None = None) -> None:
-        """Move the high-water mark to ``head`` (its line at ``offset``, ending at ``end``)
-        under the mark's own lock (:meth:`_mark_lock`): the next slot is overwritten in
-        place. It is not fsynced: the log is, first, so after a crash the mark can lag the
-        log, never lead it."""
-        with self._mark_lock() as fd:
-            if fd is None:
-                return
-            try:
-                self._put_mark(fd, self._mark_slots(fd), head, offset, end)
-            except OSError as exc:
-                logger.warning(
-                    "audit store %s: could not write its high-water mark (%s)", self.path, exc
-                )
-                return
-        self._mark_ok = head
-
-    @staticmethod
-    def _put_mark(
-        fd: int, best: _Mark | None, head: Checkpoint, offset: int, end: int | None
-    ) -> None:
-        generation = best[0] + 1 if best is not None else 1
-        os.pwrite(fd, _format_mark(generation, head, offset, end), (generation % 2) * _MARK_SLOT)
-
-    @contextmanager
-    def _mark_lock(self) -> Iterator[int | None]:
-        """The mark file, open and locked (``flock``): whoever moves the mark holds it, so
-        marks are written one at a time and never move back. Taken alone (a sync after
-        the writer lock is let go) or inside the writer lock — never the other way round.
-        None (with a warning) when the file cannot be opened or locked: the mark stays."""
-        try:
-            fd = os.open(
-                self._mark_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
-            )
-        except OSError as exc:
-            logger.warning("audit store %s: cannot open its high-water mark (%s)", self.path, exc)
-            yield None
-            return
-        try:
-            try:
-                lock_exclusive(fd, self.lock_timeout)
-            except (LockTimeout, OSError) as exc:
-                logger.warning(
-                    "audit store %s: cannot lock its high-water mark (%s)",
-                    self.path, exc or "timed out",
-                )
-                yield None
-                return
-            yield fd
-        finally:
-            # Unlocked, then closed: closing alone would leave it locked while a process
-            # forked meanwhile still has the descriptor.
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        """Move the high-water mark to ``head`` (:meth:`audit.mark.HighWaterMark.write`);
+        this handle then knows its head at or past the mark."""
+        if self._mark.write(head, offset, end):
+            self._mark_ok = head
 
     def _publish(self, head: Checkpoint, offset: int, end: int) -> None:
         """Say (in the writer lock file ``<log>.lock``, under that lock) which record the
@@ -647,9 +560,9 @@ class AuditLogStorage(Storage, TreeQuestions):
         own records."""
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
-                os.pwrite(self._lock_fd, _format_mark(0, head, offset, end), 0)
+                os.pwrite(self._lock_fd, format_mark(0, head, offset, end), 0)
 
-    def _written_slot(self, at_least: int) -> _Mark | None:
+    def _written_slot(self, at_least: int) -> Mark | None:
         """The group ``<log>.lock`` says was written last, when the log holds it (its
         line read back and compared) and it ends at or past ``at_least``."""
         try:
@@ -657,7 +570,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         except OSError:
             return None
         try:
-            slot = _parse_mark(os.pread(fd, _MARK_SLOT, 0))
+            slot = parse_mark(os.pread(fd, SLOT, 0))
         except OSError:
             return None
         finally:
@@ -699,7 +612,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         to that record first, so the rebuild cannot make a rolled-back log acceptable."""
         if state.seq == 0 or self._log_holds(state.seq, state.last_hash, state.last_offset):
             return
-        mark = self._read_mark()
+        mark = self._mark.read()
         if mark is not None and mark[0] >= state.seq:
             return
         logger.warning(
@@ -720,8 +633,8 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._sync_index()
         if self._mark_ok == head:
             return
-        mark = self._read_mark()
-        if mark is None and self._mark_garbled:
+        mark = self._mark.read()
+        if mark is None and self._mark.garbled:
             raise RolledBack(
                 0,
                 "",
@@ -751,7 +664,7 @@ class AuditLogStorage(Storage, TreeQuestions):
             head = self._head
             with contextlib.suppress(IndexUnavailable):
                 self._sync_index()  # an index that knew a later head raises the mark first
-            mark = self._read_mark()
+            mark = self._mark.read()
             lost = None
             if mark is not None and not self._log_holds(*mark):
                 lost = Checkpoint(mark[0], mark[1])
@@ -812,7 +725,7 @@ class AuditLogStorage(Storage, TreeQuestions):
             offset += len(line)
         self._keeper.hold(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
         last_at = self._end - len(tx._lines[-1])
-        tx._written = _Written(at, self._end, self._head, last_at, len(tx._records))
+        tx._written = Written(at, self._end, self._head, last_at, len(tx._records))
         if sync:
             self._note_durable(self._end)
             self._point = self._end
@@ -823,7 +736,7 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._publish(self._head, last_at, self._end)
 
     # -- syncing after the lock (issue 22) -------------------------------------------
-    def _make_durable(self, end: int, written: _Written | None) -> None:
+    def _make_durable(self, end: int, written: Written | None) -> None:
         """Return once the log is known durable up to ``end`` (what a lock hold saw and
         wrote; ``written``: the group it wrote, or None for a read). Runs after the writer
         lock is let go, so that one process's sync overlaps another's append: under the
@@ -838,9 +751,9 @@ class AuditLogStorage(Storage, TreeQuestions):
         except OSError as exc:
             self._sync_failed(exc, written)
 
-    def _sync_covering(self, end: int, written: _Written | None) -> None:
-        with self._mark_lock() as fd:
-            best = self._mark_slots(fd) if fd is not None else None
+    def _sync_covering(self, end: int, written: Written | None) -> None:
+        with self._mark.locked() as fd:
+            best = self._mark.slots(fd) if fd is not None else None
             if best is not None and best[4] >= end:
                 self._note_durable(best[4])  # another process's sync covered it
                 return
@@ -862,13 +775,13 @@ class AuditLogStorage(Storage, TreeQuestions):
                 mark = None if written is None else (written.head, written.last_at, end)
             if fd is not None and mark is not None and (best is None or mark[0].seq > best[1]):
                 try:
-                    self._put_mark(fd, best, *mark)
+                    self._mark.put(fd, best, *mark)
                 except OSError as exc:
                     logger.warning(
                         "audit store %s: could not write its high-water mark (%s)", self.path, exc
                     )
 
-    def _sync_failed(self, exc: OSError, written: _Written | None) -> NoReturn:
+    def _sync_failed(self, exc: OSError, written: Written | None) -> NoReturn:
         """A sync after the lock failed: this handle refuses further appends. Its own
         records are cut back off the log when nothing was appended after them and no
         mark names them (under the writer lock, then the mark's); otherwise others may
@@ -896,7 +809,7 @@ class AuditLogStorage(Storage, TreeQuestions):
         )
         raise StoreUnusable(str(self._unusable)) from exc
 
-    def _cut_unsynced(self, written: _Written) -> tuple[str, bool]:
+    def _cut_unsynced(self, written: Written) -> tuple[str, bool]:
         """Cut ``written`` back off the log if it is still its last group and no mark
         names it (under the writer lock, then the mark's); say what became of it."""
         unknown = "they were written but not synced, and may or may not survive"
@@ -912,8 +825,8 @@ class AuditLogStorage(Storage, TreeQuestions):
                     return unknown, False
                 try:
                     self._end = None  # re-read the file before anything else
-                    with self._mark_lock() as fd:
-                        best = self._mark_slots(fd) if fd is not None else None
+                    with self._mark.locked() as fd:
+                        best = self._mark.slots(fd) if fd is not None else None
                         first = written.head.seq - written.count + 1
                         if self._file.size() != written.end or (
                             best is not None and best[1] >= first
@@ -1385,8 +1298,6 @@ class AuditLogStorage(Storage, TreeQuestions):
             self._index.close()
 
 
-_MARK_SLOT = 256
-
 #: A group of this many records or more is synced under the lock, its index rows added at
 #: once (as before 0.4): one sync already serves many records, and its rows — thousands,
 #: for a batch — are not left for the next reader to add.
@@ -1399,56 +1310,6 @@ def _release(fd: int) -> None:
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
-
-
-#: A mark slot: ``(generation, seq, hash, offset of its line, end of its line or -1)``.
-_Mark = tuple[int, int, str, int, int]
-
-
-@attrs.frozen
-class _Written:
-    """Where a commit wrote its group: ``[start, end)``, ending with ``head`` (its line
-    at ``last_at``); ``count`` records."""
-
-    start: int
-    end: int
-    head: Checkpoint
-    last_at: int
-    count: int
-
-
-def _format_mark(
-    generation: int, head: Checkpoint, offset: int, end: int | None = None
-) -> bytes:
-    fields: dict[str, Any] = {
-        "gen": generation, "seq": head.seq, "hash": head.hash, "offset": offset
-    }
-    if end is not None:
-        fields["end"] = end
-    body = json.dumps(fields, separators=(",", ":"))
-    check = hashlib.sha256(body.encode("ascii")).hexdigest()[:16]
-    line = f"{body} {check}\n".encode("ascii")
-    return line.ljust(_MARK_SLOT - 1, b" ") + b"\n"
-
-
-def _parse_mark(slot: bytes) -> _Mark | None:
-    text = slot.rstrip(b" \n\0")
-    body, _, check = text.rpartition(b" ")
-    if not body or hashlib.sha256(body).hexdigest()[:16].encode("ascii") != check:
-        return None
-    try:
-        obj = json.loads(body)
-        found = (obj["gen"], obj["seq"], obj["hash"], obj["offset"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not all(isinstance(v, t) for v, t in zip(found, (int, int, str, int), strict=True)):
-        return None
-    if found[0] < 0 or found[1] < 0 or found[3] < 0:  # written by hand: no writer's mark
-        return None
-    end = obj.get("end", -1)
-    if not isinstance(end, int) or isinstance(end, bool) or end <= found[3]:
-        end = -1
-    return (*found, end)
 
 
 def _unavailable(storage: AuditLogStorage, exc: Exception) -> str:
@@ -1482,107 +1343,3 @@ def _matches(payload: Mapping[str, Any], path: tuple[str, ...], expected: Any) -
             return False
     # ``1 == True`` in Python but not in JSON: confirm an equal value has the same encoding.
     return bool(value == expected) and canonical_text(value) == canonical_text(expected)
-
-
-class StoreTransaction(ChainTransaction):
-    """The handle a :meth:`AuditLogStorage.transaction` block works through
-    (:class:`audit.chain.ChainTransaction` over the log file).
-
-    Reads see committed records and this transaction's pending appends; appends get their
-    seq and hash at once but are written (one write, one fsync) only when the block exits
-    cleanly. Belongs to the thread that opened it.
-    """
-
-    def __init__(self, storage: AuditLogStorage) -> None:
-        super().__init__(storage._sealer)
-        self.kept_from_level = KEPT_FROM_LEVEL
-        self._storage = storage
-        self._head = storage._head
-        self._lines: list[bytes] = []
-        self._micros: list[int] = []  # each pending record's time (the index's column)
-        self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
-        self._appendable = False  # the store's checks before a first append were made
-        self._written: _Written | None = None  # where the commit wrote them
-
-    def _committed_get(self, key: str) -> Record | None:
-        return self._storage._get_locked(key)
-
-    def _committed_keys(self, keys: set[str]) -> set[str]:
-        return self._storage._keys_present_locked(keys)
-
-    def _committed_find(self, tag: str) -> list[Record]:
-        return self._storage._find_locked(tag)
-
-    def _committed_record(self, seq: int) -> Record | None:
-        return self._storage._record_locked(seq)
-
-    def _begin(self, keys: list[str]) -> tuple[Checkpoint, Clock]:
-        storage = self._storage
-        if not self._appendable:  # once a transaction: nothing it checks changes under the lock
-            storage._check_appendable()
-            self._appendable = True
-        if keys:
-            for key in keys:
-                found = storage._get_locked(key)
-                if found is not None:
-                    raise DuplicateKey(key, found.seq)
-        return self._head, storage._clock
-
-    def _tree_at(self, head: Checkpoint) -> CompactTree | None:
-        storage = self._storage
-        try:
-            storage._sync_index()
-        except AuditError as exc:  # appends go on; the index catches up later
-            logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
-            return None
-        tree = storage._keeper.tree
-        return tree.copy() if tree is not None and tree.size == head.seq else None
-
-    def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
-        for item in sealed:
-            self._lines.append(item.line)
-            self._micros.append(item.recorded_us)
-        self._nodes.extend(nodes)
-        last = sealed[-1].record
-        self._head = Checkpoint(last.seq, last.hash)
-
-
-class RecordsView(Mapping[str, Mapping[str, Any]]):
-    """TinyDB's view of the table (doc_id string → document), read lazily from the log."""
-
-    def __init__(self, storage: AuditLogStorage) -> None:
-        self._storage = storage
-
-    def __getitem__(self, doc_id: str) -> Mapping[str, Any]:
-        try:
-            seq = int(doc_id)
-        except ValueError:
-            raise KeyError(doc_id) from None
-        record = self._storage.record_at(seq)
-        if record is None:
-            raise KeyError(doc_id)
-        return record_to_dict(record)
-
-    def __iter__(self) -> Iterator[str]:
-        for doc in self._storage.iter_dicts():
-            yield str(doc["seq"])
-
-    def __len__(self) -> int:
-        return self._storage.count()
-
-    def items(self) -> _StreamingItems:  # type: ignore[override]
-        return _StreamingItems(self)
-
-
-class _StreamingItems:
-    def __init__(self, view: RecordsView) -> None:
-        self._view = view
-
-    def __iter__(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        for doc in self._view._storage.iter_dicts():
-            yield str(doc["seq"]), doc
-
-    def __len__(self) -> int:
-        return len(self._view)
-
-

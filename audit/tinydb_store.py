@@ -48,7 +48,8 @@ from audit.protocol import (
     Record,
     VerifyReport,
 )
-from audit.tinydb_log import AuditLogStorage, Clock, RecordsView, StoreTransaction
+from audit.tinydb_log import AuditLogStorage
+from audit.tinydb_tx import Clock, RecordsView, StoreTransaction
 
 __all__ = [
     "AppendOnlyTable",

@@ -121,6 +121,25 @@ AUDIT_MESSAGES: tuple[str, ...] = (
         "an append to the audit store {path} was interrupted; nothing was acknowledged. This "
         "handle refuses further appends; open the store again"
     ),
+    N_(
+        "the audit store {path} could not record {count} record(s): {problem}. Whether they "
+        "are recorded is unknown: a retry under the same key replays them if they are. This "
+        "handle refuses further appends; open the store again once the cause is fixed"
+    ),
+    N_(
+        "the audit store {path} could not sync what other writers appended: fsync failed: "
+        "{problem}. This handle refuses further appends; open the store again once the cause "
+        "is fixed"
+    ),
+    N_(
+        "{problem} (a sync of this handle failed before; whether what it read or wrote is "
+        "durable is unknown)"
+    ),
+    N_(
+        "{doing}: the records were committed but their flush to disk could not be confirmed "
+        "({problem}); look them up by key before retrying (a keyed record is never recorded "
+        "twice)"
+    ),
     N_("the index {path} is unavailable: {problem}"),
     N_("the index {path} disagrees with the log even after a rebuild: {problem}"),
     N_("the index {path} could not be rebuilt from the log: {problem}"),
@@ -333,7 +352,6 @@ AUDIT_MESSAGES: tuple[str, ...] = (
     N_("no consistency proof from size {old} to size {new}"),
     N_("audit index {path} cannot be trusted ({problem}); rebuilding it from the log"),
     N_("audit index {path} lost the tree's edge; rebuilding"),
-    N_("audit index {path} not updated ({problem})"),
     N_("audit index {path} unavailable ({problem})"),
     N_(
         "audit store {path}: its index knew record {seq} (hash {hash}), which the log does not "

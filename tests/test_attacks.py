@@ -19,8 +19,8 @@ import pytest
 import pricecalc
 from audit import IncompleteRecordWarning, RolledBack, StoreUnusable, accept_rollback
 from audit.index import SidecarIndex
+from audit.mark import format_mark
 from audit.protocol import Checkpoint
-from audit.tinydb_log import _format_mark
 from pricecalc.calculator import Calculator
 
 NOW = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
@@ -209,7 +209,7 @@ def test_a_mark_with_a_negative_number_is_unreadable_not_a_crash(
         calc.decide(compensation("O-3"), now=NOW)
     assert first.audit is not None
     Path(f"{path}.idx").unlink()
-    slot = _format_mark(7, Checkpoint(seq, first.audit.hash), offset)
+    slot = format_mark(7, Checkpoint(seq, first.audit.hash), offset)
     Path(f"{path}.head").write_bytes(slot + slot)
     with (
         Calculator(path, operator="clerk") as calc,

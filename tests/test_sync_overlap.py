@@ -29,6 +29,7 @@ import pytest
 
 import audit
 import audit.logfile
+import audit.mark
 from audit.protocol import Entry
 from audit.tinydb_log import AuditLogStorage
 from pricecalc import Calculator, IdempotencyConflict
@@ -61,7 +62,7 @@ def mark_end(path: Path) -> int:
     data = Path(f"{path}.head").read_bytes() if Path(f"{path}.head").exists() else b""
     best = None
     for i in (0, 1):
-        found = audit.tinydb_log._parse_mark(data[i * 256 : (i + 1) * 256])
+        found = audit.mark.parse_mark(data[i * 256 : (i + 1) * 256])
         if found is not None and (best is None or found[0] > best[0]):
             best = found
     if best is None:

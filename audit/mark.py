@@ -1,0 +1,170 @@
+"""The high-water mark ``<log>.head``: the last record the log is known to hold durably.
+
+SPEC §7: a log rolled back (restored from an old copy, cut back, replaced) is refused for
+writing, naming the record it lost; the mark beside it is how the store knows. It is
+also the store's shared *durable point*: it is written only after a sync that covered its
+record (by whichever process made it), so the index is brought up to it and no further
+(:mod:`audit.tinydb_log`).
+
+The file holds two slots of :data:`SLOT` bytes written in turn, each with a checksum and a
+generation number, so that a write torn by a crash spoils one slot and the other still
+holds the mark before it. Writers take the file's own ``flock`` (:meth:`HighWaterMark.locked`):
+marks are written one at a time and never move back. It is not fsynced: the log is,
+first, so after a crash the mark can lag the log, never lead it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from audit.flock import LockTimeout, lock_exclusive
+from audit.protocol import Checkpoint
+
+logger = logging.getLogger("audit")
+
+#: The size of one slot (two slots make the file).
+SLOT = 256
+
+#: A slot: ``(generation, seq, hash, offset of its line, end of its line or -1)``.
+Mark = tuple[int, int, str, int, int]
+
+
+def format_mark(generation: int, head: Checkpoint, offset: int, end: int | None = None) -> bytes:
+    """One slot naming ``head`` (its line at ``offset``, ending at ``end``)."""
+    fields: dict[str, Any] = {
+        "gen": generation, "seq": head.seq, "hash": head.hash, "offset": offset
+    }  # fmt: skip
+    if end is not None:
+        fields["end"] = end
+    body = json.dumps(fields, separators=(",", ":"))
+    check = hashlib.sha256(body.encode("ascii")).hexdigest()[:16]
+    line = f"{body} {check}\n".encode("ascii")
+    return line.ljust(SLOT - 1, b" ") + b"\n"
+
+
+def parse_mark(slot: bytes) -> Mark | None:
+    """The mark a slot holds, or None (torn, forged, written by hand)."""
+    text = slot.rstrip(b" \n\0")
+    body, _, check = text.rpartition(b" ")
+    if not body or hashlib.sha256(body).hexdigest()[:16].encode("ascii") != check:
+        return None
+    try:
+        obj = json.loads(body)
+        found = (obj["gen"], obj["seq"], obj["hash"], obj["offset"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(isinstance(v, t) for v, t in zip(found, (int, int, str, int), strict=True)):
+        return None
+    if found[0] < 0 or found[1] < 0 or found[3] < 0:  # written by hand: no writer's mark
+        return None
+    end = obj.get("end", -1)
+    if not isinstance(end, int) or isinstance(end, bool) or end <= found[3]:
+        end = -1
+    return (*found, end)
+
+
+class HighWaterMark:
+    """The mark file of the log at ``log_path`` (named in warnings), at ``path``."""
+
+    def __init__(self, path: str, log_path: str, lock_timeout: float) -> None:
+        self.path = path
+        self._log_path = log_path
+        self.lock_timeout = lock_timeout
+        #: The file held bytes but no readable slot when it was last read.
+        self.garbled = False
+
+    def slots(self, fd: int | None = None) -> Mark | None:
+        """The newest good slot (``end`` -1 when the slot does not say, as marks before
+        0.4 did not); None when there is none. Read through ``fd`` when given."""
+        if fd is None:
+            try:
+                own = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            try:
+                data = os.pread(own, 2 * SLOT, 0)
+            finally:
+                os.close(own)
+        else:
+            data = os.pread(fd, 2 * SLOT, 0)
+        best = None
+        for i in (0, 1):
+            slot = parse_mark(data[i * SLOT : (i + 1) * SLOT])
+            if slot is not None and (best is None or slot[0] > best[0]):
+                best = slot
+        self.garbled = best is None and bool(data.strip(b"\0 \n"))
+        if self.garbled:
+            logger.warning("audit store %s: its high-water mark is unreadable", self._log_path)
+        return best
+
+    def read(self) -> tuple[int, str, int] | None:
+        """The mark ``(seq, hash, offset of its line)``; None when there is none (a store
+        written before marks existed)."""
+        best = self.slots()
+        return None if best is None else (best[1], best[2], best[3])
+
+    def write(self, head: Checkpoint, offset: int, end: int | None = None) -> bool:
+        """Move the mark to ``head`` (its line at ``offset``, ending at ``end``) under the
+        file's lock: the next slot is overwritten in place. False (with a warning) when it
+        could not be written."""
+        with self.locked() as fd:
+            if fd is None:
+                return False
+            try:
+                self.put(fd, self.slots(fd), head, offset, end)
+            except OSError as exc:
+                logger.warning(
+                    "audit store %s: could not write its high-water mark (%s)",
+                    self._log_path, exc,
+                )  # fmt: skip
+                return False
+        return True
+
+    @staticmethod
+    def put(fd: int, best: Mark | None, head: Checkpoint, offset: int, end: int | None) -> None:
+        """Write the slot after ``best`` (the newest read through ``fd``, locked)."""
+        generation = best[0] + 1 if best is not None else 1
+        os.pwrite(fd, format_mark(generation, head, offset, end), (generation % 2) * SLOT)
+
+    @contextmanager
+    def locked(self) -> Iterator[int | None]:
+        """The mark file, open and locked (``flock``): whoever moves the mark holds it, so
+        marks are written one at a time and never move back. Taken alone (a sync after
+        the writer lock is let go) or inside the writer lock — never the other way round.
+        None (with a warning) when the file cannot be opened or locked: the mark stays."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            logger.warning(
+                "audit store %s: cannot open its high-water mark (%s)", self._log_path, exc
+            )
+            yield None
+            return
+        try:
+            try:
+                lock_exclusive(fd, self.lock_timeout)
+            except (LockTimeout, OSError) as exc:
+                logger.warning(
+                    "audit store %s: cannot lock its high-water mark (%s)",
+                    self._log_path, exc or "timed out",
+                )  # fmt: skip
+                yield None
+                return
+            yield fd
+        finally:
+            # Unlocked, then closed: closing alone would leave it locked while a process
+            # forked meanwhile still has the descriptor.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+__all__ = ["SLOT", "HighWaterMark", "Mark", "format_mark", "parse_mark"]
