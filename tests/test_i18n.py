@@ -31,7 +31,10 @@ KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None, "msg": None}
 
 def _source_messages() -> set[str]:
     found = extract_from_dir(
-        str(ROOT), method_map=[("pricecalc/**.py", "python")], keywords=KEYWORDS
+        str(ROOT),
+        # pricecalc and the first-party plugins, which share its catalog (babel.cfg)
+        method_map=[("pricecalc/**.py", "python"), ("plugins/*/pricecalc_*/**.py", "python")],
+        keywords=KEYWORDS,
     )
     return {message for _, _, message, _, _ in found if isinstance(message, str) and message}
 

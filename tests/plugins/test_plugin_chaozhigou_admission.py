@@ -525,3 +525,35 @@ def test_float_is_refused() -> None:
         match=r"^request\.input\.product\.quality_return_rate: a float \(0\.0054\) is not accepted",
     ):
         decide(product={"quality_return_rate": 0.0054})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "chinese"),
+    [
+        (
+            "allowed_shop_types",
+            ["flagship", "个人店"],
+            "策略：chaozhigou_admission.allowed_shop_types 不能包含 personal（个人店）："
+            "个人店永远不能参加超值购",
+        ),
+        (
+            "required_services",
+            ["free_gift"],
+            "策略：chaozhigou_admission.required_services 中的服务 'free_gift' 未知（已知："
+            "seven_day_returns, shipping_insurance, authenticity_guarantee）",
+        ),
+    ],
+)
+def test_unusable_policy_values_are_refused_in_chinese(key: str, value: Any, chinese: str) -> None:
+    """Issue 21: a first-party plugin's policy error is in the clerk's language too (the
+    plugins share pricecalc's catalog); its English is the sentence above."""
+    from pricecalc import i18n, messages
+
+    policy = pricecalc.Policy.from_mapping({"chaozhigou_admission": {key: value}})
+    with pytest.raises(pricecalc.PolicyError) as excinfo:
+        decide(policy=policy)
+    try:
+        i18n.set_language("zh")
+        assert messages.describe(excinfo.value) == chinese
+    finally:
+        i18n.set_language(None)

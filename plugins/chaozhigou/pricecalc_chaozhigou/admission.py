@@ -48,6 +48,7 @@ from pricecalc.fields import (
     shape,
     text_field,
 )
+from pricecalc.i18n import msg
 from pricecalc.policy import PolicyView
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import (
@@ -152,16 +153,22 @@ class Limits:
         for service in services:
             if service not in SERVICES:
                 raise PolicyError(
-                    f"policy: {SECTION}.required_services names an unknown service "
-                    f"{service!r} (known: {', '.join(SERVICES)})"
-                )
+                    msg(
+                        "policy: {section}.required_services names an unknown service "
+                        "{service!r} (known: {known})",
+                        section=SECTION, service=service, known=", ".join(SERVICES),
+                    )
+                )  # fmt: skip
         shop_types = tuple(
             shop_type_id(s) for s in policy_names(policy, SECTION, "allowed_shop_types")
         )
         if PERSONAL in shop_types:
             raise PolicyError(
-                f"policy: {SECTION}.allowed_shop_types must not list personal (个人店): "
-                "a personal shop is never admitted to 超值购"
+                msg(
+                    "policy: {section}.allowed_shop_types must not list personal (个人店): "
+                    "a personal shop is never admitted to 超值购",
+                    section=SECTION,
+                )
             )
         return cls(
             required_services=services,

@@ -43,6 +43,7 @@ from pricecalc.fields import (
     text_field,
     time_field,
 )
+from pricecalc.i18n import msg
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc.toolkit import norm, plain, policy_names, policy_number
 from pricecalc_chaozhigou import DISTRIBUTION, __version__
@@ -76,7 +77,12 @@ def hours_between(start: datetime, end: datetime) -> Decimal:
 def _allowed_time(hours: Decimal, where: str) -> timedelta:
     microseconds = hours * _MICROSECONDS_PER_HOUR
     if microseconds != microseconds.to_integral_value():
-        raise PolicyError(f"policy: {where} must be a whole number of microseconds, got {hours}")
+        raise PolicyError(
+            msg(
+                "policy: {where} must be a whole number of microseconds, got {hours}",
+                where=where, hours=hours,
+            )
+        )  # fmt: skip
     return timedelta(microseconds=int(microseconds))
 
 
@@ -97,7 +103,7 @@ class ShippingInput:
             raise InvalidInput(
                 f.at("shipped_at"),
                 f.raw("shipped_at"),
-                f"must not be before paid_at ({iso(paid_at)})",
+                msg("must not be before paid_at ({paid_at})", paid_at=iso(paid_at)),
             )
         return cls(paid_at=paid_at, shipped_at=shipped_at, category=f.optional_string("category"))
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pricecalc.decision import Reason
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
+from pricecalc.i18n import msg
 from pricecalc.registry import ReasonCode
 from pricecalc.toolkit import (
     fraction,
@@ -58,7 +59,7 @@ def dsr(fields: Fields, name: str = "dsr") -> Decimal:
     """A shop's DSR (detailed seller rating): a number from 0 to 5."""
     value = score(fields, name)
     if value > DSR_MAX:
-        raise InvalidInput(fields.at(name), fields.raw(name), "must be at most 5")
+        raise InvalidInput(fields.at(name), fields.raw(name), msg("must be at most 5"))
     return value
 
 

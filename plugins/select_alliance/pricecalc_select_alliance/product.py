@@ -46,6 +46,7 @@ from pricecalc import hookimpl
 from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields, rate_field, result_field, shape, text_field
+from pricecalc.i18n import msg
 from pricecalc.policy import PolicyView
 from pricecalc.registry import ReasonCode, Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
@@ -129,7 +130,11 @@ def _parse(fields: Fields, ctx: RuleContext) -> ProductInput:
             raise InvalidInput(
                 fields.at(name),
                 None,
-                f"is required for category {inp.category!r} (its minimum is {percent(minimum)})",
+                msg(
+                    "is required for category {category!r} (its minimum is {minimum})",
+                    category=inp.category,
+                    minimum=percent(minimum),
+                ),
             )
     return inp
 

@@ -51,6 +51,7 @@ from pricecalc.fields import (
     score_field,
     shape,
 )
+from pricecalc.i18n import msg
 from pricecalc.policy import PolicyView
 from pricecalc.registry import Rule, RuleContext
 from pricecalc_select_alliance import DISTRIBUTION, __version__
@@ -120,7 +121,9 @@ def beijing_date(f: Fields, name: str) -> date:
         except InvalidInput:
             pass
     raise InvalidInput(
-        f.at(name), raw, 'must be a date such as "2026-11-11" or a time such as "2026-11-11T10:00"'
+        f.at(name),
+        raw,
+        msg('must be a date such as "2026-11-11" or a time such as "2026-11-11T10:00"'),
     )
 
 
@@ -132,9 +135,12 @@ def _weekday(policy: PolicyView) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 7:
         return value
     raise PolicyError(
-        f'policy: {SECTION}.closure_weekday must be a day name such as "wednesday" or '
-        f"an ISO weekday 1-7, got {value!r}"
-    )
+        msg(
+            'policy: {section}.closure_weekday must be a day name such as "wednesday" or '
+            "an ISO weekday 1-7, got {value!r}",
+            section=SECTION, value=value,
+        )
+    )  # fmt: skip
 
 
 @attrs.frozen
