@@ -127,25 +127,7 @@ class LogFile:
         On any failure the file is cut back to ``at`` (so no partial record stays visible)
         and :class:`WriteFailed` is raised; the caller must treat the handle as unusable.
         """
-        view = memoryview(data)
-        step = "write"
-        try:
-            done = 0
-            while done < len(view):
-                n = os_write(self.fd, view[done:])
-                if n <= 0:
-                    raise OSError(errno.EIO, "write returned no progress")
-                done += n
-            step = "fsync"
-            os_fsync(self.fd)
-        except OSError as exc:
-            self._fail(step, exc, at)
-        except BaseException:
-            # Interrupted (KeyboardInterrupt, ...): nothing was acknowledged, drop what
-            # may have been written, then let the interruption go on.
-            with contextlib.suppress(OSError):
-                os_ftruncate(self.fd, at)
-            raise
+        self.write(data, at, sync=True)
 
     def _fail(self, step: str, exc: OSError, at: int) -> None:
         try:
@@ -163,12 +145,13 @@ class LogFile:
             note = f"the file was cut back to {at} bytes"
         raise WriteFailed(step, exc, rolled_back=True, note=note) from exc
 
-    def write(self, data: bytes, at: int) -> None:
-        """Write ``data`` at the end (``at`` is the current size) *without* syncing it:
-        :meth:`sync` follows once the writer lock is released, so that one process's sync
-        overlaps another's append and covers it too (issue 22). A failed or interrupted
-        write is cut back to ``at``, as in :meth:`append`."""
+    def write(self, data: bytes, at: int, *, sync: bool = False) -> None:
+        """Write ``data`` at the end (``at`` is the current size); with ``sync``, fsync it
+        too (:meth:`append`). Without, :meth:`sync` follows once the writer lock is
+        released, so that one process's sync overlaps another's append and covers it too
+        (issue 22). A failed or interrupted write (or sync) is cut back to ``at``."""
         view = memoryview(data)
+        step = "write"
         try:
             done = 0
             while done < len(view):
@@ -176,9 +159,14 @@ class LogFile:
                 if n <= 0:
                     raise OSError(errno.EIO, "write returned no progress")
                 done += n
+            if sync:
+                step = "fsync"
+                os_fsync(self.fd)
         except OSError as exc:
-            self._fail("write", exc, at)
+            self._fail(step, exc, at)
         except BaseException:
+            # Interrupted (KeyboardInterrupt, ...): nothing was acknowledged, drop what
+            # may have been written, then let the interruption go on.
             with contextlib.suppress(OSError):
                 os_ftruncate(self.fd, at)
             raise
