@@ -470,10 +470,8 @@ def test_a_call_from_inside_a_running_group_does_not_wait_for_it() -> None:
 
 
 # -- callers preparing while a group forms ------------------------------------------------
-def test_a_leader_waits_for_a_caller_still_preparing() -> None:
-    """GroupCommit.submit_from: a caller that is preparing its request (parsing and
-    evaluating it in its own thread) when the leader takes its group joins that group,
-    instead of leading the next one alone."""
+def echoing(linger: float) -> tuple[GroupCommit[int], list[list[int]]]:
+    """A group commit whose run answers each request with itself, and its groups."""
     groups: list[list[int]] = []
 
     def run(group: Sequence[Waiting[int]]) -> None:
@@ -481,7 +479,12 @@ def test_a_leader_waits_for_a_caller_still_preparing() -> None:
         for waiting in group:
             waiting.value = waiting.request
 
-    commit: GroupCommit[int] = GroupCommit(run, linger=5.0)
+    return GroupCommit(run, linger=linger), groups
+
+
+def preparing_slowly(commit: GroupCommit[int]) -> tuple[threading.Thread, threading.Event]:
+    """A caller of ``commit`` preparing request 2 until the returned event is set (it has
+    started preparing when this returns)."""
     preparing = threading.Event()
     go_on = threading.Event()
 
@@ -493,6 +496,15 @@ def test_a_leader_waits_for_a_caller_still_preparing() -> None:
     other = threading.Thread(target=commit.submit_from, args=(slow,))
     other.start()
     assert preparing.wait(10)
+    return other, go_on
+
+
+def test_a_leader_waits_for_a_caller_still_preparing() -> None:
+    """GroupCommit.submit_from: a caller that is preparing its request (parsing and
+    evaluating it in its own thread) when the leader takes its group joins that group,
+    instead of leading the next one alone."""
+    commit, groups = echoing(linger=5.0)
+    other, go_on = preparing_slowly(commit)
     threading.Timer(0.2, go_on.set).start()
     start = time.monotonic()
     assert commit.submit(1) == 1
@@ -505,25 +517,8 @@ def test_a_leader_waits_for_a_caller_still_preparing() -> None:
 def test_the_wait_for_arriving_callers_is_bounded() -> None:
     """A caller that takes long to prepare holds the leader up for at most ``linger``:
     the group goes without it, and it leads its own group later."""
-    groups: list[list[int]] = []
-
-    def run(group: Sequence[Waiting[int]]) -> None:
-        groups.append([w.request for w in group])
-        for waiting in group:
-            waiting.value = waiting.request
-
-    commit: GroupCommit[int] = GroupCommit(run, linger=0.05)
-    preparing = threading.Event()
-    go_on = threading.Event()
-
-    def slow() -> int:
-        preparing.set()
-        go_on.wait(10)
-        return 2
-
-    other = threading.Thread(target=commit.submit_from, args=(slow,))
-    other.start()
-    assert preparing.wait(10)
+    commit, groups = echoing(linger=0.05)
+    other, go_on = preparing_slowly(commit)
     start = time.monotonic()
     assert commit.submit(1) == 1
     assert time.monotonic() - start < 2.0
@@ -535,14 +530,7 @@ def test_the_wait_for_arriving_callers_is_bounded() -> None:
 def test_a_caller_whose_preparation_fails_queues_nothing() -> None:
     """An exception while preparing is the caller's own: nothing joins a group, and the
     leader waiting for it goes on at once."""
-    groups: list[list[int]] = []
-
-    def run(group: Sequence[Waiting[int]]) -> None:
-        groups.append([w.request for w in group])
-        for waiting in group:
-            waiting.value = waiting.request
-
-    commit: GroupCommit[int] = GroupCommit(run)
+    commit, groups = echoing(linger=0.0005)
 
     def bad() -> int:
         raise ValueError("requests[0].input: not a mapping")
