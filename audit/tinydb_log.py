@@ -6,8 +6,9 @@ the new lines at the end (``O_APPEND``) and fsyncs them, under a thread lock, an
 inter-process lock (``<log>.lock``, :mod:`audit.flock`) and a lock on the log file itself,
 after catching up on what other processes appended.
 A group's sync runs after the writer lock is let go and covers every group written before
-it, whoever wrote it (docs/scaling.md). Beside it: the transaction and TinyDB's read view
-(:mod:`audit.tinydb_tx`), the high-water mark that is also the durable point
+it, whoever wrote it (docs/scaling.md). :class:`StoreTransaction` is one such append (the
+chain rules of :mod:`audit.chain`). Beside it: TinyDB's read view
+(:mod:`audit.tinydb_view`), the high-water mark that is also the durable point
 (:mod:`audit.mark`), and the sidecar index and tree cache, kept in step by
 :class:`audit.tinydb_index.IndexKeeper`.
 """
@@ -32,6 +33,7 @@ from tinydb.storages import Storage
 
 from audit.canonical import canonical_text, to_json_value
 from audit.chain import (
+    ChainTransaction,
     TreeMismatch,
     TreeQuestions,
     TreeView,
@@ -40,6 +42,7 @@ from audit.chain import (
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
+    DuplicateKey,
     IncompleteRecordWarning,
     RolledBack,
     StoreLocked,
@@ -50,6 +53,7 @@ from audit.flock import Flock, LockTimeout
 from audit.index import IndexBroken, IndexState, SidecarIndex, key_name, tag_name
 from audit.logfile import LogFile, WriteFailed, iter_lines, read_blocks
 from audit.mark import SLOT, HighWaterMark, Mark, format_mark, parse_mark
+from audit.merkle import CompactTree
 from audit.protocol import (
     GENESIS_HASH,
     Checkpoint,
@@ -58,6 +62,7 @@ from audit.protocol import (
     VerifyReport,
 )
 from audit.records import (
+    Sealed,
     Sealer,
     decode_line,
     epoch_micros,
@@ -66,13 +71,14 @@ from audit.records import (
 )
 from audit.tinydb_index import (
     INDEX_FAILURES,
+    KEPT_FROM_LEVEL,
     IndexKeeper,
     IndexUnavailable,
     LogTree,
     index_damaged,
     record_names,
 )
-from audit.tinydb_tx import Clock, RecordsView, StoreTransaction, Written
+from audit.tinydb_view import RecordsView
 from audit.verifying import line_fields, verify_blocks
 
 __all__ = ["AuditLogStorage", "RecordsView", "StoreTransaction"]
@@ -81,6 +87,9 @@ logger = logging.getLogger("audit")
 
 
 _MISSING = object()
+
+#: What a store stamps its records' times by.
+Clock = Callable[[], datetime]
 
 _T = TypeVar("_T")
 
@@ -1343,3 +1352,78 @@ def _matches(payload: Mapping[str, Any], path: tuple[str, ...], expected: Any) -
             return False
     # ``1 == True`` in Python but not in JSON: confirm an equal value has the same encoding.
     return bool(value == expected) and canonical_text(value) == canonical_text(expected)
+
+
+@attrs.frozen
+class Written:
+    """Where a commit wrote its group: ``[start, end)``, ending with ``head`` (its line
+    at ``last_at``); ``count`` records."""
+
+    start: int
+    end: int
+    head: Checkpoint
+    last_at: int
+    count: int
+
+
+class StoreTransaction(ChainTransaction):
+    """The handle a :meth:`AuditLogStorage.transaction` block works through
+    (:class:`audit.chain.ChainTransaction` over the log file).
+
+    Reads see committed records and this transaction's pending appends; appends get their
+    seq and hash at once but are written (one write, one fsync) only when the block exits
+    cleanly. Belongs to the thread that opened it.
+    """
+
+    def __init__(self, storage: AuditLogStorage) -> None:
+        super().__init__(storage._sealer)
+        self.kept_from_level = KEPT_FROM_LEVEL
+        self._storage = storage
+        self._head = storage._head
+        self._lines: list[bytes] = []
+        self._micros: list[int] = []  # each pending record's time (the index's column)
+        self._nodes: list[tuple[int, bytes]] = []  # the tree nodes they completed
+        self._appendable = False  # the store's checks before a first append were made
+        self._written: Written | None = None  # where the commit wrote them
+
+    def _committed_get(self, key: str) -> Record | None:
+        return self._storage._get_locked(key)
+
+    def _committed_keys(self, keys: set[str]) -> set[str]:
+        return self._storage._keys_present_locked(keys)
+
+    def _committed_find(self, tag: str) -> list[Record]:
+        return self._storage._find_locked(tag)
+
+    def _committed_record(self, seq: int) -> Record | None:
+        return self._storage._record_locked(seq)
+
+    def _begin(self, keys: list[str]) -> tuple[Checkpoint, Clock]:
+        storage = self._storage
+        if not self._appendable:  # once a transaction: nothing it checks changes under the lock
+            storage._check_appendable()
+            self._appendable = True
+        if keys:
+            for key in keys:
+                found = storage._get_locked(key)
+                if found is not None:
+                    raise DuplicateKey(key, found.seq)
+        return self._head, storage._clock
+
+    def _tree_at(self, head: Checkpoint) -> CompactTree | None:
+        storage = self._storage
+        try:
+            storage._sync_index()
+        except AuditError as exc:  # appends go on; the index catches up later
+            logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
+            return None
+        tree = storage._keeper.tree
+        return tree.copy() if tree is not None and tree.size == head.seq else None
+
+    def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
+        for item in sealed:
+            self._lines.append(item.line)
+            self._micros.append(item.recorded_us)
+        self._nodes.extend(nodes)
+        last = sealed[-1].record
+        self._head = Checkpoint(last.seq, last.hash)

@@ -48,8 +48,8 @@ from audit.protocol import (
     Record,
     VerifyReport,
 )
-from audit.tinydb_log import AuditLogStorage
-from audit.tinydb_tx import Clock, RecordsView, StoreTransaction
+from audit.tinydb_log import AuditLogStorage, Clock, StoreTransaction
+from audit.tinydb_view import RecordsView
 
 __all__ = [
     "AppendOnlyTable",
