@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from flock_support import free_within, hold_elsewhere
 
 from audit.flock import LockTimeout, lock_exclusive
 
 
 def _open(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-
-
-def _holder(path: Path, hold: float) -> subprocess.Popen[str]:
-    """Another process holding ``path`` locked for ``hold`` seconds (it prints 'held')."""
-    code = textwrap.dedent(
-        f"""
-        import fcntl, os, sys, time
-        fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        print("held", flush=True)
-        time.sleep({hold})
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "held"
-    return process
 
 
 def test_a_free_lock_is_taken_at_once(tmp_path: Path) -> None:
@@ -50,7 +31,7 @@ def test_a_free_lock_is_taken_at_once(tmp_path: Path) -> None:
 
 
 def test_a_waiter_gets_the_lock_as_soon_as_it_is_released(tmp_path: Path) -> None:
-    holder = _holder(tmp_path / "l", 0.3)
+    holder = hold_elsewhere(tmp_path / "l", 0.3)
     fd = _open(tmp_path / "l")
     try:
         start = time.monotonic()
@@ -69,7 +50,7 @@ def test_a_waiter_gets_the_lock_as_soon_as_it_is_released(tmp_path: Path) -> Non
 
 
 def test_a_timeout_gives_up_and_the_lock_is_let_go_when_it_comes(tmp_path: Path) -> None:
-    holder = _holder(tmp_path / "l", 0.6)
+    holder = hold_elsewhere(tmp_path / "l", 0.6)
     fd = _open(tmp_path / "l")
     try:
         start = time.monotonic()
@@ -78,25 +59,14 @@ def test_a_timeout_gives_up_and_the_lock_is_let_go_when_it_comes(tmp_path: Path)
         assert time.monotonic() - start < 0.5
         holder.wait(5)
         # The abandoned helper took the lock when the holder went, and let it go at once.
-        deadline = time.monotonic() + 5
-        other = _open(tmp_path / "l")
-        try:
-            while True:
-                try:
-                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    assert time.monotonic() < deadline, "the abandoned wait kept the lock"
-                    time.sleep(0.01)
-        finally:
-            os.close(other)
+        assert free_within(tmp_path / "l", 5), "the abandoned wait kept the lock"
     finally:
         os.close(fd)
         holder.kill()
 
 
 def test_no_timeout_and_zero(tmp_path: Path) -> None:
-    holder = _holder(tmp_path / "l", 0.2)
+    holder = hold_elsewhere(tmp_path / "l", 0.2)
     fd = _open(tmp_path / "l")
     try:
         with pytest.raises(LockTimeout):
@@ -108,7 +78,7 @@ def test_no_timeout_and_zero(tmp_path: Path) -> None:
 
 
 def test_no_helper_thread_outlives_its_wait(tmp_path: Path) -> None:
-    holder = _holder(tmp_path / "l", 0.2)
+    holder = hold_elsewhere(tmp_path / "l", 0.2)
     fd = _open(tmp_path / "l")
     try:
         lock_exclusive(fd, 10)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from flock_support import free, free_within, hold_elsewhere
 
 import audit
 import audit.flock
@@ -53,44 +51,6 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted
 
 
-def _holder(path: Path, hold: float) -> subprocess.Popen[str]:
-    """Another process holding ``path`` flocked for ``hold`` seconds (it prints 'held')."""
-    code = textwrap.dedent(
-        f"""
-        import fcntl, os, time
-        fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        print("held", flush=True)
-        time.sleep({hold})
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "held"
-    return process
-
-
-def _free(path: Path) -> bool:
-    """Whether ``path`` can be flocked at once through a description of its own."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _free_within(path: Path, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not _free(path):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def _helpers() -> int:
     return sum(1 for t in threading.enumerate() if t.name == "audit-flock")
 
@@ -115,13 +75,13 @@ def test_an_interrupted_wait_leaves_no_lock_behind(
     gets in."""
     log = tmp_path / "a.jsonl"
     store = audit.TinyDBAuditStore(log, lock_timeout=10)
-    holder = _holder(Path(f"{log}{held}"), 0.6)
+    holder = hold_elsewhere(Path(f"{log}{held}"), 0.6)
     try:
         interrupt_main.start()
         with pytest.raises(Interrupted):
             store.append(audit.Entry({"n": 1}, key="k1"))
         assert holder.wait(10) == 0
-        assert _free_within(Path(f"{log}{held}"), 5)
+        assert free_within(Path(f"{log}{held}"), 5)
         with audit.TinyDBAuditStore(log, lock_timeout=2) as other:
             assert other.append(audit.Entry({"n": 2}, key="k2")).seq == 1
         store.storage.lock_timeout = 2
@@ -138,14 +98,14 @@ def test_a_flock_interrupted_while_waiting_lets_go_when_the_lock_comes(
     tmp_path: Path, interrupt_main: threading.Timer
 ) -> None:
     """audit.flock alone: an interrupted wait is abandoned like a timed-out one."""
-    holder = _holder(tmp_path / "l", 0.5)
+    holder = hold_elsewhere(tmp_path / "l", 0.5)
     fd = os.open(tmp_path / "l", os.O_RDWR)
     try:
         interrupt_main.start()
         with pytest.raises(Interrupted):
             audit.flock.lock_exclusive(fd, 10)
         assert holder.wait(10) == 0
-        assert _free_within(tmp_path / "l", 5)  # though fd, its description, is still open
+        assert free_within(tmp_path / "l", 5)  # though fd, its description, is still open
     finally:
         os.close(fd)
         holder.kill()
@@ -218,7 +178,7 @@ def test_an_abandoned_wait_on_the_log_never_unlocks_the_next_writer(
         first.join(10)
         assert b_in.wait(10)
         time.sleep(0.5)  # both helpers have long done what they do
-        assert not _free(log)  # B is inside: the log is locked
+        assert not free(log)  # B is inside: the log is locked
         os.unlink(f"{log}.lock")
         with pytest.raises(StoreLocked) as locked_out:
             audit.TinyDBAuditStore(log, lock_timeout=0.3)
@@ -246,7 +206,7 @@ def test_timeouts_against_a_stuck_holder_leave_one_helper(tmp_path: Path) -> Non
     descriptor blocked until the holder went — as many as the caller retried. Now one."""
     log = tmp_path / "a.jsonl"
     store = audit.TinyDBAuditStore(log, lock_timeout=0.05)
-    holder = _holder(Path(f"{log}.lock"), 60)
+    holder = hold_elsewhere(Path(f"{log}.lock"), 60)
     try:
         for _ in range(6):
             with pytest.raises(StoreLocked) as refused:
@@ -269,7 +229,7 @@ def test_a_flock_timed_out_on_one_description_waits_for_its_helper(tmp_path: Pat
     """audit.flock.Flock: after a timeout, the next acquire on the same description does
     not start a second helper; when the holder goes it gets the lock, and holds it."""
     path = tmp_path / "l"
-    holder = _holder(path, 0.8)
+    holder = hold_elsewhere(path, 0.8)
     fd = os.open(path, os.O_RDWR)
     lock = Flock()
     try:
@@ -281,7 +241,7 @@ def test_a_flock_timed_out_on_one_description_waits_for_its_helper(tmp_path: Pat
         lock.acquire(fd, 10)
         assert holder.wait(10) == 0
         time.sleep(0.1)
-        assert not _free(path)  # held through fd's description, not let go
+        assert not free(path)  # held through fd's description, not let go
     finally:
         os.close(fd)
         holder.kill()
@@ -303,8 +263,8 @@ def test_a_process_forked_during_a_transaction_keeps_no_lock(tmp_path: Path) -> 
             time.sleep(20)
             os._exit(0)
     try:
-        assert _free(Path(f"{log}.lock"))
-        assert _free(log)
+        assert free(Path(f"{log}.lock"))
+        assert free(log)
         with audit.TinyDBAuditStore(log, lock_timeout=0.5) as other:
             assert other.append(audit.Entry({"n": 2}, key="k2")).seq == 2
     finally:
@@ -450,7 +410,7 @@ def test_a_helper_that_cannot_start_leaves_no_descriptor_and_no_wedged_lock(
     acquire fails with that error, the duplicate descriptor is closed, and the next
     acquire — threads available again — is not held up by a wait that never began."""
     path = tmp_path / "l"
-    holder = _holder(path, 0.5)
+    holder = hold_elsewhere(path, 0.5)
     fd = os.open(path, os.O_RDWR)
     lock = Flock()
 
@@ -473,7 +433,7 @@ def test_a_helper_that_cannot_start_leaves_no_descriptor_and_no_wedged_lock(
         lock.acquire(fd, 10)  # waits for the holder only, not for the wait that never began
         assert time.monotonic() - start < 5
         assert holder.wait(10) == 0
-        assert not _free(path)
+        assert not free(path)
     finally:
         os.close(fd)
         holder.kill()
