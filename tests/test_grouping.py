@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from claims_support import compensation, void
 from hypothesis import HealthCheck, given, settings, strategies as st
 from postgres_support import pg_database, pg_server, pg_store, pg_store_url  # noqa: F401
 
@@ -44,32 +45,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callab
         yield lambda name: str(tmp_path / f"{name}.jsonl")
     else:
         yield request.getfixturevalue("pg_store_url")
-
-
-def compensation(paid: str, line: str, order: str, key: str | None) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "kind": "counterfeit_compensation",
-        "input": {
-            "order_id": order,
-            "confirmed": True,
-            "lines": [{"line_id": line, "paid_amount": paid}],
-        },
-    }
-    if key is not None:
-        request["request_id"] = key
-    return request
-
-
-def void(seq: int, target: str, key: str | None) -> dict[str, Any]:
-    """A void of ``seq`` naming ``target`` (SPEC §7): it matches when record ``seq`` holds
-    that key, else the void is rejected VOID_TARGET_MISMATCH — both go through the group."""
-    request: dict[str, Any] = {
-        "kind": "void",
-        "input": {"seq": seq, "reason": "wrong amount", "target": target},
-    }
-    if key is not None:
-        request["request_id"] = key
-    return request
 
 
 KEYS = st.one_of(st.none(), st.sampled_from([f"k{i}" for i in range(6)]))

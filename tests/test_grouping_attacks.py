@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from claims_support import compensation, void
 
 import audit.logfile
 from pricecalc import Calculator
@@ -35,26 +36,6 @@ NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 
 class Interrupted(BaseException):
     """A KeyboardInterrupt stand-in (a BaseException, not an Exception)."""
-
-
-def compensation(paid: str, line: str, order: str, key: str) -> dict[str, Any]:
-    return {
-        "kind": "counterfeit_compensation",
-        "request_id": key,
-        "input": {
-            "order_id": order,
-            "confirmed": True,
-            "lines": [{"line_id": line, "paid_amount": paid}],
-        },
-    }
-
-
-def void(seq: int, target: str, key: str) -> dict[str, Any]:
-    return {
-        "kind": "void",
-        "request_id": key,
-        "input": {"seq": seq, "reason": "wrong amount", "target": target},
-    }
 
 
 def echo(groups: list[list[int]]) -> Callable[[Sequence[Waiting[int]]], None]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from claims_support import compensation
 
 import audit
 import audit.logfile
@@ -38,17 +39,7 @@ NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 
 
 def claim(order: str, line: str, paid: str, key: str | None) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "kind": "counterfeit_compensation",
-        "input": {
-            "order_id": order,
-            "confirmed": True,
-            "lines": [{"line_id": line, "paid_amount": paid}],
-        },
-    }
-    if key is not None:
-        request["request_id"] = key
-    return request
+    return compensation(paid, line, order, key)
 
 
 def storage_of(calc: Calculator) -> AuditLogStorage:
