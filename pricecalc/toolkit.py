@@ -14,6 +14,7 @@ Nothing here rounds: numbers are shown exactly as they are.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -122,15 +123,27 @@ def norm(name: str) -> str:
     return name.strip().casefold()
 
 
-def plain(number: Decimal) -> str:
+def number_text(number: Decimal) -> str:
     """A number as people write it, exactly: ``70``, ``69.99``, ``0.5``."""
     text = format(number.normalize(), "f")
     return text
 
 
+def plain(number: Decimal) -> str:
+    """:func:`number_text` under its old name, kept for plugins until 0.4 ("plain" meant
+    five things across the tree)."""
+    warnings.warn(
+        "pricecalc.toolkit.plain is now pricecalc.toolkit.number_text in pricecalc 0.3; "
+        "the old name goes in 0.4",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return number_text(number)
+
+
 def percent(value: Decimal) -> str:
     """A rate as an exact percentage: ``0.0054`` → ``0.54%``."""
-    return f"{plain(value * HUNDRED)}%"
+    return f"{number_text(value * HUNDRED)}%"
 
 
 def fraction(value: Decimal) -> str:
@@ -138,7 +151,7 @@ def fraction(value: Decimal) -> str:
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent >= -4:
         return f"{value:.4f}"  # exact: the value has at most four decimals
-    return plain(value)
+    return number_text(value)
 
 
 # -- more policy shapes ----------------------------------------------------------------------

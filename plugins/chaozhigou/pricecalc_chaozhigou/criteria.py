@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from pricecalc.registry import ReasonCode
-from pricecalc.toolkit import fraction, percent, plain
+from pricecalc.toolkit import fraction, number_text, percent
 from pricecalc_chaozhigou.applicant import MerchantInput, ProductInput
 from pricecalc_chaozhigou.limits import Limits
 from pricecalc_chaozhigou.names import (
@@ -86,10 +86,10 @@ def _at_least(criterion: str, code: str, what: str, value: Decimal, bound: Decim
         criterion,
         code,
         value >= bound,
-        plain(value),
+        number_text(value),
         ">=",
-        plain(bound),
-        f"{what} {plain(value)} is below the minimum {plain(bound)}",
+        number_text(bound),
+        f"{what} {number_text(value)} is below the minimum {number_text(bound)}",
     )
 
 
@@ -162,11 +162,11 @@ def merchant_checks(m: MerchantInput, limits: Limits) -> list[Check]:
             "avg_response_seconds",
             RESPONSE_TOO_SLOW,
             m.avg_response_seconds <= limits.max_avg_response_seconds,
-            plain(m.avg_response_seconds),
+            number_text(m.avg_response_seconds),
             "<=",
-            plain(limits.max_avg_response_seconds),
-            f"average response time {plain(m.avg_response_seconds)} s is above the maximum "
-            f"{plain(limits.max_avg_response_seconds)} s",
+            number_text(limits.max_avg_response_seconds),
+            f"average response time {number_text(m.avg_response_seconds)} s is above the maximum "
+            f"{number_text(limits.max_avg_response_seconds)} s",
         ),
         Check(
             "shop_type",
