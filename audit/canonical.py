@@ -47,8 +47,8 @@ def to_json_value(value: Any) -> JSONValue:
     """
     kind = type(value)  # the common exact types first: this runs over every payload
     if kind is str or kind is int or kind is bool or value is None:
-        plain: JSONValue = value
-        return plain
+        scalar: JSONValue = value
+        return scalar
     if kind is dict:
         out: dict[str, JSONValue] = {}
         for k, v in value.items():

@@ -47,6 +47,11 @@ class Declared:
     required: bool = True
     checks: str = ""
 
+    def also(self, checks: str) -> Declared:
+        """This field with one more sentence of what the parser checks (``time_field(
+        required=False).also("Not before paid_at.")``)."""
+        return attrs.evolve(self, checks=f"{self.checks} {checks}" if self.checks else checks)
+
     def json_schema(self) -> dict[str, Any]:
         schema = dict(self.schema)
         if not self.required:  # the parser reads a null field as an absent one

@@ -2,10 +2,9 @@
 
 :mod:`pricecalc.i18n` marks messages and holds the language; here a :class:`Message` is
 shown in it, and an :class:`~pricecalc.errors.InvalidInput` names its field by the heading
-a clerk reads (原价 for ``input.list_price``): :data:`pricecalc.files.columns.COLUMN_LABELS`
-and :data:`pricecalc.files.columns.INPUT_LABELS` are the one table of labels, used by sheet
-headings and messages alike. Recorded reason messages are never translated: they are part
-of the hashed record.
+a clerk reads (原价 for ``input.list_price``): :mod:`pricecalc.headings` is the one table
+of labels, used by sheet headings and messages alike. Recorded reason messages are never
+translated: they are part of the hashed record.
 
 Words pricecalc shows but does not write — the audit store's sentences (``audit`` never
 imports pricecalc), the TOML reader's, the operating system's — are translated where they
@@ -21,8 +20,8 @@ import errno
 import re
 
 from pricecalc.errors import InvalidInput, MissingField, describe_value
-from pricecalc.files.columns import field_heading
 from pricecalc.foreign import AUDIT_MESSAGES, OS_ERRORS, TOML_MESSAGES
+from pricecalc.headings import field_heading
 from pricecalc.i18n import Foreign, Message, _, language
 
 
@@ -54,7 +53,7 @@ _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[(?:\d+|…)\])*)")  # […
 
 def field_label(field: str) -> str:
     """How a message names a field: its dotted path in English; in Chinese the headings of
-    :func:`pricecalc.files.columns.field_heading` (``input.lines[1].unit_price`` → ``明细[1].单价``;
+    :func:`pricecalc.headings.field_heading` (``input.lines[1].unit_price`` → ``明细[1].单价``;
     ``input.`` is left out, as a sheet's headings leave it out)."""
     if language() != "zh":
         return field

@@ -155,9 +155,9 @@ def parse_amount(
     if not isinstance(value, str):
         amount = to_decimal(value, field)
     else:
-        plain = spreadsheet_amount(value)
+        amount_text = spreadsheet_amount(value)
         try:
-            amount = to_decimal(plain, field)
+            amount = to_decimal(amount_text, field)
         except InvalidInput as exc:
             raise InvalidInput(field, value, exc.problem) from None
     try:

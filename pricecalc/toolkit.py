@@ -14,6 +14,7 @@ Nothing here rounds: numbers are shown exactly as they are.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,12 @@ from pricecalc.policy import PolicyView
 ONE = Decimal(1)
 
 
+def _refused(where: str, value: Any, problem: str, **more: Any) -> PolicyError:
+    """The error for the policy value at ``where`` (``section.key``): ``problem`` is a
+    marked template naming ``{key}`` and ``{value!r}`` (and any of ``more``)."""
+    return PolicyError(msg(problem, key=where, value=value, **more))
+
+
 # -- policy values -------------------------------------------------------------------------
 def policy_number(policy: PolicyView, section: str, key: str, *, positive: bool = False) -> Decimal:
     """A non-negative number (a score, seconds, hours) from the policy."""
@@ -34,26 +41,16 @@ def policy_number(policy: PolicyView, section: str, key: str, *, positive: bool 
     try:
         number = to_decimal(value, f"{section}.{key}")
     except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            msg(
-                "policy: {key} must be a number, got {value!r}", key=f"{section}.{key}", value=value
-            )
+        raise _refused(
+            f"{section}.{key}", value, N_("policy: {key} must be a number, got {value!r}")
         ) from exc
     if number < 0:
-        raise PolicyError(
-            msg(
-                "policy: {key} must not be negative, got {value!r}",
-                key=f"{section}.{key}",
-                value=value,
-            )
+        raise _refused(
+            f"{section}.{key}", value, N_("policy: {key} must not be negative, got {value!r}")
         )
     if positive and number == 0:
-        raise PolicyError(
-            msg(
-                "policy: {key} must be greater than 0, got {value!r}",
-                key=f"{section}.{key}",
-                value=value,
-            )
+        raise _refused(
+            f"{section}.{key}", value, N_("policy: {key} must be greater than 0, got {value!r}")
         )
     return number
 
@@ -63,17 +60,13 @@ def as_rate(value: Any, where: str) -> Decimal:
     try:
         rate = parse_rate(value, where)
     except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            msg(
-                'policy: {key} must be a rate such as "0.54%" or "0.0054", got {value!r}',
-                key=where,
-                value=value,
-            )
+        raise _refused(
+            where,
+            value,
+            N_('policy: {key} must be a rate such as "0.54%" or "0.0054", got {value!r}'),
         ) from exc
     if rate > ONE:
-        raise PolicyError(
-            msg("policy: {key} must be at most 100%, got {value!r}", key=where, value=value)
-        )
+        raise _refused(where, value, N_("policy: {key} must be at most 100%, got {value!r}"))
     return rate
 
 
@@ -89,12 +82,8 @@ def policy_names(policy: PolicyView, section: str, key: str) -> tuple[str, ...]:
         or not isinstance(value, list | tuple)
         or not all(isinstance(v, str) and v.strip() for v in value)
     ):
-        raise PolicyError(
-            msg(
-                "policy: {key} must be a list of names, got {value!r}",
-                key=f"{section}.{key}",
-                value=value,
-            )
+        raise _refused(
+            f"{section}.{key}", value, N_("policy: {key} must be a list of names, got {value!r}")
         )
     return tuple(v.strip() for v in value)
 
@@ -122,15 +111,27 @@ def norm(name: str) -> str:
     return name.strip().casefold()
 
 
-def plain(number: Decimal) -> str:
+def number_text(number: Decimal) -> str:
     """A number as people write it, exactly: ``70``, ``69.99``, ``0.5``."""
     text = format(number.normalize(), "f")
     return text
 
 
+def plain(number: Decimal) -> str:
+    """:func:`number_text` under its old name, kept for plugins until 0.4 ("plain" meant
+    five things across the tree)."""
+    warnings.warn(
+        "pricecalc.toolkit.plain is now pricecalc.toolkit.number_text in pricecalc 0.3; "
+        "the old name goes in 0.4",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return number_text(number)
+
+
 def percent(value: Decimal) -> str:
     """A rate as an exact percentage: ``0.0054`` → ``0.54%``."""
-    return f"{plain(value * HUNDRED)}%"
+    return f"{number_text(value * HUNDRED)}%"
 
 
 def fraction(value: Decimal) -> str:
@@ -138,7 +139,7 @@ def fraction(value: Decimal) -> str:
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent >= -4:
         return f"{value:.4f}"  # exact: the value has at most four decimals
-    return plain(value)
+    return number_text(value)
 
 
 # -- more policy shapes ----------------------------------------------------------------------
@@ -146,12 +147,10 @@ def policy_rate_table(policy: PolicyView, section: str, key: str) -> dict[str, D
     """A ``{name: rate}`` table from the policy, keyed by :func:`norm` of each name."""
     value = policy.get(section, key)
     if not isinstance(value, Mapping):
-        raise PolicyError(
-            msg(
-                "policy: {key} must be a table of name = rate, got {value!r}",
-                key=f"{section}.{key}",
-                value=value,
-            )
+        raise _refused(
+            f"{section}.{key}",
+            value,
+            N_("policy: {key} must be a table of name = rate, got {value!r}"),
         )
     return {
         norm(str(name)): as_rate(rate, f"{section}.{key}.{name}") for name, rate in value.items()
@@ -164,13 +163,11 @@ def policy_count(policy: PolicyView, section: str, key: str, *, minimum: int = 0
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PolicyError(
-            msg(
-                "policy: {key} must be a whole number of at least {minimum}, got {value!r}",
-                key=f"{section}.{key}",
-                minimum=minimum,
-                value=value,
-            )
+        raise _refused(
+            f"{section}.{key}",
+            value,
+            N_("policy: {key} must be a whole number of at least {minimum}, got {value!r}"),
+            minimum=minimum,
         )
     return value
 
@@ -181,23 +178,17 @@ def policy_amount(policy: PolicyView, section: str, key: str) -> Decimal:
     try:
         return parse_amount(value, f"{section}.{key}")
     except (InvalidInput, TypeError) as exc:
-        raise PolicyError(
-            msg(
-                'policy: {key} must be an amount such as "500.00", got {value!r}',
-                key=f"{section}.{key}",
-                value=value,
-            )
+        raise _refused(
+            f"{section}.{key}",
+            value,
+            N_('policy: {key} must be an amount such as "500.00", got {value!r}'),
         ) from exc
 
 
 def policy_bool(policy: PolicyView, section: str, key: str) -> bool:
     value = policy.get(section, key)
     if not isinstance(value, bool):
-        raise PolicyError(
-            msg(
-                "policy: {key} must be true or false, got {value!r}",
-                key=f"{section}.{key}",
-                value=value,
-            )
+        raise _refused(
+            f"{section}.{key}", value, N_("policy: {key} must be true or false, got {value!r}")
         )
     return value

@@ -94,6 +94,31 @@ def test_the_contract_check_catches_a_rule_reaching_past_it(tmp_path: Path) -> N
     ]
 
 
+def test_messages_name_fields_from_the_contract_not_the_files() -> None:
+    """Issue 20 point 3: the flat contract never reaches up into a package: messages.py
+    names a field by :mod:`pricecalc.headings` (which imports nothing of pricecalc), not by
+    files/columns.py; the sheets' wider table holds the same headings and more."""
+    from pricecalc.files import columns
+    from pricecalc.headings import FIXED_COLUMN_LABELS, INPUT_LABELS, field_heading
+
+    below = ("pricecalc.files", "pricecalc.books", "pricecalc.cli", "pricecalc.service")
+    reached = [
+        f"{name}:{line}: {module}"
+        for name in ("messages", "headings")
+        for line, module in _imports(PACKAGE / f"{name}.py", "pricecalc")
+        if module.startswith(below)
+    ]
+    assert reached == []
+    own = [module for _, module in _imports(PACKAGE / "headings.py", "pricecalc")]
+    assert [module for module in own if module.startswith("pricecalc")] == []
+    assert columns.INPUT_LABELS is INPUT_LABELS
+    assert columns.COLUMN_LABELS.items() >= FIXED_COLUMN_LABELS.items()
+    assert field_heading("operator") == columns.field_heading("operator") == "操作员"
+    assert field_heading("list_price") == columns.field_heading("list_price") == "原价"
+    assert field_heading("price_protection_refunds") is None  # a declared money column
+    assert columns.field_heading("price_protection_refunds") == "价保退款"
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [

@@ -379,6 +379,24 @@ def test_once_only_violations_are_found_in_a_log() -> None:
     )
 
 
+def test_a_seq_voided_twice_and_an_order_clawed_back_twice_are_named() -> None:
+    """SPEC §5 (once per order) and §7 (a void withdraws once): the violation names the
+    records, the first holder and the second, or every standing clawback."""
+    records = [
+        _paid(1, None, "forwarding_clawback", order_id="O-8"),
+        _paid(2, None, "void", seq=1),
+        _paid(3, None, "void", seq=1),
+        _paid(4, None, "forwarding_clawback", order_id="O-9"),
+        _paid(5, None, "forwarding_clawback", order_id="O-9 "),
+        _paid(6, None, "forwarding_clawback", order_id="O-9"),
+    ]
+    assert [str(v) for v in once_only_violations(records)] == [
+        "VOIDED_TWICE: record 1 is voided by record 2 and again by record 3",
+        "PAID_TWICE: order O-9 is clawed back by records 4, 5, 6, none voided "
+        "(SPEC §5: once per order)",
+    ]
+
+
 def test_verify_deep_reports_a_line_paid_twice(tmp_path: Path) -> None:
     """Issue 19: `audit verify --deep` names once-only violations in a log whose chain is
     intact (a second payout appended past the rules); plain verify stays OK."""

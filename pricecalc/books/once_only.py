@@ -74,31 +74,15 @@ def once_only_violations(logged: Iterable[Record]) -> list[Violation]:
     for record in logged:
         recorded = read(record)
         if record.key is not None:
-            first = _seen(keys, stored_identifier(record.key), record.seq)
-            if first is not None:
-                found.append(
-                    Violation(
-                        KEY_TWICE,
-                        (first, record.seq),
-                        f"the key {record.key!r} is recorded by record {first} and again "
-                        f"by record {record.seq}",
-                    )
-                )
+            key = stored_identifier(record.key)
+            found += _twice(KEY_TWICE, keys, key, record.seq, f"the key {record.key!r} is recorded")
         if not recorded.approved:
             continue
         kind, result = recorded.kind, recorded.result
         if recorded.is_void:
             seq = recorded.withdraws
-            first = None if seq is None else _seen(voids, seq, record.seq)
-            if first is not None:
-                found.append(
-                    Violation(
-                        VOIDED_TWICE,
-                        (first, record.seq),
-                        f"record {seq} is voided by record {first} and again by "
-                        f"record {record.seq}",
-                    )
-                )
+            if seq is not None:
+                found += _twice(VOIDED_TWICE, voids, seq, record.seq, f"record {seq} is voided")
             continue
         order = stored_identifier(result.get("order_id"))
         if kind == "counterfeit_compensation":
@@ -116,27 +100,13 @@ def once_only_violations(logged: Iterable[Record]) -> list[Violation]:
                         (record.seq, refund, _amount(line.get("entitled")))
                     )
     for (order, line_id), seqs in compensated.items():
-        standing = [seq for seq in seqs if seq not in voids]
-        if len(standing) > 1:
-            found.append(
-                Violation(
-                    PAID_TWICE,
-                    tuple(standing),
-                    f"line {line_id} of order {order} is compensated by records "
-                    f"{_seqs(standing)}, none voided (SPEC §4: once per line)",
-                )
-            )
+        found += _paid_twice(
+            seqs, voids, f"line {line_id} of order {order} is compensated", "SPEC §4: once per line"
+        )
     for order, seqs in clawed_back.items():
-        standing = [seq for seq in seqs if seq not in voids]
-        if len(standing) > 1:
-            found.append(
-                Violation(
-                    PAID_TWICE,
-                    tuple(standing),
-                    f"order {order} is clawed back by records {_seqs(standing)}, none voided "
-                    "(SPEC §5: once per order)",
-                )
-            )
+        found += _paid_twice(
+            seqs, voids, f"order {order} is clawed back", "SPEC §5: once per order"
+        )
     for (order, line_id), paid in refunds.items():
         standing_refunds = [(seq, r, e) for seq, r, e in paid if seq not in voids]
         total = sum((r for _, r, _ in standing_refunds), Decimal(0))
@@ -154,10 +124,24 @@ def once_only_violations(logged: Iterable[Record]) -> list[Violation]:
     return found
 
 
-def _seen(first: dict[Any, int], name: Any, seq: int) -> int | None:
-    """The record that held ``name`` first, or None — then ``seq`` is now that record."""
+def _twice(code: str, first: dict[Any, int], name: Any, seq: int, what: str) -> list[Violation]:
+    """A violation when an earlier record held ``name`` (``what`` by that record and again by
+    record ``seq``); otherwise none, and ``seq`` is the record that holds it first."""
     earlier = first.setdefault(name, seq)
-    return earlier if earlier != seq else None
+    if earlier == seq:
+        return []
+    said = f"{what} by record {earlier} and again by record {seq}"
+    return [Violation(code, (earlier, seq), said)]
+
+
+def _paid_twice(seqs: list[int], voids: Mapping[int, int], what: str, rule: str) -> list[Violation]:
+    """A violation when more than one of ``seqs`` stands (none of them voided): ``what`` by
+    those records, against ``rule``."""
+    standing = [seq for seq in seqs if seq not in voids]
+    if len(standing) < 2:
+        return []
+    said = f"{what} by records {_seqs(standing)}, none voided ({rule})"
+    return [Violation(PAID_TWICE, tuple(standing), said)]
 
 
 def _seqs(seqs: list[int]) -> str:

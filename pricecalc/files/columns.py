@@ -7,9 +7,9 @@
   Chinese finance clerk reads without a glossary (请求号 for ``request_id``; the money
   columns' labels are the declarations') and of spreadsheet column widths, for every file
   pricecalc writes; the machine names stay the JSON keys and the ``--headers en`` row;
-* :data:`INPUT_LABELS` and :func:`heading_field` / :func:`field_heading` — the input
-  fields' Chinese names, read both ways: a sheet's heading and a message naming the field
-  use the same word (原价);
+* :func:`heading_field` / :func:`field_heading` — the input fields' Chinese names
+  (:data:`pricecalc.headings.INPUT_LABELS`, re-exported here), read both ways: a sheet's
+  heading and a message naming the field use the same word (原价);
 * the round trip's result columns (:func:`round_trip_column`), skipped when a batch
   output is fed back.
 
@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from pricecalc.builtin import builtin_declarations
+from pricecalc.headings import FIXED_COLUMN_LABELS, INPUT_LABELS
 from pricecalc.money import fmt, stored_amount
 from pricecalc.registry import SETTLEMENT_LABELS, Declarations
 
@@ -142,92 +143,13 @@ INTEGER_COLUMNS: frozenset[str] = frozenset(
 #: Columns holding a Beijing time as text ``YYYY-MM-DD HH:MM:SS`` (a date cell in Excel).
 TIME_COLUMNS: frozenset[str] = frozenset({"recorded_at_beijing"})
 
-#: Column headings for people (``--headers zh``, the Excel default), one per machine name.
+#: Column headings for people (``--headers zh``, the Excel default), one per machine name:
+#: the fixed columns' (:data:`pricecalc.headings.FIXED_COLUMN_LABELS`), then the money
+#: columns' and the settlement columns' declared labels.
 COLUMN_LABELS: dict[str, str] = {
-    "line": "行号",
-    "request_id": "请求号",
-    "kind": "类型",
-    "status": "状态",
-    "replayed": "是否重放",
-    "merchant_id": "商家",
-    "campaign": "活动",
-    "reason_codes": "原因代码",
-    "reason_notes": "原因说明",
-    "error": "错误",
-    "order_id": "订单号",
+    **FIXED_COLUMN_LABELS,
     **{c.name: c.zh for c in BUILTIN_MONEY},
-    "result": "结果(JSON，不计入合计)",
-    "audit_seq": "记录号",
-    "audit_hash": "哈希",
-    "seq": "记录号",
-    "recorded_at": "记录时间(UTC)",
-    "recorded_at_beijing": "记录时间(北京时间)",
-    "operator": "操作员",
-    "settlement": "结算方式",
-    "voided_by": "被作废(作废记录号)",
-    "voids": "作废的记录号",
-    "rule_set": "规则集",
-    "rule_version": "规则版本",
-    "hash": "哈希",
     **{name: zh for name, (zh, _) in SETTLEMENT_LABELS.items()},
-    "reverses": "冲销的记录号",
-    "content_key": "记录键",
-}
-#: The built-in kinds' input fields by their SPEC §2–§5 Chinese names (issue 21 point 4):
-#: a sheet's heading and a message naming the field use the same word (原价). Read both
-#: ways with :data:`COLUMN_LABELS` (:func:`heading_field`, :func:`field_heading`), kept
-#: apart from it so that an output's headings are unchanged: a round trip repeats the
-#: input's columns as the clerk wrote them (``list_price`` stays ``list_price``).
-INPUT_LABELS: dict[str, str] = {
-    "input": "输入",
-    "list_price": "原价",
-    "registration_price": "报名价",
-    "subsidy_price": "补贴价",
-    "platform_subsidy": "平台补贴",
-    "floor_price": "最低售卖价",
-    "cost_price": "成本价",
-    "lowest_price_30d": "近30日最低成交价",
-    "other_platform_prices": "其他平台价格",
-    "platform": "平台",
-    "price": "价格",
-    "quantity": "数量",
-    "product_id": "商品号",
-    "category": "类目",
-    "forwarded": "已转售",
-    "lines": "明细",
-    "line_id": "明细号",
-    "paid_amount": "实付金额",
-    "unit_price": "单价",
-    "merchant_refused": "商家拒绝",
-    "confirmed": "已确认假货",
-    "already_refunded": "已退款",
-    "event": "活动期",
-    "start": "开始时间",
-    "end": "结束时间",
-    "offers": "优惠",
-    "type": "优惠类型",
-    "threshold": "门槛",
-    "amount": "金额",
-    "tiers": "档位",
-    "paid_at": "付款时间",
-    "paid_merchant_discount": "已付商家优惠",
-    "order_status": "订单状态",
-    "claim_days": "价保天数",
-    "claimed_at": "申请时间",
-    "shipped_at": "发货时间",
-    "merchant": "商家资质",
-    "product": "商品",
-    "dsr": "店铺评分",
-    "effective_reviews": "有效评价数",
-    "favorable_rate": "好评率",
-    "closures": "关店次数",
-    "date": "日期",
-    "shipping_24h_rate": "24小时发货率",
-    "quality_return_rate": "品质退货率",
-    "cs_satisfaction": "客服满意度",
-    "target": "作废对象",
-    "seq": "记录号",
-    "reason": "原因",
 }
 _ENVELOPE = ("request_id", "merchant_id", "campaign", "kind", "order_id")
 #: Labels read back as the fields they name (the input's envelope fields, order_id and
@@ -269,7 +191,9 @@ _OUTPUT_LABELS: frozenset[str] = frozenset(
 
 
 def field_heading(name: str) -> str | None:
-    """The Chinese heading of a field or column (原价 for ``list_price``), or None."""
+    """The Chinese heading of a field or column (原价 for ``list_price``), the money
+    columns' included (价保退款 for ``price_protection_refunds``), or None
+    (:func:`pricecalc.headings.field_heading` without the money columns)."""
     return COLUMN_LABELS.get(name) or INPUT_LABELS.get(name)
 
 

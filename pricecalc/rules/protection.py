@@ -41,7 +41,6 @@ from pricecalc.decision import Outcome, Reason
 from pricecalc.errors import InvalidInput, PolicyError
 from pricecalc.fields import (
     MONEY_OUT,
-    Declared,
     Fields,
     amount_field,
     boolean_field,
@@ -85,12 +84,7 @@ INPUT = shape(
     ("paid_at", time_field()),
     (
         "claimed_at",
-        Declared(
-            "time",
-            time_field().schema,
-            required=False,
-            checks=time_field().checks + " Not before paid_at; absent, it is now.",
-        ),
+        time_field(required=False).also("Not before paid_at; absent, it is now."),
     ),
     ("order_status", choice_field(ORDER_STATUSES)),
     (
@@ -121,12 +115,7 @@ INPUT = shape(
     ),
     (
         "paid_merchant_discount",
-        Declared(
-            "amount",
-            amount_field().schema,
-            required=False,
-            checks=amount_field().checks + " At most the goods total of the lines.",
-        ),
+        amount_field(required=False).also("At most the goods total of the lines."),
     ),
     (
         "offers",

@@ -7,6 +7,11 @@ disabled by name:
     Is this merchant with this product admitted to 超值购? (第五条 2, 3)
 ``shipping_check`` (:mod:`pricecalc_chaozhigou.shipping`)
     Was the order shipped within 48 hours of payment? (第五条 1(2))
+
+The admission rule's parts: :mod:`~pricecalc_chaozhigou.applicant` (the merchant and the
+product read from the request), :mod:`~pricecalc_chaozhigou.limits` (its policy bounds),
+:mod:`~pricecalc_chaozhigou.criteria` (one check per criterion, the reason codes), and
+:mod:`~pricecalc_chaozhigou.names` (the campaign's vocabulary, English and Chinese).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from pricecalc.fields import (
 )
 from pricecalc.i18n import msg
 from pricecalc.registry import ReasonCode, Rule, RuleContext
-from pricecalc.toolkit import norm, plain, policy_names, policy_number
+from pricecalc.toolkit import norm, number_text, policy_names, policy_number
 from pricecalc_chaozhigou import DISTRIBUTION, __version__
 
 KIND = "shipping_check"
@@ -123,7 +123,7 @@ def shipping_check(inp: ShippingInput, ctx: RuleContext) -> Outcome:
             Reason(
                 SHIPPED_LATE,
                 f"shipped at {iso(shipped)}, {hours} hours after payment, after the deadline "
-                f"{iso(deadline)} ({plain(max_hours)} hours after payment)",
+                f"{iso(deadline)} ({number_text(max_hours)} hours after payment)",
             ),
         )
     return Outcome(
@@ -132,7 +132,7 @@ def shipping_check(inp: ShippingInput, ctx: RuleContext) -> Outcome:
             "shipped_at": iso(shipped),
             "category": inp.category,
             "exempt": exempt,
-            "max_hours": plain(max_hours),
+            "max_hours": number_text(max_hours),
             "deadline": None if exempt else iso(deadline),
             "hours_taken": str(hours),
             "late": late,

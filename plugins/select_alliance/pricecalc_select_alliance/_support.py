@@ -16,8 +16,8 @@ from pricecalc.registry import ReasonCode
 from pricecalc.toolkit import (
     fraction,
     norm,
+    number_text,
     percent,
-    plain,
     policy_bool,
     policy_count,
     policy_names,
@@ -38,8 +38,8 @@ __all__ = [
     "favorable_reason",
     "fraction",
     "norm",
+    "number_text",
     "percent",
-    "plain",
     "policy_bool",
     "policy_count",
     "policy_names",
@@ -88,7 +88,9 @@ def banned_reason(closures: int, limit: int) -> Reason:
 
 
 def dsr_reason(value: Decimal, minimum: Decimal) -> Reason:
-    return Reason(DSR_TOO_LOW, f"DSR {plain(value)} is below the minimum {plain(minimum)}")
+    return Reason(
+        DSR_TOO_LOW, f"DSR {number_text(value)} is below the minimum {number_text(minimum)}"
+    )
 
 
 def favorable_reason(value: Decimal, minimum: Decimal) -> Reason:

@@ -257,6 +257,27 @@ def _stacked(
     )
 
 
+def _split_table(
+    figures: CampaignFigures,
+    table_id: str,
+    title: tuple[str, str],
+    first: tuple[str, str],
+    table_rows: Sequence[tuple[str, Mapping[str, Decimal]]],
+) -> Table:
+    """Who funds the subsidy by ``first`` (a category, a day): one column per split figure
+    the kinds declare, and its stacked bars titled in Chinese (``title``: zh, en)."""
+    fields = figures.split_fields
+    names = [split_label(figures, name) for name in fields]
+    ids = [split_name(figures, name) for name in fields]
+    return Table(
+        table_id,
+        f"{title[0]} {title[1]}",
+        (first, *zip(ids, names, strict=True)),
+        tuple((Cell(label), *(_money(row[n]) for n in fields)) for label, row in table_rows),
+        chart=_stacked(table_rows, fields, names, title[0]),
+    )
+
+
 def _explained(figures: CampaignFigures, code: str) -> tuple[Cell, Cell]:
     """A reason code's one-line explanation, Chinese and English, from its rule's
     declaration (:meth:`CampaignFigures.explain`)."""
@@ -293,22 +314,15 @@ def report_tables(figures: CampaignFigures, header: ReportHeader) -> list[Table]
         chart=bar_chart(codes, title="驳回原因 Rejections by reason code"),
         note="一个决定可有多个原因 A decision may carry several codes: each is counted once.",
     ))  # fmt: skip
-    split_fields = figures.split_fields
-    split_names = [split_label(figures, name) for name in split_fields]
-    split_ids = [split_name(figures, name) for name in split_fields]
     by_category = sorted(figures.split_by_category.items())
-    tables.append(Table(
-        "split-by-category", "补贴分摊(按类目) Subsidy split by category",
-        (("category", WORDS["category"]), *zip(split_ids, split_names, strict=True)),
-        tuple((Cell(c), *(_money(row[n]) for n in split_fields)) for c, row in by_category),
-        chart=_stacked(by_category, split_fields, split_names, "补贴分摊(按类目)"),
+    tables.append(_split_table(
+        figures, "split-by-category", ("补贴分摊(按类目)", "Subsidy split by category"),
+        ("category", WORDS["category"]), by_category,
     ))  # fmt: skip
     by_day = [(day.isoformat(), row) for day, row in sorted(figures.split_by_day.items())]
-    tables.append(Table(
-        "split-by-day", "补贴分摊(按日) Subsidy split by Beijing day",
-        (("day", WORDS["day"]), *zip(split_ids, split_names, strict=True)),
-        tuple((Cell(d), *(_money(row[n]) for n in split_fields)) for d, row in by_day),
-        chart=_stacked(by_day, split_fields, split_names, "补贴分摊(按日)"),
+    tables.append(_split_table(
+        figures, "split-by-day", ("补贴分摊(按日)", "Subsidy split by Beijing day"),
+        ("day", WORDS["day"]), by_day,
     ))  # fmt: skip
     settled = [(day.isoformat(), row) for day, row in sorted(figures.settled_by_day.items())]
     series = figures.series
