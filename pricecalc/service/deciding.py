@@ -1,16 +1,15 @@
 """Deciding for a token: the request's key held in flight (409 for a second one), the
 rules a merchant-limited token is held to (SPEC §11: no other merchant's key, order or
-record), the decision made in one of the service's decide threads through
-``Calculator.decide`` (so concurrent requests share the store's group commit), and the
-problem an invalid request or an idempotency conflict is answered with.
+record), the decision made in the service's decide thread with the requests that
+arrived with it (:mod:`pricecalc.service.groups`: one group, one sync), and the problem
+an invalid request or an idempotency conflict is answered with.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from audit.protocol import Record
 from pricecalc import records
@@ -20,10 +19,10 @@ from pricecalc.errors import IdempotencyConflict, InvalidInput
 from pricecalc.service.keys import normal_key
 from pricecalc.service.problems import Problem
 from pricecalc.service.responses import invalid
-from pricecalc.service.runtime import Service
 from pricecalc.service.tokens import Token
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from pricecalc.service.runtime import Service
 
 #: The batch row's error for such a key (SPEC §8's conflict row without seq or audit).
 HIDDEN_ROW = "this request_id is already used for another request"
@@ -34,32 +33,57 @@ HIDDEN_CONFLICT = Problem(
 )
 
 
-async def in_thread(service: Service, work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` in one of the service's decide threads (:attr:`Service.deciders`,
-    sized for group commit). A caller cancelled meanwhile still waits for it to end, as
-    anyio's ``to_thread`` does: a decision under way is never left running unheld."""
-    future = asyncio.get_running_loop().run_in_executor(service.deciders, work, *args)
+def decide_group(
+    service: Service, group: Sequence[tuple[Token, Envelope]]
+) -> list[Decision | Exception]:
+    """In the decide thread (:class:`~pricecalc.service.groups.LoopGroups`): a group of
+    requests, each its decision or its own exception. A merchant-limited token's checks
+    come first; then each run of requests for one operator is decided by that operator's
+    calculator as one group — one transaction, one sync (``Calculator.decide_each``)."""
+    outcomes: list[Decision | Exception | None] = [None] * len(group)
+    run: list[tuple[int, Envelope]] = []
+    operator = None
+    for index, (token, envelope) in enumerate(group):
+        if token.merchant_id is not None:
+            try:
+                merchant_may_decide(service, token, envelope)
+            except Exception as exc:  # a Problem, or the store failing: this request's own
+                outcomes[index] = exc
+                continue
+        if token.operator != operator and run:
+            _decide_run(service, operator, run, outcomes)
+            run = []
+        operator = token.operator
+        run.append((index, envelope))
+    if run:
+        _decide_run(service, operator, run, outcomes)
+    return cast(list[Decision | Exception], outcomes)
+
+
+def _decide_run(
+    service: Service,
+    operator: str | None,
+    run: list[tuple[int, Envelope]],
+    outcomes: list[Decision | Exception | None],
+) -> None:
+    assert operator is not None
+    service.metrics.decision_groups.observe(len(run))
+    decided: list[Decision | Exception]
     try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await asyncio.wait((future,))
-        raise
-
-
-def _decide_now(service: Service, token: Token, envelope: Envelope) -> Decision:
-    """In a decide thread: a merchant-limited token's checks, then the decision."""
-    if token.merchant_id is not None:
-        merchant_may_decide(service, token, envelope)
-    return service.calculator(token.operator).decide(envelope)
+        decided = service.calculator(operator).decide_each([envelope for _, envelope in run])
+    except Exception as exc:  # this run's requests hear of it; the group's other runs go on
+        decided = [exc] * len(run)
+    for (index, _), outcome in zip(run, decided, strict=True):
+        outcomes[index] = outcome
 
 
 async def decide(service: Service, token: Token, envelope: Envelope) -> tuple[Decision, bool]:
-    """Decide in a worker thread while holding the key in flight; (decision, new)."""
+    """Decide in the next group while holding the key in flight; (decision, new)."""
     assert envelope.request_id is not None
     started = time.perf_counter()
     with service.in_flight.hold(envelope.request_id):
         try:
-            decision = await in_thread(service, _decide_now, service, token, envelope)
+            decision = await service.groups.submit((token, envelope))
         except InvalidInput as exc:
             raise invalid(exc) from None
         except IdempotencyConflict as exc:
