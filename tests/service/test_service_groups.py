@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -209,3 +210,28 @@ def test_one_operators_failure_leaves_the_groups_others_decided(
     )
     assert [r.json()["audit"]["seq"] for r in (responses[0], responses[3])] == [2, 3]
     assert "secret detail" not in capsys.readouterr().err
+
+
+def test_the_hot_path_answers_as_its_route(env: Env) -> None:
+    """POST /v1/decisions goes straight to its endpoint (pricecalc.service.app.ServiceApp):
+    the same answers, problems, metrics and log as through Starlette's route; any other
+    method on the path still gets Starlette's 405 problem with Allow (not counted or logged,
+    as before)."""
+    created = env.client.post("/v1/decisions", json=split(), headers=env.auth("all", "hot"))
+    refused = env.client.post("/v1/decisions", json=split(), headers={"Authorization": "x"})
+    wrong = env.client.put("/v1/decisions", json=split(), headers=env.auth("all", "hot"))
+    assert (created.status_code, created.json()["audit"]["seq"]) == (201, 1)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == 'Bearer realm="pricecalc"'
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json() == problem("method-not-allowed", "PUT is not allowed here")
+    text = env.client.get("/metrics").text
+    for status in ("201", "401"):
+        assert (
+            f'pricecalc_http_requests_total{{method="POST",route="/v1/decisions",'
+            f'status="{status}"}} 1.0'
+        ) in text
+    logged = [json.loads(line) for line in env.log.getvalue().splitlines()]
+    assert [(e["method"], e["path"], e["status"], e.get("token")) for e in logged][:2] == [
+        ("POST", "/v1/decisions", 201, "all"), ("POST", "/v1/decisions", 401, None)
+    ]  # fmt: skip
