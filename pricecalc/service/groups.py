@@ -1,17 +1,20 @@
-"""Requests gathered on the event loop and handed to one thread a group at a time.
+"""Requests gathered on the event loop and handed to a decide thread a group at a time.
 
 ``pricecalc serve`` decides on the store's pace, not a thread per request: a request
-joins the loop's pending list; when no group is running, everything pending (up to
-``bound``, in arrival order) is handed at once to the one decide thread, which decides
-and records it as one group (one transaction, one sync); the requests that arrived
-meanwhile are the next group, handed over as soon as that one is done. So a group of N
-requests costs two thread hand-offs, not 2N, and no thread waits on another's lock — the
-decide thread holds the GIL only for decisions, the loop only for HTTP.
+joins the loop's pending list; when a decide thread is free, everything pending (up to
+``bound``, in arrival order) is handed to it at once, at the end of that turn of the
+loop, and decided and recorded as one group (one transaction, one sync); the requests
+that arrive meanwhile are the next group. So a group of N requests costs two thread
+hand-offs, not 2N, and no thread waits on another's lock. With ``depth`` 2 (the
+service's), the next group is prepared and decided while the last one syncs — the
+store syncs after its lock is let go — so a sync does not leave the process idle.
 
 Each request gets its own outcome (a value, or an exception raised in its own task), set
 only once the thread has returned its group: after the commit. A request whose task is
 cancelled meanwhile still waits for its group (as anyio's ``to_thread`` does): a decision
-under way is never left running unheld.
+under way is never left running unheld. Requests in different groups were in flight at
+the same time (none was answered before the other was sent), so either order is one a
+client could have seen; two with one key are never in flight at once (409).
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ R = TypeVar("R")
 class _Queue(Generic[T, R]):
     """One event loop's pending requests and whether a group of them is running."""
 
-    __slots__ = ("pending", "running")
+    __slots__ = ("pending", "running", "starting")
 
     def __init__(self) -> None:
         self.pending: list[tuple[T, asyncio.Future[R]]] = []
-        self.running = False
+        self.running = 0  # groups handed to the threads, not yet back
+        self.starting = False  # a group's start is scheduled for the end of this turn
 
 
 class LoopGroups(Generic[T, R]):
@@ -45,11 +49,13 @@ class LoopGroups(Generic[T, R]):
         self,
         run: Callable[[Sequence[T]], Sequence[R | Exception]],
         bound: int,
+        depth: int = 1,
         name: str = "pricecalc-decide",
     ) -> None:
         self._run = run
         self._bound = bound
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._depth = depth
+        self._thread = ThreadPoolExecutor(depth, thread_name_prefix=name)
         self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue[T, R]] = (
             WeakKeyDictionary()
         )
@@ -62,21 +68,28 @@ class LoopGroups(Generic[T, R]):
             queue = self._queues[loop] = _Queue()
         future: asyncio.Future[R] = loop.create_future()
         queue.pending.append((item, future))
-        if not queue.running:
-            # Started at the end of this turn of the loop, not now: the requests whose
-            # tasks are ready in the same turn (data that came in together) join it.
-            queue.running = True
-            loop.call_soon(self._start, loop, queue)
+        self._wake(loop, queue)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             await asyncio.wait((future,))
             raise
 
+    def _wake(self, loop: asyncio.AbstractEventLoop, queue: _Queue[T, R]) -> None:
+        """Start a group at the end of this turn of the loop, not now — the requests whose
+        tasks are ready in the same turn (data that came in together) join it — when a
+        thread is free for it."""
+        if queue.pending and not queue.starting and queue.running < self._depth:
+            queue.starting = True
+            loop.call_soon(self._start, loop, queue)
+
     def _start(self, loop: asyncio.AbstractEventLoop, queue: _Queue[T, R]) -> None:
+        queue.starting = False
+        if not queue.pending or queue.running >= self._depth:
+            return
         group = queue.pending[: self._bound]
         del queue.pending[: self._bound]
-        queue.running = True
+        queue.running += 1
         items = [item for item, _ in group]
         done = self._thread.submit(self._run, items)
 
@@ -101,9 +114,8 @@ class LoopGroups(Generic[T, R]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        queue.running = False
-        if queue.pending:  # what arrived while this group ran: the next group
-            self._start(loop, queue)
+        queue.running -= 1
+        self._wake(loop, queue)  # what arrived while this group ran: the next group
 
     def close(self) -> None:
         """Wait for the group under way, then stop the thread."""

@@ -100,6 +100,38 @@ def test_requests_of_one_turn_are_one_group_and_the_next_come_after() -> None:
     ]  # fmt: skip
 
 
+def test_with_depth_two_the_next_group_runs_while_the_last_is_held() -> None:
+    """Depth 2 (the service's): while one group is still running (syncing, say), the
+    requests that arrive meanwhile are handed to the second thread at once; a third group
+    waits for one of the two to be done."""
+    groups: list[list[int]] = []
+    first_running = threading.Event()
+    release = threading.Event()
+
+    def run(items: Sequence[int]) -> list[int | Exception]:
+        groups.append(list(items))
+        if items[0] == 1:
+            first_running.set()
+            release.wait(30)
+        return [n * 10 for n in items]
+
+    grouped: LoopGroups[int, int] = LoopGroups(run, bound=8, depth=2)
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(grouped.submit(1))
+        await asyncio.get_running_loop().run_in_executor(None, first_running.wait, 30)
+        second = await asyncio.gather(grouped.submit(2), grouped.submit(3))
+        seen = [len(groups), int(first.done())]
+        release.set()
+        return [*seen, await first, *second]
+
+    try:
+        assert asyncio.run(main()) == [2, 0, 10, 20, 30]
+    finally:
+        grouped.close()
+    assert groups == [[1], [2, 3]]
+
+
 def test_a_group_that_fails_fails_each_of_its_requests() -> None:
     def run(items: Sequence[int]) -> list[int | Exception]:
         raise OSError("disk gone")
