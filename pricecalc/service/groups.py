@@ -91,7 +91,13 @@ class LoopGroups(Generic[T, R]):
         del queue.pending[: self._bound]
         queue.running += 1
         items = [item for item, _ in group]
-        done = self._thread.submit(self._run, items)
+        try:
+            done = self._thread.submit(self._run, items)
+        except RuntimeError as exc:  # closed (the service is shutting down): told, not hung
+            refused: ThreadFuture[Sequence[R | Exception]] = ThreadFuture()
+            refused.set_exception(exc)
+            self._finish(loop, queue, group, refused)
+            return
 
         def finished(done: ThreadFuture[Sequence[R | Exception]]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits

@@ -148,6 +148,18 @@ def test_a_group_that_fails_fails_each_of_its_requests() -> None:
     assert [str(o) for o in outcomes] == ["disk gone"] * 3
 
 
+def test_a_request_after_close_is_refused_not_left_waiting() -> None:
+    grouped: LoopGroups[int, int] = LoopGroups(lambda items: list(items), bound=8)
+    grouped.close()
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(grouped.submit(1), return_exceptions=True)
+
+    (outcome,) = asyncio.run(main())
+    assert isinstance(outcome, RuntimeError)
+    assert str(outcome) == "cannot schedule new futures after shutdown"
+
+
 def test_a_cancelled_request_still_waits_for_its_group() -> None:
     """A request cancelled while its group runs is not let go before the group is done
     (its key stays held in flight until its decision is recorded or refused)."""
