@@ -6,7 +6,9 @@ durable before its response is sent. The package is split by job:
 :mod:`~pricecalc.service.app` (the Starlette application: routes, probes, metrics,
 each answer counted and logged), :mod:`~pricecalc.service.decisions` (the decision and
 void endpoints), :mod:`~pricecalc.service.deciding` (deciding for a token: keys in flight,
-merchant limits, the decide threads), :mod:`~pricecalc.service.batches` (``/v1/batches``,
+merchant limits, a group of requests decided), :mod:`~pricecalc.service.groups`
+(requests handed from the event loop to the decide threads in groups),
+:mod:`~pricecalc.service.batches` (``/v1/batches``,
 streamed), :mod:`~pricecalc.service.proofs` (the SPEC §9 endpoints),
 :mod:`~pricecalc.service.reading` (a request's token, key header, body and JSON),
 :mod:`~pricecalc.service.responses` (JSON and problem responses, the decision body),
