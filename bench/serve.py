@@ -5,6 +5,8 @@ every request its own ``Idempotency-Key`` — so every answer is a new durable d
 never a replay — at 64 connections and at 1, against ``pricecalc serve`` and against the
 same Starlette/uvicorn stack answering a constant (no rules, no store). Open loop:
 bench/openloop.py at a steady 1,000 requests/s, p99 latency. subsidy_split requests.
+Beside each rate, the server's CPU time (user + system, its threads and children) per
+request: the figure that moves least with the load other work puts on the machine.
 
 ``python -m bench --only serve`` or ``python -m bench.serve [--quick]``.
 """
@@ -101,33 +103,64 @@ def _wait(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def server(command: Sequence[str], port: int) -> Iterator[None]:
+def server(command: Sequence[str], port: int) -> Iterator[int]:
+    """Run the server under test; yields its process id."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
         _wait(port, process)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=60)
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of process ``pid`` and its children so far — the load-robust
+    measure: on a shared machine the rate moves with the neighbours, the CPU a request
+    costs much less. None where /proc is not there to read it."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            if current == pid:
+                return None
+            continue
+        total += int(stat[11]) + int(stat[12])
+    return total / tick
+
+
+def wrk(
+    url: str, connections: int, seconds: int, script: Path, pid: int | None = None
+) -> dict[str, float | str | None]:
+    """A closed-loop run; with the server's ``pid``, its CPU µs per answered request."""
     threads = min(2, connections)
+    before = cpu_seconds(pid) if pid is not None else None
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
          "-s", str(script), "--latency", url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    after = cpu_seconds(pid) if pid is not None else None
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     failed = int(bad.group(1)) if bad else 0
+    cpu_us = None
+    if before is not None and after is not None and total:
+        cpu_us = (after - before) / total * 1e6
     return {
         "requests_per_s": rate,
         "ok_per_s": rate * (total - failed) / total if total else 0.0,
         "non_2xx": failed,
         "socket_errors": errors.group(0) if errors else "",
+        "server_cpu_us_per_request": cpu_us,
     }
 
 
@@ -153,11 +186,11 @@ def run(quick: bool = False) -> dict[str, Any]:
                      "--tokens", str(tokens), "--port", str(ours), "--access-log", "-"]  # fmt: skip
         const_cmd = [sys.executable, "-m", "bench.serve", "--constant", str(plain)]
         results: dict[str, Any] = {}
-        with server(serve_cmd, ours), server(const_cmd, plain):
-            for name, port in (("pricecalc", ours), ("constant", plain)):
+        with server(serve_cmd, ours) as ours_pid, server(const_cmd, plain) as plain_pid:
+            for name, port, pid in (("pricecalc", ours, ours_pid), ("constant", plain, plain_pid)):
                 url = f"http://127.0.0.1:{port}/v1/decisions"
                 for connections in (64, 1):
-                    results[f"{name}_c{connections}"] = wrk(url, connections, seconds, script)
+                    results[f"{name}_c{connections}"] = wrk(url, connections, seconds, script, pid)
             headers = {"Authorization": f"Bearer {token}"}
             data = BODY.encode()
             run_id = uuid.uuid4().hex[:12]
@@ -167,9 +200,14 @@ def run(quick: bool = False) -> dict[str, Any]:
                     lambda i: (data, {**headers, "Idempotency-Key": f'"{run_id}-{i}"'}),
                 )
             )  # fmt: skip
-    durable = results["pricecalc_c64"]["ok_per_s"]
-    vs_constant = durable / results["constant_c64"]["ok_per_s"]
-    vs_one = durable / max(results["pricecalc_c1"]["ok_per_s"], 1e-9)
+    durable = float(results["pricecalc_c64"]["ok_per_s"])
+    vs_constant = durable / float(results["constant_c64"]["ok_per_s"])
+    vs_one = durable / max(float(results["pricecalc_c1"]["ok_per_s"]), 1e-9)
+
+    def cpu(run: str) -> str:
+        value = results[run]["server_cpu_us_per_request"]
+        return "" if value is None else f"{value:,.0f}"
+
     p99 = results["open_loop_1000"]["p99_ms"]
     print(table(
         "pricecalc serve: subsidy_split, each request its own Idempotency-Key",
@@ -182,6 +220,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             ("  (open loop answered / failures)",
              f"{results['open_loop_1000']['answered']} / "
              f"{results['open_loop_1000']['failures']}", "", ""),
+            ("server CPU µs per request, 64 / 1 connections",
+             f"{cpu('pricecalc_c64')} / {cpu('pricecalc_c1')}", "", ""),
+            ("  the constant stack's, 64 / 1",
+             f"{cpu('constant_c64')} / {cpu('constant_c1')}", "", ""),
         ],
     ))  # fmt: skip
     goals = {

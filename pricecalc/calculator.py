@@ -213,6 +213,36 @@ class Calculator:
         """
         return cast(Decision, self._group.submit_from(lambda: self._prepare(request, now)))
 
+    def decide_each(
+        self, requests: Sequence[Request], *, now: datetime | None = None
+    ) -> list[Decision | Exception]:
+        """Decide ``requests`` as one group from this thread — one transaction, one sync,
+        in their order — each getting what its own :meth:`decide` call would have: its
+        decision, or the exception it would raise (returned here, not raised). For a
+        caller that gathers concurrent requests itself (``pricecalc serve`` hands each
+        group from its event loop to one thread) rather than calling :meth:`decide` from
+        a thread per request."""
+        slots: list[Waiting[_Prepared] | Exception] = []
+        for request in requests:
+            try:
+                slots.append(Waiting(self._prepare(request, now)))
+            except Exception as exc:  # this request's own error, as decide would raise it
+                slots.append(exc)
+        group = [slot for slot in slots if isinstance(slot, Waiting)]
+        if group:
+            try:
+                self._decide_group(group)
+            except Exception as exc:  # the commit failed: every request of the group hears it
+                for waiting in group:
+                    if waiting.error is None and waiting.value is None:
+                        waiting.error = exc
+        return [
+            slot if isinstance(slot, Exception)
+            else cast(Exception, slot.error) if slot.error is not None
+            else cast(Decision, slot.value)
+            for slot in slots
+        ]  # fmt: skip
+
     def _prepare(self, request: Request, now: datetime | None) -> _Prepared:
         """A ``decide`` request read, keyed and evaluated away from the store, in the
         caller's own thread (no lock needed: the group re-checks it under the lock)."""

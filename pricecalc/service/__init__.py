@@ -3,7 +3,15 @@
 ``pricecalc --audit STORE serve --tokens FILE`` (SPEC §11, docs/service.md) answers with
 the same calculator, rules, policy and plugins as the command line; every decision is
 durable before its response is sent. The package is split by job:
-:mod:`~pricecalc.service.app` (the Starlette application and its routes),
+:mod:`~pricecalc.service.app` (the Starlette application: routes, probes, metrics,
+each answer counted and logged), :mod:`~pricecalc.service.decisions` (the decision and
+void endpoints), :mod:`~pricecalc.service.deciding` (deciding for a token: keys in flight,
+merchant limits, a group of requests decided), :mod:`~pricecalc.service.groups`
+(requests handed from the event loop to the decide threads in groups),
+:mod:`~pricecalc.service.batches` (``/v1/batches``,
+streamed), :mod:`~pricecalc.service.proofs` (the SPEC §9 endpoints),
+:mod:`~pricecalc.service.reading` (a request's token, key header, body and JSON),
+:mod:`~pricecalc.service.responses` (JSON and problem responses, the decision body),
 :mod:`~pricecalc.service.runtime` (the settings and the calculators, tokens and limits
 behind the routes),
 :mod:`~pricecalc.service.problems` (RFC 9457 problem documents),

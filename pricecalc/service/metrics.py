@@ -46,6 +46,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.decision_groups = Histogram(
+            "pricecalc_decision_group_size",
+            "Requests of POST /v1/decisions and /v1/voids recorded with one group commit.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=self.registry,
+        )
         self.batch_groups = Histogram(
             "pricecalc_batch_group_size",
             "Requests of a /v1/batches body recorded with one group commit.",

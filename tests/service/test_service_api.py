@@ -267,18 +267,18 @@ def test_batch_body_is_spooled_not_held(tmp_path: Path, monkeypatch: pytest.Monk
     """SPEC §11: a batch body up to its limit (64 MiB by default) is spooled — to disk
     once over SPOOL_IN_MEMORY — and read line by line, never held whole in memory; its
     rows are the same, and a body over the limit (chunked, no Content-Length) is 413."""
-    from pricecalc.service import app as app_module
+    from pricecalc.service import batches, reading
 
     spooled: list[bool] = []
-    real = app_module.spool_body
+    real = reading.spool_body
 
     async def watched(request: Any, limit: int) -> Any:
         body, digest = await real(request, limit)
         spooled.append(body._rolled)  # type: ignore[attr-defined]
         return body, digest
 
-    monkeypatch.setattr(app_module, "SPOOL_IN_MEMORY", 64)
-    monkeypatch.setattr(app_module, "spool_body", watched)
+    monkeypatch.setattr(reading, "SPOOL_IN_MEMORY", 64)
+    monkeypatch.setattr(batches, "spool_body", watched)
     env = Env(tmp_path, max_batch=2000)
     lines = [json.dumps({**split(), "request_id": f"s{n}"}) for n in range(3)]
     with env.client:
