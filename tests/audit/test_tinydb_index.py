@@ -14,7 +14,9 @@ import pytest
 from audit_support import entry, fill
 
 import audit
+import audit.tinydb_handle
 import audit.tinydb_log
+import audit.tinydb_lookup
 from audit.logfile import LogFile
 
 Opener = Callable[..., audit.TinyDBAuditStore]
@@ -24,11 +26,17 @@ def no_scans(*args: object) -> Iterator[tuple[int, bytes]]:
     raise AssertionError("the log file was scanned")
 
 
+def forbid_scans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every module of the log handle that streams the log fail if it does."""
+    for module in (audit.tinydb_handle, audit.tinydb_lookup, audit.tinydb_log):
+        monkeypatch.setattr(module, "iter_lines", no_scans)
+
+
 def test_lookups_do_not_scan_the_log(open_tinydb: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_tinydb()
     records = fill(store, 300)
     store.get("k1")  # the index is up to date from here on
-    monkeypatch.setattr(audit.tinydb_log, "iter_lines", no_scans)
+    forbid_scans(monkeypatch)
     assert store.get("k150") == records[149]
     assert store.get("missing") is None
     assert store.find("order:O2")[-1] == records[-2]
@@ -55,7 +63,7 @@ def test_opening_reads_only_the_tail(
         return real_pread(self, offset, length)
 
     monkeypatch.setattr(LogFile, "pread", counting_pread)
-    monkeypatch.setattr(audit.tinydb_log, "iter_lines", no_scans)
+    forbid_scans(monkeypatch)
     again = open_tinydb()
     again.append(audit.Entry({"n": "new"}))  # no key: no index needed
     assert again.head().seq == 5001
