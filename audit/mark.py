@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -50,8 +51,13 @@ def format_mark(generation: int, head: Checkpoint, offset: int, end: int | None 
     return line.ljust(SLOT - 1, b" ") + b"\n"
 
 
+@functools.lru_cache(maxsize=8)
 def parse_mark(slot: bytes) -> Mark | None:
-    """The mark a slot holds, or None (torn, forged, written by hand)."""
+    """The mark a slot holds, or None (torn, forged, written by hand).
+
+    Remembered for the last few slots read (a pure function of the bytes): with several
+    processes on one log, each reads the mark and the note in ``<log>.lock`` a few times
+    per group, and they change once per sync."""
     text = slot.rstrip(b" \n\0")
     body, _, check = text.rpartition(b" ")
     if not body or hashlib.sha256(body).hexdigest()[:16].encode("ascii") != check:
