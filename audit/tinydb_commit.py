@@ -59,7 +59,7 @@ class LogWriter(LogLookups):
             assert self._end is not None
             head = self._head
             with contextlib.suppress(IndexUnavailable):
-                self._sync_index()  # an index that knew a later head raises the mark first
+                self._sync_index(full=True)  # an index that knew a later head raises the mark first
             mark = self._mark.read()
             lost = None
             if mark is not None and not self._log_holds(*mark):
@@ -126,7 +126,7 @@ class LogWriter(LogLookups):
             self._note_durable(self._end)
             self._point = self._end
             with contextlib.suppress(AuditError):  # else the next lookup catches it up
-                self._sync_index()  # the rows held just now go in
+                self._sync_index(full=True)  # the rows held just now go in
             self._write_mark(self._head, last_at, self._end)
         else:
             self._publish(self._head, last_at, self._end)

@@ -48,10 +48,11 @@ from audit.records import (
 from audit.tinydb_index import (
     IndexKeeper,
     IndexUnavailable,
+    record_names,
 )
 from audit.verifying import line_fields
 
-__all__ = ["Clock", "LogHandle"]
+__all__ = ["Clock", "LogHandle", "TailLine"]
 
 logger = logging.getLogger("audit")
 
@@ -60,6 +61,10 @@ Clock = Callable[[], datetime]
 
 #: How many lines past the index a handle keeps in memory between lookups.
 _TAIL_KEPT = 1024
+
+#: A line past the index: ``(offset, line, record, the record's index names)``; the
+#: record None and the names empty until it is decoded.
+TailLine = tuple[int, bytes, Record | None, tuple[str, ...]]
 
 
 def _utcnow() -> datetime:
@@ -130,9 +135,10 @@ class LogHandle:
         self._durable_lock = threading.Lock()
         self._point: int | None = None  # the durable point, once per lock hold
         # The records past the index (read while catching up, or written here): every
-        # lookup checks them as well as the index. ``(offset, line, record)``, contiguous
-        # over ``[_tail_from, _tail_to)``.
-        self._tail: list[tuple[int, bytes, Record | None]] = []
+        # lookup checks them as well as the index. ``(offset, line, record, its names)``
+        # (record None, names empty: not yet decoded), contiguous over
+        # ``[_tail_from, _tail_to)``.
+        self._tail: list[TailLine] = []
         self._tail_from = self._tail_to = -1
         self._file = LogFile(self.path)
         # Keeps the index and the tree cache in step with the log, under ``_locked()``.
@@ -396,12 +402,17 @@ class LogHandle:
         self._point = None
 
     # -- the index (kept by audit.tinydb_index) --------------------------------------
-    def _sync_index(self) -> None:
-        """Bring the sidecar index up to the durable point (under the lock): it never
-        names a record a power cut could still take, so that its head can witness the
-        mark. The records past it are read from the log (:meth:`_tail_records`)."""
+    def _sync_index(self, *, full: bool = False) -> None:
+        """Check the sidecar index and bring it up to the durable point (under the lock): it
+        never names a record a power cut could still take, so that its head can witness
+        the mark. Unless ``full``, it may stay behind by up to
+        :data:`audit.tinydb_index.LAG` bytes; the records past it are read from the lines
+        kept, or the log (:meth:`_tail_records`)."""
         assert self._end is not None
-        self._keeper.sync(self._end)
+        if full:
+            self._keeper.sync_fully(self._end)
+        else:
+            self._keeper.sync(self._end)
 
 
     def _durable_point(self) -> int:
@@ -436,7 +447,7 @@ class LogHandle:
         if len(self._tail) >= _TAIL_KEPT:
             self._tail, self._tail_from, self._tail_to = [], -1, -1
             return
-        self._tail.append((offset, line, record))
+        self._tail.append((offset, line, record, () if record is None else record_names(record)))
         self._tail_to = offset + len(line)
 
 

@@ -110,7 +110,7 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
                 return attrs.evolve(report, ok=False, bad_seq=exc.seq, problem=str(exc))
             self._settle()  # the tree is checked at the log's end
             try:
-                self._sync_index()
+                self._sync_index(full=True)
             except IndexUnavailable as exc:  # a full disk: the log itself verified
                 logger.warning("audit: %s; its tree was not checked", exc)
                 return report
@@ -140,7 +140,7 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
             assert self._end is not None
             self._settle()
             with contextlib.suppress(AuditError):
-                self._sync_index()  # the index reaches the log's end (what is compared)
+                self._sync_index(full=True)  # the index reaches the log's end (compared)
             problems = self._keeper.check(self._end)
             if problems:
                 self._keeper.reset()
@@ -155,7 +155,7 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
             if self._tx_thread is None:
                 self._settle()  # the tree at the head: the index brought to the end
             try:
-                self._sync_index()
+                self._sync_index(full=True)
             except IndexUnavailable as exc:
                 if self._tx_thread is not None:
                     raise
@@ -205,7 +205,7 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
         if self._unusable is None and os.getpid() == self._pid:
             # The last group's rows, held until its sync, go into the index now.
             with contextlib.suppress(AuditError, OSError, sqlite3.Error), self._locked():
-                self._sync_index()
+                self._sync_index(full=True)
         with self._tlock:
             self._closed = True
             self._file.close()

@@ -33,7 +33,7 @@ from audit.records import (
     parse_timestamp,
     record_to_dict,
 )
-from audit.tinydb_handle import LogHandle
+from audit.tinydb_handle import LogHandle, TailLine
 from audit.tinydb_index import (
     INDEX_FAILURES,
     IndexUnavailable,
@@ -71,7 +71,7 @@ def unavailable(storage: LogHandle, exc: Exception) -> str:
 class LogLookups(DurableLog):
     """The reads of the log handle: checked lookups, and streams from a snapshot."""
 
-    def _tail_records(self) -> list[tuple[int, bytes, Record | None]]:
+    def _tail_records(self) -> list[TailLine]:
         """The log's lines past the index, up to the end (under the lock, after
         :meth:`_sync_index`): the groups whose syncs may still be in flight. Kept between
         lock holds (catching up and committing add to them), read from the log otherwise."""
@@ -84,14 +84,14 @@ class LogLookups(DurableLog):
             self._tail_from = start
         if self._tail_to < self._end:
             for offset, line in iter_lines(self.path, self._tail_to, self._end):
-                self._tail.append((offset, line, None))
+                self._tail.append((offset, line, None, ()))
                 self._tail_to = offset + len(line)
         tail = self._tail
-        for i, (offset, line, record) in enumerate(tail):
+        for i, (offset, line, record, _) in enumerate(tail):
             if record is None:  # read while catching up, or unreadable
                 found = decode_line(line, None, check=False).record
                 if found is not None:
-                    tail[i] = (offset, line, found)
+                    tail[i] = (offset, line, found, record_names(found))
         return tail
 
 
@@ -99,8 +99,8 @@ class LogLookups(DurableLog):
         """The records past the index holding ``name``, each checked."""
         return [
             self._checked_line(record.seq, line, name, offset)
-            for offset, line, record in self._tail_records()
-            if record is not None and name in record_names(record)
+            for offset, line, record, names in self._tail_records()
+            if record is not None and name in names
         ]
 
 
@@ -200,10 +200,10 @@ class LogLookups(DurableLog):
             present = {key for key in keys if self._keeper.seqs_by_key(key)}
             names = {key_name(key): key for key in keys if key not in present}
             if names:
-                for offset, line, record in self._tail_records():
+                for offset, line, record, held in self._tail_records():
                     if record is None or record.key is None:
                         continue
-                    key = names.pop(key_name(record.key), None)
+                    key = names.pop(held[-1], None)  # the key's name comes last
                     if key is not None:
                         self._checked_line(record.seq, line, key_name(key), offset)
                         present.add(key)
@@ -249,7 +249,7 @@ class LogLookups(DurableLog):
         def find() -> Record | None:
             if seq <= self._keeper.indexed()[1]:
                 return self._read_seq(seq, None)
-            for offset, line, record in self._tail_records():
+            for offset, line, record, _ in self._tail_records():
                 if record is not None and record.seq == seq:
                     return self._checked_line(seq, line, None, offset)
             raise IndexBroken(f"record {seq} is neither in the index nor past it")

@@ -15,6 +15,7 @@ from audit_support import entry, fill
 
 import audit
 import audit.tinydb_handle
+import audit.tinydb_index
 import audit.tinydb_log
 import audit.tinydb_lookup
 from audit.logfile import LogFile
@@ -154,3 +155,57 @@ def test_an_unreadable_middle_line_does_not_stop_indexing(
     assert again.get("k3") is None
     assert again.get("k6") is not None and again.get("k2") is not None
     assert again.verify().bad_seq == 3
+
+
+# -- the index behind the durable point (issue 22) ----------------------------------------
+def test_the_index_stays_behind_by_less_than_its_lag_and_closing_brings_it_up(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """docs/scaling.md: a lookup leaves the index behind the durable point by less than
+    ``audit.tinydb_index.LAG`` bytes (one holder adds the rows later, in one SQLite
+    transaction); the records past it are found among the lines kept, each checked, and a
+    key that is nowhere is still a proven none. Closing brings the index to the end."""
+    store = open_tinydb()
+    records = fill(store, 5)
+    assert store.get("k3") == records[2]
+    assert store.get("missing") is None
+    assert store.storage._index.state().end_offset == 0  # nothing indexed yet
+    assert store_path.stat().st_size < audit.tinydb_index.LAG
+    store.close()
+    state = store.storage._index.state()
+    assert (state.end_offset, state.seq) == (store_path.stat().st_size, 5)
+
+
+def test_the_index_is_brought_up_once_it_lags_by_more(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """Past ``LAG`` bytes behind, the next lookup adds every durable record's rows."""
+    store = open_tinydb()
+    count = 0
+    while store_path.stat().st_size <= audit.tinydb_index.LAG:
+        count += 1
+        store.append(entry(count))
+    assert store.storage._index.state().seq == 0
+    store.append(entry(count + 1))  # its key check brings the index up to the durable point
+    assert store.storage._index.state().seq == count
+
+
+def test_a_record_past_the_index_edited_in_place_is_caught(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """SPEC §7: a record found past the index — read from the log, not the index — is
+    checked against its own hash like any other: one edited in place (same length) is
+    refused, naming it."""
+    store = open_tinydb()
+    fill(store, 3)
+    lines = store_path.read_bytes().splitlines(keepends=True)
+    assert b'"n":2' in lines[1]
+    lines[1] = lines[1].replace(b'"n":2', b'"n":7')
+    store_path.write_bytes(b"".join(lines))
+    other = open_tinydb()
+    with pytest.raises(audit.TamperedError) as refused:
+        other.get("k2")
+    assert str(refused.value) == (
+        "audit store tampered at record 2: record 2 hash mismatch: its content was edited "
+        "(or it was hashed with a different hmac_key)"
+    )
