@@ -115,7 +115,9 @@ class LogHandle:
             beside = self.path
         self._lock_path = beside + ".lock"
         self._lock_fd: int | None = None  # open while the lock is held
-        self._writers_flock = Flock()  # each holds back a wait after its abandoned one ends
+        # Each holds back a wait after its abandoned one ends; the writers' lock, waited
+        # for once a group while others write, keeps its helper thread between waits.
+        self._writers_flock = Flock(keep=True)
         self._log_flock = Flock()
         self._depth = 0
         self._tx_thread: int | None = None

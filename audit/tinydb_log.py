@@ -208,5 +208,6 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
                 self._sync_index(full=True)
         with self._tlock:
             self._closed = True
+            self._writers_flock.close()
             self._file.close()
             self._index.close()
