@@ -209,5 +209,6 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
         with self._tlock:
             self._closed = True
             self._writers_flock.close()
+            self._mark.close()
             self._file.close()
             self._index.close()

@@ -153,3 +153,27 @@ def test_a_kept_helper_ends_after_lingering_idle(
     finally:
         lock.close()
         os.close(fd)
+
+
+def test_the_stores_waits_for_its_mark_reuse_one_helper_until_it_closes(tmp_path: Path) -> None:
+    """A sync after the writer lock waits for the high-water mark's lock while another
+    process's sync holds it: through a helper kept between waits (one thread for all
+    of them), which ends when the store closes."""
+    import audit
+
+    log = tmp_path / "a.jsonl"
+    store = audit.TinyDBAuditStore(log)
+    seen: list[set[int | None]] = []
+    try:
+        for n in range(2):
+            holder = hold_elsewhere(Path(f"{log}.head"), 0.2)
+            assert store.append(audit.Entry({"n": n}, key=f"k{n}")).seq == n + 1
+            assert holder.wait(10) == 0
+            seen.append(_helper_idents())
+        assert len(seen[0]) == 1 and seen[1] == seen[0]
+    finally:
+        store.close()
+    deadline = time.monotonic() + 5
+    while _helper_idents():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
