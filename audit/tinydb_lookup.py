@@ -61,6 +61,28 @@ class _BadRecord(IndexBroken):
         self.problem = problem
 
 
+#: Past this many names looked for at once, every line past the index is decoded.
+_TEXTS_AT_MOST = 16
+
+
+def _texts(names: Collection[str]) -> list[str] | None:
+    """The normal texts of index ``names`` (``k:…``, ``t:…``), for :func:`_may_hold`."""
+    if len(names) > _TEXTS_AT_MOST:
+        return None
+    return [name.partition(":")[2] for name in names]
+
+
+def _may_hold(line: bytes, texts: Collection[str]) -> bool:
+    """Whether the record in ``line`` may hold a key or tag whose normal text
+    (:func:`audit.records.normal_text`) is one of ``texts``. False only when it cannot:
+    a line of ASCII without a backslash holds its strings as they are (no escapes), NFKC
+    leaves ASCII text as it is and stripping only cuts its ends, so a string of it whose
+    normal text is ``text`` has ``text`` in it — and so has the line."""
+    if not line.isascii() or b"\\" in line:
+        return True
+    return any(text.encode("utf-8") in line for text in texts)
+
+
 def unavailable(storage: LogHandle, exc: Exception) -> str:
     """Why the index of ``storage`` cannot be used, as a sentence."""
     if isinstance(exc, IndexUnavailable):
@@ -71,10 +93,13 @@ def unavailable(storage: LogHandle, exc: Exception) -> str:
 class LogLookups(DurableLog):
     """The reads of the log handle: checked lookups, and streams from a snapshot."""
 
-    def _tail_records(self) -> list[TailLine]:
+    def _tail_records(self, texts: Collection[str] | None = None) -> list[TailLine]:
         """The log's lines past the index, up to the end (under the lock, after
-        :meth:`_sync_index`): the groups whose syncs may still be in flight. Kept between
-        lock holds (catching up and committing add to them), read from the log otherwise."""
+        :meth:`_sync_index`): the groups whose syncs may still be in flight, and those
+        the index has not yet been brought to. Kept between lock holds (catching up and
+        committing add to them), read from the log otherwise. Decoded — once — only
+        where they may hold a name whose text is one of ``texts`` (:func:`_may_hold`;
+        None: every line); the others stay undecoded (record None)."""
         assert self._end is not None
         start = self._keeper.indexed()[0]
         if not self._tail_from <= start <= self._tail_to or self._tail_to > self._end:
@@ -88,7 +113,8 @@ class LogLookups(DurableLog):
                 self._tail_to = offset + len(line)
         tail = self._tail
         for i, (offset, line, record, _) in enumerate(tail):
-            if record is None:  # read while catching up, or unreadable
+            # Undecoded: read while catching up, or unreadable.
+            if record is None and (texts is None or _may_hold(line, texts)):
                 found = decode_line(line, None, check=False).record
                 if found is not None:
                     tail[i] = (offset, line, found, record_names(found))
@@ -99,7 +125,7 @@ class LogLookups(DurableLog):
         """The records past the index holding ``name``, each checked."""
         return [
             self._checked_line(record.seq, line, name, offset)
-            for offset, line, record, names in self._tail_records()
+            for offset, line, record, names in self._tail_records(_texts([name]))
             if record is not None and name in names
         ]
 
@@ -200,7 +226,7 @@ class LogLookups(DurableLog):
             present = {key for key in keys if self._keeper.seqs_by_key(key)}
             names = {key_name(key): key for key in keys if key not in present}
             if names:
-                for offset, line, record, held in self._tail_records():
+                for offset, line, record, held in self._tail_records(_texts(names)):
                     if record is None or record.key is None:
                         continue
                     key = names.pop(held[-1], None)  # the key's name comes last

@@ -209,3 +209,34 @@ def test_a_record_past_the_index_edited_in_place_is_caught(
         "audit store tampered at record 2: record 2 hash mismatch: its content was edited "
         "(or it was hashed with a different hmac_key)"
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "asked"),
+    [
+        pytest.param("\uff4b7", "k7", id="fullwidth, NFKC"),
+        pytest.param(" k8\t", "k8", id="surrounding whitespace, escaped tab"),
+        pytest.param('k"9', 'k"9', id="escaped quote"),
+        pytest.param("caf\u00e9", "cafe\u0301", id="non-ASCII, composed by NFKC"),
+        pytest.param("  k10  ", "k10", id="spaces"),
+    ],
+)
+def test_a_key_past_the_index_is_found_by_its_normal_form(
+    open_tinydb: Opener, written: str, asked: str
+) -> None:
+    """SPEC §7: keys are compared in their normal form. Past the index, a lookup decodes
+    only the lines that may hold the name asked for (docs/scaling.md) — and every line
+    that may, whatever escapes or normalisation lie between the two spellings."""
+    store = open_tinydb()
+    fill(store, 3)
+    mine = store.append(audit.Entry({"n": "x"}, key=written, tags=(f" {written} ",)))
+    fill_more = [store.append(entry(n)) for n in (11, 12)]
+    other = open_tinydb()
+    assert other.storage._index.state().seq == 0  # all of it past the index
+    assert other.get(asked) == mine
+    assert other.find(asked) == [mine]
+    storage = other.storage
+    with storage._locked():
+        assert storage._keys_present_locked([asked, "k11", "nope"]) == {asked, "k11"}
+    assert other.get("k12") == fill_more[1]
+    assert other.get("nope") is None
