@@ -117,8 +117,10 @@ class _Helper:
 
     def give(self, job: Callable[[], None]) -> bool:
         """Hand ``job`` to the thread; False when it has ended (or in a forked child)."""
+        if os.getpid() != self._pid:  # a forked child: the thread (and its state) is not here
+            return False
         with self._state:
-            if self._gone or self._closed or self._busy or os.getpid() != self._pid:
+            if self._gone or self._closed or self._busy:
                 return False
             self._job = job
             self._busy = True

@@ -177,3 +177,34 @@ def test_the_stores_waits_for_its_mark_reuse_one_helper_until_it_closes(tmp_path
     while _helper_idents():
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_a_kept_helper_is_not_used_by_a_forked_child(tmp_path: Path) -> None:
+    """A process forked after its Flock(keep=True) parked a helper has no such thread:
+    the child's wait starts one of its own and gets the lock."""
+    from audit.flock import Flock
+
+    path = tmp_path / "l"
+    fd = _open(path)
+    lock = Flock(keep=True)
+    try:
+        holder = hold_elsewhere(path, 0.2)
+        lock.acquire(fd, 10)  # parks a helper in this process
+        assert holder.wait(10) == 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        holder = hold_elsewhere(path, 0.2)
+        pid = os.fork()
+        if pid == 0:  # the child: its own description of the file, waited for by the Flock
+            code = 1
+            try:
+                own = _open(path)
+                lock.acquire(own, 10)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert holder.wait(10) == 0
+    finally:
+        lock.close()
+        os.close(fd)
