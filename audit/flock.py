@@ -17,14 +17,24 @@ description that holds a lock is granted it again), and the helper's release wou
 release the new holder's lock. :class:`Flock` — one owner locking over and over — waits
 for its abandoned helper first, which also keeps it to one helper however often it times
 out.
+
+A store's writer waits once per group while others write: a new thread for each wait
+cost more CPU than the wait's own work. :class:`Flock` ``(keep=True)`` — the store's
+writer lock — keeps its helper thread between waits (parked, holding no descriptor) for
+up to :data:`LINGER` seconds, or until :meth:`Flock.close`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
 import time
+from collections.abc import Callable
+
+#: How long a kept helper thread waits, idle, for its owner's next wait before it ends.
+LINGER = 0.5
 
 
 class LockTimeout(Exception):
@@ -42,10 +52,12 @@ class Flock:
     """The exclusive ``flock`` one owner takes over and over (on one open file description,
     or on a new one each time). Not thread-safe: its owner calls it under its own lock."""
 
-    __slots__ = ("_left",)
+    __slots__ = ("_helper", "_keep", "_left")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = False) -> None:
         self._left: _Waiter | None = None  # a wait given up whose helper may still run
+        self._keep = keep  # keep the helper thread between waits (see the module's notes)
+        self._helper: _Helper | None = None
 
     def acquire(self, fd: int, timeout: float) -> None:
         """:func:`lock_exclusive`, after the helper of a wait given up before has ended."""
@@ -68,8 +80,84 @@ class Flock:
             return
         waiter = _Waiter(fd)
         self._left = waiter  # until its wait is known to have taken the lock
-        waiter.wait(timeout)
+        waiter.wait(timeout, self._start if self._keep else None)
         self._left = None
+
+    def _start(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in the kept helper thread (a new one if it has ended)."""
+        helper = self._helper
+        if helper is None or not helper.give(job):
+            helper = _Helper()  # may raise RuntimeError: no thread to be had
+            self._helper = helper
+            helper.give(job)
+
+    def close(self) -> None:
+        """Let the kept helper thread end (at once when idle; after its wait otherwise)."""
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            helper.close()
+
+
+class _Helper:
+    """A helper thread kept between waits: it runs one job at a time, given by
+    :meth:`give`, and ends after :data:`LINGER` seconds without one, or when closed."""
+
+    __slots__ = ("_busy", "_closed", "_go", "_gone", "_job", "_pid", "_state")
+
+    def __init__(self) -> None:
+        self._state = threading.Lock()
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._job: Callable[[], None] | None = None
+        self._busy = False  # a job was given and has not finished
+        self._closed = False
+        self._gone = False  # the thread has ended (or will, without running another job)
+        self._pid = os.getpid()
+        threading.Thread(target=self._run, name="audit-flock", daemon=True).start()
+
+    def give(self, job: Callable[[], None]) -> bool:
+        """Hand ``job`` to the thread; False when it has ended (or in a forked child)."""
+        if os.getpid() != self._pid:  # a forked child: the thread (and its state) is not here
+            return False
+        with self._state:
+            if self._gone or self._closed or self._busy:
+                return False
+            self._job = job
+            self._busy = True
+        self._go.release()
+        return True
+
+    def close(self) -> None:
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            wake = not self._busy and not self._gone
+        if wake:
+            self._go.release()
+
+    def _run(self) -> None:
+        while True:
+            got = self._go.acquire(timeout=LINGER)
+            with self._state:
+                if not got:
+                    if self._busy:  # a job was given just as the wait ran out
+                        continue
+                    self._gone = True
+                    return
+                job, self._job = self._job, None
+                if job is None:  # closed while idle
+                    self._gone = True
+                    return
+            try:
+                job()
+            finally:
+                with self._state:
+                    self._busy = False
+                    if self._closed:
+                        self._gone = True
+            if self._gone:
+                return
 
 
 class _Waiter:
@@ -85,11 +173,15 @@ class _Waiter:
         self._abandoned = False
         self._error: OSError | None = None
 
-    def wait(self, timeout: float) -> None:
-        helper = threading.Thread(target=self._block, name="audit-flock", daemon=True)
+    def wait(self, timeout: float, start: Callable[[Callable[[], None]], None] | None) -> None:
+        """Block in a helper thread (a new one, or through ``start``), at most ``timeout``
+        seconds."""
         try:
             try:
-                helper.start()
+                if start is None:
+                    threading.Thread(target=self._block, name="audit-flock", daemon=True).start()
+                else:
+                    start(self._block)
             except RuntimeError:  # no thread (can't start new thread): none will end this
                 os.close(self._fd)
                 self._done.set()
@@ -123,7 +215,8 @@ class _Waiter:
                 else:
                     self._got = True
         finally:
-            os.close(fd)  # the lock stays with the open file description the caller holds
+            with contextlib.suppress(OSError):  # the lock stays with the caller's description
+                os.close(fd)
             self._done.set()
 
 

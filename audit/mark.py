@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from audit.flock import LockTimeout, lock_exclusive
+from audit.flock import Flock, LockTimeout
 from audit.protocol import Checkpoint
 
 logger = logging.getLogger("audit")
@@ -50,8 +53,13 @@ def format_mark(generation: int, head: Checkpoint, offset: int, end: int | None 
     return line.ljust(SLOT - 1, b" ") + b"\n"
 
 
+@functools.lru_cache(maxsize=8)
 def parse_mark(slot: bytes) -> Mark | None:
-    """The mark a slot holds, or None (torn, forged, written by hand)."""
+    """The mark a slot holds, or None (torn, forged, written by hand).
+
+    Remembered for the last few slots read (a pure function of the bytes): with several
+    processes on one log, each reads the mark and the note in ``<log>.lock`` a few times
+    per group, and they change once per sync."""
     text = slot.rstrip(b" \n\0")
     body, _, check = text.rpartition(b" ")
     if not body or hashlib.sha256(body).hexdigest()[:16].encode("ascii") != check:
@@ -80,6 +88,15 @@ class HighWaterMark:
         self.lock_timeout = lock_timeout
         #: The file held bytes but no readable slot when it was last read.
         self.garbled = False
+        # Syncs after the writer lock wait here for each other's: the threads of this
+        # process one at a time, and for the file's lock a helper thread kept between
+        # waits (audit.flock), not one started per wait.
+        self._guard = threading.Lock()
+        self._flock = Flock(keep=True)
+
+    def close(self) -> None:
+        """Let the kept helper thread go (the store is closing)."""
+        self._flock.close()
 
     def slots(self, fd: int | None = None) -> Mark | None:
         """The newest good slot (``end`` -1 when the slot does not say, as marks before
@@ -148,9 +165,17 @@ class HighWaterMark:
             )
             yield None
             return
+        guarded = False
         try:
             try:
-                lock_exclusive(fd, self.lock_timeout)
+                start = time.monotonic()
+                timeout = self.lock_timeout
+                guarded = self._guard.acquire(timeout=-1 if timeout < 0 else timeout)
+                if not guarded:
+                    raise LockTimeout
+                if timeout > 0:
+                    timeout = max(0.0, timeout - (time.monotonic() - start))
+                self._flock.acquire(fd, timeout)
             except (LockTimeout, OSError) as exc:
                 logger.warning(
                     "audit store %s: cannot lock its high-water mark (%s)",
@@ -165,6 +190,8 @@ class HighWaterMark:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+            if guarded:
+                self._guard.release()
 
 
 __all__ = ["SLOT", "HighWaterMark", "Mark", "format_mark", "parse_mark"]

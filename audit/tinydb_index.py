@@ -55,6 +55,14 @@ LogLines = Callable[[int, int], Iterator[tuple[int, bytes]]]
 
 _INDEX_BATCH = 10_000
 
+#: How far (bytes of log) the index may stay behind the durable point before a lookup
+#: brings it up: the records past it are looked up among the lines the handle keeps in
+#: memory (each checked against its hash when found), and one holder adds some hundred
+#: rows in one SQLite transaction instead of every holder adding its few (issue 22:
+#: with several processes each holder's own transaction was a fifth of its time). The
+#: tree, verify, the index check and closing bring it to the durable point regardless.
+LAG = 16 * 1024
+
 #: What a damaged index can raise: each means "rebuild it from the log" (never a traceback,
 #: never a decision on its answer). ``sqlite3.OperationalError`` (locked, disk full, …) is
 #: not among them: rebuilding would not help.
@@ -121,6 +129,8 @@ class IndexKeeper:
         # and brought up to the second during the current lock hold (None: not yet). Only
         # lock holders write the index, so it stays current until release.
         self.synced_to: tuple[int, int] | None = None
+        # The index was left behind the durable point (within :data:`LAG`) in this hold.
+        self._lagging = False
         # A commit this handle wrote but has not yet indexed: its rows go in (without reading
         # the log again) once the store's durable point covers them.
         self._pending: _Pending | None = None
@@ -128,6 +138,7 @@ class IndexKeeper:
     def forget_sync(self) -> None:
         """The lock changes hands: others may write the index before it is taken again."""
         self.synced_to = None
+        self._lagging = False
 
     def _upto(self, end: int) -> int:
         return end if self._durable is None else min(self._durable(end), end)
@@ -136,18 +147,30 @@ class IndexKeeper:
         """Check the sidecar index against the log ending at ``end`` and bring it up to the
         store's durable point (``durable``; never past ``end``), so that the index never
         names a record a power cut could still take (its head is the mark's witness). An
-        index already past that point (within ``end``) stays as it is.
+        index already past that point (within ``end``) stays as it is; one behind it by
+        less than :data:`LAG` bytes too (lookups read the lines past it; see
+        :meth:`sync_fully`).
 
         Once per lock hold and log end: while this handle holds the lock nobody else
         writes the index, so a second lookup in the same transaction skips the check. A
         damaged index (any of :data:`INDEX_FAILURES`) is rebuilt from the log.
         """
+        self._sync(end, full=False)
+
+    def sync_fully(self, end: int) -> None:
+        """:meth:`sync`, then the rest of the way to the durable point (for the tree, verify,
+        the index check and closing, which need the index there)."""
+        self.sync(end)
+        if self._lagging:
+            self._sync(end, full=True)
+
+    def _sync(self, end: int, *, full: bool) -> None:
         upto = self._upto(end)
-        if self.synced_to == (end, upto):
+        if self.synced_to == (end, upto) and not (full and self._lagging):
             return
         self.synced_to = None
         try:
-            self._sync_once(end, upto)
+            self._sync_once(end, upto, full)
         except sqlite3.OperationalError as exc:
             if not index_damaged(exc, self.index.path):
                 raise IndexUnavailable(
@@ -179,6 +202,7 @@ class IndexKeeper:
         self.checked = None
         self.tree = None
         self.synced_to = None
+        self._lagging = False
         self._pending = None
         upto = self._upto(end)
         try:
@@ -241,12 +265,15 @@ class IndexKeeper:
         record = decode_line(line, None, check=False).record
         return record is not None and record.seq == state.seq and record.hash == state.last_hash
 
-    def _sync_once(self, end: int, upto: int) -> None:
+    def _sync_once(self, end: int, upto: int, full: bool = True) -> None:
         state = self.index.state()
         if state != self.checked and not self._matches_file(state, end):
             raise IndexBroken("it does not match the log (its head is not the log's)")
         self.checked = state
         tree = self._tree_for(state)
+        self._lagging = not full and state.end_offset < upto < state.end_offset + LAG
+        if self._lagging:
+            return
         state, tree = self._add_pending(state, tree, upto)
         if state.end_offset >= upto:
             return

@@ -89,3 +89,122 @@ def test_no_helper_thread_outlives_its_wait(tmp_path: Path) -> None:
     finally:
         os.close(fd)
         holder.kill()
+
+
+def _helper_idents() -> set[int | None]:
+    return {t.ident for t in threading.enumerate() if t.name == "audit-flock"}
+
+
+def test_a_kept_helper_serves_every_wait_then_ends_when_closed(tmp_path: Path) -> None:
+    """Flock(keep=True), the store's writer lock: one helper thread waits for the lock
+    each time it is held elsewhere (no thread started per wait); it holds the lock for
+    its owner's description each time, and ends when the Flock is closed."""
+    from audit.flock import Flock
+
+    path = tmp_path / "l"
+    fd = _open(path)
+    lock = Flock(keep=True)
+    seen: list[set[int | None]] = []
+    try:
+        for _ in range(3):
+            holder = hold_elsewhere(path, 0.2)
+            lock.acquire(fd, 10)
+            assert holder.wait(10) == 0
+            seen.append(_helper_idents())
+            assert not free_within(path, 0)  # held through fd's description
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        assert len(seen[0]) == 1
+        assert seen == [seen[0]] * 3  # the same thread, parked between waits
+        lock.close()
+        deadline = time.monotonic() + 5
+        while _helper_idents():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        lock.close()
+        os.close(fd)
+
+
+def test_a_kept_helper_ends_after_lingering_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept helper whose owner neither waits again nor closes ends after LINGER
+    seconds idle; the next wait starts a new one."""
+    import audit.flock
+    from audit.flock import Flock
+
+    monkeypatch.setattr(audit.flock, "LINGER", 0.05)
+    path = tmp_path / "l"
+    fd = _open(path)
+    lock = Flock(keep=True)
+    try:
+        holder = hold_elsewhere(path, 0.2)
+        lock.acquire(fd, 10)
+        assert holder.wait(10) == 0
+        deadline = time.monotonic() + 5
+        while _helper_idents():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        holder = hold_elsewhere(path, 0.2)
+        lock.acquire(fd, 10)
+        assert holder.wait(10) == 0
+        assert not free_within(path, 0)
+    finally:
+        lock.close()
+        os.close(fd)
+
+
+def test_the_stores_waits_for_its_mark_reuse_one_helper_until_it_closes(tmp_path: Path) -> None:
+    """A sync after the writer lock waits for the high-water mark's lock while another
+    process's sync holds it: through a helper kept between waits (one thread for all
+    of them), which ends when the store closes."""
+    import audit
+
+    log = tmp_path / "a.jsonl"
+    store = audit.TinyDBAuditStore(log)
+    seen: list[set[int | None]] = []
+    try:
+        for n in range(2):
+            holder = hold_elsewhere(Path(f"{log}.head"), 0.2)
+            assert store.append(audit.Entry({"n": n}, key=f"k{n}")).seq == n + 1
+            assert holder.wait(10) == 0
+            seen.append(_helper_idents())
+        assert len(seen[0]) == 1 and seen[1] == seen[0]
+    finally:
+        store.close()
+    deadline = time.monotonic() + 5
+    while _helper_idents():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_kept_helper_is_not_used_by_a_forked_child(tmp_path: Path) -> None:
+    """A process forked after its Flock(keep=True) parked a helper has no such thread:
+    the child's wait starts one of its own and gets the lock."""
+    from audit.flock import Flock
+
+    path = tmp_path / "l"
+    fd = _open(path)
+    lock = Flock(keep=True)
+    try:
+        holder = hold_elsewhere(path, 0.2)
+        lock.acquire(fd, 10)  # parks a helper in this process
+        assert holder.wait(10) == 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        holder = hold_elsewhere(path, 0.2)
+        pid = os.fork()
+        if pid == 0:  # the child: its own description of the file, waited for by the Flock
+            code = 1
+            try:
+                own = _open(path)
+                lock.acquire(own, 10)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert holder.wait(10) == 0
+    finally:
+        lock.close()
+        os.close(fd)

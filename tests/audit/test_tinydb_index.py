@@ -14,7 +14,10 @@ import pytest
 from audit_support import entry, fill
 
 import audit
+import audit.tinydb_handle
+import audit.tinydb_index
 import audit.tinydb_log
+import audit.tinydb_lookup
 from audit.logfile import LogFile
 
 Opener = Callable[..., audit.TinyDBAuditStore]
@@ -24,11 +27,17 @@ def no_scans(*args: object) -> Iterator[tuple[int, bytes]]:
     raise AssertionError("the log file was scanned")
 
 
+def forbid_scans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every module of the log handle that streams the log fail if it does."""
+    for module in (audit.tinydb_handle, audit.tinydb_lookup, audit.tinydb_log):
+        monkeypatch.setattr(module, "iter_lines", no_scans)
+
+
 def test_lookups_do_not_scan_the_log(open_tinydb: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_tinydb()
     records = fill(store, 300)
     store.get("k1")  # the index is up to date from here on
-    monkeypatch.setattr(audit.tinydb_log, "iter_lines", no_scans)
+    forbid_scans(monkeypatch)
     assert store.get("k150") == records[149]
     assert store.get("missing") is None
     assert store.find("order:O2")[-1] == records[-2]
@@ -55,7 +64,7 @@ def test_opening_reads_only_the_tail(
         return real_pread(self, offset, length)
 
     monkeypatch.setattr(LogFile, "pread", counting_pread)
-    monkeypatch.setattr(audit.tinydb_log, "iter_lines", no_scans)
+    forbid_scans(monkeypatch)
     again = open_tinydb()
     again.append(audit.Entry({"n": "new"}))  # no key: no index needed
     assert again.head().seq == 5001
@@ -146,3 +155,88 @@ def test_an_unreadable_middle_line_does_not_stop_indexing(
     assert again.get("k3") is None
     assert again.get("k6") is not None and again.get("k2") is not None
     assert again.verify().bad_seq == 3
+
+
+# -- the index behind the durable point (issue 22) ----------------------------------------
+def test_the_index_stays_behind_by_less_than_its_lag_and_closing_brings_it_up(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """docs/scaling.md: a lookup leaves the index behind the durable point by less than
+    ``audit.tinydb_index.LAG`` bytes (one holder adds the rows later, in one SQLite
+    transaction); the records past it are found among the lines kept, each checked, and a
+    key that is nowhere is still a proven none. Closing brings the index to the end."""
+    store = open_tinydb()
+    records = fill(store, 5)
+    assert store.get("k3") == records[2]
+    assert store.get("missing") is None
+    assert store.storage._index.state().end_offset == 0  # nothing indexed yet
+    assert store_path.stat().st_size < audit.tinydb_index.LAG
+    store.close()
+    state = store.storage._index.state()
+    assert (state.end_offset, state.seq) == (store_path.stat().st_size, 5)
+
+
+def test_the_index_is_brought_up_once_it_lags_by_more(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """Past ``LAG`` bytes behind, the next lookup adds every durable record's rows."""
+    store = open_tinydb()
+    count = 0
+    while store_path.stat().st_size <= audit.tinydb_index.LAG:
+        count += 1
+        store.append(entry(count))
+    assert store.storage._index.state().seq == 0
+    store.append(entry(count + 1))  # its key check brings the index up to the durable point
+    assert store.storage._index.state().seq == count
+
+
+def test_a_record_past_the_index_edited_in_place_is_caught(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """SPEC §7: a record found past the index — read from the log, not the index — is
+    checked against its own hash like any other: one edited in place (same length) is
+    refused, naming it."""
+    store = open_tinydb()
+    fill(store, 3)
+    lines = store_path.read_bytes().splitlines(keepends=True)
+    assert b'"n":2' in lines[1]
+    lines[1] = lines[1].replace(b'"n":2', b'"n":7')
+    store_path.write_bytes(b"".join(lines))
+    other = open_tinydb()
+    with pytest.raises(audit.TamperedError) as refused:
+        other.get("k2")
+    assert str(refused.value) == (
+        "audit store tampered at record 2: record 2 hash mismatch: its content was edited "
+        "(or it was hashed with a different hmac_key)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "asked"),
+    [
+        pytest.param("\uff4b7", "k7", id="fullwidth, NFKC"),
+        pytest.param(" k8\t", "k8", id="surrounding whitespace, escaped tab"),
+        pytest.param('k"9', 'k"9', id="escaped quote"),
+        pytest.param("caf\u00e9", "cafe\u0301", id="non-ASCII, composed by NFKC"),
+        pytest.param("  k10  ", "k10", id="spaces"),
+    ],
+)
+def test_a_key_past_the_index_is_found_by_its_normal_form(
+    open_tinydb: Opener, written: str, asked: str
+) -> None:
+    """SPEC §7: keys are compared in their normal form. Past the index, a lookup decodes
+    only the lines that may hold the name asked for (docs/scaling.md) — and every line
+    that may, whatever escapes or normalisation lie between the two spellings."""
+    store = open_tinydb()
+    fill(store, 3)
+    mine = store.append(audit.Entry({"n": "x"}, key=written, tags=(f" {written} ",)))
+    fill_more = [store.append(entry(n)) for n in (11, 12)]
+    other = open_tinydb()
+    assert other.storage._index.state().seq == 0  # all of it past the index
+    assert other.get(asked) == mine
+    assert other.find(asked) == [mine]
+    storage = other.storage
+    with storage._locked():
+        assert storage._keys_present_locked([asked, "k11", "nope"]) == {asked, "k11"}
+    assert other.get("k12") == fill_more[1]
+    assert other.get("nope") is None
