@@ -19,14 +19,15 @@ from audit.chain import ChainTransaction, TreeMismatch, grow, record_leaf
 from audit.errors import AuditError, DuplicateKey, StoreLocked, TamperedError
 from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash
 from audit.pg_rows import _checked, _first_line, _record, _row, _tree_copy_rows
+from audit.pg_statements import Statements
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
 from audit.records import Sealed, Sealer, checked_leaf, record_carries
 
 
 class _StoreForWriter(Protocol):
     """What the writer and the tree view use of their store
-    (:class:`audit.postgres.PostgresAuditStore`): its statements, prepared once per
-    connection, its sealer and clock, the tree's edge it last saw, and how it turns a
+    (:class:`audit.postgres.PostgresAuditStore`): its statements (:mod:`audit.pg_statements`),
+    its sealer and clock, the tree's edge it last saw, and how it turns a
     database error into an audit error. Named as a protocol so that imports run one way
     (the store imports this module, never the reverse)."""
 
@@ -34,21 +35,7 @@ class _StoreForWriter(Protocol):
     _sealer: Sealer
     _clock: Callable[[], datetime] | None
     _tree_cache: CompactTree | None
-    _sql_lock: bytes
-    _sql_prepare: bytes
-    _sql_durable: bytes | None
-    _sql_head: bytes
-    _sql_get: bytes
-    _sql_keys: bytes
-    _sql_find: bytes
-    _sql_record: bytes
-    _sql_range: bytes
-    _sql_insert: bytes
-    _sql_copy: bytes
-    _sql_tree_size: bytes
-    _sql_nodes: bytes
-    _sql_tree_insert: bytes
-    _sql_tree_copy: bytes
+    _sql: Statements
 
     def _failure(
         self, exc: psycopg.Error, doing: str, *, committing: bool = False
@@ -116,9 +103,9 @@ class _Writer(ChainTransaction):
         try:
             with conn.pipeline():
                 conn.execute(_BEGIN)
-                conn.execute(store._sql_lock)  # and synchronous_commit off, with a barrier
+                conn.execute(store._sql.lock)  # and synchronous_commit off, with a barrier
                 # runs after the lock is granted, so it reads the current head
-                head = conn.execute(store._sql_prepare, (keys,))
+                head = conn.execute(store._sql.prepare, (keys,))
                 asked = conn.execute(query, params) if query is not None else None
             self._prepared = head.fetchone()
             rows = asked.fetchall() if asked is not None else []
@@ -145,7 +132,7 @@ class _Writer(ChainTransaction):
         known = self._found.get(key)
         if known is not None:
             return known
-        found = self._select("get", self._store._sql_get, key)
+        found = self._select("get", self._store._sql.get, key)
         return _checked(found[0], self._store.hmac_key, key=key)[0] if found else None
 
     def _committed_keys(self, keys: set[str]) -> set[str]:
@@ -153,7 +140,7 @@ class _Writer(ChainTransaction):
         same round trip, so ``get`` then answers from them."""
         hmac_key = self._store.hmac_key
         present: set[str] = set()
-        for row in self._select("prefetch", self._store._sql_keys, list(keys)):
+        for row in self._select("prefetch", self._store._sql.keys, list(keys)):
             record = _checked(row, hmac_key)[0]
             if record.key not in keys and not any(record_carries(record, key=k) for k in keys):
                 raise TamperedError(
@@ -166,11 +153,11 @@ class _Writer(ChainTransaction):
 
     def _committed_find(self, tag: str) -> list[Record]:
         hmac_key = self._store.hmac_key
-        rows = self._select("find", self._store._sql_find, tag)
+        rows = self._select("find", self._store._sql.find, tag)
         return [_checked(row, hmac_key, tag=tag)[0] for row in rows]
 
     def _committed_record(self, seq: int) -> Record | None:
-        found = self._select("record", self._store._sql_record, seq)
+        found = self._select("record", self._store._sql.record, seq)
         return _checked(found[0], self._store.hmac_key, seq=seq)[0] if found else None
 
     def _begin(self, keys: list[str]) -> tuple[Checkpoint, Callable[[], datetime]]:
@@ -200,7 +187,7 @@ class _Writer(ChainTransaction):
             self._frontier = [bytes(value) for value in frontier or ()]
             self._head, self._clock = head, _clock_from(store._clock, server_now)
         if unasked:
-            rows = self._select("append", store._sql_keys, unasked)
+            rows = self._select("append", store._sql.keys, unasked)
             if rows:
                 raise DuplicateKey(str(rows[0][3]), int(rows[0][0]))
         return self._head, self._clock
@@ -227,14 +214,14 @@ class _Writer(ChainTransaction):
         store, conn = self._store, self._conn
         if len(rows) < _COPY_FROM:
             with conn.cursor() as cur:
-                cur.executemany(store._sql_insert, rows)
-                cur.executemany(store._sql_tree_insert, tree_rows)
+                cur.executemany(store._sql.insert, rows)
+                cur.executemany(store._sql.tree_insert, tree_rows)
         else:
             with conn.cursor() as cur:
-                with cur.copy(store._sql_copy) as copy:
+                with cur.copy(store._sql.copy) as copy:
                     for row in rows:
                         copy.write_row(row)
-                with cur.copy(store._sql_tree_copy) as copy:
+                with cur.copy(store._sql.tree_copy) as copy:
                     for node in tree_rows:
                         copy.write_row(node)
 
@@ -254,7 +241,7 @@ class _Writer(ChainTransaction):
         if not self._opened:
             return
         conn = self._conn
-        durable = self._store._sql_durable
+        durable = self._store._sql.durable
         if len(self._rows) >= _COPY_FROM:
             self._send()
         done = None
@@ -283,13 +270,13 @@ class _Writer(ChainTransaction):
                 found = _PgTreeView(store, self._conn).nodes(wanted)
                 tree = CompactTree(tree_size, [found[node] for node in wanted])
         if tree.size < head_seq:
-            rows = self._conn.execute(store._sql_range, (tree.size, head_seq)).fetchall()
+            rows = self._conn.execute(store._sql.range, (tree.size, head_seq)).fetchall()
             leaves = []
             for row in rows:  # checked: a leaf is never made of a forged row
                 leaves.append(leaf_hash(_checked(row, store.hmac_key)[1]))
             lagging = tree.copy()
             nodes = list(_tree_copy_rows(_grow_hashes(lagging, leaves)))
-            with self._conn.cursor() as cur, cur.copy(store._sql_tree_copy) as copy:
+            with self._conn.cursor() as cur, cur.copy(store._sql.tree_copy) as copy:
                 for node in nodes:
                     copy.write_row(node)
             tree = lagging
@@ -305,7 +292,7 @@ class _Writer(ChainTransaction):
             head, _ = self._begin([])
             tree = self._grown_tree(head.seq, self._tree_size).copy()
             leaves: list[bytes] = []
-            with self._conn.cursor() as cur, cur.copy(store._sql_copy) as copy:
+            with self._conn.cursor() as cur, cur.copy(store._sql.copy) as copy:
                 for record in records:
                     problem, leaf = _import_problem(record, head, store.hmac_key)
                     if problem is not None:
@@ -315,7 +302,7 @@ class _Writer(ChainTransaction):
                     assert leaf is not None
                     leaves.append(leaf)
                     head = Checkpoint(record.seq, record.hash)
-            with self._conn.cursor() as cur, cur.copy(store._sql_tree_copy) as copy:
+            with self._conn.cursor() as cur, cur.copy(store._sql.tree_copy) as copy:
                 for node in _tree_copy_rows(grow(tree, leaves)):
                     copy.write_row(node)
             self.tree = tree
@@ -341,28 +328,6 @@ def _clock_from(
 
 
 _BEGIN = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
-# Where the store has the flush barrier, its lock statement also makes the transaction's
-# commit asynchronous (for this transaction only); the barrier after the COMMIT makes it
-# durable.
-_ASYNC_COMMIT = b", set_config('synchronous_commit', 'off', true)"
-# The flush barrier, run with the session's synchronous_commit = on right after an
-# asynchronous COMMIT (and after a transaction that only read): when the write-ahead log
-# is not yet on disk up to where it has been written, write a tiny transactional message
-# to it — that gives this statement's transaction an id and a commit record, so its
-# commit waits until the log is flushed past it, and so past every earlier commit. When
-# it already is (nothing written since the last flush), it writes and waits for nothing.
-# pg_logical_emit_message needs no replication set-up (any wal_level) and, as the LSN
-# functions, may be called by every role unless an administrator revoked it.
-_BARRIER = (
-    b"SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() "
-    b"THEN pg_logical_emit_message(true, 'pricecalc-audit', '') END"
-)
-_BARRIER_USABLE = (
-    b"SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', "
-    b"'EXECUTE') AND has_function_privilege('pg_current_wal_flush_lsn()', 'EXECUTE') "
-    b"AND has_function_privilege('pg_current_wal_insert_lsn()', 'EXECUTE') "
-    b"AND NOT pg_is_in_recovery()"
-)
 # The prepared head row: the head record's columns, then the server clock, the keys
 # already taken (of those it was asked about), the tree's size and its frontier's hashes.
 _HEAD_COLUMNS = 8
@@ -399,14 +364,14 @@ class _PgTreeView:
         self._conn = conn
 
     def size(self) -> int:
-        row = self._conn.execute(self._store._sql_tree_size).fetchone()
+        row = self._conn.execute(self._store._sql.tree_size).fetchone()
         return int(row[0]) if row else 0
 
     def nodes(self, wanted: Sequence[Node]) -> dict[Node, bytes]:
         if not wanted:
             return {}
         rows = self._conn.execute(
-            self._store._sql_nodes, ([n[0] for n in wanted], [n[1] for n in wanted])
+            self._store._sql.nodes, ([n[0] for n in wanted], [n[1] for n in wanted])
         ).fetchall()
         found = {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
         missing = [node for node in wanted if node not in found]
@@ -415,7 +380,7 @@ class _PgTreeView:
         return found
 
     def leaf(self, seq: int) -> bytes:
-        rows = self._conn.execute(self._store._sql_record, (seq,)).fetchall()
+        rows = self._conn.execute(self._store._sql.record, (seq,)).fetchall()
         if not rows:
             raise TreeMismatch(f"record {seq} is missing")
         record = _record(rows[0])

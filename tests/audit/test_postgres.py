@@ -30,6 +30,7 @@ from postgres_support import (
 )
 
 import audit
+import audit.pg_statements
 from audit.postgres import APP_ROLE, SCHEMA_VERSION, PostgresAuditStore
 from audit.protocol import Checkpoint, Entry
 
@@ -483,13 +484,13 @@ def test_a_lone_decision_is_two_round_trips_with_the_flush_after_the_commit(
     store, other = open_pg(), open_pg()
     fill(store, 3)
     other.append(entry(4))  # store's cached tree edge is now stale
-    assert store._sql_durable is not None  # the test server lets the role flush
+    assert store._sql.durable is not None  # the test server lets the role flush
     trips = _round_trips(monkeypatch, store)
     with store.transaction() as tx:
         assert tx.get("k5") is None
         assert tx.append(entry(5)).seq == 5
     assert trips == [[*OPEN, "SELECT seq, id,"], COMMIT_DURABLE]
-    assert store._sql_lock.endswith(b", set_config('synchronous_commit', 'off', true)")
+    assert store._sql.lock.endswith(b", set_config('synchronous_commit', 'off', true)")
     report = other.verify()
     assert (report.ok, report.count, other.get("k5")) == (True, 5, store.get("k5"))
 
@@ -541,10 +542,10 @@ def test_without_the_flush_barrier_each_commit_is_synchronous(
     """Where the role may not call the barrier's functions (an administrator revoked
     them), the store keeps PostgreSQL's synchronous commit, lock held through the flush:
     slower with many writers, as durable."""
-    monkeypatch.setattr(audit.postgres, "_BARRIER_USABLE", b"SELECT false")
+    monkeypatch.setattr(audit.pg_statements, "_BARRIER_USABLE", b"SELECT false")
     store = open_pg()
-    assert store._sql_durable is None
-    assert not store._sql_lock.endswith(b"true)")
+    assert store._sql.durable is None
+    assert not store._sql.lock.endswith(b"true)")
     trips = _round_trips(monkeypatch, store)
     assert store.append(entry(1)).seq == 1
     assert trips == [
@@ -561,7 +562,7 @@ def test_a_failed_flush_after_the_commit_says_the_records_are_committed(
     zero), the records are in the store; the error says so, not that nothing was
     recorded, and the handle goes on."""
     store, other = open_pg(), open_pg()
-    store._sql_durable = b"SELECT 1/0"
+    store._sql.durable = b"SELECT 1/0"
     with pytest.raises(
         audit.AuditError,
         match=r"append: the records were committed but their flush to disk could not be "
@@ -569,7 +570,7 @@ def test_a_failed_flush_after_the_commit_says_the_records_are_committed(
     ):
         store.append(entry(1))
     assert other.get("k1") is not None and other.head().seq == 1
-    store._sql_durable = audit.postgres._BARRIER
+    store._sql.durable = audit.pg_statements._BARRIER
     assert store.append(entry(2)).seq == 2
 
 
