@@ -9,13 +9,14 @@ first line. Nothing here talks to a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from audit.canonical import dumps_plain
 from audit.errors import AuditError, TamperedError
 from audit.merkle import node_at
 from audit.protocol import Record
@@ -109,3 +110,36 @@ def _tree_copy_rows(nodes: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, i
         level, index = node_at(position)
         yield position, level, index, value
 
+
+
+Escape = Callable[[bytes], bytes]
+
+
+def _literal(escape: Escape, value: Any) -> bytes:
+    """``value`` as an SQL literal, for a statement sent as a simple query: text through
+    ``escape`` (libpq's ``PQescapeLiteral`` on the store's connection, which knows its
+    encoding and string settings), integers written out, a list as a ``text[]``, bytes
+    decoded from hex and a :class:`Jsonb` as its JSON text. Nothing else is expected here.
+    """
+    if value is None:
+        return b"NULL"
+    if isinstance(value, str):
+        return escape(value.encode("utf-8"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value).encode("ascii")
+    if isinstance(value, list):
+        if not value:
+            return b"'{}'::text[]"
+        return b"ARRAY[" + b",".join(escape(v.encode("utf-8")) for v in value) + b"]::text[]"
+    if isinstance(value, bytes):
+        return b"decode('" + value.hex().encode("ascii") + b"', 'hex')"
+    if isinstance(value, Jsonb):
+        return escape(dumps_plain(value.obj)) + b"::jsonb"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def _values(escape: Escape, rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows as the ``(…), (…)`` of a multi-row ``VALUES``."""
+    return b",".join(
+        b"(" + b",".join(_literal(escape, value) for value in row) + b")" for row in rows
+    )

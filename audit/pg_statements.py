@@ -76,6 +76,18 @@ class Statements:
     find: bytes
     record: bytes
     verify: bytes
+    # The same reads as SQL-level prepared statements of the session (``EXECUTE name(%s)``,
+    # the arguments as literals, :func:`audit.pg_rows._literal`), so that a round trip is
+    # one simple query — parsed once, planned once per session — rather than a pipeline
+    # of extended-protocol messages: a fraction of the client's CPU (docs/scaling.md).
+    run_prepare: bytes
+    run_get: bytes
+    run_keys: bytes
+    run_find: bytes
+    run_record: bytes
+    # The start of a multi-row INSERT of records and of tree nodes (``VALUES`` follows).
+    insert_values: bytes
+    tree_values: bytes
 
 
 def open_schema(conn: psycopg.Connection[Any], location: str) -> Statements:
@@ -121,7 +133,7 @@ def open_schema(conn: psycopg.Connection[Any], location: str) -> Statements:
 
     # The chain lock: (LOCK_CLASS, table oid) as signed int4s (oids are unsigned).
     lock = _lock_sql((LOCK_CLASS, oid - 2**32 if oid >= 2**31 else oid)).as_bytes(conn)
-    return Statements(
+    statements = Statements(
         schema=schema,
         table=table,
         lock=lock + (b"" if durable is None else _ASYNC_COMMIT),
@@ -166,4 +178,32 @@ def open_schema(conn: psycopg.Connection[Any], location: str) -> Statements:
         find=q("SELECT {cols} FROM {t} WHERE tags @> ARRAY[%s]::text[] ORDER BY seq"),
         record=q("SELECT {cols} FROM {t} WHERE seq = %s"),
         verify=q("SELECT {cols}, recorded_us FROM {t} ORDER BY seq"),
+        run_prepare=b"EXECUTE pricecalc_audit_prepare(%s)",
+        run_get=b"EXECUTE pricecalc_audit_get(%s)",
+        run_keys=b"EXECUTE pricecalc_audit_keys(%s)",
+        run_find=b"EXECUTE pricecalc_audit_find(%s)",
+        run_record=b"EXECUTE pricecalc_audit_record(%s)",
+        insert_values=q(
+            "INSERT INTO {t} (seq, id, recorded_at, recorded_us, key, tags, payload, "
+            "prev_hash, hash) VALUES "
+        ),
+        tree_values=q("INSERT INTO {tr} (id, level, idx, hash) VALUES "),
     )
+    prepared = (
+        (statements.run_prepare, "text[]", statements.prepare),
+        (statements.run_get, "text", statements.get),
+        (statements.run_keys, "text[]", statements.keys),
+        (statements.run_find, "text", statements.find),
+        (statements.run_record, "bigint", statements.record),
+    )
+    try:
+        conn.execute(
+            b"; ".join(
+                b"PREPARE %s(%s) AS %s"
+                % (run.split(b" ")[1].split(b"(")[0], types.encode(), text.replace(b"%s", b"$1"))
+                for run, types, text in prepared
+            )
+        )
+    except psycopg.Error as exc:
+        raise AuditError(f"cannot open the audit store at {location}: {_first_line(exc)}") from exc
+    return statements

@@ -14,11 +14,20 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq import Escaping, TransactionStatus
 
 from audit.chain import ChainTransaction, TreeMismatch, grow, record_leaf
 from audit.errors import AuditError, DuplicateKey, StoreLocked, TamperedError
 from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash
-from audit.pg_rows import _checked, _first_line, _record, _row, _tree_copy_rows
+from audit.pg_rows import (
+    _checked,
+    _first_line,
+    _literal,
+    _record,
+    _row,
+    _tree_copy_rows,
+    _values,
+)
 from audit.pg_statements import Statements
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
 from audit.records import Sealed, Sealer, checked_leaf, record_carries
@@ -74,6 +83,7 @@ class _Writer(ChainTransaction):
         self._tree_rows: list[tuple[int, int, int, bytes]] = []
         self._found: dict[str, Record] = {}  # committed records prefetched by key (checked)
         self.aborted: str | None = None  # a database error inside spoilt the transaction
+        self._escape = Escaping(conn.pgconn).escape_literal
         self._locked_out: StoreLocked | None = None  # the chain lock was not granted in time
         self.committed = False  # the COMMIT went through (the flush barrier may not have)
 
@@ -91,24 +101,24 @@ class _Writer(ChainTransaction):
         self.aborted = _first_line(exc)
         return self._store._failure(exc, doing)
 
-    def _start(
-        self, keys: list[str], doing: str, query: bytes | None = None, params: Any = ()
-    ) -> list[Any]:
+    def _start(self, keys: list[str], doing: str, query: bytes | None = None) -> list[Any]:
         """Begin the transaction with its first question: BEGIN, the chain lock, the head
-        read (asking which of ``keys`` are recorded) and ``query`` go to the server in one
-        pipeline — one round trip — and ``query``'s rows come back. Nothing is read before
-        the lock is held, so opening late is the same as opening first."""
-        store, conn = self._store, self._conn
+        read (asking which of ``keys`` are recorded) and ``query`` (a statement with its
+        arguments written in) go to the server as one simple query — one round trip — and
+        ``query``'s rows come back. Nothing is read before the lock is held (each statement
+        reads after the one before it ended), so opening late is the same as opening
+        first."""
+        sql = self._store._sql
         self.begun = True
+        statements = [
+            _BEGIN,
+            sql.lock,  # and synchronous_commit off, with a barrier
+            sql.run_prepare % (_literal(self._escape, keys),),  # the head, after the lock
+        ]
+        if query is not None:
+            statements.append(query)
         try:
-            with conn.pipeline():
-                conn.execute(_BEGIN)
-                conn.execute(store._sql.lock)  # and synchronous_commit off, with a barrier
-                # runs after the lock is granted, so it reads the current head
-                head = conn.execute(store._sql.prepare, (keys,))
-                asked = conn.execute(query, params) if query is not None else None
-            self._prepared = head.fetchone()
-            rows = asked.fetchall() if asked is not None else []
+            results = _simple(self._conn, statements)
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 doing = f"{self._doing}: taking the chain lock"
@@ -116,15 +126,19 @@ class _Writer(ChainTransaction):
             if isinstance(failure, StoreLocked):
                 self._locked_out = failure
             raise failure from exc
+        self._prepared = results[2][0]
         self._opened = True
         self._prepared_keys = set(keys)
-        return rows
+        return results[3] if query is not None else []
 
-    def _select(self, doing: str, query: bytes, param: Any) -> list[Any]:
+    def _select(self, doing: str, run: bytes, param: Any) -> list[Any]:
+        """The rows of prepared read ``run`` (``EXECUTE name(%s)``) for ``param``: with the
+        transaction's first round trip when it has not begun, else one of its own."""
+        query = run % (_literal(self._escape, param),)
         if not self._opened:
-            return self._start([], doing, query, (param,))
+            return self._start([], doing, query)
         try:
-            return self._conn.execute(query, (param,)).fetchall()
+            return _simple(self._conn, [query])[0]
         except psycopg.Error as exc:
             raise self._failed(exc, doing) from exc
 
@@ -132,7 +146,7 @@ class _Writer(ChainTransaction):
         known = self._found.get(key)
         if known is not None:
             return known
-        found = self._select("get", self._store._sql.get, key)
+        found = self._select("get", self._store._sql.run_get, key)
         return _checked(found[0], self._store.hmac_key, key=key)[0] if found else None
 
     def _committed_keys(self, keys: set[str]) -> set[str]:
@@ -140,7 +154,7 @@ class _Writer(ChainTransaction):
         same round trip, so ``get`` then answers from them."""
         hmac_key = self._store.hmac_key
         present: set[str] = set()
-        for row in self._select("prefetch", self._store._sql.keys, list(keys)):
+        for row in self._select("prefetch", self._store._sql.run_keys, list(keys)):
             record = _checked(row, hmac_key)[0]
             if record.key not in keys and not any(record_carries(record, key=k) for k in keys):
                 raise TamperedError(
@@ -153,11 +167,11 @@ class _Writer(ChainTransaction):
 
     def _committed_find(self, tag: str) -> list[Record]:
         hmac_key = self._store.hmac_key
-        rows = self._select("find", self._store._sql.find, tag)
+        rows = self._select("find", self._store._sql.run_find, tag)
         return [_checked(row, hmac_key, tag=tag)[0] for row in rows]
 
     def _committed_record(self, seq: int) -> Record | None:
-        found = self._select("record", self._store._sql.record, seq)
+        found = self._select("record", self._store._sql.run_record, seq)
         return _checked(found[0], self._store.hmac_key, seq=seq)[0] if found else None
 
     def _begin(self, keys: list[str]) -> tuple[Checkpoint, Callable[[], datetime]]:
@@ -187,7 +201,7 @@ class _Writer(ChainTransaction):
             self._frontier = [bytes(value) for value in frontier or ()]
             self._head, self._clock = head, _clock_from(store._clock, server_now)
         if unasked:
-            rows = self._select("append", store._sql.keys, unasked)
+            rows = self._select("append", store._sql.run_keys, unasked)
             if rows:
                 raise DuplicateKey(str(rows[0][3]), int(rows[0][0]))
         return self._head, self._clock
@@ -227,10 +241,11 @@ class _Writer(ChainTransaction):
 
     def commit(self) -> None:
         """Insert what the block appended, COMMIT, and make it durable: a group of fewer
-        than :data:`_COPY_FROM` records as pipelined INSERTs, a larger one by ``COPY``
-        first; then, in the same round trip, the COMMIT and the flush barrier.
+        than :data:`_COPY_FROM` records as one multi-row INSERT of its records and one of
+        its tree nodes sent with the COMMIT and the flush barrier as one simple query (one
+        round trip); a larger one by ``COPY`` first.
 
-        Where the store has a barrier (``_sql_durable``) the transaction commits
+        Where the store has a barrier (``Statements.durable``) the transaction commits
         asynchronously (``synchronous_commit = off``, set when it began), which lets the
         chain lock go as soon as the commit record is written; the barrier that follows
         waits, outside the lock, until the write-ahead log is on disk up to that record
@@ -240,19 +255,28 @@ class _Writer(ChainTransaction):
         back). Nothing to do when the block never reached the database."""
         if not self._opened:
             return
-        conn = self._conn
-        durable = self._store._sql.durable
+        conn, sql = self._conn, self._store._sql
         if len(self._rows) >= _COPY_FROM:
             self._send()
-        done = None
+        statements = []
+        if self._rows:
+            statements.append(sql.insert_values + _values(self._escape, self._rows))
+        if self._tree_rows:
+            statements.append(sql.tree_values + _values(self._escape, self._tree_rows))
+        self._rows, self._tree_rows = [], []
+        statements.append(b"COMMIT")
+        if sql.durable is not None:
+            statements.append(sql.durable)
         try:
-            with conn.pipeline():
-                self._send()
-                done = conn.execute(b"COMMIT")
-                if durable is not None:
-                    conn.execute(durable)
-        finally:
-            self.committed = done is not None and done.statusmessage == "COMMIT"
+            _simple(conn, statements)
+        except psycopg.Error:
+            # The server stops at the first failing statement: when that was the barrier,
+            # after the COMMIT, the connection is idle again (else the transaction failed).
+            self.committed = (
+                not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE
+            )
+            raise
+        self.committed = True
 
     def _grown_tree(self, head_seq: int, tree_size: int) -> CompactTree:
         """The tree's right edge at ``tree_size`` leaves, grown to ``head_seq`` if records
@@ -328,6 +352,17 @@ def _clock_from(
 
 
 _BEGIN = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+def _simple(conn: psycopg.Connection[Any], statements: list[bytes]) -> list[list[Any]]:
+    """Send ``statements`` (arguments written in) as one simple query; the rows of each."""
+    results: list[list[Any]] = []
+    with conn.cursor() as cur:
+        cur.execute(b"; ".join(statements))
+        while True:
+            results.append(cur.fetchall() if cur.description is not None else [])
+            if not cur.nextset():
+                return results
+
+
 # The prepared head row: the head record's columns, then the server clock, the keys
 # already taken (of those it was asked about), the tree's size and its frontier's hashes.
 _HEAD_COLUMNS = 8
@@ -380,7 +415,7 @@ class _PgTreeView:
         return found
 
     def leaf(self, seq: int) -> bytes:
-        rows = self._conn.execute(self._store._sql.record, (seq,)).fetchall()
+        rows = self._conn.execute(self._store._sql.run_record, (seq,)).fetchall()
         if not rows:
             raise TreeMismatch(f"record {seq} is missing")
         record = _record(rows[0])

@@ -31,6 +31,7 @@ from postgres_support import (
 
 import audit
 import audit.pg_statements
+import audit.pg_writer
 from audit.postgres import APP_ROLE, SCHEMA_VERSION, PostgresAuditStore
 from audit.protocol import Checkpoint, Entry
 
@@ -435,17 +436,33 @@ def test_a_claim_raced_by_two_processes_is_paid_once(pg: PgStore) -> None:
 
 def _round_trips(monkeypatch: pytest.MonkeyPatch, store: PostgresAuditStore) -> list[list[str]]:
     """Record the statements ``store`` sends through ``execute``, one list per round trip
-    (a pipeline is one; a statement outside a pipeline is one), each statement shortened
-    to its first words. The records' and tree nodes' INSERTs (``executemany``) go in the
-    same pipeline as the COMMIT and are not listed."""
+    (a pipeline is one; a statement outside a pipeline is one; the statements the writer
+    sends as one simple query are one), each statement shortened to its first words (a
+    prepared statement's ``EXECUTE`` to those of the statement it runs). The records' and
+    tree nodes' INSERTs go in the same round trip as the COMMIT and are not listed."""
     trips: list[list[str]] = []
     conn = store._conn
-    execute, pipeline = conn.execute, conn.pipeline
+    execute, pipeline, simple = conn.execute, conn.pipeline, audit.pg_writer._simple
     depth = [0]
+    prepared = {
+        getattr(store._sql, f"run_{name}").split(b"(")[0]: getattr(store._sql, name)
+        for name in ("prepare", "get", "keys", "find", "record")
+    }
+
+    def shortened(text: str) -> str:
+        return re.sub(r"\d+", "N", " ".join(text.split()[:3]))
+
+    def recorded_simple(conn: Any, statements: list[bytes]) -> Any:
+        trips.append([
+            shortened(prepared.get(text.split(b"(")[0], text).decode())
+            for text in statements
+            if not text.startswith(b"INSERT INTO")
+        ])  # fmt: skip
+        return simple(conn, statements)
 
     def recorded_execute(query: Any, *args: Any, **kwargs: Any) -> Any:
         text = query.decode() if isinstance(query, bytes) else str(query)
-        words = re.sub(r"\d+", "N", " ".join(text.split()[:3]))
+        words = shortened(text)
         if depth[0]:
             trips[-1].append(words)
         else:
@@ -465,6 +482,7 @@ def _round_trips(monkeypatch: pytest.MonkeyPatch, store: PostgresAuditStore) -> 
 
     monkeypatch.setattr(conn, "execute", recorded_execute)
     monkeypatch.setattr(conn, "pipeline", recorded_pipeline)
+    monkeypatch.setattr(audit.pg_writer, "_simple", recorded_simple)
     return trips
 
 
@@ -690,3 +708,64 @@ def test_import_refuses_a_record_that_does_not_chain(
         plain.import_records(records[1:])
     assert plain.head() == Checkpoint(0, audit.GENESIS_HASH)
     assert plain.import_records(records) == Checkpoint(3, records[-1].hash)
+
+
+# -- values written into the statements (issue 22) -------------------------------------------
+
+TRICKY = "it's \\ a; %s $1 '); DROP TABLE pricecalc_audit_record; -- 价格 é"
+
+
+def test_a_group_sent_as_one_simple_query_stores_every_text_exactly(
+    open_pg: Callable[..., PostgresAuditStore], pg: PgStore
+) -> None:
+    """The writer sends a group's records, tree nodes, COMMIT and barrier as one simple
+    query, with the values written in as literals, and its reads as ``EXECUTE`` of the
+    session's prepared statements: keys, tags and payload text holding quotes,
+    backslashes, semicolons, placeholders and CJK are stored and read back exactly,
+    nothing else runs, and the chain and tree verify."""
+    store = open_pg()
+    tricky = [
+        Entry({"note": TRICKY, "n": n}, key=f"{TRICKY}#{n}", tags=(f"t:{TRICKY}",))
+        for n in range(3)
+    ]
+    with store.transaction() as tx:
+        tx.prefetch([f"{TRICKY}#0", f"{TRICKY}#9"])
+        assert tx.get(f"{TRICKY}#9") is None
+        recorded = [tx.append(item) for item in tricky]
+    assert [r.seq for r in recorded] == [1, 2, 3]
+    assert [store.get(f"{TRICKY}#{n}") for n in range(3)] == recorded
+    assert store.find(f"t:{TRICKY}") == recorded
+    assert [r.payload for r in recorded] == [{"note": TRICKY, "n": n} for n in range(3)]
+    with store.transaction() as tx:
+        tx.prefetch([f"{TRICKY}#1"])
+        assert tx.get(f"{TRICKY}#1") == recorded[1]
+        assert tx.record(3) == recorded[2]
+    assert count_rows(pg) == 3  # the DROP TABLE in the text stayed text
+    report = store.verify()
+    assert (report.ok, report.count) == (True, 3)
+
+
+def test_a_literal_is_what_libpq_escapes_and_nothing_else_is_written_in(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """The literals of the writer's simple queries, exactly: text through libpq's
+    ``PQescapeLiteral``, integers written out, a list as ``text[]``, bytes decoded from
+    hex, JSON as its canonical text; any other value is refused."""
+    from psycopg.pq import Escaping
+    from psycopg.types.json import Jsonb
+
+    from audit.pg_rows import _literal
+
+    escape = Escaping(open_pg()._conn.pgconn).escape_literal
+    assert _literal(escape, "it's") == b"'it''s'"
+    assert _literal(escape, "a\\b") == b" E'a\\\\b'"
+    assert _literal(escape, None) == b"NULL"
+    assert _literal(escape, -12) == b"-12"
+    assert _literal(escape, []) == b"'{}'::text[]"
+    assert _literal(escape, ["x", "y'"]) == b"ARRAY['x','y''']::text[]"
+    assert _literal(escape, b"\x00\xff") == b"decode('00ff', 'hex')"
+    assert _literal(escape, Jsonb({"b": "é", "a": 1})) == "'{\"a\":1,\"b\":\"é\"}'::jsonb".encode()
+    with pytest.raises(TypeError, match="no SQL literal for float"):
+        _literal(escape, 1.5)
+    with pytest.raises(TypeError, match="no SQL literal for bool"):
+        _literal(escape, True)
