@@ -143,12 +143,17 @@ def open_schema(conn: psycopg.Connection[Any], location: str) -> Statements:
         # of its right edge (the frontier: one complete subtree per set bit of the size,
         # left to right), so that no further round trip is needed under the lock to chain
         # on. The head comes whole (every column), so that it is checked before anything
-        # is chained onto it (SPEC §7).
+        # is chained onto it (SPEC §7). Keys are looked up one by one through the unique
+        # index (the LATERAL subquery, kept apart by OFFSET 0): ``key = ANY(array)``
+        # got a generic plan that scanned the whole table on every append (planned
+        # while the table was small, kept for the session), its cost growing with the
+        # store. The same for ``keys`` below.
         prepare=q(
             "WITH size AS (SELECT coalesce((SELECT idx + 1 FROM {tr} WHERE level = 0 "
             "ORDER BY idx DESC LIMIT 1), 0) AS n) "
             "SELECT h.*, clock_timestamp(), "
-            "(SELECT jsonb_object_agg(key, seq) FROM {t} WHERE key = ANY(%s::text[])), "
+            "(SELECT jsonb_object_agg(u.k, r.seq) FROM unnest(%s::text[]) AS u(k) "
+            "CROSS JOIN LATERAL (SELECT seq FROM {t} WHERE key = u.k OFFSET 0) AS r), "
             "size.n, "
             "(SELECT array_agg(f.hash ORDER BY f.level DESC) FROM {tr} AS f "
             "WHERE (f.level, f.idx) IN (SELECT l, (size.n >> l) - 1 "
@@ -174,7 +179,10 @@ def open_schema(conn: psycopg.Connection[Any], location: str) -> Statements:
         ),
         head=q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1"),
         get=q("SELECT {cols} FROM {t} WHERE key = %s"),
-        keys=q("SELECT {cols} FROM {t} WHERE key = ANY(%s::text[])"),
+        keys=q(
+            "SELECT r.* FROM unnest(%s::text[]) AS u(k) "
+            "CROSS JOIN LATERAL (SELECT {cols} FROM {t} WHERE key = u.k OFFSET 0) AS r"
+        ),
         find=q("SELECT {cols} FROM {t} WHERE tags @> ARRAY[%s]::text[] ORDER BY seq"),
         record=q("SELECT {cols} FROM {t} WHERE seq = %s"),
         verify=q("SELECT {cols}, recorded_us FROM {t} ORDER BY seq"),
