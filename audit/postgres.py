@@ -164,6 +164,11 @@ class PostgresAuditStore(TreeQuestions):
         conn = self._conn
         try:
             conn.execute("SET synchronous_commit = on")
+            if conn.info.server_version >= 120000:
+                # The session runs only the store's statements, each with a plan that
+                # is right for every argument (the key and seq look-ups through their
+                # unique indexes): plan each once, not again on every EXECUTE.
+                conn.execute("SET plan_cache_mode = force_generic_plan")
             conn.execute(
                 sql.SQL("SET lock_timeout = {}").format(
                     sql.Literal(f"{max(1, round(self.lock_timeout * 1000))}ms")

@@ -769,3 +769,28 @@ def test_a_literal_is_what_libpq_escapes_and_nothing_else_is_written_in(
         _literal(escape, 1.5)
     with pytest.raises(TypeError, match="no SQL literal for bool"):
         _literal(escape, True)
+
+
+def test_the_look_ups_under_the_lock_never_scan_the_record_table(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """What a write reads under the chain lock — the head with which keys are taken, a
+    group's key prefetch, a key, a record — goes through an index, in the plan the
+    session keeps for every call (generic plans: planned once): never a scan of the
+    whole record table, whose cost would grow with the store."""
+    store = open_pg()
+    fill(store, 40)
+    conn = store._conn
+    assert conn.execute("SHOW plan_cache_mode").fetchone() == ("force_generic_plan",)
+    for name, argument in [
+        ("prepare", "ARRAY['k1', 'k99']::text[]"),
+        ("keys", "ARRAY['k1', 'k99']::text[]"),
+        ("get", "'k1'"),
+        ("record", "7"),
+    ]:
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(f"EXPLAIN EXECUTE pricecalc_audit_{name}({argument})")
+        )
+        assert "Seq Scan on pricecalc_audit_record" not in plan, (name, plan)
+        assert "pricecalc_audit_record" in plan, (name, plan)
