@@ -356,9 +356,13 @@ def _simple(conn: psycopg.Connection[Any], statements: list[bytes]) -> list[list
     """Send ``statements`` (arguments written in) as one simple query; the rows of each."""
     results: list[list[Any]] = []
     with conn.cursor() as cur:
-        cur.execute(b"; ".join(statements))
+        # never prepared by psycopg (the text is new each time; the reads it runs are
+        # the session's prepared statements), and rows asked for only where there are
+        # some (``description`` would build every column's description first)
+        cur.execute(b"; ".join(statements), prepare=False)
         while True:
-            results.append(cur.fetchall() if cur.description is not None else [])
+            result = cur.pgresult
+            results.append(cur.fetchall() if result is not None and result.ntuples else [])
             if not cur.nextset():
                 return results
 
