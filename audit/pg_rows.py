@@ -128,9 +128,7 @@ def _literal(escape: Escape, value: Any) -> bytes:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value).encode("ascii")
     if isinstance(value, list):
-        if not value:
-            return b"'{}'::text[]"
-        return b"ARRAY[" + b",".join(escape(v.encode("utf-8")) for v in value) + b"]::text[]"
+        return _text_array(escape, value)
     if isinstance(value, bytes):
         return b"decode('" + value.hex().encode("ascii") + b"', 'hex')"
     if isinstance(value, Jsonb):
@@ -138,8 +136,36 @@ def _literal(escape: Escape, value: Any) -> bytes:
     raise TypeError(f"no SQL literal for {type(value).__name__}")
 
 
-def _values(escape: Escape, rows: Iterable[Sequence[Any]]) -> bytes:
-    """Rows as the ``(…), (…)`` of a multi-row ``VALUES``."""
+def _text_array(escape: Escape, texts: Sequence[str]) -> bytes:
+    if not texts:
+        return b"'{}'::text[]"
+    return b"ARRAY[" + b",".join(escape(text.encode("utf-8")) for text in texts) + b"]::text[]"
+
+
+def _record_values(escape: Escape, rows: Iterable[Sequence[Any]]) -> bytes:
+    """Record rows as made by :func:`_row`, as the ``(…), (…)`` of a multi-row ``VALUES``:
+    what :func:`_literal` writes for each value, without asking each value its type (this
+    runs under the chain lock)."""
     return b",".join(
-        b"(" + b",".join(_literal(escape, value) for value in row) + b")" for row in rows
+        b"(%d,%s,%s,%d,%s,%s,%s::jsonb,%s,%s)"
+        % (
+            seq,
+            escape(rid.encode("utf-8")),
+            escape(recorded_at.encode("utf-8")),
+            recorded_us,
+            b"NULL" if key is None else escape(key.encode("utf-8")),
+            _text_array(escape, tags),
+            escape(dumps_plain(payload.obj)),
+            escape(prev_hash.encode("utf-8")),
+            escape(digest.encode("utf-8")),
+        )
+        for seq, rid, recorded_at, recorded_us, key, tags, payload, prev_hash, digest in rows
+    )
+
+
+def _node_values(rows: Iterable[tuple[int, int, int, bytes]]) -> bytes:
+    """Tree rows as made by :func:`_tree_copy_rows`, as the ``(…), (…)`` of a ``VALUES``."""
+    return b",".join(
+        b"(%d,%d,%d,decode('%s', 'hex'))" % (position, level, index, value.hex().encode("ascii"))
+        for position, level, index, value in rows
     )

@@ -23,10 +23,11 @@ from audit.pg_rows import (
     _checked,
     _first_line,
     _literal,
+    _node_values,
     _record,
+    _record_values,
     _row,
     _tree_copy_rows,
-    _values,
 )
 from audit.pg_statements import Statements
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
@@ -260,9 +261,9 @@ class _Writer(ChainTransaction):
             self._send()
         statements = []
         if self._rows:
-            statements.append(sql.insert_values + _values(self._escape, self._rows))
+            statements.append(sql.insert_values + _record_values(self._escape, self._rows))
         if self._tree_rows:
-            statements.append(sql.tree_values + _values(self._escape, self._tree_rows))
+            statements.append(sql.tree_values + _node_values(self._tree_rows))
         self._rows, self._tree_rows = [], []
         statements.append(b"COMMIT")
         if sql.durable is not None:

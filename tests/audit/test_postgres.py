@@ -30,6 +30,7 @@ from postgres_support import (
 )
 
 import audit
+import audit.pg_rows
 import audit.pg_statements
 import audit.pg_writer
 from audit.postgres import APP_ROLE, SCHEMA_VERSION, PostgresAuditStore
@@ -748,9 +749,10 @@ def test_a_group_sent_as_one_simple_query_stores_every_text_exactly(
 def test_a_literal_is_what_libpq_escapes_and_nothing_else_is_written_in(
     open_pg: Callable[..., PostgresAuditStore],
 ) -> None:
-    """The literals of the writer's simple queries, exactly: text through libpq's
-    ``PQescapeLiteral``, integers written out, a list as ``text[]``, bytes decoded from
-    hex, JSON as its canonical text; any other value is refused."""
+    """The literals of the writer's simple queries, exactly — each value's, and a group's
+    record and tree-node rows': text through libpq's ``PQescapeLiteral``, integers
+    written out, a list as ``text[]``, bytes decoded from hex, JSON as its canonical
+    text; any other value is refused."""
     from psycopg.pq import Escaping
     from psycopg.types.json import Jsonb
 
@@ -765,6 +767,17 @@ def test_a_literal_is_what_libpq_escapes_and_nothing_else_is_written_in(
     assert _literal(escape, ["x", "y'"]) == b"ARRAY['x','y''']::text[]"
     assert _literal(escape, b"\x00\xff") == b"decode('00ff', 'hex')"
     assert _literal(escape, Jsonb({"b": "é", "a": 1})) == "'{\"a\":1,\"b\":\"é\"}'::jsonb".encode()
+    row = (3, "r-3", "2026-01-02T03:04:05.000006Z", 1767323045000006, None, ["a'b"],
+           Jsonb({"k": "it's"}), "0" * 64, "f" * 64)  # fmt: skip
+    assert audit.pg_rows._record_values(escape, [row, (*row[:4], "k'3", [], *row[6:])]) == (
+        b"(3,'r-3','2026-01-02T03:04:05.000006Z',1767323045000006,NULL,ARRAY['a''b']::text[],"
+        b"'{\"k\":\"it''s\"}'::jsonb,'" + b"0" * 64 + b"','" + b"f" * 64 + b"'),"
+        b"(3,'r-3','2026-01-02T03:04:05.000006Z',1767323045000006,'k''3','{}'::text[],"
+        b"'{\"k\":\"it''s\"}'::jsonb,'" + b"0" * 64 + b"','" + b"f" * 64 + b"')"
+    )
+    assert audit.pg_rows._node_values([(4, 0, 3, b"\x01\xab"), (5, 1, 1, b"")]) == (
+        b"(4,0,3,decode('01ab', 'hex')),(5,1,1,decode('', 'hex'))"
+    )
     with pytest.raises(TypeError, match="no SQL literal for float"):
         _literal(escape, 1.5)
     with pytest.raises(TypeError, match="no SQL literal for bool"):
