@@ -164,6 +164,8 @@ class PostgresAuditStore(TreeQuestions):
         conn = self._conn
         try:
             conn.execute("SET synchronous_commit = on")
+            # the writer writes text into its statements as UTF-8 (audit.pg_rows._literal)
+            conn.execute("SET client_encoding = 'UTF8'")
             if conn.info.server_version >= 120000:
                 # The session runs only the store's statements, each with a plan that
                 # is right for every argument (the key and seq look-ups through their

@@ -807,3 +807,15 @@ def test_the_look_ups_under_the_lock_never_scan_the_record_table(
         )
         assert "Seq Scan on pricecalc_audit_record" not in plan, (name, plan)
         assert "pricecalc_audit_record" in plan, (name, plan)
+
+
+def test_the_session_speaks_utf8_whatever_the_url_asked(
+    open_pg: Callable[..., PostgresAuditStore], pg: PgStore
+) -> None:
+    """The writer writes text into its statements as UTF-8: a handle opened with another
+    client encoding in its URL still talks UTF-8, and CJK text round-trips."""
+    store = open_pg(make_url(pg.app_url, client_encoding="LATIN1"))
+    assert store._conn.execute("SHOW client_encoding").fetchone() == ("UTF8",)
+    record = store.append(Entry({"note": "价格 é"}, key="价格-1", tags=("标签",)))
+    assert store.get("价格-1") == record and store.find("标签") == [record]
+    assert record.payload == {"note": "价格 é"}
