@@ -28,6 +28,12 @@ it comes, as before issue 22). Writes bench/results/audit_postgres_groups.json.
 the ceiling of one chain on PostgreSQL (docs/scaling.md); writes
 bench/results/audit_postgres_ceiling.json.
 
+``--decide`` runs ``Calculator.decide`` in 1 and 8 single-threaded processes (as
+bench/concurrency.py's PostgreSQL row does), alternating on fresh databases, and reports
+decisions/s with the CPU per decision of the processes and of their database backends
+(from ``/proc``): the figure that stays comparable when the machine is shared; writes
+bench/results/audit_postgres_decide.json.
+
 Run ``python -m bench.audit_postgres`` or with ``--quick`` (a fifth of the records).
 Prints a table and writes bench/results/audit_postgres.json.
 """
