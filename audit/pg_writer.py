@@ -420,7 +420,7 @@ class _PgTreeView:
         return found
 
     def leaf(self, seq: int) -> bytes:
-        rows = self._conn.execute(self._store._sql.run_record, (seq,)).fetchall()
+        rows = self._conn.execute(self._store._sql.record, (seq,)).fetchall()
         if not rows:
             raise TreeMismatch(f"record {seq} is missing")
         record = _record(rows[0])
