@@ -78,8 +78,9 @@ class Statements:
     verify: bytes
     # The same reads as SQL-level prepared statements of the session (``EXECUTE name(%s)``,
     # the arguments as literals, :func:`audit.pg_rows._literal`), so that a round trip is
-    # one simple query — parsed once, planned once per session — rather than a pipeline
-    # of extended-protocol messages: a fraction of the client's CPU (docs/scaling.md).
+    # one simple query — the statement behind each parsed and planned once per session —
+    # rather than a pipeline of extended-protocol messages: a fraction of the client's
+    # CPU (docs/scaling.md).
     run_prepare: bytes
     run_get: bytes
     run_keys: bytes

@@ -179,7 +179,7 @@ class _Writer(ChainTransaction):
         """The head (checked), the clock, and ``keys`` refused if already recorded.
 
         The first append of the block uses the head read with the chain lock (one round
-        trip, pipelined with the lock); later ones chain onto the block's own last record
+        trip, with the lock); later ones chain onto the block's own last record
         and ask the database only about keys no earlier lookup answered."""
         store = self._store
         unasked = keys
@@ -372,10 +372,12 @@ def _simple(conn: psycopg.Connection[Any], statements: list[bytes]) -> list[list
 # already taken (of those it was asked about), the tree's size and its frontier's hashes.
 _HEAD_COLUMNS = 8
 # From this many records on, a group is sent by COPY (two COPYs, then the COMMIT: more
-# round trips, less server work per row) rather than as pipelined INSERTs with the COMMIT
-# (one round trip). Measured on the 2-core development machine under load: in one process,
-# alternating, the two are level from 8 to 256 records and COPY is 3.5x faster at 1,024;
-# across 1-8 writer processes (bench/audit_postgres.py --groups) COPY was ahead at 64.
+# round trips, less server work per row) rather than as INSERTs sent with the COMMIT
+# (one round trip). Measured when those INSERTs were pipelined (not again since they
+# became one multi-row INSERT), on the 2-core development machine under load: in one
+# process, alternating, the two were level from 8 to 256 records and COPY 3.5x faster at
+# 1,024; across 1-8 writer processes (bench/audit_postgres.py --groups) COPY was ahead
+# at 64.
 _COPY_FROM = 64
 
 

@@ -260,8 +260,8 @@ class PostgresAuditStore(TreeQuestions):
         """A write transaction: the writer takes the chain lock with its first read or
         append and commits when the block ends (:class:`audit.pg_writer._Writer`).
 
-        BEGIN, the lock, the head read and that first question go to the server in one
-        pipeline: one round trip. The block's appends are kept by the writer and sent, with
+        BEGIN, the lock, the head read and that first question go to the server as one
+        simple query: one round trip. The block's appends are kept by the writer and sent, with
         the COMMIT and the flush barrier, in one more (:meth:`_Writer.commit`): a group of
         any size costs the same two round trips, plus whatever else the block reads, and
         the lock is let go at the COMMIT, before the flush.
