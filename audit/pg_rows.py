@@ -9,13 +9,14 @@ first line. Nothing here talks to a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from audit.canonical import dumps_plain
 from audit.errors import AuditError, TamperedError
 from audit.merkle import node_at
 from audit.protocol import Record
@@ -109,3 +110,62 @@ def _tree_copy_rows(nodes: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, i
         level, index = node_at(position)
         yield position, level, index, value
 
+
+
+Escape = Callable[[bytes], bytes]
+
+
+def _literal(escape: Escape, value: Any) -> bytes:
+    """``value`` as an SQL literal, for a statement sent as a simple query: text through
+    ``escape`` (libpq's ``PQescapeLiteral`` on the store's connection, which knows its
+    encoding and string settings), integers written out, a list as a ``text[]``, bytes
+    decoded from hex and a :class:`Jsonb` as its JSON text. Nothing else is expected here.
+    """
+    if value is None:
+        return b"NULL"
+    if isinstance(value, str):
+        return escape(value.encode("utf-8"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value).encode("ascii")
+    if isinstance(value, list):
+        return _text_array(escape, value)
+    if isinstance(value, bytes):
+        return b"decode('" + value.hex().encode("ascii") + b"', 'hex')"
+    if isinstance(value, Jsonb):
+        return escape(dumps_plain(value.obj)) + b"::jsonb"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def _text_array(escape: Escape, texts: Sequence[str]) -> bytes:
+    if not texts:
+        return b"'{}'::text[]"
+    return b"ARRAY[" + b",".join(escape(text.encode("utf-8")) for text in texts) + b"]::text[]"
+
+
+def _record_values(escape: Escape, rows: Iterable[Sequence[Any]]) -> bytes:
+    """Record rows as made by :func:`_row`, as the ``(…), (…)`` of a multi-row ``VALUES``:
+    what :func:`_literal` writes for each value, without asking each value its type (this
+    runs under the chain lock)."""
+    return b",".join(
+        b"(%d,%s,%s,%d,%s,%s,%s::jsonb,%s,%s)"
+        % (
+            seq,
+            escape(rid.encode("utf-8")),
+            escape(recorded_at.encode("utf-8")),
+            recorded_us,
+            b"NULL" if key is None else escape(key.encode("utf-8")),
+            _text_array(escape, tags),
+            escape(dumps_plain(payload.obj)),
+            escape(prev_hash.encode("utf-8")),
+            escape(digest.encode("utf-8")),
+        )
+        for seq, rid, recorded_at, recorded_us, key, tags, payload, prev_hash, digest in rows
+    )
+
+
+def _node_values(rows: Iterable[tuple[int, int, int, bytes]]) -> bytes:
+    """Tree rows as made by :func:`_tree_copy_rows`, as the ``(…), (…)`` of a ``VALUES``."""
+    return b",".join(
+        b"(%d,%d,%d,decode('%s', 'hex'))" % (position, level, index, value.hex().encode("ascii"))
+        for position, level, index, value in rows
+    )

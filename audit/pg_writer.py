@@ -14,19 +14,30 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq import Escaping, TransactionStatus
 
 from audit.chain import ChainTransaction, TreeMismatch, grow, record_leaf
 from audit.errors import AuditError, DuplicateKey, StoreLocked, TamperedError
 from audit.merkle import CompactTree, Node, frontier_nodes, leaf_hash
-from audit.pg_rows import _checked, _first_line, _record, _row, _tree_copy_rows
+from audit.pg_rows import (
+    _checked,
+    _first_line,
+    _literal,
+    _node_values,
+    _record,
+    _record_values,
+    _row,
+    _tree_copy_rows,
+)
+from audit.pg_statements import Statements
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
 from audit.records import Sealed, Sealer, checked_leaf, record_carries
 
 
 class _StoreForWriter(Protocol):
     """What the writer and the tree view use of their store
-    (:class:`audit.postgres.PostgresAuditStore`): its statements, prepared once per
-    connection, its sealer and clock, the tree's edge it last saw, and how it turns a
+    (:class:`audit.postgres.PostgresAuditStore`): its statements (:mod:`audit.pg_statements`),
+    its sealer and clock, the tree's edge it last saw, and how it turns a
     database error into an audit error. Named as a protocol so that imports run one way
     (the store imports this module, never the reverse)."""
 
@@ -34,21 +45,7 @@ class _StoreForWriter(Protocol):
     _sealer: Sealer
     _clock: Callable[[], datetime] | None
     _tree_cache: CompactTree | None
-    _sql_lock: bytes
-    _sql_prepare: bytes
-    _sql_durable: bytes | None
-    _sql_head: bytes
-    _sql_get: bytes
-    _sql_keys: bytes
-    _sql_find: bytes
-    _sql_record: bytes
-    _sql_range: bytes
-    _sql_insert: bytes
-    _sql_copy: bytes
-    _sql_tree_size: bytes
-    _sql_nodes: bytes
-    _sql_tree_insert: bytes
-    _sql_tree_copy: bytes
+    _sql: Statements
 
     def _failure(
         self, exc: psycopg.Error, doing: str, *, committing: bool = False
@@ -87,6 +84,7 @@ class _Writer(ChainTransaction):
         self._tree_rows: list[tuple[int, int, int, bytes]] = []
         self._found: dict[str, Record] = {}  # committed records prefetched by key (checked)
         self.aborted: str | None = None  # a database error inside spoilt the transaction
+        self._escape = Escaping(conn.pgconn).escape_literal
         self._locked_out: StoreLocked | None = None  # the chain lock was not granted in time
         self.committed = False  # the COMMIT went through (the flush barrier may not have)
 
@@ -104,24 +102,24 @@ class _Writer(ChainTransaction):
         self.aborted = _first_line(exc)
         return self._store._failure(exc, doing)
 
-    def _start(
-        self, keys: list[str], doing: str, query: bytes | None = None, params: Any = ()
-    ) -> list[Any]:
+    def _start(self, keys: list[str], doing: str, query: bytes | None = None) -> list[Any]:
         """Begin the transaction with its first question: BEGIN, the chain lock, the head
-        read (asking which of ``keys`` are recorded) and ``query`` go to the server in one
-        pipeline — one round trip — and ``query``'s rows come back. Nothing is read before
-        the lock is held, so opening late is the same as opening first."""
-        store, conn = self._store, self._conn
+        read (asking which of ``keys`` are recorded) and ``query`` (a statement with its
+        arguments written in) go to the server as one simple query — one round trip — and
+        ``query``'s rows come back. Nothing is read before the lock is held (each statement
+        reads after the one before it ended), so opening late is the same as opening
+        first."""
+        sql = self._store._sql
         self.begun = True
+        statements = [
+            _BEGIN,
+            sql.lock,  # and synchronous_commit off, with a barrier
+            sql.run_prepare % (_literal(self._escape, keys),),  # the head, after the lock
+        ]
+        if query is not None:
+            statements.append(query)
         try:
-            with conn.pipeline():
-                conn.execute(_BEGIN)
-                conn.execute(store._sql_lock)  # and synchronous_commit off, with a barrier
-                # runs after the lock is granted, so it reads the current head
-                head = conn.execute(store._sql_prepare, (keys,))
-                asked = conn.execute(query, params) if query is not None else None
-            self._prepared = head.fetchone()
-            rows = asked.fetchall() if asked is not None else []
+            results = _simple(self._conn, statements)
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 doing = f"{self._doing}: taking the chain lock"
@@ -129,15 +127,19 @@ class _Writer(ChainTransaction):
             if isinstance(failure, StoreLocked):
                 self._locked_out = failure
             raise failure from exc
+        self._prepared = results[2][0]
         self._opened = True
         self._prepared_keys = set(keys)
-        return rows
+        return results[3] if query is not None else []
 
-    def _select(self, doing: str, query: bytes, param: Any) -> list[Any]:
+    def _select(self, doing: str, run: bytes, param: Any) -> list[Any]:
+        """The rows of prepared read ``run`` (``EXECUTE name(%s)``) for ``param``: with the
+        transaction's first round trip when it has not begun, else one of its own."""
+        query = run % (_literal(self._escape, param),)
         if not self._opened:
-            return self._start([], doing, query, (param,))
+            return self._start([], doing, query)
         try:
-            return self._conn.execute(query, (param,)).fetchall()
+            return _simple(self._conn, [query])[0]
         except psycopg.Error as exc:
             raise self._failed(exc, doing) from exc
 
@@ -145,7 +147,7 @@ class _Writer(ChainTransaction):
         known = self._found.get(key)
         if known is not None:
             return known
-        found = self._select("get", self._store._sql_get, key)
+        found = self._select("get", self._store._sql.run_get, key)
         return _checked(found[0], self._store.hmac_key, key=key)[0] if found else None
 
     def _committed_keys(self, keys: set[str]) -> set[str]:
@@ -153,7 +155,7 @@ class _Writer(ChainTransaction):
         same round trip, so ``get`` then answers from them."""
         hmac_key = self._store.hmac_key
         present: set[str] = set()
-        for row in self._select("prefetch", self._store._sql_keys, list(keys)):
+        for row in self._select("prefetch", self._store._sql.run_keys, list(keys)):
             record = _checked(row, hmac_key)[0]
             if record.key not in keys and not any(record_carries(record, key=k) for k in keys):
                 raise TamperedError(
@@ -166,18 +168,18 @@ class _Writer(ChainTransaction):
 
     def _committed_find(self, tag: str) -> list[Record]:
         hmac_key = self._store.hmac_key
-        rows = self._select("find", self._store._sql_find, tag)
+        rows = self._select("find", self._store._sql.run_find, tag)
         return [_checked(row, hmac_key, tag=tag)[0] for row in rows]
 
     def _committed_record(self, seq: int) -> Record | None:
-        found = self._select("record", self._store._sql_record, seq)
+        found = self._select("record", self._store._sql.run_record, seq)
         return _checked(found[0], self._store.hmac_key, seq=seq)[0] if found else None
 
     def _begin(self, keys: list[str]) -> tuple[Checkpoint, Callable[[], datetime]]:
         """The head (checked), the clock, and ``keys`` refused if already recorded.
 
         The first append of the block uses the head read with the chain lock (one round
-        trip, pipelined with the lock); later ones chain onto the block's own last record
+        trip, with the lock); later ones chain onto the block's own last record
         and ask the database only about keys no earlier lookup answered."""
         store = self._store
         unasked = keys
@@ -200,7 +202,7 @@ class _Writer(ChainTransaction):
             self._frontier = [bytes(value) for value in frontier or ()]
             self._head, self._clock = head, _clock_from(store._clock, server_now)
         if unasked:
-            rows = self._select("append", store._sql_keys, unasked)
+            rows = self._select("append", store._sql.run_keys, unasked)
             if rows:
                 raise DuplicateKey(str(rows[0][3]), int(rows[0][0]))
         return self._head, self._clock
@@ -227,23 +229,24 @@ class _Writer(ChainTransaction):
         store, conn = self._store, self._conn
         if len(rows) < _COPY_FROM:
             with conn.cursor() as cur:
-                cur.executemany(store._sql_insert, rows)
-                cur.executemany(store._sql_tree_insert, tree_rows)
+                cur.executemany(store._sql.insert, rows)
+                cur.executemany(store._sql.tree_insert, tree_rows)
         else:
             with conn.cursor() as cur:
-                with cur.copy(store._sql_copy) as copy:
+                with cur.copy(store._sql.copy) as copy:
                     for row in rows:
                         copy.write_row(row)
-                with cur.copy(store._sql_tree_copy) as copy:
+                with cur.copy(store._sql.tree_copy) as copy:
                     for node in tree_rows:
                         copy.write_row(node)
 
     def commit(self) -> None:
         """Insert what the block appended, COMMIT, and make it durable: a group of fewer
-        than :data:`_COPY_FROM` records as pipelined INSERTs, a larger one by ``COPY``
-        first; then, in the same round trip, the COMMIT and the flush barrier.
+        than :data:`_COPY_FROM` records as one multi-row INSERT of its records and one of
+        its tree nodes sent with the COMMIT and the flush barrier as one simple query (one
+        round trip); a larger one by ``COPY`` first.
 
-        Where the store has a barrier (``_sql_durable``) the transaction commits
+        Where the store has a barrier (``Statements.durable``) the transaction commits
         asynchronously (``synchronous_commit = off``, set when it began), which lets the
         chain lock go as soon as the commit record is written; the barrier that follows
         waits, outside the lock, until the write-ahead log is on disk up to that record
@@ -253,19 +256,28 @@ class _Writer(ChainTransaction):
         back). Nothing to do when the block never reached the database."""
         if not self._opened:
             return
-        conn = self._conn
-        durable = self._store._sql_durable
+        conn, sql = self._conn, self._store._sql
         if len(self._rows) >= _COPY_FROM:
             self._send()
-        done = None
+        statements = []
+        if self._rows:
+            statements.append(sql.insert_values + _record_values(self._escape, self._rows))
+        if self._tree_rows:
+            statements.append(sql.tree_values + _node_values(self._tree_rows))
+        self._rows, self._tree_rows = [], []
+        statements.append(b"COMMIT")
+        if sql.durable is not None:
+            statements.append(sql.durable)
         try:
-            with conn.pipeline():
-                self._send()
-                done = conn.execute(b"COMMIT")
-                if durable is not None:
-                    conn.execute(durable)
-        finally:
-            self.committed = done is not None and done.statusmessage == "COMMIT"
+            _simple(conn, statements)
+        except psycopg.Error:
+            # The server stops at the first failing statement: when that was the barrier,
+            # after the COMMIT, the connection is idle again (else the transaction failed).
+            self.committed = (
+                not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE
+            )
+            raise
+        self.committed = True
 
     def _grown_tree(self, head_seq: int, tree_size: int) -> CompactTree:
         """The tree's right edge at ``tree_size`` leaves, grown to ``head_seq`` if records
@@ -283,13 +295,13 @@ class _Writer(ChainTransaction):
                 found = _PgTreeView(store, self._conn).nodes(wanted)
                 tree = CompactTree(tree_size, [found[node] for node in wanted])
         if tree.size < head_seq:
-            rows = self._conn.execute(store._sql_range, (tree.size, head_seq)).fetchall()
+            rows = self._conn.execute(store._sql.range, (tree.size, head_seq)).fetchall()
             leaves = []
             for row in rows:  # checked: a leaf is never made of a forged row
                 leaves.append(leaf_hash(_checked(row, store.hmac_key)[1]))
             lagging = tree.copy()
             nodes = list(_tree_copy_rows(_grow_hashes(lagging, leaves)))
-            with self._conn.cursor() as cur, cur.copy(store._sql_tree_copy) as copy:
+            with self._conn.cursor() as cur, cur.copy(store._sql.tree_copy) as copy:
                 for node in nodes:
                     copy.write_row(node)
             tree = lagging
@@ -305,7 +317,7 @@ class _Writer(ChainTransaction):
             head, _ = self._begin([])
             tree = self._grown_tree(head.seq, self._tree_size).copy()
             leaves: list[bytes] = []
-            with self._conn.cursor() as cur, cur.copy(store._sql_copy) as copy:
+            with self._conn.cursor() as cur, cur.copy(store._sql.copy) as copy:
                 for record in records:
                     problem, leaf = _import_problem(record, head, store.hmac_key)
                     if problem is not None:
@@ -315,7 +327,7 @@ class _Writer(ChainTransaction):
                     assert leaf is not None
                     leaves.append(leaf)
                     head = Checkpoint(record.seq, record.hash)
-            with self._conn.cursor() as cur, cur.copy(store._sql_tree_copy) as copy:
+            with self._conn.cursor() as cur, cur.copy(store._sql.tree_copy) as copy:
                 for node in _tree_copy_rows(grow(tree, leaves)):
                     copy.write_row(node)
             self.tree = tree
@@ -341,36 +353,31 @@ def _clock_from(
 
 
 _BEGIN = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
-# Where the store has the flush barrier, its lock statement also makes the transaction's
-# commit asynchronous (for this transaction only); the barrier after the COMMIT makes it
-# durable.
-_ASYNC_COMMIT = b", set_config('synchronous_commit', 'off', true)"
-# The flush barrier, run with the session's synchronous_commit = on right after an
-# asynchronous COMMIT (and after a transaction that only read): when the write-ahead log
-# is not yet on disk up to where it has been written, write a tiny transactional message
-# to it — that gives this statement's transaction an id and a commit record, so its
-# commit waits until the log is flushed past it, and so past every earlier commit. When
-# it already is (nothing written since the last flush), it writes and waits for nothing.
-# pg_logical_emit_message needs no replication set-up (any wal_level) and, as the LSN
-# functions, may be called by every role unless an administrator revoked it.
-_BARRIER = (
-    b"SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() "
-    b"THEN pg_logical_emit_message(true, 'pricecalc-audit', '') END"
-)
-_BARRIER_USABLE = (
-    b"SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', "
-    b"'EXECUTE') AND has_function_privilege('pg_current_wal_flush_lsn()', 'EXECUTE') "
-    b"AND has_function_privilege('pg_current_wal_insert_lsn()', 'EXECUTE') "
-    b"AND NOT pg_is_in_recovery()"
-)
+def _simple(conn: psycopg.Connection[Any], statements: list[bytes]) -> list[list[Any]]:
+    """Send ``statements`` (arguments written in) as one simple query; the rows of each."""
+    results: list[list[Any]] = []
+    with conn.cursor() as cur:
+        # never prepared by psycopg (the text is new each time; the reads it runs are
+        # the session's prepared statements), and rows asked for only where there are
+        # some (``description`` would build every column's description first)
+        cur.execute(b"; ".join(statements), prepare=False)
+        while True:
+            result = cur.pgresult
+            results.append(cur.fetchall() if result is not None and result.ntuples else [])
+            if not cur.nextset():
+                return results
+
+
 # The prepared head row: the head record's columns, then the server clock, the keys
 # already taken (of those it was asked about), the tree's size and its frontier's hashes.
 _HEAD_COLUMNS = 8
 # From this many records on, a group is sent by COPY (two COPYs, then the COMMIT: more
-# round trips, less server work per row) rather than as pipelined INSERTs with the COMMIT
-# (one round trip). Measured on the 2-core development machine under load: in one process,
-# alternating, the two are level from 8 to 256 records and COPY is 3.5x faster at 1,024;
-# across 1-8 writer processes (bench/audit_postgres.py --groups) COPY was ahead at 64.
+# round trips, less server work per row) rather than as INSERTs sent with the COMMIT
+# (one round trip). Measured when those INSERTs were pipelined (not again since they
+# became one multi-row INSERT), on the 2-core development machine under load: in one
+# process, alternating, the two were level from 8 to 256 records and COPY 3.5x faster at
+# 1,024; across 1-8 writer processes (bench/audit_postgres.py --groups) COPY was ahead
+# at 64.
 _COPY_FROM = 64
 
 
@@ -399,14 +406,14 @@ class _PgTreeView:
         self._conn = conn
 
     def size(self) -> int:
-        row = self._conn.execute(self._store._sql_tree_size).fetchone()
+        row = self._conn.execute(self._store._sql.tree_size).fetchone()
         return int(row[0]) if row else 0
 
     def nodes(self, wanted: Sequence[Node]) -> dict[Node, bytes]:
         if not wanted:
             return {}
         rows = self._conn.execute(
-            self._store._sql_nodes, ([n[0] for n in wanted], [n[1] for n in wanted])
+            self._store._sql.nodes, ([n[0] for n in wanted], [n[1] for n in wanted])
         ).fetchall()
         found = {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
         missing = [node for node in wanted if node not in found]
@@ -415,7 +422,7 @@ class _PgTreeView:
         return found
 
     def leaf(self, seq: int) -> bytes:
-        rows = self._conn.execute(self._store._sql_record, (seq,)).fetchall()
+        rows = self._conn.execute(self._store._sql.record, (seq,)).fetchall()
         if not rows:
             raise TreeMismatch(f"record {seq} is missing")
         record = _record(rows[0])

@@ -41,37 +41,32 @@ How the guarantees are kept:
   was in flight the error says so, and a retry of a keyed batch is safe (keys are unique).
 
 This module holds the store (:class:`PostgresAuditStore`: connecting, locking, reading,
-verifying, the tree's proofs). Its siblings: :mod:`audit.pg_writer` (the write transaction
-and the tree read through a connection), :mod:`audit.pg_schema` (migrations, grants and
-:func:`init_store` and the table names, re-exported here) and :mod:`audit.pg_rows` (rows
-and the connection string, which both the store and the schema use).
+the tree's proofs). Its siblings, one job each: :mod:`audit.pg_statements` (finding the
+schema on a new connection and rendering the statements the store sends),
+:mod:`audit.pg_writer` (the write transaction and the tree read through a connection),
+:mod:`audit.pg_verify` (verify, in one snapshot), :mod:`audit.pg_schema` (migrations,
+grants, :func:`init_store` and the table names, re-exported here) and
+:mod:`audit.pg_rows` (rows and the connection string, which both the store and the
+schema use).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, LiteralString, TextIO
+from typing import Any, TextIO
 
-import attrs
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import Jsonb
 
 from audit.canonical import to_json_value
-from audit.chain import (
-    TreeMismatch,
-    TreeQuestions,
-    check_entries,
-    root_at,
-)
+from audit.chain import TreeMismatch, TreeQuestions, check_entries
 from audit.errors import (
     AppendOnlyViolation,
     AuditError,
@@ -84,22 +79,17 @@ from audit.merkle import CompactTree
 from audit.pg_rows import _COLUMNS, _FETCH, _checked, _conninfo, _first_line, _record
 from audit.pg_schema import (
     APP_ROLE,
-    LOCK_CLASS,
     RECORD_TABLE,
     SCHEMA_VERSION,
     TREE_TABLE,
     VERSION_TABLE,
-    _lock_sql,
     init_store,
 )
-from audit.pg_writer import _ASYNC_COMMIT, _BARRIER, _BARRIER_USABLE, _PgTreeView, _Writer
+from audit.pg_statements import Statements, open_schema
+from audit.pg_verify import verify_snapshot
+from audit.pg_writer import _PgTreeView, _Writer
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
-from audit.records import (
-    Sealer,
-    epoch_micros,
-    parse_timestamp,
-)
-from audit.verifying import ChainChecker
+from audit.records import Sealer, epoch_micros
 
 __all__ = [
     "APP_ROLE",
@@ -155,6 +145,7 @@ class PostgresAuditStore(TreeQuestions):
         self._tx_thread: int | None = None
         self._tree_cache: CompactTree | None = None  # the tree's right edge, last seen
         self._sealer = Sealer(hmac_key)
+        self._sql: Statements  # the store's statements, rendered once its schema is found
         try:
             self._conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
                 self._conninfo, autocommit=True
@@ -173,102 +164,24 @@ class PostgresAuditStore(TreeQuestions):
         conn = self._conn
         try:
             conn.execute("SET synchronous_commit = on")
+            # the writer writes text into its statements as UTF-8 (audit.pg_rows._literal)
+            conn.execute("SET client_encoding = 'UTF8'")
+            if conn.info.server_version >= 120000:
+                # The session runs only the store's statements, each with a plan that
+                # is right for every argument (the key and seq look-ups through their
+                # unique indexes): plan each once, not again on every EXECUTE.
+                conn.execute("SET plan_cache_mode = force_generic_plan")
             conn.execute(
                 sql.SQL("SET lock_timeout = {}").format(
                     sql.Literal(f"{max(1, round(self.lock_timeout * 1000))}ms")
                 )
             )
-            row = conn.execute(
-                "SELECT c.oid, n.nspname FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.oid = to_regclass(%s)",
-                (RECORD_TABLE,),
-            ).fetchone()
-            if row is None:
-                raise AuditError(
-                    f"no audit store at {self.location}: table {RECORD_TABLE} not found; "
-                    "create it with `pricecalc audit init URL` (audit.init_store)"
-                )
-            oid, schema = int(row[0]), str(row[1])
-            vrow = conn.execute(
-                sql.SQL("SELECT max(version) FROM {}").format(sql.Identifier(schema, VERSION_TABLE))
-            ).fetchone()
         except psycopg.Error as exc:
             raise AuditError(
                 f"cannot open the audit store at {self.location}: {_first_line(exc)}"
             ) from exc
-        version = vrow[0] if vrow else None
-        if version != SCHEMA_VERSION:
-            raise AuditError(
-                f"the audit schema in {schema} is at version {version}, this pricecalc needs "
-                f"{SCHEMA_VERSION}: run `pricecalc audit init URL` (audit.init_store)"
-            )
-        self.schema = schema
-        self._table = sql.Identifier(schema, RECORD_TABLE)
-
-        self._tree_table = sql.Identifier(schema, TREE_TABLE)
-        # Durable outside the lock (module docstring): the group commits asynchronously
-        # and a flush barrier follows; only where the role may call what the barrier uses.
-        try:
-            usable = conn.execute(_BARRIER_USABLE).fetchone()
-        except psycopg.Error as exc:
-            raise AuditError(
-                f"cannot open the audit store at {self.location}: {_first_line(exc)}"
-            ) from exc
-        self._sql_durable: bytes | None = _BARRIER if usable and usable[0] else None
-
-        def q(text: LiteralString) -> bytes:
-            return (
-                sql.SQL(text)
-                .format(t=self._table, tr=self._tree_table, cols=sql.SQL(_COLUMNS))
-                .as_bytes(conn)
-            )
-
-        # The chain lock: (LOCK_CLASS, table oid) as signed int4s (oids are unsigned).
-        lock = _lock_sql((LOCK_CLASS, oid - 2**32 if oid >= 2**31 else oid))
-        self._sql_lock = lock.as_bytes(conn) + (b"" if self._sql_durable is None else _ASYNC_COMMIT)
-        # After the lock, in the same round trip: the head, the server clock, which of the
-        # batch's keys are already recorded (key -> seq), the tree's size and the hashes of
-        # its right edge (the frontier: one complete subtree per set bit of the size, left
-        # to right), so that no further round trip is needed under the lock to chain on.
-        # The head comes whole (every column), so that it is checked before anything is
-        # chained onto it (SPEC §7).
-        self._sql_prepare = q(
-            "WITH size AS (SELECT coalesce((SELECT idx + 1 FROM {tr} WHERE level = 0 "
-            "ORDER BY idx DESC LIMIT 1), 0) AS n) "
-            "SELECT h.*, clock_timestamp(), "
-            "(SELECT jsonb_object_agg(key, seq) FROM {t} WHERE key = ANY(%s::text[])), "
-            "size.n, "
-            "(SELECT array_agg(f.hash ORDER BY f.level DESC) FROM {tr} AS f "
-            "WHERE (f.level, f.idx) IN (SELECT l, (size.n >> l) - 1 "
-            "FROM generate_series(0, 62) AS l WHERE (size.n >> l) & 1 = 1)) "
-            "FROM size LEFT JOIN LATERAL "
-            "(SELECT {cols} FROM {t} ORDER BY seq DESC LIMIT 1) AS h ON true"
-        )
-        self._sql_tree_size = q(
-            "SELECT idx + 1 FROM {tr} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
-        )
-        self._sql_nodes = q(
-            "SELECT level, idx, hash FROM {tr} WHERE (level, idx) IN "
-            "(SELECT * FROM unnest(%s::smallint[], %s::bigint[]))"
-        )
-        self._sql_tree_insert = q("INSERT INTO {tr} (id, level, idx, hash) VALUES (%s, %s, %s, %s)")
-        self._sql_tree_copy = q("COPY {tr} (id, level, idx, hash) FROM STDIN")
-        self._sql_range = q("SELECT {cols} FROM {t} WHERE seq > %s AND seq <= %s ORDER BY seq")
-        self._sql_insert = q(
-            "INSERT INTO {t} (seq, id, recorded_at, recorded_us, key, tags, payload, "
-            "prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        )
-        self._sql_copy = q(
-            "COPY {t} (seq, id, recorded_at, recorded_us, key, tags, payload, prev_hash, hash) "
-            "FROM STDIN"
-        )
-        self._sql_head = q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")
-        self._sql_get = q("SELECT {cols} FROM {t} WHERE key = %s")
-        self._sql_keys = q("SELECT {cols} FROM {t} WHERE key = ANY(%s::text[])")
-        self._sql_find = q("SELECT {cols} FROM {t} WHERE tags @> ARRAY[%s]::text[] ORDER BY seq")
-        self._sql_record = q("SELECT {cols} FROM {t} WHERE seq = %s")
-        self._sql_verify = q("SELECT {cols}, recorded_us FROM {t} ORDER BY seq")
+        self._sql = open_schema(conn, self.location)
+        self.schema = self._sql.schema
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -347,8 +260,8 @@ class PostgresAuditStore(TreeQuestions):
         """A write transaction: the writer takes the chain lock with its first read or
         append and commits when the block ends (:class:`audit.pg_writer._Writer`).
 
-        BEGIN, the lock, the head read and that first question go to the server in one
-        pipeline: one round trip. The block's appends are kept by the writer and sent, with
+        BEGIN, the lock, the head read and that first question go to the server as one
+        simple query: one round trip. The block's appends are kept by the writer and sent, with
         the COMMIT and the flush barrier, in one more (:meth:`_Writer.commit`): a group of
         any size costs the same two round trips, plus whatever else the block reads, and
         the lock is let go at the COMMIT, before the flush.
@@ -438,17 +351,17 @@ class PostgresAuditStore(TreeQuestions):
     def get(self, key: str) -> Record | None:
         """The record with idempotency key ``key``, or None. Checked before it is handed
         out (:class:`TamperedError` for a row this store did not write)."""
-        found = self._read("get", self._sql_get, (key,))
+        found = self._read("get", self._sql.get, (key,))
         return _checked(found[0], self.hmac_key, key=key)[0] if found else None
 
     def find(self, tag: str) -> list[Record]:
         """Every record tagged ``tag``, in seq order, each checked as :meth:`get`'s."""
-        rows = self._read("find", self._sql_find, (tag,))
+        rows = self._read("find", self._sql.find, (tag,))
         return [_checked(row, self.hmac_key, tag=tag)[0] for row in rows]
 
     def record(self, seq: int) -> Record | None:
         """Record number ``seq`` (1-based), or None; checked as :meth:`get`'s."""
-        found = self._read("record", self._sql_record, (seq,))
+        found = self._read("record", self._sql.record, (seq,))
         return _checked(found[0], self.hmac_key, seq=seq)[0] if found else None
 
     def head(self) -> Checkpoint:
@@ -456,7 +369,7 @@ class PostgresAuditStore(TreeQuestions):
         with self._mutex:
             conn = self._usable()
             try:
-                row = conn.execute(self._sql_head).fetchone()
+                row = conn.execute(self._sql.head).fetchone()
             except psycopg.Error as exc:
                 raise self._failure(exc, "head") from exc
         return Checkpoint(0, GENESIS_HASH) if row is None else Checkpoint(row[0], row[1])
@@ -494,7 +407,7 @@ class PostgresAuditStore(TreeQuestions):
         conditions.append(sql.SQL("seq > %s"))
         query = sql.SQL("SELECT {cols} FROM {t} WHERE {cond} ORDER BY seq LIMIT {n}").format(
             cols=sql.SQL(_COLUMNS),
-            t=self._table,
+            t=self._sql.table,
             cond=sql.SQL(" AND ").join(conditions),
             n=sql.Literal(_FETCH),
         )
@@ -527,51 +440,7 @@ class PostgresAuditStore(TreeQuestions):
         meanwhile (records committed after the snapshot are left for the next run).
         """
         self._usable()
-        checker = ChainChecker(self.hmac_key, checkpoint)
-        count, head = 0, Checkpoint(0, GENESIS_HASH)  # what checked out so far
-        try:
-            with psycopg.connect(self._conninfo) as conn:
-                # A float (only SQL can put one there) becomes a Decimal, which has no
-                # canonical form: reported as such rather than hashed as something else.
-                set_json_loads(_loads_exact, conn)
-                conn.read_only = True
-                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-                with conn.cursor(name="pricecalc_audit_verify") as cur:
-                    cur.itersize = _FETCH
-                    cur.execute(self._sql_verify)
-                    for row in cur:
-                        record = _record(row)
-                        if not checker.feed_record(record):
-                            break
-                        problem = _time_index_problem(record, row[8])
-                        if problem is not None:
-                            return VerifyReport(False, count, head, record.seq, problem)
-                        count, head = count + 1, Checkpoint(record.seq, record.hash)
-                report = checker.report()
-                tree_problem = None
-                if report.count:  # the stored tree, in the same snapshot, against the log's
-                    view = _PgTreeView(self, conn)
-                    try:
-                        stored = root_at(view, report.count)
-                    except (TreeMismatch, ValueError) as exc:
-                        tree_problem = f"{exc}"
-                    else:
-                        if stored != report.root:
-                            tree_problem = (
-                                f"its root at size {report.count} is {stored.hex()[:16]}…, "
-                                f"the records' is {(report.root or b'').hex()[:16]}…"
-                            )
-                conn.rollback()
-        except psycopg.Error as exc:
-            raise AuditError(f"verify of {self.location} failed: {_first_line(exc)}") from exc
-        if tree_problem is not None:
-            return attrs.evolve(
-                report,
-                ok=False,
-                bad_seq=None,
-                problem=f"the Merkle tree table does not match the records: {tree_problem}",
-            )
-        return report
+        return verify_snapshot(self, self._conninfo, self.location, checkpoint)
 
     def export(
         self, out: TextIO, fmt: ExportFormat, records: Iterable[Record] | None = None
@@ -600,19 +469,3 @@ class PostgresAuditStore(TreeQuestions):
                 self._closed = True
                 self._conn.close()
 
-
-def _loads_exact(data: str | bytes) -> Any:
-    return json.loads(data, parse_float=Decimal)
-
-
-def _time_index_problem(record: Record, recorded_us: int) -> str | None:
-    try:
-        moment = epoch_micros(parse_timestamp(record.recorded_at))
-    except ValueError:
-        moment = None
-    if moment != recorded_us:
-        return (
-            f"record {record.seq} is indexed at another time than its recorded_at "
-            "(recorded_us was edited): time-range queries would miss it"
-        )
-    return None

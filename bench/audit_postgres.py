@@ -28,6 +28,12 @@ it comes, as before issue 22). Writes bench/results/audit_postgres_groups.json.
 the ceiling of one chain on PostgreSQL (docs/scaling.md); writes
 bench/results/audit_postgres_ceiling.json.
 
+``--decide`` runs ``Calculator.decide`` in 1 and 8 single-threaded processes (as
+bench/concurrency.py's PostgreSQL row does), alternating on fresh databases, and reports
+decisions/s with the CPU per decision of the processes and of their database backends
+(from ``/proc``): the figure that stays comparable when the machine is shared; writes
+bench/results/audit_postgres_decide.json.
+
 Run ``python -m bench.audit_postgres`` or with ``--quick`` (a fifth of the records).
 Prints a table and writes bench/results/audit_postgres.json.
 """
@@ -246,6 +252,75 @@ def print_groups(groups: dict[str, Any], writer_counts: tuple[int, ...] = GROUP_
                   f"{row['8'] / row['1']:.2f}")  # fmt: skip
 
 
+# -- decide, per process (issue 22) -----------------------------------------------------
+
+DECIDE_RESULTS = RESULTS.with_name("audit_postgres_decide.json")
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_of(pid: int) -> float:
+    """Seconds of CPU (user + system) process ``pid`` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def decide_work(target: str, worker: int, count: int, tag: str, start: Any) -> Any:
+    """One single-threaded process deciding ``count`` requests with its own Calculator,
+    as bench/concurrency.py's PostgreSQL row does. Returns its span and the CPU seconds
+    of this process and of its database backend over the timed loop."""
+    from bench.concurrency import _calculator, _requests
+
+    calc = _calculator(target)
+    requests = _requests(count + 1, f"{tag}-p{worker}")
+    calc.decide(requests[0])  # warm: plugins loaded, store opened
+    backend = calc.store._conn.info.backend_pid
+    start.wait()
+    began, cpu, server = time.time(), time.process_time(), _cpu_of(backend)
+    for request in requests[1:]:
+        calc.decide(request)
+    out = (began, time.time(), time.process_time() - cpu, _cpu_of(backend) - server)
+    calc.close()
+    return out
+
+
+def run_decide(target: str, processes: int, per_process: int, tag: str) -> dict[str, float]:
+    """Decisions/s of ``processes`` single-threaded processes, and CPU per decision (ms)."""
+    with SPAWN.Manager() as manager, ProcessPoolExecutor(processes, mp_context=SPAWN) as pool:
+        start = manager.Barrier(processes)
+        futures = [
+            pool.submit(decide_work, target, w, per_process, tag, start) for w in range(processes)
+        ]
+        spans = [f.result() for f in futures]
+    done = processes * per_process
+    elapsed = max(s[1] for s in spans) - min(s[0] for s in spans)
+    return {
+        "decisions_per_s": done / elapsed,
+        "client_ms": 1000 * sum(s[2] for s in spans) / done,
+        "backend_ms": 1000 * sum(s[3] for s in spans) / done,
+    }
+
+
+def measure_decide(server: str, scale: float, rounds: int) -> dict[str, Any]:
+    """1 and 8 processes, alternating on fresh databases, ``rounds`` times; medians."""
+    per = max(40, round(400 * scale))
+    runs: dict[str, list[dict[str, float]]] = {"1": [], "8": []}
+    for n in range(rounds):
+        for processes in (1, 8):
+            with postgres_store(server) as (target, _facts):
+                each = per * 2 if processes == 1 else per
+                result = run_decide(target, processes, each, f"d{n}-{processes}")
+            runs[str(processes)].append(result)
+            print(f"  {processes} process(es): " + ", ".join(
+                f"{k} {v:,.3f}" for k, v in result.items()), flush=True)  # fmt: skip
+    out: dict[str, Any] = {}
+    for processes, results in runs.items():
+        out[processes] = {
+            key: sorted(r[key] for r in results)[len(results) // 2] for key in results[0]
+        }
+    out["ratio_8_over_1"] = out["8"]["decisions_per_s"] / out["1"]["decisions_per_s"]
+    return out
+
+
 # -- the PostgreSQL side ---------------------------------------------------------------
 
 
@@ -320,6 +395,13 @@ def main(argv: list[str] | None = None) -> None:
         help="one chain's ceiling on PostgreSQL: groups of 1, 8 and 64 records (bulk) with "
         "1-16 writer processes (docs/scaling.md)",
     )
+    parser.add_argument(
+        "--decide",
+        action="store_true",
+        help="Calculator.decide in 1 and 8 single-threaded processes: decisions/s and CPU "
+        "per decision of the processes and of their database backends (issue 22)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--decide: alternations")
     args = parser.parse_args(argv)
     scale = 0.2 if args.quick else 1.0
     server = os.environ.get("PRICECALC_BENCH_PG") or os.environ.get("PRICECALC_TEST_PG")
@@ -332,6 +414,22 @@ def main(argv: list[str] | None = None) -> None:
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
+    if args.decide:
+        print("postgres decide, 1 and 8 processes (alternating) ...", flush=True)
+        decide = measure_decide(server, scale, args.rounds)
+        for processes in ("1", "8"):
+            row = decide[processes]
+            print(f"{processes} process(es): {row['decisions_per_s']:>7,.0f} decisions/s, "
+                  f"client {row['client_ms']:.3f} ms + backend {row['backend_ms']:.3f} ms "
+                  "CPU per decision")  # fmt: skip
+        print(f"8 processes / 1 process = {decide['ratio_8_over_1']:.2f}")
+        machine["load_average_after"] = os.getloadavg()
+        document = {"benchmark": "audit_postgres_decide", "quick": args.quick,
+                    "machine": machine, "decide": decide}  # fmt: skip
+        DECIDE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        DECIDE_RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwritten to {DECIDE_RESULTS}")
+        return
     if args.groups or args.ceiling:
         writer_counts = CEILING_WRITERS if args.ceiling else GROUP_WRITERS
         with postgres_store(server) as (target, facts):

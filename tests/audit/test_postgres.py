@@ -30,6 +30,9 @@ from postgres_support import (
 )
 
 import audit
+import audit.pg_rows
+import audit.pg_statements
+import audit.pg_writer
 from audit.postgres import APP_ROLE, SCHEMA_VERSION, PostgresAuditStore
 from audit.protocol import Checkpoint, Entry
 
@@ -434,17 +437,33 @@ def test_a_claim_raced_by_two_processes_is_paid_once(pg: PgStore) -> None:
 
 def _round_trips(monkeypatch: pytest.MonkeyPatch, store: PostgresAuditStore) -> list[list[str]]:
     """Record the statements ``store`` sends through ``execute``, one list per round trip
-    (a pipeline is one; a statement outside a pipeline is one), each statement shortened
-    to its first words. The records' and tree nodes' INSERTs (``executemany``) go in the
-    same pipeline as the COMMIT and are not listed."""
+    (a pipeline is one; a statement outside a pipeline is one; the statements the writer
+    sends as one simple query are one), each statement shortened to its first words (a
+    prepared statement's ``EXECUTE`` to those of the statement it runs). The records' and
+    tree nodes' INSERTs go in the same round trip as the COMMIT and are not listed."""
     trips: list[list[str]] = []
     conn = store._conn
-    execute, pipeline = conn.execute, conn.pipeline
+    execute, pipeline, simple = conn.execute, conn.pipeline, audit.pg_writer._simple
     depth = [0]
+    prepared = {
+        getattr(store._sql, f"run_{name}").split(b"(")[0]: getattr(store._sql, name)
+        for name in ("prepare", "get", "keys", "find", "record")
+    }
+
+    def shortened(text: str) -> str:
+        return re.sub(r"\d+", "N", " ".join(text.split()[:3]))
+
+    def recorded_simple(conn: Any, statements: list[bytes]) -> Any:
+        trips.append([
+            shortened(prepared.get(text.split(b"(")[0], text).decode())
+            for text in statements
+            if not text.startswith(b"INSERT INTO")
+        ])  # fmt: skip
+        return simple(conn, statements)
 
     def recorded_execute(query: Any, *args: Any, **kwargs: Any) -> Any:
         text = query.decode() if isinstance(query, bytes) else str(query)
-        words = re.sub(r"\d+", "N", " ".join(text.split()[:3]))
+        words = shortened(text)
         if depth[0]:
             trips[-1].append(words)
         else:
@@ -464,6 +483,7 @@ def _round_trips(monkeypatch: pytest.MonkeyPatch, store: PostgresAuditStore) -> 
 
     monkeypatch.setattr(conn, "execute", recorded_execute)
     monkeypatch.setattr(conn, "pipeline", recorded_pipeline)
+    monkeypatch.setattr(audit.pg_writer, "_simple", recorded_simple)
     return trips
 
 
@@ -483,13 +503,13 @@ def test_a_lone_decision_is_two_round_trips_with_the_flush_after_the_commit(
     store, other = open_pg(), open_pg()
     fill(store, 3)
     other.append(entry(4))  # store's cached tree edge is now stale
-    assert store._sql_durable is not None  # the test server lets the role flush
+    assert store._sql.durable is not None  # the test server lets the role flush
     trips = _round_trips(monkeypatch, store)
     with store.transaction() as tx:
         assert tx.get("k5") is None
         assert tx.append(entry(5)).seq == 5
     assert trips == [[*OPEN, "SELECT seq, id,"], COMMIT_DURABLE]
-    assert store._sql_lock.endswith(b", set_config('synchronous_commit', 'off', true)")
+    assert store._sql.lock.endswith(b", set_config('synchronous_commit', 'off', true)")
     report = other.verify()
     assert (report.ok, report.count, other.get("k5")) == (True, 5, store.get("k5"))
 
@@ -541,10 +561,10 @@ def test_without_the_flush_barrier_each_commit_is_synchronous(
     """Where the role may not call the barrier's functions (an administrator revoked
     them), the store keeps PostgreSQL's synchronous commit, lock held through the flush:
     slower with many writers, as durable."""
-    monkeypatch.setattr(audit.postgres, "_BARRIER_USABLE", b"SELECT false")
+    monkeypatch.setattr(audit.pg_statements, "_BARRIER_USABLE", b"SELECT false")
     store = open_pg()
-    assert store._sql_durable is None
-    assert not store._sql_lock.endswith(b"true)")
+    assert store._sql.durable is None
+    assert not store._sql.lock.endswith(b"true)")
     trips = _round_trips(monkeypatch, store)
     assert store.append(entry(1)).seq == 1
     assert trips == [
@@ -561,7 +581,7 @@ def test_a_failed_flush_after_the_commit_says_the_records_are_committed(
     zero), the records are in the store; the error says so, not that nothing was
     recorded, and the handle goes on."""
     store, other = open_pg(), open_pg()
-    store._sql_durable = b"SELECT 1/0"
+    store._sql.durable = b"SELECT 1/0"
     with pytest.raises(
         audit.AuditError,
         match=r"append: the records were committed but their flush to disk could not be "
@@ -569,7 +589,7 @@ def test_a_failed_flush_after_the_commit_says_the_records_are_committed(
     ):
         store.append(entry(1))
     assert other.get("k1") is not None and other.head().seq == 1
-    store._sql_durable = audit.postgres._BARRIER
+    store._sql.durable = audit.pg_statements._BARRIER
     assert store.append(entry(2)).seq == 2
 
 
@@ -689,3 +709,113 @@ def test_import_refuses_a_record_that_does_not_chain(
         plain.import_records(records[1:])
     assert plain.head() == Checkpoint(0, audit.GENESIS_HASH)
     assert plain.import_records(records) == Checkpoint(3, records[-1].hash)
+
+
+# -- values written into the statements (issue 22) -------------------------------------------
+
+TRICKY = "it's \\ a; %s $1 '); DROP TABLE pricecalc_audit_record; -- 价格 é"
+
+
+def test_a_group_sent_as_one_simple_query_stores_every_text_exactly(
+    open_pg: Callable[..., PostgresAuditStore], pg: PgStore
+) -> None:
+    """The writer sends a group's records, tree nodes, COMMIT and barrier as one simple
+    query, with the values written in as literals, and its reads as ``EXECUTE`` of the
+    session's prepared statements: keys, tags and payload text holding quotes,
+    backslashes, semicolons, placeholders and CJK are stored and read back exactly,
+    nothing else runs, and the chain and tree verify."""
+    store = open_pg()
+    tricky = [
+        Entry({"note": TRICKY, "n": n}, key=f"{TRICKY}#{n}", tags=(f"t:{TRICKY}",))
+        for n in range(3)
+    ]
+    with store.transaction() as tx:
+        tx.prefetch([f"{TRICKY}#0", f"{TRICKY}#9"])
+        assert tx.get(f"{TRICKY}#9") is None
+        recorded = [tx.append(item) for item in tricky]
+    assert [r.seq for r in recorded] == [1, 2, 3]
+    assert [store.get(f"{TRICKY}#{n}") for n in range(3)] == recorded
+    assert store.find(f"t:{TRICKY}") == recorded
+    assert [r.payload for r in recorded] == [{"note": TRICKY, "n": n} for n in range(3)]
+    with store.transaction() as tx:
+        tx.prefetch([f"{TRICKY}#1"])
+        assert tx.get(f"{TRICKY}#1") == recorded[1]
+        assert tx.record(3) == recorded[2]
+    assert count_rows(pg) == 3  # the DROP TABLE in the text stayed text
+    report = store.verify()
+    assert (report.ok, report.count) == (True, 3)
+
+
+def test_a_literal_is_what_libpq_escapes_and_nothing_else_is_written_in(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """The literals of the writer's simple queries, exactly — each value's, and a group's
+    record and tree-node rows': text through libpq's ``PQescapeLiteral``, integers
+    written out, a list as ``text[]``, bytes decoded from hex, JSON as its canonical
+    text; any other value is refused."""
+    from psycopg.pq import Escaping
+    from psycopg.types.json import Jsonb
+
+    from audit.pg_rows import _literal
+
+    escape = Escaping(open_pg()._conn.pgconn).escape_literal
+    assert _literal(escape, "it's") == b"'it''s'"
+    assert _literal(escape, "a\\b") == b" E'a\\\\b'"
+    assert _literal(escape, None) == b"NULL"
+    assert _literal(escape, -12) == b"-12"
+    assert _literal(escape, []) == b"'{}'::text[]"
+    assert _literal(escape, ["x", "y'"]) == b"ARRAY['x','y''']::text[]"
+    assert _literal(escape, b"\x00\xff") == b"decode('00ff', 'hex')"
+    assert _literal(escape, Jsonb({"b": "é", "a": 1})) == "'{\"a\":1,\"b\":\"é\"}'::jsonb".encode()
+    row = (3, "r-3", "2026-01-02T03:04:05.000006Z", 1767323045000006, None, ["a'b"],
+           Jsonb({"k": "it's"}), "0" * 64, "f" * 64)  # fmt: skip
+    assert audit.pg_rows._record_values(escape, [row, (*row[:4], "k'3", [], *row[6:])]) == (
+        b"(3,'r-3','2026-01-02T03:04:05.000006Z',1767323045000006,NULL,ARRAY['a''b']::text[],"
+        b"'{\"k\":\"it''s\"}'::jsonb,'" + b"0" * 64 + b"','" + b"f" * 64 + b"'),"
+        b"(3,'r-3','2026-01-02T03:04:05.000006Z',1767323045000006,'k''3','{}'::text[],"
+        b"'{\"k\":\"it''s\"}'::jsonb,'" + b"0" * 64 + b"','" + b"f" * 64 + b"')"
+    )
+    assert audit.pg_rows._node_values([(4, 0, 3, b"\x01\xab"), (5, 1, 1, b"")]) == (
+        b"(4,0,3,decode('01ab', 'hex')),(5,1,1,decode('', 'hex'))"
+    )
+    with pytest.raises(TypeError, match="no SQL literal for float"):
+        _literal(escape, 1.5)
+    with pytest.raises(TypeError, match="no SQL literal for bool"):
+        _literal(escape, True)
+
+
+def test_the_look_ups_under_the_lock_never_scan_the_record_table(
+    open_pg: Callable[..., PostgresAuditStore],
+) -> None:
+    """What a write reads under the chain lock — the head with which keys are taken, a
+    group's key prefetch, a key, a record — goes through an index, in the plan the
+    session keeps for every call (generic plans: planned once): never a scan of the
+    whole record table, whose cost would grow with the store."""
+    store = open_pg()
+    fill(store, 40)
+    conn = store._conn
+    assert conn.execute("SHOW plan_cache_mode").fetchone() == ("force_generic_plan",)
+    for name, argument in [
+        ("prepare", "ARRAY['k1', 'k99']::text[]"),
+        ("keys", "ARRAY['k1', 'k99']::text[]"),
+        ("get", "'k1'"),
+        ("record", "7"),
+    ]:
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(f"EXPLAIN EXECUTE pricecalc_audit_{name}({argument})")
+        )
+        assert "Seq Scan on pricecalc_audit_record" not in plan, (name, plan)
+        assert "pricecalc_audit_record" in plan, (name, plan)
+
+
+def test_the_session_speaks_utf8_whatever_the_url_asked(
+    open_pg: Callable[..., PostgresAuditStore], pg: PgStore
+) -> None:
+    """The writer writes text into its statements as UTF-8: a handle opened with another
+    client encoding in its URL still talks UTF-8, and CJK text round-trips."""
+    store = open_pg(make_url(pg.app_url, client_encoding="LATIN1"))
+    assert store._conn.execute("SHOW client_encoding").fetchone() == ("UTF8",)
+    record = store.append(Entry({"note": "价格 é"}, key="价格-1", tags=("标签",)))
+    assert store.get("价格-1") == record and store.find("标签") == [record]
+    assert record.payload == {"note": "价格 é"}
