@@ -82,8 +82,8 @@ class Stamper:
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        # (the UTC reading without its microseconds, its text, its epoch microseconds)
-        self._last: tuple[datetime, str, int] | None = None
+        # (the whole seconds since the epoch of the last second stamped, its text)
+        self._last: tuple[int, str] | None = None
 
     def stamp(self, moment: datetime) -> tuple[str, int]:
         """``(recorded_at text, microseconds since 1970-01-01 UTC)`` of ``moment``."""
@@ -91,13 +91,15 @@ class Stamper:
             if moment.tzinfo is None or moment.utcoffset() is None:
                 raise ValueError(f"the clock must give aware datetimes, got {moment!r}")
             moment = moment.astimezone(UTC)
-        fraction = moment.microsecond
-        second = moment.replace(microsecond=0)
+        # The epoch microseconds first (two C operations), the second compared as an
+        # integer: no ``datetime.replace`` per reading, only when the second changes.
+        micros = (moment - _EPOCH) // _MICROSECOND
+        second, fraction = divmod(micros, 1_000_000)
         last = self._last
         if last is None or last[0] != second:
-            last = (second, second.strftime("%Y-%m-%dT%H:%M:%S"), epoch_micros(second))
-            self._last = last  # one assignment: a reader never sees a mixed triple
-        return f"{last[1]}.{fraction:06d}Z", last[2] + fraction
+            last = (second, moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S"))
+            self._last = last  # one assignment: a reader never sees a mixed pair
+        return f"{last[1]}.{fraction:06d}Z", micros
 
 
 # The variant nibble of a UUID (RFC 9562: binary 10xx) from any random hex digit.

@@ -79,9 +79,10 @@ class GroupCommit(Generic[T]):
         self._bound = bound
         lock = threading.Lock()
         self._lock = lock  # guards everything below
-        #: Notified when a request joins the queue (or gives up preparing): the leader
-        #: waiting in :meth:`_take` for arriving callers.
+        #: Notified when the leader waiting in :meth:`_take` for arriving callers has no
+        #: one left to wait for (see :meth:`_joined`).
         self._gathered = threading.Condition(lock)
+        self._gathering = False  # a leader waits on ``_gathered``
         self._arriving = 0  # callers preparing a request, not yet queued
         self._recent: set[int] = set()  # threads of the last group, not yet back
         self._linger = linger
@@ -125,14 +126,14 @@ class GroupCommit(Generic[T]):
                 self._arriving -= 1
                 queued = True
                 self._queue.append(mine)
-                self._gathered.notify()
+                self._joined()
                 if not self._busy:
                     self._busy = leads = True  # this caller leads
         finally:
             if not queued:  # prepare failed or was interrupted: nothing joins a group
                 with lock:
                     self._arriving -= 1
-                    self._gathered.notify()
+                    self._joined()
         try:
             if not leads:
                 self._wait(mine)  # until its group is done, or it is appointed to lead
@@ -163,16 +164,32 @@ class GroupCommit(Generic[T]):
                 self._step_down()
             raise
 
+    def _gather_more(self) -> bool:
+        """Whether the leader has callers to wait for: some are preparing, or the last
+        group's have not come back, and the group is not full. With the lock held."""
+        return bool(self._arriving or self._recent) and len(self._queue) < self._bound
+
+    def _joined(self) -> None:
+        """A caller joined the queue or gave up preparing (with the lock held): wake the
+        leader gathering a group only once it has no one left to wait for — not at every
+        arrival, which would wake it (and hand it the interpreter) once per caller."""
+        if self._gathering and not self._gather_more():
+            self._gathered.notify()
+
     def _take(self) -> list[Waiting[T]]:
         """The next group: what is queued, once the callers still preparing have joined it
         (or :data:`LINGER` has passed). Called with the lock held."""
-        if (self._arriving or self._recent) and len(self._queue) < self._bound:
+        if self._gather_more():
             deadline = time.monotonic() + self._linger
-            while (self._arriving or self._recent) and len(self._queue) < self._bound:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._gathered.wait(remaining)
+            self._gathering = True
+            try:
+                while self._gather_more():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._gathered.wait(remaining)
+            finally:
+                self._gathering = False
         self._recent.clear()
         group = self._queue[: self._bound]
         del self._queue[: self._bound]

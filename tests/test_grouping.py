@@ -502,6 +502,57 @@ def test_the_wait_for_arriving_callers_is_bounded() -> None:
     assert groups == [[1], [2]]
 
 
+class CountingCondition(threading.Condition):
+    """A condition that counts its notifications (how often a leader is woken)."""
+
+    notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
+def test_a_gathering_leader_is_woken_once_when_no_one_is_left_to_wait_for() -> None:
+    """GroupCommit: callers joining while the leader waits for those still preparing do
+    not wake it one by one (each wake-up would hand it the interpreter for nothing); it is
+    woken once, by the last of them, and takes them all in arrival order."""
+    commit, groups = echoing(linger=30.0)
+    gathered = CountingCondition(commit._lock)
+    commit._gathered = gathered
+    releases = []
+    callers = []
+    for request in (2, 3):
+        preparing, go_on = threading.Event(), threading.Event()
+
+        def slow(request: int = request, preparing: threading.Event = preparing,
+                 go_on: threading.Event = go_on) -> int:  # fmt: skip
+            preparing.set()
+            go_on.wait(10)
+            return request
+
+        caller = threading.Thread(target=commit.submit_from, args=(slow,))
+        caller.start()
+        assert preparing.wait(10)
+        releases.append(go_on)
+        callers.append(caller)
+    leader = threading.Thread(target=commit.submit, args=(1,))
+    leader.start()
+    deadline = time.monotonic() + 10
+    while not commit._gathering and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert commit._gathering  # the leader waits for the two callers preparing
+    releases[0].set()
+    while len(commit._queue) < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert [w.request for w in commit._queue] == [1, 2]
+    assert gathered.notified == 0  # one caller is still preparing: no wake-up yet
+    releases[1].set()
+    for thread in (leader, *callers):
+        thread.join(10)
+    assert gathered.notified == 1
+    assert groups == [[1, 2, 3]]
+
+
 def test_a_caller_whose_preparation_fails_queues_nothing() -> None:
     """An exception while preparing is the caller's own: nothing joins a group, and the
     leader waiting for it goes on at once."""
