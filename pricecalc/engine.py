@@ -32,7 +32,7 @@ from pricecalc.i18n import N_, msg
 from pricecalc.plugins import default_registry
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
-from pricecalc.serialize import jsonable, plain_result
+from pricecalc.serialize import checked_result, jsonable
 
 
 def _check_outcome(plugin: str, outcome: Any) -> Outcome:
@@ -85,7 +85,7 @@ def evaluate_envelope(
     with guard(plugin, "the {} rule raised {error}", envelope.kind):
         decided = rule.decide(parsed, context)
     outcome = _check_outcome(plugin, decided)
-    result = plain_result(plugin, outcome.result)
+    result = checked_result(plugin, outcome.result)
     if type(result) is not dict:
         raise PluginError(plugin, msg("rule result must be a mapping"))
     versions = registry.plugin_versions

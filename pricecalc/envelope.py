@@ -4,7 +4,7 @@
 :class:`Envelope`: the checked envelope fields, the ``input`` exactly as given (what the
 rule parses) and the canonical copy of the whole request (what the decision records and
 what idempotency compares, SPEC §7). Parsing walks the request once
-(:func:`pricecalc.serialize.plain_request`), refusing at any depth what SPEC §1 calls
+(:func:`pricecalc.serialize.canonical_request`), refusing at any depth what SPEC §1 calls
 invalid — a float, text with U+0000 or a lone surrogate, an integer beyond 64 bits,
 nesting deeper than 32 levels — so no later step meets it.
 
@@ -31,7 +31,7 @@ from audit.canonical import canonical_bytes
 from pricecalc.errors import InvalidInput, MissingField
 from pricecalc.fields import TOO_LONG, identifier
 from pricecalc.i18n import N_, msg
-from pricecalc.serialize import plain_request
+from pricecalc.serialize import canonical_request
 
 #: The fields of a request envelope (SPEC §8).
 ENVELOPE_FIELDS = ("kind", "request_id", "merchant_id", "campaign", "input")
@@ -100,13 +100,13 @@ class Envelope:
             return request
         if type(request) is not dict and not isinstance(request, Mapping):
             raise InvalidInput("request", request, N_("must be an object with kind and input"))
-        plain = plain_request(request)
-        kind = plain.get("kind")
+        data = canonical_request(request)
+        kind = data.get("kind")
         if kind is None:
             raise MissingField("kind")
         if not isinstance(kind, str) or not kind.strip():
             raise InvalidInput("kind", kind, N_("must be the name of a decision kind"))
-        request_id = plain.get("request_id")
+        request_id = data.get("request_id")
         if request_id is not None:
             # Text or a JSON integer (its decimal text), an identifier per SPEC §1, §8: the
             # walk above wrote a JSON number 1.5 as text, so the given value is checked.
@@ -118,29 +118,29 @@ class Envelope:
                     "request_id", given, N_("must be text or a whole number (a JSON integer)")
                 )
             request_id = identifier(request_id, "request_id")
-        if plain.get("input") is None:
+        if data.get("input") is None:
             raise MissingField("input")
-        if not _FIELD_NAMES.issuperset(plain):
-            name = next(name for name in plain if name not in _FIELD_NAMES)
+        if not _FIELD_NAMES.issuperset(data):
+            name = next(name for name in data if name not in _FIELD_NAMES)
             raise InvalidInput(
                 name,
-                plain[name],
+                data[name],
                 N_(
                     "is not a request field (expected kind, request_id, merchant_id, "
                     "campaign, input)"
                 ),
             )
         labels = {}
-        if "merchant_id" in plain or "campaign" in plain:
+        if "merchant_id" in data or "campaign" in data:
             for name in ("merchant_id", "campaign"):
-                value = plain.get(name)
+                value = data.get(name)
                 if value is not None:
                     labels[name] = _label(name, value)
         raw_input = request["input"]
         if type(raw_input) is not dict and not isinstance(raw_input, Mapping):
-            raise InvalidInput("input", plain["input"], N_("must be an object"))
+            raise InvalidInput("input", data["input"], N_("must be an object"))
         kind = kind.strip()
-        canonical: dict[str, Any] = {"kind": kind, "input": plain["input"], **labels}
+        canonical: dict[str, Any] = {"kind": kind, "input": data["input"], **labels}
         return cls(
             kind=kind,
             input=raw_input,

@@ -49,7 +49,7 @@ from pricecalc.i18n import N_, msg
 from pricecalc.money import fmt
 from pricecalc.policy import Policy
 from pricecalc.registry import Registry, RuleContext
-from pricecalc.serialize import map_json, plain_request
+from pricecalc.serialize import canonical_request, map_json
 
 CONTENT_V2_PREFIX = "content-v2-"
 
@@ -172,7 +172,7 @@ class _Reading(Fields):
             out[name] = _normal_value(value)
         for name, value in self.data.items():
             if name not in self._read and value is not None:
-                out[name] = plain_request(value, name)  # as given, as plain JSON
+                out[name] = canonical_request(value, name)  # as given, as plain JSON
         return out
 
 

@@ -1,11 +1,11 @@
 """JSON in and out without floats, and the one walk that turns values into plain JSON data.
 
 Requests are read with ``parse_float=Decimal`` (SPEC §1: never through float).
-:func:`plain_request` makes the canonical copy of a request — the data a decision records
+:func:`canonical_request` makes the canonical copy of a request — the data a decision records
 and its content key is computed over — and refuses, naming the field, whatever SPEC §1
 calls invalid at any depth: a Python ``float`` (``TypeError``), text that is not valid
 Unicode (a lone surrogate) or holds U+0000, an integer beyond 64 bits, nesting deeper
-than :data:`MAX_DEPTH` levels. :func:`plain_result` checks and copies what a rule returns:
+than :data:`MAX_DEPTH` levels. :func:`checked_result` checks and copies what a rule returns:
 JSON data with money as strings. Both are one walk (:func:`_walk`), run first without
 building paths; only a value that fails is walked again, to name the place.
 """
@@ -321,7 +321,7 @@ def _walked(value: Any, rules: _Rules, path: str) -> Any:
 _REQUEST = _RequestRules()
 
 
-def plain_request(value: Any, path: str = "") -> Any:
+def canonical_request(value: Any, path: str = "") -> Any:
     """The canonical copy of (a part of) a request: plain JSON data, every ``Decimal`` as
     its text, tuples as lists, times in ISO 8601.
 
@@ -333,7 +333,7 @@ def plain_request(value: Any, path: str = "") -> Any:
     return _walked(value, _REQUEST, path)
 
 
-def plain_result(plugin: str, value: Any) -> Any:
+def checked_result(plugin: str, value: Any) -> Any:
     """A rule's result, checked and copied: JSON data with money as strings (no float, no
     Decimal, text keys, valid text). A problem is a :class:`~pricecalc.errors.PluginError`
     naming ``plugin`` and the path (``result.lines[0].refund is a float …``)."""
@@ -341,8 +341,8 @@ def plain_result(plugin: str, value: Any) -> Any:
 
 
 def jsonable(value: Any, path: str = "") -> Any:
-    """:func:`plain_request` for any value pricecalc writes out (policy values, output)."""
-    return plain_request(value, path)
+    """:func:`canonical_request` for any value pricecalc writes out (policy values, output)."""
+    return canonical_request(value, path)
 
 
 def copy_json(value: Any) -> Any:
@@ -374,7 +374,7 @@ def map_json(
 ) -> Any:
     """The one walk over JSON-like data that is already checked: a copy with every mapping
     a dict (its keys through ``key``, in sorted order with ``sort_keys``), every list or
-    tuple a list, and every other value through ``leaf``. (:func:`plain_request` is the
+    tuple a list, and every other value through ``leaf``. (:func:`canonical_request` is the
     walk that checks: depth, types, text, naming the field.)"""
     if isinstance(value, Mapping):
         names = sorted(value) if sort_keys else value
@@ -410,13 +410,13 @@ def dumps(value: Any) -> str:
 __all__ = [
     "MAX_DEPTH",
     "MAX_INT",
+    "canonical_request",
+    "checked_result",
     "copy_json",
     "dumps",
     "jsonable",
     "loads",
     "map_json",
-    "plain_request",
-    "plain_result",
     "sorted_json",
     "text_problem",
 ]

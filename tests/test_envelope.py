@@ -264,7 +264,7 @@ def test_the_fast_pass_of_the_walk_is_the_walk(value: dict[str, Any]) -> None:
             return ("refused", type(exc), str(exc))
 
     full = outcome(lambda: serialize._walk(value, serialize._REQUEST, "", 0))
-    assert outcome(lambda: serialize.plain_request(value)) == full
+    assert outcome(lambda: serialize.canonical_request(value)) == full
     try:
         fast = serialize._fast_object(value, True, 0)
     except serialize._Refused:

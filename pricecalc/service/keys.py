@@ -15,16 +15,16 @@ from pricecalc.fields import identifier, stored_identifier
 from pricecalc.service.problems import Problem
 
 #: An sf-string without escapes, the usual header (``"order-1001-1"``): read at once.
-_PLAIN_SF_STRING = re.compile(r' *"([\x20\x21\x23-\x5b\x5d-\x7e]*)" *')
+_UNESCAPED_SF_STRING = re.compile(r' *"([\x20\x21\x23-\x5b\x5d-\x7e]*)" *')
 
 
 def parse_sf_string(value: str) -> str:
     """An RFC 8941 §3.3.3 sf-string: ``"`` … ``"``, printable ASCII, ``\\"`` and ``\\\\``
     the only escapes (§4.2.5). Surrounding spaces are allowed (§4.2). Raises
     :class:`Problem` ``idempotency-key-invalid``."""
-    plain = _PLAIN_SF_STRING.fullmatch(value)
-    if plain is not None and plain[1].strip():
-        return plain[1]
+    unescaped = _UNESCAPED_SF_STRING.fullmatch(value)
+    if unescaped is not None and unescaped[1].strip():
+        return unescaped[1]
     text = value.strip(" ")
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         raise Problem(
