@@ -271,6 +271,43 @@ def record_carries(record: Record, *, key: str | None = None, tag: str | None = 
 Checked = tuple[str | None, tuple[str, ...], dict[str, Any]]
 
 
+class CanonicalPayload(dict[str, Any]):
+    """A plain payload (see :attr:`audit.protocol.Entry.plain`) that carries its canonical
+    JSON bytes, made where the payload was built — a worker process, say — so the writer
+    seals those bytes as they are instead of encoding the payload again under its lock.
+
+    :meth:`encode` makes one from plain JSON data (its bytes are what sealing would write);
+    :meth:`decode` makes the dict back from such bytes (the writer's side: decoding is
+    cheaper than encoding, and a record keeps its payload as data). Like ``plain=True``,
+    the bytes are a promise that is not re-checked on append: ``verify`` re-encodes every
+    record and names a line not in canonical form.
+    """
+
+    __slots__ = ("canonical",)
+
+    def __init__(self, payload: Mapping[str, Any], canonical: bytes) -> None:
+        super().__init__(payload)
+        self.canonical = canonical
+
+    @classmethod
+    def encode(cls, payload: Mapping[str, Any]) -> CanonicalPayload | None:
+        """``payload`` (plain JSON data) with its canonical bytes, or None when it needs the
+        general encoding (not plain JSON data, text that is not valid Unicode, a number
+        orjson does not write): then append it as an ordinary :class:`Entry`."""
+        if _orjson is None:  # pragma: no cover - orjson is a dependency
+            return None
+        try:
+            return cls(payload, _orjson.dumps(payload, option=_orjson.OPT_SORT_KEYS))
+        except (TypeError, UnicodeEncodeError):
+            return None
+
+    @classmethod
+    def decode(cls, canonical: bytes) -> CanonicalPayload:
+        """The payload :meth:`encode` gave ``canonical`` for, with those bytes."""
+        assert _orjson is not None
+        return cls(_orjson.loads(canonical), canonical)
+
+
 def check_entry(entry: Entry) -> Checked:
     """Validate an :class:`Entry`; return its key, tags and payload as plain JSON data.
 
@@ -292,7 +329,7 @@ def check_entry(entry: Entry) -> Checked:
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"every tag must be a non-empty string, got {tag!r}")
         _check_text(tag, "a tag")
-    if entry.plain and type(entry.payload) is dict:
+    if entry.plain and (type(entry.payload) is dict or type(entry.payload) is CanonicalPayload):
         return key, tags, entry.payload  # already plain JSON data (see Entry.plain)
     if not isinstance(entry.payload, Mapping):
         raise TypeError(f"payload must be a mapping, got {type(entry.payload).__name__}")
@@ -385,7 +422,9 @@ def _body(
             return _BODY % (
                 record_id.encode("ascii"),
                 dumps(key),
-                dumps(payload, option=_orjson.OPT_SORT_KEYS),
+                payload.canonical
+                if type(payload) is CanonicalPayload
+                else dumps(payload, option=_orjson.OPT_SORT_KEYS),
                 prev_hash.encode("ascii"),
                 stamp.encode("ascii"),
                 seq,

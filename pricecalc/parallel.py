@@ -12,6 +12,14 @@ order in flight) it decides that request again itself, with the real history. So
 guarantees are those of one process: one output row per line in order, nothing reported
 before it is durable, idempotent replays, paid once.
 
+What the writer is handed is as little as it needs: for a decision, a :class:`Draft` — its
+key, the questions its rule asked, its record's tags and its payload's canonical JSON bytes
+(:class:`audit.records.CanonicalPayload`), small values and bytes that cost little to
+unpickle — which the writer appends as it is when nothing is recorded under its keys and
+the store answers the questions the same; the request itself is read again by the writer
+only when it must decide it (a replay, a conflict, a history that changed, an invalid
+line).
+
 A calculator built with an in-process registry (``Calculator(registry=…)``) has plugins a
 worker process cannot load: it runs with one process.
 """
@@ -23,16 +31,18 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
+from audit.records import CanonicalPayload
+from pricecalc import records
 from pricecalc.decision import Decision
 from pricecalc.engine import Engine
 from pricecalc.envelope import Envelope
 from pricecalc.errors import InvalidInput
 from pricecalc.history import NO_HISTORY, AskedHistory
-from pricecalc.plugins import load_registry
+from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 
 T = TypeVar("T")
@@ -83,6 +93,48 @@ def evaluate_away(
     except Exception:  # a plugin, the policy: the writer decides it and names the cause
         return Evaluated(moment)
     return Evaluated(moment, decision=decision, asked=tuple(asked.asked))
+
+
+class Draft(NamedTuple):
+    """A decision made away from the store, drafted as the writer appends it: its key and
+    the earlier keys looked up with it (:meth:`pricecalc.envelope.Envelope.keyed`), the
+    history questions its rule asked with the answers no history gave, its record's tags
+    (:func:`pricecalc.records.decision_tags`) and its payload's canonical JSON bytes
+    (:func:`pricecalc.records.payload`, :class:`audit.records.CanonicalPayload`).
+
+    :meth:`pricecalc.Calculator.decide_prepared` appends it as it is when no record holds
+    one of its keys and the store answers every question the same (so the payload, made
+    with no history, is the one the writer would have made); otherwise the writer decides
+    the request itself, with the store's history."""
+
+    key: str
+    aliases: tuple[str, ...]
+    asked: tuple[tuple[Any, Any], ...]
+    tags: tuple[str, ...]
+    payload: bytes
+
+
+def draft(
+    decision: Decision,
+    moment: datetime,
+    operator: str,
+    asked: tuple[tuple[Any, Any], ...],
+    aliases: tuple[str, ...] = (),
+) -> Draft | None:
+    """The :class:`Draft` of ``decision``, decided at ``moment`` against no history with
+    these ``asked`` questions, recorded for ``operator``; None when its payload needs the
+    store's general encoding (the writer then decides and encodes it itself)."""
+    if decision.request_id is None:
+        return None
+    relied = records.relied_on(asked, decision.kind)
+    payload = CanonicalPayload.encode(
+        records.payload(decision, moment, operator, relied, core_version())
+    )
+    if payload is None:
+        return None
+    return Draft(
+        decision.request_id, aliases, asked, records.decision_tags(decision), payload.canonical
+    )
 
 
 # -- the workers ----------------------------------------------------------------------------
@@ -145,10 +197,12 @@ class Workers:
 
 __all__ = [
     "WORKER_LOG_ENV",
+    "Draft",
     "Evaluated",
     "Workers",
     "available_cores",
     "default_jobs",
+    "draft",
     "evaluate_away",
     "worker_engine",
 ]

@@ -43,7 +43,7 @@ from pricecalc.files.reading import Ahead, FileLine, read_jsonl
 from pricecalc.files.rows import Summary
 from pricecalc.files.sheets import SheetHeader, read_csv_sheet, read_xlsx_sheet
 from pricecalc.files.source import EncodingProblem, Source, open_source
-from pricecalc.files.writing import Output, TooManyRows, headings_of
+from pricecalc.files.writing import JsonlWriter, Output, TooManyRows, headings_of
 from pricecalc.i18n import _, language
 from pricecalc.messages import describe, shown
 from pricecalc.parallel import default_jobs
@@ -154,7 +154,7 @@ def batch(
             read: Iterator[tuple[FileLine, int]]
             try:
                 if fmt_in == "jsonl":
-                    read = read_jsonl(fp)
+                    read = read_jsonl(fp, parse=False)  # read where it is decided
                 else:
                     header, read = _read_sheet(
                         fp, src.path, fmt_in, source, fields, display, src.encoding
@@ -334,6 +334,14 @@ def _run(
                 output.writer.write(row_of(result))
                 bar.line_done()
 
+            writer = output.writer
+            emit_row = None
+            if isinstance(writer, JsonlWriter):
+
+                def emit_row(text: str) -> None:  # a row a worker wrote
+                    writer.write_text(text)
+                    bar.line_done()
+
             def advance(position: int) -> None:
                 bar.at(position)
                 output.flush()  # a consumer of stdout sees each chunk once it is recorded
@@ -347,6 +355,7 @@ def _run(
                 progress=advance,
                 jobs=jobs,
                 layout=layout,
+                emit_row=emit_row,
             )
         output.commit(summary)
     except TooManyRows as exc:
