@@ -27,6 +27,7 @@ worker process cannot load: it runs with one process.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -169,10 +170,30 @@ def _evaluate_all(envelopes: list[Envelope], moment: datetime) -> list[Evaluated
     return [evaluate_away(engine, envelope, moment, operator) for envelope in envelopes]
 
 
+#: What a fork server imports once, before it forks the workers (:func:`_context`): the
+#: main script, as spawn would in every worker (the ``pricecalc`` command: the command
+#: line; ``python -m pricecalc``: nothing), and the batch's worker side.
+PRELOAD = ("__main__", "pricecalc.batch")
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """How workers start: forked from a fork server where the platform has one — a fresh
+    interpreter started once, which imports pricecalc (:data:`PRELOAD`) before it forks
+    each worker — else spawned. Either way a worker inherits no open store, lock or
+    thread of this process. Spawned, every worker imports pricecalc (and the ``pricecalc``
+    script's command line) itself."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
+
+
 class Workers:
     """A pool of ``jobs`` worker processes holding the calculator's rules. Work is handed
     out a chunk at a time; results come back as futures, collected in order by the writer.
-    Started with ``spawn``: a worker inherits no open store, lock or thread."""
+    Started from a fork server, or spawned (:func:`_context`): a worker inherits no open
+    store, lock or thread."""
 
     def __init__(
         self, policy: Policy, disabled: Iterable[str], operator: str | None, jobs: int
@@ -180,7 +201,7 @@ class Workers:
         self.jobs = jobs
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=_context(),
             initializer=_start_worker,
             initargs=(policy, tuple(sorted(disabled)), operator),
         )
