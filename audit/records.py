@@ -290,15 +290,21 @@ class CanonicalPayload(dict[str, Any]):
         self.canonical = canonical
 
     @classmethod
-    def encode(cls, payload: Mapping[str, Any]) -> CanonicalPayload | None:
-        """``payload`` (plain JSON data) with its canonical bytes, or None when it needs the
-        general encoding (not plain JSON data, text that is not valid Unicode, a number
-        orjson does not write): then append it as an ordinary :class:`Entry`."""
+    def encode(cls, payload: Mapping[str, Any], *, plain: bool = False) -> CanonicalPayload | None:
+        """``payload`` converted as every payload is (:func:`to_json_value`: Decimal to text,
+        tuples to lists, floats refused) with its canonical bytes — or, with ``plain=True``,
+        taken as it is on the caller's promise that it is plain JSON data (as
+        :attr:`Entry.plain`). None when it needs the store's general path (a float, a key
+        that is not text, text that is not valid Unicode, an integer beyond 64 bits):
+        append it as an ordinary :class:`Entry`, which converts it or says what is wrong."""
         if _orjson is None:  # pragma: no cover - orjson is a dependency
             return None
         try:
-            return cls(payload, _orjson.dumps(payload, option=_orjson.OPT_SORT_KEYS))
-        except (TypeError, UnicodeEncodeError):
+            data = payload if plain else to_json_value(payload)
+            if not isinstance(data, dict):
+                return None
+            return cls(data, _orjson.dumps(data, option=_orjson.OPT_SORT_KEYS))
+        except (TypeError, ValueError):
             return None
 
     @classmethod

@@ -168,8 +168,16 @@ def _chunks(
 Drafted = tuple[Draft, str, tuple[str, str, tuple[Decimal | None, ...]]]
 
 
+#: A line on its way to a worker: a JSON line's number and bytes, or a sheet's row read.
+Wire = tuple[int, bytes] | FileLine
+
+
+def _wire(line: FileLine) -> Wire:
+    return line if line.raw is None else (line.number, line.raw)
+
+
 def _draft_away(
-    chunk: Sequence[FileLine],
+    chunk: Sequence[Wire],
     origin: Origin,
     moment: datetime,
     recorder: str,
@@ -181,8 +189,8 @@ def _draft_away(
     ``recorder`` is the operator the writer records; ``money`` its summary's columns."""
     engine, operator = worker_engine()
     drafted: list[Drafted | None] = []
-    for line in chunk:
-        line = line.parsed()
+    for sent in chunk:
+        line = sent if isinstance(sent, FileLine) else _parse_json_line(*sent)
         envelope = _envelope(line, origin)
         made = decision = None
         if isinstance(envelope, Envelope):  # keyed by meaning here too, off the writer (SPEC §7)
@@ -250,7 +258,7 @@ def run_batch(
             return
         moment = calc.now()
         future = workers.submit(
-            _draft_away, [line for line, _ in chunk], origin, moment, calc.operator, money
+            _draft_away, [_wire(line) for line, _ in chunk], origin, moment, calc.operator, money
         )
         ahead.append((chunk, (future, moment)))
 

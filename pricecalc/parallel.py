@@ -128,8 +128,8 @@ def draft(
     if decision.request_id is None:
         return None
     relied = records.relied_on(asked, decision.kind)
-    payload = CanonicalPayload.encode(
-        records.payload(decision, moment, operator, relied, core_version())
+    payload = CanonicalPayload.encode(  # plain JSON data, as the calculator appends it
+        records.payload(decision, moment, operator, relied, core_version()), plain=True
     )
     if payload is None:
         return None
