@@ -36,7 +36,14 @@ from pricecalc.files.reading import Ahead, FileLine, _parse_json_line
 from pricecalc.files.rows import Summary, as_recorded, decision_row, money_amounts
 from pricecalc.files.writing import jsonl_text
 from pricecalc.messages import describe, shown
-from pricecalc.parallel import Draft, draft, evaluate_away, worker_engine
+from pricecalc.parallel import (
+    MIN_LINES_FOR_WORKERS,
+    Draft,
+    default_jobs,
+    draft,
+    evaluate_away,
+    worker_engine,
+)
 from pricecalc.sameness import keyed_by_meaning
 from pricecalc.serialize import text_problem
 
@@ -226,13 +233,15 @@ def run_batch(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[int], None] = lambda position: None,
-    jobs: int = 1,
+    jobs: int | None = 1,
     layout: RowLayout | None = None,
     emit_row: Callable[[str], None] | None = None,
 ) -> Summary:
     """Decide ``lines`` in chunks (one group commit each), emitting one result per line in
     order, each only once it is durable. ``origin`` is where they come from (a bare
-    digest: no merchant or campaign to label them with). With ``jobs`` > 1 and more
+    digest: no merchant or campaign to label them with). ``jobs=None`` is the default
+    for as many lines as there are (:func:`pricecalc.parallel.default_jobs`: read ahead up
+    to :data:`~pricecalc.parallel.MIN_LINES_FOR_WORKERS`). With ``jobs`` > 1 and more
     than one chunk, the lines are read, decided and drafted in that many worker
     processes, ahead of this one, which checks each draft against the store and records
     them in order (:mod:`pricecalc.parallel`); a single chunk is decided here (no workers
@@ -248,6 +257,8 @@ def run_batch(
     more = ahead_of.ahead(size + 1)
     if more == 0:
         return summary
+    if jobs is None:
+        jobs = default_jobs(ahead_of.ahead(MIN_LINES_FOR_WORKERS))
     workers = calc.workers(jobs) if more > size else None
     ahead: deque[tuple[list[tuple[FileLine, int]], Any]] = deque()
     money = summary.layout.money

@@ -57,16 +57,37 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_jobs() -> int:
-    """``batch``'s default ``--jobs``: 1 on a machine of two cores or fewer, else one
-    worker per core but one (the writer's). Measured on the 2-core machine this project
-    runs on (docs/performance.md, ``python -m bench --only concurrency``), two workers
-    gained nothing over one process when the machine was busy and lost up to 2.7x: the
-    writer, which still seals, hashes and writes every record, and the hand-over of each
-    decision between processes take the second core's gain. With three or more cores the
-    writer has one of its own."""
+#: The fewest lines for which ``batch``'s default starts workers (:func:`default_jobs`).
+MIN_LINES_FOR_WORKERS = 10_000
+
+
+def busy_cores() -> float:
+    """The machine's one-minute load average (0 where the platform does not say)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on Unix
+        return 0.0
+
+
+def default_jobs(lines: int | None = None) -> int:
+    """``batch``'s default ``--jobs`` for a file of ``lines`` lines or more (None: many):
+    two worker processes on two cores, the cores but one (the writer's) above — or 1 (no
+    workers) on one core, for a file of fewer than :data:`MIN_LINES_FOR_WORKERS` lines, or
+    when the machine's load average already fills its cores.
+
+    Measured on the 2-core machine this project runs on (docs/performance.md, "Both
+    cores"): with drafts (:class:`Draft`) the writer's own work per line is about half of
+    one process's, so the writer and two workers sharing the two cores beat one process
+    once the workers are up; starting them (a fork server importing pricecalc) costs
+    about 0.3 s, which 10,000 lines repay. Handing lines over costs about a quarter more
+    CPU in all, so on a machine whose cores are busy already workers would only slow
+    the batch: then one process."""
     cores = available_cores()
-    return 1 if cores <= 2 else cores - 1
+    if cores <= 1 or (lines is not None and lines < MIN_LINES_FOR_WORKERS):
+        return 1
+    if busy_cores() >= cores:
+        return 1
+    return max(2, cores - 1)
 
 
 @attrs.frozen
@@ -217,11 +238,13 @@ class Workers:
 
 
 __all__ = [
+    "MIN_LINES_FOR_WORKERS",
     "WORKER_LOG_ENV",
     "Draft",
     "Evaluated",
     "Workers",
     "available_cores",
+    "busy_cores",
     "default_jobs",
     "draft",
     "evaluate_away",

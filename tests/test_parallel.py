@@ -333,3 +333,35 @@ def test_rows_handed_over_as_text_equal_rows_written_here(
     assert [without_hashes(json.loads(t)) for t in texts[2]] == [
         without_hashes(json.loads(t)) for t in texts[1]
     ]
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "lines", "jobs"),
+    [
+        (2, 0.3, None, 2),  # two cores, idle, a large file: two workers and the writer
+        (2, 0.3, 60_000, 2),
+        (2, 0.3, 9_999, 1),  # too few lines to repay starting workers
+        (2, 2.0, 60_000, 1),  # every core busy already
+        (1, 0.0, 60_000, 1),
+        (4, 1.0, 60_000, 3),  # above two cores: the cores but the writer's
+    ],
+)
+def test_the_default_jobs(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, lines: int | None, jobs: int
+) -> None:
+    """batch's default --jobs (docs/cli.md): workers for a file of 10,000 lines or more
+    on a machine whose cores are not all busy, else one process."""
+    from pricecalc import parallel
+
+    monkeypatch.setattr(parallel, "available_cores", lambda: cores)
+    monkeypatch.setattr(parallel, "busy_cores", lambda: load)
+    assert parallel.default_jobs(lines) == jobs
+
+
+def test_the_default_starts_no_workers_for_a_small_file(tmp_path: Path) -> None:
+    """run_batch(jobs=None) of fewer lines than MIN_LINES_FOR_WORKERS: one process."""
+    lines = [(FileLine(n, request=split("149.00")), n) for n in range(1, 1201)]
+    with calculator(tmp_path / "a.jsonl", None) as calc:
+        summary = run_batch(calc, lines, "0" * 64, lambda _: None, jobs=None)
+        assert calc._workers is None
+    assert (summary.new, summary.replayed) == (1, 1199)

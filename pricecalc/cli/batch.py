@@ -46,7 +46,6 @@ from pricecalc.files.source import EncodingProblem, Source, open_source
 from pricecalc.files.writing import JsonlWriter, Output, TooManyRows, headings_of
 from pricecalc.i18n import _, language
 from pricecalc.messages import describe, shown
-from pricecalc.parallel import default_jobs
 
 __all__ = ["batch", "output_format"]
 
@@ -75,9 +74,10 @@ def _same_file(a: str, b: str) -> bool:
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Worker processes deciding while one records, in order (default: 1 on a "
-    "machine of two cores or fewer, else the cores available but one; 1: one process). "
-    "A file of one chunk (500 lines) is decided in one.",
+    help="Worker processes deciding while one records, in order (default: 2 on two "
+    "cores, the cores but one above, for a file of 10,000 lines or more on a machine "
+    "whose cores are not all busy; else 1: one process). A file of one chunk (500 "
+    "lines) is decided in one.",
 )
 @click.option(
     "--stream",
@@ -178,7 +178,7 @@ def batch(
                 warn(what.format(name=display))
                 return
             summary = _run(app, output, out, lines, src, source, progress, chunk_size,
-                           jobs or default_jobs(), row_of, layout)  # fmt: skip
+                           jobs, row_of, layout)  # fmt: skip
             summary.blank = blanks[0]
     except EncodingProblem as exc:
         raise DataError(describe(exc)) from exc
@@ -318,7 +318,7 @@ def _run(
     source: InputOptions,
     progress: bool,
     chunk_size: int,
-    jobs: int,
+    jobs: int | None,
     row_of: Callable[[LineResult], dict[str, Any]],
     layout: RowLayout,
 ) -> Summary:
