@@ -169,8 +169,14 @@ _OPERATOR: str | None = None
 WORKER_LOG_ENV = "PRICECALC_WORKER_LOG"
 
 
+#: How much lower a worker's scheduling priority is than the writer's (``nice``).
+WORKER_NICENESS = 5
+
+
 def _start_worker(policy: Policy, disabled: tuple[str, ...], operator: str | None) -> None:
     global _ENGINE, _OPERATOR
+    if hasattr(os, "nice"):  # the writer, who records every line, goes first for a core
+        os.nice(WORKER_NICENESS)
     _ENGINE = Engine(load_registry(policy, disabled), policy)
     _OPERATOR = operator
     log = os.environ.get(WORKER_LOG_ENV)
@@ -240,6 +246,7 @@ class Workers:
 __all__ = [
     "MIN_LINES_FOR_WORKERS",
     "WORKER_LOG_ENV",
+    "WORKER_NICENESS",
     "Draft",
     "Evaluated",
     "Workers",

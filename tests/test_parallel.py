@@ -365,3 +365,14 @@ def test_the_default_starts_no_workers_for_a_small_file(tmp_path: Path) -> None:
         summary = run_batch(calc, lines, "0" * 64, lambda _: None, jobs=None)
         assert calc._workers is None
     assert (summary.new, summary.replayed) == (1, 1199)
+
+
+def test_workers_yield_a_core_to_the_writer(workers: Workers) -> None:
+    """The writer records every line, in order: on a busy machine its share of a core
+    sets the pace, so the workers run WORKER_NICENESS steps nicer than it."""
+    import os
+
+    from pricecalc.parallel import WORKER_NICENESS
+
+    here = os.nice(0)
+    assert workers.submit(os.nice, 0).result() == min(19, here + WORKER_NICENESS)
