@@ -79,9 +79,9 @@ def default_jobs(lines: int | None = None) -> int:
     cores"): with drafts (:class:`Draft`) the writer's own work per line is about half of
     one process's, so the writer and two workers sharing the two cores beat one process
     once the workers are up; starting them (a fork server importing pricecalc) costs
-    about 0.3 s, which 10,000 lines repay. Handing lines over costs about a quarter more
-    CPU in all, so on a machine whose cores are busy already workers would only slow
-    the batch: then one process."""
+    about 0.3 s, which 10,000 lines repay. Handing lines over costs about a tenth more
+    work in all (a quarter more CPU time on a loaded machine), so on a machine whose
+    cores are busy already workers would only slow the batch: then one process."""
     cores = available_cores()
     if cores <= 1 or (lines is not None and lines < MIN_LINES_FOR_WORKERS):
         return 1
