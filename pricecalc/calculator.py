@@ -550,7 +550,7 @@ class Calculator:
             return None
         if draft.asked and not same_answers(list(draft.asked), StoreHistory(tx)):
             return None
-        payload = CanonicalPayload.decode(draft.payload)
+        payload = CanonicalPayload.decode(draft.canonical)
         return tx.append(Entry(payload=payload, key=draft.key, tags=draft.tags, plain=True))
 
     def _append(

@@ -133,7 +133,7 @@ class Draft(NamedTuple):
     aliases: tuple[str, ...]
     asked: tuple[tuple[Any, Any], ...]
     tags: tuple[str, ...]
-    payload: bytes
+    canonical: bytes
 
 
 def draft(
@@ -149,13 +149,13 @@ def draft(
     if decision.request_id is None:
         return None
     relied = records.relied_on(asked, decision.kind)
-    payload = CanonicalPayload.encode(  # plain JSON data, as the calculator appends it
+    encoded = CanonicalPayload.encode(  # plain JSON data, as the calculator appends it
         records.payload(decision, moment, operator, relied, core_version()), plain=True
     )
-    if payload is None:
+    if encoded is None:
         return None
     return Draft(
-        decision.request_id, aliases, asked, records.decision_tags(decision), payload.canonical
+        decision.request_id, aliases, asked, records.decision_tags(decision), encoded.canonical
     )
 
 
