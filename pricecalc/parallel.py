@@ -59,6 +59,8 @@ def available_cores() -> int:
 
 #: The fewest lines for which ``batch``'s default starts workers (:func:`default_jobs`).
 MIN_LINES_FOR_WORKERS = 10_000
+#: The free cores (cores less the load average) ``batch``'s default wants for workers.
+FREE_CORES_FOR_WORKERS = 1.5
 
 
 def busy_cores() -> float:
@@ -73,19 +75,22 @@ def default_jobs(lines: int | None = None) -> int:
     """``batch``'s default ``--jobs`` for a file of ``lines`` lines or more (None: many):
     two worker processes on two cores, the cores but one (the writer's) above — or 1 (no
     workers) on one core, for a file of fewer than :data:`MIN_LINES_FOR_WORKERS` lines, or
-    when the machine's load average already fills its cores.
+    when fewer than :data:`FREE_CORES_FOR_WORKERS` cores are free (the cores less the
+    one-minute load average).
 
     Measured on the 2-core machine this project runs on (docs/performance.md, "Both
     cores"): with drafts (:class:`Draft`) the writer's own work per line is about half of
     one process's, so the writer and two workers sharing the two cores beat one process
     once the workers are up; starting them (a fork server importing pricecalc) costs
     about 0.3 s, which 10,000 lines repay. Handing lines over costs about a tenth more
-    work in all (a quarter more CPU time on a loaded machine), so on a machine whose
-    cores are busy already workers would only slow the batch: then one process."""
+    work in all (a quarter more CPU time on a loaded machine), and the writer needs a core
+    of its own and the workers about one more: with less free, measured here with one
+    core taken by others (runqueue waits of the writer 1.0-1.5 s of a 3.5 s batch of
+    20,000 lines), workers only slow the batch: then one process."""
     cores = available_cores()
     if cores <= 1 or (lines is not None and lines < MIN_LINES_FOR_WORKERS):
         return 1
-    if busy_cores() >= cores:
+    if cores - busy_cores() < FREE_CORES_FOR_WORKERS:
         return 1
     return max(2, cores - 1)
 
@@ -244,6 +249,7 @@ class Workers:
 
 
 __all__ = [
+    "FREE_CORES_FOR_WORKERS",
     "MIN_LINES_FOR_WORKERS",
     "WORKER_LOG_ENV",
     "WORKER_NICENESS",

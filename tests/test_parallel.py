@@ -341,6 +341,7 @@ def test_rows_handed_over_as_text_equal_rows_written_here(
         (2, 0.3, None, 2),  # two cores, idle, a large file: two workers and the writer
         (2, 0.3, 60_000, 2),
         (2, 0.3, 9_999, 1),  # too few lines to repay starting workers
+        (2, 0.6, 60_000, 1),  # fewer than 1.5 cores free
         (2, 2.0, 60_000, 1),  # every core busy already
         (1, 0.0, 60_000, 1),
         (4, 1.0, 60_000, 3),  # above two cores: the cores but the writer's
@@ -350,7 +351,7 @@ def test_the_default_jobs(
     monkeypatch: pytest.MonkeyPatch, cores: int, load: float, lines: int | None, jobs: int
 ) -> None:
     """batch's default --jobs (docs/cli.md): workers for a file of 10,000 lines or more
-    on a machine whose cores are not all busy, else one process."""
+    when at least 1.5 cores are free (cores less the load average), else one process."""
     from pricecalc import parallel
 
     monkeypatch.setattr(parallel, "available_cores", lambda: cores)

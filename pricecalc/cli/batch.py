@@ -75,9 +75,9 @@ def _same_file(a: str, b: str) -> bool:
     default=None,
     metavar="N",
     help="Worker processes deciding while one records, in order (default: 2 on two "
-    "cores, the cores but one above, for a file of 10,000 lines or more on a machine "
-    "whose cores are not all busy; else 1: one process). A file of one chunk (500 "
-    "lines) is decided in one.",
+    "cores, the cores but one above, for a file of 10,000 lines or more when at least "
+    "1.5 cores are free (cores less the load average); else 1: one process). A file "
+    "of one chunk (500 lines) is decided in one.",
 )
 @click.option(
     "--stream",
