@@ -377,3 +377,36 @@ def test_workers_yield_a_core_to_the_writer(workers: Workers) -> None:
 
     here = os.nice(0)
     assert workers.submit(os.nice, 0).result() == min(19, here + WORKER_NICENESS)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_line_that_fails_for_another_reason_stops_the_batch_after_the_lines_before_it(
+    tmp_path: Path, workers: Workers, jobs: int
+) -> None:
+    """A failure that is not a line's input (a plugin, the policy) stops the batch at that
+    line: the lines before it are recorded and emitted, drafted or not (BatchStopped)."""
+    from pricecalc.batch import BatchStopped
+    from pricecalc.errors import PricecalcError
+
+    requests = [{**split("149.00"), "request_id": f"s-{n}"} for n in range(1, 8)]
+    requests[4]["request_id"] = "boom"
+    lines = [(FileLine(n, raw=json.dumps(r).encode() + b"\n"), n)
+             for n, r in enumerate(requests, start=1)]  # fmt: skip
+    emitted: list[str] = []
+    with calculator(tmp_path / "a.jsonl", workers if jobs == 2 else None) as calc:
+        decide = calc.decide_prepared
+
+        def failing(slots: Any, *args: Any, **kwargs: Any) -> Any:
+            keys = [getattr(s, "key", None) or getattr(s, "request_id", None) for s in slots]
+            if "boom" in keys:
+                raise PricecalcError("the policy could not be read")
+            return decide(slots, *args, **kwargs)
+
+        calc.decide_prepared = failing  # type: ignore[method-assign]
+        with pytest.raises(BatchStopped, match="line 5: the policy could not be read"):
+            run_batch(calc, lines, "0" * 64,
+                      lambda r: emitted.append(jsonl_text(batch_row(r))), chunk_size=3,
+                      jobs=jobs, emit_row=emitted.append)  # fmt: skip
+        calc._workers = None
+    assert [json.loads(t)["request_id"] for t in emitted] == ["s-1", "s-2", "s-3", "s-4"]
+    assert [r["key"] for r in comparable(tmp_path / "a.jsonl")] == ["s-1", "s-2", "s-3", "s-4"]
