@@ -273,6 +273,49 @@ def record_carries(record: Record, *, key: str | None = None, tag: str | None = 
 Checked = tuple[str | None, tuple[str, ...], dict[str, Any]]
 
 
+class CanonicalPayload(dict[str, Any]):
+    """A plain payload (see :attr:`audit.protocol.Entry.plain`) that carries its canonical
+    JSON bytes, made where the payload was built — a worker process, say — so the writer
+    seals those bytes as they are instead of encoding the payload again under its lock.
+
+    :meth:`encode` makes one from plain JSON data (its bytes are what sealing would write);
+    :meth:`decode` makes the dict back from such bytes (the writer's side: decoding is
+    cheaper than encoding, and a record keeps its payload as data). Like ``plain=True``,
+    the bytes are a promise that is not re-checked on append: ``verify`` re-encodes every
+    record and names a line not in canonical form.
+    """
+
+    __slots__ = ("canonical",)
+
+    def __init__(self, payload: Mapping[str, Any], canonical: bytes) -> None:
+        super().__init__(payload)
+        self.canonical = canonical
+
+    @classmethod
+    def encode(cls, payload: Mapping[str, Any], *, plain: bool = False) -> CanonicalPayload | None:
+        """``payload`` converted as every payload is (:func:`to_json_value`: Decimal to text,
+        tuples to lists, floats refused) with its canonical bytes — or, with ``plain=True``,
+        taken as it is on the caller's promise that it is plain JSON data (as
+        :attr:`Entry.plain`). None when it needs the store's general path (a float, a key
+        that is not text, text that is not valid Unicode, an integer beyond 64 bits):
+        append it as an ordinary :class:`Entry`, which converts it or says what is wrong."""
+        if _orjson is None:  # pragma: no cover - orjson is a dependency
+            return None
+        try:
+            data = payload if plain else to_json_value(payload)
+            if not isinstance(data, dict):
+                return None
+            return cls(data, _orjson.dumps(data, option=_orjson.OPT_SORT_KEYS))
+        except (TypeError, ValueError):
+            return None
+
+    @classmethod
+    def decode(cls, canonical: bytes) -> CanonicalPayload:
+        """The payload :meth:`encode` gave ``canonical`` for, with those bytes."""
+        assert _orjson is not None
+        return cls(_orjson.loads(canonical), canonical)
+
+
 def check_entry(entry: Entry) -> Checked:
     """Validate an :class:`Entry`; return its key, tags and payload as plain JSON data.
 
@@ -294,7 +337,7 @@ def check_entry(entry: Entry) -> Checked:
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"every tag must be a non-empty string, got {tag!r}")
         _check_text(tag, "a tag")
-    if entry.plain and type(entry.payload) is dict:
+    if entry.plain and (type(entry.payload) is dict or type(entry.payload) is CanonicalPayload):
         return key, tags, entry.payload  # already plain JSON data (see Entry.plain)
     if not isinstance(entry.payload, Mapping):
         raise TypeError(f"payload must be a mapping, got {type(entry.payload).__name__}")
@@ -387,7 +430,9 @@ def _body(
             return _BODY % (
                 record_id.encode("ascii"),
                 dumps(key),
-                dumps(payload, option=_orjson.OPT_SORT_KEYS),
+                payload.canonical
+                if type(payload) is CanonicalPayload
+                else dumps(payload, option=_orjson.OPT_SORT_KEYS),
                 prev_hash.encode("ascii"),
                 stamp.encode("ascii"),
                 seq,

@@ -20,18 +20,30 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
+from functools import partial
 from typing import IO, Any
 
 import attrs
+import orjson
 
 from pricecalc.calculator import BatchItem, Calculator
+from pricecalc.decision import AuditRef
 from pricecalc.envelope import Envelope
 from pricecalc.errors import IdempotencyConflict, InvalidInput, PricecalcError
-from pricecalc.files.columns import BUILTIN_LAYOUT, RowLayout
+from pricecalc.files.columns import BUILTIN_LAYOUT, MoneyColumn, RowLayout
 from pricecalc.files.reading import Ahead, FileLine, _parse_json_line
-from pricecalc.files.rows import Summary, as_recorded, decision_row
+from pricecalc.files.rows import Summary, as_recorded, decision_row, money_amounts
+from pricecalc.files.writing import jsonl_text
 from pricecalc.messages import describe, shown
-from pricecalc.parallel import Evaluated, evaluate_away, worker_engine
+from pricecalc.parallel import (
+    MIN_LINES_FOR_WORKERS,
+    Draft,
+    default_jobs,
+    draft,
+    evaluate_away,
+    worker_engine,
+)
 from pricecalc.sameness import keyed_by_meaning
 from pricecalc.serialize import text_problem
 
@@ -155,28 +167,62 @@ def _chunks(
         yield chunk
 
 
-Prepared = list[tuple[FileLine, "Envelope | LineResult", "Evaluated | None"]]
+#: What a worker hands the writer for a line it decided (:func:`_draft_away`): the
+#: decision's :class:`~pricecalc.parallel.Draft`, its JSON Lines row without ``audit``
+#: (:func:`batch_row` written by :func:`~pricecalc.files.writing.jsonl_text`) and its kind,
+#: status and money (:meth:`Summary.add_new`). None: a line the writer reads and decides
+#: itself (an invalid line, a rule's error, a payload needing the general encoding).
+Drafted = tuple[Draft, str, tuple[str, str, tuple[Decimal | None, ...]]]
 
 
-def prepare_chunk(chunk: Sequence[FileLine], origin: Origin) -> Prepared:
-    """Parse and key a chunk's lines (no store needed): each line's envelope, or its
-    invalid result."""
-    return [(line, _envelope(line, origin), None) for line in chunk]
+#: A line on its way to a worker: a JSON line's number and bytes, or a sheet's row read.
+Wire = tuple[int, bytes] | FileLine
 
 
-def _prepare_away(chunk: Sequence[FileLine], origin: Origin, moment: datetime) -> Prepared:
-    """:func:`prepare_chunk` and the rules, in a worker process (:mod:`pricecalc.parallel`)."""
+def _wire(line: FileLine) -> Wire:
+    return line if line.raw is None else (line.number, line.raw)
+
+
+def _draft_away(
+    chunk: Sequence[Wire],
+    origin: Origin,
+    moment: datetime,
+    recorder: str,
+    money: tuple[MoneyColumn, ...],
+) -> list[Drafted | None]:
+    """In a worker process (:mod:`pricecalc.parallel`): each line read, labelled, keyed by
+    meaning, decided against no history and drafted for the writer — everything a line
+    needs that does not need the store, so that the writer only checks, seals and appends.
+    ``recorder`` is the operator the writer records; ``money`` its summary's columns."""
     engine, operator = worker_engine()
-    prepared: Prepared = []
-    for line, env, _ in prepare_chunk(chunk, origin):
-        if isinstance(env, Envelope):  # keyed by meaning here too, off the writer (SPEC §7)
-            env = keyed_by_meaning(
-                env, registry=engine.registry, policy=engine.merged_policy, now=moment,
+    drafted: list[Drafted | None] = []
+    for sent in chunk:
+        line = sent if isinstance(sent, FileLine) else _parse_json_line(*sent)
+        envelope = _envelope(line, origin)
+        made = decision = None
+        if isinstance(envelope, Envelope):  # keyed by meaning here too, off the writer (SPEC §7)
+            envelope = keyed_by_meaning(
+                envelope, registry=engine.registry, policy=engine.merged_policy, now=moment,
                 operator=operator,
             )  # fmt: skip
-        away = evaluate_away(engine, env, moment, operator) if isinstance(env, Envelope) else None
-        prepared.append((line, env, away))
-    return prepared
+            away = evaluate_away(engine, envelope, moment, operator)
+            decision = away.decision
+            if decision is not None:
+                made = draft(decision, moment, recorder, away.asked, envelope.aliases)
+        if made is None or decision is None:
+            drafted.append(None)
+            continue
+        row = jsonl_text(batch_row(LineResult(line, decision=decision.to_dict())))
+        amounts = money_amounts(money, decision.kind, decision.result) if decision.approved else ()
+        drafted.append((made, row, (decision.kind, decision.status, amounts)))
+    return drafted
+
+
+def _row_with_audit(row: str, audit: AuditRef) -> str:
+    """A drafted line's row (:data:`Drafted`) with its place in the chain: what
+    ``jsonl_text(batch_row(result))`` writes for the recorded decision (``audit`` is the
+    last member of a new decision's SPEC §8 shape, :meth:`pricecalc.Decision.to_dict`)."""
+    return f'{row[:-1]},"audit":{{"seq":{audit.seq},"hash":"{audit.hash}"}}}}'
 
 
 def run_batch(
@@ -187,15 +233,20 @@ def run_batch(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[int], None] = lambda position: None,
-    jobs: int = 1,
+    jobs: int | None = 1,
     layout: RowLayout | None = None,
+    emit_row: Callable[[str], None] | None = None,
 ) -> Summary:
     """Decide ``lines`` in chunks (one group commit each), emitting one result per line in
     order, each only once it is durable. ``origin`` is where they come from (a bare
-    digest: no merchant or campaign to label them with). With ``jobs`` > 1 and more
-    than one chunk, the lines are parsed and decided in that many worker processes,
-    ahead of this one, which records them in order (:mod:`pricecalc.parallel`); a single
-    chunk is decided here (no workers started).
+    digest: no merchant or campaign to label them with). ``jobs=None`` is the default
+    for as many lines as there are (:func:`pricecalc.parallel.default_jobs`: read ahead up
+    to :data:`~pricecalc.parallel.MIN_LINES_FOR_WORKERS`). With ``jobs`` > 1 and more
+    than one chunk, the lines are read, decided and drafted in that many worker
+    processes, ahead of this one, which checks each draft against the store and records
+    them in order (:mod:`pricecalc.parallel`); a single chunk is decided here (no workers
+    started). ``emit_row``, when given, takes a drafted line's JSON Lines row as text
+    (what ``jsonl_text(batch_row(result))`` would be) instead of ``emit`` taking its result.
     The summary totals the money columns of ``layout`` (default: the calculator's kinds').
     Raises :class:`BatchStopped` when a line fails for a reason that is not its input
     (the lines before it are recorded and emitted)."""
@@ -206,24 +257,29 @@ def run_batch(
     more = ahead_of.ahead(size + 1)
     if more == 0:
         return summary
+    if jobs is None:
+        jobs = default_jobs(ahead_of.ahead(MIN_LINES_FOR_WORKERS))
     workers = calc.workers(jobs) if more > size else None
     ahead: deque[tuple[list[tuple[FileLine, int]], Any]] = deque()
+    money = summary.layout.money
 
     def dispatch(chunk: list[tuple[FileLine, int]]) -> None:
         if workers is None:
             ahead.append((chunk, None))
             return
         moment = calc.now()
-        future = workers.submit(_prepare_away, [line for line, _ in chunk], origin, moment)
+        future = workers.submit(
+            _draft_away, [_wire(line) for line, _ in chunk], origin, moment, calc.operator, money
+        )
         ahead.append((chunk, (future, moment)))
 
     window = 2 * jobs if workers is not None else 1
     for chunk in _chunks(ahead_of, size):
         dispatch(chunk)
         while len(ahead) >= window:
-            _record_chunk(calc, ahead.popleft(), origin, emit, summary, progress)
+            _record_chunk(calc, ahead.popleft(), origin, emit, summary, progress, emit_row)
     while ahead:
-        _record_chunk(calc, ahead.popleft(), origin, emit, summary, progress)
+        _record_chunk(calc, ahead.popleft(), origin, emit, summary, progress, emit_row)
     return summary
 
 
@@ -234,48 +290,89 @@ def _record_chunk(
     emit: Emit,
     summary: Summary,
     progress: Callable[[int], None],
+    emit_row: Callable[[str], None] | None = None,
 ) -> None:
     chunk, away = task
     now = None
+    drafts: list[Drafted | None]
     if away is None:
-        prepared = prepare_chunk([line for line, _ in chunk], origin)
+        drafts = [None] * len(chunk)
     else:
         future, now = away
-        prepared = future.result()
-    pending = [(line, env, ev) for line, env, ev in prepared if isinstance(env, Envelope)]
-    decided: dict[int, LineResult] = {}
+        drafts = future.result()
+    # Each line: its draft, or what this process reads of it (its request or why none).
+    lines: list[tuple[FileLine, Envelope | LineResult | Draft]] = []
+    for (line, _), drafted in zip(chunk, drafts, strict=True):
+        if drafted is not None:
+            lines.append((line, drafted[0]))
+        else:
+            line = line.parsed()
+            lines.append((line, _envelope(line, origin)))
+    pending = [(n, slot) for n, (_, slot) in enumerate(lines) if not isinstance(slot, LineResult)]
+
+    def redo(at: int) -> Envelope:  # a draft the store refused: read its line here
+        n = pending[at][0]
+        line = lines[n][0].parsed()
+        envelope = _envelope(line, origin)
+        assert isinstance(envelope, Envelope)  # a worker read it so
+        lines[n] = (line, envelope)
+        return envelope
+
+    decided: dict[int, BatchItem] = {}
     try:
-        items = calc.decide_prepared(
-            [env for _, env, _ in pending], [ev for _, _, ev in pending], now=now
-        )
+        items = calc.decide_prepared([slot for _, slot in pending], now=now, redo=redo)
     except (PricecalcError, TypeError):
         # Something other than one line's input failed (a plugin, the policy): decide
         # the chunk line by line so that the lines before it are kept, and name it.
-        for line, env, _ in pending:
+        for at, (n, slot) in enumerate(pending):
             try:
-                [item] = calc.decide_prepared([env], now=now)
+                [item] = calc.decide_prepared([slot], now=now, redo=partial(_at, redo, at))
             except (PricecalcError, TypeError) as exc:
-                _emit_chunk(prepared, decided, emit, summary, stop=line.number)
-                raise BatchStopped(line.number, exc) from exc
-            decided[line.number] = _result(line, env, item)
+                number = lines[n][0].number
+                _emit_chunk(lines, drafts, decided, emit, emit_row, summary, stop=number)
+                raise BatchStopped(number, exc) from exc
+            decided[n] = item
     else:
-        for (line, env, _), item in zip(pending, items, strict=True):
-            decided[line.number] = _result(line, env, item)
-    _emit_chunk(prepared, decided, emit, summary)
+        for (n, _), item in zip(pending, items, strict=True):
+            decided[n] = item
+    _emit_chunk(lines, drafts, decided, emit, emit_row, summary)
     progress(chunk[-1][1])
 
 
+def _at(redo: Callable[[int], Envelope], at: int, _: int) -> Envelope:
+    return redo(at)
+
+
 def _emit_chunk(
-    prepared: Prepared,
-    decided: Mapping[int, LineResult],
+    lines: list[tuple[FileLine, Envelope | LineResult | Draft]],
+    drafts: Sequence[Drafted | None],
+    decided: Mapping[int, BatchItem],
     emit: Emit,
+    emit_row: Callable[[str], None] | None,
     summary: Summary,
     stop: int | None = None,
 ) -> None:
-    for line, envelope, _ in prepared:
+    for n, (line, slot) in enumerate(lines):
         if stop is not None and line.number >= stop:
             return
-        result = envelope if isinstance(envelope, LineResult) else decided[line.number]
+        if isinstance(slot, LineResult):
+            result = slot
+        else:
+            item = decided[n]
+            drafted = drafts[n]
+            if item.drafted is not None and drafted is not None:
+                _, row, (kind, status, amounts) = drafted
+                summary.add_new(kind, status, amounts)
+                text = _row_with_audit(row, item.drafted)
+                if emit_row is not None:
+                    emit_row(text)
+                else:
+                    decision = orjson.loads(text)
+                    emit(LineResult(line.parsed(), decision, request_id=decision["request_id"],
+                                    kind=kind))  # fmt: skip
+                continue
+            assert isinstance(slot, Envelope)
+            result = _result(line.parsed(), slot, item)
         summary.add(result.status, result.decision)
         emit(result)
 

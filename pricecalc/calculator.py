@@ -33,6 +33,7 @@ import attrs
 from audit import open_store
 from audit.canonical import canonical_bytes
 from audit.protocol import AuditStore, Entry, Record, Transaction
+from audit.records import CanonicalPayload
 from pricecalc import records
 from pricecalc.decision import AuditRef, Decision
 from pricecalc.engine import Engine
@@ -46,7 +47,7 @@ from pricecalc.history import (
     same_answers,
     voids_tag,
 )
-from pricecalc.parallel import Evaluated, Workers, evaluate_away
+from pricecalc.parallel import Draft, Evaluated, Workers, evaluate_away
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
 from pricecalc.records import decision_tags, relied_on, successor_key
@@ -122,12 +123,15 @@ class StoreHistory:
 @attrs.frozen
 class BatchItem:
     """One request of a batch: its decision, or why it was not decided — invalid input
-    (``error``) or an idempotency conflict (``conflict``)."""
+    (``error``) or an idempotency conflict (``conflict``). A worker's :class:`Draft`
+    recorded as drafted has only its place in the chain (``drafted``): the decision is the
+    one its worker made."""
 
     index: int
     decision: Decision | None = None
     error: InvalidInput | None = None
     conflict: IdempotencyConflict | None = None
+    drafted: AuditRef | None = None
 
 
 Request = Mapping[str, Any] | Envelope
@@ -328,23 +332,38 @@ class Calculator:
 
     def decide_prepared(
         self,
-        parsed: Sequence[Envelope | InvalidInput],
+        parsed: Sequence[Envelope | InvalidInput | Draft],
         evaluated: Sequence[Evaluated | None] | None = None,
         *,
         now: datetime | None = None,
         on_invalid: Literal["raise", "collect"] = "collect",
+        redo: Callable[[int], Envelope] | None = None,
     ) -> list[BatchItem]:
         """:meth:`decide_many` for requests already parsed (an :class:`InvalidInput` in a
         slot is reported there) and, optionally, already evaluated away from the store
         (:mod:`pricecalc.parallel`; ``evaluated[i]`` for ``parsed[i]``, or None): one
         transaction, each decision checked against the store's history before it is
-        recorded. The batch runner feeds it a chunk at a time."""
+        recorded. The batch runner feeds it a chunk at a time.
+
+        A slot may hold a worker's :class:`~pricecalc.parallel.Draft`: appended as drafted
+        when no record holds its keys and the store answers its rule's questions the same
+        (its item has ``drafted``), else ``redo(i)`` gives the request back and it is
+        decided here like any other."""
         items: list[BatchItem] = []
-        done: list[tuple[int, Decision, Record]] = []
-        parsed = [p if isinstance(p, InvalidInput) else self.keyed(p, now) for p in parsed]
+        done: list[tuple[int, Decision | None, Record]] = []
+        parsed = [self.keyed(p, now) if isinstance(p, Envelope) else p for p in parsed]
         with self.store.transaction() as tx:
             tx.prefetch(_keys(parsed))  # one look-up for the batch's keys
             for index, envelope in enumerate(parsed):
+                if isinstance(envelope, Draft):
+                    drafted = self._append_draft(tx, envelope)
+                    if drafted is not None:
+                        done.append((len(items), None, drafted))
+                        items.append(BatchItem(index))
+                        continue
+                    if redo is None:
+                        raise TypeError("a Draft refused by the store needs redo= to decide it")
+                    envelope = self.keyed(redo(index), now)
                 if isinstance(envelope, InvalidInput):
                     items.append(BatchItem(index, error=envelope))
                     continue
@@ -367,8 +386,12 @@ class Calculator:
                     done.append((len(items), decision, record))
                     items.append(BatchItem(index))
         # The transaction has committed: now, and only now, the decisions are reportable.
-        for slot, decision, record in done:
-            items[slot] = BatchItem(items[slot].index, decision=_recorded(decision, record))
+        for slot, made, record in done:
+            index = items[slot].index
+            if made is None:  # a draft: its place in the chain
+                items[slot] = BatchItem(index, drafted=AuditRef(record.seq, record.hash))
+            else:
+                items[slot] = BatchItem(index, decision=_recorded(made, record))
         return items
 
     def workers(self, jobs: int) -> Workers | None:
@@ -547,6 +570,19 @@ class Calculator:
                 continue
             return key, record, None
 
+    @staticmethod
+    def _append_draft(tx: Transaction, draft: Draft) -> Record | None:
+        """Append a worker's draft as it is, or None when the store disagrees with it: a
+        record holds one of its keys (a replay, a conflict, a void: :meth:`_current`
+        decides), or its rule's questions get other answers now (SPEC §3–§5: decided
+        again with the store's history)."""
+        if tx.get(draft.key) is not None or any(tx.get(a) is not None for a in draft.aliases):
+            return None
+        if draft.asked and not same_answers(list(draft.asked), StoreHistory(tx)):
+            return None
+        payload = CanonicalPayload.decode(draft.canonical)
+        return tx.append(Entry(payload=payload, key=draft.key, tags=draft.tags, plain=True))
+
     def _append(
         self, tx: Transaction, decision: Decision, moment: datetime, relied: Sequence[int] = ()
     ) -> Record:
@@ -594,10 +630,13 @@ def _in_batch(index: int, exc: InvalidInput) -> InvalidInput:
     return InvalidInput(f"requests[{index}].{exc.field}", exc.value, exc.problem, shown=exc.shown)
 
 
-def _keys(parsed: Sequence[Envelope | InvalidInput]) -> list[str]:
+def _keys(parsed: Sequence[Envelope | InvalidInput | Draft]) -> list[str]:
     keys: list[str] = []
     for envelope in parsed:
-        if isinstance(envelope, Envelope) and envelope.request_id is not None:
+        if isinstance(envelope, Draft):
+            keys.append(envelope.key)
+            keys.extend(envelope.aliases)
+        elif isinstance(envelope, Envelope) and envelope.request_id is not None:
             keys.append(envelope.request_id)
             keys.extend(envelope.aliases)
     return keys

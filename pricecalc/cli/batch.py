@@ -43,10 +43,9 @@ from pricecalc.files.reading import Ahead, FileLine, read_jsonl
 from pricecalc.files.rows import Summary
 from pricecalc.files.sheets import SheetHeader, read_csv_sheet, read_xlsx_sheet
 from pricecalc.files.source import EncodingProblem, Source, open_source
-from pricecalc.files.writing import Output, TooManyRows, headings_of
+from pricecalc.files.writing import JsonlWriter, Output, TooManyRows, headings_of
 from pricecalc.i18n import _, language
 from pricecalc.messages import describe, shown
-from pricecalc.parallel import default_jobs
 
 __all__ = ["batch", "output_format"]
 
@@ -75,9 +74,10 @@ def _same_file(a: str, b: str) -> bool:
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Worker processes deciding while one records, in order (default: 1 on a "
-    "machine of two cores or fewer, else the cores available but one; 1: one process). "
-    "A file of one chunk (500 lines) is decided in one.",
+    help="Worker processes deciding while one records, in order (default: 2 on two "
+    "cores, the cores but one above, for a file of 10,000 lines or more when at least "
+    "1.5 cores are free (cores less the load average); else 1: one process). A file "
+    "of one chunk (500 lines) is decided in one.",
 )
 @click.option(
     "--stream",
@@ -154,7 +154,7 @@ def batch(
             read: Iterator[tuple[FileLine, int]]
             try:
                 if fmt_in == "jsonl":
-                    read = read_jsonl(fp)
+                    read = read_jsonl(fp, parse=False)  # read where it is decided
                 else:
                     header, read = _read_sheet(
                         fp, src.path, fmt_in, source, fields, display, src.encoding
@@ -178,7 +178,7 @@ def batch(
                 warn(what.format(name=display))
                 return
             summary = _run(app, output, out, lines, src, source, progress, chunk_size,
-                           jobs or default_jobs(), row_of, layout)  # fmt: skip
+                           jobs, row_of, layout)  # fmt: skip
             summary.blank = blanks[0]
     except EncodingProblem as exc:
         raise DataError(describe(exc)) from exc
@@ -318,7 +318,7 @@ def _run(
     source: InputOptions,
     progress: bool,
     chunk_size: int,
-    jobs: int,
+    jobs: int | None,
     row_of: Callable[[LineResult], dict[str, Any]],
     layout: RowLayout,
 ) -> Summary:
@@ -334,6 +334,14 @@ def _run(
                 output.writer.write(row_of(result))
                 bar.line_done()
 
+            writer = output.writer
+            emit_row = None
+            if isinstance(writer, JsonlWriter):
+
+                def emit_row(text: str) -> None:  # a row a worker wrote
+                    writer.write_text(text)
+                    bar.line_done()
+
             def advance(position: int) -> None:
                 bar.at(position)
                 output.flush()  # a consumer of stdout sees each chunk once it is recorded
@@ -347,6 +355,7 @@ def _run(
                 progress=advance,
                 jobs=jobs,
                 layout=layout,
+                emit_row=emit_row,
             )
         output.commit(summary)
     except TooManyRows as exc:

@@ -95,16 +95,25 @@ class FileLine:
     cells: tuple[str | None, ...] | None = None
     #: A sheet row with every cell empty: skipped and counted as blank (SPEC §1).
     blank: bool = False
+    #: A JSON line not read yet (:func:`read_jsonl` with ``parse=False``): read where it
+    #: is decided — a worker process — by :meth:`parsed`.
+    raw: bytes | None = None
+
+    def parsed(self) -> FileLine:
+        """This line with its request read (itself when it was read already)."""
+        return self if self.raw is None else _parse_json_line(self.number, self.raw)
 
 
-def read_jsonl(fp: IO[bytes]) -> Iterator[tuple[FileLine, int]]:
-    """Each physical line as a parsed request (or an error), with the bytes read so far."""
+def read_jsonl(fp: IO[bytes], *, parse: bool = True) -> Iterator[tuple[FileLine, int]]:
+    """Each physical line as a parsed request (or an error), with the bytes read so far.
+    With ``parse=False`` each line is left as it was read (:attr:`FileLine.raw`), to be
+    read by whoever decides it (:meth:`FileLine.parsed`)."""
     position = 0
     for number, raw in enumerate(fp, start=1):
         position += len(raw)
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        yield _parse_json_line(number, raw), position
+        yield (_parse_json_line(number, raw) if parse else FileLine(number, raw=raw)), position
 
 
 def _parse_json_line(number: int, raw: bytes) -> FileLine:

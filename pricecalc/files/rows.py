@@ -26,7 +26,7 @@ reports its amounts (SPEC §2) in the non-summed ``result`` column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -175,6 +175,13 @@ def record_row(
     }
 
 
+
+def money_amounts(
+    money: Sequence[MoneyColumn], kind: str, result: Mapping[str, Any]
+) -> tuple[Decimal | None, ...]:
+    """What each money column reads from a result of ``kind`` (:meth:`Summary.add_new`)."""
+    return tuple(column.amount(kind, result) for column in money)
+
 @attrs.define
 class Totals:
     """Money totals of approved decisions, exact, one per money column of ``money``."""
@@ -189,6 +196,12 @@ class Totals:
     def add(self, kind: Any, result: Mapping[str, Any]) -> None:
         for column in self.money:
             value = column.amount(kind, result)
+            if value is not None:
+                self.sums[column.name] += value
+
+    def add_amounts(self, amounts: Sequence[Decimal | None]) -> None:
+        """:meth:`add` for amounts already read from a result, one per money column."""
+        for column, value in zip(self.money, amounts, strict=True):
             if value is not None:
                 self.sums[column.name] += value
 
@@ -231,6 +244,13 @@ class Summary:
             (self.replayed_totals if replayed else self.totals).add(
                 decision.get("kind"), decision.get("result") or {}
             )
+
+    def add_new(self, kind: str, status: str, amounts: Sequence[Decimal | None]) -> None:
+        """:meth:`add` for a new decision whose money was read where it was decided (a
+        worker process): ``amounts`` are :func:`money_amounts` of its result."""
+        self.counts.setdefault((kind, status), [0, 0])[0] += 1
+        if status == "approved":
+            self.totals.add_amounts(amounts)
 
     @property
     def new(self) -> int:

@@ -216,6 +216,15 @@ class TextSink:
         self._raw.flush()
 
 
+def jsonl_text(row: Mapping[str, Any]) -> str:
+    """One JSON Lines row's text (without its newline): compact JSON, text SPEC §1 refuses
+    escaped rather than refused (an output never stops at a row)."""
+    try:
+        return dumps(row)
+    except (InvalidInput, TypeError):
+        return dumps(_scrubbed(row))
+
+
 class JsonlWriter:
     tabular = False
 
@@ -223,10 +232,10 @@ class JsonlWriter:
         self._out = out
 
     def write(self, row: Mapping[str, Any]) -> None:
-        try:
-            text = dumps(row)
-        except (InvalidInput, TypeError):  # text SPEC §1 refuses: escape it, never stop
-            text = dumps(_scrubbed(row))
+        self._out.write(jsonl_text(row) + "\n")
+
+    def write_text(self, text: str) -> None:
+        """A row already written as :func:`jsonl_text` (by a worker process, say)."""
         self._out.write(text + "\n")
 
     def close(self, summary: SummaryOf | None = None) -> None:
