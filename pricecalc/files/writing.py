@@ -128,7 +128,7 @@ def neutralise(text: str) -> str:
     return text
 
 
-def _plain_text(value: Any) -> str:
+def _cell_text(value: Any) -> str:
     """A cell's value as text: lists joined with ``;``, objects as JSON."""
     if isinstance(value, list | tuple):
         return ";".join("" if v is None else str(v) for v in value)
@@ -142,7 +142,7 @@ def text_cell(column: str, value: Any, amounts: frozenset[str] = AMOUNT_COLUMNS)
     (``amounts``: the columns holding amounts, never neutralised)."""
     if value is None:
         return ""
-    text = safe_text(_plain_text(value))
+    text = safe_text(_cell_text(value))
     if column in amounts or column in INTEGER_COLUMNS:
         return text  # produced by pricecalc: an amount or a whole number, never text
     return neutralise(text)
@@ -368,7 +368,7 @@ class XlsxWriter:
             return self._formatted(moment, EXCEL_TIME_FORMAT)
         if isinstance(value, bool):
             return value
-        return self._text(_plain_text(value))
+        return self._text(_cell_text(value))
 
     def write(self, row: Mapping[str, Any]) -> None:
         if self._rows >= EXCEL_MAX_ROWS:
@@ -452,7 +452,7 @@ class XlsxWriter:
                 return self._money(value, sheet)
             if value is None or (isinstance(value, int) and not isinstance(value, bool)):
                 return value
-            return self._text(_plain_text(value))
+            return self._text(_cell_text(value))
 
         for row in summary.rows:
             sheet.append([cell(v) for v in row])
