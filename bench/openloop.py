@@ -23,10 +23,13 @@ class _Pool:
         self.host, self.port = host, port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle:
-            return self.idle.pop()
-        return await asyncio.open_connection(self.host, self.port)
+    async def get(
+        self, *, fresh: bool = False
+    ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+        """A connection, and whether it was kept from an earlier request."""
+        if self.idle and not fresh:
+            return self.idle.pop(), True
+        return await asyncio.open_connection(self.host, self.port), False
 
 
 async def _exchange(
@@ -71,8 +74,19 @@ async def run(
         lines += [f"{k}: {v}" for k, v in headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode() + data
         try:
-            conn = await pool.get()
-            status = await _exchange(conn, request)
+            conn, kept = await pool.get()
+            try:
+                status = await _exchange(conn, request)
+            except asyncio.IncompleteReadError as exc:
+                # A kept-alive connection the server closed while it sat idle (uvicorn's
+                # keep-alive timeout) answers nothing at all: sent again on a new
+                # connection, as HTTP clients do — safe, every request has its own
+                # Idempotency-Key. The latency still counts from when it was due.
+                conn[1].close()
+                if not (kept and exc.partial == b""):
+                    raise
+                conn, _ = await pool.get(fresh=True)
+                status = await _exchange(conn, request)
             pool.idle.append(conn)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             failures += 1
