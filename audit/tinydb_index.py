@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
@@ -219,6 +219,13 @@ class IndexKeeper:
     def seqs_by_key(self, key: str) -> list[int]:
         """The seqs of the records holding idempotency key ``key`` (proven complete)."""
         return self.index.lookup(key_name(key))
+
+    def keys_indexed(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` the index holds records for (every answer proven complete;
+        one statement for them all)."""
+        names = {key: key_name(key) for key in keys}
+        found = self.index.lookup_many(names.values())
+        return {key for key, name in names.items() if found[name]}
 
     def seqs_by_tag(self, tag: str) -> list[int]:
         """The seqs of the records tagged ``tag`` (proven complete)."""
