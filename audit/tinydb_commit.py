@@ -229,8 +229,7 @@ class StoreTransaction(ChainTransaction):
         except AuditError as exc:  # appends go on; the index catches up later
             logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
             return None
-        tree = storage._keeper.tree
-        return tree.copy() if tree is not None and tree.size == head.seq else None
+        return storage._keeper.tree_at(head.seq)
 
     def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
         for item in sealed:

@@ -450,3 +450,23 @@ def test_a_time_query_sees_records_whose_rows_were_deleted(
     tamper(store_path, statement)
     assert list(open_tinydb().query(since=since)) == records
 
+
+def test_groups_indexed_from_memory_make_the_chain_a_rebuild_makes(open_tinydb: Opener) -> None:
+    """Issue 22: groups whose names fall between, before and after existing ones, share
+    tags and repeat a tag within the group, indexed from the commits held in memory,
+    leave exactly the chain the log makes (check_index empty)."""
+    store = open_tinydb()
+    order = [5, 1, 9, 3, 7, 2, 8, 4, 6, 10, 0, 11]
+    for start in range(0, len(order), 4):
+        store.append_many(
+            [
+                Entry({"n": n}, key=f"k{n:02d}", tags=(f"order:O{n % 3}", f"t{n % 2}", "all"))
+                for n in order[start : start + 4]
+            ]
+        )
+        assert store.check_index() == []
+    with store.transaction() as tx:
+        tx.prefetch([f"k{n:02d}" for n in range(14)])
+        assert [n for n in range(14) if tx.get(f"k{n:02d}") is None] == [12, 13]
+    assert [r.payload["n"] for r in store.find("order:O1")] == [1, 7, 4, 10]
+    assert len(store.find("all")) == 12

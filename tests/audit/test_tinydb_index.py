@@ -240,3 +240,36 @@ def test_a_key_past_the_index_is_found_by_its_normal_form(
         assert storage._keys_present_locked([asked, "k11", "nope"]) == {asked, "k11"}
     assert other.get("k12") == fill_more[1]
     assert other.get("nope") is None
+
+
+def test_a_run_of_own_commits_is_indexed_from_memory(
+    open_tinydb: Opener, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: while the index lags (LAG), the commits this handle wrote one after the
+    other are held and indexed from memory — no line of them decoded again from the log —
+    and the index they make is the one the log makes; a commit by another handle between
+    them is read from the log, and the held ones after it are given up."""
+    store = open_tinydb()
+    store.get("k0")  # the index is checked and current from here on
+
+    def no_decoding(offset: int, line: bytes) -> None:
+        raise AssertionError(f"the line at offset {offset} was decoded to be indexed")
+
+    def groups(first: int, count: int) -> None:
+        for start in range(first, first + 4 * count, 4):
+            with store.transaction() as tx:
+                tx.append_many([entry(n) for n in range(start, start + 4)])
+
+    with monkeypatch.context() as patch:
+        patch.setattr(audit.tinydb_index, "_index_row", no_decoding)
+        groups(1, 40)  # about 24 KiB: past LAG, so the index is brought up in between
+        assert store.storage._keeper.indexed()[1] > 0  # type: ignore[attr-defined]
+        assert store.get("k150") is not None and store.get("k161") is None
+    other = open_tinydb()
+    other.append(entry(1000))
+    other.close()
+    groups(161, 8)
+    assert store.check_index() == []
+    assert store.get("k1000") is not None and store.get("k190") is not None
+    assert [r.seq for r in store.find("order:O0")][-2:] == [190, 193]
+    assert store.verify().ok
