@@ -98,6 +98,9 @@ CREATE TABLE IF NOT EXISTS names (
 
 _GENESIS_DIGEST = bytes(32)
 
+#: How many link MACs :class:`Macs` keeps (each a few hundred bytes).
+_MACS_KEPT = 4096
+
 
 class IndexBroken(Exception):
     """The index contradicts itself or the log: it must be rebuilt before it is used."""
@@ -150,6 +153,11 @@ class Macs:
 
     def __init__(self, hmac_key: bytes | None) -> None:
         self._key = hmac_key
+        # The MACs made lately, by what they cover: a row this handle linked (or checked)
+        # is checked again at its next look-up, the state at every lock hold. A MAC is a
+        # function of its fields and the key: a row's stored MAC is still compared with it.
+        self._links: dict[tuple[str, int, str | None, int | None], bytes] = {}
+        self._states: dict[IndexState, bytes] = {}
 
     def _digest(self, data: bytes) -> bytes:
         if self._key is None:
@@ -157,12 +165,30 @@ class Macs:
         return hmac.digest(self._key, data, "sha256")
 
     def link(self, name: str, seq: int, next_name: str | None, next_seq: int | None) -> bytes:
+        fields = (name, seq, next_name, next_seq)
+        known = self._links.get(fields)
+        if known is not None:
+            return known
         data = f"link\n{len(name)}:{name}{seq}\n"
         if next_name is not None:
             data += f"{len(next_name)}:{next_name}{next_seq}"
-        return self._digest(data.encode("utf-8", "surrogatepass"))[:16]
+        mac = self._digest(data.encode("utf-8", "surrogatepass"))[:16]
+        if len(self._links) >= _MACS_KEPT:
+            self._links.clear()
+        self._links[fields] = mac
+        return mac
 
     def state(self, state: IndexState) -> bytes:
+        known = self._states.get(state)
+        if known is not None:
+            return known
+        mac = self._state(state)
+        if len(self._states) >= 4:
+            self._states.clear()
+        self._states[state] = mac
+        return mac
+
+    def _state(self, state: IndexState) -> bytes:
         data = json.dumps(
             [
                 state.end_offset,
