@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import given, settings, strategies as st
 
+import audit.mark
 from audit.mark import SLOT, format_mark, parse_mark
 from audit.protocol import Checkpoint
 
@@ -56,3 +57,37 @@ def test_format_mark_is_what_json_dumps_writes(
 ) -> None:
     slot = format_mark(generation, Checkpoint(seq, digest), offset, end)
     assert slot == _by_json(generation, seq, digest, offset, end)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=-2, max_value=2**40),
+    st.integers(min_value=-2, max_value=2**40),
+    st.text(max_size=70) | st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    st.integers(min_value=-2, max_value=2**40),
+    st.none() | st.integers(min_value=-2, max_value=2**40),
+)
+def test_a_slot_written_here_reads_back_as_parsing_its_bytes_does(
+    generation: int, seq: int, digest: str, offset: int, end: int | None
+) -> None:
+    """format_mark remembers the mark of the slot it wrote (this process reads it back
+    once per sync): always what parsing those bytes gives — None for what no writer
+    writes (a negative number), -1 for an end not past the offset."""
+    audit.mark._made.clear()
+    slot = format_mark(generation, Checkpoint(seq, digest), offset, end)
+    remembered = audit.mark._made.get(slot)
+    parsed = audit.mark._parse_mark(slot[:SLOT])
+    assert parse_mark(slot[:SLOT]) == parsed
+    if remembered is not None:
+        assert remembered == parsed
+    else:
+        assert parsed is None or len(slot) > SLOT
+
+
+def test_a_written_slot_is_not_parsed_again() -> None:
+    audit.mark._made.clear()
+    slot = format_mark(4, Checkpoint(9, "cd" * 32), 100, 350)
+    assert audit.mark._made == {slot: (4, 9, "cd" * 32, 100, 350)}
+    assert parse_mark(slot) == (4, 9, "cd" * 32, 100, 350)
+    tampered = slot.replace(b'"seq":9', b'"seq":8')
+    assert parse_mark(tampered) is None  # its checksum no longer holds
