@@ -225,6 +225,9 @@ class SidecarIndex:
         self.macs = Macs(hmac_key)
         self._conn: sqlite3.Connection | None = None
         self._inode: int | None = None
+        # The file was found to be the one connected to in this hold of the store's lock
+        # (:meth:`pin`): only lock holders replace it, so it is not looked at again.
+        self._pinned = False
 
     # -- connection ------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -255,7 +258,10 @@ class SidecarIndex:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The connection, reopened if another process replaced the index file."""
+        """The connection, reopened if another process replaced the index file (looked
+        at on every use, but not while pinned: :meth:`pin`)."""
+        if self._pinned and self._conn is not None:
+            return self._conn
         try:
             inode: int | None = os.stat(self.path).st_ino
         except FileNotFoundError:
@@ -266,7 +272,13 @@ class SidecarIndex:
             self._inode = os.stat(self.path).st_ino
         return self._conn
 
+    def pin(self, pinned: bool = True) -> None:
+        """While the caller holds the store's lock, nobody replaces the file: the
+        connection is used without looking at the file again until ``pin(False)``."""
+        self._pinned = pinned and self._conn is not None
+
     def close(self) -> None:
+        self._pinned = False
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()

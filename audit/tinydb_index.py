@@ -145,6 +145,7 @@ class IndexKeeper:
         """The lock changes hands: others may write the index before it is taken again."""
         self.synced_to = None
         self._lagging = False
+        self.index.pin(False)
 
     def _upto(self, end: int) -> int:
         return end if self._durable is None else min(self._durable(end), end)
@@ -280,6 +281,7 @@ class IndexKeeper:
 
     def _sync_once(self, end: int, upto: int, full: bool = True) -> None:
         state = self.index.state()
+        self.index.pin()  # the file looked at just now: the same until the lock is let go
         if state != self.checked and not self._matches_file(state, end):
             raise IndexBroken("it does not match the log (its head is not the log's)")
         self.checked = state

@@ -273,3 +273,25 @@ def test_a_run_of_own_commits_is_indexed_from_memory(
     assert store.get("k1000") is not None and store.get("k190") is not None
     assert [r.seq for r in store.find("order:O0")][-2:] == [190, 193]
     assert store.verify().ok
+
+
+def test_an_index_replaced_between_two_holds_of_the_lock_is_noticed(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """Issue 22: the index file is looked at once per hold of the lock (then pinned), so
+    one deleted or replaced between two holds — by another process, or by hand — is
+    noticed at the next: rebuilt from the log, every answer still right."""
+    store = open_tinydb()
+    records = fill(store, 6)
+    assert store.get("k2") == records[1]
+    index = Path(f"{store_path}.idx")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    assert store.get("k3") == records[2] and store.get("k9") is None
+    assert index.exists()
+    other = open_tinydb()
+    other.storage._keeper.reset(witness=False)  # type: ignore[attr-defined]
+    other.close()
+    assert store.find("order:O0") == [records[2], records[5]]
+    assert store.append(entry(7)).seq == 7
+    assert store.check_index() == []
