@@ -364,8 +364,10 @@ class IndexKeeper:
         lines: Sequence[bytes],
         micros: Sequence[int],
         nodes: Sequence[tuple[int, bytes]],
+        names: Sequence[tuple[str, ...]] | None = None,
     ) -> None:
-        """A commit was written at offset ``at`` (not yet known durable): its rows and the
+        """A commit was written at offset ``at`` (not yet known durable): its rows (the
+        records' :func:`record_names` given as ``names``, or found here) and the
         tree nodes it completed are kept, to be added by the first :meth:`sync` whose
         durable point covers them — when the transaction knew the ``tree`` and the index
         (or the commits held before it) ends at ``at`` then. Otherwise the index reads
@@ -381,8 +383,10 @@ class IndexKeeper:
             pending.clear()  # not the next commit after them (others wrote between)
         rows = []
         offset = at
-        for record, line, us in zip(records, lines, micros, strict=True):
-            rows.append(IndexRow(record.seq, offset, len(line), us, record_names(record)))
+        if names is None:
+            names = [record_names(record) for record in records]
+        for record, line, us, held in zip(records, lines, micros, names, strict=True):
+            rows.append(IndexRow(record.seq, offset, len(line), us, held))
             offset += len(line)
         last = records[-1]
         state = IndexState(
