@@ -231,7 +231,7 @@ class StoreTransaction(ChainTransaction):
         except AuditError as exc:  # appends go on; the index catches up later
             logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
             return None
-        return storage._keeper.tree_at(head.seq)
+        return storage._keeper.tree_at(head)
 
     def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
         for item in sealed:

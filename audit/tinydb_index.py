@@ -34,7 +34,7 @@ from audit.index import (
 )
 from audit.logfile import LogFile
 from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
-from audit.protocol import Record
+from audit.protocol import GENESIS_HASH, Checkpoint, Record
 from audit.records import decode_line, epoch_micros, parse_timestamp
 from audit.verifying import line_fields
 
@@ -346,15 +346,18 @@ class IndexKeeper:
             raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
         return root_of_leaves(leaves)
 
-    def tree_at(self, seq: int) -> CompactTree | None:
-        """A copy of the tree of the first ``seq`` records for a transaction to grow: the
-        one the last held commit left when it ends at ``seq`` (the index lagging behind
+    def tree_at(self, head: Checkpoint) -> CompactTree | None:
+        """A copy of the tree of the records up to ``head`` for a transaction to grow: the
+        one the last held commit left when it ends at ``head`` (the index lagging behind
         it), else the index's own; None when neither is that size."""
         pending = self._pending
-        if pending and pending[-1].state.seq == seq:
+        if pending and (pending[-1].state.seq, pending[-1].state.last_hash) == (
+            head.seq,
+            head.hash,
+        ):
             return pending[-1].tree.copy()
         tree = self.tree
-        return tree.copy() if tree is not None and tree.size == seq else None
+        return tree.copy() if tree is not None and tree.size == head.seq else None
 
     def hold(
         self,
@@ -378,7 +381,9 @@ class IndexKeeper:
             if tree is None:
                 return
         if pending and (
-            pending[-1].state.end_offset != at or pending[-1].state.seq + 1 != records[0].seq
+            pending[-1].state.end_offset != at
+            or pending[-1].state.seq + 1 != records[0].seq
+            or pending[-1].state.last_hash != records[0].prev_hash
         ):
             pending.clear()  # not the next commit after them (others wrote between)
         rows = []
@@ -392,7 +397,9 @@ class IndexKeeper:
         state = IndexState(
             offset, last.seq, offset - len(lines[-1]), last.hash, tree.size, _edge(tree)
         )
-        pending.append(_Pending(at, records[0].seq, rows, state, list(nodes), tree))
+        pending.append(
+            _Pending(at, records[0].seq, records[0].prev_hash, rows, state, list(nodes), tree)
+        )
 
     def drop_pending(self) -> None:
         """Forget the held commits (the file was re-read: they may no longer be where
@@ -409,8 +416,9 @@ class IndexKeeper:
             del pending[0]  # already indexed (from the log)
         if not pending or pending[0].at > state.end_offset:
             return state, tree
-        if pending[0].first != state.seq + 1:
-            pending.clear()  # not ours to add
+        head = state.last_hash if state.seq else GENESIS_HASH
+        if pending[0].first != state.seq + 1 or pending[0].prev != head:
+            pending.clear()  # not ours to add: they do not chain onto the index's head
             return state, tree
         if tree.size != pending[0].first - 1:
             return state, tree
@@ -536,6 +544,8 @@ class _Pending:
 
     at: int
     first: int
+    #: The hash the first record chains onto (the index's head when they are added).
+    prev: str
     rows: list[IndexRow]
     state: IndexState
     nodes: list[tuple[int, bytes]]
