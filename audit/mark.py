@@ -77,7 +77,10 @@ def format_mark(generation: int, head: Checkpoint, offset: int, end: int | None 
         # What parse_mark reads from these very bytes (tests/audit/test_mark.py): this
         # process reads back each slot it writes, once per sync.
         if len(_made) >= 8:
-            _made.clear()
+            try:
+                del _made[next(iter(_made))]  # the oldest
+            except (RuntimeError, StopIteration, KeyError):  # another thread's meanwhile
+                _made.clear()
         last = end if end is not None and end > offset else -1
         _made[slot] = (generation, seq, digest, offset, last)
     return slot
