@@ -35,12 +35,14 @@ of two transactions, which a chain of links could not always tell from a consist
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -96,6 +98,9 @@ CREATE TABLE IF NOT EXISTS names (
 
 _GENESIS_DIGEST = bytes(32)
 
+#: How many link MACs :class:`Macs` keeps (each a few hundred bytes).
+_MACS_KEPT = 4096
+
 
 class IndexBroken(Exception):
     """The index contradicts itself or the log: it must be rebuilt before it is used."""
@@ -148,6 +153,11 @@ class Macs:
 
     def __init__(self, hmac_key: bytes | None) -> None:
         self._key = hmac_key
+        # The MACs made lately, by what they cover: a row this handle linked (or checked)
+        # is checked again at its next look-up, the state at every lock hold. A MAC is a
+        # function of its fields and the key: a row's stored MAC is still compared with it.
+        self._links: dict[tuple[str, int, str | None, int | None], bytes] = {}
+        self._states: dict[IndexState, bytes] = {}
 
     def _digest(self, data: bytes) -> bytes:
         if self._key is None:
@@ -155,12 +165,30 @@ class Macs:
         return hmac.digest(self._key, data, "sha256")
 
     def link(self, name: str, seq: int, next_name: str | None, next_seq: int | None) -> bytes:
+        fields = (name, seq, next_name, next_seq)
+        known = self._links.get(fields)
+        if known is not None:
+            return known
         data = f"link\n{len(name)}:{name}{seq}\n"
         if next_name is not None:
             data += f"{len(next_name)}:{next_name}{next_seq}"
-        return self._digest(data.encode("utf-8", "surrogatepass"))[:16]
+        mac = self._digest(data.encode("utf-8", "surrogatepass"))[:16]
+        if len(self._links) >= _MACS_KEPT:
+            self._links.clear()
+        self._links[fields] = mac
+        return mac
 
     def state(self, state: IndexState) -> bytes:
+        known = self._states.get(state)
+        if known is not None:
+            return known
+        mac = self._state(state)
+        if len(self._states) >= 4:
+            self._states.clear()
+        self._states[state] = mac
+        return mac
+
+    def _state(self, state: IndexState) -> bytes:
         data = json.dumps(
             [
                 state.end_offset,
@@ -197,6 +225,9 @@ class SidecarIndex:
         self.macs = Macs(hmac_key)
         self._conn: sqlite3.Connection | None = None
         self._inode: int | None = None
+        # The file was found to be the one connected to in this hold of the store's lock
+        # (:meth:`pin`): only lock holders replace it, so it is not looked at again.
+        self._pinned = False
 
     # -- connection ------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -227,7 +258,10 @@ class SidecarIndex:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The connection, reopened if another process replaced the index file."""
+        """The connection, reopened if another process replaced the index file (looked
+        at on every use, but not while pinned: :meth:`pin`)."""
+        if self._pinned and self._conn is not None:
+            return self._conn
         try:
             inode: int | None = os.stat(self.path).st_ino
         except FileNotFoundError:
@@ -238,7 +272,13 @@ class SidecarIndex:
             self._inode = os.stat(self.path).st_ino
         return self._conn
 
+    def pin(self, pinned: bool = True) -> None:
+        """While the caller holds the store's lock, nobody replaces the file: the
+        connection is used without looking at the file again until ``pin(False)``."""
+        self._pinned = pinned and self._conn is not None
+
     def close(self) -> None:
+        self._pinned = False
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
@@ -382,31 +422,38 @@ class SidecarIndex:
         must link to its first row (or past the name), each row to the next, the last
         past the name. Two indexed reads, whatever the index's size."""
         conn = self.conn
-        macs = self.macs
         pred = conn.execute(
             "SELECT name, seq, next_name, next_seq, mac FROM names WHERE name < ? "
             "ORDER BY name DESC, seq DESC LIMIT 1",
             (name,),
         ).fetchone()
-        if pred is None:
-            raise IndexBroken("the index lost its first row")
-        _check_link(macs, pred)
-        expected: _Link = (pred[2], pred[3])
-        seqs: list[int] = []
-        for row in conn.execute(
+        rows = conn.execute(
             "SELECT name, seq, next_name, next_seq, mac FROM names WHERE name = ? ORDER BY seq",
             (name,),
-        ):
-            if (row[0], row[1]) != expected:
-                raise IndexBroken(f"the index's chain is broken before {name!r}")
-            _check_link(macs, row)
-            seqs.append(int(row[1]))
-            expected = (row[2], row[3])
-        # The last row's link must leave the name: to a later name, or to the chain's end.
-        after = expected[0]
-        if (after is None) != (expected[1] is None) or (after is not None and after <= name):
-            raise IndexBroken(f"the index's chain is broken after {name!r}")
-        return seqs
+        ).fetchall()
+        return _proven(self.macs, name, pred, rows)
+
+    def lookup_many(self, names: Iterable[str]) -> dict[str, list[int]]:
+        """:meth:`lookup` of every one of ``names`` in one statement (per 400 names): each
+        name's row before it and its rows, read together, each answer proven the same way."""
+        wanted = sorted(set(names))
+        if len(wanted) < _NAMES_JOINED_FROM:  # two plain reads each cost less then
+            return {name: self.lookup(name) for name in wanted}
+        out: dict[str, list[int]] = {}
+        conn = self.conn
+        for i in range(0, len(wanted), _NAMES_AT_ONCE):
+            chunk = wanted[i : i + _NAMES_AT_ONCE]
+            preds: dict[str, Sequence[object]] = {}
+            rows: dict[str, list[Sequence[object]]] = {name: [] for name in chunk}
+            for row in conn.execute(_lookup_many_sql(len(chunk)), chunk):
+                if row[1]:
+                    rows[row[0]].append(row[2:])
+                else:
+                    preds[row[0]] = row[2:]
+            for name in chunk:
+                found = sorted(rows[name], key=_seq_of)
+                out[name] = _proven(self.macs, name, preds.get(name), found)
+        return out
 
     def location(self, seq: int) -> Location | None:
         row = self.conn.execute(
@@ -463,6 +510,58 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
     if row is None:
         raise IndexBroken("the index has no state row")
     return int(row[0])
+
+
+#: Names read back per statement by :meth:`SidecarIndex.lookup_many`.
+_NAMES_AT_ONCE = 400
+#: From this many names on, :meth:`SidecarIndex.lookup_many` reads them in one statement
+#: (callgrind: one name 56k instructions by lookup, 86k joined; two 112k and 120k; three
+#: 168k and 150k).
+_NAMES_JOINED_FROM = 3
+
+
+@functools.lru_cache(maxsize=32)
+def _lookup_many_sql(count: int) -> str:
+    """``count`` names' rows before them (marked 0) and their own rows (marked 1): a
+    correlated search of the primary key per name, like :meth:`SidecarIndex.lookup`'s."""
+    values = ", ".join(["(?)"] * count)
+    return (
+        f"WITH wanted(w) AS (VALUES {values}) "
+        "SELECT w, 0, p.name, p.seq, p.next_name, p.next_seq, p.mac FROM wanted "
+        "JOIN names p ON (p.name, p.seq) = (SELECT name, seq FROM names WHERE name < w "
+        "ORDER BY name DESC, seq DESC LIMIT 1) "
+        "UNION ALL "
+        "SELECT w, 1, n.name, n.seq, n.next_name, n.next_seq, n.mac FROM wanted "
+        "JOIN names n ON n.name = w"
+    )
+
+
+def _seq_of(row: Sequence[object]) -> Any:
+    return row[1]
+
+
+def _proven(
+    macs: Macs, name: str, pred: Sequence[object] | None, rows: Sequence[Sequence[object]]
+) -> list[int]:
+    """The seqs of ``rows`` (the rows named ``name``, in seq order) once the chain proves
+    them all: ``pred`` (the row before the name) links to the first of them or past the
+    name, each to the next, the last past the name; every MAC holds."""
+    if pred is None:
+        raise IndexBroken("the index lost its first row")
+    _check_link(macs, pred)
+    expected: _Link = (pred[2], pred[3])  # type: ignore[assignment]
+    seqs: list[int] = []
+    for row in rows:
+        if (row[0], row[1]) != expected:
+            raise IndexBroken(f"the index's chain is broken before {name!r}")
+        _check_link(macs, row)
+        seqs.append(int(row[1]))  # type: ignore[call-overload]
+        expected = (row[2], row[3])  # type: ignore[assignment]
+    # The last row's link must leave the name: to a later name, or to the chain's end.
+    after = expected[0]
+    if (after is None) != (expected[1] is None) or (after is not None and after <= name):
+        raise IndexBroken(f"the index's chain is broken after {name!r}")
+    return seqs
 
 
 def _check_link(macs: Macs, row: Sequence[object]) -> None:

@@ -408,8 +408,13 @@ def node_at(position: int) -> Node:
     :func:`stored_index`)."""
     if position < 0:
         raise ValueError(f"no node at position {position}")
-    n = (position + 64) // 2  # stored_count(n) = 2n - popcount(n) and popcount(n) < 64
-    while stored_count(n) > position:
+    # n, the leaf count whose leaf opens the run holding ``position``, is the largest with
+    # stored_count(n) = 2n - popcount(n) <= position. Then n <= position (2n - popcount(n)
+    # >= n), so popcount(n) <= bit_length(n) <= bit_length(position), and
+    # n <= (position + bit_length(position)) // 2: a start a few steps above n, not ~32.
+    # stored_count rises with n, so the first n walking down is the largest.
+    n = (position + position.bit_length()) // 2
+    while 2 * n - n.bit_count() > position:
         n -= 1
     level = position - stored_count(n)
     return level, n >> level

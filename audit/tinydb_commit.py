@@ -34,6 +34,7 @@ from audit.tinydb_handle import Clock
 from audit.tinydb_index import (
     KEPT_FROM_LEVEL,
     IndexUnavailable,
+    record_names,
 )
 from audit.tinydb_lookup import LogLookups
 from audit.tinydb_sync import Written
@@ -116,10 +117,11 @@ class LogWriter(LogLookups):
         self._head = Checkpoint(last.seq, last.hash)
         self._mark_ok = self._head  # it chains onto a head that held the mark
         offset = at
-        for record, line in zip(tx._records, tx._lines, strict=True):
-            self._tail_add(offset, line, record)
+        names = [record_names(record) for record in tx._records]  # for both, once
+        for record, line, held in zip(tx._records, tx._lines, names, strict=True):
+            self._tail_add(offset, line, record, held)
             offset += len(line)
-        self._keeper.hold(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes)
+        self._keeper.hold(at, tx.tree, tx._records, tx._lines, tx._micros, tx._nodes, names)
         last_at = self._end - len(tx._lines[-1])
         tx._written = Written(at, self._end, self._head, last_at, len(tx._records))
         if sync:
@@ -229,8 +231,7 @@ class StoreTransaction(ChainTransaction):
         except AuditError as exc:  # appends go on; the index catches up later
             logger.warning("audit index %s unavailable (%s)", storage._index.path, exc)
             return None
-        tree = storage._keeper.tree
-        return tree.copy() if tree is not None and tree.size == head.seq else None
+        return storage._keeper.tree_at(head)
 
     def _keep(self, sealed: list[Sealed], nodes: list[tuple[int, bytes]]) -> None:
         for item in sealed:

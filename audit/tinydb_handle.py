@@ -440,16 +440,24 @@ class LogHandle:
                 self._durable = end
 
 
-    def _tail_add(self, offset: int, line: bytes, record: Record | None) -> None:
+    def _tail_add(
+        self,
+        offset: int,
+        line: bytes,
+        record: Record | None,
+        names: tuple[str, ...] | None = None,
+    ) -> None:
         """Keep a line just read or written at ``offset`` for the lookups past the index
         (a bounded cache: past ``_TAIL_KEPT`` lines it is dropped, and read again from the
-        log by the next lookup that needs it)."""
+        log by the next lookup that needs it); ``names``: its record's, when known."""
         if self._tail_to != offset:
             return
         if len(self._tail) >= _TAIL_KEPT:
             self._tail, self._tail_from, self._tail_to = [], -1, -1
             return
-        self._tail.append((offset, line, record, () if record is None else record_names(record)))
+        if names is None:
+            names = () if record is None else record_names(record)
+        self._tail.append((offset, line, record, names))
         self._tail_to = offset + len(line)
 
 

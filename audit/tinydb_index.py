@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
@@ -34,7 +34,7 @@ from audit.index import (
 )
 from audit.logfile import LogFile
 from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
-from audit.protocol import Record
+from audit.protocol import GENESIS_HASH, Checkpoint, Record
 from audit.records import decode_line, epoch_micros, parse_timestamp
 from audit.verifying import line_fields
 
@@ -62,6 +62,10 @@ _INDEX_BATCH = 10_000
 #: with several processes each holder's own transaction was a fifth of its time). The
 #: tree, verify, the index check and closing bring it to the durable point regardless.
 LAG = 16 * 1024
+
+#: At most this many commits are held for the index (:meth:`IndexKeeper.hold`); past it
+#: the index reads them from the log.
+_HELD_AT_MOST = 256
 
 #: What a damaged index can raise: each means "rebuild it from the log" (never a traceback,
 #: never a decision on its answer). ``sqlite3.OperationalError`` (locked, disk full, …) is
@@ -131,14 +135,17 @@ class IndexKeeper:
         self.synced_to: tuple[int, int] | None = None
         # The index was left behind the durable point (within :data:`LAG`) in this hold.
         self._lagging = False
-        # A commit this handle wrote but has not yet indexed: its rows go in (without reading
-        # the log again) once the store's durable point covers them.
-        self._pending: _Pending | None = None
+        # The commits this handle wrote, one after the other, not yet indexed: their rows
+        # go in (without reading the log again) once the store's durable point covers
+        # them. While the index lags (LAG) they pile up: a run of this handle's commits
+        # is indexed from memory, not decoded and hashed again from the log.
+        self._pending: list[_Pending] = []
 
     def forget_sync(self) -> None:
         """The lock changes hands: others may write the index before it is taken again."""
         self.synced_to = None
         self._lagging = False
+        self.index.pin(False)
 
     def _upto(self, end: int) -> int:
         return end if self._durable is None else min(self._durable(end), end)
@@ -203,7 +210,7 @@ class IndexKeeper:
         self.tree = None
         self.synced_to = None
         self._lagging = False
-        self._pending = None
+        self._pending = []
         upto = self._upto(end)
         try:
             self._sync_once(end, upto)
@@ -219,6 +226,13 @@ class IndexKeeper:
     def seqs_by_key(self, key: str) -> list[int]:
         """The seqs of the records holding idempotency key ``key`` (proven complete)."""
         return self.index.lookup(key_name(key))
+
+    def keys_indexed(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` the index holds records for (every answer proven complete;
+        one statement for them all)."""
+        names = {key: key_name(key) for key in keys}
+        found = self.index.lookup_many(names.values())
+        return {key for key, name in names.items() if found[name]}
 
     def seqs_by_tag(self, tag: str) -> list[int]:
         """The seqs of the records tagged ``tag`` (proven complete)."""
@@ -267,6 +281,7 @@ class IndexKeeper:
 
     def _sync_once(self, end: int, upto: int, full: bool = True) -> None:
         state = self.index.state()
+        self.index.pin()  # the file looked at just now: the same until the lock is let go
         if state != self.checked and not self._matches_file(state, end):
             raise IndexBroken("it does not match the log (its head is not the log's)")
         self.checked = state
@@ -331,6 +346,19 @@ class IndexKeeper:
             raise TreeMismatch(f"records {first}..{last} of node ({level}, {index}) are missing")
         return root_of_leaves(leaves)
 
+    def tree_at(self, head: Checkpoint) -> CompactTree | None:
+        """A copy of the tree of the records up to ``head`` for a transaction to grow: the
+        one the last held commit left when it ends at ``head`` (the index lagging behind
+        it), else the index's own; None when neither is that size."""
+        pending = self._pending
+        if pending and (pending[-1].state.seq, pending[-1].state.last_hash) == (
+            head.seq,
+            head.hash,
+        ):
+            return pending[-1].tree.copy()
+        tree = self.tree
+        return tree.copy() if tree is not None and tree.size == head.seq else None
+
     def hold(
         self,
         at: int,
@@ -339,45 +367,75 @@ class IndexKeeper:
         lines: Sequence[bytes],
         micros: Sequence[int],
         nodes: Sequence[tuple[int, bytes]],
+        names: Sequence[tuple[str, ...]] | None = None,
     ) -> None:
-        """A commit was written at offset ``at`` (not yet known durable): its rows and the
+        """A commit was written at offset ``at`` (not yet known durable): its rows (the
+        records' :func:`record_names` given as ``names``, or found here) and the
         tree nodes it completed are kept, to be added by the first :meth:`sync` whose
         durable point covers them — when the transaction knew the ``tree`` and the index
-        still ends at ``at`` then. Otherwise the index reads them from the log."""
-        self._pending = None
-        if tree is None:
-            return
+        (or the commits held before it) ends at ``at`` then. Otherwise the index reads
+        them from the log."""
+        pending = self._pending
+        if tree is None or len(pending) >= _HELD_AT_MOST:
+            pending.clear()
+            if tree is None:
+                return
+        if pending and (
+            pending[-1].state.end_offset != at
+            or pending[-1].state.seq + 1 != records[0].seq
+            or pending[-1].state.last_hash != records[0].prev_hash
+        ):
+            pending.clear()  # not the next commit after them (others wrote between)
         rows = []
         offset = at
-        for record, line, us in zip(records, lines, micros, strict=True):
-            rows.append(IndexRow(record.seq, offset, len(line), us, record_names(record)))
+        if names is None:
+            names = [record_names(record) for record in records]
+        for record, line, us, held in zip(records, lines, micros, names, strict=True):
+            rows.append(IndexRow(record.seq, offset, len(line), us, held))
             offset += len(line)
         last = records[-1]
         state = IndexState(
             offset, last.seq, offset - len(lines[-1]), last.hash, tree.size, _edge(tree)
         )
-        self._pending = _Pending(at, records[0].seq, rows, state, list(nodes), tree)
+        pending.append(
+            _Pending(at, records[0].seq, records[0].prev_hash, rows, state, list(nodes), tree)
+        )
 
     def drop_pending(self) -> None:
-        """Forget a held commit (the file was re-read: it may no longer be where it was)."""
-        self._pending = None
+        """Forget the held commits (the file was re-read: they may no longer be where
+        they were)."""
+        self._pending = []
 
     def _add_pending(
         self, state: IndexState, tree: CompactTree, upto: int
     ) -> tuple[IndexState, CompactTree]:
+        """Index the held commits that start where the index ends and are durable (up to
+        ``upto``), in one SQLite transaction; return the index's state and tree then."""
         pending = self._pending
-        if pending is None or pending.at > state.end_offset:
+        while pending and pending[0].at < state.end_offset:
+            del pending[0]  # already indexed (from the log)
+        if not pending or pending[0].at > state.end_offset:
             return state, tree
-        if pending.at < state.end_offset or pending.first != state.seq + 1:
-            self._pending = None  # already indexed (from the log), or not ours to add
+        head = state.last_hash if state.seq else GENESIS_HASH
+        if pending[0].first != state.seq + 1 or pending[0].prev != head:
+            pending.clear()  # not ours to add: they do not chain onto the index's head
             return state, tree
-        if pending.state.end_offset > upto or tree.size != pending.first - 1:
+        if tree.size != pending[0].first - 1:
+            return state, tree
+        count = 0
+        while count < len(pending) and pending[count].state.end_offset <= upto:
+            count += 1
+        if not count:
             return state, tree  # not yet durable: kept for a later sync
-        self._pending = None
-        added = attrs.evolve(pending.state, digest=state.digest)
-        self.checked = self.index.add(pending.rows, added, pending.nodes)
-        self.tree = pending.tree
-        return self.checked, pending.tree
+        taken = pending[:count]
+        del pending[:count]
+        last = taken[-1]
+        rows = [row for held in taken for row in held.rows]
+        nodes = [node for held in taken for node in held.nodes]
+        added = attrs.evolve(last.state, digest=state.digest)
+        self.checked = self.index.add(rows, added, nodes)
+        self.tree = last.tree
+        return self.checked, last.tree
 
     # -- the cross-check (verify --deep) ---------------------------------------------
     def check(self, end: int) -> list[str]:
@@ -447,7 +505,7 @@ class IndexKeeper:
         self.checked = None
         self.synced_to = None
         self.tree = None
-        self._pending = None
+        self._pending = []
 
     def view(self) -> _TreeView:
         """The tree as the index keeps it (read it after :meth:`sync`, under the lock)."""
@@ -486,6 +544,8 @@ class _Pending:
 
     at: int
     first: int
+    #: The hash the first record chains onto (the index's head when they are added).
+    prev: str
     rows: list[IndexRow]
     state: IndexState
     nodes: list[tuple[int, bytes]]

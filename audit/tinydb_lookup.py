@@ -223,7 +223,7 @@ class LogLookups(DurableLog):
 
     def _keys_present_locked(self, keys: Collection[str]) -> set[str]:
         def find() -> set[str]:
-            present = {key for key in keys if self._keeper.seqs_by_key(key)}
+            present = self._keeper.keys_indexed(keys)  # one statement for them all
             names = {key_name(key): key for key in keys if key not in present}
             if names:
                 for offset, line, record, held in self._tail_records(_texts(names)):

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from audit.merkle import (
     EMPTY_ROOT,
@@ -24,6 +25,7 @@ from audit.merkle import (
     frontier_nodes,
     inclusion_path,
     leaf_hash,
+    node_at,
     node_hash,
     root_from_frontier,
     root_of_leaves,
@@ -161,6 +163,42 @@ def test_stored_positions() -> None:
     assert [stored_count(n) for n in range(9)] == [0, 1, 3, 4, 7, 8, 10, 11, 15]
     order = [(0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1), (2, 0), (0, 4)]
     assert [stored_index(*node) for node in order] == list(range(8))
+    assert [node_at(i) for i in range(8)] == order
+
+
+def _node_at_by_walking(position: int) -> Node:
+    """node_at as it was: from (position + 64) // 2 down, one step at a time."""
+    n = (position + 64) // 2
+    while stored_count(n) > position:
+        n -= 1
+    level = position - stored_count(n)
+    return level, n >> level
+
+
+def test_node_at_inverts_stored_index_for_every_position_up_to_70000() -> None:
+    """Every position of a tree of 35,000 leaves, in order: node_at is the inverse of
+    stored_index and agrees with the old walk from (position + 64) // 2."""
+    position = 0
+    for n in range(35_000):
+        level = 0
+        while True:
+            node = (level, n >> level)
+            assert stored_index(*node) == position
+            assert node_at(position) == node == _node_at_by_walking(position), position
+            position += 1
+            if (n + 1) % (1 << (level + 1)):  # leaf n completes no node above
+                break
+            level += 1
+    with pytest.raises(ValueError, match="no node at position -1"):
+        node_at(-1)
+
+
+@settings(max_examples=2_000, deadline=None)
+@given(st.integers(min_value=0, max_value=2**62) | st.integers(min_value=0, max_value=2**20))
+def test_node_at_agrees_with_the_old_walk_on_large_positions(position: int) -> None:
+    level, index = node_at(position)
+    assert stored_index(level, index) == position
+    assert (level, index) == _node_at_by_walking(position)
 
 
 def test_every_root_of_every_size(big: Stored) -> None:

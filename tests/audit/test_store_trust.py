@@ -127,6 +127,80 @@ def test_an_edited_index_is_rebuilt(open_tinydb: Opener, store_path: Path, state
     assert again.verify().ok
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM names WHERE name = 'k:k3'",
+        "DELETE FROM names WHERE name LIKE 'k:%'",
+        "UPDATE names SET seq = 4 WHERE name = 'k:k3'",
+        "UPDATE names SET name = 'k:k9' WHERE name = 'k:k3'",
+        "UPDATE names SET mac = x'00' WHERE name = 'k:k3'",
+        "UPDATE names SET next_seq = 'x' WHERE name = 'k:k2'",
+        "UPDATE names SET next_name = NULL, next_seq = NULL WHERE name = 'k:k2'",
+    ],
+)
+def test_a_groups_key_lookup_in_one_statement_is_proven_like_one_keys(
+    open_tinydb: Opener, store_path: Path, statement: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: a group's keys are looked up in one statement (``lookup_many``); each
+    answer is proven by the chain exactly as a lookup of one key is — same seqs, or the
+    same IndexBroken — and a transaction's prefetch still finds every recorded key of a
+    tampered index (rebuilt) and calls the others absent only then."""
+    import audit.index
+    from audit.index import IndexBroken, SidecarIndex
+
+    monkeypatch.setattr(audit.index, "_NAMES_JOINED_FROM", 1)  # one name joined too
+    store = open_tinydb()
+    fill(store, 6)
+    store.close()
+    names = ["k:k1", "k:k2", "k:k3", "k:k6", "k:k7", "k:", "t:order:O0", "t:order:O9", "k:k3"]
+    index = SidecarIndex(index_of(store_path))
+    assert index.lookup_many(names) == {
+        "k:k1": [1], "k:k2": [2], "k:k3": [3], "k:k6": [6], "k:k7": [], "k:": [],
+        "t:order:O0": [3, 6], "t:order:O9": [],
+    }  # fmt: skip
+    index.close()
+    tamper(store_path, statement)
+    index = SidecarIndex(index_of(store_path))
+    singles: dict[str, object] = {}
+    for name in names:
+        try:
+            singles[name] = index.lookup(name)
+        except IndexBroken as exc:
+            singles[name] = str(exc)
+        try:
+            many: object = index.lookup_many([name])[name]
+        except IndexBroken as exc:
+            many = str(exc)
+        assert many == singles[name], name
+    broken = [answer for answer in singles.values() if isinstance(answer, str)]
+    assert broken  # every statement breaks some name's proof
+    with pytest.raises(IndexBroken) as caught:
+        index.lookup_many(names)  # a group holding a broken name is refused whole
+    assert str(caught.value) in broken
+    index.close()
+    again = open_tinydb()
+    with again.transaction() as tx:
+        tx.prefetch([f"k{n}" for n in range(1, 9)])
+        assert [tx.get(f"k{n}") is not None for n in range(1, 9)] == [True] * 6 + [False] * 2
+    assert again.verify().ok
+
+
+def test_a_group_of_500_keys_is_looked_up_in_two_statements(open_tinydb: Opener) -> None:
+    """Past 400 names the look-up goes on in a second statement, with the same answers."""
+    store = open_tinydb()
+    store.append_many([entry(n) for n in range(1, 451)])
+    with store.transaction() as tx:
+        tx.prefetch([f"k{n}" for n in range(1, 501)])
+        assert [n for n in range(1, 501) if tx.get(f"k{n}") is None] == list(range(451, 501))
+    from audit.index import SidecarIndex
+
+    index = SidecarIndex(f"{store.path}.idx")
+    found = index.lookup_many([f"k:k{n}" for n in range(1, 501)])
+    assert found == {f"k:k{n}": ([n] if n <= 450 else []) for n in range(1, 501)}
+    index.close()
+
+
 def test_a_record_is_found_by_its_normalised_key_and_tag(open_tinydb: Opener) -> None:
     """SPEC §7: keys and tags are compared NFKC-normalised without surrounding whitespace,
     so a record written before normalisation is found by the normal spelling."""
@@ -377,3 +451,24 @@ def test_a_time_query_sees_records_whose_rows_were_deleted(
     since = datetime.fromisoformat(records[0].recorded_at)
     tamper(store_path, statement)
     assert list(open_tinydb().query(since=since)) == records
+
+
+def test_groups_indexed_from_memory_make_the_chain_a_rebuild_makes(open_tinydb: Opener) -> None:
+    """Issue 22: groups whose names fall between, before and after existing ones, share
+    tags and repeat a tag within the group, indexed from the commits held in memory,
+    leave exactly the chain the log makes (check_index empty)."""
+    store = open_tinydb()
+    order = [5, 1, 9, 3, 7, 2, 8, 4, 6, 10, 0, 11]
+    for start in range(0, len(order), 4):
+        store.append_many(
+            [
+                Entry({"n": n}, key=f"k{n:02d}", tags=(f"order:O{n % 3}", f"t{n % 2}", "all"))
+                for n in order[start : start + 4]
+            ]
+        )
+        assert store.check_index() == []
+    with store.transaction() as tx:
+        tx.prefetch([f"k{n:02d}" for n in range(14)])
+        assert [n for n in range(14) if tx.get(f"k{n:02d}") is None] == [12, 13]
+    assert [r.payload["n"] for r in store.find("order:O1")] == [1, 7, 4, 10]
+    assert len(store.find("all")) == 12

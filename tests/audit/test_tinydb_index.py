@@ -240,3 +240,92 @@ def test_a_key_past_the_index_is_found_by_its_normal_form(
         assert storage._keys_present_locked([asked, "k11", "nope"]) == {asked, "k11"}
     assert other.get("k12") == fill_more[1]
     assert other.get("nope") is None
+
+
+def test_a_run_of_own_commits_is_indexed_from_memory(
+    open_tinydb: Opener, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: while the index lags (LAG), the commits this handle wrote one after the
+    other are held and indexed from memory — no line of them decoded again from the log —
+    and the index they make is the one the log makes; a commit by another handle between
+    them is read from the log, and the held ones after it are given up."""
+    store = open_tinydb()
+    store.get("k0")  # the index is checked and current from here on
+
+    def no_decoding(offset: int, line: bytes) -> None:
+        raise AssertionError(f"the line at offset {offset} was decoded to be indexed")
+
+    def groups(first: int, count: int) -> None:
+        for start in range(first, first + 4 * count, 4):
+            with store.transaction() as tx:
+                tx.append_many([entry(n) for n in range(start, start + 4)])
+
+    with monkeypatch.context() as patch:
+        patch.setattr(audit.tinydb_index, "_index_row", no_decoding)
+        groups(1, 40)  # about 24 KiB: past LAG, so the index is brought up in between
+        assert store.storage._keeper.indexed()[1] > 0  # type: ignore[attr-defined]
+        assert store.get("k150") is not None and store.get("k161") is None
+    other = open_tinydb()
+    other.append(entry(1000))
+    other.close()
+    groups(161, 8)
+    assert store.check_index() == []
+    assert store.get("k1000") is not None and store.get("k190") is not None
+    assert [r.seq for r in store.find("order:O0")][-2:] == [190, 193]
+    assert store.verify().ok
+
+
+def test_an_index_replaced_between_two_holds_of_the_lock_is_noticed(
+    open_tinydb: Opener, store_path: Path
+) -> None:
+    """Issue 22: the index file is looked at once per hold of the lock (then pinned), so
+    one deleted or replaced between two holds — by another process, or by hand — is
+    noticed at the next: rebuilt from the log, every answer still right."""
+    store = open_tinydb()
+    records = fill(store, 6)
+    assert store.get("k2") == records[1]
+    index = Path(f"{store_path}.idx")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    assert store.get("k3") == records[2] and store.get("k9") is None
+    assert index.exists()
+    other = open_tinydb()
+    other.storage._keeper.reset(witness=False)  # type: ignore[attr-defined]
+    other.close()
+    assert store.find("order:O0") == [records[2], records[5]]
+    assert store.append(entry(7)).seq == 7
+    assert store.check_index() == []
+
+
+def test_held_commits_that_do_not_chain_onto_the_index_head_are_read_from_the_log(
+    open_tinydb: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: held commits are added from memory only when their first record chains
+    onto the index's head (its seq and hash); otherwise they are given up and the index
+    reads those records from the log, each checked."""
+    import attrs
+
+    store = open_tinydb()
+    store.get("k0")
+    keeper = store.storage._keeper  # type: ignore[attr-defined]
+    with store.transaction() as tx:
+        tx.append_many([entry(n) for n in range(1, 5)])
+    if not keeper._pending:  # the index took it already: hold one more, lagging
+        with store.transaction() as tx:
+            tx.append_many([entry(n) for n in range(5, 9)])
+    assert keeper._pending
+    keeper._pending[0] = attrs.evolve(keeper._pending[0], prev="f" * 64)
+    decoded: list[int] = []
+    real = audit.tinydb_index._index_row
+
+    def counted(offset: int, line: bytes) -> object:
+        decoded.append(offset)
+        return real(offset, line)
+
+    monkeypatch.setattr(audit.tinydb_index, "_index_row", counted)
+    storage = store.storage  # type: ignore[attr-defined]
+    with storage._locked():
+        storage._sync_index(full=True)
+    assert decoded and not keeper._pending
+    assert store.check_index() == []
+    assert [store.get(f"k{n}") is not None for n in (1, 4)] == [True, True]
