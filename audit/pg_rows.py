@@ -20,7 +20,8 @@ from audit.canonical import dumps_plain
 from audit.errors import AuditError, TamperedError
 from audit.merkle import node_at
 from audit.protocol import Record
-from audit.records import checked_leaf, epoch_micros, parse_timestamp, record_carries
+from audit.records import checked_leaf, record_carries
+from audit.stamps import epoch_micros, parse_timestamp
 
 _APPLICATION_NAME = "pricecalc-audit"
 _FETCH = 2000  # rows per round trip when streaming

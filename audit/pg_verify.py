@@ -23,7 +23,7 @@ from audit.errors import AuditError
 from audit.pg_rows import _FETCH, _first_line, _record
 from audit.pg_writer import _PgTreeView, _StoreForWriter
 from audit.protocol import GENESIS_HASH, Checkpoint, Record, VerifyReport
-from audit.records import epoch_micros, parse_timestamp
+from audit.stamps import epoch_micros, parse_timestamp
 from audit.verifying import ChainChecker
 
 

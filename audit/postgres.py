@@ -89,7 +89,8 @@ from audit.pg_statements import Statements, open_schema
 from audit.pg_verify import verify_snapshot
 from audit.pg_writer import _PgTreeView, _Writer
 from audit.protocol import GENESIS_HASH, Checkpoint, Entry, ExportFormat, Record, VerifyReport
-from audit.records import Sealer, epoch_micros
+from audit.records import Sealer
+from audit.stamps import epoch_micros
 
 __all__ = [
     "APP_ROLE",

@@ -35,7 +35,8 @@ from audit.index import (
 from audit.logfile import LogFile
 from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
-from audit.records import decode_line, epoch_micros, parse_timestamp
+from audit.records import decode_line
+from audit.stamps import epoch_micros, parse_timestamp
 from audit.verifying import line_fields
 
 __all__ = [

@@ -60,6 +60,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import audit
+from bench.rules_vs_engine import keyed_requests
+from pricecalc import Calculator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit_postgres.json"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -268,10 +270,8 @@ def decide_work(target: str, worker: int, count: int, tag: str, start: Any) -> A
     """One single-threaded process deciding ``count`` requests with its own Calculator,
     as bench/concurrency.py's PostgreSQL row does. Returns its span and the CPU seconds
     of this process and of its database backend over the timed loop."""
-    from bench.concurrency import _calculator, _requests
-
-    calc = _calculator(target)
-    requests = _requests(count + 1, f"{tag}-p{worker}")
+    calc = Calculator(target, operator="bench")
+    requests = keyed_requests(count + 1, f"{tag}-p{worker}")
     calc.decide(requests[0])  # warm: plugins loaded, store opened
     backend = calc.store._conn.info.backend_pid
     start.wait()

@@ -36,18 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import interleaved, median, table, verdict, write_results
-from bench.rules_vs_engine import make_requests
+from bench.rules_vs_engine import keyed_requests, make_requests
 from pricecalc.parallel import default_jobs
 
 THREADS = 8
 PROCESSES = 8
-
-
-def _requests(n: int, tag: str) -> list[dict[str, Any]]:
-    requests = make_requests(n)
-    for i, request in enumerate(requests):
-        request["request_id"] = f"{tag}-{i}"
-    return requests
 
 
 def _calculator(path: str) -> Any:
@@ -61,7 +54,7 @@ def threads_rate(path: str, threads: int, per_thread: int, tag: str) -> tuple[fl
     """(durable decisions/s, each call's latency in s) of ``threads`` threads on one
     calculator, each deciding ``per_thread`` requests of its own."""
     calc = _calculator(path)
-    work = [_requests(per_thread, f"{tag}-t{t}") for t in range(threads)]
+    work = [keyed_requests(per_thread, f"{tag}-t{t}") for t in range(threads)]
     latencies: list[list[float]] = [[] for _ in range(threads)]
     barrier = threading.Barrier(threads + 1)
 
@@ -92,7 +85,7 @@ def plain_loop(path: str, count: int, tag: str) -> float:
     from pricecalc.envelope import Envelope
 
     calc = _calculator(path)
-    requests = _requests(count, tag)
+    requests = keyed_requests(count, tag)
     start = time.perf_counter()
     for request in requests:
         envelope = Envelope.parse(request)
@@ -125,7 +118,7 @@ def one_sync(directory: str, rounds: int = 200) -> float:
 def recording_time(path: str, count: int, tag: str) -> float:
     """Seconds per request of ``decide_many`` (decide + record, one sync for them all)."""
     calc = _calculator(path)
-    requests = _requests(count, tag)
+    requests = keyed_requests(count, tag)
     start = time.perf_counter()
     calc.decide_many(requests)
     elapsed = time.perf_counter() - start
@@ -136,7 +129,7 @@ def recording_time(path: str, count: int, tag: str) -> float:
 # -- processes ---------------------------------------------------------------------------
 def _process_worker(target: str, worker: int, count: int, tag: str, start: Any, out: Any) -> None:
     calc = _calculator(target)
-    requests = _requests(count, f"{tag}-p{worker}")
+    requests = keyed_requests(count, f"{tag}-p{worker}")
     calc.decide(requests[0])  # warm: plugins loaded, store opened
     start.wait()
     began = time.perf_counter()
@@ -175,7 +168,7 @@ def batch_rates(quick: bool) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="pricecalc-bench-jobs-"))
     try:
         path = work / "splits.jsonl"
-        requests = _requests(count, "jobs")
+        requests = keyed_requests(count, "jobs")
         path.write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
         contenders: dict[str, Callable[[], object]] = {
             "--jobs 1": lambda: run_split_file(work, path, 1),
@@ -213,7 +206,7 @@ def evaluate_ratio(count: int) -> tuple[float, float]:
 
 
 def _postgres_target() -> Any:
-    try:
+    try:  # psycopg is PostgreSQL's extra: without it, no PostgreSQL row
         from bench.audit_postgres import DEFAULT_PG, postgres_store
     except ImportError:
         return None

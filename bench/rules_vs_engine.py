@@ -167,6 +167,14 @@ _RULES = (  # SPEC §2 order; a collect-policy table lists every code whose rule
 )
 
 
+def keyed_requests(n: int, tag: str) -> list[dict[str, Any]]:
+    """:func:`make_requests` with ``request_id`` ``<tag>-<i>``: ``n`` requests to record."""
+    requests = make_requests(n)
+    for i, request in enumerate(requests):
+        request["request_id"] = f"{tag}-{i}"
+    return requests
+
+
 def zen_graph() -> dict[str, Any]:
     """The subsidy_split decision graph in GoRules JDM form."""
 

@@ -42,10 +42,7 @@ from pricecalc.errors import IdempotencyConflict, InvalidInput
 from pricecalc.grouping import GroupCommit, Waiting
 from pricecalc.history import (
     AskedHistory,
-    PastDecision,
-    order_tag,
     same_answers,
-    voids_tag,
 )
 from pricecalc.parallel import Draft, Evaluated, Workers, evaluate_away
 from pricecalc.plugins import core_version, load_registry
@@ -54,6 +51,7 @@ from pricecalc.records import decision_tags, relied_on, successor_key
 from pricecalc.registry import Registry
 from pricecalc.sameness import difference, keyed_by_meaning, normal_form
 from pricecalc.serialize import text_problem
+from pricecalc.store_history import StoreHistory, relied_voided, voided_by
 
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
 MAX_OPERATOR = 128
@@ -80,44 +78,6 @@ def _operator(name: str) -> str:
     if problem is not None:
         raise InvalidInput("operator", name, problem)
     return name
-
-
-def past_decision(record: Record, voided_by: int | None = None) -> PastDecision:
-    """A recorded decision as a rule sees it (:class:`pricecalc.history.PastDecision`)."""
-    return records.read(record).past(voided_by)
-
-
-def _is_void(record: Record) -> bool:
-    return records.read(record).is_void
-
-
-class StoreHistory:
-    """Answers a rule's questions about past decisions from an open store transaction
-    (committed records and the transaction's own pending ones). It reads only what every
-    decision's record holds — kind, status, result, the void that withdrew it — and hands
-    the results to the rules, which read their own layouts."""
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
-    def decisions(self, order_id: str) -> tuple[PastDecision, ...]:
-        found = [records.read(record) for record in self._tx.find(order_tag(order_id))]
-        voided: dict[int, int] = {}
-        for recorded in found:
-            if recorded.withdraws is not None:
-                voided.setdefault(recorded.withdraws, recorded.seq)
-        return tuple(
-            recorded.past(voided.get(recorded.seq))
-            for recorded in found
-            if not records.withdraws_records(recorded.kind)
-        )
-
-    def decision(self, seq: int) -> PastDecision | None:
-        record = self._tx.record(seq)
-        if record is None or not records.read(record).is_decision:
-            return None
-        voids = [v.seq for v in self._tx.find(voids_tag(seq)) if _is_void(v)]
-        return past_decision(record, voids[0] if voids else None)
 
 
 @attrs.frozen
@@ -547,7 +507,7 @@ class Calculator:
             if record is None:
                 return key, None, None
             difference = self._difference(envelope, records.request_of(record))
-            void = _voided_by(tx, record.seq)
+            void = voided_by(tx, record.seq)
             if difference is not None:
                 if voided is not None:  # the successor holds the correction: replay ours
                     return voided[0].key or key, voided[0], voided[1]
@@ -564,7 +524,7 @@ class Calculator:
                 voided = (record, void)
                 key = after
                 continue
-            stale = _relied_voided(tx, record)
+            stale = relied_voided(tx, record)
             if stale is not None:
                 key = successor_key(key, stale)
                 continue
@@ -598,28 +558,6 @@ class Calculator:
     @staticmethod
     def _replay(record: Record, voided_by: int | None = None) -> Decision:
         return records.replay(record, voided_by)
-
-
-def _voided_by(tx: Transaction, seq: int) -> int | None:
-    """The first approved void that withdrew record ``seq``, if any."""
-    voids = [void.seq for void in tx.find(voids_tag(seq)) if _is_void(void)]
-    return min(voids) if voids else None
-
-
-def _relied_voided(tx: Transaction, record: Record) -> int | None:
-    """For a rejection, the first void that withdrew a record it relied on (SPEC §7: such
-    a rejection is decided again); None for an approved decision or a rejection whose
-    grounds still stand."""
-    recorded = records.read(record)
-    if recorded.status != "rejected":
-        return None
-    voids = [
-        void
-        for seq in recorded.relied_on
-        for void in (_voided_by(tx, seq),)
-        if void is not None
-    ]
-    return min(voids) if voids else None
 
 
 def _recorded(decision: Decision, record: Record) -> Decision:

@@ -9,7 +9,7 @@ each rule owns the layout of its own results (``protection.refunds_paid`` reads
 approved ``void`` carries ``voided_by``; the once-only rules leave it out.
 
 The calculator answers from the audit store inside its writer lock
-(:class:`pricecalc.calculator.StoreHistory`); pure evaluation answers that nothing happened
+(:class:`pricecalc.store_history.StoreHistory`); pure evaluation answers that nothing happened
 (:data:`NO_HISTORY`). :class:`AskedHistory` remembers the questions a rule asked and the
 answers it got, so that a decision made away from the store (a worker process) can be
 checked against the store before it is recorded.

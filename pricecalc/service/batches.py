@@ -19,7 +19,8 @@ from pricecalc.batch import LineResult, Origin, batch_row, run_batch
 from pricecalc.errors import PricecalcError
 from pricecalc.files.reading import FileLine, read_jsonl
 from pricecalc.rules.void import VOID_KIND
-from pricecalc.service.deciding import HIDDEN_CONFLICT, HIDDEN_ROW, merchant_line
+from pricecalc.service.deciding import HIDDEN_ROW, merchant_line
+from pricecalc.service.problems import HIDDEN_CONFLICT
 from pricecalc.service.reading import authorize, spool_body
 from pricecalc.service.responses import default
 from pricecalc.service.runtime import BATCH_GROUP, VOIDS_APART, Service

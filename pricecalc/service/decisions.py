@@ -20,7 +20,7 @@ from pricecalc.errors import InvalidInput
 from pricecalc.fields import Fields
 from pricecalc.history import voids_tag
 from pricecalc.rules.void import VOID_KIND
-from pricecalc.service.deciding import decide, find
+from pricecalc.service.deciding import decide
 from pricecalc.service.keys import agreed_key, header_key
 from pricecalc.service.problems import Problem
 from pricecalc.service.reading import authorize, idempotency_header, parse_json, read_body
@@ -86,7 +86,7 @@ async def get_decision(request: Request) -> Response:
     service: Service = request.app.state.service
     token = authorize(service, request, "read")
     key = request.path_params["request_id"]
-    record = await anyio.to_thread.run_sync(find, service, key)
+    record = await anyio.to_thread.run_sync(service.find, key)
     record = service.visible(token, record)
     if record is None:
         raise Problem("not-found", "no decision is recorded under this key")

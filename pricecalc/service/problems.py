@@ -77,3 +77,10 @@ def problem_schema() -> dict[str, Any]:
             "seq": {"type": "integer", "description": "idempotency-conflict: the recorded seq"},
         },
     }
+
+
+#: The conflict a merchant-limited token is told when the key is another's (SPEC §11).
+HIDDEN_CONFLICT = Problem(
+    "idempotency-conflict",
+    "this idempotency key is already used for another request; send this request under a new key",
+)

@@ -9,14 +9,13 @@ one store; the tokens (re-read on SIGHUP), the keys in flight, the metrics and t
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import attrs
 
@@ -35,10 +34,10 @@ from pricecalc.policy import Policy
 from pricecalc.rules.void import VOID_KIND, voided_seq
 from pricecalc.service import tokens as tokens_file
 from pricecalc.service.accesslog import AccessLog
-from pricecalc.service.deciding import decide_group
 from pricecalc.service.groups import LoopGroups
-from pricecalc.service.keys import InFlight
+from pricecalc.service.keys import InFlight, normal_key
 from pricecalc.service.metrics import Metrics
+from pricecalc.service.problems import HIDDEN_CONFLICT, Problem
 from pricecalc.service.tokens import Token, Tokens
 
 #: SPEC §11: a body over 1 MiB is answered 413.
@@ -108,9 +107,9 @@ class Service:
             log_stream = self._log_file
         self.log = None if settings.access_log == "-" else AccessLog(log_stream)
         #: The threads decisions are made in, a group of concurrent requests at a time (up
-        #: to the store's group bound): :func:`pricecalc.service.deciding.decide_group`.
+        #: to the store's group bound): :meth:`decide_group`.
         self.groups: LoopGroups[tuple[Token, Envelope], Decision] = LoopGroups(
-            functools.partial(decide_group, self), MAX_GROUP, depth=DECIDE_THREADS
+            self.decide_group, MAX_GROUP, depth=DECIDE_THREADS
         )
 
     # -- the pieces --------------------------------------------------------------------
@@ -217,6 +216,74 @@ class Service:
             if self.merchant_of(record) != token.merchant_id:
                 return order_id
         return None
+
+    # -- deciding, in the decide threads -----------------------------------------------
+    def decide_group(self, group: Sequence[tuple[Token, Envelope]]) -> list[Decision | Exception]:
+        """In a decide thread (:class:`~pricecalc.service.groups.LoopGroups`): a group of
+        requests, each its decision or its own exception. A merchant-limited token's
+        checks come first; then each run of requests for one operator is decided by that
+        operator's calculator as one group — one transaction, one sync
+        (``Calculator.decide_each``)."""
+        outcomes: list[Decision | Exception | None] = [None] * len(group)
+        run: list[tuple[int, Envelope]] = []
+        operator = None
+        for index, (token, envelope) in enumerate(group):
+            if token.merchant_id is not None:
+                try:
+                    self.check_merchant(token, envelope)
+                except Exception as exc:  # a Problem, or the store failing: its own
+                    outcomes[index] = exc
+                    continue
+            if token.operator != operator and run:
+                self._decide_run(operator, run, outcomes)
+                run = []
+            operator = token.operator
+            run.append((index, envelope))
+        if run:
+            self._decide_run(operator, run, outcomes)
+        return cast(list[Decision | Exception], outcomes)
+
+    def _decide_run(
+        self,
+        operator: str | None,
+        run: list[tuple[int, Envelope]],
+        outcomes: list[Decision | Exception | None],
+    ) -> None:
+        assert operator is not None
+        self.metrics.decision_groups.observe(len(run))
+        decided: list[Decision | Exception]
+        try:
+            decided = self.calculator(operator).decide_each([envelope for _, envelope in run])
+        except Exception as exc:  # this run's requests hear of it; the group's others go on
+            decided = [exc] * len(run)
+        for (index, _), outcome in zip(run, decided, strict=True):
+            outcomes[index] = outcome
+
+    def check_merchant(self, token: Token, envelope: Envelope) -> None:
+        """Raise the problem a merchant-limited ``token`` gets for ``envelope``: a key
+        another merchant's record holds (:meth:`may_use`, the hidden 422) or an order with
+        another merchant's records (:meth:`foreign_order`, 403)."""
+        if envelope.request_id is not None and not self.may_use(
+            token, self.find(envelope.request_id)
+        ):
+            raise HIDDEN_CONFLICT
+        order_id = self.foreign_order(token, envelope.input)
+        if order_id is not None:
+            raise Problem(
+                "forbidden",
+                f"order_id {order_id!r} has decisions recorded for another merchant: the "
+                f"token {token.name!r} decides only orders of merchant_id {token.merchant_id!r}",
+            )
+
+    def find(self, key: str) -> Record | None:
+        """The decision recorded under ``key`` (as given, else in its SPEC §1 form), or
+        None."""
+        record = self.store.get(key)
+        if record is None and normal_key(key) != key:
+            record = self.store.get(normal_key(key))
+        if record is None or not records.read(record).is_decision:
+            return None
+        return record
 
     def close(self) -> None:
         self.groups.close()

@@ -46,7 +46,8 @@ from psycopg.types.json import Jsonb
 import audit
 from audit.postgres import APP_ROLE
 from audit.protocol import Entry
-from audit.records import epoch_micros, parse_timestamp, record_body
+from audit.records import record_body
+from audit.stamps import epoch_micros, parse_timestamp
 
 ENV = "PRICECALC_TEST_PG"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
