@@ -46,6 +46,7 @@ from typing import Any
 
 import attrs
 
+from audit.protocol import Record
 from audit.records import normal_text
 
 __all__ = [
@@ -114,6 +115,14 @@ def key_name(key: str) -> str:
 def tag_name(tag: str) -> str:
     """The index name of a tag."""
     return "t:" + normal_text(tag)
+
+
+def record_names(record: Record) -> tuple[str, ...]:
+    """The index names of a record's key and tags (distinct, in a fixed order)."""
+    names = [tag_name(tag) for tag in record.tags]
+    if record.key is not None:
+        names.append(key_name(record.key))
+    return tuple(dict.fromkeys(names))
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ from audit.errors import (
     DuplicateKey,
     StoreUnusable,
 )
+from audit.index import record_names
 from audit.merkle import CompactTree
 from audit.protocol import (
     Checkpoint,
@@ -34,7 +35,6 @@ from audit.tinydb_handle import Clock
 from audit.tinydb_index import (
     KEPT_FROM_LEVEL,
     IndexUnavailable,
-    record_names,
 )
 from audit.tinydb_lookup import LogLookups
 from audit.tinydb_sync import Written

@@ -33,7 +33,7 @@ from audit.errors import (
     TamperedError,
 )
 from audit.flock import Flock, LockTimeout
-from audit.index import IndexState, SidecarIndex
+from audit.index import IndexState, SidecarIndex, record_names
 from audit.logfile import LogFile, iter_lines
 from audit.mark import HighWaterMark
 from audit.protocol import (
@@ -48,7 +48,6 @@ from audit.records import (
 from audit.tinydb_index import (
     IndexKeeper,
     IndexUnavailable,
-    record_names,
 )
 from audit.verifying import line_fields
 

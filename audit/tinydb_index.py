@@ -3,8 +3,8 @@
 One job: :class:`IndexKeeper` brings the rebuildable SQLite index (:mod:`audit.index`) and
 the tree's right edge it caches up to the end of the JSON Lines log, checks the index
 against the file before trusting it, rebuilds it when it is corrupt or does not match, adds
-what a commit wrote, and answers the tree's questions (:class:`audit.chain.TreeView`) from
-the nodes the index keeps and the records the log holds.
+what a commit wrote, and keeps the nodes of the tree from which :mod:`audit.tinydb_tree`
+answers the tree's questions (:class:`audit.chain.TreeView`).
 
 Siblings: :mod:`audit.tinydb_store` owns the log (locking, catching up, appending, reading,
 verify) and holds an :class:`IndexKeeper`, always calling it under its lock; this module
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
-from audit.chain import TreeMismatch, root_at
+from audit.chain import TreeMismatch
 from audit.errors import AuditError, TamperedError
 from audit.index import (
     IndexBroken,
@@ -30,10 +30,11 @@ from audit.index import (
     Location,
     SidecarIndex,
     key_name,
+    record_names,
     tag_name,
 )
 from audit.logfile import LogFile
-from audit.merkle import CompactTree, leaf_hash, root_of_leaves, stored_index
+from audit.merkle import CompactTree, leaf_hash, root_of_leaves
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
 from audit.records import decode_line
 from audit.stamps import epoch_micros, parse_timestamp
@@ -45,8 +46,6 @@ __all__ = [
     "IndexKeeper",
     "IndexUnavailable",
     "LogLines",
-    "LogTree",
-    "record_names",
 ]
 
 logger = logging.getLogger("audit")
@@ -247,6 +246,16 @@ class IndexKeeper:
         if self.index.record_rows() != (seq, seq):
             raise IndexBroken("the index lost record rows")
         return self.index.span(since_us, until_us)
+
+    @property
+    def hmac_key(self) -> bytes | None:
+        return self._hmac_key
+
+    def line_at(self, seq: int) -> bytes:
+        """The log's line where the index places record ``seq`` (``b""`` where it places
+        none), unchecked: the caller checks it."""
+        found = self.location(seq)
+        return self._file.pread(found[1], found[2]) if found is not None else b""
 
     def location(self, seq: int) -> Location | None:
         """Where record ``seq`` sits; None only for a seq past the indexed head."""
@@ -508,35 +517,6 @@ class IndexKeeper:
         self.tree = None
         self._pending = []
 
-    def view(self) -> _TreeView:
-        """The tree as the index keeps it (read it after :meth:`sync`, under the lock)."""
-        return _TreeView(self)
-
-    def tree_mismatch(self, count: int, root: bytes, damaged: bool) -> str | None:
-        """How the kept tree disagrees with the log's first ``count`` records, whose root
-        verify found to be ``root`` (None: it agrees, or a record is ``damaged`` and the
-        tree cannot be judged — that record is what to report)."""
-        view = self.view()
-        size = view.size()
-        try:
-            cached = root_at(view, count) if size >= count else None
-        except (TreeMismatch, TamperedError) as exc:
-            if damaged:
-                return None
-            cached, why = None, f"(its root at size {count}: {exc})"
-        else:
-            why = (
-                f"(it ends at size {size}, the log's verified records at {count})"
-                if cached is None
-                else f"at size {count} (root {cached.hex()[:16]}…, the log's "
-                f"{root.hex()[:16]}…)"
-            )
-        edge = self.tree if size == count else None
-        if cached == root:
-            if edge is None or edge.root() == root:
-                return None
-            why = f"(the right edge it grows the tree from, at size {size})"
-        return why
 
 
 @attrs.frozen
@@ -551,71 +531,6 @@ class _Pending:
     state: IndexState
     nodes: list[tuple[int, bytes]]
     tree: CompactTree
-
-
-class _TreeView:
-    """The embedded backend's tree (:class:`audit.chain.TreeView`), read under its lock."""
-
-    def __init__(self, keeper: IndexKeeper) -> None:
-        self._keeper = keeper
-
-    def size(self) -> int:
-        state = self._keeper.checked
-        return state.tree_size if state is not None else 0
-
-    def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        ids = {node: stored_index(*node) for node in wanted if node[0] >= KEPT_FROM_LEVEL}
-        found = self._keeper.index.nodes(ids.values())
-        missing = [node for node, i in ids.items() if i not in found]
-        if missing:
-            raise TreeMismatch(f"node {missing[0]} is missing")
-        out = {node: found[i] for node, i in ids.items()}
-        for level, index in wanted:
-            if level < KEPT_FROM_LEVEL:
-                out[(level, index)] = self._keeper.subtree(level, index)
-        return out
-
-    def leaf(self, seq: int) -> bytes:
-        keeper = self._keeper
-        found = keeper.location(seq)
-        line = keeper._file.pread(found[1], found[2]) if found is not None else b""
-        fields = line_fields(line, keeper._hmac_key)
-        if fields is None or fields[0] != seq:
-            raise TamperedError(seq, f"record {seq} does not check out; run verify()")
-        return leaf_hash(fields[3])
-
-
-class LogTree:
-    """The tree recomputed from the log itself (:class:`audit.chain.TreeView`), for reads
-    when the index cannot be opened (a full disk): every leaf from a line whose bytes
-    hash to its claimed hash, up to the first that does not."""
-
-    def __init__(self, lines: Iterator[tuple[int, bytes]], hmac_key: bytes | None) -> None:
-        leaves: list[bytes] = []
-        for _, line in lines:
-            fields = line_fields(line, hmac_key)
-            if fields is None or fields[0] != len(leaves) + 1:
-                break
-            leaves.append(leaf_hash(fields[3]))
-        self._leaves = leaves
-
-    def size(self) -> int:
-        return len(self._leaves)
-
-    def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        out = {}
-        for level, index in wanted:
-            first = index << level
-            part = self._leaves[first : first + (1 << level)]
-            if len(part) != 1 << level:
-                raise TreeMismatch(f"node ({level}, {index}) is past the log's end")
-            out[(level, index)] = root_of_leaves(part)
-        return out
-
-    def leaf(self, seq: int) -> bytes:
-        if not 1 <= seq <= len(self._leaves):
-            raise TamperedError(seq, f"record {seq} does not check out; run verify()")
-        return self._leaves[seq - 1]
 
 
 def _edge(tree: CompactTree) -> bytes:
@@ -646,11 +561,3 @@ def _row_for(record: Record, offset: int, length: int) -> IndexRow:
 def _what(name: str) -> str:
     kind, _, text = name.partition(":")
     return f"{'key' if kind == 'k' else 'tag'} {text!r}"
-
-
-def record_names(record: Record) -> tuple[str, ...]:
-    """The index names of a record's key and tags (distinct, in a fixed order)."""
-    names = [tag_name(tag) for tag in record.tags]
-    if record.key is not None:
-        names.append(key_name(record.key))
-    return tuple(dict.fromkeys(names))

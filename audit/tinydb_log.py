@@ -57,10 +57,10 @@ from audit.tinydb_handle import Clock
 from audit.tinydb_index import (
     INDEX_FAILURES,
     IndexUnavailable,
-    LogTree,
     index_damaged,
 )
 from audit.tinydb_lookup import unavailable
+from audit.tinydb_tree import KeptTree, LogTree, tree_mismatch
 from audit.tinydb_view import RecordsView
 from audit.verifying import verify_blocks
 
@@ -115,7 +115,7 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
                 logger.warning("audit: %s; its tree was not checked", exc)
                 return report
             try:
-                why = self._keeper.tree_mismatch(report.count, report.root, damaged=False)
+                why = tree_mismatch(self._keeper, report.count, report.root, damaged=False)
             except sqlite3.OperationalError as exc:
                 if not index_damaged(exc, self._index.path):
                     logger.warning("audit: the index's tree was not checked (%s)", exc)
@@ -165,7 +165,7 @@ class AuditLogStorage(LogWriter, Storage, TreeQuestions):
                 yield LogTree(iter_lines(self.path, 0, self._end), self.hmac_key)
                 return
             try:
-                yield self._keeper.view()
+                yield KeptTree(self._keeper)
             except TreeMismatch as exc:
                 self._keeper.reset()
                 raise TreeMismatch(

@@ -21,7 +21,7 @@ from audit.errors import (
     AuditError,
     TamperedError,
 )
-from audit.index import IndexBroken, key_name, tag_name
+from audit.index import IndexBroken, key_name, record_names, tag_name
 from audit.logfile import iter_lines
 from audit.protocol import (
     Checkpoint,
@@ -38,7 +38,6 @@ from audit.tinydb_index import (
     INDEX_FAILURES,
     IndexUnavailable,
     index_damaged,
-    record_names,
 )
 from audit.tinydb_sync import DurableLog
 from audit.verifying import line_fields
