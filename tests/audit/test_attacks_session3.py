@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from audit_support import entry
 from postgres_support import PgStore
 
 import audit
