@@ -12,6 +12,7 @@ from postgres_support import PgStore
 
 import audit
 from audit.postgres import PostgresAuditStore
+from audit.protocol import AuditStore
 
 NASTY = [
     "it's", "a\\b", "$$x$$", "E'\\x41'", "'; DROP TABLE records; --", "\\'", "é ü 中文",
@@ -84,3 +85,51 @@ def test_postgres_a_transaction_lookup_with_a_nul_is_refused_not_cut_short(
         assert store.verify().ok
     finally:
         store.close()
+
+
+# -- one transaction: keys and tags compared in their lookup form ---------------------------
+RESPELLED = [("ABC", "ＡＢＣ"), ("k1", " k1 "), ("ﬁx", "fix")]
+
+
+@pytest.mark.parametrize(("first", "again"), RESPELLED, ids=["fullwidth", "spaces", "ligature"])
+def test_a_key_respelled_within_one_transaction_is_a_duplicate(
+    store: AuditStore, first: str, again: str
+) -> None:
+    """Hole (session 3): the file store's keys are unique in their lookup form (NFKC, ends
+    stripped: a second transaction appending ``ＡＢＣ`` after ``ABC`` is refused), but
+    within one transaction — or one ``append_many`` — pending keys were compared as
+    spelled, so the same key was recorded twice. Now, on every backend, ``tx.get`` of the
+    respelling answers the pending record and a second append of it is refused."""
+    with pytest.raises(audit.DuplicateKey) as many:
+        store.append_many([audit.Entry(key=first, payload={}), audit.Entry(key=again, payload={})])
+    assert str(many.value) == (
+        f"idempotency key {again!r} is pending in this transaction (or batch); keys are "
+        "unique in a store"
+    )
+    with store.transaction() as tx:
+        tx.prefetch([first, again])
+        record = tx.append(audit.Entry(key=first, payload={"n": 1}))
+        assert tx.get(again) == record
+        with pytest.raises(audit.DuplicateKey) as caught:
+            tx.append(audit.Entry(key=again, payload={"n": 2}))
+        assert str(caught.value) == (
+            f"idempotency key {again!r} is pending in this transaction (or batch) as record "
+            f"{record.seq}; keys are unique in a store"
+        )
+    assert store.head().seq == 1 and store.get(first) == record
+    assert store.verify().ok
+
+
+def test_a_tag_respelled_within_one_transaction_finds_its_pending_records(
+    store: AuditStore,
+) -> None:
+    """Hole (session 3): ``tx.find`` compared the transaction's own records' tags as
+    spelled, while the file store finds committed records in lookup form — a claim on
+    order line ``order:Ｏ1`` pending in the transaction was not seen by
+    ``find("order:O1")`` before it committed (and was after)."""
+    committed = store.append(audit.Entry(key="c", tags=("order:O1",), payload={}))
+    with store.transaction() as tx:
+        pending = tx.append(audit.Entry(key="p", tags=("order:Ｏ1", " order:O1"), payload={}))
+        assert tx.find("order:O1") == [committed, pending]
+    if isinstance(store, audit.TinyDBAuditStore):
+        assert store.find("order:O1") == [committed, pending]
