@@ -5,12 +5,14 @@ with their values as literals)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from postgres_support import PgStore
 
 import audit
+import audit.tinydb_index
 from audit.postgres import PostgresAuditStore
 from audit.protocol import AuditStore
 
@@ -133,3 +135,43 @@ def test_a_tag_respelled_within_one_transaction_finds_its_pending_records(
         assert tx.find("order:O1") == [committed, pending]
     if isinstance(store, audit.TinyDBAuditStore):
         assert store.find("order:O1") == [committed, pending]
+
+
+# -- the file store: lookups past a lagging index (the byte pre-filter) ---------------------
+SPELLINGS = [("ＡＢＣ-1", "ABC-1"), ("ABC-2", "ＡＢＣ-2"), (" k-3\t", "k-3"), ("k-4", " k-4 "),
+             ("ﬁx-5", "fix-5"), ("a\\b-6", "a\\b-6"), ("q\"7", "q\"7"), ("é-8", "é-8")]  # fmt: skip
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one-by-one", "prefetch-of-20"])
+def test_keys_and_tags_respelled_past_a_lagging_index_are_found(
+    tmp_path: Path, many: bool
+) -> None:
+    """Records written by another handle (so read from the log, undecoded, past an index
+    that lags) under one spelling are found by another: the pre-filter never skips a line
+    whose key or tag has the asked text in lookup form — a second append of the key is
+    refused, and ``find`` of the respelled tag returns the record."""
+    path = tmp_path / "log.jsonl"
+    reader = audit.TinyDBAuditStore(path)
+    writer = audit.TinyDBAuditStore(path)
+    try:
+        reader.get("warm")  # the index checked and current from here on
+        written = [
+            writer.append(audit.Entry(key=stored, tags=(stored,), payload={"n": i}))
+            for i, (stored, _) in enumerate(SPELLINGS)
+        ]
+        assert path.stat().st_size < audit.tinydb_index.LAG
+        asked = [again for _, again in SPELLINGS]
+        if many:
+            with reader.transaction() as tx:
+                tx.prefetch(asked + [f"none-{i}" for i in range(12)])
+                assert [tx.get(key) for key in asked] == written
+        for record, key in zip(written, asked, strict=True):
+            assert reader.get(key) == record
+            assert reader.find(key) == [record]
+            with pytest.raises(audit.DuplicateKey):
+                reader.append(audit.Entry(key=key, payload={}))
+        assert reader.storage._keeper.indexed()[1] == 0  # type: ignore[attr-defined]
+        assert reader.check_index() == [] and reader.verify().ok
+    finally:
+        reader.close()
+        writer.close()
