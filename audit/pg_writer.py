@@ -33,6 +33,9 @@ from audit.pg_statements import Statements
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
 from audit.records import Sealed, Sealer, _check_text, checked_leaf, record_carries
 
+#: The largest seq a row can hold (``bigint``).
+_MAX_SEQ = 2**63 - 1
+
 
 class _StoreForWriter(Protocol):
     """What the writer and the tree view use of their store
@@ -176,6 +179,8 @@ class _Writer(ChainTransaction):
         return [_checked(row, hmac_key, tag=tag)[0] for row in rows]
 
     def _committed_record(self, seq: int) -> Record | None:
+        if seq > _MAX_SEQ:  # past any record; as a literal it would abort the transaction
+            return None
         found = self._select("record", self._store._sql.run_record, seq)
         return _checked(found[0], self._store.hmac_key, seq=seq)[0] if found else None
 

@@ -175,3 +175,19 @@ def test_keys_and_tags_respelled_past_a_lagging_index_are_found(
     finally:
         reader.close()
         writer.close()
+
+
+@pytest.mark.parametrize("seq", [2**63 - 1, 2**63, 2**70])
+def test_a_seq_past_any_record_is_none_in_a_transaction_which_goes_on(
+    store: AuditStore, seq: int
+) -> None:
+    """Hole (session 3): PostgreSQL's transaction sent ``tx.record(2**63)`` as a literal
+    out of bigint's range — an error that aborted the whole transaction, so one void
+    naming such a seq failed every other request of its ``serve`` group. A seq past the
+    head is no record (None, as ``store.record`` says), and the transaction commits."""
+    store.append(audit.Entry(key="a", payload={}))
+    with store.transaction() as tx:
+        assert tx.record(seq) is None
+        appended = tx.append(audit.Entry(key="b", payload={}))
+    assert store.record(seq) is None
+    assert store.get("b") == appended and store.verify().ok
