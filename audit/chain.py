@@ -41,7 +41,7 @@ from audit.merkle import (
     verify_inclusion,
 )
 from audit.protocol import Checkpoint, Entry, Record
-from audit.records import Checked, Sealed, Sealer, check_entry
+from audit.records import Checked, Sealed, Sealer, check_entry, normal_text
 
 __all__ = [
     "ChainTransaction",
@@ -89,15 +89,17 @@ def grow(
 
 def check_entries(entries: Iterable[Entry]) -> list[Checked]:
     """Validate a batch before anything is locked: each entry (:func:`check_entry`), and
-    no idempotency key twice in it (:class:`DuplicateKey`, ``pending``)."""
+    no idempotency key twice in it (:class:`DuplicateKey`, ``pending``) — compared in its
+    lookup form (:func:`audit.records.normal_text`), as the store compares keys."""
     checked = [check_entry(entry) for entry in entries]
     if len(checked) > 1:
         seen: set[str] = set()
         for key, _, _ in checked:
             if key is not None:
-                if key in seen:
+                normal = normal_text(key)
+                if normal in seen:
                     raise DuplicateKey(key, None, pending=True)
-                seen.add(key)
+                seen.add(normal)
     return checked
 
 
@@ -122,7 +124,10 @@ class ChainTransaction(ABC):
         self._thread = threading.get_ident()
         self._open = True
         self._records: list[Record] = []
+        # This transaction's records by key and by tag, each in its lookup form
+        # (:func:`audit.records.normal_text`), as the backends compare committed ones.
         self._by_key: dict[str, Record] = {}
+        self._by_tag: dict[str, list[Record]] = {}
         # Keys looked up and found in no committed record. The store's lock is held for
         # the whole transaction, so they stay absent; an append need not ask again.
         self._absent: set[str] = set()
@@ -176,7 +181,7 @@ class ChainTransaction(ABC):
 
     def get(self, key: str) -> Record | None:
         self._check()
-        pending = self._by_key.get(key)
+        pending = self._by_key.get(normal_text(key)) if self._by_key else None
         if pending is not None:
             return pending
         if key in self._absent:
@@ -190,7 +195,12 @@ class ChainTransaction(ABC):
         """Look ``keys`` up in one go; ``get`` then answers those that are not recorded
         without asking the backend again (the lock keeps them absent)."""
         self._check()
-        wanted = {key for key in keys if key not in self._by_key and key not in self._absent}
+        by_key = self._by_key
+        wanted = {
+            key
+            for key in keys
+            if key not in self._absent and not (by_key and normal_text(key) in by_key)
+        }
         if wanted:
             self._absent.update(wanted - self._committed_keys(wanted))
 
@@ -200,9 +210,7 @@ class ChainTransaction(ABC):
         if not self._records:
             return committed
         first = self._records[0].seq  # a backend that already holds them: not twice
-        return [r for r in committed if r.seq < first] + [
-            r for r in self._records if tag in r.tags
-        ]
+        return [r for r in committed if r.seq < first] + self._by_tag.get(normal_text(tag), [])
 
     def record(self, seq: int) -> Record | None:
         self._check()
@@ -229,7 +237,7 @@ class ChainTransaction(ABC):
         by_key = self._by_key
         for key, _, _ in checked:
             if key is not None:
-                pending = by_key.get(key)
+                pending = by_key.get(normal_text(key)) if by_key else None
                 if pending is not None:
                     raise DuplicateKey(key, pending.seq, pending=True)
                 if key not in self._absent:
@@ -252,9 +260,12 @@ class ChainTransaction(ABC):
         self.tree = tree
         records = [s.record for s in sealed]
         self._records.extend(records)
+        by_tag = self._by_tag
         for record in records:
             if record.key is not None:
-                by_key[record.key] = record
+                by_key[normal_text(record.key)] = record
+            for tag in dict.fromkeys(normal_text(t) for t in record.tags):
+                by_tag.setdefault(tag, []).append(record)
         return records
 
 

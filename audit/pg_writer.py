@@ -31,7 +31,10 @@ from audit.pg_rows import (
 )
 from audit.pg_statements import Statements
 from audit.protocol import GENESIS_HASH, Checkpoint, Record
-from audit.records import Sealed, Sealer, checked_leaf, record_carries
+from audit.records import Sealed, Sealer, _check_text, checked_leaf, record_carries
+
+#: The largest seq a row can hold (``bigint``).
+_MAX_SEQ = 2**63 - 1
 
 
 class _StoreForWriter(Protocol):
@@ -147,12 +150,15 @@ class _Writer(ChainTransaction):
         known = self._found.get(key)
         if known is not None:
             return known
+        _check_text(key, "the idempotency key")  # PQescapeLiteral would cut it at a NUL
         found = self._select("get", self._store._sql.run_get, key)
         return _checked(found[0], self._store.hmac_key, key=key)[0] if found else None
 
     def _committed_keys(self, keys: set[str]) -> set[str]:
         """Which of ``keys`` are recorded — their records fetched and checked now, in the
         same round trip, so ``get`` then answers from them."""
+        for key in keys:
+            _check_text(key, "the idempotency key")  # PQescapeLiteral would cut it at a NUL
         hmac_key = self._store.hmac_key
         present: set[str] = set()
         for row in self._select("prefetch", self._store._sql.run_keys, list(keys)):
@@ -167,11 +173,14 @@ class _Writer(ChainTransaction):
         return present
 
     def _committed_find(self, tag: str) -> list[Record]:
+        _check_text(tag, "a tag")  # PQescapeLiteral would cut it at a NUL
         hmac_key = self._store.hmac_key
         rows = self._select("find", self._store._sql.run_find, tag)
         return [_checked(row, hmac_key, tag=tag)[0] for row in rows]
 
     def _committed_record(self, seq: int) -> Record | None:
+        if seq > _MAX_SEQ:  # past any record; as a literal it would abort the transaction
+            return None
         found = self._select("record", self._store._sql.run_record, seq)
         return _checked(found[0], self._store.hmac_key, seq=seq)[0] if found else None
 

@@ -178,14 +178,23 @@ class Calculator:
         return cast(Decision, self._group.submit_from(lambda: self._prepare(request, now)))
 
     def decide_each(
-        self, requests: Sequence[Request], *, now: datetime | None = None
+        self,
+        requests: Sequence[Request],
+        *,
+        now: datetime | None = None,
+        check: Callable[[Transaction, int], None] | None = None,
     ) -> list[Decision | Exception]:
         """Decide ``requests`` as one group from this thread — one transaction, one sync,
         in their order — each getting what its own :meth:`decide` call would have: its
         decision, or the exception it would raise (returned here, not raised). For a
         caller that gathers concurrent requests itself (``pricecalc serve`` hands each
         group from its event loop to one thread) rather than calling :meth:`decide` from
-        a thread per request."""
+        a thread per request.
+
+        ``check(tx, i)``, when given, runs under the store's lock just before request ``i``
+        is decided, reading through ``tx`` (what the group's earlier requests recorded
+        included): an exception it raises is that request's outcome, and it is not decided
+        (``pricecalc serve``'s merchant checks, SPEC §11)."""
         slots: list[Waiting[_Prepared] | Exception] = []
         for request in requests:
             try:
@@ -194,8 +203,12 @@ class Calculator:
                 slots.append(exc)
         group = [slot for slot in slots if isinstance(slot, Waiting)]
         if group:
+            checked = None
+            if check is not None:
+                at = [i for i, slot in enumerate(slots) if isinstance(slot, Waiting)]
+                checked = lambda tx, n: check(tx, at[n])  # noqa: E731
             try:
-                self._decide_group(group)
+                self._decide_group(group, checked)
             except Exception as exc:  # the commit failed: every request of the group hears it
                 for waiting in group:
                     if waiting.error is None and waiting.value is None:
@@ -214,7 +227,11 @@ class Calculator:
         moment = now or self._clock()
         return envelope, now, evaluate_away(self.engine, envelope, moment, self.named_operator)
 
-    def _decide_group(self, group: Sequence[Waiting[_Prepared]]) -> None:
+    def _decide_group(
+        self,
+        group: Sequence[Waiting[_Prepared]],
+        check: Callable[[Transaction, int], None] | None = None,
+    ) -> None:
         """Decide a group of waiting ``decide`` calls in one transaction (the leader's work,
         :mod:`pricecalc.grouping`): each already evaluated away from the store by its
         caller, then decided in order under the lock as :meth:`decide_prepared` does;
@@ -223,9 +240,11 @@ class Calculator:
         with self.store.transaction() as tx:
             if len(group) > 1:
                 tx.prefetch(_keys([waiting.request[0] for waiting in group]))
-            for waiting in group:
+            for n, waiting in enumerate(group):
                 envelope, now, evaluated = waiting.request
                 try:
+                    if check is not None:
+                        check(tx, n)
                     decision, record = self._decide_in(tx, envelope, now, evaluated)
                 except Exception as exc:  # this caller's own error; the others go on
                     waiting.error = exc

@@ -20,7 +20,7 @@ from typing import IO, cast
 import attrs
 
 from audit.note import SigningKey, read_signing_key, sign_checkpoint
-from audit.protocol import AuditStore, Record
+from audit.protocol import AuditStore, Record, Transaction
 from pricecalc import records
 from pricecalc.calculator import AUDIT_KEY_ENV, Calculator
 from pricecalc.decision import Decision
@@ -39,6 +39,9 @@ from pricecalc.service.keys import InFlight, normal_key
 from pricecalc.service.metrics import Metrics
 from pricecalc.service.problems import HIDDEN_CONFLICT, Problem
 from pricecalc.service.tokens import Token, Tokens
+
+#: Where a check reads the records: the store, or the transaction deciding the request.
+Reads = AuditStore | Transaction
 
 #: SPEC §11: a body over 1 MiB is answered 413.
 MAX_BODY = 1024 * 1024
@@ -198,7 +201,9 @@ class Service:
         a hidden 422 instead)."""
         return held is None or self.visible(token, held) is not None
 
-    def foreign_order(self, token: Token, input_: object) -> str | None:
+    def foreign_order(
+        self, token: Token, input_: object, reads: Reads | None = None
+    ) -> str | None:
         """The request's ``order_id`` when ``token`` is limited to a merchant and the
         order has records of another merchant, else None. The once-only rules (SPEC
         §3–§5) read every decision about an order and show what they counted, so such a
@@ -212,7 +217,7 @@ class Service:
             order_id = identifier(given, "input.order_id")
         except InvalidInput:
             return None  # the rule refuses it, naming the field
-        for record in self.store.find(order_tag(order_id)):
+        for record in (self.store if reads is None else reads).find(order_tag(order_id)):
             if self.merchant_of(record) != token.merchant_id:
                 return order_id
         return None
@@ -225,20 +230,14 @@ class Service:
         operator's calculator as one group — one transaction, one sync
         (``Calculator.decide_each``)."""
         outcomes: list[Decision | Exception | None] = [None] * len(group)
-        run: list[tuple[int, Envelope]] = []
+        run: list[tuple[int, Token, Envelope]] = []
         operator = None
         for index, (token, envelope) in enumerate(group):
-            if token.merchant_id is not None:
-                try:
-                    self.check_merchant(token, envelope)
-                except Exception as exc:  # a Problem, or the store failing: its own
-                    outcomes[index] = exc
-                    continue
             if token.operator != operator and run:
                 self._decide_run(operator, run, outcomes)
                 run = []
             operator = token.operator
-            run.append((index, envelope))
+            run.append((index, token, envelope))
         if run:
             self._decide_run(operator, run, outcomes)
         return cast(list[Decision | Exception], outcomes)
@@ -246,28 +245,41 @@ class Service:
     def _decide_run(
         self,
         operator: str | None,
-        run: list[tuple[int, Envelope]],
+        run: list[tuple[int, Token, Envelope]],
         outcomes: list[Decision | Exception | None],
     ) -> None:
         assert operator is not None
         self.metrics.decision_groups.observe(len(run))
+
+        def check(tx: Transaction, n: int) -> None:
+            # Under the lock, just before the request is decided: what the group's earlier
+            # requests (and other threads' and processes' groups) recorded is seen.
+            _, token, envelope = run[n]
+            if token.merchant_id is not None:
+                self.check_merchant(token, envelope, tx)
+
         decided: list[Decision | Exception]
         try:
-            decided = self.calculator(operator).decide_each([envelope for _, envelope in run])
+            decided = self.calculator(operator).decide_each(
+                [envelope for _, _, envelope in run], check=check
+            )
         except Exception as exc:  # this run's requests hear of it; the group's others go on
             decided = [exc] * len(run)
-        for (index, _), outcome in zip(run, decided, strict=True):
+        for (index, _, _), outcome in zip(run, decided, strict=True):
             outcomes[index] = outcome
 
-    def check_merchant(self, token: Token, envelope: Envelope) -> None:
+    def check_merchant(
+        self, token: Token, envelope: Envelope, reads: Reads | None = None
+    ) -> None:
         """Raise the problem a merchant-limited ``token`` gets for ``envelope``: a key
         another merchant's record holds (:meth:`may_use`, the hidden 422) or an order with
-        another merchant's records (:meth:`foreign_order`, 403)."""
+        another merchant's records (:meth:`foreign_order`, 403) — read through ``reads``
+        (the deciding transaction, under the lock), else the store."""
         if envelope.request_id is not None and not self.may_use(
-            token, self.find(envelope.request_id)
+            token, self.find(envelope.request_id, reads)
         ):
             raise HIDDEN_CONFLICT
-        order_id = self.foreign_order(token, envelope.input)
+        order_id = self.foreign_order(token, envelope.input, reads)
         if order_id is not None:
             raise Problem(
                 "forbidden",
@@ -275,12 +287,13 @@ class Service:
                 f"token {token.name!r} decides only orders of merchant_id {token.merchant_id!r}",
             )
 
-    def find(self, key: str) -> Record | None:
+    def find(self, key: str, reads: Reads | None = None) -> Record | None:
         """The decision recorded under ``key`` (as given, else in its SPEC §1 form), or
-        None."""
-        record = self.store.get(key)
+        None; read through ``reads`` (a transaction), else the store."""
+        store = self.store if reads is None else reads
+        record = store.get(key)
         if record is None and normal_key(key) != key:
-            record = self.store.get(normal_key(key))
+            record = store.get(normal_key(key))
         if record is None or not records.read(record).is_decision:
             return None
         return record

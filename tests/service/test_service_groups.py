@@ -279,3 +279,35 @@ def test_the_hot_path_answers_as_its_route(env: Env) -> None:
     assert [(e["method"], e["path"], e["status"], e.get("token")) for e in logged][:2] == [
         ("POST", "/v1/decisions", 201, "all"), ("POST", "/v1/decisions", 401, None)
     ]  # fmt: skip
+
+
+def _claim(merchant: str) -> dict[str, Any]:
+    return {
+        "kind": "counterfeit_compensation",
+        "merchant_id": merchant,
+        "input": {
+            "order_id": "O-1",
+            "confirmed": True,
+            "lines": [{"line_id": "L1", "paid_amount": "39.90"}],
+        },
+    }
+
+
+def test_a_merchant_token_never_decides_an_order_another_merchant_decided_in_its_group(
+    env: Env,
+) -> None:
+    """Hole (session 3): a merchant-limited token's checks ran for the whole group before
+    its transaction, so merchant M-1's claim on order O-1, grouped after M-2's claim on
+    it, passed the check (nothing recorded yet), was decided with M-2's record as its
+    history and told ALREADY_COMPENSATED — what another merchant was decided (SPEC §11).
+    The check now runs under the lock, just before the request is decided: 403."""
+    responses = _post_all(env, [("m2", "theirs", _claim("M-2")), ("m1", "mine", _claim("M-1"))])
+    assert [r.status_code for r in responses] == [201, 403]
+    assert responses[0].json()["result"]["payout_total"] == "539.90"
+    assert responses[1].json() == problem(
+        "forbidden",
+        "order_id 'O-1' has decisions recorded for another merchant: the token 'm1' decides "
+        "only orders of merchant_id 'M-1'",
+    )
+    assert [r.key for r in env.service.store.query()] == ["theirs"]
+
