@@ -296,7 +296,7 @@ def _claim(merchant: str) -> dict[str, Any]:
 def test_a_merchant_token_never_decides_an_order_another_merchant_decided_in_its_group(
     env: Env,
 ) -> None:
-    """Hole (session 3): a merchant-limited token's checks ran for the whole group before
+    """Hole: a merchant-limited token's checks ran for the whole group before
     its transaction, so merchant M-1's claim on order O-1, grouped after M-2's claim on
     it, passed the check (nothing recorded yet), was decided with M-2's record as its
     history and told ALREADY_COMPENSATED — what another merchant was decided (SPEC §11).

@@ -1,4 +1,4 @@
-"""Session 3 attacks on groups decided by two threads at once (``Calculator.decide_each``
+"""Attacks on groups decided by two threads at once (``Calculator.decide_each``
 as ``pricecalc serve`` calls it from its decide threads) and on ``decide_prepared``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Session 3 attacks on the trust-sensitive changes of issue 22 (the index that lags, the
+"""Attacks on what the store trusts since issue 22 (the index that lags, the
 held commits, the byte pre-filter of lookups past the index; PostgreSQL statements sent
 with their values as literals)."""
 
@@ -71,7 +71,7 @@ NUL_KEY = "the audit store cannot store the character U+0000 (NUL) in text; remo
 def test_postgres_a_transaction_lookup_with_a_nul_is_refused_not_cut_short(
     pg_store: Callable[..., PgStore], read: Callable[[Any], object], what: str
 ) -> None:
-    """Hole (session 3): a transaction's reads send their text through libpq's
+    """Hole: a transaction's reads send their text through libpq's
     ``PQescapeLiteral``, which stops at a NUL byte — ``tx.get("a\\x00b")`` asked for
     ``'a'``, found record ``a`` and called the genuine store tampered ("a row this store
     did not write"). A NUL is refused with the message an append gives, the store usable."""
@@ -97,7 +97,7 @@ RESPELLED = [("ABC", "ＡＢＣ"), ("k1", " k1 "), ("ﬁx", "fix")]
 def test_a_key_respelled_within_one_transaction_is_a_duplicate(
     store: AuditStore, first: str, again: str
 ) -> None:
-    """Hole (session 3): the file store's keys are unique in their lookup form (NFKC, ends
+    """Hole: the file store's keys are unique in their lookup form (NFKC, ends
     stripped: a second transaction appending ``ＡＢＣ`` after ``ABC`` is refused), but
     within one transaction — or one ``append_many`` — pending keys were compared as
     spelled, so the same key was recorded twice. Now, on every backend, ``tx.get`` of the
@@ -125,7 +125,7 @@ def test_a_key_respelled_within_one_transaction_is_a_duplicate(
 def test_a_tag_respelled_within_one_transaction_finds_its_pending_records(
     store: AuditStore,
 ) -> None:
-    """Hole (session 3): ``tx.find`` compared the transaction's own records' tags as
+    """Hole: ``tx.find`` compared the transaction's own records' tags as
     spelled, while the file store finds committed records in lookup form — a claim on
     order line ``order:Ｏ1`` pending in the transaction was not seen by
     ``find("order:O1")`` before it committed (and was after)."""
@@ -181,7 +181,7 @@ def test_keys_and_tags_respelled_past_a_lagging_index_are_found(
 def test_a_seq_past_any_record_is_none_in_a_transaction_which_goes_on(
     store: AuditStore, seq: int
 ) -> None:
-    """Hole (session 3): PostgreSQL's transaction sent ``tx.record(2**63)`` as a literal
+    """Hole: PostgreSQL's transaction sent ``tx.record(2**63)`` as a literal
     out of bigint's range — an error that aborted the whole transaction, so one void
     naming such a seq failed every other request of its ``serve`` group. A seq past the
     head is no record (None, as ``store.record`` says), and the transaction commits."""
