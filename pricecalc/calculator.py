@@ -21,7 +21,6 @@ share one transaction and one sync (group commit, :mod:`pricecalc.grouping`).
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -47,37 +46,22 @@ from pricecalc.history import (
 from pricecalc.parallel import Draft, Evaluated, Workers, evaluate_away
 from pricecalc.plugins import core_version, load_registry
 from pricecalc.policy import Policy
-from pricecalc.records import decision_tags, relied_on, successor_key
+from pricecalc.records import (
+    checked_operator,
+    decision_tags,
+    default_operator,
+    relied_on,
+    successor_key,
+)
 from pricecalc.registry import Registry
 from pricecalc.sameness import difference, keyed_by_meaning, normal_form
-from pricecalc.serialize import text_problem
 from pricecalc.store_history import StoreHistory, relied_voided, voided_by
 
 AUDIT_KEY_ENV = "PRICECALC_AUDIT_KEY"
-MAX_OPERATOR = 128
 
 #: A ``decide`` call ready for its group: the keyed request, the time asked for (None:
 #: the calculator's clock), and its decision made away from the store.
 _Prepared = tuple[Envelope, datetime | None, Evaluated]
-
-
-def default_operator() -> str:
-    """The OS user running pricecalc (the operator recorded when none is given)."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (some containers)
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-
-
-def _operator(name: str) -> str:
-    problem = text_problem(name) if isinstance(name, str) else "must be text"
-    if problem is None and not name.strip():
-        problem = "must not be empty"
-    if problem is None and len(name) > MAX_OPERATOR:
-        problem = f"must be at most {MAX_OPERATOR} characters"
-    if problem is not None:
-        raise InvalidInput("operator", name, problem)
-    return name
 
 
 @attrs.frozen
@@ -133,7 +117,7 @@ class Calculator:
         self._plugins_from_entry_points = registry is None or registry_from_entry_points
         self._disabled = tuple(disable_plugins)
         self._workers: Workers | None = None
-        self.named_operator = None if operator is None else _operator(operator)
+        self.named_operator = None if operator is None else checked_operator(operator)
         self.operator = self.named_operator or default_operator()
         self._clock = clock or (lambda: datetime.now(UTC))
         if isinstance(audit, str | os.PathLike):

@@ -18,6 +18,8 @@ payload) and 0.2 read the same as today's.
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +30,7 @@ import attrs
 from audit.protocol import Record
 from pricecalc.builtin import builtin_declarations
 from pricecalc.decision import APPROVED, AuditRef, Decision, Reason
+from pricecalc.errors import InvalidInput
 from pricecalc.history import (
     PastDecision,
     campaign_tag,
@@ -38,6 +41,7 @@ from pricecalc.history import (
 from pricecalc.money import stored_amount
 from pricecalc.plugins import core_version
 from pricecalc.registry import Declarations, MoneyFigure
+from pricecalc.serialize import text_problem
 
 
 def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
@@ -447,10 +451,37 @@ def request_of(record: Record) -> dict[str, Any]:
     return recorded_request(record.payload)
 
 
+#: The longest operator name a record holds (SPEC §1's identifier bound).
+MAX_OPERATOR = 128
+
+
+def default_operator() -> str:
+    """The OS user running pricecalc (the operator recorded when none is given)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (some containers)
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def checked_operator(name: str) -> str:
+    """``name`` as the operator a decision records, or :class:`InvalidInput` naming it."""
+    problem = text_problem(name) if isinstance(name, str) else "must be text"
+    if problem is None and not name.strip():
+        problem = "must not be empty"
+    if problem is None and len(name) > MAX_OPERATOR:
+        problem = f"must be at most {MAX_OPERATOR} characters"
+    if problem is not None:
+        raise InvalidInput("operator", name, problem)
+    return name
+
+
 __all__ = [
+    "MAX_OPERATOR",
     "RecordedDecision",
+    "checked_operator",
     "decision_of",
     "decision_tags",
+    "default_operator",
     "field_of",
     "from_payload",
     "order_id_of",
