@@ -22,6 +22,7 @@ from typing import Any
 import openpyxl
 import pytest
 from cli_support import CLEAN_ENV, COUNTERFEIT, SPLIT, Invoke, jsonl, store_count
+from needs_support import missing
 
 
 def _requests(n: int, prefix: str = "cf") -> str:
@@ -114,7 +115,7 @@ def test_an_output_folder_that_cannot_be_written_is_named(
         if _can_create_in(folder):  # running as root
             folder = Path("/sys")
             if not folder.is_dir() or _can_create_in(folder):
-                pytest.skip("no folder here refuses this user")
+                missing("a folder that refuses this user (none here: not even /sys)")
         target = str(folder / "out.csv")
         result = invoke("batch", str(requests), "-o", target)
         refused(
